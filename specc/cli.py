@@ -1,0 +1,211 @@
+"""The `specc` command: each subcommand a few lines over the library. Exit codes: 0 ok, 1 spec error, 2 usage."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import SpecError
+
+EXIT_SPEC_ERROR = 1
+EXIT_INTERNAL = 3
+
+
+def _fail(err: SpecError, as_json: bool = False) -> None:
+    if as_json:
+        click.echo(json.dumps({"errors": [d.to_json() for d in err.diagnostics]}, indent=2))
+    else:
+        click.echo(err.render(), err=True)
+        n = len(err.diagnostics)
+        if n > 1:
+            click.echo(f"\n{n} errors", err=True)
+    sys.exit(EXIT_SPEC_ERROR)
+
+
+def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Render SpecErrors as located messages (exit 1); never show users a traceback for their mistakes."""
+
+    @wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except SpecError as e:
+            _fail(e, kwargs.get("as_json", False))
+        except RecursionError:
+            click.echo("specc: error: the spec is nested too deeply to process", err=True)
+            sys.exit(EXIT_SPEC_ERROR)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as e:  # a bug in specc, not in the spec
+            if os.environ.get("SPECC_DEBUG"):
+                raise
+            click.echo(f"specc: internal error: {type(e).__name__}: {e}\n"
+                       "this is a bug in specc; rerun with SPECC_DEBUG=1 for the traceback", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return run
+
+
+SPEC = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="specc")
+def main() -> None:
+    """specc — check, draw, compile and train deep-learning model specs (.net or YAML)."""
+
+
+@main.command()
+@click.argument("file", type=SPEC)
+@click.option("--model", "-m", help="Which model of the file (default: the last one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the errors) as JSON.")
+@reports_spec_errors
+def check(file: Path, model: str | None, as_json: bool) -> None:
+    """Parse and check FILE: shapes, dtypes, names. Prints outputs and parameter count; exit 1 on errors."""
+    from .spec import load
+
+    spec = load(file, model)
+    summary = spec.check()
+    if spec.program.trains:
+        from .train.spec import check_train
+
+        summary["train"] = check_train(spec, spec.graph())
+    if as_json:
+        click.echo(json.dumps({k: summary[k] for k in ("model", "outputs", "total_params", "total_state",
+                                                        "flops_per_example", "inputs")}, indent=2))
+        return
+    click.echo(f"{file}: model {summary['model']}: ok")
+    click.echo("  inputs:  " + ", ".join(f"{k}: {t}" for k, t in summary["inputs"].items()))
+    click.echo("  outputs: " + ", ".join(f"{k}: {t}" for k, t in summary["outputs"].items()))
+    state = f" (+{summary['total_state']:,} state)" if summary["total_state"] else ""
+    click.echo(f"  params:  {summary['total_params']:,}{state}")
+    if summary["flops_per_example"] is not None:
+        click.echo(f"  flops:   {summary['flops_per_example']:,} per example")
+
+
+@main.command()
+@click.argument("file", type=SPEC)
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 if FILE is not canonically formatted.")
+@click.option("--force", is_flag=True, help="Rewrite even if comments would be lost.")
+@reports_spec_errors
+def fmt(file: Path, check_only: bool, force: bool) -> None:
+    """Rewrite FILE (.net) in canonical form."""
+    from .frontend.convert import format_file
+
+    changed = format_file(file, check_only=check_only, force=force)
+    if check_only and changed:
+        click.echo(f"{file}: not canonically formatted (run `specc fmt {file}`)", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("file", type=SPEC)
+@click.option("--to", "target", type=click.Choice(["yaml", "net"]), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@reports_spec_errors
+def convert(file: Path, target: str, output: Path | None) -> None:
+    """Convert FILE between the .net and YAML front ends."""
+    from .frontend.convert import convert_file
+
+    text = convert_file(file, target)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        from .train.io import write_atomic
+
+        write_atomic(output, text.encode())
+
+
+@main.command()
+@click.argument("file", type=SPEC)
+@click.option("--model", "-m")
+@click.option("--emit", type=click.Choice(["ir", "flax", "hlo", "dot"]), help="Write this form instead of the table.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Directory for --emit files.")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Bind the batch size (default 32).")
+@click.option("--json", "as_json", is_flag=True)
+@reports_spec_errors
+def compile(file: Path, model: str | None, emit: str | None, out_dir: Path | None, batch: int | None,
+            as_json: bool) -> None:
+    """Check FILE, lower it to Flax and jit-compile it with XLA; print node, op, shape, params, FLOPs."""
+    from .spec import load
+
+    spec = load(file, model)
+    if emit == "ir":
+        from .ir.printer import format_graph
+
+        _emit(format_graph(spec.graph()), out_dir, f"{spec.graph().model}.ir")
+        return
+    if emit == "dot":
+        _emit(spec.to_dot(), out_dir, f"{spec.graph().model}.dot")
+        return
+    from .backend.compile import compile_command
+
+    compile_command(spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json)
+
+
+def _emit(text: str, out_dir: Path | None, name: str) -> None:
+    if out_dir is None:
+        click.echo(text, nl=False)
+        return
+    from .train.io import write_atomic
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / name, text.encode())
+    click.echo(f"wrote {out_dir / name}")
+
+
+@main.command()
+@click.argument("file", type=SPEC)
+@click.option("--model", "-m")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="out.dot, .svg, .png or .pdf (default: DOT on stdout).")
+@click.option("--rankdir", type=click.Choice(["TB", "LR", "BT", "RL"]), default="TB")
+@click.option("--shapes/--no-shapes", default=True)
+@click.option("--params/--no-params", default=True)
+@click.option("--legend/--no-legend", default=True)
+@click.option("--collapse", multiple=True, help="Draw this block (or 'all') as one node.")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="Expand blocks to this depth only.")
+@click.option("--values", help="Computational-graph mode: input values, e.g. x1=2,x2=3 (imports JAX).")
+@click.option("--grad", help="With --values: annotate the gradient of this value.")
+@reports_spec_errors
+def dot(file: Path, model: str | None, output: Path | None, rankdir: str, shapes: bool, params: bool, legend: bool,
+        collapse: tuple[str, ...], depth: int | None, values: str | None, grad: str | None) -> None:
+    """Draw FILE as a Graphviz graph for slides (inputs white, parameters red, operations blue)."""
+    from .backend.dot import dot_command
+
+    dot_command(file, model=model, output=output, rankdir=rankdir, shapes=shapes, params=params, legend=legend,
+                collapse=collapse, depth=depth, values=values, grad=grad)
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@click.argument("file", type=SPEC)
+@click.option("--model", "-m")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a train key, e.g. optimizer.lr=0.01.")
+@click.option("--epochs", type=click.IntRange(min=0))
+@click.option("--batch", type=click.IntRange(min=1))
+@click.option("--seed", type=int)
+@click.option("--data", help="Override the data source, e.g. 'mnist(\"data/\")'.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (default: runs/<model>).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over this many local devices.")
+@reports_spec_errors
+def train(file: Path, model: str | None, overrides: tuple[str, ...], epochs: int | None, batch: int | None,
+          seed: int | None, data: str | None, out_dir: Path | None, resume: bool, devices: int | None) -> None:
+    """Train FILE's model as its `train` section says; logs metrics.jsonl, checkpoints, curves."""
+    from .train.cli import train_command
+
+    code = train_command(file, model=model, overrides=overrides, epochs=epochs, batch=batch, seed=seed, data=data,
+                         out_dir=out_dir, resume=resume, devices=devices)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The abstract syntax tree: frozen dataclasses, each carrying the Span it was parsed from.
+
+Both front ends (.net via lark, YAML) produce this tree; everything after the front end reads only it.
+Spans never take part in equality, so two trees parsed from different files compare by meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..source import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+
+
+# ---- expressions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Num:
+    value: int | float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Str:
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Bool:
+    value: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Kwarg:
+    name: str
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    """`f(a, b, k=v)`; `bare` marks a pipeline stage written without parentheses (`-> relu`)."""
+
+    func: str
+    args: tuple[Expr, ...] = ()
+    kwargs: tuple[Kwarg, ...] = ()
+    bare: bool = False
+    span: Span = _span()
+    func_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * / @ **
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Slice:
+    lo: Expr | None
+    hi: Expr | None
+    step: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class EllipsisLit:
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Index:
+    value: Expr
+    items: tuple[Expr | Slice | EllipsisLit, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ListLit:
+    items: tuple[Expr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TupleLit:
+    items: tuple[Expr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """`head -> stage -> stage`; a plain expression is a pipeline with no stages."""
+
+    head: Expr
+    stages: tuple[Call, ...] = ()
+    span: Span = _span()
+
+
+Expr = Num | Str | Bool | Name | Call | BinOp | Neg | Index | ListLit | TupleLit | Pipeline
+
+# ---- statements ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TensorTypeExpr:
+    """`f32[N, 64]`: a dtype name (None = the default f32) and dimension expressions."""
+
+    dtype: str | None
+    dims: tuple[Expr, ...]
+    span: Span = _span()
+    dtype_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    name: str
+    type: TensorTypeExpr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    name: str
+    type: TensorTypeExpr
+    init: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Assign:
+    targets: tuple[str, ...]
+    value: Pipeline
+    assert_dims: tuple[Expr, ...] | None = None
+    span: Span = _span()
+    assert_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Output:
+    names: tuple[str, ...]
+    span: Span = _span()
+    name_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Default:
+    key: str
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Let:
+    name: str
+    value: Expr
+    span: Span = _span()
+
+
+Stmt = InputDecl | ParamDecl | Assign | Output | Default | Let
+
+# ---- top-level items -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockParam:
+    name: str
+    default: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ModelDef:
+    name: str
+    body: tuple[Stmt, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    name: str
+    params: tuple[BlockParam, ...]
+    body: tuple[Stmt, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Import:
+    path: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a `train` or `objective` section: `key = value [as {field: name}]`, or a bare call."""
+
+    key: str
+    value: Expr
+    rename: tuple[tuple[str, str], ...] | None = None
+    span: Span = _span()
+    key_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TrainDef:
+    entries: tuple[Entry, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ObjectiveDef:
+    name: str
+    entries: tuple[Entry, ...]
+    span: Span = _span()
+
+
+Item = ModelDef | BlockDef | Let | Import | TrainDef | ObjectiveDef
+
+
+@dataclass(frozen=True)
+class Module:
+    """One parsed file."""
+
+    items: tuple[Item, ...]
+    file: str = field(default="", compare=False)

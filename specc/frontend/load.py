@@ -1,0 +1,155 @@
+"""Reading spec files: decode, parse (.net or YAML), follow imports relative to the importing file, detect cycles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Diagnostics, SpecError
+from ..source import Source, Span
+from . import ast
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Program:
+    """A spec file with its imports resolved.
+
+    Args:
+        path: the file that was loaded.
+        module: its AST.
+        models: its models by name, in file order (the last is the default).
+        blocks, lets: its own and every imported file's, by name.
+        sources: every file read, by display name (for rendering errors).
+    """
+
+    path: Path
+    module: ast.Module
+    models: dict[str, ast.ModelDef]
+    blocks: dict[str, ast.BlockDef]
+    lets: dict[str, ast.Let]
+    trains: tuple[ast.TrainDef, ...]
+    objectives: dict[str, ast.ObjectiveDef]
+    sources: dict[str, Source] = field(default_factory=dict)
+
+    def model(self, name: str | None = None) -> ast.ModelDef:
+        if not self.models:
+            raise SpecError.one("name error", f"{self.module.file or self.path} defines no model",
+                                Span.point(str(self.module.file or self.path), 1, 1),
+                                "a spec needs a `model NAME { ... }` section").with_sources(self.sources)
+        if name is None:
+            return list(self.models.values())[-1]
+        if name not in self.models:
+            from ..errors import did_you_mean
+
+            dym = did_you_mean(name, self.models)
+            raise SpecError.one("name error", f"no model named '{name}' in {self.module.file}" + (f"; {dym}" if dym else ""),
+                                None, "models in this file: " + ", ".join(self.models))
+        return self.models[name]
+
+
+def read_source(path: Path, name: str | None = None) -> Source:
+    from .parse import decode
+
+    display = name or Source.display_name(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError.one("file error", f"no such file: {display}", None, "check the path") from None
+    except IsADirectoryError:
+        raise SpecError.one("file error", f"{display} is a directory, not a spec file", None) from None
+    except OSError as e:
+        raise SpecError.one("file error", f"cannot read {display}: {e.strerror}", None) from None
+    return decode(data, display)
+
+
+def parse_any(src: Source) -> ast.Module:
+    if src.name.endswith(YAML_SUFFIXES):
+        from .yaml_frontend import parse_yaml
+
+        return parse_yaml(src)
+    from .parse import parse_source
+
+    return parse_source(src)
+
+
+def load_program(path: Path | str, text: str | None = None) -> Program:
+    """Load a spec and everything it imports; raises SpecError with every problem found."""
+    path = Path(path)
+    src = Source(Source.display_name(path), text) if text is not None else read_source(path)
+    sources: dict[str, Source] = {src.name: src}
+    diags = Diagnostics()
+    try:
+        module = parse_any(src)
+    except SpecError as e:
+        raise e.with_sources(sources) from None
+    blocks: dict[str, ast.BlockDef] = {}
+    lets: dict[str, ast.Let] = {}
+    _collect_imports(module, path.resolve(), [path.resolve()], blocks, lets, sources, diags, set())
+    models: dict[str, ast.ModelDef] = {}
+    objectives: dict[str, ast.ObjectiveDef] = {}
+    trains: list[ast.TrainDef] = []
+    for item in module.items:
+        if isinstance(item, ast.ModelDef):
+            _define(models, item.name, item, "model", diags, blocks)
+        elif isinstance(item, ast.BlockDef):
+            _define(blocks, item.name, item, "block", diags, models)
+        elif isinstance(item, ast.Let):
+            _define(lets, item.name, item, "constant", diags, {})
+        elif isinstance(item, ast.TrainDef):
+            if trains:
+                diags.add("name error", "a second `train` section; a spec has at most one", item.span,
+                          "merge the sections, or use `objective NAME { ... }` for several losses")
+            trains.append(item)
+        elif isinstance(item, ast.ObjectiveDef):
+            _define(objectives, item.name, item, "objective", diags, {})
+    diags.raise_if_any(sources)
+    return Program(path, module, models, blocks, lets, tuple(trains), objectives, sources)
+
+
+def _define(table: dict, name: str, item: object, what: str, diags: Diagnostics, other: dict) -> None:
+    span: Span = item.span  # type: ignore[attr-defined]
+    if name in table:
+        first = table[name].span
+        diags.add("name error", f"{what} '{name}' is defined twice (first at {first.file}:{first.line}:{first.col})", span,
+                  "rename one of them")
+    elif name in other:
+        diags.add("name error", f"'{name}' names both a model and a block", span, "rename one of them")
+    else:
+        table[name] = item
+
+
+def _collect_imports(module: ast.Module, here: Path, chain: list[Path], blocks: dict[str, ast.BlockDef],
+                     lets: dict[str, ast.Let], sources: dict[str, Source], diags: Diagnostics,
+                     done: set[Path]) -> None:
+    for item in module.items:
+        if not isinstance(item, ast.Import):
+            continue
+        target = (here.parent / item.path).resolve()
+        if target in chain:
+            cycle = " → ".join(p.name for p in [*chain[chain.index(target):], target])
+            diags.add("import error", f"import cycle: {cycle}", item.span, "move the shared blocks into a file both import")
+            continue
+        if target in done:
+            continue
+        if not target.is_file():
+            diags.add("import error", f'cannot import "{item.path}": no file {Source.display_name(target)}', item.span,
+                      "import paths are relative to the importing file")
+            continue
+        try:
+            src = read_source(target)
+            sources[src.name] = src
+            sub = parse_any(src)
+        except SpecError as e:
+            for d in e.diagnostics:
+                diags.items.append(d)
+            sources.update(e.sources)
+            continue
+        done.add(target)
+        _collect_imports(sub, target, [*chain, target], blocks, lets, sources, diags, done)
+        for it in sub.items:
+            if isinstance(it, ast.BlockDef):
+                _define(blocks, it.name, it, "block", diags, {})
+            elif isinstance(it, ast.Let):
+                _define(lets, it.name, it, "constant", diags, {})

@@ -1,0 +1,553 @@
+"""The .net front end: text → lark parse tree → AST (frozen dataclasses with spans), with readable syntax errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..errors import SpecError
+from ..source import Source, Span
+from . import ast
+
+MAX_NESTING = 200  # brackets deeper than this are surely a mistake, and would exhaust Python's stack later
+MAX_BYTES = 4_000_000
+
+_OPENERS = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
+_CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
+
+
+def _grammar_text() -> str:
+    # Installed, grammar/ ships as the package specc.grammar; in a source checkout it sits at the top.
+    # (Plain paths rather than importlib.resources: that import alone costs 20 ms of `specc check`.)
+    here = Path(__file__).resolve()
+    for path in (here.parents[1] / "grammar" / "specc.lark", here.parents[2] / "grammar" / "specc.lark"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise FileNotFoundError("grammar/specc.lark is missing from the specc installation")
+
+
+class _Opener:
+    __slots__ = ("after", "token")
+
+    def __init__(self, token: Token, after: Token | None):
+        self.token = token
+        self.after = after
+
+
+class _Layout:
+    """Lexer post-processor: newlines inside ( ) and [ ] and before a `->` line are not statement ends.
+
+    It also folds runs of separators into one, and remembers the open brackets so a syntax error can say
+    which one was left unclosed.
+    """
+
+    always_accept = ("_NL",)
+
+    def __init__(self) -> None:
+        self.stack: list[_Opener] = []
+        self.too_deep: Token | None = None
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        self.stack = []
+        self.too_deep = None
+        pending: Token | None = None  # a newline we hold until we see what follows it
+        prev: Token | None = None
+        for tok in stream:
+            if tok.type == "_NL":
+                if self.stack and self.stack[-1].token.type != "LBRACE":
+                    continue
+                if pending is None:
+                    pending = tok
+                continue
+            if pending is not None:
+                if tok.type != "_ARROW":
+                    yield pending
+                pending = None
+            if tok.type in _OPENERS:
+                self.stack.append(_Opener(tok, prev))
+                if len(self.stack) > MAX_NESTING:
+                    self.too_deep = tok
+                    raise _TooDeep(tok)
+            prev = tok
+            yield tok
+            # pop only once the parser took the closer, so an error on it still sees its opener
+            if tok.type in _CLOSERS and self.stack and self.stack[-1].token.type == _CLOSERS[tok.type]:
+                self.stack.pop()
+        if pending is not None:
+            yield pending
+
+
+class _TooDeep(Exception):
+    def __init__(self, token: Token):
+        self.token = token
+
+
+_CACHE = Path(__file__).with_name("_grammar.cache")  # LALR tables built from grammar/specc.lark, committed
+
+
+def _cache_key(grammar: str) -> bytes:
+    import hashlib
+
+    import lark
+
+    return hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest().encode()
+
+
+def _build(grammar: str) -> Lark:
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="basic",  # keywords are reserved; a held-back newline would confuse the contextual lexer
+        postlex=_Layout(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+@functools.cache
+def _parser() -> tuple[Lark, _Layout]:
+    # Building the LALR tables takes ~0.2 s, most of `specc check`'s budget; the committed cache loads in
+    # a few ms. A stale cache (grammar edited, other lark version) is ignored, never rewritten at run time:
+    # `python -m specc.frontend.parse` refreshes it and a test fails while it is stale.
+    grammar = _grammar_text()
+    lark: Lark | None = None
+    try:
+        with _CACHE.open("rb") as f:
+            if f.readline().strip() == _cache_key(grammar):
+                lark = Lark.load(f)
+    except (OSError, EOFError, ValueError, AttributeError, ImportError):
+        lark = None
+    if lark is None:
+        lark = _build(grammar)
+    layout = lark.options.postlex
+    assert isinstance(layout, _Layout)
+    return lark, layout
+
+
+def write_cache() -> Path:
+    grammar = _grammar_text()
+    with _CACHE.open("wb") as f:
+        f.write(_cache_key(grammar) + b"\n")
+        _build(grammar).save(f)
+    return _CACHE
+
+
+# ---- parse tree → AST ----------------------------------------------------------------------------
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    return Span(file, tok.line or 0, tok.column or 0, tok.end_line or tok.line or 0, tok.end_column or 0)
+
+
+class _ToAst(Transformer[Any, Any]):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _span(self, meta: Any) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self.file, 0, 0, 0, 0)
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _t(self, tok: Token) -> Span:
+        return _tok_span(self.file, tok)
+
+    # top level
+    @v_args(meta=True)
+    def start(self, meta: Any, items: list[Any]) -> ast.Module:
+        return ast.Module(tuple(i for i in items if i is not None), self.file)
+
+    @v_args(meta=True)
+    def model(self, meta: Any, c: list[Any]) -> ast.ModelDef:
+        return ast.ModelDef(str(c[0]), c[1], self._span(meta))
+
+    @v_args(meta=True)
+    def block(self, meta: Any, c: list[Any]) -> ast.BlockDef:
+        return ast.BlockDef(str(c[0]), c[1] or (), c[2], self._span(meta))
+
+    def block_params(self, c: list[Any]) -> tuple[ast.BlockParam, ...]:
+        return tuple(c)
+
+    @v_args(meta=True)
+    def block_param(self, meta: Any, c: list[Any]) -> ast.BlockParam:
+        return ast.BlockParam(str(c[0]), c[1], self._span(meta))
+
+    @v_args(meta=True)
+    def let(self, meta: Any, c: list[Any]) -> ast.Let:
+        return ast.Let(str(c[0]), _unpipe(c[1]), self._span(meta))
+
+    @v_args(meta=True)
+    def import_(self, meta: Any, c: list[Any]) -> ast.Import:
+        return ast.Import(_unquote(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def train(self, meta: Any, c: list[Any]) -> ast.TrainDef:
+        return ast.TrainDef(c[0], self._span(meta))
+
+    @v_args(meta=True)
+    def objective(self, meta: Any, c: list[Any]) -> ast.ObjectiveDef:
+        return ast.ObjectiveDef(str(c[0]), c[1], self._span(meta))
+
+    def body(self, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(c)
+
+    def entries(self, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(c)
+
+    @v_args(meta=True)
+    def entry(self, meta: Any, c: list[Any]) -> ast.Entry:
+        return ast.Entry(str(c[0]), _unpipe(c[1]), c[2], self._span(meta), self._t(c[0]))
+
+    @v_args(meta=True)
+    def call_entry(self, meta: Any, c: list[Any]) -> ast.Entry:
+        args, kwargs = c[1] or ((), ())
+        span = self._span(meta)
+        call = ast.Call(str(c[0]), args, kwargs, False, span, self._t(c[0]))
+        return ast.Entry(str(c[0]), call, None, span, self._t(c[0]))
+
+    def rename(self, c: list[Any]) -> tuple[tuple[str, str], ...]:
+        return tuple(x for x in c if x is not None)
+
+    def rename_item(self, c: list[Any]) -> tuple[str, str]:
+        return (str(c[0]), str(c[1]))
+
+    # statements
+    @v_args(meta=True)
+    def input(self, meta: Any, c: list[Any]) -> ast.InputDecl:
+        return ast.InputDecl(str(c[0]), c[1], self._span(meta))
+
+    @v_args(meta=True)
+    def param(self, meta: Any, c: list[Any]) -> ast.ParamDecl:
+        return ast.ParamDecl(str(c[0]), c[1], _unpipe(c[2]) if c[2] is not None else None, self._span(meta))
+
+    @v_args(meta=True)
+    def tensor_type(self, meta: Any, c: list[Any]) -> ast.TensorTypeExpr:
+        dt = c[0]
+        dspan = self._t(dt) if dt is not None else self._span(meta)
+        return ast.TensorTypeExpr(str(dt) if dt is not None else None, c[1] or (), self._span(meta), dspan)
+
+    @v_args(meta=True)
+    def assign(self, meta: Any, c: list[Any]) -> ast.Assign:
+        targets, pipe, check = c
+        dims, aspan = check if check is not None else (None, self._span(meta))
+        return ast.Assign(targets, pipe, dims, self._span(meta), aspan)
+
+    def targets(self, c: list[Token]) -> tuple[str, ...]:
+        return tuple(str(t) for t in c)
+
+    @v_args(meta=True)
+    def shape_assert(self, meta: Any, c: list[Any]) -> tuple[tuple[Any, ...], Span]:
+        return (c[0] or (), self._span(meta))
+
+    @v_args(meta=True)
+    def output(self, meta: Any, c: list[Token]) -> ast.Output:
+        return ast.Output(tuple(str(t) for t in c), self._span(meta), tuple(self._t(t) for t in c))
+
+    @v_args(meta=True)
+    def default(self, meta: Any, c: list[Any]) -> ast.Default:
+        return ast.Default(str(c[0]), _unpipe(c[1]), self._span(meta))
+
+    # pipelines and expressions
+    @v_args(meta=True)
+    def pipeline(self, meta: Any, c: list[Any]) -> ast.Pipeline:
+        return ast.Pipeline(c[0], tuple(c[1:]), self._span(meta))
+
+    @v_args(meta=True)
+    def bare_stage(self, meta: Any, c: list[Token]) -> ast.Call:
+        s = self._t(c[0])
+        return ast.Call(str(c[0]), (), (), True, s, s)
+
+    @v_args(meta=True)
+    def call(self, meta: Any, c: list[Any]) -> ast.Call:
+        args, kwargs = c[1] or ((), ())
+        return ast.Call(str(c[0]), args, kwargs, False, self._span(meta), self._t(c[0]))
+
+    def args(self, c: list[Any]) -> tuple[tuple[Any, ...], tuple[ast.Kwarg, ...]]:
+        return (tuple(a for a in c if not isinstance(a, ast.Kwarg)), tuple(a for a in c if isinstance(a, ast.Kwarg)))
+
+    @v_args(meta=True)
+    def kwarg(self, meta: Any, c: list[Any]) -> ast.Kwarg:
+        return ast.Kwarg(str(c[0]), c[1], self._span(meta))
+
+    def exprs(self, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(c)
+
+    def _bin(op: str) -> Any:
+        @v_args(meta=True)
+        def rule(self: _ToAst, meta: Any, c: list[Any]) -> ast.BinOp:
+            return ast.BinOp(op, c[0], c[1], self._span(meta))
+
+        return rule
+
+    add = _bin("+")
+    sub = _bin("-")
+    mul = _bin("*")
+    div = _bin("/")
+    matmul = _bin("@")
+    pow = _bin("**")
+
+    @v_args(meta=True)
+    def neg(self, meta: Any, c: list[Any]) -> Any:
+        # fold literal negatives so `-1` is the number -1 (axis=-1, padding=-1 checks)
+        if isinstance(c[0], ast.Num):
+            return ast.Num(-c[0].value, self._span(meta))
+        return ast.Neg(c[0], self._span(meta))
+
+    @v_args(meta=True)
+    def index(self, meta: Any, c: list[Any]) -> ast.Index:
+        return ast.Index(c[0], c[1], self._span(meta))
+
+    def subscripts(self, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(c)
+
+    @v_args(meta=True)
+    def slice(self, meta: Any, c: list[Any]) -> ast.Slice:
+        return ast.Slice(c[0], c[1], c[2], self._span(meta))
+
+    @v_args(meta=True)
+    def ellipsis(self, meta: Any, c: list[Any]) -> ast.EllipsisLit:
+        return ast.EllipsisLit(self._span(meta))
+
+    @v_args(meta=True)
+    def name(self, meta: Any, c: list[Token]) -> ast.Name:
+        return ast.Name(str(c[0]), self._t(c[0]))
+
+    @v_args(meta=True)
+    def number(self, meta: Any, c: list[Token]) -> ast.Num:
+        text = str(c[0])
+        value: int | float = int(text) if text.isdigit() else float(text)
+        return ast.Num(value, self._t(c[0]))
+
+    @v_args(meta=True)
+    def string(self, meta: Any, c: list[Token]) -> ast.Str:
+        return ast.Str(_unquote(c[0]), self._t(c[0]))
+
+    @v_args(meta=True)
+    def true(self, meta: Any, c: list[Any]) -> ast.Bool:
+        return ast.Bool(True, self._span(meta))
+
+    @v_args(meta=True)
+    def false(self, meta: Any, c: list[Any]) -> ast.Bool:
+        return ast.Bool(False, self._span(meta))
+
+    @v_args(meta=True)
+    def tuple(self, meta: Any, c: list[Any]) -> ast.TupleLit:
+        return ast.TupleLit((c[0], *(c[1] or ())), self._span(meta))
+
+    @v_args(meta=True)
+    def list(self, meta: Any, c: list[Any]) -> ast.ListLit:
+        return ast.ListLit(c[0] or (), self._span(meta))
+
+
+def _unquote(tok: Token | str) -> str:
+    s = str(tok)[1:-1]
+    return s.replace('\\"', '"').replace("\\\\", "\\").replace("\\n", "\n")
+
+
+def _unpipe(p: Any) -> Any:
+    """A pipeline with no stages is just its expression (keeps let/kwarg values simple)."""
+    return p.head if isinstance(p, ast.Pipeline) and not p.stages else p
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "_NL": "the end of the statement",
+    "$END": "the end of the file",
+    "_ARROW": "'->'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "AT": "'@'",
+}
+_OPS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "__ANON_0", "_ARROW", "LSQB", "LPAR"}
+
+
+def _word(term: str, lark: Lark) -> str:
+    if term in _WORDS:
+        return _WORDS[term]
+    try:
+        pat = lark.get_terminal(term).pattern
+        return f"'{pat.value}'" if pat.type == "str" else term.lower()
+    except KeyError:
+        return term.lower()
+
+
+def _found(tok: Token) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    if tok.type == "_NL":
+        return "the end of the line" if str(tok) != ";" else "';'"
+    if tok.type == "NAME":
+        return f"the name '{tok}'"
+    if tok.type == "NUMBER":
+        return f"the number {tok}"
+    return f"'{tok}'"
+
+
+def _describe_opener(op: _Opener) -> str:
+    tok, after = op.token, op.after
+    if tok.type == "LPAR" and after is not None and after.type == "NAME":
+        return f"the call to {after}"
+    if tok.type == "LSQB" and after is not None and after.type in ("NAME", "RPAR", "RSQB"):
+        return "the subscript"
+    return {"LPAR": "the parenthesis", "LSQB": "the list", "LBRACE": "the block"}[tok.type]
+
+
+def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) -> SpecError:
+    file = src.name
+    if isinstance(e, UnexpectedCharacters):
+        ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else "?"
+        span = Span.point(file, e.line, e.column)
+        hint = "strings use double quotes" if ch == "'" else "remove it, or put it in a comment with '#'"
+        shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
+        return SpecError.one("syntax error", f"unexpected character {shown}", span, hint)
+    tok: Token = e.token if isinstance(e, UnexpectedToken | UnexpectedEOF) else None  # type: ignore[assignment]
+    if tok is None or tok.type == "$END" or tok.line is None:
+        last = len(src.lines)
+        col = len(src.line(last)) + 1
+        tok = Token("$END", "", line=last, column=col, end_line=last, end_column=col + 1)  # type: ignore[call-arg]
+    expected = sorted(getattr(e, "expected", set()) or set())
+    span = _tok_span(file, tok) if tok.type != "$END" else Span.point(file, tok.line, tok.column)
+    if tok.type == "_NL" and str(tok) != ";":
+        # point just past the last character of the line rather than at the invisible newline
+        span = Span.point(file, tok.line, tok.column)
+
+    # An opener left open when the line (or the file, or the block) ends is the most common slip.
+    stack = [o for o in layout.stack if o.token.type != "LBRACE"]
+    if stack:
+        op = stack[-1]
+        closer = _OPENERS[op.token.type]
+        closes_elsewhere = tok.type in ("RBRACE", "$END") or (tok.line or 0) > (op.token.line or 0)
+        if closes_elsewhere or (_OPENERS.get(op.token.type) and f"'{closer}'" in {_word(x, lark) for x in expected}):
+            if closes_elsewhere or tok.type in _CLOSERS:
+                where = f"{op.token.line}:{op.token.column}"
+                return SpecError.one(
+                    "syntax error",
+                    f"missing '{closer}' to close {_describe_opener(op)} opened at {where}",
+                    _tok_span(file, op.token),
+                    f"add '{closer}' before {_found(tok)}",
+                )
+    if tok.type in _CLOSERS and not any(o.token.type == _CLOSERS[tok.type] for o in layout.stack):
+        return SpecError.one("syntax error", f"unmatched '{tok}'", span, f"remove it, or add the '{ {'RPAR': '(', 'RSQB': '[', 'RBRACE': '{'}[tok.type]}' it closes")
+
+    words = sorted({_word(x, lark) for x in expected if not x.startswith("__")} - {"'as'"})
+    if len(words) > 6:
+        words = [w for w in words if w in ("a name", "a number", "'='", "')'", "']'", "'}'", "the end of the statement")] or words[:6]
+    exp = " or ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " or " + words[-1]
+    hint = _hint_for(tok, expected)
+    return SpecError.one("syntax error", f"expected {exp}, found {_found(tok)}", span, hint)
+
+
+def _hint_for(tok: Token, expected: list[str]) -> str:
+    if tok.type == "EQUAL" and "EQUAL" not in expected:
+        return "'=' binds a name at the start of a statement; compare shapes with ': [dims]'"
+    if tok.type == "NAME" and "_NL" in expected:
+        return "put each statement on its own line, or separate statements with ';'"
+    if tok.type == "_ARROW":
+        return "a pipeline stage follows a value: `h = x -> relu`"
+    if tok.type == "_NL" and "NAME" in expected:
+        return "the statement is incomplete; finish it on this line (or start the next line with '->')"
+    if tok.type == "RBRACE":
+        return "the statement before '}' is incomplete"
+    if tok.type == "NUMBER" and "NAME" in expected:
+        return "names start with a letter or '_'"
+    return "see docs/language.md for the syntax"
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+
+
+def decode(data: bytes, name: str) -> Source:
+    """Bytes of a spec file → Source, with located errors for non-UTF-8 bytes, NULs and oversized files."""
+    if len(data) > MAX_BYTES:
+        raise SpecError.one(
+            "file error",
+            f"the file is {len(data) / 1e6:.1f} MB; specc reads spec files of at most {MAX_BYTES // 1_000_000} MB",
+            Span.point(name, 1, 1),
+            "a spec is a few hundred lines; generate repeated layers with `repeat(n, Block(...))`",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[: e.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise SpecError.one(
+            "file error",
+            f"the file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+            Span.point(name, line, col),
+            "spec files are UTF-8 text; is this the right file?",
+        ) from None
+    if "\x00" in text:
+        pos = text.index("\x00")
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise SpecError.one("file error", "the file contains a NUL byte; it looks binary", Span.point(name, line, col),
+                            "spec files are UTF-8 text; is this the right file?")
+    return Source(name, text.lstrip("\ufeff"))
+
+
+def parse_tree(src: Source) -> Tree[Token]:
+    lark, layout = _parser()
+    try:
+        return lark.parse(src.text)
+    except _TooDeep as e:
+        raise SpecError.one(
+            "syntax error",
+            f"brackets nested more than {MAX_NESTING} deep",
+            _tok_span(src.name, e.token),
+            "split the expression into named steps",
+        ).with_sources({src.name: src}) from None
+    except UnexpectedInput as e:
+        raise _syntax_error(e, src, lark, layout).with_sources({src.name: src}) from None
+
+
+def parse_source(src: Source) -> ast.Module:
+    """Parse one .net file to its AST; raises SpecError with a located, worded syntax error."""
+    tree = parse_tree(src)
+    return _ToAst(src.name).transform(tree)
+
+
+def parse_text(text: str, name: str = "<string>") -> ast.Module:
+    return parse_source(Source(name, text))
+
+
+def parse_expr(text: str, name: str = "<string>", line: int = 1, col: int = 1) -> ast.Expr:
+    """Parse one expression or pipeline (YAML `expr:` layers, `--set` values); spans start at line:col."""
+    prefix = "train{_="
+    # Put the expression where it stood in its file, so spans need no shifting; the prefix goes on the
+    # line before when there is no room for it in front.
+    if col > len(prefix):
+        text_at = "\n" * (line - 1) + " " * (col - 1 - len(prefix)) + prefix + text + "\n}"
+    else:
+        text_at = "\n" * (line - 2) + prefix + "\n" + " " * (col - 1) + text + "\n}" if line > 1 else prefix + text + "\n}"
+    mod = parse_source(Source(name, text_at))
+    train = mod.items[0]
+    assert isinstance(train, ast.TrainDef)
+    return train.entries[0].value
+
+
+if __name__ == "__main__":
+    # import by package name so the pickled tables refer to specc.frontend.parse._Layout, not __main__
+    from specc.frontend import parse as _self
+
+    print(f"wrote {_self.write_cache()}")

@@ -1,0 +1,765 @@
+"""AST → IR: expands blocks and `repeat`, evaluates constants, binds op arguments and types every node.
+
+Shape and dtype rules come from the op registry; this module only walks the program, keeps names and
+block scopes, and turns every problem into a located Diagnostic. After an error the value becomes POISON,
+so one mistake is reported once and the rest of the model is still checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Diagnostics, SpecError, did_you_mean
+from ..frontend import ast
+from ..frontend.load import Program
+from ..ops._registry import OpDef, OpError, bind_args, convert_init, describe, get_op
+from ..ops.activation import ACTIVATIONS
+from ..ops.elementwise import OPERATORS
+from ..source import Span
+from .dims import MAX_DIM, Dim, DimError, fmt_dims
+from .graph import Fn, Graph, Node, Ref, Scope
+from .types import DTYPES, TensorType
+
+MAX_NODES = 2_000_000
+MAX_BLOCK_DEPTH = 64
+
+
+class _Poison:
+    def __repr__(self) -> str:
+        return "POISON"
+
+
+POISON: Any = _Poison()  # the value of anything whose computation failed; never reported twice
+
+
+@dataclass(frozen=True)
+class TVal:
+    """A tensor value during elaboration."""
+
+    ref: Ref
+    type: TensorType
+
+
+@dataclass
+class _Env:
+    """Names visible in one model or block instance; constants fall back to the file's `let`s."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    spans: dict[str, Span] = field(default_factory=dict)
+    symbols: dict[str, Dim] = field(default_factory=dict)  # block input patterns bind these per instance
+    default_init: Fn | None = None
+    prefix: str = ""
+    scope: tuple[Scope, ...] = ()
+    block: ast.BlockDef | None = None
+
+
+class _Limit(Exception):
+    pass
+
+
+class GraphBuilder:
+    """Builds the Graph of one model; collects every Diagnostic instead of stopping at the first."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.diags = Diagnostics()
+        self.nodes: list[Node] = []
+        self.names: set[str] = set()
+        self.instances: dict[str, int] = {}
+        self.lets: dict[str, Any] = {}
+        self.let_state: dict[str, str] = {}
+        self.block_stack: list[str] = []
+
+    # ---- entry -----------------------------------------------------------------------------------
+
+    def build(self, model: ast.ModelDef) -> Graph:
+        env = _Env()
+        inputs: list[tuple[str, int]] = []
+        outputs: list[tuple[str, Ref]] = []
+        try:
+            self._body(model.body, env, inputs, outputs, actual_inputs=None, where=f"model {model.name}")
+        except _Limit:
+            self.diags.add("value error", f"the model expands to more than {MAX_NODES:,} nodes", model.span,
+                           "lower the repeat counts")
+        if not outputs and not self.diags:
+            self.diags.add("name error", f"model {model.name} has no `output` statement", model.span,
+                           "add `output NAME` with the value(s) the model returns")
+        self.diags.raise_if_any(self.program.sources)
+        values = [(k, v.ref) for k, v in env.values.items() if isinstance(v, TVal)]
+        return Graph(model.name, tuple(self.nodes), tuple(inputs), tuple(outputs), tuple(values), model.span)
+
+    # ---- statements ------------------------------------------------------------------------------
+
+    def _body(self, body: tuple[ast.Stmt, ...], env: _Env, inputs: list[tuple[str, int]],
+              outputs: list[tuple[str, Ref]], actual_inputs: list[Any] | None, where: str) -> list[Any]:
+        """Run the statements of a model (actual_inputs None) or of a block instance; returns its outputs."""
+        in_decls = [s for s in body if isinstance(s, ast.InputDecl)]
+        if actual_inputs is not None and len(in_decls) != len(actual_inputs):
+            raise _CallError(f"{where} takes {len(in_decls)} tensor input(s), got {len(actual_inputs)}",
+                             "declare one `input NAME` per tensor the block receives")
+        n_in = 0
+        result: list[Any] = []
+        for st in body:
+            try:
+                if isinstance(st, ast.InputDecl):
+                    actual = actual_inputs[n_in] if actual_inputs is not None else None
+                    n_in += 1
+                    self._input(st, env, inputs, actual)
+                elif isinstance(st, ast.ParamDecl):
+                    self._param(st, env)
+                elif isinstance(st, ast.Assign):
+                    self._assign(st, env)
+                elif isinstance(st, ast.Output):
+                    for name, sp in zip(st.names, st.name_spans or (st.span,) * len(st.names), strict=False):
+                        v = self._lookup_tensor(name, sp, env)
+                        result.append(v)
+                        if isinstance(v, TVal):
+                            outputs.append((name, v.ref))
+                elif isinstance(st, ast.Let):
+                    self._bind(st.name, self._const(st.value, env), st.span, env)
+                elif isinstance(st, ast.Default):
+                    if st.key != "init":
+                        self.diags.add("name error", f"unknown default '{st.key}'", st.span,
+                                       "the model-wide default is `default init = he_normal`")
+                        continue
+                    v = self._eval(st.value, env, attr=True)
+                    try:
+                        env.default_init = convert_init(v, lambda want, hint="": OpError(
+                            "argument error", f"default init must be {want}, got {describe(v)}", hint))
+                    except OpError as e:
+                        self.diags.add(e.kind, e.message, st.value.span, e.hint)
+            except _StmtError:
+                continue
+        return result
+
+    def _input(self, st: ast.InputDecl, env: _Env, inputs: list[tuple[str, int]], actual: Any) -> None:
+        declared = self._tensor_type(st.type, env, pattern=actual is not None) if st.type is not None else None
+        if actual is None:  # a model input
+            if declared is None:
+                self.diags.add("type error", f"input {st.name} needs a type, like `input {st.name}: f32[N, 64]`",
+                               st.span, "model inputs declare their dtype and shape; only block inputs may omit them")
+                self._bind(st.name, POISON, st.span, env)
+                return
+            if declared is POISON:
+                self._bind(st.name, POISON, st.span, env)
+                return
+            nid = self._node(st.name, "input", (), (), (declared,), {}, {}, Dim.const(0), st.span, env)
+            inputs.append((st.name, nid))
+            self._bind(st.name, TVal(Ref(nid), declared), st.span, env)
+            return
+        if actual is not POISON and st.type is not None and declared is not POISON:
+            self._match_pattern(st, actual, env)
+        self._bind(st.name, actual, st.span, env)
+
+    def _match_pattern(self, st: ast.InputDecl, actual: TVal, env: _Env) -> None:
+        """Block inputs are patterns: a fresh name binds to the caller's size, anything else must equal it."""
+        assert st.type is not None
+        t = actual.type
+        want_dtype = st.type.dtype or None
+        where = f"block {env.block.name if env.block else ''} expects input {st.name}"
+        if want_dtype is not None and want_dtype != t.dtype:
+            self.diags.add("type error", f"{where}: {want_dtype}{_fmt_exprs(st.type.dims)}, got {t}", st.type.span,
+                           f"the caller passes {t}")
+            raise _StmtError
+        if len(st.type.dims) != t.rank:
+            self.diags.add("shape error", f"{where} of rank {len(st.type.dims)} {_fmt_exprs(st.type.dims)}, got {t}",
+                           st.type.span, "called from " + _where(env))
+            raise _StmtError
+        for i, (e, d) in enumerate(zip(st.type.dims, t.dims, strict=True)):
+            if isinstance(e, ast.Name) and e.id not in env.symbols and self._lookup(e.id, env) is None:
+                env.symbols[e.id] = d
+                continue
+            want = self._dim(e, env)
+            if want is not POISON and want != d:
+                self.diags.add("shape error", f"{where} with axis {i} = {want}, got {t}", e.span,
+                               "called from " + _where(env))
+                raise _StmtError
+
+    def _param(self, st: ast.ParamDecl, env: _Env) -> None:
+        t = self._tensor_type(st.type, env, pattern=False)
+        if t is POISON:
+            self._bind(st.name, POISON, st.span, env)
+            return
+        shape = t.concrete()
+        if shape is None:
+            self.diags.add("shape error", f"param {st.name} needs a known shape, got {t}", st.type.span,
+                           "a free tensor's size cannot depend on the batch")
+            self._bind(st.name, POISON, st.span, env)
+            return
+        init: Any = env.default_init or Fn("glorot_uniform")
+        if st.init is not None:
+            v = self._eval(st.init, env, attr=True)
+            try:
+                init = convert_init(v, lambda want, hint="": OpError(
+                    "argument error", f"param {st.name}'s initializer must be {want}, got {describe(v)}", hint))
+            except OpError as e:
+                self.diags.add(e.kind, e.message, st.init.span, e.hint)
+        nid = self._node(st.name, "param", (("shape", shape), ("init", init)), (), (t,), {"value": shape}, {},
+                         Dim.const(0), st.span, env)
+        self._bind(st.name, TVal(Ref(nid), t), st.span, env)
+
+    def _assign(self, st: ast.Assign, env: _Env) -> None:
+        target = st.targets[0] if len(st.targets) == 1 else ",".join(st.targets)
+        v = self._pipeline(st.value, env, name=target)
+        if len(st.targets) > 1:
+            if v is POISON:
+                vals: list[Any] = [POISON] * len(st.targets)
+            elif isinstance(v, tuple) and len(v) == len(st.targets):
+                vals = list(v)
+            else:
+                n = len(v) if isinstance(v, tuple) else 1
+                self.diags.add("value error", f"{len(st.targets)} names on the left but the right side gives {n} value(s)",
+                               st.span, "split(n) gives n values")
+                vals = [POISON] * len(st.targets)
+            for name, val in zip(st.targets, vals, strict=True):
+                self._bind(name, val, st.span, env)
+            return
+        if isinstance(v, tuple):
+            self.diags.add("value error", f"the right side gives {len(v)} values; name each: `a, b = ...`", st.span)
+            v = POISON
+        if st.assert_dims is not None and v is not POISON:
+            self._assert(st, v, env)
+        self._bind(st.targets[0], v, st.span, env)
+
+    def _assert(self, st: ast.Assign, v: Any, env: _Env) -> None:
+        assert st.assert_dims is not None
+        if not isinstance(v, TVal):
+            self.diags.add("type error", f"a shape assertion needs a tensor, got {describe(v)}", st.assert_span)
+            return
+        want = [self._dim(e, env) for e in st.assert_dims]
+        if any(w is POISON for w in want):
+            return
+        if tuple(want) != v.type.dims:
+            diff = ""
+            if len(want) != v.type.rank:
+                diff = f" (rank {len(want)} vs {v.type.rank})"
+            else:
+                bad = [i for i, (a, b) in enumerate(zip(want, v.type.dims, strict=True)) if a != b]
+                diff = f" (axis {bad[0]}: {want[bad[0]]} vs {v.type.dims[bad[0]]})"
+            self.diags.add("shape error",
+                           f"shape assertion failed: expected {fmt_dims(want)}, got {v.type}{diff}", st.assert_span,
+                           f"the value computed here has shape {fmt_dims(v.type.dims)}; fix the model or the assertion")
+
+    # ---- names -----------------------------------------------------------------------------------
+
+    def _bind(self, name: str, value: Any, span: Span, env: _Env) -> None:
+        if name in env.values:
+            first = env.spans[name]
+            self.diags.add("name error", f"'{name}' is already defined (at {first.line}:{first.col})", span,
+                           "each name is bound once; pick a new name for the new value")
+            return
+        env.values[name] = value
+        env.spans[name] = span
+
+    def _lookup(self, name: str, env: _Env) -> Any:
+        if name in env.values:
+            return env.values[name]
+        if name in self.program.lets:
+            return self._let(name)
+        return None
+
+    def _let(self, name: str) -> Any:
+        if name in self.lets:
+            return self.lets[name]
+        let = self.program.lets[name]
+        if self.let_state.get(name) == "busy":
+            self.diags.add("name error", f"constant '{name}' is defined in terms of itself", let.span)
+            return POISON
+        self.let_state[name] = "busy"
+        value = self._const(let.value, _Env())
+        self.lets[name] = value
+        self.let_state[name] = "done"
+        return value
+
+    def _lookup_tensor(self, name: str, span: Span, env: _Env) -> Any:
+        v = self._lookup(name, env)
+        if v is None:
+            self.diags.add("name error", f"'{name}' is not defined" + _dym(name, self._visible(env)), span,
+                           self._undefined_hint(name))
+            return POISON
+        if v is not POISON and not isinstance(v, TVal):
+            self.diags.add("type error", f"'{name}' is the constant {describe(v)}, not a tensor", span)
+            return POISON
+        return v
+
+    def _visible(self, env: _Env) -> list[str]:
+        return [*env.values, *self.program.lets]
+
+    def _undefined_hint(self, name: str) -> str:
+        if get_op(name) is not None:
+            return f"{name} is an op; apply it to a value: `x -> {name}` or `{name}(x)`"
+        if name in self.program.blocks:
+            return f"{name} is a block; apply it to a value: `x -> {name}(...)`"
+        return "define it before this line, or declare it with `input`"
+
+    # ---- expressions -----------------------------------------------------------------------------
+
+    def _const(self, e: ast.Expr, env: _Env) -> Any:
+        v = self._eval(e, env, attr=True)
+        if isinstance(v, TVal):
+            self.diags.add("type error", "a constant cannot depend on a tensor", e.span)
+            return POISON
+        return v
+
+    def _dim(self, e: ast.Expr, env: _Env) -> Any:
+        v = self._eval(e, env, attr=True)
+        if v is POISON:
+            return POISON
+        if isinstance(v, bool) or not isinstance(v, int | Dim):
+            self.diags.add("shape error", f"a dimension must be a whole number or a size name, got {describe(v)}", e.span,
+                           "write sizes like 64, N, 2*C or H/2")
+            return POISON
+        d = Dim.of(v).subst(env.symbols) if env.symbols else Dim.of(v)
+        if d.is_const and d.value < 0:
+            self.diags.add("shape error", f"a dimension cannot be negative, got {d}", e.span)
+            return POISON
+        if d.is_const and d.value > MAX_DIM:
+            self.diags.add("shape error", f"dimension {d.value} is larger than the largest supported size {MAX_DIM:,}",
+                           e.span, "XLA indexes each axis with 32-bit integers")
+            return POISON
+        return d
+
+    def _tensor_type(self, t: ast.TensorTypeExpr, env: _Env, pattern: bool) -> Any:
+        dtype = t.dtype or "f32"
+        if dtype not in DTYPES:
+            self.diags.add("type error", f"unknown dtype '{dtype}'" + _dym(dtype, DTYPES), t.dtype_span,
+                           "dtypes: " + ", ".join(DTYPES))
+            return POISON
+        dims = []
+        for e in t.dims:
+            if pattern and isinstance(e, ast.Name) and self._lookup(e.id, env) is None:
+                dims.append(env.symbols.get(e.id, Dim.sym(e.id)))
+                continue
+            d = self._dim(e, env)
+            if d is POISON:
+                return POISON
+            dims.append(d)
+        return TensorType(dtype, tuple(dims))
+
+    def _eval(self, e: Any, env: _Env, attr: bool, name: str = "") -> Any:
+        """Evaluate an expression: a TVal, a constant (int, float, str, bool, Dim, tuple, list, Fn) or POISON.
+
+        attr=True is argument position: an unbound name is a size symbol or a word (`N`, `same`).
+        """
+        if isinstance(e, ast.Num | ast.Str | ast.Bool):
+            return e.value
+        if isinstance(e, ast.Name):
+            v = self._lookup(e.id, env)
+            if v is not None:
+                return v
+            if e.id in env.symbols:
+                return env.symbols[e.id]
+            if attr:
+                return Dim.sym(e.id)
+            return self._lookup_tensor(e.id, e.span, env)
+        if isinstance(e, ast.Pipeline):
+            return self._pipeline(e, env, name)
+        if isinstance(e, ast.ListLit):
+            return [self._eval(x, env, attr=True) for x in e.items]
+        if isinstance(e, ast.TupleLit):
+            return tuple(self._eval(x, env, attr=True) for x in e.items)
+        if isinstance(e, ast.Neg):
+            v = self._eval(e.operand, env, attr)
+            if isinstance(v, TVal):
+                return self._apply("neg", e, [v], [], {}, env, name)
+            return self._arith("-", 0, v, e.span)
+        if isinstance(e, ast.BinOp):
+            a = self._eval(e.left, env, attr)
+            b = self._eval(e.right, env, attr)
+            if a is POISON or b is POISON:
+                return POISON
+            if isinstance(a, TVal) or isinstance(b, TVal):
+                return self._tensor_binop(e, a, b, env, name)
+            return self._arith(e.op, a, b, e.span)
+        if isinstance(e, ast.Call):
+            return self._call(e, env, attr, piped=None, name=name)
+        if isinstance(e, ast.Index):
+            v = self._eval(e.value, env, attr=False)
+            if v is POISON:
+                return POISON
+            if not isinstance(v, TVal):
+                self.diags.add("type error", f"only tensors can be indexed, got {describe(v)}", e.span)
+                return POISON
+            items = self._index_items(e, env)
+            if items is POISON:
+                return POISON
+            return self._apply("index", e, [v], [], {"items": items}, env, name)
+        raise AssertionError(f"unexpected expression {e!r}")
+
+    def _index_items(self, e: ast.Index, env: _Env) -> Any:
+        items: list[tuple[Any, ...]] = []
+        for it in e.items:
+            if isinstance(it, ast.EllipsisLit):
+                items.append(("e",))
+                continue
+            if isinstance(it, ast.Slice):
+                parts = []
+                for p in (it.lo, it.hi, it.step):
+                    if p is None:
+                        parts.append(None)
+                        continue
+                    v = self._const(p, env)
+                    if v is POISON:
+                        return POISON
+                    if isinstance(v, bool) or not isinstance(v, int):
+                        self.diags.add("value error", f"slice bounds must be integers, got {describe(v)}", p.span)
+                        return POISON
+                    parts.append(v)
+                items.append(("s", *parts))
+                continue
+            v = self._const(it, env)
+            if v is POISON:
+                return POISON
+            if isinstance(v, bool) or not isinstance(v, int):
+                self.diags.add("value error", f"an index must be an integer or a slice like 0:2, got {describe(v)}",
+                               it.span)
+                return POISON
+            items.append(("i", v))
+        return tuple(items)
+
+    def _arith(self, op: str, a: Any, b: Any, span: Span) -> Any:
+        if a is POISON or b is POISON:
+            return POISON
+        nums = (int, float, Dim)
+        if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, nums) or not isinstance(b, nums):
+            self.diags.add("type error", f"cannot compute {describe(a)} {op} {describe(b)}", span,
+                           "arithmetic works on numbers, sizes and tensors")
+            return POISON
+        try:
+            if isinstance(a, Dim) or isinstance(b, Dim):
+                if isinstance(a, float) or isinstance(b, float):
+                    raise DimError("sizes are whole numbers; a size cannot be mixed with a fraction")
+                da, db = Dim.of(a), Dim.of(b)
+                if op == "+":
+                    return da + db
+                if op == "-":
+                    return da - db
+                if op == "*":
+                    return da * db
+                if op == "/":
+                    return da.exact_div(db) if db.is_const and da.is_const else da.floordiv(db)
+                if op == "**" and db.is_const and 0 <= db.value <= 8:
+                    out = Dim.const(1)
+                    for _ in range(db.value):
+                        out = out * da
+                    return out
+                raise DimError(f"'{op}' is not defined on sizes")
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if op == "/":
+                if b == 0:
+                    raise DimError("division by zero")
+                # integers divide exactly or become a fraction, as a user reading `64/2` expects
+                return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
+            if op == "**":
+                if isinstance(b, int) and b > 64:
+                    raise DimError("exponent too large")
+                return a**b
+            if op == "@":
+                raise DimError("'@' multiplies tensors, not numbers")
+        except (DimError, OverflowError, ZeroDivisionError) as err:
+            self.diags.add("value error", str(err), span)
+            return POISON
+        raise AssertionError(op)
+
+    def _tensor_binop(self, e: ast.BinOp, a: Any, b: Any, env: _Env, name: str) -> Any:
+        if e.op == "@":
+            if not (isinstance(a, TVal) and isinstance(b, TVal)):
+                self.diags.add("type error", "'@' needs tensors on both sides", e.span, "use '*' to scale by a number")
+                return POISON
+            return self._apply("matmul", e, [a, b], [], {}, env, name)
+        opname = OPERATORS[e.op]
+        if isinstance(a, TVal) and isinstance(b, TVal):
+            return self._apply(opname, e, [a, b], [], {}, env, name)
+        t, s, reverse = (a, b, False) if isinstance(a, TVal) else (b, a, True)
+        if isinstance(s, bool) or not isinstance(s, int | float):
+            self.diags.add("type error", f"cannot compute {describe(a)} {e.op} {describe(b)}", e.span,
+                           "a tensor combines with another tensor or a number")
+            return POISON
+        return self._apply(opname, e, [t], [], {"scalar": s, "reverse": reverse}, env, name)
+
+    # ---- calls -----------------------------------------------------------------------------------
+
+    def _pipeline(self, p: ast.Pipeline, env: _Env, name: str) -> Any:
+        if not p.stages:
+            return self._eval(p.head, env, attr=False, name=name)
+        v = self._eval(p.head, env, attr=False, name=f"{name}.in" if name else "")
+        for i, stage in enumerate(p.stages):
+            if v is POISON:
+                return POISON
+            if not isinstance(v, TVal):
+                where = p.head.span if i == 0 else p.stages[i - 1].span
+                self.diags.add("type error", f"a pipeline carries a tensor, but this is {describe(v)}", where,
+                               "pipelines start from an input or a computed value: `h = x -> relu`")
+                return POISON
+            last = i == len(p.stages) - 1
+            v = self._call(stage, env, attr=False, piped=v, name=name if last else f"{name}.{stage.func}" if name else "")
+        return v
+
+    def _call(self, c: ast.Call, env: _Env, attr: bool, piped: TVal | None, name: str) -> Any:
+        if c.func == "repeat":
+            return self._repeat(c, env, piped, name)
+        op = get_op(c.func)
+        block = self.program.blocks.get(c.func)
+        if op is None and block is None:
+            if attr and piped is None:
+                args = tuple(self._eval(a, env, attr=True) for a in c.args)
+                kwargs = tuple((k.name, self._eval(k.value, env, attr=True)) for k in c.kwargs)
+                return Fn(c.func, args, kwargs)
+            candidates = [*_op_names(), *self.program.blocks]
+            self.diags.add("name error", f"unknown op '{c.func}'" + _dym(c.func, candidates), c.func_span,
+                           _unknown_op_hint(c.func))
+            return POISON
+        tensors: list[Any] = [piped] if piped is not None else []
+        args: list[Any] = []
+        arg_spans: list[Span] = []
+        for a in c.args:
+            v = self._eval(a, env, attr=True)
+            if isinstance(v, TVal) or (v is POISON and not args):
+                if args:
+                    self.diags.add("argument error", f"tensor inputs of {c.func} come before its other arguments",
+                                   a.span, f"write {c.func}(tensors..., options...)")
+                    return POISON
+                tensors.append(v)
+                continue
+            args.append(v)
+            arg_spans.append(a.span)
+        kwargs = {k.name: self._eval(k.value, env, attr=True) for k in c.kwargs}
+        spans = {k.name: k.span for k in c.kwargs}
+        if any(t is POISON for t in tensors) or any(v is POISON for v in [*args, *kwargs.values()]):
+            return POISON
+        if block is not None:
+            return self._block_call(block, c, tensors, args, kwargs, env, name, repeat=None)
+        assert op is not None
+        lo, _ = op.tensor_range
+        if len(tensors) < lo and piped is None and c.args and isinstance(c.args[0], ast.Name) and \
+                isinstance(args[0], Dim) and self._lookup(c.args[0].id, env) is None:
+            first = c.args[0]
+            self.diags.add("name error", f"'{first.id}' is not defined" + _dym(first.id, self._visible(env)),
+                           first.span, self._undefined_hint(first.id))
+            return POISON
+        return self._apply(op.name, c, tensors, args, kwargs, env, name, arg_spans, spans)
+
+    def _repeat(self, c: ast.Call, env: _Env, piped: TVal | None, name: str) -> Any:
+        if piped is None or len(c.args) != 2 or c.kwargs or not isinstance(c.args[1], ast.Call):
+            self.diags.add("argument error", "repeat is a pipeline stage: `x -> repeat(n, Block(args...))`", c.span,
+                           "its first argument is the count, its second a block or op call")
+            return POISON
+        n = self._const(c.args[0], env)
+        if n is POISON:
+            return POISON
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            self.diags.add("argument error", f"repeat's count must be a positive integer, got {describe(n)}",
+                           c.args[0].span)
+            return POISON
+        inner: ast.Call = c.args[1]
+        block = self.program.blocks.get(inner.func)
+        v: Any = piped
+        base = name or inner.func
+        for i in range(n):
+            if v is POISON:
+                return POISON
+            if block is not None:
+                args = [self._eval(a, env, attr=True) for a in inner.args]
+                kwargs = {k.name: self._eval(k.value, env, attr=True) for k in inner.kwargs}
+                v = self._block_call(block, inner, [v], args, kwargs, env, f"{base}.{i}", repeat=(i, n))
+            else:
+                v = self._call(inner, env, attr=False, piped=v, name=f"{base}.{i}")
+            if v is POISON:
+                return POISON  # the first copy's error is the only one worth reporting
+        return v
+
+    def _block_call(self, block: ast.BlockDef, c: ast.Call, tensors: list[Any], args: list[Any],
+                    kwargs: dict[str, Any], env: _Env, name: str, repeat: tuple[int, int] | None) -> Any:
+        if block.name in self.block_stack:
+            self.diags.add("name error", f"block {block.name} calls itself (through {' → '.join(self.block_stack)})",
+                           c.span, "blocks cannot be recursive; use repeat(n, Block(...))")
+            return POISON
+        if len(self.block_stack) >= MAX_BLOCK_DEPTH:
+            self.diags.add("value error", f"blocks nested more than {MAX_BLOCK_DEPTH} deep", c.span)
+            return POISON
+        inner = _Env(prefix="", block=block)
+        inner.default_init = env.default_init
+        params = [p.name for p in block.params]
+        if len(args) > len(params):
+            self.diags.add("argument error", f"block {block.name} takes {len(params)} argument(s) ({', '.join(params)}), "
+                           f"got {len(args)}", c.span, "tensor inputs come first, then the block's parameters")
+            return POISON
+        bound: dict[str, Any] = dict(zip(params, args, strict=False))
+        for k, v in kwargs.items():
+            if k not in params:
+                self.diags.add("argument error", f"block {block.name} has no parameter '{k}'" + _dym(k, params), c.span,
+                               f"{block.name}'s parameters are: {', '.join(params) or 'none'}")
+                return POISON
+            bound[k] = v
+        for p in block.params:
+            if p.name not in bound:
+                if p.default is None:
+                    self.diags.add("argument error", f"block {block.name} is missing its argument '{p.name}'", c.span,
+                                   f"call it as {block.name}({', '.join(params)})")
+                    return POISON
+                bound[p.name] = self._const(p.default, inner)
+            inner.values[p.name] = bound[p.name]
+            inner.spans[p.name] = p.span
+        k = self.instances.get(block.name, 0) + 1
+        self.instances[block.name] = k
+        label = name or f"{block.name}_{k}"
+        inner.scope = (*env.scope, Scope(block.name, label, c.span, repeat))
+        inner.prefix = f"{env.prefix}{label}/"
+        self.block_stack.append(block.name)
+        try:
+            outs = self._body(block.body, inner, [], [], actual_inputs=tensors, where=f"block {block.name}")
+        except _CallError as e:
+            self.diags.add("argument error", e.message, c.span, e.hint)
+            return POISON
+        finally:
+            self.block_stack.pop()
+        if not outs:
+            self.diags.add("name error", f"block {block.name} has no `output` statement", block.span,
+                           "add `output NAME` with the value the block returns")
+            return POISON
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _apply(self, opname: str, at: Any, tensors: list[Any], args: list[Any], kwargs: dict[str, Any], env: _Env,
+               name: str, arg_spans: list[Span] | None = None, kw_spans: dict[str, Span] | None = None) -> Any:
+        """Bind arguments, run the op's rule, add the node; every failure becomes a located Diagnostic."""
+        op = get_op(opname)
+        assert op is not None
+        span: Span = at.span
+        if any(t is POISON for t in tensors):
+            return POISON
+        lo, hi = op.tensor_range
+        if not lo <= len(tensors) <= (hi if hi is not None else len(tensors)):
+            want = str(lo) if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+            self.diags.add("argument error", f"{op.name} takes {want} tensor input(s), got {len(tensors)}", span,
+                           _tensor_hint(op))
+            return POISON
+        attrs, errors = bind_args(op, args, kwargs)
+        if "init" in attrs and attrs["init"] is None and env.default_init is not None:
+            attrs["init"] = env.default_init
+        for err in errors:
+            self.diags.add(err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint)
+        if errors:
+            return POISON
+        from ..ops._registry import OpCall
+
+        types = tuple(t.type for t in tensors)
+        try:
+            inf = op.infer(OpCall(op, attrs, types))
+        except OpError as err:
+            self.diags.add(err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint)
+            return POISON
+        except DimError as err:
+            self.diags.add("shape error", str(err), span)
+            return POISON
+        for t in inf.outputs:
+            for d in t.dims:
+                if d.is_const and d.value > MAX_DIM:
+                    self.diags.add("shape error", f"{op.name} would produce {t}: dimension {d.value} is larger than "
+                                   f"the largest supported size {MAX_DIM:,}", span)
+                    return POISON
+        nid = self._node(name or op.name, op.name, tuple(attrs.items()), tuple(t.ref for t in tensors), inf.outputs,
+                         dict(inf.params), dict(inf.state), inf.flops, span, env)
+        if len(inf.outputs) == 1:
+            return TVal(Ref(nid), inf.outputs[0])
+        return tuple(TVal(Ref(nid, i), t) for i, t in enumerate(inf.outputs))
+
+    def _node(self, name: str, op: str, attrs: tuple[tuple[str, Any], ...], inputs: tuple[Ref, ...],
+              outputs: tuple[TensorType, ...], params: dict[str, tuple[int, ...]], state: dict[str, tuple[int, ...]],
+              flops: Dim, span: Span, env: _Env) -> int:
+        if len(self.nodes) >= MAX_NODES:
+            raise _Limit
+        full = env.prefix + name
+        unique = full
+        k = 2
+        while unique in self.names:
+            unique = f"{full}_{k}"
+            k += 1
+        self.names.add(unique)
+        nid = len(self.nodes)
+        self.nodes.append(Node(nid, unique, op, attrs, inputs, outputs, tuple(params.items()), tuple(state.items()),
+                               flops, env.scope, span))
+        return nid
+
+
+class _StmtError(Exception):
+    pass
+
+
+class _CallError(Exception):
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def _arg_span(op: OpDef, arg: str | None, span: Span, arg_spans: list[Span] | None,
+              kw_spans: dict[str, Span] | None, n_pos: int) -> Span:
+    if arg is None:
+        return span
+    if kw_spans and arg in kw_spans:
+        return kw_spans[arg]
+    names = [a.name for a in op.args]
+    if arg_spans and arg in names and names.index(arg) < min(n_pos, len(arg_spans)):
+        return arg_spans[names.index(arg)]
+    return span
+
+
+def _dym(word: str, candidates: Any) -> str:
+    d = did_you_mean(word, candidates)
+    return f"; {d}" if d else ""
+
+
+def _op_names() -> list[str]:
+    from ..ops._registry import all_ops
+
+    return list(all_ops())
+
+
+def _unknown_op_hint(name: str) -> str:
+    lower = name.lower()
+    if lower in _op_names():
+        return f"op names are lower case: {lower}"
+    return "ops are listed in docs/language.md; blocks must be defined or imported before use"
+
+
+def _tensor_hint(op: OpDef) -> str:
+    lo, hi = op.tensor_range
+    if lo == 1 and hi == 1:
+        return f"apply it to one value: `x -> {op.name}(...)` or `{op.name}(x, ...)`"
+    return f"pass the tensors first: {op.name}(a, b, ...)"
+
+
+def _fmt_exprs(dims: tuple[ast.Expr, ...]) -> str:
+    from ..frontend.fmt import format_expr
+
+    return "[" + ", ".join(format_expr(d) for d in dims) + "]"
+
+
+def _where(env: _Env) -> str:
+    s = env.scope[-1].span if env.scope else None
+    return f"{s.file}:{s.line}:{s.col}" if s else "the model"
+
+
+@contextmanager
+def _no_op() -> Iterator[None]:
+    yield
+
+
+def build_graph(program: Program, model: str | None = None) -> Graph:
+    """Check one model of a loaded program and return its typed graph; raises SpecError listing every problem."""
+    m = program.model(model)
+    try:
+        return GraphBuilder(program).build(m)
+    except SpecError as e:
+        raise e.with_sources(program.sources) from None
+
+
+ACTIVATION_NAMES = ACTIVATIONS

@@ -1,0 +1,403 @@
+"""The op registry: each op defined once — signature, shape/dtype rule, parameter and FLOP counts, lowerings, DOT look.
+
+Op modules (one per family) call `register(OpDef(...))` at import time. Nothing here imports JAX: lowerings are
+plain functions that receive the JAX/Flax modules from the back end when it calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import did_you_mean
+from ..ir.dims import Dim, DimError, fmt_dims, product
+from ..ir.graph import Fn
+from ..ir.types import TensorType
+
+REQUIRED: Any = object()  # marks an argument without a default
+
+
+class OpError(Exception):
+    """A shape/type/argument problem found by an op's rule; the caller attaches the span.
+
+    Args:
+        kind: "shape error", "type error", "argument error" or "value error".
+        arg: the argument it is about (its span is used when the user wrote it), or None for the whole call.
+    """
+
+    def __init__(self, kind: str, message: str, hint: str = "", arg: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.hint = hint
+        self.arg = arg
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One non-tensor argument of an op.
+
+    kind: int | float | bool | str | enum | window (int or tuple) | padding | axis | axes | init | dims | ints | any
+    """
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    choices: tuple[str, ...] = ()
+    min: int | float | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What an op's rule computes for one call."""
+
+    outputs: tuple[TensorType, ...]
+    params: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    state: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    flops: Dim = field(default_factory=lambda: Dim.const(0))
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """One way to run an op under JAX. The first lowering of an op is the reference one.
+
+    Args:
+        name: e.g. "reference", "im2col".
+        build: (attrs, input types, rngs, init) → an nnx.Module holding the op's parameters, or None for
+            stateless ops. Called with the `flax.nnx` module available through `lib`.
+        apply: (module_or_None, attrs, inputs, ctx) → output array or tuple of arrays.
+        when: optional precondition (attrs, input types, platform) → bool; a lowering is used only where it holds.
+    """
+
+    name: str
+    apply: Callable[..., Any]
+    build: Callable[..., Any] | None = None
+    when: Callable[..., bool] | None = None
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One op.
+
+    Args:
+        name: what users write.
+        family: the registry module it lives in (linear, conv, ...).
+        tensors: how many tensor inputs: an int, or (min, max) with max None for "any number".
+        args: the other arguments, positional order = declaration order.
+        infer: (OpCall) → Inferred: the shape/dtype rule, parameter shapes and FLOPs.
+        lowerings: JAX/Flax implementations, reference first.
+        label: (attrs) → the short text a DOT node shows (`conv 32@5×5 /2`); default: the op name.
+        doc: one line for `specc ops` and the docs.
+    """
+
+    name: str
+    family: str
+    tensors: int | tuple[int, int | None]
+    args: tuple[Arg, ...]
+    infer: Callable[[OpCall], Inferred]
+    lowerings: tuple[Lowering, ...] = ()
+    label: Callable[[Mapping[str, Any]], str] | None = None
+    doc: str = ""
+
+    @property
+    def tensor_range(self) -> tuple[int, int | None]:
+        return (self.tensors, self.tensors) if isinstance(self.tensors, int) else self.tensors
+
+    def arg(self, name: str) -> Arg | None:
+        return next((a for a in self.args if a.name == name), None)
+
+    def dot_label(self, attrs: Mapping[str, Any]) -> str:
+        return self.label(attrs) if self.label else self.name
+
+
+@dataclass
+class OpCall:
+    """The view an op's rule gets of one call: its attributes and input types, and ways to fail."""
+
+    op: OpDef
+    attrs: dict[str, Any]
+    inputs: tuple[TensorType, ...]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.attrs[name]
+
+    @property
+    def x(self) -> TensorType:
+        return self.inputs[0]
+
+    def fail(self, message: str, hint: str = "", arg: str | None = None, kind: str = "shape error") -> OpError:
+        return OpError(kind, message, hint, arg)
+
+    def need_rank(self, lo: int, hi: int | None = None, what: str = "", hint: str = "") -> None:
+        hi = lo if hi is None else hi
+        r = self.x.rank
+        if not lo <= r <= hi:
+            want = f"rank {lo}" if lo == hi else f"rank {lo} to {hi}"
+            raise self.fail(f"{self.op.name} expects a {want} input{what}, got {self.x}", hint)
+
+    def need_float(self, i: int = 0) -> None:
+        t = self.inputs[i]
+        if not t.is_float:
+            hint = ("integer labels are not features; convert with `-> cast(f32)` or embed them with `embed(...)`"
+                    if t.is_int else "convert with `-> cast(f32)`")
+            raise self.fail(f"{self.op.name} expects a float input, got {t}", hint, kind="type error")
+
+    def known(self, d: Dim, what: str) -> int:
+        """A dim that parameters depend on must be a number, not a symbol."""
+        v = d.as_int()
+        if v is None:
+            raise self.fail(
+                f"{self.op.name} needs {what} to be a known number to size its parameters, got {d} in {self.x}",
+                "declare that axis with a number in the input's type",
+            )
+        return v
+
+    def axis(self, name: str = "axis", rank: int | None = None) -> int:
+        r = self.x.rank if rank is None else rank
+        a = self.attrs[name]
+        if not -r <= a < r:
+            raise self.fail(f"axis {a} is out of range for {self.x} (rank {r}: axes {-r}..{r - 1})", arg=name)
+        return a % r
+
+    def dim_or_fail(self, f: Callable[[], Dim], hint: str = "") -> Dim:
+        try:
+            return f()
+        except DimError as e:
+            raise self.fail(str(e), hint) from None
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in REGISTRY:
+        raise RuntimeError(f"op {op.name!r} is defined twice ({REGISTRY[op.name].family} and {op.family})")
+    REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: str) -> OpDef | None:
+    _load_all()
+    return REGISTRY.get(name)
+
+
+def all_ops() -> Mapping[str, OpDef]:
+    _load_all()
+    return REGISTRY
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import _families  # noqa: F401  (registers every op)
+
+
+# ---- argument binding ------------------------------------------------------------------------------
+
+INITIALIZERS: dict[str, tuple[str, ...]] = {
+    "glorot_uniform": (), "glorot_normal": (), "xavier_uniform": (), "xavier_normal": (),
+    "he_normal": (), "he_uniform": (), "lecun_normal": (), "lecun_uniform": (),
+    "normal": ("std",), "truncated_normal": ("std",), "uniform": ("scale",),
+    "zeros": (), "ones": (), "constant": ("value",), "orthogonal": (),
+}
+
+
+def bind_args(
+    op: OpDef, positional: Sequence[Any], keyword: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[OpError]]:
+    """Match values to the op's arguments, fill defaults and convert each to its kind; errors name the argument."""
+    errors: list[OpError] = []
+    attrs: dict[str, Any] = {}
+    if len(positional) > len(op.args):
+        names = ", ".join(a.name for a in op.args) or "no arguments besides its input"
+        errors.append(OpError("argument error",
+                              f"{op.name} takes at most {len(op.args)} positional argument(s) ({names}), got {len(positional)}",
+                              "pass the extra values by name", None))
+    for a, v in zip(op.args, positional, strict=False):
+        attrs[a.name] = v
+    for k, v in keyword.items():
+        a = op.arg(k)
+        if a is None:
+            valid = ", ".join(x.name for x in op.args) or "none"
+            dym = did_you_mean(k, [x.name for x in op.args])
+            errors.append(OpError("argument error", f"{op.name} has no parameter '{k}'" + (f"; {dym}" if dym else ""),
+                                  f"{op.name}'s parameters are: {valid}", k))
+            continue
+        if k in attrs:
+            errors.append(OpError("argument error", f"{op.name} got '{k}' twice (by position and by name)", "", k))
+        attrs[k] = v
+    out: dict[str, Any] = {}
+    for a in op.args:
+        if a.name not in attrs:
+            if a.default is REQUIRED:
+                sig = ", ".join(x.name if x.default is REQUIRED else f"{x.name}=..." for x in op.args)
+                errors.append(OpError("argument error", f"{op.name} is missing its argument '{a.name}'",
+                                      f"call it as {op.name}({sig})", None))
+                continue
+            out[a.name] = a.default
+            continue
+        try:
+            out[a.name] = convert_arg(a, attrs[a.name], op.name)
+        except OpError as e:
+            errors.append(e)
+    return out, errors
+
+
+def _is_word(v: Any) -> str | None:
+    """A bare name the evaluator could not bind is a one-symbol Dim; enum arguments read it as a word."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, Dim) and len(v.terms) == 1 and v.terms[0][1] == 1 and len(v.terms[0][0]) == 1:
+        a = v.terms[0][0][0]
+        return a if isinstance(a, str) else None
+    return None
+
+
+def _intlike(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def convert_arg(a: Arg, v: Any, opname: str) -> Any:
+    def bad(want: str, hint: str = "") -> OpError:
+        return OpError("argument error", f"{opname}'s '{a.name}' must be {want}, got {describe(v)}", hint, a.name)
+
+    k = a.kind
+    if k == "any":
+        return v
+    if k == "int":
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if not _intlike(v):
+            raise bad("an integer")
+        if a.min is not None and v < a.min:
+            raise bad(f"at least {a.min}")
+        return v
+    if k == "float":
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise bad("a number")
+        if a.min is not None and v < a.min:
+            raise bad(f"at least {a.min}")
+        return float(v)
+    if k == "bool":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+        return v
+    if k == "str":
+        w = _is_word(v)
+        if w is None:
+            raise bad("a string")
+        return w
+    if k == "enum":
+        w = _is_word(v)
+        if w is None or w not in a.choices:
+            dym = did_you_mean(w, a.choices) if w else ""
+            raise bad("one of " + ", ".join(a.choices), dym)
+        return w
+    if k == "window":
+        if _intlike(v) and v >= 1:
+            return v
+        if isinstance(v, tuple | list) and v and all(_intlike(x) and x >= 1 for x in v):
+            return tuple(v)
+        raise bad("a positive integer or a tuple of them, like 3 or (3, 3)")
+    if k == "padding":
+        w = _is_word(v)
+        if w is not None:
+            if w.lower() in ("valid", "same", "full", "causal"):
+                return w.lower()
+            raise bad("valid, same, an integer or [(lo, hi), ...]", did_you_mean(w, ["valid", "same"]))
+        if _intlike(v) and v >= 0:
+            return v
+        if isinstance(v, tuple | list) and all(_intlike(x) and x >= 0 for x in v):
+            return tuple(v)
+        if isinstance(v, tuple | list) and all(
+            isinstance(p, tuple | list) and len(p) == 2 and all(_intlike(x) and x >= 0 for x in p) for p in v
+        ):
+            return tuple(tuple(p) for p in v)
+        raise bad("valid, same, an integer or [(lo, hi), ...]")
+    if k == "axis":
+        if not _intlike(v):
+            raise bad("an integer axis")
+        return v
+    if k == "axes":
+        if v is None or _intlike(v):
+            return v
+        if isinstance(v, tuple | list) and all(_intlike(x) for x in v):
+            return tuple(v)
+        raise bad("an axis or a list of axes")
+    if k == "ints":
+        if _intlike(v):
+            return (v,)
+        if isinstance(v, tuple | list) and all(_intlike(x) for x in v):
+            return tuple(v)
+        raise bad("a list of integers")
+    if k == "dims":
+        if isinstance(v, tuple | list) and all(_intlike(x) or isinstance(x, Dim) for x in v):
+            return tuple(x if isinstance(x, Dim) or x == -1 else Dim.const(x) for x in v)
+        raise bad("a list of sizes like [N, 7*7*64]")
+    if k == "init":
+        return convert_init(v, lambda want, hint="": bad(want, hint))
+    if k == "dtype":
+        from ..ir.types import DTYPES
+
+        w = _is_word(v)
+        if w not in DTYPES:
+            raise bad("a dtype: " + ", ".join(DTYPES), did_you_mean(w or "", DTYPES))
+        return w
+    raise AssertionError(f"unknown argument kind {k}")
+
+
+def convert_init(v: Any, bad: Callable[..., OpError]) -> Fn:
+    w = _is_word(v)
+    fn = Fn(w) if w is not None else v
+    if not isinstance(fn, Fn) or fn.name not in INITIALIZERS:
+        name = fn.name if isinstance(fn, Fn) else ""
+        raise bad("an initializer: " + ", ".join(INITIALIZERS), did_you_mean(name, INITIALIZERS))
+    want = INITIALIZERS[fn.name]
+    if len(fn.args) + len(fn.kwargs) > len(want) or any(k not in want for k, _ in fn.kwargs):
+        raise bad(f"{fn.name}({', '.join(want)})")
+    if any(not isinstance(x, int | float) or isinstance(x, bool) for x in (*fn.args, *(v for _, v in fn.kwargs))):
+        raise bad(f"{fn.name}({', '.join(want)}) with numbers")
+    return fn
+
+
+def describe(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, Dim):
+        return f"'{v}'" if _is_word(v) is None else f"the name '{v}'"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(describe(x) for x in v) + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(describe(x) for x in v) + "]"
+    if isinstance(v, TensorType):
+        return f"a tensor {v}"
+    return str(v)
+
+
+# ---- helpers shared by op rules --------------------------------------------------------------------
+
+
+def per_axis(v: int | tuple[int, ...], n: int, what: str, call: OpCall, arg: str) -> tuple[int, ...]:
+    """Broadcast a window/stride/dilation given as one int to n spatial axes."""
+    if isinstance(v, int):
+        return (v,) * n
+    if len(v) != n:
+        raise call.fail(f"{call.op.name}'s '{arg}' has {len(v)} values but the input has {n} spatial axes ({call.x})",
+                        f"give {n} values, or one to use for every axis", arg=arg)
+    return v
+
+
+def numel(dims: Sequence[Dim]) -> Dim:
+    return product(dims)
+
+
+def shape_str(dims: Sequence[Dim]) -> str:
+    return fmt_dims(dims)

@@ -1,0 +1,41 @@
+"""Binary elementwise ops (`+ - * / **`, add/sub/mul/div/pow/maximum/minimum) with NumPy broadcasting."""
+
+from __future__ import annotations
+
+from ..ir.dims import product
+from ..ir.types import TensorType
+from ._registry import Arg, Inferred, OpCall, OpDef, register
+from .broadcast import broadcast_dims
+
+SYMBOLS = {"add": "+", "sub": "-", "mul": "×", "div": "÷", "pow": "^", "maximum": "max", "minimum": "min"}
+OPERATORS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
+
+
+def _binary(c: OpCall) -> Inferred:
+    if len(c.inputs) == 1:
+        # tensor with a number: the number takes the tensor's dtype (as JAX's weak types do),
+        # except that a fractional number makes an integer tensor float
+        t = c.x
+        s = c["scalar"]
+        if s is None:
+            raise c.fail(f"{c.op.name} needs two tensors, or a tensor and a number", kind="argument error")
+        dtype = "f32" if (t.is_int and isinstance(s, float)) or (c.op.name == "div" and t.is_int) else t.dtype
+        return Inferred((TensorType(dtype, t.dims),), flops=product(t.dims))
+    a, b = c.inputs
+    if a.dtype != b.dtype:
+        hint = "convert one side with `-> cast(f32)`" if a.is_int or b.is_int else "convert one side with `cast`"
+        raise c.fail(f"{SYMBOLS[c.op.name]} needs both sides of one dtype, got {a} and {b}", hint, kind="type error")
+    dims = broadcast_dims(a.dims, b.dims, c)
+    dtype = "f32" if c.op.name == "div" and a.is_int else a.dtype
+    return Inferred((TensorType(dtype, dims),), flops=product(dims))
+
+
+for _name in SYMBOLS:
+    register(OpDef(
+        name=_name, family="elementwise", tensors=(1, 2),
+        # scalar/reverse carry a literal operand: `2 * x` is mul(x, scalar=2, reverse=true)
+        args=(Arg("scalar", "any", None), Arg("reverse", "bool", False)),
+        infer=_binary, label=lambda a, n=_name: SYMBOLS[n] if a["scalar"] is None else
+        (f"{a['scalar']:g} {SYMBOLS[n]} ·" if a["reverse"] else f"· {SYMBOLS[n]} {a['scalar']:g}"),
+        doc=f"elementwise {_name} with NumPy broadcasting",
+    ))

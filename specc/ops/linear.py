@@ -1,0 +1,59 @@
+"""Linear ops: dense (a matmul over the last axis plus bias) and `@`."""
+
+from __future__ import annotations
+
+from ..ir.dims import Dim, product
+from ..ir.types import TensorType
+from ._registry import Arg, Inferred, OpCall, OpDef, register
+from .broadcast import broadcast_dims
+
+DEFAULT_INIT = "glorot_uniform"
+
+
+def _dense(c: OpCall) -> Inferred:
+    if c.x.rank < 2:
+        raise c.fail(f"dense expects an input of rank 2 or more [N, ..., features], got {c.x}",
+                     "a scalar per example has shape [N, 1]")
+    c.need_float()
+    fin = c.known(c.x.dims[-1], "the input's last axis")
+    fout = c["features"]
+    params = {"kernel": (fin, fout)}
+    if c["bias"]:
+        params["bias"] = (fout,)
+    out = c.x.dims[:-1] + (Dim.const(fout),)
+    return Inferred((c.x.with_dims(out),), params, flops=product(c.x.dims[:-1]) * (2 * fin * fout))
+
+
+register(OpDef(
+    name="dense", family="linear", tensors=1,
+    args=(Arg("features", "int", min=1), Arg("bias", "bool", True), Arg("init", "init", None),
+          Arg("bias_init", "init", None)),
+    infer=_dense,
+    label=lambda a: f"dense {a['features']}",
+    doc="fully connected layer on the last axis: x @ W + b",
+))
+
+
+def _matmul(c: OpCall) -> Inferred:
+    a, b = c.inputs
+    if a.rank < 1 or b.rank < 1:
+        raise c.fail(f"@ needs tensors of rank 1 or more, got {a} @ {b}")
+    if a.dtype != b.dtype:
+        raise c.fail(f"@ needs both sides of one dtype, got {a} @ {b}", "convert one side with `cast`",
+                     kind="type error")
+    ad = (Dim.const(1), *a.dims) if a.rank == 1 else a.dims
+    bd = (*b.dims, Dim.const(1)) if b.rank == 1 else b.dims
+    if ad[-1] != bd[-2]:
+        raise c.fail(f"@ contracts {a.dims[-1]} with {bd[-2]}: the inner sizes differ in {a} @ {b}",
+                     "the last axis of the left side must equal the second-to-last of the right side")
+    batch = broadcast_dims(ad[:-2], bd[:-2], c)
+    out = (*batch, ad[-2], bd[-1])
+    if a.rank == 1:
+        out = out[:-2] + out[-1:]
+    if b.rank == 1:
+        out = out[:-1]
+    return Inferred((TensorType(a.dtype, tuple(out)),), flops=product(out) * ad[-1] * 2)
+
+
+register(OpDef(name="matmul", family="linear", tensors=2, args=(), infer=_matmul, label=lambda a: "@",
+               doc="matrix product with NumPy's rules (`a @ b`)"))

@@ -1,0 +1,110 @@
+"""Normalisation and regularisation ops: batchnorm, layernorm, groupnorm, dropout (shape-preserving, float only)."""
+
+from __future__ import annotations
+
+from ..ir.dims import product
+from ._registry import Arg, Inferred, OpCall, OpDef, register
+
+# Per-element FLOP estimates, inference mode. Batch norm folds into one multiply-add per element; layer/group
+# norm compute their statistics on the fly (mean, variance, normalise, scale, shift).
+BATCHNORM_FLOPS_PER_ELEMENT = 2
+STATS_NORM_FLOPS_PER_ELEMENT = 5
+
+
+def need_min_rank(c: OpCall, lo: int, layout: str) -> None:
+    """Most of these ops accept any rank from `lo` up; `need_rank` is for a closed range."""
+    if c.x.rank < lo:
+        raise c.fail(f"{c.op.name} expects an input of rank {lo} or more {layout}, got {c.x}",
+                     "the batch axis comes first: one feature vector per example is [N, C]")
+
+
+def _need_eps(c: OpCall) -> None:
+    if c["eps"] <= 0:
+        raise c.fail(f"{c.op.name}'s 'eps' must be positive, got {c['eps']}",
+                     "it keeps the division by the standard deviation finite; 1e-5 is usual",
+                     arg="eps", kind="argument error")
+
+
+def _batchnorm(c: OpCall) -> Inferred:
+    need_min_rank(c, 2, "[N, ..., C]")
+    c.need_float()
+    _need_eps(c)
+    if not 0.0 <= c["momentum"] <= 1.0:
+        raise c.fail(f"batchnorm's 'momentum' must be between 0 and 1, got {c['momentum']}",
+                     "it weights the old running statistics: 0.9 or 0.99 are usual",
+                     arg="momentum", kind="argument error")
+    axis = c.axis("axis")
+    ch = c.known(c.x.dims[axis], f"the feature axis (axis {c['axis']})")
+    return Inferred((c.x,), params={"scale": (ch,), "bias": (ch,)}, state={"mean": (ch,), "var": (ch,)},
+                    flops=product(c.x.dims) * BATCHNORM_FLOPS_PER_ELEMENT)
+
+
+register(OpDef(
+    name="batchnorm", family="norm", tensors=1,
+    args=(Arg("momentum", "float", 0.9, min=0), Arg("eps", "float", 1e-5), Arg("axis", "axis", -1)),
+    infer=_batchnorm,
+    label=lambda a: "batchnorm",
+    doc="batch normalisation over the feature axis; running mean and variance are state",
+))
+
+
+def _layernorm(c: OpCall) -> Inferred:
+    need_min_rank(c, 1, "[..., C]")
+    c.need_float()
+    _need_eps(c)
+    ch = c.known(c.x.dims[-1], "the feature axis (the last)")
+    return Inferred((c.x,), params={"scale": (ch,), "bias": (ch,)},
+                    flops=product(c.x.dims) * STATS_NORM_FLOPS_PER_ELEMENT)
+
+
+register(OpDef(
+    name="layernorm", family="norm", tensors=1,
+    args=(Arg("eps", "float", 1e-5),),
+    infer=_layernorm,
+    label=lambda a: "layernorm",
+    doc="layer normalisation over the last axis, with a learned scale and bias per feature",
+))
+
+
+def _groupnorm(c: OpCall) -> Inferred:
+    need_min_rank(c, 2, "[N, ..., C]")
+    c.need_float()
+    _need_eps(c)
+    ch = c.known(c.x.dims[-1], "the channel axis (the last)")
+    g = c["groups"]
+    if ch % g:
+        divisors = [d for d in range(1, ch + 1) if ch % d == 0]
+        raise c.fail(f"groupnorm splits {ch} channels into {g} groups, but {ch} is not divisible by {g} "
+                     f"(input {c.x})",
+                     f"use a number of groups that divides {ch}: " + ", ".join(map(str, divisors)),
+                     arg="groups", kind="argument error")
+    return Inferred((c.x,), params={"scale": (ch,), "bias": (ch,)},
+                    flops=product(c.x.dims) * STATS_NORM_FLOPS_PER_ELEMENT)
+
+
+register(OpDef(
+    name="groupnorm", family="norm", tensors=1,
+    args=(Arg("groups", "int", min=1), Arg("eps", "float", 1e-5)),
+    infer=_groupnorm,
+    label=lambda a: f"groupnorm /{a['groups']}",
+    doc="group normalisation: channels split into groups, each normalised over space and its channels",
+))
+
+
+def _dropout(c: OpCall) -> Inferred:
+    c.need_float()
+    rate = c["rate"]
+    if not 0.0 <= rate < 1.0:
+        raise c.fail(f"dropout's 'rate' is the fraction of values dropped and must be in [0, 1), got {rate}",
+                     "rate=1 would drop everything; 0.1 to 0.5 are usual", arg="rate", kind="argument error")
+    # identity at inference, where FLOPs are counted
+    return Inferred((c.x,))
+
+
+register(OpDef(
+    name="dropout", family="norm", tensors=1,
+    args=(Arg("rate", "float"),),
+    infer=_dropout,
+    label=lambda a: f"dropout {a['rate']:g}",
+    doc="zeroes a fraction `rate` of values while training and rescales the rest; identity otherwise",
+))

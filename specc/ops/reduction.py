@@ -1,0 +1,111 @@
+"""Reductions over axes: mean, sum, max, min, norm and argmax; shape rules for axis lists and keepdims."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..ir.dims import Dim, product
+from ..ir.types import TensorType
+from ._registry import Arg, Inferred, OpCall, OpDef, register
+
+ONE = Dim.const(1)
+
+
+def reduced_axes(c: OpCall) -> tuple[int, ...]:
+    """The `axis` argument (None, an int or a list) as sorted non-negative axes; range and duplicates checked."""
+    r = c.x.rank
+    a = c["axis"]
+    if a is None:
+        return tuple(range(r))
+    given = (a,) if isinstance(a, int) else tuple(a)
+    seen: dict[int, int] = {}
+    for ax in given:
+        if not -r <= ax < r:
+            span = f"axes {-r}..{r - 1}" if r else "no axes"
+            raise c.fail(f"axis {ax} is out of range for {c.x} (rank {r}: {span})", arg="axis")
+        k = ax % r
+        if k in seen:
+            twice = f"{ax}" if seen[k] == ax else f"{seen[k]} and {ax}"
+            raise c.fail(f"{c.op.name} reduces axis {k} twice (as {twice}) in {c.x}",
+                         "list each axis once", arg="axis")
+        seen[k] = ax
+    return tuple(sorted(seen))
+
+
+def reduced_dims(dims: tuple[Dim, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[Dim, ...]:
+    if keepdims:
+        return tuple(ONE if i in axes else d for i, d in enumerate(dims))
+    return tuple(d for i, d in enumerate(dims) if i not in axes)
+
+
+def _reduction(out_dtype: Callable[[str], str], flops_per_element: int) -> Callable[[OpCall], Inferred]:
+    def rule(c: OpCall) -> Inferred:
+        dims = reduced_dims(c.x.dims, reduced_axes(c), c["keepdims"])
+        return Inferred((TensorType(out_dtype(c.x.dtype), dims),), flops=product(c.x.dims) * flops_per_element)
+    return rule
+
+
+def _same(dtype: str) -> str:
+    return dtype
+
+
+def _float(dtype: str) -> str:
+    # jnp.mean / jnp.linalg.norm of integers give float32
+    return dtype if dtype in ("f32", "f16", "bf16", "f64") else "f32"
+
+
+def _summable(dtype: str) -> str:
+    # jnp.sum of booleans counts them
+    return "i32" if dtype == "bool" else dtype
+
+
+def _axes_label(name: str) -> Callable[[dict[str, object]], str]:
+    return lambda a: name if a["axis"] is None else f"{name} axis={a['axis']}"
+
+
+_AXES_ARGS = (Arg("axis", "axes", None, doc="an axis, a list of axes, or none for all"), Arg("keepdims", "bool", False))
+
+for _name, _dtype, _doc in (
+    ("mean", _float, "average over the given axes (all by default)"),
+    ("sum", _summable, "sum over the given axes (all by default)"),
+    ("max", _same, "largest value over the given axes (all by default)"),
+    ("min", _same, "smallest value over the given axes (all by default)"),
+):
+    register(OpDef(name=_name, family="reduction", tensors=1, args=_AXES_ARGS,
+                   infer=_reduction(_dtype, 1), label=_axes_label(_name), doc=_doc))
+
+
+_reduce_norm = _reduction(_float, 2)  # |x|**ord and an add per element
+
+
+def _norm(c: OpCall) -> Inferred:
+    if c["ord"] <= 0:
+        raise c.fail(f"norm's 'ord' must be positive, got {c['ord']:g}", "ord=2 is the Euclidean length",
+                     arg="ord", kind="argument error")
+    return _reduce_norm(c)
+
+
+register(OpDef(
+    name="norm", family="reduction", tensors=1,
+    args=(_AXES_ARGS[0], Arg("ord", "float", 2.0), _AXES_ARGS[1]),
+    infer=_norm,
+    label=lambda a: f"norm{a['ord']:g}" + ("" if a["axis"] is None else f" axis={a['axis']}"),
+    doc="vector p-norm (sum |x|**ord)**(1/ord) over the given axes (all by default)",
+))
+
+
+def _argmax(c: OpCall) -> Inferred:
+    if c.x.rank == 0:
+        raise c.fail(f"argmax needs an input with at least one axis, got {c.x}")
+    axis = c.axis("axis")
+    dims = reduced_dims(c.x.dims, (axis,), c["keepdims"])
+    return Inferred((TensorType("i32", dims),), flops=product(c.x.dims))
+
+
+register(OpDef(
+    name="argmax", family="reduction", tensors=1,
+    args=(Arg("axis", "axis", -1), Arg("keepdims", "bool", False)),
+    infer=_argmax,
+    label=lambda a: f"argmax axis={a['axis']}",
+    doc="index (i32) of the largest value along one axis",
+))

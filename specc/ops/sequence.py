@@ -1,0 +1,167 @@
+"""Sequence ops on [N, T, F]: embed, recurrent layers (rnn, lstm, gru), self-attention, positional encodings."""
+
+from __future__ import annotations
+
+from ..ir.dims import Dim, product
+from ..ir.types import TensorType
+from ._registry import Arg, Inferred, OpCall, OpDef, register
+
+# ---- embed -----------------------------------------------------------------------------------------
+
+
+def _embed(c: OpCall) -> Inferred:
+    if not c.x.is_int:
+        raise c.fail(f"embed looks up integer token ids, got a {c.x.dtype} input {c.x}",
+                     "feed it the token ids (i32); for float features use `dense(...)` instead",
+                     kind="type error")
+    vocab, feat = c["vocab"], c["features"]
+    out = TensorType("f32", (*c.x.dims, Dim.const(feat)))
+    # a table lookup: no arithmetic
+    return Inferred((out,), params={"embedding": (vocab, feat)})
+
+
+register(OpDef(
+    name="embed", family="sequence", tensors=1,
+    args=(Arg("vocab", "int", min=1), Arg("features", "int", min=1), Arg("init", "init", None)),
+    infer=_embed,
+    label=lambda a: f"embed {a['vocab']}→{a['features']}",
+    doc="looks up a learned vector of `features` floats for each integer id below `vocab`",
+))
+
+
+# ---- recurrent layers ------------------------------------------------------------------------------
+
+# Gate count per cell: how many H-wide blocks its input and hidden projections produce.
+GATES = {"simple": 1, "lstm": 4, "gru": 3}
+
+
+def cell_params(cell: str, fin: int, h: int) -> dict[str, tuple[int, ...]]:
+    """Parameters of one Flax NNX cell (SimpleCell, OptimizedLSTMCell, GRUCell), named as nnx names them.
+
+    Flax gives each cell ONE bias per gate, where PyTorch's nn.RNN/LSTM/GRU have two (b_ih and b_hh):
+      simple: dense_i has the bias, dense_h none:  F*H + H*H + H       (PyTorch F*H + H*H + 2H)
+      lstm:   dense_h has the bias, dense_i none:  4*(F*H + H*H + H)   (PyTorch 4*(F*H + H*H + 2H); Keras = Flax)
+      gru:    dense_i has the bias, dense_h none:  3*(F*H + H*H + H)   (PyTorch and Keras' reset_after=True
+              GRU have 3*(F*H + H*H + 2H): the candidate gate's hidden bias sits inside r * (W_hn h + b_hn))
+    """
+    g = GATES[cell]
+    params: dict[str, tuple[int, ...]] = {"dense_i.kernel": (fin, g * h), "dense_h.kernel": (h, g * h)}
+    params["dense_h.bias" if cell == "lstm" else "dense_i.bias"] = (g * h,)
+    return params
+
+
+def _recurrent(c: OpCall, cell: str) -> Inferred:
+    c.need_rank(3, what=" [N, T, features]", hint="a recurrent layer runs over the time axis T of [N, T, F]")
+    c.need_float()
+    fin = c.known(c.x.dims[2], "the feature axis (the last)")
+    h = c["features"]
+    bi = c["bidirectional"]
+    cp = cell_params(cell, fin, h)
+    # paths as in nnx.RNN(cell) and nnx.Bidirectional(forward_rnn, backward_rnn)
+    dirs = ("forward_rnn.", "backward_rnn.") if bi else ("",)
+    params = {f"{d}cell.{k}": v for d in dirs for k, v in cp.items()}
+    n, t, _ = c.x.dims
+    hout = Dim.const(h * len(dirs))
+    out = (n, t, hout) if c["return"] == "sequence" else (n, hout)
+    # the input and hidden matmuls of every step, every direction; bias adds and gate nonlinearities are small
+    flops = n * t * (2 * GATES[cell] * h * (fin + h) * len(dirs))
+    return Inferred((c.x.with_dims(out),), params=params, flops=flops)
+
+
+def _rnn_label(cell: str, a: dict[str, object]) -> str:
+    return f"{'bi' if a['bidirectional'] else ''}{cell} {a['features']}"
+
+
+_RECURRENT_ARGS = (
+    Arg("features", "int", min=1, doc="hidden size H"),
+    Arg("return", "enum", "sequence", choices=("sequence", "last"), doc="every step [N, T, H] or the last [N, H]"),
+    Arg("bidirectional", "bool", False, doc="run both directions and concatenate: 2*H features"),
+)
+
+register(OpDef(
+    name="rnn", family="sequence", tensors=1,
+    args=(_RECURRENT_ARGS[0], Arg("cell", "enum", "simple", choices=tuple(GATES)), *_RECURRENT_ARGS[1:]),
+    infer=lambda c: _recurrent(c, c["cell"]),
+    label=lambda a: _rnn_label(a["cell"], a),
+    doc="recurrent layer over the time axis of [N, T, F] with a simple, LSTM or GRU cell",
+))
+for _cell in ("lstm", "gru"):
+    register(OpDef(
+        name=_cell, family="sequence", tensors=1,
+        args=_RECURRENT_ARGS,
+        infer=lambda c, cell=_cell: _recurrent(c, cell),
+        label=lambda a, cell=_cell: _rnn_label(cell, a),
+        doc=f"rnn with cell={_cell}",
+    ))
+
+
+# ---- attention -------------------------------------------------------------------------------------
+
+
+def _attention(c: OpCall) -> Inferred:
+    c.need_rank(3, what=" [N, T, features]", hint="self-attention mixes the time axis T of [N, T, F]")
+    c.need_float()
+    fin = c.known(c.x.dims[2], "the feature axis (the last)")
+    heads = c["heads"]
+    qkv = fin if c["features"] is None else c["features"]
+    if qkv % heads:
+        raise c.fail(f"attention splits {qkv} features into {heads} heads, but {qkv} is not divisible by {heads} "
+                     f"(input {c.x})",
+                     "choose heads that divide the features, or set features= to a multiple of heads",
+                     arg="heads", kind="argument error")
+    hd = qkv // heads
+    # nnx.MultiHeadAttention: LinearGeneral projections to (heads, head_dim), out projection back to F
+    params: dict[str, tuple[int, ...]] = {}
+    for proj in ("query", "key", "value"):
+        params[f"{proj}.kernel"] = (fin, heads, hd)
+        params[f"{proj}.bias"] = (heads, hd)
+    params["out.kernel"] = (heads, hd, fin)
+    params["out.bias"] = (fin,)
+    n, t, _ = c.x.dims
+    # q, k, v and out projections (4 * F*qkv per token), then scores q·k and the weighted sum of v
+    # (T*qkv each per token); a causal mask still computes the full T×T scores, so it costs the same
+    flops = n * t * (2 * 4 * fin * qkv) + n * t * t * (2 * 2 * qkv)
+    return Inferred((c.x,), params=params, flops=flops)
+
+
+register(OpDef(
+    name="attention", family="sequence", tensors=1,
+    args=(Arg("heads", "int", min=1), Arg("features", "int", None, min=1, doc="q/k/v width; default F"),
+          Arg("causal", "bool", False)),
+    infer=_attention,
+    label=lambda a: f"{'causal ' if a['causal'] else ''}attention ×{a['heads']}",
+    doc="multi-head self-attention over the time axis of [N, T, F]; output [N, T, F]",
+))
+
+
+# ---- positional encodings --------------------------------------------------------------------------
+
+
+def _positional(c: OpCall) -> Inferred:
+    c.need_rank(3, what=" [N, T, features]", hint="positions index the time axis T of [N, T, F]")
+    c.need_float()
+    _, t, f = c.x.dims
+    max_len = c["max_len"]
+    tn = t.as_int()
+    if max_len is not None and tn is not None and tn > max_len:
+        raise c.fail(f"positional(max_len={max_len}) covers {max_len} positions, but the input has T = {tn}: {c.x}",
+                     f"raise max_len to at least {tn}", arg="max_len")
+    params: dict[str, tuple[int, ...]] = {}
+    if c["kind"] == "learned":
+        fn = c.known(f, "the feature axis (the last)")
+        if max_len is None and tn is None:
+            raise c.fail(f"positional(kind=learned) learns one vector per position, so it needs the sequence "
+                         f"length to be a number, got T = {t} in {c.x}",
+                         "give max_len=... (the longest sequence), or declare T with a number", arg="kind")
+        params["embedding"] = (max_len if max_len is not None else tn, fn)
+    # one add per element
+    return Inferred((c.x,), params=params, flops=product(c.x.dims))
+
+
+register(OpDef(
+    name="positional", family="sequence", tensors=1,
+    args=(Arg("max_len", "int", None, min=1), Arg("kind", "enum", "sinusoidal", choices=("sinusoidal", "learned"))),
+    infer=_positional,
+    label=lambda a: f"positional {a['kind']}",
+    doc="adds a position encoding (fixed sinusoids or a learned table) to [N, T, F]",
+))

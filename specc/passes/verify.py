@@ -1,0 +1,54 @@
+"""The IR verifier: every value defined once and before use, no cycles, every type known and re-derivable.
+
+Run after every pass in tests (as bril and tinygrad do): it re-runs each op's rule on the recorded inputs and
+checks the recorded outputs, parameters and state against it.
+"""
+
+from __future__ import annotations
+
+from ..ir.graph import Graph
+from ..ops._registry import OpCall, bind_args, get_op
+
+SOURCE_OPS = ("input", "param")
+
+
+def verify(g: Graph) -> list[str]:
+    """Problems found, as sentences; an empty list means the graph is well formed."""
+    problems: list[str] = []
+    names: set[str] = set()
+    for i, n in enumerate(g.nodes):
+        if n.id != i:
+            problems.append(f"node {n.name} has id {n.id} at position {i}")
+        if n.name in names:
+            problems.append(f"name {n.name} is defined twice")
+        names.add(n.name)
+        for r in n.inputs:
+            if not 0 <= r.node < i:
+                problems.append(f"{n.name} reads node {r.node}, which is not defined before it (cycle or forward use)")
+            elif r.index >= len(g.nodes[r.node].outputs):
+                problems.append(f"{n.name} reads output {r.index} of {g.nodes[r.node].name}, which has fewer")
+        if n.op in SOURCE_OPS:
+            if n.inputs:
+                problems.append(f"{n.op} node {n.name} has inputs")
+            continue
+        op = get_op(n.op)
+        if op is None:
+            problems.append(f"{n.name} uses unknown op {n.op}")
+            continue
+        attrs, errors = bind_args(op, [], dict(n.attrs))
+        if errors:
+            problems.append(f"{n.name}: recorded attributes do not bind: {errors[0].message}")
+            continue
+        if any(r.node >= i for r in n.inputs):
+            continue
+        inf = op.infer(OpCall(op, attrs, tuple(g.type_of(r) for r in n.inputs)))
+        if inf.outputs != n.outputs:
+            problems.append(f"{n.name}: recorded type {n.outputs} but the rule gives {inf.outputs}")
+        if tuple(inf.params.items()) != n.params:
+            problems.append(f"{n.name}: recorded params {n.params} but the rule gives {dict(inf.params)}")
+        if tuple(inf.state.items()) != n.state:
+            problems.append(f"{n.name}: recorded state {n.state} but the rule gives {dict(inf.state)}")
+    for name, r in (*g.outputs, *g.values):
+        if not 0 <= r.node < len(g.nodes):
+            problems.append(f"value {name} points at missing node {r.node}")
+    return problems

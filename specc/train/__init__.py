@@ -1,0 +1,1 @@
+"""Training support for `specc train`: data sets (NumPy only) and the training loop."""

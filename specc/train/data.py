@@ -1,0 +1,975 @@
+"""Data sets for `specc train`: embedded generators, file loaders, splits, normalisation and batching (NumPy only)."""
+
+from __future__ import annotations
+
+import csv as csvlib
+import difflib
+import gzip
+import importlib
+import io
+import math
+import os
+import pickle
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as _dc_field
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "DATASETS",
+    "DataError",
+    "DataSet",
+    "DatasetInfo",
+    "Param",
+    "Splits",
+    "check_fields",
+    "load_data",
+]
+
+_DATA_DIR = Path(__file__).resolve().with_name("_data")
+
+
+class DataError(Exception):
+    """A data-set problem a user can fix: missing file, wrong format, bad option or argument, field mismatch.
+
+    Attributes:
+        message: what was expected and what was found, in one sentence (also `str(err)`).
+        hint: how to fix it, or "".
+        field: the data field or model input concerned, if any.
+        kind: "file error" for unreadable/missing files, else "data error" (the kinds of `specc.errors`).
+    """
+
+    def __init__(self, message: str, hint: str = "", field: str | None = None, kind: str = "data error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.field = field
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------------------------------------------
+# DataSet / Splits
+
+
+def _dtype_name(dt: np.dtype) -> str:
+    if dt == np.bool_:
+        return "bool"
+    if dt.kind in "fiu":
+        return f"{dt.kind}{dt.itemsize * 8}"
+    return str(dt)
+
+
+def _canonical(name: str, arr: np.ndarray) -> np.ndarray:
+    """f64 -> f32 and wide integers -> i32, as JAX runs in 32-bit mode by default."""
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        return arr.astype(np.float32)
+    if arr.dtype.kind in "iu" and (arr.dtype.itemsize > 4 or arr.dtype == np.uint32):
+        if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
+            raise DataError(f"field '{name}' holds integers outside the i32 range", field=name)
+        return arr.astype(np.int32)
+    if arr.dtype.kind not in "fiub":
+        raise DataError(f"field '{name}' has dtype {arr.dtype}; only numbers and booleans can be fed to a model",
+                        hint="store numeric arrays (class names as integer indices)", field=name)
+    return arr
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """One split: named arrays sharing their leading (example) axis.
+
+    Construction converts f64 to f32 and i64 to i32 and stores read-only views, so a DataSet never changes.
+    """
+
+    fields: Mapping[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        if not self.fields:
+            raise DataError("a data set needs at least one field")
+        canon: dict[str, np.ndarray] = {}
+        first: tuple[str, int] | None = None
+        for name, value in self.fields.items():
+            arr = _canonical(name, np.asarray(value))
+            if arr.ndim == 0:
+                raise DataError(f"field '{name}' is a scalar; every field needs a leading example axis", field=name)
+            if first is None:
+                first = (name, arr.shape[0])
+            elif arr.shape[0] != first[1]:
+                raise DataError(f"fields have different lengths: '{first[0]}' has {first[1]} examples, "
+                                f"'{name}' has {arr.shape[0]}", field=name)
+            # A view, so the caller's own array keeps its write flag.
+            view = arr.view()
+            view.flags.writeable = False
+            canon[name] = view
+        object.__setattr__(self, "fields", MappingProxyType(canon))
+
+    def __len__(self) -> int:
+        return int(next(iter(self.fields.values())).shape[0])
+
+    def num_batches(self, batch_size: int, *, drop_last: bool = False) -> int:
+        """How many batches one epoch of `batches(batch_size, drop_last=...)` yields."""
+        _check_batch_size(batch_size)
+        return len(self) // batch_size if drop_last else -(-len(self) // batch_size)
+
+    def batches(self, batch_size: int, *, rng: np.random.Generator | None = None,
+                drop_last: bool = False) -> Iterator[dict[str, np.ndarray]]:
+        """One epoch of batches; a permutation from `rng` when given, else the stored order.
+
+        Only one batch is materialised at a time: slices are views, shuffled batches are gathers of batch size.
+        """
+        _check_batch_size(batch_size)
+        return self._batches(batch_size, rng, drop_last)
+
+    def _batches(self, batch_size: int, rng: np.random.Generator | None,
+                 drop_last: bool) -> Iterator[dict[str, np.ndarray]]:
+        n = len(self)
+        order = rng.permutation(n) if rng is not None else None
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            end = min(start + batch_size, n)
+            if order is None:
+                yield {k: v[start:end] for k, v in self.fields.items()}
+            else:
+                idx = order[start:end]
+                yield {k: v[idx] for k, v in self.fields.items()}
+
+    def take(self, indices: np.ndarray) -> DataSet:
+        """The examples at `indices`, in that order."""
+        return DataSet({k: v[indices] for k, v in self.fields.items()})
+
+    def rename(self, mapping: Mapping[str, str]) -> DataSet:
+        """Fields renamed for a model: `mapping` is model_input_name -> data_field_name.
+
+        Fields not mentioned keep their names unless a renamed field takes the name; one data field may feed
+        several inputs.
+        """
+        out: dict[str, np.ndarray] = {}
+        for new, old in mapping.items():
+            if old not in self.fields:
+                raise DataError(f"the data has no field '{old}' to rename to '{new}'",
+                                hint=_available_hint(old, self.fields), field=old)
+            out[new] = self.fields[old]
+        used = set(mapping.values())
+        for name, arr in self.fields.items():
+            if name not in used and name not in out:
+                out[name] = arr
+        return DataSet(out)
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What `load_data` returns.
+
+    Attributes:
+        train: the training examples.
+        val: the validation examples, or None without a split.
+        shuffle: whether the training loop should reshuffle `train` every epoch.
+        stats: for `normalize=true`, field -> (mean, std) computed on `train` and applied to both splits
+            (shaped to broadcast against one example, e.g. [64] or [1, 1, 3]), so predictions can reuse them.
+    """
+
+    train: DataSet
+    val: DataSet | None
+    shuffle: bool
+    stats: Mapping[str, tuple[np.ndarray, np.ndarray]] = _dc_field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Registry
+
+ParamKind = Literal["int", "float", "number", "bool", "str", "path"]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: object = _Required()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of a data set: its name, kind, default (REQUIRED if none) and constraints."""
+
+    name: str
+    kind: ParamKind
+    default: object = REQUIRED
+    doc: str = ""
+    positional: bool = True
+    low: float | None = None  # inclusive lower bound for int/float/number
+    choices: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def show(self) -> str:
+        if self.required:
+            return self.name
+        d = self.default
+        shown = "none" if d is None else ("true" if d is True else "false" if d is False else
+                                         f'"{d}"' if isinstance(d, str) else repr(d))
+        return f"{self.name}={shown}"
+
+
+Loader = Callable[..., dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered data set: `loader(rng, **params)` returns its fields before split/normalisation."""
+
+    name: str
+    loader: Loader
+    params: tuple[Param, ...]
+    kind: Literal["embedded", "file"]
+    fields: tuple[str, ...]  # the fields it yields; () when the file decides (npz)
+    doc: str
+    targets: tuple[str, ...] = ("y", "t")  # never standardised by normalize=true
+
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(p.show() for p in self.params)})"
+
+
+COMMON_OPTIONS: tuple[Param, ...] = (
+    Param("split", "number", None, "fraction (float in (0, 1]) or count (int) of examples kept for training; "
+          "the rest is validation", positional=False),
+    Param("normalize", "bool", False, "standardise float input fields with the training split's mean/std",
+          positional=False),
+    Param("shuffle", "bool", True, "reshuffle the training split every epoch", positional=False),
+)
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _available_hint(word: str, fields: Mapping[str, object]) -> str:
+    names = ", ".join(sorted(fields))
+    dym = _did_you_mean(word, list(fields))
+    return f"{dym + ' ' if dym else ''}available fields: {names}"
+
+
+def _describe(v: object) -> str:
+    if isinstance(v, bool):
+        return f"boolean {'true' if v else 'false'}"
+    if isinstance(v, str):
+        return f'string "{v}"'
+    return f"{type(v).__name__} {v!r}"
+
+
+_KIND_WORDS: dict[str, str] = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
+                               "str": "a string", "path": "a path string"}
+
+
+def _coerce(ds: str, p: Param, v: object) -> object:
+    if v is None and p.default is None:
+        return None
+    bad = DataError(f"{ds}: argument '{p.name}' must be {_KIND_WORDS[p.kind]}, got {_describe(v)}", field=p.name)
+    out: object
+    if p.kind == "int":
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # `n=1e3` is written as a float but means an integer
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad
+        out = v
+    elif p.kind in ("float", "number"):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise bad
+        out = float(v) if p.kind == "float" else v
+    elif p.kind == "bool":
+        if not isinstance(v, bool):
+            raise bad
+        out = v
+    elif p.kind == "str":
+        if not isinstance(v, str):
+            raise bad
+        if p.choices and v not in p.choices:
+            dym = _did_you_mean(v, p.choices)
+            raise DataError(f"{ds}: argument '{p.name}' must be one of {', '.join(p.choices)}, got \"{v}\"",
+                            hint=dym, field=p.name)
+        out = v
+    else:
+        if not isinstance(v, str | os.PathLike):
+            raise bad
+        out = Path(v)
+    if p.low is not None and isinstance(out, int | float) and not isinstance(out, bool) and out < p.low:
+        low = int(p.low) if float(p.low).is_integer() and p.kind == "int" else p.low
+        raise DataError(f"{ds}: argument '{p.name}' must be at least {low}, got {out}", field=p.name)
+    return out
+
+
+def _bind(info: DatasetInfo, args: Sequence[object],
+          kwargs: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    usage = f"usage: {info.signature()} with options {', '.join(p.show() for p in COMMON_OPTIONS)}"
+    positional = [p for p in info.params if p.positional]
+    if len(args) > len(positional):
+        takes = f"({', '.join(p.name for p in positional)})" if positional else "no positional arguments"
+        raise DataError(f"{info.name} takes {len(positional)} positional argument(s) {takes}, got {len(args)}",
+                        hint=usage)
+    given: dict[str, object] = {p.name: a for p, a in zip(positional, args, strict=False)}
+    known = {p.name: p for p in info.params}
+    common = {p.name: p for p in COMMON_OPTIONS}
+    opts_given: dict[str, object] = {}
+    for key, value in kwargs.items():
+        if key in known:
+            if key in given:
+                raise DataError(f"{info.name}: argument '{key}' given twice", hint=usage, field=key)
+            given[key] = value
+        elif key in common:
+            opts_given[key] = value
+        else:
+            valid = [*known, *common]
+            dym = _did_you_mean(key, valid)
+            raise DataError(f"{info.name}: unknown option '{key}'; valid options: {', '.join(valid)}",
+                            hint=dym or usage, field=key)
+    values: dict[str, object] = {}
+    for p in info.params:
+        if p.name in given:
+            values[p.name] = _coerce(info.name, p, given[p.name])
+        elif p.required:
+            raise DataError(f"{info.name} needs argument '{p.name}'", hint=usage, field=p.name)
+        else:
+            values[p.name] = p.default
+    opts = {p.name: _coerce(info.name, p, opts_given[p.name]) if p.name in opts_given else p.default
+            for p in COMMON_OPTIONS}
+    return values, opts
+
+
+def load_data(name: str, args: Sequence[object], kwargs: Mapping[str, object], *, base_dir: Path,
+              seed: int) -> Splits:
+    """Load data set `name(*args, **kwargs)`, split and normalise it; deterministic for a given `seed`.
+
+    Arguments are those of `DATASETS[name].params` plus the options common to all (COMMON_OPTIONS):
+      split=     absent or 1.0: everything is training data, val is None. A float f in (0, 1): after a shuffle
+                 seeded by `seed`, the first floor(f * n) examples train, the rest validate. An int k (at least 2):
+                 the first k shuffled examples train, the remaining n - k validate (MNIST t10k with split=8000:
+                 8,000 / 2,000, the same examples for the same seed).
+      normalize= true: every float field except the targets y/t is standardised with the training split's
+                 mean and std, per feature (last axis; so per channel for images); constant features are left
+                 at 0. The statistics are returned in Splits.stats.
+      shuffle=   (default true) only recorded in Splits.shuffle for the training loop.
+    Generators take their points from a stream of `seed` separate from the split's, so the split never changes
+    the points. xor without n= is the exact 4 corners (noise ignored); with n= it is n points drawn evenly from
+    the corners plus Gaussian noise of std `noise`.
+
+    Relative paths resolve against `base_dir` (the spec file's folder). Raises DataError.
+    """
+    info = DATASETS.get(name)
+    if info is None:
+        dym = _did_you_mean(name, list(DATASETS))
+        raise DataError(f"unknown data set '{name}'; valid data sets: {', '.join(DATASETS)}", hint=dym)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+    values, opts = _bind(info, args, kwargs)
+    for p in info.params:
+        v = values[p.name]
+        if p.kind == "path" and isinstance(v, Path):
+            v = v.expanduser()
+            values[p.name] = v if v.is_absolute() else Path(base_dir) / v
+    # Separate streams so that changing the split never changes the generated points, and vice versa.
+    gen_seq, split_seq = np.random.SeedSequence(int(seed)).spawn(2)
+    raw = info.loader(np.random.default_rng(gen_seq), **values)
+    full = DataSet(raw)
+    split = opts["split"]
+    assert split is None or isinstance(split, int | float)
+    train, val = _split(info.name, full, split, np.random.default_rng(split_seq))
+    stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if opts["normalize"]:
+        train, val, stats = _normalize(train, val, info.targets)
+    return Splits(train=train, val=val, shuffle=bool(opts["shuffle"]), stats=MappingProxyType(stats))
+
+
+def _split(ds: str, full: DataSet, split: float | None,
+           rng: np.random.Generator) -> tuple[DataSet, DataSet | None]:
+    n = len(full)
+    if split is None:
+        return full, None
+    if isinstance(split, float):
+        if not 0.0 < split <= 1.0:
+            raise DataError(f"{ds}: split={split} must be a fraction in (0, 1] or an integer count",
+                            hint="e.g. split=0.8 keeps 80% for training", field="split")
+        if split == 1.0:
+            return full, None
+        k = math.floor(split * n)
+        if k == 0:
+            raise DataError(f"{ds}: split={split} keeps no training example out of {n}", field="split")
+        if k == n:
+            raise DataError(f"{ds}: split={split} leaves no validation example out of {n}",
+                            hint="write split=1.0 (or leave it out) to train on everything", field="split")
+    else:
+        k = int(split)
+        if k == 1:
+            raise DataError(f"{ds}: split=1 keeps a single training example",
+                            hint="write split=1.0 to train on everything, or a count of at least 2",
+                            field="split")
+        if not 1 <= k <= n:
+            raise DataError(f"{ds}: split={k} asks for {k} training examples but the data set has {n}",
+                            hint=f"use a count from 2 to {n}, or a fraction like 0.8", field="split")
+        if k == n:
+            return full, None
+    perm = rng.permutation(n)
+    return full.take(perm[:k]), full.take(perm[k:])
+
+
+def _normalize(train: DataSet, val: DataSet | None, targets: tuple[str, ...]
+               ) -> tuple[DataSet, DataSet | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, arr in train.fields.items():
+        if name in targets or arr.dtype.kind != "f":
+            continue
+        # Per feature (the last axis) for tables, per channel for images: every axis but the last is pooled.
+        axes = tuple(range(arr.ndim - 1)) if arr.ndim > 1 else (0,)
+        mean = arr.mean(axis=axes, dtype=np.float64, keepdims=True)
+        std = arr.std(axis=axes, dtype=np.float64, keepdims=True)
+        # Constant features (e.g. border pixels) stay constant at 0 instead of dividing by ~0.
+        std = np.where(std < 1e-8, 1.0, std)
+        stats[name] = (mean[0].astype(np.float32), std[0].astype(np.float32))
+
+    def apply(ds: DataSet) -> DataSet:
+        return DataSet({k: ((v - stats[k][0]) / stats[k][1]).astype(np.float32) if k in stats else v
+                        for k, v in ds.fields.items()})
+
+    return apply(train), (apply(val) if val is not None else None), stats
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Embedded data sets
+
+
+@lru_cache(maxsize=1)
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    with gzip.open(_DATA_DIR / "digits.csv.gz", "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    x = table[:, :64] / np.float32(16.0)
+    y = table[:, 64].astype(np.int32)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def _digits(rng: np.random.Generator, image: bool) -> dict[str, np.ndarray]:
+    x, y = _digits_table()
+    return {"x": x.reshape(-1, 8, 8, 1) if image else x, "y": y}
+
+
+def _with_binary_target(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    # `t` is y as f32[n, 1], the shape binary_cross_entropy / mse want for a single-logit model.
+    return {"x": x.astype(np.float32), "y": y.astype(np.int32), "t": y.astype(np.float32)[:, None]}
+
+
+def _class_sizes(n: int, classes: int) -> list[int]:
+    return [n // classes + (1 if k < n % classes else 0) for k in range(classes)]
+
+
+def _xor(rng: np.random.Generator, n: int | None, noise: float) -> dict[str, np.ndarray]:
+    corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    labels = np.array([0, 1, 1, 0], dtype=np.int32)
+    if n is None:
+        return _with_binary_target(corners, labels)
+    idx = np.arange(n) % 4
+    rng.shuffle(idx)
+    x = corners[idx] + rng.normal(0.0, noise, size=(n, 2))
+    return _with_binary_target(x, labels[idx])
+
+
+def _moons(rng: np.random.Generator, n: int, noise: float) -> dict[str, np.ndarray]:
+    # The construction of scikit-learn's make_moons: an upper half circle and a shifted lower one.
+    n_out = n // 2
+    n_in = n - n_out
+    t_out = np.linspace(0.0, np.pi, n_out)
+    t_in = np.linspace(0.0, np.pi, n_in)
+    x = np.concatenate([np.stack([np.cos(t_out), np.sin(t_out)], 1),
+                        np.stack([1.0 - np.cos(t_in), 0.5 - np.sin(t_in)], 1)])
+    y = np.concatenate([np.zeros(n_out, np.int32), np.ones(n_in, np.int32)])
+    perm = rng.permutation(n)
+    x = x[perm] + rng.normal(0.0, noise, size=x.shape)
+    return _with_binary_target(x, y[perm])
+
+
+def _circles(rng: np.random.Generator, n: int, noise: float, factor: float) -> dict[str, np.ndarray]:
+    if not 0.0 < factor < 1.0:
+        raise DataError(f"circles: factor={factor} must be between 0 and 1 (exclusive)",
+                        hint="factor is the inner circle's radius relative to the outer one", field="factor")
+    n_out = n // 2
+    n_in = n - n_out
+    t_out = np.linspace(0.0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0.0, 2 * np.pi, n_in, endpoint=False)
+    x = np.concatenate([np.stack([np.cos(t_out), np.sin(t_out)], 1),
+                        factor * np.stack([np.cos(t_in), np.sin(t_in)], 1)])
+    y = np.concatenate([np.zeros(n_out, np.int32), np.ones(n_in, np.int32)])
+    perm = rng.permutation(n)
+    x = x[perm] + rng.normal(0.0, noise, size=x.shape)
+    return _with_binary_target(x, y[perm])
+
+
+def _spirals(rng: np.random.Generator, classes: int, n: int, noise: float) -> dict[str, np.ndarray]:
+    # The CS231n spiral: radius grows 0..1 while the angle turns 4 rad; arms start evenly around the circle.
+    xs, ys = [], []
+    for k, m in enumerate(_class_sizes(n, classes)):
+        r = np.linspace(0.0, 1.0, m)
+        t = np.linspace(0.0, 4.0, m) + 2 * np.pi * k / classes + rng.normal(0.0, noise, size=m)
+        xs.append(np.stack([r * np.sin(t), r * np.cos(t)], 1))
+        ys.append(np.full(m, k, np.int32))
+    perm = rng.permutation(n)
+    return {"x": np.concatenate(xs)[perm].astype(np.float32), "y": np.concatenate(ys)[perm]}
+
+
+def _blobs(rng: np.random.Generator, classes: int, dim: int, n: int, std: float) -> dict[str, np.ndarray]:
+    centers = rng.uniform(-10.0, 10.0, size=(classes, dim))
+    y = np.concatenate([np.full(m, k, np.int32) for k, m in enumerate(_class_sizes(n, classes))])
+    y = y[rng.permutation(n)]
+    x = centers[y] + rng.normal(0.0, std, size=(n, dim))
+    return {"x": x.astype(np.float32), "y": y}
+
+
+def _sine(rng: np.random.Generator, n: int, noise: float) -> dict[str, np.ndarray]:
+    x = rng.uniform(-np.pi, np.pi, size=(n, 1))
+    y = np.sin(x) + rng.normal(0.0, noise, size=(n, 1)) if noise > 0 else np.sin(x)
+    return {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# File loaders
+
+_PATH_HINT = "relative paths are resolved against the spec file's folder"
+
+
+def _need_exists(ds: str, path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{ds}: no such file or directory: {path}", hint=_PATH_HINT, kind="file error")
+
+
+def _need_file(ds: str, path: Path) -> None:
+    _need_exists(ds, path)
+    if path.is_dir():
+        raise DataError(f"{ds}: {path} is a directory, a file was expected", kind="file error")
+
+
+def _read_bytes(ds: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{ds}: cannot read {path}: {e.strerror or e}", kind="file error") from e
+
+
+def _npz(rng: np.random.Generator, path: Path) -> dict[str, np.ndarray]:
+    _need_file("npz", path)
+    hint = "save with np.savez(path, x=..., y=...); object arrays are refused"
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"npz: {path.name}: a single .npy array, not an .npz archive of named arrays", hint=hint)
+        with loaded:
+            fields = {k: loaded[k] for k in loaded.files}
+    except (ValueError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise DataError(f"npz: {path.name}: not a readable .npz archive ({e})", hint=hint) from e
+    if not fields:
+        raise DataError(f"npz: {path.name} holds no arrays", hint=hint)
+    lengths = {k: (v.shape[0] if v.ndim else None) for k, v in fields.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{k}: {'scalar' if n is None else n}" for k, n in lengths.items())
+        raise DataError(f"npz: {path.name}: arrays must share their first (example) dimension; found {shown}")
+    return fields
+
+
+def _parse_float(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def _is_int(s: str) -> bool:
+    try:
+        int(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> dict[str, np.ndarray]:
+    _need_file("csv", path)
+    name = path.name
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csvlib.reader(f, delimiter=delimiter)
+            header: list[str] | None = None
+            rows: list[list[str]] = []
+            for row in reader:
+                if not any(c.strip() for c in row):
+                    continue
+                if header is None:
+                    header = [c.strip() for c in row]
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"csv: {name}:{reader.line_num}: expected {len(header)} cells as in the "
+                                    f"header, found {len(row)}")
+                rows.append([c.strip() for c in row])
+    except UnicodeDecodeError as e:
+        raise DataError(f"csv: {name}: not a UTF-8 text file ({e.reason})") from e
+    except csvlib.Error as e:
+        raise DataError(f"csv: {name}: malformed CSV ({e})") from e
+    if header is None:
+        raise DataError(f"csv: {name} is empty", hint="the first line must name the columns, e.g. x1,x2,y")
+    if all(_parse_float(c) is not None for c in header):
+        raise DataError(f"csv: {name}: the first line ({','.join(header[:4])}...) is numbers, not a header row",
+                        hint="add a first line naming the columns, e.g. x1,x2,y")
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(f"csv: {name}: duplicate column name(s) {', '.join(dupes)}")
+    if target not in header:
+        dym = _did_you_mean(target, header)
+        raise DataError(f"csv: {name} has no column '{target}'; columns: {', '.join(header)}",
+                        hint=dym or "choose the label column with target=\"...\"", field="target")
+    if not rows:
+        raise DataError(f"csv: {name} has a header but no data rows")
+    columns = list(zip(*rows, strict=True))
+    features: list[np.ndarray] = []
+    y: np.ndarray | None = None
+    for col_name, cells in zip(header, columns, strict=True):
+        parsed = [_parse_float(c) for c in cells]
+        if all(v is not None for v in parsed):
+            if col_name == target:
+                y = (np.array([int(c) for c in cells], dtype=np.int64) if all(_is_int(c) for c in cells)
+                     else np.array(parsed, dtype=np.float32))
+            else:
+                features.append(np.array(parsed, dtype=np.float32))
+            continue
+        missing = [i for i, c in enumerate(cells) if c == ""]
+        if missing and all(v is not None for v, c in zip(parsed, cells, strict=True) if c != ""):
+            raise DataError(f"csv: {name}: column '{col_name}' has an empty cell in data row {missing[0] + 1}",
+                            hint="fill or drop rows with missing values")
+        if col_name == target:
+            # Text labels become class indices in sorted order of the label strings.
+            classes = sorted(set(cells))
+            lookup = {c: i for i, c in enumerate(classes)}
+            y = np.array([lookup[c] for c in cells], dtype=np.int32)
+        # Other text columns (ids, names) are not features and are skipped.
+    if not features:
+        raise DataError(f"csv: {name}: no numeric column besides the target '{target}'")
+    assert y is not None
+    return {"x": np.stack(features, axis=1), "y": y}
+
+
+_IDX_IMAGES = 0x00000803  # unsigned bytes, 3 dimensions
+_IDX_LABELS = 0x00000801  # unsigned bytes, 1 dimension
+
+
+def _read_idx(ds: str, path: Path, magic: int) -> np.ndarray:
+    what = "image" if magic == _IDX_IMAGES else "label"
+    raw = _read_bytes(ds, path)
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{ds}: {path.name}: corrupt gzip file ({e})") from e
+    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if found != magic:
+        shown = f"0x{found:08x}" if found is not None else f"only {len(raw)} bytes"
+        other = {_IDX_IMAGES: "an IDX image file", _IDX_LABELS: "an IDX label file"}.get(found or -1)
+        hint = (f"this is {other}; the images are *-images-idx3-ubyte, the labels *-labels-idx1-ubyte" if other
+                else "expected the MNIST IDX files train-images-idx3-ubyte[.gz] / t10k-images-idx3-ubyte[.gz] "
+                     "and their *-labels-idx1-ubyte[.gz]")
+        raise DataError(f"{ds}: {path.name}: not an IDX {what} file (magic 0x{magic:08x} expected, found {shown})",
+                        hint=hint)
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{ds}: {path.name}: truncated IDX header")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    size = math.prod(dims)
+    if len(raw) - header != size:
+        raise DataError(f"{ds}: {path.name}: IDX header announces {'x'.join(map(str, dims))} = {size} bytes of "
+                        f"data, the file holds {len(raw) - header}", hint="the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims)
+
+
+def _idx_candidates(folder: Path, stem: str) -> list[Path]:
+    # Some mirrors write `train-images.idx3-ubyte`; either may be gzipped.
+    names = [stem, stem.replace("-idx", ".idx")]
+    return [folder / f"{n}{ext}" for n in names for ext in ("", ".gz")]
+
+
+def _first_existing(paths: list[Path]) -> Path | None:
+    return next((p for p in paths if p.is_file()), None)
+
+
+def _idx_pair(ds: str, path: Path, subset: str | None) -> tuple[Path, Path]:
+    _need_exists(ds, path)
+    if path.is_dir():
+        prefixes = ["train", "t10k"] if subset is None else ["train" if subset == "train" else "t10k"]
+        for prefix in prefixes:
+            images = _first_existing(_idx_candidates(path, f"{prefix}-images-idx3-ubyte"))
+            if images is None:
+                continue
+            labels = _first_existing(_idx_candidates(path, f"{prefix}-labels-idx1-ubyte"))
+            if labels is None:
+                raise DataError(f"{ds}: found {images.name} but no {prefix}-labels-idx1-ubyte[.gz] in {path}",
+                                kind="file error")
+            return images, labels
+        looked = " or ".join(f"{p}-images-idx3-ubyte[.gz]" for p in prefixes)
+        raise DataError(f"{ds}: no {looked} in {path}",
+                        hint="point at the folder holding the IDX files or at an images file", kind="file error")
+    name = path.name
+    if "images" not in name:
+        raise DataError(f"{ds}: {name}: cannot tell the labels file for it (expected a name like "
+                        "t10k-images-idx3-ubyte.gz)", hint="pass the folder holding both IDX files")
+    base = name.replace("images", "labels").replace("idx3", "idx1")
+    base = base.removesuffix(".gz")
+    labels = _first_existing([path.with_name(base), path.with_name(base + ".gz")])
+    if labels is None:
+        raise DataError(f"{ds}: no labels file {path.with_name(base)}[.gz] beside {name}", kind="file error")
+    return path, labels
+
+
+def _mnist_like(ds: str) -> Loader:
+    def load(rng: np.random.Generator, path: Path, subset: str | None) -> dict[str, np.ndarray]:
+        images_path, labels_path = _idx_pair(ds, path, subset)
+        images = _read_idx(ds, images_path, _IDX_IMAGES)
+        labels = _read_idx(ds, labels_path, _IDX_LABELS)
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{ds}: {images_path.name} holds {images.shape[0]} images but {labels_path.name} "
+                            f"holds {labels.shape[0]} labels")
+        x = images.astype(np.float32)[..., None]
+        x /= np.float32(255.0)
+        return {"x": x, "y": labels.astype(np.int32)}
+
+    return load
+
+
+def _numpy_global(module: str, name: str) -> object | None:
+    # numpy 2 moved numpy.core to numpy._core; importing the old name there only warns, so try the new one first.
+    for mod in (f"numpy._core.{module}", f"numpy.core.{module}"):
+        try:
+            return getattr(importlib.import_module(mod), name)
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+@lru_cache(maxsize=1)
+def _pickle_allowed() -> dict[tuple[str, str], object]:
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                              ("_codecs", "encode"): _codecs_encode,
+                                              ("builtins", "bytes"): _empty_bytes,
+                                              ("__builtin__", "bytes"): _empty_bytes}
+    for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")):
+        obj = _numpy_global(module, name)
+        if obj is not None:
+            for prefix in ("numpy.core", "numpy._core"):
+                allowed[(f"{prefix}.{module}", name)] = obj
+    return allowed
+
+
+def _codecs_encode(obj: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    # What Python 3 protocol-2 pickles call to rebuild `bytes`; a pure function, safe to allow.
+    return obj.encode(encoding, errors)
+
+
+def _empty_bytes() -> bytes:
+    # Protocol-2 pickles spell b"" as a call to bytes(); only the no-argument form is allowed.
+    return b""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler for CIFAR-10 batches only.
+
+    Unpickling can run arbitrary code, and pickles are accepted here solely because CIFAR-10 ships as Python
+    pickles. Only the globals needed to rebuild dicts of NumPy arrays are allowed; anything else is refused.
+    """
+
+    def find_class(self, module: str, name: str) -> object:
+        obj = _pickle_allowed().get((module, name))
+        if obj is None:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a CIFAR-10 batch")
+        return obj
+
+
+def _cifar_batch(ds: str, label: str, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        obj = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as e:  # a malformed pickle can raise almost anything; all mean "not a batch"
+        raise DataError(f"{ds}: {label}: not a CIFAR-10 python batch ({type(e).__name__}: {e})",
+                        hint="expected data_batch_1..5 / test_batch from cifar-10-python.tar.gz") from e
+    if not isinstance(obj, dict):
+        raise DataError(f"{ds}: {label}: not a CIFAR-10 python batch (a {type(obj).__name__}, not a dict)")
+    entries = {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
+    if "data" not in entries or "labels" not in entries:
+        raise DataError(f"{ds}: {label}: not a CIFAR-10 python batch (keys {sorted(entries)}, expected data and "
+                        "labels)")
+    data = np.asarray(entries["data"])
+    labels = np.asarray(entries["labels"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
+        raise DataError(f"{ds}: {label}: expected data u8[n, 3072] and n labels, found data "
+                        f"{_dtype_name(data.dtype)}{list(data.shape)} and {labels.shape[0] if labels.ndim else 0} "
+                        "labels")
+    return data, labels.astype(np.int32)
+
+
+_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+def _cifar10(rng: np.random.Generator, path: Path, subset: str | None) -> dict[str, np.ndarray]:
+    ds = "cifar10"
+    _need_exists(ds, path)
+    wanted = (*_CIFAR_TRAIN, "test_batch")
+    blobs: dict[str, bytes] = {}
+    if path.is_file() and not tarfile.is_tarfile(path):
+        # One batch file: loaded whatever its name, subset does not apply.
+        names: tuple[str, ...] = (path.name,)
+        blobs[path.name] = _read_bytes(ds, path)
+    else:
+        if path.is_dir():
+            if (path / "cifar-10-batches-py").is_dir():
+                path = path / "cifar-10-batches-py"
+            blobs = {n: _read_bytes(ds, path / n) for n in wanted if (path / n).is_file()}
+        else:
+            # The downloaded cifar-10-python.tar.gz is read in place, without unpacking it to disk.
+            try:
+                with tarfile.open(path) as tar:
+                    for member in tar.getmembers():
+                        base = member.name.rsplit("/", 1)[-1]
+                        f = tar.extractfile(member) if member.isfile() and base in wanted else None
+                        if f is not None:
+                            blobs[base] = f.read()
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+                raise DataError(f"{ds}: {path.name}: unreadable tar archive ({e})") from e
+        train_names = tuple(n for n in _CIFAR_TRAIN if n in blobs)
+        if subset is None:
+            subset = "train" if train_names else "test"
+        names = train_names if subset == "train" else tuple(n for n in ("test_batch",) if n in blobs)
+        if not names:
+            want = "data_batch_1..5" if subset == "train" else "test_batch"
+            raise DataError(f"{ds}: no {want} in {path}",
+                            hint="point at the cifar-10-batches-py folder, the .tar.gz, or one batch file",
+                            kind="file error")
+    parts = [_cifar_batch(ds, n, blobs[n]) for n in names]
+    data = np.concatenate([p[0] for p in parts])
+    x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32, order="C")
+    x /= np.float32(255.0)
+    return {"x": x, "y": np.concatenate([p[1] for p in parts])}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The registry
+
+_SUBSET = Param("subset", "str", None, "train or test files; default train when present, else test",
+                positional=False, choices=("train", "test"))
+
+DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({
+    info.name: info for info in (
+        DatasetInfo("digits", _digits, (Param("image", "bool", False, "x as f32[n, 8, 8, 1] instead of [n, 64]",
+                                                positional=False),),
+                    "embedded", ("x", "y"),
+                    "8x8 handwritten digits (UCI, via scikit-learn): x f32[1797, 64] in [0, 1], y i32 0..9"),
+        DatasetInfo("xor", _xor, (Param("n", "int", None, "sample n noisy points instead of the 4 corners", low=1),
+                                  Param("noise", "float", 0.1, "std of the Gaussian noise added when n is given",
+                                        low=0)),
+                    "embedded", ("x", "y", "t"),
+                    "XOR: the 4 corners of the unit square, y = x1 xor x2; with n=, n points from the corners "
+                    "(balanced) plus noise. t is y as f32[n, 1]"),
+        DatasetInfo("moons", _moons, (Param("n", "int", 1000, "number of points", low=2),
+                                      Param("noise", "float", 0.1, "std of the Gaussian noise", low=0)),
+                    "embedded", ("x", "y", "t"), "two interleaving half circles, 2 classes; t is y as f32[n, 1]"),
+        DatasetInfo("circles", _circles, (Param("n", "int", 1000, "number of points", low=2),
+                                          Param("noise", "float", 0.05, "std of the Gaussian noise", low=0),
+                                          Param("factor", "float", 0.5, "inner radius / outer radius")),
+                    "embedded", ("x", "y", "t"), "two concentric circles, 2 classes; t is y as f32[n, 1]"),
+        DatasetInfo("spirals", _spirals, (Param("classes", "int", 3, "number of spiral arms", low=1),
+                                          Param("n", "int", 1000, "number of points in all", low=1),
+                                          Param("noise", "float", 0.2, "std of the angle noise (rad)", low=0)),
+                    "embedded", ("x", "y"), "interleaved spiral arms, one class each (CS231n)"),
+        DatasetInfo("blobs", _blobs, (Param("classes", "int", 3, "number of clusters", low=1),
+                                      Param("dim", "int", 2, "number of features", low=1),
+                                      Param("n", "int", 1000, "number of points in all", low=1),
+                                      Param("std", "float", 1.0, "cluster standard deviation", low=0)),
+                    "embedded", ("x", "y"), "Gaussian clusters with centres uniform in [-10, 10]^dim"),
+        DatasetInfo("sine", _sine, (Param("n", "int", 1000, "number of points", low=1),
+                                    Param("noise", "float", 0.0, "std of the noise added to y", low=0)),
+                    "embedded", ("x", "y"), "regression: x f32[n, 1] uniform in [-pi, pi], y = sin(x) f32[n, 1]"),
+        DatasetInfo("npz", _npz, (Param("path", "path", doc="an .npz archive (np.savez)"),),
+                    "file", (), "the named arrays of an .npz archive, one field each"),
+        DatasetInfo("csv", _csv, (Param("path", "path", doc="a CSV file with a header row"),
+                                  Param("target", "str", "y", "the label column"),
+                                  Param("delimiter", "str", ",", "cell separator", positional=False)),
+                    "file", ("x", "y"),
+                    "x f32[n, k]: the other numeric columns; y: the target column, i32 if all integers (text "
+                    "labels become indices in sorted order), else f32"),
+        DatasetInfo("mnist", _mnist_like("mnist"), (Param("path", "path", doc="IDX folder or images file"),
+                                                    _SUBSET),
+                    "file", ("x", "y"), "MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9"),
+        DatasetInfo("fashion_mnist", _mnist_like("fashion_mnist"),
+                    (Param("path", "path", doc="IDX folder or images file"), _SUBSET),
+                    "file", ("x", "y"), "Fashion-MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9"),
+        DatasetInfo("cifar10", _cifar10, (Param("path", "path", doc="batches folder, .tar.gz or one batch"),
+                                          _SUBSET),
+                    "file", ("x", "y"), "CIFAR-10 python batches: x f32[n, 32, 32, 3] in [0, 1], y i32 0..9"),
+    )
+})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Matching fields to model inputs
+
+_DTYPE_KINDS: dict[str, str] = {
+    "f16": "float", "bf16": "float", "f32": "float", "f64": "float",
+    "i8": "int", "i16": "int", "i32": "int", "i64": "int", "u8": "int", "u16": "int", "u32": "int", "u64": "int",
+    "bool": "bool",
+}
+
+
+def _value_kind(dt: np.dtype) -> str:
+    return "bool" if dt == np.bool_ else "float" if dt.kind == "f" else "int"
+
+
+def _show_input(dtype: str, dims: tuple[int | str | None, ...]) -> str:
+    shown = [("N" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(dims)]
+    return f"{dtype}[{', '.join(shown)}]"
+
+
+def check_fields(ds: DataSet, inputs: Mapping[str, tuple[str, tuple[int | str | None, ...]]]) -> None:
+    """Check that every model input has a data field of a compatible dtype kind and shape.
+
+    `inputs` maps input name -> (dtype string, dims); a dim is an int, or None (or a symbol name) for a free one.
+    The first dim is the batch and is not compared. Extra data fields are allowed.
+    """
+    for name, (dtype, dims) in inputs.items():
+        arr = ds.fields.get(name)
+        want = _show_input(dtype, tuple(dims))
+        if arr is None:
+            raise DataError(f"the data has no field '{name}' for input {name}: {want}",
+                            hint=f"{_available_hint(name, ds.fields)}; rename with `data = ... as {{...}}`",
+                            field=name)
+        kind = _DTYPE_KINDS.get(dtype)
+        if kind is None:
+            raise DataError(f"input {name} has unknown dtype '{dtype}'", field=name)
+        suggest = f"`input {name}: {_dtype_name(arr.dtype)}[{', '.join(['N', *map(str, arr.shape[1:])])}]`"
+        if _value_kind(arr.dtype) != kind:
+            raise DataError(f"field '{name}' is {_dtype_name(arr.dtype)} ({_value_kind(arr.dtype)}) but input "
+                            f"{name} is {want} ({kind})", hint=f"declare {suggest} to match the data", field=name)
+        rest = tuple(dims)[1:]
+        if len(dims) != arr.ndim or any(isinstance(d, int) and d != s for d, s in zip(rest, arr.shape[1:],
+                                                                                       strict=False)):
+            per_example = math.prod(arr.shape[1:])
+            hint = f"declare {suggest} to match the data"
+            fixed = [d for d in rest if isinstance(d, int)]
+            if rest and len(fixed) == len(rest) and math.prod(fixed) == per_example:
+                hint += f", or reshape in the model: the sizes agree ({per_example} values per example)"
+            raise DataError(f"field '{name}' has shape {list(arr.shape)} but input {name} is {want}",
+                            hint=hint, field=name)
