@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..errors import SpecError
+from ..ir.types import DTYPES
 from ..source import Source, Span
 from . import ast
 
@@ -379,6 +381,8 @@ _WORDS = {
     "AT": "'@'",
 }
 _OPS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "__ANON_0", "_ARROW", "LSQB", "LPAR"}
+_DTYPE_WORDS = frozenset(DTYPES)
+_SECTION = re.compile(r"\b(model|block|objective)\s+([A-Za-z_]\w*)|\b(train)\b")
 
 
 def _word(term: str, lark: Lark) -> str:
@@ -400,6 +404,8 @@ def _found(tok: Token) -> str:
         return f"the name '{tok}'"
     if tok.type == "NUMBER":
         return f"the number {tok}"
+    if str(tok).isidentifier():
+        return f"the keyword '{tok}'"
     return f"'{tok}'"
 
 
@@ -407,6 +413,8 @@ def _describe_opener(op: _Opener) -> str:
     tok, after = op.token, op.after
     if tok.type == "LPAR" and after is not None and after.type == "NAME":
         return f"the call to {after}"
+    if tok.type == "LSQB" and after is not None and (after.type == "COLON" or str(after) in _DTYPE_WORDS):
+        return "the shape"
     if tok.type == "LSQB" and after is not None and after.type in ("NAME", "RPAR", "RSQB"):
         return "the subscript"
     return {"LPAR": "the parenthesis", "LSQB": "the list", "LBRACE": "the block"}[tok.type]
@@ -417,6 +425,11 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
     if isinstance(e, UnexpectedCharacters):
         ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else "?"
         span = Span.point(file, e.line, e.column)
+        if ch == '"':
+            rest = len(src.line(e.line)) - e.column + 1
+            return SpecError.one("syntax error", "unterminated string: no closing '\"' on this line",
+                                 Span.point(file, e.line, e.column, rest),
+                                 'a string ends on the line it starts: "like this"')
         hint = "strings use double quotes" if ch == "'" else "remove it, or put it in a comment with '#'"
         shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
         return SpecError.one("syntax error", f"unexpected character {shown}", span, hint)
@@ -548,6 +561,13 @@ def parse_expr(text: str, name: str = "<string>", line: int = 1, col: int = 1) -
 
 if __name__ == "__main__":
     # import by package name so the pickled tables refer to specc.frontend.parse._Layout, not __main__
+    import sys
+
     from specc.frontend import parse as _self
 
+    if "--check-cache" in sys.argv:
+        with _self._CACHE.open("rb") as f:
+            fresh = f.readline().strip() == _self._cache_key(_self._grammar_text())
+        print("grammar cache is current" if fresh else "grammar cache is stale: run python -m specc.frontend.parse")
+        sys.exit(0 if fresh else 1)
     print(f"wrote {_self.write_cache()}")

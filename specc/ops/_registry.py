@@ -263,11 +263,21 @@ def _intlike(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _known_sizes(v: Any) -> Any:
+    """A size known at check time (a block input's C bound to 32, `4 * C`) is an ordinary integer argument."""
+    if isinstance(v, Dim) and v.is_const:
+        return v.value
+    if isinstance(v, tuple | list) and any(isinstance(x, Dim) and x.is_const for x in v):
+        return type(v)(_known_sizes(x) for x in v)
+    return v
+
+
 def convert_arg(a: Arg, v: Any, opname: str) -> Any:
     def bad(want: str, hint: str = "") -> OpError:
         return OpError("argument error", f"{opname}'s '{a.name}' must be {want}, got {describe(v)}", hint, a.name)
 
     k = a.kind
+    v = _known_sizes(v)
     if k == "any":
         return v
     if k == "int":
