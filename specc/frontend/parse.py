@@ -382,6 +382,17 @@ _WORDS = {
 }
 _OPS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "__ANON_0", "_ARROW", "LSQB", "LPAR"}
 _DTYPE_WORDS = frozenset(DTYPES)
+# characters that word processors and slides substitute for specc's ASCII punctuation
+_LOOKALIKES = {
+    "'": "strings use double quotes",
+    "\u2192": "write the pipeline arrow as '->'",
+    "\u00d7": "write multiplication as '*'",
+    "\u2212": "write minus as '-'",
+    "\u201c": "strings use plain double quotes \"...\"",
+    "\u201d": "strings use plain double quotes \"...\"",
+    "\u2018": "strings use plain double quotes \"...\"",
+    "\u2019": "strings use plain double quotes \"...\"",
+}
 _SECTION = re.compile(r"\b(model|block|objective)\s+([A-Za-z_]\w*)|\b(train)\b")
 
 
@@ -430,7 +441,7 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
             return SpecError.one("syntax error", "unterminated string: no closing '\"' on this line",
                                  Span.point(file, e.line, e.column, rest),
                                  'a string ends on the line it starts: "like this"')
-        hint = "strings use double quotes" if ch == "'" else "remove it, or put it in a comment with '#'"
+        hint = _LOOKALIKES.get(ch, "remove it, or put it in a comment with '#'")
         shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
         return SpecError.one("syntax error", f"unexpected character {shown}", span, hint)
     tok: Token = e.token if isinstance(e, UnexpectedToken | UnexpectedEOF) else None  # type: ignore[assignment]
@@ -451,17 +462,50 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
         closer = _OPENERS[op.token.type]
         closes_elsewhere = tok.type in ("RBRACE", "$END") or (tok.line or 0) > (op.token.line or 0)
         if closes_elsewhere or (_OPENERS.get(op.token.type) and f"'{closer}'" in {_word(x, lark) for x in expected}):
-            if closes_elsewhere or tok.type in _CLOSERS:
+            # '->', ':' and '{' cannot stand inside brackets: the bracket before them was left open
+            if closes_elsewhere or tok.type in _CLOSERS or tok.type in ("_ARROW", "COLON", "LBRACE"):
                 where = f"{op.token.line}:{op.token.column}"
+                same_line = tok.type != "$END" and tok.line == op.token.line
                 return SpecError.one(
                     "syntax error",
                     f"missing '{closer}' to close {_describe_opener(op)} opened at {where}",
                     _tok_span(file, op.token),
-                    f"add '{closer}' before {_found(tok)}",
+                    f"add '{closer}' before {_found(tok)}" if same_line
+                    else f"add '{closer}' at the end of line {_last_code_line(src, tok, op.token.line or 1)}",
                 )
+    # A '}' left out shows up at the end of the file, or at the next top-level section.
+    braces = [o for o in layout.stack if o.token.type == "LBRACE"]
+    at_line_start = tok.type == "$END" or not src.line(tok.line)[: (tok.column or 1) - 1].strip()
+    if braces and at_line_start and tok.type in ("$END", "MODEL", "BLOCK", "TRAIN", "OBJECTIVE", "IMPORT"):
+        op = braces[-1]
+        head = src.line(op.token.line or 1)[: (op.token.column or 1) - 1]
+        m = [*_SECTION.finditer(head)]
+        what = (f"{m[-1].group(1)} {m[-1].group(2)}" if m[-1].group(1) else "the train section") if m else "the block"
+        return SpecError.one(
+            "syntax error",
+            f"missing '}}' to close {what} opened at {op.token.line}:{op.token.column}",
+            _tok_span(file, op.token),
+            f"add '}}' at the end of line {_last_code_line(src, tok, op.token.line or 1)}",
+        )
     if tok.type in _CLOSERS and not any(o.token.type == _CLOSERS[tok.type] for o in layout.stack):
         return SpecError.one("syntax error", f"unmatched '{tok}'", span, f"remove it, or add the '{ {'RPAR': '(', 'RSQB': '[', 'RBRACE': '{'}[tok.type]}' it closes")
 
+    before = src.line(tok.line)[: (tok.column or 1) - 1] if tok.type != "$END" else ""
+    code_before = before.split("#")[0].rstrip()
+    if tok.type == "_NL" and code_before.endswith("->"):
+        return SpecError.one("syntax error", f"'->' must be followed by a stage (an op or block call), found {_found(tok)}",
+                             span, "finish the pipeline, e.g. `-> relu`, or remove the trailing '->'; "
+                             "to continue on the next line, start that line with '->'")
+    if tok.type == "_ARROW" and not code_before.strip():
+        return SpecError.one("syntax error", "this line starts with '->', but the statement above is not an open pipeline",
+                             span, "a line starting with '->' continues the pipeline above it; a shape assertion "
+                             "`: [...]` goes after the last stage")
+    if tok.type not in ("EQUAL", "_NL", "$END") and "EQUAL" in expected and re.fullmatch(r"\s*[A-Za-z_]\w*\s*", before):
+        target = before.strip()
+        rest = src.line(tok.line)[(tok.column or 1) - 1 :].split("#")[0].strip()
+        rest = rest if len(rest) <= 40 else rest[:37] + "..."
+        return SpecError.one("syntax error", f"expected '=' after '{target}', found {_found(tok)}", span,
+                             f"bind a value with `{target} = {rest}`")
     words = sorted({_word(x, lark) for x in expected if not x.startswith("__")} - {"'as'"})
     if len(words) > 6:
         words = [w for w in words if w in ("a name", "a number", "'='", "')'", "']'", "'}'", "the end of the statement")] or words[:6]
@@ -470,7 +514,17 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
     return SpecError.one("syntax error", f"expected {exp}, found {_found(tok)}", span, hint)
 
 
+def _last_code_line(src: Source, tok: Token, first: int) -> int:
+    """The last line before `tok` holding code (not blank, not only a comment): where a missing closer goes."""
+    line = (tok.line or 1) if tok.type == "$END" else (tok.line or 1) - 1
+    while line > first and not src.line(line).split("#")[0].strip():
+        line -= 1
+    return max(line, first)
+
+
 def _hint_for(tok: Token, expected: list[str]) -> str:
+    if str(tok).isidentifier() and tok.type != "NAME" and "NAME" in expected:
+        return f"'{tok}' is a reserved word; choose another name"
     if tok.type == "EQUAL" and "EQUAL" not in expected:
         return "'=' binds a name at the start of a statement; compare shapes with ': [dims]'"
     if tok.type == "NAME" and "_NL" in expected:

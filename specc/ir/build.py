@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import Diagnostics, SpecError, did_you_mean
 from ..frontend import ast
 from ..frontend.load import Program
-from ..ops._registry import OpDef, OpError, bind_args, convert_init, describe, get_op
+from ..ops._registry import OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
 from ..ops.activation import ACTIVATIONS
 from ..ops.elementwise import OPERATORS
 from ..source import Span
@@ -151,7 +151,10 @@ class GraphBuilder:
             self._bind(st.name, TVal(Ref(nid), declared), st.span, env)
             return
         if actual is not POISON and st.type is not None and declared is not POISON:
-            self._match_pattern(st, actual, env)
+            try:
+                self._match_pattern(st, actual, env)
+            except _StmtError:
+                actual = POISON  # reported once here, not again at every use of the input
         self._bind(st.name, actual, st.span, env)
 
     def _match_pattern(self, st: ast.InputDecl, actual: TVal, env: _Env) -> None:
@@ -455,7 +458,7 @@ class GraphBuilder:
                 return a * b
             if op == "/":
                 if b == 0:
-                    raise DimError("division by zero")
+                    raise DimError(f"division by zero: {describe(a)} / 0")
                 # integers divide exactly or become a fraction, as a user reading `64/2` expects
                 return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
             if op == "**":
@@ -514,7 +517,9 @@ class GraphBuilder:
                 kwargs = tuple((k.name, self._eval(k.value, env, attr=True)) for k in c.kwargs)
                 return Fn(c.func, args, kwargs)
             candidates = [*_op_names(), *self.program.blocks]
-            self.diags.add("name error", f"unknown op '{c.func}'" + _dym(c.func, candidates), c.func_span,
+            dym = _dym(c.func, candidates)
+            what = "block" if dym and dym.split("'")[1] in self.program.blocks else "op"
+            self.diags.add("name error", f"unknown {what} '{c.func}'" + dym, c.func_span,
                            _unknown_op_hint(c.func))
             return POISON
         tensors: list[Any] = [piped] if piped is not None else []
@@ -548,6 +553,11 @@ class GraphBuilder:
         return self._apply(op.name, c, tensors, args, kwargs, env, name, arg_spans, spans)
 
     def _repeat(self, c: ast.Call, env: _Env, piped: TVal | None, name: str) -> Any:
+        if piped is not None and len(c.args) == 2 and not c.kwargs and isinstance(c.args[1], ast.Name):
+            b = c.args[1].id
+            self.diags.add("argument error", f"repeat's second argument must be a call, got the bare name '{b}'",
+                           c.args[1].span, f"write `repeat(n, {b}(...))`, with () even when {b} takes no arguments")
+            return POISON
         if piped is None or len(c.args) != 2 or c.kwargs or not isinstance(c.args[1], ast.Call):
             self.diags.add("argument error", "repeat is a pipeline stage: `x -> repeat(n, Block(args...))`", c.span,
                            "its first argument is the count, its second a block or op call")
@@ -579,7 +589,7 @@ class GraphBuilder:
     def _block_call(self, block: ast.BlockDef, c: ast.Call, tensors: list[Any], args: list[Any],
                     kwargs: dict[str, Any], env: _Env, name: str, repeat: tuple[int, int] | None) -> Any:
         if block.name in self.block_stack:
-            self.diags.add("name error", f"block {block.name} calls itself (through {' → '.join(self.block_stack)})",
+            self.diags.add("name error", f"block {block.name} calls itself: {' → '.join([*self.block_stack[self.block_stack.index(block.name):], block.name])}",
                            c.span, "blocks cannot be recursive; use repeat(n, Block(...))")
             return POISON
         if len(self.block_stack) >= MAX_BLOCK_DEPTH:
@@ -648,8 +658,6 @@ class GraphBuilder:
             self.diags.add(err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint)
         if errors:
             return POISON
-        from ..ops._registry import OpCall
-
         types = tuple(t.type for t in tensors)
         try:
             inf = op.infer(OpCall(op, attrs, types))

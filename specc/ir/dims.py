@@ -41,11 +41,31 @@ def _mono_key(m: Mono) -> tuple[int, list[tuple[int, str]]]:
     return (len(m), [_atom_key(a) for a in m])
 
 
-@dataclass(frozen=True)
 class Dim:
-    """A dimension: sum of coeff * product-of-atoms, terms sorted, no zero coefficients."""
+    """A dimension: sum of coeff * product-of-atoms, terms sorted, no zero coefficients.
 
+    A plain slotted class rather than a frozen dataclass: graphs of 100k nodes create millions of these.
+    """
+
+    __slots__ = ("_hash", "is_const", "terms")
     terms: tuple[tuple[Mono, int], ...]
+    is_const: bool
+
+    def __init__(self, terms: tuple[tuple[Mono, int], ...]):
+        self.terms = terms
+        self.is_const = all(m == () for m, _ in terms)
+        self._hash: int | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dim) and self.terms == other.terms
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(self.terms)
+        return self._hash
+
+    def __reduce__(self) -> tuple[type, tuple[tuple[tuple[Mono, int], ...]]]:
+        return (Dim, (self.terms,))
 
     # ---- construction
     @staticmethod
@@ -68,10 +88,6 @@ class Dim:
 
     # ---- queries
     @property
-    def is_const(self) -> bool:
-        return all(m == () for m, _ in self.terms)
-
-    @property
     def value(self) -> int:
         if not self.is_const:
             raise DimError(f"{self} is not a known number")
@@ -92,8 +108,13 @@ class Dim:
 
     # ---- arithmetic
     def __add__(self, other: int | Dim) -> Dim:
+        o = Dim.of(other)
+        if not o.terms:
+            return self
+        if not self.terms:
+            return o
         acc: dict[Mono, int] = dict(self.terms)
-        for m, c in Dim.of(other).terms:
+        for m, c in o.terms:
             acc[m] = acc.get(m, 0) + c
         return Dim._from(acc)
 
@@ -109,6 +130,14 @@ class Dim:
         return Dim.of(other) - self
 
     def __mul__(self, other: int | Dim) -> Dim:
+        # fast paths: scaling by a number keeps the canonical order (big graphs multiply sizes a lot)
+        k = other if isinstance(other, int) else (other.terms[0][1] if other.terms and other.is_const else None)
+        if isinstance(other, Dim) and not other.terms:
+            k = 0
+        if k is not None:
+            return Dim(tuple((m, c * k) for m, c in self.terms)) if k else Dim(())
+        if self.is_const:
+            return other * (self.terms[0][1] if self.terms else 0)
         acc: dict[Mono, int] = {}
         for m1, c1 in self.terms:
             for m2, c2 in Dim.of(other).terms:

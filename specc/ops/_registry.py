@@ -6,6 +6,7 @@ plain functions that receive the JAX/Flax modules from the back end when it call
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,8 +106,12 @@ class OpDef:
     def tensor_range(self) -> tuple[int, int | None]:
         return (self.tensors, self.tensors) if isinstance(self.tensors, int) else self.tensors
 
+    @functools.cached_property
+    def _args_by_name(self) -> dict[str, Arg]:
+        return {a.name: a for a in self.args}
+
     def arg(self, name: str) -> Arg | None:
-        return next((a for a in self.args if a.name == name), None)
+        return self._args_by_name.get(name)
 
     def dot_label(self, attrs: Mapping[str, Any]) -> str:
         return self.label(attrs) if self.label else self.name
@@ -274,6 +279,10 @@ def _known_sizes(v: Any) -> Any:
 
 def convert_arg(a: Arg, v: Any, opname: str) -> Any:
     def bad(want: str, hint: str = "") -> OpError:
+        if not hint and isinstance(v, str) and a.kind not in ("str", "enum", "padding", "init", "dtype"):
+            hint = f"write the value without quotes, like {a.name}={v}" if v.strip() else f"give {a.name} a value"
+        elif not hint and a.kind == "bool":
+            hint = f"write {a.name}=true or {a.name}=false"
         return OpError("argument error", f"{opname}'s '{a.name}' must be {want}, got {describe(v)}", hint, a.name)
 
     k = a.kind

@@ -11,10 +11,10 @@ DEFAULT_INIT = "glorot_uniform"
 
 
 def _dense(c: OpCall) -> Inferred:
+    c.need_float()  # first: an i32[N] label fed to dense is a dtype mistake, not a missing feature axis
     if c.x.rank < 2:
         raise c.fail(f"dense expects an input of rank 2 or more [N, ..., features], got {c.x}",
                      "a scalar per example has shape [N, 1]")
-    c.need_float()
     fin = c.known(c.x.dims[-1], "the input's last axis")
     fout = c["features"]
     params = {"kernel": (fin, fout)}

@@ -1,0 +1,77 @@
+"""How fast `specc check` is: cold start of the whole process on a small spec, and scaling with graph size.
+
+Usage: python bench/check_speed.py [--reps 5]
+Prints a markdown table (paste into docs/benchmarks.md). Targets (issue 3): cold check of a 20-line spec < 0.3 s;
+a 10,000-node graph < 1 s; time linear in size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GENERATED = """
+block Unit(c) {{
+  input x: [N, C]
+  h = x -> dense(c) -> relu
+  y = h -> dense(c) -> relu
+  output y
+}}
+
+model Deep {{
+  input x: f32[N, 32]
+  y = x -> repeat({n}, Unit(32)) -> dense(10)
+  output y
+}}
+"""
+
+
+def cold_check(spec: Path, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "specc.cli", "check", str(spec)], check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    print("| case | nodes | median seconds |")
+    print("|---|---:|---:|")
+    mlp = ROOT / "specs" / "mlp.net"
+    print(f"| `specc check specs/mlp.net`, whole process, cold | 5 | {cold_check(mlp, args.reps):.3f} |")
+    python_only = statistics.median(
+        [_time([sys.executable, "-c", "pass"]) for _ in range(args.reps)])
+    print(f"| python -c pass (interpreter start-up, for reference) | – | {python_only:.3f} |")
+    with tempfile.TemporaryDirectory() as d:
+        for units in (250, 2500, 25000):
+            spec = Path(d) / f"deep{units}.net"
+            spec.write_text(GENERATED.format(n=units))
+            import specc
+
+            t = time.perf_counter()
+            g = specc.load(spec).graph()
+            build = time.perf_counter() - t
+            whole = cold_check(spec, max(1, args.reps // 2))
+            print(f"| repeat({units}, Unit) — in-process check / whole process | {len(g.nodes):,} | "
+                  f"{build:.3f} / {whole:.3f} |")
+
+
+def _time(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    main()
