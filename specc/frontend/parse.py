@@ -17,6 +17,7 @@ from ..source import Source, Span
 from . import ast
 
 MAX_NESTING = 200  # brackets deeper than this are surely a mistake, and would exhaust Python's stack later
+MAX_DEPTH = 200  # the same for operator chains (`x + x + ...`, `- - x`): the tree walks below recurse
 MAX_BYTES = 4_000_000
 
 _OPENERS = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
@@ -576,7 +577,9 @@ def decode(data: bytes, name: str) -> Source:
 def parse_tree(src: Source) -> Tree[Token]:
     lark, layout = _parser()
     try:
-        return lark.parse(src.text)
+        tree = lark.parse(src.text)
+        _check_depth(tree, src)
+        return tree
     except _TooDeep as e:
         raise SpecError.one(
             "syntax error",
@@ -586,6 +589,21 @@ def parse_tree(src: Source) -> Tree[Token]:
         ).with_sources({src.name: src}) from None
     except UnexpectedInput as e:
         raise _syntax_error(e, src, lark, layout).with_sources({src.name: src}) from None
+
+
+def _check_depth(tree: Tree[Token], src: Source) -> None:
+    stack: list[tuple[Tree[Token], int, Tree[Token]]] = [(tree, 1, tree)]
+    while stack:
+        node, depth, stmt = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = stmt.meta  # point at the statement: the deepest node is only one of its many operands
+            span = (Span.point(src.name, 1, 1) if getattr(meta, "empty", True)
+                    else Span(src.name, meta.line, meta.column, meta.end_line, meta.end_column))
+            raise SpecError.one("syntax error", f"an expression nested more than {MAX_DEPTH} levels deep", span,
+                                "split it into named steps: `a = ...`, then `b = a + ...`").with_sources({src.name: src})
+        for c in node.children:
+            if isinstance(c, Tree):
+                stack.append((c, depth + 1, c if depth < 4 or stmt is tree else stmt))
 
 
 def parse_source(src: Source) -> ast.Module:

@@ -25,6 +25,7 @@ from .types import DTYPES, TensorType
 
 MAX_NODES = 2_000_000
 MAX_BLOCK_DEPTH = 64
+MAX_LET_DEPTH = 100
 
 
 class _Poison:
@@ -72,6 +73,8 @@ class GraphBuilder:
         self.lets: dict[str, Any] = {}
         self.let_state: dict[str, str] = {}
         self.block_stack: list[str] = []
+        self.next_suffix: dict[str, int] = {}
+        self.let_depth = 0
 
     # ---- entry -----------------------------------------------------------------------------------
 
@@ -269,10 +272,20 @@ class GraphBuilder:
             return self.lets[name]
         let = self.program.lets[name]
         if self.let_state.get(name) == "busy":
-            self.diags.add("name error", f"constant '{name}' is defined in terms of itself", let.span)
+            self.diags.add("name error", f"constant '{name}' is defined in terms of itself", let.span,
+                           "define a constant from numbers and other constants only")
             return POISON
         self.let_state[name] = "busy"
-        value = self._const(let.value, _Env())
+        if self.let_depth >= MAX_LET_DEPTH:  # a chain `let a = b`, `let b = c`, ... would exhaust the stack
+            self.diags.add("value error", f"constants defined through more than {MAX_LET_DEPTH} other constants",
+                           let.span, "define long chains of constants directly from numbers")
+            value: Any = POISON
+        else:
+            self.let_depth += 1
+            try:
+                value = self._const(let.value, _Env())
+            finally:
+                self.let_depth -= 1
         self.lets[name] = value
         self.let_state[name] = "done"
         return value
@@ -317,7 +330,8 @@ class GraphBuilder:
             return POISON
         d = Dim.of(v).subst(env.symbols) if env.symbols else Dim.of(v)
         if d.is_const and d.value < 0:
-            self.diags.add("shape error", f"a dimension cannot be negative, got {d}", e.span)
+            self.diags.add("shape error", f"a dimension cannot be negative, got {d}", e.span,
+                           "check the arithmetic and the constants it uses")
             return POISON
         if d.is_const and d.value > MAX_DIM:
             self.diags.add("shape error", f"dimension {d.value} is larger than the largest supported size {MAX_DIM:,}",
@@ -468,7 +482,9 @@ class GraphBuilder:
             if op == "@":
                 raise DimError("'@' multiplies tensors, not numbers")
         except (DimError, OverflowError, ZeroDivisionError) as err:
-            self.diags.add("value error", str(err), span)
+            hint = ("the divisor is 0 here; check the constants it uses" if "division by zero" in str(err)
+                    else "sizes are built from integers and size names with + - * / **")
+            self.diags.add("value error", str(err), span, hint)
             return POISON
         raise AssertionError(op)
 
@@ -567,7 +583,7 @@ class GraphBuilder:
             return POISON
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             self.diags.add("argument error", f"repeat's count must be a positive integer, got {describe(n)}",
-                           c.args[0].span)
+                           c.args[0].span, "repeat(3, Block(...)) chains three copies; to skip it, remove the stage")
             return POISON
         inner: ast.Call = c.args[1]
         block = self.program.blocks.get(inner.func)
@@ -584,6 +600,11 @@ class GraphBuilder:
                 v = self._call(inner, env, attr=False, piped=v, name=f"{base}.{i}")
             if v is POISON:
                 return POISON  # the first copy's error is the only one worth reporting
+            if not isinstance(v, TVal):
+                n_out = len(v) if isinstance(v, tuple) else 0
+                self.diags.add("value error", f"{inner.func} returns {n_out} values, but repeat chains calls that "
+                               "return one tensor", inner.span, "give the block a single `output`")
+                return POISON
         return v
 
     def _block_call(self, block: ast.BlockDef, c: ast.Call, tensors: list[Any], args: list[Any],
@@ -593,7 +614,9 @@ class GraphBuilder:
                            c.span, "blocks cannot be recursive; use repeat(n, Block(...))")
             return POISON
         if len(self.block_stack) >= MAX_BLOCK_DEPTH:
-            self.diags.add("value error", f"blocks nested more than {MAX_BLOCK_DEPTH} deep", c.span)
+            self.diags.add("value error", f"blocks nested more than {MAX_BLOCK_DEPTH} deep: {block.name} is called "
+                           f"from {' → '.join(self.block_stack[:3])} → ... → {self.block_stack[-1]}", c.span,
+                           "flatten the chain of blocks, or use repeat(n, Block(...)) for repeated layers")
             return POISON
         inner = _Env(prefix="", block=block)
         inner.default_init = env.default_init
@@ -686,10 +709,11 @@ class GraphBuilder:
             raise _Limit
         full = env.prefix + name
         unique = full
-        k = 2
+        k = self.next_suffix.get(full, 2)  # resume the count: 10,000 stages of `-> relu` stay linear
         while unique in self.names:
             unique = f"{full}_{k}"
             k += 1
+        self.next_suffix[full] = k
         self.names.add(unique)
         nid = len(self.nodes)
         self.nodes.append(Node(nid, unique, op, attrs, inputs, outputs, tuple(params.items()), tuple(state.items()),

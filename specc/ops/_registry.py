@@ -163,7 +163,8 @@ class OpCall:
         r = self.x.rank if rank is None else rank
         a = self.attrs[name]
         if not -r <= a < r:
-            raise self.fail(f"axis {a} is out of range for {self.x} (rank {r}: axes {-r}..{r - 1})", arg=name)
+            raise self.fail(f"axis {a} is out of range for {self.x} (rank {r}: axes {-r}..{r - 1})",
+                            "axes count from 0 (the batch) up, or from -1 (the last axis) down", arg=name)
         return a % r
 
     def dim_or_fail(self, f: Callable[[], Dim], hint: str = "") -> Dim:
@@ -235,7 +236,8 @@ def bind_args(
                                   f"{op.name}'s parameters are: {valid}", k))
             continue
         if k in attrs:
-            errors.append(OpError("argument error", f"{op.name} got '{k}' twice (by position and by name)", "", k))
+            errors.append(OpError("argument error", f"{op.name} got '{k}' twice (by position and by name)",
+                                  "give it once, by position or by name", k))
         attrs[k] = v
     out: dict[str, Any] = {}
     for a in op.args:
@@ -398,6 +400,8 @@ def describe(v: Any) -> str:
         return "[" + ", ".join(describe(x) for x in v) + "]"
     if isinstance(v, TensorType):
         return f"a tensor {v}"
+    if isinstance(getattr(v, "type", None), TensorType):  # the elaborator's tensor values (a name bound to a tensor)
+        return f"a tensor {v.type}"
     return str(v)
 
 

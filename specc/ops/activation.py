@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..ir.dims import product
-from ._registry import Arg, Inferred, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 
 
 def _same(float_only: bool, cost: int) -> Callable[[OpCall], Inferred]:
@@ -47,6 +47,37 @@ _TABLE: tuple[tuple[str, tuple[Arg, ...], bool, int, str], ...] = (
 
 ACTIVATIONS = tuple(row[0] for row in _TABLE)
 
+# the JAX form of each row: (ctx, x, attrs) → array, with jax / jnp taken from the lowering context
+_JAX: dict[str, Callable[[Any, Any, Any], Any]] = {
+    "relu": lambda c, x, a: c.jax.nn.relu(x),
+    "sigmoid": lambda c, x, a: c.jax.nn.sigmoid(x),
+    "tanh": lambda c, x, a: c.jnp.tanh(x),
+    "softmax": lambda c, x, a: c.jax.nn.softmax(x, axis=a["axis"]),
+    "log_softmax": lambda c, x, a: c.jax.nn.log_softmax(x, axis=a["axis"]),
+    "gelu": lambda c, x, a: c.jax.nn.gelu(x, approximate=a["approximate"]),
+    "elu": lambda c, x, a: c.jax.nn.elu(x, alpha=a["alpha"]),
+    "leaky_relu": lambda c, x, a: c.jax.nn.leaky_relu(x, negative_slope=a["slope"]),
+    "selu": lambda c, x, a: c.jax.nn.selu(x),
+    "silu": lambda c, x, a: c.jax.nn.silu(x),
+    "softplus": lambda c, x, a: c.jax.nn.softplus(x),
+    "step": lambda c, x, a: (x > 0).astype(x.dtype),
+    "sign": lambda c, x, a: c.jnp.sign(x),
+    "identity": lambda c, x, a: x,
+    "sin": lambda c, x, a: c.jnp.sin(x),
+    "cos": lambda c, x, a: c.jnp.cos(x),
+    "exp": lambda c, x, a: c.jnp.exp(x),
+    "log": lambda c, x, a: c.jnp.log(x),
+    "sqrt": lambda c, x, a: c.jnp.sqrt(x),
+    "abs": lambda c, x, a: c.jnp.abs(x),
+    "square": lambda c, x, a: c.jnp.square(x),
+    "neg": lambda c, x, a: c.jnp.negative(x),
+}
+
+
+def _lowering(name: str) -> Lowering:
+    f = _JAX[name]
+    return Lowering("reference", apply=lambda m, a, xs, ctx: f(ctx, xs[0], a))
+
 
 def _label(name: str, args: tuple[Arg, ...]) -> Callable[[Any], str]:
     return lambda a: name if all(a[x.name] == x.default for x in args) else \
@@ -55,4 +86,4 @@ def _label(name: str, args: tuple[Arg, ...]) -> Callable[[Any], str]:
 
 for _name, _args, _float, _cost, _doc in _TABLE:
     register(OpDef(name=_name, family="activation", tensors=1, args=_args, infer=_same(_float, _cost),
-                   label=_label(_name, _args), doc=_doc))
+                   lowerings=(_lowering(_name),), label=_label(_name, _args), doc=_doc))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.dims import Dim, product
-from ._registry import Arg, Inferred, OpCall, OpDef, per_axis, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, per_axis, register
 
 
 def pads(padding: Any, n: int, k: tuple[int, ...], stride: tuple[int, ...], dil: tuple[int, ...],
@@ -93,7 +93,30 @@ CONV_ARGS = (
     Arg("bias", "bool", True), Arg("init", "init", None), Arg("bias_init", "init", None),
 )
 
+def lax_padding(a: Any, n: int, window: Any, stride: Any, dilation: Any) -> str | list[tuple[int, int]]:
+    """The padding as XLA takes it: "SAME", or explicit (lo, hi) pairs per spatial axis (attrs already checked)."""
+    k = per_axis(window, n, "window", None, "window")  # type: ignore[arg-type]
+    s = per_axis(stride, n, "stride", None, "stride")  # type: ignore[arg-type]
+    d = per_axis(dilation, n, "dilation", None, "dilation")  # type: ignore[arg-type]
+    p = pads(a, n, k, s, d, None)  # type: ignore[arg-type]
+    return "SAME" if p == "same" else [tuple(x) for x in p]  # type: ignore[misc]
+
+
+def _conv_build(a: dict[str, Any], types: tuple[Any, ...], ctx: Any) -> Any:
+    n = types[0].rank - 2
+    return ctx.nnx.Conv(
+        types[0].dims[-1].value, a["features"], kernel_size=per_axis(a["kernel"], n, "kernel", None, "kernel"),  # type: ignore[arg-type]
+        strides=a["stride"], padding=lax_padding(a["padding"], n, a["kernel"], a["stride"], a["dilation"]),
+        kernel_dilation=a["dilation"], feature_group_count=a["groups"], use_bias=a["bias"],
+        kernel_init=ctx.init(a["init"]), bias_init=ctx.init(a["bias_init"], "zeros"), rngs=ctx.rngs)
+
+
+def _call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    return m(xs[0])
+
+
 register(OpDef(name="conv", family="conv", tensors=1, args=CONV_ARGS, infer=_conv, label=_conv_label,
+               lowerings=(Lowering("reference", apply=_call_layer, build=_conv_build),),
                doc="convolution over the spatial axes of [N, ..., C] (1D/2D/3D by rank)"))
 
 
@@ -124,6 +147,10 @@ register(OpDef(
           Arg("padding", "enum", "valid", choices=("valid", "same")), Arg("bias", "bool", True),
           Arg("init", "init", None), Arg("bias_init", "init", None)),
     infer=_conv_transpose,
+    lowerings=(Lowering("reference", apply=_call_layer, build=lambda a, types, ctx: ctx.nnx.ConvTranspose(
+        types[0].dims[-1].value, a["features"], kernel_size=per_axis(a["kernel"], types[0].rank - 2, "kernel", None, "kernel"),  # type: ignore[arg-type]
+        strides=a["stride"], padding=a["padding"].upper(), use_bias=a["bias"], kernel_init=ctx.init(a["init"]),
+        bias_init=ctx.init(a["bias_init"], "zeros"), rngs=ctx.rngs)),),
     label=lambda a: f"deconv {a['features']}@{_window_label(a['kernel'])}" + (f" ×{a['stride']}" if a["stride"] != 1 else ""),
     doc="transposed convolution (upsampling by its stride)",
 ))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..ir.dims import product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 from .broadcast import broadcast_dims
 
 SYMBOLS = {"add": "+", "sub": "-", "mul": "×", "div": "÷", "pow": "^", "maximum": "max", "minimum": "min"}
@@ -30,12 +32,29 @@ def _binary(c: OpCall) -> Inferred:
     return Inferred((TensorType(dtype, dims),), flops=product(dims))
 
 
+JNP_FUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide", "pow": "power",
+             "maximum": "maximum", "minimum": "minimum"}
+
+
+def _apply_binary(name: str) -> Lowering:
+    fname = JNP_FUNCS[name]
+
+    def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+        f = getattr(ctx.jnp, fname)
+        if len(xs) == 2:
+            return f(xs[0], xs[1])
+        # a Python number stays weakly typed, so the tensor's dtype wins (the checker's rule)
+        return f(a["scalar"], xs[0]) if a["reverse"] else f(xs[0], a["scalar"])
+
+    return Lowering("reference", apply=apply)
+
+
 for _name in SYMBOLS:
     register(OpDef(
         name=_name, family="elementwise", tensors=(1, 2),
         # scalar/reverse carry a literal operand: `2 * x` is mul(x, scalar=2, reverse=true)
         args=(Arg("scalar", "any", None), Arg("reverse", "bool", False)),
-        infer=_binary, label=lambda a, n=_name: SYMBOLS[n] if a["scalar"] is None else
+        infer=_binary, lowerings=(_apply_binary(_name),), label=lambda a, n=_name: SYMBOLS[n] if a["scalar"] is None else
         (f"{a['scalar']:g} {SYMBOLS[n]} ·" if a["reverse"] else f"· {SYMBOLS[n]} {a['scalar']:g}"),
         doc=f"elementwise {_name} with NumPy broadcasting",
     ))

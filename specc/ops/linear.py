@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 from .broadcast import broadcast_dims
 
 DEFAULT_INIT = "glorot_uniform"
@@ -24,11 +26,24 @@ def _dense(c: OpCall) -> Inferred:
     return Inferred((c.x.with_dims(out),), params, flops=product(c.x.dims[:-1]) * (2 * fin * fout))
 
 
+def _dense_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> Any:
+    return ctx.nnx.Linear(types[0].dims[-1].value, a["features"], use_bias=a["bias"],
+                          kernel_init=ctx.init(a["init"]), bias_init=ctx.init(a["bias_init"], "zeros"),
+                          rngs=ctx.rngs)
+
+
+def _call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    return m(xs[0])
+
+
+DENSE_LOWERING = Lowering("reference", apply=_call_layer, build=_dense_build)
+
 register(OpDef(
     name="dense", family="linear", tensors=1,
     args=(Arg("features", "int", min=1), Arg("bias", "bool", True), Arg("init", "init", None),
           Arg("bias_init", "init", None)),
     infer=_dense,
+    lowerings=(DENSE_LOWERING,),
     label=lambda a: f"dense {a['features']}",
     doc="fully connected layer on the last axis: x @ W + b",
 ))
@@ -56,4 +71,5 @@ def _matmul(c: OpCall) -> Inferred:
 
 
 register(OpDef(name="matmul", family="linear", tensors=2, args=(), infer=_matmul, label=lambda a: "@",
+               lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: ctx.jnp.matmul(xs[0], xs[1])),),
                doc="matrix product with NumPy's rules (`a @ b`)"))

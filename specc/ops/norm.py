@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..ir.dims import product
-from ._registry import Arg, Inferred, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 
 # Per-element FLOP estimates, inference mode. Batch norm folds into one multiply-add per element; layer/group
 # norm compute their statistics on the fly (mean, variance, normalise, scale, shift).
 BATCHNORM_FLOPS_PER_ELEMENT = 2
 STATS_NORM_FLOPS_PER_ELEMENT = 5
+
+
+def _call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    return m(xs[0])
+
+
+def _layer(build: Any) -> tuple[Lowering, ...]:
+    """A Flax layer that does the whole op: `build(attrs, input type, ctx)` makes it, calling it applies it."""
+    return (Lowering("reference", apply=_call_layer, build=lambda a, types, ctx: build(a, types[0], ctx)),)
 
 
 def need_min_rank(c: OpCall, lo: int, layout: str) -> None:
@@ -43,6 +54,8 @@ register(OpDef(
     name="batchnorm", family="norm", tensors=1,
     args=(Arg("momentum", "float", 0.9, min=0), Arg("eps", "float", 1e-5), Arg("axis", "axis", -1)),
     infer=_batchnorm,
+    lowerings=_layer(lambda a, t, ctx: ctx.nnx.BatchNorm(t.dims[a["axis"]].value, axis=a["axis"], momentum=a["momentum"],
+                                                         epsilon=a["eps"], rngs=ctx.rngs)),
     label=lambda a: "batchnorm",
     doc="batch normalisation over the feature axis; running mean and variance are state",
 ))
@@ -61,6 +74,7 @@ register(OpDef(
     name="layernorm", family="norm", tensors=1,
     args=(Arg("eps", "float", 1e-5),),
     infer=_layernorm,
+    lowerings=_layer(lambda a, t, ctx: ctx.nnx.LayerNorm(t.dims[-1].value, epsilon=a["eps"], rngs=ctx.rngs)),
     label=lambda a: "layernorm",
     doc="layer normalisation over the last axis, with a learned scale and bias per feature",
 ))
@@ -86,6 +100,8 @@ register(OpDef(
     name="groupnorm", family="norm", tensors=1,
     args=(Arg("groups", "int", min=1), Arg("eps", "float", 1e-5)),
     infer=_groupnorm,
+    lowerings=_layer(lambda a, t, ctx: ctx.nnx.GroupNorm(t.dims[-1].value, num_groups=a["groups"], epsilon=a["eps"],
+                                                         rngs=ctx.rngs)),
     label=lambda a: f"groupnorm /{a['groups']}",
     doc="group normalisation: channels split into groups, each normalised over space and its channels",
 ))
@@ -105,6 +121,7 @@ register(OpDef(
     name="dropout", family="norm", tensors=1,
     args=(Arg("rate", "float"),),
     infer=_dropout,
+    lowerings=_layer(lambda a, t, ctx: ctx.nnx.Dropout(a["rate"], rngs=ctx.rngs)),
     label=lambda a: f"dropout {a['rate']:g}",
     doc="zeroes a fraction `rate` of values while training and rescales the rest; identity otherwise",
 ))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 
 ONE = Dim.const(1)
 
@@ -65,6 +66,13 @@ def _axes_label(name: str) -> Callable[[dict[str, object]], str]:
 
 _AXES_ARGS = (Arg("axis", "axes", None, doc="an axis, a list of axes, or none for all"), Arg("keepdims", "bool", False))
 
+def _reduce_lowering(name: str) -> Lowering:
+    def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+        return getattr(ctx.jnp, name)(xs[0], axis=a["axis"], keepdims=a["keepdims"])
+
+    return Lowering("reference", apply=apply)
+
+
 for _name, _dtype, _doc in (
     ("mean", _float, "average over the given axes (all by default)"),
     ("sum", _summable, "sum over the given axes (all by default)"),
@@ -72,7 +80,8 @@ for _name, _dtype, _doc in (
     ("min", _same, "smallest value over the given axes (all by default)"),
 ):
     register(OpDef(name=_name, family="reduction", tensors=1, args=_AXES_ARGS,
-                   infer=_reduction(_dtype, 1), label=_axes_label(_name), doc=_doc))
+                   infer=_reduction(_dtype, 1), lowerings=(_reduce_lowering(_name),), label=_axes_label(_name),
+                   doc=_doc))
 
 
 _reduce_norm = _reduction(_float, 2)  # |x|**ord and an add per element
@@ -85,10 +94,24 @@ def _norm(c: OpCall) -> Inferred:
     return _reduce_norm(c)
 
 
+def _norm_apply(a: dict[str, Any], x: Any, ctx: Any) -> Any:
+    jnp = ctx.jnp
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    p = a["ord"]
+    ax, keep = a["axis"], a["keepdims"]
+    if p == 2:
+        return jnp.sqrt(jnp.sum(x * x, axis=ax, keepdims=keep))
+    if p == 1:
+        return jnp.sum(jnp.abs(x), axis=ax, keepdims=keep)
+    return jnp.sum(jnp.abs(x) ** p, axis=ax, keepdims=keep) ** (1.0 / p)
+
+
 register(OpDef(
     name="norm", family="reduction", tensors=1,
     args=(_AXES_ARGS[0], Arg("ord", "float", 2.0), _AXES_ARGS[1]),
     infer=_norm,
+    lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: _norm_apply(a, xs[0], ctx)),),
     label=lambda a: f"norm{a['ord']:g}" + ("" if a["axis"] is None else f" axis={a['axis']}"),
     doc="vector p-norm (sum |x|**ord)**(1/ord) over the given axes (all by default)",
 ))
@@ -106,6 +129,8 @@ register(OpDef(
     name="argmax", family="reduction", tensors=1,
     args=(Arg("axis", "axis", -1), Arg("keepdims", "bool", False)),
     infer=_argmax,
+    lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: ctx.jnp.argmax(
+        xs[0], axis=a["axis"], keepdims=a["keepdims"]).astype(ctx.jnp.int32)),),
     label=lambda a: f"argmax axis={a['axis']}",
     doc="index (i32) of the largest value along one axis",
 ))

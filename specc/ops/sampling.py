@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..ir.dims import product
-from ._registry import Inferred, OpCall, OpDef, register
+from ._registry import Inferred, Lowering, OpCall, OpDef, register
 
 # exp(0.5 * logvar) is two, times eps and plus mu two more
 SAMPLE_NORMAL_FLOPS_PER_ELEMENT = 4
@@ -22,9 +24,21 @@ def _sample_normal(c: OpCall) -> Inferred:
     return Inferred((mu,), flops=product(mu.dims) * SAMPLE_NORMAL_FLOPS_PER_ELEMENT)
 
 
+def _sample_build(a: dict[str, Any], types: tuple[Any, ...], ctx: Any) -> Any:
+    # its own fork of the "sample" stream (falls back to the default stream), as nnx.Dropout does for "dropout"
+    return ctx.rngs["sample"].fork()
+
+
+def _sample_apply(stream: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    mu, logvar = xs
+    eps = ctx.jax.random.normal(stream(), mu.shape, mu.dtype)
+    return mu + ctx.jnp.exp(logvar / 2) * eps
+
+
 register(OpDef(
     name="sample_normal", family="sampling", tensors=2, args=(),
     infer=_sample_normal,
+    lowerings=(Lowering("reference", apply=_sample_apply, build=_sample_build),),
     label=lambda a: "sample N(μ, σ²)",
     doc="mu + exp(logvar / 2) * eps with eps ~ N(0, 1) drawn from the step's RNG",
 ))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 
 # ---- embed -----------------------------------------------------------------------------------------
 
@@ -20,10 +22,21 @@ def _embed(c: OpCall) -> Inferred:
     return Inferred((out,), params={"embedding": (vocab, feat)})
 
 
+def _embed_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> Any:
+    # no init given: Flax's own embedding default (normal with std 1/sqrt(features)), not a weight-matrix one
+    kw = {} if a["init"] is None else {"embedding_init": ctx.init(a["init"])}
+    return ctx.nnx.Embed(a["vocab"], a["features"], rngs=ctx.rngs, **kw)
+
+
+def _call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    return m(xs[0])
+
+
 register(OpDef(
     name="embed", family="sequence", tensors=1,
     args=(Arg("vocab", "int", min=1), Arg("features", "int", min=1), Arg("init", "init", None)),
     infer=_embed,
+    lowerings=(Lowering("reference", apply=_call_layer, build=_embed_build),),
     label=lambda a: f"embed {a['vocab']}→{a['features']}",
     doc="looks up a learned vector of `features` floats for each integer id below `vocab`",
 ))
@@ -68,6 +81,35 @@ def _recurrent(c: OpCall, cell: str) -> Inferred:
     return Inferred((c.x.with_dims(out),), params=params, flops=flops)
 
 
+CELLS = {"simple": "SimpleCell", "lstm": "OptimizedLSTMCell", "gru": "GRUCell"}
+
+
+def _recurrent_lowering(cell: str | None) -> Lowering:
+    """nnx.RNN over a Flax cell (nnx.Bidirectional of two when bidirectional); `cell` None reads attrs["cell"]."""
+
+    def build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> Any:
+        nnx = ctx.nnx
+        cls = getattr(nnx, CELLS[cell or a["cell"]])
+        fin = types[0].dims[2].value
+
+        def rnn() -> Any:
+            c = cls(fin, a["features"], kernel_init=ctx.init(None), rngs=ctx.rngs)
+            return nnx.RNN(c)
+
+        return nnx.Bidirectional(rnn(), rnn()) if a["bidirectional"] else rnn()
+
+    def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+        y = m(xs[0])
+        if a["return"] == "sequence":
+            return y
+        if not a["bidirectional"]:
+            return y[:, -1]
+        h = a["features"]  # the backward direction ends at step 0 (Bidirectional keeps time order)
+        return ctx.jnp.concatenate([y[:, -1, :h], y[:, 0, h:]], axis=-1)
+
+    return Lowering("reference", apply=apply, build=build)
+
+
 def _rnn_label(cell: str, a: dict[str, object]) -> str:
     return f"{'bi' if a['bidirectional'] else ''}{cell} {a['features']}"
 
@@ -82,6 +124,7 @@ register(OpDef(
     name="rnn", family="sequence", tensors=1,
     args=(_RECURRENT_ARGS[0], Arg("cell", "enum", "simple", choices=tuple(GATES)), *_RECURRENT_ARGS[1:]),
     infer=lambda c: _recurrent(c, c["cell"]),
+    lowerings=(_recurrent_lowering(None),),
     label=lambda a: _rnn_label(a["cell"], a),
     doc="recurrent layer over the time axis of [N, T, F] with a simple, LSTM or GRU cell",
 ))
@@ -90,6 +133,7 @@ for _cell in ("lstm", "gru"):
         name=_cell, family="sequence", tensors=1,
         args=_RECURRENT_ARGS,
         infer=lambda c, cell=_cell: _recurrent(c, cell),
+        lowerings=(_recurrent_lowering(_cell),),
         label=lambda a, cell=_cell: _rnn_label(cell, a),
         doc=f"rnn with cell={_cell}",
     ))
@@ -124,11 +168,24 @@ def _attention(c: OpCall) -> Inferred:
     return Inferred((c.x,), params=params, flops=flops)
 
 
+def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> Any:
+    fin = types[0].dims[2].value
+    return ctx.nnx.MultiHeadAttention(num_heads=a["heads"], in_features=fin, qkv_features=a["features"] or fin,
+                                      out_features=fin, kernel_init=ctx.init(None), decode=False, rngs=ctx.rngs)
+
+
+def _attention_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    x = xs[0]
+    mask = ctx.nnx.make_causal_mask(x[..., 0]) if a["causal"] else None
+    return m(x, mask=mask)
+
+
 register(OpDef(
     name="attention", family="sequence", tensors=1,
     args=(Arg("heads", "int", min=1), Arg("features", "int", None, min=1, doc="q/k/v width; default F"),
           Arg("causal", "bool", False)),
     infer=_attention,
+    lowerings=(Lowering("reference", apply=_attention_apply, build=_attention_build),),
     label=lambda a: f"{'causal ' if a['causal'] else ''}attention ×{a['heads']}",
     doc="multi-head self-attention over the time axis of [N, T, F]; output [N, T, F]",
 ))
@@ -158,10 +215,34 @@ def _positional(c: OpCall) -> Inferred:
     return Inferred((c.x,), params=params, flops=product(c.x.dims))
 
 
+def sinusoids(t: int, f: int, jnp: Any) -> Any:
+    """The transformer's table: sin(p / 10000^(2i/F)) on even features 2i, cos on odd ones, [T, F]."""
+    pos = jnp.arange(t, dtype=jnp.float32)[:, None]
+    i = jnp.arange(f)
+    angle = pos / jnp.power(10000.0, (2 * (i // 2)).astype(jnp.float32) / f)
+    return jnp.where(i % 2 == 0, jnp.sin(angle), jnp.cos(angle))
+
+
+def _positional_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> Any:
+    if a["kind"] != "learned":
+        return None  # fixed sinusoids: nothing to learn
+    _, t, f = types[0].dims
+    size = a["max_len"] if a["max_len"] is not None else t.value
+    return ctx.nnx.Embed(size, f.value, embedding_init=ctx.init(None, "normal"), rngs=ctx.rngs)
+
+
+def _positional_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    x = xs[0]
+    _, t, f = x.shape
+    table = sinusoids(t, f, ctx.jnp) if m is None else m.embedding[...][:t]
+    return x + table.astype(x.dtype)
+
+
 register(OpDef(
     name="positional", family="sequence", tensors=1,
     args=(Arg("max_len", "int", None, min=1), Arg("kind", "enum", "sinusoidal", choices=("sinusoidal", "learned"))),
     infer=_positional,
+    lowerings=(Lowering("reference", apply=_positional_apply, build=_positional_build),),
     label=lambda a: f"positional {a['kind']}",
     doc="adds a position encoding (fixed sinusoids or a learned table) to [N, T, F]",
 ))

@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.dims import Dim, DimError, fmt_dims, product
-from ..ir.types import TensorType
-from ._registry import Arg, Inferred, OpCall, OpDef, register
+from ..ir.types import JNP_NAMES, TensorType
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
+
+
+def _jax(f: Any) -> tuple[Lowering, ...]:
+    """A stateless reference lowering from (attrs, inputs, ctx) → output(s)."""
+    return (Lowering("reference", apply=lambda m, a, xs, ctx: f(a, xs, ctx)),)
 
 
 def _flatten(c: OpCall) -> Inferred:
@@ -18,6 +23,7 @@ def _flatten(c: OpCall) -> Inferred:
 
 
 register(OpDef(name="flatten", family="shape", tensors=1, args=(Arg("start", "int", 1, min=0),), infer=_flatten,
+               lowerings=_jax(lambda a, xs, ctx: xs[0].reshape((*xs[0].shape[:a["start"]], -1))),
                doc="merge the axes from `start` (default: all but the batch) into one"))
 
 
@@ -48,6 +54,7 @@ def _fmt(target: tuple[Any, ...]) -> str:
 
 
 register(OpDef(name="reshape", family="shape", tensors=1, args=(Arg("shape", "dims"),), infer=_reshape,
+               lowerings=_jax(lambda a, xs, ctx: xs[0].reshape(ctx.shape(ctx.out_type))),
                label=lambda a: f"reshape {_fmt(a['shape'])}",
                doc="same elements, new shape (the batch axis included: reshape([N, 28, 28, 1]))"))
 
@@ -61,6 +68,7 @@ def _transpose(c: OpCall) -> Inferred:
 
 
 register(OpDef(name="transpose", family="shape", tensors=1, args=(Arg("perm", "ints"),), infer=_transpose,
+               lowerings=_jax(lambda a, xs, ctx: ctx.jnp.transpose(xs[0], a["perm"])),
                label=lambda a: f"transpose {list(a['perm'])}", doc="permute axes"))
 
 
@@ -92,6 +100,7 @@ def _concat(c: OpCall) -> Inferred:
 
 
 register(OpDef(name="concat", family="shape", tensors=(1, None), args=(Arg("axis", "axis", -1),), infer=_concat,
+               lowerings=_jax(lambda a, xs, ctx: ctx.jnp.concatenate(xs, axis=a["axis"])),
                doc="join tensors along an existing axis"))
 
 
@@ -106,6 +115,7 @@ def _stack(c: OpCall) -> Inferred:
 
 
 register(OpDef(name="stack", family="shape", tensors=(1, None), args=(Arg("axis", "axis", 0),), infer=_stack,
+               lowerings=_jax(lambda a, xs, ctx: ctx.jnp.stack(xs, axis=a["axis"])),
                doc="join tensors of one shape along a new axis"))
 
 
@@ -131,8 +141,20 @@ def _split(c: OpCall) -> Inferred:
     return Inferred(outs)
 
 
+def _split_apply(a: dict[str, Any], xs: list[Any], ctx: Any) -> tuple[Any, ...]:
+    x = xs[0]
+    parts = a["parts"]
+    if isinstance(parts, int):
+        return tuple(ctx.jnp.split(x, parts, axis=a["axis"]))
+    cuts, at = [], 0
+    for p in parts[:-1]:
+        at += p
+        cuts.append(at)
+    return tuple(ctx.jnp.split(x, cuts, axis=a["axis"]))
+
+
 register(OpDef(name="split", family="shape", tensors=1, args=(Arg("parts", "any"), Arg("axis", "axis", -1)),
-               infer=_split, doc="cut along an axis into n equal parts or parts of given sizes (several outputs)"))
+               infer=_split, lowerings=_jax(_split_apply), doc="cut along an axis into n equal parts or parts of given sizes (several outputs)"))
 
 
 def _index(c: OpCall) -> Inferred:
@@ -187,8 +209,14 @@ def _slice_len(d: Dim, lo: int | None, hi: int | None, step: int, c: OpCall, axi
 
 
 register(OpDef(name="index", family="shape", tensors=1, args=(Arg("items", "any"),), infer=_index,
+               lowerings=_jax(lambda a, xs, ctx: xs[0][index_key(a["items"])]),
                label=lambda a: "[" + ", ".join(_fmt_item(i) for i in a["items"]) + "]",
                doc="NumPy basic indexing and slicing: x[:, 0:1]"))
+
+
+def index_key(items: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
+    """The items as a NumPy index: ints, slices and Ellipsis."""
+    return tuple(it[1] if it[0] == "i" else Ellipsis if it[0] == "e" else slice(it[1], it[2], it[3]) for it in items)
 
 
 def _fmt_item(it: tuple[Any, ...]) -> str:
@@ -206,6 +234,7 @@ def _cast(c: OpCall) -> Inferred:
 
 
 register(OpDef(name="cast", family="shape", tensors=1, args=(Arg("dtype", "dtype"),), infer=_cast,
+               lowerings=_jax(lambda a, xs, ctx: xs[0].astype(JNP_NAMES[a["dtype"]])),
                label=lambda a: f"cast {a['dtype']}", doc="convert to another dtype (cast(f32))"))
 
 
@@ -216,4 +245,5 @@ def _one_hot(c: OpCall) -> Inferred:
 
 
 register(OpDef(name="one_hot", family="shape", tensors=1, args=(Arg("classes", "int", min=1),), infer=_one_hot,
+               lowerings=_jax(lambda a, xs, ctx: ctx.jax.nn.one_hot(xs[0], a["classes"], dtype=ctx.jnp.float32)),
                label=lambda a: f"one_hot {a['classes']}", doc="integer labels → one-hot float vectors"))

@@ -1,9 +1,713 @@
-"""The train section, checked without JAX (placeholder until the trainer lands)."""
+"""The train section → a frozen TrainConfig, checked against the model graph without importing JAX.
+
+Every mistake becomes a located Diagnostic: unknown keys, optimizers, losses, metrics, schedules and data sets (with
+did-you-mean), wrong argument names or kinds, and losses or metrics over names that are not model values.
+`--set key=value` overrides are parsed as expressions and located on the command line (`--set:1:14`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+from ..errors import Diagnostics, SpecError, did_you_mean
+from ..frontend import ast
+from ..source import NO_SPAN, Source, Span
+
+# ---- signatures: the one description of every callable the train section names ----------------------------
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+# Argument kinds: "value" a model value name, "float", "int", "bool", "str" (with choices), "lr" a number or a
+# schedule call, "numbers" a list of numbers, "any" a literal.
+_KIND_WORDS = {"value": "the name of a model value", "float": "a number", "int": "an integer",
+               "bool": "true or false", "str": "a name", "lr": "a number or a schedule like step(0.1, 0.5, 10)",
+               "numbers": "a list of numbers", "any": "a literal"}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a loss, metric, optimizer or schedule: name, kind, default (REQUIRED if none)."""
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    choices: tuple[str, ...] = ()
+
+    def show(self) -> str:
+        if self.default is REQUIRED:
+            return self.name
+        d = self.default
+        shown = "none" if d is None else "true" if d is True else "false" if d is False else str(d)
+        return f"{self.name}={shown}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A callable of the train section: `name(args...)` and a one-line description."""
+
+    name: str
+    args: tuple[Arg, ...]
+    doc: str = ""
+
+    def usage(self) -> str:
+        return f"{self.name}({', '.join(a.show() for a in self.args)})"
+
+
+# ---- the checked configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """A bound call: `adam(lr=0.001)` → name "adam", args (("lr", 0.001), ("b1", 0.9), ...) with defaults filled.
+
+    Values are Python literals, model value names (str) or nested CallSpecs (a schedule as a learning rate).
+    """
+
+    name: str
+    args: tuple[tuple[str, Any], ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def kw(self) -> dict[str, Any]:
+        return dict(self.args)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.kw[key]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One loss minimised by one optimizer over one model's parameters (ROADMAP 2: a spec may hold several).
+
+    Args:
+        name: "main" for the train section's own loss.
+        terms: the loss as a weighted sum: (coefficient, term) pairs; a term is a loss call or a bare value.
+        optimizer: the optimizer call; its `lr` a number or a schedule CallSpec.
+        params: the model whose parameters it updates (None: the trained model).
+    """
+
+    name: str
+    terms: tuple[tuple[float, CallSpec], ...]
+    optimizer: CallSpec
+    params: str | None = None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: reported as `<name>` on training batches and `val_<name>` on validation data."""
+
+    name: str
+    call: CallSpec
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `train_and_evaluate` needs, checked; frozen so a run is a function of it.
+
+    Args:
+        spec_path: the spec file (data paths are relative to its folder).
+        model: the model trained.
+        inputs: the model's inputs: (name, dtype, dims) with None for free dims.
+        data: the data set call; rename: model input → data field pairs.
+        objectives: at least one; today the train section gives exactly one.
+        metrics, batch, epochs, seed: as the keys say.
+        early_stop: early_stop(metric, patience, min_delta, mode) or None.
+        checkpoint_every: epochs between checkpoints (0: only at the end and on interrupt).
+        checkpoint_dir: relative to the run directory.
+        data_base: the folder relative data paths start from (default: the spec's folder).
+        spans: where each key was written (or `--set`), for located errors at train time.
+        sources: extra sources for rendering errors (the `--set` lines).
+    """
+
+    spec_path: Path
+    model: str
+    inputs: tuple[tuple[str, str, tuple[int | None, ...]], ...]
+    data: CallSpec
+    rename: tuple[tuple[str, str], ...]
+    objectives: tuple[Objective, ...]
+    metrics: tuple[Metric, ...] = ()
+    batch: int = 32
+    epochs: int = 10
+    seed: int = 0
+    early_stop: CallSpec | None = None
+    checkpoint_every: int = 0
+    checkpoint_dir: str = "checkpoints"
+    data_base: Path | None = None
+    spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
+    sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, repr=False)
+
+    def span(self, key: str) -> Span | None:
+        return dict(self.spans).get(key)
+
+    def with_overrides(self, **kw: Any) -> TrainConfig:
+        return replace(self, **kw)
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        """Every model value a loss or metric reads, in first-use order."""
+        out: list[str] = []
+        calls = [t for o in self.objectives for _, t in o.terms] + [m.call for m in self.metrics]
+        for c in calls:
+            for name in _value_args(c):
+                if name not in out:
+                    out.append(name)
+        return tuple(out)
+
+
+TRAIN_KEYS = ("data", "loss", "optimizer", "schedule", "batch", "epochs", "seed", "metrics", "early_stop",
+              "checkpoint")
+
+EARLY_STOP = Signature("early_stop", (Arg("metric", "str", "val_loss"), Arg("patience", "int", 5),
+                                      Arg("min_delta", "float", 0.0), Arg("mode", "str", "auto",
+                                                                          ("auto", "min", "max"))),
+                       "stop when `metric` has not improved for `patience` epochs")
+CHECKPOINT = Signature("checkpoint", (Arg("every", "int", 1), Arg("dir", "str", "checkpoints")),
+                       "save every `every` epochs (and at the end) under OUT/dir")
+
+
+def _tables() -> tuple[Mapping[str, Signature], Mapping[str, Signature], Mapping[str, Signature],
+                       Mapping[str, Signature]]:
+    from .losses import LOSSES
+    from .metrics import METRICS
+    from .optim import OPTIMIZERS, SCHEDULES
+
+    return ({k: v.sig for k, v in LOSSES.items()}, {k: v.sig for k, v in METRICS.items()},
+            {k: v.sig for k, v in OPTIMIZERS.items()}, {k: v.sig for k, v in SCHEDULES.items()})
+
+
+def _value_args(call: CallSpec) -> list[str]:
+    if call.name == "value":
+        return [call["name"]]
+    losses, metrics, _, _ = _tables()
+    sig = losses.get(call.name) or metrics.get(call.name)
+    if sig is None:
+        return []
+    kw = call.kw
+    return [kw[a.name] for a in sig.args if a.kind == "value" and kw.get(a.name) is not None]
+
+
+# ---- literals ----------------------------------------------------------------------------------------------
+
+
+class _NotLiteral(Exception):
+    def __init__(self, span: Span):
+        self.span = span
+
+
+def literal(expr: ast.Expr, lets: Mapping[str, ast.Let], _depth: int = 0) -> Any:
+    """A literal expression's value: numbers (with + - * / ** over them), strings, booleans, lists, let names."""
+    if _depth > 50:
+        raise _NotLiteral(expr.span)
+    if isinstance(expr, ast.Pipeline) and not expr.stages:
+        return literal(expr.head, lets, _depth + 1)
+    if isinstance(expr, ast.Num | ast.Str | ast.Bool):
+        return expr.value
+    if isinstance(expr, ast.Neg):
+        v = literal(expr.operand, lets, _depth + 1)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return -v
+        raise _NotLiteral(expr.span)
+    if isinstance(expr, ast.ListLit | ast.TupleLit):
+        return [literal(i, lets, _depth + 1) for i in expr.items]
+    if isinstance(expr, ast.Name):
+        if expr.id in lets:
+            return literal(lets[expr.id].value, lets, _depth + 1)
+        if expr.id in ("none", "None"):
+            return None
+        raise _NotLiteral(expr.span)
+    if isinstance(expr, ast.BinOp) and expr.op in "+-*/**":
+        a, b = literal(expr.left, lets, _depth + 1), literal(expr.right, lets, _depth + 1)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
+            raise _NotLiteral(expr.span)
+        try:
+            return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+                    "**": lambda: a**b}[expr.op]()
+        except (ZeroDivisionError, OverflowError):
+            raise _NotLiteral(expr.span) from None
+    raise _NotLiteral(expr.span)
+
+
+def _unpipe(expr: ast.Expr) -> ast.Expr:
+    while isinstance(expr, ast.Pipeline) and not expr.stages:
+        expr = expr.head
+    return expr
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
+
+
+# ---- binding calls against signatures ---------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, lets: Mapping[str, ast.Let], values: Sequence[str], diags: Diagnostics):
+        self.lets = lets
+        self.values = list(values)
+        self.diags = diags
+
+    def call_of(self, expr: ast.Expr, what: str, table: Mapping[str, Signature], span: Span) -> CallSpec | None:
+        expr = _unpipe(expr)
+        if isinstance(expr, ast.Name) and expr.id not in self.lets:
+            expr = ast.Call(expr.id, (), (), True, expr.span, expr.span)
+        if not isinstance(expr, ast.Call):
+            self.diags.add("value error", f"expected a {what} call like {next(iter(table.values())).usage()}",
+                           getattr(expr, "span", span), f"valid {what}s: {', '.join(table)}")
+            return None
+        sig = table.get(expr.func)
+        if sig is None:
+            dym = did_you_mean(expr.func, table)
+            self.diags.add("name error", f"unknown {what} '{expr.func}'" + (f"; {dym}" if dym else ""),
+                           expr.func_span, f"valid {what}s: {', '.join(table)}")
+            return None
+        return self.bind(sig, expr, what)
+
+    def bind(self, sig: Signature, call: ast.Call, what: str) -> CallSpec | None:
+        ok = True
+        given: dict[str, tuple[ast.Expr, Span]] = {}
+        if len(call.args) > len(sig.args):
+            self.diags.add("argument error", f"{sig.name} takes at most {len(sig.args)} argument(s), got "
+                           f"{len(call.args)}", call.args[len(sig.args)].span, f"usage: {sig.usage()}")
+            ok = False
+        for a, e in zip(sig.args, call.args, strict=False):
+            given[a.name] = (e, e.span)
+        names = [a.name for a in sig.args]
+        for kw in call.kwargs:
+            if kw.name not in names:
+                dym = did_you_mean(kw.name, names)
+                self.diags.add("argument error", f"{sig.name} has no argument '{kw.name}'" + (f"; {dym}" if dym
+                                                                                               else ""),
+                               kw.span, f"usage: {sig.usage()}")
+                ok = False
+            elif kw.name in given:
+                self.diags.add("argument error", f"{sig.name}: argument '{kw.name}' given twice", kw.span,
+                               f"usage: {sig.usage()}")
+                ok = False
+            else:
+                given[kw.name] = (kw.value, kw.span)
+        out: list[tuple[str, Any]] = []
+        for a in sig.args:
+            if a.name not in given:
+                if a.default is REQUIRED:
+                    self.diags.add("argument error", f"{sig.name} needs argument '{a.name}'", call.span,
+                                   f"usage: {sig.usage()}")
+                    ok = False
+                out.append((a.name, a.default))
+                continue
+            expr, span = given[a.name]
+            v = self.arg_value(sig, a, expr, span)
+            if v is _BAD:
+                ok = False
+            out.append((a.name, v))
+        return CallSpec(sig.name, tuple(out), call.span) if ok else None
+
+    def arg_value(self, sig: Signature, a: Arg, expr: ast.Expr, span: Span) -> Any:
+        expr = _unpipe(expr)
+        if a.kind == "value":
+            if not isinstance(expr, ast.Name):
+                self.diags.add("argument error", f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS['value']}",
+                               expr.span, "losses and metrics read named values of the model, like `logits`")
+                return _BAD
+            if expr.id not in self.values:
+                dym = did_you_mean(expr.id, self.values)
+                self.diags.add("name error", f"{sig.name}: '{expr.id}' is not a value of the model"
+                               + (f"; {dym}" if dym else ""), expr.span,
+                               "named values: " + ", ".join(self.values))
+                return _BAD
+            return expr.id
+        if a.kind == "lr" and isinstance(expr, ast.Call | ast.Name) and not (
+                isinstance(expr, ast.Name) and expr.id in self.lets):
+            sched = self.call_of(expr, "schedule", _tables()[3], span)
+            return _BAD if sched is None else sched
+        if a.kind == "str" and isinstance(expr, ast.Name) and expr.id not in self.lets:
+            v: Any = expr.id  # `reduction=sum`, `mode=max`, `per=epoch`: bare words are names
+        else:
+            try:
+                v = literal(expr, self.lets)
+            except _NotLiteral as e:
+                self.diags.add("argument error", f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS[a.kind]}",
+                               e.span, f"usage: {sig.usage()}")
+                return _BAD
+        return self.coerce(sig, a, v, expr.span)
+
+    def coerce(self, sig: Signature, a: Arg, v: Any, span: Span) -> Any:
+        bad = f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS[a.kind]}, got {_describe(v)}"
+        if v is None and a.default is None:
+            return None
+        num = isinstance(v, int | float) and not isinstance(v, bool)
+        if a.kind in ("float", "lr") and num:
+            return float(v)
+        if a.kind == "int" and num and float(v).is_integer():
+            return int(v)
+        if a.kind == "bool" and isinstance(v, bool):
+            return v
+        if a.kind == "str" and isinstance(v, str):
+            if a.choices and v not in a.choices:
+                dym = did_you_mean(v, a.choices)
+                self.diags.add("argument error", f"{sig.name}: argument '{a.name}' must be one of "
+                               f"{', '.join(a.choices)}, got {_describe(v)}", span, dym)
+                return _BAD
+            return v
+        if a.kind == "numbers" and isinstance(v, list) and all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+            return tuple(v)
+        if a.kind == "any":
+            return tuple(v) if isinstance(v, list) else v
+        self.diags.add("argument error", bad, span, f"usage: {sig.usage()}")
+        return _BAD
+
+
+_BAD: Any = object()
+
+
+# ---- the loss expression -------------------------------------------------------------------------------------
+
+
+def _loss_terms(expr: ast.Expr, ck: _Checker, losses: Mapping[str, Signature]) -> list[tuple[float, CallSpec]]:
+    """A loss as a weighted sum: `a + 0.3 * aux - l2(1e-4)`; products of two terms are not linear and refused."""
+    expr = _unpipe(expr)
+    if isinstance(expr, ast.BinOp) and expr.op in "+-":
+        left, right = _loss_terms(expr.left, ck, losses), _loss_terms(expr.right, ck, losses)
+        sign = 1.0 if expr.op == "+" else -1.0
+        return left + [(sign * c, t) for c, t in right]
+    if isinstance(expr, ast.Neg):
+        return [(-c, t) for c, t in _loss_terms(expr.operand, ck, losses)]
+    if isinstance(expr, ast.BinOp) and expr.op in ("*", "/"):
+        for const_side, term_side in ((expr.left, expr.right), (expr.right, expr.left)):
+            if expr.op == "/" and const_side is expr.left:
+                continue
+            try:
+                k = literal(const_side, ck.lets)
+            except _NotLiteral:
+                continue
+            if isinstance(k, int | float) and not isinstance(k, bool):
+                if expr.op == "/" and k == 0:
+                    ck.diags.add("value error", "the loss is divided by zero", const_side.span)
+                    return []
+                scale = float(k) if expr.op == "*" else 1.0 / float(k)
+                return [(scale * c, t) for c, t in _loss_terms(term_side, ck, losses)]
+        ck.diags.add("value error", "a loss is a weighted sum of terms; this product is not", expr.span,
+                     "write e.g. `cross_entropy(logits, y) + 0.3 * cross_entropy(aux, y)`")
+        return []
+    if isinstance(expr, ast.Name) and expr.id not in ck.lets:
+        if expr.id not in ck.values:
+            dym = did_you_mean(expr.id, [*ck.values, *losses])
+            ck.diags.add("name error", f"'{expr.id}' is neither a loss nor a value of the model"
+                         + (f"; {dym}" if dym else ""), expr.span,
+                         f"losses: {', '.join(losses)}; model values: {', '.join(ck.values)}")
+            return []
+        return [(1.0, CallSpec("value", (("name", expr.id),), expr.span))]
+    if isinstance(expr, ast.Call):
+        c = ck.call_of(expr, "loss", losses, expr.span)
+        return [] if c is None else [(1.0, c)]
+    ck.diags.add("value error", "expected a loss like cross_entropy(logits, y)", getattr(expr, "span", None),
+                 f"losses: {', '.join(losses)}")
+    return []
+
+
+# ---- overrides ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Override:
+    """`--set key=value` parsed: key path (`optimizer.lr`) and the value's AST (spans on the `--set` line)."""
+
+    path: tuple[str, ...]
+    value: ast.Expr
+    source: Source
+    key_span: Span
+
+
+def parse_override(text: str, index: int = 0, name: str | None = None) -> Override:
+    """Parse one `--set key=value` (the index-th); located errors point into the option text."""
+    from ..frontend.parse import parse_expr
+
+    name = name or ("--set" if index == 0 else f"--set[{index + 1}]")
+    src = Source(name, text)
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip() or not value.strip():
+        raise SpecError.one("argument error", f"--set wants KEY=VALUE, got '{text}'", Span.point(name, 1, 1,
+                                                                                                len(text)),
+                            "e.g. --set optimizer.lr=0.01 or --set epochs=3").with_sources({name: src})
+    path = tuple(key.strip().split("."))
+    key_span = Span.point(name, 1, 1, len(key))
+    try:
+        expr = parse_expr(value, name, 1, len(key) + 2)
+    except SpecError as e:
+        raise e.with_sources({name: src}) from None
+    return Override(path, expr, src, key_span)
+
+
+def _apply_overrides(entries: tuple[ast.Entry, ...], overrides: Sequence[Override],
+                     diags: Diagnostics) -> tuple[ast.Entry, ...]:
+    from .losses import LOSSES
+    from .optim import OPTIMIZERS
+
+    out = list(entries)
+    for ov in overrides:
+        top = ov.path[0]
+        if top not in TRAIN_KEYS:
+            dym = did_you_mean(top, TRAIN_KEYS)
+            diags.add("name error", f"unknown train key '{top}'" + (f"; {dym}" if dym else ""), ov.key_span,
+                      f"train keys: {', '.join(TRAIN_KEYS)}")
+            continue
+        idx = next((i for i, e in enumerate(out) if e.key == top), None)
+        if len(ov.path) == 1:
+            entry = ast.Entry(top, ov.value, None, ov.value.span, ov.key_span)
+            if idx is None:
+                out.append(entry)
+            else:
+                rename = out[idx].rename if top == "data" else None
+                out[idx] = replace(entry, rename=rename)
+            continue
+        if len(ov.path) != 2 or idx is None or not isinstance(_unpipe(out[idx].value), ast.Call | ast.Name):
+            diags.add("argument error", f"cannot set '{'.'.join(ov.path)}': the train section's `{top}` is not a "
+                      "call with arguments", ov.key_span, f"set the whole key, e.g. --set {top}=...")
+            continue
+        call = _unpipe(out[idx].value)
+        if isinstance(call, ast.Name):
+            call = ast.Call(call.id, (), (), False, call.span, call.span)
+        assert isinstance(call, ast.Call)
+        arg = ov.path[1]
+        sigs = {**{k: v.sig for k, v in OPTIMIZERS.items()}, **{k: v.sig for k, v in LOSSES.items()},
+                "early_stop": EARLY_STOP, "checkpoint": CHECKPOINT}
+        sig = sigs.get(call.func)
+        pos = [a.name for a in sig.args] if sig else []
+        args = list(call.args)
+        if arg in pos and pos.index(arg) < len(args):
+            args[pos.index(arg)] = ov.value
+            kwargs = call.kwargs
+        else:
+            kwargs = tuple(k for k in call.kwargs if k.name != arg) + (ast.Kwarg(arg, ov.value, ov.value.span),)
+        new = replace(call, args=tuple(args), kwargs=kwargs)
+        out[idx] = replace(out[idx], value=new)
+    return tuple(out)
+
+
+# ---- the section --------------------------------------------------------------------------------------------
+
+
+def _graph_inputs(graph: Any) -> tuple[tuple[str, str, tuple[int | None, ...]], ...]:
+    out = []
+    for name, nid in graph.inputs:
+        t = graph.nodes[nid].type
+        dims = tuple(d.as_int() for d in t.dims)
+        out.append((name, t.dtype, dims))
+    return tuple(out)
+
+
+def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()) -> TrainConfig:
+    """Check the spec's train section (with `--set` overrides applied) and return its TrainConfig.
+
+    Raises SpecError with every problem found, each located in the spec or on the `--set` line.
+    """
+    program = spec.program
+    diags = Diagnostics()
+    sources = dict(program.sources)
+    ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    for o in ovs:
+        sources[o.source.name] = o.source
+    if program.objectives:
+        first = next(iter(program.objectives.values()))
+        diags.add("value error", "`objective` sections (several losses alternating) are not supported yet",
+                  first.span, "put one loss in the train section (see ROADMAP item 2)")
+    train = program.trains[0] if program.trains else None
+    entries = train.entries if train else ()
+    entries = _apply_overrides(entries, ovs, diags)
+    where = train.span if train else Span.point(str(program.module.file or program.path), 1, 1)
+    losses, metrics_t, optimizers, schedules = _tables()
+    values = [k for k, _ in graph.values]
+    ck = _Checker(program.lets, values, diags)
+    seen: dict[str, ast.Entry] = {}
+    for e in entries:
+        if e.key not in TRAIN_KEYS:
+            dym = did_you_mean(e.key, TRAIN_KEYS)
+            diags.add("name error", f"unknown train key '{e.key}'" + (f"; {dym}" if dym else ""), e.key_span,
+                      f"train keys: {', '.join(TRAIN_KEYS)}")
+            continue
+        if e.key in seen:
+            first = seen[e.key].key_span
+            diags.add("name error", f"train key '{e.key}' given twice (first at {first})", e.key_span,
+                      "keep one")
+            continue
+        if e.rename is not None and e.key != "data":
+            diags.add("value error", f"`as {{...}}` renames data fields; it does not apply to '{e.key}'", e.span)
+        seen[e.key] = e
+    spans = tuple((k, e.span) for k, e in seen.items())
+
+    def scalar(key: str, default: int, low: int) -> int:
+        e = seen.get(key)
+        if e is None:
+            return default
+        try:
+            v = literal(e.value, program.lets)
+        except _NotLiteral as err:
+            diags.add("value error", f"{key} must be an integer", err.span)
+            return default
+        if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer() or v < low:
+            diags.add("value error", f"{key} must be an integer of at least {low}, got {_describe(v)}",
+                      _unpipe(e.value).span)
+            return default
+        return int(v)
+
+    batch = scalar("batch", 32, 1)
+    epochs = scalar("epochs", 10, 0)
+    seed = scalar("seed", 0, 0)
+
+    # data
+    data = CallSpec("?", (), where)
+    rename: tuple[tuple[str, str], ...] = ()
+    if "data" not in seen:
+        diags.add("value error", "the train section needs `data = ...`", where,
+                  "e.g. data = digits(split=0.8); data sets: " + ", ".join(_datasets()))
+    else:
+        e = seen["data"]
+        d = _data_call(e, ck)
+        if d is not None:
+            data = d
+        rename = e.rename or ()
+        inputs = [k for k, _ in graph.inputs]
+        for model_input, _field in rename:
+            if model_input not in inputs:
+                dym = did_you_mean(model_input, inputs)
+                diags.add("name error", f"`as {{{model_input}: ...}}` names no input of the model"
+                          + (f"; {dym}" if dym else ""), e.span, f"inputs: {', '.join(inputs)}")
+
+    # loss and optimizer
+    terms: list[tuple[float, CallSpec]] = []
+    if "loss" not in seen:
+        diags.add("value error", "the train section needs `loss = ...`", where,
+                  "e.g. loss = cross_entropy(logits, y)")
+    else:
+        terms = _loss_terms(seen["loss"].value, ck, losses)
+    opt: CallSpec | None = CallSpec("adam", (("lr", 1e-3),), NO_SPAN)
+    if "optimizer" in seen:
+        e = seen["optimizer"]
+        opt = ck.call_of(e.value, "optimizer", optimizers, e.span)
+    else:
+        opt = ck.call_of(ast.Call("adam", (), (ast.Kwarg("lr", ast.Num(1e-3)),)), "optimizer", optimizers, where)
+    if "schedule" in seen and opt is not None:
+        e = seen["schedule"]
+        sched = ck.call_of(e.value, "schedule", schedules, e.span)
+        opt_call = _unpipe(seen["optimizer"].value) if "optimizer" in seen else None
+        if isinstance(opt_call, ast.Call) and (any(k.name == "lr" for k in opt_call.kwargs) or opt_call.args):
+            diags.add("value error", "the learning rate is given twice: by `schedule` and by the optimizer's lr",
+                      e.span, "drop one; a schedule may also be written as lr=step(0.1, 0.5, 10)")
+        elif sched is not None:
+            opt = replace(opt, args=tuple((k, sched if k == "lr" else v) for k, v in opt.args))
+
+    # metrics
+    metrics: list[Metric] = []
+    if "metrics" in seen:
+        e = seen["metrics"]
+        items = _unpipe(e.value)
+        items_t = items.items if isinstance(items, ast.ListLit | ast.TupleLit) else (items,)
+        table = {**metrics_t, **{k: v for k, v in losses.items() if k not in ("l1", "l2")}}
+        for it in items_t:
+            c = ck.call_of(it, "metric", table, e.span)
+            if c is None:
+                continue
+            name = c.name
+            names = {m.name for m in metrics}
+            if name in names:
+                name = "_".join([c.name, *(str(v) for _, v in c.args[:2] if isinstance(v, str))])
+            while name in names:
+                name += "_"
+            metrics.append(Metric(name, c))
+
+    early = None
+    if "early_stop" in seen:
+        e = seen["early_stop"]
+        early = ck.call_of(e.value, "early_stop", {"early_stop": EARLY_STOP}, e.span)
+        if early is not None:
+            known = ["loss", "val_loss"] + [p + m.name for m in metrics for p in ("", "val_")]
+            if early["metric"] not in known:
+                dym = did_you_mean(early["metric"], known)
+                diags.add("name error", f"early_stop: no metric '{early['metric']}'" + (f"; {dym}" if dym else ""),
+                          e.span, f"metrics logged: {', '.join(known)}")
+    every, cdir = 0, "checkpoints"
+    if "checkpoint" in seen:
+        e = seen["checkpoint"]
+        c = ck.call_of(e.value, "checkpoint", {"checkpoint": CHECKPOINT}, e.span)
+        if c is not None:
+            every, cdir = c["every"], c["dir"]
+            if every < 0:
+                diags.add("value error", "checkpoint: every must be at least 0", e.span)
+            p = Path(cdir)
+            if p.is_absolute() or ".." in p.parts:
+                diags.add("value error", f"checkpoint: dir \"{cdir}\" must stay inside the run directory", e.span,
+                          "give a relative path without '..', e.g. dir=\"checkpoints\"")
+    diags.raise_if_any(sources)
+    assert opt is not None
+    return TrainConfig(
+        spec_path=Path(program.path), model=graph.model, inputs=_graph_inputs(graph), data=data, rename=rename,
+        objectives=(Objective("main", tuple(terms), opt, None, seen["loss"].span),), metrics=tuple(metrics),
+        batch=batch, epochs=epochs, seed=seed, early_stop=early, checkpoint_every=every, checkpoint_dir=cdir,
+        spans=spans, sources=tuple(sources.items()))
+
+
+def _datasets() -> list[str]:
+    from .data import DATASETS
+
+    return list(DATASETS)
+
+
+def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
+    from .data import DATASETS, DataError, _bind
+
+    expr = _unpipe(e.value)
+    if isinstance(expr, ast.Name):
+        expr = ast.Call(expr.id, (), (), True, expr.span, expr.span)
+    if not isinstance(expr, ast.Call):
+        ck.diags.add("value error", "data must name a data set, like digits(split=0.8)", e.span,
+                     "data sets: " + ", ".join(DATASETS))
+        return None
+    info = DATASETS.get(expr.func)
+    if info is None:
+        dym = did_you_mean(expr.func, DATASETS)
+        ck.diags.add("name error", f"unknown data set '{expr.func}'" + (f"; {dym}" if dym else ""), expr.func_span,
+                     "data sets: " + ", ".join(DATASETS))
+        return None
+    try:
+        args = [literal(a, ck.lets) for a in expr.args]
+        kwargs = {k.name: literal(k.value, ck.lets) for k in expr.kwargs}
+    except _NotLiteral as err:
+        ck.diags.add("argument error", f"{expr.func}: arguments must be literals", err.span,
+                     f"usage: {info.signature()}")
+        return None
+    try:
+        _bind(info, args, kwargs)
+    except DataError as err:
+        span = next((k.span for k in expr.kwargs if k.name == err.field), expr.span)
+        ck.diags.add("argument error", err.message, span, err.hint)
+        return None
+    return CallSpec(expr.func, (("*", tuple(args)), *kwargs.items()), expr.span)
+
+
+def data_error(config: TrainConfig, err: Exception) -> SpecError:
+    """A DataError (from loading or check_fields) located at the `data =` line."""
+    kind = getattr(err, "kind", "data error")
+    return SpecError.one(kind, getattr(err, "message", str(err)), config.span("data") or config.data.span,
+                         getattr(err, "hint", "")).with_sources(dict(config.sources))
 
 
 def check_train(spec: Any, graph: Any) -> dict[str, Any]:
-    return {}
+    """Validate the train section (no JAX); the summary `specc check` shows. Raises SpecError."""
+    cfg = build_config(spec, graph)
+    return {"data": cfg.data.name, "loss": [(c, t.name) for c, t in cfg.objectives[0].terms],
+            "optimizer": cfg.objectives[0].optimizer.name, "batch": cfg.batch, "epochs": cfg.epochs,
+            "metrics": [m.name for m in cfg.metrics]}

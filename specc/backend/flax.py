@@ -1,0 +1,369 @@
+"""Graph → flax.nnx.Module: each node runs the lowering its op defines, picked per platform.
+
+`build_module(graph, rngs=...)` returns a `SpecModule`, an ordinary NNX module: its layers are real Flax layers
+(nnx.Linear, nnx.Conv, nnx.BatchNorm, ...) held in `model.layers` by node name, so `nnx.state`, `nnx.split`,
+optimizers and checkpoints treat it like hand-written Flax. The dataflow is a precomputed plan (a static attribute):
+calling the model walks it once, in topological order, touching only the nodes the requested values need.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+from ..ir.dims import Dim
+from ..ir.graph import Fn, Graph, Node, Ref
+from ..ir.types import JNP_NAMES, TensorType
+from ..ops._registry import Lowering, get_op
+
+# ---- initialisers ----------------------------------------------------------------------------------
+
+# spec name → (jax.nn.initializers name, its argument names in the spec's order, factory?)
+# `zeros`/`ones` are initialisers themselves; the others are factories called with their arguments.
+INITIALIZERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "glorot_uniform": ("glorot_uniform", (), True), "xavier_uniform": ("glorot_uniform", (), True),
+    "glorot_normal": ("glorot_normal", (), True), "xavier_normal": ("glorot_normal", (), True),
+    "he_normal": ("he_normal", (), True), "he_uniform": ("he_uniform", (), True),
+    "lecun_normal": ("lecun_normal", (), True), "lecun_uniform": ("lecun_uniform", (), True),
+    "normal": ("normal", ("stddev",), True), "truncated_normal": ("truncated_normal", ("stddev",), True),
+    "uniform": ("uniform", ("scale",), True), "constant": ("constant", ("value",), True),
+    "orthogonal": ("orthogonal", (), True), "zeros": ("zeros", (), False), "ones": ("ones", (), False),
+}
+SPEC_ARG_NAMES = {"std": "stddev", "scale": "scale", "value": "value"}
+DEFAULT_WEIGHT_INIT = "glorot_uniform"  # LANGUAGE.md §5; Flax's own default is lecun_normal
+DEFAULT_BIAS_INIT = "zeros"
+
+
+def init_call(fn: Fn | str | None, default: str = DEFAULT_WEIGHT_INIT) -> tuple[str, dict[str, Any], bool]:
+    """The jax.nn.initializers name, keyword arguments and whether it is a factory, for a spec initialiser."""
+    if fn is None:
+        fn = default
+    if isinstance(fn, str):
+        fn = Fn(fn)
+    name, argnames, factory = INITIALIZERS[fn.name]
+    kwargs = dict(zip(argnames, fn.args, strict=False))
+    for k, v in fn.kwargs:
+        kwargs[SPEC_ARG_NAMES.get(k, k)] = v
+    return name, kwargs, factory
+
+
+def initializer(fn: Fn | str | None, default: str = DEFAULT_WEIGHT_INIT) -> Callable[..., Any]:
+    """A jax.nn.initializers function for `init=` (None: the op's default)."""
+    name, kwargs, factory = init_call(fn, default)
+    f = getattr(jax.nn.initializers, name)
+    return f(**kwargs) if factory else f
+
+
+# ---- contexts the op lowerings receive -------------------------------------------------------------
+
+
+class BuildContext:
+    """What a lowering's `build(attrs, input_types, ctx)` gets: the libraries, the RNG streams and initialisers.
+
+    `nnx`, `jax`, `jnp` are the modules themselves; `init(fn, default)` maps a spec initialiser to a JAX one;
+    `rngs` is the nnx.Rngs the model is built with ("params" for weights, "dropout", "sample").
+    """
+
+    jax = jax
+    jnp = jnp
+    lax = lax
+    nnx = nnx
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.rngs = rngs
+
+    @staticmethod
+    def init(fn: Fn | None, default: str = DEFAULT_WEIGHT_INIT) -> Callable[..., Any]:
+        return initializer(fn, default)
+
+
+class ApplyContext:
+    """What a lowering's `apply(module, attrs, inputs, ctx)` gets: the libraries, the node, and its sizes.
+
+    `node` is the IR node being run; `shape(t)` gives a TensorType's concrete shape with the model's free sizes
+    (N, T, ...) bound from the actual inputs (-1 for one size that stays unknown, as reshape accepts).
+    """
+
+    __slots__ = ("env", "node")
+    jax = jax
+    jnp = jnp
+    lax = lax
+    nnx = nnx
+
+    def __init__(self, env: dict[str, int]):
+        self.env = env
+        self.node: Node | None = None
+
+    def dim(self, d: Dim) -> int | None:
+        return d.subst(self.env).as_int() if not d.is_const else d.value
+
+    def shape(self, t: TensorType | Sequence[Dim]) -> tuple[int, ...]:
+        dims = t.dims if isinstance(t, TensorType) else t
+        out = [self.dim(d) for d in dims]
+        if out.count(None) > 1:
+            raise ValueError(f"cannot size {list(map(str, dims))} from the inputs' sizes {self.env}")
+        return tuple(-1 if v is None else v for v in out)
+
+    @property
+    def out_type(self) -> TensorType:
+        assert self.node is not None
+        return self.node.outputs[0]
+
+
+# ---- lowering choice -------------------------------------------------------------------------------
+
+
+def current_platform() -> str:
+    return jax.default_backend()
+
+
+def choose_lowering(node: Node, types: tuple[TensorType, ...], platform: str) -> Lowering:
+    """The first specialised lowering whose precondition holds on `platform`, else the reference one (first).
+
+    platform "reference" (or any name no precondition accepts) always picks the reference lowerings.
+    """
+    op = get_op(node.op)
+    if op is None or not op.lowerings:
+        raise NotImplementedError(f"op {node.op} has no JAX lowering")
+    attrs = node.attr
+    for lw in op.lowerings[1:]:
+        if lw.when is not None and lw.when(attrs, types, platform):
+            return lw
+    return op.lowerings[0]
+
+
+# ---- the plan --------------------------------------------------------------------------------------
+
+INPUT, PARAM, OP = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One node to run: how to get its value."""
+
+    id: int
+    name: str
+    kind: int
+    key: str | None  # its entry in model.layers, if it has one
+    apply: Callable[..., Any] | None
+    attrs: dict[str, Any]
+    refs: tuple[tuple[int, int], ...]  # (node, output index or -1 for a single-output node)
+    node: Node
+    lowering: str
+    input: str | None = None  # inputs: the name callers pass it by
+    dtype: Any = None  # inputs: the declared dtype
+
+
+class Plan:
+    """The static part of a SpecModule: the graph and the steps that run it (hashed by identity, so jit caches
+    keyed on a module's graphdef never hash a 10k-node graph)."""
+
+    def __init__(self, graph: Graph, steps: tuple[Step, ...], platform: str):
+        self.graph = graph
+        self.steps = steps
+        self.platform = platform
+        self.by_name = {s.name: s for s in steps}
+        self.inputs = tuple((name, nid) for name, nid in graph.inputs)
+        # symbols bound from input shapes: (input name, axis, symbol)
+        self.binders = tuple((name, i, d.terms[0][0][0]) for name, nid in graph.inputs
+                             for i, d in enumerate(graph.nodes[nid].type.dims) if _single_symbol(d))
+        self._needed: dict[tuple[int, ...], tuple[Step, ...]] = {}
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __repr__(self) -> str:
+        return f"Plan({self.graph.model}, {len(self.steps)} nodes, {self.platform})"
+
+    def needed(self, targets: Iterable[int]) -> tuple[Step, ...]:
+        """The steps the target nodes depend on, in order (one backward sweep, cached)."""
+        key = tuple(sorted(set(targets)))
+        got = self._needed.get(key)
+        if got is None:
+            need = [False] * len(self.steps)
+            for t in key:
+                need[t] = True
+            for s in reversed(self.steps):
+                if need[s.id]:
+                    for r, _ in s.refs:
+                        need[r] = True
+            got = tuple(s for s in self.steps if need[s.id])
+            self._needed[key] = got
+        return got
+
+
+def _single_symbol(d: Dim) -> bool:
+    return len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1 and isinstance(d.terms[0][0][0], str)
+
+
+_IDENT = re.compile(r"\W")
+
+
+def layer_keys(graph: Graph) -> dict[int, str]:
+    """A Python identifier per node with parameters, state or RNG (`stage1.0/conv` → `stage1_0_conv`), unique."""
+    out: dict[int, str] = {}
+    used: set[str] = set()
+    reserved = set(dir(nnx.Dict))
+    for n in graph.nodes:
+        base = _IDENT.sub("_", n.name)
+        if not base or base[0].isdigit() or base.startswith("_") or base in reserved:
+            base = f"n_{base}"
+        key, k = base, 2
+        while key in used:
+            key, k = f"{base}_{k}", k + 1
+        used.add(key)
+        out[n.id] = key
+    return out
+
+
+class ParamValue(nnx.Module):
+    """A free trainable tensor (`param w: [3, 2] = normal(0.1)`)."""
+
+    def __init__(self, shape: tuple[int, ...], init: Fn | None, *, rngs: nnx.Rngs):
+        self.value = nnx.Param(initializer(init)(rngs.params(), shape, jnp.float32))
+
+
+class SpecModule(nnx.Module):
+    """A spec's model as a flax.nnx.Module.
+
+    Call it with the inputs by name: `model(x=images)` → {output name: array}. `values(inputs, names)` returns
+    any named value, `trace(inputs)` every node's. `train()` / `eval()` switch dropout and batch-norm.
+
+    Args:
+        graph: the checked IR (`specc.load(...).graph()`).
+        rngs: streams "params" (initialisation), "dropout", "sample" (sample_normal); default nnx.Rngs(seed).
+        platform: picks among each op's lowerings ("cpu", "gpu", "tpu"; default: JAX's backend;
+            "reference": the reference lowering of every op).
+    """
+
+    def __init__(self, graph: Graph, *, rngs: nnx.Rngs, platform: str):
+        keys = layer_keys(graph)
+        bctx = BuildContext(rngs)
+        steps: list[Step] = []
+        layers: dict[str, Any] = {}
+        input_ids = dict((nid, name) for name, nid in graph.inputs)
+        for n in graph.nodes:
+            refs = tuple((r.node, -1 if len(graph.nodes[r.node].outputs) == 1 else r.index) for r in n.inputs)
+            if n.op == "input":
+                steps.append(Step(n.id, n.name, INPUT, None, None, {}, refs, n, "input", input_ids.get(n.id, n.name),
+                                  jnp.dtype(JNP_NAMES[n.type.dtype])))
+                continue
+            attrs = n.attr
+            if n.op == "param":
+                layers[keys[n.id]] = ParamValue(tuple(attrs["shape"]), attrs.get("init"), rngs=rngs)
+                steps.append(Step(n.id, n.name, PARAM, keys[n.id], None, attrs, refs, n, "param"))
+                continue
+            types = tuple(graph.type_of(r) for r in n.inputs)
+            lw = choose_lowering(n, types, platform)
+            op = get_op(n.op)
+            assert op is not None
+            build = lw.build if lw.build is not None else op.lowerings[0].build
+            layer = build(attrs, types, bctx) if build is not None else None
+            key = None
+            if layer is not None:  # a build may decline (positional with fixed sinusoids owns nothing)
+                key = keys[n.id]
+                layers[key] = layer
+            steps.append(Step(n.id, n.name, OP, key, lw.apply, attrs, refs, n, lw.name))
+        self.plan = Plan(graph, tuple(steps), platform)
+        self.layers = nnx.Dict(layers)
+
+    # ---- the public calls
+
+    @property
+    def graph(self) -> Graph:
+        return self.plan.graph
+
+    def __call__(self, inputs: Mapping[str, Any] | None = None, /, **kw: Any) -> dict[str, Any]:
+        """The model's outputs, by name."""
+        return self.values({**(inputs or {}), **kw}, [name for name, _ in self.plan.graph.outputs])
+
+    def values(self, inputs: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+        """Named model-level values (outputs or any `name = ...`), or nodes by their full name."""
+        refs: dict[str, Ref] = {}
+        vmap = self.plan.graph.value_map
+        for name in names:
+            if name in vmap:
+                refs[name] = vmap[name]
+            elif name in self.plan.by_name:
+                refs[name] = Ref(self.plan.by_name[name].id)
+            else:
+                known = ", ".join(vmap)
+                raise KeyError(f"model {self.plan.graph.model} has no value named {name!r}; it has: {known}")
+        vals = self._run(inputs, self.plan.needed(r.node for r in refs.values()), None)
+        out = {}
+        for name, r in refs.items():
+            v = vals[r.node]
+            if v is None:
+                raise ValueError(f"{name} needs the input(s) {', '.join(self._missing(inputs, r.node))}")
+            out[name] = v[r.index] if isinstance(v, tuple) else v
+        return out
+
+    def trace(self, inputs: Mapping[str, Any], perturb: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every node's output by node name (a tuple for multi-output nodes); `perturb[name]` is added to that
+        node's output, so gradients w.r.t. zero perturbations are gradients w.r.t. the nodes."""
+        vals = self._run(inputs, self.plan.steps, perturb)
+        return {s.name: vals[s.id] for s in self.plan.steps if vals[s.id] is not None}
+
+    # ---- the interpreter
+
+    def _bind(self, inputs: Mapping[str, Any]) -> dict[str, int]:
+        env: dict[str, int] = {}
+        for name, axis, sym in self.plan.binders:
+            v = inputs.get(name)
+            if v is not None and sym not in env:
+                env[sym] = int(jnp.shape(v)[axis])
+        return env
+
+    def _run(self, inputs: Mapping[str, Any], steps: Iterable[Step], perturb: Mapping[str, Any] | None) -> list[Any]:
+        vals: list[Any] = [None] * len(self.plan.steps)
+        ctx = ApplyContext(self._bind(inputs))
+        layers = self.layers
+        for s in steps:
+            if s.kind == INPUT:
+                x = inputs.get(s.input)  # type: ignore[arg-type]
+                v = None if x is None else jnp.asarray(x, dtype=s.dtype)
+            elif s.kind == PARAM:
+                v = layers[s.key].value[...]
+            else:
+                args = [vals[i] if j < 0 else (vals[i][j] if vals[i] is not None else None) for i, j in s.refs]
+                if any(a is None for a in args):
+                    continue
+                ctx.node = s.node
+                v = s.apply(layers[s.key] if s.key is not None else None, s.attrs, args, ctx)
+                if isinstance(v, list):
+                    v = tuple(v)
+            if perturb is not None and v is not None and s.name in perturb:
+                p = perturb[s.name]
+                v = tuple(a + b for a, b in zip(v, p, strict=True)) if isinstance(v, tuple) else v + p
+            vals[s.id] = v
+        return vals
+
+    def _missing(self, inputs: Mapping[str, Any], target: int) -> list[str]:
+        needed = {s.id for s in self.plan.needed([target])}
+        return [name for name, nid in self.plan.inputs if nid in needed and inputs.get(name) is None]
+
+
+def build_module(graph: Graph, *, rngs: nnx.Rngs | None = None, seed: int = 0,
+                 platform: str | None = None) -> SpecModule:
+    """Lower a checked graph to a SpecModule (an nnx.Module) with freshly initialised parameters."""
+    if rngs is None:
+        rngs = nnx.Rngs(seed)
+    return SpecModule(graph, rngs=rngs, platform=platform or current_platform())
+
+
+def lowering_names(module: SpecModule) -> dict[str, str]:
+    """Which lowering each op node runs (node name → lowering name)."""
+    return {s.name: s.lowering for s in module.plan.steps if s.kind == OP}
+
+
+__all__ = ["ApplyContext", "BuildContext", "SpecModule", "build_module", "initializer"]

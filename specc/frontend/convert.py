@@ -1,0 +1,231 @@
+"""`specc fmt` and `specc convert`: canonical .net text that keeps the user's comments, and .net ⇄ YAML.
+
+The AST holds no comments, so fmt formats the AST (fmt.format_module), then puts each comment back beside the
+statement it was written next to: a comment on its own line before the statement that follows it, a comment at
+the end of a line after the statement on that line. Statements are matched between the old and the new text by
+their order in the tree, which formatting does not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..errors import SpecError
+from ..source import Source, Span
+from . import ast
+from .fmt import format_module
+from .load import YAML_SUFFIXES, parse_any, read_source
+from .parse import parse_source
+
+# ---- comments ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One `#` comment: its line, its text (from '#'), whether it has the line to itself, and blank lines around it."""
+
+    line: int
+    text: str
+    own_line: bool
+    blank_before: bool
+    blank_after: bool
+
+
+def find_comments(text: str) -> list[Comment]:
+    """Every comment of a .net text. Strings never span lines, so a per-line scan that skips them is exact."""
+    lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    out: list[Comment] = []
+    for i, line in enumerate(lines):
+        in_str = False
+        j = 0
+        while j < len(line):
+            ch = line[j]
+            if in_str:
+                if ch == "\\":
+                    j += 1
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == "#":
+                own = not line[:j].strip()
+                blank_before = i > 0 and not lines[i - 1].strip()
+                blank_after = i + 1 < len(lines) and not lines[i + 1].strip()
+                out.append(Comment(i + 1, line[j:].rstrip(), own, blank_before, blank_after))
+                break
+            j += 1
+    return out
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """A statement, entry or top-level item, by its lines; `parent` is the index of its item (None for items)."""
+
+    start: int
+    end: int
+    parent: int | None
+
+
+def _anchors(m: ast.Module) -> list[_Anchor]:
+    out: list[_Anchor] = []
+    for item in m.items:
+        out.append(_Anchor(item.span.line, item.span.end_line, None))
+        parent = len(out) - 1
+        children: tuple[ast.Stmt | ast.Entry, ...] = ()
+        if isinstance(item, ast.ModelDef | ast.BlockDef):
+            children = item.body
+        elif isinstance(item, ast.TrainDef | ast.ObjectiveDef):
+            children = item.entries
+        for c in children:
+            out.append(_Anchor(c.span.line, c.span.end_line, parent))
+    return out
+
+
+Place = Literal["before", "after", "before_end", "eof"]
+
+
+def _place(c: Comment, anchors: list[_Anchor]) -> tuple[Place, int]:
+    """Where a comment belongs: before/after anchor i, before the closing line of item i, or at the end of the file."""
+    items = [i for i, a in enumerate(anchors) if a.parent is None]
+    inside = next((i for i in items if anchors[i].start <= c.line <= anchors[i].end), None)
+    kids = [i for i, a in enumerate(anchors) if a.parent is not None and a.parent == inside]
+    if not c.own_line:
+        on_line = [i for i in kids if anchors[i].start <= c.line <= anchors[i].end]
+        if on_line:
+            return "after", on_line[-1]
+        if inside is None:
+            return "eof", -1
+        return "after", inside
+    if inside is not None and anchors[inside].start < c.line:
+        within = [i for i in kids if anchors[i].start < c.line <= anchors[i].end]
+        if within:  # a comment between the continuation lines of a statement goes before that statement
+            return "before", within[-1]
+        nxt = next((i for i in kids if anchors[i].start > c.line), None)
+        return ("before", nxt) if nxt is not None else ("before_end", inside)
+    nxt = next((i for i in items if anchors[i].start >= c.line), None)
+    return ("before", nxt) if nxt is not None else ("eof", -1)
+
+
+def attach_comments(old: Source, new_text: str) -> str:
+    """`new_text` (the canonical text of `old`'s AST) with `old`'s comments put back in place."""
+    comments = find_comments(old.text)
+    if not comments:
+        return new_text
+    old_anchors = _anchors(parse_source(old))
+    new_anchors = _anchors(parse_source(Source(old.name, new_text)))
+    assert len(old_anchors) == len(new_anchors)
+    lines = new_text.rstrip("\n").split("\n")
+    before: dict[int, list[str]] = {}  # new line number → lines to insert before it
+    gap: set[int] = set()  # new line numbers whose comment group had a blank line before it
+    after: dict[int, list[str]] = {}  # new line number → comments to append to it
+    tail: list[str] = []
+    for c in comments:
+        where, i = _place(c, old_anchors)
+        if where == "eof":
+            if c.blank_before and tail:
+                tail.append("")
+            tail.append(c.text)
+            continue
+        a = new_anchors[i]
+        if where == "after":
+            line = a.end if old_anchors[i].parent is not None or c.line != old_anchors[i].start else a.start
+            after.setdefault(line, []).append(c.text)
+            continue
+        line = a.end if where == "before_end" else a.start
+        indent = "  " if where == "before_end" else _indent(lines[line - 1])
+        group = before.setdefault(line, [])
+        if c.blank_before:
+            if group and group[-1] != "":
+                group.append("")
+            elif not group:
+                gap.add(line)
+        group.append(indent + c.text)
+        if c.blank_after and where == "before":
+            group.append("")
+    out: list[str] = []
+    for n, text in enumerate(lines, start=1):
+        group = before.get(n, [])
+        while group and group[-1] == "" and text.strip() == "}":
+            group = group[:-1]
+        # keep a blank line the user put before a comment group, unless one is there or a block just opened
+        if group and n in gap and out and out[-1].strip() and not out[-1].rstrip().endswith("{"):
+            out.append("")
+        out.extend(group)
+        if n in after:
+            text = text + "  " + "  ".join(after[n])
+        out.append(text)
+    if tail:
+        out.append("")
+        out.extend(tail)
+    return "\n".join(out) + "\n"
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+# ---- fmt and convert ----------------------------------------------------------------------------------------
+
+
+def format_source(src: Source, force: bool = False) -> str:
+    """The canonical text of a .net source, comments kept."""
+    module = parse_source(src)
+    text = format_module(module)
+    kept = attach_comments(src, text)
+    try:
+        same = parse_source(Source(src.name, kept)) == module
+    except SpecError:
+        same = False
+    if same:
+        return kept
+    if force:
+        return text
+    n = len(find_comments(src.text))
+    raise SpecError.one("value error", f"fmt could not keep the {n} comment(s) of this file in place",
+                        Span.point(src.name, 1, 1), "pass --force to format it without its comments").with_sources(
+        {src.name: src})
+
+
+def format_file(path: Path | str, check_only: bool = False, force: bool = False) -> bool:
+    """Rewrite a .net file in canonical form (atomically, only when it changes); True when it was not canonical."""
+    path = Path(path)
+    src = read_source(path)
+    if path.suffix in YAML_SUFFIXES:
+        raise SpecError.one("file error", f"specc fmt formats .net files; {src.name} is YAML", None,
+                            f"to get canonical .net text, run `specc convert {src.name} --to net`")
+    new = format_source(src, force)
+    changed = new.encode() != path.read_bytes()
+    if changed and not check_only:
+        from ..train.io import write_atomic
+
+        write_atomic(path, new.encode())
+    return changed
+
+
+def convert_file(path: Path | str, target: str) -> str:
+    """The spec at `path` (.net or YAML) as text for the other front end: target "yaml" or "net"."""
+    from .yaml_frontend import to_yaml
+
+    path = Path(path)
+    src = read_source(path)
+    is_yaml = path.suffix in YAML_SUFFIXES
+    if target == "net":
+        return format_source(src) if not is_yaml else format_module(parse_any(src))
+    if target != "yaml":
+        raise ValueError(f"unknown conversion target {target!r}")
+    module = parse_any(src)
+    try:
+        text = to_yaml(module)
+    except SpecError as e:
+        raise e.with_sources({src.name: src}) from None
+    # the file's opening comments (its title and references) travel with it
+    header: list[str] = []
+    if not is_yaml:
+        first = min((item.span.line for item in module.items), default=len(src.lines) + 1)
+        for c in find_comments(src.text):
+            if c.own_line and c.line < first:
+                header += [""] if c.blank_before and header else []
+                header.append(c.text)
+    return "\n".join(header) + ("\n\n" if header else "") + text

@@ -1,0 +1,46 @@
+"""`specc train FILE`: the command's few lines over the library (spec → TrainConfig → train_and_evaluate)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .spec import Override, build_config, parse_override
+
+
+def train_command(file: Path, *, model: str | None = None, overrides: Sequence[str] = (), epochs: int | None = None,
+                  batch: int | None = None, seed: int | None = None, data: str | None = None,
+                  out_dir: Path | None = None, resume: bool = False, devices: int | None = None,
+                  verbose: bool = True) -> int:
+    """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted. Raises SpecError."""
+    from .loop import maybe_initialize_distributed
+
+    maybe_initialize_distributed()  # before JAX touches a device
+    from ..spec import load
+
+    spec = load(file, model)
+    graph = spec.graph()
+    ovs: list[Override] = [parse_override(o, i) for i, o in enumerate(overrides)]
+    for flag, value in (("epochs", epochs), ("batch", batch), ("seed", seed)):
+        if value is not None:
+            ovs.append(parse_override(f"{flag}={value}", name=f"--{flag}"))
+    if data is not None:
+        ovs.append(parse_override(f"data={data}", name="--data"))
+    config = build_config(spec, graph, ovs)
+    if data is not None:
+        config = replace(config, data_base=Path.cwd())  # a path typed on the command line is relative to here
+    out = out_dir if out_dir is not None else Path("runs") / graph.model
+    from .loop import train_and_evaluate
+
+    result = train_and_evaluate(config, out, resume=resume, devices=devices, verbose=verbose, graph=graph)
+    if result.divergence is not None:
+        click.echo(f"specc: error: {result.divergence.message()}", err=True)
+    elif verbose:
+        last = result.history[-1] if result.history else {}
+        click.echo(f"{result.status}: {len(result.history)} epoch(s), step {result.step}; "
+                   + "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_"))
+                   + f"\nrun directory: {out}", err=True)
+    return result.exit_code

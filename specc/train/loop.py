@@ -1,0 +1,571 @@
+"""The training loop: `train_and_evaluate(config, workdir)` trains a spec's model as its TrainConfig says.
+
+One jitted, pure train step over the model's split state (graphdef static; params, other state, optimizer state,
+metric sums and step counters donated), fed batch by batch from host memory; metrics are summed on the device
+and fetched every few steps for the progress bar. A non-finite loss freezes the state before that step, so the
+offending batch can be re-run outside jit to name the node that first went non-finite. Data-parallel over local
+devices: a 1-D mesh over the batch, everything else replicated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from ..errors import SpecError
+from ..source import Span
+from .data import DataError, DataSet, Splits, check_fields, load_data
+from .io import write_atomic
+from .losses import term_value, total_loss
+from .metrics import metric_value
+from .optim import make_optimizer, make_schedule
+from .spec import TrainConfig, data_error
+
+EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+@dataclass
+class Divergence:
+    """Where a non-finite loss came from: the global step (0-based), the loss value, and the first node in
+    topological order whose output was non-finite on that batch (None if the forward pass was finite)."""
+
+    step: int
+    epoch: int
+    loss: float
+    node: str | None = None
+    op: str | None = None
+    span: Span | None = None
+    term: str | None = None
+
+    def message(self) -> str:
+        head = f"training diverged at step {self.step} (epoch {self.epoch + 1}): the loss is {self.loss}"
+        if self.node is not None:
+            where = f" at {self.span}" if self.span is not None and self.span.line > 0 else ""
+            return f"{head}; the first non-finite value is node '{self.node}' ({self.op}){where}"
+        if self.term is not None:
+            return f"{head}; the model's values are finite, the loss term {self.term} is not"
+        return f"{head}; the forward pass is finite on that batch (the gradient or the update overflowed)"
+
+
+@dataclass
+class TrainResult:
+    """What a run did. status: "done", "early_stop", "interrupted" or "diverged"; history: one dict per epoch."""
+
+    status: str
+    history: list[dict[str, float]]
+    step: int
+    workdir: Path
+    params: Any = None
+    divergence: Divergence | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {"interrupted": EXIT_INTERRUPTED, "diverged": EXIT_DIVERGED}.get(self.status, EXIT_OK)
+
+
+# ---- multi-host -----------------------------------------------------------------------------------------------
+
+_DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+
+
+def maybe_initialize_distributed() -> bool:
+    """Call jax.distributed.initialize when the usual variables name a coordinator (see docs/training.md)."""
+    addr = next((os.environ[k] for k in _DISTRIBUTED_ENV if os.environ.get(k)), None)
+    if addr is None:
+        return False
+    nproc = os.environ.get("JAX_NUM_PROCESSES") or os.environ.get("NUM_PROCESSES")
+    pid = os.environ.get("JAX_PROCESS_ID") or os.environ.get("PROCESS_ID")
+    jax.distributed.initialize(coordinator_address=addr, num_processes=int(nproc) if nproc else None,
+                               process_id=int(pid) if pid else None)
+    return True
+
+
+# ---- the pieces ---------------------------------------------------------------------------------------------
+
+
+def load_splits(config: TrainConfig) -> Splits:
+    """Load the data set, rename fields for the model and check them against its inputs (located errors)."""
+    call = config.data
+    args = list(call.kw.get("*", ()))
+    kwargs = {k: v for k, v in call.args if k != "*"}
+    base = config.data_base if config.data_base is not None else config.spec_path.parent
+    try:
+        splits = load_data(call.name, args, kwargs, base_dir=Path(base), seed=config.seed)
+        train, val = splits.train, splits.val
+        if config.rename:
+            mapping = dict(config.rename)
+            train = train.rename(mapping)
+            val = val.rename(mapping) if val is not None else None
+        inputs = {n: (dt, dims) for n, dt, dims in config.inputs}
+        check_fields(train, inputs)
+    except DataError as e:
+        raise data_error(config, e) from None
+    return Splits(train, val, splits.shuffle, splits.stats)
+
+
+@dataclass
+class _Mesh:
+    """Where arrays live: one device (no sharding) or a 1-D mesh over the batch."""
+
+    n: int
+    mesh: Any = None
+
+    def replicate(self, tree: Any) -> Any:
+        if self.mesh is None:
+            return jax.device_put(tree)
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+
+    def batch(self, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        if self.mesh is None:
+            return dict(arrays)
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        sh = NamedSharding(self.mesh, PartitionSpec("batch"))
+        if jax.process_count() == 1:
+            return jax.device_put(dict(arrays), sh)
+        pi, pc = jax.process_index(), jax.process_count()
+        out = {}
+        for k, v in arrays.items():
+            per = v.shape[0] // pc
+            out[k] = jax.make_array_from_process_local_data(sh, v[pi * per:(pi + 1) * per], v.shape)
+        return out
+
+
+def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
+    avail = jax.devices() if jax.process_count() > 1 else jax.local_devices()
+    n = len(avail) if devices is None else devices
+    if n > len(avail):
+        raise SpecError.one("value error", f"--devices {n} asks for more devices than the {len(avail)} available",
+                            None, "set XLA_FLAGS=--xla_force_host_platform_device_count=N to split a CPU")
+    if batch % n:
+        raise SpecError.one("value error", f"batch {batch} does not split evenly over {n} devices",
+                            config.span("batch"), f"use a batch that is a multiple of {n}, or --devices")
+    if n == 1:
+        return _Mesh(1)
+    from jax.sharding import Mesh
+
+    return _Mesh(n, Mesh(np.array(avail[:n]), ("batch",)))
+
+
+def _graph_of(config: TrainConfig) -> Any:
+    from ..spec import load
+
+    return load(config.spec_path, config.model).graph()
+
+
+class _Interrupt:
+    """SIGINT → a flag the loop checks after each step (a second Ctrl-C interrupts at once)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+
+            def handler(signum: int, frame: Any) -> None:
+                if self.requested:
+                    raise KeyboardInterrupt
+                self.requested = True
+
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+class _Reporter:
+    """The rich progress bar (one per epoch) and a summary line per epoch; silent when verbose is False."""
+
+    def __init__(self, verbose: bool, epochs: int, steps: int):
+        self.verbose = verbose
+        self.epochs = epochs
+        self.steps = steps
+        self.progress: Any = None
+        self.task: Any = None
+        if verbose:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+
+    def start_epoch(self, epoch: int, done: int) -> None:
+        if not self.verbose:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=self.console,
+                                 transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=self.steps, completed=done,
+                                           epoch=f"{epoch + 1}/{self.epochs}", stats="")
+
+    def advance(self, stats: str | None = None) -> None:
+        if self.progress is not None:
+            if stats is None:
+                self.progress.advance(self.task)
+            else:
+                self.progress.update(self.task, advance=1, stats=stats)
+
+    def end_epoch(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        self.say(line)
+
+    def say(self, line: str) -> None:
+        if self.verbose and line:
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+
+
+# ---- the loop -----------------------------------------------------------------------------------------------
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool = False, devices: int | None = None,
+                       verbose: bool = True, graph: Any = None, splits: Splits | None = None,
+                       callbacks: Sequence[Callable[[int], None]] = ()) -> TrainResult:
+    """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
+
+    Args:
+        config: the checked train section (`specc.train.spec.build_config`).
+        workdir: the run directory.
+        resume: continue from the newest checkpoint in workdir (bitwise the same as not stopping).
+        devices: data-parallel over this many devices (default: all local devices).
+        verbose: show the progress bar and the per-epoch summary.
+        graph, splits: the model graph and data, when the caller has them already.
+        callbacks: called with the global step after each step; one raising KeyboardInterrupt stops the run
+            like Ctrl-C.
+    Raises SpecError for data that does not fit the model.
+    """
+    workdir = Path(workdir)
+    graph = graph if graph is not None else _graph_of(config)
+    splits = splits if splits is not None else load_splits(config)
+    if len(config.objectives) != 1:
+        raise NotImplementedError("several objectives are not supported yet")
+    objective = config.objectives[0]
+    notes: list[str] = []
+    train_ds, val_ds = splits.train, splits.val
+    batch = config.batch
+    if len(train_ds) < batch:
+        notes.append(f"batch {batch} is larger than the {len(train_ds)} training examples; using {len(train_ds)}")
+        batch = len(train_ds)
+    mesh = _make_mesh(devices, batch, config)
+    steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
+
+    from ..backend.flax import build_module
+
+    # Initialise inside one jit: eager initialisers would compile one small program per op.
+    model = nnx.eval_shape(lambda: build_module(graph, seed=config.seed))
+    nnx.update(model, jax.jit(lambda: nnx.state(build_module(graph, seed=config.seed)))())
+    model.train()
+    gd_train, params, rest = nnx.split(model, nnx.Param, ...)
+    model.eval()
+    gd_eval = nnx.graphdef(model)
+    tx = make_optimizer(objective.optimizer, steps_per_epoch)
+    lr_fn = make_schedule(objective.optimizer["lr"], steps_per_epoch)
+    input_names = tuple(n for n, _, _ in config.inputs)
+    names = config.value_names
+    metric_calls = tuple(m.call for m in config.metrics)
+    n_stats = 1 + len(metric_calls)
+
+    def forward(gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], weights: Any) -> tuple[Any, Any, Any]:
+        m = nnx.merge(gd, params, rest)
+        vals = m.values({k: batch[k] for k in input_names}, names)
+        loss = total_loss(objective.terms, vals, params, weights)
+        stats = [loss, *(metric_value(c, vals, weights) for c in metric_calls)]
+        _, _, new_rest = nnx.split(m, nnx.Param, ...)
+        return loss, jnp.stack([jnp.asarray(s, jnp.float32) for s in stats]), new_rest
+
+    def train_step(state: dict[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
+        def loss_fn(p: Any) -> tuple[Any, tuple[Any, Any]]:
+            loss, stats, new_rest = forward(gd_train, p, state["rest"], batch, None)
+            return loss, (stats, new_rest)
+
+        (loss, (stats, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt = tx.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        # A non-finite loss freezes parameters and optimizer state just before the step that produced it.
+        ok = jnp.isfinite(loss) & (state["bad"] < 0)
+        params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), params, state["params"])
+        opt = jax.tree.map(lambda a, b: jnp.where(ok, a, b), opt, state["opt"])
+        bad = jnp.where((state["bad"] < 0) & ~jnp.isfinite(loss), state["step"], state["bad"])
+        return {"params": params, "rest": new_rest, "opt": opt, "sums": state["sums"] + jnp.where(ok, stats, 0.0),
+                "n": state["n"] + ok.astype(jnp.int32), "step": state["step"] + 1, "bad": bad}
+
+    def eval_step(params: Any, rest: Any, sums: Any, batch: Mapping[str, Any], weights: Any) -> Any:
+        _, stats, _ = forward(gd_eval, params, rest, batch, weights)
+        w = jnp.sum(weights)
+        return sums + jnp.concatenate([stats * w, w[None]])
+
+    if mesh.mesh is None:
+        train_jit = jax.jit(train_step, donate_argnums=0)
+        eval_jit = jax.jit(eval_step, donate_argnums=2)
+    else:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        repl = NamedSharding(mesh.mesh, PartitionSpec())
+        train_jit = jax.jit(train_step, donate_argnums=0, out_shardings=repl)
+        eval_jit = jax.jit(eval_step, donate_argnums=2, out_shardings=repl)
+
+    state: dict[str, Any] = {"params": params, "rest": rest, "opt": tx.init(params),
+                             "sums": jnp.zeros((n_stats,), jnp.float32), "n": jnp.int32(0), "step": jnp.int32(0),
+                             "bad": jnp.int32(-1)}
+    primary = jax.process_index() == 0
+    from .checkpoint import Checkpoints, clear
+
+    ckpt_dir = workdir / config.checkpoint_dir
+    metrics_path = workdir / "metrics.jsonl"
+    history: list[dict[str, float]] = []
+    start_epoch, start_batch, step = 0, 0, 0
+    early = {"best": None, "bad_epochs": 0}
+    if resume and ckpt_dir.is_dir() and Checkpoints(ckpt_dir).latest() is not None:
+        ck = Checkpoints(ckpt_dir)
+        state, record = ck.restore(state)
+        ck.close()
+        start_epoch, start_batch, step = record["epoch"], record["batch"], record["step"]
+        history = record["history"]
+        early = record["early"]
+        notes.append(f"resumed from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
+    else:
+        if resume:
+            notes.append(f"no checkpoint in {ckpt_dir}; starting afresh")
+        if primary:
+            clear(ckpt_dir)
+    if primary:
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history).encode())
+    state = mesh.replicate(state)
+    checkpoints = Checkpoints(ckpt_dir)
+
+    def save(epoch: int, batch_index: int) -> None:
+        host = jax.device_get(state)
+        checkpoints.save(step, host, {"epoch": epoch, "batch": batch_index, "step": step, "history": history,
+                                      "early": early, "seed": config.seed})
+
+    reporter = _Reporter(verbose, config.epochs, steps_per_epoch)
+    for n in notes:
+        reporter.say(n)
+    fetch_every = max(1, steps_per_epoch // 20)
+    status = "done"
+    divergence: Divergence | None = None
+    stat_names = ["loss", *(m.name for m in config.metrics)]
+    feed = [k for k in input_names]
+    with _Interrupt() as interrupt:
+        epoch = start_epoch
+        while epoch < config.epochs:
+            rng = np.random.default_rng([config.seed, epoch]) if splits.shuffle else None
+            batches = _batches(train_ds, batch, rng, start_batch, feed)
+            reporter.start_epoch(epoch, start_batch)
+            epoch_start_step = step - start_batch
+            t0 = time.perf_counter()
+            stop = False
+            bi = start_batch
+            for bi, b in enumerate(batches, start=start_batch):
+                state = train_jit(state, mesh.batch(b))
+                step += 1
+                for cb in callbacks:
+                    try:
+                        cb(step)
+                    except KeyboardInterrupt:
+                        interrupt.requested = True
+                if (bi + 1) % fetch_every == 0 or bi + 1 == steps_per_epoch:
+                    sums, count, bad = jax.device_get((state["sums"], state["n"], state["bad"]))
+                    if bad >= 0:
+                        divergence = _diagnose(config, graph, gd_train, state, train_ds, batch, epoch,
+                                               int(bad), epoch_start_step, feed, splits.shuffle)
+                        status, stop = "diverged", True
+                        break
+                    reporter.advance("  ".join(f"{k} {_fmt(float(v) / max(int(count), 1))}"
+                                               for k, v in zip(stat_names, sums, strict=True)))
+                else:
+                    reporter.advance()
+                if interrupt.requested:
+                    status, stop = "interrupted", True
+                    break
+            if stop and (status == "diverged" or bi + 1 < steps_per_epoch):
+                reporter.end_epoch("")
+                if status == "interrupted":
+                    save(epoch, bi + 1)
+                    reporter.say(f"interrupted at step {step}; checkpoint saved in {ckpt_dir} "
+                                 "(continue with --resume)")
+                break
+            sums, count = jax.device_get((state["sums"], state["n"]))
+            seconds = time.perf_counter() - t0
+            record: dict[str, float] = {"epoch": epoch + 1}
+            count = max(int(count), 1)
+            for k, v in zip(stat_names, sums, strict=True):
+                record[k] = float(v) / count
+            record["time"] = round(seconds, 4)
+            if callable(lr_fn):
+                record["lr"] = float(lr_fn(jnp.int32(epoch_start_step)))
+            else:
+                record["lr"] = lr_fn
+            if val_ds is not None:
+                vals = _evaluate(eval_jit, state, val_ds, batch, feed, mesh, n_stats)
+                for k, v in zip(stat_names, vals, strict=True):
+                    record[f"val_{k}"] = v
+            state["sums"] = mesh.replicate(jnp.zeros((n_stats,), jnp.float32))
+            state["n"] = mesh.replicate(jnp.int32(0))
+            history.append(record)
+            if primary:
+                with open(metrics_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            reporter.end_epoch(_summary(record, config.epochs))
+            epoch += 1
+            start_batch = 0
+            stopped = _early_stop(config, record, early)
+            last_epoch = epoch == config.epochs or stopped
+            if status == "interrupted" or last_epoch or (config.checkpoint_every
+                                                         and epoch % config.checkpoint_every == 0):
+                save(epoch, 0)
+            if status == "interrupted":
+                reporter.say(f"interrupted at step {step}; checkpoint saved in {ckpt_dir} (continue with --resume)")
+                break
+            if stopped:
+                status = "early_stop"
+                reporter.say(f"early stop: {config.early_stop['metric'] if config.early_stop else ''} has not "
+                             f"improved for {early['bad_epochs']} epochs")
+                break
+    checkpoints.close()
+    if divergence is not None:
+        reporter.say(divergence.message())
+    if history and primary:
+        note = write_curves(history, workdir / "curves.png")
+        if note:
+            notes.append(note)
+            reporter.say(note)
+    return TrainResult(status, history, step, workdir, jax.device_get(state["params"]), divergence, notes)
+
+
+def _batches(ds: DataSet, batch: int, rng: np.random.Generator | None, skip: int,
+             feed: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    sub = DataSet({k: ds.fields[k] for k in feed})
+    for i, b in enumerate(sub.batches(batch, rng=rng, drop_last=True)):
+        if i >= skip:
+            yield b
+
+
+def _evaluate(eval_jit: Any, state: dict[str, Any], ds: DataSet, batch: int, feed: Sequence[str], mesh: _Mesh,
+              n_stats: int) -> list[float]:
+    """Loss and metrics over the whole split: the last batch padded to full size with zero weights."""
+    sums = mesh.replicate(jnp.zeros((n_stats + 1,), jnp.float32))
+    sub = DataSet({k: ds.fields[k] for k in feed})
+    for b in sub.batches(batch):
+        n = next(iter(b.values())).shape[0]
+        w = np.ones((batch,), np.float32)
+        if n < batch:
+            b = {k: np.concatenate([v, np.zeros((batch - n, *v.shape[1:]), v.dtype)]) for k, v in b.items()}
+            w[n:] = 0
+        sums = eval_jit(state["params"], state["rest"], sums, mesh.batch(b), mesh.batch({"w": w})["w"])
+    host = np.asarray(jax.device_get(sums), np.float64)
+    total = host[-1]
+    return [float(np.float32(v / total)) for v in host[:-1]]
+
+
+def _summary(record: Mapping[str, float], epochs: int) -> str:
+    parts = [f"epoch {int(record['epoch'])}/{epochs}"]
+    parts += [f"{k} {_fmt(v)}" for k, v in record.items() if k not in ("epoch", "time", "lr")]
+    parts.append(f"{record['time']:.2f}s")
+    return "  ".join(parts)
+
+
+def _early_stop(config: TrainConfig, record: Mapping[str, float], early: dict[str, Any]) -> bool:
+    es = config.early_stop
+    if es is None:
+        return False
+    name = es["metric"]
+    if name not in record:
+        return False
+    mode = es["mode"]
+    if mode == "auto":
+        mode = "max" if any(w in name for w in ("accuracy", "acc")) else "min"
+    v = record[name]
+    best = early["best"]
+    better = best is None or (v < best - es["min_delta"] if mode == "min" else v > best + es["min_delta"])
+    if better:
+        early["best"], early["bad_epochs"] = v, 0
+        return False
+    early["bad_epochs"] += 1
+    return bool(early["bad_epochs"] >= es["patience"])
+
+
+def _diagnose(config: TrainConfig, graph: Any, gd: Any, state: dict[str, Any], ds: DataSet, batch: int, epoch: int,
+              bad_step: int, epoch_start_step: int, feed: Sequence[str], shuffle: bool) -> Divergence:
+    """Re-run the offending batch outside jit on the state just before it; name the first non-finite node."""
+    index = bad_step - epoch_start_step
+    rng = np.random.default_rng([config.seed, epoch]) if shuffle else None
+    b = next(_batches(ds, batch, rng, index, feed))
+    params, rest = jax.device_get((state["params"], state["rest"]))
+    model = nnx.merge(gd, params, rest)
+    values = model.trace(b)
+    loss = float("nan")
+    for node in graph.nodes:
+        v = values.get(node.name)
+        if v is None:
+            continue
+        parts = v if isinstance(v, tuple) else (v,)
+        if any(jnp.issubdtype(jnp.asarray(p).dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(p)))
+               for p in parts):
+            return Divergence(bad_step, epoch, loss, node.name, node.op, node.span)
+    named = {k: values[graph.nodes[r.node].name] for k, r in graph.values if graph.nodes[r.node].name in values}
+    named = {k: (v[graph.value_map[k].index] if isinstance(v, tuple) else v) for k, v in named.items()}
+    for _, call in config.objectives[0].terms:
+        t = term_value(call, named, params)
+        if not bool(jnp.isfinite(t)):
+            where = f" at {call.span}" if call.span.line > 0 else ""
+            return Divergence(bad_step, epoch, float(t), term=f"{call.name}{where}")
+    return Divergence(bad_step, epoch, loss)
+
+
+def write_curves(history: Sequence[Mapping[str, float]], path: Path) -> str | None:
+    """Plot loss and metrics per epoch to `path` (atomically); a note instead when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed; skipping curves.png (pip install 'specc[plot]')"
+    import io
+
+    keys = [k for k in history[0] if k not in ("epoch", "time", "lr") and not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
+    epochs = [h["epoch"] for h in history]
+    for ax, k in zip(axes[0], keys, strict=True):
+        ax.plot(epochs, [h.get(k, math.nan) for h in history], label=k)
+        if any(f"val_{k}" in h for h in history):
+            ax.plot(epochs, [h.get(f"val_{k}", math.nan) for h in history], label=f"val_{k}")
+        ax.set_xlabel("epoch")
+        ax.set_title(k)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+    return None

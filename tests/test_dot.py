@@ -1,0 +1,337 @@
+"""The DOT back end: golden drawings, the lecture colours, clusters and collapsing, Graphviz output, values mode."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from specc.backend.dot import (
+    INPUT_FILL,
+    OP_FILL,
+    PARAM_FILL,
+    DotError,
+    DotOptions,
+    evaluate,
+    shape_text,
+    to_dot,
+)
+from specc.cli import main
+from specc.spec import load
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "dot"
+SPECS = sorted((ROOT / "specs").glob("*.net"))
+BLOCKS = GOLDEN / "blocks.net"
+AUTODIFF = GOLDEN / "autodiff.net"
+HAVE_DOT = shutil.which("dot") is not None
+needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="the graphviz `dot` binary is not installed")
+
+# golden name → (spec, options); specs written by others are used only where they exist
+CASES: dict[str, tuple[Path, dict[str, object]]] = {
+    "blocks": (BLOCKS, {}),
+    "blocks.collapsed": (BLOCKS, {"collapse": ("all",)}),
+    "autodiff": (AUTODIFF, {}),
+    **{p.stem: (p, {}) for p in SPECS if p.stem in ("mlp", "mnist_convnet", "lenet5", "resnet18")},
+}
+
+
+def dot_of(path: Path, **options: Any) -> str:
+    return load(path).to_dot(**options)
+
+
+def run_cli(*args: str | Path) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+def boxes(dot: str) -> list[str]:
+    """The ids of the drawn nodes (legend excluded)."""
+    return re.findall(r"^\s*((?:n|g)\d+) \[label=", dot, re.M)
+
+
+def svg_of(dot: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, check=False)
+
+
+# ---- golden files ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name: str) -> None:
+    spec, options = CASES[name]
+    got = dot_of(spec, **options)
+    path = GOLDEN / f"{name}.dot"
+    if os.environ.get("UPDATE_GOLDEN") or not path.exists():
+        path.write_text(got, encoding="utf-8")
+        if not os.environ.get("UPDATE_GOLDEN"):
+            pytest.fail(f"wrote the missing golden file {path}; check it and rerun")
+    assert got == path.read_text(encoding="utf-8"), f"DOT of {spec.name} changed; UPDATE_GOLDEN=1 to accept"
+
+
+def test_deterministic() -> None:
+    spec = load(BLOCKS)
+    assert spec.to_dot() == spec.to_dot() == load(BLOCKS).to_dot()
+
+
+# ---- every spec renders, and Graphviz accepts it without a warning ---------------------------------------------
+
+
+@needs_dot
+@pytest.mark.parametrize("spec", [*SPECS, BLOCKS, AUTODIFF], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"collapse": ("all",), "rankdir": "LR"}, {"depth": 99}],
+    ids=["default", "collapsed-LR", "expanded"],
+)
+def test_graphviz_accepts(spec: Path, options: dict[str, object]) -> None:
+    out = svg_of(dot_of(spec, **options))
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stderr.decode().strip() == "", out.stderr.decode()
+    assert b"<svg" in out.stdout
+
+
+# ---- the lecture look ------------------------------------------------------------------------------------------
+
+
+def test_colours_and_legend() -> None:
+    dot = dot_of(BLOCKS)
+    x = next(line for line in dot.splitlines() if line.strip().startswith("n0 "))
+    assert f'bgcolor="{INPUT_FILL}"' in x and "<b>x</b>" in x  # the input: white
+    dense = next(line for line in dot.splitlines() if line.strip().startswith("n2 "))
+    assert f'bgcolor="{OP_FILL}"' in dense and "dense 32" in dense  # the op: blue
+    assert f'bgcolor="{PARAM_FILL}"' in dense and "kernel 16×32 · bias 32" in dense and "544 params" in dense
+    assert dot.count("legend [") == 1
+    for word in ("input", "trainable parameters", "operation", "9,322 params"):
+        assert word in dot
+    assert INPUT_FILL.upper() == "#FFFFFF"
+
+
+def test_free_param_is_red(tmp_path: Path) -> None:
+    f = tmp_path / "lin.net"
+    f.write_text(
+        "model Lin {\n  input x: f32[N, 3]\n  param w: [3, 2] = normal(0.1)\n  y = x @ w\n  output y\n}\n"
+    )
+    dot = dot_of(f)
+    w = next(line for line in dot.splitlines() if "<b>w</b>" in line)
+    assert f'bgcolor="{PARAM_FILL}"' in w and "6 params" in w and "3×2" in w
+
+
+def test_edges_carry_shapes() -> None:
+    dot = dot_of(BLOCKS)
+    assert 'n0 -> n2 [label=" N×16 "]' in dot
+    assert "i32" not in dot  # the labels input y is read only by the loss: not drawn
+    assert " N×10 " not in dot  # the output has no outgoing edge
+
+
+def test_shape_text() -> None:
+    g = load(AUTODIFF).graph()
+    assert shape_text(g.nodes[0].type) == "scalar"
+    lstm = [p for p in SPECS if p.stem == "lstm_classifier"]
+    if lstm:
+        assert 'label=" i32 N×T "' in dot_of(lstm[0])  # the dtype is shown when it is not f32
+
+
+def test_clusters_for_block_instances() -> None:
+    dot = dot_of(BLOCKS)
+    # Residual, its Affine, 3 repeat copies each with its Affine
+    assert len(re.findall(r"subgraph cluster_\d+ \{", dot)) == 8
+    assert "copy 2 of 3" in dot
+    assert "<b>Affine</b>" in dot and "<b>Residual</b>" in dot
+
+
+def test_collapse_all_draws_repeat_once_with_badge() -> None:
+    full, collapsed = dot_of(BLOCKS), dot_of(BLOCKS, collapse=("all",))
+    assert len(boxes(collapsed)) < len(boxes(full))
+    assert len(boxes(collapsed)) == 5  # x, dense, Residual, Residual ×3, dense
+    assert "×3</b>" in collapsed and "subgraph cluster_" not in collapsed
+    assert "6,336 params" in collapsed  # the three copies' parameters together
+
+
+def test_collapse_by_block_name() -> None:
+    dot = dot_of(BLOCKS, collapse=("Affine",))
+    assert len(boxes(dot)) == len(boxes(dot_of(BLOCKS))) - 4  # each Affine: dense + relu → one box
+    assert len(re.findall(r"subgraph cluster_", dot)) == 4  # the Residuals stay clusters
+
+
+def test_depth() -> None:
+    assert boxes(dot_of(BLOCKS, depth=0)) == boxes(dot_of(BLOCKS, collapse=("all",)))
+    d1 = dot_of(BLOCKS, depth=1)
+    assert len(re.findall(r"subgraph cluster_", d1)) == 4  # Residuals expanded, their Affines one box each
+    assert len(boxes(d1)) == len(boxes(dot_of(BLOCKS, depth=2))) - 4
+
+
+def test_auto_depth_for_big_graphs() -> None:
+    resnet = [p for p in SPECS if p.stem == "resnet18"]
+    if not resnet:
+        pytest.skip("specs/resnet18.net is not there")
+    auto, full = dot_of(resnet[0]), dot_of(resnet[0], depth=99)
+    assert len(boxes(auto)) <= 30 < len(boxes(full))
+    assert "×2</b>" in auto  # repeat(2, Identity(64))
+
+
+def test_unknown_collapse_name() -> None:
+    with pytest.raises(DotError, match="did you mean 'Affine'"):
+        dot_of(BLOCKS, collapse=("Afine",))
+    code, _, err = run_cli("dot", BLOCKS, "--collapse", "Afine")
+    assert code == 2 and "Affine" in err
+
+
+def test_options() -> None:
+    plain = dot_of(BLOCKS)
+    assert "rankdir=TB" in plain and "rankdir=LR" in dot_of(BLOCKS, rankdir="LR")
+    no_shapes = dot_of(BLOCKS, shapes=False)
+    assert "N×32" not in no_shapes.split("->", 1)[1] and "-> n2;" in no_shapes
+    no_params = dot_of(BLOCKS, params=False)
+    assert no_params.count(PARAM_FILL) == 1 and "544 params" not in no_params  # red in the legend only
+    assert "legend" not in dot_of(BLOCKS, legend=False)
+    with pytest.raises(DotError):
+        DotOptions(rankdir="UP")
+
+
+def test_cli_options_reach_the_drawing() -> None:
+    code, out, _ = run_cli(
+        "dot",
+        BLOCKS,
+        "--rankdir",
+        "LR",
+        "--no-shapes",
+        "--no-params",
+        "--no-legend",
+        "--collapse",
+        "Residual",
+    )
+    assert code == 0
+    assert out == dot_of(
+        BLOCKS, rankdir="LR", shapes=False, params=False, legend=False, collapse=("Residual",)
+    )
+    code, out, _ = run_cli("dot", BLOCKS, "--depth", "1")
+    assert code == 0 and out == dot_of(BLOCKS, depth=1)
+
+
+# ---- files -----------------------------------------------------------------------------------------------------
+
+
+@needs_dot
+@pytest.mark.parametrize(
+    ("suffix", "magic"), [(".svg", b"<?xml"), (".png", b"\x89PNG\r\n\x1a\n"), (".pdf", b"%PDF")]
+)
+def test_output_formats(tmp_path: Path, suffix: str, magic: bytes) -> None:
+    out = tmp_path / f"g{suffix}"
+    code, _, err = run_cli("dot", BLOCKS, "-o", out)
+    assert code == 0, err
+    assert out.read_bytes().startswith(magic)
+    if suffix == ".svg":
+        assert b"<svg" in out.read_bytes()
+
+
+def test_dot_file_and_compile_emit(tmp_path: Path) -> None:
+    code, _, _ = run_cli("dot", BLOCKS, "-o", tmp_path / "g.dot")
+    assert code == 0 and (tmp_path / "g.dot").read_text(encoding="utf-8") == dot_of(BLOCKS)
+    code, out, _ = run_cli("compile", BLOCKS, "--emit", "dot")
+    assert code == 0 and out == dot_of(BLOCKS)
+    code, _, err = run_cli("dot", BLOCKS, "-o", tmp_path / "g.jpeg")
+    assert code == 2 and ".svg" in err
+
+
+def test_missing_dot_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, _, err = run_cli("dot", BLOCKS, "-o", tmp_path / "g.svg")
+    assert code == 2
+    assert "Graphviz" in err and "apt-get install graphviz" in err and "brew install graphviz" in err
+    assert not (tmp_path / "g.svg").exists()
+    code, out, _ = run_cli("dot", BLOCKS)  # DOT text needs no Graphviz
+    assert code == 0 and out.startswith("digraph")
+    assert load(BLOCKS)._repr_svg_() is None
+
+
+# ---- the Python API --------------------------------------------------------------------------------------------
+
+
+def test_spec_to_dot_and_repr_svg() -> None:
+    spec = load(BLOCKS)
+    assert spec.to_dot() == to_dot(spec.graph(), DotOptions())
+    assert spec.to_dot(collapse="all") == dot_of(BLOCKS, collapse=("all",))
+    if HAVE_DOT:
+        svg = spec._repr_svg_()
+        assert svg is not None and "<svg" in svg and "dense 32" in svg
+
+
+def test_plain_mode_does_not_import_jax() -> None:
+    code = (
+        "import sys\n"
+        "from specc.cli import main\n"
+        f"main(['dot', {str(BLOCKS)!r}], standalone_mode=False)\n"
+        f"from specc.spec import load; load({str(AUTODIFF)!r}).to_dot()\n"
+        "assert 'jax' not in sys.modules, 'plain DOT imported jax'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("digraph")
+
+
+# ---- computational-graph mode ----------------------------------------------------------------------------------
+
+
+def _annotations(dot: str) -> dict[str, tuple[float, float]]:
+    """name → (value, ∂z/∂name) read back from the drawn labels."""
+    out = {}
+    for line in dot.splitlines():
+        v = re.search(r'"#1B5E20">= ([-0-9.e]+)<', line)
+        g = re.search(r"∂z/∂(\w+) = ([-0-9.e]+)<", line)
+        if v and g:
+            out[g.group(1)] = (float(v.group(1)), float(g.group(2)))
+    return out
+
+
+def test_values_and_gradients() -> None:
+    code, dot, err = run_cli("dot", AUTODIFF, "--values", "x1=2,x2=3", "--grad", "z")
+    assert code == 0, err
+    ann = _annotations(dot)
+    assert set(ann) == {"x1", "x2", "a", "b", "z"}
+    assert ann["b"][0] == pytest.approx(6, abs=1e-3)  # x1·x2
+    assert ann["a"][0] == pytest.approx(0.909, abs=1e-3)  # sin x1
+    assert ann["z"] == pytest.approx((6.909, 1.0), abs=1e-3)
+    assert ann["x1"][1] == pytest.approx(2.584, abs=1e-3)  # cos 2 + 3
+    assert ann["x2"][1] == pytest.approx(2.0, abs=1e-3)
+    assert ann["a"][1] == pytest.approx(1.0) and ann["b"][1] == pytest.approx(1.0)
+
+
+def test_values_without_grad_and_api() -> None:
+    g = load(AUTODIFF).graph()
+    ann = evaluate(g, {"x1": 0.0, "x2": 5.0}, "z")
+    z = next(n for n in g.nodes if n.name == "z")
+    assert float(ann.values[z.id]) == pytest.approx(0.0)
+    assert float(ann.grads[g.input_map["x1"]]) == pytest.approx(6.0)  # cos 0 + 5
+    dot = load(AUTODIFF).to_dot(values="x1=2,x2=3")
+    assert "= 6.909" in dot and "∂" not in dot
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--values", "x1=2"), "no value for x2; model Autodiff takes x1: f32[], x2: f32[]"),
+        (("--values", "x1=2,x2=3,x3=4"), "x3 is not an input"),
+        (("--values", "x1=2,x2=three"), "NAME=NUMBER"),
+        (("--values", "x1=2,x2=3", "--grad", "zz"), "did you mean 'z'"),
+        (("--grad", "z"), "--grad needs --values"),
+    ],
+)
+def test_values_errors(args: tuple[str, ...], message: str) -> None:
+    code, _, err = run_cli("dot", AUTODIFF, *args)
+    assert code == 2
+    assert message in err
+
+
+def test_values_need_scalar_inputs() -> None:
+    code, _, err = run_cli("dot", BLOCKS, "--values", "x=1,y=2")
+    assert code == 2 and "input x is f32[N, 16]" in err

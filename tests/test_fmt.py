@@ -1,0 +1,157 @@
+"""`specc fmt`: canonical, idempotent, keeps the IR and every comment; `specc fmt --check` exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import specc
+from specc.cli import main
+from specc.errors import SpecError
+from specc.frontend.convert import find_comments, format_file, format_source
+from specc.frontend.fmt import format_module
+from specc.frontend.load import read_source
+from specc.frontend.parse import parse_source, parse_text
+from specc.ir.printer import format_graph
+from specc.source import Source
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.net"))
+
+
+def _dumps(path: Path, text: str | None = None) -> dict[str, str] | list[str]:
+    try:
+        spec = specc.load(path, text=text)
+        return {name: format_graph(spec.graph(name)) for name in spec.program.models}
+    except SpecError as e:
+        return [f"{d.kind}: {d.message}" for d in e.diagnostics]
+
+
+def _fmt(text: str) -> str:
+    return format_source(Source("t.net", text))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_fmt_is_idempotent_and_keeps_ast_ir_and_comments(path: Path) -> None:
+    src = read_source(path)
+    once = format_source(src)
+    assert _fmt(once) == once
+    assert parse_text(once) == parse_source(src)
+    assert _dumps(path, once) == _dumps(path)
+    assert [c.text for c in find_comments(once)] == [c.text for c in find_comments(src.text)]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_without_comments_fmt_is_format_module(path: Path) -> None:
+    module = parse_source(read_source(path))
+    assert _fmt(format_module(module)) == format_module(module)
+
+
+MESSY = """\
+# header: the file's title
+
+# about the block
+block B(c) {   # trailing on the header
+  input x
+  y = x   -> dense(c)
+        -> relu      # trailing inside a pipeline
+  # before the output
+
+  output y
+  # before the closing brace
+}
+let s = "not # a comment"   # but this is
+model M {
+  input x: f32[N, 4]
+  h = x -> B(3) ; z = h -> relu  # after the second statement
+  output z
+}  # after the brace
+# at the end
+"""
+
+MESSY_FORMATTED = """\
+# header: the file's title
+
+# about the block
+block B(c) {  # trailing on the header
+  input x
+
+  y = x -> dense(c) -> relu  # trailing inside a pipeline
+
+  # before the output
+
+  output y
+  # before the closing brace
+}
+
+let s = "not # a comment"  # but this is
+
+model M {
+  input x: f32[N, 4]
+
+  h = x -> B(3)
+  z = h -> relu  # after the second statement
+
+  output z
+}  # after the brace
+
+# at the end
+"""
+
+
+def test_comments_are_put_back_beside_their_statements() -> None:
+    assert _fmt(MESSY) == MESSY_FORMATTED
+    assert _fmt(MESSY_FORMATTED) == MESSY_FORMATTED
+    assert parse_text(MESSY_FORMATTED) == parse_text(MESSY)
+
+
+def test_hash_inside_a_string_is_not_a_comment() -> None:
+    assert [c.text for c in find_comments('let s = "a # b \\" # c"  # real\n')] == ["# real"]
+
+
+def test_format_file_writes_only_when_the_text_changes(tmp_path: Path) -> None:
+    f = tmp_path / "m.net"
+    f.write_text(MESSY)
+    assert format_file(f, check_only=True) is True
+    assert f.read_text() == MESSY  # --check writes nothing
+    assert format_file(f) is True
+    assert f.read_text() == MESSY_FORMATTED
+    before = f.stat().st_mtime_ns
+    assert format_file(f) is False
+    assert f.stat().st_mtime_ns == before
+
+
+def test_fmt_refuses_yaml(tmp_path: Path) -> None:
+    f = tmp_path / "m.yaml"
+    f.write_text("models: {}\n")
+    with pytest.raises(SpecError) as info:
+        format_file(f)
+    assert "--to net" in info.value.diagnostics[0].hint
+
+
+def test_cli_fmt_check_exit_codes(tmp_path: Path) -> None:
+    f = tmp_path / "m.net"
+    f.write_text(MESSY)
+    runner = CliRunner()
+    r = runner.invoke(main, ["fmt", "--check", str(f)])
+    assert r.exit_code == 1 and "not canonically formatted" in r.output
+    assert runner.invoke(main, ["fmt", str(f)]).exit_code == 0
+    assert f.read_text() == MESSY_FORMATTED
+    assert runner.invoke(main, ["fmt", "--check", str(f)]).exit_code == 0
+
+
+def test_cli_fmt_reports_syntax_errors(tmp_path: Path) -> None:
+    f = tmp_path / "bad.net"
+    f.write_text("model M {\n  h = x -> dense(3\n}\n")
+    r = CliRunner().invoke(main, ["fmt", str(f)])
+    assert r.exit_code == 1 and "syntax error" in r.output
+    assert f.read_text() == "model M {\n  h = x -> dense(3\n}\n"
+
+
+def test_cli_convert_yaml_to_net_is_canonical() -> None:
+    r = CliRunner().invoke(main, ["convert", str(ROOT / "specs/yaml/mlp.yaml"), "--to", "net"])
+    assert r.exit_code == 0, r.output
+    assert _fmt(r.output) == r.output
+    assert _dumps(ROOT / "specs/mlp.net", r.output) == _dumps(ROOT / "specs/mlp.net")

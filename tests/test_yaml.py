@@ -1,0 +1,330 @@
+"""The YAML front end: net → YAML → net keeps the AST and the IR for every spec; located, safe errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import specc
+from specc.cli import main
+from specc.errors import SpecError
+from specc.frontend import ast
+from specc.frontend.fmt import format_module
+from specc.frontend.load import parse_any, read_source
+from specc.frontend.parse import parse_text
+from specc.frontend.yaml_frontend import parse_yaml, to_yaml
+from specc.ir.printer import format_graph
+from specc.source import Source
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.net"))
+TWINS = sorted((ROOT / "specs" / "yaml").glob("*.yaml"))
+
+
+def _dumps(path: Path, text: str | None = None) -> dict[str, str] | list[str]:
+    """The IR dump of every model of a spec, or its error messages when it does not check."""
+    try:
+        spec = specc.load(path, text=text)
+        return {name: format_graph(spec.graph(name)) for name in spec.program.models}
+    except SpecError as e:
+        return [f"{d.kind}: {d.message}" for d in e.diagnostics]
+
+
+def _yaml(text: str, name: str = "t.yaml") -> ast.Module:
+    return parse_yaml(Source(name, text))
+
+
+def _error(text: str, name: str = "t.yaml") -> tuple[str, int, int, str]:
+    """(kind, line, col, message) of the first problem in a YAML spec, from loading through checking."""
+    with pytest.raises(SpecError) as info:
+        specc.load(name, text=text).graph()
+    d = info.value.diagnostics[0]
+    assert d.span is not None
+    return d.kind, d.span.line, d.span.col, d.message
+
+
+# ---- round trips over every spec ---------------------------------------------------------------------------
+
+
+def test_specs_are_found() -> None:
+    assert len(SPECS) >= 10 and TWINS
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_net_to_yaml_to_net_keeps_ast_and_ir(path: Path) -> None:
+    module = parse_any(read_source(path))
+    text = to_yaml(module)
+    back = parse_yaml(Source(str(path.with_suffix(".yaml")), text))
+    assert back == module
+    assert format_module(back) == format_module(module)
+    # the IR of every model, via the YAML text loaded beside the original (so imports resolve alike)
+    assert _dumps(path.with_suffix(".yaml"), text) == _dumps(path)
+    # and back to .net text: the same IR again
+    assert _dumps(path, format_module(back)) == _dumps(path)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_to_yaml_is_deterministic_and_stable(path: Path) -> None:
+    module = parse_any(read_source(path))
+    text = to_yaml(module)
+    assert to_yaml(parse_yaml(Source("x.yaml", text))) == text
+    assert to_yaml(parse_text(format_module(module), "x.net")) == text
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=lambda p: p.name)
+def test_yaml_twins_give_the_ir_of_their_net_file(twin: Path) -> None:
+    net = ROOT / "specs" / (twin.stem + ".net")
+    assert net.is_file(), f"{twin.name} has no .net original"
+    assert parse_any(read_source(twin)) == parse_any(read_source(net))
+    assert _dumps(twin) == _dumps(net)
+
+
+def test_check_json_of_yaml_twin_equals_net() -> None:
+    runner = CliRunner()
+    a = runner.invoke(main, ["check", str(ROOT / "specs/yaml/mlp.yaml"), "--json"])
+    b = runner.invoke(main, ["check", str(ROOT / "specs/mlp.net"), "--json"])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert json.loads(a.output) == json.loads(b.output)
+    assert json.loads(a.output)["outputs"] == {"logits": "f32[N, 10]"}
+
+
+# ---- the schema --------------------------------------------------------------------------------------------
+
+HAND_WRITTEN = """\
+let: {width: 16}
+blocks:
+  Res:
+    args: {c: null, k: 3}
+    inputs: [x]
+    layers:
+      - {name: h, op: conv, features: c, kernel: k, padding: same}
+      - {op: relu}
+      - {name: y, expr: "relu_2 + x"}
+    outputs: y
+models:
+  Net:
+    inputs: {x: "f32[N, 8, 8, 16]", t: "i32[N]"}
+    params: {b: {type: "[10]", init: zeros}}
+    default: {init: he_normal}
+    layers:
+      - {name: a, op: Res, c: width}
+      - {name: r, op: Res, repeat: 2, c: 16, k: 1, assert: [N, 8, 8, 16]}
+      - {name: m, op: concat, input: [a, r], axis: -1}
+      - {name: g, op: global_avgpool}
+      - {name: z, op: dense, features: 10, init: "normal(0.01)"}
+      - {name: logits, expr: "z + b", assert: "[N, 10]"}
+    outputs: [logits]
+train:
+  data: {value: 'npz("d.npz")', as: {x: image, t: label}}
+  loss: cross_entropy(logits, t)
+  optimizer: adam(lr=1.0e-3)
+  metrics: ['accuracy(logits, t)']
+"""
+
+HAND_WRITTEN_NET = """\
+let width = 16
+
+block Res(c, k=3) {
+  input x
+  h = x -> conv(c, k, padding=same)
+  relu_2 = h -> relu
+  y = relu_2 + x
+  output y
+}
+
+model Net {
+  input x: f32[N, 8, 8, 16]
+  input t: i32[N]
+  param b: [10] = zeros
+  default init = he_normal
+  a = x -> Res(width)
+  r = a -> repeat(2, Res(16, k=1)) : [N, 8, 8, 16]
+  m = concat(a, r, axis=-1)
+  g = m -> global_avgpool
+  z = g -> dense(10, init=normal(0.01))
+  logits = z + b : [N, 10]
+  output logits
+}
+
+train {
+  data = npz("d.npz") as {x: image, t: label}
+  loss = cross_entropy(logits, t)
+  optimizer = adam(lr=0.001)
+  metrics = [accuracy(logits, t)]
+}
+"""
+
+
+def test_hand_written_yaml_equals_its_net_meaning() -> None:
+    """Defaults (previous layer as input, generated names, positional required args) give the .net AST."""
+    assert _yaml(HAND_WRITTEN) == parse_text(HAND_WRITTEN_NET)
+    assert _dumps(Path("h.yaml"), HAND_WRITTEN) == _dumps(Path("h.net"), HAND_WRITTEN_NET)
+
+
+def test_optional_argument_by_position_is_written_as_expr() -> None:
+    m = parse_text("model M {\n  input x: f32[N, 4]\n  y = x -> leaky_relu(0.2)\n  z = y -> relu()\n  output z\n}\n")
+    text = to_yaml(m)
+    assert "expr: x -> leaky_relu(0.2)" in text and "expr: y -> relu()" in text
+    assert _yaml(text) == m
+
+
+def test_statements_out_of_section_order_go_into_the_layers_list() -> None:
+    src = ("model M {\n  input x: f32[N, 3]\n  h = x -> relu\n  param w: [3] = zeros\n  let k = 2\n"
+           "  output h\n  y = h * w\n  output y\n}\n")
+    m = parse_text(src)
+    text = to_yaml(m)
+    assert "{param: w, type: '[3]', init: zeros}" in text and "{output: [h]}" in text
+    assert _yaml(text) == m
+
+
+def test_layouts_yaml_cannot_hold_are_located_errors() -> None:
+    m = parse_text('let a = 1\nmodel M {\n  input x: f32[N]\n  output x\n}\nlet b = 2\n', "f.net")
+    with pytest.raises(SpecError) as info:
+        to_yaml(m)
+    d = info.value.diagnostics[0]
+    assert (d.span.line, d.span.col) == (6, 1) and "not together" in d.message  # type: ignore[union-attr]
+
+
+def test_string_literals_and_lists_round_trip() -> None:
+    m = parse_text('train {\n  data = csv("a b.csv", target="y#1")\n  metrics = [accuracy(l, y), "x"]\n'
+                   "  batch = 32\n  lr = 1e-05\n  flag = false\n}\n")
+    assert _yaml(to_yaml(m)) == m
+
+
+def test_unquoted_call_in_a_flow_list_gets_a_hint() -> None:
+    with pytest.raises(SpecError) as info:
+        _yaml("train:\n  metrics: [accuracy(logits, y)]\n")
+    d = info.value.diagnostics[0]
+    assert (d.kind, d.span.line, d.span.col) == ("syntax error", 2, 21)  # type: ignore[union-attr]
+    assert "quote the expression" in d.hint
+
+
+def test_first_layer_without_input_and_without_declared_inputs_is_an_error() -> None:
+    kind, line, col, msg = _error("models:\n  M:\n    layers:\n      - {name: h, op: relu}\n")
+    assert (kind, line, col) == ("name error", 4, 9) and "needs an `input`" in msg
+
+
+# ---- located errors ----------------------------------------------------------------------------------------
+
+GOOD_HEAD = 'models:\n  MLP:\n    inputs: {x: "f32[N, 64]"}\n'
+
+
+def test_bad_indentation_is_a_located_syntax_error() -> None:
+    kind, line, col, msg = _error(GOOD_HEAD + "   layers: []\n")
+    assert (kind, line, col) == ("syntax error", 4, 4) and "indentation" in msg
+
+
+def test_unclosed_flow_mapping_points_at_its_opener() -> None:
+    kind, _, _, msg = _error("models:\n  M: {inputs: {x: 'f32[N]'}\n")
+    assert kind == "syntax error" and "missing '}' to close the mapping opened at 2:6" in msg
+
+
+def test_unknown_layer_key_names_the_valid_ones() -> None:
+    text = GOOD_HEAD + "    layers:\n      - {name: h, op: dense, featurs: 10}\n    outputs: [h]\n"
+    with pytest.raises(SpecError) as info:
+        _yaml(text)
+    d = info.value.diagnostics[0]
+    assert (d.kind, d.span.line, d.span.col) == ("name error", 5, 30)  # type: ignore[union-attr]
+    assert "did you mean 'features'?" in d.message and "features, bias, init" in d.hint
+
+
+def test_unknown_section_key() -> None:
+    kind, line, col, msg = _error(GOOD_HEAD + "    layer: []\n")
+    assert (kind, line, col) == ("name error", 4, 5) and "did you mean 'layers'?" in msg
+
+
+def test_unknown_op_is_reported_by_the_checker_at_the_op_value() -> None:
+    text = GOOD_HEAD + "    layers:\n      - {name: h, op: dens, features: 10}\n    outputs: [h]\n"
+    kind, line, col, msg = _error(text)
+    assert (kind, line, col) == ("name error", 5, 23) and "did you mean 'dense'?" in msg
+
+
+def test_errors_inside_expr_point_into_the_yaml_line() -> None:
+    text = GOOD_HEAD + '    layers:\n      - {name: h, expr: "x -> dense(10 +* 2)"}\n    outputs: [h]\n'
+    kind, line, col, _ = _error(text)
+    assert (kind, line, col) == ("syntax error", 5, 41)
+    plain = GOOD_HEAD + "    layers:\n      - name: h\n        expr: x -> dense(q)\n    outputs: [h]\n"
+    kind, line, col, msg = _error(plain)
+    assert (kind, line, col) == ("argument error", 6, 26) and "'q'" in msg
+
+
+def test_shape_assertion_error_points_at_the_assert_value() -> None:
+    text = GOOD_HEAD + '    layers:\n      - {name: h, op: dense, features: 10, assert: "[N, 11]"}\n    outputs: [h]\n'
+    kind, line, col, msg = _error(text)
+    assert (kind, line, col) == ("shape error", 5, 52) and "expected [N, 11]" in msg
+
+
+def test_python_tags_are_rejected_and_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    for tag in (f'!!python/object/apply:os.system ["touch {marker}"]', '!!python/object/apply:os.system ["echo hi"]'):
+        text = GOOD_HEAD + f"    layers:\n      - name: h\n        op: {tag}\n    outputs: [h]\n"
+        kind, line, col, msg = _error(text)
+        assert (kind, line, col) == ("value error", 6, 13) and "python/object/apply:os.system" in msg
+    assert not marker.exists()
+
+
+def test_duplicate_keys_are_errors() -> None:
+    kind, line, col, msg = _error(GOOD_HEAD + '    inputs: {y: "f32[N]"}\n')
+    assert (kind, line, col) == ("value error", 4, 5) and "duplicate key 'inputs' (first at 3:5)" in msg
+
+
+def test_wrong_value_types_are_located() -> None:
+    kind, line, col, msg = _error(GOOD_HEAD + "    layers: {h: 1}\n")
+    assert (kind, line, col) == ("type error", 4, 13) and "must be a list" in msg
+    kind, line, col, msg = _error('models:\n  M:\n    inputs: {x: 3}\n')
+    assert (kind, line, col) == ("type error", 3, 17) and "tensor type" in msg
+    kind, line, col, msg = _error(GOOD_HEAD + "    layers:\n      - {name: h, op: dense, features: {a: 1}}\n")
+    assert (kind, line, col) == ("type error", 5, 40)
+
+
+def test_alias_bomb_fails_fast() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
+              for i in range(1, 9)]
+    with pytest.raises(SpecError) as info:
+        _yaml("\n".join(lines) + "\n")
+    assert "expands to more than" in info.value.diagnostics[0].message
+
+
+def test_empty_and_non_mapping_documents() -> None:
+    assert _yaml("") == ast.Module(())
+    kind, line, col, _ = _error("- a\n- b\n")
+    assert (kind, line, col) == ("type error", 1, 1)
+
+
+def test_yaml_can_import_a_net_file(tmp_path: Path) -> None:
+    (tmp_path / "blocks.net").write_text("block Twice(k) {\n  input x\n  y = x * k\n  output y\n}\n")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("imports: blocks.net\nmodels:\n  M:\n    inputs: {x: 'f32[N, 2]'}\n"
+                    "    layers:\n      - {name: y, op: Twice, k: 3}\n    outputs: y\n")
+    g = specc.load(spec).graph()
+    assert str(g.type_of(g.outputs[0][1])) == "f32[N, 2]"
+
+
+# ---- the CLI -----------------------------------------------------------------------------------------------
+
+
+def test_cli_convert_round_trip(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "resnet18.yaml"
+    r = runner.invoke(main, ["convert", str(ROOT / "specs/resnet18.net"), "--to", "yaml", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.read_text().startswith("# resnet18.net")
+    r = runner.invoke(main, ["convert", str(out), "--to", "net"])
+    assert r.exit_code == 0, r.output
+    assert parse_text(r.output) == parse_any(read_source(ROOT / "specs/resnet18.net"))
+    a = runner.invoke(main, ["check", str(out), "--json"])
+    b = runner.invoke(main, ["check", str(ROOT / "specs/resnet18.net"), "--json"])
+    assert json.loads(a.output) == json.loads(b.output)
+
+
+def test_cli_renders_yaml_errors_with_the_yaml_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD_HEAD + "    layers:\n      - {name: h, op: dense, featurs: 10}\n")
+    r = CliRunner().invoke(main, ["check", str(bad)])
+    assert r.exit_code == 1
+    assert ":5:30: name error: unknown key 'featurs'" in r.output
+    assert "      - {name: h, op: dense, featurs: 10}" in r.output
