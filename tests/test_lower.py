@@ -351,7 +351,7 @@ block Unit() {
 }
 model Deep {
   input x: f32[N, 8]
-  y = x -> repeat(2500, Unit)
+  y = x -> repeat(2500, Unit())
   output y
 }""")
     assert len(g.nodes) >= 7500

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from . import ast
 
+MAX_LINE = 100  # pipelines longer than this break before `->`
+
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
 
 
@@ -82,9 +84,24 @@ def format_stmt(s: ast.Stmt) -> str:
     if isinstance(s, ast.ParamDecl):
         return f"param {s.name}: {_type(s.type)}" + (f" = {format_expr(s.init)}" if s.init is not None else "")
     if isinstance(s, ast.Assign):
-        text = f"{', '.join(s.targets)} = {format_expr(s.value)}"
-        if s.assert_dims is not None:
-            text += f" : [{', '.join(format_expr(d) for d in s.assert_dims)}]"
+        lhs = f"{', '.join(s.targets)} = "
+        check = f" : [{', '.join(format_expr(d) for d in s.assert_dims)}]" if s.assert_dims is not None else ""
+        text = lhs + format_expr(s.value) + check
+        p = s.value
+        if len(text) + 2 > MAX_LINE and p.stages:
+            # a long pipeline breaks before `->`, continuation lines aligned under the value
+            pad = "\n  " + " " * len(lhs)
+            parts = [format_expr(p.head, 1)] + [f"-> {_stage(st)}" for st in p.stages]
+            lines: list[str] = []
+            current = parts[0]
+            for part in parts[1:]:
+                if 2 + len(lhs) + len(current) + 1 + len(part) <= MAX_LINE:
+                    current += " " + part
+                else:
+                    lines.append(current)
+                    current = part
+            lines.append(current)
+            text = lhs + pad.join(lines) + check
         return text
     if isinstance(s, ast.Output):
         return "output " + ", ".join(s.names)

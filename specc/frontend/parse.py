@@ -462,18 +462,18 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
         op = stack[-1]
         closer = _OPENERS[op.token.type]
         closes_elsewhere = tok.type in ("RBRACE", "$END") or (tok.line or 0) > (op.token.line or 0)
-        if closes_elsewhere or (_OPENERS.get(op.token.type) and f"'{closer}'" in {_word(x, lark) for x in expected}):
-            # '->', ':' and '{' cannot stand inside brackets: the bracket before them was left open
-            if closes_elsewhere or tok.type in _CLOSERS or tok.type in ("_ARROW", "COLON", "LBRACE"):
-                where = f"{op.token.line}:{op.token.column}"
-                same_line = tok.type != "$END" and tok.line == op.token.line
-                return SpecError.one(
-                    "syntax error",
-                    f"missing '{closer}' to close {_describe_opener(op)} opened at {where}",
-                    _tok_span(file, op.token),
-                    f"add '{closer}' before {_found(tok)}" if same_line
-                    else f"add '{closer}' at the end of line {_last_code_line(src, tok, op.token.line or 1)}",
-                )
+        closer_expected = f"'{closer}'" in {_word(x, lark) for x in expected}
+        # '->', ':' and '{' cannot stand inside brackets: the bracket before them was left open
+        if closes_elsewhere or (closer_expected and tok.type in {*_CLOSERS, "_ARROW", "COLON", "LBRACE"}):
+            where = f"{op.token.line}:{op.token.column}"
+            same_line = tok.type != "$END" and tok.line == op.token.line
+            return SpecError.one(
+                "syntax error",
+                f"missing '{closer}' to close {_describe_opener(op)} opened at {where}",
+                _tok_span(file, op.token),
+                f"add '{closer}' before {_found(tok)}" if same_line
+                else f"add '{closer}' at the end of line {_last_code_line(src, tok, op.token.line or 1)}",
+            )
     # A '}' left out shows up at the end of the file, or at the next top-level section.
     braces = [o for o in layout.stack if o.token.type == "LBRACE"]
     at_line_start = tok.type == "$END" or not src.line(tok.line)[: (tok.column or 1) - 1].strip()

@@ -73,6 +73,7 @@ class GraphBuilder:
         self.lets: dict[str, Any] = {}
         self.let_state: dict[str, str] = {}
         self.block_stack: list[str] = []
+        self.prefixes: set[str] = set()
         self.next_suffix: dict[str, int] = {}
         self.let_depth = 0
 
@@ -510,6 +511,7 @@ class GraphBuilder:
         if not p.stages:
             return self._eval(p.head, env, attr=False, name=name)
         v = self._eval(p.head, env, attr=False, name=f"{name}.in" if name else "")
+        stage_names = _stage_names(name, p.stages)
         for i, stage in enumerate(p.stages):
             if v is POISON:
                 return POISON
@@ -518,8 +520,7 @@ class GraphBuilder:
                 self.diags.add("type error", f"a pipeline carries a tensor, but this is {describe(v)}", where,
                                "pipelines start from an input or a computed value: `h = x -> relu`")
                 return POISON
-            last = i == len(p.stages) - 1
-            v = self._call(stage, env, attr=False, piped=v, name=name if last else f"{name}.{stage.func}" if name else "")
+            v = self._call(stage, env, attr=False, piped=v, name=stage_names[i])
         return v
 
     def _call(self, c: ast.Call, env: _Env, attr: bool, piped: TVal | None, name: str) -> Any:
@@ -644,6 +645,9 @@ class GraphBuilder:
         k = self.instances.get(block.name, 0) + 1
         self.instances[block.name] = k
         label = name or f"{block.name}_{k}"
+        while f"{env.prefix}{label}/" in self.prefixes:  # the same block twice under one name
+            label = f"{label}_{k}"
+        self.prefixes.add(f"{env.prefix}{label}/")
         inner.scope = (*env.scope, Scope(block.name, label, c.span, repeat))
         inner.prefix = f"{env.prefix}{label}/"
         self.block_stack.append(block.name)
@@ -730,6 +734,26 @@ class _CallError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+def _stage_names(target: str, stages: tuple[ast.Call, ...]) -> list[str]:
+    """Names of a pipeline's nodes: the last is the target; the others `target.op`, numbered where an op repeats."""
+    if not target:
+        return [""] * len(stages)
+    funcs = [_stage_func(st) for st in stages[:-1]]
+    seen: dict[str, int] = {}
+    out = []
+    for f in funcs:
+        seen[f] = seen.get(f, 0) + 1
+        out.append(f"{target}.{f}" + (str(seen[f]) if funcs.count(f) > 1 else ""))
+    return [*out, target]
+
+
+def _stage_func(st: ast.Call) -> str:
+    # `repeat(3, Unit(64))` is named after what it repeats
+    if st.func == "repeat" and len(st.args) == 2 and isinstance(st.args[1], ast.Call):
+        return st.args[1].func
+    return st.func
 
 
 def _arg_span(op: OpDef, arg: str | None, span: Span, arg_spans: list[Span] | None,

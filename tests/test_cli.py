@@ -1,0 +1,137 @@
+"""`specc check`: the summary, its --json form, exit codes, and that checking never imports JAX."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from specc.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MLP = "specs/mlp.net"
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, list(args))
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_check_prints_outputs_and_params() -> None:
+    code, out, err = invoke("check", MLP)
+    assert code == 0, err
+    assert err == ""
+    assert out.splitlines()[0] == "specs/mlp.net: model MLP: ok"
+    assert "outputs: logits: f32[N, 10]" in out
+    assert "inputs:  x: f32[N, 64], y: i32[N]" in out
+    assert "params:  7,510" in out
+
+
+def test_check_json() -> None:
+    code, out, err = invoke("check", MLP, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert {"model", "outputs", "total_params"} <= summary.keys()
+    assert summary["model"] == "MLP"
+    assert summary["outputs"] == {"logits": "f32[N, 10]"}
+    assert summary["total_params"] == 7510  # 64*100 + 100 + 100*10 + 10
+
+
+def test_check_json_errors() -> None:
+    code, out, _ = invoke("check", "tests/errors/unknown_op.net", "--json")
+    assert code == 1
+    (e,) = json.loads(out)["errors"]
+    assert e["kind"] == "name error"
+    assert (e["file"], e["line"], e["col"]) == ("tests/errors/unknown_op.net", 3, 12)
+    assert "did you mean 'dense'?" in e["message"]
+    assert e["hint"]
+
+
+def test_check_reports_every_error_then_a_count() -> None:
+    code, out, err = invoke("check", "tests/errors/multiple_errors.net")
+    assert code == 1
+    assert out == ""
+    assert err.count("tests/errors/multiple_errors.net:") == 5
+    assert err.rstrip().endswith("5 errors")
+
+
+def test_check_picks_a_model_by_name() -> None:
+    code, _, err = invoke("check", MLP, "--model", "MLP")
+    assert code == 0, err
+    code, _, err = invoke("check", MLP, "--model", "MPL")
+    assert code == 1
+    assert "no model named 'MPL'" in err and "did you mean 'MLP'?" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check"],
+        ["check", "no/such/file.net"],
+        ["check", "specs"],
+        ["check", MLP, "--no-such-option"],
+        ["no-such-command"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    code, _, err = invoke(*args)
+    assert code == 2, err
+    assert "Traceback" not in err
+
+
+SPECS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs").glob("*.net"))
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_shipped_spec_checks(spec: str) -> None:
+    code, out, err = invoke("check", spec)
+    assert code == 0, err
+    assert out.startswith(f"{spec}: model ")
+
+
+def test_check_does_not_import_jax() -> None:
+    # a fresh interpreter: the test session itself may have imported JAX already
+    script = (
+        "import sys\n"
+        "from specc.cli import main\n"
+        "try:\n"
+        f"    main(['check', {MLP!r}], standalone_mode=False)\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = sorted(m for m in ('jax', 'jaxlib', 'flax', 'optax') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "print('no jax')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "model MLP: ok" in r.stdout and "no jax" in r.stdout
+
+
+def test_console_script_exit_codes(tmp_path: Path) -> None:
+    """The installed `specc` entry point: 0 ok, 1 spec error, 2 usage error."""
+    exe = Path(sys.executable).with_name("specc")
+    if not exe.exists():
+        pytest.skip("specc console script not installed next to this interpreter")
+    bad = tmp_path / "bad.net"
+    bad.write_text("model M {\n  input x: f32[N, 4]\n  h = x -> desne(3)\n  output h\n}\n")
+    runs = {
+        name: subprocess.run(
+            [str(exe), "check", arg], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
+        for name, arg in (("ok", MLP), ("spec", str(bad)), ("usage", "missing.net"))
+    }
+    assert [runs[k].returncode for k in ("ok", "spec", "usage")] == [0, 1, 2]
+    assert f"{bad}:3:12: name error: unknown op 'desne'" in runs["spec"].stderr
+    assert "Traceback" not in runs["spec"].stderr + runs["usage"].stderr
