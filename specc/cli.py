@@ -43,6 +43,8 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(EXIT_SPEC_ERROR)
         except KeyboardInterrupt:
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors: click prints them and exits 2
         except Exception as e:  # a bug in specc, not in the spec
             if os.environ.get("SPECC_DEBUG"):
                 raise
@@ -129,10 +131,11 @@ def convert(file: Path, target: str, output: Path | None) -> None:
 @click.option("--emit", type=click.Choice(["ir", "flax", "hlo", "dot"]), help="Write this form instead of the table.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Directory for --emit files.")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Bind the batch size (default 32).")
+@click.option("--bind", "binds", multiple=True, metavar="SIZE=N", help="Bind another free size, e.g. --bind T=16.")
 @click.option("--json", "as_json", is_flag=True)
 @reports_spec_errors
 def compile(file: Path, model: str | None, emit: str | None, out_dir: Path | None, batch: int | None,
-            as_json: bool) -> None:
+            binds: tuple[str, ...], as_json: bool) -> None:
     """Check FILE, lower it to Flax and jit-compile it with XLA; print node, op, shape, params, FLOPs."""
     from .spec import load
 
@@ -147,7 +150,13 @@ def compile(file: Path, model: str | None, emit: str | None, out_dir: Path | Non
         return
     from .backend.compile import compile_command
 
-    compile_command(spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json)
+    bind = {}
+    for b in binds:
+        name, _, size = b.partition("=")
+        if not name.isidentifier() or not size.isdigit() or int(size) < 1:
+            raise click.BadParameter(f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind")
+        bind[name] = int(size)
+    compile_command(spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json, bind=bind)
 
 
 def _emit(text: str, out_dir: Path | None, name: str) -> None:

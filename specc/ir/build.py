@@ -458,7 +458,7 @@ class GraphBuilder:
                 if op == "*":
                     return da * db
                 if op == "/":
-                    return da.exact_div(db) if db.is_const and da.is_const else da.floordiv(db)
+                    return da.floordiv(db)  # sizes divide as the conv formula does: floor
                 if op == "**" and db.is_const and 0 <= db.value <= 8:
                     out = Dim.const(1)
                     for _ in range(db.value):
@@ -570,11 +570,16 @@ class GraphBuilder:
         return self._apply(op.name, c, tensors, args, kwargs, env, name, arg_spans, spans)
 
     def _repeat(self, c: ast.Call, env: _Env, piped: TVal | None, name: str) -> Any:
-        if piped is not None and len(c.args) == 2 and not c.kwargs and isinstance(c.args[1], ast.Name):
-            b = c.args[1].id
-            self.diags.add("argument error", f"repeat's second argument must be a call, got the bare name '{b}'",
-                           c.args[1].span, f"write `repeat(n, {b}(...))`, with () even when {b} takes no arguments")
-            return POISON
+        if len(c.args) == 2 and isinstance(c.args[1], ast.Name):
+            # `repeat(4, Unit)` repeats a block or op that takes no arguments, like a bare pipeline stage
+            b = c.args[1]
+            if b.id not in self.program.blocks and get_op(b.id) is None:
+                self.diags.add("name error", f"repeat needs a block or op to repeat; '{b.id}' is neither"
+                               + _dym(b.id, [*self.program.blocks, *_op_names()]), b.span,
+                               "write `repeat(n, Block(args...))`")
+                return POISON
+            c = ast.Call(c.func, (c.args[0], ast.Call(b.id, (), (), True, b.span, b.span)), c.kwargs, c.bare, c.span,
+                         c.func_span)
         if piped is None or len(c.args) != 2 or c.kwargs or not isinstance(c.args[1], ast.Call):
             self.diags.add("argument error", "repeat is a pipeline stage: `x -> repeat(n, Block(args...))`", c.span,
                            "its first argument is the count, its second a block or op call")

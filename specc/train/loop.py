@@ -451,8 +451,6 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
                              f"improved for {early['bad_epochs']} epochs")
                 break
     checkpoints.close()
-    if divergence is not None:
-        reporter.say(divergence.message())
     if history and primary:
         note = write_curves(history, workdir / "curves.png")
         if note:
@@ -522,7 +520,13 @@ def _diagnose(config: TrainConfig, graph: Any, gd: Any, state: dict[str, Any], d
     params, rest = jax.device_get((state["params"], state["rest"]))
     model = nnx.merge(gd, params, rest)
     values = model.trace(b)
-    loss = float("nan")
+    named = {k: values.get(graph.nodes[r.node].name) for k, r in graph.values}
+    named = {k: (v[graph.value_map[k].index] if isinstance(v, tuple) else v) for k, v in named.items()
+             if v is not None}
+    try:
+        loss = float(total_loss(config.objectives[0].terms, named, params))
+    except KeyError:
+        loss = float("nan")
     for node in graph.nodes:
         v = values.get(node.name)
         if v is None:
@@ -531,8 +535,6 @@ def _diagnose(config: TrainConfig, graph: Any, gd: Any, state: dict[str, Any], d
         if any(jnp.issubdtype(jnp.asarray(p).dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(p)))
                for p in parts):
             return Divergence(bad_step, epoch, loss, node.name, node.op, node.span)
-    named = {k: values[graph.nodes[r.node].name] for k, r in graph.values if graph.nodes[r.node].name in values}
-    named = {k: (v[graph.value_map[k].index] if isinstance(v, tuple) else v) for k, v in named.items()}
     for _, call in config.objectives[0].terms:
         t = term_value(call, named, params)
         if not bool(jnp.isfinite(t)):
