@@ -150,7 +150,7 @@ def compile_command(spec: Any, emit: str | None = None, out_dir: Path | None = N
     if emit == "flax":
         from .emit_flax import emit_flax
 
-        _write(emit_flax(g), out_dir, f"{_file_stem(g.model)}.py")
+        _write(emit_flax(g), out_dir, f"{g.model.lower()}.py")
         return
     try:
         c = compile_graph(g, batch, bind, compile=emit is None)
@@ -169,11 +169,6 @@ def compile_command(spec: Any, emit: str | None = None, out_dir: Path | None = N
     state = f" (+{c.counts.total_state:,} state)" if c.counts.total_state else ""
     console.print(f"params: {c.counts.total_params:,}{state}   FLOPs/example: {_num(c.counts.total_flops)}   "
                   f"XLA compile ({jax.default_backend()}): {c.compile_seconds:.2f} s")
-
-
-def _file_stem(model: str) -> str:
-    return "".join("_" + ch.lower() if ch.isupper() and i and not model[i - 1].isupper() else ch.lower()
-                   for i, ch in enumerate(model))
 
 
 def _write(text: str, out_dir: Path | None, name: str) -> None:

@@ -8,6 +8,7 @@ calling the model walks it once, in topological order, touching only the nodes t
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -213,7 +214,9 @@ def layer_keys(graph: Graph) -> dict[int, str]:
     """A Python identifier per node with parameters, state or RNG (`stage1.0/conv` → `stage1_0_conv`), unique."""
     out: dict[int, str] = {}
     used: set[str] = set()
-    reserved = set(dir(nnx.Dict))
+    # not Dict's own attributes, Python keywords, nor the names emitted Flax source uses (emit_flax.py)
+    reserved = set(dir(nnx.Dict)) | set(keyword.kwlist) | {"jax", "jnp", "nnx", "self", "rngs", "sinusoids",
+                                                          "adaptive_avgpool"}
     for n in graph.nodes:
         base = _IDENT.sub("_", n.name)
         if not base or base[0].isdigit() or base.startswith("_") or base in reserved:

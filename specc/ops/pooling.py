@@ -58,8 +58,9 @@ def _tiles(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
     n = x.rank - 2
     if platform != "cpu" or (a["stride"] is not None and a["stride"] != a["window"]):
         return False
-    if a["padding"] not in ("valid", 0) and not (isinstance(a["padding"], tuple) and not any(
-            v for p in a["padding"] for v in (p if isinstance(p, tuple) else (p,)))):
+    pad = a["padding"]
+    flat = [v for p in pad for v in (p if isinstance(p, tuple) else (p,))] if isinstance(pad, tuple) else [pad]
+    if pad != "valid" and flat != [0] * len(flat):
         return False
     k = (a["window"],) * n if isinstance(a["window"], int) else a["window"]
     sizes = [d.as_int() for d in x.dims[1:-1]]

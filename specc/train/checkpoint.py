@@ -62,7 +62,7 @@ class Checkpoints:
         keys = record.pop("_keys", {})
         flat = got["state"]
         out = []
-        for i, x in enumerate(leaves):
+        for i in range(len(leaves)):
             a = np.asarray(flat[f"{i:05d}"])
             if str(i) in keys:
                 out.append(jax.random.wrap_key_data(a, impl=keys[str(i)]))

@@ -293,7 +293,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
     n_stats = 1 + len(metric_calls)
 
     def forward(gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], weights: Any) -> tuple[Any, Any, Any]:
-        m = nnx.merge(gd, params, rest)
+        # Fresh Variables at this trace level (inside grad), so batch statistics and RNG counts can be updated.
+        m = nnx.merge(gd, *jax.tree.map(lambda x: x, (params, rest)))
         vals = m.values({k: batch[k] for k in input_names}, names)
         loss = total_loss(objective.terms, vals, params, weights)
         stats = [loss, *(metric_value(c, vals, weights) for c in metric_calls)]
@@ -369,7 +370,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
     reporter = _Reporter(verbose, config.epochs, steps_per_epoch)
     for n in notes:
         reporter.say(n)
-    fetch_every = max(1, steps_per_epoch // 20)
+    # Each fetch waits for the device; a few per second keep the bar alive without stalling the pipeline.
+    fetch_seconds = 0.25 if verbose else math.inf
     status = "done"
     divergence: Divergence | None = None
     stat_names = ["loss", *(m.name for m in config.metrics)]
@@ -381,7 +383,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
             batches = _batches(train_ds, batch, rng, start_batch, feed)
             reporter.start_epoch(epoch, start_batch)
             epoch_start_step = step - start_batch
-            t0 = time.perf_counter()
+            t0 = last_fetch = time.perf_counter()
             stop = False
             bi = start_batch
             for bi, b in enumerate(batches, start=start_batch):
@@ -392,7 +394,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
                         cb(step)
                     except KeyboardInterrupt:
                         interrupt.requested = True
-                if (bi + 1) % fetch_every == 0 or bi + 1 == steps_per_epoch:
+                if bi + 1 == steps_per_epoch or (verbose and time.perf_counter() - last_fetch > fetch_seconds):
+                    last_fetch = time.perf_counter()
                     sums, count, bad = jax.device_get((state["sums"], state["n"], state["bad"]))
                     if bad >= 0:
                         divergence = _diagnose(config, graph, gd_train, state, train_ds, batch, epoch,

@@ -123,14 +123,14 @@ def _weights_of(params: Any, include_all: bool) -> list[Any]:
     return [p for p in leaves if include_all or p.ndim >= 2]
 
 
-def l2(params: Any, weight: float, all: bool = False) -> Any:  # noqa: A002 - the spec's argument name
+def l2(params: Any, weight: float, all: bool = False) -> Any:
     """weight · Σ w² over weight matrices and kernels (ndim ≥ 2; all=true includes biases and scales)."""
     import jax.numpy as jnp
 
     return weight * sum((jnp.sum(jnp.square(p)) for p in _weights_of(params, all)), jnp.float32(0))
 
 
-def l1(params: Any, weight: float, all: bool = False) -> Any:  # noqa: A002
+def l1(params: Any, weight: float, all: bool = False) -> Any:
     """weight · Σ |w| over weight matrices and kernels (ndim ≥ 2; all=true includes biases and scales)."""
     import jax.numpy as jnp
 

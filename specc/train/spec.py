@@ -492,7 +492,7 @@ def _apply_overrides(entries: tuple[ast.Entry, ...], overrides: Sequence[Overrid
             args[pos.index(arg)] = ov.value
             kwargs = call.kwargs
         else:
-            kwargs = tuple(k for k in call.kwargs if k.name != arg) + (ast.Kwarg(arg, ov.value, ov.value.span),)
+            kwargs = (*tuple(k for k in call.kwargs if k.name != arg), ast.Kwarg(arg, ov.value, ov.value.span))
         new = replace(call, args=tuple(args), kwargs=kwargs)
         out[idx] = replace(out[idx], value=new)
     return tuple(out)

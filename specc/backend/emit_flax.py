@@ -1,0 +1,342 @@
+"""`specc compile --emit flax`: the model as readable, runnable Flax NNX source — a teaching aid.
+
+One plain `class MODEL(nnx.Module)`: `__init__` creates the layers, `__call__` does the dataflow, with variables
+named after the spec's values. Layers are written by running each op's own `build` against a recorder that prints
+the calls it makes (so the emitted `nnx.Conv(...)` is the one `build_module` makes, argument for argument); the
+stateless ops are written from the table below. Attribute names equal `SpecModule.layers` keys, so parameters
+transfer one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..ir.dims import Dim, FloorDiv
+from ..ir.graph import Fn, Graph, Node
+from ..ir.types import JNP_NAMES
+from ..ops._registry import get_op
+from ..ops.conv import lax_padding
+from ..ops.elementwise import JNP_FUNCS
+from ..ops.shape import index_key
+from .flax import DEFAULT_WEIGHT_INIT, init_call, layer_keys
+
+# ---- a recorder that turns build calls into source ----------------------------------------------
+
+
+class Src:
+    """A Python expression; attribute access, calls and indexing on it build longer expressions."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __getattr__(self, name: str) -> Src:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Src(f"{self.text}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Src:
+        parts = [lit(a) for a in args] + [f"{k}={lit(v)}" for k, v in kwargs.items()]
+        return Src(f"{self.text}({', '.join(parts)})")
+
+    def __getitem__(self, key: Any) -> Src:
+        return Src(f"{self.text}[{lit(key)}]")
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def lit(v: Any) -> str:
+    """Python source for a value."""
+    if isinstance(v, Src):
+        return v.text
+    if isinstance(v, tuple):
+        return "(" + ", ".join(lit(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(lit(x) for x in v) + "]"
+    if isinstance(v, slice):
+        lo, hi, st = ("" if x is None else lit(x) for x in (v.start, v.stop, v.step))
+        return f"{lo}:{hi}" + (f":{st}" if st else "")
+    if v is Ellipsis:
+        return "..."
+    return repr(v)
+
+
+def init_src(fn: Fn | str | None, default: str = DEFAULT_WEIGHT_INIT) -> Src:
+    name, kwargs, factory = init_call(fn, default)
+    base = Src(f"jax.nn.initializers.{name}")
+    return base(**kwargs) if factory else base
+
+
+class RecordingContext:
+    """Stands in for backend.flax.BuildContext: same names, but every call returns its source."""
+
+    jax = Src("jax")
+    jnp = Src("jnp")
+    lax = Src("jax.lax")
+    nnx = Src("nnx")
+    rngs = Src("rngs")
+
+    @staticmethod
+    def init(fn: Fn | None, default: str = DEFAULT_WEIGHT_INIT) -> Src:
+        return init_src(fn, default)
+
+
+# ---- stateless ops ----------------------------------------------------------------------------------
+
+Emit = Callable[[dict[str, Any], list[str], Node, str | None], str]
+
+_ACTIVATIONS: dict[str, str] = {
+    "relu": "jax.nn.relu({x})", "sigmoid": "jax.nn.sigmoid({x})", "tanh": "jnp.tanh({x})",
+    "softmax": "jax.nn.softmax({x}, axis={axis})", "log_softmax": "jax.nn.log_softmax({x}, axis={axis})",
+    "gelu": "jax.nn.gelu({x}, approximate={approximate})", "elu": "jax.nn.elu({x}, alpha={alpha})",
+    "leaky_relu": "jax.nn.leaky_relu({x}, negative_slope={slope})", "selu": "jax.nn.selu({x})",
+    "silu": "jax.nn.silu({x})", "softplus": "jax.nn.softplus({x})", "step": "({x} > 0).astype({x}.dtype)",
+    "sign": "jnp.sign({x})", "identity": "{x}", "sin": "jnp.sin({x})", "cos": "jnp.cos({x})",
+    "exp": "jnp.exp({x})", "log": "jnp.log({x})", "sqrt": "jnp.sqrt({x})", "abs": "jnp.abs({x})",
+    "square": "jnp.square({x})", "neg": "-{x}",
+}
+_OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+
+
+def _binary(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    sym = _OPERATORS.get(n.op)
+    if len(xs) == 2:
+        return f"{xs[0]} {sym} {xs[1]}" if sym else f"jnp.{JNP_FUNCS[n.op]}({xs[0]}, {xs[1]})"
+    s = lit(a["scalar"])
+    left, right = (s, xs[0]) if a["reverse"] else (xs[0], s)
+    return f"{left} {sym} {right}" if sym else f"jnp.{JNP_FUNCS[n.op]}({left}, {right})"
+
+
+def _pool(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    rank = n.type.rank - 2
+    k = (a["window"],) * rank if isinstance(a["window"], int) else a["window"]
+    s = a["stride"] if a["stride"] is not None else a["window"]
+    s = (s,) * rank if isinstance(s, int) else s
+    fn = "nnx.max_pool" if n.op == "maxpool" else "nnx.avg_pool"
+    return f"{fn}({xs[0]}, window_shape={lit(k)}, strides={lit(s)}, padding={lit(lax_padding(a['padding'], rank, k, s, 1))})"
+
+
+def _reduce(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    tail = f", axis={lit(a['axis'])}" + (", keepdims=True" if a["keepdims"] else "")
+    if n.op == "norm":
+        x = xs[0]
+        p = a["ord"]
+        if p == 2:
+            return f"jnp.sqrt(jnp.sum({x} * {x}{tail}))"
+        return f"jnp.sum(jnp.abs({x}) ** {p!r}{tail}) ** {1 / p!r}"
+    if n.op == "argmax":
+        return f"jnp.argmax({xs[0]}{tail})"
+    return f"jnp.{n.op}({xs[0]}{tail})"
+
+
+def _upsample(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    rank = n.type.rank - 2
+    sc = (a["scale"],) * rank if isinstance(a["scale"], int) else a["scale"]
+    x = xs[0]
+    if a["method"] == "linear":
+        dims = ", ".join(f"{x}.shape[{1 + i}] * {s}" for i, s in enumerate(sc))
+        return f"jax.image.resize({x}, ({x}.shape[0], {dims}, {x}.shape[-1]), 'linear')"
+    for i, s in enumerate(sc):
+        x = f"jnp.repeat({x}, {s}, axis={1 + i})"
+    return x
+
+
+def _split(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    parts = a["parts"]
+    if not isinstance(parts, int):
+        cuts, at = [], 0
+        for p in parts[:-1]:
+            at += p
+            cuts.append(at)
+        parts = cuts
+    return f"jnp.split({xs[0]}, {lit(parts)}, axis={a['axis']})"
+
+
+def _recurrent(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    y = f"self.{key}({xs[0]})"
+    if a["return"] == "sequence":
+        return y
+    if not a["bidirectional"]:
+        return f"{y}[:, -1]"
+    h = a["features"]
+    return f"(lambda y: jnp.concatenate([y[:, -1, :{h}], y[:, 0, {h}:]], axis=-1))({y})"
+
+
+def _positional(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    x = xs[0]
+    if key is None:
+        return f"{x} + sinusoids({x}.shape[1], {x}.shape[2]).astype({x}.dtype)"
+    return f"{x} + self.{key}.embedding[...][:{x}.shape[1]]"
+
+
+def _layer(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    return f"self.{key}({xs[0]})"
+
+
+EMITTERS: dict[str, Emit] = {
+    **{name: (lambda a, xs, n, k, t=t: t.format(x=xs[0], **{k2: lit(v) for k2, v in a.items()}))
+       for name, t in _ACTIVATIONS.items()},
+    **dict.fromkeys(JNP_FUNCS, _binary),
+    "matmul": lambda a, xs, n, k: f"{xs[0]} @ {xs[1]}",
+    **dict.fromkeys(("dense", "conv", "conv_transpose", "batchnorm", "layernorm", "groupnorm", "dropout", "embed"),
+                    _layer),
+    "maxpool": _pool, "avgpool": _pool,
+    "global_avgpool": lambda a, xs, n, k: f"{xs[0]}.mean(axis=tuple(range(1, {xs[0]}.ndim - 1)))",
+    "global_maxpool": lambda a, xs, n, k: f"{xs[0]}.max(axis=tuple(range(1, {xs[0]}.ndim - 1)))",
+    "adaptive_avgpool": lambda a, xs, n, k: f"adaptive_avgpool({xs[0]}, {lit(a['size'])})",
+    "upsample": _upsample,
+    "flatten": lambda a, xs, n, k: f"{xs[0]}.reshape(*{xs[0]}.shape[:{a['start']}], -1)",
+    "reshape": lambda a, xs, n, k: f"{xs[0]}.reshape({', '.join(py_dim(d) for d in n.type.dims)})",
+    "transpose": lambda a, xs, n, k: f"jnp.transpose({xs[0]}, {lit(a['perm'])})",
+    "concat": lambda a, xs, n, k: f"jnp.concatenate([{', '.join(xs)}], axis={a['axis']})",
+    "stack": lambda a, xs, n, k: f"jnp.stack([{', '.join(xs)}], axis={a['axis']})",
+    "split": _split,
+    "index": lambda a, xs, n, k: f"{xs[0]}[{', '.join(lit(i) for i in index_key(a['items']))}]",
+    "cast": lambda a, xs, n, k: f"{xs[0]}.astype(jnp.{JNP_NAMES[a['dtype']]})",
+    "one_hot": lambda a, xs, n, k: f"jax.nn.one_hot({xs[0]}, {a['classes']})",
+    **dict.fromkeys(("mean", "sum", "max", "min", "norm", "argmax"), _reduce),
+    "rnn": _recurrent, "lstm": _recurrent, "gru": _recurrent,
+    "attention": lambda a, xs, n, k: f"self.{k}({xs[0]}, mask="
+    + (f"nnx.make_causal_mask({xs[0]}[..., 0]))" if a["causal"] else "None)"),
+    "positional": _positional,
+    "sample_normal": lambda a, xs, n, k:
+    f"{xs[0]} + jnp.exp({xs[1]} / 2) * jax.random.normal(self.{k}(), {xs[0]}.shape, {xs[0]}.dtype)",
+}
+
+HELPERS = {
+    "adaptive_avgpool": '''
+def adaptive_avgpool(x, size):
+    """Average into a fixed grid, as torch's AdaptiveAvgPool: bin i covers [i*n//size, ceil((i+1)*n/size))."""
+    sizes = (size,) * (x.ndim - 2) if isinstance(size, int) else size
+    for axis, out in enumerate(sizes, start=1):
+        n = x.shape[axis]
+        bins = [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
+        x = jnp.stack([jnp.take(x, jnp.arange(lo, hi), axis=axis).mean(axis=axis) for lo, hi in bins], axis=axis)
+    return x
+''',
+    "positional": '''
+def sinusoids(t, f):
+    """The transformer's position table [t, f]: sin on even features, cos on odd ones."""
+    pos = jnp.arange(t, dtype=jnp.float32)[:, None]
+    i = jnp.arange(f)
+    angle = pos / jnp.power(10000.0, (2 * (i // 2)).astype(jnp.float32) / f)
+    return jnp.where(i % 2 == 0, jnp.sin(angle), jnp.cos(angle))
+''',
+}
+
+
+def py_dim(d: Dim) -> str:
+    """A Dim as a Python expression over the size variables bound at the top of __call__."""
+    if d.is_const:
+        return str(d.value)
+    parts = []
+    for mono, c in d.terms:
+        atoms = [a if isinstance(a, str) else f"({py_dim(a.num)}) // {a.den}" for a in mono]
+        factors = ([str(abs(c))] if abs(c) != 1 or not atoms else []) + atoms
+        parts.append(("-" if c < 0 else "+", " * ".join(factors)))
+    text = "".join(f" {s} {t}" for s, t in parts).strip()
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+
+def _symbols(d: Dim) -> set[str]:
+    out: set[str] = set()
+    for mono, _ in d.terms:
+        for a in mono:
+            out |= {a} if isinstance(a, str) else _symbols(a.num) if isinstance(a, FloorDiv) else set()
+    return out
+
+
+# ---- the module -------------------------------------------------------------------------------------
+
+
+def emit_flax(g: Graph) -> str:
+    """Readable Flax NNX source for the model: a class named after it, with layers named after its values."""
+    names = _variable_names(g)
+    needed = _needed(g)
+    init_lines: list[str] = []
+    body: list[str] = []
+    helpers: set[str] = set()
+    rec = RecordingContext()
+    syms_needed: set[str] = set()
+    for n in g.nodes:
+        var = names[n.id]
+        if n.op == "input":
+            continue
+        attrs = n.attr
+        if n.op == "param":
+            init_lines.append(f"self.{var} = nnx.Param({init_src(attrs.get('init')).text}"
+                              f"(rngs.params(), {lit(tuple(attrs['shape']))}, jnp.float32))")
+            if n.id in needed:
+                body.append(f"{var} = self.{var}[...]")
+            continue
+        op = get_op(n.op)
+        assert op is not None and op.lowerings
+        build = op.lowerings[0].build
+        layer = build(attrs, tuple(g.type_of(r) for r in n.inputs), rec) if build is not None else None
+        key = var if layer is not None else None
+        if layer is not None:
+            init_lines.append(f"self.{var} = {lit(layer)}")
+        if n.id not in needed:
+            continue
+        if n.op in HELPERS and (n.op != "positional" or key is None):
+            helpers.add(n.op)
+        if n.op == "reshape":
+            syms_needed |= {s for d in n.type.dims for s in _symbols(d)}
+        args = [names[r.node] if len(g.nodes[r.node].outputs) == 1 else f"{names[r.node]}[{r.index}]"
+                for r in n.inputs]
+        body.append(f"{var} = {EMITTERS[n.op](attrs, args, n, key)}")
+    inputs = [(name, names[nid]) for name, nid in g.inputs]
+    used_inputs = {nid for _, nid in g.inputs if nid in needed}
+    binds = []
+    for name, nid in g.inputs:
+        for i, d in enumerate(g.nodes[nid].type.dims):
+            if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+                s = d.terms[0][0][0]
+                if isinstance(s, str) and s in syms_needed and nid in used_inputs:
+                    binds.append(f"{s} = {name}.shape[{i}]")
+                    syms_needed.discard(s)
+    params = ", ".join(f"{name}" if nid in used_inputs else f"{name}=None" for name, nid in g.inputs)
+    renames = [f"{var} = {name}" for name, var in inputs if var != name]
+    outs = ", ".join(f"{name!r}: {names[r.node] if len(g.nodes[r.node].outputs) == 1 else f'{names[r.node]}[{r.index}]'}"
+                     for name, r in g.outputs)
+    lines = [
+        f'"""{g.model}: Flax NNX source generated by `specc compile --emit flax` from the spec.',
+        "",
+        f"    model = {g.model}(nnx.Rngs(0))",
+        f"    outputs = model({', '.join(f'{name}=...' for name, nid in g.inputs if nid in used_inputs)})"
+        "  # a dict: output name → array",
+        '"""',
+        "",
+        "import jax",
+        "import jax.numpy as jnp",
+        "from flax import nnx",
+        "",
+    ]
+    for h in sorted(helpers):
+        lines += [HELPERS[h].strip("\n"), "", ""]
+    lines += [
+        "",
+        f"class {g.model}(nnx.Module):",
+        "    def __init__(self, rngs: nnx.Rngs):",
+        *(f"        {line}" for line in init_lines or ["pass"]),
+        "",
+        f"    def __call__(self, *, {params}):" if params else "    def __call__(self):",
+        *(f"        {line}" for line in [*renames, *binds, *body]),
+        f"        return {{{outs}}}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _variable_names(g: Graph) -> dict[int, str]:
+    """The layer keys of SpecModule (so state transfers by name)."""
+    return layer_keys(g)
+
+
+def _needed(g: Graph) -> set[int]:
+    need = {r.node for _, r in g.outputs}
+    for n in reversed(g.nodes):
+        if n.id in need:
+            need |= {r.node for r in n.inputs}
+    return need

@@ -1,0 +1,216 @@
+"""`specc compile`: the summary table and JSON (totals equal the checker's), StableHLO text, and emitted Flax source
+that runs and computes what the lowered module computes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from flax import nnx
+
+import specc
+from specc.backend.compile import compile_graph
+from specc.backend.emit_flax import emit_flax
+from specc.backend.flax import ParamValue, SpecModule, build_module
+from specc.cli import main
+from specc.ir.graph import Graph
+from specc.ir.types import JNP_NAMES
+
+SPECS = Path(__file__).parent.parent / "specs"
+MLP = SPECS / "mlp.net"
+CONV = SPECS / "mnist_convnet.net"
+
+
+def run(*args: Any) -> Any:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+# ---- the table and JSON ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [MLP, CONV], ids=lambda p: p.stem)
+def test_table_lists_every_node_with_totals(path: Path) -> None:
+    r = run("compile", path)
+    assert r.exit_code == 0, r.output
+    g = specc.load(path).graph()
+    for n in g.nodes:
+        assert n.name in r.output
+    assert f"{g.total_params:,}" in r.output
+    assert "XLA compile" in r.output
+    assert "f32[32, 10]" in r.output  # the batch bound to 32 by default
+
+
+@pytest.mark.parametrize("path", [MLP, CONV], ids=lambda p: p.stem)
+def test_json_totals_equal_the_checkers(path: Path) -> None:
+    r = run("compile", path, "--json", "--batch", 8)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    check = specc.load(path).check()
+    assert out["model"] == check["model"]
+    assert out["total_params"] == check["total_params"]
+    assert out["total_flops"] == check["flops_per_example"]
+    assert [n["name"] for n in out["nodes"]] == [n.name for n in specc.load(path).graph().nodes]
+    assert sum(n["params"] for n in out["nodes"]) == out["total_params"]
+    assert sum(n["flops"] for n in out["nodes"]) == out["total_flops"]
+    assert set(out["nodes"][0]) >= {"name", "op", "shape", "params", "flops"}
+    assert out["nodes"][-1]["shape"] == "f32[8, 10]"
+
+
+def test_mnist_convnet_flops_match_the_published_arithmetic() -> None:
+    # LANGUAGE.md: a 3×3 conv to 16 channels on 28×28×3, valid: 584,064 FLOPs
+    g = specc.load("t.net", text="model C {\n input x: f32[N, 28, 28, 3]\n y = x -> conv(16, 3)\n output y\n}").graph()
+    c = compile_graph(g, batch=4, compile=False)
+    assert c.counts.total_flops == 584_064
+    assert c.counts.nodes[-1].shape == "f32[4, 26, 26, 16]"
+
+
+def test_free_sizes_need_a_binding(tmp_path: Path) -> None:
+    path = tmp_path / "seq.net"
+    path.write_text("model S {\n input x: f32[N, T, 3]\n y = x -> lstm(4, return=last)\n output y\n}")
+    runner = CliRunner()
+    r = runner.invoke(main, ["compile", str(path)])
+    assert r.exit_code == 1
+    assert "free size(s) T" in r.output and "--bind T=16" in r.output
+    r = runner.invoke(main, ["compile", str(path), "--bind", "T=6", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["bind"] == {"N": 32, "T": 6}
+    assert out["total_params"] == 4 * (3 * 4 + 4 * 4 + 4)
+    r = runner.invoke(main, ["compile", str(path), "--bind", "T=x"])
+    assert r.exit_code == 2
+
+
+# ---- StableHLO -----------------------------------------------------------------------------------
+
+
+def test_emit_hlo_to_stdout_and_to_a_directory(tmp_path: Path) -> None:
+    r = run("compile", MLP, "--emit", "hlo")
+    assert r.exit_code == 0
+    assert "stablehlo.dot_general" in r.output and "tensor<32x64xf32>" in r.output
+    r = run("compile", CONV, "--emit", "hlo", "-o", tmp_path, "--batch", 2)
+    assert r.exit_code == 0
+    text = (tmp_path / "MNISTConvNet.stablehlo.mlir").read_text()
+    assert "stablehlo.convolution" in text and "tensor<2x28x28x1xf32>" in text
+
+
+# ---- emitted Flax source ---------------------------------------------------------------------------
+
+
+def load_emitted(source: str, model: str) -> Any:
+    namespace: dict[str, Any] = {"__name__": "emitted"}
+    exec(compile(source, f"<{model}.py>", "exec"), namespace)
+    return namespace[model]
+
+
+def transfer(spec_model: SpecModule, emitted: Any) -> None:
+    """Copy parameters and state layer by layer: the emitted attributes are named like `model.layers`."""
+    for key in spec_model.layers:
+        src = spec_model.layers[key]
+        if isinstance(src, ParamValue):
+            getattr(emitted, key).set_value(src.value[...])
+        else:
+            nnx.update(getattr(emitted, key), nnx.state(src))
+
+
+def example_inputs(g: Graph, batch: int = 3, sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    env = {"N": batch, **(sizes or {})}
+    out = {}
+    for name, nid in g.inputs:
+        t = g.nodes[nid].type
+        shape = tuple(d.subst(env).as_int() for d in t.dims)
+        dtype = np.dtype(JNP_NAMES[t.dtype])
+        out[name] = rng.normal(size=shape).astype(dtype) if t.is_float else rng.integers(0, 3, shape).astype(dtype)
+    return out
+
+
+def assert_emitted_matches(g: Graph, tmp_path: Path | None = None, sizes: dict[str, int] | None = None) -> None:
+    source = emit_flax(g)
+    if tmp_path is not None:  # a file on disk that imports on its own
+        (tmp_path / f"{g.model.lower()}.py").write_text(source)
+    ours = build_module(g, rngs=nnx.Rngs(0))
+    # abstract: every value is overwritten by the transfer, so initialising it would only cost XLA compiles
+    cls = load_emitted(source, g.model)
+    theirs = nnx.eval_shape(lambda: cls(nnx.Rngs(1)))
+    transfer(ours, theirs)
+    ours.eval()
+    theirs.eval()
+    x = example_inputs(g, sizes=sizes)
+    # jitted: one XLA compile each is faster than running op by op
+    want = nnx.jit(lambda m, x: m(x))(ours, x)
+    got = nnx.jit(lambda m, x: m(**x))(theirs, x)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_allclose(np.asarray(got[k]), np.asarray(want[k]), rtol=1e-5, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("path", [MLP, CONV], ids=lambda p: p.stem)
+def test_emitted_flax_runs_and_matches(path: Path, tmp_path: Path) -> None:
+    r = run("compile", path, "--emit", "flax", "-o", tmp_path)
+    assert r.exit_code == 0, r.output
+    g = specc.load(path).graph()
+    source = (tmp_path / f"{g.model.lower()}.py").read_text()
+    assert f"class {g.model}(nnx.Module):" in source and "def __call__(self, *," in source
+    assert source == emit_flax(g)
+    assert_emitted_matches(g, tmp_path)
+
+
+def test_emitted_flax_same_seed_same_parameters() -> None:
+    g = specc.load(CONV).graph()
+    ours = build_module(g, rngs=nnx.Rngs(0))
+    theirs = load_emitted(emit_flax(g), g.model)(nnx.Rngs(0))
+    a = jax.tree.leaves(nnx.state(ours, nnx.Param))
+    b = jax.tree.leaves(nnx.state(theirs, nnx.Param))
+    assert sum(x.size for x in a) == sum(x.size for x in b) == g.total_params
+    np.testing.assert_array_equal(np.asarray(ours.layers["c1"].kernel[...]), np.asarray(theirs.c1.kernel[...]))
+
+
+MANY_OPS = """
+block Mix(c) {
+  input x: [N, T, F]
+  h = x -> dense(c) -> gelu -> layernorm
+  output h
+}
+model Many {
+  param w: [8, 8] = normal(0.1)
+  input x: f32[N, 6, 8]
+  input img: f32[N, 8, 8, 3]
+  input ids: i32[N, 6]
+  input unused: f32[N, 2]
+  e = ids -> embed(5, 8)
+  s = x + e -> positional -> positional(max_len=10, kind=learned)
+  a = s -> attention(2, causal=true) -> Mix(8)
+  r = a -> lstm(4, bidirectional=true, return=last)
+  g = a -> gru(3)
+  q = (a @ w) * 2 - 1
+  left, right = split(q, 2, axis=-1)
+  t = concat(left[:, 0:2, :], right[:, -2:, :], axis=1) -> reshape([N, -1]) -> softmax
+  c = img -> conv(4, 3, padding=same, groups=1) -> batchnorm -> leaky_relu(slope=0.2)
+      -> maxpool(2) -> upsample(2) -> avgpool(3, stride=2, padding=1) -> adaptive_avgpool(3)
+  p = c -> conv_transpose(2, 2, stride=2) -> groupnorm(2) -> global_avgpool
+  m = mean(g, axis=1) + norm(r, axis=-1, keepdims=true) -> tanh
+  k = stack(p, p, axis=1) -> flatten -> dropout(0.3)
+  z = concat(m, k, axis=-1)
+  j = argmax(z, axis=-1) -> one_hot(3) -> cast(f32)
+  output t, z, j
+}
+"""
+
+
+def test_emitted_flax_covers_many_ops(tmp_path: Path) -> None:
+    g = specc.load("many.net", text=MANY_OPS).graph()
+    source = emit_flax(g)
+    assert "unused=None" in source
+    assert_emitted_matches(g, tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.net")), ids=lambda p: p.stem)
+def test_every_spec_emits_valid_python(path: Path) -> None:
+    for model in specc.load(path).program.models:
+        source = emit_flax(specc.load(path, model).graph())
+        compile(source, f"{model}.py", "exec")

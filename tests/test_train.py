@@ -1,0 +1,248 @@
+"""`specc train`: the loop learns, resumes bitwise, is deterministic, stops cleanly, and reports bad sections."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import specc
+from specc.errors import SpecError
+from specc.train.cli import train_command
+from specc.train.loop import train_and_evaluate
+from specc.train.spec import build_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "specs" / "digits_mlp.net"
+HERE = ROOT / "tests" / "specs_train"
+
+
+def config(path: Path = DIGITS, *overrides: str, text: str | None = None):
+    spec = specc.load(path, text=text)
+    return build_config(spec, spec.graph(), list(overrides))
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def leaves(tree) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+# ---- learning --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    t = time.perf_counter()
+    result = train_and_evaluate(config(DIGITS, "epochs=12"), out, verbose=False)
+    return result, out, time.perf_counter() - t
+
+
+def test_digits_mlp_learns(digits_run) -> None:
+    result, out, seconds = digits_run
+    hist = result.history
+    assert result.status == "done" and len(hist) == 12
+    assert hist[-1]["loss"] < 0.5 * hist[0]["loss"]
+    assert hist[-1]["val_accuracy"] >= 0.95
+    assert seconds < 60
+    rec = lines(out / "metrics.jsonl")
+    assert rec == hist
+    assert {"epoch", "loss", "time", "val_loss", "val_accuracy", "accuracy"} <= set(rec[0])
+    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "checkpoints").is_dir()
+
+
+def test_same_seed_same_metrics(digits_run, tmp_path) -> None:
+    _, out, _ = digits_run
+    train_and_evaluate(config(DIGITS, "epochs=12"), tmp_path, verbose=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+    a, b = strip(lines(out / "metrics.jsonl")), strip(lines(tmp_path / "metrics.jsonl"))
+    assert a == b
+    assert json.dumps(a) == json.dumps(b)
+
+
+def test_resume_is_bitwise(tmp_path) -> None:
+    cfg4 = config(HERE / "tiny_dropout.net")
+    straight = train_and_evaluate(cfg4, tmp_path / "a", verbose=False)
+    half = train_and_evaluate(config(HERE / "tiny_dropout.net", "epochs=2"), tmp_path / "b", verbose=False)
+    assert len(half.history) == 2
+    resumed = train_and_evaluate(cfg4, tmp_path / "b", verbose=False, resume=True)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+    for x, y in zip(leaves(straight.params), leaves(resumed.params), strict=True):
+        assert np.array_equal(x, y)
+
+    # Ctrl-C in the middle of epoch 2 (a callback raising KeyboardInterrupt), then --resume.
+    def interrupt(step: int) -> None:
+        if step == 60:
+            raise KeyboardInterrupt
+
+    stopped = train_and_evaluate(cfg4, tmp_path / "c", verbose=False, callbacks=[interrupt])
+    assert stopped.status == "interrupted" and stopped.exit_code == 130 and stopped.step == 60
+    assert len(lines(tmp_path / "c" / "metrics.jsonl")) == 1
+    again = train_and_evaluate(cfg4, tmp_path / "c", verbose=False, resume=True)
+    assert again.status == "done"
+    for x, y in zip(leaves(straight.params), leaves(again.params), strict=True):
+        assert np.array_equal(x, y)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+    assert strip(lines(tmp_path / "c" / "metrics.jsonl")) == strip(straight.history)
+
+
+def test_early_stop(tmp_path) -> None:
+    cfg = config(DIGITS, "epochs=20", "early_stop=early_stop(val_accuracy, patience=2, min_delta=1.0)")
+    result = train_and_evaluate(cfg, tmp_path, verbose=False)
+    assert result.status == "early_stop" and len(result.history) == 3
+
+
+# ---- divergence ------------------------------------------------------------------------------------------
+
+
+def test_nan_from_log_of_negative_names_the_node(tmp_path, capsys) -> None:
+    code = train_command(HERE / "nan_log.net", out_dir=tmp_path, verbose=False)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "step 0" in err and "node 'l' (log)" in err and "nan_log.net:7:" in err
+
+
+def test_huge_learning_rate_diverges(tmp_path) -> None:
+    result = train_and_evaluate(config(DIGITS, "optimizer.lr=1e30", "epochs=1"), tmp_path, verbose=False)
+    assert result.status == "diverged" and result.exit_code == 1
+    d = result.divergence
+    assert d is not None and d.step >= 1 and d.node in ("h.dense", "h", "logits")
+    assert not np.isfinite(d.loss)
+
+
+# ---- the train section -----------------------------------------------------------------------------------
+
+
+def test_set_overrides() -> None:
+    cfg = config(DIGITS, "optimizer.lr=0.01", "epochs=3", "batch=128", "optimizer=sgd(0.5, momentum=0.9)")
+    assert (cfg.epochs, cfg.batch) == (3, 128)
+    opt = cfg.objectives[0].optimizer
+    assert opt.name == "sgd" and opt["lr"] == 0.5 and opt["momentum"] == 0.9
+    cfg = config(DIGITS, "optimizer.lr=step(0.1, 0.5, 10)")
+    assert cfg.objectives[0].optimizer["lr"].name == "step"
+    with pytest.raises(SpecError) as e:
+        config(DIGITS, "optimizr.lr=0.1")
+    assert "did you mean 'optimizer'" in e.value.render() and "--set:1:1" in e.value.render()
+    with pytest.raises(SpecError) as e:
+        config(DIGITS, "optimizer.lrr=0.1")
+    assert "adam has no argument 'lrr'; did you mean 'lr'" in e.value.render()
+
+
+def _bad(train: str) -> str:
+    text = f"""model M {{
+  input x: f32[N, 64]
+  input y: i32[N]
+  h = x -> dense(16) -> relu
+  logits = h -> dense(10)
+  output logits
+}}
+train {{
+{train}
+}}
+"""
+    with pytest.raises(SpecError) as e:
+        spec = specc.load("bad.net", text=text)
+        build_config(spec, spec.graph())
+    return e.value.render()
+
+
+def test_located_errors_in_the_train_section() -> None:
+    good = "  data = digits(split=0.8)\n  loss = cross_entropy(logits, y)\n"
+    msg = _bad(good + "  optimizer = adma(lr=0.1)")
+    assert "bad.net:11:15: name error: unknown optimizer 'adma'; did you mean 'adam'?" in msg
+    msg = _bad("  data = digits(split=0.8)\n  loss = cross_entropy(logit, y)")
+    assert "bad.net:10:24: name error: cross_entropy: 'logit' is not a value of the model; did you mean " \
+           "'logits'?" in msg
+    msg = _bad(good + "  epoch = 3")
+    assert "unknown train key 'epoch'; did you mean 'epochs'?" in msg
+    msg = _bad(good + "  metrics = [acuracy(logits, y)]")
+    assert "unknown metric 'acuracy'; did you mean 'accuracy'?" in msg
+    msg = _bad(good + "  optimizer = sgd(lr=inverse_tme(0.1, 0.5))")
+    assert "unknown schedule 'inverse_tme'; did you mean 'inverse_time'?" in msg
+    msg = _bad("  data = digts(split=0.8)\n  loss = cross_entropy(logits, y)")
+    assert "unknown data set 'digts'; did you mean 'digits'?" in msg
+    msg = _bad("  data = digits(split=0.8)\n  loss = crossentropy(logits, y)")
+    assert "unknown loss 'crossentropy'; did you mean 'cross_entropy'?" in msg
+    msg = _bad(good + "  optimizer = adam(lr=0.1, beta1=0.9)")
+    assert "adam has no argument 'beta1'" in msg
+
+
+def test_data_field_mismatch_names_both_shapes(tmp_path) -> None:
+    text = DIGITS.read_text().replace("input x: f32[N, 64]", "input x: f32[N, 32]").replace(
+        "x -> dense(128)", "x -> dense(128)")
+    spec_path = tmp_path / "m.net"
+    spec_path.write_text(text)
+    with pytest.raises(SpecError) as e:
+        train_command(spec_path, out_dir=tmp_path / "out", verbose=False)
+    msg = e.value.render()
+    assert "m.net:13:3: data error" in msg and "[1437, 64]" in msg and "f32[N, 32]" in msg
+
+
+def test_check_train_does_not_import_jax() -> None:
+    code = ("import sys, specc; from specc.train.spec import check_train; s = specc.load(sys.argv[1]); "
+            "print(check_train(s, s.graph())); assert 'jax' not in sys.modules, 'jax imported'")
+    out = subprocess.run([sys.executable, "-c", code, str(DIGITS)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "adam" in out.stdout
+
+
+# ---- processes: Ctrl-C and several devices ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigint_saves_and_exits_130(tmp_path) -> None:
+    specc_bin = Path(sys.executable).with_name("specc")
+    proc = subprocess.Popen([str(specc_bin), "train", str(DIGITS), "--out", str(tmp_path), "--epochs", "10000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            m = tmp_path / "metrics.jsonl"
+            if m.exists() and m.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert any((tmp_path / "checkpoints").iterdir())
+
+
+MULTI = """
+import json, sys
+from pathlib import Path
+import specc
+from specc.train.spec import build_config
+from specc.train.loop import train_and_evaluate
+spec = specc.load(sys.argv[1]); cfg = build_config(spec, spec.graph(), ["epochs=2", "batch=32"])
+out = {}
+for n in (1, 4):
+    r = train_and_evaluate(cfg, Path(sys.argv[2]) / str(n), devices=n, verbose=False)
+    out[n] = [[h["loss"], h["val_loss"], h["accuracy"]] for h in r.history]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_four_devices_match_one(tmp_path) -> None:
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", MULTI, str(HERE / "tiny_dropout.net"), str(tmp_path)], env=env,
+                         capture_output=True, text=True, check=False, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(np.array(got["4"]), np.array(got["1"]), rtol=1e-5)
