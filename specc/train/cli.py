@@ -40,7 +40,8 @@ def train_command(file: Path, *, model: str | None = None, overrides: Sequence[s
         click.echo(f"specc: error: {result.divergence.message()}", err=True)
     elif verbose:
         last = result.history[-1] if result.history else {}
-        click.echo(f"{result.status}: {len(result.history)} epoch(s), step {result.step}; "
-                   + "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_"))
-                   + f"\nrun directory: {out}", err=True)
+        shown = [f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_")] or \
+            [f"loss {last['loss']:.4g}"] if "loss" in last else []
+        click.echo(f"{result.status}: {len(result.history)} epoch(s), step {result.step}"
+                   + ("; " + "  ".join(shown) if shown else "") + f"\nrun directory: {out}", err=True)
     return result.exit_code

@@ -209,7 +209,8 @@ class _Reporter:
             self.console = Console(stderr=True)
 
     def start_epoch(self, epoch: int, done: int) -> None:
-        if not self.verbose:
+        # no bar when the output is a file or pipe: a stopped bar would leave blank lines in logs
+        if not self.verbose or not self.console.is_terminal:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
