@@ -15,8 +15,12 @@ DEFAULT_INIT = "glorot_uniform"
 def _dense(c: OpCall) -> Inferred:
     c.need_float()  # first: an i32[N] label fed to dense is a dtype mistake, not a missing feature axis
     if c.x.rank < 2:
-        raise c.fail(f"dense expects an input of rank 2 or more [N, ..., features], got {c.x}",
+        raise c.fail(f"dense expects a rank-2 input [N, features], got {c.x}",
                      "a scalar per example has shape [N, 1]")
+    if c.x.rank > 3:
+        # [N, T, F] (a sequence, position-wise) is fine; [N, H, W, C] is almost always a missing flatten
+        raise c.fail(f"dense expects a rank-2 input [N, features] (or [N, T, features] for sequences), got {c.x}",
+                     "insert `-> flatten` before dense")
     fin = c.known(c.x.dims[-1], "the input's last axis")
     fout = c["features"]
     params = {"kernel": (fin, fout)}
