@@ -18,7 +18,7 @@ from . import ast
 
 MAX_NESTING = 200  # brackets deeper than this are surely a mistake, and would exhaust Python's stack later
 MAX_DEPTH = 200  # the same for operator chains (`x + x + ...`, `- - x`): the tree walks below recurse
-MAX_BYTES = 4_000_000
+MAX_BYTES = 1_000_000
 
 _OPENERS = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
 _CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
