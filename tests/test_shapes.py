@@ -218,12 +218,20 @@ def test_dense_on_rank_3_acts_on_the_last_axis() -> None:
     assert t["a"] == "f32[N, T, 10]"
 
 
-def test_dense_on_an_image_keeps_the_spatial_axes() -> None:
+def test_dense_on_a_sequence_is_position_wise_but_on_an_image_asks_for_flatten() -> None:
     assert types("""
+  input x: f32[N, T, 16]
+  a = x -> dense(10)
+  output a
+""")["a"] == "f32[N, T, 10]"
+    with pytest.raises(SpecError) as e:
+        types("""
   input x: f32[N, 28, 28, 1]
   a = x -> dense(10)
   output a
-""")["a"] == "f32[N, 28, 28, 10]"
+""")
+    d = e.value.diagnostics[0]
+    assert d.kind == "shape error" and "got f32[N, 28, 28, 1]" in d.message and "flatten" in d.hint
 
 
 def test_matmul() -> None:
