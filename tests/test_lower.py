@@ -64,7 +64,7 @@ def random_inputs(g: Graph, env: dict[str, int], seed: int = 0) -> dict[str, Any
 
 
 def abstract_module(g: Graph, platform: str | None = None) -> SpecModule:
-    return nnx.eval_shape(lambda: build_module(g, rngs=nnx.Rngs(0), platform=platform))
+    return build_module(g, platform=platform, abstract=True)
 
 
 def traced_shapes(g: Graph, model: SpecModule, env: dict[str, int]) -> dict[str, Any]:
@@ -140,6 +140,30 @@ def test_spec_types_and_counts_agree_with_jax(path: Path, model: str) -> None:
     m = abstract_module(g)
     assert_counts_agree(g, m)
     assert assert_types_agree(g, m, env_of(g)) >= len(g.nodes)
+
+
+@pytest.mark.parametrize(("path", "model"), SPEC_MODELS, ids=[f"{p.stem}:{m}" for p, m in SPEC_MODELS])
+def test_spec_is_differentiable_in_a_train_step(path: Path, model: str) -> None:
+    """Every lowering has a reverse-mode gradient, in training mode (dropout RNG, batch statistics), in the jitted
+    split/merge step a trainer writes — under eval_shape, so it costs a trace."""
+    g = specc.load(path, model).graph()
+    graphdef, state = nnx.split(build_module(g, abstract=True))
+    names = [name for name, _ in g.outputs]
+
+    def step(state: Any, x: Any) -> Any:
+        m = nnx.merge(graphdef, state)
+        m.train()
+
+        def loss(m: SpecModule) -> Any:
+            outs = m.values(x, names)
+            return sum(jnp.sum(v) for v in outs.values() if jnp.issubdtype(v.dtype, jnp.floating))
+
+        _, grads = nnx.value_and_grad(loss)(m)
+        return grads, nnx.state(m)
+
+    grads, new_state = jax.eval_shape(step, state, abstract_inputs(g, env_of(g)))
+    assert jax.tree.structure(grads) == jax.tree.structure(nnx.state(nnx.merge(graphdef, state), nnx.Param))
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
 
 
 def test_every_op_has_a_lowering() -> None:
@@ -339,6 +363,13 @@ model P {
     for k, v in fast(x=x).items():
         np.testing.assert_allclose(v, ref(x=x)[k], rtol=1e-6, atol=1e-6)
 
+    def loss(m: SpecModule, x: Any) -> Any:
+        return sum((v * v).sum() for v in m(x=x).values())
+
+    # both forms are differentiable, with the same gradient (max picks the same element: no ties in random data)
+    np.testing.assert_allclose(jax.grad(lambda x: loss(fast, x))(x), jax.grad(lambda x: loss(ref, x))(x),
+                               rtol=1e-5, atol=1e-6)
+
 
 @pytest.mark.slow
 def test_ten_thousand_nodes_build_and_trace_in_linear_time() -> None:
@@ -356,7 +387,7 @@ model Deep {
 }""")
     assert len(g.nodes) >= 7500
     t = time.perf_counter()
-    model = nnx.eval_shape(lambda: build_module(g))
+    model = build_module(g, abstract=True)
     graphdef, state = nnx.split(model)
     out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x=x),
                          state, jax.ShapeDtypeStruct((2, 8), jnp.float32))

@@ -74,12 +74,8 @@ def abstract_inputs(g: Graph, env: Mapping[str, int]) -> dict[str, jax.ShapeDtyp
 def lower_graph(g: Graph, env: Mapping[str, int], platform: str | None = None) -> Any:
     """jax.jit(forward).lower(...) over abstract parameters, in inference mode."""
 
-    def make() -> SpecModule:
-        m = build_module(g, rngs=nnx.Rngs(0), platform=platform)
-        m.eval()
-        return m
-
-    model = nnx.eval_shape(make)
+    model: SpecModule = build_module(g, platform=platform, abstract=True)
+    model.eval()
     graphdef, state = nnx.split(model)
 
     def forward(state: Any, inputs: Any) -> Any:

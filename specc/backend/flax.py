@@ -249,9 +249,17 @@ class SpecModule(nnx.Module):
             "reference": the reference lowering of every op).
     """
 
-    def __init__(self, graph: Graph, *, rngs: nnx.Rngs, platform: str):
+    def __init__(self, graph: Graph, *, rngs: nnx.Rngs, platform: str, abstract: bool = False):
         keys = layer_keys(graph)
         bctx = BuildContext(rngs)
+
+        def make(build: Callable[[BuildContext], Any]) -> Any:
+            if not abstract:
+                return build(bctx)
+            # one small trace per layer: a whole-model nnx.eval_shape is quadratic in the number of layers (JAX
+            # builds an origin message on every Flax `getattr(value, "sharding", None)` of a tracer)
+            return nnx.eval_shape(lambda: build(BuildContext(nnx.Rngs(0))))
+
         steps: list[Step] = []
         layers: dict[str, Any] = {}
         input_ids = dict((nid, name) for name, nid in graph.inputs)
@@ -263,7 +271,7 @@ class SpecModule(nnx.Module):
                 continue
             attrs = n.attr
             if n.op == "param":
-                layers[keys[n.id]] = ParamValue(tuple(attrs["shape"]), attrs.get("init"), rngs=rngs)
+                layers[keys[n.id]] = make(lambda c, a=attrs: ParamValue(tuple(a["shape"]), a.get("init"), rngs=c.rngs))
                 steps.append(Step(n.id, n.name, PARAM, keys[n.id], None, attrs, refs, n, "param"))
                 continue
             types = tuple(graph.type_of(r) for r in n.inputs)
@@ -271,7 +279,7 @@ class SpecModule(nnx.Module):
             op = get_op(n.op)
             assert op is not None
             build = lw.build if lw.build is not None else op.lowerings[0].build
-            layer = build(attrs, types, bctx) if build is not None else None
+            layer = make(lambda c, b=build, a=attrs, t=types: b(a, t, c)) if build is not None else None
             key = None
             if layer is not None:  # a build may decline (positional with fixed sinusoids owns nothing)
                 key = keys[n.id]
@@ -356,12 +364,16 @@ class SpecModule(nnx.Module):
         return [name for name, nid in self.plan.inputs if nid in needed and inputs.get(name) is None]
 
 
-def build_module(graph: Graph, *, rngs: nnx.Rngs | None = None, seed: int = 0,
-                 platform: str | None = None) -> SpecModule:
-    """Lower a checked graph to a SpecModule (an nnx.Module) with freshly initialised parameters."""
+def build_module(graph: Graph, *, rngs: nnx.Rngs | None = None, seed: int = 0, platform: str | None = None,
+                 abstract: bool = False) -> SpecModule:
+    """Lower a checked graph to a SpecModule (an nnx.Module) with freshly initialised parameters.
+
+    abstract: parameters and state as jax.ShapeDtypeStruct — nothing allocated or compiled; for counting,
+        jax.eval_shape and XLA lowering of big models (what nnx.eval_shape gives, in linear time).
+    """
     if rngs is None:
         rngs = nnx.Rngs(seed)
-    return SpecModule(graph, rngs=rngs, platform=platform or current_platform())
+    return SpecModule(graph, rngs=rngs, platform=platform or current_platform(), abstract=abstract)
 
 
 def lowering_names(module: SpecModule) -> dict[str, str]:

@@ -66,10 +66,13 @@ class Lowering:
 
     Args:
         name: e.g. "reference", "im2col".
-        build: (attrs, input types, rngs, init) → an nnx.Module holding the op's parameters, or None for
-            stateless ops. Called with the `flax.nnx` module available through `lib`.
-        apply: (module_or_None, attrs, inputs, ctx) → output array or tuple of arrays.
-        when: optional precondition (attrs, input types, platform) → bool; a lowering is used only where it holds.
+        build: (attrs, input types, ctx) → the nnx.Module holding the op's parameters/state/RNG (or None: owns
+            nothing). `ctx` (backend.flax.BuildContext) gives ctx.nnx / ctx.jax / ctx.jnp, ctx.rngs and
+            ctx.init(fn, default) for `init=` attributes. None here: the reference lowering's build is used.
+        apply: (module_or_None, attrs, inputs, ctx) → output array or tuple of arrays; `ctx`
+            (backend.flax.ApplyContext) gives the libraries, the node, and ctx.shape(type) with free sizes bound.
+        when: optional precondition (attrs, input types, platform) → bool. The first later lowering whose `when`
+            holds is used, else the reference (which must have no `when`).
     """
 
     name: str

@@ -40,10 +40,13 @@ def _pool_reference(kind: str) -> Lowering:
         padding = pad if isinstance(pad, str) else [(0, 0), *pad, (0, 0)]
         dims, strides = (1, *k, 1), (1, *s, 1)
         jnp, lax = ctx.jnp, ctx.lax
+        # the initial values stay Python numbers: only a concrete identity lets lax pick its differentiable
+        # reduce_window_max / _sum (a traced one gives a generic reduce_window that has no gradient)
         if kind == "max":
-            init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-            return lax.reduce_window(x, jnp.asarray(init, x.dtype), lax.max, dims, strides, padding)
-        total = lax.reduce_window(x, jnp.asarray(0, x.dtype), lax.add, dims, strides, padding)
+            init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else int(jnp.iinfo(x.dtype).min)
+            return lax.reduce_window(x, init, lax.max, dims, strides, padding)
+        total = lax.reduce_window(x, 0.0 if jnp.issubdtype(x.dtype, jnp.floating) else 0, lax.add, dims, strides,
+                                  padding)
         size = 1
         for w in k:
             size *= w
@@ -68,7 +71,9 @@ def _tiles(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
 
 
 def _pool_tiled(kind: str) -> Lowering:
-    """On XLA:CPU reduce_window is slow; measured on [32, 112, 112, 64] maxpool(2): reference 9.2 ms, this 2.6 ms."""
+    """On XLA:CPU reduce_window is slow, its gradient more so. Measured (2-core CPU, jitted, median of 15):
+    maxpool(2) on [32, 112, 112, 64]: forward 151 → 104 ms, gradient 701 → 277 ms; on [64, 28, 28, 32]: forward
+    2.1 → 1.8 ms, gradient 39 → 8.6 ms; avgpool(2) on [32, 112, 112, 64]: forward 92 → 77 ms, gradient 158 → 80 ms."""
 
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
         x = xs[0]
