@@ -37,7 +37,9 @@ def cold_check(spec: Path, reps: int) -> float:
     times = []
     for _ in range(reps):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "specc.cli", "check", str(spec)], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "specc.cli", "check", str(spec)], check=True, capture_output=True
+        )
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -50,8 +52,7 @@ def main() -> None:
     print("|---|---:|---:|")
     mlp = ROOT / "specs" / "mlp.net"
     print(f"| `specc check specs/mlp.net`, whole process, cold | 5 | {cold_check(mlp, args.reps):.3f} |")
-    python_only = statistics.median(
-        [_time([sys.executable, "-c", "pass"]) for _ in range(args.reps)])
+    python_only = statistics.median([_time([sys.executable, "-c", "pass"]) for _ in range(args.reps)])
     print(f"| python -c pass (interpreter start-up, for reference) | – | {python_only:.3f} |")
     with tempfile.TemporaryDirectory() as d:
         for units in (250, 2500, 25000):
@@ -63,8 +64,10 @@ def main() -> None:
             g = specc.load(spec).graph()
             build = time.perf_counter() - t
             whole = cold_check(spec, max(1, args.reps // 2))
-            print(f"| repeat({units}, Unit) — in-process check / whole process | {len(g.nodes):,} | "
-                  f"{build:.3f} / {whole:.3f} |")
+            print(
+                f"| repeat({units}, Unit) — in-process check / whole process | {len(g.nodes):,} | "
+                f"{build:.3f} / {whole:.3f} |"
+            )
 
 
 def _time(cmd: list[str]) -> float:

@@ -133,9 +133,13 @@ def main() -> int:
         print(f"skipped: no MNIST data at {MNIST}")
         return 0
     train = load_data("mnist", [str(MNIST)], {"split": 8000}, base_dir=ROOT, seed=0).train
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {len(train)} training images, batch {BATCH}")
-    models = {"mlp": (specc.load("mlp.net", text=MLP_SPEC), HandMLP),
-              "convnet": (specc.load(ROOT / "specs" / "mnist_convnet.net"), HandConvNet)}
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, {len(train)} training images, batch {BATCH}"
+    )
+    models = {
+        "mlp": (specc.load("mlp.net", text=MLP_SPEC), HandMLP),
+        "convnet": (specc.load(ROOT / "specs" / "mnist_convnet.net"), HandConvNet),
+    }
     for name in args.models.split(","):
         spec, hand = models[name]
         # Alternate the two loops round by round, so that load from other processes on this small machine falls
@@ -146,9 +150,11 @@ def main() -> int:
             ours += specc_epochs(spec, args.epochs)
             theirs += hand_written(hand, train, args.epochs)
         m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
-        print(f"{name:8s} specc {m_ours:.3f}s  hand-written {m_theirs:.3f}s  per epoch (median of {len(ours)} epochs "
-              f"in {args.rounds} alternating rounds; best {min(ours):.3f}s vs {min(theirs):.3f}s)  "
-              f"ratio {m_theirs / m_ours:.3f} (best-of: {min(theirs) / min(ours):.3f})")
+        print(
+            f"{name:8s} specc {m_ours:.3f}s  hand-written {m_theirs:.3f}s  per epoch (median of {len(ours)} epochs "
+            f"in {args.rounds} alternating rounds; best {min(ours):.3f}s vs {min(theirs):.3f}s)  "
+            f"ratio {m_theirs / m_ours:.3f} (best-of: {min(theirs) / min(ours):.3f})"
+        )
     return 0
 
 

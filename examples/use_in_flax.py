@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(epochs: int = 5) -> float:
     spec = specc.load(ROOT / "specs" / "digits_mlp.net")
-    print(spec.check())                                   # outputs, parameter count, FLOPs
-    model = spec.build(nnx.Rngs(0))                       # an nnx.Module: model(x=...) -> {"logits": ...}
+    print(spec.check())  # outputs, parameter count, FLOPs
+    model = spec.build(nnx.Rngs(0))  # an nnx.Module: model(x=...) -> {"logits": ...}
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
     data = load_data("digits", [], {"split": 0.8}, base_dir=ROOT, seed=0)
 

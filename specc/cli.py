@@ -48,8 +48,11 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as e:  # a bug in specc, not in the spec
             if os.environ.get("SPECC_DEBUG"):
                 raise
-            click.echo(f"specc: internal error: {type(e).__name__}: {e}\n"
-                       "this is a bug in specc; rerun with SPECC_DEBUG=1 for the traceback", err=True)
+            click.echo(
+                f"specc: internal error: {type(e).__name__}: {e}\n"
+                "this is a bug in specc; rerun with SPECC_DEBUG=1 for the traceback",
+                err=True,
+            )
             sys.exit(EXIT_INTERNAL)
 
     return run
@@ -80,8 +83,22 @@ def check(file: Path, model: str | None, as_json: bool) -> None:
 
         summary["train"] = check_train(spec, spec.graph())
     if as_json:
-        click.echo(json.dumps({k: summary[k] for k in ("model", "outputs", "total_params", "total_state",
-                                                        "flops_per_example", "inputs")}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    k: summary[k]
+                    for k in (
+                        "model",
+                        "outputs",
+                        "total_params",
+                        "total_state",
+                        "flops_per_example",
+                        "inputs",
+                    )
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"{file}: model {summary['model']}: ok")
     click.echo("  inputs:  " + ", ".join(f"{k}: {t}" for k, t in summary["inputs"].items()))
@@ -110,7 +127,9 @@ def fmt(file: Path, check_only: bool, force: bool) -> None:
 @main.command()
 @click.argument("file", type=SPEC)
 @click.option("--to", "target", type=click.Choice(["yaml", "net"]), required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
+)
 @reports_spec_errors
 def convert(file: Path, target: str, output: Path | None) -> None:
     """Convert FILE between the .net and YAML front ends."""
@@ -128,14 +147,31 @@ def convert(file: Path, target: str, output: Path | None) -> None:
 @main.command()
 @click.argument("file", type=SPEC)
 @click.option("--model", "-m")
-@click.option("--emit", type=click.Choice(["ir", "flax", "hlo", "dot"]), help="Write this form instead of the table.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Directory for --emit files.")
+@click.option(
+    "--emit", type=click.Choice(["ir", "flax", "hlo", "dot"]), help="Write this form instead of the table."
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for --emit files.",
+)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Bind the batch size (default 32).")
-@click.option("--bind", "binds", multiple=True, metavar="SIZE=N", help="Bind another free size, e.g. --bind T=16.")
+@click.option(
+    "--bind", "binds", multiple=True, metavar="SIZE=N", help="Bind another free size, e.g. --bind T=16."
+)
 @click.option("--json", "as_json", is_flag=True)
 @reports_spec_errors
-def compile(file: Path, model: str | None, emit: str | None, out_dir: Path | None, batch: int | None,
-            binds: tuple[str, ...], as_json: bool) -> None:
+def compile(
+    file: Path,
+    model: str | None,
+    emit: str | None,
+    out_dir: Path | None,
+    batch: int | None,
+    binds: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Check FILE, lower it to Flax and jit-compile it with XLA; print node, op, shape, params, FLOPs."""
     from .spec import load
 
@@ -154,7 +190,9 @@ def compile(file: Path, model: str | None, emit: str | None, out_dir: Path | Non
     for b in binds:
         name, _, size = b.partition("=")
         if not name.isidentifier() or not size.isdigit() or int(size) < 1:
-            raise click.BadParameter(f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind")
+            raise click.BadParameter(
+                f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
+            )
         bind[name] = int(size)
     compile_command(spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json, bind=bind)
 
@@ -173,8 +211,12 @@ def _emit(text: str, out_dir: Path | None, name: str) -> None:
 @main.command()
 @click.argument("file", type=SPEC)
 @click.option("--model", "-m")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="out.dot, .svg, .png or .pdf (default: DOT on stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="out.dot, .svg, .png or .pdf (default: DOT on stdout).",
+)
 @click.option("--rankdir", type=click.Choice(["TB", "LR", "BT", "RL"]), default="TB")
 @click.option("--shapes/--no-shapes", default=True)
 @click.option("--params/--no-params", default=True)
@@ -184,35 +226,88 @@ def _emit(text: str, out_dir: Path | None, name: str) -> None:
 @click.option("--values", help="Computational-graph mode: input values, e.g. x1=2,x2=3 (imports JAX).")
 @click.option("--grad", help="With --values: annotate the gradient of this value.")
 @reports_spec_errors
-def dot(file: Path, model: str | None, output: Path | None, rankdir: str, shapes: bool, params: bool, legend: bool,
-        collapse: tuple[str, ...], depth: int | None, values: str | None, grad: str | None) -> None:
+def dot(
+    file: Path,
+    model: str | None,
+    output: Path | None,
+    rankdir: str,
+    shapes: bool,
+    params: bool,
+    legend: bool,
+    collapse: tuple[str, ...],
+    depth: int | None,
+    values: str | None,
+    grad: str | None,
+) -> None:
     """Draw FILE as a Graphviz graph for slides (inputs white, parameters red, operations blue)."""
     from .backend.dot import dot_command
 
-    dot_command(file, model=model, output=output, rankdir=rankdir, shapes=shapes, params=params, legend=legend,
-                collapse=collapse, depth=depth, values=values, grad=grad)
+    dot_command(
+        file,
+        model=model,
+        output=output,
+        rankdir=rankdir,
+        shapes=shapes,
+        params=params,
+        legend=legend,
+        collapse=collapse,
+        depth=depth,
+        values=values,
+        grad=grad,
+    )
 
 
 @main.command(context_settings={"ignore_unknown_options": False})
 @click.argument("file", type=SPEC)
 @click.option("--model", "-m")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a train key, e.g. optimizer.lr=0.01.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a train key, e.g. optimizer.lr=0.01.",
+)
 @click.option("--epochs", type=click.IntRange(min=0))
 @click.option("--batch", type=click.IntRange(min=1))
 @click.option("--seed", type=int)
 @click.option("--data", help="Override the data source, e.g. 'mnist(\"data/\")'.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run directory (default: runs/<model>).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory (default: runs/<model>).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over this many local devices.")
 @reports_spec_errors
-def train(file: Path, model: str | None, overrides: tuple[str, ...], epochs: int | None, batch: int | None,
-          seed: int | None, data: str | None, out_dir: Path | None, resume: bool, devices: int | None) -> None:
+def train(
+    file: Path,
+    model: str | None,
+    overrides: tuple[str, ...],
+    epochs: int | None,
+    batch: int | None,
+    seed: int | None,
+    data: str | None,
+    out_dir: Path | None,
+    resume: bool,
+    devices: int | None,
+) -> None:
     """Train FILE's model as its `train` section says; logs metrics.jsonl, checkpoints, curves."""
     from .train.cli import train_command
 
-    code = train_command(file, model=model, overrides=overrides, epochs=epochs, batch=batch, seed=seed, data=data,
-                         out_dir=out_dir, resume=resume, devices=devices)
+    code = train_command(
+        file,
+        model=model,
+        overrides=overrides,
+        epochs=epochs,
+        batch=batch,
+        seed=seed,
+        data=data,
+        out_dir=out_dir,
+        resume=resume,
+        devices=devices,
+    )
     sys.exit(code)
 
 

@@ -50,8 +50,13 @@ class Diagnostic:
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {"kind": self.kind, "message": self.message, "hint": self.hint}
         if self.span:
-            d.update(file=self.span.file, line=self.span.line, col=self.span.col,
-                     end_line=self.span.end_line, end_col=self.span.end_col)
+            d.update(
+                file=self.span.file,
+                line=self.span.line,
+                col=self.span.col,
+                end_line=self.span.end_line,
+                end_col=self.span.end_col,
+            )
         return d
 
 

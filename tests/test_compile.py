@@ -63,7 +63,9 @@ def test_json_totals_equal_the_checkers(path: Path) -> None:
 
 def test_mnist_convnet_flops_match_the_published_arithmetic() -> None:
     # LANGUAGE.md: a 3×3 conv to 16 channels on 28×28×3, valid: 584,064 FLOPs
-    g = specc.load("t.net", text="model C {\n input x: f32[N, 28, 28, 3]\n y = x -> conv(16, 3)\n output y\n}").graph()
+    g = specc.load(
+        "t.net", text="model C {\n input x: f32[N, 28, 28, 3]\n y = x -> conv(16, 3)\n output y\n}"
+    ).graph()
     c = compile_graph(g, batch=4, compile=False)
     assert c.counts.total_flops == 584_064
     assert c.counts.nodes[-1].shape == "f32[4, 26, 26, 16]"
@@ -125,11 +127,15 @@ def example_inputs(g: Graph, batch: int = 3, sizes: dict[str, int] | None = None
         t = g.nodes[nid].type
         shape = tuple(d.subst(env).as_int() for d in t.dims)
         dtype = np.dtype(JNP_NAMES[t.dtype])
-        out[name] = rng.normal(size=shape).astype(dtype) if t.is_float else rng.integers(0, 3, shape).astype(dtype)
+        out[name] = (
+            rng.normal(size=shape).astype(dtype) if t.is_float else rng.integers(0, 3, shape).astype(dtype)
+        )
     return out
 
 
-def assert_emitted_matches(g: Graph, tmp_path: Path | None = None, sizes: dict[str, int] | None = None) -> None:
+def assert_emitted_matches(
+    g: Graph, tmp_path: Path | None = None, sizes: dict[str, int] | None = None
+) -> None:
     source = emit_flax(g)
     if tmp_path is not None:  # a file on disk that imports on its own
         (tmp_path / f"{g.model.lower()}.py").write_text(source)
@@ -167,7 +173,9 @@ def test_emitted_flax_same_seed_same_parameters() -> None:
     a = jax.tree.leaves(nnx.state(ours, nnx.Param))
     b = jax.tree.leaves(nnx.state(theirs, nnx.Param))
     assert sum(x.size for x in a) == sum(x.size for x in b) == g.total_params
-    np.testing.assert_array_equal(np.asarray(ours.layers["c1"].kernel[...]), np.asarray(theirs.c1.kernel[...]))
+    np.testing.assert_array_equal(
+        np.asarray(ours.layers["c1"].kernel[...]), np.asarray(theirs.c1.kernel[...])
+    )
 
 
 MANY_OPS = """

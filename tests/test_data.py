@@ -19,8 +19,10 @@ MNIST_DIR = ROOT.parent / "shared/data/mnist-t10k"
 MNIST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 DIGITS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 
-needs_mnist = pytest.mark.skipif(not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-                                 reason=f"real MNIST t10k files not found at {MNIST_DIR}")
+needs_mnist = pytest.mark.skipif(
+    not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason=f"real MNIST t10k files not found at {MNIST_DIR}",
+)
 
 
 def load(name: str, *args: object, seed: int = 0, base_dir: Path = ROOT, **kwargs: object) -> Splits:
@@ -203,8 +205,9 @@ def test_normalize_uses_train_statistics() -> None:
 
 
 def test_unknown_option_suggests_the_close_one() -> None:
-    with pytest.raises(DataError, match=r"unknown option 'splt'; valid options: image, split, normalize, shuffle"
-                       ) as e:
+    with pytest.raises(
+        DataError, match=r"unknown option 'splt'; valid options: image, split, normalize, shuffle"
+    ) as e:
         load("digits", splt=0.8)
     assert e.value.hint == "did you mean 'split'?" and e.value.field == "splt"
     with pytest.raises(DataError, match="unknown option 'nosie'") as e:
@@ -331,8 +334,9 @@ def test_idx_wrong_magic_and_truncation(tiny_idx: Path) -> None:
     (tiny_idx / "train-images-idx3-ubyte").write_bytes((tiny_idx / "train-labels-idx1-ubyte").read_bytes())
     with pytest.raises(DataError) as e:
         load("mnist", tiny_idx)
-    assert e.value.message == ("mnist: train-images-idx3-ubyte: not an IDX image file "
-                               "(magic 0x00000803 expected, found 0x00000801)")
+    assert e.value.message == (
+        "mnist: train-images-idx3-ubyte: not an IDX image file (magic 0x00000803 expected, found 0x00000801)"
+    )
     assert "IDX label file" in e.value.hint
     (tiny_idx / "train-images-idx3-ubyte").write_bytes(b"PK\x03\x04junk")
     with pytest.raises(DataError, match=r"magic 0x00000803 expected, found 0x504b0304"):
@@ -345,7 +349,9 @@ def test_idx_wrong_magic_and_truncation(tiny_idx: Path) -> None:
 
 
 def test_idx_missing_files_in_folder(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"no train-images-idx3-ubyte\[.gz\] or t10k-images-idx3-ubyte\[.gz\]"):
+    with pytest.raises(
+        DataError, match=r"no train-images-idx3-ubyte\[.gz\] or t10k-images-idx3-ubyte\[.gz\]"
+    ):
         load("mnist", tmp_path)
     _write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((1, 28, 28)), 0x803, compress=False)
     with pytest.raises(DataError, match="no t10k-labels-idx1-ubyte"):
@@ -385,11 +391,14 @@ def test_gzip_read_raw_is_not_mistaken_for_idx(tmp_path: Path) -> None:
     # A doubly-compressed file stays gzip after one decompression: reported with the magic actually found.
     gz = (MNIST_DIR / "t10k-images-idx3-ubyte.gz").read_bytes()
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(gz))
-    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes((MNIST_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    )
     with pytest.raises(DataError) as e:
         load("mnist", tmp_path)
-    assert e.value.message.startswith("mnist: t10k-images-idx3-ubyte.gz: not an IDX image file "
-                                      "(magic 0x00000803 expected, found 0x1f8b08")
+    assert e.value.message.startswith(
+        "mnist: t10k-images-idx3-ubyte.gz: not an IDX image file (magic 0x00000803 expected, found 0x1f8b08"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- CIFAR-10
@@ -397,8 +406,12 @@ def test_gzip_read_raw_is_not_mistaken_for_idx(tmp_path: Path) -> None:
 
 def _cifar_batch(n: int, seed: int) -> dict[bytes, object]:
     rng = np.random.default_rng(seed)
-    return {b"batch_label": b"x", b"labels": rng.integers(0, 10, n).tolist(),
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b""] * n}
+    return {
+        b"batch_label": b"x",
+        b"labels": rng.integers(0, 10, n).tolist(),
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [b""] * n,
+    }
 
 
 def test_cifar10_batches_folder_and_layout(tmp_path: Path) -> None:
@@ -444,7 +457,10 @@ def test_check_fields() -> None:
     check_fields(ds, {"x": ("bf16", ("N", 64))})  # any float width, symbolic batch
     with pytest.raises(DataError) as e:
         check_fields(ds, {"x": ("f32", (None, 784))})
-    assert e.value.message == "field 'x' has shape [1797, 64] but input x is f32[N, 784]" and e.value.field == "x"
+    assert (
+        e.value.message == "field 'x' has shape [1797, 64] but input x is f32[N, 784]"
+        and e.value.field == "x"
+    )
     assert "`input x: f32[N, 64]`" in e.value.hint
     with pytest.raises(DataError, match="has shape") as e:
         check_fields(ds, {"x": ("f32", (None, 8, 8))})
@@ -461,7 +477,9 @@ def test_check_fields() -> None:
 
 
 def test_module_imports_neither_jax_nor_sklearn() -> None:
-    code = ("import sys, specc.train.data as d; d.load_data('digits', [], {}, base_dir=d.Path('.'), seed=0); "
-            "bad = [m for m in ('jax', 'sklearn') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, specc.train.data as d; d.load_data('digits', [], {}, base_dir=d.Path('.'), seed=0); "
+        "bad = [m for m in ('jax', 'sklearn') if m in sys.modules]; assert not bad, bad"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)

@@ -28,8 +28,12 @@ SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.net"))
 # small sizes for the free symbols: the batch, sequence lengths; anything else gets DEFAULT_SIZE
 SIZES = {"N": 2, "B": 2, "T": 5, "L": 5, "S": 5}
 DEFAULT_SIZE = 16
-FAST = settings(max_examples=30, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FAST = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -58,8 +62,11 @@ def random_inputs(g: Graph, env: dict[str, int], seed: int = 0) -> dict[str, Any
     out = {}
     for name, nid in g.inputs:
         shape, dtype = concrete(g.nodes[nid].type, env)
-        out[name] = rng.integers(0, 2, shape).astype(dtype) if not jnp.issubdtype(dtype, jnp.floating) \
+        out[name] = (
+            rng.integers(0, 2, shape).astype(dtype)
+            if not jnp.issubdtype(dtype, jnp.floating)
             else rng.normal(size=shape).astype(dtype)
+        )
     return out
 
 
@@ -82,8 +89,9 @@ def assert_types_agree(g: Graph, model: SpecModule, env: dict[str, int]) -> int:
         assert len(outs) == len(n.outputs), n.name
         for t, o in zip(n.outputs, outs, strict=True):
             shape, dtype = concrete(t, env)
-            assert (tuple(o.shape), o.dtype) == (shape, dtype), \
+            assert (tuple(o.shape), o.dtype) == (shape, dtype), (
                 f"{n.name} ({n.op}): checker says {t} = {shape} {dtype}, JAX computes {o.shape} {o.dtype}"
+            )
             compared += 1
     return compared
 
@@ -367,8 +375,9 @@ model P {
         return sum((v * v).sum() for v in m(x=x).values())
 
     # both forms are differentiable, with the same gradient (max picks the same element: no ties in random data)
-    np.testing.assert_allclose(jax.grad(lambda x: loss(fast, x))(x), jax.grad(lambda x: loss(ref, x))(x),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        jax.grad(lambda x: loss(fast, x))(x), jax.grad(lambda x: loss(ref, x))(x), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.slow
@@ -389,8 +398,9 @@ model Deep {
     t = time.perf_counter()
     model = build_module(g, abstract=True)
     graphdef, state = nnx.split(model)
-    out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x=x),
-                         state, jax.ShapeDtypeStruct((2, 8), jnp.float32))
+    out = jax.eval_shape(
+        lambda s, x: nnx.merge(graphdef, s)(x=x), state, jax.ShapeDtypeStruct((2, 8), jnp.float32)
+    )
     assert out["y"].shape == (2, 8)
     assert time.perf_counter() - t < 60
 
@@ -411,15 +421,22 @@ def conv_cases(draw: Any) -> str:
     d = tuple(draw(st.integers(1, 3)) for _ in range(rank))
     cin = draw(st.integers(1, 4))
     groups = draw(st.sampled_from([1, cin]))
-    pad = draw(st.one_of(
-        st.sampled_from(["valid", "same"]), st.integers(0, 3).map(str),
-        st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=rank, max_size=rank)
-        .map(lambda ps: "[" + ", ".join(f"({a}, {b})" for a, b in ps) + "]")))
+    pad = draw(
+        st.one_of(
+            st.sampled_from(["valid", "same"]),
+            st.integers(0, 3).map(str),
+            st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=rank, max_size=rank).map(
+                lambda ps: "[" + ", ".join(f"({a}, {b})" for a, b in ps) + "]"
+            ),
+        )
+    )
     feats = groups * draw(st.integers(1, 3))
     op = draw(st.sampled_from(["conv", "conv", "maxpool", "avgpool", "conv_transpose"]))
     if op == "conv":
-        call = (f"conv({feats}, {_tuple(k)}, stride={_tuple(s)}, padding={pad}, dilation={_tuple(d)}, "
-                f"groups={groups})")
+        call = (
+            f"conv({feats}, {_tuple(k)}, stride={_tuple(s)}, padding={pad}, dilation={_tuple(d)}, "
+            f"groups={groups})"
+        )
     elif op == "conv_transpose":
         call = f"conv_transpose({feats}, {_tuple(k)}, stride={_tuple(s)}, padding={draw(st.sampled_from(['valid', 'same']))})"
     else:
@@ -507,7 +524,10 @@ def test_slicing_agrees_with_numpy(shape: list[int], data: Any) -> None:
         else:
             lo, hi = data.draw(SLICE_BOUND), data.draw(SLICE_BOUND)
             step = data.draw(st.one_of(st.none(), st.integers(1, 3)))
-            items.append(f"{'' if lo is None else lo}:{'' if hi is None else hi}" + ("" if step is None else f":{step}"))
+            items.append(
+                f"{'' if lo is None else lo}:{'' if hi is None else hi}"
+                + ("" if step is None else f":{step}")
+            )
             key.append(slice(lo, hi, step))
     text = f"""
 model S {{

@@ -138,8 +138,11 @@ def test_recurrent_param_counts_follow_flax() -> None:
 
 def test_recurrent_param_names_follow_nnx() -> None:
     r = infer("lstm", tensor("f32", "N", "T", 8), features=16)
-    assert dict(r.params) == {"cell.dense_i.kernel": (8, 64), "cell.dense_h.kernel": (16, 64),
-                              "cell.dense_h.bias": (64,)}
+    assert dict(r.params) == {
+        "cell.dense_i.kernel": (8, 64),
+        "cell.dense_h.kernel": (16, 64),
+        "cell.dense_h.bias": (64,),
+    }
     r = infer("gru", tensor("f32", "N", "T", 8), features=16, bidirectional=True)
     assert r.params["forward_rnn.cell.dense_i.bias"] == (48,)
     assert r.params["backward_rnn.cell.dense_h.kernel"] == (16, 48)
@@ -214,15 +217,18 @@ def test_positional_errors() -> None:
 # ---- reductions -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kw", "want"), [
-    ({}, "f32[]"),
-    ({"axis": 1}, "f32[N, 5]"),
-    ({"axis": -1}, "f32[N, 4]"),
-    ({"axis": [0, 2]}, "f32[4]"),
-    ({"axis": (1, -1), "keepdims": True}, "f32[N, 1, 1]"),
-    ({"keepdims": True}, "f32[1, 1, 1]"),
-    ({"axis": []}, "f32[N, 4, 5]"),
-])
+@pytest.mark.parametrize(
+    ("kw", "want"),
+    [
+        ({}, "f32[]"),
+        ({"axis": 1}, "f32[N, 5]"),
+        ({"axis": -1}, "f32[N, 4]"),
+        ({"axis": [0, 2]}, "f32[4]"),
+        ({"axis": (1, -1), "keepdims": True}, "f32[N, 1, 1]"),
+        ({"keepdims": True}, "f32[1, 1, 1]"),
+        ({"axis": []}, "f32[N, 4, 5]"),
+    ],
+)
 def test_mean_shapes(kw: dict[str, Any], want: str) -> None:
     assert shape(infer("mean", tensor("f32", "N", 4, 5), **kw)) == want
 

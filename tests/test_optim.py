@@ -31,14 +31,20 @@ SCHED = {k: v.sig for k, v in SCHEDULES.items()}
 OPT = {k: v.sig for k, v in OPTIMIZERS.items()}
 
 
-@pytest.mark.parametrize(("text", "formula"), [
-    ("inverse_time(0.1, 0.5)", lambda t: 0.1 / (1 + 0.5 * t)),
-    ("exponential(0.1, 0.2)", lambda t: 0.1 * math.exp(-0.2 * t)),
-    ("step(0.1, 0.5, 3)", lambda t: 0.1 * 0.5 ** (t // 3)),
-    ("constant(0.05)", lambda t: 0.05),
-    ("cosine(1.0, 10, warmup=2)", lambda t: t / 2 if t < 2 else 0.5 * (1 + math.cos(math.pi * min(t - 2, 8) / 8))),
-    ("piecewise([2, 5], [0.1, 0.01, 0.001])", lambda t: 0.1 if t < 2 else 0.01 if t < 5 else 0.001),
-])
+@pytest.mark.parametrize(
+    ("text", "formula"),
+    [
+        ("inverse_time(0.1, 0.5)", lambda t: 0.1 / (1 + 0.5 * t)),
+        ("exponential(0.1, 0.2)", lambda t: 0.1 * math.exp(-0.2 * t)),
+        ("step(0.1, 0.5, 3)", lambda t: 0.1 * 0.5 ** (t // 3)),
+        ("constant(0.05)", lambda t: 0.05),
+        (
+            "cosine(1.0, 10, warmup=2)",
+            lambda t: t / 2 if t < 2 else 0.5 * (1 + math.cos(math.pi * min(t - 2, 8) / 8)),
+        ),
+        ("piecewise([2, 5], [0.1, 0.01, 0.001])", lambda t: 0.1 if t < 2 else 0.01 if t < 5 else 0.001),
+    ],
+)
 def test_schedules_follow_their_formulas_per_epoch_and_per_step(text: str, formula) -> None:
     spe = 7
     per_epoch = make_schedule(bind(text, SCHED), spe)
@@ -58,22 +64,26 @@ def _run(tx: optax.GradientTransformation, params, grads_seq):
     return params
 
 
-@pytest.mark.parametrize(("text", "reference"), [
-    ("sgd(lr=0.1)", optax.sgd(0.1)),
-    ("sgd(lr=0.1, momentum=0.9, nesterov=true)", optax.sgd(0.1, 0.9, True)),
-    ("adagrad(lr=0.05)", optax.adagrad(0.05)),
-    ("adadelta(lr=1.0, rho=0.95)", optax.adadelta(1.0, 0.95)),
-    ("rmsprop(lr=0.01, momentum=0.5)", optax.rmsprop(0.01, momentum=0.5)),
-    ("adam(lr=0.01, b2=0.99)", optax.adam(0.01, b2=0.99)),
-    ("adamw(lr=0.01, weight_decay=0.1)", optax.adamw(0.01, weight_decay=0.1)),
-    ("nadam(lr=0.01)", optax.nadam(0.01)),
-    ("lamb(lr=0.01, weight_decay=0.01)", optax.lamb(0.01, weight_decay=0.01)),
-    ("lion(lr=0.001)", optax.lion(0.001)),
-    ("sgd(lr=0.1, clip=0.5, weight_decay=0.01)",
-     optax.chain(optax.clip_by_global_norm(0.5), optax.add_decayed_weights(0.01), optax.sgd(0.1))),
-    ("adam(lr=step(0.1, 0.5, 1, per=step))",
-     optax.adam(lambda c: 0.1 * 0.5 ** jnp.floor(c / 1.0))),
-])
+@pytest.mark.parametrize(
+    ("text", "reference"),
+    [
+        ("sgd(lr=0.1)", optax.sgd(0.1)),
+        ("sgd(lr=0.1, momentum=0.9, nesterov=true)", optax.sgd(0.1, 0.9, True)),
+        ("adagrad(lr=0.05)", optax.adagrad(0.05)),
+        ("adadelta(lr=1.0, rho=0.95)", optax.adadelta(1.0, 0.95)),
+        ("rmsprop(lr=0.01, momentum=0.5)", optax.rmsprop(0.01, momentum=0.5)),
+        ("adam(lr=0.01, b2=0.99)", optax.adam(0.01, b2=0.99)),
+        ("adamw(lr=0.01, weight_decay=0.1)", optax.adamw(0.01, weight_decay=0.1)),
+        ("nadam(lr=0.01)", optax.nadam(0.01)),
+        ("lamb(lr=0.01, weight_decay=0.01)", optax.lamb(0.01, weight_decay=0.01)),
+        ("lion(lr=0.001)", optax.lion(0.001)),
+        (
+            "sgd(lr=0.1, clip=0.5, weight_decay=0.01)",
+            optax.chain(optax.clip_by_global_norm(0.5), optax.add_decayed_weights(0.01), optax.sgd(0.1)),
+        ),
+        ("adam(lr=step(0.1, 0.5, 1, per=step))", optax.adam(lambda c: 0.1 * 0.5 ** jnp.floor(c / 1.0))),
+    ],
+)
 def test_optimizer_updates_equal_optax(text: str, reference) -> None:
     key = jax.random.key(0)
     params = {"w": jax.random.normal(key, (4, 3)), "b": jnp.arange(3.0)}
@@ -85,7 +95,17 @@ def test_optimizer_updates_equal_optax(text: str, reference) -> None:
 
 
 def test_every_optimizer_of_the_language_is_there() -> None:
-    assert set(OPTIMIZERS) >= {"sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam", "lamb", "lion"}
+    assert set(OPTIMIZERS) >= {
+        "sgd",
+        "adagrad",
+        "adadelta",
+        "rmsprop",
+        "adam",
+        "adamw",
+        "nadam",
+        "lamb",
+        "lion",
+    }
     assert set(SCHEDULES) >= {"constant", "inverse_time", "exponential", "step", "cosine", "piecewise"}
 
 
@@ -94,21 +114,28 @@ def test_losses_match_optax_and_formulas() -> None:
     z = jnp.asarray(rng.normal(size=(6, 5)), jnp.float32)
     y = jnp.asarray(rng.integers(0, 5, size=6), jnp.int32)
     onehot = jax.nn.one_hot(y, 5)
-    np.testing.assert_allclose(L.cross_entropy(z, y), optax.softmax_cross_entropy_with_integer_labels(z, y),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        L.cross_entropy(z, y), optax.softmax_cross_entropy_with_integer_labels(z, y), rtol=1e-6
+    )
     np.testing.assert_allclose(L.cross_entropy(z, onehot), L.cross_entropy(z, y), rtol=1e-6)
     t = (z > 0).astype(jnp.float32)
-    np.testing.assert_allclose(L.binary_cross_entropy(z, t), optax.sigmoid_binary_cross_entropy(z, t), rtol=1e-5)
+    np.testing.assert_allclose(
+        L.binary_cross_entropy(z, t), optax.sigmoid_binary_cross_entropy(z, t), rtol=1e-5
+    )
     np.testing.assert_allclose(L.huber(z, t, 0.5), optax.huber_loss(z, t, delta=0.5), rtol=1e-6)
     np.testing.assert_allclose(L.mse(z, t), (z - t) ** 2)
     np.testing.assert_allclose(L.mae(z, t), jnp.abs(z - t))
     # multiclass hinge: sum over j != y of max(0, 1 + z_j - z_y)
-    want = [sum(max(0.0, 1 + float(z[i, j] - z[i, y[i]])) for j in range(5) if j != int(y[i])) for i in range(6)]
+    want = [
+        sum(max(0.0, 1 + float(z[i, j] - z[i, y[i]])) for j in range(5) if j != int(y[i])) for i in range(6)
+    ]
     np.testing.assert_allclose(L.hinge(z, y), want, rtol=1e-5)
     mu, lv = z[:, :2], z[:, 2:4]
     np.testing.assert_allclose(L.kl_normal(mu, lv), -0.5 * (1 + lv - mu**2 - jnp.exp(lv)), rtol=1e-6)
     p = jax.nn.softmax(z[::-1] * 0.3)
-    np.testing.assert_allclose(L.kl_div(z, p), optax.kl_divergence(jax.nn.log_softmax(z), p), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        L.kl_div(z, p), optax.kl_divergence(jax.nn.log_softmax(z), p), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(L.nll(jax.nn.log_softmax(z), y), L.cross_entropy(z, y), rtol=1e-6)
     params = {"k": jnp.ones((2, 3)), "b": jnp.ones((3,))}
     assert float(L.l2(params, 0.5)) == pytest.approx(3.0)
@@ -122,14 +149,18 @@ def test_reduction_and_padding_weights() -> None:
     w = jnp.array([1.0, 1.0, 0.0, 0.0])  # the last two rows are padding
     assert float(L.reduce(e, "mean", w)) == pytest.approx(2.5)
     assert float(L.reduce(e, "sum", w)) == pytest.approx(15.0)
-    acc = metric_value(CallSpec("accuracy", (("logits", "z"), ("labels", "y"))),
-                       {"z": jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), "y": jnp.array([0, 0, 1])},
-                       jnp.array([1.0, 1.0, 0.0]))
+    acc = metric_value(
+        CallSpec("accuracy", (("logits", "z"), ("labels", "y"))),
+        {"z": jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), "y": jnp.array([0, 0, 1])},
+        jnp.array([1.0, 1.0, 0.0]),
+    )
     assert float(acc) == pytest.approx(0.5)
 
 
 def test_weighted_loss_expression() -> None:
-    spec = specc.load("t.net", text="""
+    spec = specc.load(
+        "t.net",
+        text="""
 model M {
   input x: f32[N, 4]
   input y: i32[N]
@@ -141,10 +172,15 @@ train {
   data = blobs(classes=3, dim=4)
   loss = cross_entropy(a, y) + 0.3 * cross_entropy(b, y) - mse(a, b) / 2 + l2(1e-4)
 }
-""")
+""",
+    )
     from specc.train.spec import build_config
 
     cfg = build_config(spec, spec.graph())
     terms = cfg.objectives[0].terms
-    assert [(c, t.name) for c, t in terms] == [(1.0, "cross_entropy"), (0.3, "cross_entropy"), (-0.5, "mse"),
-                                              (1.0, "l2")]
+    assert [(c, t.name) for c, t in terms] == [
+        (1.0, "cross_entropy"),
+        (0.3, "cross_entropy"),
+        (-0.5, "mse"),
+        (1.0, "l2"),
+    ]

@@ -80,12 +80,15 @@ def test_conv_1d_and_3d() -> None:
 
 
 def test_conv_params() -> None:
-    g = specc.load("t.net", text=spec_text("""
+    g = specc.load(
+        "t.net",
+        text=spec_text("""
   input x: f32[N, 28, 28, 6]
   a = x -> conv(12, 3, groups=3)
   b = x -> conv(12, 3, bias=false)
   output a
-""")).graph()
+"""),
+    ).graph()
     counts = {n.name: n.param_count for n in g if n.op == "conv"}
     assert counts == {"a": 3 * 3 * 2 * 12 + 12, "b": 3 * 3 * 6 * 12}
 
@@ -111,8 +114,9 @@ def test_a_tensor_given_as_an_option_is_described_as_a_tensor() -> None:
   output y
 """)
     assert d.kind == "argument error"
-    assert d.message == ("conv's 'padding' must be valid, same, an integer or [(lo, hi), ...], "
-                         "got a tensor f32[N, 28, 28, 3]")
+    assert d.message == (
+        "conv's 'padding' must be valid, same, an integer or [(lo, hi), ...], got a tensor f32[N, 28, 28, 3]"
+    )
     assert at(d) == (4, 24)
 
 
@@ -123,7 +127,9 @@ def test_conv_window_larger_than_input() -> None:
   output a
 """)
     assert d.kind == "shape error"
-    assert "conv window 5 (kernel 5, dilation 1) does not fit axis 1 of size 4 in f32[N, 4, 4, 3]" in d.message
+    assert (
+        "conv window 5 (kernel 5, dilation 1) does not fit axis 1 of size 4 in f32[N, 4, 4, 3]" in d.message
+    )
     assert at(d) == (3, 12)
 
 
@@ -133,7 +139,11 @@ def test_conv_needs_spatial_axes() -> None:
   y = x -> conv(8, 3)
   output y
 """)
-    assert d.kind == "shape error" and "conv expects a rank 3 to 5 input" in d.message and "f32[N, 4]" in d.message
+    assert (
+        d.kind == "shape error"
+        and "conv expects a rank 3 to 5 input" in d.message
+        and "f32[N, 4]" in d.message
+    )
     assert at(d) == (3, 12)
 
 
@@ -165,8 +175,12 @@ def test_conv_transpose_follows_flax() -> None:
   c = x -> conv_transpose(32, 4, stride=2)
   output a
 """)
-    assert t == {"x": "f32[N, 7, 7, 64]", "a": "f32[N, 15, 15, 32]", "b": "f32[N, 14, 14, 32]",
-                 "c": "f32[N, 16, 16, 32]"}
+    assert t == {
+        "x": "f32[N, 7, 7, 64]",
+        "a": "f32[N, 15, 15, 32]",
+        "b": "f32[N, 14, 14, 32]",
+        "c": "f32[N, 16, 16, 32]",
+    }
 
 
 # ---- pooling ----------------------------------------------------------------------------------------
@@ -219,11 +233,14 @@ def test_dense_on_rank_3_acts_on_the_last_axis() -> None:
 
 
 def test_dense_on_a_sequence_is_position_wise_but_on_an_image_asks_for_flatten() -> None:
-    assert types("""
+    assert (
+        types("""
   input x: f32[N, T, 16]
   a = x -> dense(10)
   output a
-""")["a"] == "f32[N, T, 10]"
+""")["a"]
+        == "f32[N, T, 10]"
+    )
     with pytest.raises(SpecError) as e:
         types("""
   input x: f32[N, 28, 28, 1]
@@ -330,7 +347,9 @@ def test_reshape_wrong_element_count() -> None:
   output a
 """)
     assert d.kind == "shape error"
-    assert "reshape to [N, 3000] needs 3000*N elements per tensor, but f32[N, 7, 7, 64] has 3136*N" in d.message
+    assert (
+        "reshape to [N, 3000] needs 3000*N elements per tensor, but f32[N, 7, 7, 64] has 3136*N" in d.message
+    )
     assert at(d) == (3, 12)
 
 
@@ -385,7 +404,10 @@ def test_concat_other_axes_must_match() -> None:
   output c
 """)
     assert d.kind == "shape error"
-    assert "concat along axis -1: axis 1 differs (8 vs 4) between f32[N, 8, 8, 16] and f32[N, 4, 4, 32]" in d.message
+    assert (
+        "concat along axis -1: axis 1 differs (8 vs 4) between f32[N, 8, 8, 16] and f32[N, 4, 4, 32]"
+        in d.message
+    )
     assert at(d) == (4, 7)
 
 
@@ -414,7 +436,10 @@ def test_concat_rank_and_dtype() -> None:
   c = concat(a, b)
   output c
 """)
-    assert d.kind == "type error" and "concat needs tensors of one dtype, got f32[N, 16], i32[N, 16]" in d.message
+    assert (
+        d.kind == "type error"
+        and "concat needs tensors of one dtype, got f32[N, 16], i32[N, 16]" in d.message
+    )
     assert at(d) == (4, 7)
 
 
@@ -425,7 +450,10 @@ def test_stack_needs_one_shape() -> None:
   s = stack(a, b, axis=1)
   output s
 """)
-    assert d.kind == "shape error" and "stack needs tensors of one shape, got f32[N, 16] and f32[N, 8]" in d.message
+    assert (
+        d.kind == "shape error"
+        and "stack needs tensors of one shape, got f32[N, 16] and f32[N, 8]" in d.message
+    )
     assert at(d) == (4, 7)
 
 
@@ -440,11 +468,24 @@ def test_split() -> None:
     assert (t["r"], t["s"], t["u"]) == ("f32[N, 4]", "f32[N, 4]", "f32[N, 8]")
 
 
-@pytest.mark.parametrize(("call", "kind", "message", "col"), [
-    ("split(a, 3)", "shape error", "split into 3 equal parts: axis -1 of f32[N, 16] has size 16, not divisible by 3", 19),
-    ("split(a, [4, 8])", "shape error", "split sizes [4, 8] add up to 12 but axis -1 of f32[N, 16] has size 16", 19),
-    ("split(a, 4)", "value error", "2 names on the left but the right side gives 4 value(s)", 3),
-])
+@pytest.mark.parametrize(
+    ("call", "kind", "message", "col"),
+    [
+        (
+            "split(a, 3)",
+            "shape error",
+            "split into 3 equal parts: axis -1 of f32[N, 16] has size 16, not divisible by 3",
+            19,
+        ),
+        (
+            "split(a, [4, 8])",
+            "shape error",
+            "split sizes [4, 8] add up to 12 but axis -1 of f32[N, 16] has size 16",
+            19,
+        ),
+        ("split(a, 4)", "value error", "2 names on the left but the right side gives 4 value(s)", 3),
+    ],
+)
 def test_split_errors(call: str, kind: str, message: str, col: int) -> None:
     d = error(f"""
   input a: f32[N, 16]
@@ -473,16 +514,25 @@ def test_slicing() -> None:
   i = s[:, ::2]
   output a
 """)
-    assert (t["a"], t["b"], t["c"], t["d"], t["e"]) == ("f32[N, 1]", "f32[N]", "f32[N, 4]", "f32[N, 2]", "f32[N, 3]")
+    assert (t["a"], t["b"], t["c"], t["d"], t["e"]) == (
+        "f32[N, 1]",
+        "f32[N]",
+        "f32[N, 4]",
+        "f32[N, 2]",
+        "f32[N, 3]",
+    )
     assert (t["f"], t["g"], t["h"]) == ("f32[N, T - 1, 5]", "f32[N, 5]", "f32[N, T - 1, 5]")
     assert t["i"] == "f32[N, (T + 1)/2, 5]"
 
 
-@pytest.mark.parametrize(("index", "message"), [
-    ("x[:, 7]", "index 7 is out of range for axis 1 of f32[N, 5] (size 5)"),
-    ("x[:, 5:]", "slice 5: of axis 1 of f32[N, 5] is empty"),
-    ("x[:, :, 0]", "too many indices (3) for f32[N, 5] of rank 2"),
-])
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        ("x[:, 7]", "index 7 is out of range for axis 1 of f32[N, 5] (size 5)"),
+        ("x[:, 5:]", "slice 5: of axis 1 of f32[N, 5] is empty"),
+        ("x[:, :, 0]", "too many indices (3) for f32[N, 5] of rank 2"),
+    ],
+)
 def test_slicing_errors(index: str, message: str) -> None:
     d = error(f"""
   input x: f32[N, 5]
@@ -523,7 +573,10 @@ def test_reduction_axis_out_of_range() -> None:
   a = mean(x, axis=3)
   output a
 """)
-    assert d.kind == "shape error" and "axis 3 is out of range for f32[N, T, 5] (rank 3: axes -3..2)" in d.message
+    assert (
+        d.kind == "shape error"
+        and "axis 3 is out of range for f32[N, T, 5] (rank 3: axes -3..2)" in d.message
+    )
     assert at(d) == (3, 15)
 
 
@@ -549,7 +602,9 @@ def test_mixed_dtypes_in_arithmetic() -> None:
   a = x + y
   output a
 """)
-    assert d.kind == "type error" and "+ needs both sides of one dtype, got f32[N, 4] and i32[N, 4]" in d.message
+    assert (
+        d.kind == "type error" and "+ needs both sides of one dtype, got f32[N, 4] and i32[N, 4]" in d.message
+    )
     assert at(d) == (4, 7)
 
 
@@ -583,7 +638,10 @@ def test_shape_assertion_fails_with_the_actual_shape() -> None:
   output a
 """)
     assert d.kind == "shape error"
-    assert d.message == "shape assertion failed: expected [N, 28, 28, 8], got f32[N, 26, 26, 8] (axis 1: 28 vs 26)"
+    assert (
+        d.message
+        == "shape assertion failed: expected [N, 28, 28, 8], got f32[N, 26, 26, 8] (axis 1: 28 vs 26)"
+    )
     assert at(d) == (3, 27)  # the asserted shape
 
 
@@ -599,7 +657,9 @@ def test_shape_assertion_rank_and_symbol_mismatch() -> None:
   a = x -> conv(4, 3) : [N, H, 4]
   output a
 """)
-    assert d.message == "shape assertion failed: expected [N, H, 4], got f32[N, H - 2, 4] (axis 1: H vs H - 2)"
+    assert (
+        d.message == "shape assertion failed: expected [N, H, 4], got f32[N, H - 2, 4] (axis 1: H vs H - 2)"
+    )
     assert at(d) == (3, 25)
 
 
@@ -607,51 +667,63 @@ def test_shape_assertion_rank_and_symbol_mismatch() -> None:
 
 
 def test_let_constants_in_dims() -> None:
-    t = types("""
+    t = types(
+        """
   input x: f32[N, 2*C]
   a = x -> dense(C) : [N, C]
   output a
-""", pre="let C = 8\n")
+""",
+        pre="let C = 8\n",
+    )
     assert t == {"x": "f32[N, 16]", "a": "f32[N, 8]"}
 
 
 def test_block_input_sizes_are_usable_as_arguments() -> None:
     # regression: a size bound by a block's input pattern (C = 4 here) used to be rejected as an op argument
     # with "conv's 'features' must be an integer, got '24'"
-    t = types("""
+    t = types(
+        """
   input x: f32[N, 8, 8, 4]
   y = x -> Expand(6)
   z = x -> Expand(2) -> Expand(3)
   output y
-""", pre="""block Expand(t) {
+""",
+        pre="""block Expand(t) {
   input x: [N, H, W, C]
   y = x -> conv(C * t, 1, groups=C) : [N, H, W, C * t]
   output y
 }
-""")
+""",
+    )
     assert t["y"] == "f32[N, 8, 8, 24]"
     assert t["z"] == "f32[N, 8, 8, 24]"
 
 
 def test_block_input_pattern_binds_symbols_per_instance() -> None:
     # H is 32 in the first instance and 16 in the second; `/` on known sizes must divide exactly
-    t = types("""
+    t = types(
+        """
   input x: f32[N, 32, 32, 3]
   y = x -> Down(8) -> Down(16)
   output y
-""", pre="""block Down(c) {
+""",
+        pre="""block Down(c) {
   input x: [N, H, W, C]
   y = x -> conv(c, 3, stride=2, padding=same) : [N, H/2, W/2, c]
   output y
 }
-""")
+""",
+    )
     assert t["y"] == "f32[N, 8, 8, 16]"
 
 
 def test_repeat_chains_copies_with_their_own_parameters() -> None:
-    spec = specc.load("t.net", text=spec_text("""
+    spec = specc.load(
+        "t.net",
+        text=spec_text("""
   input x: f32[N, 8]
   y = x -> repeat(3, dense(8))
   output y
-"""))
+"""),
+    )
     assert spec.check()["total_params"] == 3 * (8 * 8 + 8)

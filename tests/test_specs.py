@@ -22,9 +22,24 @@ def graph(name: str) -> Graph:
 
 def test_the_zoo_is_there() -> None:
     names = {p.name for p in ALL_SPECS}
-    for required in ("vgg16.net", "resnet18.net", "resnet50.net", "alexnet.net", "googlenet.net", "mobilenetv2.net",
-                     "mnist_convnet.net", "lenet5.net", "perceptron.net", "xor_mlp.net", "digits_mlp.net",
-                     "batchnorm_dropout.net", "autoencoder.net", "vae.net", "lstm_classifier.net", "autodiff.net"):
+    for required in (
+        "vgg16.net",
+        "resnet18.net",
+        "resnet50.net",
+        "alexnet.net",
+        "googlenet.net",
+        "mobilenetv2.net",
+        "mnist_convnet.net",
+        "lenet5.net",
+        "perceptron.net",
+        "xor_mlp.net",
+        "digits_mlp.net",
+        "batchnorm_dropout.net",
+        "autoencoder.net",
+        "vae.net",
+        "lstm_classifier.net",
+        "autodiff.net",
+    ):
         assert required in names
 
 
@@ -124,7 +139,9 @@ def test_mnist_convnet_conv_and_dense_flops() -> None:
 
 def test_flops_of_the_language_sketch_example() -> None:
     # LANGUAGE.md §4: a 3×3 conv to 16 channels on 28×28×3, valid: 26·26·16 outputs × 27 taps × 2 = 584,064
-    spec = specc.load("t.net", text="model M {\n  input x: f32[N, 28, 28, 3]\n  y = x -> conv(16, 3)\n  output y\n}\n")
+    spec = specc.load(
+        "t.net", text="model M {\n  input x: f32[N, 28, 28, 3]\n  y = x -> conv(16, 3)\n  output y\n}\n"
+    )
     assert spec.check()["flops_per_example"] == 584_064
 
 
@@ -157,7 +174,10 @@ def test_vae_heads_and_sample() -> None:
     ops = {n.name: n.op for n in g}
     assert ops["z"] == "sample_normal"
     assert {k: str(g.type_of(r)) for k, r in g.outputs} == {
-        "recon": "f32[N, 64]", "mu": "f32[N, 2]", "logvar": "f32[N, 2]"}
+        "recon": "f32[N, 64]",
+        "mu": "f32[N, 2]",
+        "logvar": "f32[N, 2]",
+    }
 
 
 def test_perceptron_uses_free_parameters() -> None:

@@ -63,7 +63,7 @@ def test_lecture_convnet_reaches_97_percent_on_mnist(tmp_path: Path) -> None:
 
 
 def test_digits_mlp_learns(digits_run) -> None:
-    result, out, seconds = digits_run
+    result, out, _seconds = digits_run
     hist = result.history
     assert result.status == "done" and len(hist) == 12
     assert hist[-1]["loss"] < 0.5 * hist[0]["loss"]
@@ -175,8 +175,10 @@ def test_located_errors_in_the_train_section() -> None:
     msg = _bad(good + "  optimizer = adma(lr=0.1)")
     assert "bad.net:11:15: name error: unknown optimizer 'adma'; did you mean 'adam'?" in msg
     msg = _bad("  data = digits(split=0.8)\n  loss = cross_entropy(logit, y)")
-    assert "bad.net:10:24: name error: cross_entropy: 'logit' is not a value of the model; did you mean " \
-           "'logits'?" in msg
+    assert (
+        "bad.net:10:24: name error: cross_entropy: 'logit' is not a value of the model; did you mean "
+        "'logits'?" in msg
+    )
     msg = _bad(good + "  epoch = 3")
     assert "unknown train key 'epoch'; did you mean 'epochs'?" in msg
     msg = _bad(good + "  metrics = [acuracy(logits, y)]")
@@ -192,8 +194,11 @@ def test_located_errors_in_the_train_section() -> None:
 
 
 def test_data_field_mismatch_names_both_shapes(tmp_path) -> None:
-    text = DIGITS.read_text().replace("input x: f32[N, 64]", "input x: f32[N, 32]").replace(
-        "x -> dense(128)", "x -> dense(128)")
+    text = (
+        DIGITS.read_text()
+        .replace("input x: f32[N, 64]", "input x: f32[N, 32]")
+        .replace("x -> dense(128)", "x -> dense(128)")
+    )
     spec_path = tmp_path / "m.net"
     spec_path.write_text(text)
     with pytest.raises(SpecError) as e:
@@ -203,9 +208,13 @@ def test_data_field_mismatch_names_both_shapes(tmp_path) -> None:
 
 
 def test_check_train_does_not_import_jax() -> None:
-    code = ("import sys, specc; from specc.train.spec import check_train; s = specc.load(sys.argv[1]); "
-            "print(check_train(s, s.graph())); assert 'jax' not in sys.modules, 'jax imported'")
-    out = subprocess.run([sys.executable, "-c", code, str(DIGITS)], capture_output=True, text=True, check=False)
+    code = (
+        "import sys, specc; from specc.train.spec import check_train; s = specc.load(sys.argv[1]); "
+        "print(check_train(s, s.graph())); assert 'jax' not in sys.modules, 'jax imported'"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(DIGITS)], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert "adam" in out.stdout
 
@@ -216,8 +225,12 @@ def test_check_train_does_not_import_jax() -> None:
 @pytest.mark.slow
 def test_sigint_saves_and_exits_130(tmp_path) -> None:
     specc_bin = Path(sys.executable).with_name("specc")
-    proc = subprocess.Popen([str(specc_bin), "train", str(DIGITS), "--out", str(tmp_path), "--epochs", "10000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(specc_bin), "train", str(DIGITS), "--out", str(tmp_path), "--epochs", "10000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -253,8 +266,14 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_four_devices_match_one(tmp_path) -> None:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", MULTI, str(HERE / "tiny_dropout.net"), str(tmp_path)], env=env,
-                         capture_output=True, text=True, check=False, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", MULTI, str(HERE / "tiny_dropout.net"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(np.array(got["4"]), np.array(got["1"]), rtol=1e-5)

@@ -47,5 +47,7 @@ def test_a_duplicate_name_and_wrong_params_are_caught() -> None:
     a, b = g.nodes[2], g.nodes[3]
     g2 = dataclasses.replace(g, nodes=(*g.nodes[:3], dataclasses.replace(b, name=a.name), *g.nodes[4:]))
     assert any("defined twice" in p for p in verify(g2))
-    g3 = dataclasses.replace(g, nodes=(*g.nodes[:2], dataclasses.replace(a, params=(("kernel", (1, 1)),)), *g.nodes[3:]))
+    g3 = dataclasses.replace(
+        g, nodes=(*g.nodes[:2], dataclasses.replace(a, params=(("kernel", (1, 1)),)), *g.nodes[3:])
+    )
     assert any("recorded params" in p for p in verify(g3))

@@ -165,15 +165,19 @@ def test_hand_written_yaml_equals_its_net_meaning() -> None:
 
 
 def test_optional_argument_by_position_is_written_as_expr() -> None:
-    m = parse_text("model M {\n  input x: f32[N, 4]\n  y = x -> leaky_relu(0.2)\n  z = y -> relu()\n  output z\n}\n")
+    m = parse_text(
+        "model M {\n  input x: f32[N, 4]\n  y = x -> leaky_relu(0.2)\n  z = y -> relu()\n  output z\n}\n"
+    )
     text = to_yaml(m)
     assert "expr: x -> leaky_relu(0.2)" in text and "expr: y -> relu()" in text
     assert _yaml(text) == m
 
 
 def test_statements_out_of_section_order_go_into_the_layers_list() -> None:
-    src = ("model M {\n  input x: f32[N, 3]\n  h = x -> relu\n  param w: [3] = zeros\n  let k = 2\n"
-           "  output h\n  y = h * w\n  output y\n}\n")
+    src = (
+        "model M {\n  input x: f32[N, 3]\n  h = x -> relu\n  param w: [3] = zeros\n  let k = 2\n"
+        "  output h\n  y = h * w\n  output y\n}\n"
+    )
     m = parse_text(src)
     text = to_yaml(m)
     assert "{param: w, type: '[3]', init: zeros}" in text and "{output: [h]}" in text
@@ -181,7 +185,7 @@ def test_statements_out_of_section_order_go_into_the_layers_list() -> None:
 
 
 def test_layouts_yaml_cannot_hold_are_located_errors() -> None:
-    m = parse_text('let a = 1\nmodel M {\n  input x: f32[N]\n  output x\n}\nlet b = 2\n', "f.net")
+    m = parse_text("let a = 1\nmodel M {\n  input x: f32[N]\n  output x\n}\nlet b = 2\n", "f.net")
     with pytest.raises(SpecError) as info:
         to_yaml(m)
     d = info.value.diagnostics[0]
@@ -189,8 +193,10 @@ def test_layouts_yaml_cannot_hold_are_located_errors() -> None:
 
 
 def test_string_literals_and_lists_round_trip() -> None:
-    m = parse_text('train {\n  data = csv("a b.csv", target="y#1")\n  metrics = [accuracy(l, y), "x"]\n'
-                   "  batch = 32\n  lr = 1e-05\n  flag = false\n}\n")
+    m = parse_text(
+        'train {\n  data = csv("a b.csv", target="y#1")\n  metrics = [accuracy(l, y), "x"]\n'
+        "  batch = 32\n  lr = 1e-05\n  flag = false\n}\n"
+    )
     assert _yaml(to_yaml(m)) == m
 
 
@@ -252,14 +258,20 @@ def test_errors_inside_expr_point_into_the_yaml_line() -> None:
 
 
 def test_shape_assertion_error_points_at_the_assert_value() -> None:
-    text = GOOD_HEAD + '    layers:\n      - {name: h, op: dense, features: 10, assert: "[N, 11]"}\n    outputs: [h]\n'
+    text = (
+        GOOD_HEAD
+        + '    layers:\n      - {name: h, op: dense, features: 10, assert: "[N, 11]"}\n    outputs: [h]\n'
+    )
     kind, line, col, msg = _error(text)
     assert (kind, line, col) == ("shape error", 5, 52) and "expected [N, 11]" in msg
 
 
 def test_python_tags_are_rejected_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    for tag in (f'!!python/object/apply:os.system ["touch {marker}"]', '!!python/object/apply:os.system ["echo hi"]'):
+    for tag in (
+        f'!!python/object/apply:os.system ["touch {marker}"]',
+        '!!python/object/apply:os.system ["echo hi"]',
+    ):
         text = GOOD_HEAD + f"    layers:\n      - name: h\n        op: {tag}\n    outputs: [h]\n"
         kind, line, col, msg = _error(text)
         assert (kind, line, col) == ("value error", 6, 13) and "python/object/apply:os.system" in msg
@@ -274,7 +286,7 @@ def test_duplicate_keys_are_errors() -> None:
 def test_wrong_value_types_are_located() -> None:
     kind, line, col, msg = _error(GOOD_HEAD + "    layers: {h: 1}\n")
     assert (kind, line, col) == ("type error", 4, 13) and "must be a list" in msg
-    kind, line, col, msg = _error('models:\n  M:\n    inputs: {x: 3}\n')
+    kind, line, col, msg = _error("models:\n  M:\n    inputs: {x: 3}\n")
     assert (kind, line, col) == ("type error", 3, 17) and "tensor type" in msg
     kind, line, col, msg = _error(GOOD_HEAD + "    layers:\n      - {name: h, op: dense, features: {a: 1}}\n")
     assert (kind, line, col) == ("type error", 5, 40)
@@ -282,8 +294,10 @@ def test_wrong_value_types_are_located() -> None:
 
 def test_alias_bomb_fails_fast() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
-              for i in range(1, 9)]
+    lines += [
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
+        for i in range(1, 9)
+    ]
     with pytest.raises(SpecError) as info:
         _yaml("\n".join(lines) + "\n")
     assert "expands to more than" in info.value.diagnostics[0].message
@@ -298,8 +312,10 @@ def test_empty_and_non_mapping_documents() -> None:
 def test_yaml_can_import_a_net_file(tmp_path: Path) -> None:
     (tmp_path / "blocks.net").write_text("block Twice(k) {\n  input x\n  y = x * k\n  output y\n}\n")
     spec = tmp_path / "m.yaml"
-    spec.write_text("imports: blocks.net\nmodels:\n  M:\n    inputs: {x: 'f32[N, 2]'}\n"
-                    "    layers:\n      - {name: y, op: Twice, k: 3}\n    outputs: y\n")
+    spec.write_text(
+        "imports: blocks.net\nmodels:\n  M:\n    inputs: {x: 'f32[N, 2]'}\n"
+        "    layers:\n      - {name: y, op: Twice, k: 3}\n    outputs: y\n"
+    )
     g = specc.load(spec).graph()
     assert str(g.type_of(g.outputs[0][1])) == "f32[N, 2]"
 

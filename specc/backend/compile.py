@@ -58,7 +58,9 @@ def bind_sizes(g: Graph, batch: int | None = None, bind: Mapping[str, int] | Non
             raise SpecError.one(
                 "shape error",
                 f"input {name}: {node.type} has the free size(s) {', '.join(free)}; XLA compiles for concrete shapes",
-                node.span, f"declare {free[0]} with a number in the input's type, or pass {example}")
+                node.span,
+                f"declare {free[0]} with a number in the input's type, or pass {example}",
+            )
     return env
 
 
@@ -86,8 +88,9 @@ def lower_graph(g: Graph, env: Mapping[str, int], platform: str | None = None) -
     return jax.jit(forward).lower(state, {k: v for k, v in ins.items() if k in needed})
 
 
-def compile_graph(g: Graph, batch: int | None = None, bind: Mapping[str, int] | None = None,
-                  compile: bool = True) -> Compiled:
+def compile_graph(
+    g: Graph, batch: int | None = None, bind: Mapping[str, int] | None = None, compile: bool = True
+) -> Compiled:
     env = bind_sizes(g, batch, bind)
     lowered = lower_graph(g, env)
     seconds = 0.0
@@ -98,8 +101,10 @@ def compile_graph(g: Graph, batch: int | None = None, bind: Mapping[str, int] | 
     per_example = {k: v for k, v in env.items() if k not in batch_symbols(g)}
     shapes = count(g, batch=env[next(iter(batch_symbols(g)))] if batch_symbols(g) else 1, bind=env)
     flops = count(g, batch=1, bind=per_example)
-    rows = tuple(type(r)(r.name, r.op, s.shape, r.params, r.state, r.flops)
-                 for r, s in zip(flops.nodes, shapes.nodes, strict=True))
+    rows = tuple(
+        type(r)(r.name, r.op, s.shape, r.params, r.state, r.flops)
+        for r, s in zip(flops.nodes, shapes.nodes, strict=True)
+    )
     counts = Counts(rows, flops.total_params, flops.total_state, flops.total_flops)
     return Compiled(g, env, counts, lowered, seconds)
 
@@ -108,8 +113,10 @@ def summary_json(c: Compiled) -> dict[str, Any]:
     """`specc compile --json`: LANGUAGE.md §8, plus the batch, the bound sizes and the compile time."""
     return {
         "model": c.graph.model,
-        "nodes": [{"name": r.name, "op": r.op, "shape": r.shape, "params": r.params, "flops": r.flops}
-                  for r in c.counts.nodes],
+        "nodes": [
+            {"name": r.name, "op": r.op, "shape": r.shape, "params": r.params, "flops": r.flops}
+            for r in c.counts.nodes
+        ],
         "total_params": c.counts.total_params,
         "total_state": c.counts.total_state,
         "total_flops": c.counts.total_flops,
@@ -129,7 +136,9 @@ def render_table(c: Compiled) -> Any:
     t.add_column("params", justify="right", footer=f"{c.counts.total_params:,}")
     t.add_column("FLOPs/example", justify="right", footer=_num(c.counts.total_flops))
     for r in c.counts.nodes:
-        t.add_row(r.name, r.op, r.shape, f"{r.params:,}" if r.params else "", _num(r.flops) if r.flops else "")
+        t.add_row(
+            r.name, r.op, r.shape, f"{r.params:,}" if r.params else "", _num(r.flops) if r.flops else ""
+        )
     return t
 
 
@@ -137,8 +146,14 @@ def _num(v: int | None) -> str:
     return "?" if v is None else f"{v:,}"
 
 
-def compile_command(spec: Any, emit: str | None = None, out_dir: Path | None = None, batch: int | None = None,
-                    as_json: bool = False, bind: Mapping[str, int] | None = None) -> None:
+def compile_command(
+    spec: Any,
+    emit: str | None = None,
+    out_dir: Path | None = None,
+    batch: int | None = None,
+    as_json: bool = False,
+    bind: Mapping[str, int] | None = None,
+) -> None:
     """The body of `specc compile` (cli.py parses the options; `--emit ir|dot` never reach here)."""
     import click
 
@@ -163,8 +178,10 @@ def compile_command(spec: Any, emit: str | None = None, out_dir: Path | None = N
     console = Console(width=max(100, Console().width))
     console.print(render_table(c))
     state = f" (+{c.counts.total_state:,} state)" if c.counts.total_state else ""
-    console.print(f"params: {c.counts.total_params:,}{state}   FLOPs/example: {_num(c.counts.total_flops)}   "
-                  f"XLA compile ({jax.default_backend()}): {c.compile_seconds:.2f} s")
+    console.print(
+        f"params: {c.counts.total_params:,}{state}   FLOPs/example: {_num(c.counts.total_flops)}   "
+        f"XLA compile ({jax.default_backend()}): {c.compile_seconds:.2f} s"
+    )
 
 
 def _write(text: str, out_dir: Path | None, name: str) -> None:

@@ -87,14 +87,28 @@ class RecordingContext:
 Emit = Callable[[dict[str, Any], list[str], Node, str | None], str]
 
 _ACTIVATIONS: dict[str, str] = {
-    "relu": "jax.nn.relu({x})", "sigmoid": "jax.nn.sigmoid({x})", "tanh": "jnp.tanh({x})",
-    "softmax": "jax.nn.softmax({x}, axis={axis})", "log_softmax": "jax.nn.log_softmax({x}, axis={axis})",
-    "gelu": "jax.nn.gelu({x}, approximate={approximate})", "elu": "jax.nn.elu({x}, alpha={alpha})",
-    "leaky_relu": "jax.nn.leaky_relu({x}, negative_slope={slope})", "selu": "jax.nn.selu({x})",
-    "silu": "jax.nn.silu({x})", "softplus": "jax.nn.softplus({x})", "step": "({x} > 0).astype({x}.dtype)",
-    "sign": "jnp.sign({x})", "identity": "{x}", "sin": "jnp.sin({x})", "cos": "jnp.cos({x})",
-    "exp": "jnp.exp({x})", "log": "jnp.log({x})", "sqrt": "jnp.sqrt({x})", "abs": "jnp.abs({x})",
-    "square": "jnp.square({x})", "neg": "-{x}",
+    "relu": "jax.nn.relu({x})",
+    "sigmoid": "jax.nn.sigmoid({x})",
+    "tanh": "jnp.tanh({x})",
+    "softmax": "jax.nn.softmax({x}, axis={axis})",
+    "log_softmax": "jax.nn.log_softmax({x}, axis={axis})",
+    "gelu": "jax.nn.gelu({x}, approximate={approximate})",
+    "elu": "jax.nn.elu({x}, alpha={alpha})",
+    "leaky_relu": "jax.nn.leaky_relu({x}, negative_slope={slope})",
+    "selu": "jax.nn.selu({x})",
+    "silu": "jax.nn.silu({x})",
+    "softplus": "jax.nn.softplus({x})",
+    "step": "({x} > 0).astype({x}.dtype)",
+    "sign": "jnp.sign({x})",
+    "identity": "{x}",
+    "sin": "jnp.sin({x})",
+    "cos": "jnp.cos({x})",
+    "exp": "jnp.exp({x})",
+    "log": "jnp.log({x})",
+    "sqrt": "jnp.sqrt({x})",
+    "abs": "jnp.abs({x})",
+    "square": "jnp.square({x})",
+    "neg": "-{x}",
 }
 _OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
@@ -174,34 +188,53 @@ def _layer(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
     return f"self.{key}({xs[0]})"
 
 
+def _activation(template: str) -> Emit:
+    return lambda a, xs, n, k: template.format(x=xs[0], **{name: lit(v) for name, v in a.items()})
+
+
+def _global_pool(method: str) -> Emit:
+    """global_avgpool / global_maxpool: `method` (mean, max) over every axis between the batch and channels."""
+    return lambda a, xs, n, k: f"{xs[0]}.{method}(axis=tuple(range(1, {xs[0]}.ndim - 1)))"
+
+
+def _join(fn: str) -> Emit:
+    """concat / stack: a jnp function taking the list of inputs and an axis."""
+    return lambda a, xs, n, k: f"jnp.{fn}([{', '.join(xs)}], axis={a['axis']})"
+
+
 EMITTERS: dict[str, Emit] = {
-    **{name: (lambda a, xs, n, k, t=t: t.format(x=xs[0], **{k2: lit(v) for k2, v in a.items()}))
-       for name, t in _ACTIVATIONS.items()},
+    **{name: _activation(t) for name, t in _ACTIVATIONS.items()},
     **dict.fromkeys(JNP_FUNCS, _binary),
     "matmul": lambda a, xs, n, k: f"{xs[0]} @ {xs[1]}",
-    **dict.fromkeys(("dense", "conv", "conv_transpose", "batchnorm", "layernorm", "groupnorm", "dropout", "embed"),
-                    _layer),
-    "maxpool": _pool, "avgpool": _pool,
-    "global_avgpool": lambda a, xs, n, k: f"{xs[0]}.mean(axis=tuple(range(1, {xs[0]}.ndim - 1)))",
-    "global_maxpool": lambda a, xs, n, k: f"{xs[0]}.max(axis=tuple(range(1, {xs[0]}.ndim - 1)))",
+    **dict.fromkeys(
+        ("dense", "conv", "conv_transpose", "batchnorm", "layernorm", "groupnorm", "dropout", "embed"), _layer
+    ),
+    "maxpool": _pool,
+    "avgpool": _pool,
+    "global_avgpool": _global_pool("mean"),
+    "global_maxpool": _global_pool("max"),
     "adaptive_avgpool": lambda a, xs, n, k: f"adaptive_avgpool({xs[0]}, {lit(a['size'])})",
     "upsample": _upsample,
     "flatten": lambda a, xs, n, k: f"{xs[0]}.reshape(*{xs[0]}.shape[:{a['start']}], -1)",
     "reshape": lambda a, xs, n, k: f"{xs[0]}.reshape({', '.join(py_dim(d) for d in n.type.dims)})",
     "transpose": lambda a, xs, n, k: f"jnp.transpose({xs[0]}, {lit(a['perm'])})",
-    "concat": lambda a, xs, n, k: f"jnp.concatenate([{', '.join(xs)}], axis={a['axis']})",
-    "stack": lambda a, xs, n, k: f"jnp.stack([{', '.join(xs)}], axis={a['axis']})",
+    "concat": _join("concatenate"),
+    "stack": _join("stack"),
     "split": _split,
     "index": lambda a, xs, n, k: f"{xs[0]}[{', '.join(lit(i) for i in index_key(a['items']))}]",
     "cast": lambda a, xs, n, k: f"{xs[0]}.astype(jnp.{JNP_NAMES[a['dtype']]})",
     "one_hot": lambda a, xs, n, k: f"jax.nn.one_hot({xs[0]}, {a['classes']})",
     **dict.fromkeys(("mean", "sum", "max", "min", "norm", "argmax"), _reduce),
-    "rnn": _recurrent, "lstm": _recurrent, "gru": _recurrent,
-    "attention": lambda a, xs, n, k: f"self.{k}({xs[0]}, mask="
-    + (f"nnx.make_causal_mask({xs[0]}[..., 0]))" if a["causal"] else "None)"),
+    "rnn": _recurrent,
+    "lstm": _recurrent,
+    "gru": _recurrent,
+    "attention": lambda a, xs, n, k: (
+        f"self.{k}({xs[0]}, mask=" + (f"nnx.make_causal_mask({xs[0]}[..., 0]))" if a["causal"] else "None)")
+    ),
     "positional": _positional,
-    "sample_normal": lambda a, xs, n, k:
-    f"{xs[0]} + jnp.exp({xs[1]} / 2) * jax.random.normal(self.{k}(), {xs[0]}.shape, {xs[0]}.dtype)",
+    "sample_normal": lambda a, xs, n, k: (
+        f"{xs[0]} + jnp.exp({xs[1]} / 2) * jax.random.normal(self.{k}(), {xs[0]}.shape, {xs[0]}.dtype)"
+    ),
 }
 
 HELPERS = {
@@ -265,8 +298,10 @@ def emit_flax(g: Graph) -> str:
             continue
         attrs = n.attr
         if n.op == "param":
-            init_lines.append(f"self.{var} = nnx.Param({init_src(attrs.get('init')).text}"
-                              f"(rngs.params(), {lit(tuple(attrs['shape']))}, jnp.float32))")
+            init_lines.append(
+                f"self.{var} = nnx.Param({init_src(attrs.get('init')).text}"
+                f"(rngs.params(), {lit(tuple(attrs['shape']))}, jnp.float32))"
+            )
             if n.id in needed:
                 body.append(f"{var} = self.{var}[...]")
             continue
@@ -283,23 +318,26 @@ def emit_flax(g: Graph) -> str:
             helpers.add(n.op)
         if n.op == "reshape":
             syms_needed |= {s for d in n.type.dims for s in _symbols(d)}
-        args = [names[r.node] if len(g.nodes[r.node].outputs) == 1 else f"{names[r.node]}[{r.index}]"
-                for r in n.inputs]
+        args = [
+            names[r.node] if len(g.nodes[r.node].outputs) == 1 else f"{names[r.node]}[{r.index}]"
+            for r in n.inputs
+        ]
         body.append(f"{var} = {EMITTERS[n.op](attrs, args, n, key)}")
     inputs = [(name, names[nid]) for name, nid in g.inputs]
     used_inputs = {nid for _, nid in g.inputs if nid in needed}
     binds = []
     for name, nid in g.inputs:
         for i, d in enumerate(g.nodes[nid].type.dims):
-            if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
-                s = d.terms[0][0][0]
-                if isinstance(s, str) and s in syms_needed and nid in used_inputs:
-                    binds.append(f"{s} = {name}.shape[{i}]")
-                    syms_needed.discard(s)
+            s = d.as_symbol()
+            if s is not None and s in syms_needed and nid in used_inputs:
+                binds.append(f"{s} = {name}.shape[{i}]")
+                syms_needed.discard(s)
     params = ", ".join(f"{name}" if nid in used_inputs else f"{name}=None" for name, nid in g.inputs)
     renames = [f"{var} = {name}" for name, var in inputs if var != name]
-    outs = ", ".join(f"{name!r}: {names[r.node] if len(g.nodes[r.node].outputs) == 1 else f'{names[r.node]}[{r.index}]'}"
-                     for name, r in g.outputs)
+    outs = ", ".join(
+        f"{name!r}: {names[r.node] if len(g.nodes[r.node].outputs) == 1 else f'{names[r.node]}[{r.index}]'}"
+        for name, r in g.outputs
+    )
     lines = [
         f'"""{g.model}: Flax NNX source generated by `specc compile --emit flax` from the spec.',
         "",

@@ -12,6 +12,7 @@ import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -29,13 +30,21 @@ from ..ops._registry import Lowering, get_op
 # spec name → (jax.nn.initializers name, its argument names in the spec's order, factory?)
 # `zeros`/`ones` are initialisers themselves; the others are factories called with their arguments.
 INITIALIZERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
-    "glorot_uniform": ("glorot_uniform", (), True), "xavier_uniform": ("glorot_uniform", (), True),
-    "glorot_normal": ("glorot_normal", (), True), "xavier_normal": ("glorot_normal", (), True),
-    "he_normal": ("he_normal", (), True), "he_uniform": ("he_uniform", (), True),
-    "lecun_normal": ("lecun_normal", (), True), "lecun_uniform": ("lecun_uniform", (), True),
-    "normal": ("normal", ("stddev",), True), "truncated_normal": ("truncated_normal", ("stddev",), True),
-    "uniform": ("uniform", ("scale",), True), "constant": ("constant", ("value",), True),
-    "orthogonal": ("orthogonal", (), True), "zeros": ("zeros", (), False), "ones": ("ones", (), False),
+    "glorot_uniform": ("glorot_uniform", (), True),
+    "xavier_uniform": ("glorot_uniform", (), True),
+    "glorot_normal": ("glorot_normal", (), True),
+    "xavier_normal": ("glorot_normal", (), True),
+    "he_normal": ("he_normal", (), True),
+    "he_uniform": ("he_uniform", (), True),
+    "lecun_normal": ("lecun_normal", (), True),
+    "lecun_uniform": ("lecun_uniform", (), True),
+    "normal": ("normal", ("stddev",), True),
+    "truncated_normal": ("truncated_normal", ("stddev",), True),
+    "uniform": ("uniform", ("scale",), True),
+    "constant": ("constant", ("value",), True),
+    "orthogonal": ("orthogonal", (), True),
+    "zeros": ("zeros", (), False),
+    "ones": ("ones", (), False),
 }
 SPEC_ARG_NAMES = {"std": "stddev", "scale": "scale", "value": "value"}
 DEFAULT_WEIGHT_INIT = "glorot_uniform"  # LANGUAGE.md §5; Flax's own default is lecun_normal
@@ -173,8 +182,12 @@ class Plan:
         self.by_name = {s.name: s for s in steps}
         self.inputs = tuple((name, nid) for name, nid in graph.inputs)
         # symbols bound from input shapes: (input name, axis, symbol)
-        self.binders = tuple((name, i, d.terms[0][0][0]) for name, nid in graph.inputs
-                             for i, d in enumerate(graph.nodes[nid].type.dims) if _single_symbol(d))
+        self.binders = tuple(
+            (name, i, sym)
+            for name, nid in graph.inputs
+            for i, d in enumerate(graph.nodes[nid].type.dims)
+            if (sym := d.as_symbol()) is not None
+        )
         self._needed: dict[tuple[int, ...], tuple[Step, ...]] = {}
 
     def __hash__(self) -> int:
@@ -203,10 +216,6 @@ class Plan:
         return got
 
 
-def _single_symbol(d: Dim) -> bool:
-    return len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1 and isinstance(d.terms[0][0][0], str)
-
-
 _IDENT = re.compile(r"\W")
 
 
@@ -215,8 +224,11 @@ def layer_keys(graph: Graph) -> dict[int, str]:
     out: dict[int, str] = {}
     used: set[str] = set()
     # not Dict's own attributes, Python keywords, nor the names emitted Flax source uses (emit_flax.py)
-    reserved = set(dir(nnx.Dict)) | set(keyword.kwlist) | {"jax", "jnp", "nnx", "self", "rngs", "sinusoids",
-                                                          "adaptive_avgpool"}
+    reserved = (
+        set(dir(nnx.Dict))
+        | set(keyword.kwlist)
+        | {"jax", "jnp", "nnx", "self", "rngs", "sinusoids", "adaptive_avgpool"}
+    )
     for n in graph.nodes:
         base = _IDENT.sub("_", n.name)
         if not base or base[0].isdigit() or base.startswith("_") or base in reserved:
@@ -234,6 +246,10 @@ class ParamValue(nnx.Module):
 
     def __init__(self, shape: tuple[int, ...], init: Fn | None, *, rngs: nnx.Rngs):
         self.value = nnx.Param(initializer(init)(rngs.params(), shape, jnp.float32))
+
+
+def _param_value(attrs: dict[str, Any], c: BuildContext) -> ParamValue:
+    return ParamValue(tuple(attrs["shape"]), attrs.get("init"), rngs=c.rngs)
 
 
 class SpecModule(nnx.Module):
@@ -266,12 +282,25 @@ class SpecModule(nnx.Module):
         for n in graph.nodes:
             refs = tuple((r.node, -1 if len(graph.nodes[r.node].outputs) == 1 else r.index) for r in n.inputs)
             if n.op == "input":
-                steps.append(Step(n.id, n.name, INPUT, None, None, {}, refs, n, "input", input_ids.get(n.id, n.name),
-                                  jnp.dtype(JNP_NAMES[n.type.dtype])))
+                steps.append(
+                    Step(
+                        n.id,
+                        n.name,
+                        INPUT,
+                        None,
+                        None,
+                        {},
+                        refs,
+                        n,
+                        "input",
+                        input_ids.get(n.id, n.name),
+                        jnp.dtype(JNP_NAMES[n.type.dtype]),
+                    )
+                )
                 continue
             attrs = n.attr
             if n.op == "param":
-                layers[keys[n.id]] = make(lambda c, a=attrs: ParamValue(tuple(a["shape"]), a.get("init"), rngs=c.rngs))
+                layers[keys[n.id]] = make(partial(_param_value, attrs))
                 steps.append(Step(n.id, n.name, PARAM, keys[n.id], None, attrs, refs, n, "param"))
                 continue
             types = tuple(graph.type_of(r) for r in n.inputs)
@@ -279,7 +308,7 @@ class SpecModule(nnx.Module):
             op = get_op(n.op)
             assert op is not None
             build = lw.build if lw.build is not None else op.lowerings[0].build
-            layer = make(lambda c, b=build, a=attrs, t=types: b(a, t, c)) if build is not None else None
+            layer = make(partial(build, attrs, types)) if build is not None else None
             key = None
             if layer is not None:  # a build may decline (positional with fixed sinusoids owns nothing)
                 key = keys[n.id]
@@ -335,21 +364,28 @@ class SpecModule(nnx.Module):
                 env[sym] = int(jnp.shape(v)[axis])
         return env
 
-    def _run(self, inputs: Mapping[str, Any], steps: Iterable[Step], perturb: Mapping[str, Any] | None) -> list[Any]:
+    def _run(
+        self, inputs: Mapping[str, Any], steps: Iterable[Step], perturb: Mapping[str, Any] | None
+    ) -> list[Any]:
         vals: list[Any] = [None] * len(self.plan.steps)
         ctx = ApplyContext(self._bind(inputs))
         layers = self.layers
         for s in steps:
+            v: Any
             if s.kind == INPUT:
-                x = inputs.get(s.input)  # type: ignore[arg-type]
+                assert s.input is not None  # input steps always carry their name
+                x = inputs.get(s.input)
                 v = None if x is None else jnp.asarray(x, dtype=s.dtype)
             elif s.kind == PARAM:
                 v = layers[s.key].value[...]
             else:
-                args = [vals[i] if j < 0 else (vals[i][j] if vals[i] is not None else None) for i, j in s.refs]
+                args = [
+                    vals[i] if j < 0 else (vals[i][j] if vals[i] is not None else None) for i, j in s.refs
+                ]
                 if any(a is None for a in args):
                     continue
                 ctx.node = s.node
+                assert s.apply is not None  # op steps always carry their lowering
                 v = s.apply(layers[s.key] if s.key is not None else None, s.attrs, args, ctx)
                 if isinstance(v, list):
                     v = tuple(v)
@@ -364,8 +400,14 @@ class SpecModule(nnx.Module):
         return [name for name, nid in self.plan.inputs if nid in needed and inputs.get(name) is None]
 
 
-def build_module(graph: Graph, *, rngs: nnx.Rngs | None = None, seed: int = 0, platform: str | None = None,
-                 abstract: bool = False) -> SpecModule:
+def build_module(
+    graph: Graph,
+    *,
+    rngs: nnx.Rngs | None = None,
+    seed: int = 0,
+    platform: str | None = None,
+    abstract: bool = False,
+) -> SpecModule:
     """Lower a checked graph to a SpecModule (an nnx.Module) with freshly initialised parameters.
 
     abstract: parameters and state as jax.ShapeDtypeStruct — nothing allocated or compiled; for counting,

@@ -10,43 +10,38 @@ from dataclasses import dataclass, field
 
 from ..source import NO_SPAN, Span
 
-
-def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
-
-
 # ---- expressions ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Num:
     value: int | float
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Str:
     value: str
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Bool:
     value: bool
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Name:
     id: str
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Kwarg:
     name: str
     value: Expr
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -57,8 +52,8 @@ class Call:
     args: tuple[Expr, ...] = ()
     kwargs: tuple[Kwarg, ...] = ()
     bare: bool = False
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    func_span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,13 +61,13 @@ class BinOp:
     op: str  # one of + - * / @ **
     left: Expr
     right: Expr
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Neg:
     operand: Expr
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -80,31 +75,31 @@ class Slice:
     lo: Expr | None
     hi: Expr | None
     step: Expr | None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class EllipsisLit:
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Index:
     value: Expr
     items: tuple[Expr | Slice | EllipsisLit, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class ListLit:
     items: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class TupleLit:
     items: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ class Pipeline:
 
     head: Expr
     stages: tuple[Call, ...] = ()
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 Expr = Num | Str | Bool | Name | Call | BinOp | Neg | Index | ListLit | TupleLit | Pipeline
@@ -127,15 +122,15 @@ class TensorTypeExpr:
 
     dtype: str | None
     dims: tuple[Expr, ...]
-    span: Span = _span()
-    dtype_span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    dtype_span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class InputDecl:
     name: str
     type: TensorTypeExpr | None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -143,7 +138,7 @@ class ParamDecl:
     name: str
     type: TensorTypeExpr
     init: Expr | None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -151,14 +146,14 @@ class Assign:
     targets: tuple[str, ...]
     value: Pipeline
     assert_dims: tuple[Expr, ...] | None = None
-    span: Span = _span()
-    assert_span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    assert_span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Output:
     names: tuple[str, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
     name_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 
@@ -166,14 +161,14 @@ class Output:
 class Default:
     key: str
     value: Expr
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Let:
     name: str
     value: Expr
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 Stmt = InputDecl | ParamDecl | Assign | Output | Default | Let
@@ -185,14 +180,14 @@ Stmt = InputDecl | ParamDecl | Assign | Output | Default | Let
 class BlockParam:
     name: str
     default: Expr | None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class ModelDef:
     name: str
     body: tuple[Stmt, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -200,13 +195,13 @@ class BlockDef:
     name: str
     params: tuple[BlockParam, ...]
     body: tuple[Stmt, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Import:
     path: str
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -216,21 +211,21 @@ class Entry:
     key: str
     value: Expr
     rename: tuple[tuple[str, str], ...] | None = None
-    span: Span = _span()
-    key_span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    key_span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class TrainDef:
     entries: tuple[Entry, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class ObjectiveDef:
     name: str
     entries: tuple[Entry, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 Item = ModelDef | BlockDef | Let | Import | TrainDef | ObjectiveDef

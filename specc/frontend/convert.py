@@ -183,9 +183,12 @@ def format_source(src: Source, force: bool = False) -> str:
     if force:
         return text
     n = len(find_comments(src.text))
-    raise SpecError.one("value error", f"fmt could not keep the {n} comment(s) of this file in place",
-                        Span.point(src.name, 1, 1), "pass --force to format it without its comments").with_sources(
-        {src.name: src})
+    raise SpecError.one(
+        "value error",
+        f"fmt could not keep the {n} comment(s) of this file in place",
+        Span.point(src.name, 1, 1),
+        "pass --force to format it without its comments",
+    ).with_sources({src.name: src})
 
 
 def format_file(path: Path | str, check_only: bool = False, force: bool = False) -> bool:
@@ -193,8 +196,12 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
     path = Path(path)
     src = read_source(path)
     if path.suffix in YAML_SUFFIXES:
-        raise SpecError.one("file error", f"specc fmt formats .net files; {src.name} is YAML", None,
-                            f"to get canonical .net text, run `specc convert {src.name} --to net`")
+        raise SpecError.one(
+            "file error",
+            f"specc fmt formats .net files; {src.name} is YAML",
+            None,
+            f"to get canonical .net text, run `specc convert {src.name} --to net`",
+        )
     new = format_source(src, force)
     changed = new.encode() != path.read_bytes()
     if changed and not check_only:

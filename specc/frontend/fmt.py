@@ -82,10 +82,14 @@ def format_stmt(s: ast.Stmt) -> str:
     if isinstance(s, ast.InputDecl):
         return f"input {s.name}" + (f": {_type(s.type)}" if s.type is not None else "")
     if isinstance(s, ast.ParamDecl):
-        return f"param {s.name}: {_type(s.type)}" + (f" = {format_expr(s.init)}" if s.init is not None else "")
+        return f"param {s.name}: {_type(s.type)}" + (
+            f" = {format_expr(s.init)}" if s.init is not None else ""
+        )
     if isinstance(s, ast.Assign):
         lhs = f"{', '.join(s.targets)} = "
-        check = f" : [{', '.join(format_expr(d) for d in s.assert_dims)}]" if s.assert_dims is not None else ""
+        check = (
+            f" : [{', '.join(format_expr(d) for d in s.assert_dims)}]" if s.assert_dims is not None else ""
+        )
         text = lhs + format_expr(s.value) + check
         p = s.value
         if len(text) + 2 > MAX_LINE and p.stages:
@@ -118,7 +122,11 @@ def _body(stmts: tuple[ast.Stmt, ...]) -> list[str]:
     for s in stmts:
         kind = type(s)
         # a blank line between groups of different statements (inputs | computation | outputs)
-        if prev_kind is not None and kind is not prev_kind and (ast.InputDecl in (kind, prev_kind) or kind is ast.Output):
+        if (
+            prev_kind is not None
+            and kind is not prev_kind
+            and (ast.InputDecl in (kind, prev_kind) or kind is ast.Output)
+        ):
             lines.append("")
         lines.append("  " + format_stmt(s))
         prev_kind = kind
@@ -128,7 +136,12 @@ def _body(stmts: tuple[ast.Stmt, ...]) -> list[str]:
 def _entries(entries: tuple[ast.Entry, ...]) -> list[str]:
     out = []
     for e in entries:
-        if isinstance(e.value, ast.Call) and e.value.func == e.key and e.rename is None and _is_bare_call_entry(e):
+        if (
+            isinstance(e.value, ast.Call)
+            and e.value.func == e.key
+            and e.rename is None
+            and _is_bare_call_entry(e)
+        ):
             out.append("  " + format_expr(e.value))
             continue
         text = f"  {e.key} = {format_expr(e.value)}"
@@ -146,7 +159,9 @@ def format_item(item: ast.Item) -> str:
     if isinstance(item, ast.ModelDef):
         return "\n".join([f"model {item.name} {{", *_body(item.body), "}"])
     if isinstance(item, ast.BlockDef):
-        params = ", ".join(p.name + (f"={format_expr(p.default)}" if p.default is not None else "") for p in item.params)
+        params = ", ".join(
+            p.name + (f"={format_expr(p.default)}" if p.default is not None else "") for p in item.params
+        )
         return "\n".join([f"block {item.name}({params}) {{", *_body(item.body), "}"])
     if isinstance(item, ast.Let):
         return format_stmt(item)

@@ -35,17 +35,24 @@ class Program:
 
     def model(self, name: str | None = None) -> ast.ModelDef:
         if not self.models:
-            raise SpecError.one("name error", f"{self.module.file or self.path} defines no model",
-                                Span.point(str(self.module.file or self.path), 1, 1),
-                                "a spec needs a `model NAME { ... }` section").with_sources(self.sources)
+            raise SpecError.one(
+                "name error",
+                f"{self.module.file or self.path} defines no model",
+                Span.point(str(self.module.file or self.path), 1, 1),
+                "a spec needs a `model NAME { ... }` section",
+            ).with_sources(self.sources)
         if name is None:
             return list(self.models.values())[-1]
         if name not in self.models:
             from ..errors import did_you_mean
 
             dym = did_you_mean(name, self.models)
-            raise SpecError.one("name error", f"no model named '{name}' in {self.module.file}" + (f"; {dym}" if dym else ""),
-                                None, "models in this file: " + ", ".join(self.models))
+            raise SpecError.one(
+                "name error",
+                f"no model named '{name}' in {self.module.file}" + (f"; {dym}" if dym else ""),
+                None,
+                "models in this file: " + ", ".join(self.models),
+            )
         return self.models[name]
 
 
@@ -99,8 +106,12 @@ def load_program(path: Path | str, text: str | None = None) -> Program:
             _define(lets, item.name, item, "constant", diags, {})
         elif isinstance(item, ast.TrainDef):
             if trains:
-                diags.add("name error", "a second `train` section; a spec has at most one", item.span,
-                          "merge the sections, or use `objective NAME { ... }` for several losses")
+                diags.add(
+                    "name error",
+                    "a second `train` section; a spec has at most one",
+                    item.span,
+                    "merge the sections, or use `objective NAME { ... }` for several losses",
+                )
             trains.append(item)
         elif isinstance(item, ast.ObjectiveDef):
             _define(objectives, item.name, item, "objective", diags, {})
@@ -112,30 +123,50 @@ def _define(table: dict, name: str, item: object, what: str, diags: Diagnostics,
     span: Span = item.span  # type: ignore[attr-defined]
     if name in table:
         first = table[name].span
-        diags.add("name error", f"{what} '{name}' is defined twice (first at {first.file}:{first.line}:{first.col})", span,
-                  "rename one of them")
+        diags.add(
+            "name error",
+            f"{what} '{name}' is defined twice (first at {first.file}:{first.line}:{first.col})",
+            span,
+            "rename one of them",
+        )
     elif name in other:
         diags.add("name error", f"'{name}' names both a model and a block", span, "rename one of them")
     else:
         table[name] = item
 
 
-def _collect_imports(module: ast.Module, here: Path, chain: list[Path], blocks: dict[str, ast.BlockDef],
-                     lets: dict[str, ast.Let], sources: dict[str, Source], diags: Diagnostics,
-                     done: set[Path]) -> None:
+def _collect_imports(
+    module: ast.Module,
+    here: Path,
+    chain: list[Path],
+    blocks: dict[str, ast.BlockDef],
+    lets: dict[str, ast.Let],
+    sources: dict[str, Source],
+    diags: Diagnostics,
+    done: set[Path],
+) -> None:
     for item in module.items:
         if not isinstance(item, ast.Import):
             continue
         target = (here.parent / item.path).resolve()
         if target in chain:
-            cycle = " → ".join(p.name for p in [*chain[chain.index(target):], target])
-            diags.add("import error", f"import cycle: {cycle}", item.span, "move the shared blocks into a file both import")
+            cycle = " → ".join(p.name for p in [*chain[chain.index(target) :], target])
+            diags.add(
+                "import error",
+                f"import cycle: {cycle}",
+                item.span,
+                "move the shared blocks into a file both import",
+            )
             continue
         if target in done:
             continue
         if not target.is_file():
-            diags.add("import error", f'cannot import "{item.path}": no file {Source.display_name(target)}', item.span,
-                      "import paths are relative to the importing file")
+            diags.add(
+                "import error",
+                f'cannot import "{item.path}": no file {Source.display_name(target)}',
+                item.span,
+                "import paths are relative to the importing file",
+            )
             continue
         try:
             src = read_source(target)

@@ -6,7 +6,7 @@ import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -147,6 +147,16 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line or 0, tok.column or 0, tok.end_line or tok.line or 0, tok.end_column or 0)
 
 
+def _bin(op: str) -> Any:
+    """A _ToAst rule building the binary operation `op`."""
+
+    @v_args(meta=True)
+    def rule(self: _ToAst, meta: Any, c: list[Any]) -> ast.BinOp:
+        return ast.BinOp(op, c[0], c[1], self._span(meta))
+
+    return rule
+
+
 class _ToAst(Transformer[Any, Any]):
     def __init__(self, file: str):
         super().__init__()
@@ -271,7 +281,10 @@ class _ToAst(Transformer[Any, Any]):
         return ast.Call(str(c[0]), args, kwargs, False, self._span(meta), self._t(c[0]))
 
     def args(self, c: list[Any]) -> tuple[tuple[Any, ...], tuple[ast.Kwarg, ...]]:
-        return (tuple(a for a in c if not isinstance(a, ast.Kwarg)), tuple(a for a in c if isinstance(a, ast.Kwarg)))
+        return (
+            tuple(a for a in c if not isinstance(a, ast.Kwarg)),
+            tuple(a for a in c if isinstance(a, ast.Kwarg)),
+        )
 
     @v_args(meta=True)
     def kwarg(self, meta: Any, c: list[Any]) -> ast.Kwarg:
@@ -279,13 +292,6 @@ class _ToAst(Transformer[Any, Any]):
 
     def exprs(self, c: list[Any]) -> tuple[Any, ...]:
         return tuple(c)
-
-    def _bin(op: str) -> Any:
-        @v_args(meta=True)
-        def rule(self: _ToAst, meta: Any, c: list[Any]) -> ast.BinOp:
-            return ast.BinOp(op, c[0], c[1], self._span(meta))
-
-        return rule
 
     add = _bin("+")
     sub = _bin("-")
@@ -389,10 +395,10 @@ _LOOKALIKES = {
     "\u2192": "write the pipeline arrow as '->'",
     "\u00d7": "write multiplication as '*'",
     "\u2212": "write minus as '-'",
-    "\u201c": "strings use plain double quotes \"...\"",
-    "\u201d": "strings use plain double quotes \"...\"",
-    "\u2018": "strings use plain double quotes \"...\"",
-    "\u2019": "strings use plain double quotes \"...\"",
+    "\u201c": 'strings use plain double quotes "..."',
+    "\u201d": 'strings use plain double quotes "..."',
+    "\u2018": 'strings use plain double quotes "..."',
+    "\u2019": 'strings use plain double quotes "..."',
 }
 _SECTION = re.compile(r"\b(model|block|objective)\s+([A-Za-z_]\w*)|\b(train)\b")
 
@@ -435,53 +441,65 @@ def _describe_opener(op: _Opener) -> str:
 def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) -> SpecError:
     file = src.name
     if isinstance(e, UnexpectedCharacters):
-        ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else "?"
+        # lark declares pos_in_stream as None on the base class; UnexpectedCharacters always sets it
+        pos = cast(int, e.pos_in_stream)
+        ch = src.text[pos] if pos < len(src.text) else "?"
         span = Span.point(file, e.line, e.column)
         if ch == '"':
-            rest = len(src.line(e.line)) - e.column + 1
-            return SpecError.one("syntax error", "unterminated string: no closing '\"' on this line",
-                                 Span.point(file, e.line, e.column, rest),
-                                 'a string ends on the line it starts: "like this"')
+            width = len(src.line(e.line)) - e.column + 1
+            return SpecError.one(
+                "syntax error",
+                "unterminated string: no closing '\"' on this line",
+                Span.point(file, e.line, e.column, width),
+                'a string ends on the line it starts: "like this"',
+            )
         hint = _LOOKALIKES.get(ch, "remove it, or put it in a comment with '#'")
         shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
         return SpecError.one("syntax error", f"unexpected character {shown}", span, hint)
-    tok: Token = e.token if isinstance(e, UnexpectedToken | UnexpectedEOF) else None  # type: ignore[assignment]
-    if tok is None or tok.type == "$END" or tok.line is None:
+    tok: Token | None = e.token if isinstance(e, UnexpectedToken | UnexpectedEOF) else None
+    if tok is None or tok.type == "$END" or tok.line is None or tok.column is None:
         last = len(src.lines)
         col = len(src.line(last)) + 1
-        tok = Token("$END", "", line=last, column=col, end_line=last, end_column=col + 1)  # type: ignore[call-arg]
+        tok = Token("$END", "", line=last, column=col, end_line=last, end_column=col + 1)
+    # lark types a token's position as optional; every token here has one (the stand-in above included)
+    tline, tcol = cast(int, tok.line), cast(int, tok.column)
     expected = sorted(getattr(e, "expected", set()) or set())
-    span = _tok_span(file, tok) if tok.type != "$END" else Span.point(file, tok.line, tok.column)
+    span = _tok_span(file, tok) if tok.type != "$END" else Span.point(file, tline, tcol)
     if tok.type == "_NL" and str(tok) != ";":
         # point just past the last character of the line rather than at the invisible newline
-        span = Span.point(file, tok.line, tok.column)
+        span = Span.point(file, tline, tcol)
 
     # An opener left open when the line (or the file, or the block) ends is the most common slip.
     stack = [o for o in layout.stack if o.token.type != "LBRACE"]
     if stack:
         op = stack[-1]
         closer = _OPENERS[op.token.type]
-        closes_elsewhere = tok.type in ("RBRACE", "$END") or (tok.line or 0) > (op.token.line or 0)
+        closes_elsewhere = tok.type in ("RBRACE", "$END") or tline > (op.token.line or 0)
         closer_expected = f"'{closer}'" in {_word(x, lark) for x in expected}
         # '->', ':' and '{' cannot stand inside brackets: the bracket before them was left open
         if closes_elsewhere or (closer_expected and tok.type in {*_CLOSERS, "_ARROW", "COLON", "LBRACE"}):
             where = f"{op.token.line}:{op.token.column}"
-            same_line = tok.type != "$END" and tok.line == op.token.line
+            same_line = tok.type != "$END" and tline == op.token.line
             return SpecError.one(
                 "syntax error",
                 f"missing '{closer}' to close {_describe_opener(op)} opened at {where}",
                 _tok_span(file, op.token),
-                f"add '{closer}' before {_found(tok)}" if same_line
+                f"add '{closer}' before {_found(tok)}"
+                if same_line
                 else f"add '{closer}' at the end of line {_last_code_line(src, tok, op.token.line or 1)}",
             )
     # A '}' left out shows up at the end of the file, or at the next top-level section.
     braces = [o for o in layout.stack if o.token.type == "LBRACE"]
-    at_line_start = tok.type == "$END" or not src.line(tok.line)[: (tok.column or 1) - 1].strip()
+    at_line_start = tok.type == "$END" or not src.line(tline)[: tcol - 1].strip()
     if braces and at_line_start and tok.type in ("$END", "MODEL", "BLOCK", "TRAIN", "OBJECTIVE", "IMPORT"):
         op = braces[-1]
         head = src.line(op.token.line or 1)[: (op.token.column or 1) - 1]
         m = [*_SECTION.finditer(head)]
-        what = (f"{m[-1].group(1)} {m[-1].group(2)}" if m[-1].group(1) else "the train section") if m else "the block"
+        what = (
+            (f"{m[-1].group(1)} {m[-1].group(2)}" if m[-1].group(1) else "the train section")
+            if m
+            else "the block"
+        )
         return SpecError.one(
             "syntax error",
             f"missing '}}' to close {what} opened at {op.token.line}:{op.token.column}",
@@ -489,27 +507,52 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
             f"add '}}' at the end of line {_last_code_line(src, tok, op.token.line or 1)}",
         )
     if tok.type in _CLOSERS and not any(o.token.type == _CLOSERS[tok.type] for o in layout.stack):
-        return SpecError.one("syntax error", f"unmatched '{tok}'", span, f"remove it, or add the '{ {'RPAR': '(', 'RSQB': '[', 'RBRACE': '{'}[tok.type]}' it closes")
+        return SpecError.one(
+            "syntax error",
+            f"unmatched '{tok}'",
+            span,
+            f"remove it, or add the '{ {'RPAR': '(', 'RSQB': '[', 'RBRACE': '{'}[tok.type] }' it closes",
+        )
 
-    before = src.line(tok.line)[: (tok.column or 1) - 1] if tok.type != "$END" else ""
+    before = src.line(tline)[: tcol - 1] if tok.type != "$END" else ""
     code_before = before.split("#")[0].rstrip()
     if tok.type == "_NL" and code_before.endswith("->"):
-        return SpecError.one("syntax error", f"'->' must be followed by a stage (an op or block call), found {_found(tok)}",
-                             span, "finish the pipeline, e.g. `-> relu`, or remove the trailing '->'; "
-                             "to continue on the next line, start that line with '->'")
+        return SpecError.one(
+            "syntax error",
+            f"'->' must be followed by a stage (an op or block call), found {_found(tok)}",
+            span,
+            "finish the pipeline, e.g. `-> relu`, or remove the trailing '->'; "
+            "to continue on the next line, start that line with '->'",
+        )
     if tok.type == "_ARROW" and not code_before.strip():
-        return SpecError.one("syntax error", "this line starts with '->', but the statement above is not an open pipeline",
-                             span, "a line starting with '->' continues the pipeline above it; a shape assertion "
-                             "`: [...]` goes after the last stage")
-    if tok.type not in ("EQUAL", "_NL", "$END") and "EQUAL" in expected and re.fullmatch(r"\s*[A-Za-z_]\w*\s*", before):
+        return SpecError.one(
+            "syntax error",
+            "this line starts with '->', but the statement above is not an open pipeline",
+            span,
+            "a line starting with '->' continues the pipeline above it; a shape assertion "
+            "`: [...]` goes after the last stage",
+        )
+    if (
+        tok.type not in ("EQUAL", "_NL", "$END")
+        and "EQUAL" in expected
+        and re.fullmatch(r"\s*[A-Za-z_]\w*\s*", before)
+    ):
         target = before.strip()
-        rest = src.line(tok.line)[(tok.column or 1) - 1 :].split("#")[0].strip()
+        rest = src.line(tline)[tcol - 1 :].split("#")[0].strip()
         rest = rest if len(rest) <= 40 else rest[:37] + "..."
-        return SpecError.one("syntax error", f"expected '=' after '{target}', found {_found(tok)}", span,
-                             f"bind a value with `{target} = {rest}`")
+        return SpecError.one(
+            "syntax error",
+            f"expected '=' after '{target}', found {_found(tok)}",
+            span,
+            f"bind a value with `{target} = {rest}`",
+        )
     words = sorted({_word(x, lark) for x in expected if not x.startswith("__")} - {"'as'"})
     if len(words) > 6:
-        words = [w for w in words if w in ("a name", "a number", "'='", "')'", "']'", "'}'", "the end of the statement")] or words[:6]
+        words = [
+            w
+            for w in words
+            if w in ("a name", "a number", "'='", "')'", "']'", "'}'", "the end of the statement")
+        ] or words[:6]
     exp = " or ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " or " + words[-1]
     hint = _hint_for(tok, expected)
     return SpecError.one("syntax error", f"expected {exp}, found {_found(tok)}", span, hint)
@@ -569,8 +612,12 @@ def decode(data: bytes, name: str) -> Source:
         pos = text.index("\x00")
         line = text.count("\n", 0, pos) + 1
         col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        raise SpecError.one("file error", "the file contains a NUL byte; it looks binary", Span.point(name, line, col),
-                            "spec files are UTF-8 text; is this the right file?")
+        raise SpecError.one(
+            "file error",
+            "the file contains a NUL byte; it looks binary",
+            Span.point(name, line, col),
+            "spec files are UTF-8 text; is this the right file?",
+        )
     return Source(name, text.lstrip("\ufeff"))
 
 
@@ -597,10 +644,17 @@ def _check_depth(tree: Tree[Token], src: Source) -> None:
         node, depth, stmt = stack.pop()
         if depth > MAX_DEPTH:
             meta = stmt.meta  # point at the statement: the deepest node is only one of its many operands
-            span = (Span.point(src.name, 1, 1) if getattr(meta, "empty", True)
-                    else Span(src.name, meta.line, meta.column, meta.end_line, meta.end_column))
-            raise SpecError.one("syntax error", f"an expression nested more than {MAX_DEPTH} levels deep", span,
-                                "split it into named steps: `a = ...`, then `b = a + ...`").with_sources({src.name: src})
+            span = (
+                Span.point(src.name, 1, 1)
+                if getattr(meta, "empty", True)
+                else Span(src.name, meta.line, meta.column, meta.end_line, meta.end_column)
+            )
+            raise SpecError.one(
+                "syntax error",
+                f"an expression nested more than {MAX_DEPTH} levels deep",
+                span,
+                "split it into named steps: `a = ...`, then `b = a + ...`",
+            ).with_sources({src.name: src})
         for c in node.children:
             if isinstance(c, Tree):
                 stack.append((c, depth + 1, c if depth < 4 or stmt is tree else stmt))
@@ -624,7 +678,11 @@ def parse_expr(text: str, name: str = "<string>", line: int = 1, col: int = 1) -
     if col > len(prefix):
         text_at = "\n" * (line - 1) + " " * (col - 1 - len(prefix)) + prefix + text + "\n}"
     else:
-        text_at = "\n" * (line - 2) + prefix + "\n" + " " * (col - 1) + text + "\n}" if line > 1 else prefix + text + "\n}"
+        text_at = (
+            "\n" * (line - 2) + prefix + "\n" + " " * (col - 1) + text + "\n}"
+            if line > 1
+            else prefix + text + "\n}"
+        )
     mod = parse_source(Source(name, text_at))
     train = mod.items[0]
     assert isinstance(train, ast.TrainDef)
@@ -640,6 +698,10 @@ if __name__ == "__main__":
     if "--check-cache" in sys.argv:
         with _self._CACHE.open("rb") as f:
             fresh = f.readline().strip() == _self._cache_key(_self._grammar_text())
-        print("grammar cache is current" if fresh else "grammar cache is stale: run python -m specc.frontend.parse")
+        print(
+            "grammar cache is current"
+            if fresh
+            else "grammar cache is stale: run python -m specc.frontend.parse"
+        )
         sys.exit(0 if fresh else 1)
     print(f"wrote {_self.write_cache()}")

@@ -72,13 +72,21 @@ class _Composer:
     def walk(self, node: yaml.Node) -> YNode:
         self.count += 1
         if self.count > MAX_NODES:
-            raise _fail("value error", f"the document expands to more than {MAX_NODES:,} YAML nodes", self.span(node),
-                        "anchors and aliases (&a, *a) are expanded where they are used; use fewer of them")
+            raise _fail(
+                "value error",
+                f"the document expands to more than {MAX_NODES:,} YAML nodes",
+                self.span(node),
+                "anchors and aliases (&a, *a) are expanded where they are used; use fewer of them",
+            )
         span = self.span(node)
         if node.tag not in _SAFE_TAGS:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            raise _fail("value error", f"YAML tag '{tag}' is not allowed", span,
-                        "specc reads plain YAML: mappings, lists, strings, numbers, booleans and null")
+            raise _fail(
+                "value error",
+                f"YAML tag '{tag}' is not allowed",
+                span,
+                "specc reads plain YAML: mappings, lists, strings, numbers, booleans and null",
+            )
         if isinstance(node, yaml.MappingNode):
             out = YMap([], span)
             for k, v in node.value:
@@ -89,8 +97,12 @@ class _Composer:
                 key = YScalar(k.value, key.span, key.text_at)
                 if k.value in out.keys:
                     first = out.keys[k.value].span
-                    raise _fail("value error", f"duplicate key '{k.value}' (first at {first.line}:{first.col})",
-                                key.span, "a key appears once per mapping; remove or rename one of them")
+                    raise _fail(
+                        "value error",
+                        f"duplicate key '{k.value}' (first at {first.line}:{first.col})",
+                        key.span,
+                        "a key appears once per mapping; remove or rename one of them",
+                    )
                 out.keys[k.value] = key
                 out.items.append((key, self.walk(v)))
             return out
@@ -105,7 +117,7 @@ class _Composer:
         m = node.start_mark
         text = self.src.text
         skip = 1 if node.style in ('"', "'") else 0
-        if text[m.index + skip: m.index + skip + len(node.value)] == node.value:
+        if text[m.index + skip : m.index + skip + len(node.value)] == node.value:
             return m.line + 1, m.column + 1 + skip
         return m.line + 1, m.column + 1
 
@@ -136,11 +148,17 @@ def compose(src: Source) -> YNode | None:
         problem = e.problem or e.context or "malformed YAML"
         message, hint = _yaml_problem(problem)
         closer = next((c for c in ("}", "]") if problem.startswith(f"expected ',' or '{c}'")), None)
-        if closer is not None and e.context_mark is not None:  # an unclosed flow collection: point at its opener
+        if (
+            closer is not None and e.context_mark is not None
+        ):  # an unclosed flow collection: point at its opener
             cm = e.context_mark
-            message = f"missing '{closer}' to close the {'mapping' if closer == '}' else 'list'} opened at " \
-                      f"{cm.line + 1}:{cm.column + 1}"
-            hint = f"add '{closer}' before {'the end of the file' if 'stream end' in problem else 'this point'}"
+            message = (
+                f"missing '{closer}' to close the {'mapping' if closer == '}' else 'list'} opened at "
+                f"{cm.line + 1}:{cm.column + 1}"
+            )
+            hint = (
+                f"add '{closer}' before {'the end of the file' if 'stream end' in problem else 'this point'}"
+            )
         raise _fail("syntax error", message, Span.point(src.name, line, col), hint) from None
     except yaml.YAMLError as e:
         raise _fail("syntax error", f"YAML: {e}", Span.point(src.name, 1, 1)) from None
@@ -160,8 +178,12 @@ def _check_keys(m: YMap, valid: tuple[str, ...] | list[str], where: str) -> None
     for k, _ in m.items:
         if k.value not in valid:
             dym = did_you_mean(str(k.value), valid)
-            raise _fail("name error", f"unknown key '{k.value}' in {where}" + (f"; {dym}" if dym else ""), k.span,
-                        "valid keys: " + ", ".join(valid))
+            raise _fail(
+                "name error",
+                f"unknown key '{k.value}' in {where}" + (f"; {dym}" if dym else ""),
+                k.span,
+                "valid keys: " + ", ".join(valid),
+            )
 
 
 def _want(node: YNode, kind: type, what: str) -> Any:
@@ -186,10 +208,22 @@ def _describe_scalar(node: YNode) -> str:
 
 
 def _name(node: YNode, what: str) -> str:
-    if not isinstance(node, YScalar) or not isinstance(node.value, str) or not re.fullmatch(r"[A-Za-z_]\w*", node.value):
-        raise _fail("type error", f"{what} must be a name, got " + (
-            _describe_scalar(node) if isinstance(node, YScalar) else _KIND_WORDS[type(node)].replace("a single", "a")),
-            node.span, "names start with a letter or '_' and hold letters, digits and '_'")
+    if (
+        not isinstance(node, YScalar)
+        or not isinstance(node.value, str)
+        or not re.fullmatch(r"[A-Za-z_]\w*", node.value)
+    ):
+        raise _fail(
+            "type error",
+            f"{what} must be a name, got "
+            + (
+                _describe_scalar(node)
+                if isinstance(node, YScalar)
+                else _KIND_WORDS[type(node)].replace("a single", "a")
+            ),
+            node.span,
+            "names start with a letter or '_' and hold letters, digits and '_'",
+        )
     return node.value
 
 
@@ -219,47 +253,65 @@ class _Reader:
             if v.count("(") != v.count(")") or v.count("[") != v.count("]"):
                 # `[accuracy(logits, y)]` is, to YAML, the two strings "accuracy(logits" and "y)"
                 d = diags[0]
-                hint = "YAML splits a [list] or {mapping} at ', '; quote the expression: ['accuracy(logits, y)']"
+                hint = (
+                    "YAML splits a [list] or {mapping} at ', '; quote the expression: ['accuracy(logits, y)']"
+                )
                 diags = (type(d)(d.kind, d.message, d.span, hint), *diags[1:])
             raise SpecError(diags) from None
         if isinstance(e, ast.Pipeline) and not allow_pipeline:
-            raise _fail("type error", "a pipeline ('->') is not a value here", node.span,
-                        "write the pipeline as a layer and pass its name")
+            raise _fail(
+                "type error",
+                "a pipeline ('->') is not a value here",
+                node.span,
+                "write the pipeline as a layer and pass its name",
+            )
         return e
 
     def value(self, node: YNode, allow_pipeline: bool = False) -> ast.Expr:
         if isinstance(node, YSeq):
             return ast.ListLit(tuple(self.value(x) for x in node.items), node.span)
         if isinstance(node, YMap):
-            raise _fail("type error", "a value must be a number, boolean, string or list, got a mapping", node.span,
-                        "write calls in .net syntax as a string: \"normal(0.1)\"")
+            raise _fail(
+                "type error",
+                "a value must be a number, boolean, string or list, got a mapping",
+                node.span,
+                'write calls in .net syntax as a string: "normal(0.1)"',
+            )
         v = node.value
         if isinstance(v, bool):
             return ast.Bool(v, node.span)
         if isinstance(v, int | float):
             return ast.Num(v, node.span)
         if v is None:
-            raise _fail("type error", "a value is missing here (null)", node.span, "give a number, a name or an expression")
+            raise _fail(
+                "type error",
+                "a value is missing here (null)",
+                node.span,
+                "give a number, a name or an expression",
+            )
         return self.parse_text(node, allow_pipeline)
 
     def type_expr(self, node: YNode, what: str) -> ast.TensorTypeExpr:
         if not isinstance(node, YScalar) or not isinstance(node.value, str):
-            raise _fail("type error", f"{what} must be a tensor type like \"f32[N, 64]\"", node.span)
+            raise _fail("type error", f'{what} must be a tensor type like "f32[N, 64]"', node.span)
         m = _TYPE_RE.match(node.value)
         if m:  # `f32[]` (a scalar) is a type but not an expression
             return ast.TensorTypeExpr(m.group(1), (), node.span, node.span)
         e = self.parse_text(node, allow_pipeline=False)
-        if isinstance(e, ast.Index) and isinstance(e.value, ast.Name) and not any(
-                isinstance(i, ast.Slice | ast.EllipsisLit) for i in e.items):
+        if (
+            isinstance(e, ast.Index)
+            and isinstance(e.value, ast.Name)
+            and not any(isinstance(i, ast.Slice | ast.EllipsisLit) for i in e.items)
+        ):
             return ast.TensorTypeExpr(e.value.id, tuple(e.items), e.span, e.value.span)  # type: ignore[arg-type]
         if isinstance(e, ast.ListLit):
             return ast.TensorTypeExpr(None, e.items, e.span, e.span)
-        raise _fail("type error", f"{what} must be a tensor type like \"f32[N, 64]\" or \"[2, 3]\"", node.span)
+        raise _fail("type error", f'{what} must be a tensor type like "f32[N, 64]" or "[2, 3]"', node.span)
 
     def dims(self, node: YNode) -> tuple[ast.Expr, ...]:
         e = self.value(node)
         if not isinstance(e, ast.ListLit):
-            raise _fail("type error", "assert must be a shape like \"[N, 10]\"", node.span)
+            raise _fail("type error", 'assert must be a shape like "[N, 10]"', node.span)
         return e.items
 
     # module
@@ -268,8 +320,12 @@ class _Reader:
         if root is None:
             return ast.Module((), self.src.name)
         if not isinstance(root, YMap):
-            raise _fail("type error", "a YAML spec is a mapping with keys " + ", ".join(_TOP_KEYS),
-                        root.span, "start the file with `models:`")
+            raise _fail(
+                "type error",
+                "a YAML spec is a mapping with keys " + ", ".join(_TOP_KEYS),
+                root.span,
+                "start the file with `models:`",
+            )
         _check_keys(root, _TOP_KEYS, "the spec")
         items: list[ast.Item] = []
         for key, node in root.items:
@@ -287,8 +343,13 @@ class _Reader:
                 items.append(ast.TrainDef(self.entries(node, "train"), key.span.to(node.span)))
             else:
                 for name, body in self.named(node, "objective"):
-                    items.append(ast.ObjectiveDef(name.value, self.entries(body, f"objective {name.value}"),  # type: ignore[arg-type]
-                                                  name.span.to(body.span)))
+                    items.append(
+                        ast.ObjectiveDef(
+                            str(name.value),
+                            self.entries(body, f"objective {name.value}"),
+                            name.span.to(body.span),
+                        )
+                    )
         return ast.Module(tuple(items), self.src.name)
 
     def named(self, node: YNode, what: str) -> list[tuple[YScalar, YNode]]:
@@ -338,13 +399,19 @@ class _Reader:
                 else:
                     for pk, pv in _want(v, YMap, "args").items:
                         default = None if isinstance(pv, YScalar) and pv.value is None else self.value(pv)
-                        params.append(ast.BlockParam(_name(pk, "a block argument"), default, pk.span.to(pv.span)))
+                        params.append(
+                            ast.BlockParam(_name(pk, "a block argument"), default, pk.span.to(pv.span))
+                        )
             elif k == "inputs":
                 if isinstance(v, YSeq) or (isinstance(v, YScalar) and v.value is not None):
                     body += [ast.InputDecl(n, None, s) for n, s in _names(v, "an input")]
                 else:
                     for ik, iv in _want(v, YMap, "inputs").items:
-                        t = None if isinstance(iv, YScalar) and iv.value is None else self.type_expr(iv, f"input {ik.value}'s type")
+                        t = (
+                            None
+                            if isinstance(iv, YScalar) and iv.value is None
+                            else self.type_expr(iv, f"input {ik.value}'s type")
+                        )
                         body.append(ast.InputDecl(_name(ik, "an input"), t, ik.span.to(iv.span)))
             elif k == "params":
                 for pk, pv in _want(v, YMap, "params").items:
@@ -369,9 +436,13 @@ class _Reader:
             _check_keys(v, ("type", "init"), f"param {name}")
             t, init = v.get("type"), v.get("init")
             if t is None:
-                raise _fail("name error", f"param {name} needs a `type`, like type: \"[2, 3]\"", v.span)
-            return ast.ParamDecl(name, self.type_expr(t, f"param {name}'s type"),
-                                 self.value(init) if init is not None else None, key_span.to(v.span))
+                raise _fail("name error", f'param {name} needs a `type`, like type: "[2, 3]"', v.span)
+            return ast.ParamDecl(
+                name,
+                self.type_expr(t, f"param {name}'s type"),
+                self.value(init) if init is not None else None,
+                key_span.to(v.span),
+            )
         return ast.ParamDecl(name, self.type_expr(v, f"param {name}'s type"), None, key_span.to(v.span))
 
     def layer_or_stmt(self, node: YNode, prev: list[str | None], n_layer: list[int]) -> ast.Stmt:
@@ -379,8 +450,12 @@ class _Reader:
         if m.get("op") is None and m.get("expr") is None:
             kind = next((k.value for k, _ in m.items if k.value in _STMT_ENTRY_KEYS), None)
             if kind is None:
-                raise _fail("name error", "a layer needs `op` (an op or block) or `expr` (an expression)", m.span,
-                            "e.g. {name: h, op: dense, features: 100}")
+                raise _fail(
+                    "name error",
+                    "a layer needs `op` (an op or block) or `expr` (an expression)",
+                    m.span,
+                    "e.g. {name: h, op: dense, features: 100}",
+                )
             return self.stmt_entry(m, str(kind))
         n_layer[0] += 1
         st = self.layer(m, prev[0], n_layer[0])
@@ -466,7 +541,9 @@ class _Reader:
         span = m.span
         if isinstance(input_node, YSeq):  # call form: op(a, b, options...)
             if repeat_node is not None:
-                raise _fail("argument error", "repeat takes one input: give `input` a single name", input_node.span)
+                raise _fail(
+                    "argument error", "repeat takes one input: give `input` a single name", input_node.span
+                )
             ins = tuple(ast.Name(n, s) for n, s in _names(input_node, "an input"))
             call = ast.Call(func, (*ins, *args), tuple(kwargs), False, span, op_node.span)
             return ast.Assign(targets, ast.Pipeline(call, (), span), dims, span, aspan)
@@ -475,8 +552,12 @@ class _Reader:
         elif prev is not None:
             head = ast.Name(prev, op_node.span)
         else:
-            raise _fail("name error", f"layer '{targets[0]}' needs an `input`: there is no previous layer to read",
-                        m.span, "add `input: NAME`, or declare the model's inputs first")
+            raise _fail(
+                "name error",
+                f"layer '{targets[0]}' needs an `input`: there is no previous layer to read",
+                m.span,
+                "add `input: NAME`, or declare the model's inputs first",
+            )
         if repeat_node is not None:
             inner = ast.Call(func, tuple(args), tuple(kwargs), False, span, op_node.span)
             stage = ast.Call("repeat", (self.value(repeat_node), inner), (), False, span, repeat_node.span)
@@ -532,18 +613,24 @@ def _out(e: ast.Expr) -> Any:
 def _ynode(v: Any) -> YNode:
     """A Python value as the composer would have produced it (for checking a conversion both ways)."""
     if isinstance(v, dict):
-        m = YMap([], NO_SPAN)
-        for k, x in v.items():
-            key = YScalar(k, NO_SPAN)
-            m.keys[k] = key
-            m.items.append((key, _ynode(x)))
-        return m
+        return _ymap(v)
     if isinstance(v, list):
         return YSeq([_ynode(x) for x in v], NO_SPAN)
     return YScalar(v, NO_SPAN)
 
 
-def _named_args(c: ast.Call, skip: int, sig: tuple[list[str], list[str], int | None] | None) -> dict[str, Any]:
+def _ymap(v: dict[str, Any]) -> YMap:
+    m = YMap([], NO_SPAN)
+    for k, x in v.items():
+        key = YScalar(k, NO_SPAN)
+        m.keys[k] = key
+        m.items.append((key, _ynode(x)))
+    return m
+
+
+def _named_args(
+    c: ast.Call, skip: int, sig: tuple[list[str], list[str], int | None] | None
+) -> dict[str, Any]:
     d: dict[str, Any] = {}
     pos = c.args[skip:]
     if pos:
@@ -562,7 +649,9 @@ class _Writer:
     def __init__(self, module: ast.Module):
         self.mod = module
         blocks_doc = {b.name: self.signature(b) for b in module.items if isinstance(b, ast.BlockDef)}
-        self.reader = _Reader(Source(module.file or "<yaml>", ""), {k: _ynode(v) for k, v in blocks_doc.items()})  # type: ignore[misc]
+        self.reader = _Reader(
+            Source(module.file or "<yaml>", ""), {k: _ymap(v) for k, v in blocks_doc.items()}
+        )
 
     @staticmethod
     def signature(b: ast.BlockDef) -> dict[str, Any]:
@@ -573,12 +662,22 @@ class _Writer:
         doc: dict[str, Any] = {}
         last: str | None = None
         for item in self.mod.items:
-            key = {ast.Import: "imports", ast.Let: "let", ast.BlockDef: "blocks", ast.ModelDef: "models",
-                   ast.TrainDef: "train", ast.ObjectiveDef: "objectives"}[type(item)]
+            key = {
+                ast.Import: "imports",
+                ast.Let: "let",
+                ast.BlockDef: "blocks",
+                ast.ModelDef: "models",
+                ast.TrainDef: "train",
+                ast.ObjectiveDef: "objectives",
+            }[type(item)]
             if key in doc and key != last:
-                raise _fail("value error", f"cannot convert to YAML: the {key} are not together at the top level of the "
-                            "file, and a YAML spec lists each kind of item once", item.span,
-                            "move the definitions of one kind next to each other, then convert")
+                raise _fail(
+                    "value error",
+                    f"cannot convert to YAML: the {key} are not together at the top level of the "
+                    "file, and a YAML spec lists each kind of item once",
+                    item.span,
+                    "move the definitions of one kind next to each other, then convert",
+                )
             if key == "train" and key in doc:
                 raise _fail("value error", "cannot convert to YAML: a second `train` section", item.span)
             last = key
@@ -610,8 +709,14 @@ class _Writer:
         first_input = next((s.name for s in item.body if isinstance(s, ast.InputDecl)), None)
         prev: str | None = first_input
         layers: list[dict[str, Any]] | None = None
-        section_of = {ast.InputDecl: "inputs", ast.ParamDecl: "params", ast.Default: "default", ast.Let: "let",
-                      ast.Assign: "layers", ast.Output: "outputs"}
+        section_of = {
+            ast.InputDecl: "inputs",
+            ast.ParamDecl: "params",
+            ast.Default: "default",
+            ast.Let: "let",
+            ast.Assign: "layers",
+            ast.Output: "outputs",
+        }
         last: str | None = None
         body = item.body
         for i, s in enumerate(body):
@@ -620,16 +725,24 @@ class _Writer:
             if layers is not None and not is_last_output:
                 # once layers began, later statements are entries of the layers list
                 if isinstance(s, ast.InputDecl):
-                    raise _fail("value error", f"cannot convert to YAML: input {s.name} is declared after layers",
-                                s.span, "declare the inputs first, then convert")
+                    raise _fail(
+                        "value error",
+                        f"cannot convert to YAML: input {s.name} is declared after layers",
+                        s.span,
+                        "declare the inputs first, then convert",
+                    )
                 layers.append(self.layer(s, prev) if isinstance(s, ast.Assign) else self.stmt_entry(s))
                 if isinstance(s, ast.Assign):
                     prev = s.targets[0] if len(s.targets) == 1 else None
                 continue
             if sec in d and sec != last:
                 if sec == "inputs":
-                    raise _fail("value error", f"cannot convert to YAML: input {s.name} is not declared with the others",  # type: ignore[union-attr]
-                                s.span, "declare the inputs together, then convert")
+                    raise _fail(
+                        "value error",
+                        f"cannot convert to YAML: input {s.name} is not declared with the others",  # type: ignore[union-attr]
+                        s.span,
+                        "declare the inputs together, then convert",
+                    )
                 layers = d.setdefault("layers", [])  # fall back to the layers list from here on
                 layers.append(self.stmt_entry(s))
                 continue
@@ -637,7 +750,9 @@ class _Writer:
             if isinstance(s, ast.InputDecl):
                 d.setdefault(sec, _Flow())[s.name] = None if s.type is None else _type(s.type)
             elif isinstance(s, ast.ParamDecl):
-                d.setdefault(sec, {})[s.name] = _type(s.type) if s.init is None else _Flow(type=_type(s.type), init=_out(s.init))
+                d.setdefault(sec, {})[s.name] = (
+                    _type(s.type) if s.init is None else _Flow(type=_type(s.type), init=_out(s.init))
+                )
             elif isinstance(s, ast.Default | ast.Let):
                 d.setdefault(sec, {})[s.name if isinstance(s, ast.Let) else s.key] = _out(s.value)
             elif isinstance(s, ast.Output):
@@ -740,11 +855,17 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
-_Dumper.add_representer(_Flow, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
-_Dumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+_Dumper.add_representer(
+    _Flow, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True)
+)
+_Dumper.add_representer(
+    _FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
 
 
 def to_yaml(module: ast.Module) -> str:
     """The module as a YAML spec; parse_yaml(to_yaml(m)) == m. Raises SpecError for the few layouts YAML cannot hold."""
     doc = _Writer(module).module()
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=10**6)
+    return yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=10**6
+    )

@@ -7,7 +7,8 @@ so one mistake is reported once and the rest of the model is still checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ class _Poison:
 
 
 POISON: Any = _Poison()  # the value of anything whose computation failed; never reported twice
+
+# + - * act alike on numbers and on sizes (Dim); / and ** differ and are handled one by one
+_RING_OPS: dict[str, Callable[[Any, Any], Any]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 @dataclass(frozen=True)
@@ -86,24 +90,41 @@ class GraphBuilder:
         try:
             self._body(model.body, env, inputs, outputs, actual_inputs=None, where=f"model {model.name}")
         except _Limit:
-            self.diags.add("value error", f"the model expands to more than {MAX_NODES:,} nodes", model.span,
-                           "lower the repeat counts")
+            self.diags.add(
+                "value error",
+                f"the model expands to more than {MAX_NODES:,} nodes",
+                model.span,
+                "lower the repeat counts",
+            )
         if not outputs and not self.diags:
-            self.diags.add("name error", f"model {model.name} has no `output` statement", model.span,
-                           "add `output NAME` with the value(s) the model returns")
+            self.diags.add(
+                "name error",
+                f"model {model.name} has no `output` statement",
+                model.span,
+                "add `output NAME` with the value(s) the model returns",
+            )
         self.diags.raise_if_any(self.program.sources)
         values = [(k, v.ref) for k, v in env.values.items() if isinstance(v, TVal)]
         return Graph(model.name, tuple(self.nodes), tuple(inputs), tuple(outputs), tuple(values), model.span)
 
     # ---- statements ------------------------------------------------------------------------------
 
-    def _body(self, body: tuple[ast.Stmt, ...], env: _Env, inputs: list[tuple[str, int]],
-              outputs: list[tuple[str, Ref]], actual_inputs: list[Any] | None, where: str) -> list[Any]:
+    def _body(
+        self,
+        body: tuple[ast.Stmt, ...],
+        env: _Env,
+        inputs: list[tuple[str, int]],
+        outputs: list[tuple[str, Ref]],
+        actual_inputs: list[Any] | None,
+        where: str,
+    ) -> list[Any]:
         """Run the statements of a model (actual_inputs None) or of a block instance; returns its outputs."""
         in_decls = [s for s in body if isinstance(s, ast.InputDecl)]
         if actual_inputs is not None and len(in_decls) != len(actual_inputs):
-            raise _CallError(f"{where} takes {len(in_decls)} tensor input(s), got {len(actual_inputs)}",
-                             "declare one `input NAME` per tensor the block receives")
+            raise _CallError(
+                f"{where} takes {len(in_decls)} tensor input(s), got {len(actual_inputs)}",
+                "declare one `input NAME` per tensor the block receives",
+            )
         n_in = 0
         result: list[Any] = []
         for st in body:
@@ -126,13 +147,21 @@ class GraphBuilder:
                     self._bind(st.name, self._const(st.value, env), st.span, env)
                 elif isinstance(st, ast.Default):
                     if st.key != "init":
-                        self.diags.add("name error", f"unknown default '{st.key}'", st.span,
-                                       "the model-wide default is `default init = he_normal`")
+                        self.diags.add(
+                            "name error",
+                            f"unknown default '{st.key}'",
+                            st.span,
+                            "the model-wide default is `default init = he_normal`",
+                        )
                         continue
                     v = self._eval(st.value, env, attr=True)
                     try:
-                        env.default_init = convert_init(v, lambda want, hint="": OpError(
-                            "argument error", f"default init must be {want}, got {describe(v)}", hint))
+                        env.default_init = convert_init(
+                            v,
+                            lambda want, hint="", v=v: OpError(
+                                "argument error", f"default init must be {want}, got {describe(v)}", hint
+                            ),
+                        )
                     except OpError as e:
                         self.diags.add(e.kind, e.message, st.value.span, e.hint)
             except _StmtError:
@@ -140,11 +169,17 @@ class GraphBuilder:
         return result
 
     def _input(self, st: ast.InputDecl, env: _Env, inputs: list[tuple[str, int]], actual: Any) -> None:
-        declared = self._tensor_type(st.type, env, pattern=actual is not None) if st.type is not None else None
+        declared = (
+            self._tensor_type(st.type, env, pattern=actual is not None) if st.type is not None else None
+        )
         if actual is None:  # a model input
             if declared is None:
-                self.diags.add("type error", f"input {st.name} needs a type, like `input {st.name}: f32[N, 64]`",
-                               st.span, "model inputs declare their dtype and shape; only block inputs may omit them")
+                self.diags.add(
+                    "type error",
+                    f"input {st.name} needs a type, like `input {st.name}: f32[N, 64]`",
+                    st.span,
+                    "model inputs declare their dtype and shape; only block inputs may omit them",
+                )
                 self._bind(st.name, POISON, st.span, env)
                 return
             if declared is POISON:
@@ -168,12 +203,20 @@ class GraphBuilder:
         want_dtype = st.type.dtype or None
         where = f"block {env.block.name if env.block else ''} expects input {st.name}"
         if want_dtype is not None and want_dtype != t.dtype:
-            self.diags.add("type error", f"{where}: {want_dtype}{_fmt_exprs(st.type.dims)}, got {t}", st.type.span,
-                           f"the caller passes {t}")
+            self.diags.add(
+                "type error",
+                f"{where}: {want_dtype}{_fmt_exprs(st.type.dims)}, got {t}",
+                st.type.span,
+                f"the caller passes {t}",
+            )
             raise _StmtError
         if len(st.type.dims) != t.rank:
-            self.diags.add("shape error", f"{where} of rank {len(st.type.dims)} {_fmt_exprs(st.type.dims)}, got {t}",
-                           st.type.span, "called from " + _where(env))
+            self.diags.add(
+                "shape error",
+                f"{where} of rank {len(st.type.dims)} {_fmt_exprs(st.type.dims)}, got {t}",
+                st.type.span,
+                "called from " + _where(env),
+            )
             raise _StmtError
         for i, (e, d) in enumerate(zip(st.type.dims, t.dims, strict=True)):
             if isinstance(e, ast.Name) and e.id not in env.symbols and self._lookup(e.id, env) is None:
@@ -181,8 +224,12 @@ class GraphBuilder:
                 continue
             want = self._dim(e, env)
             if want is not POISON and want != d:
-                self.diags.add("shape error", f"{where} with axis {i} = {want}, got {t}", e.span,
-                               "called from " + _where(env))
+                self.diags.add(
+                    "shape error",
+                    f"{where} with axis {i} = {want}, got {t}",
+                    e.span,
+                    "called from " + _where(env),
+                )
                 raise _StmtError
 
     def _param(self, st: ast.ParamDecl, env: _Env) -> None:
@@ -192,20 +239,40 @@ class GraphBuilder:
             return
         shape = t.concrete()
         if shape is None:
-            self.diags.add("shape error", f"param {st.name} needs a known shape, got {t}", st.type.span,
-                           "a free tensor's size cannot depend on the batch")
+            self.diags.add(
+                "shape error",
+                f"param {st.name} needs a known shape, got {t}",
+                st.type.span,
+                "a free tensor's size cannot depend on the batch",
+            )
             self._bind(st.name, POISON, st.span, env)
             return
         init: Any = env.default_init or Fn("glorot_uniform")
         if st.init is not None:
             v = self._eval(st.init, env, attr=True)
             try:
-                init = convert_init(v, lambda want, hint="": OpError(
-                    "argument error", f"param {st.name}'s initializer must be {want}, got {describe(v)}", hint))
+                init = convert_init(
+                    v,
+                    lambda want, hint="": OpError(
+                        "argument error",
+                        f"param {st.name}'s initializer must be {want}, got {describe(v)}",
+                        hint,
+                    ),
+                )
             except OpError as e:
                 self.diags.add(e.kind, e.message, st.init.span, e.hint)
-        nid = self._node(st.name, "param", (("shape", shape), ("init", init)), (), (t,), {"value": shape}, {},
-                         Dim.const(0), st.span, env)
+        nid = self._node(
+            st.name,
+            "param",
+            (("shape", shape), ("init", init)),
+            (),
+            (t,),
+            {"value": shape},
+            {},
+            Dim.const(0),
+            st.span,
+            env,
+        )
         self._bind(st.name, TVal(Ref(nid), t), st.span, env)
 
     def _assign(self, st: ast.Assign, env: _Env) -> None:
@@ -218,14 +285,20 @@ class GraphBuilder:
                 vals = list(v)
             else:
                 n = len(v) if isinstance(v, tuple) else 1
-                self.diags.add("value error", f"{len(st.targets)} names on the left but the right side gives {n} value(s)",
-                               st.span, "split(n) gives n values")
+                self.diags.add(
+                    "value error",
+                    f"{len(st.targets)} names on the left but the right side gives {n} value(s)",
+                    st.span,
+                    "split(n) gives n values",
+                )
                 vals = [POISON] * len(st.targets)
             for name, val in zip(st.targets, vals, strict=True):
                 self._bind(name, val, st.span, env)
             return
         if isinstance(v, tuple):
-            self.diags.add("value error", f"the right side gives {len(v)} values; name each: `a, b = ...`", st.span)
+            self.diags.add(
+                "value error", f"the right side gives {len(v)} values; name each: `a, b = ...`", st.span
+            )
             v = POISON
         if st.assert_dims is not None and v is not POISON:
             self._assert(st, v, env)
@@ -234,7 +307,9 @@ class GraphBuilder:
     def _assert(self, st: ast.Assign, v: Any, env: _Env) -> None:
         assert st.assert_dims is not None
         if not isinstance(v, TVal):
-            self.diags.add("type error", f"a shape assertion needs a tensor, got {describe(v)}", st.assert_span)
+            self.diags.add(
+                "type error", f"a shape assertion needs a tensor, got {describe(v)}", st.assert_span
+            )
             return
         want = [self._dim(e, env) for e in st.assert_dims]
         if any(w is POISON for w in want):
@@ -246,17 +321,24 @@ class GraphBuilder:
             else:
                 bad = [i for i, (a, b) in enumerate(zip(want, v.type.dims, strict=True)) if a != b]
                 diff = f" (axis {bad[0]}: {want[bad[0]]} vs {v.type.dims[bad[0]]})"
-            self.diags.add("shape error",
-                           f"shape assertion failed: expected {fmt_dims(want)}, got {v.type}{diff}", st.assert_span,
-                           f"the value computed here has shape {fmt_dims(v.type.dims)}; fix the model or the assertion")
+            self.diags.add(
+                "shape error",
+                f"shape assertion failed: expected {fmt_dims(want)}, got {v.type}{diff}",
+                st.assert_span,
+                f"the value computed here has shape {fmt_dims(v.type.dims)}; fix the model or the assertion",
+            )
 
     # ---- names -----------------------------------------------------------------------------------
 
     def _bind(self, name: str, value: Any, span: Span, env: _Env) -> None:
         if name in env.values:
             first = env.spans[name]
-            self.diags.add("name error", f"'{name}' is already defined (at {first.line}:{first.col})", span,
-                           "each name is bound once; pick a new name for the new value")
+            self.diags.add(
+                "name error",
+                f"'{name}' is already defined (at {first.line}:{first.col})",
+                span,
+                "each name is bound once; pick a new name for the new value",
+            )
             return
         env.values[name] = value
         env.spans[name] = span
@@ -273,13 +355,21 @@ class GraphBuilder:
             return self.lets[name]
         let = self.program.lets[name]
         if self.let_state.get(name) == "busy":
-            self.diags.add("name error", f"constant '{name}' is defined in terms of itself", let.span,
-                           "define a constant from numbers and other constants only")
+            self.diags.add(
+                "name error",
+                f"constant '{name}' is defined in terms of itself",
+                let.span,
+                "define a constant from numbers and other constants only",
+            )
             return POISON
         self.let_state[name] = "busy"
         if self.let_depth >= MAX_LET_DEPTH:  # a chain `let a = b`, `let b = c`, ... would exhaust the stack
-            self.diags.add("value error", f"constants defined through more than {MAX_LET_DEPTH} other constants",
-                           let.span, "define long chains of constants directly from numbers")
+            self.diags.add(
+                "value error",
+                f"constants defined through more than {MAX_LET_DEPTH} other constants",
+                let.span,
+                "define long chains of constants directly from numbers",
+            )
             value: Any = POISON
         else:
             self.let_depth += 1
@@ -294,8 +384,12 @@ class GraphBuilder:
     def _lookup_tensor(self, name: str, span: Span, env: _Env) -> Any:
         v = self._lookup(name, env)
         if v is None:
-            self.diags.add("name error", f"'{name}' is not defined" + _dym(name, self._visible(env)), span,
-                           self._undefined_hint(name))
+            self.diags.add(
+                "name error",
+                f"'{name}' is not defined" + _dym(name, self._visible(env)),
+                span,
+                self._undefined_hint(name),
+            )
             return POISON
         if v is not POISON and not isinstance(v, TVal):
             self.diags.add("type error", f"'{name}' is the constant {describe(v)}, not a tensor", span)
@@ -326,25 +420,41 @@ class GraphBuilder:
         if v is POISON:
             return POISON
         if isinstance(v, bool) or not isinstance(v, int | Dim):
-            self.diags.add("shape error", f"a dimension must be a whole number or a size name, got {describe(v)}", e.span,
-                           "write sizes like 64, N, 2*C or H/2")
+            self.diags.add(
+                "shape error",
+                f"a dimension must be a whole number or a size name, got {describe(v)}",
+                e.span,
+                "write sizes like 64, N, 2*C or H/2",
+            )
             return POISON
         d = Dim.of(v).subst(env.symbols) if env.symbols else Dim.of(v)
         if d.is_const and d.value < 0:
-            self.diags.add("shape error", f"a dimension cannot be negative, got {d}", e.span,
-                           "check the arithmetic and the constants it uses")
+            self.diags.add(
+                "shape error",
+                f"a dimension cannot be negative, got {d}",
+                e.span,
+                "check the arithmetic and the constants it uses",
+            )
             return POISON
         if d.is_const and d.value > MAX_DIM:
-            self.diags.add("shape error", f"dimension {d.value} is larger than the largest supported size {MAX_DIM:,}",
-                           e.span, "XLA indexes each axis with 32-bit integers")
+            self.diags.add(
+                "shape error",
+                f"dimension {d.value} is larger than the largest supported size {MAX_DIM:,}",
+                e.span,
+                "XLA indexes each axis with 32-bit integers",
+            )
             return POISON
         return d
 
     def _tensor_type(self, t: ast.TensorTypeExpr, env: _Env, pattern: bool) -> Any:
         dtype = t.dtype or "f32"
         if dtype not in DTYPES:
-            self.diags.add("type error", f"unknown dtype '{dtype}'" + _dym(dtype, DTYPES), t.dtype_span,
-                           "dtypes: " + ", ".join(DTYPES))
+            self.diags.add(
+                "type error",
+                f"unknown dtype '{dtype}'" + _dym(dtype, DTYPES),
+                t.dtype_span,
+                "dtypes: " + ", ".join(DTYPES),
+            )
             return POISON
         dims = []
         for e in t.dims:
@@ -414,7 +524,7 @@ class GraphBuilder:
                 items.append(("e",))
                 continue
             if isinstance(it, ast.Slice):
-                parts = []
+                parts: list[int | None] = []
                 for p in (it.lo, it.hi, it.step):
                     if p is None:
                         parts.append(None)
@@ -423,7 +533,9 @@ class GraphBuilder:
                     if v is POISON:
                         return POISON
                     if isinstance(v, bool) or not isinstance(v, int):
-                        self.diags.add("value error", f"slice bounds must be integers, got {describe(v)}", p.span)
+                        self.diags.add(
+                            "value error", f"slice bounds must be integers, got {describe(v)}", p.span
+                        )
                         return POISON
                     parts.append(v)
                 items.append(("s", *parts))
@@ -432,8 +544,11 @@ class GraphBuilder:
             if v is POISON:
                 return POISON
             if isinstance(v, bool) or not isinstance(v, int):
-                self.diags.add("value error", f"an index must be an integer or a slice like 0:2, got {describe(v)}",
-                               it.span)
+                self.diags.add(
+                    "value error",
+                    f"an index must be an integer or a slice like 0:2, got {describe(v)}",
+                    it.span,
+                )
                 return POISON
             items.append(("i", v))
         return tuple(items)
@@ -443,20 +558,20 @@ class GraphBuilder:
             return POISON
         nums = (int, float, Dim)
         if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, nums) or not isinstance(b, nums):
-            self.diags.add("type error", f"cannot compute {describe(a)} {op} {describe(b)}", span,
-                           "arithmetic works on numbers, sizes and tensors")
+            self.diags.add(
+                "type error",
+                f"cannot compute {describe(a)} {op} {describe(b)}",
+                span,
+                "arithmetic works on numbers, sizes and tensors",
+            )
             return POISON
         try:
             if isinstance(a, Dim) or isinstance(b, Dim):
                 if isinstance(a, float) or isinstance(b, float):
                     raise DimError("sizes are whole numbers; a size cannot be mixed with a fraction")
                 da, db = Dim.of(a), Dim.of(b)
-                if op == "+":
-                    return da + db
-                if op == "-":
-                    return da - db
-                if op == "*":
-                    return da * db
+                if op in _RING_OPS:
+                    return _RING_OPS[op](da, db)
                 if op == "/":
                     return da.floordiv(db)  # sizes divide as the conv formula does: floor
                 if op == "**" and db.is_const and 0 <= db.value <= 8:
@@ -465,12 +580,8 @@ class GraphBuilder:
                         out = out * da
                     return out
                 raise DimError(f"'{op}' is not defined on sizes")
-            if op == "+":
-                return a + b
-            if op == "-":
-                return a - b
-            if op == "*":
-                return a * b
+            if op in _RING_OPS:
+                return _RING_OPS[op](a, b)
             if op == "/":
                 if b == 0:
                     raise DimError(f"division by zero: {describe(a)} / 0")
@@ -483,8 +594,11 @@ class GraphBuilder:
             if op == "@":
                 raise DimError("'@' multiplies tensors, not numbers")
         except (DimError, OverflowError, ZeroDivisionError) as err:
-            hint = ("the divisor is 0 here; check the constants it uses" if "division by zero" in str(err)
-                    else "sizes are built from integers and size names with + - * / **")
+            hint = (
+                "the divisor is 0 here; check the constants it uses"
+                if "division by zero" in str(err)
+                else "sizes are built from integers and size names with + - * / **"
+            )
             self.diags.add("value error", str(err), span, hint)
             return POISON
         raise AssertionError(op)
@@ -492,7 +606,9 @@ class GraphBuilder:
     def _tensor_binop(self, e: ast.BinOp, a: Any, b: Any, env: _Env, name: str) -> Any:
         if e.op == "@":
             if not (isinstance(a, TVal) and isinstance(b, TVal)):
-                self.diags.add("type error", "'@' needs tensors on both sides", e.span, "use '*' to scale by a number")
+                self.diags.add(
+                    "type error", "'@' needs tensors on both sides", e.span, "use '*' to scale by a number"
+                )
                 return POISON
             return self._apply("matmul", e, [a, b], [], {}, env, name)
         opname = OPERATORS[e.op]
@@ -500,8 +616,12 @@ class GraphBuilder:
             return self._apply(opname, e, [a, b], [], {}, env, name)
         t, s, reverse = (a, b, False) if isinstance(a, TVal) else (b, a, True)
         if isinstance(s, bool) or not isinstance(s, int | float):
-            self.diags.add("type error", f"cannot compute {describe(a)} {e.op} {describe(b)}", e.span,
-                           "a tensor combines with another tensor or a number")
+            self.diags.add(
+                "type error",
+                f"cannot compute {describe(a)} {e.op} {describe(b)}",
+                e.span,
+                "a tensor combines with another tensor or a number",
+            )
             return POISON
         return self._apply(opname, e, [t], [], {"scalar": s, "reverse": reverse}, env, name)
 
@@ -517,8 +637,12 @@ class GraphBuilder:
                 return POISON
             if not isinstance(v, TVal):
                 where = p.head.span if i == 0 else p.stages[i - 1].span
-                self.diags.add("type error", f"a pipeline carries a tensor, but this is {describe(v)}", where,
-                               "pipelines start from an input or a computed value: `h = x -> relu`")
+                self.diags.add(
+                    "type error",
+                    f"a pipeline carries a tensor, but this is {describe(v)}",
+                    where,
+                    "pipelines start from an input or a computed value: `h = x -> relu`",
+                )
                 return POISON
             v = self._call(stage, env, attr=False, piped=v, name=stage_names[i])
         return v
@@ -530,14 +654,15 @@ class GraphBuilder:
         block = self.program.blocks.get(c.func)
         if op is None and block is None:
             if attr and piped is None:
-                args = tuple(self._eval(a, env, attr=True) for a in c.args)
-                kwargs = tuple((k.name, self._eval(k.value, env, attr=True)) for k in c.kwargs)
-                return Fn(c.func, args, kwargs)
+                fn_args = tuple(self._eval(a, env, attr=True) for a in c.args)
+                fn_kwargs = tuple((k.name, self._eval(k.value, env, attr=True)) for k in c.kwargs)
+                return Fn(c.func, fn_args, fn_kwargs)
             candidates = [*_op_names(), *self.program.blocks]
             dym = _dym(c.func, candidates)
             what = "block" if dym and dym.split("'")[1] in self.program.blocks else "op"
-            self.diags.add("name error", f"unknown {what} '{c.func}'" + dym, c.func_span,
-                           _unknown_op_hint(c.func))
+            self.diags.add(
+                "name error", f"unknown {what} '{c.func}'" + dym, c.func_span, _unknown_op_hint(c.func)
+            )
             return POISON
         tensors: list[Any] = [piped] if piped is not None else []
         args: list[Any] = []
@@ -546,8 +671,12 @@ class GraphBuilder:
             v = self._eval(a, env, attr=True)
             if isinstance(v, TVal) or (v is POISON and not args):
                 if args:
-                    self.diags.add("argument error", f"tensor inputs of {c.func} come before its other arguments",
-                                   a.span, f"write {c.func}(tensors..., options...)")
+                    self.diags.add(
+                        "argument error",
+                        f"tensor inputs of {c.func} come before its other arguments",
+                        a.span,
+                        f"write {c.func}(tensors..., options...)",
+                    )
                     return POISON
                 tensors.append(v)
                 continue
@@ -561,11 +690,21 @@ class GraphBuilder:
             return self._block_call(block, c, tensors, args, kwargs, env, name, repeat=None)
         assert op is not None
         lo, _ = op.tensor_range
-        if len(tensors) < lo and piped is None and c.args and isinstance(c.args[0], ast.Name) and \
-                isinstance(args[0], Dim) and self._lookup(c.args[0].id, env) is None:
+        if (
+            len(tensors) < lo
+            and piped is None
+            and c.args
+            and isinstance(c.args[0], ast.Name)
+            and isinstance(args[0], Dim)
+            and self._lookup(c.args[0].id, env) is None
+        ):
             first = c.args[0]
-            self.diags.add("name error", f"'{first.id}' is not defined" + _dym(first.id, self._visible(env)),
-                           first.span, self._undefined_hint(first.id))
+            self.diags.add(
+                "name error",
+                f"'{first.id}' is not defined" + _dym(first.id, self._visible(env)),
+                first.span,
+                self._undefined_hint(first.id),
+            )
             return POISON
         return self._apply(op.name, c, tensors, args, kwargs, env, name, arg_spans, spans)
 
@@ -574,22 +713,40 @@ class GraphBuilder:
             # `repeat(4, Unit)` repeats a block or op that takes no arguments, like a bare pipeline stage
             b = c.args[1]
             if b.id not in self.program.blocks and get_op(b.id) is None:
-                self.diags.add("name error", f"repeat needs a block or op to repeat; '{b.id}' is neither"
-                               + _dym(b.id, [*self.program.blocks, *_op_names()]), b.span,
-                               "write `repeat(n, Block(args...))`")
+                self.diags.add(
+                    "name error",
+                    f"repeat needs a block or op to repeat; '{b.id}' is neither"
+                    + _dym(b.id, [*self.program.blocks, *_op_names()]),
+                    b.span,
+                    "write `repeat(n, Block(args...))`",
+                )
                 return POISON
-            c = ast.Call(c.func, (c.args[0], ast.Call(b.id, (), (), True, b.span, b.span)), c.kwargs, c.bare, c.span,
-                         c.func_span)
+            c = ast.Call(
+                c.func,
+                (c.args[0], ast.Call(b.id, (), (), True, b.span, b.span)),
+                c.kwargs,
+                c.bare,
+                c.span,
+                c.func_span,
+            )
         if piped is None or len(c.args) != 2 or c.kwargs or not isinstance(c.args[1], ast.Call):
-            self.diags.add("argument error", "repeat is a pipeline stage: `x -> repeat(n, Block(args...))`", c.span,
-                           "its first argument is the count, its second a block or op call")
+            self.diags.add(
+                "argument error",
+                "repeat is a pipeline stage: `x -> repeat(n, Block(args...))`",
+                c.span,
+                "its first argument is the count, its second a block or op call",
+            )
             return POISON
         n = self._const(c.args[0], env)
         if n is POISON:
             return POISON
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            self.diags.add("argument error", f"repeat's count must be a positive integer, got {describe(n)}",
-                           c.args[0].span, "repeat(3, Block(...)) chains three copies; to skip it, remove the stage")
+            self.diags.add(
+                "argument error",
+                f"repeat's count must be a positive integer, got {describe(n)}",
+                c.args[0].span,
+                "repeat(3, Block(...)) chains three copies; to skip it, remove the stage",
+            )
             return POISON
         inner: ast.Call = c.args[1]
         block = self.program.blocks.get(inner.func)
@@ -608,50 +765,83 @@ class GraphBuilder:
                 return POISON  # the first copy's error is the only one worth reporting
             if not isinstance(v, TVal):
                 n_out = len(v) if isinstance(v, tuple) else 0
-                self.diags.add("value error", f"{inner.func} returns {n_out} values, but repeat chains calls that "
-                               "return one tensor", inner.span, "give the block a single `output`")
+                self.diags.add(
+                    "value error",
+                    f"{inner.func} returns {n_out} values, but repeat chains calls that return one tensor",
+                    inner.span,
+                    "give the block a single `output`",
+                )
                 return POISON
         return v
 
-    def _block_call(self, block: ast.BlockDef, c: ast.Call, tensors: list[Any], args: list[Any],
-                    kwargs: dict[str, Any], env: _Env, name: str, repeat: tuple[int, int] | None) -> Any:
+    def _block_call(
+        self,
+        block: ast.BlockDef,
+        c: ast.Call,
+        tensors: list[Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        env: _Env,
+        name: str,
+        repeat: tuple[int, int] | None,
+    ) -> Any:
         if block.name in self.block_stack:
-            self.diags.add("name error", f"block {block.name} calls itself: {' → '.join([*self.block_stack[self.block_stack.index(block.name):], block.name])}",
-                           c.span, "blocks cannot be recursive; use repeat(n, Block(...))")
+            self.diags.add(
+                "name error",
+                f"block {block.name} calls itself: {' → '.join([*self.block_stack[self.block_stack.index(block.name) :], block.name])}",
+                c.span,
+                "blocks cannot be recursive; use repeat(n, Block(...))",
+            )
             return POISON
         if len(self.block_stack) >= MAX_BLOCK_DEPTH:
-            self.diags.add("value error", f"blocks nested more than {MAX_BLOCK_DEPTH} deep: {block.name} is called "
-                           f"from {' → '.join(self.block_stack[:3])} → ... → {self.block_stack[-1]}", c.span,
-                           "flatten the chain of blocks, or use repeat(n, Block(...)) for repeated layers")
+            self.diags.add(
+                "value error",
+                f"blocks nested more than {MAX_BLOCK_DEPTH} deep: {block.name} is called "
+                f"from {' → '.join(self.block_stack[:3])} → ... → {self.block_stack[-1]}",
+                c.span,
+                "flatten the chain of blocks, or use repeat(n, Block(...)) for repeated layers",
+            )
             return POISON
         inner = _Env(prefix="", block=block)
         inner.default_init = env.default_init
         params = [p.name for p in block.params]
         if len(args) > len(params):
-            self.diags.add("argument error", f"block {block.name} takes {len(params)} argument(s) ({', '.join(params)}), "
-                           f"got {len(args)}", c.span, "tensor inputs come first, then the block's parameters")
+            self.diags.add(
+                "argument error",
+                f"block {block.name} takes {len(params)} argument(s) ({', '.join(params)}), got {len(args)}",
+                c.span,
+                "tensor inputs come first, then the block's parameters",
+            )
             return POISON
         bound: dict[str, Any] = dict(zip(params, args, strict=False))
         for k, v in kwargs.items():
             if k not in params:
-                self.diags.add("argument error", f"block {block.name} has no parameter '{k}'" + _dym(k, params), c.span,
-                               f"{block.name}'s parameters are: {', '.join(params) or 'none'}")
+                self.diags.add(
+                    "argument error",
+                    f"block {block.name} has no parameter '{k}'" + _dym(k, params),
+                    c.span,
+                    f"{block.name}'s parameters are: {', '.join(params) or 'none'}",
+                )
                 return POISON
             bound[k] = v
         for p in block.params:
             if p.name not in bound:
                 if p.default is None:
-                    self.diags.add("argument error", f"block {block.name} is missing its argument '{p.name}'", c.span,
-                                   f"call it as {block.name}({', '.join(params)})")
+                    self.diags.add(
+                        "argument error",
+                        f"block {block.name} is missing its argument '{p.name}'",
+                        c.span,
+                        f"call it as {block.name}({', '.join(params)})",
+                    )
                     return POISON
                 bound[p.name] = self._const(p.default, inner)
             inner.values[p.name] = bound[p.name]
             inner.spans[p.name] = p.span
-        k = self.instances.get(block.name, 0) + 1
-        self.instances[block.name] = k
-        label = name or f"{block.name}_{k}"
+        nth = self.instances.get(block.name, 0) + 1
+        self.instances[block.name] = nth
+        label = name or f"{block.name}_{nth}"
         while f"{env.prefix}{label}/" in self.prefixes:  # the same block twice under one name
-            label = f"{label}_{k}"
+            label = f"{label}_{nth}"
         self.prefixes.add(f"{env.prefix}{label}/")
         inner.scope = (*env.scope, Scope(block.name, label, c.span, repeat))
         inner.prefix = f"{env.prefix}{label}/"
@@ -664,13 +854,27 @@ class GraphBuilder:
         finally:
             self.block_stack.pop()
         if not outs:
-            self.diags.add("name error", f"block {block.name} has no `output` statement", block.span,
-                           "add `output NAME` with the value the block returns")
+            self.diags.add(
+                "name error",
+                f"block {block.name} has no `output` statement",
+                block.span,
+                "add `output NAME` with the value the block returns",
+            )
             return POISON
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _apply(self, opname: str, at: Any, tensors: list[Any], args: list[Any], kwargs: dict[str, Any], env: _Env,
-               name: str, arg_spans: list[Span] | None = None, kw_spans: dict[str, Span] | None = None) -> Any:
+    def _apply(
+        self,
+        opname: str,
+        at: Any,
+        tensors: list[Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        env: _Env,
+        name: str,
+        arg_spans: list[Span] | None = None,
+        kw_spans: dict[str, Span] | None = None,
+    ) -> Any:
         """Bind arguments, run the op's rule, add the node; every failure becomes a located Diagnostic."""
         op = get_op(opname)
         assert op is not None
@@ -680,21 +884,29 @@ class GraphBuilder:
         lo, hi = op.tensor_range
         if not lo <= len(tensors) <= (hi if hi is not None else len(tensors)):
             want = str(lo) if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
-            self.diags.add("argument error", f"{op.name} takes {want} tensor input(s), got {len(tensors)}", span,
-                           _tensor_hint(op))
+            self.diags.add(
+                "argument error",
+                f"{op.name} takes {want} tensor input(s), got {len(tensors)}",
+                span,
+                _tensor_hint(op),
+            )
             return POISON
         attrs, errors = bind_args(op, args, kwargs)
         if "init" in attrs and attrs["init"] is None and env.default_init is not None:
             attrs["init"] = env.default_init
         for err in errors:
-            self.diags.add(err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint)
+            self.diags.add(
+                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
+            )
         if errors:
             return POISON
         types = tuple(t.type for t in tensors)
         try:
             inf = op.infer(OpCall(op, attrs, types))
         except OpError as err:
-            self.diags.add(err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint)
+            self.diags.add(
+                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
+            )
             return POISON
         except DimError as err:
             self.diags.add("shape error", str(err), span)
@@ -702,18 +914,42 @@ class GraphBuilder:
         for t in inf.outputs:
             for d in t.dims:
                 if d.is_const and d.value > MAX_DIM:
-                    self.diags.add("shape error", f"{op.name} would produce {t}: dimension {d.value} is larger than "
-                                   f"the largest supported size {MAX_DIM:,}", span)
+                    self.diags.add(
+                        "shape error",
+                        f"{op.name} would produce {t}: dimension {d.value} is larger than "
+                        f"the largest supported size {MAX_DIM:,}",
+                        span,
+                    )
                     return POISON
-        nid = self._node(name or op.name, op.name, tuple(attrs.items()), tuple(t.ref for t in tensors), inf.outputs,
-                         dict(inf.params), dict(inf.state), inf.flops, span, env)
+        nid = self._node(
+            name or op.name,
+            op.name,
+            tuple(attrs.items()),
+            tuple(t.ref for t in tensors),
+            inf.outputs,
+            dict(inf.params),
+            dict(inf.state),
+            inf.flops,
+            span,
+            env,
+        )
         if len(inf.outputs) == 1:
             return TVal(Ref(nid), inf.outputs[0])
         return tuple(TVal(Ref(nid, i), t) for i, t in enumerate(inf.outputs))
 
-    def _node(self, name: str, op: str, attrs: tuple[tuple[str, Any], ...], inputs: tuple[Ref, ...],
-              outputs: tuple[TensorType, ...], params: dict[str, tuple[int, ...]], state: dict[str, tuple[int, ...]],
-              flops: Dim, span: Span, env: _Env) -> int:
+    def _node(
+        self,
+        name: str,
+        op: str,
+        attrs: tuple[tuple[str, Any], ...],
+        inputs: tuple[Ref, ...],
+        outputs: tuple[TensorType, ...],
+        params: dict[str, tuple[int, ...]],
+        state: dict[str, tuple[int, ...]],
+        flops: Dim,
+        span: Span,
+        env: _Env,
+    ) -> int:
         if len(self.nodes) >= MAX_NODES:
             raise _Limit
         full = env.prefix + name
@@ -725,8 +961,21 @@ class GraphBuilder:
         self.next_suffix[full] = k
         self.names.add(unique)
         nid = len(self.nodes)
-        self.nodes.append(Node(nid, unique, op, attrs, inputs, outputs, tuple(params.items()), tuple(state.items()),
-                               flops, env.scope, span))
+        self.nodes.append(
+            Node(
+                nid,
+                unique,
+                op,
+                attrs,
+                inputs,
+                outputs,
+                tuple(params.items()),
+                tuple(state.items()),
+                flops,
+                env.scope,
+                span,
+            )
+        )
         return nid
 
 
@@ -761,8 +1010,14 @@ def _stage_func(st: ast.Call) -> str:
     return st.func
 
 
-def _arg_span(op: OpDef, arg: str | None, span: Span, arg_spans: list[Span] | None,
-              kw_spans: dict[str, Span] | None, n_pos: int) -> Span:
+def _arg_span(
+    op: OpDef,
+    arg: str | None,
+    span: Span,
+    arg_spans: list[Span] | None,
+    kw_spans: dict[str, Span] | None,
+    n_pos: int,
+) -> Span:
     if arg is None:
         return span
     if kw_spans and arg in kw_spans:

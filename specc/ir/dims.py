@@ -96,6 +96,13 @@ class Dim:
     def as_int(self) -> int | None:
         return self.value if self.is_const else None
 
+    def as_symbol(self) -> str | None:
+        """The symbol's name if this is exactly one symbol (`N`, not `2*N` or `N//2`), else None."""
+        if len(self.terms) == 1 and self.terms[0][1] == 1 and len(self.terms[0][0]) == 1:
+            a = self.terms[0][0][0]
+            return a if isinstance(a, str) else None
+        return None
+
     def symbols(self) -> set[str]:
         out: set[str] = set()
         for m, _ in self.terms:
@@ -131,16 +138,21 @@ class Dim:
 
     def __mul__(self, other: int | Dim) -> Dim:
         # fast paths: scaling by a number keeps the canonical order (big graphs multiply sizes a lot)
-        k = other if isinstance(other, int) else (other.terms[0][1] if other.terms and other.is_const else None)
-        if isinstance(other, Dim) and not other.terms:
+        k: int | None
+        if isinstance(other, int):
+            k = other
+        elif not other.terms:
             k = 0
+        else:
+            k = other.terms[0][1] if other.is_const else None
         if k is not None:
             return Dim(tuple((m, c * k) for m, c in self.terms)) if k else Dim(())
+        other = Dim.of(other)  # a Dim that is not a constant
         if self.is_const:
             return other * (self.terms[0][1] if self.terms else 0)
         acc: dict[Mono, int] = {}
         for m1, c1 in self.terms:
-            for m2, c2 in Dim.of(other).terms:
+            for m2, c2 in other.terms:
                 m = tuple(sorted(m1 + m2, key=_atom_key))
                 acc[m] = acc.get(m, 0) + c1 * c2
         return Dim._from(acc)

@@ -20,7 +20,10 @@ def format_node(g: Graph, n: Node) -> str:
     if n.state:
         extra.append("state " + " ".join(f"{k}{list(s)}" for k, s in n.state))
     if n.scope:
-        extra.append("in " + "/".join(s.instance + (f"[{s.repeat[0]}/{s.repeat[1]}]" if s.repeat else "") for s in n.scope))
+        extra.append(
+            "in "
+            + "/".join(s.instance + (f"[{s.repeat[0]}/{s.repeat[1]}]" if s.repeat else "") for s in n.scope)
+        )
     return line + (f"  # {'; '.join(extra)}" if extra else "")
 
 

@@ -10,8 +10,16 @@ DTYPES = ("f32", "f16", "bf16", "f64", "i32", "i64", "u8", "bool")
 FLOAT_DTYPES = frozenset({"f32", "f16", "bf16", "f64"})
 INT_DTYPES = frozenset({"i32", "i64", "u8"})
 # the jax.numpy names, for lowering and for messages that compare with JAX
-JNP_NAMES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64",
-             "i32": "int32", "i64": "int64", "u8": "uint8", "bool": "bool"}
+JNP_NAMES = {
+    "f32": "float32",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "f64": "float64",
+    "i32": "int32",
+    "i64": "int64",
+    "u8": "uint8",
+    "bool": "bool",
+}
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,9 @@ class OpCall:
     def x(self) -> TensorType:
         return self.inputs[0]
 
-    def fail(self, message: str, hint: str = "", arg: str | None = None, kind: str = "shape error") -> OpError:
+    def fail(
+        self, message: str, hint: str = "", arg: str | None = None, kind: str = "shape error"
+    ) -> OpError:
         return OpError(kind, message, hint, arg)
 
     def need_rank(self, lo: int, hi: int | None = None, what: str = "", hint: str = "") -> None:
@@ -148,8 +150,11 @@ class OpCall:
     def need_float(self, i: int = 0) -> None:
         t = self.inputs[i]
         if not t.is_float:
-            hint = ("integer labels are not features; convert with `-> cast(f32)` or embed them with `embed(...)`"
-                    if t.is_int else "convert with `-> cast(f32)`")
+            hint = (
+                "integer labels are not features; convert with `-> cast(f32)` or embed them with `embed(...)`"
+                if t.is_int
+                else "convert with `-> cast(f32)`"
+            )
             raise self.fail(f"{self.op.name} expects a float input, got {t}", hint, kind="type error")
 
     def known(self, d: Dim, what: str) -> int:
@@ -166,8 +171,11 @@ class OpCall:
         r = self.x.rank if rank is None else rank
         a = self.attrs[name]
         if not -r <= a < r:
-            raise self.fail(f"axis {a} is out of range for {self.x} (rank {r}: axes {-r}..{r - 1})",
-                            "axes count from 0 (the batch) up, or from -1 (the last axis) down", arg=name)
+            raise self.fail(
+                f"axis {a} is out of range for {self.x} (rank {r}: axes {-r}..{r - 1})",
+                "axes count from 0 (the batch) up, or from -1 (the last axis) down",
+                arg=name,
+            )
         return a % r
 
     def dim_or_fail(self, f: Callable[[], Dim], hint: str = "") -> Dim:
@@ -210,10 +218,21 @@ def _load_all() -> None:
 # ---- argument binding ------------------------------------------------------------------------------
 
 INITIALIZERS: dict[str, tuple[str, ...]] = {
-    "glorot_uniform": (), "glorot_normal": (), "xavier_uniform": (), "xavier_normal": (),
-    "he_normal": (), "he_uniform": (), "lecun_normal": (), "lecun_uniform": (),
-    "normal": ("std",), "truncated_normal": ("std",), "uniform": ("scale",),
-    "zeros": (), "ones": (), "constant": ("value",), "orthogonal": (),
+    "glorot_uniform": (),
+    "glorot_normal": (),
+    "xavier_uniform": (),
+    "xavier_normal": (),
+    "he_normal": (),
+    "he_uniform": (),
+    "lecun_normal": (),
+    "lecun_uniform": (),
+    "normal": ("std",),
+    "truncated_normal": ("std",),
+    "uniform": ("scale",),
+    "zeros": (),
+    "ones": (),
+    "constant": ("value",),
+    "orthogonal": (),
 }
 
 
@@ -225,30 +244,52 @@ def bind_args(
     attrs: dict[str, Any] = {}
     if len(positional) > len(op.args):
         names = ", ".join(a.name for a in op.args) or "no arguments besides its input"
-        errors.append(OpError("argument error",
-                              f"{op.name} takes at most {len(op.args)} positional argument(s) ({names}), got {len(positional)}",
-                              "pass the extra values by name", None))
+        errors.append(
+            OpError(
+                "argument error",
+                f"{op.name} takes at most {len(op.args)} positional argument(s) ({names}), got {len(positional)}",
+                "pass the extra values by name",
+                None,
+            )
+        )
     for a, v in zip(op.args, positional, strict=False):
         attrs[a.name] = v
     for k, v in keyword.items():
-        a = op.arg(k)
-        if a is None:
+        if op.arg(k) is None:
             valid = ", ".join(x.name for x in op.args) or "none"
             dym = did_you_mean(k, [x.name for x in op.args])
-            errors.append(OpError("argument error", f"{op.name} has no parameter '{k}'" + (f"; {dym}" if dym else ""),
-                                  f"{op.name}'s parameters are: {valid}", k))
+            errors.append(
+                OpError(
+                    "argument error",
+                    f"{op.name} has no parameter '{k}'" + (f"; {dym}" if dym else ""),
+                    f"{op.name}'s parameters are: {valid}",
+                    k,
+                )
+            )
             continue
         if k in attrs:
-            errors.append(OpError("argument error", f"{op.name} got '{k}' twice (by position and by name)",
-                                  "give it once, by position or by name", k))
+            errors.append(
+                OpError(
+                    "argument error",
+                    f"{op.name} got '{k}' twice (by position and by name)",
+                    "give it once, by position or by name",
+                    k,
+                )
+            )
         attrs[k] = v
     out: dict[str, Any] = {}
     for a in op.args:
         if a.name not in attrs:
             if a.default is REQUIRED:
                 sig = ", ".join(x.name if x.default is REQUIRED else f"{x.name}=..." for x in op.args)
-                errors.append(OpError("argument error", f"{op.name} is missing its argument '{a.name}'",
-                                      f"call it as {op.name}({sig})", None))
+                errors.append(
+                    OpError(
+                        "argument error",
+                        f"{op.name} is missing its argument '{a.name}'",
+                        f"call it as {op.name}({sig})",
+                        None,
+                    )
+                )
                 continue
             out[a.name] = a.default
             continue
@@ -263,9 +304,8 @@ def _is_word(v: Any) -> str | None:
     """A bare name the evaluator could not bind is a one-symbol Dim; enum arguments read it as a word."""
     if isinstance(v, str):
         return v
-    if isinstance(v, Dim) and len(v.terms) == 1 and v.terms[0][1] == 1 and len(v.terms[0][0]) == 1:
-        a = v.terms[0][0][0]
-        return a if isinstance(a, str) else None
+    if isinstance(v, Dim):
+        return v.as_symbol()
     return None
 
 
@@ -285,10 +325,16 @@ def _known_sizes(v: Any) -> Any:
 def convert_arg(a: Arg, v: Any, opname: str) -> Any:
     def bad(want: str, hint: str = "") -> OpError:
         if not hint and isinstance(v, str) and a.kind not in ("str", "enum", "padding", "init", "dtype"):
-            hint = f"write the value without quotes, like {a.name}={v}" if v.strip() else f"give {a.name} a value"
+            hint = (
+                f"write the value without quotes, like {a.name}={v}"
+                if v.strip()
+                else f"give {a.name} a value"
+            )
         elif not hint and a.kind == "bool":
             hint = f"write {a.name}=true or {a.name}=false"
-        return OpError("argument error", f"{opname}'s '{a.name}' must be {want}, got {describe(v)}", hint, a.name)
+        return OpError(
+            "argument error", f"{opname}'s '{a.name}' must be {want}, got {describe(v)}", hint, a.name
+        )
 
     k = a.kind
     v = _known_sizes(v)
@@ -385,7 +431,9 @@ def convert_init(v: Any, bad: Callable[..., OpError]) -> Fn:
     want = INITIALIZERS[fn.name]
     if len(fn.args) + len(fn.kwargs) > len(want) or any(k not in want for k, _ in fn.kwargs):
         raise bad(f"{fn.name}({', '.join(want)})")
-    if any(not isinstance(x, int | float) or isinstance(x, bool) for x in (*fn.args, *(v for _, v in fn.kwargs))):
+    if any(
+        not isinstance(x, int | float) or isinstance(x, bool) for x in (*fn.args, *(v for _, v in fn.kwargs))
+    ):
         raise bad(f"{fn.name}({', '.join(want)}) with numbers")
     return fn
 
@@ -403,7 +451,8 @@ def describe(v: Any) -> str:
         return "[" + ", ".join(describe(x) for x in v) + "]"
     if isinstance(v, TensorType):
         return f"a tensor {v}"
-    if isinstance(getattr(v, "type", None), TensorType):  # the elaborator's tensor values (a name bound to a tensor)
+    # the elaborator's tensor values (a name bound to a tensor)
+    if isinstance(getattr(v, "type", None), TensorType):
         return f"a tensor {v.type}"
     return str(v)
 
@@ -411,13 +460,21 @@ def describe(v: Any) -> str:
 # ---- helpers shared by op rules --------------------------------------------------------------------
 
 
+def call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """The `apply` of an op whose built Flax layer does the whole op: call it on the one input."""
+    return m(xs[0])
+
+
 def per_axis(v: int | tuple[int, ...], n: int, what: str, call: OpCall, arg: str) -> tuple[int, ...]:
     """Broadcast a window/stride/dilation given as one int to n spatial axes."""
     if isinstance(v, int):
         return (v,) * n
     if len(v) != n:
-        raise call.fail(f"{call.op.name}'s '{arg}' has {len(v)} values but the input has {n} spatial axes ({call.x})",
-                        f"give {n} values, or one to use for every axis", arg=arg)
+        raise call.fail(
+            f"{call.op.name}'s '{arg}' has {len(v)} values but the input has {n} spatial axes ({call.x})",
+            f"give {n} values, or one to use for every axis",
+            arg=arg,
+        )
     return v
 
 

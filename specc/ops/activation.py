@@ -16,6 +16,7 @@ def _same(float_only: bool, cost: int) -> Callable[[OpCall], Inferred]:
         if c.op.arg("axis") is not None:
             c.axis("axis")
         return Inferred((c.x,), flops=product(c.x.dims) * cost)
+
     return rule
 
 
@@ -80,10 +81,23 @@ def _lowering(name: str) -> Lowering:
 
 
 def _label(name: str, args: tuple[Arg, ...]) -> Callable[[Any], str]:
-    return lambda a: name if all(a[x.name] == x.default for x in args) else \
-        f"{name}({', '.join(f'{x.name}={a[x.name]}' for x in args if a[x.name] != x.default)})"
+    return lambda a: (
+        name
+        if all(a[x.name] == x.default for x in args)
+        else f"{name}({', '.join(f'{x.name}={a[x.name]}' for x in args if a[x.name] != x.default)})"
+    )
 
 
 for _name, _args, _float, _cost, _doc in _TABLE:
-    register(OpDef(name=_name, family="activation", tensors=1, args=_args, infer=_same(_float, _cost),
-                   lowerings=(_lowering(_name),), label=_label(_name, _args), doc=_doc))
+    register(
+        OpDef(
+            name=_name,
+            family="activation",
+            tensors=1,
+            args=_args,
+            infer=_same(_float, _cost),
+            lowerings=(_lowering(_name),),
+            label=_label(_name, _args),
+            doc=_doc,
+        )
+    )

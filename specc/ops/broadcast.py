@@ -22,9 +22,13 @@ def broadcast_dims(a: tuple[Dim, ...], b: tuple[Dim, ...], call: OpCall) -> tupl
         else:
             axis = i - n
             both_symbolic = not x.is_const and not y.is_const
-            hint = ("different names are different sizes; use one name for both, or assert the shape"
-                    if both_symbolic else "the sizes must be equal, or one of them 1")
+            hint = (
+                "different names are different sizes; use one name for both, or assert the shape"
+                if both_symbolic
+                else "the sizes must be equal, or one of them 1"
+            )
             raise call.fail(
                 f"cannot broadcast {fmt_dims(a)} with {fmt_dims(b)}: axis {axis} is {x} on one side and {y} on the other",
-                hint)
+                hint,
+            )
     return tuple(out)

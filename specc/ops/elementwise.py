@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..ir.dims import product
@@ -25,15 +26,26 @@ def _binary(c: OpCall) -> Inferred:
         return Inferred((TensorType(dtype, t.dims),), flops=product(t.dims))
     a, b = c.inputs
     if a.dtype != b.dtype:
-        hint = "convert one side with `-> cast(f32)`" if a.is_int or b.is_int else "convert one side with `cast`"
-        raise c.fail(f"{SYMBOLS[c.op.name]} needs both sides of one dtype, got {a} and {b}", hint, kind="type error")
+        hint = (
+            "convert one side with `-> cast(f32)`" if a.is_int or b.is_int else "convert one side with `cast`"
+        )
+        raise c.fail(
+            f"{SYMBOLS[c.op.name]} needs both sides of one dtype, got {a} and {b}", hint, kind="type error"
+        )
     dims = broadcast_dims(a.dims, b.dims, c)
     dtype = "f32" if c.op.name == "div" and a.is_int else a.dtype
     return Inferred((TensorType(dtype, dims),), flops=product(dims))
 
 
-JNP_FUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide", "pow": "power",
-             "maximum": "maximum", "minimum": "minimum"}
+JNP_FUNCS = {
+    "add": "add",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "true_divide",
+    "pow": "power",
+    "maximum": "maximum",
+    "minimum": "minimum",
+}
 
 
 def _apply_binary(name: str) -> Lowering:
@@ -49,12 +61,28 @@ def _apply_binary(name: str) -> Lowering:
     return Lowering("reference", apply=apply)
 
 
+def _binary_label(name: str) -> Callable[[Mapping[str, Any]], str]:
+    sym = SYMBOLS[name]
+
+    def label(a: Mapping[str, Any]) -> str:
+        if a["scalar"] is None:
+            return sym
+        return f"{a['scalar']:g} {sym} ·" if a["reverse"] else f"· {sym} {a['scalar']:g}"
+
+    return label
+
+
 for _name in SYMBOLS:
-    register(OpDef(
-        name=_name, family="elementwise", tensors=(1, 2),
-        # scalar/reverse carry a literal operand: `2 * x` is mul(x, scalar=2, reverse=true)
-        args=(Arg("scalar", "any", None), Arg("reverse", "bool", False)),
-        infer=_binary, lowerings=(_apply_binary(_name),), label=lambda a, n=_name: SYMBOLS[n] if a["scalar"] is None else
-        (f"{a['scalar']:g} {SYMBOLS[n]} ·" if a["reverse"] else f"· {SYMBOLS[n]} {a['scalar']:g}"),
-        doc=f"elementwise {_name} with NumPy broadcasting",
-    ))
+    register(
+        OpDef(
+            name=_name,
+            family="elementwise",
+            tensors=(1, 2),
+            # scalar/reverse carry a literal operand: `2 * x` is mul(x, scalar=2, reverse=true)
+            args=(Arg("scalar", "any", None), Arg("reverse", "bool", False)),
+            infer=_binary,
+            lowerings=(_apply_binary(_name),),
+            label=_binary_label(_name),
+            doc=f"elementwise {_name} with NumPy broadcasting",
+        )
+    )

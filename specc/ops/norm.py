@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.dims import product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
 
 # Per-element FLOP estimates, inference mode. Batch norm folds into one multiply-add per element; layer/group
 # norm compute their statistics on the fly (mean, variance, normalise, scale, shift).
@@ -13,115 +13,158 @@ BATCHNORM_FLOPS_PER_ELEMENT = 2
 STATS_NORM_FLOPS_PER_ELEMENT = 5
 
 
-def _call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-    return m(xs[0])
-
-
 def _layer(build: Any) -> tuple[Lowering, ...]:
     """A Flax layer that does the whole op: `build(attrs, input type, ctx)` makes it, calling it applies it."""
-    return (Lowering("reference", apply=_call_layer, build=lambda a, types, ctx: build(a, types[0], ctx)),)
+    return (Lowering("reference", apply=call_layer, build=lambda a, types, ctx: build(a, types[0], ctx)),)
 
 
 def need_min_rank(c: OpCall, lo: int, layout: str) -> None:
     """Most of these ops accept any rank from `lo` up; `need_rank` is for a closed range."""
     if c.x.rank < lo:
-        raise c.fail(f"{c.op.name} expects an input of rank {lo} or more {layout}, got {c.x}",
-                     "the batch axis comes first: one feature vector per example is [N, C]")
+        raise c.fail(
+            f"{c.op.name} expects an input of rank {lo} or more {layout}, got {c.x}",
+            "the batch axis comes first: one feature vector per example is [N, C]",
+        )
 
 
-def _need_eps(c: OpCall) -> None:
+def _norm_checks(c: OpCall, lo: int, layout: str) -> None:
+    """What every normalisation needs: rank `lo` or more, a float input and a positive eps."""
+    need_min_rank(c, lo, layout)
+    c.need_float()
     if c["eps"] <= 0:
-        raise c.fail(f"{c.op.name}'s 'eps' must be positive, got {c['eps']}",
-                     "it keeps the division by the standard deviation finite; 1e-5 is usual",
-                     arg="eps", kind="argument error")
+        raise c.fail(
+            f"{c.op.name}'s 'eps' must be positive, got {c['eps']}",
+            "it keeps the division by the standard deviation finite; 1e-5 is usual",
+            arg="eps",
+            kind="argument error",
+        )
 
 
 def _batchnorm(c: OpCall) -> Inferred:
-    need_min_rank(c, 2, "[N, ..., C]")
-    c.need_float()
-    _need_eps(c)
+    _norm_checks(c, 2, "[N, ..., C]")
     if not 0.0 <= c["momentum"] <= 1.0:
-        raise c.fail(f"batchnorm's 'momentum' must be between 0 and 1, got {c['momentum']}",
-                     "it weights the old running statistics: 0.9 or 0.99 are usual",
-                     arg="momentum", kind="argument error")
+        raise c.fail(
+            f"batchnorm's 'momentum' must be between 0 and 1, got {c['momentum']}",
+            "it weights the old running statistics: 0.9 or 0.99 are usual",
+            arg="momentum",
+            kind="argument error",
+        )
     axis = c.axis("axis")
     ch = c.known(c.x.dims[axis], f"the feature axis (axis {c['axis']})")
-    return Inferred((c.x,), params={"scale": (ch,), "bias": (ch,)}, state={"mean": (ch,), "var": (ch,)},
-                    flops=product(c.x.dims) * BATCHNORM_FLOPS_PER_ELEMENT)
+    return Inferred(
+        (c.x,),
+        params={"scale": (ch,), "bias": (ch,)},
+        state={"mean": (ch,), "var": (ch,)},
+        flops=product(c.x.dims) * BATCHNORM_FLOPS_PER_ELEMENT,
+    )
 
 
-register(OpDef(
-    name="batchnorm", family="norm", tensors=1,
-    args=(Arg("momentum", "float", 0.9, min=0), Arg("eps", "float", 1e-5), Arg("axis", "axis", -1)),
-    infer=_batchnorm,
-    lowerings=_layer(lambda a, t, ctx: ctx.nnx.BatchNorm(t.dims[a["axis"]].value, axis=a["axis"], momentum=a["momentum"],
-                                                         epsilon=a["eps"], rngs=ctx.rngs)),
-    label=lambda a: "batchnorm",
-    doc="batch normalisation over the feature axis; running mean and variance are state",
-))
+register(
+    OpDef(
+        name="batchnorm",
+        family="norm",
+        tensors=1,
+        args=(Arg("momentum", "float", 0.9, min=0), Arg("eps", "float", 1e-5), Arg("axis", "axis", -1)),
+        infer=_batchnorm,
+        lowerings=_layer(
+            lambda a, t, ctx: ctx.nnx.BatchNorm(
+                t.dims[a["axis"]].value,
+                axis=a["axis"],
+                momentum=a["momentum"],
+                epsilon=a["eps"],
+                rngs=ctx.rngs,
+            )
+        ),
+        label=lambda a: "batchnorm",
+        doc="batch normalisation over the feature axis; running mean and variance are state",
+    )
+)
+
+
+def _last_axis_norm(c: OpCall, ch: int) -> Inferred:
+    """Layer and group norm: a learned scale and bias per channel of the last axis, statistics on the fly."""
+    return Inferred(
+        (c.x,), params={"scale": (ch,), "bias": (ch,)}, flops=product(c.x.dims) * STATS_NORM_FLOPS_PER_ELEMENT
+    )
 
 
 def _layernorm(c: OpCall) -> Inferred:
-    need_min_rank(c, 1, "[..., C]")
-    c.need_float()
-    _need_eps(c)
-    ch = c.known(c.x.dims[-1], "the feature axis (the last)")
-    return Inferred((c.x,), params={"scale": (ch,), "bias": (ch,)},
-                    flops=product(c.x.dims) * STATS_NORM_FLOPS_PER_ELEMENT)
+    _norm_checks(c, 1, "[..., C]")
+    return _last_axis_norm(c, c.known(c.x.dims[-1], "the feature axis (the last)"))
 
 
-register(OpDef(
-    name="layernorm", family="norm", tensors=1,
-    args=(Arg("eps", "float", 1e-5),),
-    infer=_layernorm,
-    lowerings=_layer(lambda a, t, ctx: ctx.nnx.LayerNorm(t.dims[-1].value, epsilon=a["eps"], rngs=ctx.rngs)),
-    label=lambda a: "layernorm",
-    doc="layer normalisation over the last axis, with a learned scale and bias per feature",
-))
+register(
+    OpDef(
+        name="layernorm",
+        family="norm",
+        tensors=1,
+        args=(Arg("eps", "float", 1e-5),),
+        infer=_layernorm,
+        lowerings=_layer(
+            lambda a, t, ctx: ctx.nnx.LayerNorm(t.dims[-1].value, epsilon=a["eps"], rngs=ctx.rngs)
+        ),
+        label=lambda a: "layernorm",
+        doc="layer normalisation over the last axis, with a learned scale and bias per feature",
+    )
+)
 
 
 def _groupnorm(c: OpCall) -> Inferred:
-    need_min_rank(c, 2, "[N, ..., C]")
-    c.need_float()
-    _need_eps(c)
+    _norm_checks(c, 2, "[N, ..., C]")
     ch = c.known(c.x.dims[-1], "the channel axis (the last)")
     g = c["groups"]
     if ch % g:
         divisors = [d for d in range(1, ch + 1) if ch % d == 0]
-        raise c.fail(f"groupnorm splits {ch} channels into {g} groups, but {ch} is not divisible by {g} "
-                     f"(input {c.x})",
-                     f"use a number of groups that divides {ch}: " + ", ".join(map(str, divisors)),
-                     arg="groups", kind="argument error")
-    return Inferred((c.x,), params={"scale": (ch,), "bias": (ch,)},
-                    flops=product(c.x.dims) * STATS_NORM_FLOPS_PER_ELEMENT)
+        raise c.fail(
+            f"groupnorm splits {ch} channels into {g} groups, but {ch} is not divisible by {g} (input {c.x})",
+            f"use a number of groups that divides {ch}: " + ", ".join(map(str, divisors)),
+            arg="groups",
+            kind="argument error",
+        )
+    return _last_axis_norm(c, ch)
 
 
-register(OpDef(
-    name="groupnorm", family="norm", tensors=1,
-    args=(Arg("groups", "int", min=1), Arg("eps", "float", 1e-5)),
-    infer=_groupnorm,
-    lowerings=_layer(lambda a, t, ctx: ctx.nnx.GroupNorm(t.dims[-1].value, num_groups=a["groups"], epsilon=a["eps"],
-                                                         rngs=ctx.rngs)),
-    label=lambda a: f"groupnorm /{a['groups']}",
-    doc="group normalisation: channels split into groups, each normalised over space and its channels",
-))
+register(
+    OpDef(
+        name="groupnorm",
+        family="norm",
+        tensors=1,
+        args=(Arg("groups", "int", min=1), Arg("eps", "float", 1e-5)),
+        infer=_groupnorm,
+        lowerings=_layer(
+            lambda a, t, ctx: ctx.nnx.GroupNorm(
+                t.dims[-1].value, num_groups=a["groups"], epsilon=a["eps"], rngs=ctx.rngs
+            )
+        ),
+        label=lambda a: f"groupnorm /{a['groups']}",
+        doc="group normalisation: channels split into groups, each normalised over space and its channels",
+    )
+)
 
 
 def _dropout(c: OpCall) -> Inferred:
     c.need_float()
     rate = c["rate"]
     if not 0.0 <= rate < 1.0:
-        raise c.fail(f"dropout's 'rate' is the fraction of values dropped and must be in [0, 1), got {rate}",
-                     "rate=1 would drop everything; 0.1 to 0.5 are usual", arg="rate", kind="argument error")
+        raise c.fail(
+            f"dropout's 'rate' is the fraction of values dropped and must be in [0, 1), got {rate}",
+            "rate=1 would drop everything; 0.1 to 0.5 are usual",
+            arg="rate",
+            kind="argument error",
+        )
     # identity at inference, where FLOPs are counted
     return Inferred((c.x,))
 
 
-register(OpDef(
-    name="dropout", family="norm", tensors=1,
-    args=(Arg("rate", "float"),),
-    infer=_dropout,
-    lowerings=_layer(lambda a, t, ctx: ctx.nnx.Dropout(a["rate"], rngs=ctx.rngs)),
-    label=lambda a: f"dropout {a['rate']:g}",
-    doc="zeroes a fraction `rate` of values while training and rescales the rest; identity otherwise",
-))
+register(
+    OpDef(
+        name="dropout",
+        family="norm",
+        tensors=1,
+        args=(Arg("rate", "float"),),
+        infer=_dropout,
+        lowerings=_layer(lambda a, t, ctx: ctx.nnx.Dropout(a["rate"], rngs=ctx.rngs)),
+        label=lambda a: f"dropout {a['rate']:g}",
+        doc="zeroes a fraction `rate` of values while training and rescales the rest; identity otherwise",
+    )
+)

@@ -10,7 +10,9 @@ from .conv import _window_label, lax_padding, spatial
 
 
 def _pool(c: OpCall) -> Inferred:
-    c.need_rank(3, 5, " [N, spatial..., channels]", "pooling needs spatial axes; after flatten there are none")
+    c.need_rank(
+        3, 5, " [N, spatial..., channels]", "pooling needs spatial axes; after flatten there are none"
+    )
     stride = c["stride"] if c["stride"] is not None else c["window"]
     dims, k, _, _, _ = spatial(c, c["window"], stride, None, c["padding"])
     out = (c.x.dims[0], *dims, c.x.dims[-1])
@@ -20,7 +22,10 @@ def _pool(c: OpCall) -> Inferred:
 def _pool_label(kind: str) -> Any:
     def label(a: Any) -> str:
         s = a["stride"]
-        return f"{kind} {_window_label(a['window'])}" + (f" /{s}" if s is not None and s != a["window"] else "")
+        return f"{kind} {_window_label(a['window'])}" + (
+            f" /{s}" if s is not None and s != a["window"] else ""
+        )
+
     return label
 
 
@@ -45,8 +50,9 @@ def _pool_reference(kind: str) -> Lowering:
         if kind == "max":
             init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else int(jnp.iinfo(x.dtype).min)
             return lax.reduce_window(x, init, lax.max, dims, strides, padding)
-        total = lax.reduce_window(x, 0.0 if jnp.issubdtype(x.dtype, jnp.floating) else 0, lax.add, dims, strides,
-                                  padding)
+        total = lax.reduce_window(
+            x, 0.0 if jnp.issubdtype(x.dtype, jnp.floating) else 0, lax.add, dims, strides, padding
+        )
         size = 1
         for w in k:
             size *= w
@@ -62,7 +68,9 @@ def _tiles(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
     if platform != "cpu" or (a["stride"] is not None and a["stride"] != a["window"]):
         return False
     pad = a["padding"]
-    flat = [v for p in pad for v in (p if isinstance(p, tuple) else (p,))] if isinstance(pad, tuple) else [pad]
+    flat = (
+        [v for p in pad for v in (p if isinstance(p, tuple) else (p,))] if isinstance(pad, tuple) else [pad]
+    )
     if pad != "valid" and flat != [0] * len(flat):
         return False
     k = (a["window"],) * n if isinstance(a["window"], int) else a["window"]
@@ -90,12 +98,19 @@ def _pool_tiled(kind: str) -> Lowering:
     return Lowering("tiled", apply=apply, when=_tiles)
 
 
-register(OpDef(name="maxpool", family="pooling", tensors=1, args=POOL_ARGS, infer=_pool, label=_pool_label("maxpool"),
-               lowerings=(_pool_reference("max"), _pool_tiled("max")),
-               doc="max over sliding windows (stride defaults to the window)"))
-register(OpDef(name="avgpool", family="pooling", tensors=1, args=POOL_ARGS, infer=_pool, label=_pool_label("avgpool"),
-               lowerings=(_pool_reference("avg"), _pool_tiled("avg")),
-               doc="mean over sliding windows (stride defaults to the window)"))
+for _kind, _what in (("max", "max"), ("avg", "mean")):
+    register(
+        OpDef(
+            name=f"{_kind}pool",
+            family="pooling",
+            tensors=1,
+            args=POOL_ARGS,
+            infer=_pool,
+            label=_pool_label(f"{_kind}pool"),
+            lowerings=(_pool_reference(_kind), _pool_tiled(_kind)),
+            doc=f"{_what} over sliding windows (stride defaults to the window)",
+        )
+    )
 
 
 def _global(c: OpCall) -> Inferred:
@@ -113,22 +128,34 @@ def _global_apply(kind: str) -> Lowering:
     return Lowering("reference", apply=apply)
 
 
-register(OpDef(name="global_avgpool", family="pooling", tensors=1, args=(), infer=_global,
-               lowerings=(_global_apply("avg"),),
-               doc="mean over all spatial axes: [N, ..., C] → [N, C]"))
-register(OpDef(name="global_maxpool", family="pooling", tensors=1, args=(), infer=_global,
-               lowerings=(_global_apply("max"),),
-               doc="max over all spatial axes: [N, ..., C] → [N, C]"))
+for _kind, _what in (("avg", "mean"), ("max", "max")):
+    register(
+        OpDef(
+            name=f"global_{_kind}pool",
+            family="pooling",
+            tensors=1,
+            args=(),
+            infer=_global,
+            lowerings=(_global_apply(_kind),),
+            doc=f"{_what} over all spatial axes: [N, ..., C] → [N, C]",
+        )
+    )
+
+
+def _per_spatial_axis(c: OpCall, arg: str) -> tuple[int, ...]:
+    """Check a [N, spatial..., C] input and broadcast `arg` (one int, or one per spatial axis) to its axes."""
+    c.need_rank(3, 5, " [N, spatial..., channels]")
+    n = c.x.rank - 2
+    v = c[arg]
+    values = (v,) * n if isinstance(v, int) else v
+    if len(values) != n:
+        raise c.fail(f"{c.op.name} {arg} has {len(values)} values but {c.x} has {n} spatial axes", arg=arg)
+    return values
 
 
 def _adaptive(c: OpCall) -> Inferred:
-    c.need_rank(3, 5, " [N, spatial..., channels]")
-    n = c.x.rank - 2
-    size = c["size"]
-    sizes = (size,) * n if isinstance(size, int) else size
-    if len(sizes) != n:
-        raise c.fail(f"adaptive_avgpool size has {len(sizes)} values but {c.x} has {n} spatial axes", arg="size")
-    for i, s in enumerate(sizes):
+    sizes = _per_spatial_axis(c, "size")
+    for i in range(len(sizes)):
         c.known(c.x.dims[1 + i], f"spatial axis {1 + i}")
     out = (c.x.dims[0], *(Dim.const(s) for s in sizes), c.x.dims[-1])
     return Inferred((c.x.with_dims(out),), flops=product(c.x.dims))
@@ -151,19 +178,30 @@ def _adaptive_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
             continue
         if size_in % out == 0:  # equal bins: a reshape and a mean
             k = size_in // out
-            x = x.reshape((*x.shape[:ax], out, k, *x.shape[ax + 1:])).mean(axis=ax + 1)
+            x = x.reshape((*x.shape[:ax], out, k, *x.shape[ax + 1 :])).mean(axis=ax + 1)
             continue
         # overlapping or uneven bins: an averaging matrix [out, in] contracted with that axis
-        rows = [[1.0 / (hi - lo) if lo <= j < hi else 0.0 for j in range(size_in)]
-                for lo, hi in adaptive_bins(size_in, out)]
+        rows = [
+            [1.0 / (hi - lo) if lo <= j < hi else 0.0 for j in range(size_in)]
+            for lo, hi in adaptive_bins(size_in, out)
+        ]
         w = jnp.asarray(rows, dtype=x.dtype)
         x = jnp.moveaxis(jnp.tensordot(x, w, axes=([ax], [1])), -1, ax)
     return x
 
 
-register(OpDef(name="adaptive_avgpool", family="pooling", tensors=1, args=(Arg("size", "window"),),
-               infer=_adaptive, lowerings=(Lowering("reference", apply=_adaptive_apply),), label=lambda a: f"adaptive avgpool {_window_label(a['size'])}",
-               doc="average into a fixed output grid, as torch's AdaptiveAvgPool"))
+register(
+    OpDef(
+        name="adaptive_avgpool",
+        family="pooling",
+        tensors=1,
+        args=(Arg("size", "window"),),
+        infer=_adaptive,
+        lowerings=(Lowering("reference", apply=_adaptive_apply),),
+        label=lambda a: f"adaptive avgpool {_window_label(a['size'])}",
+        doc="average into a fixed output grid, as torch's AdaptiveAvgPool",
+    )
+)
 
 
 def _upsample_apply(a: dict[str, Any], x: Any, ctx: Any) -> Any:
@@ -178,18 +216,20 @@ def _upsample_apply(a: dict[str, Any], x: Any, ctx: Any) -> Any:
 
 
 def _upsample(c: OpCall) -> Inferred:
-    c.need_rank(3, 5, " [N, spatial..., channels]")
-    n = c.x.rank - 2
-    sc = c["scale"]
-    scales = (sc,) * n if isinstance(sc, int) else sc
-    if len(scales) != n:
-        raise c.fail(f"upsample scale has {len(scales)} values but {c.x} has {n} spatial axes", arg="scale")
+    scales = _per_spatial_axis(c, "scale")
     out = (c.x.dims[0], *(d * s for d, s in zip(c.x.dims[1:-1], scales, strict=True)), c.x.dims[-1])
     return Inferred((c.x.with_dims(out),))
 
 
-register(OpDef(name="upsample", family="pooling", tensors=1,
-               args=(Arg("scale", "window"), Arg("method", "enum", "nearest", choices=("nearest", "linear"))),
-               infer=_upsample, lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: _upsample_apply(a, xs[0], ctx)),),
-               label=lambda a: f"upsample ×{a['scale']}",
-               doc="repeat (nearest) or interpolate (linear) each spatial axis by an integer factor"))
+register(
+    OpDef(
+        name="upsample",
+        family="pooling",
+        tensors=1,
+        args=(Arg("scale", "window"), Arg("method", "enum", "nearest", choices=("nearest", "linear"))),
+        infer=_upsample,
+        lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: _upsample_apply(a, xs[0], ctx)),),
+        label=lambda a: f"upsample ×{a['scale']}",
+        doc="repeat (nearest) or interpolate (linear) each spatial axis by an integer factor",
+    )
+)

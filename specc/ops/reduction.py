@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..ir.dims import Dim, product
@@ -27,8 +27,9 @@ def reduced_axes(c: OpCall) -> tuple[int, ...]:
         k = ax % r
         if k in seen:
             twice = f"{ax}" if seen[k] == ax else f"{seen[k]} and {ax}"
-            raise c.fail(f"{c.op.name} reduces axis {k} twice (as {twice}) in {c.x}",
-                         "list each axis once", arg="axis")
+            raise c.fail(
+                f"{c.op.name} reduces axis {k} twice (as {twice}) in {c.x}", "list each axis once", arg="axis"
+            )
         seen[k] = ax
     return tuple(sorted(seen))
 
@@ -42,7 +43,10 @@ def reduced_dims(dims: tuple[Dim, ...], axes: tuple[int, ...], keepdims: bool) -
 def _reduction(out_dtype: Callable[[str], str], flops_per_element: int) -> Callable[[OpCall], Inferred]:
     def rule(c: OpCall) -> Inferred:
         dims = reduced_dims(c.x.dims, reduced_axes(c), c["keepdims"])
-        return Inferred((TensorType(out_dtype(c.x.dtype), dims),), flops=product(c.x.dims) * flops_per_element)
+        return Inferred(
+            (TensorType(out_dtype(c.x.dtype), dims),), flops=product(c.x.dims) * flops_per_element
+        )
+
     return rule
 
 
@@ -60,11 +64,15 @@ def _summable(dtype: str) -> str:
     return "i32" if dtype == "bool" else dtype
 
 
-def _axes_label(name: str) -> Callable[[dict[str, object]], str]:
+def _axes_label(name: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda a: name if a["axis"] is None else f"{name} axis={a['axis']}"
 
 
-_AXES_ARGS = (Arg("axis", "axes", None, doc="an axis, a list of axes, or none for all"), Arg("keepdims", "bool", False))
+_AXES_ARGS = (
+    Arg("axis", "axes", None, doc="an axis, a list of axes, or none for all"),
+    Arg("keepdims", "bool", False),
+)
+
 
 def _reduce_lowering(name: str) -> Lowering:
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
@@ -79,9 +87,18 @@ for _name, _dtype, _doc in (
     ("max", _same, "largest value over the given axes (all by default)"),
     ("min", _same, "smallest value over the given axes (all by default)"),
 ):
-    register(OpDef(name=_name, family="reduction", tensors=1, args=_AXES_ARGS,
-                   infer=_reduction(_dtype, 1), lowerings=(_reduce_lowering(_name),), label=_axes_label(_name),
-                   doc=_doc))
+    register(
+        OpDef(
+            name=_name,
+            family="reduction",
+            tensors=1,
+            args=_AXES_ARGS,
+            infer=_reduction(_dtype, 1),
+            lowerings=(_reduce_lowering(_name),),
+            label=_axes_label(_name),
+            doc=_doc,
+        )
+    )
 
 
 _reduce_norm = _reduction(_float, 2)  # |x|**ord and an add per element
@@ -89,8 +106,12 @@ _reduce_norm = _reduction(_float, 2)  # |x|**ord and an add per element
 
 def _norm(c: OpCall) -> Inferred:
     if c["ord"] <= 0:
-        raise c.fail(f"norm's 'ord' must be positive, got {c['ord']:g}", "ord=2 is the Euclidean length",
-                     arg="ord", kind="argument error")
+        raise c.fail(
+            f"norm's 'ord' must be positive, got {c['ord']:g}",
+            "ord=2 is the Euclidean length",
+            arg="ord",
+            kind="argument error",
+        )
     return _reduce_norm(c)
 
 
@@ -107,14 +128,18 @@ def _norm_apply(a: dict[str, Any], x: Any, ctx: Any) -> Any:
     return jnp.sum(jnp.abs(x) ** p, axis=ax, keepdims=keep) ** (1.0 / p)
 
 
-register(OpDef(
-    name="norm", family="reduction", tensors=1,
-    args=(_AXES_ARGS[0], Arg("ord", "float", 2.0), _AXES_ARGS[1]),
-    infer=_norm,
-    lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: _norm_apply(a, xs[0], ctx)),),
-    label=lambda a: f"norm{a['ord']:g}" + ("" if a["axis"] is None else f" axis={a['axis']}"),
-    doc="vector p-norm (sum |x|**ord)**(1/ord) over the given axes (all by default)",
-))
+register(
+    OpDef(
+        name="norm",
+        family="reduction",
+        tensors=1,
+        args=(_AXES_ARGS[0], Arg("ord", "float", 2.0), _AXES_ARGS[1]),
+        infer=_norm,
+        lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: _norm_apply(a, xs[0], ctx)),),
+        label=lambda a: f"norm{a['ord']:g}" + ("" if a["axis"] is None else f" axis={a['axis']}"),
+        doc="vector p-norm (sum |x|**ord)**(1/ord) over the given axes (all by default)",
+    )
+)
 
 
 def _argmax(c: OpCall) -> Inferred:
@@ -125,12 +150,22 @@ def _argmax(c: OpCall) -> Inferred:
     return Inferred((TensorType("i32", dims),), flops=product(c.x.dims))
 
 
-register(OpDef(
-    name="argmax", family="reduction", tensors=1,
-    args=(Arg("axis", "axis", -1), Arg("keepdims", "bool", False)),
-    infer=_argmax,
-    lowerings=(Lowering("reference", apply=lambda m, a, xs, ctx: ctx.jnp.argmax(
-        xs[0], axis=a["axis"], keepdims=a["keepdims"]).astype(ctx.jnp.int32)),),
-    label=lambda a: f"argmax axis={a['axis']}",
-    doc="index (i32) of the largest value along one axis",
-))
+register(
+    OpDef(
+        name="argmax",
+        family="reduction",
+        tensors=1,
+        args=(Arg("axis", "axis", -1), Arg("keepdims", "bool", False)),
+        infer=_argmax,
+        lowerings=(
+            Lowering(
+                "reference",
+                apply=lambda m, a, xs, ctx: ctx.jnp.argmax(
+                    xs[0], axis=a["axis"], keepdims=a["keepdims"]
+                ).astype(ctx.jnp.int32),
+            ),
+        ),
+        label=lambda a: f"argmax axis={a['axis']}",
+        doc="index (i32) of the largest value along one axis",
+    )
+)

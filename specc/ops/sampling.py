@@ -16,11 +16,16 @@ def _sample_normal(c: OpCall) -> Inferred:
     c.need_float(0)
     c.need_float(1)
     if mu.dims != logvar.dims:
-        raise c.fail(f"sample_normal needs mu and logvar of the same shape, got mu {mu} and logvar {logvar}",
-                     "both usually come from two dense layers of the same width; they are not broadcast")
+        raise c.fail(
+            f"sample_normal needs mu and logvar of the same shape, got mu {mu} and logvar {logvar}",
+            "both usually come from two dense layers of the same width; they are not broadcast",
+        )
     if mu.dtype != logvar.dtype:
-        raise c.fail(f"sample_normal needs mu and logvar of one dtype, got mu {mu} and logvar {logvar}",
-                     "convert one with `cast`", kind="type error")
+        raise c.fail(
+            f"sample_normal needs mu and logvar of one dtype, got mu {mu} and logvar {logvar}",
+            "convert one with `cast`",
+            kind="type error",
+        )
     return Inferred((mu,), flops=product(mu.dims) * SAMPLE_NORMAL_FLOPS_PER_ELEMENT)
 
 
@@ -35,10 +40,15 @@ def _sample_apply(stream: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> An
     return mu + ctx.jnp.exp(logvar / 2) * eps
 
 
-register(OpDef(
-    name="sample_normal", family="sampling", tensors=2, args=(),
-    infer=_sample_normal,
-    lowerings=(Lowering("reference", apply=_sample_apply, build=_sample_build),),
-    label=lambda a: "sample N(μ, σ²)",
-    doc="mu + exp(logvar / 2) * eps with eps ~ N(0, 1) drawn from the step's RNG",
-))
+register(
+    OpDef(
+        name="sample_normal",
+        family="sampling",
+        tensors=2,
+        args=(),
+        infer=_sample_normal,
+        lowerings=(Lowering("reference", apply=_sample_apply, build=_sample_build),),
+        label=lambda a: "sample N(μ, σ²)",
+        doc="mu + exp(logvar / 2) * eps with eps ~ N(0, 1) drawn from the step's RNG",
+    )
+)

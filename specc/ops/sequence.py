@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
 
 # ---- embed -----------------------------------------------------------------------------------------
 
 
 def _embed(c: OpCall) -> Inferred:
     if not c.x.is_int:
-        raise c.fail(f"embed looks up integer token ids, got a {c.x.dtype} input {c.x}",
-                     "feed it the token ids (i32); for float features use `dense(...)` instead",
-                     kind="type error")
+        raise c.fail(
+            f"embed looks up integer token ids, got a {c.x.dtype} input {c.x}",
+            "feed it the token ids (i32); for float features use `dense(...)` instead",
+            kind="type error",
+        )
     vocab, feat = c["vocab"], c["features"]
     out = TensorType("f32", (*c.x.dims, Dim.const(feat)))
     # a table lookup: no arithmetic
@@ -28,18 +31,18 @@ def _embed_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> 
     return ctx.nnx.Embed(a["vocab"], a["features"], rngs=ctx.rngs, **kw)
 
 
-def _call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-    return m(xs[0])
-
-
-register(OpDef(
-    name="embed", family="sequence", tensors=1,
-    args=(Arg("vocab", "int", min=1), Arg("features", "int", min=1), Arg("init", "init", None)),
-    infer=_embed,
-    lowerings=(Lowering("reference", apply=_call_layer, build=_embed_build),),
-    label=lambda a: f"embed {a['vocab']}→{a['features']}",
-    doc="looks up a learned vector of `features` floats for each integer id below `vocab`",
-))
+register(
+    OpDef(
+        name="embed",
+        family="sequence",
+        tensors=1,
+        args=(Arg("vocab", "int", min=1), Arg("features", "int", min=1), Arg("init", "init", None)),
+        infer=_embed,
+        lowerings=(Lowering("reference", apply=call_layer, build=_embed_build),),
+        label=lambda a: f"embed {a['vocab']}→{a['features']}",
+        doc="looks up a learned vector of `features` floats for each integer id below `vocab`",
+    )
+)
 
 
 # ---- recurrent layers ------------------------------------------------------------------------------
@@ -110,33 +113,55 @@ def _recurrent_lowering(cell: str | None) -> Lowering:
     return Lowering("reference", apply=apply, build=build)
 
 
-def _rnn_label(cell: str, a: dict[str, object]) -> str:
+def _rnn_label(cell: str, a: Mapping[str, Any]) -> str:
     return f"{'bi' if a['bidirectional'] else ''}{cell} {a['features']}"
+
+
+def _cell_label(cell: str) -> Callable[[Mapping[str, Any]], str]:
+    return lambda a: _rnn_label(cell, a)
+
+
+def _cell_infer(cell: str) -> Callable[[OpCall], Inferred]:
+    return lambda c: _recurrent(c, cell)
 
 
 _RECURRENT_ARGS = (
     Arg("features", "int", min=1, doc="hidden size H"),
-    Arg("return", "enum", "sequence", choices=("sequence", "last"), doc="every step [N, T, H] or the last [N, H]"),
+    Arg(
+        "return",
+        "enum",
+        "sequence",
+        choices=("sequence", "last"),
+        doc="every step [N, T, H] or the last [N, H]",
+    ),
     Arg("bidirectional", "bool", False, doc="run both directions and concatenate: 2*H features"),
 )
 
-register(OpDef(
-    name="rnn", family="sequence", tensors=1,
-    args=(_RECURRENT_ARGS[0], Arg("cell", "enum", "simple", choices=tuple(GATES)), *_RECURRENT_ARGS[1:]),
-    infer=lambda c: _recurrent(c, c["cell"]),
-    lowerings=(_recurrent_lowering(None),),
-    label=lambda a: _rnn_label(a["cell"], a),
-    doc="recurrent layer over the time axis of [N, T, F] with a simple, LSTM or GRU cell",
-))
+register(
+    OpDef(
+        name="rnn",
+        family="sequence",
+        tensors=1,
+        args=(_RECURRENT_ARGS[0], Arg("cell", "enum", "simple", choices=tuple(GATES)), *_RECURRENT_ARGS[1:]),
+        infer=lambda c: _recurrent(c, c["cell"]),
+        lowerings=(_recurrent_lowering(None),),
+        label=lambda a: _rnn_label(a["cell"], a),
+        doc="recurrent layer over the time axis of [N, T, F] with a simple, LSTM or GRU cell",
+    )
+)
 for _cell in ("lstm", "gru"):
-    register(OpDef(
-        name=_cell, family="sequence", tensors=1,
-        args=_RECURRENT_ARGS,
-        infer=lambda c, cell=_cell: _recurrent(c, cell),
-        lowerings=(_recurrent_lowering(_cell),),
-        label=lambda a, cell=_cell: _rnn_label(cell, a),
-        doc=f"rnn with cell={_cell}",
-    ))
+    register(
+        OpDef(
+            name=_cell,
+            family="sequence",
+            tensors=1,
+            args=_RECURRENT_ARGS,
+            infer=_cell_infer(_cell),
+            lowerings=(_recurrent_lowering(_cell),),
+            label=_cell_label(_cell),
+            doc=f"rnn with cell={_cell}",
+        )
+    )
 
 
 # ---- attention -------------------------------------------------------------------------------------
@@ -149,10 +174,13 @@ def _attention(c: OpCall) -> Inferred:
     heads = c["heads"]
     qkv = fin if c["features"] is None else c["features"]
     if qkv % heads:
-        raise c.fail(f"attention splits {qkv} features into {heads} heads, but {qkv} is not divisible by {heads} "
-                     f"(input {c.x})",
-                     "choose heads that divide the features, or set features= to a multiple of heads",
-                     arg="heads", kind="argument error")
+        raise c.fail(
+            f"attention splits {qkv} features into {heads} heads, but {qkv} is not divisible by {heads} "
+            f"(input {c.x})",
+            "choose heads that divide the features, or set features= to a multiple of heads",
+            arg="heads",
+            kind="argument error",
+        )
     hd = qkv // heads
     # nnx.MultiHeadAttention: LinearGeneral projections to (heads, head_dim), out projection back to F
     params: dict[str, tuple[int, ...]] = {}
@@ -170,8 +198,15 @@ def _attention(c: OpCall) -> Inferred:
 
 def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> Any:
     fin = types[0].dims[2].value
-    return ctx.nnx.MultiHeadAttention(num_heads=a["heads"], in_features=fin, qkv_features=a["features"] or fin,
-                                      out_features=fin, kernel_init=ctx.init(None), decode=False, rngs=ctx.rngs)
+    return ctx.nnx.MultiHeadAttention(
+        num_heads=a["heads"],
+        in_features=fin,
+        qkv_features=a["features"] or fin,
+        out_features=fin,
+        kernel_init=ctx.init(None),
+        decode=False,
+        rngs=ctx.rngs,
+    )
 
 
 def _attention_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
@@ -180,15 +215,22 @@ def _attention_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     return m(x, mask=mask)
 
 
-register(OpDef(
-    name="attention", family="sequence", tensors=1,
-    args=(Arg("heads", "int", min=1), Arg("features", "int", None, min=1, doc="q/k/v width; default F"),
-          Arg("causal", "bool", False)),
-    infer=_attention,
-    lowerings=(Lowering("reference", apply=_attention_apply, build=_attention_build),),
-    label=lambda a: f"{'causal ' if a['causal'] else ''}attention ×{a['heads']}",
-    doc="multi-head self-attention over the time axis of [N, T, F]; output [N, T, F]",
-))
+register(
+    OpDef(
+        name="attention",
+        family="sequence",
+        tensors=1,
+        args=(
+            Arg("heads", "int", min=1),
+            Arg("features", "int", None, min=1, doc="q/k/v width; default F"),
+            Arg("causal", "bool", False),
+        ),
+        infer=_attention,
+        lowerings=(Lowering("reference", apply=_attention_apply, build=_attention_build),),
+        label=lambda a: f"{'causal ' if a['causal'] else ''}attention ×{a['heads']}",
+        doc="multi-head self-attention over the time axis of [N, T, F]; output [N, T, F]",
+    )
+)
 
 
 # ---- positional encodings --------------------------------------------------------------------------
@@ -201,16 +243,23 @@ def _positional(c: OpCall) -> Inferred:
     max_len = c["max_len"]
     tn = t.as_int()
     if max_len is not None and tn is not None and tn > max_len:
-        raise c.fail(f"positional(max_len={max_len}) covers {max_len} positions, but the input has T = {tn}: {c.x}",
-                     f"raise max_len to at least {tn}", arg="max_len")
+        raise c.fail(
+            f"positional(max_len={max_len}) covers {max_len} positions, but the input has T = {tn}: {c.x}",
+            f"raise max_len to at least {tn}",
+            arg="max_len",
+        )
     params: dict[str, tuple[int, ...]] = {}
     if c["kind"] == "learned":
         fn = c.known(f, "the feature axis (the last)")
-        if max_len is None and tn is None:
-            raise c.fail(f"positional(kind=learned) learns one vector per position, so it needs the sequence "
-                         f"length to be a number, got T = {t} in {c.x}",
-                         "give max_len=... (the longest sequence), or declare T with a number", arg="kind")
-        params["embedding"] = (max_len if max_len is not None else tn, fn)
+        length: int | None = max_len if max_len is not None else tn
+        if length is None:
+            raise c.fail(
+                f"positional(kind=learned) learns one vector per position, so it needs the sequence "
+                f"length to be a number, got T = {t} in {c.x}",
+                "give max_len=... (the longest sequence), or declare T with a number",
+                arg="kind",
+            )
+        params["embedding"] = (length, fn)
     # one add per element
     return Inferred((c.x,), params=params, flops=product(c.x.dims))
 
@@ -238,11 +287,18 @@ def _positional_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any
     return x + table.astype(x.dtype)
 
 
-register(OpDef(
-    name="positional", family="sequence", tensors=1,
-    args=(Arg("max_len", "int", None, min=1), Arg("kind", "enum", "sinusoidal", choices=("sinusoidal", "learned"))),
-    infer=_positional,
-    lowerings=(Lowering("reference", apply=_positional_apply, build=_positional_build),),
-    label=lambda a: f"positional {a['kind']}",
-    doc="adds a position encoding (fixed sinusoids or a learned table) to [N, T, F]",
-))
+register(
+    OpDef(
+        name="positional",
+        family="sequence",
+        tensors=1,
+        args=(
+            Arg("max_len", "int", None, min=1),
+            Arg("kind", "enum", "sinusoidal", choices=("sinusoidal", "learned")),
+        ),
+        infer=_positional,
+        lowerings=(Lowering("reference", apply=_positional_apply, build=_positional_build),),
+        label=lambda a: f"positional {a['kind']}",
+        doc="adds a position encoding (fixed sinusoids or a learned table) to [N, T, F]",
+    )
+)

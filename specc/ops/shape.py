@@ -18,34 +18,47 @@ def _flatten(c: OpCall) -> Inferred:
     start = c["start"]
     if not 0 <= start < max(c.x.rank, 1):
         raise c.fail(f"flatten start={start} is out of range for {c.x}", arg="start")
-    out = c.x.dims[:start] + (product(c.x.dims[start:]),)
+    out = (*c.x.dims[:start], product(c.x.dims[start:]))
     return Inferred((c.x.with_dims(out),))
 
 
-register(OpDef(name="flatten", family="shape", tensors=1, args=(Arg("start", "int", 1, min=0),), infer=_flatten,
-               lowerings=_jax(lambda a, xs, ctx: xs[0].reshape((*xs[0].shape[:a["start"]], -1))),
-               doc="merge the axes from `start` (default: all but the batch) into one"))
+register(
+    OpDef(
+        name="flatten",
+        family="shape",
+        tensors=1,
+        args=(Arg("start", "int", 1, min=0),),
+        infer=_flatten,
+        lowerings=_jax(lambda a, xs, ctx: xs[0].reshape((*xs[0].shape[: a["start"]], -1))),
+        doc="merge the axes from `start` (default: all but the batch) into one",
+    )
+)
 
 
 def _reshape(c: OpCall) -> Inferred:
     target: tuple[Any, ...] = c["shape"]
     holes = [i for i, d in enumerate(target) if d == -1]
     if len(holes) > 1:
-        raise c.fail(f"reshape can infer at most one axis (-1), got {len(holes)} in {_fmt(target)}", arg="shape")
+        raise c.fail(
+            f"reshape can infer at most one axis (-1), got {len(holes)} in {_fmt(target)}", arg="shape"
+        )
     total = product(c.x.dims)
     if holes:
         known = product(d for d in target if d != -1)
         try:
             fill = total.exact_div(known)
         except DimError:
-            raise c.fail(f"reshape cannot fill -1 in {_fmt(target)} from {c.x}: {total} elements are not divisible by {known}",
-                         arg="shape") from None
+            raise c.fail(
+                f"reshape cannot fill -1 in {_fmt(target)} from {c.x}: {total} elements are not divisible by {known}",
+                arg="shape",
+            ) from None
         target = tuple(fill if d == -1 else d for d in target)
     dims = tuple(target)
     if product(dims) != total:
         raise c.fail(
             f"reshape to {fmt_dims(dims)} needs {product(dims)} elements per tensor, but {c.x} has {total}",
-            "the product of the new sizes must equal the old one; use -1 for the axis to infer")
+            "the product of the new sizes must equal the old one; use -1 for the axis to infer",
+        )
     return Inferred((c.x.with_dims(dims),))
 
 
@@ -53,10 +66,18 @@ def _fmt(target: tuple[Any, ...]) -> str:
     return "[" + ", ".join(str(d) for d in target) + "]"
 
 
-register(OpDef(name="reshape", family="shape", tensors=1, args=(Arg("shape", "dims"),), infer=_reshape,
-               lowerings=_jax(lambda a, xs, ctx: xs[0].reshape(ctx.shape(ctx.out_type))),
-               label=lambda a: f"reshape {_fmt(a['shape'])}",
-               doc="same elements, new shape (the batch axis included: reshape([N, 28, 28, 1]))"))
+register(
+    OpDef(
+        name="reshape",
+        family="shape",
+        tensors=1,
+        args=(Arg("shape", "dims"),),
+        infer=_reshape,
+        lowerings=_jax(lambda a, xs, ctx: xs[0].reshape(ctx.shape(ctx.out_type))),
+        label=lambda a: f"reshape {_fmt(a['shape'])}",
+        doc="same elements, new shape (the batch axis included: reshape([N, 28, 28, 1]))",
+    )
+)
 
 
 def _transpose(c: OpCall) -> Inferred:
@@ -67,16 +88,27 @@ def _transpose(c: OpCall) -> Inferred:
     return Inferred((c.x.with_dims(tuple(c.x.dims[p] for p in perm)),))
 
 
-register(OpDef(name="transpose", family="shape", tensors=1, args=(Arg("perm", "ints"),), infer=_transpose,
-               lowerings=_jax(lambda a, xs, ctx: ctx.jnp.transpose(xs[0], a["perm"])),
-               label=lambda a: f"transpose {list(a['perm'])}", doc="permute axes"))
+register(
+    OpDef(
+        name="transpose",
+        family="shape",
+        tensors=1,
+        args=(Arg("perm", "ints"),),
+        infer=_transpose,
+        lowerings=_jax(lambda a, xs, ctx: ctx.jnp.transpose(xs[0], a["perm"])),
+        label=lambda a: f"transpose {list(a['perm'])}",
+        doc="permute axes",
+    )
+)
 
 
 def _same_dtype(c: OpCall) -> str:
     dtypes = {t.dtype for t in c.inputs}
     if len(dtypes) > 1:
-        raise c.fail(f"{c.op.name} needs tensors of one dtype, got {', '.join(str(t) for t in c.inputs)}",
-                     kind="type error")
+        raise c.fail(
+            f"{c.op.name} needs tensors of one dtype, got {', '.join(str(t) for t in c.inputs)}",
+            kind="type error",
+        )
     return c.inputs[0].dtype
 
 
@@ -90,18 +122,29 @@ def _concat(c: OpCall) -> Inferred:
     for t in c.inputs[1:]:
         for i in range(r):
             if i != ax and t.dims[i] != c.x.dims[i]:
-                raise c.fail(f"concat along axis {c['axis']}: axis {i} differs ({c.x.dims[i]} vs {t.dims[i]}) between "
-                             f"{c.x} and {t}", "all axes but the concatenated one must match")
+                raise c.fail(
+                    f"concat along axis {c['axis']}: axis {i} differs ({c.x.dims[i]} vs {t.dims[i]}) between "
+                    f"{c.x} and {t}",
+                    "all axes but the concatenated one must match",
+                )
     size = Dim.const(0)
     for t in c.inputs:
         size = size + t.dims[ax]
-    dims = c.x.dims[:ax] + (size,) + c.x.dims[ax + 1:]
+    dims = (*c.x.dims[:ax], size, *c.x.dims[ax + 1 :])
     return Inferred((TensorType(dtype, dims),))
 
 
-register(OpDef(name="concat", family="shape", tensors=(1, None), args=(Arg("axis", "axis", -1),), infer=_concat,
-               lowerings=_jax(lambda a, xs, ctx: ctx.jnp.concatenate(xs, axis=a["axis"])),
-               doc="join tensors along an existing axis"))
+register(
+    OpDef(
+        name="concat",
+        family="shape",
+        tensors=(1, None),
+        args=(Arg("axis", "axis", -1),),
+        infer=_concat,
+        lowerings=_jax(lambda a, xs, ctx: ctx.jnp.concatenate(xs, axis=a["axis"])),
+        doc="join tensors along an existing axis",
+    )
+)
 
 
 def _stack(c: OpCall) -> Inferred:
@@ -110,13 +153,21 @@ def _stack(c: OpCall) -> Inferred:
         if t.dims != c.x.dims:
             raise c.fail(f"stack needs tensors of one shape, got {c.x} and {t}")
     ax = c.axis("axis", rank=c.x.rank + 1)
-    dims = c.x.dims[:ax] + (Dim.const(len(c.inputs)),) + c.x.dims[ax:]
+    dims = (*c.x.dims[:ax], Dim.const(len(c.inputs)), *c.x.dims[ax:])
     return Inferred((TensorType(dtype, dims),))
 
 
-register(OpDef(name="stack", family="shape", tensors=(1, None), args=(Arg("axis", "axis", 0),), infer=_stack,
-               lowerings=_jax(lambda a, xs, ctx: ctx.jnp.stack(xs, axis=a["axis"])),
-               doc="join tensors of one shape along a new axis"))
+register(
+    OpDef(
+        name="stack",
+        family="shape",
+        tensors=(1, None),
+        args=(Arg("axis", "axis", 0),),
+        infer=_stack,
+        lowerings=_jax(lambda a, xs, ctx: ctx.jnp.stack(xs, axis=a["axis"])),
+        doc="join tensors of one shape along a new axis",
+    )
+)
 
 
 def _split(c: OpCall) -> Inferred:
@@ -129,15 +180,20 @@ def _split(c: OpCall) -> Inferred:
         try:
             each = size.exact_div(parts)
         except DimError:
-            raise c.fail(f"split into {parts} equal parts: axis {c['axis']} of {c.x} has size {size}, not divisible by {parts}",
-                         "give the sizes instead: split([a, b], axis=...)", arg="parts") from None
+            raise c.fail(
+                f"split into {parts} equal parts: axis {c['axis']} of {c.x} has size {size}, not divisible by {parts}",
+                "give the sizes instead: split([a, b], axis=...)",
+                arg="parts",
+            ) from None
         sizes = [each] * parts
     else:
         sizes = [Dim.const(p) for p in parts]
         if Dim.const(sum(parts)) != size:
-            raise c.fail(f"split sizes {list(parts)} add up to {sum(parts)} but axis {c['axis']} of {c.x} has size {size}",
-                         arg="parts")
-    outs = tuple(c.x.with_dims(c.x.dims[:ax] + (s,) + c.x.dims[ax + 1:]) for s in sizes)
+            raise c.fail(
+                f"split sizes {list(parts)} add up to {sum(parts)} but axis {c['axis']} of {c.x} has size {size}",
+                arg="parts",
+            )
+    outs = tuple(c.x.with_dims((*c.x.dims[:ax], s, *c.x.dims[ax + 1 :])) for s in sizes)
     return Inferred(outs)
 
 
@@ -153,8 +209,17 @@ def _split_apply(a: dict[str, Any], xs: list[Any], ctx: Any) -> tuple[Any, ...]:
     return tuple(ctx.jnp.split(x, cuts, axis=a["axis"]))
 
 
-register(OpDef(name="split", family="shape", tensors=1, args=(Arg("parts", "any"), Arg("axis", "axis", -1)),
-               infer=_split, lowerings=_jax(_split_apply), doc="cut along an axis into n equal parts or parts of given sizes (several outputs)"))
+register(
+    OpDef(
+        name="split",
+        family="shape",
+        tensors=1,
+        args=(Arg("parts", "any"), Arg("axis", "axis", -1)),
+        infer=_split,
+        lowerings=_jax(_split_apply),
+        doc="cut along an axis into n equal parts or parts of given sizes (several outputs)",
+    )
+)
 
 
 def _index(c: OpCall) -> Inferred:
@@ -192,7 +257,9 @@ def _slice_len(d: Dim, lo: int | None, hi: int | None, step: int, c: OpCall, axi
     if d.is_const:
         n = len(range(*slice(lo, hi, step).indices(d.value)))
         if n == 0:
-            raise c.fail(f"slice {lo if lo is not None else ''}:{hi if hi is not None else ''} of axis {axis} of {c.x} is empty")
+            raise c.fail(
+                f"slice {lo if lo is not None else ''}:{hi if hi is not None else ''} of axis {axis} of {c.x} is empty"
+            )
         return Dim.const(n)
     # symbolic size: only bounds that do not depend on it are representable exactly
     if lo is None and hi is None:
@@ -208,15 +275,25 @@ def _slice_len(d: Dim, lo: int | None, hi: int | None, step: int, c: OpCall, axi
     raise c.fail(f"cannot size the slice {lo}:{hi} of axis {axis} of {c.x} while that axis is symbolic")
 
 
-register(OpDef(name="index", family="shape", tensors=1, args=(Arg("items", "any"),), infer=_index,
-               lowerings=_jax(lambda a, xs, ctx: xs[0][index_key(a["items"])]),
-               label=lambda a: "[" + ", ".join(_fmt_item(i) for i in a["items"]) + "]",
-               doc="NumPy basic indexing and slicing: x[:, 0:1]"))
+register(
+    OpDef(
+        name="index",
+        family="shape",
+        tensors=1,
+        args=(Arg("items", "any"),),
+        infer=_index,
+        lowerings=_jax(lambda a, xs, ctx: xs[0][index_key(a["items"])]),
+        label=lambda a: "[" + ", ".join(_fmt_item(i) for i in a["items"]) + "]",
+        doc="NumPy basic indexing and slicing: x[:, 0:1]",
+    )
+)
 
 
 def index_key(items: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
     """The items as a NumPy index: ints, slices and Ellipsis."""
-    return tuple(it[1] if it[0] == "i" else Ellipsis if it[0] == "e" else slice(it[1], it[2], it[3]) for it in items)
+    return tuple(
+        it[1] if it[0] == "i" else Ellipsis if it[0] == "e" else slice(it[1], it[2], it[3]) for it in items
+    )
 
 
 def _fmt_item(it: tuple[Any, ...]) -> str:
@@ -233,9 +310,18 @@ def _cast(c: OpCall) -> Inferred:
     return Inferred((c.x.with_dtype(c["dtype"]),))
 
 
-register(OpDef(name="cast", family="shape", tensors=1, args=(Arg("dtype", "dtype"),), infer=_cast,
-               lowerings=_jax(lambda a, xs, ctx: xs[0].astype(JNP_NAMES[a["dtype"]])),
-               label=lambda a: f"cast {a['dtype']}", doc="convert to another dtype (cast(f32))"))
+register(
+    OpDef(
+        name="cast",
+        family="shape",
+        tensors=1,
+        args=(Arg("dtype", "dtype"),),
+        infer=_cast,
+        lowerings=_jax(lambda a, xs, ctx: xs[0].astype(JNP_NAMES[a["dtype"]])),
+        label=lambda a: f"cast {a['dtype']}",
+        doc="convert to another dtype (cast(f32))",
+    )
+)
 
 
 def _one_hot(c: OpCall) -> Inferred:
@@ -244,6 +330,15 @@ def _one_hot(c: OpCall) -> Inferred:
     return Inferred((TensorType("f32", (*c.x.dims, Dim.const(c["classes"]))),))
 
 
-register(OpDef(name="one_hot", family="shape", tensors=1, args=(Arg("classes", "int", min=1),), infer=_one_hot,
-               lowerings=_jax(lambda a, xs, ctx: ctx.jax.nn.one_hot(xs[0], a["classes"], dtype=ctx.jnp.float32)),
-               label=lambda a: f"one_hot {a['classes']}", doc="integer labels → one-hot float vectors"))
+register(
+    OpDef(
+        name="one_hot",
+        family="shape",
+        tensors=1,
+        args=(Arg("classes", "int", min=1),),
+        infer=_one_hot,
+        lowerings=_jax(lambda a, xs, ctx: ctx.jax.nn.one_hot(xs[0], a["classes"], dtype=ctx.jnp.float32)),
+        label=lambda a: f"one_hot {a['classes']}",
+        doc="integer labels → one-hot float vectors",
+    )
+)

@@ -46,7 +46,10 @@ def count(g: Graph, batch: int = 1, bind: dict[str, int] | None = None) -> Count
         f = n.flops.subst(env)
         fv = f.as_int()
         total = None if (total is None or fv is None) else total + fv
-        shape = ", ".join(str(t.with_dims(tuple(d.subst(env) for d in t.dims))) for t in n.outputs) if bind else \
-            ", ".join(str(t) for t in n.outputs)
+        shape = (
+            ", ".join(str(t.with_dims(tuple(d.subst(env) for d in t.dims))) for t in n.outputs)
+            if bind
+            else ", ".join(str(t) for t in n.outputs)
+        )
         rows.append(NodeCount(n.name, n.op, shape, n.param_count, n.state_count, fv))
     return Counts(tuple(rows), g.total_params, g.total_state, total)

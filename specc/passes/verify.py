@@ -24,7 +24,9 @@ def verify(g: Graph) -> list[str]:
         names.add(n.name)
         for r in n.inputs:
             if not 0 <= r.node < i:
-                problems.append(f"{n.name} reads node {r.node}, which is not defined before it (cycle or forward use)")
+                problems.append(
+                    f"{n.name} reads node {r.node}, which is not defined before it (cycle or forward use)"
+                )
             elif r.index >= len(g.nodes[r.node].outputs):
                 problems.append(f"{n.name} reads output {r.index} of {g.nodes[r.node].name}, which has fewer")
         if n.op in SOURCE_OPS:
@@ -37,8 +39,10 @@ def verify(g: Graph) -> list[str]:
             continue
         attrs = dict(n.attrs)
         if set(attrs) != {a.name for a in op.args}:
-            problems.append(f"{n.name}: recorded attributes {sorted(attrs)} are not {op.name}'s "
-                            f"{sorted(a.name for a in op.args)}")
+            problems.append(
+                f"{n.name}: recorded attributes {sorted(attrs)} are not {op.name}'s "
+                f"{sorted(a.name for a in op.args)}"
+            )
             continue
         if any(r.node >= i for r in n.inputs):
             continue

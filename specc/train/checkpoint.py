@@ -28,7 +28,10 @@ class Checkpoints:
         self._ocp = ocp
         self._mngr = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, enable_async_checkpointing=False
+            ),
+        )
 
     def latest(self) -> int | None:
         return self._mngr.latest_step()
@@ -38,11 +41,17 @@ class Checkpoints:
         ocp = self._ocp
         leaves = jax.tree.leaves(state)
         keys = {str(i): str(jax.random.key_impl(x)) for i, x in enumerate(leaves) if _is_key(x)}
-        flat = {f"{i:05d}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
+        flat = {
+            f"{i:05d}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)
+        }
         if step in self._mngr.all_steps():
             self._mngr.delete(step)
-        self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(flat),
-                                                      record=ocp.args.JsonSave({**record, "_keys": keys})))
+        self._mngr.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(flat), record=ocp.args.JsonSave({**record, "_keys": keys})
+            ),
+        )
         self._mngr.wait_until_finished()
 
     def restore(self, like: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
@@ -56,8 +65,10 @@ class Checkpoints:
         for i, x in enumerate(leaves):
             a = np.asarray(jax.random.key_data(x)) if _is_key(x) else np.asarray(x)
             target[f"{i:05d}"] = np.zeros(a.shape, a.dtype)
-        got = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                                record=ocp.args.JsonRestore()))
+        got = self._mngr.restore(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()),
+        )
         record = dict(got["record"])
         keys = record.pop("_keys", {})
         flat = got["state"]
@@ -65,7 +76,8 @@ class Checkpoints:
         for i in range(len(leaves)):
             a = np.asarray(flat[f"{i:05d}"])
             if str(i) in keys:
-                out.append(jax.random.wrap_key_data(a, impl=keys[str(i)]))
+                # jax annotates key_bits as Array, but any array-like works
+                out.append(jax.random.wrap_key_data(a, impl=keys[str(i)]))  # type: ignore[arg-type]
             else:
                 out.append(a)
         return jax.tree.unflatten(treedef, out), record

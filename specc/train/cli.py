@@ -11,10 +11,20 @@ import click
 from .spec import Override, build_config, parse_override
 
 
-def train_command(file: Path, *, model: str | None = None, overrides: Sequence[str] = (), epochs: int | None = None,
-                  batch: int | None = None, seed: int | None = None, data: str | None = None,
-                  out_dir: Path | None = None, resume: bool = False, devices: int | None = None,
-                  verbose: bool = True) -> int:
+def train_command(
+    file: Path,
+    *,
+    model: str | None = None,
+    overrides: Sequence[str] = (),
+    epochs: int | None = None,
+    batch: int | None = None,
+    seed: int | None = None,
+    data: str | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    devices: int | None = None,
+    verbose: bool = True,
+) -> int:
     """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted. Raises SpecError."""
     from .loop import maybe_initialize_distributed
 
@@ -40,8 +50,15 @@ def train_command(file: Path, *, model: str | None = None, overrides: Sequence[s
         click.echo(f"specc: error: {result.divergence.message()}", err=True)
     elif verbose:
         last = result.history[-1] if result.history else {}
-        shown = [f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_")] or \
-            [f"loss {last['loss']:.4g}"] if "loss" in last else []
-        click.echo(f"{result.status}: {len(result.history)} epoch(s), step {result.step}"
-                   + ("; " + "  ".join(shown) if shown else "") + f"\nrun directory: {out}", err=True)
+        shown = (
+            [f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_")] or [f"loss {last['loss']:.4g}"]
+            if "loss" in last
+            else []
+        )
+        click.echo(
+            f"{result.status}: {len(result.history)} epoch(s), step {result.step}"
+            + ("; " + "  ".join(shown) if shown else "")
+            + f"\nrun directory: {out}",
+            err=True,
+        )
     return result.exit_code

@@ -48,7 +48,9 @@ class DataError(Exception):
         kind: "file error" for unreadable/missing files, else "data error" (the kinds of `specc.errors`).
     """
 
-    def __init__(self, message: str, hint: str = "", field: str | None = None, kind: str = "data error") -> None:
+    def __init__(
+        self, message: str, hint: str = "", field: str | None = None, kind: str = "data error"
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -77,8 +79,11 @@ def _canonical(name: str, arr: np.ndarray) -> np.ndarray:
             raise DataError(f"field '{name}' holds integers outside the i32 range", field=name)
         return arr.astype(np.int32)
     if arr.dtype.kind not in "fiub":
-        raise DataError(f"field '{name}' has dtype {arr.dtype}; only numbers and booleans can be fed to a model",
-                        hint="store numeric arrays (class names as integer indices)", field=name)
+        raise DataError(
+            f"field '{name}' has dtype {arr.dtype}; only numbers and booleans can be fed to a model",
+            hint="store numeric arrays (class names as integer indices)",
+            field=name,
+        )
     return arr
 
 
@@ -99,12 +104,17 @@ class DataSet:
         for name, value in self.fields.items():
             arr = _canonical(name, np.asarray(value))
             if arr.ndim == 0:
-                raise DataError(f"field '{name}' is a scalar; every field needs a leading example axis", field=name)
+                raise DataError(
+                    f"field '{name}' is a scalar; every field needs a leading example axis", field=name
+                )
             if first is None:
                 first = (name, arr.shape[0])
             elif arr.shape[0] != first[1]:
-                raise DataError(f"fields have different lengths: '{first[0]}' has {first[1]} examples, "
-                                f"'{name}' has {arr.shape[0]}", field=name)
+                raise DataError(
+                    f"fields have different lengths: '{first[0]}' has {first[1]} examples, "
+                    f"'{name}' has {arr.shape[0]}",
+                    field=name,
+                )
             # A view, so the caller's own array keeps its write flag.
             view = arr.view()
             view.flags.writeable = False
@@ -119,8 +129,9 @@ class DataSet:
         _check_batch_size(batch_size)
         return len(self) // batch_size if drop_last else -(-len(self) // batch_size)
 
-    def batches(self, batch_size: int, *, rng: np.random.Generator | None = None,
-                drop_last: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    def batches(
+        self, batch_size: int, *, rng: np.random.Generator | None = None, drop_last: bool = False
+    ) -> Iterator[dict[str, np.ndarray]]:
         """One epoch of batches; a permutation from `rng` when given, else the stored order.
 
         Only one batch is materialised at a time: slices are views, shuffled batches are gathers of batch size.
@@ -128,8 +139,9 @@ class DataSet:
         _check_batch_size(batch_size)
         return self._batches(batch_size, rng, drop_last)
 
-    def _batches(self, batch_size: int, rng: np.random.Generator | None,
-                 drop_last: bool) -> Iterator[dict[str, np.ndarray]]:
+    def _batches(
+        self, batch_size: int, rng: np.random.Generator | None, drop_last: bool
+    ) -> Iterator[dict[str, np.ndarray]]:
         n = len(self)
         order = rng.permutation(n) if rng is not None else None
         stop = n - n % batch_size if drop_last else n
@@ -154,8 +166,11 @@ class DataSet:
         out: dict[str, np.ndarray] = {}
         for new, old in mapping.items():
             if old not in self.fields:
-                raise DataError(f"the data has no field '{old}' to rename to '{new}'",
-                                hint=_available_hint(old, self.fields), field=old)
+                raise DataError(
+                    f"the data has no field '{old}' to rename to '{new}'",
+                    hint=_available_hint(old, self.fields),
+                    field=old,
+                )
             out[new] = self.fields[old]
         used = set(mapping.values())
         for name, arr in self.fields.items():
@@ -221,8 +236,19 @@ class Param:
         if self.required:
             return self.name
         d = self.default
-        shown = "none" if d is None else ("true" if d is True else "false" if d is False else
-                                         f'"{d}"' if isinstance(d, str) else repr(d))
+        shown = (
+            "none"
+            if d is None
+            else (
+                "true"
+                if d is True
+                else "false"
+                if d is False
+                else f'"{d}"'
+                if isinstance(d, str)
+                else repr(d)
+            )
+        )
         return f"{self.name}={shown}"
 
 
@@ -246,10 +272,20 @@ class DatasetInfo:
 
 
 COMMON_OPTIONS: tuple[Param, ...] = (
-    Param("split", "number", None, "fraction (float in (0, 1]) or count (int) of examples kept for training; "
-          "the rest is validation", positional=False),
-    Param("normalize", "bool", False, "standardise float input fields with the training split's mean/std",
-          positional=False),
+    Param(
+        "split",
+        "number",
+        None,
+        "fraction (float in (0, 1]) or count (int) of examples kept for training; the rest is validation",
+        positional=False,
+    ),
+    Param(
+        "normalize",
+        "bool",
+        False,
+        "standardise float input fields with the training split's mean/std",
+        positional=False,
+    ),
     Param("shuffle", "bool", True, "reshuffle the training split every epoch", positional=False),
 )
 
@@ -273,14 +309,22 @@ def _describe(v: object) -> str:
     return f"{type(v).__name__} {v!r}"
 
 
-_KIND_WORDS: dict[str, str] = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
-                               "str": "a string", "path": "a path string"}
+_KIND_WORDS: dict[str, str] = {
+    "int": "an integer",
+    "float": "a number",
+    "number": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "path": "a path string",
+}
 
 
 def _coerce(ds: str, p: Param, v: object) -> object:
     if v is None and p.default is None:
         return None
-    bad = DataError(f"{ds}: argument '{p.name}' must be {_KIND_WORDS[p.kind]}, got {_describe(v)}", field=p.name)
+    bad = DataError(
+        f"{ds}: argument '{p.name}' must be {_KIND_WORDS[p.kind]}, got {_describe(v)}", field=p.name
+    )
     out: object
     if p.kind == "int":
         if isinstance(v, float) and v.is_integer():
@@ -301,8 +345,11 @@ def _coerce(ds: str, p: Param, v: object) -> object:
             raise bad
         if p.choices and v not in p.choices:
             dym = _did_you_mean(v, p.choices)
-            raise DataError(f"{ds}: argument '{p.name}' must be one of {', '.join(p.choices)}, got \"{v}\"",
-                            hint=dym, field=p.name)
+            raise DataError(
+                f"{ds}: argument '{p.name}' must be one of {', '.join(p.choices)}, got \"{v}\"",
+                hint=dym,
+                field=p.name,
+            )
         out = v
     else:
         if not isinstance(v, str | os.PathLike):
@@ -314,14 +361,16 @@ def _coerce(ds: str, p: Param, v: object) -> object:
     return out
 
 
-def _bind(info: DatasetInfo, args: Sequence[object],
-          kwargs: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+def _bind(
+    info: DatasetInfo, args: Sequence[object], kwargs: Mapping[str, object]
+) -> tuple[dict[str, object], dict[str, object]]:
     usage = f"usage: {info.signature()} with options {', '.join(p.show() for p in COMMON_OPTIONS)}"
     positional = [p for p in info.params if p.positional]
     if len(args) > len(positional):
         takes = f"({', '.join(p.name for p in positional)})" if positional else "no positional arguments"
-        raise DataError(f"{info.name} takes {len(positional)} positional argument(s) {takes}, got {len(args)}",
-                        hint=usage)
+        raise DataError(
+            f"{info.name} takes {len(positional)} positional argument(s) {takes}, got {len(args)}", hint=usage
+        )
     given: dict[str, object] = {p.name: a for p, a in zip(positional, args, strict=False)}
     known = {p.name: p for p in info.params}
     common = {p.name: p for p in COMMON_OPTIONS}
@@ -336,8 +385,11 @@ def _bind(info: DatasetInfo, args: Sequence[object],
         else:
             valid = [*known, *common]
             dym = _did_you_mean(key, valid)
-            raise DataError(f"{info.name}: unknown option '{key}'; valid options: {', '.join(valid)}",
-                            hint=dym or usage, field=key)
+            raise DataError(
+                f"{info.name}: unknown option '{key}'; valid options: {', '.join(valid)}",
+                hint=dym or usage,
+                field=key,
+            )
     values: dict[str, object] = {}
     for p in info.params:
         if p.name in given:
@@ -346,13 +398,16 @@ def _bind(info: DatasetInfo, args: Sequence[object],
             raise DataError(f"{info.name} needs argument '{p.name}'", hint=usage, field=p.name)
         else:
             values[p.name] = p.default
-    opts = {p.name: _coerce(info.name, p, opts_given[p.name]) if p.name in opts_given else p.default
-            for p in COMMON_OPTIONS}
+    opts = {
+        p.name: _coerce(info.name, p, opts_given[p.name]) if p.name in opts_given else p.default
+        for p in COMMON_OPTIONS
+    }
     return values, opts
 
 
-def load_data(name: str, args: Sequence[object], kwargs: Mapping[str, object], *, base_dir: Path,
-              seed: int) -> Splits:
+def load_data(
+    name: str, args: Sequence[object], kwargs: Mapping[str, object], *, base_dir: Path, seed: int
+) -> Splits:
     """Load data set `name(*args, **kwargs)`, split and normalise it; deterministic for a given `seed`.
 
     Arguments are those of `DATASETS[name].params` plus the options common to all (COMMON_OPTIONS):
@@ -395,40 +450,53 @@ def load_data(name: str, args: Sequence[object], kwargs: Mapping[str, object], *
     return Splits(train=train, val=val, shuffle=bool(opts["shuffle"]), stats=MappingProxyType(stats))
 
 
-def _split(ds: str, full: DataSet, split: float | None,
-           rng: np.random.Generator) -> tuple[DataSet, DataSet | None]:
+def _split(
+    ds: str, full: DataSet, split: float | None, rng: np.random.Generator
+) -> tuple[DataSet, DataSet | None]:
     n = len(full)
     if split is None:
         return full, None
     if isinstance(split, float):
         if not 0.0 < split <= 1.0:
-            raise DataError(f"{ds}: split={split} must be a fraction in (0, 1] or an integer count",
-                            hint="e.g. split=0.8 keeps 80% for training", field="split")
+            raise DataError(
+                f"{ds}: split={split} must be a fraction in (0, 1] or an integer count",
+                hint="e.g. split=0.8 keeps 80% for training",
+                field="split",
+            )
         if split == 1.0:
             return full, None
         k = math.floor(split * n)
         if k == 0:
             raise DataError(f"{ds}: split={split} keeps no training example out of {n}", field="split")
         if k == n:
-            raise DataError(f"{ds}: split={split} leaves no validation example out of {n}",
-                            hint="write split=1.0 (or leave it out) to train on everything", field="split")
+            raise DataError(
+                f"{ds}: split={split} leaves no validation example out of {n}",
+                hint="write split=1.0 (or leave it out) to train on everything",
+                field="split",
+            )
     else:
         k = int(split)
         if k == 1:
-            raise DataError(f"{ds}: split=1 keeps a single training example",
-                            hint="write split=1.0 to train on everything, or a count of at least 2",
-                            field="split")
+            raise DataError(
+                f"{ds}: split=1 keeps a single training example",
+                hint="write split=1.0 to train on everything, or a count of at least 2",
+                field="split",
+            )
         if not 1 <= k <= n:
-            raise DataError(f"{ds}: split={k} asks for {k} training examples but the data set has {n}",
-                            hint=f"use a count from 2 to {n}, or a fraction like 0.8", field="split")
+            raise DataError(
+                f"{ds}: split={k} asks for {k} training examples but the data set has {n}",
+                hint=f"use a count from 2 to {n}, or a fraction like 0.8",
+                field="split",
+            )
         if k == n:
             return full, None
     perm = rng.permutation(n)
     return full.take(perm[:k]), full.take(perm[k:])
 
 
-def _normalize(train: DataSet, val: DataSet | None, targets: tuple[str, ...]
-               ) -> tuple[DataSet, DataSet | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def _normalize(
+    train: DataSet, val: DataSet | None, targets: tuple[str, ...]
+) -> tuple[DataSet, DataSet | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
     stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, arr in train.fields.items():
         if name in targets or arr.dtype.kind != "f":
@@ -442,8 +510,12 @@ def _normalize(train: DataSet, val: DataSet | None, targets: tuple[str, ...]
         stats[name] = (mean[0].astype(np.float32), std[0].astype(np.float32))
 
     def apply(ds: DataSet) -> DataSet:
-        return DataSet({k: ((v - stats[k][0]) / stats[k][1]).astype(np.float32) if k in stats else v
-                        for k, v in ds.fields.items()})
+        return DataSet(
+            {
+                k: ((v - stats[k][0]) / stats[k][1]).astype(np.float32) if k in stats else v
+                for k, v in ds.fields.items()
+            }
+        )
 
     return apply(train), (apply(val) if val is not None else None), stats
 
@@ -494,8 +566,9 @@ def _moons(rng: np.random.Generator, n: int, noise: float) -> dict[str, np.ndarr
     n_in = n - n_out
     t_out = np.linspace(0.0, np.pi, n_out)
     t_in = np.linspace(0.0, np.pi, n_in)
-    x = np.concatenate([np.stack([np.cos(t_out), np.sin(t_out)], 1),
-                        np.stack([1.0 - np.cos(t_in), 0.5 - np.sin(t_in)], 1)])
+    x = np.concatenate(
+        [np.stack([np.cos(t_out), np.sin(t_out)], 1), np.stack([1.0 - np.cos(t_in), 0.5 - np.sin(t_in)], 1)]
+    )
     y = np.concatenate([np.zeros(n_out, np.int32), np.ones(n_in, np.int32)])
     perm = rng.permutation(n)
     x = x[perm] + rng.normal(0.0, noise, size=x.shape)
@@ -504,14 +577,18 @@ def _moons(rng: np.random.Generator, n: int, noise: float) -> dict[str, np.ndarr
 
 def _circles(rng: np.random.Generator, n: int, noise: float, factor: float) -> dict[str, np.ndarray]:
     if not 0.0 < factor < 1.0:
-        raise DataError(f"circles: factor={factor} must be between 0 and 1 (exclusive)",
-                        hint="factor is the inner circle's radius relative to the outer one", field="factor")
+        raise DataError(
+            f"circles: factor={factor} must be between 0 and 1 (exclusive)",
+            hint="factor is the inner circle's radius relative to the outer one",
+            field="factor",
+        )
     n_out = n // 2
     n_in = n - n_out
     t_out = np.linspace(0.0, 2 * np.pi, n_out, endpoint=False)
     t_in = np.linspace(0.0, 2 * np.pi, n_in, endpoint=False)
-    x = np.concatenate([np.stack([np.cos(t_out), np.sin(t_out)], 1),
-                        factor * np.stack([np.cos(t_in), np.sin(t_in)], 1)])
+    x = np.concatenate(
+        [np.stack([np.cos(t_out), np.sin(t_out)], 1), factor * np.stack([np.cos(t_in), np.sin(t_in)], 1)]
+    )
     y = np.concatenate([np.zeros(n_out, np.int32), np.ones(n_in, np.int32)])
     perm = rng.permutation(n)
     x = x[perm] + rng.normal(0.0, noise, size=x.shape)
@@ -574,7 +651,9 @@ def _npz(rng: np.random.Generator, path: Path) -> dict[str, np.ndarray]:
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"npz: {path.name}: a single .npy array, not an .npz archive of named arrays", hint=hint)
+            raise DataError(
+                f"npz: {path.name}: a single .npy array, not an .npz archive of named arrays", hint=hint
+            )
         with loaded:
             fields = {k: loaded[k] for k in loaded.files}
     except (ValueError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
@@ -618,8 +697,10 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
                     header = [c.strip() for c in row]
                     continue
                 if len(row) != len(header):
-                    raise DataError(f"csv: {name}:{reader.line_num}: expected {len(header)} cells as in the "
-                                    f"header, found {len(row)}")
+                    raise DataError(
+                        f"csv: {name}:{reader.line_num}: expected {len(header)} cells as in the "
+                        f"header, found {len(row)}"
+                    )
                 rows.append([c.strip() for c in row])
     except UnicodeDecodeError as e:
         raise DataError(f"csv: {name}: not a UTF-8 text file ({e.reason})") from e
@@ -628,15 +709,20 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
     if header is None:
         raise DataError(f"csv: {name} is empty", hint="the first line must name the columns, e.g. x1,x2,y")
     if all(_parse_float(c) is not None for c in header):
-        raise DataError(f"csv: {name}: the first line ({','.join(header[:4])}...) is numbers, not a header row",
-                        hint="add a first line naming the columns, e.g. x1,x2,y")
+        raise DataError(
+            f"csv: {name}: the first line ({','.join(header[:4])}...) is numbers, not a header row",
+            hint="add a first line naming the columns, e.g. x1,x2,y",
+        )
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise DataError(f"csv: {name}: duplicate column name(s) {', '.join(dupes)}")
     if target not in header:
         dym = _did_you_mean(target, header)
-        raise DataError(f"csv: {name} has no column '{target}'; columns: {', '.join(header)}",
-                        hint=dym or "choose the label column with target=\"...\"", field="target")
+        raise DataError(
+            f"csv: {name} has no column '{target}'; columns: {', '.join(header)}",
+            hint=dym or 'choose the label column with target="..."',
+            field="target",
+        )
     if not rows:
         raise DataError(f"csv: {name} has a header but no data rows")
     columns = list(zip(*rows, strict=True))
@@ -646,15 +732,20 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
         parsed = [_parse_float(c) for c in cells]
         if all(v is not None for v in parsed):
             if col_name == target:
-                y = (np.array([int(c) for c in cells], dtype=np.int64) if all(_is_int(c) for c in cells)
-                     else np.array(parsed, dtype=np.float32))
+                y = (
+                    np.array([int(c) for c in cells], dtype=np.int64)
+                    if all(_is_int(c) for c in cells)
+                    else np.array(parsed, dtype=np.float32)
+                )
             else:
                 features.append(np.array(parsed, dtype=np.float32))
             continue
         missing = [i for i, c in enumerate(cells) if c == ""]
         if missing and all(v is not None for v, c in zip(parsed, cells, strict=True) if c != ""):
-            raise DataError(f"csv: {name}: column '{col_name}' has an empty cell in data row {missing[0] + 1}",
-                            hint="fill or drop rows with missing values")
+            raise DataError(
+                f"csv: {name}: column '{col_name}' has an empty cell in data row {missing[0] + 1}",
+                hint="fill or drop rows with missing values",
+            )
         if col_name == target:
             # Text labels become class indices in sorted order of the label strings.
             classes = sorted(set(cells))
@@ -683,20 +774,28 @@ def _read_idx(ds: str, path: Path, magic: int) -> np.ndarray:
     if found != magic:
         shown = f"0x{found:08x}" if found is not None else f"only {len(raw)} bytes"
         other = {_IDX_IMAGES: "an IDX image file", _IDX_LABELS: "an IDX label file"}.get(found or -1)
-        hint = (f"this is {other}; the images are *-images-idx3-ubyte, the labels *-labels-idx1-ubyte" if other
-                else "expected the MNIST IDX files train-images-idx3-ubyte[.gz] / t10k-images-idx3-ubyte[.gz] "
-                     "and their *-labels-idx1-ubyte[.gz]")
-        raise DataError(f"{ds}: {path.name}: not an IDX {what} file (magic 0x{magic:08x} expected, found {shown})",
-                        hint=hint)
+        hint = (
+            f"this is {other}; the images are *-images-idx3-ubyte, the labels *-labels-idx1-ubyte"
+            if other
+            else "expected the MNIST IDX files train-images-idx3-ubyte[.gz] / t10k-images-idx3-ubyte[.gz] "
+            "and their *-labels-idx1-ubyte[.gz]"
+        )
+        raise DataError(
+            f"{ds}: {path.name}: not an IDX {what} file (magic 0x{magic:08x} expected, found {shown})",
+            hint=hint,
+        )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{ds}: {path.name}: truncated IDX header")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     size = math.prod(dims)
     if len(raw) - header != size:
-        raise DataError(f"{ds}: {path.name}: IDX header announces {'x'.join(map(str, dims))} = {size} bytes of "
-                        f"data, the file holds {len(raw) - header}", hint="the file is truncated or corrupt")
+        raise DataError(
+            f"{ds}: {path.name}: IDX header announces {'x'.join(map(str, dims))} = {size} bytes of "
+            f"data, the file holds {len(raw) - header}",
+            hint="the file is truncated or corrupt",
+        )
     return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims)
 
 
@@ -720,16 +819,24 @@ def _idx_pair(ds: str, path: Path, subset: str | None) -> tuple[Path, Path]:
                 continue
             labels = _first_existing(_idx_candidates(path, f"{prefix}-labels-idx1-ubyte"))
             if labels is None:
-                raise DataError(f"{ds}: found {images.name} but no {prefix}-labels-idx1-ubyte[.gz] in {path}",
-                                kind="file error")
+                raise DataError(
+                    f"{ds}: found {images.name} but no {prefix}-labels-idx1-ubyte[.gz] in {path}",
+                    kind="file error",
+                )
             return images, labels
         looked = " or ".join(f"{p}-images-idx3-ubyte[.gz]" for p in prefixes)
-        raise DataError(f"{ds}: no {looked} in {path}",
-                        hint="point at the folder holding the IDX files or at an images file", kind="file error")
+        raise DataError(
+            f"{ds}: no {looked} in {path}",
+            hint="point at the folder holding the IDX files or at an images file",
+            kind="file error",
+        )
     name = path.name
     if "images" not in name:
-        raise DataError(f"{ds}: {name}: cannot tell the labels file for it (expected a name like "
-                        "t10k-images-idx3-ubyte.gz)", hint="pass the folder holding both IDX files")
+        raise DataError(
+            f"{ds}: {name}: cannot tell the labels file for it (expected a name like "
+            "t10k-images-idx3-ubyte.gz)",
+            hint="pass the folder holding both IDX files",
+        )
     base = name.replace("images", "labels").replace("idx3", "idx1")
     base = base.removesuffix(".gz")
     labels = _first_existing([path.with_name(base), path.with_name(base + ".gz")])
@@ -744,8 +851,10 @@ def _mnist_like(ds: str) -> Loader:
         images = _read_idx(ds, images_path, _IDX_IMAGES)
         labels = _read_idx(ds, labels_path, _IDX_LABELS)
         if images.shape[0] != labels.shape[0]:
-            raise DataError(f"{ds}: {images_path.name} holds {images.shape[0]} images but {labels_path.name} "
-                            f"holds {labels.shape[0]} labels")
+            raise DataError(
+                f"{ds}: {images_path.name} holds {images.shape[0]} images but {labels_path.name} "
+                f"holds {labels.shape[0]} labels"
+            )
         x = images.astype(np.float32)[..., None]
         x /= np.float32(255.0)
         return {"x": x, "y": labels.astype(np.int32)}
@@ -765,11 +874,18 @@ def _numpy_global(module: str, name: str) -> object | None:
 
 @lru_cache(maxsize=1)
 def _pickle_allowed() -> dict[tuple[str, str], object]:
-    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                              ("_codecs", "encode"): _codecs_encode,
-                                              ("builtins", "bytes"): _empty_bytes,
-                                              ("__builtin__", "bytes"): _empty_bytes}
-    for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")):
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _codecs_encode,
+        ("builtins", "bytes"): _empty_bytes,
+        ("__builtin__", "bytes"): _empty_bytes,
+    }
+    for module, name in (
+        ("multiarray", "_reconstruct"),
+        ("multiarray", "scalar"),
+        ("numeric", "_frombuffer"),
+    ):
         obj = _numpy_global(module, name)
         if obj is not None:
             for prefix in ("numpy.core", "numpy._core"):
@@ -805,20 +921,30 @@ def _cifar_batch(ds: str, label: str, raw: bytes) -> tuple[np.ndarray, np.ndarra
     try:
         obj = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as e:  # a malformed pickle can raise almost anything; all mean "not a batch"
-        raise DataError(f"{ds}: {label}: not a CIFAR-10 python batch ({type(e).__name__}: {e})",
-                        hint="expected data_batch_1..5 / test_batch from cifar-10-python.tar.gz") from e
+        raise DataError(
+            f"{ds}: {label}: not a CIFAR-10 python batch ({type(e).__name__}: {e})",
+            hint="expected data_batch_1..5 / test_batch from cifar-10-python.tar.gz",
+        ) from e
     if not isinstance(obj, dict):
         raise DataError(f"{ds}: {label}: not a CIFAR-10 python batch (a {type(obj).__name__}, not a dict)")
     entries = {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
     if "data" not in entries or "labels" not in entries:
-        raise DataError(f"{ds}: {label}: not a CIFAR-10 python batch (keys {sorted(entries)}, expected data and "
-                        "labels)")
+        raise DataError(
+            f"{ds}: {label}: not a CIFAR-10 python batch (keys {sorted(entries)}, expected data and labels)"
+        )
     data = np.asarray(entries["data"])
     labels = np.asarray(entries["labels"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
-        raise DataError(f"{ds}: {label}: expected data u8[n, 3072] and n labels, found data "
-                        f"{_dtype_name(data.dtype)}{list(data.shape)} and {labels.shape[0] if labels.ndim else 0} "
-                        "labels")
+    if (
+        data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * 32 * 32
+        or labels.shape != (data.shape[0],)
+    ):
+        raise DataError(
+            f"{ds}: {label}: expected data u8[n, 3072] and n labels, found data "
+            f"{_dtype_name(data.dtype)}{list(data.shape)} and {labels.shape[0] if labels.ndim else 0} "
+            "labels"
+        )
     return data, labels.astype(np.int32)
 
 
@@ -856,9 +982,11 @@ def _cifar10(rng: np.random.Generator, path: Path, subset: str | None) -> dict[s
         names = train_names if subset == "train" else tuple(n for n in ("test_batch",) if n in blobs)
         if not names:
             want = "data_batch_1..5" if subset == "train" else "test_batch"
-            raise DataError(f"{ds}: no {want} in {path}",
-                            hint="point at the cifar-10-batches-py folder, the .tar.gz, or one batch file",
-                            kind="file error")
+            raise DataError(
+                f"{ds}: no {want} in {path}",
+                hint="point at the cifar-10-batches-py folder, the .tar.gz, or one batch file",
+                kind="file error",
+            )
     parts = [_cifar_batch(ds, n, blobs[n]) for n in names]
     data = np.concatenate([p[0] for p in parts])
     x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32, order="C")
@@ -869,67 +997,164 @@ def _cifar10(rng: np.random.Generator, path: Path, subset: str | None) -> dict[s
 # --------------------------------------------------------------------------------------------------------------
 # The registry
 
-_SUBSET = Param("subset", "str", None, "train or test files; default train when present, else test",
-                positional=False, choices=("train", "test"))
+_SUBSET = Param(
+    "subset",
+    "str",
+    None,
+    "train or test files; default train when present, else test",
+    positional=False,
+    choices=("train", "test"),
+)
 
-DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({
-    info.name: info for info in (
-        DatasetInfo("digits", _digits, (Param("image", "bool", False, "x as f32[n, 8, 8, 1] instead of [n, 64]",
-                                                positional=False),),
-                    "embedded", ("x", "y"),
-                    "8x8 handwritten digits (UCI, via scikit-learn): x f32[1797, 64] in [0, 1], y i32 0..9"),
-        DatasetInfo("xor", _xor, (Param("n", "int", None, "sample n noisy points instead of the 4 corners", low=1),
-                                  Param("noise", "float", 0.1, "std of the Gaussian noise added when n is given",
-                                        low=0)),
-                    "embedded", ("x", "y", "t"),
-                    "XOR: the 4 corners of the unit square, y = x1 xor x2; with n=, n points from the corners "
-                    "(balanced) plus noise. t is y as f32[n, 1]"),
-        DatasetInfo("moons", _moons, (Param("n", "int", 1000, "number of points", low=2),
-                                      Param("noise", "float", 0.1, "std of the Gaussian noise", low=0)),
-                    "embedded", ("x", "y", "t"), "two interleaving half circles, 2 classes; t is y as f32[n, 1]"),
-        DatasetInfo("circles", _circles, (Param("n", "int", 1000, "number of points", low=2),
-                                          Param("noise", "float", 0.05, "std of the Gaussian noise", low=0),
-                                          Param("factor", "float", 0.5, "inner radius / outer radius")),
-                    "embedded", ("x", "y", "t"), "two concentric circles, 2 classes; t is y as f32[n, 1]"),
-        DatasetInfo("spirals", _spirals, (Param("classes", "int", 3, "number of spiral arms", low=1),
-                                          Param("n", "int", 1000, "number of points in all", low=1),
-                                          Param("noise", "float", 0.2, "std of the angle noise (rad)", low=0)),
-                    "embedded", ("x", "y"), "interleaved spiral arms, one class each (CS231n)"),
-        DatasetInfo("blobs", _blobs, (Param("classes", "int", 3, "number of clusters", low=1),
-                                      Param("dim", "int", 2, "number of features", low=1),
-                                      Param("n", "int", 1000, "number of points in all", low=1),
-                                      Param("std", "float", 1.0, "cluster standard deviation", low=0)),
-                    "embedded", ("x", "y"), "Gaussian clusters with centres uniform in [-10, 10]^dim"),
-        DatasetInfo("sine", _sine, (Param("n", "int", 1000, "number of points", low=1),
-                                    Param("noise", "float", 0.0, "std of the noise added to y", low=0)),
-                    "embedded", ("x", "y"), "regression: x f32[n, 1] uniform in [-pi, pi], y = sin(x) f32[n, 1]"),
-        DatasetInfo("npz", _npz, (Param("path", "path", doc="an .npz archive (np.savez)"),),
-                    "file", (), "the named arrays of an .npz archive, one field each"),
-        DatasetInfo("csv", _csv, (Param("path", "path", doc="a CSV file with a header row"),
-                                  Param("target", "str", "y", "the label column"),
-                                  Param("delimiter", "str", ",", "cell separator", positional=False)),
-                    "file", ("x", "y"),
-                    "x f32[n, k]: the other numeric columns; y: the target column, i32 if all integers (text "
-                    "labels become indices in sorted order), else f32"),
-        DatasetInfo("mnist", _mnist_like("mnist"), (Param("path", "path", doc="IDX folder or images file"),
-                                                    _SUBSET),
-                    "file", ("x", "y"), "MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9"),
-        DatasetInfo("fashion_mnist", _mnist_like("fashion_mnist"),
-                    (Param("path", "path", doc="IDX folder or images file"), _SUBSET),
-                    "file", ("x", "y"), "Fashion-MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9"),
-        DatasetInfo("cifar10", _cifar10, (Param("path", "path", doc="batches folder, .tar.gz or one batch"),
-                                          _SUBSET),
-                    "file", ("x", "y"), "CIFAR-10 python batches: x f32[n, 32, 32, 3] in [0, 1], y i32 0..9"),
-    )
-})
+DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
+    {
+        info.name: info
+        for info in (
+            DatasetInfo(
+                "digits",
+                _digits,
+                (Param("image", "bool", False, "x as f32[n, 8, 8, 1] instead of [n, 64]", positional=False),),
+                "embedded",
+                ("x", "y"),
+                "8x8 handwritten digits (UCI, via scikit-learn): x f32[1797, 64] in [0, 1], y i32 0..9",
+            ),
+            DatasetInfo(
+                "xor",
+                _xor,
+                (
+                    Param("n", "int", None, "sample n noisy points instead of the 4 corners", low=1),
+                    Param("noise", "float", 0.1, "std of the Gaussian noise added when n is given", low=0),
+                ),
+                "embedded",
+                ("x", "y", "t"),
+                "XOR: the 4 corners of the unit square, y = x1 xor x2; with n=, n points from the corners "
+                "(balanced) plus noise. t is y as f32[n, 1]",
+            ),
+            DatasetInfo(
+                "moons",
+                _moons,
+                (
+                    Param("n", "int", 1000, "number of points", low=2),
+                    Param("noise", "float", 0.1, "std of the Gaussian noise", low=0),
+                ),
+                "embedded",
+                ("x", "y", "t"),
+                "two interleaving half circles, 2 classes; t is y as f32[n, 1]",
+            ),
+            DatasetInfo(
+                "circles",
+                _circles,
+                (
+                    Param("n", "int", 1000, "number of points", low=2),
+                    Param("noise", "float", 0.05, "std of the Gaussian noise", low=0),
+                    Param("factor", "float", 0.5, "inner radius / outer radius"),
+                ),
+                "embedded",
+                ("x", "y", "t"),
+                "two concentric circles, 2 classes; t is y as f32[n, 1]",
+            ),
+            DatasetInfo(
+                "spirals",
+                _spirals,
+                (
+                    Param("classes", "int", 3, "number of spiral arms", low=1),
+                    Param("n", "int", 1000, "number of points in all", low=1),
+                    Param("noise", "float", 0.2, "std of the angle noise (rad)", low=0),
+                ),
+                "embedded",
+                ("x", "y"),
+                "interleaved spiral arms, one class each (CS231n)",
+            ),
+            DatasetInfo(
+                "blobs",
+                _blobs,
+                (
+                    Param("classes", "int", 3, "number of clusters", low=1),
+                    Param("dim", "int", 2, "number of features", low=1),
+                    Param("n", "int", 1000, "number of points in all", low=1),
+                    Param("std", "float", 1.0, "cluster standard deviation", low=0),
+                ),
+                "embedded",
+                ("x", "y"),
+                "Gaussian clusters with centres uniform in [-10, 10]^dim",
+            ),
+            DatasetInfo(
+                "sine",
+                _sine,
+                (
+                    Param("n", "int", 1000, "number of points", low=1),
+                    Param("noise", "float", 0.0, "std of the noise added to y", low=0),
+                ),
+                "embedded",
+                ("x", "y"),
+                "regression: x f32[n, 1] uniform in [-pi, pi], y = sin(x) f32[n, 1]",
+            ),
+            DatasetInfo(
+                "npz",
+                _npz,
+                (Param("path", "path", doc="an .npz archive (np.savez)"),),
+                "file",
+                (),
+                "the named arrays of an .npz archive, one field each",
+            ),
+            DatasetInfo(
+                "csv",
+                _csv,
+                (
+                    Param("path", "path", doc="a CSV file with a header row"),
+                    Param("target", "str", "y", "the label column"),
+                    Param("delimiter", "str", ",", "cell separator", positional=False),
+                ),
+                "file",
+                ("x", "y"),
+                "x f32[n, k]: the other numeric columns; y: the target column, i32 if all integers (text "
+                "labels become indices in sorted order), else f32",
+            ),
+            DatasetInfo(
+                "mnist",
+                _mnist_like("mnist"),
+                (Param("path", "path", doc="IDX folder or images file"), _SUBSET),
+                "file",
+                ("x", "y"),
+                "MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9",
+            ),
+            DatasetInfo(
+                "fashion_mnist",
+                _mnist_like("fashion_mnist"),
+                (Param("path", "path", doc="IDX folder or images file"), _SUBSET),
+                "file",
+                ("x", "y"),
+                "Fashion-MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9",
+            ),
+            DatasetInfo(
+                "cifar10",
+                _cifar10,
+                (Param("path", "path", doc="batches folder, .tar.gz or one batch"), _SUBSET),
+                "file",
+                ("x", "y"),
+                "CIFAR-10 python batches: x f32[n, 32, 32, 3] in [0, 1], y i32 0..9",
+            ),
+        )
+    }
+)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Matching fields to model inputs
 
 _DTYPE_KINDS: dict[str, str] = {
-    "f16": "float", "bf16": "float", "f32": "float", "f64": "float",
-    "i8": "int", "i16": "int", "i32": "int", "i64": "int", "u8": "int", "u16": "int", "u32": "int", "u64": "int",
+    "f16": "float",
+    "bf16": "float",
+    "f32": "float",
+    "f64": "float",
+    "i8": "int",
+    "i16": "int",
+    "i32": "int",
+    "i64": "int",
+    "u8": "int",
+    "u16": "int",
+    "u32": "int",
+    "u64": "int",
     "bool": "bool",
 }
 
@@ -953,23 +1178,33 @@ def check_fields(ds: DataSet, inputs: Mapping[str, tuple[str, tuple[int | str | 
         arr = ds.fields.get(name)
         want = _show_input(dtype, tuple(dims))
         if arr is None:
-            raise DataError(f"the data has no field '{name}' for input {name}: {want}",
-                            hint=f"{_available_hint(name, ds.fields)}; rename with `data = ... as {{...}}`",
-                            field=name)
+            raise DataError(
+                f"the data has no field '{name}' for input {name}: {want}",
+                hint=f"{_available_hint(name, ds.fields)}; rename with `data = ... as {{...}}`",
+                field=name,
+            )
         kind = _DTYPE_KINDS.get(dtype)
         if kind is None:
             raise DataError(f"input {name} has unknown dtype '{dtype}'", field=name)
         suggest = f"`input {name}: {_dtype_name(arr.dtype)}[{', '.join(['N', *map(str, arr.shape[1:])])}]`"
         if _value_kind(arr.dtype) != kind:
-            raise DataError(f"field '{name}' is {_dtype_name(arr.dtype)} ({_value_kind(arr.dtype)}) but input "
-                            f"{name} is {want} ({kind})", hint=f"declare {suggest} to match the data", field=name)
+            raise DataError(
+                f"field '{name}' is {_dtype_name(arr.dtype)} ({_value_kind(arr.dtype)}) but input "
+                f"{name} is {want} ({kind})",
+                hint=f"declare {suggest} to match the data",
+                field=name,
+            )
         rest = tuple(dims)[1:]
-        if len(dims) != arr.ndim or any(isinstance(d, int) and d != s for d, s in zip(rest, arr.shape[1:],
-                                                                                       strict=False)):
+        if len(dims) != arr.ndim or any(
+            isinstance(d, int) and d != s for d, s in zip(rest, arr.shape[1:], strict=False)
+        ):
             per_example = math.prod(arr.shape[1:])
             hint = f"declare {suggest} to match the data"
             fixed = [d for d in rest if isinstance(d, int)]
             if rest and len(fixed) == len(rest) and math.prod(fixed) == per_example:
                 hint += f", or reshape in the model: the sizes agree ({per_example} values per example)"
-            raise DataError(f"field '{name}' has shape {list(arr.shape)} but input {name} is {want}",
-                            hint=hint, field=name)
+            raise DataError(
+                f"field '{name}' has shape {list(arr.shape)} but input {name} is {want}",
+                hint=hint,
+                field=name,
+            )

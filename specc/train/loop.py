@@ -90,8 +90,11 @@ def maybe_initialize_distributed() -> bool:
         return False
     nproc = os.environ.get("JAX_NUM_PROCESSES") or os.environ.get("NUM_PROCESSES")
     pid = os.environ.get("JAX_PROCESS_ID") or os.environ.get("PROCESS_ID")
-    jax.distributed.initialize(coordinator_address=addr, num_processes=int(nproc) if nproc else None,
-                               process_id=int(pid) if pid else None)
+    jax.distributed.initialize(
+        coordinator_address=addr,
+        num_processes=int(nproc) if nproc else None,
+        process_id=int(pid) if pid else None,
+    )
     return True
 
 
@@ -144,7 +147,7 @@ class _Mesh:
         out = {}
         for k, v in arrays.items():
             per = v.shape[0] // pc
-            out[k] = jax.make_array_from_process_local_data(sh, v[pi * per:(pi + 1) * per], v.shape)
+            out[k] = jax.make_array_from_process_local_data(sh, v[pi * per : (pi + 1) * per], v.shape)
         return out
 
 
@@ -152,11 +155,19 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
     avail = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     n = len(avail) if devices is None else devices
     if n > len(avail):
-        raise SpecError.one("value error", f"--devices {n} asks for more devices than the {len(avail)} available",
-                            None, "set XLA_FLAGS=--xla_force_host_platform_device_count=N to split a CPU")
+        raise SpecError.one(
+            "value error",
+            f"--devices {n} asks for more devices than the {len(avail)} available",
+            None,
+            "set XLA_FLAGS=--xla_force_host_platform_device_count=N to split a CPU",
+        )
     if batch % n:
-        raise SpecError.one("value error", f"batch {batch} does not split evenly over {n} devices",
-                            config.span("batch"), f"use a batch that is a multiple of {n}, or --devices")
+        raise SpecError.one(
+            "value error",
+            f"batch {batch} does not split evenly over {n} devices",
+            config.span("batch"),
+            f"use a batch that is a multiple of {n}, or --devices",
+        )
     if n == 1:
         return _Mesh(1)
     from jax.sharding import Mesh
@@ -214,12 +225,19 @@ class _Reporter:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=self.console,
-                                 transient=True)
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.progress.start()
-        self.task = self.progress.add_task("train", total=self.steps, completed=done,
-                                           epoch=f"{epoch + 1}/{self.epochs}", stats="")
+        self.task = self.progress.add_task(
+            "train", total=self.steps, completed=done, epoch=f"{epoch + 1}/{self.epochs}", stats=""
+        )
 
     def advance(self, stats: str | None = None) -> None:
         if self.progress is not None:
@@ -246,9 +264,17 @@ def _fmt(v: float) -> str:
 # ---- the loop -----------------------------------------------------------------------------------------------
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool = False, devices: int | None = None,
-                       verbose: bool = True, graph: Any = None, splits: Splits | None = None,
-                       callbacks: Sequence[Callable[[int], None]] = ()) -> TrainResult:
+def train_and_evaluate(
+    config: TrainConfig,
+    workdir: str | Path,
+    *,
+    resume: bool = False,
+    devices: int | None = None,
+    verbose: bool = True,
+    graph: Any = None,
+    splits: Splits | None = None,
+    callbacks: Sequence[Callable[[int], None]] = (),
+) -> TrainResult:
     """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
 
     Args:
@@ -272,7 +298,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch
     if len(train_ds) < batch:
-        notes.append(f"batch {batch} is larger than the {len(train_ds)} training examples; using {len(train_ds)}")
+        notes.append(
+            f"batch {batch} is larger than the {len(train_ds)} training examples; using {len(train_ds)}"
+        )
         batch = len(train_ds)
     mesh = _make_mesh(devices, batch, config)
     steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
@@ -283,7 +311,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
     model = nnx.eval_shape(lambda: build_module(graph, seed=config.seed))
     nnx.update(model, jax.jit(lambda: nnx.state(build_module(graph, seed=config.seed)))())
     model.train()
-    gd_train, params, rest = nnx.split(model, nnx.Param, ...)
+    # flax types split(node, f1, f2) as (GraphDef, State, *State), which mypy cannot unpack into three names
+    gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     model.eval()
     gd_eval = nnx.graphdef(model)
     tx = make_optimizer(objective.optimizer, steps_per_epoch)
@@ -293,13 +322,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
     metric_calls = tuple(m.call for m in config.metrics)
     n_stats = 1 + len(metric_calls)
 
-    def forward(gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], weights: Any) -> tuple[Any, Any, Any]:
+    def forward(
+        gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], weights: Any
+    ) -> tuple[Any, Any, Any]:
         # Fresh Variables at this trace level (inside grad), so batch statistics and RNG counts can be updated.
         m = nnx.merge(gd, *jax.tree.map(lambda x: x, (params, rest)))
         vals = m.values({k: batch[k] for k in input_names}, names)
         loss = total_loss(objective.terms, vals, params, weights)
         stats = [loss, *(metric_value(c, vals, weights) for c in metric_calls)]
-        _, _, new_rest = nnx.split(m, nnx.Param, ...)
+        _, _, new_rest = nnx.split(m, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
         return loss, jnp.stack([jnp.asarray(s, jnp.float32) for s in stats]), new_rest
 
     def train_step(state: dict[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -315,8 +346,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
         params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), params, state["params"])
         opt = jax.tree.map(lambda a, b: jnp.where(ok, a, b), opt, state["opt"])
         bad = jnp.where((state["bad"] < 0) & ~jnp.isfinite(loss), state["step"], state["bad"])
-        return {"params": params, "rest": new_rest, "opt": opt, "sums": state["sums"] + jnp.where(ok, stats, 0.0),
-                "n": state["n"] + ok.astype(jnp.int32), "step": state["step"] + 1, "bad": bad}
+        return {
+            "params": params,
+            "rest": new_rest,
+            "opt": opt,
+            "sums": state["sums"] + jnp.where(ok, stats, 0.0),
+            "n": state["n"] + ok.astype(jnp.int32),
+            "step": state["step"] + 1,
+            "bad": bad,
+        }
 
     def eval_step(params: Any, rest: Any, sums: Any, batch: Mapping[str, Any], weights: Any) -> Any:
         _, stats, _ = forward(gd_eval, params, rest, batch, weights)
@@ -333,9 +371,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
         train_jit = jax.jit(train_step, donate_argnums=0, out_shardings=repl)
         eval_jit = jax.jit(eval_step, donate_argnums=2, out_shardings=repl)
 
-    state: dict[str, Any] = {"params": params, "rest": rest, "opt": tx.init(params),
-                             "sums": jnp.zeros((n_stats,), jnp.float32), "n": jnp.int32(0), "step": jnp.int32(0),
-                             "bad": jnp.int32(-1)}
+    state: dict[str, Any] = {
+        "params": params,
+        "rest": rest,
+        "opt": tx.init(params),
+        "sums": jnp.zeros((n_stats,), jnp.float32),
+        "n": jnp.int32(0),
+        "step": jnp.int32(0),
+        "bad": jnp.int32(-1),
+    }
     primary = jax.process_index() == 0
     from .checkpoint import Checkpoints, clear
 
@@ -346,11 +390,11 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
     early = {"best": None, "bad_epochs": 0}
     if resume and ckpt_dir.is_dir() and Checkpoints(ckpt_dir).latest() is not None:
         ck = Checkpoints(ckpt_dir)
-        state, record = ck.restore(state)
+        state, saved = ck.restore(state)
         ck.close()
-        start_epoch, start_batch, step = record["epoch"], record["batch"], record["step"]
-        history = record["history"]
-        early = record["early"]
+        start_epoch, start_batch, step = saved["epoch"], saved["batch"], saved["step"]
+        history = saved["history"]
+        early = saved["early"]
         notes.append(f"resumed from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
     else:
         if resume:
@@ -365,8 +409,18 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
 
     def save(epoch: int, batch_index: int) -> None:
         host = jax.device_get(state)
-        checkpoints.save(step, host, {"epoch": epoch, "batch": batch_index, "step": step, "history": history,
-                                      "early": early, "seed": config.seed})
+        checkpoints.save(
+            step,
+            host,
+            {
+                "epoch": epoch,
+                "batch": batch_index,
+                "step": step,
+                "history": history,
+                "early": early,
+                "seed": config.seed,
+            },
+        )
 
     reporter = _Reporter(verbose, config.epochs, steps_per_epoch)
     for n in notes:
@@ -395,16 +449,33 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
                         cb(step)
                     except KeyboardInterrupt:
                         interrupt.requested = True
-                if bi + 1 == steps_per_epoch or (verbose and time.perf_counter() - last_fetch > fetch_seconds):
+                if bi + 1 == steps_per_epoch or (
+                    verbose and time.perf_counter() - last_fetch > fetch_seconds
+                ):
                     last_fetch = time.perf_counter()
                     sums, count, bad = jax.device_get((state["sums"], state["n"], state["bad"]))
                     if bad >= 0:
-                        divergence = _diagnose(config, graph, gd_train, state, train_ds, batch, epoch,
-                                               int(bad), epoch_start_step, feed, splits.shuffle)
+                        divergence = _diagnose(
+                            config,
+                            graph,
+                            gd_train,
+                            state,
+                            train_ds,
+                            batch,
+                            epoch,
+                            int(bad),
+                            epoch_start_step,
+                            feed,
+                            splits.shuffle,
+                        )
                         status, stop = "diverged", True
                         break
-                    reporter.advance("  ".join(f"{k} {_fmt(float(v) / max(int(count), 1))}"
-                                               for k, v in zip(stat_names, sums, strict=True)))
+                    reporter.advance(
+                        "  ".join(
+                            f"{k} {_fmt(float(v) / max(int(count), 1))}"
+                            for k, v in zip(stat_names, sums, strict=True)
+                        )
+                    )
                 else:
                     reporter.advance()
                 if interrupt.requested:
@@ -414,8 +485,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
                 reporter.end_epoch("")
                 if status == "interrupted":
                     save(epoch, bi + 1)
-                    reporter.say(f"interrupted at step {step}; checkpoint saved in {ckpt_dir} "
-                                 "(continue with --resume)")
+                    reporter.say(
+                        f"interrupted at step {step}; checkpoint saved in {ckpt_dir} (continue with --resume)"
+                    )
                 break
             sums, count = jax.device_get((state["sums"], state["n"]))
             seconds = time.perf_counter() - t0
@@ -443,16 +515,23 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
             start_batch = 0
             stopped = _early_stop(config, record, early)
             last_epoch = epoch == config.epochs or stopped
-            if status == "interrupted" or last_epoch or (config.checkpoint_every
-                                                         and epoch % config.checkpoint_every == 0):
+            if (
+                status == "interrupted"
+                or last_epoch
+                or (config.checkpoint_every and epoch % config.checkpoint_every == 0)
+            ):
                 save(epoch, 0)
             if status == "interrupted":
-                reporter.say(f"interrupted at step {step}; checkpoint saved in {ckpt_dir} (continue with --resume)")
+                reporter.say(
+                    f"interrupted at step {step}; checkpoint saved in {ckpt_dir} (continue with --resume)"
+                )
                 break
             if stopped:
                 status = "early_stop"
-                reporter.say(f"early stop: {config.early_stop['metric'] if config.early_stop else ''} has not "
-                             f"improved for {early['bad_epochs']} epochs")
+                reporter.say(
+                    f"early stop: {config.early_stop['metric'] if config.early_stop else ''} has not "
+                    f"improved for {early['bad_epochs']} epochs"
+                )
                 break
     checkpoints.close()
     if history and primary:
@@ -463,16 +542,24 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, resume: bool
     return TrainResult(status, history, step, workdir, jax.device_get(state["params"]), divergence, notes)
 
 
-def _batches(ds: DataSet, batch: int, rng: np.random.Generator | None, skip: int,
-             feed: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+def _batches(
+    ds: DataSet, batch: int, rng: np.random.Generator | None, skip: int, feed: Sequence[str]
+) -> Iterator[dict[str, np.ndarray]]:
     sub = DataSet({k: ds.fields[k] for k in feed})
     for i, b in enumerate(sub.batches(batch, rng=rng, drop_last=True)):
         if i >= skip:
             yield b
 
 
-def _evaluate(eval_jit: Any, state: dict[str, Any], ds: DataSet, batch: int, feed: Sequence[str], mesh: _Mesh,
-              n_stats: int) -> list[float]:
+def _evaluate(
+    eval_jit: Any,
+    state: dict[str, Any],
+    ds: DataSet,
+    batch: int,
+    feed: Sequence[str],
+    mesh: _Mesh,
+    n_stats: int,
+) -> list[float]:
     """Loss and metrics over the whole split: the last batch padded to full size with zero weights."""
     sums = mesh.replicate(jnp.zeros((n_stats + 1,), jnp.float32))
     sub = DataSet({k: ds.fields[k] for k in feed})
@@ -515,8 +602,19 @@ def _early_stop(config: TrainConfig, record: Mapping[str, float], early: dict[st
     return bool(early["bad_epochs"] >= es["patience"])
 
 
-def _diagnose(config: TrainConfig, graph: Any, gd: Any, state: dict[str, Any], ds: DataSet, batch: int, epoch: int,
-              bad_step: int, epoch_start_step: int, feed: Sequence[str], shuffle: bool) -> Divergence:
+def _diagnose(
+    config: TrainConfig,
+    graph: Any,
+    gd: Any,
+    state: dict[str, Any],
+    ds: DataSet,
+    batch: int,
+    epoch: int,
+    bad_step: int,
+    epoch_start_step: int,
+    feed: Sequence[str],
+    shuffle: bool,
+) -> Divergence:
     """Re-run the offending batch outside jit on the state just before it; name the first non-finite node."""
     index = bad_step - epoch_start_step
     rng = np.random.default_rng([config.seed, epoch]) if shuffle else None
@@ -525,8 +623,11 @@ def _diagnose(config: TrainConfig, graph: Any, gd: Any, state: dict[str, Any], d
     model = nnx.merge(gd, params, rest)
     values = model.trace(b)
     named = {k: values.get(graph.nodes[r.node].name) for k, r in graph.values}
-    named = {k: (v[graph.value_map[k].index] if isinstance(v, tuple) else v) for k, v in named.items()
-             if v is not None}
+    named = {
+        k: (v[graph.value_map[k].index] if isinstance(v, tuple) else v)
+        for k, v in named.items()
+        if v is not None
+    }
     try:
         loss = float(total_loss(config.objectives[0].terms, named, params))
     except KeyError:
@@ -536,8 +637,10 @@ def _diagnose(config: TrainConfig, graph: Any, gd: Any, state: dict[str, Any], d
         if v is None:
             continue
         parts = v if isinstance(v, tuple) else (v,)
-        if any(jnp.issubdtype(jnp.asarray(p).dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(p)))
-               for p in parts):
+        if any(
+            jnp.issubdtype(jnp.asarray(p).dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(p)))
+            for p in parts
+        ):
             return Divergence(bad_step, epoch, loss, node.name, node.op, node.span)
     for _, call in config.objectives[0].terms:
         t = term_value(call, named, params)

@@ -99,7 +99,9 @@ def kl_div(logits: Any, targets: Any) -> Any:
     import jax.numpy as jnp
 
     t = targets.astype(logits.dtype)
-    return jnp.sum(jnp.where(t > 0, t * (jnp.log(jnp.where(t > 0, t, 1.0)) - _log_softmax(logits)), 0.0), axis=-1)
+    return jnp.sum(
+        jnp.where(t > 0, t * (jnp.log(jnp.where(t > 0, t, 1.0)) - _log_softmax(logits)), 0.0), axis=-1
+    )
 
 
 def nll(log_probs: Any, labels: Any) -> Any:
@@ -141,28 +143,74 @@ def _v(name: str) -> Arg:
     return Arg(name, "value")
 
 
-LOSSES: Mapping[str, LossFn] = MappingProxyType({
-    "cross_entropy": LossFn(Signature("cross_entropy", (_v("logits"), _v("labels"), _RED,
-                                                         Arg("label_smoothing", "float", 0.0)),
-                                      "softmax cross-entropy; int labels or one-hot"), cross_entropy),
-    "binary_cross_entropy": LossFn(Signature("binary_cross_entropy", (_v("logits"), _v("targets"), _RED),
-                                             "sigmoid cross-entropy from logits"), binary_cross_entropy),
-    "mse": LossFn(Signature("mse", (_v("pred"), _v("target"), _RED), "squared error"), mse),
-    "mae": LossFn(Signature("mae", (_v("pred"), _v("target"), _RED), "absolute error"), mae),
-    "huber": LossFn(Signature("huber", (_v("pred"), _v("target"), Arg("delta", "float", 1.0), _RED),
-                              "quadratic below delta, linear above"), huber),
-    "hinge": LossFn(Signature("hinge", (_v("scores"), _v("labels"), _RED),
-                              "multiclass SVM loss, or binary with 0/1 or ±1 targets"), hinge),
-    "kl_div": LossFn(Signature("kl_div", (_v("logits"), _v("targets"), _RED),
-                               "KL(targets ‖ softmax(logits))"), kl_div),
-    "nll": LossFn(Signature("nll", (_v("log_probs"), _v("labels"), _RED), "negative log-likelihood"), nll),
-    "kl_normal": LossFn(Signature("kl_normal", (_v("mu"), _v("logvar"), _RED),
-                                  "KL of a diagonal Gaussian to N(0, I) (VAE)"), kl_normal),
-    "l2": LossFn(Signature("l2", (Arg("weight", "float"), Arg("all", "bool", False)),
-                           "weight · Σ w² over weight matrices"), l2, penalty=True),
-    "l1": LossFn(Signature("l1", (Arg("weight", "float"), Arg("all", "bool", False)),
-                           "weight · Σ |w| over weight matrices"), l1, penalty=True),
-})
+LOSSES: Mapping[str, LossFn] = MappingProxyType(
+    {
+        "cross_entropy": LossFn(
+            Signature(
+                "cross_entropy",
+                (_v("logits"), _v("labels"), _RED, Arg("label_smoothing", "float", 0.0)),
+                "softmax cross-entropy; int labels or one-hot",
+            ),
+            cross_entropy,
+        ),
+        "binary_cross_entropy": LossFn(
+            Signature(
+                "binary_cross_entropy",
+                (_v("logits"), _v("targets"), _RED),
+                "sigmoid cross-entropy from logits",
+            ),
+            binary_cross_entropy,
+        ),
+        "mse": LossFn(Signature("mse", (_v("pred"), _v("target"), _RED), "squared error"), mse),
+        "mae": LossFn(Signature("mae", (_v("pred"), _v("target"), _RED), "absolute error"), mae),
+        "huber": LossFn(
+            Signature(
+                "huber",
+                (_v("pred"), _v("target"), Arg("delta", "float", 1.0), _RED),
+                "quadratic below delta, linear above",
+            ),
+            huber,
+        ),
+        "hinge": LossFn(
+            Signature(
+                "hinge",
+                (_v("scores"), _v("labels"), _RED),
+                "multiclass SVM loss, or binary with 0/1 or ±1 targets",
+            ),
+            hinge,
+        ),
+        "kl_div": LossFn(
+            Signature("kl_div", (_v("logits"), _v("targets"), _RED), "KL(targets ‖ softmax(logits))"), kl_div
+        ),
+        "nll": LossFn(
+            Signature("nll", (_v("log_probs"), _v("labels"), _RED), "negative log-likelihood"), nll
+        ),
+        "kl_normal": LossFn(
+            Signature(
+                "kl_normal", (_v("mu"), _v("logvar"), _RED), "KL of a diagonal Gaussian to N(0, I) (VAE)"
+            ),
+            kl_normal,
+        ),
+        "l2": LossFn(
+            Signature(
+                "l2",
+                (Arg("weight", "float"), Arg("all", "bool", False)),
+                "weight · Σ w² over weight matrices",
+            ),
+            l2,
+            penalty=True,
+        ),
+        "l1": LossFn(
+            Signature(
+                "l1",
+                (Arg("weight", "float"), Arg("all", "bool", False)),
+                "weight · Σ |w| over weight matrices",
+            ),
+            l1,
+            penalty=True,
+        ),
+    }
+)
 
 
 def reduce(elems: Any, reduction: str, weights: Any = None) -> Any:
@@ -189,14 +237,21 @@ def term_value(call: CallSpec, values: Mapping[str, Any], params: Any, weights: 
     kw = call.kw
     if lf.penalty:
         return lf.fn(params, **{a.name: kw[a.name] for a in lf.sig.args})
-    args = {a.name: (values[kw[a.name]] if a.kind == "value" else kw[a.name]) for a in lf.sig.args
-            if a.name != "reduction"}
-    return reduce(lf.fn(*[args.pop(a.name) for a in lf.sig.args if a.kind == "value"], **args),
-                  kw.get("reduction", "mean"), weights)
+    args = {
+        a.name: (values[kw[a.name]] if a.kind == "value" else kw[a.name])
+        for a in lf.sig.args
+        if a.name != "reduction"
+    }
+    return reduce(
+        lf.fn(*[args.pop(a.name) for a in lf.sig.args if a.kind == "value"], **args),
+        kw.get("reduction", "mean"),
+        weights,
+    )
 
 
-def total_loss(terms: tuple[tuple[float, CallSpec], ...], values: Mapping[str, Any], params: Any,
-               weights: Any = None) -> Any:
+def total_loss(
+    terms: tuple[tuple[float, CallSpec], ...], values: Mapping[str, Any], params: Any, weights: Any = None
+) -> Any:
     """The weighted sum of an objective's terms."""
     import jax.numpy as jnp
 

@@ -52,15 +52,30 @@ def _mae(pred: Any, target: Any) -> Any:
     return jnp.abs(pred - target.astype(pred.dtype))
 
 
-METRICS: Mapping[str, MetricFn] = MappingProxyType({
-    "accuracy": MetricFn(Signature("accuracy", (Arg("logits", "value"), Arg("labels", "value")),
-                                   "fraction classified right"), accuracy),
-    "top_k_accuracy": MetricFn(Signature("top_k_accuracy", (Arg("logits", "value"), Arg("labels", "value"),
-                                                             Arg("k", "int", 5)),
-                                         "label among the k highest scores"), top_k_accuracy),
-    "mse": MetricFn(Signature("mse", (Arg("pred", "value"), Arg("target", "value")), "squared error"), _mse),
-    "mae": MetricFn(Signature("mae", (Arg("pred", "value"), Arg("target", "value")), "absolute error"), _mae),
-})
+METRICS: Mapping[str, MetricFn] = MappingProxyType(
+    {
+        "accuracy": MetricFn(
+            Signature(
+                "accuracy", (Arg("logits", "value"), Arg("labels", "value")), "fraction classified right"
+            ),
+            accuracy,
+        ),
+        "top_k_accuracy": MetricFn(
+            Signature(
+                "top_k_accuracy",
+                (Arg("logits", "value"), Arg("labels", "value"), Arg("k", "int", 5)),
+                "label among the k highest scores",
+            ),
+            top_k_accuracy,
+        ),
+        "mse": MetricFn(
+            Signature("mse", (Arg("pred", "value"), Arg("target", "value")), "squared error"), _mse
+        ),
+        "mae": MetricFn(
+            Signature("mae", (Arg("pred", "value"), Arg("target", "value")), "absolute error"), _mae
+        ),
+    }
+)
 
 
 def metric_value(call: CallSpec, values: Mapping[str, Any], weights: Any = None) -> Any:

@@ -64,20 +64,51 @@ def _piecewise(t: Any, boundaries: tuple[float, ...], values: tuple[float, ...])
     return jnp.asarray(values, jnp.float32)[i]
 
 
-SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType({
-    "constant": ScheduleFn(Signature("constant", (Arg("lr", "float"), _PER), "a fixed rate"), _constant),
-    "inverse_time": ScheduleFn(Signature("inverse_time", (Arg("lr0", "float"), Arg("rate", "float"), _PER),
-                                         "lr0 / (1 + rate·t)"), _inverse_time),
-    "exponential": ScheduleFn(Signature("exponential", (Arg("lr0", "float"), Arg("rate", "float"), _PER),
-                                        "lr0 · exp(-rate·t)"), _exponential),
-    "step": ScheduleFn(Signature("step", (Arg("lr0", "float"), Arg("factor", "float"), Arg("every", "int"), _PER),
-                                 "lr0 · factor^floor(t / every)"), _step),
-    "cosine": ScheduleFn(Signature("cosine", (Arg("lr0", "float"), Arg("steps", "int"), Arg("warmup", "int", 0),
-                                              Arg("final", "float", 0.0), _PER),
-                                   "linear warm-up, then cosine decay to `final` at t = steps"), _cosine),
-    "piecewise": ScheduleFn(Signature("piecewise", (Arg("boundaries", "numbers"), Arg("values", "numbers"), _PER),
-                                      "values[i] after boundaries[i-1]"), _piecewise),
-})
+SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType(
+    {
+        "constant": ScheduleFn(Signature("constant", (Arg("lr", "float"), _PER), "a fixed rate"), _constant),
+        "inverse_time": ScheduleFn(
+            Signature(
+                "inverse_time", (Arg("lr0", "float"), Arg("rate", "float"), _PER), "lr0 / (1 + rate·t)"
+            ),
+            _inverse_time,
+        ),
+        "exponential": ScheduleFn(
+            Signature("exponential", (Arg("lr0", "float"), Arg("rate", "float"), _PER), "lr0 · exp(-rate·t)"),
+            _exponential,
+        ),
+        "step": ScheduleFn(
+            Signature(
+                "step",
+                (Arg("lr0", "float"), Arg("factor", "float"), Arg("every", "int"), _PER),
+                "lr0 · factor^floor(t / every)",
+            ),
+            _step,
+        ),
+        "cosine": ScheduleFn(
+            Signature(
+                "cosine",
+                (
+                    Arg("lr0", "float"),
+                    Arg("steps", "int"),
+                    Arg("warmup", "int", 0),
+                    Arg("final", "float", 0.0),
+                    _PER,
+                ),
+                "linear warm-up, then cosine decay to `final` at t = steps",
+            ),
+            _cosine,
+        ),
+        "piecewise": ScheduleFn(
+            Signature(
+                "piecewise",
+                (Arg("boundaries", "numbers"), Arg("values", "numbers"), _PER),
+                "values[i] after boundaries[i-1]",
+            ),
+            _piecewise,
+        ),
+    }
+)
 
 
 def make_schedule(lr: float | CallSpec, steps_per_epoch: int) -> float | Callable[[Any], Any]:
@@ -128,7 +159,9 @@ class OptimizerFn:
     decoupled: bool = False
 
 
-def _sig(name: str, *args: Arg, lr: float | None = 1e-3, doc: str = "", own_decay: float | None = None) -> Signature:
+def _sig(
+    name: str, *args: Arg, lr: float | None = 1e-3, doc: str = "", own_decay: float | None = None
+) -> Signature:
     common = _COMMON if own_decay is None else (_COMMON[0], Arg("weight_decay", "float", own_decay))
     return Signature(name, (Arg("lr", "lr", lr), *args, *common), doc)
 
@@ -139,35 +172,63 @@ def _optax() -> Any:
     return optax
 
 
-OPTIMIZERS: Mapping[str, OptimizerFn] = MappingProxyType({
-    "sgd": OptimizerFn(_sig("sgd", Arg("momentum", "float", 0.0), Arg("nesterov", "bool", False), lr=0.01,
-                            doc="stochastic gradient descent, with (Nesterov) momentum"),
-                       lambda lr, momentum, nesterov: _optax().sgd(lr, momentum or None, nesterov)),
-    "adagrad": OptimizerFn(_sig("adagrad", Arg("initial_accumulator", "float", 0.1), Arg("eps", "float", 1e-7),
-                                lr=0.01),
-                           lambda lr, initial_accumulator, eps: _optax().adagrad(lr, initial_accumulator, eps)),
-    "adadelta": OptimizerFn(_sig("adadelta", Arg("rho", "float", 0.9), Arg("eps", "float", 1e-6), lr=1.0),
-                            lambda lr, rho, eps: _optax().adadelta(lr, rho, eps)),
-    "rmsprop": OptimizerFn(_sig("rmsprop", Arg("decay", "float", 0.9), Arg("eps", "float", 1e-8),
-                                Arg("momentum", "float", 0.0), Arg("centered", "bool", False)),
-                           lambda lr, decay, eps, momentum, centered: _optax().rmsprop(
-                               lr, decay, eps, momentum=momentum or None, centered=centered)),
-    "adam": OptimizerFn(_sig("adam", _B1, _B2, Arg("eps", "float", 1e-8)),
-                        lambda lr, b1, b2, eps: _optax().adam(lr, b1, b2, eps)),
-    "adamw": OptimizerFn(_sig("adamw", _B1, _B2, Arg("eps", "float", 1e-8), own_decay=1e-4),
-                         lambda lr, b1, b2, eps, weight_decay: _optax().adamw(lr, b1, b2, eps,
-                                                                              weight_decay=weight_decay),
-                         decoupled=True),
-    "nadam": OptimizerFn(_sig("nadam", _B1, _B2, Arg("eps", "float", 1e-8)),
-                         lambda lr, b1, b2, eps: _optax().nadam(lr, b1, b2, eps)),
-    "lamb": OptimizerFn(_sig("lamb", _B1, _B2, Arg("eps", "float", 1e-6), own_decay=0.0),
-                        lambda lr, b1, b2, eps, weight_decay: _optax().lamb(lr, b1, b2, eps,
-                                                                            weight_decay=weight_decay),
-                        decoupled=True),
-    "lion": OptimizerFn(_sig("lion", Arg("b1", "float", 0.9), Arg("b2", "float", 0.99), lr=1e-4, own_decay=1e-3),
-                        lambda lr, b1, b2, weight_decay: _optax().lion(lr, b1, b2, weight_decay=weight_decay),
-                        decoupled=True),
-})
+OPTIMIZERS: Mapping[str, OptimizerFn] = MappingProxyType(
+    {
+        "sgd": OptimizerFn(
+            _sig(
+                "sgd",
+                Arg("momentum", "float", 0.0),
+                Arg("nesterov", "bool", False),
+                lr=0.01,
+                doc="stochastic gradient descent, with (Nesterov) momentum",
+            ),
+            lambda lr, momentum, nesterov: _optax().sgd(lr, momentum or None, nesterov),
+        ),
+        "adagrad": OptimizerFn(
+            _sig("adagrad", Arg("initial_accumulator", "float", 0.1), Arg("eps", "float", 1e-7), lr=0.01),
+            lambda lr, initial_accumulator, eps: _optax().adagrad(lr, initial_accumulator, eps),
+        ),
+        "adadelta": OptimizerFn(
+            _sig("adadelta", Arg("rho", "float", 0.9), Arg("eps", "float", 1e-6), lr=1.0),
+            lambda lr, rho, eps: _optax().adadelta(lr, rho, eps),
+        ),
+        "rmsprop": OptimizerFn(
+            _sig(
+                "rmsprop",
+                Arg("decay", "float", 0.9),
+                Arg("eps", "float", 1e-8),
+                Arg("momentum", "float", 0.0),
+                Arg("centered", "bool", False),
+            ),
+            lambda lr, decay, eps, momentum, centered: _optax().rmsprop(
+                lr, decay, eps, momentum=momentum or None, centered=centered
+            ),
+        ),
+        "adam": OptimizerFn(
+            _sig("adam", _B1, _B2, Arg("eps", "float", 1e-8)),
+            lambda lr, b1, b2, eps: _optax().adam(lr, b1, b2, eps),
+        ),
+        "adamw": OptimizerFn(
+            _sig("adamw", _B1, _B2, Arg("eps", "float", 1e-8), own_decay=1e-4),
+            lambda lr, b1, b2, eps, weight_decay: _optax().adamw(lr, b1, b2, eps, weight_decay=weight_decay),
+            decoupled=True,
+        ),
+        "nadam": OptimizerFn(
+            _sig("nadam", _B1, _B2, Arg("eps", "float", 1e-8)),
+            lambda lr, b1, b2, eps: _optax().nadam(lr, b1, b2, eps),
+        ),
+        "lamb": OptimizerFn(
+            _sig("lamb", _B1, _B2, Arg("eps", "float", 1e-6), own_decay=0.0),
+            lambda lr, b1, b2, eps, weight_decay: _optax().lamb(lr, b1, b2, eps, weight_decay=weight_decay),
+            decoupled=True,
+        ),
+        "lion": OptimizerFn(
+            _sig("lion", Arg("b1", "float", 0.9), Arg("b2", "float", 0.99), lr=1e-4, own_decay=1e-3),
+            lambda lr, b1, b2, weight_decay: _optax().lion(lr, b1, b2, weight_decay=weight_decay),
+            decoupled=True,
+        ),
+    }
+)
 
 
 def make_optimizer(call: CallSpec, steps_per_epoch: int) -> Any:

@@ -28,9 +28,16 @@ REQUIRED: Any = _Required()
 
 # Argument kinds: "value" a model value name, "float", "int", "bool", "str" (with choices), "lr" a number or a
 # schedule call, "numbers" a list of numbers, "any" a literal.
-_KIND_WORDS = {"value": "the name of a model value", "float": "a number", "int": "an integer",
-               "bool": "true or false", "str": "a name", "lr": "a number or a schedule like step(0.1, 0.5, 10)",
-               "numbers": "a list of numbers", "any": "a literal"}
+_KIND_WORDS = {
+    "value": "the name of a model value",
+    "float": "a number",
+    "int": "an integer",
+    "bool": "true or false",
+    "str": "a name",
+    "lr": "a number or a schedule like step(0.1, 0.5, 10)",
+    "numbers": "a list of numbers",
+    "any": "a literal",
+}
 
 
 @dataclass(frozen=True)
@@ -164,25 +171,49 @@ class TrainConfig:
         return tuple(out)
 
 
-TRAIN_KEYS = ("data", "loss", "optimizer", "schedule", "batch", "epochs", "seed", "metrics", "early_stop",
-              "checkpoint")
+TRAIN_KEYS = (
+    "data",
+    "loss",
+    "optimizer",
+    "schedule",
+    "batch",
+    "epochs",
+    "seed",
+    "metrics",
+    "early_stop",
+    "checkpoint",
+)
 
-EARLY_STOP = Signature("early_stop", (Arg("metric", "str", "val_loss"), Arg("patience", "int", 5),
-                                      Arg("min_delta", "float", 0.0), Arg("mode", "str", "auto",
-                                                                          ("auto", "min", "max"))),
-                       "stop when `metric` has not improved for `patience` epochs")
-CHECKPOINT = Signature("checkpoint", (Arg("every", "int", 1), Arg("dir", "str", "checkpoints")),
-                       "save every `every` epochs (and at the end) under OUT/dir")
+EARLY_STOP = Signature(
+    "early_stop",
+    (
+        Arg("metric", "str", "val_loss"),
+        Arg("patience", "int", 5),
+        Arg("min_delta", "float", 0.0),
+        Arg("mode", "str", "auto", ("auto", "min", "max")),
+    ),
+    "stop when `metric` has not improved for `patience` epochs",
+)
+CHECKPOINT = Signature(
+    "checkpoint",
+    (Arg("every", "int", 1), Arg("dir", "str", "checkpoints")),
+    "save every `every` epochs (and at the end) under OUT/dir",
+)
 
 
-def _tables() -> tuple[Mapping[str, Signature], Mapping[str, Signature], Mapping[str, Signature],
-                       Mapping[str, Signature]]:
+def _tables() -> tuple[
+    Mapping[str, Signature], Mapping[str, Signature], Mapping[str, Signature], Mapping[str, Signature]
+]:
     from .losses import LOSSES
     from .metrics import METRICS
     from .optim import OPTIMIZERS, SCHEDULES
 
-    return ({k: v.sig for k, v in LOSSES.items()}, {k: v.sig for k, v in METRICS.items()},
-            {k: v.sig for k, v in OPTIMIZERS.items()}, {k: v.sig for k, v in SCHEDULES.items()})
+    return (
+        {k: v.sig for k, v in LOSSES.items()},
+        {k: v.sig for k, v in METRICS.items()},
+        {k: v.sig for k, v in OPTIMIZERS.items()},
+        {k: v.sig for k, v in SCHEDULES.items()},
+    )
 
 
 def _value_args(call: CallSpec) -> list[str]:
@@ -230,8 +261,13 @@ def literal(expr: ast.Expr, lets: Mapping[str, ast.Let], _depth: int = 0) -> Any
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
             raise _NotLiteral(expr.span)
         try:
-            return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
-                    "**": lambda: a**b}[expr.op]()
+            return {
+                "+": lambda: a + b,
+                "-": lambda: a - b,
+                "*": lambda: a * b,
+                "/": lambda: a / b,
+                "**": lambda: a**b,
+            }[expr.op]()
         except (ZeroDivisionError, OverflowError):
             raise _NotLiteral(expr.span) from None
     raise _NotLiteral(expr.span)
@@ -260,19 +296,29 @@ class _Checker:
         self.values = list(values)
         self.diags = diags
 
-    def call_of(self, expr: ast.Expr, what: str, table: Mapping[str, Signature], span: Span) -> CallSpec | None:
+    def call_of(
+        self, expr: ast.Expr, what: str, table: Mapping[str, Signature], span: Span
+    ) -> CallSpec | None:
         expr = _unpipe(expr)
         if isinstance(expr, ast.Name) and expr.id not in self.lets:
             expr = ast.Call(expr.id, (), (), True, expr.span, expr.span)
         if not isinstance(expr, ast.Call):
-            self.diags.add("value error", f"expected a {what} call like {next(iter(table.values())).usage()}",
-                           getattr(expr, "span", span), f"valid {what}s: {', '.join(table)}")
+            self.diags.add(
+                "value error",
+                f"expected a {what} call like {next(iter(table.values())).usage()}",
+                getattr(expr, "span", span),
+                f"valid {what}s: {', '.join(table)}",
+            )
             return None
         sig = table.get(expr.func)
         if sig is None:
             dym = did_you_mean(expr.func, table)
-            self.diags.add("name error", f"unknown {what} '{expr.func}'" + (f"; {dym}" if dym else ""),
-                           expr.func_span, f"valid {what}s: {', '.join(table)}")
+            self.diags.add(
+                "name error",
+                f"unknown {what} '{expr.func}'" + (f"; {dym}" if dym else ""),
+                expr.func_span,
+                f"valid {what}s: {', '.join(table)}",
+            )
             return None
         return self.bind(sig, expr, what)
 
@@ -280,8 +326,12 @@ class _Checker:
         ok = True
         given: dict[str, tuple[ast.Expr, Span]] = {}
         if len(call.args) > len(sig.args):
-            self.diags.add("argument error", f"{sig.name} takes at most {len(sig.args)} argument(s), got "
-                           f"{len(call.args)}", call.args[len(sig.args)].span, f"usage: {sig.usage()}")
+            self.diags.add(
+                "argument error",
+                f"{sig.name} takes at most {len(sig.args)} argument(s), got {len(call.args)}",
+                call.args[len(sig.args)].span,
+                f"usage: {sig.usage()}",
+            )
             ok = False
         for a, e in zip(sig.args, call.args, strict=False):
             given[a.name] = (e, e.span)
@@ -289,13 +339,20 @@ class _Checker:
         for kw in call.kwargs:
             if kw.name not in names:
                 dym = did_you_mean(kw.name, names)
-                self.diags.add("argument error", f"{sig.name} has no argument '{kw.name}'" + (f"; {dym}" if dym
-                                                                                               else ""),
-                               kw.span, f"usage: {sig.usage()}")
+                self.diags.add(
+                    "argument error",
+                    f"{sig.name} has no argument '{kw.name}'" + (f"; {dym}" if dym else ""),
+                    kw.span,
+                    f"usage: {sig.usage()}",
+                )
                 ok = False
             elif kw.name in given:
-                self.diags.add("argument error", f"{sig.name}: argument '{kw.name}' given twice", kw.span,
-                               f"usage: {sig.usage()}")
+                self.diags.add(
+                    "argument error",
+                    f"{sig.name}: argument '{kw.name}' given twice",
+                    kw.span,
+                    f"usage: {sig.usage()}",
+                )
                 ok = False
             else:
                 given[kw.name] = (kw.value, kw.span)
@@ -303,8 +360,12 @@ class _Checker:
         for a in sig.args:
             if a.name not in given:
                 if a.default is REQUIRED:
-                    self.diags.add("argument error", f"{sig.name} needs argument '{a.name}'", call.span,
-                                   f"usage: {sig.usage()}")
+                    self.diags.add(
+                        "argument error",
+                        f"{sig.name} needs argument '{a.name}'",
+                        call.span,
+                        f"usage: {sig.usage()}",
+                    )
                     ok = False
                 out.append((a.name, a.default))
                 continue
@@ -319,18 +380,28 @@ class _Checker:
         expr = _unpipe(expr)
         if a.kind == "value":
             if not isinstance(expr, ast.Name):
-                self.diags.add("argument error", f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS['value']}",
-                               expr.span, "losses and metrics read named values of the model, like `logits`")
+                self.diags.add(
+                    "argument error",
+                    f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS['value']}",
+                    expr.span,
+                    "losses and metrics read named values of the model, like `logits`",
+                )
                 return _BAD
             if expr.id not in self.values:
                 dym = did_you_mean(expr.id, self.values)
-                self.diags.add("name error", f"{sig.name}: '{expr.id}' is not a value of the model"
-                               + (f"; {dym}" if dym else ""), expr.span,
-                               "named values: " + ", ".join(self.values))
+                self.diags.add(
+                    "name error",
+                    f"{sig.name}: '{expr.id}' is not a value of the model" + (f"; {dym}" if dym else ""),
+                    expr.span,
+                    "named values: " + ", ".join(self.values),
+                )
                 return _BAD
             return expr.id
-        if a.kind == "lr" and isinstance(expr, ast.Call | ast.Name) and not (
-                isinstance(expr, ast.Name) and expr.id in self.lets):
+        if (
+            a.kind == "lr"
+            and isinstance(expr, ast.Call | ast.Name)
+            and not (isinstance(expr, ast.Name) and expr.id in self.lets)
+        ):
             sched = self.call_of(expr, "schedule", _tables()[3], span)
             return _BAD if sched is None else sched
         if a.kind == "str" and isinstance(expr, ast.Name) and expr.id not in self.lets:
@@ -339,8 +410,12 @@ class _Checker:
             try:
                 v = literal(expr, self.lets)
             except _NotLiteral as e:
-                self.diags.add("argument error", f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS[a.kind]}",
-                               e.span, f"usage: {sig.usage()}")
+                self.diags.add(
+                    "argument error",
+                    f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS[a.kind]}",
+                    e.span,
+                    f"usage: {sig.usage()}",
+                )
                 return _BAD
         return self.coerce(sig, a, v, expr.span)
 
@@ -358,12 +433,20 @@ class _Checker:
         if a.kind == "str" and isinstance(v, str):
             if a.choices and v not in a.choices:
                 dym = did_you_mean(v, a.choices)
-                self.diags.add("argument error", f"{sig.name}: argument '{a.name}' must be one of "
-                               f"{', '.join(a.choices)}, got {_describe(v)}", span, dym)
+                self.diags.add(
+                    "argument error",
+                    f"{sig.name}: argument '{a.name}' must be one of "
+                    f"{', '.join(a.choices)}, got {_describe(v)}",
+                    span,
+                    dym,
+                )
                 return _BAD
             return v
-        if a.kind == "numbers" and isinstance(v, list) and all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+        if (
+            a.kind == "numbers"
+            and isinstance(v, list)
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        ):
             return tuple(v)
         if a.kind == "any":
             return tuple(v) if isinstance(v, list) else v
@@ -377,7 +460,9 @@ _BAD: Any = object()
 # ---- the loss expression -------------------------------------------------------------------------------------
 
 
-def _loss_terms(expr: ast.Expr, ck: _Checker, losses: Mapping[str, Signature]) -> list[tuple[float, CallSpec]]:
+def _loss_terms(
+    expr: ast.Expr, ck: _Checker, losses: Mapping[str, Signature]
+) -> list[tuple[float, CallSpec]]:
     """A loss as a weighted sum: `a + 0.3 * aux - l2(1e-4)`; products of two terms are not linear and refused."""
     expr = _unpipe(expr)
     if isinstance(expr, ast.BinOp) and expr.op in "+-":
@@ -400,22 +485,33 @@ def _loss_terms(expr: ast.Expr, ck: _Checker, losses: Mapping[str, Signature]) -
                     return []
                 scale = float(k) if expr.op == "*" else 1.0 / float(k)
                 return [(scale * c, t) for c, t in _loss_terms(term_side, ck, losses)]
-        ck.diags.add("value error", "a loss is a weighted sum of terms; this product is not", expr.span,
-                     "write e.g. `cross_entropy(logits, y) + 0.3 * cross_entropy(aux, y)`")
+        ck.diags.add(
+            "value error",
+            "a loss is a weighted sum of terms; this product is not",
+            expr.span,
+            "write e.g. `cross_entropy(logits, y) + 0.3 * cross_entropy(aux, y)`",
+        )
         return []
     if isinstance(expr, ast.Name) and expr.id not in ck.lets:
         if expr.id not in ck.values:
             dym = did_you_mean(expr.id, [*ck.values, *losses])
-            ck.diags.add("name error", f"'{expr.id}' is neither a loss nor a value of the model"
-                         + (f"; {dym}" if dym else ""), expr.span,
-                         f"losses: {', '.join(losses)}; model values: {', '.join(ck.values)}")
+            ck.diags.add(
+                "name error",
+                f"'{expr.id}' is neither a loss nor a value of the model" + (f"; {dym}" if dym else ""),
+                expr.span,
+                f"losses: {', '.join(losses)}; model values: {', '.join(ck.values)}",
+            )
             return []
         return [(1.0, CallSpec("value", (("name", expr.id),), expr.span))]
     if isinstance(expr, ast.Call):
         c = ck.call_of(expr, "loss", losses, expr.span)
         return [] if c is None else [(1.0, c)]
-    ck.diags.add("value error", "expected a loss like cross_entropy(logits, y)", getattr(expr, "span", None),
-                 f"losses: {', '.join(losses)}")
+    ck.diags.add(
+        "value error",
+        "expected a loss like cross_entropy(logits, y)",
+        getattr(expr, "span", None),
+        f"losses: {', '.join(losses)}",
+    )
     return []
 
 
@@ -440,9 +536,12 @@ def parse_override(text: str, index: int = 0, name: str | None = None) -> Overri
     src = Source(name, text)
     key, eq, value = text.partition("=")
     if not eq or not key.strip() or not value.strip():
-        raise SpecError.one("argument error", f"--set wants KEY=VALUE, got '{text}'", Span.point(name, 1, 1,
-                                                                                                len(text)),
-                            "e.g. --set optimizer.lr=0.01 or --set epochs=3").with_sources({name: src})
+        raise SpecError.one(
+            "argument error",
+            f"--set wants KEY=VALUE, got '{text}'",
+            Span.point(name, 1, 1, len(text)),
+            "e.g. --set optimizer.lr=0.01 or --set epochs=3",
+        ).with_sources({name: src})
     path = tuple(key.strip().split("."))
     key_span = Span.point(name, 1, 1, len(key))
     try:
@@ -452,8 +551,9 @@ def parse_override(text: str, index: int = 0, name: str | None = None) -> Overri
     return Override(path, expr, src, key_span)
 
 
-def _apply_overrides(entries: tuple[ast.Entry, ...], overrides: Sequence[Override],
-                     diags: Diagnostics) -> tuple[ast.Entry, ...]:
+def _apply_overrides(
+    entries: tuple[ast.Entry, ...], overrides: Sequence[Override], diags: Diagnostics
+) -> tuple[ast.Entry, ...]:
     from .losses import LOSSES
     from .optim import OPTIMIZERS
 
@@ -462,8 +562,12 @@ def _apply_overrides(entries: tuple[ast.Entry, ...], overrides: Sequence[Overrid
         top = ov.path[0]
         if top not in TRAIN_KEYS:
             dym = did_you_mean(top, TRAIN_KEYS)
-            diags.add("name error", f"unknown train key '{top}'" + (f"; {dym}" if dym else ""), ov.key_span,
-                      f"train keys: {', '.join(TRAIN_KEYS)}")
+            diags.add(
+                "name error",
+                f"unknown train key '{top}'" + (f"; {dym}" if dym else ""),
+                ov.key_span,
+                f"train keys: {', '.join(TRAIN_KEYS)}",
+            )
             continue
         idx = next((i for i, e in enumerate(out) if e.key == top), None)
         if len(ov.path) == 1:
@@ -475,16 +579,24 @@ def _apply_overrides(entries: tuple[ast.Entry, ...], overrides: Sequence[Overrid
                 out[idx] = replace(entry, rename=rename)
             continue
         if len(ov.path) != 2 or idx is None or not isinstance(_unpipe(out[idx].value), ast.Call | ast.Name):
-            diags.add("argument error", f"cannot set '{'.'.join(ov.path)}': the train section's `{top}` is not a "
-                      "call with arguments", ov.key_span, f"set the whole key, e.g. --set {top}=...")
+            diags.add(
+                "argument error",
+                f"cannot set '{'.'.join(ov.path)}': the train section's `{top}` is not a call with arguments",
+                ov.key_span,
+                f"set the whole key, e.g. --set {top}=...",
+            )
             continue
         call = _unpipe(out[idx].value)
         if isinstance(call, ast.Name):
             call = ast.Call(call.id, (), (), False, call.span, call.span)
         assert isinstance(call, ast.Call)
         arg = ov.path[1]
-        sigs = {**{k: v.sig for k, v in OPTIMIZERS.items()}, **{k: v.sig for k, v in LOSSES.items()},
-                "early_stop": EARLY_STOP, "checkpoint": CHECKPOINT}
+        sigs = {
+            **{k: v.sig for k, v in OPTIMIZERS.items()},
+            **{k: v.sig for k, v in LOSSES.items()},
+            "early_stop": EARLY_STOP,
+            "checkpoint": CHECKPOINT,
+        }
         sig = sigs.get(call.func)
         pos = [a.name for a in sig.args] if sig else []
         args = list(call.args)
@@ -492,7 +604,10 @@ def _apply_overrides(entries: tuple[ast.Entry, ...], overrides: Sequence[Overrid
             args[pos.index(arg)] = ov.value
             kwargs = call.kwargs
         else:
-            kwargs = (*tuple(k for k in call.kwargs if k.name != arg), ast.Kwarg(arg, ov.value, ov.value.span))
+            kwargs = (
+                *tuple(k for k in call.kwargs if k.name != arg),
+                ast.Kwarg(arg, ov.value, ov.value.span),
+            )
         new = replace(call, args=tuple(args), kwargs=kwargs)
         out[idx] = replace(out[idx], value=new)
     return tuple(out)
@@ -523,8 +638,12 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         sources[o.source.name] = o.source
     if program.objectives:
         first = next(iter(program.objectives.values()))
-        diags.add("value error", "`objective` sections (several losses alternating) are not supported yet",
-                  first.span, "put one loss in the train section (see ROADMAP item 2)")
+        diags.add(
+            "value error",
+            "`objective` sections (several losses alternating) are not supported yet",
+            first.span,
+            "put one loss in the train section (see ROADMAP item 2)",
+        )
     train = program.trains[0] if program.trains else None
     entries = train.entries if train else ()
     entries = _apply_overrides(entries, ovs, diags)
@@ -536,16 +655,23 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
     for e in entries:
         if e.key not in TRAIN_KEYS:
             dym = did_you_mean(e.key, TRAIN_KEYS)
-            diags.add("name error", f"unknown train key '{e.key}'" + (f"; {dym}" if dym else ""), e.key_span,
-                      f"train keys: {', '.join(TRAIN_KEYS)}")
+            diags.add(
+                "name error",
+                f"unknown train key '{e.key}'" + (f"; {dym}" if dym else ""),
+                e.key_span,
+                f"train keys: {', '.join(TRAIN_KEYS)}",
+            )
             continue
         if e.key in seen:
             first = seen[e.key].key_span
-            diags.add("name error", f"train key '{e.key}' given twice (first at {first})", e.key_span,
-                      "keep one")
+            diags.add(
+                "name error", f"train key '{e.key}' given twice (first at {first})", e.key_span, "keep one"
+            )
             continue
         if e.rename is not None and e.key != "data":
-            diags.add("value error", f"`as {{...}}` renames data fields; it does not apply to '{e.key}'", e.span)
+            diags.add(
+                "value error", f"`as {{...}}` renames data fields; it does not apply to '{e.key}'", e.span
+            )
         seen[e.key] = e
     spans = tuple((k, e.span) for k, e in seen.items())
 
@@ -559,8 +685,11 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
             diags.add("value error", f"{key} must be an integer", err.span)
             return default
         if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer() or v < low:
-            diags.add("value error", f"{key} must be an integer of at least {low}, got {_describe(v)}",
-                      _unpipe(e.value).span)
+            diags.add(
+                "value error",
+                f"{key} must be an integer of at least {low}, got {_describe(v)}",
+                _unpipe(e.value).span,
+            )
             return default
         return int(v)
 
@@ -572,8 +701,12 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
     data = CallSpec("?", (), where)
     rename: tuple[tuple[str, str], ...] = ()
     if "data" not in seen:
-        diags.add("value error", "the train section needs `data = ...`", where,
-                  "e.g. data = digits(split=0.8); data sets: " + ", ".join(_datasets()))
+        diags.add(
+            "value error",
+            "the train section needs `data = ...`",
+            where,
+            "e.g. data = digits(split=0.8); data sets: " + ", ".join(_datasets()),
+        )
     else:
         e = seen["data"]
         d = _data_call(e, ck)
@@ -584,14 +717,22 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         for model_input, _field in rename:
             if model_input not in inputs:
                 dym = did_you_mean(model_input, inputs)
-                diags.add("name error", f"`as {{{model_input}: ...}}` names no input of the model"
-                          + (f"; {dym}" if dym else ""), e.span, f"inputs: {', '.join(inputs)}")
+                diags.add(
+                    "name error",
+                    f"`as {{{model_input}: ...}}` names no input of the model" + (f"; {dym}" if dym else ""),
+                    e.span,
+                    f"inputs: {', '.join(inputs)}",
+                )
 
     # loss and optimizer
     terms: list[tuple[float, CallSpec]] = []
     if "loss" not in seen:
-        diags.add("value error", "the train section needs `loss = ...`", where,
-                  "e.g. loss = cross_entropy(logits, y)")
+        diags.add(
+            "value error",
+            "the train section needs `loss = ...`",
+            where,
+            "e.g. loss = cross_entropy(logits, y)",
+        )
     else:
         terms = _loss_terms(seen["loss"].value, ck, losses)
     opt: CallSpec | None = CallSpec("adam", (("lr", 1e-3),), NO_SPAN)
@@ -599,14 +740,20 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         e = seen["optimizer"]
         opt = ck.call_of(e.value, "optimizer", optimizers, e.span)
     else:
-        opt = ck.call_of(ast.Call("adam", (), (ast.Kwarg("lr", ast.Num(1e-3)),)), "optimizer", optimizers, where)
+        opt = ck.call_of(
+            ast.Call("adam", (), (ast.Kwarg("lr", ast.Num(1e-3)),)), "optimizer", optimizers, where
+        )
     if "schedule" in seen and opt is not None:
         e = seen["schedule"]
         sched = ck.call_of(e.value, "schedule", schedules, e.span)
         opt_call = _unpipe(seen["optimizer"].value) if "optimizer" in seen else None
         if isinstance(opt_call, ast.Call) and (any(k.name == "lr" for k in opt_call.kwargs) or opt_call.args):
-            diags.add("value error", "the learning rate is given twice: by `schedule` and by the optimizer's lr",
-                      e.span, "drop one; a schedule may also be written as lr=step(0.1, 0.5, 10)")
+            diags.add(
+                "value error",
+                "the learning rate is given twice: by `schedule` and by the optimizer's lr",
+                e.span,
+                "drop one; a schedule may also be written as lr=step(0.1, 0.5, 10)",
+            )
         elif sched is not None:
             opt = replace(opt, args=tuple((k, sched if k == "lr" else v) for k, v in opt.args))
 
@@ -637,8 +784,12 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
             known = ["loss", "val_loss"] + [p + m.name for m in metrics for p in ("", "val_")]
             if early["metric"] not in known:
                 dym = did_you_mean(early["metric"], known)
-                diags.add("name error", f"early_stop: no metric '{early['metric']}'" + (f"; {dym}" if dym else ""),
-                          e.span, f"metrics logged: {', '.join(known)}")
+                diags.add(
+                    "name error",
+                    f"early_stop: no metric '{early['metric']}'" + (f"; {dym}" if dym else ""),
+                    e.span,
+                    f"metrics logged: {', '.join(known)}",
+                )
     every, cdir = 0, "checkpoints"
     if "checkpoint" in seen:
         e = seen["checkpoint"]
@@ -649,15 +800,31 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
                 diags.add("value error", "checkpoint: every must be at least 0", e.span)
             p = Path(cdir)
             if p.is_absolute() or ".." in p.parts:
-                diags.add("value error", f"checkpoint: dir \"{cdir}\" must stay inside the run directory", e.span,
-                          "give a relative path without '..', e.g. dir=\"checkpoints\"")
+                diags.add(
+                    "value error",
+                    f'checkpoint: dir "{cdir}" must stay inside the run directory',
+                    e.span,
+                    "give a relative path without '..', e.g. dir=\"checkpoints\"",
+                )
     diags.raise_if_any(sources)
     assert opt is not None
     return TrainConfig(
-        spec_path=Path(program.path), model=graph.model, inputs=_graph_inputs(graph), data=data, rename=rename,
-        objectives=(Objective("main", tuple(terms), opt, None, seen["loss"].span),), metrics=tuple(metrics),
-        batch=batch, epochs=epochs, seed=seed, early_stop=early, checkpoint_every=every, checkpoint_dir=cdir,
-        spans=spans, sources=tuple(sources.items()))
+        spec_path=Path(program.path),
+        model=graph.model,
+        inputs=_graph_inputs(graph),
+        data=data,
+        rename=rename,
+        objectives=(Objective("main", tuple(terms), opt, None, seen["loss"].span),),
+        metrics=tuple(metrics),
+        batch=batch,
+        epochs=epochs,
+        seed=seed,
+        early_stop=early,
+        checkpoint_every=every,
+        checkpoint_dir=cdir,
+        spans=spans,
+        sources=tuple(sources.items()),
+    )
 
 
 def _datasets() -> list[str]:
@@ -673,21 +840,33 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
     if isinstance(expr, ast.Name):
         expr = ast.Call(expr.id, (), (), True, expr.span, expr.span)
     if not isinstance(expr, ast.Call):
-        ck.diags.add("value error", "data must name a data set, like digits(split=0.8)", e.span,
-                     "data sets: " + ", ".join(DATASETS))
+        ck.diags.add(
+            "value error",
+            "data must name a data set, like digits(split=0.8)",
+            e.span,
+            "data sets: " + ", ".join(DATASETS),
+        )
         return None
     info = DATASETS.get(expr.func)
     if info is None:
         dym = did_you_mean(expr.func, DATASETS)
-        ck.diags.add("name error", f"unknown data set '{expr.func}'" + (f"; {dym}" if dym else ""), expr.func_span,
-                     "data sets: " + ", ".join(DATASETS))
+        ck.diags.add(
+            "name error",
+            f"unknown data set '{expr.func}'" + (f"; {dym}" if dym else ""),
+            expr.func_span,
+            "data sets: " + ", ".join(DATASETS),
+        )
         return None
     try:
         args = [literal(a, ck.lets) for a in expr.args]
         kwargs = {k.name: literal(k.value, ck.lets) for k in expr.kwargs}
     except _NotLiteral as err:
-        ck.diags.add("argument error", f"{expr.func}: arguments must be literals", err.span,
-                     f"usage: {info.signature()}")
+        ck.diags.add(
+            "argument error",
+            f"{expr.func}: arguments must be literals",
+            err.span,
+            f"usage: {info.signature()}",
+        )
         return None
     try:
         _bind(info, args, kwargs)
@@ -701,13 +880,22 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
 def data_error(config: TrainConfig, err: Exception) -> SpecError:
     """A DataError (from loading or check_fields) located at the `data =` line."""
     kind = getattr(err, "kind", "data error")
-    return SpecError.one(kind, getattr(err, "message", str(err)), config.span("data") or config.data.span,
-                         getattr(err, "hint", "")).with_sources(dict(config.sources))
+    return SpecError.one(
+        kind,
+        getattr(err, "message", str(err)),
+        config.span("data") or config.data.span,
+        getattr(err, "hint", ""),
+    ).with_sources(dict(config.sources))
 
 
 def check_train(spec: Any, graph: Any) -> dict[str, Any]:
     """Validate the train section (no JAX); the summary `specc check` shows. Raises SpecError."""
     cfg = build_config(spec, graph)
-    return {"data": cfg.data.name, "loss": [(c, t.name) for c, t in cfg.objectives[0].terms],
-            "optimizer": cfg.objectives[0].optimizer.name, "batch": cfg.batch, "epochs": cfg.epochs,
-            "metrics": [m.name for m in cfg.metrics]}
+    return {
+        "data": cfg.data.name,
+        "loss": [(c, t.name) for c, t in cfg.objectives[0].terms],
+        "optimizer": cfg.objectives[0].optimizer.name,
+        "batch": cfg.batch,
+        "epochs": cfg.epochs,
+        "metrics": [m.name for m in cfg.metrics],
+    }
