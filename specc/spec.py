@@ -10,7 +10,7 @@ from typing import Any
 from .frontend.load import Program, load_program
 from .ir.build import build_graph
 from .ir.graph import Graph
-from .passes.count import count
+from .passes.count import total_flops
 
 
 @dataclass
@@ -40,14 +40,13 @@ class Spec:
     def check(self, model: str | None = None) -> dict[str, Any]:
         """The summary `specc check --json` prints."""
         g = self.graph(model)
-        c = count(g)
         return {
             "model": g.model,
             "inputs": {k: str(g.nodes[v].type) for k, v in g.inputs},
             "outputs": {k: str(g.type_of(r)) for k, r in g.outputs},
             "total_params": g.total_params,
             "total_state": g.total_state,
-            "flops_per_example": c.total_flops,
+            "flops_per_example": total_flops(g),
         }
 
     def to_dot(self, model: str | None = None, **options: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import Diagnostics, SpecError, did_you_mean
 from ..frontend import ast
 from ..frontend.load import Program
-from ..ops._registry import OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
+from ..ops._registry import Inferred, OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
 from ..ops.activation import ACTIVATIONS
 from ..ops.elementwise import OPERATORS
 from ..source import Span
@@ -78,6 +78,7 @@ class GraphBuilder:
         self.lets: dict[str, Any] = {}
         self.let_state: dict[str, str] = {}
         self.block_stack: list[str] = []
+        self.memo: dict[Any, tuple[tuple[tuple[str, Any], ...], Inferred]] = {}
         self.prefixes: set[str] = set()
         self.next_suffix: dict[str, int] = {}
         self.let_depth = 0
@@ -892,40 +893,26 @@ class GraphBuilder:
                 _tensor_hint(op),
             )
             return POISON
-        attrs, errors = bind_args(op, args, kwargs)
-        if "init" in attrs and attrs["init"] is None and env.default_init is not None:
-            attrs["init"] = env.default_init
-        for err in errors:
-            self.diags.add(
-                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
-            )
-        if errors:
-            return POISON
         types = tuple(t.type for t in tensors)
+        # The same call on the same types (every copy of a repeated block) binds and infers alike: reuse it.
+        key: Any = (opname, tuple(args), tuple(kwargs.items()), env.default_init, types)
         try:
-            inf = op.infer(OpCall(op, attrs, types))
-        except OpError as err:
-            self.diags.add(
-                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
-            )
-            return POISON
-        except DimError as err:
-            self.diags.add("shape error", str(err), span)
-            return POISON
-        for t in inf.outputs:
-            for d in t.dims:
-                if d.is_const and d.value > MAX_DIM:
-                    self.diags.add(
-                        "shape error",
-                        f"{op.name} would produce {t}: dimension {d.value} is larger than "
-                        f"the largest supported size {MAX_DIM:,}",
-                        span,
-                    )
-                    return POISON
+            hit = self.memo.get(key)
+        except TypeError:  # an unhashable argument (a list): no memo
+            key, hit = None, None
+        if hit is not None:
+            attr_items, inf = hit
+        else:
+            checked = self._bind_and_infer(op, span, args, kwargs, env, types, arg_spans, kw_spans)
+            if checked is None:
+                return POISON
+            attr_items, inf = checked
+            if key is not None:
+                self.memo[key] = checked
         nid = self._node(
             name or op.name,
             op.name,
-            tuple(attrs.items()),
+            attr_items,
             tuple(t.ref for t in tensors),
             inf.outputs,
             dict(inf.params),
@@ -937,6 +924,49 @@ class GraphBuilder:
         if len(inf.outputs) == 1:
             return TVal(Ref(nid), inf.outputs[0])
         return tuple(TVal(Ref(nid, i), t) for i, t in enumerate(inf.outputs))
+
+    def _bind_and_infer(
+        self,
+        op: OpDef,
+        span: Span,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        env: _Env,
+        types: tuple[TensorType, ...],
+        arg_spans: list[Span] | None,
+        kw_spans: dict[str, Span] | None,
+    ) -> tuple[tuple[tuple[str, Any], ...], Inferred] | None:
+        """Bind the arguments and run the op's rule; None (after reporting) when either fails."""
+        attrs, errors = bind_args(op, args, kwargs)
+        if "init" in attrs and attrs["init"] is None and env.default_init is not None:
+            attrs["init"] = env.default_init
+        for err in errors:
+            self.diags.add(
+                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
+            )
+        if errors:
+            return None
+        try:
+            inf = op.infer(OpCall(op, attrs, types))
+        except OpError as err:
+            self.diags.add(
+                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
+            )
+            return None
+        except DimError as err:
+            self.diags.add("shape error", str(err), span)
+            return None
+        for t in inf.outputs:
+            for d in t.dims:
+                if d.is_const and d.value > MAX_DIM:
+                    self.diags.add(
+                        "shape error",
+                        f"{op.name} would produce {t}: dimension {d.value} is larger than "
+                        f"the largest supported size {MAX_DIM:,}",
+                        span,
+                    )
+                    return None
+        return tuple(attrs.items()), inf
 
     def _node(
         self,

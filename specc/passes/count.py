@@ -36,6 +36,11 @@ def batch_symbols(g: Graph) -> set[str]:
     return out
 
 
+def total_flops(g: Graph, batch: int = 1) -> int | None:
+    """FLOPs of the whole graph for `batch` examples; None while another size is still symbolic."""
+    return g.total_flops.subst({s: batch for s in batch_symbols(g)}).as_int()
+
+
 def count(g: Graph, batch: int = 1, bind: dict[str, int] | None = None) -> Counts:
     """FLOPs for `batch` examples (1 = per example, the convention of published figures)."""
     env: dict[str, Dim | int] = {s: batch for s in batch_symbols(g)}
