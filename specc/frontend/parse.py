@@ -54,10 +54,12 @@ class _Layout:
     def __init__(self) -> None:
         self.stack: list[_Opener] = []
         self.too_deep: Token | None = None
+        self.before: Token | None = None  # the token before the one the parser is given
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         self.stack = []
         self.too_deep = None
+        self.before = None
         pending: Token | None = None  # a newline we hold until we see what follows it
         prev: Token | None = None
         for tok in stream:
@@ -76,6 +78,7 @@ class _Layout:
                 if len(self.stack) > MAX_NESTING:
                     self.too_deep = tok
                     raise _TooDeep(tok)
+            self.before = prev
             prev = tok
             yield tok
             # pop only once the parser took the closer, so an error on it still sees its opener
@@ -438,6 +441,23 @@ def _describe_opener(op: _Opener) -> str:
     return {"LPAR": "the parenthesis", "LSQB": "the list", "LBRACE": "the block"}[tok.type]
 
 
+_KEYWORDS = (
+    "model",
+    "block",
+    "let",
+    "import",
+    "train",
+    "objective",
+    "input",
+    "output",
+    "param",
+    "default",
+    "as",
+    "true",
+    "false",
+)
+
+
 def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) -> SpecError:
     file = src.name
     if isinstance(e, UnexpectedCharacters):
@@ -469,6 +489,20 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
         # point just past the last character of the line rather than at the invisible newline
         span = Span.point(file, tline, tcol)
 
+    # `input = x`: a keyword used as a value's name
+    kw = layout.before
+    if (
+        tok.type in ("EQUAL", "COMMA", "_ARROW")
+        and kw is not None
+        and kw.type != "NAME"
+        and str(kw).isidentifier()
+    ):
+        return SpecError.one(
+            "syntax error",
+            f"'{kw}' is a keyword and cannot name a value",
+            _tok_span(file, kw),
+            f"pick another name, e.g. `{kw}_` or `x_{kw}`; keywords: {', '.join(_KEYWORDS)}",
+        )
     # An opener left open when the line (or the file, or the block) ends is the most common slip.
     stack = [o for o in layout.stack if o.token.type != "LBRACE"]
     if stack:
