@@ -339,12 +339,16 @@ def train_and_evaluate(
             return loss, (stats, new_rest)
 
         (loss, (stats, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        # A non-finite loss freezes parameters and optimizer state just before the step that produced it.
+        # A non-finite loss freezes parameters and optimizer state just before the step that produced it. A
+        # conditional rather than a select over every parameter: the update runs only when the step is good, and
+        # a good step costs nothing extra (a select pass cost ~8 % of an MLP epoch on CPU).
         ok = jnp.isfinite(loss) & (state["bad"] < 0)
-        params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), params, state["params"])
-        opt = jax.tree.map(lambda a, b: jnp.where(ok, a, b), opt, state["opt"])
+
+        def update(_: None) -> tuple[Any, Any]:
+            updates, opt = tx.update(grads, state["opt"], state["params"])
+            return optax.apply_updates(state["params"], updates), opt
+
+        params, opt = jax.lax.cond(ok, update, lambda _: (state["params"], state["opt"]), None)
         bad = jnp.where((state["bad"] < 0) & ~jnp.isfinite(loss), state["step"], state["bad"])
         return {
             "params": params,
