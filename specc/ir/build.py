@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import gc
 import operator
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,6 @@ from ..errors import Diagnostics, SpecError, did_you_mean
 from ..frontend import ast
 from ..frontend.load import Program
 from ..ops._registry import Inferred, OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
-from ..ops.activation import ACTIVATIONS
 from ..ops.elementwise import OPERATORS
 from ..source import Span
 from .dims import MAX_DIM, Dim, DimError, fmt_dims
@@ -1095,11 +1093,6 @@ def _where(env: _Env) -> str:
     return f"{s.file}:{s.line}:{s.col}" if s else "the model"
 
 
-@contextmanager
-def _no_op() -> Iterator[None]:
-    yield
-
-
 def build_graph(program: Program, model: str | None = None) -> Graph:
     """Check one model of a loaded program and return its typed graph; raises SpecError listing every problem."""
     m = program.model(model)
@@ -1114,6 +1107,3 @@ def build_graph(program: Program, model: str | None = None) -> Graph:
     finally:
         if collecting:
             gc.enable()
-
-
-ACTIVATION_NAMES = ACTIVATIONS
