@@ -648,6 +648,15 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
     entries = train.entries if train else ()
     entries = _apply_overrides(entries, ovs, diags)
     where = train.span if train else Span.point(str(program.module.file or program.path), 1, 1)
+    if train is None and not entries:
+        diags.add(
+            "value error",
+            f"{program.module.file or program.path} has no `train` section, so there is nothing to train",
+            None,
+            "add one, e.g. `train { data = digits(split=0.8); loss = cross_entropy(logits, y); "
+            "optimizer = adam(lr=1e-3) }`, or give the keys with --set data=... --set loss=...",
+        )
+        diags.raise_if_any(sources)
     losses, metrics_t, optimizers, schedules = _tables()
     values = [k for k, _ in graph.values]
     ck = _Checker(program.lets, values, diags)
