@@ -727,3 +727,15 @@ def test_repeat_chains_copies_with_their_own_parameters() -> None:
 """),
     )
     assert spec.check()["total_params"] == 3 * (8 * 8 + 8)
+
+
+def test_equal_but_differently_typed_literals_are_not_confused() -> None:
+    # 2 == 2.0 == true in Python; the checker's reuse of identical calls must still tell them apart
+    t = types("""
+  input x: i32[N, 4]
+  a = x * 2
+  b = x * 2.0
+  c = x * 2
+  output a, b, c
+""")
+    assert (t["a"], t["b"], t["c"]) == ("i32[N, 4]", "f32[N, 4]", "i32[N, 4]")

@@ -893,8 +893,8 @@ class GraphBuilder:
             return POISON
         types = tuple(t.type for t in tensors)
         # The same call on the same types (every copy of a repeated block) binds and infers alike: reuse it.
-        key: Any = (opname, tuple(args), tuple(kwargs.items()), env.default_init, types)
         try:
+            key: Any = (opname, _memo_key(args), _memo_key(kwargs), env.default_init, types)
             hit = self.memo.get(key)
         except TypeError:  # an unhashable argument (a list): no memo
             key, hit = None, None
@@ -1017,6 +1017,20 @@ class _CallError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+def _memo_key(v: Any) -> Any:
+    """A hashable key that tells 2 from 2.0 from true (equal and equally hashed in Python, not in a spec)."""
+    if isinstance(v, bool | int | float | str):
+        return (type(v).__name__, v)
+    if isinstance(v, tuple | list):
+        return (type(v).__name__, *(_memo_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("dict", *((k, _memo_key(x)) for k, x in v.items()))
+    if isinstance(v, Fn):
+        return ("fn", v.name, _memo_key(v.args), _memo_key(dict(v.kwargs)))
+    hash(v)  # anything else must be hashable as it is (Dim); a TypeError means: no memo for this call
+    return v
 
 
 def _stage_names(target: str, stages: tuple[ast.Call, ...]) -> list[str]:
