@@ -124,3 +124,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
+
+
+def dym_suffix(word: str, candidates: Iterable[str]) -> str:
+    """`; did you mean 'x'?` to append to a message, or ''."""
+    d = did_you_mean(word, candidates)
+    return f"; {d}" if d else ""

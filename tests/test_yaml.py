@@ -16,21 +16,11 @@ from specc.frontend.fmt import format_module
 from specc.frontend.load import parse_any, read_source
 from specc.frontend.parse import parse_text
 from specc.frontend.yaml_frontend import parse_yaml, to_yaml
-from specc.ir.printer import format_graph
 from specc.source import Source
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.net"))
 TWINS = sorted((ROOT / "specs" / "yaml").glob("*.yaml"))
-
-
-def _dumps(path: Path, text: str | None = None) -> dict[str, str] | list[str]:
-    """The IR dump of every model of a spec, or its error messages when it does not check."""
-    try:
-        spec = specc.load(path, text=text)
-        return {name: format_graph(spec.graph(name)) for name in spec.program.models}
-    except SpecError as e:
-        return [f"{d.kind}: {d.message}" for d in e.diagnostics]
 
 
 def _yaml(text: str, name: str = "t.yaml") -> ast.Module:
@@ -54,16 +44,16 @@ def test_specs_are_found() -> None:
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_net_to_yaml_to_net_keeps_ast_and_ir(path: Path) -> None:
+def test_net_to_yaml_to_net_keeps_ast_and_ir(path: Path, ir_dumps) -> None:
     module = parse_any(read_source(path))
     text = to_yaml(module)
     back = parse_yaml(Source(str(path.with_suffix(".yaml")), text))
     assert back == module
     assert format_module(back) == format_module(module)
     # the IR of every model, via the YAML text loaded beside the original (so imports resolve alike)
-    assert _dumps(path.with_suffix(".yaml"), text) == _dumps(path)
+    assert ir_dumps(path.with_suffix(".yaml"), text) == ir_dumps(path)
     # and back to .net text: the same IR again
-    assert _dumps(path, format_module(back)) == _dumps(path)
+    assert ir_dumps(path, format_module(back)) == ir_dumps(path)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -75,11 +65,11 @@ def test_to_yaml_is_deterministic_and_stable(path: Path) -> None:
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=lambda p: p.name)
-def test_yaml_twins_give_the_ir_of_their_net_file(twin: Path) -> None:
+def test_yaml_twins_give_the_ir_of_their_net_file(twin: Path, ir_dumps) -> None:
     net = ROOT / "specs" / (twin.stem + ".net")
     assert net.is_file(), f"{twin.name} has no .net original"
     assert parse_any(read_source(twin)) == parse_any(read_source(net))
-    assert _dumps(twin) == _dumps(net)
+    assert ir_dumps(twin) == ir_dumps(net)
 
 
 def test_check_json_of_yaml_twin_equals_net() -> None:
@@ -158,10 +148,10 @@ train {
 """
 
 
-def test_hand_written_yaml_equals_its_net_meaning() -> None:
+def test_hand_written_yaml_equals_its_net_meaning(ir_dumps) -> None:
     """Defaults (previous layer as input, generated names, positional required args) give the .net AST."""
     assert _yaml(HAND_WRITTEN) == parse_text(HAND_WRITTEN_NET)
-    assert _dumps(Path("h.yaml"), HAND_WRITTEN) == _dumps(Path("h.net"), HAND_WRITTEN_NET)
+    assert ir_dumps(Path("h.yaml"), HAND_WRITTEN) == ir_dumps(Path("h.net"), HAND_WRITTEN_NET)
 
 
 def test_optional_argument_by_position_is_written_as_expr() -> None:

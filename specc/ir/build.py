@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import Diagnostics, SpecError, did_you_mean
+from ..errors import Diagnostics, SpecError, dym_suffix
 from ..frontend import ast
 from ..frontend.load import Program
 from ..ops._registry import Inferred, OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
@@ -386,7 +386,7 @@ class GraphBuilder:
         if v is None:
             self.diags.add(
                 "name error",
-                f"'{name}' is not defined" + _dym(name, self._visible(env)),
+                f"'{name}' is not defined" + dym_suffix(name, self._visible(env)),
                 span,
                 self._undefined_hint(name),
             )
@@ -451,7 +451,7 @@ class GraphBuilder:
         if dtype not in DTYPES:
             self.diags.add(
                 "type error",
-                f"unknown dtype '{dtype}'" + _dym(dtype, DTYPES),
+                f"unknown dtype '{dtype}'" + dym_suffix(dtype, DTYPES),
                 t.dtype_span,
                 "dtypes: " + ", ".join(DTYPES),
             )
@@ -658,7 +658,7 @@ class GraphBuilder:
                 fn_kwargs = tuple((k.name, self._eval(k.value, env, attr=True)) for k in c.kwargs)
                 return Fn(c.func, fn_args, fn_kwargs)
             candidates = [*_op_names(), *self.program.blocks]
-            dym = _dym(c.func, candidates)
+            dym = dym_suffix(c.func, candidates)
             what = "block" if dym and dym.split("'")[1] in self.program.blocks else "op"
             self.diags.add(
                 "name error", f"unknown {what} '{c.func}'" + dym, c.func_span, _unknown_op_hint(c.func)
@@ -701,7 +701,7 @@ class GraphBuilder:
             first = c.args[0]
             self.diags.add(
                 "name error",
-                f"'{first.id}' is not defined" + _dym(first.id, self._visible(env)),
+                f"'{first.id}' is not defined" + dym_suffix(first.id, self._visible(env)),
                 first.span,
                 self._undefined_hint(first.id),
             )
@@ -716,7 +716,7 @@ class GraphBuilder:
                 self.diags.add(
                     "name error",
                     f"repeat needs a block or op to repeat; '{b.id}' is neither"
-                    + _dym(b.id, [*self.program.blocks, *_op_names()]),
+                    + dym_suffix(b.id, [*self.program.blocks, *_op_names()]),
                     b.span,
                     "write `repeat(n, Block(args...))`",
                 )
@@ -818,7 +818,7 @@ class GraphBuilder:
             if k not in params:
                 self.diags.add(
                     "argument error",
-                    f"block {block.name} has no parameter '{k}'" + _dym(k, params),
+                    f"block {block.name} has no parameter '{k}'" + dym_suffix(k, params),
                     c.span,
                     f"{block.name}'s parameters are: {', '.join(params) or 'none'}",
                 )
@@ -1069,11 +1069,6 @@ def _arg_span(
     if arg_spans and arg in names and names.index(arg) < min(n_pos, len(arg_spans)):
         return arg_spans[names.index(arg)]
     return span
-
-
-def _dym(word: str, candidates: Any) -> str:
-    d = did_you_mean(word, candidates)
-    return f"; {d}" if d else ""
 
 
 def _op_names() -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import Diagnostics, SpecError, did_you_mean
+from ..errors import Diagnostics, SpecError, did_you_mean, dym_suffix
 from ..frontend import ast
 from ..source import NO_SPAN, Source, Span
 
@@ -312,10 +312,9 @@ class _Checker:
             return None
         sig = table.get(expr.func)
         if sig is None:
-            dym = did_you_mean(expr.func, table)
             self.diags.add(
                 "name error",
-                f"unknown {what} '{expr.func}'" + (f"; {dym}" if dym else ""),
+                f"unknown {what} '{expr.func}'" + dym_suffix(expr.func, table),
                 expr.func_span,
                 f"valid {what}s: {', '.join(table)}",
             )
@@ -338,10 +337,9 @@ class _Checker:
         names = [a.name for a in sig.args]
         for kw in call.kwargs:
             if kw.name not in names:
-                dym = did_you_mean(kw.name, names)
                 self.diags.add(
                     "argument error",
-                    f"{sig.name} has no argument '{kw.name}'" + (f"; {dym}" if dym else ""),
+                    f"{sig.name} has no argument '{kw.name}'" + dym_suffix(kw.name, names),
                     kw.span,
                     f"usage: {sig.usage()}",
                 )
@@ -388,10 +386,9 @@ class _Checker:
                 )
                 return _BAD
             if expr.id not in self.values:
-                dym = did_you_mean(expr.id, self.values)
                 self.diags.add(
                     "name error",
-                    f"{sig.name}: '{expr.id}' is not a value of the model" + (f"; {dym}" if dym else ""),
+                    f"{sig.name}: '{expr.id}' is not a value of the model" + dym_suffix(expr.id, self.values),
                     expr.span,
                     "named values: " + ", ".join(self.values),
                 )
@@ -432,13 +429,12 @@ class _Checker:
             return v
         if a.kind == "str" and isinstance(v, str):
             if a.choices and v not in a.choices:
-                dym = did_you_mean(v, a.choices)
                 self.diags.add(
                     "argument error",
                     f"{sig.name}: argument '{a.name}' must be one of "
                     f"{', '.join(a.choices)}, got {_describe(v)}",
                     span,
-                    dym,
+                    did_you_mean(v, a.choices),
                 )
                 return _BAD
             return v
@@ -494,10 +490,10 @@ def _loss_terms(
         return []
     if isinstance(expr, ast.Name) and expr.id not in ck.lets:
         if expr.id not in ck.values:
-            dym = did_you_mean(expr.id, [*ck.values, *losses])
             ck.diags.add(
                 "name error",
-                f"'{expr.id}' is neither a loss nor a value of the model" + (f"; {dym}" if dym else ""),
+                f"'{expr.id}' is neither a loss nor a value of the model"
+                + dym_suffix(expr.id, [*ck.values, *losses]),
                 expr.span,
                 f"losses: {', '.join(losses)}; model values: {', '.join(ck.values)}",
             )
@@ -561,10 +557,9 @@ def _apply_overrides(
     for ov in overrides:
         top = ov.path[0]
         if top not in TRAIN_KEYS:
-            dym = did_you_mean(top, TRAIN_KEYS)
             diags.add(
                 "name error",
-                f"unknown train key '{top}'" + (f"; {dym}" if dym else ""),
+                f"unknown train key '{top}'" + dym_suffix(top, TRAIN_KEYS),
                 ov.key_span,
                 f"train keys: {', '.join(TRAIN_KEYS)}",
             )
@@ -663,10 +658,9 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
     seen: dict[str, ast.Entry] = {}
     for e in entries:
         if e.key not in TRAIN_KEYS:
-            dym = did_you_mean(e.key, TRAIN_KEYS)
             diags.add(
                 "name error",
-                f"unknown train key '{e.key}'" + (f"; {dym}" if dym else ""),
+                f"unknown train key '{e.key}'" + dym_suffix(e.key, TRAIN_KEYS),
                 e.key_span,
                 f"train keys: {', '.join(TRAIN_KEYS)}",
             )
@@ -725,10 +719,10 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         inputs = [k for k, _ in graph.inputs]
         for model_input, _field in rename:
             if model_input not in inputs:
-                dym = did_you_mean(model_input, inputs)
                 diags.add(
                     "name error",
-                    f"`as {{{model_input}: ...}}` names no input of the model" + (f"; {dym}" if dym else ""),
+                    f"`as {{{model_input}: ...}}` names no input of the model"
+                    + dym_suffix(model_input, inputs),
                     e.span,
                     f"inputs: {', '.join(inputs)}",
                 )
@@ -792,10 +786,9 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         if early is not None:
             known = ["loss", "val_loss"] + [p + m.name for m in metrics for p in ("", "val_")]
             if early["metric"] not in known:
-                dym = did_you_mean(early["metric"], known)
                 diags.add(
                     "name error",
-                    f"early_stop: no metric '{early['metric']}'" + (f"; {dym}" if dym else ""),
+                    f"early_stop: no metric '{early['metric']}'" + dym_suffix(early["metric"], known),
                     e.span,
                     f"metrics logged: {', '.join(known)}",
                 )
@@ -858,10 +851,9 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
         return None
     info = DATASETS.get(expr.func)
     if info is None:
-        dym = did_you_mean(expr.func, DATASETS)
         ck.diags.add(
             "name error",
-            f"unknown data set '{expr.func}'" + (f"; {dym}" if dym else ""),
+            f"unknown data set '{expr.func}'" + dym_suffix(expr.func, DATASETS),
             expr.func_span,
             "data sets: " + ", ".join(DATASETS),
         )
