@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv as csvlib
 import difflib
 import gzip
@@ -14,6 +15,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from functools import lru_cache
@@ -455,6 +457,8 @@ def load_data(
     gen_seq, split_seq = np.random.SeedSequence(int(seed)).spawn(2)
     raw = info.loader(np.random.default_rng(gen_seq), **values)
     full = DataSet(raw)
+    if info.kind == "file":
+        _check_file_values(info.name, full)
     split = opts["split"]
     assert split is None or isinstance(split, int | float)
     train, val = _split(info.name, full, split, np.random.default_rng(split_seq))
@@ -462,6 +466,29 @@ def load_data(
     if opts["normalize"]:
         train, val, stats = _normalize(train, val, info.targets)
     return Splits(train=train, val=val, shuffle=bool(opts["shuffle"]), stats=MappingProxyType(stats))
+
+
+def _check_file_values(ds: str, full: DataSet) -> None:
+    """A file's data set has examples, and its float fields only finite numbers (a NaN label or input would only
+    show up later as a diverged loss)."""
+    if len(full) == 0:
+        raise DataError(f"{ds}: the data holds no examples (every field has length 0)")
+    for name, arr in full.fields.items():
+        if arr.dtype.kind != "f":
+            continue
+        flat = arr.reshape(len(full), -1)
+        # In slices of rows, so the check never allocates a mask the size of the data.
+        step = max(1, (1 << 22) // max(1, flat.shape[1]))
+        for start in range(0, len(full), step):
+            finite = np.isfinite(flat[start : start + step]).all(axis=1)
+            if not finite.all():
+                row = start + int(np.argmin(finite))
+                value = flat[row][~np.isfinite(flat[row])][0]
+                raise DataError(
+                    f"{ds}: field '{name}' holds {value} in example {row}; every number must be finite",
+                    hint="fill or drop examples with missing values",
+                    field=name,
+                )
 
 
 def _split(
@@ -652,32 +679,170 @@ def _need_file(ds: str, path: Path) -> None:
         raise DataError(f"{ds}: {path} is a directory, a file was expected", kind="file error")
 
 
-def _read_bytes(ds: str, path: Path) -> bytes:
+# Decompressing a small file can produce gigabytes (a "gzip bomb"), so every loader reads through a counter that
+# stops at this many bytes of (decompressed) data per data set, and sizes that a header announces are checked
+# against it before anything is read. Documented in docs/training.md ("Data-file limits").
+MAX_DATA_BYTES = 4 << 30
+_MAX_DATA_ENV = "SPECC_MAX_DATA_BYTES"
+
+
+def max_data_bytes() -> int:
+    """The most bytes of (decompressed) data one data set may hold: MAX_DATA_BYTES, or $SPECC_MAX_DATA_BYTES."""
+    raw = os.environ.get(_MAX_DATA_ENV, "").strip()
+    if not raw:
+        return MAX_DATA_BYTES
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 30 or int(raw) < 1:
+        raise DataError(
+            f"{_MAX_DATA_ENV}={raw[:40]!r} is not a positive number of bytes",
+            hint=f"e.g. {_MAX_DATA_ENV}={8 << 30} for 8 GiB",
+        )
+    return int(raw)
+
+
+def _show_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _over_limit(ds: str, name: str, what: str, limit: int) -> DataError:
+    return DataError(
+        f"{ds}: {name}: {what}, more than the limit of {_show_bytes(limit)} ({limit} bytes) of data per data set",
+        hint=f"a corrupt or hostile file (a compression bomb)? If the data is real, raise the limit with "
+        f"{_MAX_DATA_ENV}=<bytes>",
+    )
+
+
+class _CappedReader(io.RawIOBase):
+    """A read-only stream over `raw` that raises a DataError once more than `limit` bytes have been read."""
+
+    def __init__(self, raw: io.BufferedIOBase, ds: str, name: str, limit: int) -> None:
+        super().__init__()
+        self._raw, self._ds, self._name, self._limit = raw, ds, name, limit
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        # Never ask for more than one byte past the limit, so a bomb is never decompressed beyond it.
+        want = min(len(view), self._limit - self.count + 1)
+        data = self._raw.read(want) if want > 0 else b""
+        view[: len(data)] = data
+        self.count += len(data)
+        if self.count > self._limit:
+            raise _over_limit(
+                self._ds,
+                self._name,
+                f"holds more than {_show_bytes(self._limit)} when decompressed",
+                self._limit,
+            )
+        return len(data)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextmanager
+def _open_data(ds: str, path: Path, limit: int | None = None) -> Iterator[io.BufferedReader]:
+    """The bytes of a data file, gunzipped when it starts with the gzip magic, through a `_CappedReader`.
+
+    I/O and decompression errors while reading become DataErrors naming the file.
+    """
+    limit = max_data_bytes() if limit is None else limit
     try:
-        return path.read_bytes()
+        with path.open("rb") as raw:
+            gz = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") if gz else contextlib.nullcontext(raw) as inner:
+                capped = _CappedReader(inner, ds, path.name, limit)
+                yield io.BufferedReader(capped, buffer_size=1 << 16)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(
+            f"{ds}: {path.name}: corrupt gzip file ({e})", hint="the file is truncated or corrupt"
+        ) from e
     except OSError as e:
         raise DataError(f"{ds}: cannot read {path}: {e.strerror or e}", kind="file error") from e
+
+
+def _read_bytes(ds: str, path: Path) -> bytes:
+    with _open_data(ds, path) as f:
+        return f.read()
 
 
 def _npz(rng: np.random.Generator, path: Path) -> dict[str, np.ndarray]:
     _need_file("npz", path)
     hint = "save with np.savez(path, x=..., y=...); object arrays are refused"
+    name = path.name
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(
-                f"npz: {path.name}: a single .npy array, not an .npz archive of named arrays", hint=hint
-            )
-        with loaded:
-            fields = {k: loaded[k] for k in loaded.files}
-    except (ValueError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise DataError(f"npz: {path.name}: not a readable .npz archive ({e})", hint=hint) from e
+        with path.open("rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DataError(f"npz: cannot read {path}: {e.strerror or e}", kind="file error") from e
+    if not head:
+        raise DataError(f"npz: {name} is empty (0 bytes)", hint=hint)
+    if head == b"\x93NUMPY":
+        raise DataError(f"npz: {name}: a single .npy array, not an .npz archive of named arrays", hint=hint)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            fields = _npz_members("npz", name, archive, hint)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as e:
+        raise DataError(f"npz: {name}: not a readable .npz archive ({e})", hint=hint) from e
+    except OSError as e:
+        raise DataError(f"npz: cannot read {path}: {e.strerror or e}", kind="file error") from e
     if not fields:
-        raise DataError(f"npz: {path.name} holds no arrays", hint=hint)
+        raise DataError(f"npz: {name} holds no arrays", hint=hint)
     lengths = {k: (v.shape[0] if v.ndim else None) for k, v in fields.items()}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k}: {'scalar' if n is None else n}" for k, n in lengths.items())
-        raise DataError(f"npz: {path.name}: arrays must share their first (example) dimension; found {shown}")
+        raise DataError(f"npz: {name}: arrays must share their first (example) dimension; found {shown}")
+    return fields
+
+
+def _npz_members(ds: str, name: str, archive: zipfile.ZipFile, hint: str) -> dict[str, np.ndarray]:
+    """Each .npy member as an array, reading no more than its header announces.
+
+    A zip entry states its uncompressed size and zipfile never inflates past it (and checks the CRC), so the
+    announced sizes are checked against the limit, and against each .npy header, before anything is inflated.
+    """
+    members = [i for i in archive.infolist() if not i.is_dir()]
+    limit = max_data_bytes()
+    total = sum(i.file_size for i in members)
+    if total > limit:
+        raise _over_limit(ds, name, f"its arrays announce {_show_bytes(total)}", limit)
+    fields: dict[str, np.ndarray] = {}
+    for info in members:
+        key = info.filename.removesuffix(".npy")
+        if not info.filename.endswith(".npy"):
+            raise DataError(f"{ds}: {name}: member '{info.filename}' is not an .npy array", hint=hint)
+        with archive.open(info) as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+            except ValueError as e:
+                raise DataError(
+                    f"{ds}: {name}: member '{key}' has no valid .npy header ({e})", hint=hint
+                ) from e
+            if dtype.hasobject:
+                raise DataError(f"{ds}: {name}: array '{key}' holds Python objects", hint=hint, field=key)
+            size = math.prod(shape) * dtype.itemsize
+            if f.tell() + size != info.file_size:
+                raise DataError(
+                    f"{ds}: {name}: array '{key}' announces shape {list(shape)} ({size} bytes of "
+                    f"{dtype}) but its archive entry holds {info.file_size - f.tell()} bytes of data",
+                    hint="the file is truncated or corrupt",
+                    field=key,
+                )
+            data = f.read(size)
+        arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+        fields[key] = arr
     return fields
 
 
@@ -699,11 +864,14 @@ def _is_int(s: str) -> bool:
 def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> dict[str, np.ndarray]:
     _need_file("csv", path)
     name = path.name
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csvlib.reader(f, delimiter=delimiter)
+    with _open_data("csv", path) as raw:
+        try:
+            f = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            # strict: an unclosed quote is an error, not a cell that silently swallows the rest of the file.
+            reader = csvlib.reader(f, delimiter=delimiter, strict=True)
             header: list[str] | None = None
             rows: list[list[str]] = []
+            lines: list[int] = []  # the file line of each data row, for messages
             for row in reader:
                 if not any(c.strip() for c in row):
                     continue
@@ -716,10 +884,11 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
                         f"header, found {len(row)}"
                     )
                 rows.append([c.strip() for c in row])
-    except UnicodeDecodeError as e:
-        raise DataError(f"csv: {name}: not a UTF-8 text file ({e.reason})") from e
-    except csvlib.Error as e:
-        raise DataError(f"csv: {name}: malformed CSV ({e})") from e
+                lines.append(reader.line_num)
+        except UnicodeDecodeError as e:
+            raise DataError(f"csv: {name}: not a UTF-8 text file ({e.reason})") from e
+        except csvlib.Error as e:
+            raise DataError(f"csv: {name}:{reader.line_num}: malformed CSV ({e})") from e
     if header is None:
         raise DataError(f"csv: {name} is empty", hint="the first line must name the columns, e.g. x1,x2,y")
     if all(_parse_float(c) is not None for c in header):
@@ -742,23 +911,45 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
     columns = list(zip(*rows, strict=True))
     features: list[np.ndarray] = []
     y: np.ndarray | None = None
+    missing_hint = "fill or drop rows with missing values"
     for col_name, cells in zip(header, columns, strict=True):
+        where = f"csv: {name}: column '{col_name}'"
         parsed = [_parse_float(c) for c in cells]
         if all(v is not None for v in parsed):
-            if col_name == target:
-                y = (
-                    np.array([int(c) for c in cells], dtype=np.int64)
-                    if all(_is_int(c) for c in cells)
-                    else np.array(parsed, dtype=np.float32)
+            bad = next((i for i, v in enumerate(parsed) if not math.isfinite(v or 0.0)), None)
+            if bad is not None:
+                raise DataError(
+                    f"{where} holds {cells[bad]} at line {lines[bad]}; every number must be finite",
+                    hint=missing_hint,
                 )
+            if col_name == target:
+                ints = [int(c) for c in cells] if all(_is_int(c) for c in cells) else None
+                if ints is not None and not all(-(2**31) <= v < 2**31 for v in ints):
+                    i = next(i for i, v in enumerate(ints) if not -(2**31) <= v < 2**31)
+                    raise DataError(
+                        f"{where}: the integer label at line {lines[i]} is outside the i32 range",
+                        hint="labels are class indices (0, 1, 2, ...)",
+                    )
+                y = np.array(ints, dtype=np.int32) if ints is not None else np.array(parsed, dtype=np.float32)
             else:
                 features.append(np.array(parsed, dtype=np.float32))
             continue
         missing = [i for i, c in enumerate(cells) if c == ""]
         if missing and all(v is not None for v, c in zip(parsed, cells, strict=True) if c != ""):
             raise DataError(
-                f"csv: {name}: column '{col_name}' has an empty cell in data row {missing[0] + 1}",
-                hint="fill or drop rows with missing values",
+                f"{where} has an empty cell in data row {missing[0] + 1} (line {lines[missing[0]]})",
+                hint=missing_hint,
+            )
+        numbers = [i for i, v in enumerate(parsed) if v is not None and math.isfinite(v)]
+        if numbers:
+            # Numbers and words in one column are a typo or a missing value, not a text column: a column is
+            # skipped (or read as class names) only when none of its cells is a number.
+            word = next(i for i, c in enumerate(cells) if parsed[i] is None and c != "")
+            raise DataError(
+                f"{where} mixes numbers and text: line {lines[numbers[0]]} holds {cells[numbers[0]]}, "
+                f"line {lines[word]} holds {cells[word]!r}",
+                hint="a column is all numbers (a feature) or all text (an id, skipped; or class names for "
+                "the target)",
             )
         if col_name == target:
             # Text labels become class indices in sorted order of the label strings.
@@ -778,39 +969,41 @@ _IDX_LABELS = 0x00000801  # unsigned bytes, 1 dimension
 
 def _read_idx(ds: str, path: Path, magic: int) -> np.ndarray:
     what = "image" if magic == _IDX_IMAGES else "label"
-    raw = _read_bytes(ds, path)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{ds}: {path.name}: corrupt gzip file ({e})") from e
-    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-    if found != magic:
-        shown = f"0x{found:08x}" if found is not None else f"only {len(raw)} bytes"
-        other = {_IDX_IMAGES: "an IDX image file", _IDX_LABELS: "an IDX label file"}.get(found or -1)
-        hint = (
-            f"this is {other}; the images are *-images-idx3-ubyte, the labels *-labels-idx1-ubyte"
-            if other
-            else "expected the MNIST IDX files train-images-idx3-ubyte[.gz] / t10k-images-idx3-ubyte[.gz] "
-            "and their *-labels-idx1-ubyte[.gz]"
-        )
-        raise DataError(
-            f"{ds}: {path.name}: not an IDX {what} file (magic 0x{magic:08x} expected, found {shown})",
-            hint=hint,
-        )
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{ds}: {path.name}: truncated IDX header")
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    size = math.prod(dims)
-    if len(raw) - header != size:
+    limit = max_data_bytes()
+    with _open_data(ds, path) as f:
+        raw = f.read(4)
+        found = int.from_bytes(raw, "big") if len(raw) == 4 else None
+        if found != magic:
+            shown = f"0x{found:08x}" if found is not None else f"only {len(raw)} bytes"
+            other = {_IDX_IMAGES: "an IDX image file", _IDX_LABELS: "an IDX label file"}.get(found or -1)
+            hint = (
+                f"this is {other}; the images are *-images-idx3-ubyte, the labels *-labels-idx1-ubyte"
+                if other
+                else "expected the MNIST IDX files train-images-idx3-ubyte[.gz] / t10k-images-idx3-ubyte[.gz] "
+                "and their *-labels-idx1-ubyte[.gz]"
+            )
+            raise DataError(
+                f"{ds}: {path.name}: not an IDX {what} file (magic 0x{magic:08x} expected, found {shown})",
+                hint=hint,
+            )
+        head = f.read(4 * ndim)
+        if len(head) < 4 * ndim:
+            raise DataError(f"{ds}: {path.name}: truncated IDX header")
+        dims = [int.from_bytes(head[4 * i : 4 + 4 * i], "big") for i in range(ndim)]
+        size = math.prod(dims)
+        announced = f"IDX header announces {'x'.join(map(str, dims))} = {size} bytes of data"
+        if size > limit:
+            raise _over_limit(ds, path.name, announced, limit)
+        # One byte more than announced tells a longer file (or a decompression bomb) without reading the rest.
+        data = f.read(size + 1)
+    if len(data) != size:
+        holds = f"{len(data)}" if len(data) < size else "more (reading stopped one byte past it)"
         raise DataError(
-            f"{ds}: {path.name}: IDX header announces {'x'.join(map(str, dims))} = {size} bytes of "
-            f"data, the file holds {len(raw) - header}",
+            f"{ds}: {path.name}: {announced}, the file holds {holds}",
             hint="the file is truncated or corrupt",
         )
-    return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8, count=size).reshape(dims)
 
 
 def _idx_candidates(folder: Path, stem: str) -> list[Path]:
@@ -981,14 +1174,15 @@ def _cifar10(rng: np.random.Generator, path: Path, subset: str | None) -> dict[s
             blobs = {n: _read_bytes(ds, path / n) for n in wanted if (path / n).is_file()}
         else:
             # The downloaded cifar-10-python.tar.gz is read in place, without unpacking it to disk.
+            # Streamed through the capped reader, so a compressed bomb stops at the data-size limit.
             try:
-                with tarfile.open(path) as tar:
-                    for member in tar.getmembers():
+                with _open_data(ds, path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+                    for member in tar:
                         base = member.name.rsplit("/", 1)[-1]
                         f = tar.extractfile(member) if member.isfile() and base in wanted else None
                         if f is not None:
                             blobs[base] = f.read()
-            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            except tarfile.TarError as e:
                 raise DataError(f"{ds}: {path.name}: unreadable tar archive ({e})") from e
         train_names = tuple(n for n in _CIFAR_TRAIN if n in blobs)
         if subset is None:
