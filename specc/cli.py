@@ -189,7 +189,10 @@ def compile(
     bind = {}
     for b in binds:
         name, _, size = b.partition("=")
-        if not name.isidentifier() or not size.isdigit() or int(size) < 1:
+        # ASCII digits, and few of them: str.isdigit() accepts '１０', and int() refuses 4,300 digits
+        if not name.isidentifier() or not (
+            size.isascii() and size.isdigit() and len(size) <= 10 and 1 <= int(size) < 2**31
+        ):
             raise click.BadParameter(
                 f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
             )

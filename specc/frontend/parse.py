@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import SpecError
 from ..ir.types import DTYPES
@@ -19,6 +21,9 @@ from . import ast
 MAX_NESTING = 200  # brackets deeper than this are surely a mistake, and would exhaust Python's stack later
 MAX_DEPTH = 200  # the same for operator chains (`x + x + ...`, `- - x`): the tree walks below recurse
 MAX_BYTES = 1_000_000
+# Every number ends up in an int64 or a float64 on the device (sizes, seeds, batch, epochs, rates); a literal
+# outside that range is surely a slip, and Python would refuse to even read one of 4,300 digits.
+MAX_INT = 2**63 - 1
 
 _OPENERS = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
 _CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
@@ -108,6 +113,7 @@ def _build(grammar: str) -> Lark:
     return Lark(
         grammar,
         parser="lalr",
+        start=["start", "value_text"],
         lexer="basic",  # keywords are reserved; a held-back newline would confuse the contextual lexer
         postlex=_Layout(),
         propagate_positions=True,
@@ -177,6 +183,9 @@ class _ToAst(Transformer[Any, Any]):
     @v_args(meta=True)
     def start(self, meta: Any, items: list[Any]) -> ast.Module:
         return ast.Module(tuple(i for i in items if i is not None), self.file)
+
+    def value_text(self, c: list[Any]) -> ast.Expr:
+        return _unpipe(c[0])  # type: ignore[no-any-return]
 
     @v_args(meta=True)
     def model(self, meta: Any, c: list[Any]) -> ast.ModelDef:
@@ -331,9 +340,8 @@ class _ToAst(Transformer[Any, Any]):
 
     @v_args(meta=True)
     def number(self, meta: Any, c: list[Token]) -> ast.Num:
-        text = str(c[0])
-        value: int | float = int(text) if text.isdigit() else float(text)
-        return ast.Num(value, self._t(c[0]))
+        span = self._t(c[0])
+        return ast.Num(number_value(str(c[0]), span), span)
 
     @v_args(meta=True)
     def string(self, meta: Any, c: list[Token]) -> ast.Str:
@@ -354,6 +362,26 @@ class _ToAst(Transformer[Any, Any]):
     @v_args(meta=True)
     def list(self, meta: Any, c: list[Any]) -> ast.ListLit:
         return ast.ListLit(c[0] or (), self._span(meta))
+
+
+def number_value(text: str, span: Span) -> int | float:
+    """A number literal's value (ASCII digits, as NUMBER lexes them); a located error outside int64/float64."""
+    if text.isdigit():
+        digits = text.lstrip("0")
+        if len(digits) <= len(str(MAX_INT)) and int(digits or "0") <= MAX_INT:
+            return int(digits or "0")
+    else:
+        value = float(text)
+        if math.isfinite(value):
+            return value
+    shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
+    raise SpecError.one(
+        "value error",
+        f"the number {shown} is out of range",
+        span,
+        f"specc's integers lie between -2**63 and 2**63 - 1 ({MAX_INT}); other numbers must be finite 64-bit "
+        "floats (below about 1.8e308)",
+    )
 
 
 def _unquote(tok: Token | str) -> str:
@@ -474,6 +502,10 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
                 'a string ends on the line it starts: "like this"',
             )
         hint = _LOOKALIKES.get(ch, "remove it, or put it in a comment with '#'")
+        if ch.isdigit():  # a digit of another script (１０, ١٠) that Python would happily read as 10
+            run = re.match(r"\d+", src.text[pos:])
+            ascii_digits = "".join(str(unicodedata.digit(d, 0)) for d in (run.group() if run else ch))
+            hint = f"write numbers with the ASCII digits 0-9: {ascii_digits}"
         shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
         return SpecError.one("syntax error", f"unexpected character {shown}", span, hint)
     tok: Token | None = e.token if isinstance(e, UnexpectedToken | UnexpectedEOF) else None
@@ -580,6 +612,10 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
             span,
             f"bind a value with `{target} = {rest}`",
         )
+    # a value on its own (value_text) may end at the end of the text where a statement ends at a newline;
+    # the LALR states they share expect both, but "the end of the statement" says it for both
+    if "_NL" in expected:
+        expected = [x for x in expected if x != "$END"]
     words = sorted({_word(x, lark) for x in expected if not x.startswith("__")} - {"'as'"})
     if len(words) > 6:
         words = [
@@ -655,10 +691,10 @@ def decode(data: bytes, name: str) -> Source:
     return Source(name, text.lstrip("\ufeff"))
 
 
-def parse_tree(src: Source) -> Tree[Token]:
+def parse_tree(src: Source, start: str = "start") -> Tree[Token]:
     lark, layout = _parser()
     try:
-        tree = lark.parse(src.text)
+        tree = lark.parse(src.text, start=start)
         _check_depth(tree, src)
         return tree
     except _TooDeep as e:
@@ -696,8 +732,16 @@ def _check_depth(tree: Tree[Token], src: Source) -> None:
 
 def parse_source(src: Source) -> ast.Module:
     """Parse one .net file to its AST; raises SpecError with a located, worded syntax error."""
-    tree = parse_tree(src)
-    return _ToAst(src.name).transform(tree)
+    return _transform(parse_tree(src), src)  # type: ignore[no-any-return]
+
+
+def _transform(tree: Tree[Token], src: Source) -> Any:
+    try:
+        return _ToAst(src.name).transform(tree)
+    except VisitError as e:  # lark wraps what a rule raises; a rule raises only located SpecErrors
+        if isinstance(e.orig_exc, SpecError):
+            raise e.orig_exc.with_sources({src.name: src}) from None
+        raise
 
 
 def parse_text(text: str, name: str = "<string>") -> ast.Module:
@@ -705,22 +749,17 @@ def parse_text(text: str, name: str = "<string>") -> ast.Module:
 
 
 def parse_expr(text: str, name: str = "<string>", line: int = 1, col: int = 1) -> ast.Expr:
-    """Parse one expression or pipeline (YAML `expr:` layers, `--set` values); spans start at line:col."""
-    prefix = "train{_="
-    # Put the expression where it stood in its file, so spans need no shifting; the prefix goes on the
-    # line before when there is no room for it in front.
-    if col > len(prefix):
-        text_at = "\n" * (line - 1) + " " * (col - 1 - len(prefix)) + prefix + text + "\n}"
-    else:
-        text_at = (
-            "\n" * (line - 2) + prefix + "\n" + " " * (col - 1) + text + "\n}"
-            if line > 1
-            else prefix + text + "\n}"
-        )
-    mod = parse_source(Source(name, text_at))
-    train = mod.items[0]
-    assert isinstance(train, ast.TrainDef)
-    return train.entries[0].value
+    """Parse one expression or pipeline (YAML `expr:` layers, `--set` values); spans start at line:col.
+
+    The text is parsed where it stood in its file (blank lines and spaces before it), so spans need no
+    shifting. A SpecError carries no source: the caller attaches the file the text came from, so a message
+    shows the user's line, not the padded one.
+    """
+    src = Source(name, "\n" * (line - 1) + " " * (col - 1) + text)
+    try:
+        return _transform(parse_tree(src, start="value_text"), src)  # type: ignore[no-any-return]
+    except SpecError as e:
+        raise SpecError(e.diagnostics) from None
 
 
 if __name__ == "__main__":

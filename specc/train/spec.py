@@ -540,11 +540,37 @@ def parse_override(text: str, index: int = 0, name: str | None = None) -> Overri
         ).with_sources({name: src})
     path = tuple(key.strip().split("."))
     key_span = Span.point(name, 1, 1, len(key))
+    second = _statement_break(value)
+    if second is not None:  # the parser would take `epochs=1;batch=0` as one value: refuse, not drop
+        pos = len(key) + 1 + second
+        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        raise SpecError.one(
+            "argument error",
+            "one KEY=VALUE per --set; this one holds a second statement",
+            Span.point(name, line, col),
+            "give each key its own option: --set epochs=1 --set batch=0",
+        ).with_sources({name: src})
     try:
         expr = parse_expr(value, name, 1, len(key) + 2)
     except SpecError as e:
         raise e.with_sources({name: src}) from None
     return Override(path, expr, src, key_span)
+
+
+def _statement_break(value: str) -> int | None:
+    """The index of the first newline or `;` outside a string that more text follows in a --set value, or None."""
+    in_str = False
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if in_str and ch == "\\":
+            i += 1
+        elif ch == '"':
+            in_str = not in_str
+        elif not in_str and ch in "\n\r;" and value[i + 1 :].strip():
+            return i
+        i += 1
+    return None
 
 
 def _apply_overrides(
