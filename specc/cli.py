@@ -75,13 +75,10 @@ def main() -> None:
 def check(file: Path, model: str | None, as_json: bool) -> None:
     """Parse and check FILE: shapes, dtypes, names. Prints outputs and parameter count; exit 1 on errors."""
     from .spec import load
+    from .train.spec import check_spec
 
     spec = load(file, model)
-    summary = spec.check()
-    if spec.program.trains:
-        from .train.spec import check_train
-
-        summary["train"] = check_train(spec, spec.graph())
+    summary = check_spec(spec)  # the model, then its train and objective sections, in one report
     if as_json:
         click.echo(
             json.dumps(
@@ -107,6 +104,14 @@ def check(file: Path, model: str | None, as_json: bool) -> None:
     click.echo(f"  params:  {summary['total_params']:,}{state}")
     if summary["flops_per_example"] is not None:
         click.echo(f"  flops:   {summary['flops_per_example']:,} per example")
+    if "train" in summary:
+        for o in summary["train"]["objectives"]:
+            params = f" over {', '.join(o['params'])}" if o["params"] is not None else ""
+            terms = "".join(
+                f" {'+' if c >= 0 else '-'} {'' if abs(c) == 1 else f'{abs(c):g}·'}{t}" for c, t in o["loss"]
+            )
+            terms = terms[3:] if terms.startswith(" + ") else terms.lstrip()
+            click.echo(f"  train:   {o['name']}: {terms} by {o['optimizer']}{params}")
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""Loss terms of the train section (LANGUAGE.md §6): each one signature and one JAX definition.
+"""Loss terms of the train section (LANGUAGE.md §6): each one Term — signature, type rule, JAX definition.
 
 A term maps model values to an elementwise array with the batch first; `reduction=mean|sum` then averages or sums
 over all its elements (PyTorch's convention), with optional per-example weights so that padded validation batches
@@ -7,23 +7,14 @@ count exactly. `l1`/`l2` are parameter penalties. JAX is imported only when a lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from .spec import Arg, CallSpec, Signature
+from .terms import Term, class_scores, no_tensors, positive, same_shape
 
 _RED = Arg("reduction", "str", "mean", ("mean", "sum"))
-
-
-@dataclass(frozen=True)
-class LossFn:
-    """A loss term: its signature and `fn(**args) -> elementwise array` (penalties: `fn(params, **args)`)."""
-
-    sig: Signature
-    fn: Callable[..., Any]
-    penalty: bool = False
 
 
 def _log_softmax(z: Any) -> Any:
@@ -139,78 +130,89 @@ def l1(params: Any, weight: float, all: bool = False) -> Any:
     return weight * sum((jnp.sum(jnp.abs(p)) for p in _weights_of(params, all)), jnp.float32(0))
 
 
-def _v(name: str) -> Arg:
-    return Arg(name, "value")
+def _v(name: str, number: bool = False) -> Arg:
+    return Arg(name, "value", number=number)
 
 
-LOSSES: Mapping[str, LossFn] = MappingProxyType(
+_PENALTY = (Arg("weight", "float"), Arg("all", "bool", False))
+
+# One entry per loss: its signature (tensor arguments first), its type rule, its JAX definition.
+LOSSES: Mapping[str, Term] = MappingProxyType(
     {
-        "cross_entropy": LossFn(
+        "cross_entropy": Term(
             Signature(
                 "cross_entropy",
                 (_v("logits"), _v("labels"), _RED, Arg("label_smoothing", "float", 0.0)),
                 "softmax cross-entropy; int labels or one-hot",
             ),
+            positive("label_smoothing", class_scores("logits", "labels"), upto=1.0, zero=True),
             cross_entropy,
         ),
-        "binary_cross_entropy": LossFn(
+        "binary_cross_entropy": Term(
             Signature(
                 "binary_cross_entropy",
-                (_v("logits"), _v("targets"), _RED),
+                (_v("logits"), _v("targets", number=True), _RED),
                 "sigmoid cross-entropy from logits",
             ),
+            same_shape("logits", "targets", "logits"),
             binary_cross_entropy,
         ),
-        "mse": LossFn(Signature("mse", (_v("pred"), _v("target"), _RED), "squared error"), mse),
-        "mae": LossFn(Signature("mae", (_v("pred"), _v("target"), _RED), "absolute error"), mae),
-        "huber": LossFn(
+        "mse": Term(
+            Signature("mse", (_v("pred"), _v("target", number=True), _RED), "squared error"),
+            same_shape("pred", "target"),
+            mse,
+        ),
+        "mae": Term(
+            Signature("mae", (_v("pred"), _v("target", number=True), _RED), "absolute error"),
+            same_shape("pred", "target"),
+            mae,
+        ),
+        "huber": Term(
             Signature(
                 "huber",
-                (_v("pred"), _v("target"), Arg("delta", "float", 1.0), _RED),
+                (_v("pred"), _v("target", number=True), Arg("delta", "float", 1.0), _RED),
                 "quadratic below delta, linear above",
             ),
+            positive("delta", same_shape("pred", "target")),
             huber,
         ),
-        "hinge": LossFn(
+        "hinge": Term(
             Signature(
                 "hinge",
-                (_v("scores"), _v("labels"), _RED),
+                (_v("scores"), _v("labels", number=True), _RED),
                 "multiclass SVM loss, or binary with 0/1 or ±1 targets",
             ),
+            class_scores("scores", "labels", number=True, binary=True),
             hinge,
         ),
-        "kl_div": LossFn(
-            Signature("kl_div", (_v("logits"), _v("targets"), _RED), "KL(targets ‖ softmax(logits))"), kl_div
+        "kl_div": Term(
+            Signature("kl_div", (_v("logits"), _v("targets"), _RED), "KL(targets ‖ softmax(logits))"),
+            class_scores("logits", "targets", index=False),
+            kl_div,
         ),
-        "nll": LossFn(
-            Signature("nll", (_v("log_probs"), _v("labels"), _RED), "negative log-likelihood"), nll
+        "nll": Term(
+            Signature("nll", (_v("log_probs"), _v("labels"), _RED), "negative log-likelihood"),
+            class_scores("log_probs", "labels", same=False),
+            nll,
         ),
-        "kl_normal": LossFn(
+        "kl_normal": Term(
             Signature(
                 "kl_normal", (_v("mu"), _v("logvar"), _RED), "KL of a diagonal Gaussian to N(0, I) (VAE)"
             ),
+            same_shape("mu", "logvar", "means", second_float=True),
             kl_normal,
         ),
-        "l2": LossFn(
-            Signature(
-                "l2",
-                (Arg("weight", "float"), Arg("all", "bool", False)),
-                "weight · Σ w² over weight matrices",
-            ),
-            l2,
-            penalty=True,
+        "l2": Term(
+            Signature("l2", _PENALTY, "weight · Σ w² over weight matrices"), no_tensors, l2, penalty=True
         ),
-        "l1": LossFn(
-            Signature(
-                "l1",
-                (Arg("weight", "float"), Arg("all", "bool", False)),
-                "weight · Σ |w| over weight matrices",
-            ),
-            l1,
-            penalty=True,
+        "l1": Term(
+            Signature("l1", _PENALTY, "weight · Σ |w| over weight matrices"), no_tensors, l1, penalty=True
         ),
     }
 )
+
+# Kept for callers that name the type: a loss is a Term.
+LossFn = Term
 
 
 def reduce(elems: Any, reduction: str, weights: Any = None) -> Any:
@@ -237,16 +239,7 @@ def term_value(call: CallSpec, values: Mapping[str, Any], params: Any, weights: 
     kw = call.kw
     if lf.penalty:
         return lf.fn(params, **{a.name: kw[a.name] for a in lf.sig.args})
-    args = {
-        a.name: (values[kw[a.name]] if a.kind == "value" else kw[a.name])
-        for a in lf.sig.args
-        if a.name != "reduction"
-    }
-    return reduce(
-        lf.fn(*[args.pop(a.name) for a in lf.sig.args if a.kind == "value"], **args),
-        kw.get("reduction", "mean"),
-        weights,
-    )
+    return reduce(lf.elementwise(call, values), kw.get("reduction", "mean"), weights)
 
 
 def total_loss(

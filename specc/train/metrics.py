@@ -1,24 +1,16 @@
-"""Metrics of the train section: elementwise scores with the batch first, averaged over (weighted) examples.
+"""Metrics of the train section: typed Terms, elementwise scores with the batch first, averaged over examples.
 
 Any loss except the parameter penalties may also be listed as a metric (`metrics = [mse(pred, y)]`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from .spec import Arg, CallSpec, Signature
-
-
-@dataclass(frozen=True)
-class MetricFn:
-    """A metric: its signature and `fn(*values, **options) -> elementwise array`."""
-
-    sig: Signature
-    fn: Callable[..., Any]
+from .terms import Term, class_scores
 
 
 def accuracy(logits: Any, labels: Any) -> Any:
@@ -40,42 +32,32 @@ def top_k_accuracy(logits: Any, labels: Any, k: int = 5) -> Any:
     return jnp.any(idx == labels[..., None], axis=-1).astype(jnp.float32)
 
 
-def _mse(pred: Any, target: Any) -> Any:
-    import jax.numpy as jnp
-
-    return jnp.square(pred - target.astype(pred.dtype))
-
-
-def _mae(pred: Any, target: Any) -> Any:
-    import jax.numpy as jnp
-
-    return jnp.abs(pred - target.astype(pred.dtype))
-
-
-METRICS: Mapping[str, MetricFn] = MappingProxyType(
+# One entry per metric: signature, type rule, JAX definition. Losses serve as metrics too (mse, mae, ...).
+METRICS: Mapping[str, Term] = MappingProxyType(
     {
-        "accuracy": MetricFn(
+        "accuracy": Term(
             Signature(
-                "accuracy", (Arg("logits", "value"), Arg("labels", "value")), "fraction classified right"
+                "accuracy",
+                (Arg("logits", "value"), Arg("labels", "value", number=True)),
+                "fraction classified right",
             ),
+            class_scores("logits", "labels", number=True, binary=True),
             accuracy,
         ),
-        "top_k_accuracy": MetricFn(
+        "top_k_accuracy": Term(
             Signature(
                 "top_k_accuracy",
                 (Arg("logits", "value"), Arg("labels", "value"), Arg("k", "int", 5)),
                 "label among the k highest scores",
             ),
+            class_scores("logits", "labels", same=False, k_arg="k"),
             top_k_accuracy,
-        ),
-        "mse": MetricFn(
-            Signature("mse", (Arg("pred", "value"), Arg("target", "value")), "squared error"), _mse
-        ),
-        "mae": MetricFn(
-            Signature("mae", (Arg("pred", "value"), Arg("target", "value")), "absolute error"), _mae
         ),
     }
 )
+
+# Kept for callers that name the type: a metric is a Term.
+MetricFn = Term
 
 
 def metric_value(call: CallSpec, values: Mapping[str, Any], weights: Any = None) -> Any:
@@ -85,7 +67,4 @@ def metric_value(call: CallSpec, values: Mapping[str, Any], weights: Any = None)
     m = METRICS.get(call.name)
     if m is None:
         return term_value(call, values, None, weights)
-    kw = call.kw
-    vals = [values[kw[a.name]] for a in m.sig.args if a.kind == "value"]
-    opts = {a.name: kw[a.name] for a in m.sig.args if a.kind != "value"}
-    return reduce(m.fn(*vals, **opts), "mean", weights)
+    return reduce(m.elementwise(call, values), "mean", weights)

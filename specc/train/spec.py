@@ -42,12 +42,16 @@ _KIND_WORDS = {
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of a loss, metric, optimizer or schedule: name, kind, default (REQUIRED if none)."""
+    """One argument of a loss, metric, optimizer or schedule: name, kind, default (REQUIRED if none).
+
+    `number`: a "value" argument that may also be a number (`binary_cross_entropy(d_fake, 1)`).
+    """
 
     name: str
     kind: str
     default: Any = REQUIRED
     choices: tuple[str, ...] = ()
+    number: bool = False
 
     def show(self) -> str:
         if self.default is REQUIRED:
@@ -93,20 +97,26 @@ class CallSpec:
 
 @dataclass(frozen=True)
 class Objective:
-    """One loss minimised by one optimizer over one model's parameters (ROADMAP 2: a spec may hold several).
+    """One loss minimised by one optimizer over a set of parameters (a spec may hold several).
 
     Args:
-        name: "main" for the train section's own loss.
+        name: "main" for the train section's own loss, else the `objective NAME` section's name.
         terms: the loss as a weighted sum: (coefficient, term) pairs; a term is a loss call or a bare value.
         optimizer: the optimizer call; its `lr` a number or a schedule CallSpec.
-        params: the model whose parameters it updates (None: the trained model).
+        params: the instances or values whose parameters it updates (None: the whole trained model).
+        steps: steps of this objective per turn when objectives alternate (`steps = 5`, a WGAN critic).
+        after: the objective that runs (as a stage) before this one, or None.
+        epochs: how many epochs this objective runs as a stage (None: the train section's epochs).
     """
 
     name: str
     terms: tuple[tuple[float, CallSpec], ...]
     optimizer: CallSpec
-    params: str | None = None
+    params: tuple[str, ...] | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+    steps: int = 1
+    after: str | None = None
+    epochs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,7 @@ class TrainConfig:
         model: the model trained.
         inputs: the model's inputs: (name, dtype, dims) with None for free dims.
         data: the data set call; rename: model input → data field pairs.
-        objectives: at least one; today the train section gives exactly one.
+        objectives: at least one: the train section's loss ("main"), or one per `objective` section.
         metrics, batch, epochs, seed: as the keys say.
         early_stop: early_stop(metric, patience, min_delta, mode) or None.
         checkpoint_every: epochs between checkpoints (0: only at the end and on interrupt).
@@ -217,6 +227,7 @@ def _tables() -> tuple[
 
 
 def _value_args(call: CallSpec) -> list[str]:
+    """The model values a call reads (numbers given in place of a tensor are not values)."""
     if call.name == "value":
         return [call["name"]]
     losses, metrics, _, _ = _tables()
@@ -224,7 +235,15 @@ def _value_args(call: CallSpec) -> list[str]:
     if sig is None:
         return []
     kw = call.kw
-    return [kw[a.name] for a in sig.args if a.kind == "value" and kw.get(a.name) is not None]
+    return [kw[a.name] for a in sig.args if a.kind == "value" and isinstance(kw.get(a.name), str)]
+
+
+def _terms() -> Mapping[str, Any]:
+    """Every loss and metric by name: its Term (signature, type rule, JAX definition)."""
+    from .losses import LOSSES
+    from .metrics import METRICS
+
+    return {**LOSSES, **METRICS}
 
 
 # ---- literals ----------------------------------------------------------------------------------------------
@@ -291,10 +310,29 @@ def _describe(v: Any) -> str:
 
 
 class _Checker:
-    def __init__(self, lets: Mapping[str, ast.Let], values: Sequence[str], diags: Diagnostics):
+    """Binds train-section calls to their signatures and types losses and metrics against the model's values.
+
+    Args:
+        values: the model's named values; None when the model did not parse far enough to know them (then
+            names are not checked).
+        types: the checked type of each value; values missing here (the model has errors) are not typed.
+    """
+
+    def __init__(
+        self,
+        lets: Mapping[str, ast.Let],
+        values: Sequence[str] | None,
+        diags: Diagnostics,
+        types: Mapping[str, Any] | None = None,
+    ):
         self.lets = lets
-        self.values = list(values)
+        self.known = values is not None
+        self.values = list(values or ())
         self.diags = diags
+        self.types = dict(types or {})
+
+    def has_value(self, name: str) -> bool:
+        return not self.known or name in self.values
 
     def call_of(
         self, expr: ast.Expr, what: str, table: Mapping[str, Signature], span: Span
@@ -307,7 +345,7 @@ class _Checker:
                 "value error",
                 f"expected a {what} call like {next(iter(table.values())).usage()}",
                 getattr(expr, "span", span),
-                f"valid {what}s: {', '.join(table)}",
+                f"valid {_plural(what)}: {', '.join(table)}",
             )
             return None
         sig = table.get(expr.func)
@@ -316,7 +354,7 @@ class _Checker:
                 "name error",
                 f"unknown {what} '{expr.func}'" + dym_suffix(expr.func, table),
                 expr.func_span,
-                f"valid {what}s: {', '.join(table)}",
+                f"valid {_plural(what)}: {', '.join(table)}",
             )
             return None
         return self.bind(sig, expr, what)
@@ -372,20 +410,67 @@ class _Checker:
             if v is _BAD:
                 ok = False
             out.append((a.name, v))
-        return CallSpec(sig.name, tuple(out), call.span) if ok else None
+        if not ok:
+            return None
+        bound = CallSpec(sig.name, tuple(out), call.span)
+        if what in ("loss", "metric"):
+            spans = {k: _unpipe(e).span for k, (e, _) in given.items()}
+            if not self.typecheck(bound, spans):
+                return None
+        return bound
+
+    def typecheck(self, call: CallSpec, spans: Mapping[str, Span]) -> bool:
+        """Run the loss's or metric's type rule on the types of its arguments; False (and a diagnostic) if wrong.
+
+        Calls over values whose types are unknown (the model has errors) are not typed.
+        """
+        from .terms import Number
+
+        term = _terms().get(call.name)
+        if term is None:
+            return True
+        types: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        kw = call.kw
+        for a in term.tensor_args:
+            v = kw[a.name]
+            if isinstance(v, str):
+                if v not in self.types:
+                    return True
+                types[a.name], names[a.name] = self.types[v], v
+            else:
+                types[a.name], names[a.name] = Number(v), str(v)
+        issue = term.check(types, names, kw)
+        if issue is None:
+            return True
+        self.diags.add(
+            issue.kind,
+            issue.message,
+            spans.get(issue.arg, call.span),
+            issue.hint or f"usage: {term.sig.usage()}",
+        )
+        return False
 
     def arg_value(self, sig: Signature, a: Arg, expr: ast.Expr, span: Span) -> Any:
         expr = _unpipe(expr)
         if a.kind == "value":
+            if a.number and not (isinstance(expr, ast.Name) and expr.id not in self.lets):
+                try:
+                    n = literal(expr, self.lets)
+                except _NotLiteral:
+                    n = None
+                if isinstance(n, int | float) and not isinstance(n, bool):
+                    return n
             if not isinstance(expr, ast.Name):
                 self.diags.add(
                     "argument error",
-                    f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS['value']}",
+                    f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS['value']}"
+                    + (" or a number" if a.number else ""),
                     expr.span,
                     "losses and metrics read named values of the model, like `logits`",
                 )
                 return _BAD
-            if expr.id not in self.values:
+            if not self.has_value(expr.id):
                 self.diags.add(
                     "name error",
                     f"{sig.name}: '{expr.id}' is not a value of the model" + dym_suffix(expr.id, self.values),
@@ -453,6 +538,10 @@ class _Checker:
 _BAD: Any = object()
 
 
+def _plural(word: str) -> str:
+    return word + ("es" if word.endswith("s") else "s")
+
+
 # ---- the loss expression -------------------------------------------------------------------------------------
 
 
@@ -489,13 +578,22 @@ def _loss_terms(
         )
         return []
     if isinstance(expr, ast.Name) and expr.id not in ck.lets:
-        if expr.id not in ck.values:
+        if not ck.has_value(expr.id):
             ck.diags.add(
                 "name error",
                 f"'{expr.id}' is neither a loss nor a value of the model"
                 + dym_suffix(expr.id, [*ck.values, *losses]),
                 expr.span,
                 f"losses: {', '.join(losses)}; model values: {', '.join(ck.values)}",
+            )
+            return []
+        t = ck.types.get(expr.id)
+        if t is not None and not t.is_float:
+            ck.diags.add(
+                "type error",
+                f"a model value as a loss term is averaged, so it must be float; '{expr.id}' is {t}",
+                expr.span,
+                f"use a float value, or a loss like mse({expr.id}, 0)",
             )
             return []
         return [(1.0, CallSpec("value", (("name", expr.id),), expr.span))]
@@ -646,55 +744,61 @@ def _graph_inputs(graph: Any) -> tuple[tuple[str, str, tuple[int | None, ...]], 
     return tuple(out)
 
 
-def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()) -> TrainConfig:
-    """Check the spec's train section (with `--set` overrides applied) and return its TrainConfig.
+OBJECTIVE_KEYS = ("loss", "optimizer", "schedule", "params", "steps", "after", "epochs")
+MINIMAL_TRAIN = (
+    "train { data = digits(split=0.8); loss = cross_entropy(logits, y); optimizer = adam(lr=1e-3) }"
+)
 
-    Raises SpecError with every problem found, each located in the spec or on the `--set` line.
-    """
-    program = spec.program
-    diags = Diagnostics()
-    sources = dict(program.sources)
-    ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
-    for o in ovs:
-        sources[o.source.name] = o.source
-    if program.objectives:
-        first = next(iter(program.objectives.values()))
-        diags.add(
-            "value error",
-            "`objective` sections (several losses alternating) are not supported yet",
-            first.span,
-            "put one loss in the train section (see ROADMAP item 2)",
-        )
-    train = program.trains[0] if program.trains else None
-    entries = train.entries if train else ()
-    entries = _apply_overrides(entries, ovs, diags)
-    where = train.span if train else Span.point(str(program.module.file or program.path), 1, 1)
-    if train is None and not entries:
-        diags.add(
-            "value error",
-            f"{program.module.file or program.path} has no `train` section, so there is nothing to train",
-            None,
-            "add one, e.g. `train { data = digits(split=0.8); loss = cross_entropy(logits, y); "
-            "optimizer = adam(lr=1e-3) }`, or give the keys with --set data=... --set loss=...",
-        )
-        diags.raise_if_any(sources)
-    losses, metrics_t, optimizers, schedules = _tables()
-    values = [k for k, _ in graph.values]
-    ck = _Checker(program.lets, values, diags)
+
+def _model_def(program: Any, graph: Any, model: str | None) -> ast.ModelDef | None:
+    name = graph.model if graph is not None else model
+    if name is None:
+        return list(program.models.values())[-1] if program.models else None
+    return program.models.get(name)
+
+
+def _bound_names(mdef: ast.ModelDef | None) -> list[str]:
+    """The names a model binds at its top level (inputs, params, assignments), read from its AST."""
+    out: list[str] = []
+    for st in mdef.body if mdef is not None else ():
+        if isinstance(st, ast.InputDecl | ast.ParamDecl):
+            out.append(st.name)
+        elif isinstance(st, ast.Assign):
+            out.extend(st.targets)
+    return out
+
+
+def _instances(program: Any, graph: Any, mdef: ast.ModelDef | None) -> list[str] | None:
+    """What `params = ...` may name: the model, its values and block instances (None: unknown, not checked)."""
+    if mdef is None:
+        return None
+    out = [mdef.name, *_bound_names(mdef)]
+    if graph is None:
+        return [*out, *program.blocks]  # the model has errors: be lenient
+    out += [k for k, _ in graph.values]
+    for n in graph.nodes:
+        out += [sc.instance for sc in n.scope] + [sc.block for sc in n.scope]
+    return list(dict.fromkeys(out))
+
+
+def _keyed(
+    entries: Sequence[ast.Entry], keys: Sequence[str], what: str, diags: Diagnostics
+) -> dict[str, ast.Entry]:
+    """A section's entries by key; unknown and repeated keys are located errors."""
     seen: dict[str, ast.Entry] = {}
     for e in entries:
-        if e.key not in TRAIN_KEYS:
+        if e.key not in keys:
             diags.add(
                 "name error",
-                f"unknown train key '{e.key}'" + dym_suffix(e.key, TRAIN_KEYS),
+                f"unknown {what} key '{e.key}'" + dym_suffix(e.key, keys),
                 e.key_span,
-                f"train keys: {', '.join(TRAIN_KEYS)}",
+                f"{what} keys: {', '.join(keys)}",
             )
             continue
         if e.key in seen:
             first = seen[e.key].key_span
             diags.add(
-                "name error", f"train key '{e.key}' given twice (first at {first})", e.key_span, "keep one"
+                "name error", f"{what} key '{e.key}' given twice (first at {first})", e.key_span, "keep one"
             )
             continue
         if e.rename is not None and e.key != "data":
@@ -702,32 +806,207 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
                 "value error", f"`as {{...}}` renames data fields; it does not apply to '{e.key}'", e.span
             )
         seen[e.key] = e
-    spans = tuple((k, e.span) for k, e in seen.items())
+    return seen
 
-    def scalar(key: str, default: int, low: int) -> int:
-        e = seen.get(key)
-        if e is None:
-            return default
-        try:
-            v = literal(e.value, program.lets)
-        except _NotLiteral as err:
-            diags.add("value error", f"{key} must be an integer", err.span)
-            return default
-        if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer() or v < low:
-            diags.add(
+
+def _integer(
+    seen: Mapping[str, ast.Entry],
+    key: str,
+    default: int,
+    low: int,
+    lets: Mapping[str, ast.Let],
+    diags: Diagnostics,
+) -> int:
+    e = seen.get(key)
+    if e is None:
+        return default
+    try:
+        v = literal(e.value, lets)
+    except _NotLiteral as err:
+        diags.add("value error", f"{key} must be an integer", err.span, f"e.g. {key} = {max(low, 1)}")
+        return default
+    if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer() or v < low:
+        diags.add(
+            "value error",
+            f"{key} must be an integer of at least {low}, got {_describe(v)}",
+            _unpipe(e.value).span,
+            f"e.g. {key} = {max(low, 1)}",
+        )
+        return default
+    return int(v)
+
+
+def _optimizer(
+    seen: Mapping[str, ast.Entry], ck: _Checker, where: Span, default: CallSpec | None
+) -> CallSpec | None:
+    """The section's optimizer (with its `schedule` as the lr), else `default`, else adam(lr=0.001)."""
+    _, _, optimizers, schedules = _tables()
+    if "optimizer" in seen:
+        e = seen["optimizer"]
+        opt = ck.call_of(e.value, "optimizer", optimizers, e.span)
+    elif default is not None:
+        opt = default
+    else:
+        opt = ck.call_of(
+            ast.Call("adam", (), (ast.Kwarg("lr", ast.Num(1e-3)),)), "optimizer", optimizers, where
+        )
+    if "schedule" in seen and opt is not None:
+        e = seen["schedule"]
+        sched = ck.call_of(e.value, "schedule", schedules, e.span)
+        opt_call = _unpipe(seen["optimizer"].value) if "optimizer" in seen else None
+        if isinstance(opt_call, ast.Call) and (any(k.name == "lr" for k in opt_call.kwargs) or opt_call.args):
+            ck.diags.add(
                 "value error",
-                f"{key} must be an integer of at least {low}, got {_describe(v)}",
-                _unpipe(e.value).span,
+                "the learning rate is given twice: by `schedule` and by the optimizer's lr",
+                e.span,
+                "drop one; a schedule may also be written as lr=step(0.1, 0.5, 10)",
             )
-            return default
-        return int(v)
+        elif sched is not None:
+            opt = replace(opt, args=tuple((k, sched if k == "lr" else v) for k, v in opt.args))
+    return opt
 
-    batch = scalar("batch", 32, 1)
-    epochs = scalar("epochs", 10, 0)
-    seed = scalar("seed", 0, 0)
+
+def _objective(
+    od: ast.ObjectiveDef,
+    ck: _Checker,
+    default_opt: CallSpec | None,
+    instances: Sequence[str] | None,
+    names: Sequence[str],
+) -> Objective | None:
+    """One `objective NAME { loss = ...; optimizer = ...; params = ... }` section, checked."""
+    diags = ck.diags
+    seen = _keyed(od.entries, OBJECTIVE_KEYS, "objective", diags)
+    terms: list[tuple[float, CallSpec]] = []
+    if "loss" not in seen:
+        diags.add(
+            "value error",
+            f"objective '{od.name}' needs `loss = ...`",
+            od.span,
+            "e.g. loss = binary_cross_entropy(d_fake, 1)",
+        )
+    else:
+        terms = _loss_terms(seen["loss"].value, ck, _tables()[0])
+    opt = _optimizer(seen, ck, od.span, default_opt)
+    params: tuple[str, ...] | None = None
+    if "params" in seen:
+        e = seen["params"]
+        v = _unpipe(e.value)
+        items = v.items if isinstance(v, ast.ListLit | ast.TupleLit) else (v,)
+        got: list[str] = []
+        for it in items:
+            it = _unpipe(it)
+            if isinstance(it, ast.Str):
+                it = ast.Name(it.value, it.span)
+            if not isinstance(it, ast.Name):
+                diags.add(
+                    "value error",
+                    f"objective '{od.name}': params names layer instances or model values",
+                    getattr(it, "span", e.span),
+                    "e.g. params = D or params = [enc, dec]",
+                )
+                continue
+            if instances is not None and it.id not in instances:
+                shown = ", ".join(instances[:12]) + (", ..." if len(instances) > 12 else "")
+                diags.add(
+                    "name error",
+                    f"objective '{od.name}': '{it.id}' is no instance or value of the model"
+                    + dym_suffix(it.id, instances),
+                    it.span,
+                    f"params names what this objective trains: {shown}",
+                )
+                continue
+            got.append(it.id)
+        params = tuple(got)
+    after: str | None = None
+    if "after" in seen:
+        e = seen["after"]
+        v = _unpipe(e.value)
+        others = [n for n in names if n != od.name]
+        if (
+            not isinstance(v, ast.Name | ast.Str)
+            or (v.id if isinstance(v, ast.Name) else v.value) not in others
+        ):
+            word = v.id if isinstance(v, ast.Name) else v.value if isinstance(v, ast.Str) else ""
+            diags.add(
+                "name error",
+                f"objective '{od.name}': after = {word or '...'} names no other objective"
+                + dym_suffix(word, others),
+                getattr(v, "span", e.span),
+                f"objectives: {', '.join(others)}" if others else "`after` names another objective section",
+            )
+        else:
+            after = v.id if isinstance(v, ast.Name) else v.value
+    steps = _integer(seen, "steps", 1, 1, ck.lets, diags)
+    epochs = _integer(seen, "epochs", 0, 0, ck.lets, diags) if "epochs" in seen else None
+    if opt is None:
+        return None
+    return Objective(od.name, tuple(terms), opt, params, od.span, steps, after, epochs)
+
+
+def _check_section(
+    spec: Any, graph: Any, overrides: Sequence[str | Override], diags: Diagnostics
+) -> tuple[TrainConfig | None, dict[str, Source]]:
+    """Check the train and objective sections into `diags`; the config when there is a graph and no problem.
+
+    With `graph` None (the model has errors), what can be checked without types still is: keys, names of
+    losses, optimizers, data sets, and of the values the losses read.
+    """
+    own = Diagnostics()
+    try:
+        return _check_into(spec, graph, overrides, own)
+    finally:  # in the order of the file, after what was found before (the model's problems)
+        main = str(spec.program.module.file or spec.program.path)
+
+        def place(d: Any) -> tuple[int, str, int, int]:
+            sp = d.span
+            if sp is None:
+                return (2, "", 0, 0)
+            return (0 if sp.file == main else 1, sp.file, sp.line, sp.col)
+
+        for d in sorted(own.items, key=place):
+            if d not in diags.items:
+                diags.items.append(d)
+
+
+def _check_into(
+    spec: Any, graph: Any, overrides: Sequence[str | Override], diags: Diagnostics
+) -> tuple[TrainConfig | None, dict[str, Source]]:
+    program = spec.program
+    sources = dict(program.sources)
+    ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    for o in ovs:
+        sources[o.source.name] = o.source
+    mdef = _model_def(program, graph, getattr(spec, "model", None))
+    train = program.trains[0] if program.trains else None
+    entries = _apply_overrides(train.entries if train else (), ovs, diags)
+    objectives = list(program.objectives.values())
+    header = mdef.span if mdef is not None else None
+    where = train.span if train else objectives[0].span if objectives else header
+    set_keys = {o.path[0] for o in ovs if len(o.path) == 1}
+    if train is None and not objectives and not {"data", "loss"} <= set_keys:
+        diags.add(
+            "value error",
+            f"{program.module.file or program.path} has no `train` section, so there is nothing to train",
+            header,
+            f"add one after the model, e.g. `{MINIMAL_TRAIN}`, or give the keys with --set data=... --set loss=...",
+        )
+        return None, sources
+    losses, metrics_t, _, _ = _tables()
+    if graph is not None:
+        values: list[str] | None = [k for k, _ in graph.values]
+        types = {k: graph.type_of(r) for k, r in graph.values}
+    else:
+        values = _bound_names(mdef) if mdef is not None else None
+        types = {}
+    ck = _Checker(program.lets, values, diags, types)
+    seen = _keyed(entries, TRAIN_KEYS, "train", diags)
+    spans = tuple((k, e.span) for k, e in seen.items())
+    batch = _integer(seen, "batch", 32, 1, program.lets, diags)
+    epochs = _integer(seen, "epochs", 10, 0, program.lets, diags)
+    seed = _integer(seen, "seed", 0, 0, program.lets, diags)
 
     # data
-    data = CallSpec("?", (), where)
+    data = CallSpec("?", (), where or NO_SPAN)
     rename: tuple[tuple[str, str], ...] = ()
     if "data" not in seen:
         diags.add(
@@ -742,9 +1021,9 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         if d is not None:
             data = d
         rename = e.rename or ()
-        inputs = [k for k, _ in graph.inputs]
+        inputs = [k for k, _ in graph.inputs] if graph is not None else None
         for model_input, _field in rename:
-            if model_input not in inputs:
+            if inputs is not None and model_input not in inputs:
                 diags.add(
                     "name error",
                     f"`as {{{model_input}: ...}}` names no input of the model"
@@ -753,9 +1032,25 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
                     f"inputs: {', '.join(inputs)}",
                 )
 
-    # loss and optimizer
-    terms: list[tuple[float, CallSpec]] = []
-    if "loss" not in seen:
+    # what to minimise: the train section's loss, or one objective per `objective` section
+    objs: list[Objective] = []
+    terms = _loss_terms(seen["loss"].value, ck, losses) if "loss" in seen and not objectives else []
+    opt = _optimizer(seen, ck, where or NO_SPAN, None)
+    if objectives:
+        if "loss" in seen:
+            diags.add(
+                "value error",
+                "the train section has a `loss`, and `objective` sections say what to minimise too",
+                seen["loss"].key_span,
+                f"move the loss into an objective section ({', '.join(o.name for o in objectives)}), or drop it",
+            )
+        instances = _instances(program, graph, mdef)
+        names = [o.name for o in objectives]
+        for od in objectives:
+            ob = _objective(od, ck, opt if "optimizer" in seen else None, instances, names)
+            if ob is not None:
+                objs.append(ob)
+    elif "loss" not in seen:
         diags.add(
             "value error",
             "the train section needs `loss = ...`",
@@ -763,28 +1058,8 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
             "e.g. loss = cross_entropy(logits, y)",
         )
     else:
-        terms = _loss_terms(seen["loss"].value, ck, losses)
-    opt: CallSpec | None = CallSpec("adam", (("lr", 1e-3),), NO_SPAN)
-    if "optimizer" in seen:
-        e = seen["optimizer"]
-        opt = ck.call_of(e.value, "optimizer", optimizers, e.span)
-    else:
-        opt = ck.call_of(
-            ast.Call("adam", (), (ast.Kwarg("lr", ast.Num(1e-3)),)), "optimizer", optimizers, where
-        )
-    if "schedule" in seen and opt is not None:
-        e = seen["schedule"]
-        sched = ck.call_of(e.value, "schedule", schedules, e.span)
-        opt_call = _unpipe(seen["optimizer"].value) if "optimizer" in seen else None
-        if isinstance(opt_call, ast.Call) and (any(k.name == "lr" for k in opt_call.kwargs) or opt_call.args):
-            diags.add(
-                "value error",
-                "the learning rate is given twice: by `schedule` and by the optimizer's lr",
-                e.span,
-                "drop one; a schedule may also be written as lr=step(0.1, 0.5, 10)",
-            )
-        elif sched is not None:
-            opt = replace(opt, args=tuple((k, sched if k == "lr" else v) for k, v in opt.args))
+        if opt is not None:
+            objs.append(Objective("main", tuple(terms), opt, None, seen["loss"].span))
 
     # metrics
     metrics: list[Metric] = []
@@ -798,10 +1073,10 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
             if c is None:
                 continue
             name = c.name
-            names = {m.name for m in metrics}
-            if name in names:
+            taken = {m.name for m in metrics}
+            if name in taken:
                 name = "_".join([c.name, *(str(v) for _, v in c.args[:2] if isinstance(v, str))])
-            while name in names:
+            while name in taken:
                 name += "_"
             metrics.append(Metric(name, c))
 
@@ -825,7 +1100,7 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         if c is not None:
             every, cdir = c["every"], c["dir"]
             if every < 0:
-                diags.add("value error", "checkpoint: every must be at least 0", e.span)
+                diags.add("value error", "checkpoint: every must be at least 0", e.span, "e.g. every=1")
             p = Path(cdir)
             if p.is_absolute() or ".." in p.parts:
                 diags.add(
@@ -834,15 +1109,15 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
                     e.span,
                     "give a relative path without '..', e.g. dir=\"checkpoints\"",
                 )
-    diags.raise_if_any(sources)
-    assert opt is not None
+    if diags or graph is None or not objs:
+        return None, sources
     return TrainConfig(
         spec_path=Path(program.path),
         model=graph.model,
         inputs=_graph_inputs(graph),
         data=data,
         rename=rename,
-        objectives=(Objective("main", tuple(terms), opt, None, seen["loss"].span),),
+        objectives=tuple(objs),
         metrics=tuple(metrics),
         batch=batch,
         epochs=epochs,
@@ -852,7 +1127,19 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
         checkpoint_dir=cdir,
         spans=spans,
         sources=tuple(sources.items()),
-    )
+    ), sources
+
+
+def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()) -> TrainConfig:
+    """Check the spec's train section (with `--set` overrides applied) and return its TrainConfig.
+
+    Raises SpecError with every problem found, each located in the spec or on the `--set` line.
+    """
+    diags = Diagnostics()
+    cfg, sources = _check_section(spec, graph, overrides, diags)
+    diags.raise_if_any(sources)
+    assert cfg is not None  # no problem found, so a config was built
+    return cfg
 
 
 def _datasets() -> list[str]:
@@ -918,11 +1205,51 @@ def data_error(config: TrainConfig, err: Exception) -> SpecError:
 def check_train(spec: Any, graph: Any) -> dict[str, Any]:
     """Validate the train section (no JAX); the summary `specc check` shows. Raises SpecError."""
     cfg = build_config(spec, graph)
+    return _summary(cfg)
+
+
+def _summary(cfg: TrainConfig) -> dict[str, Any]:
     return {
         "data": cfg.data.name,
         "loss": [(c, t.name) for c, t in cfg.objectives[0].terms],
         "optimizer": cfg.objectives[0].optimizer.name,
+        "objectives": [
+            {
+                "name": o.name,
+                "loss": [(c, t.name) for c, t in o.terms],
+                "optimizer": o.optimizer.name,
+                "params": list(o.params) if o.params is not None else None,
+            }
+            for o in cfg.objectives
+        ],
         "batch": cfg.batch,
         "epochs": cfg.epochs,
         "metrics": [m.name for m in cfg.metrics],
     }
+
+
+def check_spec(spec: Any) -> dict[str, Any]:
+    """`specc check`: the model and its train and objective sections in one pass (no JAX).
+
+    Returns the model's summary (with "train" when the spec has a train section); raises one SpecError with the
+    model's problems and the train section's, in that order. With model errors, the train section is still
+    checked for what needs no types (keys, names of losses, optimizers, data sets and model values).
+    """
+    diags = Diagnostics()
+    sources = dict(spec.program.sources)
+    summary: dict[str, Any] | None = None
+    graph = None
+    try:
+        summary = spec.check()
+        graph = spec.graph()
+    except SpecError as e:
+        diags.extend(e)
+        sources.update(e.sources)
+    if spec.program.trains or spec.program.objectives:
+        cfg, train_sources = _check_section(spec, graph, (), diags)
+        sources.update(train_sources)
+        if summary is not None and cfg is not None:
+            summary["train"] = _summary(cfg)
+    diags.raise_if_any(sources)
+    assert summary is not None
+    return summary
