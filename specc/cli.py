@@ -38,13 +38,22 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             return f(*args, **kwargs)
         except SpecError as e:
             _fail(e, kwargs.get("as_json", False))
-        except RecursionError:
-            click.echo("specc: error: the spec is nested too deeply to process", err=True)
-            sys.exit(EXIT_SPEC_ERROR)
+        except RecursionError:  # the front ends bound nesting; this is the last line of defence
+            err = SpecError.one(
+                "value error",
+                "the spec is nested too deeply to process",
+                None,
+                "split deep expressions into named steps",
+            )
+            _fail(err, kwargs.get("as_json", False))
         except KeyboardInterrupt:
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: click prints them and exits 2
+        except BrokenPipeError:
+            # the reader went away (`specc check X | head -0`): click's main then exits 1 quietly, as it
+            # does for `specc --help | head -0`
+            raise
         except Exception as e:  # a bug in specc, not in the spec
             if os.environ.get("SPECC_DEBUG"):
                 raise
@@ -286,7 +295,8 @@ def dot(
     default=None,
     help="Run directory (default: runs/<model>).",
 )
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Replace the run in --out (deletes only the files a run writes).")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over this many local devices.")
 @reports_spec_errors
 def train(
@@ -299,6 +309,7 @@ def train(
     data: str | None,
     out_dir: Path | None,
     resume: bool,
+    force: bool,
     devices: int | None,
 ) -> None:
     """Train FILE's model as its `train` section says; logs metrics.jsonl, checkpoints, curves."""
@@ -314,6 +325,7 @@ def train(
         data=data,
         out_dir=out_dir,
         resume=resume,
+        force=force,
         devices=devices,
     )
     sys.exit(code)

@@ -1,21 +1,83 @@
-"""Checkpoints of a training run with Orbax: the whole train state as numbered leaves plus a JSON record.
+"""Checkpoints of a training run with Orbax: the train state under its named paths plus a JSON record.
 
-Orbax writes each checkpoint into a temporary folder and renames it when complete, so a crash leaves either the
-previous checkpoint or the new one, never half of one. PRNG keys are stored as their raw key data.
+Leaves are stored by their pytree path (`params/layers/c1/kernel`, `rest/layers/bn/mean`,
+`opt/0/trace/layers/c1/kernel`), so a checkpoint reads without the trainer's private pytree. Orbax writes each
+checkpoint into a temporary folder and renames it when complete, so a crash leaves either the previous checkpoint or
+the new one, never half of one. PRNG keys are stored as their raw key data. A checkpoint that cannot be read
+(truncated, bit-flipped, a missing part) is a CheckpointError naming the step and the reason, never a traceback.
 """
 
 from __future__ import annotations
 
-import shutil
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+# orbax names a step folder by its number; its temporary folders carry this marker until they are renamed
+_STEP_DIR = re.compile(r"^\d+$")
+_TMP_MARK = ".orbax-checkpoint-tmp"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be written or read: `step` (None: the folder as a whole) and why."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.step = step
+
 
 def _is_key(x: Any) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _key_name(k: Any) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def leaf_paths(tree: Any) -> list[tuple[str, Any]]:
+    """(path, leaf) pairs in flatten order; the path joins the pytree keys with '/' (`params/layers/c1/kernel`).
+
+    nnx Variables flatten to a trailing `.value`, which adds nothing to a name and is dropped.
+    """
+    out = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        parts = [_key_name(k) for k in path]
+        if len(parts) > 1 and parts[-1] == "value":
+            parts.pop()
+        out.append(("/".join(parts), leaf))
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    for path, v in flat.items():
+        node = root
+        parts = path.split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = v
+    return root
+
+
+def _flatten(nested: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(nested, dict):
+        return {prefix: nested}
+    out: dict[str, Any] = {}
+    for k, v in nested.items():
+        out.update(_flatten(v, f"{prefix}/{k}" if prefix else str(k)))
+    return out
+
+
+def _host(x: Any) -> np.ndarray:
+    return np.asarray(jax.random.key_data(x)) if _is_key(x) else np.asarray(x)
 
 
 class Checkpoints:
@@ -33,61 +95,121 @@ class Checkpoints:
             ),
         )
 
+    def steps(self) -> list[int]:
+        return sorted(self._mngr.all_steps())
+
     def latest(self) -> int | None:
         return self._mngr.latest_step()
 
     def save(self, step: int, state: Any, record: dict[str, Any]) -> None:
-        """Save `state` (any pytree of arrays) and a JSON-able `record` as checkpoint `step` (replacing it)."""
+        """Save `state` (any pytree of arrays) and a JSON-able `record` as checkpoint `step` (replacing it).
+
+        Raises CheckpointError when the disk refuses (full, read-only); the previous checkpoint stays whole.
+        """
         ocp = self._ocp
-        leaves = jax.tree.leaves(state)
-        keys = {str(i): str(jax.random.key_impl(x)) for i, x in enumerate(leaves) if _is_key(x)}
-        flat = {
-            f"{i:05d}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)
-        }
-        if step in self._mngr.all_steps():
-            self._mngr.delete(step)
-        self._mngr.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(flat), record=ocp.args.JsonSave({**record, "_keys": keys})
-            ),
-        )
-        self._mngr.wait_until_finished()
+        named = leaf_paths(state)
+        keys = {p: str(jax.random.key_impl(x)) for p, x in named if _is_key(x)}
+        tree = _nest({p: _host(x) for p, x in named})
+        try:
+            if step in self._mngr.all_steps():
+                self._mngr.delete(step)
+            self._mngr.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(tree), record=ocp.args.JsonSave({**record, "_keys": keys})
+                ),
+            )
+            self._mngr.wait_until_finished()
+        except (OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(
+                f"could not save checkpoint {step} in {self.directory}: {_reason(e)}", step
+            ) from None
 
     def restore(self, like: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """The state saved at `step` (default: the latest), shaped like the pytree `like`, and its record."""
+        """The state saved at `step` (default: the latest), shaped like the pytree `like`, and its record.
+
+        Raises CheckpointError when the checkpoint is missing, unreadable, or holds other leaves than `like`.
+        """
         ocp = self._ocp
         step = self.latest() if step is None else step
         if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        leaves, treedef = jax.tree.flatten(like)
-        target = {}
-        for i, x in enumerate(leaves):
-            a = np.asarray(jax.random.key_data(x)) if _is_key(x) else np.asarray(x)
-            target[f"{i:05d}"] = np.zeros(a.shape, a.dtype)
-        got = self._mngr.restore(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()),
-        )
-        record = dict(got["record"])
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        named = leaf_paths(like)
+        target = _nest({p: np.zeros(_host(x).shape, _host(x).dtype) for p, x in named})
+        try:
+            got = self._mngr.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()
+                ),
+            )
+            record = dict(got["record"])
+            flat = _flatten(dict(got["state"]))
+        except Exception as e:  # orbax, tensorstore and json raise many kinds for a damaged folder
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} is unreadable: {_reason(e)}", step
+            ) from None
         keys = record.pop("_keys", {})
-        flat = got["state"]
         out = []
-        for i in range(len(leaves)):
-            a = np.asarray(flat[f"{i:05d}"])
-            if str(i) in keys:
+        for p, x in named:
+            if p not in flat:
+                raise CheckpointError(f"checkpoint {step} in {self.directory} has no value '{p}'", step)
+            a = np.asarray(flat[p])
+            want = _host(x)
+            if a.shape != want.shape or a.dtype != want.dtype:
+                raise CheckpointError(
+                    f"checkpoint {step}: '{p}' is {a.dtype}{list(a.shape)}, the model needs "
+                    f"{want.dtype}{list(want.shape)}",
+                    step,
+                )
+            if p in keys:
                 # jax annotates key_bits as Array, but any array-like works
-                out.append(jax.random.wrap_key_data(a, impl=keys[str(i)]))  # type: ignore[arg-type]
+                out.append(jax.random.wrap_key_data(a, impl=keys[p]))  # type: ignore[arg-type]
             else:
                 out.append(a)
-        return jax.tree.unflatten(treedef, out), record
+        return jax.tree.unflatten(jax.tree.structure(like), out), record
+
+    def restore_newest_readable(self, like: Any) -> tuple[Any, dict[str, Any], list[str]]:
+        """Restore the newest checkpoint that reads; notes say which newer ones were skipped and why."""
+        notes: list[str] = []
+        errors: list[CheckpointError] = []
+        for step in reversed(self.steps()):
+            try:
+                state, record = self.restore(like, step)
+            except CheckpointError as e:
+                errors.append(e)
+                notes.append(f"skipped {e.message}")
+                continue
+            return state, record, notes
+        if errors:
+            raise errors[0]
+        raise CheckpointError(f"no checkpoint in {self.directory}")
 
     def close(self) -> None:
         self._mngr.close()
 
 
-def clear(directory: Path) -> None:
-    """Remove a run's old checkpoints (a fresh run must not resume from, or be confused with, an older one)."""
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if isinstance(e, json.JSONDecodeError):
+        return f"its record is not valid JSON ({e.msg})"
+    return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__
+
+
+def remove_steps(directory: Path) -> None:
+    """Remove the step folders Orbax wrote in `directory` (and its unfinished temporaries); nothing else."""
+    import shutil
+
     directory = Path(directory)
-    if directory.is_dir():
-        shutil.rmtree(directory)
+    if not directory.is_dir() or directory.is_symlink():
+        return
+    for child in directory.iterdir():
+        if child.is_symlink() or not child.is_dir():
+            continue
+        if _STEP_DIR.match(child.name) or (
+            _TMP_MARK in child.name and _STEP_DIR.match(child.name.split(".")[0])
+        ):
+            shutil.rmtree(child)

@@ -22,6 +22,7 @@ def train_command(
     data: str | None = None,
     out_dir: Path | None = None,
     resume: bool = False,
+    force: bool = False,
     devices: int | None = None,
     verbose: bool = True,
 ) -> int:
@@ -45,7 +46,9 @@ def train_command(
     out = out_dir if out_dir is not None else Path("runs") / graph.model
     from .loop import train_and_evaluate
 
-    result = train_and_evaluate(config, out, resume=resume, devices=devices, verbose=verbose, graph=graph)
+    result = train_and_evaluate(
+        config, out, resume=resume, force=force, devices=devices, verbose=verbose, graph=graph
+    )
     if result.divergence is not None:
         click.echo(f"specc: error: {result.divergence.message()}", err=True)
     elif verbose:

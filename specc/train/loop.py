@@ -175,6 +175,10 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
     return _Mesh(n, Mesh(np.array(avail[:n]), ("batch",)))
 
 
+def _run_error(message: str, hint: str = "") -> SpecError:
+    return SpecError.one("run error", message, None, hint)
+
+
 def _graph_of(config: TrainConfig) -> Any:
     from ..spec import load
 
@@ -274,22 +278,30 @@ def train_and_evaluate(
     graph: Any = None,
     splits: Splits | None = None,
     callbacks: Sequence[Callable[[int], None]] = (),
+    force: bool = False,
 ) -> TrainResult:
     """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
 
     Args:
         config: the checked train section (`specc.train.spec.build_config`).
         workdir: the run directory.
-        resume: continue from the newest checkpoint in workdir (bitwise the same as not stopping).
+        resume: continue from the newest checkpoint in workdir (bitwise the same as not stopping); the spec must
+            be the one the run trained (only epochs and early stopping may change).
+        force: replace the run already in workdir (only the files a run writes are deleted).
         devices: data-parallel over this many devices (default: all local devices).
         verbose: show the progress bar and the per-epoch summary.
         graph, splits: the model graph and data, when the caller has them already.
         callbacks: called with the global step after each step; one raising KeyboardInterrupt stops the run
             like Ctrl-C.
-    Raises SpecError for data that does not fit the model.
+    Raises SpecError for data that does not fit the model, and for a run directory that cannot be used (a file,
+    unwritable, another run without resume/force, a spec that differs from the run's on resume).
     """
     workdir = Path(workdir)
     graph = graph if graph is not None else _graph_of(config)
+    from . import rundir
+
+    primary = jax.process_index() == 0
+    resuming = rundir.prepare(workdir, config, graph, resume=resume, force=force, primary=primary)
     splits = splits if splits is not None else load_splits(config)
     if len(config.objectives) != 1:
         raise NotImplementedError("several objectives are not supported yet")
@@ -384,47 +396,64 @@ def train_and_evaluate(
         "step": jnp.int32(0),
         "bad": jnp.int32(-1),
     }
-    primary = jax.process_index() == 0
-    from .checkpoint import Checkpoints, clear
+    from .checkpoint import CheckpointError, Checkpoints
 
     ckpt_dir = workdir / config.checkpoint_dir
     metrics_path = workdir / "metrics.jsonl"
     history: list[dict[str, float]] = []
     start_epoch, start_batch, step = 0, 0, 0
     early = {"best": None, "bad_epochs": 0}
-    if resume and ckpt_dir.is_dir() and Checkpoints(ckpt_dir).latest() is not None:
-        ck = Checkpoints(ckpt_dir)
-        state, saved = ck.restore(state)
-        ck.close()
-        start_epoch, start_batch, step = saved["epoch"], saved["batch"], saved["step"]
-        history = saved["history"]
-        early = saved["early"]
+    try:
+        checkpoints = Checkpoints(ckpt_dir)
+    except (OSError, ValueError) as e:
+        raise _run_error(f"cannot use the checkpoint folder {ckpt_dir}: {e}") from None
+    if resuming and checkpoints.steps():
+        try:
+            state, saved, skipped = checkpoints.restore_newest_readable(state)
+            start_epoch, start_batch, step = int(saved["epoch"]), int(saved["batch"]), int(saved["step"])
+            history = list(saved["history"])
+            early = dict(saved["early"])
+        except CheckpointError as e:
+            checkpoints.close()
+            raise _run_error(e.message, "train afresh with --force, or into another --out") from None
+        except (KeyError, TypeError, ValueError) as e:
+            checkpoints.close()
+            raise _run_error(
+                f"the checkpoint record in {ckpt_dir} is damaged ({type(e).__name__}: {e})",
+                "train afresh with --force, or into another --out",
+            ) from None
+        notes += skipped
         notes.append(f"resumed from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
-    else:
-        if resume:
-            notes.append(f"no checkpoint in {ckpt_dir}; starting afresh")
-        if primary:
-            clear(ckpt_dir)
+    elif resume:
+        notes.append(f"no checkpoint in {ckpt_dir}; starting afresh")
     if primary:
-        workdir.mkdir(parents=True, exist_ok=True)
-        write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history).encode())
+        try:
+            write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history).encode())
+        except OSError as e:
+            raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
     state = mesh.replicate(state)
-    checkpoints = Checkpoints(ckpt_dir)
 
     def save(epoch: int, batch_index: int) -> None:
         host = jax.device_get(state)
-        checkpoints.save(
-            step,
-            host,
-            {
-                "epoch": epoch,
-                "batch": batch_index,
-                "step": step,
-                "history": history,
-                "early": early,
-                "seed": config.seed,
-            },
-        )
+        try:
+            checkpoints.save(
+                step,
+                host,
+                {
+                    "epoch": epoch,
+                    "batch": batch_index,
+                    "step": step,
+                    "history": history,
+                    "early": early,
+                    "seed": config.seed,
+                },
+            )
+        except CheckpointError as e:
+            checkpoints.close()
+            raise _run_error(
+                e.message + "; the previous checkpoint is kept whole",
+                "free some space (or fix the folder's permissions) and continue with --resume",
+            ) from None
 
     reporter = _Reporter(verbose, config.epochs, steps_per_epoch)
     for n in notes:
@@ -512,8 +541,11 @@ def train_and_evaluate(
             state["n"] = mesh.replicate(jnp.int32(0))
             history.append(record)
             if primary:
-                with open(metrics_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
+                try:
+                    with open(metrics_path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+                except OSError as e:
+                    raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
             reporter.end_epoch(_summary(record, config.epochs))
             epoch += 1
             start_batch = 0

@@ -1,0 +1,331 @@
+"""The run directory: what a run writes there, the guard that keeps one run from overwriting another, and the
+check that `--resume` continues the run that was trained, not an edited spec.
+
+A run folder holds `run.json` (the marker: versions, seed, what was trained), `config.json` (the resolved train
+configuration after `--set`), `spec/` (the spec as trained, with every file it imports), `metrics.jsonl`,
+`curves.png` and the checkpoint folder. specc deletes only those, and only with `--force`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import Diagnostics, SpecError
+from ..source import Source, Span
+from .io import write_atomic
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+SPEC_DIR = "spec"
+OWN_FILES = (RUN_FILE, CONFIG_FILE, "metrics.jsonl", "curves.png")
+FORMAT = 2
+# keys that may change between a run and its --resume: they decide when to stop, not what is trained
+HARMLESS = ("epochs", "early_stop", "checkpoint_every")
+
+
+def checkpoint_dir_problem(cdir: str) -> str | None:
+    """Why `cdir` cannot be a run's checkpoint folder (None if it can): a plain relative subfolder, no '..'."""
+    if cdir.strip() == "":
+        return "is empty"
+    p = PurePosixPath(cdir.replace("\\", "/"))
+    if p.is_absolute() or cdir.startswith("~"):
+        return "is not inside the run directory"
+    parts = [x for x in p.parts if x not in ("", ".")]
+    if not parts:
+        return "is the run directory itself"
+    if ".." in parts:
+        return "leaves the run directory"
+    if parts[0] in OWN_FILES or parts[0] == SPEC_DIR:
+        return f"collides with the run's own '{parts[0]}'"
+    return None
+
+
+def _run_error(message: str, hint: str = "", span: Span | None = None) -> SpecError:
+    return SpecError.one("run error", message, span, hint)
+
+
+def _plain(x: Any) -> Any:
+    """A JSON-able, span-free image of a config value (dataclasses, tuples, paths)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {
+            f.name: _plain(getattr(x, f.name))
+            for f in dataclasses.fields(x)
+            if f.name not in ("span", "spans", "sources")
+        }
+    if isinstance(x, (tuple, list)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def fingerprint(config: Any, graph: Any) -> dict[str, Any]:
+    """What a run trains, as JSON: the model's nodes (op, arguments, types, parameters) and the train settings."""
+    from ..ir.printer import format_node
+
+    train = _plain(config)
+    for k in ("spec_path", "data_base", "checkpoint_dir"):
+        train.pop(k, None)
+    for o in train.pop("objectives", []):
+        prefix = "" if o["name"] == "main" else f"objective {o['name']} "
+        train[prefix + "loss"] = [[c, _call_text(t)] for c, t in o["terms"]]
+        train[prefix + "optimizer"] = _call_text(o["optimizer"])
+        train[prefix + "params"] = o.get("params")
+    return {
+        "model": graph.model,
+        "nodes": {n.name: format_node(graph, n).strip() for n in graph.nodes},
+        "outputs": [k for k, _ in graph.outputs],
+        "train": {k: v for k, v in train.items() if k not in HARMLESS},
+        "harmless": {k: train.get(k) for k in HARMLESS},
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("specc", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _spec_copy_names(sources: Mapping[str, Source], main: Path) -> dict[str, str]:
+    """Display name → path inside spec/, keeping the files' layout relative to each other (imports resolve)."""
+    paths = {name: Path(name).resolve() for name in sources if not name.startswith("<")}
+    if not paths:
+        return {}
+    root = Path(os.path.commonpath([str(p.parent) for p in [*paths.values(), main.resolve()]]))
+    return {name: p.relative_to(root).as_posix() for name, p in paths.items()}
+
+
+def read_run(workdir: Path) -> dict[str, Any] | None:
+    """The run.json of `workdir`, or None when it is not a specc run."""
+    try:
+        return dict(json.loads((Path(workdir) / RUN_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def prepare(
+    workdir: Path,
+    config: Any,
+    graph: Any,
+    *,
+    resume: bool,
+    force: bool,
+    primary: bool = True,
+) -> bool:
+    """Make `workdir` ready for a run; True when it holds a run to resume. Raises SpecError (exit 1) when it
+    cannot be used: a file, unwritable, another run (without --resume or --force), a folder that is not a run.
+    """
+    workdir = Path(workdir)
+    problem = checkpoint_dir_problem(config.checkpoint_dir)
+    if problem:
+        raise _run_error(
+            f'checkpoint dir "{config.checkpoint_dir}" {problem}',
+            'give a plain subfolder of the run directory, e.g. checkpoint(dir="checkpoints")',
+            config.span("checkpoint"),
+        )
+    if workdir.exists() and not workdir.is_dir():
+        raise _run_error(f"the run directory {workdir} is a file", "give --out a folder")
+    existing = read_run(workdir) if workdir.is_dir() else None
+    occupied = workdir.is_dir() and any(workdir.iterdir())
+    ckpt = workdir / config.checkpoint_dir
+    if resume:
+        if existing is None:
+            if occupied:
+                raise _run_error(
+                    f"{workdir} is not a specc run (no {RUN_FILE}); there is nothing to resume",
+                    "give --out the folder of an earlier run, or drop --resume",
+                )
+            resuming = False
+        else:
+            check_resumable(existing, config, graph)
+            resuming = True
+    elif occupied:
+        if existing is None:
+            raise _run_error(
+                f"{workdir} is not empty and is not a specc run; specc will not write into it",
+                "give --out a new or empty folder",
+            )
+        if not force:
+            raise _run_error(
+                f"{workdir} already holds a run of {existing.get('model', '?')} "
+                f"(started {existing.get('started', '?')})",
+                "continue it with --resume, replace it with --force, or give another --out",
+            )
+        resuming = False
+    else:
+        resuming = False
+    for part in _walk_up(ckpt, workdir):
+        if part.is_symlink() or (part.exists() and not part.is_dir()):
+            raise _run_error(
+                f"the checkpoint folder {ckpt} cannot be used: {part} is "
+                + ("a symbolic link" if part.is_symlink() else "a file"),
+                "move it away, or choose another checkpoint(dir=...)",
+                config.span("checkpoint"),
+            )
+    if not primary:
+        return resuming
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            remove_own(workdir, config.checkpoint_dir)
+        _write_record(workdir, config, graph, existing if resuming else None)
+    except OSError as e:
+        raise _run_error(
+            f"cannot write the run directory {workdir}: {e.strerror or e}",
+            "give --out a folder you can write to",
+        ) from None
+    return resuming
+
+
+def _walk_up(path: Path, stop: Path) -> list[Path]:
+    out = []
+    while path != stop and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return list(reversed(out))
+
+
+def remove_own(workdir: Path, checkpoint_dir: str) -> None:
+    """Delete what an earlier run wrote in `workdir` (its own files only; anything else stays)."""
+    import shutil
+
+    from .checkpoint import remove_steps
+
+    for name in OWN_FILES:
+        p = workdir / name
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+    spec = workdir / SPEC_DIR
+    if spec.is_dir() and not spec.is_symlink():
+        shutil.rmtree(spec)
+    remove_steps(workdir / checkpoint_dir)
+
+
+def _write_record(workdir: Path, config: Any, graph: Any, existing: dict[str, Any] | None) -> None:
+    from ..spec import load
+
+    fp = fingerprint(config, graph)
+    spec = load(config.spec_path, config.model)
+    names = _spec_copy_names(spec.program.sources, Path(config.spec_path))
+    main_name = Source.display_name(Path(config.spec_path))
+    if existing is None:
+        for name, rel in names.items():
+            write_atomic(workdir / SPEC_DIR / rel, spec.program.sources[name].text.encode("utf-8"))
+    record = {
+        "format": FORMAT,
+        "model": graph.model,
+        "spec": f"{SPEC_DIR}/{names.get(main_name, Path(config.spec_path).name)}",
+        "spec_origin": str(Path(config.spec_path).resolve()),
+        "data_base": str(Path(config.data_base or Path(config.spec_path).parent).resolve()),
+        "seed": config.seed,
+        "started": existing.get("started") if existing else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(),
+        "fingerprint": fp,
+    }
+    write_atomic(workdir / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode())
+    write_atomic(workdir / CONFIG_FILE, (json.dumps(_plain(config), indent=2) + "\n").encode())
+
+
+def check_resumable(existing: dict[str, Any], config: Any, graph: Any) -> None:
+    """Raise a located SpecError naming every difference between the run's spec and `config`/`graph` that
+    resuming cannot honour (a changed layer, optimizer, loss, data, batch or seed)."""
+    saved = existing.get("fingerprint")
+    if not isinstance(saved, dict):
+        raise _run_error(
+            "this run folder records no fingerprint of what it trained; it cannot be resumed safely",
+            "train afresh with --force, or into another --out",
+        )
+    now = fingerprint(config, graph)
+    diags = Diagnostics()
+    hint = "resume only with the spec that was trained (a copy is in the run's spec/ folder); or --force to start afresh"
+    if saved.get("model") != now["model"]:
+        diags.add(
+            "resume error",
+            f"the run trained model {saved.get('model')}, this spec gives {now['model']}",
+            graph.span,
+            hint,
+        )
+    old_nodes: dict[str, str] = dict(saved.get("nodes", {}))
+    by_name = {n.name: n for n in graph.nodes}
+    shown = 0
+    for name, text in now["nodes"].items():
+        before = old_nodes.get(name)
+        if before == text:
+            continue
+        shown += 1
+        if shown > 5:
+            continue
+        if before is None:
+            diags.add(
+                "resume error", f"'{name}' is new since the run was trained: {text}", by_name[name].span, hint
+            )
+        else:
+            diags.add(
+                "resume error",
+                f"'{name}' changed since the run was trained: was `{before}`, now `{text}`",
+                by_name[name].span,
+                hint,
+            )
+    gone = [n for n in old_nodes if n not in now["nodes"]]
+    if gone:
+        diags.add(
+            "resume error",
+            f"the trained model had {', '.join(repr(g) for g in gone[:5])}"
+            + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+            + ", which this spec no longer has",
+            graph.span,
+            hint,
+        )
+    old_train: dict[str, Any] = dict(saved.get("train", {}))
+    for key, value in now["train"].items():
+        if old_train.get(key) != value:
+            span = config.span(_span_key(key))
+            diags.add(
+                "resume error",
+                f"train key '{key}' changed since the run was trained: was {_show(old_train.get(key))}, "
+                f"now {_show(value)}",
+                span,
+                hint,
+            )
+    diags.raise_if_any(dict(config.sources))
+
+
+def _span_key(key: str) -> str:
+    if key.startswith("objective "):
+        return key.split()[1]
+    return {"rename": "data", "params": "loss"}.get(key, key)
+
+
+def _call_text(c: Any) -> Any:
+    """`adam(lr=0.001, b1=0.9)` from a plain CallSpec; other values as they are."""
+    if isinstance(c, dict) and "name" in c and "args" in c:
+        args = []
+        for k, v in c["args"]:
+            shown = _call_text(v)
+            if k == "*":
+                args += [str(a) for a in shown]
+            else:
+                args.append(f"{k}={shown}")
+        return f"{c['name']}({', '.join(args)})"
+    if isinstance(c, list):
+        return [_call_text(v) for v in c]
+    return c
+
+
+def _show(v: Any) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, separators=(", ", ": "))
+    return text if len(text) <= 160 else text[:157] + "..."
