@@ -5,6 +5,10 @@ Each test names the input a fuzzer found; positions are asserted exactly, as the
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +163,308 @@ def test_a_semicolon_inside_a_string_and_a_trailing_newline_are_fine() -> None:
 
     assert parse_override('data=mnist("a;b")').value.args[0].value == "a;b"  # type: ignore[attr-defined]
     assert parse_override("epochs=3\n").value.value == 3  # type: ignore[attr-defined]
+
+
+# ---- YAML ------------------------------------------------------------------------------------------------------
+
+YAML_HEAD = (
+    'models:\n  M:\n    inputs: {x: "f32[N, 4]"}\n    layers:\n      - {name: h, op: dense, features: 3}\n'
+)
+
+
+def check_json(f: str) -> dict[str, object]:
+    """The first error of `specc check --json`: it must still be JSON, with a position."""
+    code, out, _ = invoke("check", "--json", f)
+    assert code == 1
+    (first, *_) = json.loads(out)["errors"]
+    return first  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "message"),
+    [
+        ("let:\n  a: !!int y\n", 2, 6, "'y' is not a valid !!int"),
+        ("let:\n  a: !!float abc\n", 2, 6, "'abc' is not a valid !!float"),
+        ("let:\n  a: !!bool abc\n", 2, 6, "'abc' is not a valid !!bool"),
+        ("let:\n  a: !!seq abc\n", 2, 6, "YAML tag '!!seq' does not fit a scalar"),
+        ("let:\n  a: !!int [1]\n", 2, 6, "YAML tag '!!int' does not fit a list"),
+        (f"let:\n  a: {BIG}\n", 2, 6, "the number 111111111111...111111 (4400 characters) is out of range"),
+        (
+            "let:\n  a: 0x" + "f" * 400 + "\n",
+            2,
+            6,
+            "the number 0xffffffffff...ffffff (402 characters) is out of range",
+        ),
+        ("let:\n  a: 9223372036854775808\n", 2, 6, "the number 9223372036854775808 is out of range"),
+        ("let:\n  a: 1.0e+999\n", 2, 6, "the number 1.0e+999 is out of range"),
+        ("let:\n  a: .nan\n", 2, 6, "the number .nan is out of range"),
+    ],
+)
+def test_yaml_scalars_that_do_not_construct_are_located(text: str, line: int, col: int, message: str) -> None:
+    code, _, err = invoke("check", write("a.yaml", text))
+    assert code == 1
+    assert err.split("\n")[0] == f"a.yaml:{line}:{col}: value error: {message}"
+
+
+def test_yaml_train_values_of_400_digits_are_located() -> None:
+    f = write("a.yaml", YAML_HEAD + "    outputs: h\ntrain:\n  batch: " + "9" * 400 + "\n")
+    assert check_json(f)["line"] == 8 and check_json(f)["col"] == 10
+
+
+def test_yaml_nested_too_deeply_is_located_and_json() -> None:
+    f = write("a.yaml", "models:\n  M: " + "[" * 300 + "]" * 300 + "\n")
+    e = check_json(f)
+    assert (e["line"], e["col"], e["kind"]) == (2, 104, "value error")
+    assert e["message"] == "the document is nested more than 100 levels deep"
+    nested = "models:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(150))
+    e = check_json(write("b.yaml", nested))
+    assert (e["line"], e["col"]) == (100, 199)
+
+
+def test_yaml_recursive_alias_is_located_and_json() -> None:
+    e = check_json(write("a.yaml", "models:\n  M: &a\n    layers: [*a]\n"))
+    assert (e["line"], e["col"]) == (3, 14)
+    assert e["message"] == "the alias *a refers to the node that contains it (a recursive alias)"
+
+
+def test_alias_bomb_stops_at_the_alias_that_crosses_the_cap() -> None:
+    """Rejected while composing, from node sizes, before anything is expanded (no timing: the position shows it)."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    e = check_json(write("a.yaml", "let:\n" + "".join(f"  {ln}\n" for ln in lines)))
+    # a5 stands for 10**6 nodes, the first over 200,000; a6..a9 (10**10 nodes) are never looked at
+    assert (e["line"], e["col"]) == (7, 7)
+    assert e["message"] == "the document expands to more than 200,000 YAML nodes"
+
+
+def test_alias_expansion_counts_shared_nodes_once_per_use() -> None:
+    from specc.frontend import yaml_frontend
+
+    text = "a: &a [1, 2, 3]\nb: [*a, *a]\n"
+    loader = yaml_frontend._BoundedLoader(yaml_frontend.Source("a.yaml", text))
+    root = loader.get_single_node()
+    assert loader.sizes[id(root)] == 1 + (1 + 4) + (1 + 1 + 4 + 4)  # the root, a: [..], b: [*a, *a]
+
+
+@pytest.mark.parametrize(("char", "col"), [("\x0b", 24), ("\x1b", 24), ("\ufffe", 24)])
+def test_yaml_unacceptable_characters_are_located(char: str, col: int) -> None:
+    f = write("a.yaml", f'models:\n  M:\n    inputs: {{x: "f32[N,{char} 4]"}}\n')
+    code, _, err = invoke("check", f)
+    assert code == 1
+    assert (
+        err.split("\n")[0]
+        == f"a.yaml:3:{col}: syntax error: YAML does not allow the character U+{ord(char):04X}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("some text here", "unknown train key 'bogus'"),
+        ('"a b"', "unknown train key 'bogus'"),
+    ],
+)
+def test_unknown_yaml_train_key_with_a_string_value_is_a_name_error_at_the_key(
+    value: str, message: str
+) -> None:
+    f = write("a.yaml", YAML_HEAD + f"    outputs: h\ntrain:\n  data: digits()\n  bogus: {value}\n")
+    code, _, err = invoke("check", f)
+    assert code == 1
+    lines = err.split("\n")
+    assert lines[0] == f"a.yaml:9:3: name error: {message}"
+    assert lines[-2].startswith("hint: train keys: data, loss, optimizer")
+
+
+def test_unknown_yaml_train_key_gets_did_you_mean() -> None:
+    f = write("a.yaml", YAML_HEAD + "    outputs: h\ntrain:\n  optimiser: sgd(lr=0.1\n")
+    code, _, err = invoke("check", f)
+    assert code == 1
+    assert (
+        err.split("\n")[0]
+        == "a.yaml:8:3: name error: unknown train key 'optimiser'; did you mean 'optimizer'?"
+    )
+
+
+# ---- convert ---------------------------------------------------------------------------------------------------
+
+
+DUP = "model M {\n  input x: f32[N, 4]\n  input x: f32[N, 5]\n  h = x -> dense(3)\n  output h\n}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "what"),
+    [
+        (DUP, 3, 3, "input 'x' is defined twice (first at 2:3)"),
+        (
+            DUP.replace("input x: f32[N, 5]", "let k = 1\n  let k = 2"),
+            4,
+            3,
+            "constant 'k' is defined twice (first at 3:3)",
+        ),
+        (
+            DUP.replace("input x: f32[N, 5]\n", "") + DUP.replace("input x: f32[N, 5]\n", ""),
+            6,
+            1,
+            "model 'M' is defined twice (first at 1:1)",
+        ),
+        (
+            "block B(c, c) {\n  input x\n  output x\n}\n",
+            1,
+            12,
+            "block argument 'c' is defined twice (first at 1:9)",
+        ),
+    ],
+)
+def test_convert_to_yaml_refuses_a_duplicate_it_would_drop(text: str, line: int, col: int, what: str) -> None:
+    code, out, err = invoke("convert", write("a.net", text), "--to", "yaml")
+    assert code == 1 and out == ""
+    assert err.split("\n")[0] == f"a.net:{line}:{col}: value error: cannot convert to YAML: {what}"
+
+
+def test_yaml_duplicate_inputs_are_errors_like_in_net() -> None:
+    f = write("a.yaml", "models:\n  M:\n    inputs: {x: 'f32[N, 4]', x: 'f32[N, 5]'}\n    outputs: x\n")
+    code, _, err = invoke("check", f)
+    assert code == 1
+    assert err.split("\n")[0] == "a.yaml:3:30: value error: duplicate key 'x' (first at 3:14)"
+    f = write("b.yaml", "models:\n  M:\n    inputs: [x, x]\n    outputs: x\n")
+    code, _, err = invoke("check", f)
+    assert code == 1
+    assert "b.yaml:3:17: name error: 'x' is already defined (at 3:14)" in err.split("\n")
+
+
+HOSTILE = (
+    "# title\rnot: yaml\v \u2028next: line\x85and \u2029more\n"
+    "model M {\n"
+    "  input x: f32[N, 4]\n"
+    "  h = x -> dense(3)   # trailing \r comment\n"
+    "  output h\n"
+    "}\n"
+    "train {\n"
+    '  data = csv("a\x85b\u2028c\u2029d\x0be")\n'
+    "  loss = mse(h, x)\n"
+    "  optimizer = sgd(lr=0.1)\n"
+    "}\n"
+)
+
+
+def test_convert_escapes_what_yaml_reads_as_line_breaks_or_refuses() -> None:
+    Path("a.net").write_bytes(HOSTILE.encode())
+    code, out, err = invoke("convert", "a.net", "--to", "yaml")
+    assert code == 0, err
+    assert out.startswith("# title\n# not: yaml\\u000b \n# next: line\n# and \n# more\n\nmodels:")
+    Path("a.yaml").write_bytes(out.encode())
+    from specc.frontend.load import parse_any, read_source
+
+    assert parse_any(read_source(Path("a.yaml"))) == parse_any(read_source(Path("a.net")))
+
+
+def test_convert_to_net_of_broken_yaml_shows_the_line() -> None:
+    f = write("a.yaml", 'models:\n  M:\n    inputs: {x: "f32[N, 4]"\n    layers: []\n')
+    code, _, err = invoke("convert", f, "--to", "net")
+    assert code == 1
+    assert err.split("\n")[:3] == [
+        "a.yaml:4:5: syntax error: missing '}' to close the mapping opened at 3:13",
+        " 4 |     layers: []",
+        "   |     ^",
+    ]
+
+
+SPECS = sorted((ROOT / "specs").glob("*.net"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_convert_of_a_valid_spec_checks_to_the_same_ir(path: Path, ir_dumps) -> None:  # type: ignore[no-untyped-def]
+    from specc.frontend.convert import convert_file
+
+    want = ir_dumps(path)
+    assert isinstance(want, dict), want
+    yaml_text = convert_file(path, "yaml")
+    assert ir_dumps(path.with_suffix(".yaml"), yaml_text) == want
+    twin = Path(path.stem + ".yaml")
+    twin.write_text(yaml_text, encoding="utf-8")
+    assert ir_dumps(path, convert_file(twin, "net")) == want
+
+
+def test_convert_of_mutated_specs_is_as_valid_as_the_original(ir_dumps) -> None:  # type: ignore[no-untyped-def]
+    """A small seeded fuzz: a mutant that converts checks to the same IR, or to the same errors."""
+    import random
+    import re
+
+    from specc.frontend.convert import convert_file
+
+    rng = random.Random(8)
+    pieces = [
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "->",
+        "=",
+        "x",
+        "1",
+        "-1",
+        "2.5",
+        "relu",
+        "dense(3)",
+        "\n",
+        "#c\n",
+        ":",
+        "h",
+    ]
+    converted = 0
+    for _ in range(40):
+        text = MLP
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(text))
+            if rng.random() < 0.5:
+                text = text[:i] + text[i + rng.randint(1, 8) :]
+            else:
+                text = text[:i] + rng.choice(pieces) + text[i:]
+        f = Path(write("m.net", text))
+        try:
+            yaml_text = convert_file(f, "yaml")
+        except SpecError as e:
+            assert all(d.span is not None for d in e.diagnostics)
+            continue
+        converted += 1
+        a, b = ir_dumps(f), ir_dumps(f.with_suffix(".yaml"), yaml_text)
+        if isinstance(a, list):  # the same errors; positions differ between the two files
+            a, b = (sorted(re.sub(r"\d+:\d+", "L:C", m) for m in v) for v in (a, b))  # type: ignore[union-attr]
+        assert a == b, text
+    assert converted >= 10
+
+
+# ---- the CLI ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["check"], ["convert", "--to", "yaml"], ["check", "--json"]])
+def test_a_closed_output_pipe_ends_quietly(args: list[str]) -> None:
+    """`specc check X | head -0`: the reader is gone before specc writes; no traceback, no internal error."""
+    read, write_end = os.pipe()
+    os.close(read)
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "specc.cli", args[0], str(ROOT / "specs" / "mlp.net"), *args[1:]],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert r.stderr == ""
+    assert r.returncode == 1  # click's own convention for EPIPE (as for `specc --help | head -0`)
+
+
+def test_recursion_error_is_reported_as_json_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import specc.spec
+
+    def deep(*_: object, **__: object) -> None:
+        raise RecursionError
+
+    monkeypatch.setattr(specc.spec, "load", deep)
+    code, out, _ = invoke("check", "--json", write("a.net", MLP))
+    assert code == 1
+    assert json.loads(out)["errors"][0]["message"] == "the spec is nested too deeply to process"

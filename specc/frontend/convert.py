@@ -8,6 +8,7 @@ their order in the tree, which formatting does not change.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -211,6 +212,20 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
     return changed
 
 
+# YAML ends a comment at any of its line breaks and refuses control characters; a .net comment holds both
+_YAML_BREAK = re.compile("\r\n?|[\x85\u2028\u2029]")
+_YAML_NON_PRINTABLE = re.compile("[^\x09\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _yaml_comment(text: str) -> list[str]:
+    """A .net comment (from '#') as YAML comment lines: one per line break in it, control characters escaped."""
+    parts = _YAML_BREAK.split(text)
+    return [
+        ("" if i == 0 else "# ") + _YAML_NON_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", part)
+        for i, part in enumerate(parts)
+    ]
+
+
 def convert_file(path: Path | str, target: str) -> str:
     """The spec at `path` (.net or YAML) as text for the other front end: target "yaml" or "net"."""
     from .yaml_frontend import to_yaml
@@ -234,5 +249,5 @@ def convert_file(path: Path | str, target: str) -> str:
         for c in find_comments(src.text):
             if c.own_line and c.line < first:
                 header += [""] if c.blank_before and header else []
-                header.append(c.text)
+                header += _yaml_comment(c.text)
     return "\n".join(header) + ("\n\n" if header else "") + text

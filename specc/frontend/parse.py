@@ -374,8 +374,13 @@ def number_value(text: str, span: Span) -> int | float:
         value = float(text)
         if math.isfinite(value):
             return value
+    raise number_range_error(text, span)
+
+
+def number_range_error(text: str, span: Span) -> SpecError:
+    """The error for a number outside int64/float64 (both front ends word it alike)."""
     shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
-    raise SpecError.one(
+    return SpecError.one(
         "value error",
         f"the number {shown} is out of range",
         span,

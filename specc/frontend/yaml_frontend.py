@@ -6,18 +6,20 @@ line/column kept, so every mistake is reported where it is. docs/yaml.md describ
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from ..errors import SpecError, did_you_mean
+from ..errors import SpecError, did_you_mean, dym_suffix
 from ..source import NO_SPAN, Source, Span
 from . import ast
 from .fmt import format_expr
 
 MAX_NODES = 200_000  # aliases can make a small file expand enormously ("billion laughs")
+MAX_DEPTH = 100  # a spec nests a few levels; PyYAML's composer (and the walks below) recurse per level
 
 # ---- the composed document, with spans ----------------------------------------------------------------
 
@@ -57,6 +59,69 @@ def _fail(kind: str, message: str, span: Span, hint: str = "") -> SpecError:
     return SpecError.one(kind, message, span, hint)
 
 
+def _mark_span(name: str, mark: yaml.Mark | None) -> Span:
+    return Span.point(name, mark.line + 1, mark.column + 1) if mark is not None else Span.point(name, 1, 1)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses, where they start, what would only fail later and slowly.
+
+    It tracks each node's expanded size (an alias counts the whole node it names) as the document is
+    composed, so an alias bomb stops at the alias that crosses MAX_NODES without being expanded; it stops a
+    recursive alias (`&a [*a]`, a cycle every walk would follow forever) and nesting deeper than MAX_DEPTH.
+    """
+
+    def __init__(self, src: Source):
+        super().__init__(src.text)
+        self.name = src.name
+        self.sizes: dict[int, int] = {}  # id(node) → nodes it stands for once aliases are expanded
+        self.open_anchors: set[str] = (
+            set()
+        )  # anchors of the nodes being composed (an alias to one is a cycle)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.open_anchors:
+                raise _fail(
+                    "value error",
+                    f"the alias *{event.anchor} refers to the node that contains it (a recursive alias)",
+                    _mark_span(self.name, event.start_mark),
+                    f"an alias repeats a finished node; move *{event.anchor} out of &{event.anchor}",
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _fail(
+                "value error",
+                f"the document is nested more than {MAX_DEPTH} levels deep",
+                _mark_span(self.name, event.start_mark),
+                "a spec nests a few levels (models, a model, its layers, a layer); is this the right file?",
+            )
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self.open_anchors.add(anchor)
+        node = super().compose_node(parent, index)
+        self.open_anchors.discard(anchor)  # type: ignore[arg-type]
+        self.depth -= 1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for kv in node.value for n in kv]
+        size = 1 + sum(self.sizes[id(c)] for c in children)
+        self.sizes[id(node)] = size
+        if size > MAX_NODES:
+            raise _fail(
+                "value error",
+                f"the document expands to more than {MAX_NODES:,} YAML nodes",
+                _mark_span(self.name, node.start_mark),
+                "anchors and aliases (&a, *a) are expanded where they are used; use fewer of them",
+            )
+        return node  # type: ignore[no-any-return]
+
+
 class _Composer:
     """yaml nodes → YNodes: checks tags, duplicate keys and size; never constructs Python objects from tags."""
 
@@ -79,14 +144,18 @@ class _Composer:
                 "anchors and aliases (&a, *a) are expanded where they are used; use fewer of them",
             )
         span = self.span(node)
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         if node.tag not in _SAFE_TAGS:
-            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise _fail(
                 "value error",
                 f"YAML tag '{tag}' is not allowed",
                 span,
                 "specc reads plain YAML: mappings, lists, strings, numbers, booleans and null",
             )
+        kind = {"!!map": yaml.MappingNode, "!!seq": yaml.SequenceNode}.get(tag, yaml.ScalarNode)
+        if not isinstance(node, kind):
+            found = {yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}.get(type(node), "a scalar")
+            raise _fail("value error", f"YAML tag '{tag}' does not fit {found}", span, "remove the tag")
         if isinstance(node, yaml.MappingNode):
             out = YMap([], span)
             for k, v in node.value:
@@ -109,8 +178,31 @@ class _Composer:
         if isinstance(node, yaml.SequenceNode):
             return YSeq([self.walk(x) for x in node.value], span)
         assert isinstance(node, yaml.ScalarNode)
-        value = self.loader.construct_object(node)
-        return YScalar(value, span, self._text_at(node))
+        return YScalar(self.scalar(node, tag, span), span, self._text_at(node))
+
+    def scalar(self, node: yaml.ScalarNode, tag: str, span: Span) -> str | int | float | bool | None:
+        from .parse import MAX_INT, number_range_error
+
+        text = node.value
+        # int() refuses 4,300 decimal digits; no int64 needs more than 66 characters (0b, 64 bits, a sign)
+        if tag == "!!int" and len(text.replace("_", "")) > 66:
+            raise number_range_error(text, span)
+        try:
+            value = self.loader.construct_object(node)
+        except (ValueError, KeyError, TypeError, OverflowError, yaml.YAMLError):  # `!!int y`, `!!bool abc`
+            raise _fail(
+                "value error",
+                f"'{text}' is not a valid {tag}",
+                span,
+                "remove the tag, or give a value of its type (!!int 3, !!float 0.5, !!bool true)",
+            ) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+            raise number_range_error(text, span)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise number_range_error(text, span)
+        return value
 
     def _text_at(self, node: yaml.ScalarNode) -> tuple[int, int]:
         """Where a string's characters stand in the file, so an expression's spans point into the YAML."""
@@ -141,7 +233,23 @@ def _yaml_problem(problem: str) -> tuple[str, str]:
 
 def compose(src: Source) -> YNode | None:
     try:
-        node = yaml.compose(src.text, Loader=yaml.SafeLoader)
+        loader = _BoundedLoader(src)  # reading the text checks its characters
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as e:  # not a MarkedYAMLError: it has an offset, not a line and column
+        pos = min(e.position, len(src.text))
+        line = src.text.count("\n", 0, pos) + 1
+        col = pos - (src.text.rfind("\n", 0, pos) + 1) + 1
+        raise _fail(
+            "syntax error",
+            f"YAML does not allow the character U+{e.character:04X}"
+            if isinstance(e.character, int)
+            else str(e),
+            Span.point(src.name, line, col),
+            "remove it; YAML text holds printable characters, tabs and line breaks only",
+        ) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -327,6 +435,8 @@ class _Reader:
                 "start the file with `models:`",
             )
         _check_keys(root, _TOP_KEYS, "the spec")
+        from ..train.spec import OBJECTIVE_KEYS, TRAIN_KEYS  # names only; the train checker owns them
+
         items: list[ast.Item] = []
         for key, node in root.items:
             if key.value == "imports":
@@ -340,13 +450,13 @@ class _Reader:
                 for name, body in self.named(node, key.value[:-1]):
                     items.append(self.definition(key.value[:-1], name, body))
             elif key.value == "train":
-                items.append(ast.TrainDef(self.entries(node, "train"), key.span.to(node.span)))
+                items.append(ast.TrainDef(self.entries(node, "train", TRAIN_KEYS), key.span.to(node.span)))
             else:
                 for name, body in self.named(node, "objective"):
                     items.append(
                         ast.ObjectiveDef(
                             str(name.value),
-                            self.entries(body, f"objective {name.value}"),
+                            self.entries(body, f"objective {name.value}", OBJECTIVE_KEYS),
                             name.span.to(body.span),
                         )
                     )
@@ -362,7 +472,7 @@ class _Reader:
         m = _want(node, YMap, "let")
         return [ast.Let(_name(k, "a constant's name"), self.value(v), k.span.to(v.span)) for k, v in m.items]
 
-    def entries(self, node: YNode, where: str) -> tuple[ast.Entry, ...]:
+    def entries(self, node: YNode, where: str, keys: tuple[str, ...]) -> tuple[ast.Entry, ...]:
         if isinstance(node, YScalar) and node.value is None:
             return ()
         m = _want(node, YMap, where)
@@ -379,7 +489,19 @@ class _Reader:
                     rm = _want(ren, YMap, "as")
                     rename = tuple((_name(a, "a data field"), _name(b, "a model input")) for a, b in rm.items)
                 v = val
-            out.append(ast.Entry(key, self.value(v, allow_pipeline=True), rename, k.span.to(v.span), k.span))
+            try:
+                value = self.value(v, allow_pipeline=True)
+            except SpecError:
+                # `bogus: some text` would be reported as a syntax error in its value; the key is the slip
+                if key not in keys:
+                    raise _fail(
+                        "name error",
+                        f"unknown {where} key '{key}'" + dym_suffix(key, keys),
+                        k.span,
+                        f"{where} keys: {', '.join(keys)}",
+                    ) from None
+                raise
+            out.append(ast.Entry(key, value, rename, k.span.to(v.span), k.span))
         return tuple(out)
 
     def definition(self, what: str, name: YScalar, node: YNode) -> ast.ModelDef | ast.BlockDef:
@@ -585,8 +707,8 @@ def _blocks_of(root: YNode | None) -> dict[str, YMap]:
 
 def parse_yaml(src: Source) -> ast.Module:
     """Parse one YAML spec to its AST; raises SpecError with located messages."""
-    root = compose(src)
     try:
+        root = compose(src)
         return _Reader(src, _blocks_of(root)).module(root)
     except SpecError as e:
         raise e.with_sources({src.name: src}) from None
@@ -648,6 +770,9 @@ def _named_args(
 class _Writer:
     def __init__(self, module: ast.Module):
         self.mod = module
+        self.first: dict[
+            tuple[int, str], Span
+        ] = {}  # (id of a mapping being written, key) → where it was set
         blocks_doc = {b.name: self.signature(b) for b in module.items if isinstance(b, ast.BlockDef)}
         self.reader = _Reader(
             Source(module.file or "<yaml>", ""), {k: _ymap(v) for k, v in blocks_doc.items()}
@@ -684,14 +809,29 @@ class _Writer:
             if isinstance(item, ast.Import):
                 doc.setdefault(key, _FlowList()).append(item.path)
             elif isinstance(item, ast.Let):
-                doc.setdefault(key, {})[item.name] = _out(item.value)
+                self.put(doc.setdefault(key, {}), item.name, _out(item.value), item.span, "constant")
             elif isinstance(item, ast.BlockDef | ast.ModelDef):
-                doc.setdefault(key, {})[item.name] = self.definition(item)
+                what = "model" if isinstance(item, ast.ModelDef) else "block"
+                self.put(doc.setdefault(key, {}), item.name, self.definition(item), item.span, what)
             elif isinstance(item, ast.TrainDef):
                 doc[key] = self.entries(item.entries)
             else:
-                doc.setdefault(key, {})[item.name] = self.entries(item.entries)
+                self.put(
+                    doc.setdefault(key, {}), item.name, self.entries(item.entries), item.span, "objective"
+                )
         return doc
+
+    def put(self, section: dict[str, Any], name: str, value: Any, span: Span, what: str) -> None:
+        """section[name] = value, refusing a second definition: a YAML mapping holds each key once."""
+        first = self.first.setdefault((id(section), name), span)
+        if name in section:
+            raise _fail(
+                "value error",
+                f"cannot convert to YAML: {what} '{name}' is defined twice (first at {first.line}:{first.col})",
+                span,
+                "a YAML mapping holds each key once; remove or rename one of them, then convert",
+            )
+        section[name] = value
 
     def entries(self, entries: tuple[ast.Entry, ...]) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -699,13 +839,24 @@ class _Writer:
             if e.key in d:
                 raise _fail("value error", f"cannot convert to YAML: '{e.key}' is set twice", e.span)
             v = _out(e.value)
-            d[e.key] = v if e.rename is None else _Flow(value=v, **{"as": _Flow(e.rename)})
+            if e.rename is None:
+                d[e.key] = v
+                continue
+            renames: dict[str, Any] = _Flow()
+            for field_name, input_name in e.rename:
+                self.put(renames, field_name, input_name, e.span, "renamed data field")
+            d[e.key] = _Flow(value=v, **{"as": renames})
         return d
 
     def definition(self, item: ast.ModelDef | ast.BlockDef) -> dict[str, Any]:
         d: dict[str, Any] = {}
         if isinstance(item, ast.BlockDef) and item.params:
-            d["args"] = _Flow((p.name, None if p.default is None else _out(p.default)) for p in item.params)
+            args: dict[str, Any] = _Flow()
+            for p in item.params:
+                self.put(
+                    args, p.name, None if p.default is None else _out(p.default), p.span, "block argument"
+                )
+            d["args"] = args
         first_input = next((s.name for s in item.body if isinstance(s, ast.InputDecl)), None)
         prev: str | None = first_input
         layers: list[dict[str, Any]] | None = None
@@ -748,13 +899,19 @@ class _Writer:
                 continue
             last = sec
             if isinstance(s, ast.InputDecl):
-                d.setdefault(sec, _Flow())[s.name] = None if s.type is None else _type(s.type)
-            elif isinstance(s, ast.ParamDecl):
-                d.setdefault(sec, {})[s.name] = (
-                    _type(s.type) if s.init is None else _Flow(type=_type(s.type), init=_out(s.init))
+                self.put(
+                    d.setdefault(sec, _Flow()),
+                    s.name,
+                    None if s.type is None else _type(s.type),
+                    s.span,
+                    "input",
                 )
+            elif isinstance(s, ast.ParamDecl):
+                t = _type(s.type) if s.init is None else _Flow(type=_type(s.type), init=_out(s.init))
+                self.put(d.setdefault(sec, {}), s.name, t, s.span, "param")
             elif isinstance(s, ast.Default | ast.Let):
-                d.setdefault(sec, {})[s.name if isinstance(s, ast.Let) else s.key] = _out(s.value)
+                name, what = (s.name, "constant") if isinstance(s, ast.Let) else (s.key, "default")
+                self.put(d.setdefault(sec, {}), name, _out(s.value), s.span, what)
             elif isinstance(s, ast.Output):
                 if sec in d:
                     layers = d.setdefault("layers", [])
@@ -855,6 +1012,14 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+def _represent_str(dumper: yaml.SafeDumper, v: str) -> yaml.ScalarNode:
+    # PyYAML writes NEL and U+2028/9 raw inside plain and single-quoted scalars, where reading folds them
+    # into a space; double quotes escape them (\N, \L, \P)
+    style = '"' if any(c in v for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", v, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(
     _Flow, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True)
 )
