@@ -468,3 +468,24 @@ def test_recursion_error_is_reported_as_json_too(monkeypatch: pytest.MonkeyPatch
     code, out, _ = invoke("check", "--json", write("a.net", MLP))
     assert code == 1
     assert json.loads(out)["errors"][0]["message"] == "the spec is nested too deeply to process"
+
+
+def test_set_of_4400_digits_is_located() -> None:
+    err = _set_error(f"epochs={BIG}")
+    assert err.split("\n")[0] == (
+        "--set:1:8: value error: the number 111111111111...111111 (4400 characters) is out of range"
+    )
+
+
+def test_train_cli_reports_set_errors_before_training() -> None:
+    """Through `specc train`: exit 1, the position in the --set text, nothing trained."""
+    f = write("a.net", MLP)
+    code, _, err = invoke("train", f, "--set", "epochs=abc", "--out", "run")
+    assert code == 1
+    assert not Path("run").exists()
+    assert err.split("\n")[:2] == ["--set:1:8: value error: epochs must be an integer", " 1 | epochs=abc"]
+    code, _, err = invoke("train", f, "--set", "epochs=1", "--set", "batch=1;epochs=2", "--out", "run")
+    assert code == 1
+    assert err.split("\n")[0] == (
+        "--set[2]:1:8: argument error: one KEY=VALUE per --set; this one holds a second statement"
+    )
