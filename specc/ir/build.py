@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import operator
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,9 @@ from .dims import MAX_DIM, Dim, DimError, fmt_dims
 from .graph import Fn, Graph, Node, Ref, Scope
 from .types import DTYPES, TensorType
 
-MAX_NODES = 2_000_000
+# The largest graph specc builds (about half a minute of checking); a bigger one is surely a slip such as
+# repeat(1000000000, ...) and is refused before it is expanded. docs/language.md states it.
+MAX_NODES = 1_000_000
 MAX_BLOCK_DEPTH = 64
 MAX_LET_DEPTH = 100
 
@@ -92,9 +95,9 @@ class GraphBuilder:
         except _Limit:
             self.diags.add(
                 "value error",
-                f"the model expands to more than {MAX_NODES:,} nodes",
+                f"the model expands to more than {MAX_NODES:,} nodes, the most a model may have",
                 model.span,
-                "lower the repeat counts",
+                "lower the repeat counts or the number of block calls",
             )
         if not outputs and not self.diags:
             self.diags.add(
@@ -749,11 +752,19 @@ class GraphBuilder:
             )
             return POISON
         inner: ast.Call = c.args[1]
+        # The cap is checked before expanding: a count of 10⁹ must be an error, not an hour of building.
+        if n > MAX_NODES - len(self.nodes):
+            self._too_big(c, n, inner.func, None, env)
+            return POISON
         block = self.program.blocks.get(inner.func)
         v: Any = piped
         base = name or inner.func
+        before = len(self.nodes)
         for i in range(n):
             if v is POISON:
+                return POISON
+            if i == 1 and (len(self.nodes) - before) * (n - 1) > MAX_NODES - len(self.nodes):
+                self._too_big(c, n, inner.func, len(self.nodes) - before, env)
                 return POISON
             if block is not None:
                 args = [self._eval(a, env, attr=True) for a in inner.args]
@@ -773,6 +784,16 @@ class GraphBuilder:
                 )
                 return POISON
         return v
+
+    def _too_big(self, c: ast.Call, n: int, what: str, per_copy: int | None, env: _Env) -> None:
+        size = f"{n:,} copies of {what}" + (f" of {per_copy:,} nodes each" if per_copy else "")
+        where = f" (in block {env.scope[-1].block} called from {_where(env)})" if env.scope else ""
+        self.diags.add(
+            "value error",
+            f"repeat makes {size}: more than the {MAX_NODES:,} nodes a model may have{where}",
+            c.args[0].span,
+            f"specc refuses graphs over {MAX_NODES:,} nodes before building them; lower the repeat count",
+        )
 
     def _block_call(
         self,
@@ -1038,11 +1059,12 @@ def _stage_names(target: str, stages: tuple[ast.Call, ...]) -> list[str]:
     if not target:
         return [""] * len(stages)
     funcs = [_stage_func(st) for st in stages[:-1]]
-    seen: dict[str, int] = {}
+    total = Counter(funcs)  # counted once: `funcs.count` per stage made a 30,000-stage pipeline take 25 s
+    seen: Counter[str] = Counter()
     out = []
     for f in funcs:
-        seen[f] = seen.get(f, 0) + 1
-        out.append(f"{target}.{f}" + (str(seen[f]) if funcs.count(f) > 1 else ""))
+        seen[f] += 1
+        out.append(f"{target}.{f}" + (str(seen[f]) if total[f] > 1 else ""))
     return [*out, target]
 
 

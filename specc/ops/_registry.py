@@ -39,7 +39,8 @@ class OpError(Exception):
 class Arg:
     """One non-tensor argument of an op.
 
-    kind: int | float | bool | str | enum | window (int or tuple) | padding | axis | axes | init | dims | ints | any
+    kind: int | float | number (int or float, kept as given) | bool | str | enum | window (int or tuple) | padding |
+        axis | axes | init | dims | ints | parts (an int or a list of sizes) | index (subscript items) | dtype | any
     """
 
     name: str
@@ -164,6 +165,11 @@ class OpCall:
             raise self.fail(
                 f"{self.op.name} needs {what} to be a known number to size its parameters, got {d} in {self.x}",
                 "declare that axis with a number in the input's type",
+            )
+        if v == 0:  # parameters over an empty axis: the initialisers divide by the fan-in
+            raise self.fail(
+                f"{self.op.name} needs {what} to hold at least one element, got size 0 in {self.x}",
+                "an axis of size 0 holds no values to compute with",
             )
         return v
 
@@ -406,6 +412,20 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
         if isinstance(v, tuple | list) and all(_intlike(x) for x in v):
             return tuple(v)
         raise bad("a list of integers")
+    if k == "number":
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise bad("a number")
+        return v
+    if k == "parts":
+        if _intlike(v) and v >= 1:
+            return v
+        if isinstance(v, tuple | list) and v and all(_intlike(x) and x >= 1 for x in v):
+            return tuple(v)
+        raise bad("a number of equal parts or a list of positive sizes, like 2 or [4, 12]")
+    if k == "index":
+        if isinstance(v, tuple) and all(_index_item(x) for x in v):
+            return v
+        raise bad("a subscript", "write the subscript after the tensor: x[0, 1:3]")
     if k == "dims":
         if isinstance(v, tuple | list) and all(_intlike(x) or isinstance(x, Dim) for x in v):
             return tuple(x if isinstance(x, Dim) or x == -1 else Dim.const(x) for x in v)
@@ -420,6 +440,17 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
             raise bad("a dtype: " + ", ".join(DTYPES), did_you_mean(w or "", DTYPES))
         return w
     raise AssertionError(f"unknown argument kind {k}")
+
+
+def _index_item(it: Any) -> bool:
+    """One item of `index`'s items, as the builder makes them from a subscript: ("i", k), ("s", lo, hi, step), ("e",)."""
+    if not isinstance(it, tuple) or not it:
+        return False
+    if it[0] == "i":
+        return len(it) == 2 and _intlike(it[1])
+    if it[0] == "s":
+        return len(it) == 4 and all(x is None or _intlike(x) for x in it[1:])
+    return it == ("e",)
 
 
 def convert_init(v: Any, bad: Callable[..., OpError]) -> Fn:
@@ -463,6 +494,14 @@ def describe(v: Any) -> str:
 def call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     """The `apply` of an op whose built Flax layer does the whole op: call it on the one input."""
     return m(xs[0])
+
+
+def compute_dtype(t: TensorType, ctx: Any) -> Any:
+    """The `dtype=` of a Flax layer: compute in the input's dtype. Flax's default promotes an f16/bf16 input with
+    its f32 parameters to f32, while the shape rules (like PyTorch's layers) keep the input's dtype."""
+    from ..ir.types import JNP_NAMES
+
+    return ctx.jnp.dtype(JNP_NAMES[t.dtype])
 
 
 def per_axis(v: int | tuple[int, ...], n: int, what: str, call: OpCall, arg: str) -> tuple[int, ...]:

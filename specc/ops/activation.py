@@ -9,10 +9,16 @@ from ..ir.dims import product
 from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 
 
-def _same(float_only: bool, cost: int) -> Callable[[OpCall], Inferred]:
+def _same(accepts: str, cost: int) -> Callable[[OpCall], Inferred]:
     def rule(c: OpCall) -> Inferred:
-        if float_only:
+        if accepts == "float":
             c.need_float()
+        elif accepts == "number" and c.x.dtype == "bool":  # jnp.negative / jnp.sign refuse booleans
+            raise c.fail(
+                f"{c.op.name} expects a number input, got {c.x}",
+                "convert the booleans with `-> cast(f32)` or `-> cast(i32)`",
+                kind="type error",
+            )
         if c.op.arg("axis") is not None:
             c.axis("axis")
         return Inferred((c.x,), flops=product(c.x.dims) * cost)
@@ -20,30 +26,30 @@ def _same(float_only: bool, cost: int) -> Callable[[OpCall], Inferred]:
     return rule
 
 
-# name, extra arguments, float-only, rough FLOPs per element, doc
-_TABLE: tuple[tuple[str, tuple[Arg, ...], bool, int, str], ...] = (
-    ("relu", (), True, 1, "max(x, 0)"),
-    ("sigmoid", (), True, 4, "1 / (1 + e^-x)"),
-    ("tanh", (), True, 4, "hyperbolic tangent"),
-    ("softmax", (Arg("axis", "axis", -1),), True, 5, "exp(x) / sum(exp(x)) along an axis"),
-    ("log_softmax", (Arg("axis", "axis", -1),), True, 5, "x - logsumexp(x) along an axis"),
-    ("gelu", (Arg("approximate", "bool", False),), True, 8, "Gaussian error linear unit"),
-    ("elu", (Arg("alpha", "float", 1.0),), True, 4, "x if x > 0 else alpha*(e^x - 1)"),
-    ("leaky_relu", (Arg("slope", "float", 0.01),), True, 2, "x if x > 0 else slope*x"),
-    ("selu", (), True, 4, "scaled ELU"),
-    ("silu", (), True, 5, "x * sigmoid(x) (swish)"),
-    ("softplus", (), True, 4, "log(1 + e^x)"),
-    ("step", (), False, 1, "1 if x > 0 else 0 (the perceptron's threshold)"),
-    ("sign", (), False, 1, "-1, 0 or 1"),
-    ("identity", (), False, 0, "x"),
-    ("sin", (), True, 4, "sine"),
-    ("cos", (), True, 4, "cosine"),
-    ("exp", (), True, 4, "e^x"),
-    ("log", (), True, 4, "natural logarithm"),
-    ("sqrt", (), True, 4, "square root"),
-    ("abs", (), False, 1, "absolute value"),
-    ("square", (), False, 1, "x * x"),
-    ("neg", (), False, 1, "-x"),
+# name, extra arguments, input dtypes accepted (float | number: not bool | any), rough FLOPs per element, doc
+_TABLE: tuple[tuple[str, tuple[Arg, ...], str, int, str], ...] = (
+    ("relu", (), "float", 1, "max(x, 0)"),
+    ("sigmoid", (), "float", 4, "1 / (1 + e^-x)"),
+    ("tanh", (), "float", 4, "hyperbolic tangent"),
+    ("softmax", (Arg("axis", "axis", -1),), "float", 5, "exp(x) / sum(exp(x)) along an axis"),
+    ("log_softmax", (Arg("axis", "axis", -1),), "float", 5, "x - logsumexp(x) along an axis"),
+    ("gelu", (Arg("approximate", "bool", False),), "float", 8, "Gaussian error linear unit"),
+    ("elu", (Arg("alpha", "float", 1.0),), "float", 4, "x if x > 0 else alpha*(e^x - 1)"),
+    ("leaky_relu", (Arg("slope", "float", 0.01),), "float", 2, "x if x > 0 else slope*x"),
+    ("selu", (), "float", 4, "scaled ELU"),
+    ("silu", (), "float", 5, "x * sigmoid(x) (swish)"),
+    ("softplus", (), "float", 4, "log(1 + e^x)"),
+    ("step", (), "any", 1, "1 if x > 0 else 0 (the perceptron's threshold)"),
+    ("sign", (), "number", 1, "-1, 0 or 1"),
+    ("identity", (), "any", 0, "x"),
+    ("sin", (), "float", 4, "sine"),
+    ("cos", (), "float", 4, "cosine"),
+    ("exp", (), "float", 4, "e^x"),
+    ("log", (), "float", 4, "natural logarithm"),
+    ("sqrt", (), "float", 4, "square root"),
+    ("abs", (), "any", 1, "absolute value"),
+    ("square", (), "any", 1, "x * x"),
+    ("neg", (), "number", 1, "-x"),
 )
 
 ACTIVATIONS = tuple(row[0] for row in _TABLE)
@@ -88,14 +94,14 @@ def _label(name: str, args: tuple[Arg, ...]) -> Callable[[Any], str]:
     )
 
 
-for _name, _args, _float, _cost, _doc in _TABLE:
+for _name, _args, _accepts, _cost, _doc in _TABLE:
     register(
         OpDef(
             name=_name,
             family="activation",
             tensors=1,
             args=_args,
-            infer=_same(_float, _cost),
+            infer=_same(_accepts, _cost),
             lowerings=(_lowering(_name),),
             label=_label(_name, _args),
             doc=_doc,

@@ -79,7 +79,7 @@ for _name in SYMBOLS:
             family="elementwise",
             tensors=(1, 2),
             # scalar/reverse carry a literal operand: `2 * x` is mul(x, scalar=2, reverse=true)
-            args=(Arg("scalar", "any", None), Arg("reverse", "bool", False)),
+            args=(Arg("scalar", "number", None), Arg("reverse", "bool", False)),
             infer=_binary,
             lowerings=(_apply_binary(_name),),
             label=_binary_label(_name),

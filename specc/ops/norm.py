@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.dims import product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, compute_dtype, register
 
 # Per-element FLOP estimates, inference mode. Batch norm folds into one multiply-add per element; layer/group
 # norm compute their statistics on the fly (mean, variance, normalise, scale, shift).
@@ -72,6 +72,7 @@ register(
                 axis=a["axis"],
                 momentum=a["momentum"],
                 epsilon=a["eps"],
+                dtype=compute_dtype(t, ctx),
                 rngs=ctx.rngs,
             )
         ),
@@ -101,7 +102,9 @@ register(
         args=(Arg("eps", "float", 1e-5),),
         infer=_layernorm,
         lowerings=_layer(
-            lambda a, t, ctx: ctx.nnx.LayerNorm(t.dims[-1].value, epsilon=a["eps"], rngs=ctx.rngs)
+            lambda a, t, ctx: ctx.nnx.LayerNorm(
+                t.dims[-1].value, epsilon=a["eps"], dtype=compute_dtype(t, ctx), rngs=ctx.rngs
+            )
         ),
         label=lambda a: "layernorm",
         doc="layer normalisation over the last axis, with a learned scale and bias per feature",
@@ -133,7 +136,11 @@ register(
         infer=_groupnorm,
         lowerings=_layer(
             lambda a, t, ctx: ctx.nnx.GroupNorm(
-                t.dims[-1].value, num_groups=a["groups"], epsilon=a["eps"], rngs=ctx.rngs
+                t.dims[-1].value,
+                num_groups=a["groups"],
+                epsilon=a["eps"],
+                dtype=compute_dtype(t, ctx),
+                rngs=ctx.rngs,
             )
         ),
         label=lambda a: f"groupnorm /{a['groups']}",

@@ -13,10 +13,21 @@ def _pool(c: OpCall) -> Inferred:
     c.need_rank(
         3, 5, " [N, spatial..., channels]", "pooling needs spatial axes; after flatten there are none"
     )
+    _pool_dtype(c)
     stride = c["stride"] if c["stride"] is not None else c["window"]
     dims, k, _, _, _ = spatial(c, c["window"], stride, None, c["padding"])
     out = (c.x.dims[0], *dims, c.x.dims[-1])
     return Inferred((c.x.with_dims(out),), flops=product(out) * product(Dim.const(x) for x in k))
+
+
+def _pool_dtype(c: OpCall) -> None:
+    """An average of integers is fractional and a max of booleans has no identity: XLA runs neither."""
+    if c.op.name.startswith(("avg", "global_avg")):
+        c.need_float()
+    elif c.x.dtype == "bool":
+        raise c.fail(
+            f"{c.op.name} expects a number input, got {c.x}", "convert with `-> cast(f32)`", kind="type error"
+        )
 
 
 def _pool_label(kind: str) -> Any:
@@ -115,6 +126,11 @@ for _kind, _what in (("max", "max"), ("avg", "mean")):
 
 def _global(c: OpCall) -> Inferred:
     c.need_rank(3, 5, " [N, spatial..., channels]")
+    _pool_dtype(c)
+    if c.op.name == "global_maxpool":
+        for i, d in enumerate(c.x.dims[1:-1], 1):
+            if d == Dim.const(0):
+                raise c.fail(f"global_maxpool over axis {i} of {c.x}: that axis is empty, so there is no max")
     out = (c.x.dims[0], c.x.dims[-1])
     return Inferred((c.x.with_dims(out),), flops=product(c.x.dims))
 
@@ -155,6 +171,7 @@ def _per_spatial_axis(c: OpCall, arg: str) -> tuple[int, ...]:
 
 def _adaptive(c: OpCall) -> Inferred:
     sizes = _per_spatial_axis(c, "size")
+    c.need_float()  # an average of integers is fractional
     for i in range(len(sizes)):
         c.known(c.x.dims[1 + i], f"spatial axis {1 + i}")
     out = (c.x.dims[0], *(Dim.const(s) for s in sizes), c.x.dims[-1])

@@ -10,6 +10,7 @@ from ..ir.types import TensorType
 from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 
 ONE = Dim.const(1)
+ZERO = Dim.const(0)
 
 
 def reduced_axes(c: OpCall) -> tuple[int, ...]:
@@ -40,9 +41,25 @@ def reduced_dims(dims: tuple[Dim, ...], axes: tuple[int, ...], keepdims: bool) -
     return tuple(d for i, d in enumerate(dims) if i not in axes)
 
 
-def _reduction(out_dtype: Callable[[str], str], flops_per_element: int) -> Callable[[OpCall], Inferred]:
+def need_elements(c: OpCall, axes: tuple[int, ...]) -> None:
+    """max, min and argmax have no value for an empty axis (XLA refuses them; a sum is 0, a mean NaN)."""
+    for ax in axes:
+        if c.x.dims[ax] == ZERO:
+            raise c.fail(
+                f"{c.op.name} over axis {ax} of {c.x}: that axis is empty, so there is no {c.op.name}",
+                "reduce over axes that hold at least one element",
+                arg="axis",
+            )
+
+
+def _reduction(
+    out_dtype: Callable[[str], str], flops_per_element: int, nonempty: bool = False
+) -> Callable[[OpCall], Inferred]:
     def rule(c: OpCall) -> Inferred:
-        dims = reduced_dims(c.x.dims, reduced_axes(c), c["keepdims"])
+        axes = reduced_axes(c)
+        if nonempty:
+            need_elements(c, axes)
+        dims = reduced_dims(c.x.dims, axes, c["keepdims"])
         return Inferred(
             (TensorType(out_dtype(c.x.dtype), dims),), flops=product(c.x.dims) * flops_per_element
         )
@@ -81,11 +98,11 @@ def _reduce_lowering(name: str) -> Lowering:
     return Lowering("reference", apply=apply)
 
 
-for _name, _dtype, _doc in (
-    ("mean", _float, "average over the given axes (all by default)"),
-    ("sum", _summable, "sum over the given axes (all by default)"),
-    ("max", _same, "largest value over the given axes (all by default)"),
-    ("min", _same, "smallest value over the given axes (all by default)"),
+for _name, _dtype, _nonempty, _doc in (
+    ("mean", _float, False, "average over the given axes (all by default)"),
+    ("sum", _summable, False, "sum over the given axes (all by default)"),
+    ("max", _same, True, "largest value over the given axes (all by default)"),
+    ("min", _same, True, "smallest value over the given axes (all by default)"),
 ):
     register(
         OpDef(
@@ -93,7 +110,7 @@ for _name, _dtype, _doc in (
             family="reduction",
             tensors=1,
             args=_AXES_ARGS,
-            infer=_reduction(_dtype, 1),
+            infer=_reduction(_dtype, 1, _nonempty),
             lowerings=(_reduce_lowering(_name),),
             label=_axes_label(_name),
             doc=_doc,
@@ -146,6 +163,7 @@ def _argmax(c: OpCall) -> Inferred:
     if c.x.rank == 0:
         raise c.fail(f"argmax needs an input with at least one axis, got {c.x}")
     axis = c.axis("axis")
+    need_elements(c, (axis,))
     dims = reduced_dims(c.x.dims, (axis,), c["keepdims"])
     return Inferred((TensorType("i32", dims),), flops=product(c.x.dims))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, compute_dtype, register
 
 # ---- embed -----------------------------------------------------------------------------------------
 
@@ -77,6 +77,12 @@ def _recurrent(c: OpCall, cell: str) -> Inferred:
     dirs = ("forward_rnn.", "backward_rnn.") if bi else ("",)
     params = {f"{d}cell.{k}": v for d in dirs for k, v in cp.items()}
     n, t, _ = c.x.dims
+    if c["return"] == "last" and t == Dim.const(0):
+        raise c.fail(
+            f"{c.op.name}(return=last) returns the last of T steps, but {c.x} has T = 0",
+            "give it a sequence of at least one step",
+            arg="return",
+        )
     hout = Dim.const(h * len(dirs))
     out = (n, t, hout) if c["return"] == "sequence" else (n, hout)
     # the input and hidden matmuls of every step, every direction; bias adds and gate nonlinearities are small
@@ -96,13 +102,20 @@ def _recurrent_lowering(cell: str | None) -> Lowering:
         fin = types[0].dims[2].value
 
         def rnn() -> Any:
-            c = cls(fin, a["features"], kernel_init=ctx.init(None), rngs=ctx.rngs)
+            c = cls(
+                fin,
+                a["features"],
+                dtype=compute_dtype(types[0], ctx),
+                kernel_init=ctx.init(None),
+                rngs=ctx.rngs,
+            )
             return nnx.RNN(c)
 
         return nnx.Bidirectional(rnn(), rnn()) if a["bidirectional"] else rnn()
 
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-        y = m(xs[0])
+        # Flax keeps the carry in the parameters' dtype (f32); the shape rule gives the input's dtype
+        y = m(xs[0]).astype(xs[0].dtype)
         if a["return"] == "sequence":
             return y
         if not a["bidirectional"]:
@@ -205,6 +218,7 @@ def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any)
         out_features=fin,
         kernel_init=ctx.init(None),
         decode=False,
+        dtype=compute_dtype(types[0], ctx),
         rngs=ctx.rngs,
     )
 

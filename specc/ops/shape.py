@@ -29,7 +29,8 @@ register(
         tensors=1,
         args=(Arg("start", "int", 1, min=0),),
         infer=_flatten,
-        lowerings=_jax(lambda a, xs, ctx: xs[0].reshape((*xs[0].shape[: a["start"]], -1))),
+        # the whole shape, not -1: a -1 cannot be resolved when the input has no elements
+        lowerings=_jax(lambda a, xs, ctx: xs[0].reshape(ctx.shape(ctx.out_type))),
         doc="merge the axes from `start` (default: all but the batch) into one",
     )
 )
@@ -175,8 +176,6 @@ def _split(c: OpCall) -> Inferred:
     size = c.x.dims[ax]
     parts = c["parts"]
     if isinstance(parts, int):
-        if parts < 1:
-            raise c.fail("split needs at least 1 part", arg="parts")
         try:
             each = size.exact_div(parts)
         except DimError:
@@ -214,7 +213,7 @@ register(
         name="split",
         family="shape",
         tensors=1,
-        args=(Arg("parts", "any"), Arg("axis", "axis", -1)),
+        args=(Arg("parts", "parts"), Arg("axis", "axis", -1)),
         infer=_split,
         lowerings=_jax(_split_apply),
         doc="cut along an axis into n equal parts or parts of given sizes (several outputs)",
@@ -280,7 +279,7 @@ register(
         name="index",
         family="shape",
         tensors=1,
-        args=(Arg("items", "any"),),
+        args=(Arg("items", "index"),),
         infer=_index,
         lowerings=_jax(lambda a, xs, ctx: xs[0][index_key(a["items"])]),
         label=lambda a: "[" + ", ".join(_fmt_item(i) for i in a["items"]) + "]",
