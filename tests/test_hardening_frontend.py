@@ -489,3 +489,11 @@ def test_train_cli_reports_set_errors_before_training() -> None:
     assert err.split("\n")[0] == (
         "--set[2]:1:8: argument error: one KEY=VALUE per --set; this one holds a second statement"
     )
+
+
+def test_a_superscript_digit_hints_at_a_power() -> None:
+    code, _, err = invoke("check", write("a.net", mlp_with("dense(100)", "dense(10\u2079)")))
+    assert code == 1
+    lines = err.split("\n")
+    assert lines[0] == "a.net:6:25: syntax error: unexpected character '\u2079'"
+    assert lines[-2] == "hint: write a power with '**': 10**9"

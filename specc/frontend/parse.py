@@ -507,10 +507,13 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
                 'a string ends on the line it starts: "like this"',
             )
         hint = _LOOKALIKES.get(ch, "remove it, or put it in a comment with '#'")
-        if ch.isdigit():  # a digit of another script (１０, ١٠) that Python would happily read as 10
+        if ch.isdecimal():  # a digit of another script (１０, ١٠) that Python would happily read as 10
             run = re.match(r"\d+", src.text[pos:])
-            ascii_digits = "".join(str(unicodedata.digit(d, 0)) for d in (run.group() if run else ch))
+            ascii_digits = "".join(str(unicodedata.decimal(d, 0)) for d in (run.group() if run else ch))
             hint = f"write numbers with the ASCII digits 0-9: {ascii_digits}"
+        elif ch.isdigit():  # a superscript: `10⁹`
+            base = re.search(r"[0-9A-Za-z_.]*$", src.text[:pos])
+            hint = f"write a power with '**': {base.group() if base else ''}**{unicodedata.digit(ch, 0)}"
         shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
         return SpecError.one("syntax error", f"unexpected character {shown}", span, hint)
     tok: Token | None = e.token if isinstance(e, UnexpectedToken | UnexpectedEOF) else None
