@@ -1,0 +1,332 @@
+"""The train section is type-checked like the model: losses and metrics over tensor types, objectives, one report.
+
+The fuzz target draws train sections over random-typed model values: `specc check` exits 0 or 1, never crashes,
+and whatever it accepts really computes with JAX, on zeros of those shapes, to a finite scalar.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import specc
+from specc.cli import main
+from specc.errors import SpecError
+from specc.ir.types import JNP_NAMES
+from specc.train.losses import LOSSES, term_value
+from specc.train.metrics import METRICS, metric_value
+from specc.train.spec import build_config, check_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _spec(model: str, train: str, name: str = "t.net") -> specc.Spec:
+    return specc.load(name, text=f"{model}\n{train}\n")
+
+
+def _errors(model: str, train: str) -> list[tuple[str, int, int, str]]:
+    """(kind, line, col, message | hint) of each problem `specc check` reports; [] when the spec checks."""
+    spec = _spec(model, train)
+    try:
+        check_spec(spec)
+    except SpecError as e:
+        out = []
+        for d in e.diagnostics:
+            line, col = (d.span.line, d.span.col) if d.span else (0, 0)
+            out.append((d.kind, line, col, f"{d.message} | hint: {d.hint}"))
+        return out
+    return []
+
+
+BINARY = """model B {
+  input x: f32[N, 2]
+  input y: i32[N]
+  input t: f32[N, 1]
+  z = x -> dense(1)
+  k = x -> dense(3)
+  output z, k
+}"""
+
+
+@pytest.mark.parametrize(
+    ("train", "col", "words"),
+    [
+        ("loss = binary_cross_entropy(z, y)", 34, ["[N, N]", "squeeze"]),
+        ("loss = mse(z, y)", 17, ["same shape", "z[:, 0]"]),
+        ("loss = binary_cross_entropy(y, z)", 31, ["swapped"]),
+        ("loss = cross_entropy(y, k)", 24, ["swapped", "labels come second"]),
+        ("loss = cross_entropy(k, t)", 27, ["int class indices of shape [N]"]),
+        ("loss = cross_entropy(z, y)", 24, ["class axis of size 1"]),
+        ("loss = nll(k, t)", 17, ["int class indices"]),
+        ("loss = kl_normal(z, y)", 23, ["logvar must be float"]),
+        ("loss = huber(z, t, delta=0)", 28, ["delta must be > 0"]),
+        ("loss = cross_entropy(k, y, label_smoothing=2)", 46, ["label_smoothing"]),
+        ("loss = cross_entropy(k, 1)", 27, ["must be the name of a model value"]),
+        ("loss = y", 10, ["must be float"]),
+        ("loss = mse(z, t)\n  metrics = [top_k_accuracy(k, y, k=4)]", 37, ["k=4", "3"]),
+        ("loss = mse(z, t)\n  metrics = [accuracy(k, 1)]", 26, ["a number only for one logit"]),
+    ],
+)
+def test_type_errors_are_located_at_the_argument(train: str, col: int, words: list[str]) -> None:
+    errs = _errors(BINARY, f"train {{\n  data = moons\n  {train}\n}}")
+    assert len(errs) == 1, errs
+    kind, line, c, msg = errs[0]
+    assert kind.endswith("error") and line in (11, 12) and c == col, errs[0]
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+@pytest.mark.parametrize(
+    "train",
+    [
+        "loss = binary_cross_entropy(z, t)\n  metrics = [accuracy(z, t), accuracy(z, 1), mse(z, t)]",
+        "loss = binary_cross_entropy(z, 1) + binary_cross_entropy(z, 0.0) + mse(k, 0) + l2(1e-4)",
+        "loss = cross_entropy(k, y, label_smoothing=0.1) + hinge(k, y) + nll(k, y) + hinge(z, t) + hinge(z, 1)",
+        "loss = kl_div(k, k) + kl_normal(k, k) + huber(k, k, delta=0.5) + mae(z, t) + z\n"
+        "  metrics = [top_k_accuracy(k, y, k=3)]",
+    ],
+)
+def test_well_typed_sections_check(train: str) -> None:
+    assert _errors(BINARY, f"train {{\n  data = moons\n  {train}\n}}") == []
+
+
+def test_a_number_target_is_a_constant_of_the_predictions_shape() -> None:
+    spec = _spec(BINARY, "train {\n  data = moons\n  loss = binary_cross_entropy(z, 1) + mse(z, 0.5)\n}")
+    cfg = build_config(spec, spec.graph())
+    (_, bce), (_, mse) = cfg.objectives[0].terms
+    assert bce["targets"] == 1 and mse["target"] == 0.5
+    assert cfg.value_names == ("z",)  # numbers are not values the model must produce
+    z = jnp.asarray([[0.3], [-2.0], [1.5]], jnp.float32)
+    got = term_value(bce, {"z": z}, None)
+    want = np.mean(np.log1p(np.exp(-np.asarray(z))))
+    assert np.isclose(float(got), want, rtol=1e-6)
+    assert np.isclose(float(term_value(mse, {"z": z}, None)), np.mean((np.asarray(z) - 0.5) ** 2), rtol=1e-6)
+    acc = _spec(BINARY, "train {\n  data = moons\n  loss = mse(z, t)\n  metrics = [accuracy(z, 1)]\n}")
+    m = build_config(acc, acc.graph()).metrics[0].call
+    assert float(metric_value(m, {"z": z})) == pytest.approx(2 / 3)
+
+
+GAN = """model GAN {
+  input x: f32[N, 64]
+  input z: f32[N, 16]
+  fake = z -> dense(64) -> sigmoid
+  d_real = x -> dense(1)
+  d_fake = fake -> dense(1)
+  output fake, d_real, d_fake
+}
+train {
+  data = digits(split=0.9)
+  batch = 64
+  optimizer = adam(lr=2e-4, b1=0.5)
+}
+objective discriminator {
+  loss = binary_cross_entropy(d_real, 1) + binary_cross_entropy(d_fake, 0)
+  params = [d_real, d_fake]
+  steps = 2
+}
+objective generator {
+  loss = binary_cross_entropy(d_fake, 1)
+  optimizer = sgd(lr=0.1)
+  params = fake
+  after = discriminator
+  epochs = 3
+}"""
+
+
+def test_objective_sections_give_one_objective_each() -> None:
+    spec = specc.load("gan.net", text=GAN)
+    cfg = build_config(spec, spec.graph())
+    d, g = cfg.objectives
+    assert (d.name, d.params, d.steps, d.optimizer.name, d.optimizer["b1"]) == (
+        "discriminator",
+        ("d_real", "d_fake"),
+        2,
+        "adam",
+        0.5,
+    )
+    assert [t.name for _, t in d.terms] == ["binary_cross_entropy"] * 2
+    assert (g.name, g.params, g.after, g.epochs, g.optimizer.name) == (
+        "generator",
+        ("fake",),
+        "discriminator",
+        3,
+        "sgd",
+    )
+
+
+def test_specc_check_reports_the_objectives(tmp_path: Path) -> None:
+    f = tmp_path / "gan.net"
+    f.write_text(GAN)
+    result = CliRunner().invoke(main, ["check", str(f)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "train:   discriminator: binary_cross_entropy + binary_cross_entropy by adam over d_real, d_fake"
+        in (result.stdout)
+    )
+    assert "train:   generator: binary_cross_entropy by sgd over fake" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "words"),
+    [
+        ("after = discriminator", (23, 11), "names no other objective"),
+        ("steps = 2", (17, 11), "at least 1"),
+        ("params = fake", (22, 12), "'fak' is no instance"),
+        ("epochs = 3", (24, 3), "unknown objective key 'epoch'; did you mean 'epochs'"),
+    ],
+)
+def test_objective_mistakes_are_located(edit: str, where: tuple[int, int], words: str) -> None:
+    bad = {
+        "after = discriminator": "after = generator",
+        "steps = 2": "steps = 0",
+        "params = fake": "params = fak",
+        "epochs = 3": "epoch = 3",
+    }[edit]
+    text = GAN.replace(edit, bad)
+    with pytest.raises(SpecError) as e:
+        spec = specc.load("gan.net", text=text)
+        build_config(spec, spec.graph())
+    d = e.value.diagnostics[0]
+    assert d.span is not None and (d.span.line, d.span.col) == where and words in d.message, e.value.render()
+
+
+def test_a_train_loss_next_to_objectives_is_refused() -> None:
+    text = GAN.replace("  batch = 64\n", "  batch = 64\n  loss = binary_cross_entropy(d_fake, 1)\n")
+    with pytest.raises(SpecError) as e:
+        spec = specc.load("gan.net", text=text)
+        build_config(spec, spec.graph())
+    assert "objective` sections say what to minimise too" in e.value.render()
+
+
+def test_train_without_a_train_section_says_so_at_the_model(tmp_path: Path) -> None:
+    f = tmp_path / "m.net"
+    f.write_text("# a model only\nmodel M {\n  input x: f32[N, 4]\n  y = x -> dense(2)\n  output y\n}\n")
+    result = CliRunner().invoke(main, ["train", str(f), "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert f"{f}:2:1: value error: {f} has no `train` section" in result.stderr
+    assert "hint: add one after the model, e.g. `train { data = " in result.stderr
+    assert "needs `data" not in result.stderr
+
+
+def test_check_spec_does_not_import_jax() -> None:
+    code = (
+        "import sys, specc; from specc.train.spec import check_spec; "
+        "print(check_spec(specc.load(sys.argv[1]))['train']['objectives']); "
+        "assert 'jax' not in sys.modules, 'jax imported'"
+    )
+    for spec in ("vae.net", "xor_mlp.net"):
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(ROOT / "specs" / spec)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+
+
+def test_every_spec_with_a_train_section_checks() -> None:
+    for f in sorted((ROOT / "specs").glob("*.net")):
+        spec = specc.load(f)
+        check_spec(spec)
+
+
+# ---- fuzz: random loss and metric calls over random-typed values -------------------------------------------
+
+SIZES = {"N": 5}
+DIMS = st.sampled_from(["N", "1", "2", "3", "4"])
+NUMBER = st.sampled_from(["0", "1", "0.5", "2"])
+TERMS = sorted({**LOSSES, **METRICS})
+
+
+@st.composite
+def sections(draw: st.DrawFn) -> tuple[str, str]:
+    """A model of three inputs (`a` float scores, `b` and `c` often shaped like them or like their labels) and a
+    train section of random loss and metric calls over them and numbers."""
+    base = draw(st.lists(DIMS, max_size=2))
+    cls = draw(DIMS)
+    shapes = st.sampled_from([[*base, cls], base, None])
+
+    def decl(name: str, first: bool) -> str:
+        dt = "f32" if first else draw(st.sampled_from(["f32", "i32", "bool"]))
+        dims = [*base, cls] if first else draw(shapes)
+        if dims is None:
+            dims = draw(st.lists(DIMS, max_size=3))
+        return f"  input {name}: {dt}[{', '.join(dims)}]"
+
+    model = f"model F {{\n{decl('a', True)}\n{decl('b', False)}\n{decl('c', False)}\n  output a\n}}"
+
+    def call() -> str:
+        name = draw(st.sampled_from(TERMS))
+        if name in ("l1", "l2"):
+            return f"{name}(0.01)"
+        first = draw(st.sampled_from(["a", "a", "a", "b", "c"]))
+        second = draw(st.one_of(st.sampled_from(["b", "c", "a"]), NUMBER))
+        options = {
+            "reduction": st.sampled_from(["mean", "sum"]),
+            "k": st.integers(1, 6),
+            "delta": st.sampled_from([0.5, 1]),
+            "label_smoothing": st.sampled_from([0, 0.1]),
+        }
+        extra = "".join(
+            f", {a.name}={draw(options[a.name])}"
+            for a in {**LOSSES, **METRICS}[name].sig.args
+            if a.name in options and draw(st.booleans())
+        )
+        return f"{name}({first}, {second}{extra})"
+
+    loss = " + ".join(call() for _ in range(draw(st.sampled_from([1, 1, 2]))))
+    metrics = ", ".join(call() for _ in range(draw(st.sampled_from([0, 0, 1]))))
+    return model, f"train {{\n  data = digits\n  loss = {loss}\n  metrics = [{metrics}]\n}}"
+
+
+def _zeros(t) -> jnp.ndarray:
+    shape = tuple(d.subst(SIZES).value for d in t.dims)
+    return jnp.zeros(shape, JNP_NAMES[t.dtype])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sections())
+def test_fuzz_train_sections(section: tuple[str, str]) -> None:
+    model, train = section
+    text = f"{model}\n{train}\n"
+    spec = specc.load("fuzz.net", text=text)
+    try:
+        check_spec(spec)
+    except SpecError as e:
+        assert all(d.span is not None for d in e.diagnostics), e.render()
+        return
+    graph = spec.graph()
+    cfg = build_config(spec, graph)
+    values = {k: _zeros(graph.type_of(r)) for k, r in graph.values}
+    for _, call in cfg.objectives[0].terms:
+        v = term_value(call, values, {})
+        assert v.shape == () and bool(jnp.isfinite(v)), (call, v)
+    for m in cfg.metrics:
+        v = metric_value(m.call, values)
+        assert v.shape == () and bool(jnp.isfinite(v)), (m.call, v)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fuzz_through_the_cli_exits_0_or_1(tmp_path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for i in range(10):
+        dims = ", ".join(rng.choice(["N", "1", "3"], size=rng.integers(0, 3)))
+        dt = rng.choice(["f32", "i32"])
+        name = rng.choice(TERMS)
+        args = ", ".join(rng.choice(["a", "b", "1"], size=2))
+        f = tmp_path / f"f{i}.net"
+        f.write_text(
+            f"model F {{\n  input a: f32[N, 3]\n  input b: {dt}[{dims}]\n  output a\n}}\n"
+            f"train {{\n  data = digits\n  loss = {name}({args})\n}}\n"
+        )
+        result = CliRunner().invoke(main, ["check", str(f)])
+        assert result.exit_code in (0, 1), (f.read_text(), result.output)
+        assert "Traceback" not in result.output and "internal error" not in result.output
