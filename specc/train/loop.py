@@ -287,25 +287,26 @@ def train_and_evaluate(
         workdir: the run directory.
         resume: continue from the newest checkpoint in workdir (bitwise the same as not stopping); the spec must
             be the one the run trained (only epochs and early stopping may change).
-        force: replace the run already in workdir (only the files a run writes are deleted).
         devices: data-parallel over this many devices (default: all local devices).
         verbose: show the progress bar and the per-epoch summary.
         graph, splits: the model graph and data, when the caller has them already.
         callbacks: called with the global step after each step; one raising KeyboardInterrupt stops the run
             like Ctrl-C.
+        force: replace the run already in workdir (only the files a run writes are deleted).
     Raises SpecError for data that does not fit the model, and for a run directory that cannot be used (a file,
     unwritable, another run without resume/force, a spec that differs from the run's on resume).
     """
     workdir = Path(workdir)
     graph = graph if graph is not None else _graph_of(config)
     from . import rundir
+    from .objectives import plan_objectives, stage_at, stages, total_epochs
 
+    plans = plan_objectives(config, graph, getattr(config, "freeze", ()))
+    run_stages = stages(config)
+    epochs_total = total_epochs(run_stages)
     primary = jax.process_index() == 0
     resuming = rundir.prepare(workdir, config, graph, resume=resume, force=force, primary=primary)
     splits = splits if splits is not None else load_splits(config)
-    if len(config.objectives) != 1:
-        raise NotImplementedError("several objectives are not supported yet")
-    objective = config.objectives[0]
     notes: list[str] = []
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch
@@ -315,6 +316,7 @@ def train_and_evaluate(
         )
         batch = len(train_ds)
     mesh = _make_mesh(devices, batch, config)
+    _check_memory(config, graph, batch // mesh.n)
     steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
 
     from ..backend.flax import build_module
@@ -327,74 +329,119 @@ def train_and_evaluate(
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     model.eval()
     gd_eval = nnx.graphdef(model)
-    tx = make_optimizer(objective.optimizer, steps_per_epoch)
-    lr_fn = make_schedule(objective.optimizer["lr"], steps_per_epoch)
+    single = len(plans) == 1
+    txs = [make_optimizer(p.objective.optimizer, steps_per_epoch) for p in plans]
+    lr_fns = [make_schedule(p.objective.optimizer["lr"], steps_per_epoch) for p in plans]
+    selectors = [_selector(p.keys) for p in plans]
     input_names = tuple(n for n, _, _ in config.inputs)
     names = config.value_names
     metric_calls = tuple(m.call for m in config.metrics)
-    n_stats = 1 + len(metric_calls)
+    n_obj = len(plans)
+    n_stats = n_obj + len(metric_calls)
+    loss_names = ["loss"] if single else [f"loss_{p.objective.name}" for p in plans]
+    stat_names = [*loss_names, *(m.name for m in config.metrics)]
 
-    def forward(
-        gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], weights: Any
-    ) -> tuple[Any, Any, Any]:
+    def values_of(gd: Any, params: Any, rest: Any, batch: Mapping[str, Any]) -> tuple[Any, Any]:
         # Fresh Variables at this trace level (inside grad), so batch statistics and RNG counts can be updated.
         m = nnx.merge(gd, *jax.tree.map(lambda x: x, (params, rest)))
         vals = m.values({k: batch[k] for k in input_names}, names)
-        loss = total_loss(objective.terms, vals, params, weights)
-        stats = [loss, *(metric_value(c, vals, weights) for c in metric_calls)]
         _, _, new_rest = nnx.split(m, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
-        return loss, jnp.stack([jnp.asarray(s, jnp.float32) for s in stats]), new_rest
+        return vals, new_rest
 
-    def train_step(state: dict[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
+    def objective_step(i: int, state: dict[str, Any], batch: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+        """One update of objective i: its loss differentiated w.r.t. its own parameters only."""
+        objective = plans[i].objective
+        mine, others = nnx.split_state(state["params"], selectors[i], ...)
+
         def loss_fn(p: Any) -> tuple[Any, tuple[Any, Any]]:
-            loss, stats, new_rest = forward(gd_train, p, state["rest"], batch, None)
-            return loss, (stats, new_rest)
+            vals, new_rest = values_of(gd_train, nnx.merge_state(p, others), state["rest"], batch)
+            return total_loss(objective.terms, vals, p, None), (vals, new_rest)
 
-        (loss, (stats, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        (loss, (vals, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(mine)
         # A non-finite loss freezes parameters and optimizer state just before the step that produced it. A
         # conditional rather than a select over every parameter: the update runs only when the step is good, and
         # a good step costs nothing extra (a select pass cost ~8 % of an MLP epoch on CPU).
         ok = jnp.isfinite(loss) & (state["bad"] < 0)
+        opt_state = state["opt"][i]
 
         def update(_: None) -> tuple[Any, Any]:
-            updates, opt = tx.update(grads, state["opt"], state["params"])
-            return optax.apply_updates(state["params"], updates), opt
+            updates, opt = txs[i].update(grads, opt_state, mine)
+            return optax.apply_updates(mine, updates), opt
 
-        params, opt = jax.lax.cond(ok, update, lambda _: (state["params"], state["opt"]), None)
-        bad = jnp.where((state["bad"] < 0) & ~jnp.isfinite(loss), state["step"], state["bad"])
-        return {
-            "params": params,
+        new_mine, opt = jax.lax.cond(ok, update, lambda _: (mine, opt_state), None)
+        new_state = {
+            **state,
+            "params": nnx.merge_state(new_mine, others),
             "rest": new_rest,
-            "opt": opt,
-            "sums": state["sums"] + jnp.where(ok, stats, 0.0),
-            "n": state["n"] + ok.astype(jnp.int32),
-            "step": state["step"] + 1,
-            "bad": bad,
+            "opt": (*state["opt"][:i], opt, *state["opt"][i + 1 :]),
+            "bad": jnp.where((state["bad"] < 0) & ~jnp.isfinite(loss), state["step"], state["bad"]),
+            "bad_objective": jnp.where(
+                (state["bad"] < 0) & ~jnp.isfinite(loss), jnp.int32(i), state["bad_objective"]
+            ),
         }
+        return new_state, loss, vals
+
+    def make_train_step(members: tuple[int, ...]) -> Callable[..., Any]:
+        def train_step(state: dict[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
+            # one turn: every objective of the stage runs its `steps` updates on this batch, in order
+            stats = [jnp.float32(0)] * n_stats
+            ok = state["bad"] < 0
+            metric_vals = None
+            for i in members:
+                for _ in range(plans[i].objective.steps):
+                    state, loss, vals = objective_step(i, state, batch)
+                    if metric_vals is None:
+                        metric_vals = vals
+                stats[i] = loss
+            if metric_vals is not None:
+                for j, c in enumerate(metric_calls):
+                    stats[n_obj + j] = metric_value(c, metric_vals, None)
+            ok = ok & (state["bad"] < 0)
+            vec = jnp.stack([jnp.asarray(x, jnp.float32) for x in stats])
+            return {
+                **state,
+                "sums": state["sums"] + jnp.where(ok, vec, 0.0),
+                "n": state["n"] + ok.astype(jnp.int32),
+                "step": state["step"] + 1,
+            }
+
+        return train_step
 
     def eval_step(params: Any, rest: Any, sums: Any, batch: Mapping[str, Any], weights: Any) -> Any:
-        _, stats, _ = forward(gd_eval, params, rest, batch, weights)
+        vals, _ = values_of(gd_eval, params, rest, batch)
+        stats = [total_loss(p.objective.terms, vals, params, weights) for p in plans]
+        stats += [metric_value(c, vals, weights) for c in metric_calls]
+        vec = jnp.stack([jnp.asarray(x, jnp.float32) for x in stats])
         w = jnp.sum(weights)
-        return sums + jnp.concatenate([stats * w, w[None]])
+        return sums + jnp.concatenate([vec * w, w[None]])
 
     if mesh.mesh is None:
-        train_jit = jax.jit(train_step, donate_argnums=0)
-        eval_jit = jax.jit(eval_step, donate_argnums=2)
+        jit_kw: dict[str, Any] = {}
     else:
         from jax.sharding import NamedSharding, PartitionSpec
 
-        repl = NamedSharding(mesh.mesh, PartitionSpec())
-        train_jit = jax.jit(train_step, donate_argnums=0, out_shardings=repl)
-        eval_jit = jax.jit(eval_step, donate_argnums=2, out_shardings=repl)
+        jit_kw = {"out_shardings": NamedSharding(mesh.mesh, PartitionSpec())}
+    train_jits: dict[int, Any] = {}
+
+    def train_jit_for(stage_index: int) -> Any:
+        if stage_index not in train_jits:
+            members = run_stages[stage_index].objectives
+            train_jits[stage_index] = jax.jit(make_train_step(members), donate_argnums=0, **jit_kw)
+        return train_jits[stage_index]
+
+    eval_jit = jax.jit(eval_step, donate_argnums=2, **jit_kw)
 
     state: dict[str, Any] = {
         "params": params,
         "rest": rest,
-        "opt": tx.init(params),
+        "opt": tuple(
+            tx.init(nnx.split_state(params, sel, ...)[0]) for tx, sel in zip(txs, selectors, strict=True)
+        ),
         "sums": jnp.zeros((n_stats,), jnp.float32),
         "n": jnp.int32(0),
         "step": jnp.int32(0),
         "bad": jnp.int32(-1),
+        "bad_objective": jnp.int32(-1),
     }
     from .checkpoint import CheckpointError, Checkpoints
 
@@ -455,18 +502,21 @@ def train_and_evaluate(
                 "free some space (or fix the folder's permissions) and continue with --resume",
             ) from None
 
-    reporter = _Reporter(verbose, config.epochs, steps_per_epoch)
+    reporter = _Reporter(verbose, epochs_total, steps_per_epoch)
     for n in notes:
         reporter.say(n)
     # Each fetch waits for the device; a few per second keep the bar alive without stalling the pipeline.
     fetch_seconds = 0.25 if verbose else math.inf
     status = "done"
     divergence: Divergence | None = None
-    stat_names = ["loss", *(m.name for m in config.metrics)]
     feed = [k for k in input_names]
     with _Interrupt() as interrupt:
         epoch = start_epoch
-        while epoch < config.epochs:
+        while (where := stage_at(run_stages, epoch)) is not None:
+            stage_index, stage = where
+            active = set(stage.objectives)
+            shown = [k for i, k in enumerate(stat_names) if i >= n_obj or i in active]
+            train_jit = train_jit_for(stage_index)
             rng = np.random.default_rng([config.seed, epoch]) if splits.shuffle else None
             batches = _batches(train_ds, batch, rng, start_batch, feed)
             reporter.start_epoch(epoch, start_batch)
@@ -486,7 +536,9 @@ def train_and_evaluate(
                     verbose and time.perf_counter() - last_fetch > fetch_seconds
                 ):
                     last_fetch = time.perf_counter()
-                    sums, count, bad = jax.device_get((state["sums"], state["n"], state["bad"]))
+                    sums, count, bad, bad_obj = jax.device_get(
+                        (state["sums"], state["n"], state["bad"], state["bad_objective"])
+                    )
                     if bad >= 0:
                         divergence = _diagnose(
                             config,
@@ -500,6 +552,7 @@ def train_and_evaluate(
                             epoch_start_step,
                             feed,
                             splits.shuffle,
+                            plans[int(bad_obj)].objective,
                         )
                         status, stop = "diverged", True
                         break
@@ -507,6 +560,7 @@ def train_and_evaluate(
                         "  ".join(
                             f"{k} {_fmt(float(v) / max(int(count), 1))}"
                             for k, v in zip(stat_names, sums, strict=True)
+                            if k in shown
                         )
                     )
                 else:
@@ -525,14 +579,17 @@ def train_and_evaluate(
             sums, count = jax.device_get((state["sums"], state["n"]))
             seconds = time.perf_counter() - t0
             record: dict[str, float] = {"epoch": epoch + 1}
+            if len(run_stages) > 1:
+                record["stage"] = stage_index + 1
             count = max(int(count), 1)
             for k, v in zip(stat_names, sums, strict=True):
-                record[k] = float(v) / count
+                if k in shown:
+                    record[k] = float(v) / count
             record["time"] = round(seconds, 4)
-            if callable(lr_fn):
-                record["lr"] = float(lr_fn(jnp.int32(epoch_start_step)))
-            else:
-                record["lr"] = lr_fn
+            for i in stage.objectives:
+                lr_fn = lr_fns[i]
+                lr = float(lr_fn(jnp.int32(epoch_start_step))) if callable(lr_fn) else lr_fn
+                record["lr" if single else f"lr_{plans[i].objective.name}"] = lr
             if val_ds is not None:
                 vals = _evaluate(eval_jit, state, val_ds, batch, feed, mesh, n_stats)
                 for k, v in zip(stat_names, vals, strict=True):
@@ -546,11 +603,18 @@ def train_and_evaluate(
                         f.write(json.dumps(record) + "\n")
                 except OSError as e:
                     raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
-            reporter.end_epoch(_summary(record, config.epochs))
+            reporter.end_epoch(_summary(record, epochs_total))
             epoch += 1
             start_batch = 0
             stopped = _early_stop(config, record, early)
-            last_epoch = epoch == config.epochs or stopped
+            if stopped:
+                # early stopping ends the stage; the next stage (if any) starts afresh
+                nxt = stage_at(run_stages, epoch)
+                while nxt is not None and nxt[0] == stage_index:
+                    epoch += 1
+                    nxt = stage_at(run_stages, epoch)
+                early = {"best": None, "bad_epochs": early["bad_epochs"]}
+            last_epoch = stage_at(run_stages, epoch) is None
             if (
                 status == "interrupted"
                 or last_epoch
@@ -563,19 +627,41 @@ def train_and_evaluate(
                 )
                 break
             if stopped:
-                status = "early_stop"
                 reporter.say(
                     f"early stop: {config.early_stop['metric'] if config.early_stop else ''} has not "
                     f"improved for {early['bad_epochs']} epochs"
                 )
-                break
+                early["bad_epochs"] = 0
+                if last_epoch:
+                    status = "early_stop"
+                    break
     checkpoints.close()
     if history and primary:
-        note = write_curves(history, workdir / "curves.png")
+        note = write_curves(history, workdir / "curves.png", f"{graph.model}: {config.spec_path.name}")
         if note:
             notes.append(note)
             reporter.say(note)
     return TrainResult(status, history, step, workdir, jax.device_get(state["params"]), divergence, notes)
+
+
+def _selector(keys: frozenset[str]) -> Callable[[Any, Any], bool]:
+    """An nnx filter for the parameters of the layers `keys` (paths are ('layers', key, ...))."""
+
+    def select(path: tuple[Any, ...], _: Any) -> bool:
+        return len(path) > 1 and str(path[1]) in keys
+
+    return select
+
+
+def _check_memory(config: TrainConfig, graph: Any, batch_per_device: int) -> None:
+    """Refuse, before any allocation, a model whose parameters, optimizer state and activations cannot fit."""
+    from ..passes.memory import check_memory
+
+    opt = config.objectives[0].optimizer
+    try:
+        check_memory(graph, batch_per_device, opt.name, optimizer_args=dict(opt.args))
+    except SpecError as e:
+        raise e.with_sources(dict(config.sources)) from None
 
 
 def _batches(
@@ -613,7 +699,11 @@ def _evaluate(
 
 def _summary(record: Mapping[str, float], epochs: int) -> str:
     parts = [f"epoch {int(record['epoch'])}/{epochs}"]
-    parts += [f"{k} {_fmt(v)}" for k, v in record.items() if k not in ("epoch", "time", "lr")]
+    parts += [
+        f"{k} {_fmt(v)}"
+        for k, v in record.items()
+        if k not in ("epoch", "time", "stage") and not k.startswith("lr")
+    ]
     parts.append(f"{record['time']:.2f}s")
     return "  ".join(parts)
 
@@ -650,6 +740,7 @@ def _diagnose(
     epoch_start_step: int,
     feed: Sequence[str],
     shuffle: bool,
+    objective: Any = None,
 ) -> Divergence:
     """Re-run the offending batch outside jit on the state just before it; name the first non-finite node."""
     index = bad_step - epoch_start_step
@@ -665,7 +756,7 @@ def _diagnose(
         if v is not None
     }
     try:
-        loss = float(total_loss(config.objectives[0].terms, named, params))
+        loss = float(total_loss(objective.terms, named, params))
     except KeyError:
         loss = float("nan")
     for node in graph.nodes:
@@ -678,7 +769,7 @@ def _diagnose(
             for p in parts
         ):
             return Divergence(bad_step, epoch, loss, node.name, node.op, node.span)
-    for _, call in config.objectives[0].terms:
+    for _, call in objective.terms:
         t = term_value(call, named, params)
         if not bool(jnp.isfinite(t)):
             where = f" at {call.span}" if call.span.line > 0 else ""
@@ -686,7 +777,7 @@ def _diagnose(
     return Divergence(bad_step, epoch, loss)
 
 
-def write_curves(history: Sequence[Mapping[str, float]], path: Path) -> str | None:
+def write_curves(history: Sequence[Mapping[str, float]], path: Path, title: str = "") -> str | None:
     """Plot loss and metrics per epoch to `path` (atomically); a note instead when matplotlib is missing."""
     try:
         import matplotlib
@@ -697,17 +788,36 @@ def write_curves(history: Sequence[Mapping[str, float]], path: Path) -> str | No
         return "matplotlib is not installed; skipping curves.png (pip install 'specc[plot]')"
     import io
 
-    keys = [k for k in history[0] if k not in ("epoch", "time", "lr") and not k.startswith("val_")]
+    from matplotlib.ticker import MaxNLocator
+
+    keys = list(
+        dict.fromkeys(
+            k
+            for h in history
+            for k in h
+            if k not in ("epoch", "time", "stage") and not k.startswith(("val_", "lr"))
+        )
+    )
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
     epochs = [h["epoch"] for h in history]
     for ax, k in zip(axes[0], keys, strict=True):
-        ax.plot(epochs, [h.get(k, math.nan) for h in history], label=k)
+        # markers: a one-epoch run is a point, not an empty plot
+        ax.plot(epochs, [h.get(k, math.nan) for h in history], marker="o", markersize=3, label=k)
         if any(f"val_{k}" in h for h in history):
-            ax.plot(epochs, [h.get(f"val_{k}", math.nan) for h in history], label=f"val_{k}")
+            ax.plot(
+                epochs,
+                [h.get(f"val_{k}", math.nan) for h in history],
+                marker="o",
+                markersize=3,
+                label=f"val_{k}",
+            )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(k)
         ax.legend()
         ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -1101,11 +1101,13 @@ def _check_into(
             every, cdir = c["every"], c["dir"]
             if every < 0:
                 diags.add("value error", "checkpoint: every must be at least 0", e.span, "e.g. every=1")
-            p = Path(cdir)
-            if p.is_absolute() or ".." in p.parts:
+            from .rundir import checkpoint_dir_problem
+
+            problem = checkpoint_dir_problem(cdir)
+            if problem:
                 diags.add(
                     "value error",
-                    f'checkpoint: dir "{cdir}" must stay inside the run directory',
+                    f'checkpoint: dir "{cdir}" {problem}; it must be a plain subfolder of the run directory',
                     e.span,
                     "give a relative path without '..', e.g. dir=\"checkpoints\"",
                 )

@@ -1,0 +1,143 @@
+"""Which parameters each objective trains, and in which order objectives run: the plan the train step follows.
+
+An objective trains the layers of the instances its `params` names (a named instance, a block instance, or a named
+value and the layers that compute it), or every layer no other objective and no `freeze` claims. Layers that no
+objective trains are frozen. Objectives without `after` alternate on every batch (each runs its `steps` updates in
+turn); `after = OTHER` makes a later stage that starts when OTHER's stage has run its epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SpecError
+from .spec import Objective, TrainConfig
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Objectives (indices into config.objectives) that alternate on every batch for `epochs` epochs."""
+
+    objectives: tuple[int, ...]
+    epochs: int
+
+
+@dataclass(frozen=True)
+class ObjectivePlan:
+    """One objective with the layer keys (entries of SpecModule.layers) whose parameters it updates."""
+
+    objective: Objective
+    keys: frozenset[str]
+
+
+def _matches(node: Any, name: str) -> bool:
+    if node.name == name or node.name.startswith(name + "."):
+        return True
+    return any(s.instance == name or s.instance.startswith(name + ".") for s in node.scope)
+
+
+def layers_of(graph: Any, names: Iterable[str], keys: dict[int, str]) -> dict[str, frozenset[str]]:
+    """Layer keys (that own parameters) of each named instance or value."""
+    out = {}
+    for name in names:
+        found = set()
+        for n in graph.nodes:
+            owner = getattr(n, "shares", None)
+            if _matches(n, name) and (n.params or owner is not None):
+                found.add(keys[owner if owner is not None else n.id])
+        out[name] = frozenset(found)
+    return out
+
+
+def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ()) -> tuple[ObjectivePlan, ...]:
+    """Each objective's trained layers; a located SpecError when one trains nothing or two train the same."""
+    from ..backend.flax import layer_keys
+
+    keys = layer_keys(graph)
+    trainable = frozenset(keys[n.id] for n in graph.nodes if n.params)
+    named = [p for o in config.objectives for p in (o.params or ())] + list(freeze)
+    by_name = layers_of(graph, named, keys)
+    frozen = frozenset().union(*(by_name[f] for f in freeze)) if freeze else frozenset()
+    claimed: dict[str, str] = {}
+    plans = []
+    errors = []
+    for o in config.objectives:
+        if o.params is None:
+            continue
+        mine = frozenset().union(*(by_name[p] for p in o.params)) if o.params else frozenset()
+        if not mine:
+            errors.append(
+                SpecError.one(
+                    "value error",
+                    f"objective {o.name}: {', '.join(o.params)} own(s) no trainable parameters",
+                    o.span,
+                    "name instances that hold layers with weights, e.g. params = D",
+                )
+            )
+        for k in sorted(mine):
+            if k in claimed and claimed[k] != o.name:
+                errors.append(
+                    SpecError.one(
+                        "value error",
+                        f"objectives {claimed[k]} and {o.name} both train layer {k}",
+                        o.span,
+                        "each parameter belongs to one objective; split the instances between them",
+                    )
+                )
+                break
+            claimed[k] = o.name
+    if errors:
+        diags = [d for e in errors for d in e.diagnostics]
+        raise SpecError(diags, dict(config.sources))
+    rest = trainable - frozenset(claimed) - frozen
+    for o in config.objectives:
+        if o.params is None:
+            plans.append(ObjectivePlan(o, rest))
+        else:
+            mine = frozenset().union(*(by_name[p] for p in o.params)) if o.params else frozenset()
+            plans.append(ObjectivePlan(o, mine - frozen))
+    return tuple(plans)
+
+
+def stages(config: TrainConfig) -> tuple[Stage, ...]:
+    """The objectives in run order: the alternating ones first, then each `after` chain in order."""
+    objs = config.objectives
+    index = {o.name: i for i, o in enumerate(objs)}
+    level: dict[int, int] = {}
+
+    def depth(i: int, seen: tuple[int, ...] = ()) -> int:
+        if i in level:
+            return level[i]
+        after = objs[i].after
+        d = (
+            0
+            if after is None or after not in index or index[after] in seen
+            else depth(index[after], (*seen, i)) + 1
+        )
+        level[i] = d
+        return d
+
+    for i in range(len(objs)):
+        depth(i)
+    out = []
+    for d in sorted(set(level.values())):
+        members = tuple(i for i in range(len(objs)) if level[i] == d)
+        epochs = max((objs[i].epochs or config.epochs) for i in members)
+        out.append(Stage(members, epochs))
+    return tuple(out)
+
+
+def stage_at(plan: Sequence[Stage], epoch: int) -> tuple[int, Stage] | None:
+    """The stage that global epoch `epoch` (0-based) belongs to, with its index; None past the last."""
+    start = 0
+    for i, s in enumerate(plan):
+        if epoch < start + s.epochs:
+            return i, s
+        start += s.epochs
+    return None
+
+
+def total_epochs(plan: Sequence[Stage]) -> int:
+    return sum(s.epochs for s in plan)
