@@ -330,3 +330,15 @@ def test_fuzz_through_the_cli_exits_0_or_1(tmp_path: Path, seed: int) -> None:
         result = CliRunner().invoke(main, ["check", str(f)])
         assert result.exit_code in (0, 1), (f.read_text(), result.output)
         assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+def test_a_cycle_of_stages_is_refused() -> None:
+    text = GAN.replace("  steps = 2\n", "  steps = 2\n  after = generator\n")
+    with pytest.raises(SpecError) as e:
+        spec = specc.load("gan.net", text=text)
+        build_config(spec, spec.graph())
+    msgs = [(d.span.line, d.message) for d in e.value.diagnostics if d.span]
+    assert msgs[0] == (
+        18,
+        "objective 'discriminator' runs after itself: discriminator after generator after discriminator",
+    )

@@ -943,6 +943,27 @@ def _objective(
     return Objective(od.name, tuple(terms), opt, params, od.span, steps, after, epochs)
 
 
+def _check_stage_order(
+    objs: Sequence[Objective], defs: Mapping[str, ast.ObjectiveDef], diags: Diagnostics
+) -> None:
+    """`after` chains must end: `a after b` and `b after a` would never start."""
+    after = {o.name: o.after for o in objs if o.after is not None}
+    for name in after:
+        chain: list[str] = [name]
+        cur: str | None = after[name]
+        while cur is not None and cur not in chain:
+            chain.append(cur)
+            cur = after.get(cur)
+        if cur == name:
+            e = next(e for e in defs[name].entries if e.key == "after")
+            diags.add(
+                "value error",
+                f"objective '{name}' runs after itself: {' after '.join([*chain, name])}",
+                _unpipe(e.value).span,
+                "let one objective of the chain start first (drop its `after`)",
+            )
+
+
 def _check_section(
     spec: Any, graph: Any, overrides: Sequence[str | Override], diags: Diagnostics
 ) -> tuple[TrainConfig | None, dict[str, Source]]:
@@ -1050,6 +1071,7 @@ def _check_into(
             ob = _objective(od, ck, opt if "optimizer" in seen else None, instances, names)
             if ob is not None:
                 objs.append(ob)
+        _check_stage_order(objs, program.objectives, diags)
     elif "loss" not in seen:
         diags.add(
             "value error",
