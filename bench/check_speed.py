@@ -2,7 +2,9 @@
 
 Usage: python bench/check_speed.py [--reps 5]
 Prints a markdown table (paste into docs/benchmarks.md). Targets (issue 3): cold check of a 20-line spec < 0.3 s;
-a 10,000-node graph < 1 s; time linear in size.
+a 10,000-node graph < 1 s; time linear in size. Issue 8: a pipeline of 30,000 and of 160,000 `->relu` stages (the
+latter the largest file specc reads, 1 MB) scale linearly — stage naming was quadratic (25 s, and over 600 s); and
+the abstract Flax lowering plus a trace of a 10,000-node graph (once a timed test, now only measured here).
 """
 
 from __future__ import annotations
@@ -75,6 +77,74 @@ def main() -> None:
                 f"| repeat({units}, Unit) — in-process check / whole process | {len(g.nodes):,} | "
                 f"{build:.3f} / {whole:.3f} |"
             )
+        pipelines(Path(d))
+        lower_and_trace(Path(d))
+
+
+PIPELINE = "model P {{\n  input x: f32[N, 4]\n  y = x{stages}\n  output y\n}}\n"
+
+DEEP_UNIT = """
+block Unit() {{
+  input x: [N, 8]
+  y = x -> dense(8) -> relu
+  z = y + x
+  output z
+}}
+model Deep {{
+  input x: f32[N, 8]
+  y = x -> repeat({n}, Unit())
+  output y
+}}
+"""
+
+
+def pipelines(d: Path) -> None:
+    """Every front-end pass on one long pipeline: parse, build (stage naming), verify, count, IR dump, fmt."""
+    import specc
+    from specc.frontend.fmt import format_module
+    from specc.ir.printer import format_graph
+    from specc.passes.count import count
+    from specc.passes.verify import verify
+
+    for n in (30_000, 160_000):
+        spec = d / f"pipeline{n}.net"
+        spec.write_text(PIPELINE.format(stages="->relu" * n))
+        size = spec.stat().st_size
+        t = time.perf_counter()
+        s = specc.load(spec)
+        g = s.graph()
+        check = time.perf_counter() - t
+        t = time.perf_counter()
+        verify(g)
+        count(g)
+        format_graph(g)
+        format_module(s.program.module)
+        passes = time.perf_counter() - t
+        whole = cold_check(spec, 1)
+        print(
+            f"| pipeline of {n:,} `->relu` ({size / 1e6:.2f} MB) — in-process check / verify+count+dump+fmt / "
+            f"whole process | {len(g.nodes):,} | {check:.2f} / {passes:.2f} / {whole:.2f} |"
+        )
+
+
+def lower_and_trace(d: Path) -> None:
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    import specc
+    from specc.backend.flax import build_module
+
+    spec = d / "deep_unit.net"
+    spec.write_text(DEEP_UNIT.format(n=2500))
+    g = specc.load(spec).graph()
+    t = time.perf_counter()
+    graphdef, state = nnx.split(build_module(g, abstract=True))
+    jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x=x), state, jax.ShapeDtypeStruct((2, 8), jnp.float32))
+    print(
+        f"| repeat(2500, Unit) — abstract Flax module + jax.eval_shape trace | {len(g.nodes):,} | "
+        f"{time.perf_counter() - t:.2f} |"
+    )
 
 
 def _time(cmd: list[str]) -> float:

@@ -11,7 +11,6 @@ import random
 import re
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,7 +139,6 @@ def test_seed_specs_exist() -> None:
 
 @pytest.mark.slow
 def test_mutants_give_located_errors_never_crash() -> None:
-    start = time.perf_counter()
     failures: list[str] = []
     outcomes = {0: 0, 1: 0}
     for i, path, data in mutants(N_MUTANTS):
@@ -156,7 +154,6 @@ def test_mutants_give_located_errors_never_crash() -> None:
                 failures.append(f"mutant {i} of {path.name}: unlocated {d.kind}: {d.message}\n{data[:600]!r}")
     assert not failures, f"{len(failures)} bad outcomes; first ones:\n\n" + "\n\n".join(failures[:5])
     assert outcomes[1] > N_MUTANTS // 4, outcomes  # the mutations do break specs
-    assert time.perf_counter() - start < 120
 
 
 @pytest.mark.slow

@@ -40,7 +40,8 @@ class Arg:
     """One non-tensor argument of an op.
 
     kind: int | float | number (int or float, kept as given) | bool | str | enum | window (int or tuple) | padding |
-        axis | axes | init | dims | ints | parts (an int or a list of sizes) | index (subscript items) | dtype | any
+        axis | axes | init | bias_init (no fan-in initialisers) | dims | ints | parts (an int or a list of sizes) |
+        index (subscript items) | dtype | any
     """
 
     name: str
@@ -242,6 +243,22 @@ INITIALIZERS: dict[str, tuple[str, ...]] = {
 }
 
 
+# these scale by the fan-in and fan-out of a weight matrix: they cannot initialise a bias vector
+FAN_INITIALIZERS = frozenset(
+    {
+        "glorot_uniform",
+        "glorot_normal",
+        "xavier_uniform",
+        "xavier_normal",
+        "he_normal",
+        "he_uniform",
+        "lecun_normal",
+        "lecun_uniform",
+        "orthogonal",
+    }
+)
+
+
 def bind_args(
     op: OpDef, positional: Sequence[Any], keyword: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[OpError]]:
@@ -414,14 +431,17 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
         raise bad("a list of integers")
     if k == "number":
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise bad("a number")
+            raise bad("a number", "a tensor combines with another tensor or with one number: x * 2")
         return v
     if k == "parts":
         if _intlike(v) and v >= 1:
             return v
         if isinstance(v, tuple | list) and v and all(_intlike(x) and x >= 1 for x in v):
             return tuple(v)
-        raise bad("a number of equal parts or a list of positive sizes, like 2 or [4, 12]")
+        raise bad(
+            "a number of equal parts or a list of positive sizes",
+            "split(2) cuts the axis into 2 equal parts; split([4, 12]) into parts of sizes 4 and 12",
+        )
     if k == "index":
         if isinstance(v, tuple) and all(_index_item(x) for x in v):
             return v
@@ -432,6 +452,14 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
         raise bad("a list of sizes like [N, 7*7*64]")
     if k == "init":
         return convert_init(v, lambda want, hint="": bad(want, hint))
+    if k == "bias_init":
+        fn = convert_init(v, lambda want, hint="": bad(want, hint))
+        if fn.name in FAN_INITIALIZERS:
+            vector = ", ".join(x for x in INITIALIZERS if x not in FAN_INITIALIZERS)
+            raise bad(
+                f"an initializer for a vector ({vector})", f"{fn.name} scales by a weight matrix's fan-in"
+            )
+        return fn
     if k == "dtype":
         from ..ir.types import DTYPES
 

@@ -108,7 +108,7 @@ CONV_ARGS = (
     Arg("groups", "int", 1, min=1),
     Arg("bias", "bool", True),
     Arg("init", "init", None),
-    Arg("bias_init", "init", None),
+    Arg("bias_init", "bias_init", None),
 )
 
 
@@ -164,6 +164,11 @@ def _conv_transpose(c: OpCall) -> Inferred:
     dims = []
     for i in range(n):
         size = c.x.dims[1 + i]
+        if size == Dim.const(0):
+            raise c.fail(
+                f"conv_transpose over axis {1 + i} of {c.x}: that axis is empty",
+                "its output would have a negative size; give it spatial axes of at least one element",
+            )
         # Flax's ConvTranspose: VALID → (in-1)*s + k, SAME → in*s
         dims.append(size * s[i] if c["padding"] == "same" else (size - 1) * s[i] + k[i])
     params = {"kernel": (*k, cin, cout)}
@@ -186,7 +191,7 @@ register(
             Arg("padding", "enum", "valid", choices=("valid", "same")),
             Arg("bias", "bool", True),
             Arg("init", "init", None),
-            Arg("bias_init", "init", None),
+            Arg("bias_init", "bias_init", None),
         ),
         infer=_conv_transpose,
         lowerings=(

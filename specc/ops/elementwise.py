@@ -16,13 +16,22 @@ OPERATORS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
 
 def _binary(c: OpCall) -> Inferred:
     if len(c.inputs) == 1:
-        # tensor with a number: the number takes the tensor's dtype (as JAX's weak types do),
-        # except that a fractional number makes an integer tensor float
+        # tensor with a number: the number takes the tensor's dtype (as JAX's weak types do), except that a
+        # fractional number (or /) makes an integer or boolean tensor float, and a whole number a boolean one i32
         t = c.x
         s = c["scalar"]
         if s is None:
             raise c.fail(f"{c.op.name} needs two tensors, or a tensor and a number", kind="argument error")
-        dtype = "f32" if (t.is_int and isinstance(s, float)) or (c.op.name == "div" and t.is_int) else t.dtype
+        if c.op.name == "pow" and not c["reverse"] and not t.is_float and isinstance(s, int) and s < 0:
+            raise c.fail(
+                f"{t} ** {s}: integers to a negative power are not integers",
+                "convert first: `cast(x, f32) ** -1`",
+                kind="type error",
+            )
+        if not t.is_float and (isinstance(s, float) or c.op.name == "div"):
+            dtype = "f32"
+        else:
+            dtype = "i32" if t.dtype == "bool" else t.dtype
         return Inferred((TensorType(dtype, t.dims),), flops=product(t.dims))
     a, b = c.inputs
     if a.dtype != b.dtype:
@@ -33,7 +42,15 @@ def _binary(c: OpCall) -> Inferred:
             f"{SYMBOLS[c.op.name]} needs both sides of one dtype, got {a} and {b}", hint, kind="type error"
         )
     dims = broadcast_dims(a.dims, b.dims, c)
-    dtype = "f32" if c.op.name == "div" and a.is_int else a.dtype
+    if a.dtype == "bool" and c.op.name == "sub":
+        raise c.fail(
+            f"- is not defined on booleans ({a} and {b})",
+            "convert them with `cast(i32)`, or combine masks with * (and) and maximum (or)",
+            kind="type error",
+        )
+    dtype = "f32" if c.op.name == "div" and not a.is_float else a.dtype
+    if a.dtype == "bool" and c.op.name == "pow":
+        dtype = "i32"
     return Inferred((TensorType(dtype, dims),), flops=product(dims))
 
 

@@ -56,7 +56,7 @@ register(
             Arg("features", "int", min=1),
             Arg("bias", "bool", True),
             Arg("init", "init", None),
-            Arg("bias_init", "init", None),
+            Arg("bias_init", "bias_init", None),
         ),
         infer=_dense,
         lowerings=(DENSE_LOWERING,),

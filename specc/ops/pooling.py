@@ -130,7 +130,10 @@ def _global(c: OpCall) -> Inferred:
     if c.op.name == "global_maxpool":
         for i, d in enumerate(c.x.dims[1:-1], 1):
             if d == Dim.const(0):
-                raise c.fail(f"global_maxpool over axis {i} of {c.x}: that axis is empty, so there is no max")
+                raise c.fail(
+                    f"global_maxpool over axis {i} of {c.x}: that axis is empty, so there is no max",
+                    "pool over spatial axes that hold at least one element",
+                )
     out = (c.x.dims[0], c.x.dims[-1])
     return Inferred((c.x.with_dims(out),), flops=product(c.x.dims))
 

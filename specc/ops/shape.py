@@ -46,6 +46,12 @@ def _reshape(c: OpCall) -> Inferred:
     total = product(c.x.dims)
     if holes:
         known = product(d for d in target if d != -1)
+        if total == Dim.const(0) or known == Dim.const(0):
+            raise c.fail(
+                f"reshape cannot infer -1 in {_fmt(target)} from {c.x}: with no elements any size fits",
+                "give every size of the new shape",
+                arg="shape",
+            )
         try:
             fill = total.exact_div(known)
         except DimError:
