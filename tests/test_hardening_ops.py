@@ -146,6 +146,19 @@ def test_half_precision_layers_keep_the_input_dtype(stmt: str, want: str) -> Non
     assert jax_types(f"  input x: f16[2, 4]\n  {stmt}\n  output y") == {"y": want}
 
 
+@pytest.mark.parametrize(
+    ("input_", "stmt", "want"),
+    [
+        # Flax's VALID transposed convolution gives in*stride + max(k - stride, 0): 2*2 + 0, not (2-1)*2 + 1
+        ("f32[1, 2, 6]", "y = x -> conv_transpose(4, 1, stride=2)", "float32[1, 4, 4]"),
+        ("u8[2, 5, 4]", "y = x -> maxpool(2)", "uint8[2, 2, 4]"),  # the window's identity was an int32
+        ("u8[2, 3]", "y = x -> sum", "int32[]"),  # JAX sums bytes in u32, which specc has not
+    ],
+)
+def test_lowering_runs_and_agrees(input_: str, stmt: str, want: str) -> None:
+    assert jax_types(f"  input x: {input_}\n  {stmt}\n  output y") == {"y": want}
+
+
 def test_bool_with_a_number_follows_jax() -> None:
     g = specc.load(
         "t.net", text=spec_text("  input m: bool[2]\n  a = m * 2\n  b = m * 0.5\n  output a, b")

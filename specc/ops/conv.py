@@ -169,8 +169,8 @@ def _conv_transpose(c: OpCall) -> Inferred:
                 f"conv_transpose over axis {1 + i} of {c.x}: that axis is empty",
                 "its output would have a negative size; give it spatial axes of at least one element",
             )
-        # Flax's ConvTranspose: VALID → (in-1)*s + k, SAME → in*s
-        dims.append(size * s[i] if c["padding"] == "same" else (size - 1) * s[i] + k[i])
+        # Flax's ConvTranspose: VALID → in*s + max(k - s, 0) (that is (in-1)*s + k when k ≥ s), SAME → in*s
+        dims.append(size * s[i] if c["padding"] == "same" else size * s[i] + max(k[i] - s[i], 0))
     params = {"kernel": (*k, cin, cout)}
     if c["bias"]:
         params["bias"] = (cout,)

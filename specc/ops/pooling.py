@@ -59,7 +59,8 @@ def _pool_reference(kind: str) -> Lowering:
         # the initial values stay Python numbers: only a concrete identity lets lax pick its differentiable
         # reduce_window_max / _sum (a traced one gives a generic reduce_window that has no gradient)
         if kind == "max":
-            init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else int(jnp.iinfo(x.dtype).min)
+            # an integer identity in the input's own dtype: a Python int would be int32 against a u8 input
+            init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype.type(jnp.iinfo(x.dtype).min)
             return lax.reduce_window(x, init, lax.max, dims, strides, padding)
         total = lax.reduce_window(
             x, 0.0 if jnp.issubdtype(x.dtype, jnp.floating) else 0, lax.add, dims, strides, padding

@@ -77,8 +77,8 @@ def _float(dtype: str) -> str:
 
 
 def _summable(dtype: str) -> str:
-    # jnp.sum of booleans counts them
-    return "i32" if dtype == "bool" else dtype
+    # jnp.sum of booleans counts them; bytes are summed in i32 too (JAX would give u32, not a spec dtype)
+    return "i32" if dtype in ("bool", "u8") else dtype
 
 
 def _axes_label(name: str) -> Callable[[Mapping[str, Any]], str]:
@@ -93,7 +93,10 @@ _AXES_ARGS = (
 
 def _reduce_lowering(name: str) -> Lowering:
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-        return getattr(ctx.jnp, name)(xs[0], axis=a["axis"], keepdims=a["keepdims"])
+        x = xs[0]
+        if name == "sum" and x.dtype in (ctx.jnp.bool_, ctx.jnp.uint8):
+            x = x.astype(ctx.jnp.int32)
+        return getattr(ctx.jnp, name)(x, axis=a["axis"], keepdims=a["keepdims"])
 
     return Lowering("reference", apply=apply)
 
