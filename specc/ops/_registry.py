@@ -524,12 +524,12 @@ def call_layer(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     return m(xs[0])
 
 
-def compute_dtype(t: TensorType, ctx: Any) -> Any:
-    """The `dtype=` of a Flax layer: compute in the input's dtype. Flax's default promotes an f16/bf16 input with
-    its f32 parameters to f32, while the shape rules (like PyTorch's layers) keep the input's dtype."""
+def half_dtype(t: TensorType, ctx: Any) -> dict[str, Any]:
+    """`dtype=` for a Flax layer fed f16/bf16 (empty otherwise): Flax's default promotes such an input with its f32
+    parameters to f32, while the shape rules (like PyTorch's layers) keep the input's dtype."""
     from ..ir.types import JNP_NAMES
 
-    return ctx.jnp.dtype(JNP_NAMES[t.dtype])
+    return {"dtype": ctx.jnp.dtype(JNP_NAMES[t.dtype])} if t.dtype in ("f16", "bf16") else {}
 
 
 def per_axis(v: int | tuple[int, ...], n: int, what: str, call: OpCall, arg: str) -> tuple[int, ...]:

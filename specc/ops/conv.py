@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.dims import Dim, product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, compute_dtype, per_axis, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, half_dtype, per_axis, register
 
 
 def pads(
@@ -132,7 +132,7 @@ def _conv_build(a: dict[str, Any], types: tuple[Any, ...], ctx: Any) -> Any:
         kernel_dilation=a["dilation"],
         feature_group_count=a["groups"],
         use_bias=a["bias"],
-        dtype=compute_dtype(types[0], ctx),
+        **half_dtype(types[0], ctx),
         kernel_init=ctx.init(a["init"]),
         bias_init=ctx.init(a["bias_init"], "zeros"),
         rngs=ctx.rngs,
@@ -205,7 +205,7 @@ register(
                     strides=a["stride"],
                     padding=a["padding"].upper(),
                     use_bias=a["bias"],
-                    dtype=compute_dtype(types[0], ctx),
+                    **half_dtype(types[0], ctx),
                     kernel_init=ctx.init(a["init"]),
                     bias_init=ctx.init(a["bias_init"], "zeros"),
                     rngs=ctx.rngs,

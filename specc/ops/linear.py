@@ -6,7 +6,7 @@ from typing import Any
 
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, compute_dtype, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, half_dtype, register
 from .broadcast import broadcast_dims
 
 DEFAULT_INIT = "glorot_uniform"
@@ -38,7 +38,7 @@ def _dense_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any) -> 
         types[0].dims[-1].value,
         a["features"],
         use_bias=a["bias"],
-        dtype=compute_dtype(types[0], ctx),
+        **half_dtype(types[0], ctx),
         kernel_init=ctx.init(a["init"]),
         bias_init=ctx.init(a["bias_init"], "zeros"),
         rngs=ctx.rngs,

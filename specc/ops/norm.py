@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.dims import product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, compute_dtype, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, half_dtype, register
 
 # Per-element FLOP estimates, inference mode. Batch norm folds into one multiply-add per element; layer/group
 # norm compute their statistics on the fly (mean, variance, normalise, scale, shift).
@@ -72,7 +72,7 @@ register(
                 axis=a["axis"],
                 momentum=a["momentum"],
                 epsilon=a["eps"],
-                dtype=compute_dtype(t, ctx),
+                **half_dtype(t, ctx),
                 rngs=ctx.rngs,
             )
         ),
@@ -103,7 +103,7 @@ register(
         infer=_layernorm,
         lowerings=_layer(
             lambda a, t, ctx: ctx.nnx.LayerNorm(
-                t.dims[-1].value, epsilon=a["eps"], dtype=compute_dtype(t, ctx), rngs=ctx.rngs
+                t.dims[-1].value, epsilon=a["eps"], **half_dtype(t, ctx), rngs=ctx.rngs
             )
         ),
         label=lambda a: "layernorm",
@@ -139,7 +139,7 @@ register(
                 t.dims[-1].value,
                 num_groups=a["groups"],
                 epsilon=a["eps"],
-                dtype=compute_dtype(t, ctx),
+                **half_dtype(t, ctx),
                 rngs=ctx.rngs,
             )
         ),

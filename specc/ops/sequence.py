@@ -7,7 +7,7 @@ from typing import Any
 
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, compute_dtype, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, half_dtype, register
 
 # ---- embed -----------------------------------------------------------------------------------------
 
@@ -105,7 +105,7 @@ def _recurrent_lowering(cell: str | None) -> Lowering:
             c = cls(
                 fin,
                 a["features"],
-                dtype=compute_dtype(types[0], ctx),
+                **half_dtype(types[0], ctx),
                 kernel_init=ctx.init(None),
                 rngs=ctx.rngs,
             )
@@ -218,7 +218,7 @@ def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any)
         out_features=fin,
         kernel_init=ctx.init(None),
         decode=False,
-        dtype=compute_dtype(types[0], ctx),
+        **half_dtype(types[0], ctx),
         rngs=ctx.rngs,
     )
 
