@@ -364,11 +364,17 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
     def unit_id(u: Node | _Group) -> str:
         return f"n{u.id}" if isinstance(u, Node) else u.id
 
+    # named instances applied more than once: their clusters say so, and a dotted edge ties the uses together
+    shared = {n.instance for n in graph.nodes if n.shares is not None}
+
     def emit(c: _Cluster, indent: str) -> Iterator[str]:
         for item in c.items:
             if isinstance(item, _Cluster):
                 assert item.scope is not None
                 where = _instance_text(item.scope)
+                base, _, use = item.scope.instance.partition(".")
+                if base in shared:
+                    where = f"{base} · use {use or 1} · shared weights"
                 label = f"<b>{_esc(item.scope.block)}</b>" + (f"  {_small(where)}" if where else "")
                 yield f"{indent}subgraph {item.id} {{"
                 yield (
@@ -404,6 +410,17 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
             )
             labelled.add(r)
             lines.append(f"  {key[0]} -> {key[1]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
+    tied: set[tuple[str, str]] = set()
+    for n in graph.nodes:
+        if n.shares is None:
+            continue
+        a, b = unit_id(lay.units[n.shares]), unit_id(lay.units[n.id])
+        if a != b and (a, b) not in tied:
+            tied.add((a, b))
+            lines.append(
+                f'  {a} -> {b} [style=dotted, dir=none, constraint=false, color="{PARAM_LINE}", '
+                'label=" same weights ", fontcolor="#B71C1C"];'
+            )
     lines.append("}")
     return "\n".join(lines) + "\n"
 

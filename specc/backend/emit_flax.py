@@ -308,10 +308,13 @@ def emit_flax(g: Graph) -> str:
         op = get_op(n.op)
         assert op is not None and op.lowerings
         build = op.lowerings[0].build
-        layer = build(attrs, tuple(g.type_of(r) for r in n.inputs), rec) if build is not None else None
-        key = var if layer is not None else None
-        if layer is not None:
-            init_lines.append(f"self.{var} = {lit(layer)}")
+        if n.shares is not None:  # a named instance applied again: its owner's layer, one set of weights
+            key: str | None = names[n.shares]
+        else:
+            layer = build(attrs, tuple(g.type_of(r) for r in n.inputs), rec) if build is not None else None
+            key = var if layer is not None else None
+            if layer is not None:
+                init_lines.append(f"self.{var} = {lit(layer)}")
         if n.id not in needed:
             continue
         if n.op in HELPERS and (n.op != "positional" or key is None):

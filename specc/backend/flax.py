@@ -305,6 +305,12 @@ class SpecModule(nnx.Module):
                 continue
             types = tuple(graph.type_of(r) for r in n.inputs)
             lw = choose_lowering(n, types, platform)
+            if n.shares is not None:
+                # a later application of a named instance runs the owner's layer, with the owner's lowering
+                owner = graph.nodes[n.shares]
+                lw = choose_lowering(owner, tuple(graph.type_of(r) for r in owner.inputs), platform)
+                steps.append(Step(n.id, n.name, OP, keys[n.shares], lw.apply, attrs, refs, n, lw.name))
+                continue
             op = get_op(n.op)
             assert op is not None
             build = lw.build if lw.build is not None else op.lowerings[0].build

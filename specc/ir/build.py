@@ -11,7 +11,7 @@ import gc
 import operator
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import Diagnostics, SpecError, dym_suffix
@@ -48,6 +48,20 @@ class TVal:
 
     ref: Ref
     type: TensorType
+
+
+@dataclass
+class _Instance:
+    """A named layer instance (`D = Discriminator()`, `enc = dense(64)`): one set of parameters, applied wherever
+    its name stands as a stage. `owners` are the first application's nodes that own parameters or state."""
+
+    name: str
+    call: ast.Call
+    env: _Env
+    block: ast.BlockDef | None
+    uses: int = 0
+    owners: list[Node] | None = None
+    first_input: str = ""
 
 
 @dataclass
@@ -280,6 +294,17 @@ class GraphBuilder:
 
     def _assign(self, st: ast.Assign, env: _Env) -> None:
         target = st.targets[0] if len(st.targets) == 1 else ",".join(st.targets)
+        inst = self._instance_def(st, env)
+        if inst is not None:
+            if st.assert_dims is not None:
+                self.diags.add(
+                    "type error",
+                    f"{target} is a layer instance, not a tensor; it has no shape to assert",
+                    st.assert_span,
+                    f"assert the shape where it is applied: `h = x -> {target} : [...]`",
+                )
+            self._bind(target, inst, st.span, env)
+            return
         v = self._pipeline(st.value, env, name=target)
         if len(st.targets) > 1:
             if v is POISON:
@@ -306,6 +331,103 @@ class GraphBuilder:
         if st.assert_dims is not None and v is not POISON:
             self._assert(st, v, env)
         self._bind(st.targets[0], v, st.span, env)
+
+    def _instance_def(self, st: ast.Assign, env: _Env) -> _Instance | None:
+        """`NAME = Op(args)` or `NAME = Block(args)` with no tensor among the arguments: a named instance."""
+        head = st.value.head
+        if len(st.targets) != 1 or st.value.stages or not isinstance(head, ast.Call) or head.func == "repeat":
+            return None
+        block = self.program.blocks.get(head.func)
+        op = get_op(head.func) if block is None else None
+        if block is None and (op is None or op.tensor_range[0] < 1):
+            return None
+        if block is not None and not any(isinstance(s, ast.InputDecl) for s in block.body):
+            return None
+        if any(self._mentions_tensor(a, env) for a in head.args):
+            return None
+        return _Instance(st.targets[0], head, env, block)
+
+    def _mentions_tensor(self, e: Any, env: _Env) -> bool:
+        if isinstance(e, ast.Name):
+            return isinstance(env.values.get(e.id), TVal) or e.id in (
+                s.name for s in (env.block.body if env.block else ()) if isinstance(s, ast.InputDecl)
+            )
+        if isinstance(e, ast.Pipeline | ast.BinOp | ast.Index | ast.Neg):
+            return True
+        if isinstance(e, ast.Call):
+            return any(self._mentions_tensor(a, env) for a in e.args)
+        return False
+
+    def _apply_instance(self, inst: _Instance, c: ast.Call, env: _Env, piped: TVal | None, name: str) -> Any:
+        """Apply a named instance: the first use creates its layers, later uses share them (same shapes)."""
+        tensors: list[Any] = [piped] if piped is not None else []
+        for a in c.args:
+            v = self._eval(a, env, attr=False)
+            if v is POISON:
+                return POISON
+            if not isinstance(v, TVal):
+                self.diags.add(
+                    "argument error",
+                    f"{inst.name} is a layer instance: it takes tensors only, got {describe(v)}",
+                    a.span,
+                    f"its options were fixed where it was defined ({inst.call.span.line}:{inst.call.span.col})",
+                )
+                return POISON
+            tensors.append(v)
+        if c.kwargs:
+            self.diags.add(
+                "argument error",
+                f"{inst.name} is a layer instance: its options were fixed where it was defined",
+                c.kwargs[0].span,
+                f"define another instance for other options, e.g. `{inst.name}2 = {inst.call.func}(...)`",
+            )
+            return POISON
+        inst.uses += 1
+        label = inst.name if inst.uses == 1 else f"{inst.name}.{inst.uses}"
+        before = len(self.nodes)
+        args = [self._eval(a, inst.env, attr=True) for a in inst.call.args]
+        kwargs = {k.name: self._eval(k.value, inst.env, attr=True) for k in inst.call.kwargs}
+        if any(v is POISON for v in [*args, *kwargs.values()]):
+            return POISON
+        if inst.block is not None:
+            v = self._block_call(inst.block, inst.call, tensors, args, kwargs, env, label, repeat=None)
+        else:
+            arg_spans = [a.span for a in inst.call.args]
+            kw_spans = {k.name: k.span for k in inst.call.kwargs}
+            v = self._apply(
+                inst.call.func, inst.call, tensors, args, kwargs, env, name or label, arg_spans, kw_spans
+            )
+        if v is POISON:
+            return POISON
+        created = range(before, len(self.nodes))
+        owners = [self.nodes[i] for i in created if self.nodes[i].params or self.nodes[i].state]
+        shown_in = ", ".join(str(t.type) for t in tensors)
+        if inst.owners is None:
+            inst.owners, inst.first_input = owners, shown_in
+        else:
+            first = [(n.params, n.state) for n in inst.owners]
+            if first != [(n.params, n.state) for n in owners]:
+                want = next(
+                    (
+                        f"{a.name}: {fmt_params(a)}"
+                        for a, b in zip(inst.owners, owners, strict=False)
+                        if (a.params, a.state) != (b.params, b.state)
+                    ),
+                    "",
+                )
+                self.diags.add(
+                    "shape error",
+                    f"{inst.name} shares one set of weights ({want}), built for input {inst.first_input}; "
+                    f"here it gets {shown_in}, which needs other weights",
+                    c.span,
+                    f"apply {inst.name} to tensors shaped like its first input, or define a second instance",
+                )
+                return POISON
+            for owner, n in zip(inst.owners, owners, strict=True):
+                self.nodes[n.id] = replace(n, params=(), state=(), shares=owner.id)
+        for i in created:
+            self.nodes[i] = replace(self.nodes[i], instance=inst.name)
+        return v
 
     def _assert(self, st: ast.Assign, v: Any, env: _Env) -> None:
         assert st.assert_dims is not None
@@ -653,6 +775,9 @@ class GraphBuilder:
     def _call(self, c: ast.Call, env: _Env, attr: bool, piped: TVal | None, name: str) -> Any:
         if c.func == "repeat":
             return self._repeat(c, env, piped, name)
+        inst = env.values.get(c.func)
+        if isinstance(inst, _Instance):
+            return self._apply_instance(inst, c, env, piped, name)
         op = get_op(c.func)
         block = self.program.blocks.get(c.func)
         if op is None and block is None:
@@ -1027,6 +1152,10 @@ class GraphBuilder:
             )
         )
         return nid
+
+
+def fmt_params(n: Node) -> str:
+    return " ".join(f"{k}{list(v)}" for k, v in (*n.params, *n.state))
 
 
 class _StmtError(Exception):

@@ -64,6 +64,9 @@ class Node:
         state: non-trainable tensors it owns (batch-norm statistics), name → shape.
         flops: per example (the batch symbol left free), multiply-add = 2.
         scope: the block instances it sits in, outermost first.
+        instance: the named layer instance (`D = Discriminator()`, `enc = dense(64)`) it belongs to, or "".
+        shares: the node whose parameters and state this one uses (a second application of a named instance);
+            such a node owns none itself, so counts see each shared weight once.
     """
 
     id: int
@@ -77,6 +80,8 @@ class Node:
     flops: Dim = field(default_factory=lambda: Dim.const(0))
     scope: tuple[Scope, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False)
+    instance: str = ""
+    shares: int | None = None
 
     @property
     def type(self) -> TensorType:

@@ -19,6 +19,10 @@ def format_node(g: Graph, n: Node) -> str:
         extra.append("params " + " ".join(f"{k}{list(s)}" for k, s in n.params))
     if n.state:
         extra.append("state " + " ".join(f"{k}{list(s)}" for k, s in n.state))
+    if n.shares is not None:
+        extra.append(f"shares %{g.nodes[n.shares].name}")
+    if n.instance:
+        extra.append(f"instance {n.instance}")
     if n.scope:
         extra.append(
             "in "
