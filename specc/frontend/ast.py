@@ -128,9 +128,12 @@ class TensorTypeExpr:
 
 @dataclass(frozen=True)
 class InputDecl:
+    """`input x: f32[N, 64]`; `draw` is the sampler of an input the trainer draws (`= normal()`), else None."""
+
     name: str
     type: TensorTypeExpr | None
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    draw: Expr | None = None
 
 
 @dataclass(frozen=True)

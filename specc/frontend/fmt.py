@@ -80,7 +80,11 @@ def _type(t: ast.TensorTypeExpr) -> str:
 
 def format_stmt(s: ast.Stmt) -> str:
     if isinstance(s, ast.InputDecl):
-        return f"input {s.name}" + (f": {_type(s.type)}" if s.type is not None else "")
+        return (
+            f"input {s.name}"
+            + (f": {_type(s.type)}" if s.type is not None else "")
+            + (f" = {format_expr(s.draw)}" if s.draw is not None else "")
+        )
     if isinstance(s, ast.ParamDecl):
         return f"param {s.name}: {_type(s.type)}" + (
             f" = {format_expr(s.init)}" if s.init is not None else ""

@@ -244,7 +244,8 @@ class _ToAst(Transformer[Any, Any]):
     # statements
     @v_args(meta=True)
     def input(self, meta: Any, c: list[Any]) -> ast.InputDecl:
-        return ast.InputDecl(str(c[0]), c[1], self._span(meta))
+        draw = _unpipe(c[2]) if len(c) > 2 and c[2] is not None else None
+        return ast.InputDecl(str(c[0]), c[1], self._span(meta), draw)
 
     @v_args(meta=True)
     def param(self, meta: Any, c: list[Any]) -> ast.ParamDecl:

@@ -28,6 +28,8 @@ from .types import DTYPES, TensorType
 # repeat(1000000000, ...) and is refused before it is expanded. docs/language.md states it.
 MAX_NODES = 1_000_000
 MAX_BLOCK_DEPTH = 64
+# what a drawn input (`input z: f32[N, 64] = normal()`) may be sampled from, and the argument names in order
+DRAWS = {"normal": ("mean", "std"), "uniform": ("low", "high")}
 MAX_LET_DEPTH = 100
 
 
@@ -202,16 +204,82 @@ class GraphBuilder:
             if declared is POISON:
                 self._bind(st.name, POISON, st.span, env)
                 return
-            nid = self._node(st.name, "input", (), (), (declared,), {}, {}, Dim.const(0), st.span, env)
+            attrs: tuple[tuple[str, Any], ...] = ()
+            if st.draw is not None:
+                draw = self._draw(st, declared, env)
+                if draw is POISON:
+                    self._bind(st.name, POISON, st.span, env)
+                    return
+                attrs = (("draw", draw),)
+            nid = self._node(st.name, "input", attrs, (), (declared,), {}, {}, Dim.const(0), st.span, env)
             inputs.append((st.name, nid))
             self._bind(st.name, TVal(Ref(nid), declared), st.span, env)
             return
+        if st.draw is not None:
+            self.diags.add(
+                "value error",
+                f"block input {st.name} cannot be drawn: only a model's inputs are sampled by the trainer",
+                st.draw.span,
+                f"declare `input {st.name}: ... = {getattr(st.draw, 'func', 'normal')}()` in the model and pass it in",
+            )
         if actual is not POISON and st.type is not None and declared is not POISON:
             try:
                 self._match_pattern(st, actual, env)
             except _StmtError:
                 actual = POISON  # reported once here, not again at every use of the input
         self._bind(st.name, actual, st.span, env)
+
+    def _draw(self, st: ast.InputDecl, declared: TensorType, env: _Env) -> Any:
+        """The sampler of a drawn input (`= normal()`, `= uniform(-1, 1)`) as an Fn with every argument named."""
+        e = st.draw
+        assert e is not None
+        if isinstance(e, ast.Name):
+            e = ast.Call(e.id, (), (), True, e.span, e.span)
+        if not isinstance(e, ast.Call) or e.func not in DRAWS:
+            self.diags.add(
+                "value error",
+                "a drawn input is sampled by normal(mean=0, std=1) or uniform(low=0, high=1)",
+                e.span,
+                f"write `input {st.name}: {declared} = normal()`",
+            )
+            return POISON
+        names = DRAWS[e.func]
+        if len(e.args) > len(names):
+            self.diags.add(
+                "argument error",
+                f"{e.func} takes at most {len(names)} arguments ({', '.join(names)}), got {len(e.args)}",
+                e.span,
+            )
+            return POISON
+        bound: dict[str, Any] = dict(
+            zip(names, (self._eval(a, env, attr=True) for a in e.args), strict=False)
+        )
+        for k in e.kwargs:
+            if k.name not in names or k.name in bound:
+                self.diags.add(
+                    "argument error",
+                    f"{e.func} has no argument '{k.name}'" + dym_suffix(k.name, names)
+                    if k.name not in names
+                    else f"{e.func}: '{k.name}' is given twice",
+                    k.span,
+                    f"usage: {e.func}({', '.join(names)})",
+                )
+                return POISON
+            bound[k.name] = self._eval(k.value, env, attr=True)
+        for arg, v in bound.items():
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                self.diags.add("argument error", f"{e.func}: {arg} must be a number, got {describe(v)}", e.span)
+                return POISON
+        if not declared.dtype.startswith(("f", "bf")):
+            self.diags.add(
+                "type error",
+                f"a drawn input must be floating point; {st.name} is {declared.dtype}",
+                st.type.dtype_span if st.type is not None else st.span,
+                f"declare it as f32[...]: `input {st.name}: f32[...] = {e.func}()`",
+            )
+            return POISON
+        defaults = {"mean": 0.0, "std": 1.0, "low": 0.0, "high": 1.0}
+        return Fn(e.func, (), tuple((k, float(bound.get(k, defaults[k]))) for k in names))
 
     def _match_pattern(self, st: ast.InputDecl, actual: TVal, env: _Env) -> None:
         """Block inputs are patterns: a fresh name binds to the caller's size, anything else must equal it."""

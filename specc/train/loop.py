@@ -27,6 +27,7 @@ import optax
 from flax import nnx
 
 from ..errors import SpecError
+from ..ir.types import JNP_NAMES
 from ..source import Span
 from .data import DataError, DataSet, Splits, check_fields, load_data
 from .io import write_atomic
@@ -101,8 +102,14 @@ def maybe_initialize_distributed() -> bool:
 # ---- the pieces ---------------------------------------------------------------------------------------------
 
 
-def load_splits(config: TrainConfig) -> Splits:
-    """Load the data set, rename fields for the model and check them against its inputs (located errors)."""
+def drawn_inputs(graph: Any) -> dict[str, Any]:
+    """The inputs the trainer samples (`input z: f32[N, 16] = normal()`): name → their input node."""
+    return {name: graph.nodes[nid] for name, nid in graph.inputs if "draw" in graph.nodes[nid].attr}
+
+
+def load_splits(config: TrainConfig, skip: Sequence[str] = ()) -> Splits:
+    """Load the data set, rename fields for the model and check them against its inputs (located errors);
+    `skip`: inputs the data need not hold (drawn by the trainer)."""
     call = config.data
     args = list(call.kw.get("*", ()))
     kwargs = {k: v for k, v in call.args if k != "*"}
@@ -114,7 +121,7 @@ def load_splits(config: TrainConfig) -> Splits:
             mapping = dict(config.rename)
             train = train.rename(mapping)
             val = val.rename(mapping) if val is not None else None
-        inputs = {n: (dt, dims) for n, dt, dims in config.inputs}
+        inputs = {n: (dt, dims) for n, dt, dims in config.inputs if n not in skip}
         check_fields(train, inputs)
     except DataError as e:
         raise data_error(config, e) from None
@@ -306,7 +313,8 @@ def train_and_evaluate(
     epochs_total = total_epochs(run_stages)
     primary = jax.process_index() == 0
     resuming = rundir.prepare(workdir, config, graph, resume=resume, force=force, primary=primary)
-    splits = splits if splits is not None else load_splits(config)
+    drawn = drawn_inputs(graph)
+    splits = splits if splits is not None else load_splits(config, tuple(drawn))
     notes: list[str] = []
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch
@@ -333,7 +341,8 @@ def train_and_evaluate(
     txs = [make_optimizer(p.objective.optimizer, steps_per_epoch) for p in plans]
     lr_fns = [make_schedule(p.objective.optimizer["lr"], steps_per_epoch) for p in plans]
     selectors = [_selector(p.keys) for p in plans]
-    input_names = tuple(n for n, _, _ in config.inputs)
+    input_names = tuple(n for n, _, _ in config.inputs if n not in drawn)
+    draw = _Sampler(graph, drawn, input_names, config.seed)
     names = config.value_names
     metric_calls = tuple(m.call for m in config.metrics)
     n_obj = len(plans)
@@ -341,20 +350,27 @@ def train_and_evaluate(
     loss_names = ["loss"] if single else [f"loss_{p.objective.name}" for p in plans]
     stat_names = [*loss_names, *(m.name for m in config.metrics)]
 
-    def values_of(gd: Any, params: Any, rest: Any, batch: Mapping[str, Any]) -> tuple[Any, Any]:
+    def values_of(
+        gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], key: Any = None
+    ) -> tuple[Any, Any]:
         # Fresh Variables at this trace level (inside grad), so batch statistics and RNG counts can be updated.
         m = nnx.merge(gd, *jax.tree.map(lambda x: x, (params, rest)))
-        vals = m.values({k: batch[k] for k in input_names}, names)
+        inputs = {k: batch[k] for k in input_names}
+        if drawn:
+            inputs.update(draw(key, inputs))
+        vals = m.values(inputs, names)
         _, _, new_rest = nnx.split(m, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
         return vals, new_rest
 
-    def objective_step(i: int, state: dict[str, Any], batch: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    def objective_step(
+        i: int, state: dict[str, Any], batch: Mapping[str, Any], key: Any
+    ) -> tuple[Any, Any, Any]:
         """One update of objective i: its loss differentiated w.r.t. its own parameters only."""
         objective = plans[i].objective
         mine, others = nnx.split_state(state["params"], selectors[i], ...)
 
         def loss_fn(p: Any) -> tuple[Any, tuple[Any, Any]]:
-            vals, new_rest = values_of(gd_train, nnx.merge_state(p, others), state["rest"], batch)
+            vals, new_rest = values_of(gd_train, nnx.merge_state(p, others), state["rest"], batch, key)
             return total_loss(objective.terms, vals, p, None), (vals, new_rest)
 
         (loss, (vals, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(mine)
@@ -387,9 +403,13 @@ def train_and_evaluate(
             stats = [jnp.float32(0)] * n_stats
             ok = state["bad"] < 0
             metric_vals = None
+            update = 0
             for i in members:
                 for _ in range(plans[i].objective.steps):
-                    state, loss, vals = objective_step(i, state, batch)
+                    # drawn inputs are sampled afresh for every update, from the step number alone (resumable)
+                    key = draw.train_key(state["step"], update) if drawn else None
+                    update += 1
+                    state, loss, vals = objective_step(i, state, batch, key)
                     if metric_vals is None:
                         metric_vals = vals
                 stats[i] = loss
@@ -407,8 +427,10 @@ def train_and_evaluate(
 
         return train_step
 
-    def eval_step(params: Any, rest: Any, sums: Any, batch: Mapping[str, Any], weights: Any) -> Any:
-        vals, _ = values_of(gd_eval, params, rest, batch)
+    def eval_step(
+        params: Any, rest: Any, sums: Any, batch: Mapping[str, Any], weights: Any, index: Any
+    ) -> Any:
+        vals, _ = values_of(gd_eval, params, rest, batch, draw.eval_key(index) if drawn else None)
         stats = [total_loss(p.objective.terms, vals, params, weights) for p in plans]
         stats += [metric_value(c, vals, weights) for c in metric_calls]
         vec = jnp.stack([jnp.asarray(x, jnp.float32) for x in stats])
@@ -644,6 +666,51 @@ def train_and_evaluate(
     return TrainResult(status, history, step, workdir, jax.device_get(state["params"]), divergence, notes)
 
 
+class _Sampler:
+    """Samples the drawn inputs inside the jitted step: shapes from the fed inputs' sizes (the batch symbol N),
+    keys folded from the seed, the step and the update (training) or the batch index (evaluation)."""
+
+    def __init__(self, graph: Any, drawn: Mapping[str, Any], fed: Sequence[str], seed: int):
+        self.drawn = dict(drawn)
+        self.seed = seed % 2**32
+        self.binders = [
+            (name, axis, sym)
+            for name, nid in graph.inputs
+            if name in fed
+            for axis, d in enumerate(graph.nodes[nid].type.dims)
+            if (sym := d.as_symbol()) is not None
+        ]
+
+    def train_key(self, step: Any, update: int) -> Any:
+        base = jax.random.fold_in(jax.random.key(self.seed), 1)
+        return jax.random.fold_in(jax.random.fold_in(base, step), update)
+
+    def eval_key(self, index: Any) -> Any:
+        return jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), 2), index)
+
+    def __call__(self, key: Any, fed: Mapping[str, Any]) -> dict[str, Any]:
+        env = {sym: int(fed[name].shape[axis]) for name, axis, sym in self.binders}
+        batch = next((int(v.shape[0]) for v in fed.values()), 1)
+        out = {}
+        for i, (name, node) in enumerate(self.drawn.items()):
+            shape = []
+            for axis, d in enumerate(node.type.dims):
+                if d.is_const:
+                    shape.append(int(d.value))
+                else:
+                    size = d.subst(env).as_int() if env else None
+                    shape.append(size if size is not None else batch if axis == 0 else 1)
+            fn = node.attr["draw"]
+            kw = dict(fn.kwargs)
+            k = jax.random.fold_in(key, i)
+            dtype = jnp.dtype(JNP_NAMES[node.type.dtype])
+            if fn.name == "normal":
+                out[name] = kw["mean"] + kw["std"] * jax.random.normal(k, tuple(shape), dtype)
+            else:
+                out[name] = jax.random.uniform(k, tuple(shape), dtype, kw["low"], kw["high"])
+        return out
+
+
 def _selector(keys: frozenset[str]) -> Callable[[Any, Any], bool]:
     """An nnx filter for the parameters of the layers `keys` (paths are ('layers', key, ...))."""
 
@@ -685,13 +752,15 @@ def _evaluate(
     """Loss and metrics over the whole split: the last batch padded to full size with zero weights."""
     sums = mesh.replicate(jnp.zeros((n_stats + 1,), jnp.float32))
     sub = DataSet({k: ds.fields[k] for k in feed})
-    for b in sub.batches(batch):
+    for index, b in enumerate(sub.batches(batch)):
         n = next(iter(b.values())).shape[0]
         w = np.ones((batch,), np.float32)
         if n < batch:
             b = {k: np.concatenate([v, np.zeros((batch - n, *v.shape[1:]), v.dtype)]) for k, v in b.items()}
             w[n:] = 0
-        sums = eval_jit(state["params"], state["rest"], sums, mesh.batch(b), mesh.batch({"w": w})["w"])
+        sums = eval_jit(
+            state["params"], state["rest"], sums, mesh.batch(b), mesh.batch({"w": w})["w"], np.int32(index)
+        )
     host = np.asarray(jax.device_get(sums), np.float64)
     total = host[-1]
     return [float(np.float32(v / total)) for v in host[:-1]]
