@@ -522,12 +522,7 @@ class _Reader:
                     body += [ast.InputDecl(n, None, s) for n, s in _names(v, "an input")]
                 else:
                     for ik, iv in _want(v, YMap, "inputs").items:
-                        t = (
-                            None
-                            if isinstance(iv, YScalar) and iv.value is None
-                            else self.type_expr(iv, f"input {ik.value}'s type")
-                        )
-                        body.append(ast.InputDecl(_name(ik, "an input"), t, ik.span.to(iv.span)))
+                        body.append(self.input_decl(_name(ik, "an input"), ik.span, iv))
             elif k == "params":
                 for pk, pv in _want(v, YMap, "params").items:
                     body.append(self.param(_name(pk, "a param"), pk.span, pv))
@@ -545,6 +540,24 @@ class _Reader:
         if what == "block":
             return ast.BlockDef(str(name.value), tuple(params), tuple(body), name.span.to(node.span))
         return ast.ModelDef(str(name.value), tuple(body), name.span.to(node.span))
+
+    def input_decl(self, name: str, key_span: Span, v: YNode) -> ast.InputDecl:
+        """`x: "f32[N, 64]"`, or a drawn input `z: {type: "f32[N, 16]", draw: "normal()"}`."""
+        if isinstance(v, YMap):
+            _check_keys(v, ("type", "draw"), f"input {name}")
+            t, draw = v.get("type"), v.get("draw")
+            if t is None:
+                raise _fail("name error", f'input {name} needs a `type`, like type: "f32[N, 16]"', v.span)
+            return ast.InputDecl(
+                name,
+                self.type_expr(t, f"input {name}'s type"),
+                key_span.to(v.span),
+                self.value(draw) if draw is not None else None,
+            )
+        typ = (
+            None if isinstance(v, YScalar) and v.value is None else self.type_expr(v, f"input {name}'s type")
+        )
+        return ast.InputDecl(name, typ, key_span.to(v.span))
 
     def param(self, name: str, key_span: Span, v: YNode) -> ast.ParamDecl:
         if isinstance(v, YMap):
@@ -892,13 +905,10 @@ class _Writer:
                 continue
             last = sec
             if isinstance(s, ast.InputDecl):
-                self.put(
-                    d.setdefault(sec, _Flow()),
-                    s.name,
-                    None if s.type is None else _type(s.type),
-                    s.span,
-                    "input",
-                )
+                t_in: Any = None if s.type is None else _type(s.type)
+                if s.draw is not None:
+                    t_in = _Flow(type=t_in, draw=_out(s.draw))
+                self.put(d.setdefault(sec, _Flow()), s.name, t_in, s.span, "input")
             elif isinstance(s, ast.ParamDecl):
                 t = _type(s.type) if s.init is None else _Flow(type=_type(s.type), init=_out(s.init))
                 self.put(d.setdefault(sec, {}), s.name, t, s.span, "param")
