@@ -53,7 +53,9 @@ CASES = [
     ("y = x -> neg", "bool[N, 4]", "type error", "neg expects a number input, got bool[N, 4]", 12),
     ("y = -x", "bool[N, 4]", "type error", "neg expects a number input", 7),
     ("y = x -> sign", "bool[N, 4]", "type error", "sign expects a number input", 12),
+    ("y = x -> square", "bool[N, 4]", "type error", "square expects a number input", 12),
     ("y = x - x", "bool[N, 4]", "type error", "- is not defined on booleans", 7),
+    ("a, b = x -> split(2)", "f32[N]", "shape error", "split into 2 equal parts: axis -1 of f32[N]", 21),
     ("y = x ** -1", "i32[N, 4]", "type error", "integers to a negative power", 7),
     (
         "y = pow(x, scalar=(1, 3))",
@@ -140,6 +142,7 @@ def jax_types(body: str) -> dict[str, str]:
         ("y = x -> dense(3)", "float16[2, 3]"),  # Flax would promote to f32 with its f32 parameters
         ("y = x -> layernorm", "float16[2, 4]"),
         ("y = x -> reshape([2, 2, 2]) -> gru(3)", "float16[2, 2, 3]"),
+        ("y = x -> reshape([2, 2, 2]) -> attention(2)", "float16[2, 2, 2]"),  # XLA:CPU has no f16 → f32 dot
     ],
 )
 def test_half_precision_layers_keep_the_input_dtype(stmt: str, want: str) -> None:

@@ -13,7 +13,9 @@ def _same(accepts: str, cost: int) -> Callable[[OpCall], Inferred]:
     def rule(c: OpCall) -> Inferred:
         if accepts == "float":
             c.need_float()
-        elif accepts == "number" and c.x.dtype == "bool":  # jnp.negative / jnp.sign refuse booleans
+        elif (
+            accepts == "number" and c.x.dtype == "bool"
+        ):  # jnp.negative, sign refuse booleans; square gives i32
             raise c.fail(
                 f"{c.op.name} expects a number input, got {c.x}",
                 "convert the booleans with `-> cast(f32)` or `-> cast(i32)`",
@@ -48,7 +50,7 @@ _TABLE: tuple[tuple[str, tuple[Arg, ...], str, int, str], ...] = (
     ("log", (), "float", 4, "natural logarithm"),
     ("sqrt", (), "float", 4, "square root"),
     ("abs", (), "any", 1, "absolute value"),
-    ("square", (), "any", 1, "x * x"),
+    ("square", (), "number", 1, "x * x"),
     ("neg", (), "number", 1, "-x"),
 )
 

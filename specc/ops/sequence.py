@@ -218,7 +218,6 @@ def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any)
         out_features=fin,
         kernel_init=ctx.init(None),
         decode=False,
-        **half_dtype(types[0], ctx),
         rngs=ctx.rngs,
     )
 
@@ -226,7 +225,8 @@ def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any)
 def _attention_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     x = xs[0]
     mask = ctx.nnx.make_causal_mask(x[..., 0]) if a["causal"] else None
-    return m(x, mask=mask)
+    # computed in f32 (XLA:CPU has no f16 x f16 → f32 dot), returned in the input's dtype as the rule says
+    return m(x, mask=mask).astype(x.dtype)
 
 
 register(

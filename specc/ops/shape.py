@@ -184,6 +184,8 @@ def _split(c: OpCall) -> Inferred:
     if isinstance(parts, int):
         try:
             each = size.exact_div(parts)
+            if each * parts != size:  # a symbolic size not provably a multiple: N/3 would floor at run time
+                raise DimError(f"cannot prove that {size} is divisible by {parts}")
         except DimError:
             raise c.fail(
                 f"split into {parts} equal parts: axis {c['axis']} of {c.x} has size {size}, not divisible by {parts}",
