@@ -265,7 +265,8 @@ def _slice_len(d: Dim, lo: int | None, hi: int | None, step: int, c: OpCall, axi
         n = len(range(*slice(lo, hi, step).indices(d.value)))
         if n == 0:
             raise c.fail(
-                f"slice {lo if lo is not None else ''}:{hi if hi is not None else ''} of axis {axis} of {c.x} is empty"
+                f"slice {lo if lo is not None else ''}:{hi if hi is not None else ''} of axis {axis} of {c.x} is empty",
+                "a slice keeps at least one element: check its bounds against the axis size",
             )
         return Dim.const(n)
     # symbolic size: only bounds that do not depend on it are representable exactly
