@@ -43,6 +43,13 @@ OPT = {k: v.sig for k, v in OPTIMIZERS.items()}
             lambda t: t / 2 if t < 2 else 0.5 * (1 + math.cos(math.pi * min(t - 2, 8) / 8)),
         ),
         ("piecewise([2, 5], [0.1, 0.01, 0.001])", lambda t: 0.1 if t < 2 else 0.01 if t < 5 else 0.001),
+        ("inverse_time(0.1, 0.5, power=1)", lambda t: 0.1 / (1 + 0.5 * t)),
+        ("inverse_time(0.01, 0.0001, power=0.75)", lambda t: 0.01 * (1 + 0.0001 * t) ** -0.75),
+        ("inverse_time(0.2, 0.3, 2)", lambda t: 0.2 * (1 + 0.3 * t) ** -2),
+        ("poly(0.1, 2, 10)", lambda t: 0.1 * max(1 - t / 10, 0) ** 2),
+        ("poly(0.05, 0.5, 9)", lambda t: 0.05 * max(1 - t / 9, 0) ** 0.5),
+        ("sigmoid(0.1, -0.5, 6)", lambda t: 0.1 / (1 + math.exp(0.5 * (t - 6)))),
+        ("sigmoid(0.1, 2, 3)", lambda t: 0.1 / (1 + math.exp(-2 * (t - 3)))),
     ],
 )
 def test_schedules_follow_their_formulas_per_epoch_and_per_step(text: str, formula) -> None:
@@ -184,3 +191,47 @@ train {
         (-0.5, "mse"),
         (1.0, "l2"),
     ]
+
+
+def test_inverse_time_power_one_is_the_plain_quotient_bitwise() -> None:
+    t = jnp.arange(0, 50, dtype=jnp.float32)
+    old = 0.1 / (1.0 + 0.37 * t)
+    new = SCHEDULES["inverse_time"].fn(t, 0.1, 0.37, 1.0)
+    assert np.array_equal(np.asarray(old), np.asarray(new))
+    assert SCHEDULES["inverse_time"].sig.usage() == "inverse_time(lr0, rate, power=1.0, per=epoch)"
+
+
+def test_poly_reaches_zero_and_stays_there() -> None:
+    f = make_schedule(bind("poly(0.1, 1.5, 4, per=step)", SCHED), 3)
+    assert [float(f(c)) for c in (4, 5, 100)] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("poly(0.1, 2, 0)", "poly: steps must be at least 1"),
+        ("poly(0.1, -1, 10)", "poly: power must be at least 0"),
+        ("step(0.1, 0.5, 0)", "step: every must be at least 1"),
+        ("poly(0.1, 2, 10)", None),
+        ("sigmoid(0.1, -1, 5)", None),
+    ],
+)
+def test_schedule_value_checks(text: str, problem: str | None) -> None:
+    from specc.train.optim import check_schedule_args
+
+    assert check_schedule_args(bind(text, SCHED)) == problem
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("poly(0.1, 2)", "poly needs argument 'steps'"),
+        ("sigmoid(0.1, -1, 5, stepz=3)", "sigmoid has no argument 'stepz'"),
+        ("inverse_time(0.1, 0.5, powr=2)", "inverse_time has no argument 'powr'"),
+    ],
+)
+def test_new_schedules_have_checked_signatures(text: str, message: str) -> None:
+    diags = Diagnostics()
+    c = _Checker({}, [], diags).call_of(parse_expr(text), "schedule", SCHED, None)
+    assert c is None
+    assert any(message in d.message for d in diags.items), [d.message for d in diags.items]

@@ -30,8 +30,27 @@ def _constant(t: Any, lr: float) -> Any:
     return jnp.full_like(t, lr, dtype=jnp.float32)
 
 
-def _inverse_time(t: Any, lr0: float, rate: float) -> Any:
-    return lr0 / (1.0 + rate * t)
+def _inverse_time(t: Any, lr0: float, rate: float, power: float = 1.0) -> Any:
+    """Caffe's `inv`: lr0 · (1 + rate·t)^(-power); power=1 is computed as the plain quotient it always was."""
+    import jax.numpy as jnp
+
+    if power == 1.0:
+        return lr0 / (1.0 + rate * t)
+    return lr0 * jnp.power(1.0 + rate * t, -power)
+
+
+def _poly(t: Any, lr0: float, power: float, steps: int) -> Any:
+    """Caffe's `poly`: lr0 · (1 - t/steps)^power, reaching 0 at t = steps and staying there."""
+    import jax.numpy as jnp
+
+    return lr0 * jnp.power(jnp.clip(1.0 - t / steps, 0.0, 1.0), power)
+
+
+def _sigmoid(t: Any, lr0: float, rate: float, step: float) -> Any:
+    """Caffe's `sigmoid`: lr0 / (1 + exp(-rate·(t - step))); a negative rate decays around t = step."""
+    import jax.numpy as jnp
+
+    return lr0 / (1.0 + jnp.exp(-rate * (t - step)))
 
 
 def _exponential(t: Any, lr0: float, rate: float) -> Any:
@@ -69,9 +88,27 @@ SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType(
         "constant": ScheduleFn(Signature("constant", (Arg("lr", "float"), _PER), "a fixed rate"), _constant),
         "inverse_time": ScheduleFn(
             Signature(
-                "inverse_time", (Arg("lr0", "float"), Arg("rate", "float"), _PER), "lr0 / (1 + rate·t)"
+                "inverse_time",
+                (Arg("lr0", "float"), Arg("rate", "float"), Arg("power", "float", 1.0), _PER),
+                "lr0 · (1 + rate·t)^(-power) (Caffe's inv)",
             ),
             _inverse_time,
+        ),
+        "poly": ScheduleFn(
+            Signature(
+                "poly",
+                (Arg("lr0", "float"), Arg("power", "float"), Arg("steps", "int"), _PER),
+                "lr0 · (1 - t/steps)^power, 0 from t = steps on (Caffe's poly)",
+            ),
+            _poly,
+        ),
+        "sigmoid": ScheduleFn(
+            Signature(
+                "sigmoid",
+                (Arg("lr0", "float"), Arg("rate", "float"), Arg("step", "float"), _PER),
+                "lr0 / (1 + exp(-rate·(t - step))) (Caffe's sigmoid)",
+            ),
+            _sigmoid,
         ),
         "exponential": ScheduleFn(
             Signature("exponential", (Arg("lr0", "float"), Arg("rate", "float"), _PER), "lr0 · exp(-rate·t)"),
@@ -136,6 +173,10 @@ def check_schedule_args(call: CallSpec) -> str | None:
         return "piecewise needs one more value than boundaries"
     if call.name == "step" and call["every"] < 1:
         return "step: every must be at least 1"
+    if call.name == "poly" and call["steps"] < 1:
+        return "poly: steps must be at least 1"
+    if call.name == "poly" and call["power"] < 0:
+        return "poly: power must be at least 0"
     return None
 
 
