@@ -151,6 +151,8 @@ class Assign:
     assert_dims: tuple[Expr, ...] | None = None
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     assert_span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    run: str | None = None  # `T = Teacher() from "runs/Teacher"`: start from that run's trained weights
+    run_span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

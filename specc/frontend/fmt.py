@@ -94,6 +94,8 @@ def format_stmt(s: ast.Stmt) -> str:
         check = (
             f" : [{', '.join(format_expr(d) for d in s.assert_dims)}]" if s.assert_dims is not None else ""
         )
+        if s.run is not None:
+            check += " from " + format_expr(ast.Str(s.run))
         text = lhs + format_expr(s.value) + check
         p = s.value
         if len(text) + 2 > MAX_LINE and p.stages:

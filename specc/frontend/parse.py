@@ -15,7 +15,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..errors import SpecError
 from ..ir.types import DTYPES
-from ..source import Source, Span
+from ..source import NO_SPAN, Source, Span
 from . import ast
 
 MAX_NESTING = 200  # brackets deeper than this are surely a mistake, and would exhaust Python's stack later
@@ -259,9 +259,14 @@ class _ToAst(Transformer[Any, Any]):
 
     @v_args(meta=True)
     def assign(self, meta: Any, c: list[Any]) -> ast.Assign:
-        targets, pipe, check = c
+        targets, pipe, check, source = c
         dims, aspan = check if check is not None else (None, self._span(meta))
-        return ast.Assign(targets, pipe, dims, self._span(meta), aspan)
+        run, rspan = source if source is not None else (None, NO_SPAN)
+        return ast.Assign(targets, pipe, dims, self._span(meta), aspan, run, rspan)
+
+    @v_args(meta=True)
+    def from_run(self, meta: Any, c: list[Token]) -> tuple[str, Span]:
+        return (_unquote(str(c[0])), self._t(c[0]))
 
     def targets(self, c: list[Token]) -> tuple[str, ...]:
         return tuple(str(t) for t in c)

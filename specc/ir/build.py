@@ -99,6 +99,7 @@ class GraphBuilder:
         self.prefixes: set[str] = set()
         self.next_suffix: dict[str, int] = {}
         self.let_depth = 0
+        self.pretrained: list[tuple[str, str, Span]] = []
 
     # ---- entry -----------------------------------------------------------------------------------
 
@@ -124,7 +125,15 @@ class GraphBuilder:
             )
         self.diags.raise_if_any(self.program.sources)
         values = [(k, v.ref) for k, v in env.values.items() if isinstance(v, TVal)]
-        return Graph(model.name, tuple(self.nodes), tuple(inputs), tuple(outputs), tuple(values), model.span)
+        return Graph(
+            model.name,
+            tuple(self.nodes),
+            tuple(inputs),
+            tuple(outputs),
+            tuple(values),
+            model.span,
+            tuple(self.pretrained),
+        )
 
     # ---- statements ------------------------------------------------------------------------------
 
@@ -268,7 +277,9 @@ class GraphBuilder:
             bound[k.name] = self._eval(k.value, env, attr=True)
         for arg, v in bound.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
-                self.diags.add("argument error", f"{e.func}: {arg} must be a number, got {describe(v)}", e.span)
+                self.diags.add(
+                    "argument error", f"{e.func}: {arg} must be a number, got {describe(v)}", e.span
+                )
                 return POISON
         if not declared.dtype.startswith(("f", "bf")):
             self.diags.add(
@@ -363,6 +374,16 @@ class GraphBuilder:
     def _assign(self, st: ast.Assign, env: _Env) -> None:
         target = st.targets[0] if len(st.targets) == 1 else ",".join(st.targets)
         inst = self._instance_def(st, env)
+        if st.run is not None:
+            if inst is None or env.scope:
+                self.diags.add(
+                    "value error",
+                    f"only a named layer instance of the model can start from a run; {target} is not one",
+                    st.run_span,
+                    'write `T = Teacher() from "runs/Teacher"` at model level and apply T as a stage',
+                )
+            else:
+                self.pretrained.append((target, st.run, st.run_span))
         if inst is not None:
             if st.assert_dims is not None:
                 self.diags.add(

@@ -117,6 +117,8 @@ class Graph:
         inputs: input name → node id (op `input`), in declaration order.
         outputs: output name → Ref, in declaration order.
         values: every named value at model level → Ref (losses and metrics may use any of them).
+        pretrained: named instances that start from an earlier run's weights: (instance, run path as written,
+            where it is written).
     """
 
     model: str
@@ -125,6 +127,7 @@ class Graph:
     outputs: tuple[tuple[str, Ref], ...]
     values: tuple[tuple[str, Ref], ...]
     span: Span = field(default=NO_SPAN, compare=False)
+    pretrained: tuple[tuple[str, str, Span], ...] = field(default=(), compare=False)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)

@@ -169,6 +169,21 @@ class Checkpoints:
                 out.append(a)
         return jax.tree.unflatten(jax.tree.structure(like), out), record
 
+    def restore_named(self, step: int | None = None) -> dict[str, np.ndarray]:
+        """Every leaf of a checkpoint by its path name (`params/layers/c1/kernel`), without the trainer's
+        pytree: for loading a run's weights into another model."""
+        ocp = self._ocp
+        step = self.latest() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        try:
+            got = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+            return {k: np.asarray(v) for k, v in _flatten(dict(got["state"])).items()}
+        except Exception as e:  # a damaged folder raises many kinds
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} is unreadable: {_reason(e)}", step
+            ) from None
+
     def restore_newest_readable(self, like: Any) -> tuple[Any, dict[str, Any], list[str]]:
         """Restore the newest checkpoint that reads; notes say which newer ones were skipped and why."""
         notes: list[str] = []

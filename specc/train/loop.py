@@ -337,6 +337,15 @@ def train_and_evaluate(
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     model.eval()
     gd_eval = nnx.graphdef(model)
+    if graph.pretrained and not resuming:
+        from .pretrained import load_pretrained
+
+        base = config.data_base if config.data_base is not None else config.spec_path.parent
+        try:
+            params, rest, loaded = load_pretrained(graph, Path(base), params, rest)
+        except SpecError as e:
+            raise e.with_sources(dict(config.sources)) from None
+        notes += loaded
     single = len(plans) == 1
     txs = [make_optimizer(p.objective.optimizer, steps_per_epoch) for p in plans]
     lr_fns = [make_schedule(p.objective.optimizer["lr"], steps_per_epoch) for p in plans]
@@ -467,6 +476,8 @@ def train_and_evaluate(
     }
     from .checkpoint import CheckpointError, Checkpoints
 
+    if primary:
+        rundir.start(workdir, config, graph, resuming=resuming)
     ckpt_dir = workdir / config.checkpoint_dir
     metrics_path = workdir / "metrics.jsonl"
     history: list[dict[str, float]] = []

@@ -32,10 +32,11 @@ class ObjectivePlan:
     keys: frozenset[str]
 
 
-def _matches(node: Any, name: str) -> bool:
-    if node.name == name or node.name.startswith(name + "."):
+def _matches(node: Any, name: str, model: str) -> bool:
+    """Whether `name` (the model, a named instance, a block or block instance, a value) covers `node`."""
+    if name == model or node.instance == name or node.name == name or node.name.startswith(name + "."):
         return True
-    return any(s.instance == name or s.instance.startswith(name + ".") for s in node.scope)
+    return any(s.instance == name or s.instance.startswith(name + ".") or s.block == name for s in node.scope)
 
 
 def layers_of(graph: Any, names: Iterable[str], keys: dict[int, str]) -> dict[str, frozenset[str]]:
@@ -45,7 +46,7 @@ def layers_of(graph: Any, names: Iterable[str], keys: dict[int, str]) -> dict[st
         found = set()
         for n in graph.nodes:
             owner = getattr(n, "shares", None)
-            if _matches(n, name) and (n.params or owner is not None):
+            if _matches(n, name, graph.model) and (n.params or owner is not None):
                 found.add(keys[owner if owner is not None else n.id])
         out[name] = frozenset(found)
     return out

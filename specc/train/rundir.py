@@ -126,8 +126,9 @@ def prepare(
     force: bool,
     primary: bool = True,
 ) -> bool:
-    """Make `workdir` ready for a run; True when it holds a run to resume. Raises SpecError (exit 1) when it
-    cannot be used: a file, unwritable, another run (without --resume or --force), a folder that is not a run.
+    """Check that `workdir` can take this run (nothing is written yet; `start` writes); True when it holds a
+    run to resume. Raises SpecError (exit 1) when it cannot be used: a file, unwritable, another run (without
+    --resume or --force), a folder that is not a run, a spec that differs from the run's on resume.
     """
     workdir = Path(workdir)
     problem = checkpoint_dir_problem(config.checkpoint_dir)
@@ -176,19 +177,42 @@ def prepare(
                 "move it away, or choose another checkpoint(dir=...)",
                 config.span("checkpoint"),
             )
-    if not primary:
-        return resuming
+    if primary:
+        _probe_writable(workdir)
+    return resuming
+
+
+def _probe_writable(workdir: Path) -> None:
+    """Fail now, not after an epoch, when the run directory cannot be created or written."""
+    probe = workdir
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise _run_error(
+            f"cannot create the run directory {workdir}: {probe} is a file", "give --out a folder"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise _run_error(
+            f"cannot write the run directory {workdir}: {probe} is not writable",
+            "give --out a folder you can write to",
+        )
+
+
+def start(workdir: Path, config: Any, graph: Any, *, resuming: bool) -> None:
+    """Write the run's record (run.json, config.json, spec/) once every check has passed; a replaced run's own
+    files go first. Raises SpecError when the folder cannot be written."""
+    workdir = Path(workdir)
+    existing = read_run(workdir) if resuming else None
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         if not resuming:
             remove_own(workdir, config.checkpoint_dir)
-        _write_record(workdir, config, graph, existing if resuming else None)
+        _write_record(workdir, config, graph, existing)
     except OSError as e:
         raise _run_error(
             f"cannot write the run directory {workdir}: {e.strerror or e}",
             "give --out a folder you can write to",
         ) from None
-    return resuming
 
 
 def _walk_up(path: Path, stop: Path) -> list[Path]:

@@ -141,6 +141,7 @@ class TrainConfig:
         early_stop: early_stop(metric, patience, min_delta, mode) or None.
         checkpoint_every: epochs between checkpoints (0: only at the end and on interrupt).
         checkpoint_dir: relative to the run directory.
+        freeze: layer instances or values whose parameters no objective updates (`freeze = [enc]`).
         data_base: the folder relative data paths start from (default: the spec's folder).
         spans: where each key was written (or `--set`), for located errors at train time.
         sources: extra sources for rendering errors (the `--set` lines).
@@ -159,6 +160,7 @@ class TrainConfig:
     early_stop: CallSpec | None = None
     checkpoint_every: int = 0
     checkpoint_dir: str = "checkpoints"
+    freeze: tuple[str, ...] = ()
     data_base: Path | None = None
     spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, repr=False)
@@ -192,6 +194,7 @@ TRAIN_KEYS = (
     "metrics",
     "early_stop",
     "checkpoint",
+    "freeze",
 )
 
 EARLY_STOP = Signature(
@@ -777,8 +780,43 @@ def _instances(program: Any, graph: Any, mdef: ast.ModelDef | None) -> list[str]
         return [*out, *program.blocks]  # the model has errors: be lenient
     out += [k for k, _ in graph.values]
     for n in graph.nodes:
-        out += [sc.instance for sc in n.scope] + [sc.block for sc in n.scope]
+        if n.instance:
+            out.append(n.instance)
+        # a named instance's later uses (`D.2`) are the same layers as its first: not offered separately
+        out += [sc.instance for sc in n.scope if "." not in sc.instance] + [sc.block for sc in n.scope]
     return list(dict.fromkeys(out))
+
+
+def _instance_list(
+    e: ast.Entry, what: str, instances: Sequence[str] | None, diags: Diagnostics
+) -> tuple[str, ...]:
+    """`params = D`, `freeze = [enc, dec]`: names of layer instances or model values, each checked."""
+    v = _unpipe(e.value)
+    items = v.items if isinstance(v, ast.ListLit | ast.TupleLit) else (v,)
+    got: list[str] = []
+    for it in items:
+        it = _unpipe(it)
+        if isinstance(it, ast.Str):
+            it = ast.Name(it.value, it.span)
+        if not isinstance(it, ast.Name):
+            diags.add(
+                "value error",
+                f"{what} names layer instances or model values",
+                getattr(it, "span", e.span),
+                f"e.g. {e.key} = D or {e.key} = [enc, dec]",
+            )
+            continue
+        if instances is not None and it.id not in instances:
+            shown = ", ".join(instances[:12]) + (", ..." if len(instances) > 12 else "")
+            diags.add(
+                "name error",
+                f"{what}: '{it.id}' is no instance or value of the model" + dym_suffix(it.id, instances),
+                it.span,
+                f"{e.key} names layers of the model: {shown}",
+            )
+            continue
+        got.append(it.id)
+    return tuple(got)
 
 
 def _keyed(
@@ -889,34 +927,7 @@ def _objective(
     opt = _optimizer(seen, ck, od.span, default_opt)
     params: tuple[str, ...] | None = None
     if "params" in seen:
-        e = seen["params"]
-        v = _unpipe(e.value)
-        items = v.items if isinstance(v, ast.ListLit | ast.TupleLit) else (v,)
-        got: list[str] = []
-        for it in items:
-            it = _unpipe(it)
-            if isinstance(it, ast.Str):
-                it = ast.Name(it.value, it.span)
-            if not isinstance(it, ast.Name):
-                diags.add(
-                    "value error",
-                    f"objective '{od.name}': params names layer instances or model values",
-                    getattr(it, "span", e.span),
-                    "e.g. params = D or params = [enc, dec]",
-                )
-                continue
-            if instances is not None and it.id not in instances:
-                shown = ", ".join(instances[:12]) + (", ..." if len(instances) > 12 else "")
-                diags.add(
-                    "name error",
-                    f"objective '{od.name}': '{it.id}' is no instance or value of the model"
-                    + dym_suffix(it.id, instances),
-                    it.span,
-                    f"params names what this objective trains: {shown}",
-                )
-                continue
-            got.append(it.id)
-        params = tuple(got)
+        params = _instance_list(seen["params"], f"objective '{od.name}': params", instances, diags)
     after: str | None = None
     if "after" in seen:
         e = seen["after"]
@@ -1107,7 +1118,8 @@ def _check_into(
         e = seen["early_stop"]
         early = ck.call_of(e.value, "early_stop", {"early_stop": EARLY_STOP}, e.span)
         if early is not None:
-            known = ["loss", "val_loss"] + [p + m.name for m in metrics for p in ("", "val_")]
+            losses_logged = ["loss"] if len(objs) <= 1 else [f"loss_{o.name}" for o in objs]
+            known = [p + k for k in [*losses_logged, *(m.name for m in metrics)] for p in ("", "val_")]
             if early["metric"] not in known:
                 diags.add(
                     "name error",
@@ -1133,6 +1145,9 @@ def _check_into(
                     e.span,
                     "give a relative path without '..', e.g. dir=\"checkpoints\"",
                 )
+    freeze: tuple[str, ...] = ()
+    if "freeze" in seen:
+        freeze = _instance_list(seen["freeze"], "freeze", _instances(program, graph, mdef), diags)
     if diags or graph is None or not objs:
         return None, sources
     return TrainConfig(
@@ -1149,6 +1164,7 @@ def _check_into(
         early_stop=early,
         checkpoint_every=every,
         checkpoint_dir=cdir,
+        freeze=freeze,
         spans=spans,
         sources=tuple(sources.items()),
     ), sources

@@ -1,0 +1,108 @@
+"""Named instances that start from an earlier run (`T = Teacher() from "runs/Teacher"`): the run's trained
+parameters and state are copied into the instance's layers, matched in order, shapes checked, before training.
+
+Fine-tuning (with `freeze`) and a frozen teacher (in no objective) are this plus the trainer's parameter sets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ..errors import SpecError
+from ..source import Span
+from .checkpoint import CheckpointError, Checkpoints, leaf_paths
+from .rundir import CONFIG_FILE, read_run
+
+
+def _owners(graph: Any, instance: str | None) -> list[Any]:
+    return [
+        n
+        for n in graph.nodes
+        if (n.params or n.state) and n.shares is None and (instance is None or n.instance == instance)
+    ]
+
+
+def _weights(n: Any) -> list[tuple[str, tuple[int, ...]]]:
+    return [*n.params, *n.state]
+
+
+def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple[Any, Any, list[str]]:
+    """Copy each pretrained instance's weights from its run into `params`/`rest` (nnx States of the model)."""
+    if not graph.pretrained:
+        return params, rest, []
+    from ..backend.flax import layer_keys
+    from ..spec import load
+
+    keys = layer_keys(graph)
+    values: dict[str, np.ndarray] = {}
+    notes = []
+    for inst, path, span in graph.pretrained:
+        run_dir = Path(path) if Path(path).is_absolute() else Path(base_dir) / path
+        record = read_run(run_dir)
+        if record is None:
+            raise _error(f'no specc run at "{path}" ({run_dir}: no run.json)', span, "train that model first")
+        try:
+            src_graph = load(run_dir / record["spec"], record.get("model")).graph()
+        except SpecError as e:
+            raise _error(
+                f'the run at "{path}" holds a spec that no longer checks: {e.diagnostics[0].message}', span
+            ) from None
+        except (OSError, KeyError, TypeError) as e:
+            raise _error(f'the run at "{path}" is incomplete ({type(e).__name__}: {e})', span) from None
+        try:
+            cdir = json.loads((run_dir / CONFIG_FILE).read_text()).get("checkpoint_dir", "checkpoints")
+        except (OSError, ValueError):
+            cdir = "checkpoints"
+        try:
+            ck = Checkpoints(run_dir / cdir)
+            saved = ck.restore_named()
+            ck.close()
+        except (CheckpointError, OSError, ValueError) as e:
+            raise _error(f'cannot read the weights of the run at "{path}": {e}', span) from None
+        src_keys = layer_keys(src_graph)
+        mine, theirs = _owners(graph, inst), _owners(src_graph, None)
+        if [_weights(n) for n in mine] != [_weights(n) for n in theirs]:
+            detail = (
+                f"{inst} has {len(mine)} layers with weights, the run's {src_graph.model} has {len(theirs)}"
+                if len(mine) != len(theirs)
+                else next(
+                    f"{a.name} needs {_fmt(a)}, the run's {b.name} has {_fmt(b)}"
+                    for a, b in zip(mine, theirs, strict=True)
+                    if _weights(a) != _weights(b)
+                )
+            )
+            raise _error(
+                f'{inst} cannot start from the run at "{path}": {detail}',
+                span,
+                f"{inst} must be the same network as the run's model {src_graph.model}, layer for layer",
+            )
+        for a, b in zip(mine, theirs, strict=True):
+            for name, _ in a.params:
+                values[f"layers/{keys[a.id]}/{name}"] = saved[f"params/layers/{src_keys[b.id]}/{name}"]
+            for name, _ in a.state:
+                values[f"layers/{keys[a.id]}/{name}"] = saved[f"rest/layers/{src_keys[b.id]}/{name}"]
+        notes.append(f"{inst}: {sum(n.param_count for n in mine):,} parameters from {path}")
+    return _assign(params, values), _assign(rest, values), notes
+
+
+def _assign(state: Any, values: dict[str, np.ndarray]) -> Any:
+    names = [p for p, _ in leaf_paths(state)]
+    leaves, treedef = jax.tree.flatten(state)
+    out = [
+        np.asarray(values[n], dtype=np.asarray(x).dtype) if n in values else x
+        for n, x in zip(names, leaves, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, out)
+
+
+def _fmt(n: Any) -> str:
+    return " ".join(f"{k}{list(s)}" for k, s in _weights(n))
+
+
+def _error(message: str, span: Span, hint: str = "") -> SpecError:
+    return SpecError.one("value error", message, span, hint)
