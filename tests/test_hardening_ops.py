@@ -93,6 +93,7 @@ CASES = [
         12,
     ),
     ("y = x -> dense(3, bias_init=he_normal)", "f32[N, 4]", "argument error", "'bias_init' must be an", 21),
+    ("y = x -> embed(10, 4)", "i32[]", "shape error", "embed expects token ids with at least", 12),
     ("y = x -> lstm(4, return=last)", "f32[N, 0, 3]", "shape error", "has T = 0", 20),
     (
         "y = x -> reshape([N, -1])",
@@ -142,6 +143,7 @@ def jax_types(body: str) -> dict[str, str]:
         ("y = x -> dense(3)", "float16[2, 3]"),  # Flax would promote to f32 with its f32 parameters
         ("y = x -> layernorm", "float16[2, 4]"),
         ("y = x -> reshape([2, 2, 2]) -> gru(3)", "float16[2, 2, 3]"),
+        ("y = x -> reshape([2, 2, 2]) -> rnn(3, bidirectional=true)", "float16[2, 2, 6]"),
         ("y = x -> reshape([2, 2, 2]) -> attention(2)", "float16[2, 2, 2]"),  # XLA:CPU has no f16 → f32 dot
     ],
 )

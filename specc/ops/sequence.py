@@ -7,7 +7,7 @@ from typing import Any
 
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, half_dtype, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
 
 # ---- embed -----------------------------------------------------------------------------------------
 
@@ -18,6 +18,11 @@ def _embed(c: OpCall) -> Inferred:
             f"embed looks up integer token ids, got a {c.x.dtype} input {c.x}",
             "feed it the token ids (i32); for float features use `dense(...)` instead",
             kind="type error",
+        )
+    if c.x.rank == 0:  # nnx.Embed cannot look up a scalar id
+        raise c.fail(
+            f"embed expects token ids with at least a batch axis, got {c.x}",
+            "one id per example is [N]; a sequence of ids is [N, T]",
         )
     vocab, feat = c["vocab"], c["features"]
     out = TensorType("f32", (*c.x.dims, Dim.const(feat)))
@@ -102,13 +107,8 @@ def _recurrent_lowering(cell: str | None) -> Lowering:
         fin = types[0].dims[2].value
 
         def rnn() -> Any:
-            c = cls(
-                fin,
-                a["features"],
-                **half_dtype(types[0], ctx),
-                kernel_init=ctx.init(None),
-                rngs=ctx.rngs,
-            )
+            # no half-precision dtype=: Flax keeps the carry in f32, and a bf16 cell output would not match it
+            c = cls(fin, a["features"], kernel_init=ctx.init(None), rngs=ctx.rngs)
             return nnx.RNN(c)
 
         return nnx.Bidirectional(rnn(), rnn()) if a["bidirectional"] else rnn()
