@@ -42,7 +42,10 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
     values: dict[str, np.ndarray] = {}
     notes = []
     for inst, path, span in graph.pretrained:
+        # relative to the spec's folder, like data paths; else to the working directory, where runs/ usually is
         run_dir = Path(path) if Path(path).is_absolute() else Path(base_dir) / path
+        if read_run(run_dir) is None and not Path(path).is_absolute() and read_run(Path(path)) is not None:
+            run_dir = Path(path)
         record = read_run(run_dir)
         if record is None:
             raise _error(f'no specc run at "{path}" ({run_dir}: no run.json)', span, "train that model first")

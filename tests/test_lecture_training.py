@@ -1,0 +1,102 @@
+"""The lecture specs of issue 9 train: the GAN's two objectives, distillation stages, the mimic and FitNets
+students, the frozen random layer of the ELM, the siamese net's one tower, fine-tuning from an earlier run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flax import nnx
+
+import specc
+from specc.backend.flax import build_module
+from specc.train.cli import train_command
+from specc.train.loop import train_and_evaluate
+from specc.train.spec import build_config
+
+pytestmark = pytest.mark.slow
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def short(name: str) -> str:
+    """The spec's text with every epochs setting cut to 1 (stages too), for a quick run."""
+    return re.sub(r"epochs(\s*)=\s*\d+", r"epochs\1= 1", (SPECS / name).read_text())
+
+
+def train(tmp_path: Path, name: str):
+    spec = specc.load(SPECS / name, text=short(name))
+    graph = spec.graph()
+    cfg = build_config(spec, graph)
+    initial = flat(nnx.state(build_module(graph, seed=cfg.seed), nnx.Param))
+    result = train_and_evaluate(cfg, tmp_path / name, verbose=False, graph=graph)
+    return graph, initial, flat(result.params), result
+
+
+def flat(state) -> dict[str, np.ndarray]:
+    return {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(state)}
+
+
+def changed_layers(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> set[str]:
+    return {k.split("/")[1] for k in a if not np.array_equal(a[k], b[k])}
+
+
+def test_gan_alternates_and_each_side_trains_its_own_network(tmp_path: Path) -> None:
+    graph, before, after, result = train(tmp_path, "gan_digits.net")
+    layers = changed_layers(before, after)
+    assert any(k.startswith("G_") for k in layers) and any(k.startswith("D_") for k in layers)
+    rec = result.history[-1]
+    assert np.isfinite(rec["loss_discriminator"]) and np.isfinite(rec["loss_generator"])
+    assert graph.total_params == (16 * 128 + 128 + 128 * 64 + 64) + (64 * 128 + 128 + 128 + 1)
+
+
+def test_distillation_runs_teacher_then_student(tmp_path: Path) -> None:
+    _, before, after, result = train(tmp_path, "distillation.net")
+    assert [(h["stage"], "loss_teacher" in h, "loss_student" in h) for h in result.history] == [
+        (1, True, False),
+        (2, False, True),
+    ]
+    assert {k.split("_")[0] for k in changed_layers(before, after)} == {"T", "S"}
+
+
+@pytest.mark.parametrize("name", ["mimic.net", "fitnets.net"])
+def test_compression_students_train_in_stages(tmp_path: Path, name: str) -> None:
+    _, _, _, result = train(tmp_path, name)
+    assert [h["stage"] for h in result.history] == list(range(1, len(result.history) + 1))
+    assert all(np.isfinite(v) for h in result.history for k, v in h.items() if k.startswith("loss"))
+
+
+def test_elm_random_layer_is_bitwise_unchanged(tmp_path: Path) -> None:
+    _, before, after, result = train(tmp_path, "elm.net")
+    assert changed_layers(before, after) == {"logits"}
+    assert result.history[-1]["val_accuracy"] > 0.5
+
+
+def test_siamese_has_one_tower(tmp_path: Path) -> None:
+    graph, before, _, result = train(tmp_path, "siamese.net")
+    assert graph.total_params == (64 * 128 + 128) + (128 * 32 + 32)
+    assert len(before) == 4  # two dense layers, kernel and bias each: one set for both branches
+    assert result.history[-1]["loss"] < 0.5
+
+
+def test_finetune_starts_from_the_pretrained_run_and_changes_only_the_head(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    pre = tmp_path / "pre.net"
+    pre.write_text(short("pretrain_digits.net"))
+    assert train_command(pre, out_dir=Path("runs/PretrainDigits"), verbose=False) == 0
+    pretrained = specc.load_run("runs/PretrainDigits") if hasattr(specc, "load_run") else None
+    spec = specc.load(SPECS / "finetune.net", text=short("finetune.net"))
+    graph = spec.graph()
+    result = train_and_evaluate(build_config(spec, graph), tmp_path / "ft", verbose=False, graph=graph)
+    after = flat(result.params)
+    body = {k: v for k, v in after.items() if k.split("/")[1].startswith("B_")}
+    assert len(body) == 4
+    if pretrained is not None:
+        source = flat(nnx.state(pretrained.model, nnx.Param))
+        src_body = sorted(v.tobytes() for k, v in source.items() if k.split("/")[1].startswith("B_"))
+        assert sorted(v.tobytes() for v in body.values()) == src_body
+    assert result.history[-1]["val_accuracy"] > 0.5
