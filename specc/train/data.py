@@ -11,6 +11,7 @@ import io
 import math
 import os
 import pickle
+import re
 import tarfile
 import zipfile
 import zlib
@@ -40,8 +41,10 @@ else:
     np = _DeferredNumpy()
 
 __all__ = [
+    "AUGMENTATIONS",
     "COMMON_OPTIONS",
     "DATASETS",
+    "Augmentation",
     "DataError",
     "DataSet",
     "DatasetInfo",
@@ -108,9 +111,11 @@ class DataSet:
     """One split: named arrays sharing their leading (example) axis.
 
     Construction converts f64 to f32 and i64 to i32 and stores read-only views, so a DataSet never changes.
+    `augment`, on a training split with `augment=[...]`, transforms each shuffled batch (see `batches`).
     """
 
     fields: Mapping[str, np.ndarray]
+    augment: Augmentation | None = _dc_field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.fields:
@@ -151,6 +156,9 @@ class DataSet:
         """One epoch of batches; a permutation from `rng` when given, else the stored order.
 
         Only one batch is materialised at a time: slices are views, shuffled batches are gathers of batch size.
+        With `augment` and an `rng`, batch i is augmented with a generator seeded by (a number drawn from `rng`
+        after the permutation, i): the same for a given `rng` seed whichever batches are skipped, so a resumed
+        epoch sees the same images. Without `rng` the batches are the stored data as is.
         """
         _check_batch_size(batch_size)
         return self._batches(batch_size, rng, drop_last)
@@ -160,14 +168,26 @@ class DataSet:
     ) -> Iterator[dict[str, np.ndarray]]:
         n = len(self)
         order = rng.permutation(n) if rng is not None else None
+        # Drawn after the permutation, so augmentation never changes the order of an un-augmented run.
+        aug_seed = int(rng.integers(2**63)) if rng is not None and self.augment is not None else None
         stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
+        for i, start in enumerate(range(0, stop, batch_size)):
             end = min(start + batch_size, n)
             if order is None:
                 yield {k: v[start:end] for k, v in self.fields.items()}
             else:
                 idx = order[start:end]
-                yield {k: v[idx] for k, v in self.fields.items()}
+                b = {k: v[idx] for k, v in self.fields.items()}
+                if self.augment is not None and aug_seed is not None:
+                    b = self.augment(b, np.random.default_rng([aug_seed, i]))
+                yield b
+
+    def select(self, names: Sequence[str]) -> DataSet:
+        """Only the fields `names` (views, no copy), keeping the augmentation."""
+        return DataSet({k: self.fields[k] for k in names}, self.augment)
+
+    def with_augment(self, augment: Augmentation | None) -> DataSet:
+        return DataSet(self.fields, augment)
 
     def take(self, indices: np.ndarray) -> DataSet:
         """The examples at `indices`, in that order."""
@@ -192,7 +212,7 @@ class DataSet:
         for name, arr in self.fields.items():
             if name not in used and name not in out:
                 out[name] = arr
-        return DataSet(out)
+        return DataSet(out, self.augment)
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -217,11 +237,16 @@ class Splits:
     shuffle: bool
     stats: Mapping[str, tuple[np.ndarray, np.ndarray]] = _dc_field(default_factory=dict)
 
+    @property
+    def augment(self) -> Augmentation | None:
+        """The training batches' augmentation (`augment=[...]`), applied by `train.batches(..., rng=...)`."""
+        return self.train.augment
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Registry
 
-ParamKind = Literal["int", "float", "number", "bool", "str", "path"]
+ParamKind = Literal["int", "float", "number", "bool", "str", "path", "ints", "augment"]
 
 
 class _Required:
@@ -281,7 +306,8 @@ class DatasetInfo:
     kind: Literal["embedded", "file"]
     fields: tuple[str, ...]  # the fields it yields; () when the file decides (npz)
     doc: str
-    targets: tuple[str, ...] = ("y", "t")  # never standardised by normalize=true
+    targets: tuple[str, ...] = ("y", "t")  # never standardised by normalize=true; permuted by labels=shuffled
+    classes: int | None = None  # labels y are 0..classes-1 whatever the arguments (checked without loading)
 
     def signature(self) -> str:
         return f"{self.name}({', '.join(p.show() for p in self.params)})"
@@ -303,6 +329,31 @@ COMMON_OPTIONS: tuple[Param, ...] = (
         positional=False,
     ),
     Param("shuffle", "bool", True, "reshuffle the training split every epoch", positional=False),
+    Param(
+        "classes",
+        "ints",
+        None,
+        "keep only these classes of the labels y, relabelled 0..k-1 in the order given, e.g. [3, 8]",
+        positional=False,
+        low=0,
+    ),
+    Param(
+        "labels",
+        "str",
+        None,
+        "shuffled: the training labels (y, t) become a random permutation of themselves, seeded by the run's "
+        "seed; validation labels stay true",
+        positional=False,
+        choices=("shuffled",),
+    ),
+    Param(
+        "augment",
+        "augment",
+        None,
+        "training batches only, drawn anew every epoch: [random_crop(pad=4), flip_lr(p=0.5)] on image fields "
+        "[n, H, W, C]",
+        positional=False,
+    ),
 )
 
 
@@ -332,6 +383,8 @@ _KIND_WORDS: dict[str, str] = {
     "bool": "true or false",
     "str": "a string",
     "path": "a path string",
+    "ints": "a list of integers like [0, 1]",
+    "augment": "a list of augmentations like [random_crop(pad=4), flip_lr]",
 }
 
 
@@ -356,6 +409,10 @@ def _coerce(ds: str, p: Param, v: object) -> object:
         if not isinstance(v, bool):
             raise bad
         out = v
+    elif p.kind == "ints":
+        return _coerce_ints(ds, p, v, bad)
+    elif p.kind == "augment":
+        return _coerce_augment(ds, v, bad)
     elif p.kind == "str":
         if not isinstance(v, str):
             raise bad
@@ -392,6 +449,12 @@ def _bind(
     common = {p.name: p for p in COMMON_OPTIONS}
     opts_given: dict[str, object] = {}
     for key, value in kwargs.items():
+        if key in known and key in common and isinstance(value, list | tuple):
+            raise DataError(
+                f"{info.name}: argument '{key}' is {known[key].doc} here, not the option {key}=[...]",
+                hint=f"{info.name} generates the classes it is asked for: e.g. {info.name}({key}=2)",
+                field=key,
+            )
         if key in known:
             if key in given:
                 raise DataError(f"{info.name}: argument '{key}' given twice", hint=usage, field=key)
@@ -418,7 +481,217 @@ def _bind(
         p.name: _coerce(info.name, p, opts_given[p.name]) if p.name in opts_given else p.default
         for p in COMMON_OPTIONS
     }
+    _check_classes_statically(info, opts["classes"])
     return values, opts
+
+
+def _check_classes_statically(info: DatasetInfo, classes: object) -> None:
+    """`classes=[...]` against what a data set is known to hold, so `specc check` reports it without loading."""
+    if classes is None:
+        return
+    assert isinstance(classes, tuple)
+    if info.classes is not None:
+        out = [c for c in classes if c >= info.classes]
+        if out:
+            raise DataError(
+                f"{info.name}: classes={_show_list(classes)}: {info.name} has classes 0..{info.classes - 1}",
+                hint=f"class {out[0]} does not exist",
+                field="classes",
+            )
+    elif info.kind == "embedded":
+        raise DataError(
+            f"{info.name}: classes=[...] selects class labels y, and {info.name} has none",
+            hint="classes= applies to classification data: digits, mnist, cifar10, csv with integer labels, ...",
+            field="classes",
+        )
+
+
+def _show_list(values: Sequence[object]) -> str:
+    return f"[{', '.join(map(str, values))}]"
+
+
+def _coerce_ints(ds: str, p: Param, v: object, bad: DataError) -> tuple[int, ...]:
+    if not isinstance(v, list | tuple) or not v:
+        raise DataError(
+            f"{ds}: argument '{p.name}' must be {_KIND_WORDS[p.kind]}, got {_describe(v)}",
+            hint=f"e.g. {p.name}=[0, 1]",
+            field=p.name,
+        )
+    out: list[int] = []
+    for item in v:
+        if isinstance(item, float) and item.is_integer():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise DataError(
+                f"{ds}: argument '{p.name}' must be {_KIND_WORDS[p.kind]}, got {_describe(item)} in the list",
+                field=p.name,
+            )
+        if p.low is not None and item < p.low:
+            raise DataError(
+                f"{ds}: argument '{p.name}': class {item} is negative; classes are 0, 1, 2, ...", field=p.name
+            )
+        if item in out:
+            raise DataError(f"{ds}: argument '{p.name}' names class {item} twice", field=p.name)
+        out.append(item)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Augmentation of training batches (`augment=[random_crop(pad=4), flip_lr]`)
+
+
+def _image_fields(batch: Mapping[str, np.ndarray]) -> list[str]:
+    return [k for k, v in batch.items() if v.ndim == 4 and v.dtype.kind == "f"]
+
+
+def _random_crop(batch: dict[str, np.ndarray], rng: np.random.Generator, pad: int) -> dict[str, np.ndarray]:
+    """Zero-pad H and W by `pad`, then crop each example back to H x W at a random offset (one per example,
+    shared by all image fields)."""
+    names = _image_fields(batch)
+    if not names or pad == 0:
+        return batch
+    b = batch[names[0]].shape[0]
+    dy = np.asarray(rng.integers(0, 2 * pad + 1, size=b))
+    dx = np.asarray(rng.integers(0, 2 * pad + 1, size=b))
+    out = dict(batch)
+    for k in names:
+        x = batch[k]
+        _, h, w, c = x.shape
+        padded = np.zeros((b, h + 2 * pad, w + 2 * pad, c), x.dtype)
+        padded[:, pad : pad + h, pad : pad + w] = x
+        rows = (dy[:, None] + np.arange(h))[:, :, None]
+        cols = (dx[:, None] + np.arange(w))[:, None, :]
+        out[k] = padded[np.arange(b)[:, None, None], rows, cols]
+    return out
+
+
+def _flip_lr(batch: dict[str, np.ndarray], rng: np.random.Generator, p: float) -> dict[str, np.ndarray]:
+    """Mirror each example left-right (the W axis) with probability p, the same examples in all image fields."""
+    names = _image_fields(batch)
+    if not names:
+        return batch
+    flip = np.asarray(rng.random(batch[names[0]].shape[0])) < p
+    out = dict(batch)
+    for k in names:
+        out[k] = np.where(flip[:, None, None, None], batch[k][:, :, ::-1], batch[k])
+    return out
+
+
+@dataclass(frozen=True)
+class _AugmentFn:
+    params: tuple[Param, ...]
+    fn: Callable[..., dict[str, np.ndarray]]
+    doc: str
+
+    def signature(self, name: str) -> str:
+        return f"{name}({', '.join(p.show() for p in self.params)})"
+
+
+AUGMENTATIONS: Mapping[str, _AugmentFn] = MappingProxyType(
+    {
+        "random_crop": _AugmentFn(
+            (Param("pad", "int", 4, "zero padding on each side of H and W", low=0),),
+            _random_crop,
+            "a random H x W crop of the image zero-padded by `pad`",
+        ),
+        "flip_lr": _AugmentFn(
+            (Param("p", "float", 0.5, "probability of mirroring an example", low=0),),
+            _flip_lr,
+            "mirror left-right with probability p",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The `augment=[...]` steps, applied in order to one batch: `aug(batch, rng) -> batch` (NumPy, host side)."""
+
+    steps: tuple[tuple[str, tuple[tuple[str, object], ...]], ...]
+
+    def __call__(self, batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        for name, args in self.steps:
+            batch = AUGMENTATIONS[name].fn(batch, rng, **dict(args))
+        return batch
+
+
+_AUG_TEXT = re.compile(r"\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*", re.DOTALL)
+
+
+def _augment_item(item: object) -> tuple[str, list[object], dict[str, object]] | None:
+    """(name, positional, keyword) of one `augment` entry: a string `"random_crop(pad=4)"` / `"flip_lr"`, or a
+    call bound by the spec checker (anything with `name` and `args` pairs, "*" holding the positional ones)."""
+    if isinstance(item, str):
+        m = _AUG_TEXT.fullmatch(item)
+        if m is None:
+            return None
+        pos: list[object] = []
+        kw: dict[str, object] = {}
+        for part in filter(None, (x.strip() for x in (m.group(2) or "").split(","))):
+            key, eq, text = part.partition("=")
+            raw = text.strip() if eq else key.strip()
+            value: object = raw
+            for conv in (int, float):
+                try:
+                    value = conv(raw)
+                    break
+                except ValueError:
+                    continue
+            if eq:
+                kw[key.strip()] = value
+            else:
+                pos.append(value)
+        return m.group(1), pos, kw
+    name, args = getattr(item, "name", None), getattr(item, "args", None)
+    if isinstance(name, str) and isinstance(args, tuple):
+        pairs = dict(args)
+        return name, list(pairs.pop("*", ())), pairs
+    return None
+
+
+def _coerce_augment(ds: str, v: object, bad: DataError) -> Augmentation:
+    items = list(v) if isinstance(v, list | tuple) else [v]
+    usage = "e.g. augment=[random_crop(pad=4), flip_lr]; augmentations: " + ", ".join(
+        f.signature(n) for n, f in AUGMENTATIONS.items()
+    )
+    if not items:
+        raise DataError(f"{ds}: augment=[] lists no augmentation", hint=usage, field="augment")
+    steps: list[tuple[str, tuple[tuple[str, object], ...]]] = []
+    for item in items:
+        parsed = _augment_item(item)
+        if parsed is None:
+            raise DataError(
+                f"{ds}: augment: {_describe(item)} is not an augmentation", hint=usage, field="augment"
+            )
+        name, pos, kw = parsed
+        fn = AUGMENTATIONS.get(name)
+        if fn is None:
+            raise DataError(
+                f"{ds}: unknown augmentation '{name}'; augmentations: {', '.join(AUGMENTATIONS)}",
+                hint=_did_you_mean(name, list(AUGMENTATIONS)) or usage,
+                field="augment",
+            )
+        where = f"{ds}: augment {name}"
+        sig = fn.signature(name)
+        if len(pos) > len(fn.params):
+            raise DataError(f"{where} takes at most {len(fn.params)} argument(s)", hint=sig, field="augment")
+        given = {p.name: a for p, a in zip(fn.params, pos, strict=False)}
+        for key, value in kw.items():
+            if key not in {p.name for p in fn.params} or key in given:
+                what = "given twice" if key in given else "unknown argument"
+                raise DataError(f"{where}: {what} '{key}'", hint=f"usage: {sig}", field="augment")
+            given[key] = value
+        args: list[tuple[str, object]] = []
+        for p in fn.params:
+            try:
+                value = _coerce(where, p, given[p.name]) if p.name in given else p.default
+            except DataError as e:
+                raise DataError(e.message, hint=f"usage: {sig}", field="augment") from None
+            if name == "flip_lr" and isinstance(value, float) and value > 1:
+                raise DataError(f"{where}: p={value} is a probability, at most 1", field="augment")
+            args.append((p.name, value))
+        steps.append((name, tuple(args)))
+    return Augmentation(tuple(steps))
 
 
 def load_data(
@@ -435,6 +708,12 @@ def load_data(
                  mean and std, per feature (last axis; so per channel for images); constant features are left
                  at 0. The statistics are returned in Splits.stats.
       shuffle=   (default true) only recorded in Splits.shuffle for the training loop.
+      classes=   [c0, c1, ...]: only the examples whose label y is one of these, before the split; y becomes the
+                 index in the list (and t, where it is y as f32[n, 1], follows).
+      labels=    shuffled: after the split, the training targets (y and t) are permuted together by a third
+                 stream of `seed`; the inputs and the validation split keep their true labels.
+      augment=   [random_crop(pad=4), flip_lr(p=0.5)]: recorded on the training DataSet (`Splits.augment`) and
+                 applied by `train.batches(rng=...)` to its image fields [n, H, W, C], after normalisation.
     Generators take their points from a stream of `seed` separate from the split's, so the split never changes
     the points. xor without n= is the exact 4 corners (noise ignored); with n= it is n points drawn evenly from
     the corners plus Gaussian noise of std `noise`.
@@ -453,19 +732,97 @@ def load_data(
         if p.kind == "path" and isinstance(v, Path):
             v = v.expanduser()
             values[p.name] = v if v.is_absolute() else Path(base_dir) / v
-    # Separate streams so that changing the split never changes the generated points, and vice versa.
-    gen_seq, split_seq = np.random.SeedSequence(int(seed)).spawn(2)
+    # Separate streams so that changing the split never changes the generated points, and vice versa; spawn(3)
+    # begins with the same two children as spawn(2) did, so the labels' stream changed neither.
+    gen_seq, split_seq, label_seq = np.random.SeedSequence(int(seed)).spawn(3)
     raw = info.loader(np.random.default_rng(gen_seq), **values)
     full = DataSet(raw)
     if info.kind == "file":
         _check_file_values(info.name, full)
+    classes = opts["classes"]
+    if classes is not None:
+        assert isinstance(classes, tuple)
+        full = _keep_classes(info.name, full, classes)
     split = opts["split"]
     assert split is None or isinstance(split, int | float)
     train, val = _split(info.name, full, split, np.random.default_rng(split_seq))
+    if opts["labels"] == "shuffled":
+        train = _shuffle_labels(info, train, np.random.default_rng(label_seq))
     stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if opts["normalize"]:
         train, val, stats = _normalize(train, val, info.targets)
+    augment = opts["augment"]
+    if augment is not None:
+        assert isinstance(augment, Augmentation)
+        train = train.with_augment(_check_augment(info.name, train, augment, bool(opts["shuffle"])))
     return Splits(train=train, val=val, shuffle=bool(opts["shuffle"]), stats=MappingProxyType(stats))
+
+
+def _show_classes(present: np.ndarray) -> str:
+    labels = [int(c) for c in present]
+    if labels == list(range(len(labels))) and len(labels) > 2:
+        return f"0..{len(labels) - 1}"
+    return ", ".join(map(str, labels[:20])) + (", ..." if len(labels) > 20 else "")
+
+
+def _keep_classes(ds: str, full: DataSet, classes: tuple[int, ...]) -> DataSet:
+    y = full.fields.get("y")
+    if y is None or y.dtype.kind not in "iu" or y.ndim != 1:
+        found = "no field y" if y is None else f"y {_dtype_name(y.dtype)}{list(y.shape)}"
+        raise DataError(
+            f"{ds}: classes=[...] selects integer class labels y[n], and this data has {found}",
+            hint="classes= applies to classification data (csv with integer or text labels, npz with y)",
+            field="classes",
+        )
+    present = np.unique(y)
+    missing = [c for c in classes if c not in set(present.tolist())]
+    if missing:
+        raise DataError(
+            f"{ds}: classes={_show_list(classes)}: {ds} has classes {_show_classes(present)}",
+            hint=f"class {missing[0]} does not occur in the labels",
+            field="classes",
+        )
+    keep = np.isin(y, classes)
+    relabel = np.zeros(int(present.max()) + 1, np.int32)
+    relabel[list(classes)] = np.arange(len(classes), dtype=np.int32)
+    fields = {k: v[keep] for k, v in full.fields.items()}
+    fields["y"] = relabel[y[keep]]
+    t = full.fields.get("t")
+    # xor, moons and circles carry t = y as f32[n, 1]; it must follow the relabelling.
+    if t is not None and t.shape == (len(full), 1) and np.array_equal(t[:, 0], y):
+        fields["t"] = fields["y"].astype(np.float32)[:, None]
+    return DataSet(fields)
+
+
+def _shuffle_labels(info: DatasetInfo, train: DataSet, rng: np.random.Generator) -> DataSet:
+    """The memorisation experiment (Zhang et al. 2017): the same inputs with the labels of other examples."""
+    targets = [k for k in info.targets if k in train.fields]
+    if not targets:
+        raise DataError(
+            f"{info.name}: labels=shuffled permutes the targets ({', '.join(info.targets)}), and this data has "
+            f"fields {', '.join(train.fields)}",
+            hint="rename a field to y with the data set's own options, or drop labels=shuffled",
+            field="labels",
+        )
+    perm = rng.permutation(len(train))
+    return DataSet({k: v[perm] if k in targets else v for k, v in train.fields.items()})
+
+
+def _check_augment(ds: str, train: DataSet, augment: Augmentation, shuffle: bool) -> Augmentation:
+    if not _image_fields(train.fields):
+        shown = ", ".join(f"{k} {_dtype_name(v.dtype)}{list(v.shape)}" for k, v in train.fields.items())
+        raise DataError(
+            f"{ds}: augment=[...] transforms images [n, H, W, C], and this data has {shown}",
+            hint="digits(image=true) gives x as [n, 8, 8, 1]" if ds == "digits" else "",
+            field="augment",
+        )
+    if not shuffle:
+        raise DataError(
+            f"{ds}: augment=[...] draws its randomness with each epoch's shuffle, so it needs shuffle=true",
+            hint="drop shuffle=false",
+            field="augment",
+        )
+    return augment
 
 
 def _check_file_values(ds: str, full: DataSet) -> None:
@@ -660,6 +1017,18 @@ def _sine(rng: np.random.Generator, n: int, noise: float) -> dict[str, np.ndarra
     x = rng.uniform(-np.pi, np.pi, size=(n, 1))
     y = np.sin(x) + rng.normal(0.0, noise, size=(n, 1)) if noise > 0 else np.sin(x)
     return {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+
+
+def _sine_windows(
+    rng: np.random.Generator, n: int, window: int, period: float, noise: float
+) -> dict[str, np.ndarray]:
+    # Each example is its own stretch of the wave (a random phase), so a split never shares values between
+    # training and validation windows; t is the value one step after the window, noise included.
+    phase = rng.uniform(0.0, 2 * np.pi, size=(n, 1))
+    s = np.sin(2 * np.pi * np.arange(window + 1) / period + phase)
+    if noise > 0:
+        s = s + rng.normal(0.0, noise, size=s.shape)
+    return {"x": s[:, :window, None].astype(np.float32), "t": s[:, window:].astype(np.float32)}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -861,7 +1230,9 @@ def _is_int(s: str) -> bool:
     return True
 
 
-def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> dict[str, np.ndarray]:
+def _csv(
+    rng: np.random.Generator, path: Path, target: str, delimiter: str, dtype: str | None = None
+) -> dict[str, np.ndarray]:
     _need_file("csv", path)
     name = path.name
     with _open_data("csv", path) as raw:
@@ -911,6 +1282,7 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
     columns = list(zip(*rows, strict=True))
     features: list[np.ndarray] = []
     y: np.ndarray | None = None
+    text_target = False
     missing_hint = "fill or drop rows with missing values"
     for col_name, cells in zip(header, columns, strict=True):
         where = f"csv: {name}: column '{col_name}'"
@@ -953,6 +1325,7 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
             )
         if col_name == target:
             # Text labels become class indices in sorted order of the label strings.
+            text_target = True
             classes = sorted(set(cells))
             lookup = {c: i for i, c in enumerate(classes)}
             y = np.array([lookup[c] for c in cells], dtype=np.int32)
@@ -960,7 +1333,24 @@ def _csv(rng: np.random.Generator, path: Path, target: str, delimiter: str) -> d
     if not features:
         raise DataError(f"csv: {name}: no numeric column besides the target '{target}'")
     assert y is not None
-    return {"x": np.stack(features, axis=1), "y": y}
+    x = np.stack(features, axis=1)
+    if dtype == "f32":
+        if text_target:
+            raise DataError(
+                f"csv: {name}: dtype=f32 reads column '{target}' as numbers, and it holds text",
+                hint="drop dtype=f32 to read text labels as class indices",
+                field="dtype",
+            )
+        return {"x": x, "t": y.astype(np.float32)[:, None]}
+    if dtype == "i32" and y.dtype.kind == "f":
+        i = next(i for i, c in enumerate(columns[header.index(target)]) if not _is_int(c))
+        raise DataError(
+            f"csv: {name}: dtype=i32 needs integer labels in column '{target}'; line {lines[i]} holds "
+            f"{columns[header.index(target)][i]}",
+            hint="drop dtype=i32, or dtype=f32 for a regression target",
+            field="dtype",
+        )
+    return {"x": x, "y": y}
 
 
 _IDX_IMAGES = 0x00000803  # unsigned bytes, 3 dimensions
@@ -1225,6 +1615,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "embedded",
                 ("x", "y"),
                 "8x8 handwritten digits (UCI, via scikit-learn): x f32[1797, 64] in [0, 1], y i32 0..9",
+                classes=10,
             ),
             DatasetInfo(
                 "xor",
@@ -1237,6 +1628,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 ("x", "y", "t"),
                 "XOR: the 4 corners of the unit square, y = x1 xor x2; with n=, n points from the corners "
                 "(balanced) plus noise. t is y as f32[n, 1]",
+                classes=2,
             ),
             DatasetInfo(
                 "moons",
@@ -1248,6 +1640,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "embedded",
                 ("x", "y", "t"),
                 "two interleaving half circles, 2 classes; t is y as f32[n, 1]",
+                classes=2,
             ),
             DatasetInfo(
                 "circles",
@@ -1260,6 +1653,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "embedded",
                 ("x", "y", "t"),
                 "two concentric circles, 2 classes; t is y as f32[n, 1]",
+                classes=2,
             ),
             DatasetInfo(
                 "spirals",
@@ -1298,6 +1692,20 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "regression: x f32[n, 1] uniform in [-pi, pi], y = sin(x) f32[n, 1]",
             ),
             DatasetInfo(
+                "sine_windows",
+                _sine_windows,
+                (
+                    Param("n", "int", 1000, "number of windows", low=1),
+                    Param("window", "int", 32, "values per window (T)", low=1),
+                    Param("period", "float", 16.0, "steps per period of the wave", low=2),
+                    Param("noise", "float", 0.05, "std of the Gaussian noise added to every value", low=0),
+                ),
+                "embedded",
+                ("x", "t"),
+                "next-value forecasting: x f32[n, window, 1] a stretch of a noisy sine at a random phase, "
+                "t f32[n, 1] the value that follows it",
+            ),
+            DatasetInfo(
                 "npz",
                 _npz,
                 (Param("path", "path", doc="an .npz archive (np.savez)"),),
@@ -1312,11 +1720,20 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                     Param("path", "path", doc="a CSV file with a header row"),
                     Param("target", "str", "y", "the label column"),
                     Param("delimiter", "str", ",", "cell separator", positional=False),
+                    Param(
+                        "dtype",
+                        "str",
+                        None,
+                        "f32: the target is a regression target t f32[n, 1] (no y); i32: integer labels y, "
+                        "refused otherwise; default: i32 if all integers, else f32",
+                        positional=False,
+                        choices=("f32", "i32"),
+                    ),
                 ),
                 "file",
                 ("x", "y"),
                 "x f32[n, k]: the other numeric columns; y: the target column, i32 if all integers (text "
-                "labels become indices in sorted order), else f32",
+                "labels become indices in sorted order), else f32; with dtype=f32, t f32[n, 1] instead of y",
             ),
             DatasetInfo(
                 "mnist",
@@ -1325,6 +1742,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "file",
                 ("x", "y"),
                 "MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9",
+                classes=10,
             ),
             DatasetInfo(
                 "fashion_mnist",
@@ -1333,6 +1751,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "file",
                 ("x", "y"),
                 "Fashion-MNIST IDX files: x f32[n, 28, 28, 1] in [0, 1], y i32 0..9",
+                classes=10,
             ),
             DatasetInfo(
                 "cifar10",
@@ -1341,6 +1760,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "file",
                 ("x", "y"),
                 "CIFAR-10 python batches: x f32[n, 32, 32, 3] in [0, 1], y i32 0..9",
+                classes=10,
             ),
         )
     }

@@ -745,7 +745,7 @@ def _check_memory(config: TrainConfig, graph: Any, batch_per_device: int) -> Non
 def _batches(
     ds: DataSet, batch: int, rng: np.random.Generator | None, skip: int, feed: Sequence[str]
 ) -> Iterator[dict[str, np.ndarray]]:
-    sub = DataSet({k: ds.fields[k] for k in feed})
+    sub = ds.select(feed)  # keeps the training split's augmentation (data.py `augment=[...]`)
     for i, b in enumerate(sub.batches(batch, rng=rng, drop_last=True)):
         if i >= skip:
             yield b
