@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import Diagnostics, SpecError, did_you_mean, dym_suffix
 from ..frontend import ast
+from ..frontend.parse import in_number_range, power
 from ..source import NO_SPAN, Source, Span
 
 # ---- signatures: the one description of every callable the train section names ----------------------------
@@ -257,6 +258,26 @@ class _NotLiteral(Exception):
         self.span = span
 
 
+class _OutOfRange(_NotLiteral):
+    """Literal arithmetic whose result leaves int64/float64 (`lr = 10**400`): reported as such, not as 'not a
+    number'."""
+
+    def __init__(self, expr: ast.Expr):
+        from ..frontend.fmt import format_expr
+        from ..frontend.parse import number_range_error
+
+        super().__init__(expr.span)
+        self.error = number_range_error(format_expr(expr), expr.span, "the value of")
+
+
+def _report_literal(err: _NotLiteral, diags: Diagnostics) -> bool:
+    """Add an out-of-range literal's own error to `diags`; False for any other non-literal (the caller words it)."""
+    if isinstance(err, _OutOfRange):
+        diags.extend(err.error)
+        return True
+    return False
+
+
 def literal(expr: ast.Expr, lets: Mapping[str, ast.Let], _depth: int = 0) -> Any:
     """A literal expression's value: numbers (with + - * / ** over them), strings, booleans, lists, let names."""
     if _depth > 50:
@@ -268,6 +289,8 @@ def literal(expr: ast.Expr, lets: Mapping[str, ast.Let], _depth: int = 0) -> Any
     if isinstance(expr, ast.Neg):
         v = literal(expr.operand, lets, _depth + 1)
         if isinstance(v, int | float) and not isinstance(v, bool):
+            if not in_number_range(-v):  # -(-2**63)
+                raise _OutOfRange(expr)
             return -v
         raise _NotLiteral(expr.span)
     if isinstance(expr, ast.ListLit | ast.TupleLit):
@@ -283,15 +306,20 @@ def literal(expr: ast.Expr, lets: Mapping[str, ast.Let], _depth: int = 0) -> Any
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
             raise _NotLiteral(expr.span)
         try:
-            return {
+            v = {
                 "+": lambda: a + b,
                 "-": lambda: a - b,
                 "*": lambda: a * b,
                 "/": lambda: a / b,
-                "**": lambda: a**b,
+                "**": lambda: power(a, b),
             }[expr.op]()
-        except (ZeroDivisionError, OverflowError):
+        except ZeroDivisionError:
             raise _NotLiteral(expr.span) from None
+        except OverflowError:
+            raise _OutOfRange(expr) from None
+        if not in_number_range(v):  # 2**63, 1e308 * 10, (-8.0)**0.5
+            raise _OutOfRange(expr)
+        return v
     raise _NotLiteral(expr.span)
 
 
@@ -460,7 +488,9 @@ class _Checker:
             if a.number and not (isinstance(expr, ast.Name) and expr.id not in self.lets):
                 try:
                     n = literal(expr, self.lets)
-                except _NotLiteral:
+                except _NotLiteral as e:
+                    if _report_literal(e, self.diags):
+                        return _BAD
                     n = None
                 if isinstance(n, int | float) and not isinstance(n, bool):
                     return n
@@ -495,6 +525,8 @@ class _Checker:
             try:
                 v = literal(expr, self.lets)
             except _NotLiteral as e:
+                if _report_literal(e, self.diags):
+                    return _BAD
                 self.diags.add(
                     "argument error",
                     f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS[a.kind]}",
@@ -565,7 +597,9 @@ def _loss_terms(
                 continue
             try:
                 k = literal(const_side, ck.lets)
-            except _NotLiteral:
+            except _NotLiteral as err:
+                if _report_literal(err, ck.diags):
+                    return []
                 continue
             if isinstance(k, int | float) and not isinstance(k, bool):
                 if expr.op == "/" and k == 0:
@@ -847,28 +881,61 @@ def _keyed(
     return seen
 
 
+# Upper bounds of the loop's integers, each with why (a number past it is surely a slip, or would silently wrap)
+MAX_BATCH = 2**31 - 1  # XLA's largest axis
+MAX_EPOCHS = 1_000_000
+MAX_SEED = 2**32 - 1  # JAX keys hold 32 bits of the seed: key(2**32 + 5) is key(5)
+_BOUNDS = {  # key: (low, high, high as written in messages, why high)
+    "batch": (
+        1,
+        MAX_BATCH,
+        "2**31 - 1",
+        "a batch is one axis, and XLA's axes hold at most 2**31 - 1 entries",
+    ),
+    "epochs": (
+        0,
+        MAX_EPOCHS,
+        "1,000,000",
+        "a run of more epochs is surely a slip; stop early with early_stop(...)",
+    ),
+    "steps": (1, MAX_EPOCHS, "1,000,000", "that many updates of one objective in a row is surely a slip"),
+    "seed": (
+        0,
+        MAX_SEED,
+        "2**32 - 1",
+        "JAX's random keys hold 32 bits: a larger seed would repeat a smaller one",
+    ),
+}
+
+
 def _integer(
-    seen: Mapping[str, ast.Entry],
-    key: str,
-    default: int,
-    low: int,
-    lets: Mapping[str, ast.Let],
-    diags: Diagnostics,
+    seen: Mapping[str, ast.Entry], key: str, default: int, lets: Mapping[str, ast.Let], diags: Diagnostics
 ) -> int:
+    """The loop integer `key` (batch, epochs, seed) from the section, within its _BOUNDS; located errors."""
+    low, high, shown, why = _BOUNDS[key]
     e = seen.get(key)
     if e is None:
         return default
     try:
         v = literal(e.value, lets)
+    except _OutOfRange as err:  # seed = 2**70: say the key's own range, not int64's
+        from ..frontend.fmt import format_expr
+
+        v = format_expr(_unpipe(e.value))
+        diags.add("value error", f"{key} must be an integer from {low} to {shown}, got {v}", err.span, why)
+        return default
     except _NotLiteral as err:
         diags.add("value error", f"{key} must be an integer", err.span, f"e.g. {key} = {max(low, 1)}")
         return default
-    if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer() or v < low:
+    number = isinstance(v, int | float) and not isinstance(v, bool)
+    if not number or not float(v).is_integer() or not low <= v <= high:
         diags.add(
             "value error",
-            f"{key} must be an integer of at least {low}, got {_describe(v)}",
+            f"{key} must be an integer "
+            + (f"from {low} to {shown}" if number and v > high else f"of at least {low}")
+            + f", got {_describe(v)}",
             _unpipe(e.value).span,
-            f"e.g. {key} = {max(low, 1)}",
+            why if number and v > high else f"e.g. {key} = {max(low, 1)}",
         )
         return default
     return int(v)
@@ -947,8 +1014,8 @@ def _objective(
             )
         else:
             after = v.id if isinstance(v, ast.Name) else v.value
-    steps = _integer(seen, "steps", 1, 1, ck.lets, diags)
-    epochs = _integer(seen, "epochs", 0, 0, ck.lets, diags) if "epochs" in seen else None
+    steps = _integer(seen, "steps", 1, ck.lets, diags)
+    epochs = _integer(seen, "epochs", 0, ck.lets, diags) if "epochs" in seen else None
     if opt is None:
         return None
     return Objective(od.name, tuple(terms), opt, params, od.span, steps, after, epochs)
@@ -1033,9 +1100,9 @@ def _check_into(
     ck = _Checker(program.lets, values, diags, types)
     seen = _keyed(entries, TRAIN_KEYS, "train", diags)
     spans = tuple((k, e.span) for k, e in seen.items())
-    batch = _integer(seen, "batch", 32, 1, program.lets, diags)
-    epochs = _integer(seen, "epochs", 10, 0, program.lets, diags)
-    seed = _integer(seen, "seed", 0, 0, program.lets, diags)
+    batch = _integer(seen, "batch", 32, program.lets, diags)
+    epochs = _integer(seen, "epochs", 10, program.lets, diags)
+    seed = _integer(seen, "seed", 0, program.lets, diags)
 
     # data
     data = CallSpec("?", (), where or NO_SPAN)
@@ -1101,14 +1168,13 @@ def _check_into(
         items = _unpipe(e.value)
         items_t = items.items if isinstance(items, ast.ListLit | ast.TupleLit) else (items,)
         table = {**metrics_t, **{k: v for k, v in losses.items() if k not in ("l1", "l2")}}
-        for it in items_t:
-            c = ck.call_of(it, "metric", table, e.span)
-            if c is None:
-                continue
+        calls = [c for it in items_t if (c := ck.call_of(it, "metric", table, e.span)) is not None]
+        repeated = {n for n in (c.name for c in calls) if sum(c.name == n for c in calls) > 1}
+        for c in calls:
             name = c.name
-            taken = {m.name for m in metrics}
-            if name in taken:
+            if name in repeated:  # accuracy(d_real, 1), accuracy(d_fake, 0): accuracy_d_real, accuracy_d_fake
                 name = "_".join([c.name, *(str(v) for _, v in c.args[:2] if isinstance(v, str))])
+            taken = {m.name for m in metrics}
             while name in taken:
                 name += "_"
             metrics.append(Metric(name, c))
@@ -1215,6 +1281,8 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
         args = [literal(a, ck.lets) for a in expr.args]
         kwargs = {k.name: literal(k.value, ck.lets) for k in expr.kwargs}
     except _NotLiteral as err:
+        if _report_literal(err, ck.diags):
+            return None
         ck.diags.add(
             "argument error",
             f"{expr.func}: arguments must be literals",
