@@ -16,7 +16,9 @@ _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
 
 def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0) -> str:
     if isinstance(e, ast.Num):
-        return _num(e.value)
+        # a negative literal is one token to the parser, but written bare before `**` or `[` it would read as a
+        # negation of the power or subscript: (-2) ** 2 is 4, -2 ** 2 is -4
+        return f"({_num(e.value)})" if e.value < 0 and prec > 4 else _num(e.value)
     if isinstance(e, ast.Str):
         return '"' + e.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     if isinstance(e, ast.Bool):

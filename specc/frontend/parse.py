@@ -383,12 +383,29 @@ def number_value(text: str, span: Span) -> int | float:
     raise number_range_error(text, span)
 
 
-def number_range_error(text: str, span: Span) -> SpecError:
-    """The error for a number outside int64/float64 (both front ends word it alike)."""
+def in_number_range(v: object) -> bool:
+    """Whether a computed number fits specc's int64/float64 (a complex one, from `(-8.0)**0.5`, does not)."""
+    if isinstance(v, bool):
+        return True
+    if isinstance(v, int):
+        return -MAX_INT - 1 <= v <= MAX_INT
+    return isinstance(v, float) and math.isfinite(v)
+
+
+def power(a: int | float, b: int | float) -> int | float | complex:
+    """`a ** b`, refusing (OverflowError) before computing an integer that cannot fit: `2**10**10` would take
+    minutes and gigabytes only to be refused afterwards."""
+    if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 64:
+        raise OverflowError("the result is out of range")
+    return a**b  # type: ignore[no-any-return]
+
+
+def number_range_error(text: str, span: Span, what: str = "the number") -> SpecError:
+    """The error for a number outside int64/float64 (both front ends and the train checker word it alike)."""
     shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
     return SpecError.one(
         "value error",
-        f"the number {shown} is out of range",
+        f"{what} {shown} is out of range",
         span,
         f"specc's integers lie between -2**63 and 2**63 - 1 ({MAX_INT}); other numbers must be finite 64-bit "
         "floats (below about 1.8e308)",

@@ -1,0 +1,105 @@
+"""Inputs the fuzzer (tests/fuzz.py) or a teammate found, each now a located error or a clean check.
+
+Positions are asserted as the user sees them (`file:line:col: kind: message`).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import specc
+from specc.errors import SpecError
+from specc.train.spec import check_spec
+
+MODEL = """model M {
+  input x: f32[N, 4]
+  input y: i32[N]
+  h = x -> dense(3)
+  output h
+}
+"""
+
+
+def train_errors(*lines: str, lets: str = "") -> list[str]:
+    """`file:line:col: kind: message` of every error `specc check` reports for MODEL and a train section."""
+    body = "".join(f"  {line}\n" for line in lines)
+    text = f"{lets}{MODEL}train {{\n  data = digits\n  loss = cross_entropy(h, y)\n{body}}}\n"
+    try:
+        check_spec(specc.load("a.net", text=text))
+    except SpecError as e:
+        e.render()
+        return [f"{d.span}: {d.kind}: {d.message}" for d in e.diagnostics]
+    return []
+
+
+# ---- literal arithmetic in the train section stays within int64/float64 ------------------------------------
+
+
+def test_a_learning_rate_of_10_to_the_400_is_a_located_error() -> None:
+    assert train_errors("optimizer = sgd(lr=10**400)") == [
+        "a.net:10:22: value error: the value of 10 ** 400 is out of range"
+    ]
+
+
+def test_a_tower_of_powers_is_refused_before_it_is_computed() -> None:
+    # 2**10**10 would take minutes and gigabytes to compute, only to be refused
+    assert train_errors("seed = 2**10**10") == [
+        "a.net:10:10: value error: seed must be an integer from 0 to 2**32 - 1, got 2 ** 10 ** 10"
+    ]
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("seed = 2**70", "seed must be an integer from 0 to 2**32 - 1, got 2 ** 70"),
+        ("seed = 4294967296", "seed must be an integer from 0 to 2**32 - 1, got 4294967296"),
+        ("batch = 10**30", "batch must be an integer from 1 to 2**31 - 1, got 10 ** 30"),
+        ("batch = 2**31", "batch must be an integer from 1 to 2**31 - 1, got 2147483648"),
+        ("epochs = 2**63", "epochs must be an integer from 0 to 1,000,000, got 2 ** 63"),
+        ("epochs = 2**62", "epochs must be an integer from 0 to 1,000,000, got 4611686018427387904"),
+    ],
+)
+def test_loop_integers_have_upper_bounds_stated_in_the_message(line: str, message: str) -> None:
+    key = line.split()[0]
+    assert train_errors(line) == [f"a.net:10:{len(key) + 6}: value error: {message}"]
+
+
+def test_the_largest_seed_checks() -> None:
+    assert train_errors("seed = 4294967295", "batch = 2147483647", "epochs = 1000000") == []
+
+
+@pytest.mark.parametrize(
+    "lets, line, where",
+    [
+        ("", "loss = 10**400 * cross_entropy(h, y)", "a.net:8:10"),
+        ("", "data = digits(split=2.0**2000)", "a.net:8:23"),
+        ("let big = 1e308 * 10\n", "optimizer = sgd(lr=big)", "a.net:1:11"),
+        ("let big = 2**62 * 4\n", "optimizer = sgd(lr=big)", "a.net:1:11"),
+    ],
+)
+def test_out_of_range_arithmetic_is_located_where_it_is_computed(lets: str, line: str, where: str) -> None:
+    key = line.split()[0]
+    rest = "".join(
+        f"  {k}\n" for k in ("loss = cross_entropy(h, y)", "data = digits") if not k.startswith(key)
+    )
+    text = f"{lets}{MODEL}train {{\n  {line}\n{rest}}}\n"
+    with pytest.raises(SpecError) as e:
+        check_spec(specc.load("a.net", text=text))
+    assert [f"{d.span}: {d.message}" for d in e.value.diagnostics][0].startswith(where + ": the value of")
+
+
+def test_a_complex_power_is_not_a_number() -> None:
+    errors = train_errors("optimizer = sgd(lr=(-8.0)**0.5)")
+    assert errors == ["a.net:10:22: value error: the value of (-8.0) ** 0.5 is out of range"]
+
+
+# ---- fmt keeps the meaning of negative literals -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["(-2) ** 2", "(-8.0) ** 0.5", "(-2)[0]", "2 ** -1", "a - -2"])
+def test_fmt_parenthesises_a_negative_literal_before_a_power_or_subscript(text: str) -> None:
+    from specc.frontend.fmt import format_expr
+    from specc.frontend.parse import parse_expr
+
+    # -2 ** 2 is -(2 ** 2): printing (-2) ** 2 without its parentheses would change the value
+    assert format_expr(parse_expr(text)) == text
