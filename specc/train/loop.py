@@ -9,6 +9,8 @@ devices: a 1-D mesh over the batch, everything else replicated.
 
 from __future__ import annotations
 
+import itertools
+import functools
 import json
 import math
 import os
@@ -250,12 +252,10 @@ class _Reporter:
             "train", total=self.steps, completed=done, epoch=f"{epoch + 1}/{self.epochs}", stats=""
         )
 
-    def advance(self, stats: str | None = None) -> None:
+    def advance(self, completed: int, stats: str) -> None:
+        """Show `completed` steps as done: called only after the device finished them (a fetch waited)."""
         if self.progress is not None:
-            if stats is None:
-                self.progress.advance(self.task)
-            else:
-                self.progress.update(self.task, advance=1, stats=stats)
+            self.progress.update(self.task, completed=completed, stats=stats)
 
     def end_epoch(self, line: str) -> None:
         if self.progress is not None:
@@ -286,6 +286,7 @@ def train_and_evaluate(
     splits: Splits | None = None,
     callbacks: Sequence[Callable[[int], None]] = (),
     force: bool = False,
+    log_histograms: bool = False,
 ) -> TrainResult:
     """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
 
@@ -300,6 +301,7 @@ def train_and_evaluate(
         callbacks: called with the global step after each step; one raising KeyboardInterrupt stops the run
             like Ctrl-C.
         force: replace the run already in workdir (only the files a run writes are deleted).
+        log_histograms: also write histograms of every layer's weights per epoch to TensorBoard.
     Raises SpecError for data that does not fit the model, and for a run directory that cannot be used (a file,
     unwritable, another run without resume/force, a spec that differs from the run's on resume).
     """
@@ -315,6 +317,10 @@ def train_and_evaluate(
     resuming = rundir.prepare(workdir, config, graph, resume=resume, force=force, primary=primary)
     drawn = drawn_inputs(graph)
     splits = splits if splits is not None else load_splits(config, tuple(drawn))
+    if primary:
+        from .artifact import write_normalization
+
+        write_normalization(workdir, splits.stats, dict(config.rename))
     notes: list[str] = []
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch
@@ -356,20 +362,12 @@ def train_and_evaluate(
     metric_calls = tuple(m.call for m in config.metrics)
     n_obj = len(plans)
     n_stats = n_obj + len(metric_calls)
-    loss_names = ["loss"] if single else [f"loss_{p.objective.name}" for p in plans]
-    stat_names = [*loss_names, *(m.name for m in config.metrics)]
+    stat_names = stat_names_of([p.objective for p in plans], config.metrics)
 
     def values_of(
         gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], key: Any = None
     ) -> tuple[Any, Any]:
-        # Fresh Variables at this trace level (inside grad), so batch statistics and RNG counts can be updated.
-        m = nnx.merge(gd, *jax.tree.map(lambda x: x, (params, rest)))
-        inputs = {k: batch[k] for k in input_names}
-        if drawn:
-            inputs.update(draw(key, inputs))
-        vals = m.values(inputs, names)
-        _, _, new_rest = nnx.split(m, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
-        return vals, new_rest
+        return model_values(gd, params, rest, batch, input_names, names, draw, key)
 
     def objective_step(
         i: int, state: dict[str, Any], batch: Mapping[str, Any], key: Any
@@ -436,15 +434,7 @@ def train_and_evaluate(
 
         return train_step
 
-    def eval_step(
-        params: Any, rest: Any, sums: Any, batch: Mapping[str, Any], weights: Any, index: Any
-    ) -> Any:
-        vals, _ = values_of(gd_eval, params, rest, batch, draw.eval_key(index) if drawn else None)
-        stats = [total_loss(p.objective.terms, vals, params, weights) for p in plans]
-        stats += [metric_value(c, vals, weights) for c in metric_calls]
-        vec = jnp.stack([jnp.asarray(x, jnp.float32) for x in stats])
-        w = jnp.sum(weights)
-        return sums + jnp.concatenate([vec * w, w[None]])
+    eval_step = make_eval_step(gd_eval, [p.objective for p in plans], metric_calls, input_names, names, draw)
 
     if mesh.mesh is None:
         jit_kw: dict[str, Any] = {}
@@ -454,10 +444,15 @@ def train_and_evaluate(
         jit_kw = {"out_shardings": NamedSharding(mesh.mesh, PartitionSpec())}
     train_jits: dict[int, Any] = {}
 
-    def train_jit_for(stage_index: int) -> Any:
+    def train_jit_for(stage_index: int, state: Any, example: Any) -> Any:
+        """The stage's train step, compiled ahead of its first batch (so the bar never waits on XLA)."""
         if stage_index not in train_jits:
             members = run_stages[stage_index].objectives
-            train_jits[stage_index] = jax.jit(make_train_step(members), donate_argnums=0, **jit_kw)
+            t = time.perf_counter()
+            jitted = jax.jit(make_train_step(members), donate_argnums=0, **jit_kw)
+            train_jits[stage_index] = jitted.lower(state, example).compile()
+            what = "the train step" if len(run_stages) == 1 else f"stage {stage_index + 1}'s train step"
+            reporter.say(f"compiled {what} in {time.perf_counter() - t:.1f} s")
         return train_jits[stage_index]
 
     eval_jit = jax.jit(eval_step, donate_argnums=2, **jit_kw)
@@ -535,7 +530,11 @@ def train_and_evaluate(
                 "free some space (or fix the folder's permissions) and continue with --resume",
             ) from None
 
+    from .loggers import epoch_loggers
+
+    loggers = epoch_loggers(workdir, config, history, primary=primary, histograms=log_histograms)
     reporter = _Reporter(verbose, epochs_total, steps_per_epoch)
+    reporter.say(_banner(config, graph, plans, train_ds, val_ds, batch, steps_per_epoch, mesh))
     for n in notes:
         reporter.say(n)
     # Each fetch waits for the device; a few per second keep the bar alive without stalling the pipeline.
@@ -549,9 +548,13 @@ def train_and_evaluate(
             stage_index, stage = where
             active = set(stage.objectives)
             shown = [k for i, k in enumerate(stat_names) if i >= n_obj or i in active]
-            train_jit = train_jit_for(stage_index)
             rng = np.random.default_rng([config.seed, epoch]) if splits.shuffle else None
             batches = _batches(train_ds, batch, rng, start_batch, feed)
+            first = next(batches, None)
+            if first is None:
+                break
+            train_jit = train_jit_for(stage_index, state, mesh.batch(first))
+            batches = itertools.chain([first], batches)
             reporter.start_epoch(epoch, start_batch)
             epoch_start_step = step - start_batch
             t0 = last_fetch = time.perf_counter()
@@ -590,14 +593,13 @@ def train_and_evaluate(
                         status, stop = "diverged", True
                         break
                     reporter.advance(
+                        bi + 1,
                         "  ".join(
                             f"{k} {_fmt(float(v) / max(int(count), 1))}"
                             for k, v in zip(stat_names, sums, strict=True)
                             if k in shown
-                        )
+                        ),
                     )
-                else:
-                    reporter.advance()
                 if interrupt.requested:
                     status, stop = "interrupted", True
                     break
@@ -636,6 +638,9 @@ def train_and_evaluate(
                         f.write(json.dumps(record) + "\n")
                 except OSError as e:
                     raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
+            host_state = functools.cache(lambda: jax.device_get(state))
+            for logger in loggers:  # TensorBoard, the best checkpoint (specc/train/loggers.py)
+                logger.epoch(record, host_state)
             reporter.end_epoch(_summary(record, epochs_total))
             epoch += 1
             start_batch = 0
@@ -669,6 +674,8 @@ def train_and_evaluate(
                     status = "early_stop"
                     break
     checkpoints.close()
+    for logger in loggers:
+        logger.close()
     if history and primary:
         note = write_curves(history, workdir / "curves.png", f"{graph.model}: {config.spec_path.name}")
         if note:
@@ -722,6 +729,38 @@ class _Sampler:
         return out
 
 
+def _banner(
+    config: TrainConfig,
+    graph: Any,
+    plans: Sequence[Any],
+    train_ds: DataSet,
+    val_ds: DataSet | None,
+    batch: int,
+    steps: int,
+    mesh: _Mesh,
+) -> str:
+    """What is about to run: model, parameters, data and split, batch, devices, objectives."""
+    from ..backend.flax import layer_keys
+
+    keys = layer_keys(graph)
+    trained = frozenset().union(*(p.keys for p in plans))
+    frozen = graph.total_params - sum(n.param_count for n in graph.nodes if keys[n.id] in trained)
+    devices = jax.devices()[: mesh.n]
+    kinds = sorted({d.platform for d in devices})
+    lines = [
+        f"training {graph.model} ({config.spec_path.name}): {graph.total_params:,} parameters"
+        + (f", {frozen:,} of them frozen" if frozen else ""),
+        f"data {config.data.name}: {len(train_ds):,} training"
+        + (f" / {len(val_ds):,} validation" if val_ds is not None else ", no validation")
+        + f" examples; batch {batch}, {steps} steps an epoch",
+        f"devices: {mesh.n} × {'/'.join(kinds)}"
+        + (f" ({os.cpu_count()} CPU cores)" if "cpu" in kinds else ""),
+    ]
+    if len(plans) > 1:
+        lines.append("objectives: " + ", ".join(p.objective.name for p in plans))
+    return "\n".join(lines)
+
+
 def _selector(keys: frozenset[str]) -> Callable[[Any, Any], bool]:
     """An nnx filter for the parameters of the layers `keys` (paths are ('layers', key, ...))."""
 
@@ -749,6 +788,75 @@ def _batches(
     for i, b in enumerate(sub.batches(batch, rng=rng, drop_last=True)):
         if i >= skip:
             yield b
+
+
+def stat_names_of(objectives: Sequence[Any], metrics: Sequence[Any]) -> list[str]:
+    """The names of what a step sums: each objective's loss ("loss" when there is one), then the metrics."""
+    losses = ["loss"] if len(objectives) == 1 else [f"loss_{o.name}" for o in objectives]
+    return [*losses, *(m.name for m in metrics)]
+
+
+def model_values(
+    gd: Any,
+    params: Any,
+    rest: Any,
+    batch: Mapping[str, Any],
+    input_names: Sequence[str],
+    names: Sequence[str],
+    draw: _Sampler,
+    key: Any = None,
+) -> tuple[Any, Any]:
+    """The named values the losses and metrics read, and the updated non-parameter state."""
+    # Fresh Variables at this trace level (inside grad), so batch statistics and RNG counts can be updated.
+    m = nnx.merge(gd, *jax.tree.map(lambda x: x, (params, rest)))
+    inputs = {k: batch[k] for k in input_names}
+    if draw.drawn:
+        inputs.update(draw(key, inputs))
+    vals = m.values(inputs, names)
+    _, _, new_rest = nnx.split(m, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
+    return vals, new_rest
+
+
+def make_eval_step(
+    gd_eval: Any,
+    objectives: Sequence[Any],
+    metric_calls: Sequence[Any],
+    input_names: Sequence[str],
+    names: Sequence[str],
+    draw: _Sampler,
+) -> Callable[..., Any]:
+    """The validation step: adds each objective's loss and each metric, weighted by the examples, to `sums`."""
+
+    def eval_step(
+        params: Any, rest: Any, sums: Any, batch: Mapping[str, Any], weights: Any, index: Any
+    ) -> Any:
+        key = draw.eval_key(index) if draw.drawn else None
+        vals, _ = model_values(gd_eval, params, rest, batch, input_names, names, draw, key)
+        stats = [total_loss(o.terms, vals, params, weights) for o in objectives]
+        stats += [metric_value(c, vals, weights) for c in metric_calls]
+        vec = jnp.stack([jnp.asarray(x, jnp.float32) for x in stats])
+        w = jnp.sum(weights)
+        return sums + jnp.concatenate([vec * w, w[None]])
+
+    return eval_step
+
+
+def evaluate_model(model: Any, config: TrainConfig, graph: Any, ds: DataSet, batch: int) -> dict[str, float]:
+    """The spec's losses and metrics of `model` over `ds` in eval mode, exactly as the trainer validates."""
+    from .objectives import plan_objectives
+
+    objectives = [p.objective for p in plan_objectives(config, graph, getattr(config, "freeze", ()))]
+    drawn = drawn_inputs(graph)
+    input_names = tuple(n for n, _, _ in config.inputs if n not in drawn)
+    draw = _Sampler(graph, drawn, input_names, config.seed)
+    model.eval()
+    gd, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
+    metric_calls = tuple(m.call for m in config.metrics)
+    step = make_eval_step(gd, objectives, metric_calls, input_names, config.value_names, draw)
+    names = stat_names_of(objectives, config.metrics)
+    state = {"params": params, "rest": rest}
+    vals = _evaluate(jax.jit(step, donate_argnums=2), state, ds, batch, input_names, _Mesh(1), len(names))
+    return dict(zip(names, vals, strict=True))
 
 
 def _evaluate(

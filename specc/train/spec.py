@@ -661,8 +661,6 @@ class Override:
 
 def parse_override(text: str, index: int = 0, name: str | None = None) -> Override:
     """Parse one `--set key=value` (the index-th); located errors point into the option text."""
-    from ..frontend.parse import parse_expr
-
     name = name or ("--set" if index == 0 else f"--set[{index + 1}]")
     src = Source(name, text)
     key, eq, value = text.partition("=")
@@ -674,19 +672,36 @@ def parse_override(text: str, index: int = 0, name: str | None = None) -> Overri
             "e.g. --set optimizer.lr=0.01 or --set epochs=3",
         ).with_sources({name: src})
     path = tuple(key.strip().split("."))
-    key_span = Span.point(name, 1, 1, len(key))
+    return _override(src, path, Span.point(name, 1, 1, len(key)), len(key) + 1)
+
+
+def parse_flag(key: str, value: object) -> Override:
+    """`--seed 7` (likewise --epochs, --batch, --data) as an override of `key`; errors show the option as typed:
+    `--seed:1:8`, under ` 1 | --seed 4294967296`."""
+    name = f"--{key}"
+    return _override(
+        Source(name, f"{name} {value}"), (key,), Span.point(name, 1, 1, len(name)), len(name) + 1
+    )
+
+
+def _override(src: Source, path: tuple[str, ...], key_span: Span, start: int) -> Override:
+    """The Override whose value is `src.text[start:]`, parsed where it stands in the option's text."""
+    from ..frontend.parse import parse_expr
+
+    name, text, value = src.name, src.text, src.text[start:]
     second = _statement_break(value)
     if second is not None:  # the parser would take `epochs=1;batch=0` as one value: refuse, not drop
-        pos = len(key) + 1 + second
+        pos = start + second
         line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
         raise SpecError.one(
             "argument error",
-            "one KEY=VALUE per --set; this one holds a second statement",
+            ("one KEY=VALUE per --set" if name.startswith("--set") else f"one value per {name}")
+            + "; this one holds a second statement",
             Span.point(name, line, col),
             "give each key its own option: --set epochs=1 --set batch=0",
         ).with_sources({name: src})
     try:
-        expr = parse_expr(value, name, 1, len(key) + 2)
+        expr = parse_expr(value, name, 1, start + 1)
     except SpecError as e:
         raise e.with_sources({name: src}) from None
     return Override(path, expr, src, key_span)
@@ -968,6 +983,13 @@ def _optimizer(
             )
         elif sched is not None:
             opt = replace(opt, args=tuple((k, sched if k == "lr" else v) for k, v in opt.args))
+    lr = opt.kw.get("lr") if opt is not None else None
+    if isinstance(lr, CallSpec):
+        from .optim import check_schedule_args
+
+        problem = check_schedule_args(lr)
+        if problem:
+            ck.diags.add("value error", problem, lr.span, f"usage: {schedules[lr.name].usage()}")
     return opt
 
 
@@ -1278,8 +1300,8 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
         )
         return None
     try:
-        args = [literal(a, ck.lets) for a in expr.args]
-        kwargs = {k.name: literal(k.value, ck.lets) for k in expr.kwargs}
+        args = [_data_literal(a, ck.lets) for a in expr.args]
+        kwargs = {k.name: _data_literal(k.value, ck.lets) for k in expr.kwargs}
     except _NotLiteral as err:
         if _report_literal(err, ck.diags):
             return None
@@ -1297,6 +1319,21 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
         ck.diags.add("argument error", err.message, span, err.hint)
         return None
     return CallSpec(expr.func, (("*", tuple(args)), *kwargs.items()), expr.span)
+
+
+def _data_literal(expr: ast.Expr, lets: Mapping[str, ast.Let]) -> Any:
+    """A data-set argument: a literal, or a bare word as its name (`labels=shuffled`, `dtype=f32`), or a call as
+    its text (`augment=[random_crop(pad=4), flip_lr]`); data.py's `_bind` checks what each option accepts."""
+    expr = _unpipe(expr)
+    if isinstance(expr, ast.Name) and expr.id not in lets and expr.id not in ("none", "None"):
+        return expr.id
+    if isinstance(expr, ast.ListLit | ast.TupleLit):
+        return [_data_literal(i, lets) for i in expr.items]
+    if isinstance(expr, ast.Call):
+        parts = [repr(literal(a, lets)) for a in expr.args]
+        parts += [f"{k.name}={literal(k.value, lets)!r}" for k in expr.kwargs]
+        return f"{expr.func}({', '.join(parts)})"
+    return literal(expr, lets)
 
 
 def data_error(config: TrainConfig, err: Exception) -> SpecError:
