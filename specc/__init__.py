@@ -11,6 +11,8 @@ from .ir.graph import Node as Node
 from .ir.types import TensorType as TensorType
 from .spec import Spec as Spec
 from .spec import load as load
+from .train.artifact import Run as Run
+from .train.artifact import load_run as load_run
 
 __version__ = "0.1.0"
 

@@ -184,6 +184,25 @@ class Checkpoints:
                 f"checkpoint {step} in {self.directory} is unreadable: {_reason(e)}", step
             ) from None
 
+    def restore_leaves(self, step: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any], int]:
+        """Every leaf of checkpoint `step` (default: the latest) by its path, without the trainer's pytree,
+        its record (with `_keys`: path → PRNG impl for key leaves) and the step. Raises CheckpointError."""
+        ocp = self._ocp
+        step = self.latest() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        try:
+            got = self._mngr.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()),
+            )
+            flat = {p: np.asarray(v) for p, v in _flatten(dict(got["state"])).items()}
+            return flat, dict(got["record"]), step
+        except Exception as e:  # see restore
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} is unreadable: {_reason(e)}", step
+            ) from None
+
     def restore_newest_readable(self, like: Any) -> tuple[Any, dict[str, Any], list[str]]:
         """Restore the newest checkpoint that reads; notes say which newer ones were skipped and why."""
         notes: list[str] = []

@@ -1,4 +1,4 @@
-"""Atomic file writes: every file specc produces appears whole or not at all."""
+"""Atomic file writes: every file specc produces appears whole or not at all, with the user's umask."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it (atomic on POSIX)."""
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set straight back
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it (atomic on POSIX).
+
+    The file gets `mode`, or what `open()` would give a new file (0o666 less the umask): mkstemp's 0600 would make
+    every output private.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -17,6 +27,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,8 +9,8 @@ devices: a 1-D mesh over the batch, everything else replicated.
 
 from __future__ import annotations
 
-import itertools
 import functools
+import itertools
 import json
 import math
 import os
@@ -638,7 +638,7 @@ def train_and_evaluate(
                         f.write(json.dumps(record) + "\n")
                 except OSError as e:
                     raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
-            host_state = functools.cache(lambda: jax.device_get(state))
+            host_state = functools.cache(functools.partial(jax.device_get, state))
             for logger in loggers:  # TensorBoard, the best checkpoint (specc/train/loggers.py)
                 logger.epoch(record, host_state)
             reporter.end_epoch(_summary(record, epochs_total))

@@ -1,0 +1,310 @@
+"""A trained run as an object: `load_run(dir)` rebuilds the model from the run folder's spec copy, restores its
+parameters and state (batch statistics) from the `best` or `last` checkpoint, and evaluates or predicts with the
+run's configuration and data normalisation — what `specc evaluate`, `specc predict` and `specc export` stand on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SpecError
+from .io import write_atomic
+
+NORMALIZATION_FILE = "normalization.json"
+BEST_DIR = "best"
+
+
+def _run_error(message: str, hint: str = "") -> SpecError:
+    return SpecError.one("run error", message, None, hint)
+
+
+# ---- what the trainer writes --------------------------------------------------------------------------------
+
+
+def write_normalization(
+    workdir: Path, stats: Mapping[str, tuple[Any, Any]], rename: Mapping[str, str]
+) -> None:
+    """normalization.json: model input → {"mean", "std"} (shaped to broadcast against one example), from the
+    data's `normalize=true` statistics (keyed by data field; `rename` maps model input → field)."""
+    by_field = {f: i for i, f in rename.items()}
+    out = {
+        by_field.get(name, name): {"mean": np.asarray(m).tolist(), "std": np.asarray(s).tolist()}
+        for name, (m, s) in stats.items()
+    }
+    write_atomic(Path(workdir) / NORMALIZATION_FILE, (json.dumps(out) + "\n").encode())
+
+
+def read_normalization(workdir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    path = Path(workdir) / NORMALIZATION_FILE
+    if not path.is_file():
+        return {}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return {k: (np.asarray(v["mean"], np.float32), np.asarray(v["std"], np.float32)) for k, v in raw.items()}
+
+
+# ---- the configuration, back from config.json ---------------------------------------------------------------
+
+
+def _decode(tp: Any, v: Any) -> Any:
+    """config.json's plain JSON → the typed value of a TrainConfig field (the inverse of rundir._plain)."""
+    from .spec import CallSpec
+
+    if v is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(options[0], v) if len(options) == 1 else _decode(Any, v)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], x) for x in v)
+        return tuple(_decode(a, x) for a, x in zip(args, v, strict=True))
+    if tp is Path:
+        return Path(v)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp)
+        return tp(
+            **{f.name: _decode(hints[f.name], v[f.name]) for f in dataclasses.fields(tp) if f.name in v}
+        )
+    if tp is Any or tp is object:
+        if isinstance(v, dict) and set(v) == {"name", "args"}:
+            return _decode(CallSpec, v)
+        if isinstance(v, list):
+            return tuple(_decode(Any, x) for x in v)
+        return v
+    return v
+
+
+def config_from_json(plain: Mapping[str, Any], base: Any = None) -> Any:
+    """A TrainConfig from config.json; spans and sources from `base` (the spec copy's own config) when given."""
+    from .spec import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    kw = {
+        f.name: _decode(hints[f.name], plain[f.name])
+        for f in dataclasses.fields(TrainConfig)
+        if f.name in plain and f.name not in ("spans", "sources")
+    }
+    if base is not None:
+        kw.update(spans=base.spans, sources=base.sources)
+    return TrainConfig(**kw)
+
+
+# ---- the run ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A trained run, loaded: the spec as trained, its graph, the model (an nnx.Module in eval mode) with the
+    checkpoint's parameters and state, the train configuration, the data normalisation and the history.
+
+    Args:
+        directory: the run folder.
+        checkpoint: which checkpoint was loaded ("best" or "last") and its global `step`.
+        normalization: model input → (mean, std), applied to those inputs by `predict` (empty: none).
+    """
+
+    directory: Path
+    spec: Any
+    graph: Any
+    model: Any
+    config: Any
+    normalization: dict[str, tuple[np.ndarray, np.ndarray]]
+    history: list[dict[str, float]]
+    checkpoint: str
+    step: int
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def predict(self, **inputs: Any) -> dict[str, np.ndarray]:
+        """The model's outputs (by name) for raw inputs (by model input name), normalised as in training."""
+        import jax
+        from flax import nnx
+
+        fed = {k: self._normalize(k, v) for k, v in inputs.items()}
+        gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
+        out = jax.jit(lambda p, r, x: nnx.merge(gd, p, r)(x))(params, rest, fed)
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def _normalize(self, name: str, v: Any) -> np.ndarray:
+        a = np.asarray(v)
+        if name not in self.normalization:
+            return a
+        mean, std = self.normalization[name]
+        return ((a.astype(np.float32) - mean) / std).astype(np.float32)
+
+    def evaluate(self, data: str | None = None) -> dict[str, float]:
+        """The spec's losses and metrics (`loss`, `accuracy`, …) on the run's validation split (its training
+        data when it has none), or on `data` (a data call as `--data` takes it: 'csv("test.csv")', relative to
+        the current folder; raw values, the run's normalisation is applied). Same code as the trainer's
+        validation: the run's last `val_*` figures are reproduced exactly from the `last` checkpoint."""
+        from .loop import evaluate_model, load_splits
+
+        config = self.config
+        stats: Mapping[str, tuple[np.ndarray, np.ndarray]] = {}
+        if data is not None:
+            config = self._config_for_data(data)
+            if self.normalization:
+                stats = self.normalization
+        from .loop import drawn_inputs
+
+        splits = load_splits(config, tuple(drawn_inputs(self.graph)))
+        ds = splits.val if splits.val is not None else splits.train
+        if stats:
+            from .data import DataSet
+
+            ds = DataSet({k: self._normalize(k, v) if k in stats else v for k, v in ds.fields.items()})
+        batch = min(config.batch, len(splits.train))
+        return evaluate_model(self.model, config, self.graph, ds, batch)
+
+    def _config_for_data(self, data: str) -> Any:
+        from .spec import parse_override
+
+        ov = parse_override(f"data={data}", name="--data")
+        from .spec import build_config
+
+        new = build_config(self.spec, self.graph, [ov])
+        call = new.data
+        if self.normalization:
+            # the data come raw: the run's own statistics are applied, not ones computed on these data
+            call = dataclasses.replace(call, args=tuple((k, v) for k, v in call.args if k != "normalize"))
+        return dataclasses.replace(self.config, data=call, data_base=Path.cwd())
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [dict(json.loads(line)) for line in lines if line.strip()]
+
+
+def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
+    """Load a run folder written by `specc train`: the spec copy, the model with the `best` checkpoint's
+    parameters and state (by the early-stop metric, else val_loss; the last one when the run kept no best) or the
+    `last` one. Raises SpecError naming what is missing."""
+    import jax
+    from flax import nnx
+
+    from ..backend.flax import build_module
+    from ..spec import load
+    from .checkpoint import CheckpointError, Checkpoints
+    from .rundir import CONFIG_FILE, read_run
+    from .spec import build_config
+
+    if checkpoint not in ("best", "last"):
+        raise _run_error(f"checkpoint must be 'best' or 'last', not {checkpoint!r}")
+    directory = Path(directory)
+    meta = read_run(directory)
+    if meta is None:
+        raise _run_error(
+            f"{directory} is not a specc run (no readable run.json)", "give the --out of `specc train`"
+        )
+    spec_path = directory / meta["spec"]
+    spec = load(spec_path, meta.get("model"))
+    graph = spec.graph()
+    try:
+        plain = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise _run_error(f"cannot read {directory / CONFIG_FILE}: {e}") from None
+    try:
+        base = build_config(spec, graph)
+    except SpecError:
+        base = None  # trained with a train section given by --set only
+    config = config_from_json(plain, base)
+    config = dataclasses.replace(
+        config, spec_path=spec_path, data_base=Path(meta.get("data_base", directory))
+    )
+    seed = int(meta.get("seed", config.seed))
+
+    which = checkpoint
+    folder = directory / BEST_DIR
+    if checkpoint == "last" or not folder.is_dir():
+        which, folder = "last", directory / config.checkpoint_dir
+    ckpts = Checkpoints(folder)
+    try:
+        flat, record, step = ckpts.restore_leaves()
+    except CheckpointError as e:
+        raise _run_error(e.message, "train the run (again), or give --checkpoint last") from None
+    finally:
+        ckpts.close()
+
+    model = nnx.eval_shape(lambda: build_module(graph, seed=seed))
+    _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
+    from .checkpoint import leaf_paths
+
+    like = {"params": params, "rest": rest}
+    keys = record.pop("_keys", {})
+    leaves = []
+    for path, _x in leaf_paths(like):
+        if path not in flat:
+            raise _run_error(
+                f"the checkpoint in {folder} has no value '{path}'; was it trained from this spec?"
+            )
+        a = np.asarray(flat[path])
+        leaves.append(jax.random.wrap_key_data(a, impl=keys[path]) if path in keys else jax.numpy.asarray(a))  # type: ignore[arg-type]
+    restored = jax.tree.unflatten(jax.tree.structure(like), leaves)
+    nnx.update(model, restored["params"], restored["rest"])
+    model.eval()
+    history = _read_history(directory / "metrics.jsonl")
+    return Run(
+        directory,
+        spec,
+        graph,
+        model,
+        config,
+        read_normalization(directory),
+        history,
+        which,
+        step,
+        record,
+    )
+
+
+def read_inputs(run: Run, path: Path) -> dict[str, np.ndarray]:
+    """A predict file's arrays by model input name: an .npz's members, or a .csv (one row an example, a header
+    row optional) for a model whose outputs need one input, reshaped to that input's example shape."""
+    from .export import signature
+
+    path = Path(path)
+    needed = signature(run.model).inputs
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        missing = [n for n, _, _ in needed if n not in arrays]
+        if missing:
+            raise _run_error(
+                f"{path} has no array named {', '.join(missing)} (it has {', '.join(arrays) or 'none'})",
+                "name the arrays as the model's inputs: np.savez(path, "
+                + ", ".join(f"{n}=..." for n, _, _ in needed)
+                + ")",
+            )
+        return {n: arrays[n] for n, _, _ in needed}
+    if path.suffix.lower() == ".csv":
+        if len(needed) != 1:
+            raise _run_error(
+                f"a .csv holds one input, but the model's outputs need {', '.join(n for n, _, _ in needed)}",
+                "give an .npz with one array per input",
+            )
+        name, _, dims = needed[0]
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        try:
+            float(lines[0].split(",")[0])
+        except (ValueError, IndexError):
+            lines = lines[1:]  # a header row
+        try:
+            rows = np.array([[float(c) for c in ln.split(",")] for ln in lines], np.float32)
+        except ValueError as e:
+            raise _run_error(f"{path}: not a table of numbers ({e})") from None
+        example = tuple(d if isinstance(d, int) else -1 for d in dims[1:])
+        return {name: rows.reshape((len(rows), *example)) if example else rows[:, 0]}
+    raise _run_error(f"{path}: expected an .npz or a .csv file")

@@ -1,0 +1,205 @@
+"""Export a model (usually a trained run's, `specc.load_run`) for other tools: ONNX (through jax2onnx, for
+onnxruntime and Netron), StableHLO (`jax.export`, serialized), and the named parameter/state leaves as `.npz` or
+`.safetensors`.
+
+The exported function maps the inputs the model's outputs need (by name, in the order the spec declares them) to
+its outputs (in the order of its `output` lines), in eval mode. Sizes are fixed: the batch N is 1 unless bound,
+other free sizes (`T`) must be bound.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ..errors import SpecError
+from ..ir.types import JNP_NAMES
+from .checkpoint import _is_key, leaf_paths
+from .io import write_atomic
+
+FORMATS = ("onnx", "npz", "safetensors", "stablehlo")
+SUFFIX = {"onnx": ".onnx", "npz": ".npz", "safetensors": ".safetensors", "stablehlo": ".stablehlo"}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The exported function's inputs (name, dtype, dims: ints or size names) and output names."""
+
+    inputs: tuple[tuple[str, str, tuple[int | str, ...]], ...]
+    outputs: tuple[str, ...]
+
+    def shapes(self, bind: Mapping[str, int], fmt: str) -> list[tuple[int, ...]]:
+        """Every input's shape with its free sizes bound (N defaults to 1); a SpecError names the unbound."""
+        sizes = {"N": 1, **bind}
+        free = sorted(
+            {d for _, _, dims in self.inputs for d in dims if isinstance(d, str) and d not in sizes}
+        )
+        if free:
+            raise _export_error(
+                fmt,
+                f"the input size(s) {', '.join(free)} are free; an exported model has fixed sizes",
+                "bind them, e.g. " + " ".join(f"--bind {d}=16" for d in free),
+            )
+        return [tuple(sizes[d] if isinstance(d, str) else d for d in dims) for _, _, dims in self.inputs]
+
+
+def signature(model: Any) -> Signature:
+    """The inputs the model's outputs depend on, and the outputs, of a SpecModule."""
+    graph = model.graph
+    outs = tuple(name for name, _ in graph.outputs)
+    needed = {s.id for s in model.plan.needed(graph.value_map[o].node for o in outs)}
+    ins = []
+    for name, nid in graph.inputs:
+        if nid not in needed:
+            continue
+        node = graph.nodes[nid]
+        dims = tuple(
+            sym if (sym := d.as_symbol()) is not None else int(d.value) if d.is_const else "?"
+            for d in node.type.dims
+        )
+        ins.append((name, node.type.dtype, dims))
+    return Signature(tuple(ins), outs)
+
+
+def pure_function(model: Any) -> tuple[Callable[..., tuple[Any, ...]], Signature]:
+    """`f(*inputs) -> tuple(outputs)` with the model's parameters and state as constants (eval mode).
+
+    PRNG keys in the state (dropout, recurrent carries) are held as their raw key data and re-wrapped inside,
+    because converters cannot hold key-typed constants.
+    """
+    model.eval()
+    sig = signature(model)
+    gd, state = nnx.split(model)
+    is_key = jax.tree.map(_is_key, state)
+    raw = jax.tree.map(lambda a, k: np.asarray(jax.random.key_data(a)) if k else a, state, is_key)
+    impls = jax.tree.map(lambda a, k: str(jax.random.key_impl(a)) if k else None, state, is_key)
+    names = [n for n, _, _ in sig.inputs]
+
+    def f(*xs: Any) -> tuple[Any, ...]:
+        st = jax.tree.map(
+            lambda a, k, impl: jax.random.wrap_key_data(a, impl=impl) if k else a, raw, is_key, impls
+        )
+        out = nnx.merge(gd, st)(dict(zip(names, xs, strict=True)))
+        return tuple(out[o] for o in sig.outputs)
+
+    return f, sig
+
+
+def named_leaves(model: Any) -> dict[str, np.ndarray]:
+    """The model's parameters and state by their checkpoint names (`params/layers/c1/kernel`,
+    `rest/layers/bn/mean`); RNG keys are left out (they hold no trained value)."""
+    _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
+    return {p: np.asarray(x) for p, x in leaf_paths({"params": params, "rest": rest}) if not _is_key(x)}
+
+
+def _struct(dtype: str, shape: tuple[int, ...]) -> Any:
+    return jax.ShapeDtypeStruct(shape, jnp.dtype(JNP_NAMES[dtype]))
+
+
+def _export_error(fmt: str, message: str, hint: str = "") -> SpecError:
+    return SpecError.one("export error", f"cannot export to {fmt}: {message}", None, hint)
+
+
+def to_stablehlo(model: Any, bind: Mapping[str, int] | None = None) -> bytes:
+    """The model as a serialized `jax.export.Exported` (deserialize with jax.export.deserialize)."""
+    from jax import export as jexport
+
+    f, sig = pure_function(model)
+    shapes = sig.shapes(bind or {}, "stablehlo")
+    args = [_struct(dt, s) for (_, dt, _), s in zip(sig.inputs, shapes, strict=True)]
+    try:
+        exported = jexport.export(jax.jit(f))(*args)
+    except Exception as e:  # shape polymorphism failures come as several JAX exception kinds
+        raise _export_error("stablehlo", f"{type(e).__name__}: {str(e).splitlines()[0]}"[:500]) from None
+    return bytes(exported.serialize())
+
+
+def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) -> bytes:
+    """The model as an ONNX ModelProto's bytes (jax2onnx); free sizes become symbolic ONNX dims.
+
+    Raises SpecError listing the JAX primitives jax2onnx cannot convert.
+    """
+    try:
+        import jax2onnx
+    except ImportError:
+        raise _export_error(
+            "onnx", "jax2onnx is not installed", "pip install 'specc[export]' (jax2onnx and onnxruntime)"
+        ) from None
+    f, sig = pure_function(model)
+    shapes = sig.shapes(bind or {}, "onnx")
+    args = [_struct(dt, s) for (_, dt, _), s in zip(sig.inputs, shapes, strict=True)]
+    try:
+        proto = jax2onnx.to_onnx(
+            f,
+            args,
+            model_name=model.graph.model,
+            opset=opset,
+            input_names=[n for n, _, _ in sig.inputs],
+            output_names=list(sig.outputs),
+        )
+    except Exception as e:  # jax2onnx raises NotImplementedError, ValueError, TypeError... for what it lacks
+        ops = unsupported_primitives(e)
+        if ops:
+            raise _export_error(
+                "onnx",
+                f"jax2onnx has no conversion for the JAX operation(s) {', '.join(ops)}",
+                "export to stablehlo or npz instead, or replace the layer(s) that use them",
+            ) from None
+        text = str(e).strip().splitlines()
+        raise _export_error(
+            "onnx", f"jax2onnx failed: {type(e).__name__}: {text[0] if text else ''}"[:500]
+        ) from None
+    return bytes(proto.SerializeToString())
+
+
+_PRIM = re.compile(r"(?:primitive|Primitive|handler for|plugin for)[^'\"`]*['\"`]([\w\-\.]+)['\"`]")
+
+
+def unsupported_primitives(e: BaseException) -> list[str]:
+    """The primitive names a jax2onnx error says it lacks (empty when the error is about something else)."""
+    text = str(e)
+    if "not" not in text.lower() and not isinstance(e, NotImplementedError):
+        return []
+    return sorted(set(_PRIM.findall(text)))
+
+
+def to_npz(model: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **named_leaves(model))  # type: ignore[arg-type]  # numpy types **kwds oddly
+    return buf.getvalue()
+
+
+def to_safetensors(model: Any) -> bytes:
+    try:
+        from safetensors.numpy import save
+    except ImportError:
+        raise _export_error(
+            "safetensors", "safetensors is not installed", "pip install 'specc[export]'"
+        ) from None
+    return bytes(save({k: np.ascontiguousarray(v) for k, v in named_leaves(model).items()}))
+
+
+def export_model(model: Any, fmt: str, path: Path, bind: Mapping[str, int] | None = None) -> Path:
+    """Write `model` in format `fmt` (one of FORMATS) to `path`; returns it. Raises SpecError."""
+    if fmt == "onnx":
+        data = to_onnx(model, bind)
+    elif fmt == "stablehlo":
+        data = to_stablehlo(model, bind)
+    elif fmt == "npz":
+        data = to_npz(model)
+    elif fmt == "safetensors":
+        data = to_safetensors(model)
+    else:
+        raise _export_error(fmt, f"unknown format; expected one of {', '.join(FORMATS)}")
+    write_atomic(Path(path), data)
+    return Path(path)

@@ -1,0 +1,126 @@
+"""What the trainer hands each finished epoch to, besides metrics.jsonl: TensorBoard event files and the best
+checkpoint. Each logger has `epoch(record, state)` — the epoch's record (the metrics.jsonl line) and a call that
+fetches the train state to the host (only when a logger needs it) — and `close()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+EVENTS_PREFIX = "events.out.tfevents."
+
+
+class EpochLogger(Protocol):
+    def epoch(self, record: Mapping[str, float], state: Callable[[], Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TensorBoardLogger:
+    """TensorBoard event files in the run folder, beside metrics.jsonl: every key of the epoch record (loss,
+    metrics, val_*, lr, time) as a scalar at step = epoch; with `histograms`, each parameter's values per epoch
+    (tag `params/layers/<layer>/<name>`). Open with `tensorboard --logdir RUN`."""
+
+    def __init__(self, workdir: Path, *, histograms: bool = False, fresh: bool = True):
+        from tensorboardX import SummaryWriter
+
+        workdir = Path(workdir)
+        if fresh:  # a new run (or --force) replaces the old run's curves; --resume appends
+            for old in workdir.glob(EVENTS_PREFIX + "*"):
+                if old.is_file() and not old.is_symlink():
+                    old.unlink()
+        self.histograms = histograms
+        self.writer = SummaryWriter(logdir=str(workdir), flush_secs=10)
+
+    def epoch(self, record: Mapping[str, float], state: Callable[[], Any]) -> None:
+        step = int(record["epoch"])
+        for k, v in record.items():
+            if k != "epoch":
+                self.writer.add_scalar(k, float(v), step)
+        if self.histograms:
+            import numpy as np
+
+            from .checkpoint import leaf_paths
+
+            for path, leaf in leaf_paths({"params": state()["params"]}):
+                self.writer.add_histogram(path, np.asarray(leaf, np.float32), step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def best_metric(config: Any) -> tuple[str, str, float] | None:
+    """(metric, mode, min_delta) that decides the best epoch: early_stop's, else val_loss (None: neither)."""
+    es = config.early_stop
+    if es is not None:
+        mode = es["mode"]
+        if mode == "auto":
+            mode = "max" if any(w in es["metric"] for w in ("accuracy", "acc")) else "min"
+        return str(es["metric"]), str(mode), float(es["min_delta"])
+    return "val_loss", "min", 0.0
+
+
+class BestCheckpoint:
+    """Keeps the train state of the best epoch so far in `<run>/best/` (one checkpoint): best by the early-stop
+    metric when there is one, else by val_loss; epochs whose record lacks the metric (no validation) are skipped.
+    On resume the best value so far comes from the run's history."""
+
+    def __init__(self, workdir: Path, config: Any, history: Sequence[Mapping[str, float]]):
+        from .artifact import BEST_DIR
+        from .checkpoint import Checkpoints, remove_steps
+
+        self.rule = best_metric(config)
+        self.seed = config.seed
+        directory = Path(workdir) / BEST_DIR
+        if not history:
+            remove_steps(directory)  # a fresh run: an earlier run's best is not this one's
+        self.checkpoints = Checkpoints(directory, keep=1) if self.rule is not None else None
+        self.best: float | None = None
+        for record in history:
+            self._better(record)
+
+    def _better(self, record: Mapping[str, float]) -> bool:
+        if self.rule is None or self.rule[0] not in record:
+            return False
+        name, mode, delta = self.rule
+        v = float(record[name])
+        if self.best is None or (v < self.best - delta if mode == "min" else v > self.best + delta):
+            self.best = v
+            return True
+        return False
+
+    def epoch(self, record: Mapping[str, float], state: Callable[[], Any]) -> None:
+        if self.checkpoints is None or not self._better(record):
+            return
+        host = state()
+        assert self.rule is not None
+        self.checkpoints.save(
+            int(host["step"]),
+            host,
+            {"epoch": int(record["epoch"]), "metric": self.rule[0], "value": self.best, "seed": self.seed},
+        )
+
+    def close(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+
+
+def epoch_loggers(
+    workdir: Path,
+    config: Any,
+    history: Sequence[Mapping[str, float]],
+    *,
+    primary: bool = True,
+    histograms: bool = False,
+) -> list[EpochLogger]:
+    """The loggers of a run: the best checkpoint (every process: Orbax saves are collective) and TensorBoard
+    (process 0; skipped with a note-free no-op when tensorboardX is missing)."""
+    loggers: list[EpochLogger] = [BestCheckpoint(workdir, config, history)]
+    if primary:
+        with contextlib.suppress(ImportError):
+            loggers.append(TensorBoardLogger(workdir, histograms=histograms, fresh=not history))
+    return loggers
