@@ -5,6 +5,8 @@ Positions are asserted as the user sees them (`file:line:col: kind: message`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import specc
@@ -85,7 +87,8 @@ def test_out_of_range_arithmetic_is_located_where_it_is_computed(lets: str, line
     text = f"{lets}{MODEL}train {{\n  {line}\n{rest}}}\n"
     with pytest.raises(SpecError) as e:
         check_spec(specc.load("a.net", text=text))
-    assert [f"{d.span}: {d.message}" for d in e.value.diagnostics][0].startswith(where + ": the value of")
+    first = e.value.diagnostics[0]
+    assert f"{first.span}: {first.message}".startswith(where + ": the value of")
 
 
 def test_a_complex_power_is_not_a_number() -> None:
@@ -103,3 +106,53 @@ def test_fmt_parenthesises_a_negative_literal_before_a_power_or_subscript(text: 
 
     # -2 ** 2 is -(2 ** 2): printing (-2) ** 2 without its parentheses would change the value
     assert format_expr(parse_expr(text)) == text
+
+
+# ---- --seed, --epochs, --batch, --data: errors show the option as typed ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flag, value, first_lines",
+    [
+        (
+            "seed",
+            2**70,
+            [
+                "--seed:1:8: value error: seed must be an integer from 0 to 2**32 - 1, got 1180591620717411303424",
+                " 1 | --seed 1180591620717411303424",
+                "   |        ^^^^^^^^^^^^^^^^^^^^^^",
+            ],
+        ),
+        (
+            "seed",
+            2**32,
+            ["--seed:1:8: value error: seed must be an integer from 0 to 2**32 - 1, got 4294967296"],
+        ),
+        (
+            "epochs",
+            10**7,
+            ["--epochs:1:10: value error: epochs must be an integer from 0 to 1,000,000, got 10000000"],
+        ),
+        (
+            "batch",
+            2**31,
+            ["--batch:1:9: value error: batch must be an integer from 1 to 2**31 - 1, got 2147483648"],
+        ),
+        (
+            "data",
+            "nope(",
+            ["--data:1:12: syntax error: missing ')' to close the call to nope opened at 1:12"],
+        ),
+    ],
+)
+def test_train_flags_show_what_was_typed(
+    tmp_path: Path, flag: str, value: object, first_lines: list[str]
+) -> None:
+    from specc.train.cli import train_command
+
+    f = tmp_path / "a.net"
+    f.write_text(f"{MODEL}train {{\n  data = digits\n  loss = cross_entropy(h, y)\n}}\n")
+    with pytest.raises(SpecError) as e:
+        train_command(f, **{flag: value}, out_dir=tmp_path / "run", verbose=False)
+    assert e.value.render().split("\n")[: len(first_lines)] == first_lines
+    assert not (tmp_path / "run").exists()

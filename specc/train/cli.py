@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .spec import Override, build_config, parse_override
+from .spec import Override, build_config, parse_flag, parse_override
 
 
 def train_command(
@@ -35,11 +35,9 @@ def train_command(
     spec = load(file, model)
     graph = spec.graph()
     ovs: list[Override] = [parse_override(o, i) for i, o in enumerate(overrides)]
-    for flag, value in (("epochs", epochs), ("batch", batch), ("seed", seed)):
+    for flag, value in (("epochs", epochs), ("batch", batch), ("seed", seed), ("data", data)):
         if value is not None:
-            ovs.append(parse_override(f"{flag}={value}", name=f"--{flag}"))
-    if data is not None:
-        ovs.append(parse_override(f"data={data}", name="--data"))
+            ovs.append(parse_flag(flag, value))
     config = build_config(spec, graph, ovs)
     if data is not None:
         config = replace(config, data_base=Path.cwd())  # a path typed on the command line is relative to here

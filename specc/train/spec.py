@@ -679,9 +679,12 @@ def parse_flag(key: str, value: object) -> Override:
     """`--seed 7` (likewise --epochs, --batch, --data) as an override of `key`; errors show the option as typed:
     `--seed:1:8`, under ` 1 | --seed 4294967296`."""
     name = f"--{key}"
-    return _override(
-        Source(name, f"{name} {value}"), (key,), Span.point(name, 1, 1, len(name)), len(name) + 1
-    )
+    src, key_span = Source(name, f"{name} {value}"), Span.point(name, 1, 1, len(name))
+    # click read an int: the key's own range applies, even beyond int64 (`--seed 2**70`)
+    if isinstance(value, int):
+        num = ast.Num(value, Span.point(name, 1, len(name) + 2, len(str(value))))
+        return Override((key,), num, src, key_span)
+    return _override(src, (key,), key_span, len(name) + 1)
 
 
 def _override(src: Source, path: tuple[str, ...], key_span: Span, start: int) -> Override:
