@@ -100,3 +100,21 @@ def test_finetune_starts_from_the_pretrained_run_and_changes_only_the_head(
         src_body = sorted(v.tobytes() for k, v in source.items() if k.split("/")[1].startswith("B_"))
         assert sorted(v.tobytes() for v in body.values()) == src_body
     assert result.history[-1]["val_accuracy"] > 0.5
+
+
+def test_memorization_fits_random_labels_and_validation_stays_at_chance(tmp_path: Path) -> None:
+    spec = specc.load(SPECS / "memorization.net")
+    graph = spec.graph()
+    result = train_and_evaluate(
+        build_config(spec, graph, ["epochs=40"]), tmp_path, verbose=False, graph=graph
+    )
+    last = result.history[-1]
+    assert last["accuracy"] > 0.6 > 0.3 > last["val_accuracy"]
+
+
+@pytest.mark.parametrize("name", ["lstm_forecaster.net", "augmented_cnn.net"])
+def test_sequence_and_augmented_specs_learn(tmp_path: Path, name: str) -> None:
+    spec = specc.load(SPECS / name)
+    graph = spec.graph()
+    result = train_and_evaluate(build_config(spec, graph, ["epochs=3"]), tmp_path, verbose=False, graph=graph)
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
