@@ -16,8 +16,10 @@ from ..ir.dims import Dim, FloorDiv
 from ..ir.graph import Fn, Graph, Node
 from ..ir.types import JNP_NAMES
 from ..ops._registry import get_op
+from ..ops.constant import plain
 from ..ops.conv import lax_padding
 from ..ops.elementwise import JNP_FUNCS
+from ..ops.padding import widths
 from ..ops.shape import index_key
 from .flax import DEFAULT_WEIGHT_INIT, init_call, layer_keys
 
@@ -127,8 +129,26 @@ def _pool(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
     k = (a["window"],) * rank if isinstance(a["window"], int) else a["window"]
     s = a["stride"] if a["stride"] is not None else a["window"]
     s = (s,) * rank if isinstance(s, int) else s
+    pad = lit(lax_padding(a["padding"], rank, k, s, 1))
+    count_pad = a.get("count_pad", True)
+    if a["ceil"]:
+        kind = "max" if n.op == "maxpool" else "avg"
+        return f"ceil_pool({xs[0]}, {kind!r}, {lit(k)}, {lit(s)}, {pad}, count_pad={count_pad})"
     fn = "nnx.max_pool" if n.op == "maxpool" else "nnx.avg_pool"
-    return f"{fn}({xs[0]}, window_shape={lit(k)}, strides={lit(s)}, padding={lit(lax_padding(a['padding'], rank, k, s, 1))})"
+    tail = "" if count_pad else ", count_include_pad=False"
+    return f"{fn}({xs[0]}, window_shape={lit(k)}, strides={lit(s)}, padding={pad}{tail})"
+
+
+def _pad(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    w = [(0, 0), *widths(a["pad"], n.type.rank - 2), (0, 0)]
+    if a["mode"] != "constant":
+        return f"jnp.pad({xs[0]}, {lit(w)}, mode={a['mode']!r})"
+    return f"jnp.pad({xs[0]}, {lit(w)}, constant_values={lit(a['value'])})"
+
+
+def _locally_connected(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
+    bias = f"self.{key}['bias'][...]" if a["bias"] else "None"
+    return f"locally_connected({xs[0]}, self.{key}['kernel'][...], {bias}, {lit(a['kernel'])}, {lit(a['stride'])})"
 
 
 def _reduce(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
@@ -211,6 +231,13 @@ EMITTERS: dict[str, Emit] = {
     ),
     "maxpool": _pool,
     "avgpool": _pool,
+    "pad": _pad,
+    "lrn": lambda a, xs, n, k: f"lrn({xs[0]}, {a['size']}, {a['alpha']!r}, {a['beta']!r}, {a['k']!r})",
+    "locally_connected": _locally_connected,
+    "convolve": lambda a, xs, n, k: (
+        f"convolve({xs[0]}, {xs[1]}, {lit(a['stride'])}, {lit(a['padding'])}, {lit(a['dilation'])})"
+    ),
+    "const": lambda a, xs, n, k: f"jnp.asarray({lit(plain(a['values']))}, dtype=jnp.{JNP_NAMES[a['dtype']]})",
     "global_avgpool": _global_pool("mean"),
     "global_maxpool": _global_pool("max"),
     "adaptive_avgpool": lambda a, xs, n, k: f"adaptive_avgpool({xs[0]}, {lit(a['size'])})",
@@ -238,6 +265,70 @@ EMITTERS: dict[str, Emit] = {
 }
 
 HELPERS = {
+    "ceil_pool": '''
+def ceil_pool(x, kind, window, strides, padding, count_pad=True):
+    """Caffe's ceil-mode pooling: ceil((in + lo + hi - k)/s) + 1 windows, the last one never starting in the
+    padding; an average divides by the window clipped to the padded input (or by its real elements only)."""
+    pads, keep = [], [slice(None)]
+    for size, k, s, (lo, hi) in zip(x.shape[1:-1], window, strides, padding):
+        out = -(-(size + lo + hi - k) // s) + 1
+        out -= (out - 1) * s >= size + lo
+        pads.append((lo, hi + max((out - 1) * s + k - (size + lo + hi), 0)))
+        keep.append(slice(0, out))
+    keep = (*keep, slice(None))
+    dims, steps = (1, *window, 1), (1, *strides, 1)
+    if kind == "max":
+        low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+        return jax.lax.reduce_window(x, x.dtype.type(low), jax.lax.max, dims, steps, [(0, 0), *pads, (0, 0)])[keep]
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, steps, [(0, 0), *pads, (0, 0)])[keep]
+    ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
+    if count_pad:  # the declared padding counts, ceil mode's overhang does not
+        ones = jnp.pad(ones, [(0, 0), *padding, (0, 0)], constant_values=1)
+        pads = [(0, hi - p[1]) for (_, hi), p in zip(pads, padding)]
+    count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, dims, steps, [(0, 0), *pads, (0, 0)])[keep]
+    return total / count
+''',
+    "lrn": '''
+def lrn(x, size, alpha, beta, k):
+    """Local response normalisation across channels (AlexNet; Caffe's ACROSS_CHANNELS divides alpha by size)."""
+    y = x.astype(jnp.float32)
+    pad = [(0, 0)] * (x.ndim - 1) + [(size // 2, (size - 1) // 2)]
+    energy = jax.lax.reduce_window(y * y, 0.0, jax.lax.add, (1,) * (x.ndim - 1) + (size,), (1,) * x.ndim, pad)
+    return (y / (k + (alpha / size) * energy) ** beta).astype(x.dtype)
+''',
+    "convolve": '''
+def convolve(x, k, stride, padding, dilation):
+    """x [N, ..., C] convolved with a kernel tensor [k..., C_in, C_out], or [k...] applied to every channel."""
+    n = x.ndim - 2
+    groups = 1
+    if k.ndim == n:
+        groups = x.shape[-1]
+        k = jnp.broadcast_to(k[..., None, None], (*k.shape, 1, groups))
+    stride = (stride,) * n if isinstance(stride, int) else stride
+    dilation = (dilation,) * n if isinstance(dilation, int) else dilation
+    if isinstance(padding, int):
+        padding = [(padding, padding)] * n
+    elif isinstance(padding, str):
+        padding = padding.upper()
+    else:
+        padding = [(p, p) if isinstance(p, int) else p for p in padding]
+    spec = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}[n]
+    return jax.lax.conv_general_dilated(
+        x, k, stride, padding, rhs_dilation=dilation, dimension_numbers=spec, feature_group_count=groups
+    )
+''',
+    "locally_connected": '''
+def locally_connected(x, kernel, bias, window, strides):
+    """A convolution without weight sharing: the patches at each output position against that position's kernel."""
+    n = x.ndim - 2
+    window = (window,) * n if isinstance(window, int) else window
+    strides = (strides,) * n if isinstance(strides, int) else strides
+    spec = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}[n]
+    patches = jax.lax.conv_general_dilated_patches(x, window, strides, "VALID", dimension_numbers=spec)
+    pos = "hw"[:n]
+    y = jnp.einsum(f"n{pos}k,{pos}kf->n{pos}f", patches, kernel.astype(x.dtype))
+    return y if bias is None else y + bias.astype(x.dtype)
+''',
     "adaptive_avgpool": '''
 def adaptive_avgpool(x, size):
     """Average into a fixed grid, as torch's AdaptiveAvgPool: bin i covers [i*n//size, ceil((i+1)*n/size))."""
@@ -319,6 +410,8 @@ def emit_flax(g: Graph) -> str:
             continue
         if n.op in HELPERS and (n.op != "positional" or key is None):
             helpers.add(n.op)
+        if n.op in ("maxpool", "avgpool") and attrs["ceil"]:
+            helpers.add("ceil_pool")
         if n.op == "reshape":
             syms_needed |= {s for d in n.type.dims for s in _symbols(d)}
         args = [

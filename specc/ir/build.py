@@ -737,6 +737,9 @@ class GraphBuilder:
             if isinstance(it, ast.EllipsisLit):
                 items.append(("e",))
                 continue
+            if isinstance(it, ast.Name) and it.id == "None" and self._lookup(it.id, env) is None:
+                items.append(("n",))  # NumPy's new axis, spelled as NumPy spells it
+                continue
             if isinstance(it, ast.Slice):
                 parts: list[int | None] = []
                 for p in (it.lo, it.hi, it.step):

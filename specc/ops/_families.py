@@ -2,10 +2,15 @@
 
 from . import (  # noqa: F401
     activation,
+    constant,
     conv,
+    convolve,
     elementwise,
     linear,
+    local,
+    lrn,
     norm,
+    padding,
     pooling,
     reduction,
     sampling,

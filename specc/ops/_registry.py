@@ -471,14 +471,15 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
 
 
 def _index_item(it: Any) -> bool:
-    """One item of `index`'s items, as the builder makes them from a subscript: ("i", k), ("s", lo, hi, step), ("e",)."""
+    """One item of `index`'s items, as the builder makes them from a subscript: ("i", k), ("s", lo, hi, step), ("e",)
+    for `...`, ("n",) for `None` (a new axis)."""
     if not isinstance(it, tuple) or not it:
         return False
     if it[0] == "i":
         return len(it) == 2 and _intlike(it[1])
     if it[0] == "s":
         return len(it) == 4 and all(x is None or _intlike(x) for x in it[1:])
-    return it == ("e",)
+    return it in (("e",), ("n",))
 
 
 def convert_init(v: Any, bad: Callable[..., OpError]) -> Fn:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..ir.dims import Dim, product
 from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, per_axis, register
-from .conv import _window_label, lax_padding, spatial
+from .conv import _window_label, lax_padding, pads, spatial
 
 
 def _pool(c: OpCall) -> Inferred:
@@ -15,9 +15,65 @@ def _pool(c: OpCall) -> Inferred:
     )
     _pool_dtype(c)
     stride = c["stride"] if c["stride"] is not None else c["window"]
-    dims, k, _, _, _ = spatial(c, c["window"], stride, None, c["padding"])
+    if c["ceil"]:
+        dims, k = _ceil_spatial(c, stride)
+    else:
+        dims, k, _, _, _ = spatial(c, c["window"], stride, None, c["padding"])
+    if not c.attrs.get("count_pad", True):
+        p = pads(c["padding"], len(k), k, (1,) * len(k), (1,) * len(k), c)
+        if not isinstance(p, str) and any(side >= w for pair, w in zip(p, k, strict=True) for side in pair):
+            raise c.fail(
+                f"avgpool with count_pad=false and padding {c['padding']} as wide as the window {c['window']}:"
+                " a window inside the padding has no real element to average",
+                "pad by less than the window",
+                arg="padding",
+                kind="argument error",
+            )
     out = (c.x.dims[0], *dims, c.x.dims[-1])
     return Inferred((c.x.with_dims(out),), flops=product(out) * product(Dim.const(x) for x in k))
+
+
+def ceil_out_size(size: int, k: int, s: int, lo: int, hi: int) -> int:
+    """Caffe's (and torch's ceil_mode) output size: ceil((in + lo + hi - k)/s) + 1, less the last window when it
+    would start in the right padding."""
+    out = -(-(size + lo + hi - k) // s) + 1
+    return out - 1 if (out - 1) * s >= size + lo else out
+
+
+def _ceil_spatial(c: OpCall, stride: Any) -> tuple[tuple[Dim, ...], tuple[int, ...]]:
+    n = c.x.rank - 2
+    k = per_axis(c["window"], n, "window", c, "window")
+    s = per_axis(stride, n, "stride", c, "stride")
+    p = pads(c["padding"], n, k, s, (1,) * n, c)
+    if isinstance(p, str):
+        raise c.fail(
+            "ceil=true with padding=same: same already sizes the output as ceil(in/stride)",
+            "drop ceil=true, or give the padding as a number or [(lo, hi), ...]",
+            arg="ceil",
+            kind="argument error",
+        )
+    out = []
+    for i in range(n):
+        size, (lo, hi) = c.x.dims[1 + i], p[i]
+        v = size.as_int()
+        if v is not None:
+            o = Dim.const(ceil_out_size(v, k[i], s[i], lo, hi))
+        elif hi + s[i] <= k[i]:  # then the last window always starts inside: no clipping, for every size
+            o = (size + lo + hi - k[i] + s[i] - 1).floordiv(s[i]) + 1
+        else:
+            raise c.fail(
+                f"{c.op.name} with ceil=true over the symbolic axis {1 + i} of {c.x}: whether its last window"
+                f" starts in the padding depends on the size",
+                "declare that axis with a number, or use a window of at least stride + the right padding",
+            )
+        if o.known_nonpositive():
+            raise c.fail(
+                f"{c.op.name} window {k[i]} does not fit axis {1 + i} of size {size} in {c.x} with padding"
+                f" {c['padding']}: the output would have size {o}",
+                "use a smaller window, or remove a pooling step before it",
+            )
+        out.append(o)
+    return tuple(out), k
 
 
 def _pool_dtype(c: OpCall) -> None:
@@ -33,38 +89,107 @@ def _pool_dtype(c: OpCall) -> None:
 def _pool_label(kind: str) -> Any:
     def label(a: Any) -> str:
         s = a["stride"]
-        return f"{kind} {_window_label(a['window'])}" + (
-            f" /{s}" if s is not None and s != a["window"] else ""
+        return (
+            f"{kind} {_window_label(a['window'])}"
+            + (f" /{s}" if s is not None and s != a["window"] else "")
+            + (" ceil" if a.get("ceil") else "")
+            + (" (real only)" if a.get("count_pad") is False else "")
         )
 
     return label
 
 
-POOL_ARGS = (Arg("window", "window"), Arg("stride", "window", None), Arg("padding", "padding", "valid"))
+POOL_ARGS = (
+    Arg("window", "window"),
+    Arg("stride", "window", None),
+    Arg("padding", "padding", "valid"),
+    Arg("ceil", "bool", False, doc="Caffe's output size: ceil((in + lo + hi - window)/stride) + 1"),
+)
+AVG_ARGS = (
+    *POOL_ARGS,
+    Arg("count_pad", "bool", True, doc="divide by the whole window (true) or by its real elements only"),
+)
+
+
+def window_stride(a: dict[str, Any], n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A pool's (checked) window and stride per spatial axis; the stride defaults to the window."""
+    stride = a["stride"] if a["stride"] is not None else a["window"]
+    k = per_axis(a["window"], n, "window", None, "window")  # type: ignore[arg-type]
+    return k, per_axis(stride, n, "stride", None, "stride")  # type: ignore[arg-type]
+
+
+def explicit_pads(a: dict[str, Any], shape: tuple[int, ...]) -> tuple[list[tuple[int, int]], tuple[int, ...]]:
+    """(lo, hi) per spatial axis of a concrete input (`same` resolved as XLA does, ceil mode's overhang added to hi)
+    and the output size per axis. Ceil mode's clipping can leave fewer windows than the padded input holds: the
+    caller keeps the first ones."""
+    n = len(shape) - 2
+    k, s = window_stride(a, n)
+    pad = lax_padding(a["padding"], n, k, s, 1)
+    pairs, outs = [], []
+    for i in range(n):
+        size = shape[1 + i]
+        if isinstance(pad, str):  # SAME: ceil(in/s) outputs, the padding split low-first
+            total = max((-(-size // s[i]) - 1) * s[i] + k[i] - size, 0)
+            lo, hi = total // 2, total - total // 2
+        else:
+            lo, hi = pad[i]
+        o = (size + lo + hi - k[i]) // s[i] + 1
+        if a["ceil"]:
+            o = ceil_out_size(size, k[i], s[i], lo, hi)
+            hi += max((o - 1) * s[i] + k[i] - (size + lo + hi), 0)
+        pairs.append((lo, hi))
+        outs.append(o)
+    return pairs, tuple(outs)
+
+
+def avg_divisor(a: dict[str, Any], shape: tuple[int, ...], np: Any) -> Any:
+    """How many elements each output window averages, as a NumPy array [1, out..., 1]: the whole window clipped to
+    the padded input (count_pad=true; Caffe and torch clip ceil mode's overhang), or its real elements only."""
+    n = len(shape) - 2
+    k, s = window_stride(a, n)
+    declared, _ = explicit_pads({**a, "ceil": False}, shape)
+    pairs, outs = explicit_pads(a, shape)
+    div = np.ones([1] * (n + 2))
+    for i, ((lo, hi), o) in enumerate(zip(pairs, outs, strict=True)):
+        size = shape[1 + i]
+        mask = np.zeros(lo + size + hi)
+        if a["count_pad"]:
+            mask[: lo + size + declared[i][1]] = (
+                1  # the declared padding counts; ceil mode's overhang does not
+            )
+        else:
+            mask[lo : lo + size] = 1
+        counts = np.array([mask[j * s[i] : j * s[i] + k[i]].sum() for j in range(o)])
+        div = div * counts.reshape([1] * (1 + i) + [o] + [1] * (n - i))
+    return div
 
 
 def _pool_reference(kind: str) -> Lowering:
-    """lax.reduce_window; avgpool divides by the full window (padding counted, as torch and Flax by default)."""
+    """lax.reduce_window; avgpool divides by the full window (padding counted, as torch and Flax by default) or, with
+    count_pad=false, by the real elements in it."""
 
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+        import numpy as np
+
         x = xs[0]
         n = x.ndim - 2
-        stride = a["stride"] if a["stride"] is not None else a["window"]
-        k = per_axis(a["window"], n, "window", None, "window")  # type: ignore[arg-type]
-        s = per_axis(stride, n, "stride", None, "stride")  # type: ignore[arg-type]
-        pad = lax_padding(a["padding"], n, k, s, 1)
-        padding = pad if isinstance(pad, str) else [(0, 0), *pad, (0, 0)]
+        k, s = window_stride(a, n)
+        pairs, outs = explicit_pads(a, x.shape)
+        padding = [(0, 0), *pairs, (0, 0)]
         dims, strides = (1, *k, 1), (1, *s, 1)
+        keep = (slice(None), *(slice(0, o) for o in outs), slice(None))
         jnp, lax = ctx.jnp, ctx.lax
         # the initial values stay Python numbers: only a concrete identity lets lax pick its differentiable
         # reduce_window_max / _sum (a traced one gives a generic reduce_window that has no gradient)
         if kind == "max":
             # an integer identity in the input's own dtype: a Python int would be int32 against a u8 input
             init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype.type(jnp.iinfo(x.dtype).min)
-            return lax.reduce_window(x, init, lax.max, dims, strides, padding)
+            return lax.reduce_window(x, init, lax.max, dims, strides, padding)[keep]
         total = lax.reduce_window(
             x, 0.0 if jnp.issubdtype(x.dtype, jnp.floating) else 0, lax.add, dims, strides, padding
-        )
+        )[keep]
+        if a["ceil"] or not a["count_pad"]:
+            return total / jnp.asarray(avg_divisor(a, x.shape, np), dtype=x.dtype)
         size = 1
         for w in k:
             size *= w
@@ -77,7 +202,9 @@ def _tiles(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
     """Non-overlapping windows that tile the input exactly: a pool is then a reshape and a reduction."""
     x = types[0]
     n = x.rank - 2
-    if platform != "cpu" or (a["stride"] is not None and a["stride"] != a["window"]):
+    if platform != "cpu" or (
+        a["stride"] is not None and a["stride"] != a["window"]
+    ):  # ceil: no overhang then
         return False
     pad = a["padding"]
     flat = (
@@ -116,7 +243,7 @@ for _kind, _what in (("max", "max"), ("avg", "mean")):
             name=f"{_kind}pool",
             family="pooling",
             tensors=1,
-            args=POOL_ARGS,
+            args=POOL_ARGS if _kind == "max" else AVG_ARGS,
             infer=_pool,
             label=_pool_label(f"{_kind}pool"),
             lowerings=(_pool_reference(_kind), _pool_tiled(_kind)),

@@ -230,12 +230,13 @@ register(
 
 
 def _index(c: OpCall) -> Inferred:
-    """`x[...]` with items ("i", k) | ("s", lo, hi, step) | ("e",) — NumPy basic indexing, static bounds."""
+    """`x[...]` with items ("i", k) | ("s", lo, hi, step) | ("e",) | ("n",) — NumPy basic indexing (None adds an
+    axis of size 1), static bounds."""
     items = c["items"]
     n_ell = sum(1 for it in items if it[0] == "e")
     if n_ell > 1:
         raise c.fail("an index can hold at most one '...'")
-    used = sum(1 for it in items if it[0] != "e")
+    used = sum(1 for it in items if it[0] in ("i", "s"))
     if used > c.x.rank:
         raise c.fail(f"too many indices ({used}) for {c.x} of rank {c.x.rank}")
     expanded: list[Any] = []
@@ -244,19 +245,26 @@ def _index(c: OpCall) -> Inferred:
             expanded.extend([("s", None, None, None)] * (c.x.rank - used))
         else:
             expanded.append(it)
-    expanded.extend([("s", None, None, None)] * (c.x.rank - len(expanded)))
+    expanded.extend([("s", None, None, None)] * (c.x.rank + expanded.count(("n",)) - len(expanded)))
     out: list[Dim] = []
-    for axis, (it, d) in enumerate(zip(expanded, c.x.dims, strict=True)):
+    axis = 0
+    for it in expanded:
+        if it[0] == "n":
+            out.append(Dim.const(1))
+            continue
+        d = c.x.dims[axis]
         if it[0] == "i":
             k = it[1]
             if d.is_const and not -d.value <= k < d.value:
                 raise c.fail(f"index {k} is out of range for axis {axis} of {c.x} (size {d})")
+            axis += 1
             continue
         _, lo, hi, step = it
         step = 1 if step is None else step
         if step <= 0:
             raise c.fail("slice steps must be positive")
         out.append(_slice_len(d, lo, hi, step, c, axis))
+        axis += 1
     return Inferred((c.x.with_dims(tuple(out)),))
 
 
@@ -292,15 +300,22 @@ register(
         infer=_index,
         lowerings=_jax(lambda a, xs, ctx: xs[0][index_key(a["items"])]),
         label=lambda a: "[" + ", ".join(_fmt_item(i) for i in a["items"]) + "]",
-        doc="NumPy basic indexing and slicing: x[:, 0:1]",
+        doc="NumPy basic indexing and slicing: x[:, 0:1]; None adds an axis: x[:, None]",
     )
 )
 
 
 def index_key(items: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
-    """The items as a NumPy index: ints, slices and Ellipsis."""
+    """The items as a NumPy index: ints, slices, Ellipsis and None."""
     return tuple(
-        it[1] if it[0] == "i" else Ellipsis if it[0] == "e" else slice(it[1], it[2], it[3]) for it in items
+        it[1]
+        if it[0] == "i"
+        else Ellipsis
+        if it[0] == "e"
+        else None
+        if it[0] == "n"
+        else slice(it[1], it[2], it[3])
+        for it in items
     )
 
 
@@ -309,6 +324,8 @@ def _fmt_item(it: tuple[Any, ...]) -> str:
         return str(it[1])
     if it[0] == "e":
         return "..."
+    if it[0] == "n":
+        return "None"
     _, lo, hi, step = it
     s = f"{'' if lo is None else lo}:{'' if hi is None else hi}"
     return s + (f":{step}" if step is not None else "")
