@@ -109,6 +109,9 @@ def assert_counts_agree(g: Graph, model: SpecModule) -> None:
     steps = {s.id: s for s in model.plan.steps}
     for n in g.nodes:
         key = steps[n.id].key
+        if n.shares is not None:  # a named instance used again: it runs its owner's layer
+            assert key == steps[n.shares].key, n.name
+            continue
         if not n.params and not n.state:
             assert key is None or not jax.tree.leaves(nnx.state(model.layers[key], nnx.Param)), n.name
             continue
