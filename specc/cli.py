@@ -77,35 +77,47 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("file", type=SPEC)
+@click.argument("files", type=SPEC, nargs=-1, required=True)
 @click.option("--model", "-m", help="Which model of the file (default: the last one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the errors) as JSON.")
 @reports_spec_errors
-def check(file: Path, model: str | None, as_json: bool) -> None:
-    """Parse and check FILE: shapes, dtypes, names. Prints outputs and parameter count; exit 1 on errors."""
+def check(files: tuple[Path, ...], model: str | None, as_json: bool) -> None:
+    """Parse and check FILES: shapes, dtypes, names. Prints outputs and parameter count; exit 1 on errors."""
+    if len(files) == 1:
+        _check_one(files[0], model, as_json)
+        return
+    failed = 0
+    results = []
+    for file in files:  # every file is checked and reported; the exit code says whether any failed
+        try:
+            results.append(_check_one(file, model, as_json, quiet=True))
+        except SpecError as e:
+            failed += 1
+            if as_json:
+                results.append({"file": str(file), "errors": [d.to_json() for d in e.diagnostics]})
+            else:
+                click.echo(e.render(), err=True)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    elif failed:
+        click.echo(f"\n{failed} of {len(files)} files failed", err=True)
+    if failed:
+        sys.exit(EXIT_SPEC_ERROR)
+
+
+def _check_one(file: Path, model: str | None, as_json: bool, quiet: bool = False) -> dict[str, Any]:
     from .spec import load
     from .train.spec import check_spec
 
     spec = load(file, model)
     summary = check_spec(spec)  # the model, then its train and objective sections, in one report
+    keys = ("model", "outputs", "total_params", "total_state", "flops_per_example", "inputs")
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    k: summary[k]
-                    for k in (
-                        "model",
-                        "outputs",
-                        "total_params",
-                        "total_state",
-                        "flops_per_example",
-                        "inputs",
-                    )
-                },
-                indent=2,
-            )
-        )
-        return
+        report = {k: summary[k] for k in keys}
+        if quiet:  # one of several files: the caller prints them all as one JSON list
+            return {"file": str(file), **report}
+        click.echo(json.dumps(report, indent=2))
+        return report
     click.echo(f"{file}: model {summary['model']}: ok")
     click.echo("  inputs:  " + ", ".join(f"{k}: {t}" for k, t in summary["inputs"].items()))
     click.echo("  outputs: " + ", ".join(f"{k}: {t}" for k, t in summary["outputs"].items()))
@@ -121,20 +133,35 @@ def check(file: Path, model: str | None, as_json: bool) -> None:
             )
             terms = terms[3:] if terms.startswith(" + ") else terms.lstrip()
             click.echo(f"  train:   {o['name']}: {terms} by {o['optimizer']}{params}")
+    return {}
 
 
 @main.command()
-@click.argument("file", type=SPEC)
-@click.option("--check", "check_only", is_flag=True, help="Exit 1 if FILE is not canonically formatted.")
+@click.argument("files", type=SPEC, nargs=-1, required=True)
+@click.option(
+    "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted."
+)
+@click.option(
+    "--diff", "show_diff", is_flag=True, help="Change nothing; print what fmt would change (a diff)."
+)
 @click.option("--force", is_flag=True, help="Rewrite even if comments would be lost.")
 @reports_spec_errors
-def fmt(file: Path, check_only: bool, force: bool) -> None:
-    """Rewrite FILE (.net) in canonical form."""
-    from .frontend.convert import format_file
+def fmt(files: tuple[Path, ...], check_only: bool, show_diff: bool, force: bool) -> None:
+    """Rewrite FILES (.net) in canonical form, keeping comments, aligned columns and number spellings."""
+    from .frontend.convert import format_diff, format_file
 
-    changed = format_file(file, check_only=check_only, force=force)
-    if check_only and changed:
-        click.echo(f"{file}: not canonically formatted (run `specc fmt {file}`)", err=True)
+    unformatted = 0
+    for file in files:
+        if show_diff:
+            diff = format_diff(file, force=force)
+            click.echo(diff, nl=False)
+            changed = bool(diff)
+        else:
+            changed = format_file(file, check_only=check_only, force=force)
+        if check_only and changed:
+            click.echo(f"{file}: not canonically formatted (run `specc fmt {file}`)", err=True)
+        unformatted += changed
+    if check_only and unformatted:
         sys.exit(1)
 
 

@@ -54,7 +54,7 @@ block B(c) {   # trailing on the header
 }
 let s = "not # a comment"   # but this is
 model M {
-  input x: f32[N, 4]
+  input x:f32[N,4]
   h = x -> B(3) ; z = h -> relu  # after the second statement
   output z
 }  # after the brace
@@ -65,28 +65,22 @@ MESSY_FORMATTED = """\
 # header: the file's title
 
 # about the block
-block B(c) {  # trailing on the header
+block B(c) {   # trailing on the header
   input x
-
-  y = x -> dense(c) -> relu  # trailing inside a pipeline
-
+  y = x   -> dense(c)
+        -> relu      # trailing inside a pipeline
   # before the output
 
   output y
   # before the closing brace
 }
-
-let s = "not # a comment"  # but this is
-
+let s = "not # a comment"   # but this is
 model M {
   input x: f32[N, 4]
-
   h = x -> B(3)
   z = h -> relu  # after the second statement
-
   output z
 }  # after the brace
-
 # at the end
 """
 
@@ -145,3 +139,47 @@ def test_cli_convert_yaml_to_net_is_canonical(ir_dumps) -> None:
     assert r.exit_code == 0, r.output
     assert _fmt(r.output) == r.output
     assert ir_dumps(ROOT / "specs/mlp.net", r.output) == ir_dumps(ROOT / "specs/mlp.net")
+
+
+def test_fmt_keeps_number_spellings_and_aligned_columns() -> None:
+    src = """\
+model M {
+  input x: f32[N, 4]
+
+  h      = x -> dense(8) -> dropout(5e-1)     : [N, 8]    # aligned by the author
+  logits = h -> dense(2,   init=normal(1e-3)) : [N, 2]
+  output logits
+}
+
+train {
+  data      = xor()
+  loss      = mse(logits, t)
+  optimizer = adam(lr=1E-3)
+}
+"""
+    out = _fmt(src)
+    assert "dropout(5e-1)" in out and "normal(1e-3)" in out and "lr=1E-3" in out
+    assert "  h      = x -> dense(8) -> dropout(5e-1)     : [N, 8]    # aligned by the author\n" in out
+    assert "  logits = h -> dense(2, init=normal(1e-3)) : [N, 2]\n" in out  # spaces that align nothing go
+    assert "  optimizer = adam(lr=1E-3)\n" in out and "  data      = xor()\n" in out
+    assert _fmt(out) == out
+
+
+def test_fmt_keeps_the_authors_line_breaks_and_blank_lines() -> None:
+    src = "model M {\n  input x: f32[N, 4]\n  h = x -> dense(8)\n      -> relu -> dense(2)\n\n  output h\n}\n"
+    assert _fmt(src) == src
+
+
+def test_cli_fmt_diff_and_check_change_nothing(tmp_path: Path) -> None:
+    f = tmp_path / "m.net"
+    f.write_text(MESSY)
+    r = CliRunner().invoke(main, ["fmt", "--diff", str(f)])
+    assert r.exit_code == 0 and f.read_text() == MESSY
+    assert "-  h = x -> B(3) ; z = h -> relu" in r.output and "+  z = h -> relu" in r.output
+    assert CliRunner().invoke(main, ["fmt", "--check", str(f), str(ROOT / "specs/mlp.net")]).exit_code == 1
+
+
+def test_every_spec_is_formatted() -> None:
+    specs = sorted(str(p) for p in (ROOT / "specs").glob("*.net"))
+    r = CliRunner().invoke(main, ["fmt", "--check", *specs])
+    assert r.exit_code == 0, r.output

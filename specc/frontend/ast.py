@@ -17,6 +17,7 @@ from ..source import NO_SPAN, Span
 class Num:
     value: int | float
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    text: str = field(default="", compare=False, repr=False)  # as written (`1e-3`), for fmt; "" when made
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Literal
 from ..errors import SpecError
 from ..source import Source, Span
 from . import ast
-from .fmt import format_module
+from .fmt import Layout, align_columns, format_module
 from .load import YAML_SUFFIXES, parse_any, read_source
 from .parse import parse_source
 
@@ -122,16 +122,21 @@ def attach_comments(old: Source, new_text: str) -> str:
     gap: set[int] = set()  # new line numbers whose comment group had a blank line before it
     after: dict[int, list[str]] = {}  # new line number → comments to append to it
     tail: list[str] = []
+    tail_gap = False  # the comments at the end of the file had a blank line before them
     for c in comments:
         where, i = _place(c, old_anchors)
         if where == "eof":
+            tail_gap = tail_gap or (not tail and c.blank_before)
             if c.blank_before and tail:
                 tail.append("")
             tail.append(c.text)
             continue
         a = new_anchors[i]
         if where == "after":
-            line = a.end if old_anchors[i].parent is not None or c.line != old_anchors[i].start else a.start
+            o = old_anchors[i]
+            line = a.end if o.parent is not None or c.line != o.start else a.start
+            if o.parent is not None and o.end - o.start == a.end - a.start:
+                line = a.start + c.line - o.start  # the statement kept its lines: the comment keeps its line
             after.setdefault(line, []).append(c.text)
             continue
         line = a.end if where == "before_end" else a.start
@@ -158,9 +163,20 @@ def attach_comments(old: Source, new_text: str) -> str:
             text = text + "  " + "  ".join(after[n])
         out.append(text)
     if tail:
-        out.append("")
+        if tail_gap:
+            out.append("")
         out.extend(tail)
     return "\n".join(out) + "\n"
+
+
+def _line_map(old: ast.Module, new: ast.Module) -> dict[int, int]:
+    """Each line of the new text that belongs to a statement written on as many lines as before → its old line."""
+    out: dict[int, int] = {}
+    for o, n in zip(_anchors(old), _anchors(new), strict=True):
+        if o.end - o.start == n.end - n.start:
+            for k in range(o.end - o.start + 1):
+                out[n.start + k] = o.start + k
+    return out
 
 
 def _indent(line: str) -> str:
@@ -173,14 +189,14 @@ def _indent(line: str) -> str:
 def format_source(src: Source, force: bool = False) -> str:
     """The canonical text of a .net source, comments kept."""
     module = parse_source(src)
-    text = format_module(module)
+    text = format_module(module, Layout.of(src.text))
     kept = attach_comments(src, text)
     try:
         same = parse_source(Source(src.name, kept)) == module
     except SpecError:
         same = False
     if same:
-        return kept
+        return align_columns(kept, src.text, _line_map(module, parse_source(Source(src.name, kept))))
     if force:
         return text
     n = len(find_comments(src.text))
@@ -210,6 +226,22 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
 
         write_atomic(path, new.encode())
     return changed
+
+
+def format_diff(path: Path | str, force: bool = False) -> str:
+    """What `format_file` would change in a .net file, as a unified diff ("" when it is formatted)."""
+    import difflib
+
+    path = Path(path)
+    src = read_source(path)
+    old = path.read_bytes().decode("utf-8", errors="replace")
+    new = format_source(src, force)
+    name = str(path)
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(True), new.splitlines(True), f"{name} (before)", f"{name} (formatted)"
+        )
+    )
 
 
 # YAML ends a comment at any of its line breaks and refuses control characters; a .net comment holds both

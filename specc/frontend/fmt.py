@@ -7,6 +7,9 @@ Canonical means: two-space indentation, one statement per line, single spaces ar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from ..source import Span
 from . import ast
 
 MAX_LINE = 100  # pipelines longer than this break before `->`
@@ -18,7 +21,9 @@ def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0) -> str
     if isinstance(e, ast.Num):
         # a negative literal is one token to the parser, but written bare before `**` or `[` it would read as a
         # negation of the power or subscript: (-2) ** 2 is 4, -2 ** 2 is -4
-        return f"({_num(e.value)})" if e.value < 0 and prec > 4 else _num(e.value)
+        # the spelling the author chose (`1e-3`, `0.5`) is kept; a number made by a tool is written by repr
+        text = e.text or _num(e.value)
+        return f"({text})" if e.value < 0 and prec > 4 else text
     if isinstance(e, ast.Str):
         return '"' + e.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     if isinstance(e, ast.Bool):
@@ -80,7 +85,17 @@ def _type(t: ast.TensorTypeExpr) -> str:
     return f"{t.dtype or ''}[{', '.join(format_expr(d) for d in t.dims)}]"
 
 
-def format_stmt(s: ast.Stmt) -> str:
+def _source_breaks(p: ast.Pipeline) -> list[bool]:
+    """For each stage of a parsed pipeline, whether the source started it on a new line."""
+    out: list[bool] = []
+    prev_end = getattr(p.head, "span", ast.NO_SPAN).end_line
+    for st in p.stages:
+        out.append(prev_end > 0 and st.span.line > prev_end)
+        prev_end = st.span.end_line
+    return out
+
+
+def format_stmt(s: ast.Stmt, keep_breaks: bool = False) -> str:
     if isinstance(s, ast.InputDecl):
         return (
             f"input {s.name}"
@@ -100,6 +115,16 @@ def format_stmt(s: ast.Stmt) -> str:
             check += " from " + format_expr(ast.Str(s.run))
         text = lhs + format_expr(s.value) + check
         p = s.value
+        breaks = _source_breaks(p) if keep_breaks else []
+        if any(breaks):
+            # the author broke the pipeline before these stages: keep their lines (as gofmt keeps line breaks)
+            text = lhs + format_expr(p.head, 1)
+            for st, brk in zip(p.stages, breaks, strict=True):
+                # the author's indentation of the line (its `->` stands 3 columns before the stage), if deeper
+                # than the statement's
+                indent = max(st.span.col - 4, 4) if st.span.col > 0 else 2 + len(lhs)
+                text += ("\n" + " " * indent if brk else " ") + f"-> {_stage(st)}"
+            return text + check
         if len(text) + 2 > MAX_LINE and p.stages:
             # a long pipeline breaks before `->`, continuation lines aligned under the value
             pad = "\n  " + " " * len(lhs)
@@ -124,26 +149,48 @@ def format_stmt(s: ast.Stmt) -> str:
     raise TypeError(f"cannot format {s!r}")
 
 
-def _body(stmts: tuple[ast.Stmt, ...]) -> list[str]:
+@dataclass(frozen=True)
+class Layout:
+    """What fmt keeps of the source's layout: its blank lines (1-based line numbers). Without a Layout (text made
+    from YAML), blank lines and line breaks are fmt's own."""
+
+    blank: frozenset[int]
+
+    @staticmethod
+    def of(text: str) -> Layout:
+        return Layout(frozenset(i for i, ln in enumerate(text.split("\n"), start=1) if not ln.strip()))
+
+    def blank_between(self, prev: Span, cur: Span) -> bool:
+        """A blank line and nothing else between two statements (comments bring their own blank lines back)."""
+        gap = range(prev.end_line + 1, cur.line)
+        return len(gap) > 0 and all(i in self.blank for i in gap)
+
+
+def _body(stmts: tuple[ast.Stmt, ...], layout: Layout | None = None) -> list[str]:
     lines: list[str] = []
-    prev_kind = None
+    prev: ast.Stmt | None = None
     for s in stmts:
         kind = type(s)
+        if layout is not None:
+            if prev is not None and layout.blank_between(prev.span, s.span):
+                lines.append("")
         # a blank line between groups of different statements (inputs | computation | outputs)
-        if (
-            prev_kind is not None
-            and kind is not prev_kind
-            and (ast.InputDecl in (kind, prev_kind) or kind is ast.Output)
+        elif (
+            prev is not None
+            and kind is not type(prev)
+            and (ast.InputDecl in (kind, type(prev)) or kind is ast.Output)
         ):
             lines.append("")
-        lines.append("  " + format_stmt(s))
-        prev_kind = kind
+        lines.append("  " + format_stmt(s, keep_breaks=layout is not None))
+        prev = s
     return lines
 
 
-def _entries(entries: tuple[ast.Entry, ...]) -> list[str]:
+def _entries(entries: tuple[ast.Entry, ...], layout: Layout | None = None) -> list[str]:
     out = []
-    for e in entries:
+    for i, e in enumerate(entries):
+        if layout is not None and i > 0 and layout.blank_between(entries[i - 1].span, e.span):
+            out.append("")
         if (
             isinstance(e.value, ast.Call)
             and e.value.func == e.key
@@ -163,33 +210,144 @@ def _is_bare_call_entry(e: ast.Entry) -> bool:
     return e.key in ("early_stop", "checkpoint")
 
 
-def format_item(item: ast.Item) -> str:
+def format_item(item: ast.Item, layout: Layout | None = None) -> str:
     if isinstance(item, ast.ModelDef):
-        return "\n".join([f"model {item.name} {{", *_body(item.body), "}"])
+        return "\n".join([f"model {item.name} {{", *_body(item.body, layout), "}"])
     if isinstance(item, ast.BlockDef):
         params = ", ".join(
             p.name + (f"={format_expr(p.default)}" if p.default is not None else "") for p in item.params
         )
-        return "\n".join([f"block {item.name}({params}) {{", *_body(item.body), "}"])
+        return "\n".join([f"block {item.name}({params}) {{", *_body(item.body, layout), "}"])
     if isinstance(item, ast.Let):
         return format_stmt(item)
     if isinstance(item, ast.Import):
         return f'import "{item.path}"'
     if isinstance(item, ast.TrainDef):
-        return "\n".join(["train {", *_entries(item.entries), "}"])
+        return "\n".join(["train {", *_entries(item.entries, layout), "}"])
     if isinstance(item, ast.ObjectiveDef):
-        return "\n".join([f"objective {item.name} {{", *_entries(item.entries), "}"])
+        return "\n".join([f"objective {item.name} {{", *_entries(item.entries, layout), "}"])
     raise TypeError(f"cannot format {item!r}")
 
 
-def format_module(m: ast.Module) -> str:
-    """The canonical text of a module; idempotent: format(parse(format(m))) == format(m)."""
+def format_module(m: ast.Module, layout: Layout | None = None) -> str:
+    """The canonical text of a module; idempotent: format(parse(format(m))) == format(m).
+
+    With the source's `layout`, its blank lines and the line breaks of its pipelines are kept."""
     out: list[str] = []
-    prev: type | None = None
+    prev: ast.Item | None = None
     for item in m.items:
         small = isinstance(item, ast.Let | ast.Import)
-        if out and not (small and prev is type(item)):
+        if layout is not None:
+            if prev is not None and layout.blank_between(prev.span, item.span):
+                out.append("")
+        elif out and not (small and isinstance(prev, type(item))):
             out.append("")
-        out.append(format_item(item))
-        prev = type(item)
+        out.append(format_item(item, layout))
+        prev = item
     return "\n".join(out) + "\n" if out else ""
+
+
+# ---- aligned columns ------------------------------------------------------------------------------------------
+
+# the columns authors align over a group of lines, each with the spaces fmt puts before it
+_COLUMNS = (("=", 1), (":", 1), ("#", 2))
+
+
+def _column(line: str, mark: str) -> int:
+    """Where `mark` stands in a line, outside strings and brackets (-1: nowhere): the first `=` of a statement, the
+    ` :` of a shape assertion, the `#` of a comment after code."""
+    depth = 0
+    in_str = False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if in_str:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == "#":
+            return i if mark == "#" and line[:i].strip() else -1
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and ch == mark and line[:i].strip():
+            if mark == "=" and line[i + 1 : i + 2] != "=":
+                return i
+            if mark == ":" and line[i - 1] == " ":
+                return i
+        i += 1
+    return -1
+
+
+def _squeeze(line: str) -> str:
+    return " ".join(line.split())
+
+
+def _aligned(line: str, col: int) -> bool:
+    """Whether spaces before `col` may be the author's alignment: they stand before one of the marks authors line up
+    over a group of lines (`=`, `->`, a shape assertion's `:`, a comment's `#`)."""
+    return line[col] in "=:#" or line.startswith("->", col)
+
+
+def _respace(old: list[str], n: int) -> str:
+    """Old line n with every run of spaces that aligns nothing put back to fmt's spacing (one; two before `#`)."""
+    line = old[n].rstrip()
+    indent = len(line) - len(line.lstrip())
+    out = line[:indent]
+    i = indent
+    in_str = False
+    while i < len(line):
+        ch = line[i]
+        if ch == " " and not in_str:
+            j = i
+            while line[j] == " ":
+                j += 1
+            if line[j] == "#" and j - i < 2:
+                out += "  "
+            elif j - i > 1 and not _aligned(line, j):
+                out += "  " if line[j] == "#" else " "
+            else:
+                out += line[i:j]
+            i = j
+            continue
+        if ch == "#" and not in_str:
+            return out + line[i:]
+        if in_str and ch == "\\":
+            out += line[i : i + 2]
+            i += 2
+            continue
+        if ch == '"':
+            in_str = not in_str
+        out += ch
+        i += 1
+    return out
+
+
+def align_columns(new_text: str, old_text: str, line_map: dict[int, int]) -> str:
+    """Keep the spaces the author used to align columns. `line_map` maps a line of
+    `new_text` to the line of `old_text` it was formatted from (both 1-based). A line that differs from its source
+    only in spacing keeps the spaces before `=`, `->`, `:` and `#`; in a line that changed otherwise, a mark (`=`,
+    ` :`, `#`) the author moved right keeps its column."""
+    lines = new_text.split("\n")
+    old = [ln.rstrip("\r") for ln in old_text.split("\n")]
+    for i, line in enumerate(lines):
+        n = line_map.get(i + 1)
+        if n is None:
+            continue
+        n -= 1
+        indent = len(line) - len(line.lstrip())
+        if old[n][:indent] == line[:indent] and _squeeze(old[n]) == _squeeze(line):
+            lines[i] = _respace(old, n)
+            continue
+        for mark, gap in _COLUMNS:
+            col, oc = _column(lines[i], mark), _column(old[n], mark)
+            if col < 0 or oc < 0:
+                continue
+            head = lines[i][:col].rstrip()
+            if oc - len(old[n][:oc].rstrip()) > gap and oc > len(head) + gap:
+                lines[i] = head + " " * (oc - len(head)) + lines[i][col:]
+    return "\n".join(lines)

@@ -322,7 +322,10 @@ class _ToAst(Transformer[Any, Any]):
     def neg(self, meta: Any, c: list[Any]) -> Any:
         # fold literal negatives so `-1` is the number -1 (axis=-1, padding=-1 checks)
         if isinstance(c[0], ast.Num):
-            return ast.Num(-c[0].value, self._span(meta))
+            t = c[0].text
+            return ast.Num(
+                -c[0].value, self._span(meta), (t[1:] if t.startswith("-") else "-" + t) if t else ""
+            )
         return ast.Neg(c[0], self._span(meta))
 
     @v_args(meta=True)
@@ -347,7 +350,7 @@ class _ToAst(Transformer[Any, Any]):
     @v_args(meta=True)
     def number(self, meta: Any, c: list[Token]) -> ast.Num:
         span = self._t(c[0])
-        return ast.Num(number_value(str(c[0]), span), span)
+        return ast.Num(number_value(str(c[0]), span), span, str(c[0]))
 
     @v_args(meta=True)
     def string(self, meta: Any, c: list[Token]) -> ast.Str:
