@@ -71,6 +71,7 @@ PUBLISHED = {
     "mobilenetv2.net": 3_504_872,
     "mnist_convnet.net": 105_506,
     "lenet5.net": 61_706,
+    "lenet5_padded.net": 61_706,
     "xor_mlp.net": 9,
     "perceptron.net": 3,
     "digits_mlp.net": 9_610,
@@ -79,6 +80,11 @@ PUBLISHED = {
     "vae.net": 17_476,
     "lstm_classifier.net": 328_353,  # Keras' summary in Chollet's IMDB LSTM example
     "autodiff.net": 0,
+    # issue 9's lecture specs, counted by hand: shared instances once, frozen layers included
+    "gan_digits.net": (16 * 128 + 128 + 128 * 64 + 64) + (64 * 128 + 128 + 128 + 1),
+    "siamese.net": (64 * 128 + 128) + (128 * 32 + 32),
+    "elm.net": (64 * 512 + 512) + (512 * 10 + 10),
+    "distillation.net": (64 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10) + (64 * 16 + 16 + 16 * 10 + 10),
 }
 
 
