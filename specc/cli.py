@@ -166,6 +166,49 @@ def fmt(files: tuple[Path, ...], check_only: bool, show_diff: bool, force: bool)
 
 
 @main.command()
+@click.argument("name", required=False)
+@reports_spec_errors
+def ops(name: str | None) -> None:
+    """The ops (or op NAME): signature, what it computes, an example with shapes and parameters (docs/ops.md)."""
+    from .reference import all_ops, op_text
+
+    registry = all_ops()
+    if name is None:
+        width = max(len(op.name) for op in registry.values())
+        for op in sorted(registry.values(), key=lambda o: (o.family, o.name)):
+            click.echo(f"{op.name:<{width}}  {op.family:<11} {op.doc}")
+        click.echo("\n`specc ops NAME` shows one op's signature, arguments and an example")
+        return
+    if name not in registry:
+        from .errors import did_you_mean
+
+        raise click.BadParameter(f"no op named {name!r}; {did_you_mean(name, list(registry))}".rstrip("; "))
+    click.echo(op_text(registry[name]), nl=False)
+
+
+@main.command()
+@click.argument("name", required=False)
+@reports_spec_errors
+def data(name: str | None) -> None:
+    """The data sets (or data set NAME) a train section can name: arguments, fields, an example (docs/data.md)."""
+    from .reference import data_text
+    from .train.data import DATASETS
+
+    if name is None:
+        width = max(len(info.signature()) for info in DATASETS.values())
+        for info in DATASETS.values():
+            click.echo(f"{info.signature():<{width}}  {info.doc}")
+        return
+    if name not in DATASETS:
+        from .errors import did_you_mean
+
+        raise click.BadParameter(
+            f"no data set named {name!r}; {did_you_mean(name, list(DATASETS))}".rstrip("; ")
+        )
+    click.echo(data_text(name), nl=False)
+
+
+@main.command()
 @click.argument("file", type=SPEC)
 @click.option("--to", "target", type=click.Choice(["yaml", "net"]), required=True)
 @click.option(

@@ -156,3 +156,28 @@ def test_train_flags_show_what_was_typed(
         train_command(f, **{flag: value}, out_dir=tmp_path / "run", verbose=False)
     assert e.value.render().split("\n")[: len(first_lines)] == first_lines
     assert not (tmp_path / "run").exists()
+
+
+# ---- number arithmetic in a model stays within int64/float64 (else JAX overflows in compile: exit 3) ----------
+
+
+@pytest.mark.parametrize(
+    "expr, where, message",
+    [
+        ("x * 2**64", "a.net:3:11", "the value of 2 ** 64 is out of range"),
+        ("x * (2**62 * 4)", "a.net:3:12", "the value of 4611686018427387904 * 4 is out of range"),
+        ("x + 10**30", "a.net:3:11", "the value of 10 ** 30 is out of range"),
+        ("x * (-8.0)**0.5", "a.net:3:11", "is out of range"),
+    ],
+)
+def test_model_arithmetic_out_of_int64_is_located_at_check_time(expr: str, where: str, message: str) -> None:
+    text = f"model M {{\n  input x: f32[N, 4]\n  h = {expr}\n  output h\n}}\n"
+    with pytest.raises(SpecError) as e:
+        specc.load("a.net", text=text).graph()
+    d = e.value.diagnostics[0]
+    assert str(d.span) == where and d.kind == "value error" and message in d.message, e.value.render()
+
+
+def test_model_arithmetic_within_range_still_checks() -> None:
+    text = "model M {\n  input x: f32[N, 4]\n  h = x * 2**-3 + 2**62\n  output h\n}\n"
+    specc.load("a.net", text=text).graph()

@@ -399,7 +399,7 @@ def power(a: int | float, b: int | float) -> int | float | complex:
     """`a ** b`, refusing (OverflowError) before computing an integer that cannot fit: `2**10**10` would take
     minutes and gigabytes only to be refused afterwards."""
     if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 64:
-        raise OverflowError("the result is out of range")
+        raise OverflowError(f"the value of {a} ** {b} is out of range")
     return a**b  # type: ignore[no-any-return]
 
 

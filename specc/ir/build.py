@@ -1324,7 +1324,7 @@ def _unknown_op_hint(name: str) -> str:
     lower = name.lower()
     if lower in _op_names():
         return f"op names are lower case: {lower}"
-    return "ops are listed in docs/language.md; blocks must be defined or imported before use"
+    return "`specc ops` lists the ops (docs/ops.md); blocks must be defined or imported before use"
 
 
 def _tensor_hint(op: OpDef) -> str:
