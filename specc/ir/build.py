@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import Diagnostics, SpecError, dym_suffix
 from ..frontend import ast
 from ..frontend.load import Program
+from ..frontend.parse import in_number_range, number_range_error, power
 from ..ops._registry import Inferred, OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
 from ..ops.elementwise import OPERATORS
 from ..source import Span
@@ -797,19 +798,24 @@ class GraphBuilder:
                         out = out * da
                     return out
                 raise DimError(f"'{op}' is not defined on sizes")
+            if op == "@":
+                raise DimError("'@' multiplies tensors, not numbers")
             if op in _RING_OPS:
-                return _RING_OPS[op](a, b)
-            if op == "/":
+                v = _RING_OPS[op](a, b)
+            elif op == "/":
                 if b == 0:
                     raise DimError(f"division by zero: {describe(a)} / 0")
                 # integers divide exactly or become a fraction, as a user reading `64/2` expects
-                return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
-            if op == "**":
+                v = a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
+            else:
                 if isinstance(b, int) and b > 64:
                     raise DimError("exponent too large")
-                return a**b
-            if op == "@":
-                raise DimError("'@' multiplies tensors, not numbers")
+                v = power(a, b)
+            if in_number_range(v):
+                return v
+            # `x * 2**64` would reach JAX as an integer it cannot hold (exit 3 in compile); `(-8.0)**0.5` is complex
+            self.diags.extend(number_range_error(f"{describe(a)} {op} {describe(b)}", span, "the value of"))
+            return POISON
         except (DimError, OverflowError, ZeroDivisionError) as err:
             hint = (
                 "the divisor is 0 here; check the constants it uses"
