@@ -368,6 +368,9 @@ def dot(
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Replace the run in --out (deletes only the files a run writes).")
 @click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over this many local devices.")
+@click.option(
+    "--log-histograms", is_flag=True, help="Also log each layer's weights per epoch to TensorBoard."
+)
 @reports_spec_errors
 def train(
     file: Path,
@@ -381,6 +384,7 @@ def train(
     resume: bool,
     force: bool,
     devices: int | None,
+    log_histograms: bool,
 ) -> None:
     """Train FILE's model as its `train` section says; logs metrics.jsonl, checkpoints, curves."""
     from .train.cli import train_command
@@ -397,8 +401,111 @@ def train(
         resume=resume,
         force=force,
         devices=devices,
+        log_histograms=log_histograms,
     )
     sys.exit(code)
+
+
+RUN = click.Path(exists=True, file_okay=False, path_type=Path)
+CHECKPOINT = click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="The best epoch's checkpoint (by the early-stop metric, else val_loss) or the last one.",
+)
+
+
+@main.command()
+@click.argument("run", type=RUN)
+@click.option(
+    "--data", help="Evaluate on this data set instead of the run's validation split, e.g. 'csv(\"t.csv\")'."
+)
+@CHECKPOINT
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@reports_spec_errors
+def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> None:
+    """The spec's losses and metrics of a trained RUN on its validation split (or --data)."""
+    from .train.artifact import load_run
+
+    r = load_run(run, checkpoint)
+    figures = r.evaluate(data)
+    if as_json:
+        click.echo(
+            json.dumps({"run": str(run), "checkpoint": r.checkpoint, "step": r.step, **figures}, indent=2)
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{r.graph.model}: {run} ({r.checkpoint} checkpoint, step {r.step})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in figures.items():
+        table.add_row(k, f"{v:.6g}")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("run", type=RUN)
+@click.argument("inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the outputs here (.npz)."
+)
+@CHECKPOINT
+@reports_spec_errors
+def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> None:
+    """Run a trained RUN on INPUTS (.npz with arrays named as the model's inputs, or .csv for its one input)."""
+    from .train.artifact import load_run, read_inputs
+
+    r = load_run(run, checkpoint)
+    out = r.predict(**read_inputs(r, inputs))
+    if output is None:
+        import numpy as np
+
+        with np.printoptions(threshold=200, precision=5):
+            for k, v in out.items():
+                click.echo(f"{k}: {v.dtype}{list(v.shape)}\n{v}")
+        return
+    import io
+
+    import numpy as np
+
+    from .train.io import write_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, **out)  # type: ignore[arg-type]  # numpy types **kwds oddly
+    write_atomic(output, buf.getvalue())
+    click.echo(f"wrote {output}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in out.items()), err=True)
+
+
+@main.command()
+@click.argument("run", type=RUN)
+@click.option("--to", "fmt", type=click.Choice(["onnx", "npz", "safetensors", "stablehlo"]), required=True)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: RUN/<model>.<ext>."
+)
+@click.option(
+    "--bind", "binds", multiple=True, metavar="SIZE=N", help="Fix a free size (N defaults to 1), e.g. T=100."
+)
+@CHECKPOINT
+@reports_spec_errors
+def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], checkpoint: str) -> None:
+    """Export a trained RUN: ONNX (Netron, onnxruntime), StableHLO, or its named weights (npz, safetensors)."""
+    from .train.artifact import load_run
+    from .train.export import SUFFIX, export_model
+
+    bind = {}
+    for b in binds:
+        name, _, size = b.partition("=")
+        if not name.isidentifier() or not (size.isascii() and size.isdigit() and 1 <= int(size[:10]) < 2**31):
+            raise click.BadParameter(
+                f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
+            )
+        bind[name] = int(size)
+    r = load_run(run, checkpoint)
+    path = export_model(r.model, fmt, output or run / f"{r.graph.model}{SUFFIX[fmt]}", bind)
+    click.echo(f"wrote {path}", err=True)
 
 
 if __name__ == "__main__":

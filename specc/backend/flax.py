@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -367,7 +368,8 @@ class SpecModule(nnx.Module):
         for name, axis, sym in self.plan.binders:
             v = inputs.get(name)
             if v is not None and sym not in env:
-                env[sym] = int(jnp.shape(v)[axis])
+                # the static shape, not jnp.shape: converters such as jax2onnx make jnp.shape a traced value
+                env[sym] = int(np.shape(v)[axis])
         return env
 
     def _run(

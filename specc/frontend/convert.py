@@ -222,9 +222,12 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
     new = format_source(src, force)
     changed = new.encode() != path.read_bytes()
     if changed and not check_only:
+        import stat
+
         from ..train.io import write_atomic
 
-        write_atomic(path, new.encode())
+        target = path.resolve()  # through a symbolic link: the link stays, the file it names is rewritten
+        write_atomic(target, new.encode(), mode=stat.S_IMODE(target.stat().st_mode))
     return changed
 
 

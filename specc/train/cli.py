@@ -25,6 +25,7 @@ def train_command(
     force: bool = False,
     devices: int | None = None,
     verbose: bool = True,
+    log_histograms: bool = False,
 ) -> int:
     """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted. Raises SpecError."""
     from .loop import maybe_initialize_distributed
@@ -45,7 +46,14 @@ def train_command(
     from .loop import train_and_evaluate
 
     result = train_and_evaluate(
-        config, out, resume=resume, force=force, devices=devices, verbose=verbose, graph=graph
+        config,
+        out,
+        resume=resume,
+        force=force,
+        devices=devices,
+        verbose=verbose,
+        graph=graph,
+        log_histograms=log_histograms,
     )
     if result.divergence is not None:
         click.echo(f"specc: error: {result.divergence.message()}", err=True)

@@ -136,15 +136,21 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
     f, sig = pure_function(model)
     shapes = sig.shapes(bind or {}, "onnx")
     args = [_struct(dt, s) for (_, dt, _), s in zip(sig.inputs, shapes, strict=True)]
+    import warnings
+
     try:
-        proto = jax2onnx.to_onnx(
-            f,
-            args,
-            model_name=model.graph.model,
-            opset=opset,
-            input_names=[n for n, _, _ in sig.inputs],
-            output_names=list(sig.outputs),
-        )
+        with (
+            warnings.catch_warnings()
+        ):  # jax2onnx's own use of deprecated flax/jax APIs is not the user's concern
+            warnings.simplefilter("ignore", DeprecationWarning)
+            proto = jax2onnx.to_onnx(
+                f,
+                args,
+                model_name=model.graph.model,
+                opset=opset,
+                input_names=[n for n, _, _ in sig.inputs],
+                output_names=list(sig.outputs),
+            )
     except Exception as e:  # jax2onnx raises NotImplementedError, ValueError, TypeError... for what it lacks
         ops = unsupported_primitives(e)
         if ops:

@@ -1,0 +1,116 @@
+"""A run folder as an artifact: load_run restores parameters and batch statistics (the run's own validation
+figures to the last digit), evaluate/predict from the CLI; files created with the user's umask; fmt keeps a file's
+mode and writes through symbolic links."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import specc
+from specc.cli import main
+
+HERE = Path(__file__).parent
+TINY = HERE / "specs_train" / "tiny_dropout.net"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, float]]]:
+    from specc.train.loop import train_and_evaluate
+    from specc.train.spec import build_config
+
+    spec = specc.load(TINY)
+    graph = spec.graph()
+    out = tmp_path_factory.mktemp("runs") / "TinyDrop"
+    result = train_and_evaluate(build_config(spec, graph, ["epochs=2"]), out, verbose=False, graph=graph)
+    return out, result.history
+
+
+@pytest.mark.slow
+def test_load_run_reproduces_the_runs_own_validation_figures(tiny_run) -> None:
+    out, history = tiny_run
+    run = specc.load_run(out, "last")
+    assert run.checkpoint == "last" and run.graph.model == "TinyDrop"
+    assert run.history == history
+    got = run.evaluate()
+    # batch norm's running statistics are restored too: exactly the trainer's figures, not just close
+    assert got["accuracy"] == history[-1]["val_accuracy"]
+    assert got["loss"] == history[-1]["val_loss"]
+
+
+@pytest.mark.slow
+def test_best_checkpoint_is_the_best_val_loss_epoch(tiny_run) -> None:
+    out, history = tiny_run
+    best = specc.load_run(out, "best")
+    assert best.checkpoint == "best"
+    i = min(range(len(history)), key=lambda k: history[k]["val_loss"])
+    assert best.evaluate()["loss"] == history[i]["val_loss"]
+
+
+@pytest.mark.slow
+def test_predict_and_cli_evaluate_and_predict(tiny_run, tmp_path: Path) -> None:
+    out, history = tiny_run
+    run = specc.load_run(out, "last")
+    x = np.random.default_rng(0).uniform(0, 16, (5, 64)).astype(np.float32)
+    logits = run.predict(x=x)["logits"]
+    assert logits.shape == (5, 10) and np.all(np.isfinite(logits))
+
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--checkpoint", "last", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["accuracy"] == history[-1]["val_accuracy"]
+    r = CliRunner().invoke(main, ["evaluate", str(out)])
+    assert r.exit_code == 0 and "accuracy" in r.output
+
+    np.savez(tmp_path / "in.npz", x=x)
+    r = CliRunner().invoke(
+        main, ["predict", str(out), str(tmp_path / "in.npz"), "-o", str(tmp_path / "o.npz")]
+    )
+    assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "o.npz") as z:
+        np.testing.assert_array_equal(z["logits"], logits)
+    (tmp_path / "in.csv").write_text("\n".join(",".join(str(v) for v in row) for row in x) + "\n")
+    r = CliRunner().invoke(
+        main, ["predict", str(out), str(tmp_path / "in.csv"), "-o", str(tmp_path / "c.npz")]
+    )
+    assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "c.npz") as z:
+        np.testing.assert_allclose(z["logits"], logits, rtol=1e-6)
+
+    np.savez(tmp_path / "bad.npz", images=x)
+    r = CliRunner().invoke(main, ["predict", str(out), str(tmp_path / "bad.npz")])
+    assert r.exit_code == 1 and "no array named x" in r.output
+
+
+def test_load_run_of_a_folder_that_is_not_a_run_is_a_clean_error(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
+    assert r.exit_code == 1 and "not a specc run" in r.output
+
+
+def test_outputs_get_the_users_umask(tmp_path: Path) -> None:
+    from specc.train.io import write_atomic
+
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "a.txt", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
+
+
+def test_fmt_keeps_the_mode_and_writes_through_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "real.net"
+    real.write_text("model M {\n  input x: f32[N, 4]\n  y = x ->   dense(2)\n  output y\n}\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.net"
+    link.symlink_to(real)
+    r = CliRunner().invoke(main, ["fmt", str(link)])
+    assert r.exit_code == 0, r.output
+    assert link.is_symlink()
+    assert "x -> dense(2)" in real.read_text()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640

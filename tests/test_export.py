@@ -1,0 +1,118 @@
+"""`specc export`: ONNX (checked against onnxruntime: outputs equal JAX's within 1e-4 absolute), StableHLO
+(deserialised and run), and the named weights as npz/safetensors; an op jax2onnx lacks is a clean error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import specc
+from specc.cli import main
+
+ROOT = Path(__file__).parent.parent
+TOL = 1e-4  # absolute, on outputs of order 1-10: float32 reassociation in onnxruntime's kernels
+
+
+def _inputs(sig, bind, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for (name, dt, _), shape in zip(sig.inputs, sig.shapes(bind, "onnx"), strict=True):
+        out[name] = (
+            rng.integers(0, 100, shape).astype(np.int32)
+            if dt == "i32"
+            else rng.standard_normal(shape).astype(np.float32)
+        )
+    return out
+
+
+def _onnx_matches_jax(model, data: bytes, bind) -> float:
+    import jax
+    import onnxruntime as ort
+
+    from specc.train.export import pure_function
+
+    f, sig = pure_function(model)
+    feeds = _inputs(sig, bind)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    got = ort.InferenceSession(data, opts).run(None, feeds)
+    want = jax.jit(f)(*feeds.values())
+    return max(float(np.max(np.abs(np.asarray(g) - np.asarray(w)))) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.slow
+# specc/ops/conv.py's im2col lowering (in progress) still reads `.value`; drop this filter once it uses [...]
+@pytest.mark.filterwarnings("ignore:'.value' access is now deprecated:DeprecationWarning")
+@pytest.mark.parametrize(
+    ("spec", "bind"),
+    [("lenet5.net", {"N": 3}), ("lstm_classifier.net", {"N": 3, "T": 7}), ("mnist_convnet.net", {"N": 3})],
+)
+def test_onnx_equals_jax_for_zoo_models(spec: str, bind: dict[str, int]) -> None:
+    from specc.backend.flax import build_module
+    from specc.train.export import to_onnx
+
+    model = build_module(specc.load(ROOT / "specs" / spec).graph(), seed=0)
+    assert _onnx_matches_jax(model, to_onnx(model, bind), bind) <= TOL
+
+
+@pytest.mark.slow
+def test_export_a_trained_run_in_every_format(tmp_path: Path) -> None:
+    import jax
+    from jax import export as jexport
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(
+        main, ["train", str(ROOT / "specs" / "digits_mlp.net"), "--epochs", "1", "--out", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    run = specc.load_run(out)
+    for fmt in ("onnx", "npz", "safetensors", "stablehlo"):
+        r = CliRunner().invoke(main, ["export", str(out), "--to", fmt, "--bind", "N=4"])
+        assert r.exit_code == 0, r.output
+    assert _onnx_matches_jax(run.model, (out / "DigitsMLP.onnx").read_bytes(), {"N": 4}) <= TOL
+
+    x = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
+    exported = jexport.deserialize(bytearray((out / "DigitsMLP.stablehlo").read_bytes()))
+    (logits,) = exported.call(x)
+    np.testing.assert_allclose(np.asarray(logits), jax.jit(lambda v: run.model(x=v)["logits"])(x), atol=1e-6)
+
+    with np.load(out / "DigitsMLP.npz") as z:
+        names = set(z.files)
+        kernel = z["params/layers/h_dense/kernel"] if "params/layers/h_dense/kernel" in names else None
+    from safetensors.numpy import load_file
+
+    st = load_file(str(out / "DigitsMLP.safetensors"))
+    assert set(st) == names and any(n.endswith("/kernel") for n in names)
+    if kernel is not None:
+        np.testing.assert_array_equal(st["params/layers/h_dense/kernel"], kernel)
+
+
+def test_unsupported_ops_are_listed_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from specc.backend.flax import build_module
+    from specc.errors import SpecError
+    from specc.train import export
+
+    jax2onnx = pytest.importorskip("jax2onnx")
+
+    def refuse(*a, **k):
+        raise NotImplementedError("[jaxpr] No plugins registered for primitive 'cumlogsumexp'")
+
+    monkeypatch.setattr(jax2onnx, "to_onnx", refuse)
+    model = build_module(specc.load(ROOT / "specs" / "perceptron.net").graph(), seed=0)
+    with pytest.raises(SpecError) as e:
+        export.to_onnx(model, {"N": 1})
+    assert "cumlogsumexp" in e.value.render() and "export error" in e.value.render()
+
+
+def test_free_sizes_must_be_bound() -> None:
+    from specc.backend.flax import build_module
+    from specc.errors import SpecError
+    from specc.train.export import to_stablehlo
+
+    model = build_module(specc.load(ROOT / "specs" / "lstm_classifier.net").graph(), seed=0)
+    with pytest.raises(SpecError) as e:
+        to_stablehlo(model)
+    assert "--bind T=" in e.value.render()
