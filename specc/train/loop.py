@@ -142,7 +142,19 @@ class _Mesh:
             return jax.device_put(tree)
         from jax.sharding import NamedSharding, PartitionSpec
 
-        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+        sh = NamedSharding(self.mesh, PartitionSpec())
+        if jax.process_count() == 1:
+            return jax.device_put(tree, sh)
+
+        # several processes: each holds the same host value and provides its own devices' copies
+        def put(x: Any) -> Any:
+            if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                impl = jax.random.key_impl(x)
+                return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=impl)  # type: ignore[arg-type]
+            a = np.asarray(jax.device_get(x))
+            return jax.make_array_from_callback(a.shape, sh, lambda index: a[index])
+
+        return jax.tree.map(put, tree)
 
     def batch(self, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
         if self.mesh is None:

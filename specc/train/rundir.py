@@ -131,6 +131,9 @@ def prepare(
     --resume or --force), a folder that is not a run, a spec that differs from the run's on resume.
     """
     workdir = Path(workdir)
+    if not primary:
+        # only process 0 writes the run folder; the others follow its decision (it may be writing it right now)
+        return resume and read_run(workdir) is not None
     problem = checkpoint_dir_problem(config.checkpoint_dir)
     if problem:
         raise _run_error(

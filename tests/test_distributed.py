@@ -1,0 +1,93 @@
+"""Data parallelism across processes: two local processes under jax.distributed (CPU collectives over gloo) train
+the same losses as one process (issue 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent / "specs_train"
+
+RUN = """
+import json, sys
+from pathlib import Path
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+from specc.train.loop import maybe_initialize_distributed
+maybe_initialize_distributed()
+import specc
+from specc.train.spec import build_config
+from specc.train.loop import train_and_evaluate
+spec = specc.load(sys.argv[1]); cfg = build_config(spec, spec.graph(), ["epochs=2", "batch=32"])
+r = train_and_evaluate(cfg, Path(sys.argv[2]), verbose=False)
+print("RESULT", json.dumps([jax.process_count(), [[h["loss"], h["val_loss"], h["accuracy"]] for h in r.history]]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def result(out: str) -> tuple[int, list[list[float]]]:
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    count, hist = json.loads(line[len("RESULT ") :])
+    return count, hist
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(tmp_path: Path) -> None:
+    spec = str(HERE / "tiny_dropout.net")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    for k in ("JAX_COORDINATOR_ADDRESS", "XLA_FLAGS"):
+        env.pop(k, None)
+    one = subprocess.run(
+        [sys.executable, "-c", RUN, spec, str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    port = free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUN, spec, str(tmp_path / "two")],
+            env={
+                **env,
+                "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                "JAX_NUM_PROCESSES": "2",
+                "JAX_PROCESS_ID": str(i),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-3000:]
+            outs.append(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    n1, h1 = result(one.stdout)
+    assert n1 == 1
+    for out in outs:
+        n2, h2 = result(out)
+        assert n2 == 2
+        np.testing.assert_allclose(np.array(h2), np.array(h1), rtol=1e-5)
+    assert (tmp_path / "two" / "run.json").is_file() and (tmp_path / "two" / "metrics.jsonl").is_file()
