@@ -91,6 +91,8 @@ def maybe_initialize_distributed() -> bool:
     addr = next((os.environ[k] for k in _DISTRIBUTED_ENV if os.environ.get(k)), None)
     if addr is None:
         return False
+    # CPU devices of several processes talk over gloo (GPUs use NCCL, TPUs their own interconnect)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     nproc = os.environ.get("JAX_NUM_PROCESSES") or os.environ.get("NUM_PROCESSES")
     pid = os.environ.get("JAX_PROCESS_ID") or os.environ.get("PROCESS_ID")
     jax.distributed.initialize(
