@@ -18,9 +18,9 @@ import numpy as np
 
 from ..errors import SpecError
 from .io import write_atomic
+from .rundir import BEST_DIR
 
 NORMALIZATION_FILE = "normalization.json"
-BEST_DIR = "best"
 
 
 def _run_error(message: str, hint: str = "") -> SpecError:

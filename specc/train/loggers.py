@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-EVENTS_PREFIX = "events.out.tfevents."
+from .rundir import BEST_DIR, EVENTS_PREFIX  # the names a run folder owns live in rundir
 
 
 class EpochLogger(Protocol):
@@ -70,7 +70,6 @@ class BestCheckpoint:
     On resume the best value so far comes from the run's history."""
 
     def __init__(self, workdir: Path, config: Any, history: Sequence[Mapping[str, float]]):
-        from .artifact import BEST_DIR
         from .checkpoint import Checkpoints, remove_steps
 
         self.rule = best_metric(config)

@@ -23,7 +23,9 @@ from .io import write_atomic
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 SPEC_DIR = "spec"
-OWN_FILES = (RUN_FILE, CONFIG_FILE, "metrics.jsonl", "curves.png")
+OWN_FILES = (RUN_FILE, CONFIG_FILE, "metrics.jsonl", "curves.png", "normalization.json")
+BEST_DIR = "best"  # the best epoch's checkpoint (specc/train/loggers.py)
+EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard's event files
 FORMAT = 2
 # keys that may change between a run and its --resume: they decide when to stop, not what is trained
 HARMLESS = ("epochs", "early_stop", "checkpoint_every")
@@ -41,7 +43,7 @@ def checkpoint_dir_problem(cdir: str) -> str | None:
         return "is the run directory itself"
     if ".." in parts:
         return "leaves the run directory"
-    if parts[0] in OWN_FILES or parts[0] == SPEC_DIR:
+    if parts[0] in OWN_FILES or parts[0] in (SPEC_DIR, BEST_DIR) or parts[0].startswith(EVENTS_PREFIX):
         return f"collides with the run's own '{parts[0]}'"
     return None
 
@@ -236,10 +238,14 @@ def remove_own(workdir: Path, checkpoint_dir: str) -> None:
         p = workdir / name
         if p.is_file() and not p.is_symlink():
             p.unlink()
+    for p in workdir.glob(EVENTS_PREFIX + "*"):
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
     spec = workdir / SPEC_DIR
     if spec.is_dir() and not spec.is_symlink():
         shutil.rmtree(spec)
     remove_steps(workdir / checkpoint_dir)
+    remove_steps(workdir / BEST_DIR)
 
 
 def _write_record(workdir: Path, config: Any, graph: Any, existing: dict[str, Any] | None) -> None:
