@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from ..ir.dims import Dim, product
@@ -139,6 +140,102 @@ def _conv_build(a: dict[str, Any], types: tuple[Any, ...], ctx: Any) -> Any:
     )
 
 
+def same_pads(size: int, k: int, s: int) -> tuple[int, int]:
+    """XLA's SAME padding of one axis (dilation 1): ceil(in/s) outputs, the padding split low-first."""
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_pads(a: dict[str, Any], shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(lo, hi) per spatial axis of a concrete input to a conv with dilation 1 (`same` resolved as XLA does)."""
+    n = len(shape) - 2
+    k = per_axis(a["kernel"], n, "kernel", None, "kernel")  # type: ignore[arg-type]
+    s = per_axis(a["stride"], n, "stride", None, "stride")  # type: ignore[arg-type]
+    pad = lax_padding(a["padding"], n, k, s, 1)
+    if isinstance(pad, str):
+        return [same_pads(shape[1 + i], k[i], s[i]) for i in range(n)]
+    return list(pad)
+
+
+def plain_2d(a: dict[str, Any], types: tuple[Any, ...]) -> tuple[int, int, int, int, int] | None:
+    """(kernel h, kernel w, map h, map w, channels in) of a 2-D f32 conv with groups=1 and dilation 1 over a
+    known map, else None: the forms the CPU lowerings below rewrite."""
+    x = types[0]
+    if x.rank != 4 or x.dtype != "f32" or a["groups"] != 1 or a["dilation"] not in (1, (1, 1)):
+        return None
+    sizes = [d.as_int() for d in x.dims[1:]]
+    if any(v is None for v in sizes):
+        return None
+    k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
+    return k[0], k[1], sizes[0], sizes[1], sizes[2]  # type: ignore[return-value]
+
+
+def _no_padding(a: dict[str, Any], kh: int, kw: int, h: int, w: int) -> bool:
+    if a["padding"] == "same":  # pads nothing only for a 1×1 kernel
+        return kh == kw == 1
+    pad = a["padding"]
+    if pad == "valid":
+        return True
+    flat = (
+        [v for p in pad for v in (p if isinstance(p, tuple) else (p,))] if isinstance(pad, tuple) else [pad]
+    )
+    return all(v == 0 for v in flat)
+
+
+def _covers_map(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """A kernel as large as its unpadded map has one output position: the conv is a dense layer."""
+    f = plain_2d(a, types) if platform == "cpu" else None
+    return f is not None and f[:2] == f[2:4] and _no_padding(a, *f[:4])
+
+
+def _im2col_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """XLA:CPU's rule (bench/lowering_rules.py; figures in docs/benchmarks.md): XLA runs a conv's gradients as odd-
+    shaped convolutions that its Eigen path does slowly when there are few input channels or few output positions;
+    there slices + one matmul take 0.2-0.6 of the time. Over larger maps with more channels (LeNet's C3, a ResNet's
+    3×3 blocks, 5×5 `same` convs) im2col moves more memory than it saves arithmetic and takes 1.1-2.5×."""
+    f = plain_2d(a, types) if platform == "cpu" else None
+    if f is None or min(f[0], f[1]) < 3:
+        return False
+    kh, kw, h, w, cin = f
+    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
+    (t, b), (left, right) = conv_pads(a, (1, h, w, cin))
+    positions = ((h + t + b - kh) // s[0] + 1) * ((w + left + right - kw) // s[1] + 1)
+    return cin <= 4 or positions <= 16
+
+
+def _matmul(m: Any, x: Any, ctx: Any) -> Any:
+    """x [..., k·k·cin] times the conv's kernel [k, k, cin, cout] flattened in the same (row, col, channel) order."""
+    kernel = m.kernel[...]
+    y = ctx.jnp.matmul(x, kernel.reshape(-1, kernel.shape[-1]))
+    return y if m.bias is None else y + m.bias[...]
+
+
+def _im2col_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """Every kernel offset's strided slice of the (padded) input, concatenated on channels, times the kernel."""
+    x = xs[0]
+    k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
+    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
+    pairs = conv_pads(a, x.shape)
+    if any(p != (0, 0) for p in pairs):
+        x = ctx.jnp.pad(x, [(0, 0), *pairs, (0, 0)])
+    outs = [(x.shape[1 + i] - k[i]) // s[i] + 1 for i in range(2)]
+    cols = [
+        ctx.lax.slice(
+            x,
+            (0, *off, 0),
+            (x.shape[0], *(o + (n - 1) * st + 1 for o, n, st in zip(off, outs, s, strict=True)), x.shape[-1]),
+            (1, *s, 1),
+        )
+        for off in itertools.product(*(range(kk) for kk in k))
+    ]
+    return _matmul(m, ctx.jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0], ctx)
+
+
+def _dense_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    x = xs[0]
+    return _matmul(m, x.reshape(x.shape[0], 1, 1, -1), ctx)
+
+
 register(
     OpDef(
         name="conv",
@@ -147,7 +244,11 @@ register(
         args=CONV_ARGS,
         infer=_conv,
         label=_conv_label,
-        lowerings=(Lowering("reference", apply=call_layer, build=_conv_build),),
+        lowerings=(
+            Lowering("reference", apply=call_layer, build=_conv_build),
+            Lowering("dense", apply=_dense_apply, when=_covers_map),
+            Lowering("im2col", apply=_im2col_apply, when=_im2col_wins),
+        ),
         doc="convolution over the spatial axes of [N, ..., C] (1D/2D/3D by rank)",
     )
 )

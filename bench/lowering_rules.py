@@ -1,0 +1,142 @@
+"""Which lowering of an op wins on this machine, per shape: the figures behind the CPU rule table in specc/ops/conv.py.
+
+Times one jitted forward + backward (gradients of sum(op(x) * w) with respect to the input and the parameters) of
+every lowering an op holds, whatever its precondition says, on the conv shapes of the lecture convnet, LeNet-5 and
+a small ResNet at batch 100, plus the tiled max-pool against reduce_window and against the reshape + max whose
+gradient splits ties (the form before the tie fix). Lowerings alternate call by call, round by round, so load from
+other processes falls on all alike; prints the median per lowering and its ratio to the reference.
+
+    .venv/bin/python bench/lowering_rules.py [--rounds 15] [--only conv|pool]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import specc
+from specc.backend.flax import ApplyContext, BuildContext
+from specc.ops._registry import get_op
+
+BATCH = 100
+
+# (case, input [H, W, C], the op call); the figures in docs/benchmarks.md come from these
+CONV_CASES = [
+    ("convnet c1", (28, 28, 1), "conv(32, 5)"),
+    ("convnet c2", (8, 8, 32), "conv(64, 5)"),
+    ("lenet c1", (28, 28, 1), "conv(6, 5, padding=2)"),
+    ("lenet c3", (14, 14, 6), "conv(16, 5)"),
+    ("lenet c5 (5×5 on 5×5)", (5, 5, 16), "conv(120, 5)"),
+    ("resnet stem 3×3 1→16", (28, 28, 1), "conv(16, 3, padding=1)"),
+    ("resnet 3×3 16→16", (28, 28, 16), "conv(16, 3, padding=1)"),
+    ("resnet 3×3 16→32 /2", (28, 28, 16), "conv(32, 3, stride=2, padding=1)"),
+    ("resnet 3×3 32→32", (14, 14, 32), "conv(32, 3, padding=1)"),
+    ("3×3 64→64 on 7×7", (7, 7, 64), "conv(64, 3, padding=same)"),
+    ("5×5 16→32 same", (14, 14, 16), "conv(32, 5, padding=same)"),
+    ("cifar stem 3×3 3→32", (32, 32, 3), "conv(32, 3, padding=1)"),
+    ("5×5 32→64 on 12×12", (12, 12, 32), "conv(64, 5)"),
+    ("5×5 16→32 on 8×8", (8, 8, 16), "conv(32, 5)"),
+    ("3×3 32→64 on 6×6", (6, 6, 32), "conv(64, 3)"),
+    ("3×3 32→64 on 10×10", (10, 10, 32), "conv(64, 3)"),
+]
+POOL_CASES = [
+    ("convnet p1 maxpool(3)", (24, 24, 32), "maxpool(3)"),
+    ("maxpool(2) 28×28×32", (28, 28, 32), "maxpool(2)"),
+]
+
+
+def one_op(shape: tuple[int, int, int], call: str) -> tuple[Any, Any, tuple[Any, ...]]:
+    """The op definition, attributes and input types of `x -> call` over [N, *shape]."""
+    h, w, c = shape
+    g = specc.load(
+        "bench.net", text=f"model M {{\n input x: f32[N, {h}, {w}, {c}]\n y = x -> {call}\n output y\n}}"
+    ).graph()
+    node = next(n for n in g.nodes if n.op not in ("input", "param", "const"))
+    return get_op(node.op), node.attr, tuple(g.type_of(r) for r in node.inputs)
+
+
+def step(op: Any, attrs: Any, types: tuple[Any, ...], apply: Callable[..., Any], x: Any) -> Callable[[], Any]:
+    """A jitted forward + backward of one lowering, ready to call."""
+    build = op.lowerings[0].build
+    module = build(attrs, types, BuildContext(nnx.Rngs(0))) if build is not None else nnx.Dict()
+    gd, state = nnx.split(module)
+    ctx = ApplyContext({})
+
+    def forward(state: Any, x: Any) -> Any:
+        return apply(nnx.merge(gd, state) if build is not None else None, attrs, [x], ctx)
+
+    def loss(state: Any, x: Any, w: Any) -> Any:
+        return (forward(state, x) * w).sum()
+
+    y_shape = jax.eval_shape(forward, state, x).shape
+    w = jnp.asarray(np.random.default_rng(1).normal(size=y_shape), jnp.float32)
+    f = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    return lambda: jax.block_until_ready(f(state, x, w))
+
+
+def split_ties_max(m: Any, a: Any, xs: list[Any], ctx: Any) -> Any:
+    """The tiled max-pool before the tie fix: reshape + max, whose gradient splits a tie among its maxima."""
+    x = xs[0]
+    k = a["window"]
+    n, h, w, c = x.shape
+    return x.reshape(n, h // k, k, w // k, k, c).max(axis=(2, 4))
+
+
+def run(
+    cases: list[tuple[str, tuple[int, int, int], str]], rounds: int, extra: dict[str, Any], only: str | None
+) -> None:
+    rng = np.random.default_rng(0)
+    for case, shape, call in cases:
+        if only and only not in case:
+            continue
+        op, attrs, types = one_op(shape, call)
+        x = jnp.asarray(rng.normal(size=(BATCH, *shape)), jnp.float32)
+        forms = {lw.name: lw.apply for lw in op.lowerings}
+        if op.name in extra:
+            forms.update(extra[op.name])
+        steps = {}
+        for name, apply in forms.items():
+            with contextlib.suppress(TypeError):  # a form for other shapes (dense: a kernel covering the map)
+                steps[name] = step(op, attrs, types, apply, x)
+        for f in steps.values():  # compile and warm
+            f()
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(rounds):
+            for name, f in steps.items():
+                t = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - t)
+        ref = statistics.median(times["reference"])
+        cells = []
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            cells.append(f"{name} {med * 1e3:7.2f} ms ({med / ref:4.2f})")
+        print(f"{case:26s} {call:32s} " + "   ".join(cells), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--only", choices=("conv", "pool"))
+    ap.add_argument("--cases", help="only the cases whose name contains this")
+    args = ap.parse_args()
+    print(
+        f"batch {BATCH}; jitted forward + backward; median of {args.rounds} interleaved rounds (ratio to reference)"
+    )
+    if args.only != "pool":
+        run(CONV_CASES, args.rounds, {}, args.cases)
+    if args.only != "conv":
+        run(POOL_CASES, args.rounds, {"maxpool": {"tiled, split ties (old)": split_ties_max}}, args.cases)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Every alternative lowering against its op's reference one, forward and gradients, over generated configurations.
+
+Tolerances: max-pool must match reduce_window exactly (values and gradients, ties included: a tied window's
+gradient goes to its first maximum, as XLA's select_and_scatter gives it); avgpool and the conv rewrites (a matmul
+sums in another order than XLA's convolution) within rtol 1e-5 / atol 1e-5 in float32, on inputs of order one.
+Inputs are drawn normal, tied (small integers) or constant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import specc
+from specc.backend.flax import ApplyContext, BuildContext, build_module, choose_lowering, lowering_names
+from specc.ops._registry import Lowering, OpDef, get_op
+from specc.ops.conv import plain_2d
+
+RTOL = ATOL = 1e-5
+
+
+def one_op(shape: tuple[int, ...], call: str) -> tuple[OpDef, Any, dict[str, Any], tuple[Any, ...]]:
+    """The op, node, attributes and input types of `y = x -> call` over an f32 input of `shape` (batch included)."""
+    dims = ", ".join(str(d) for d in shape)
+    g = specc.load(
+        "t.net", text=f"model M {{\n input x: f32[{dims}]\n y = x -> {call}\n output y\n}}"
+    ).graph()
+    node = next(n for n in g.nodes if n.op not in ("input", "param", "const"))
+    op = get_op(node.op)
+    assert op is not None
+    return op, node, node.attr, tuple(g.type_of(r) for r in node.inputs)
+
+
+def forms_that_apply(op: OpDef, attrs: dict[str, Any], types: tuple[Any, ...]) -> list[Lowering]:
+    """The alternatives that can run this call: their CPU precondition, or for im2col (whose precondition is also
+    a speed rule) the form it rewrites — so the test covers the shapes the rule rejects too."""
+    out = []
+    for lw in op.lowerings[1:]:
+        if lw.name == "im2col":
+            if plain_2d(attrs, types) is not None:
+                out.append(lw)
+        elif lw.when is not None and lw.when(attrs, types, "cpu"):
+            out.append(lw)
+    return out
+
+
+def value_and_grads(
+    op: OpDef, attrs: dict[str, Any], types: tuple[Any, ...], lw: Lowering, x: np.ndarray, w: np.ndarray
+) -> tuple[Any, Any, Any]:
+    """y, d sum(y*w)/dx and d sum(y*w)/d parameters, with parameters initialised alike for every lowering."""
+    build = op.lowerings[0].build
+    module = build(attrs, types, BuildContext(nnx.Rngs(0))) if build is not None else nnx.Dict()
+    gd, state = nnx.split(module)
+    ctx = ApplyContext({})
+
+    def forward(state: Any, x: Any) -> Any:
+        return lw.apply(nnx.merge(gd, state) if build is not None else None, attrs, [x], ctx)
+
+    y = forward(state, jnp.asarray(x))
+    gs, gx = jax.grad(lambda s, x: (forward(s, x) * w).sum(), argnums=(0, 1))(state, jnp.asarray(x))
+    return y, gx, gs
+
+
+def inputs(kind: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "tied":
+        return rng.integers(0, 3, shape).astype(np.float32)
+    if kind == "constant":
+        return np.full(shape, 0.5, np.float32)
+    return rng.normal(size=shape).astype(np.float32)
+
+
+def check_alternatives(shape: tuple[int, ...], call: str, kind: str, seed: int, exact: bool) -> int:
+    op, _, attrs, types = one_op(shape, call)
+    x = inputs(kind, shape, seed)
+    ref = value_and_grads(op, attrs, types, op.lowerings[0], x, np.ones(1, np.float32))
+    w = np.random.default_rng(seed + 1).normal(size=np.shape(ref[0])).astype(np.float32)
+    ref = value_and_grads(op, attrs, types, op.lowerings[0], x, w)
+    forms = forms_that_apply(op, attrs, types)
+    for lw in forms:
+        got = value_and_grads(op, attrs, types, lw, x, w)
+        for what, a, b in zip(("value", "input gradient", "parameter gradient"), got, ref, strict=True):
+            for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+                msg = f"{lw.name} vs reference, {what}, {call} on {shape} ({kind})"
+                if exact:
+                    np.testing.assert_array_equal(np.asarray(la), np.asarray(lb), err_msg=msg)
+                else:
+                    np.testing.assert_allclose(
+                        np.asarray(la), np.asarray(lb), rtol=RTOL, atol=ATOL, err_msg=msg
+                    )
+    return len(forms)
+
+
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KIND = st.sampled_from(["normal", "tied", "constant"])
+
+
+@st.composite
+def conv_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = draw(st.integers(1, 3))
+    padding = draw(st.sampled_from(["valid", "same", "0", "1", "2", "((1, 0), (2, 1))"]))
+    cin, cout = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    covers = draw(st.booleans())  # half the cases: the kernel as large as the map (the dense form)
+    h = kh if covers else draw(st.integers(kh, kh + 6))
+    w = kw if covers else draw(st.integers(kw, kw + 6))
+    if covers:
+        padding = "valid"
+    bias = draw(st.booleans())
+    call = (
+        f"conv({cout}, ({kh}, {kw}), stride={stride}, padding={padding}, bias={'true' if bias else 'false'})"
+    )
+    return (draw(st.integers(1, 3)), h, w, cin), call
+
+
+@st.composite
+def pool_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    h, w = kh * draw(st.integers(1, 4)), kw * draw(st.integers(1, 4))
+    kind = draw(st.sampled_from(["maxpool", "avgpool"]))
+    return (draw(st.integers(1, 3)), h, w, draw(st.integers(1, 3))), f"{kind}(({kh}, {kw}))"
+
+
+@PROPERTY
+@given(conv_cases(), KIND, st.integers(0, 2**16))
+def test_conv_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=False) >= 1  # im2col applies to every 2-D case
+
+
+@PROPERTY
+@given(pool_cases(), KIND, st.integers(0, 2**16))
+def test_pool_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=call.startswith("maxpool")) == 1
+
+
+@pytest.mark.parametrize("kind", ["tied", "constant"])
+@pytest.mark.parametrize("window", ["2", "3", "(2, 3)"])
+def test_tiled_maxpool_gives_a_tied_window_gradient_to_its_first_maximum(kind: str, window: str) -> None:
+    """The gradient of reduce_window max, exactly: one element per window, not an equal split among the ties."""
+    assert check_alternatives((2, 6, 6, 2), f"maxpool({window})", kind, 0, exact=True) == 1
+    op, _, attrs, types = one_op((1, 2, 2, 1), "maxpool(2)")
+    tiled = next(lw for lw in op.lowerings if lw.name == "tiled")
+    _, gx, _ = value_and_grads(
+        op, attrs, types, tiled, np.zeros((1, 2, 2, 1), np.float32), np.ones(1, np.float32)
+    )
+    assert np.asarray(gx).ravel().tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_the_cpu_rule_table_picks_per_shape() -> None:
+    def chosen(shape: tuple[int, ...], call: str, platform: str = "cpu") -> str:
+        _, node, _, types = one_op(shape, call)
+        return choose_lowering(node, types, platform).name
+
+    assert chosen((100, 28, 28, 1), "conv(32, 5)") == "im2col"  # the lecture convnet's two convs
+    assert chosen((100, 8, 8, 32), "conv(64, 5)") == "im2col"
+    assert chosen((100, 5, 5, 16), "conv(120, 5)") == "dense"  # LeNet-5's C5
+    assert chosen((100, 14, 14, 32), "conv(32, 3, padding=1)") == "reference"  # a ResNet's 3×3 convs lose
+    assert chosen((100, 28, 28, 1), "conv(32, 5)", "gpu") == "reference"
+    assert chosen((100, 28, 28, 1), "conv(32, 5)", "reference") == "reference"
+    assert chosen((100, 28, 28, 1), "conv(32, 5, dilation=2)") == "reference"
+    assert chosen((100, 28, 28, 4), "conv(32, 5, groups=2)") == "reference"
+
+
+def test_a_model_runs_the_same_under_every_lowering_choice() -> None:
+    g = specc.load(
+        "t.net",
+        text="""
+model C {
+  input x: f32[N, 28, 28, 1]
+  c1 = x -> conv(8, 5) -> maxpool(3) -> relu
+  c2 = c1 -> conv(8, 5) -> maxpool(2) -> relu
+  y = c2 -> conv(4, 2)
+  output y
+}""",
+    ).graph()
+    fast, ref = build_module(g, platform="cpu"), build_module(g, platform="reference")
+    assert set(lowering_names(fast).values()) >= {"im2col", "tiled", "dense"}
+    assert set(lowering_names(ref).values()) == {"reference"}
+    x = inputs("tied", (2, 28, 28, 1), 0)
+    np.testing.assert_allclose(fast(x=x)["y"], ref(x=x)["y"], rtol=RTOL, atol=ATOL)
