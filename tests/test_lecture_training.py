@@ -71,7 +71,7 @@ def test_compression_students_train_in_stages(tmp_path: Path, name: str) -> None
 def test_elm_random_layer_is_bitwise_unchanged(tmp_path: Path) -> None:
     _, before, after, result = train(tmp_path, "elm.net")
     assert changed_layers(before, after) == {"logits"}
-    assert result.history[-1]["val_accuracy"] > 0.5
+    assert result.history[-1]["val_accuracy"] > 0.7
 
 
 def test_siamese_has_one_tower(tmp_path: Path) -> None:
@@ -87,11 +87,13 @@ def test_finetune_starts_from_the_pretrained_run_and_changes_only_the_head(
     monkeypatch.chdir(tmp_path)
     pre = tmp_path / "pre.net"
     pre.write_text(short("pretrain_digits.net"))
-    assert train_command(pre, out_dir=Path("runs/PretrainDigits"), verbose=False) == 0
+    assert train_command(pre, out_dir=Path("runs/PretrainDigits"), epochs=5, verbose=False) == 0
     pretrained = specc.load_run("runs/PretrainDigits") if hasattr(specc, "load_run") else None
     spec = specc.load(SPECS / "finetune.net", text=short("finetune.net"))
     graph = spec.graph()
-    result = train_and_evaluate(build_config(spec, graph), tmp_path / "ft", verbose=False, graph=graph)
+    result = train_and_evaluate(
+        build_config(spec, graph, ["epochs=3"]), tmp_path / "ft", verbose=False, graph=graph
+    )
     after = flat(result.params)
     body = {k: v for k, v in after.items() if k.split("/")[1].startswith("B_")}
     assert len(body) == 4
@@ -99,7 +101,7 @@ def test_finetune_starts_from_the_pretrained_run_and_changes_only_the_head(
         source = flat(nnx.state(pretrained.model, nnx.Param))
         src_body = sorted(v.tobytes() for k, v in source.items() if k.split("/")[1].startswith("B_"))
         assert sorted(v.tobytes() for v in body.values()) == src_body
-    assert result.history[-1]["val_accuracy"] > 0.5
+    assert result.history[-1]["val_accuracy"] > 0.7
 
 
 def test_memorization_fits_random_labels_and_validation_stays_at_chance(tmp_path: Path) -> None:

@@ -301,6 +301,7 @@ def train_and_evaluate(
     callbacks: Sequence[Callable[[int], None]] = (),
     force: bool = False,
     log_histograms: bool = False,
+    lowering: str = "auto",
 ) -> TrainResult:
     """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
 
@@ -316,6 +317,7 @@ def train_and_evaluate(
             like Ctrl-C.
         force: replace the run already in workdir (only the files a run writes are deleted).
         log_histograms: also write histograms of every layer's weights per epoch to TensorBoard.
+        lowering: "auto" (each op's fastest form on this platform) or "reference" (every op's plain form).
     Raises SpecError for data that does not fit the model, and for a run directory that cannot be used (a file,
     unwritable, another run without resume/force, a spec that differs from the run's on resume).
     """
@@ -350,8 +352,9 @@ def train_and_evaluate(
     from ..backend.flax import build_module
 
     # Initialise inside one jit: eager initialisers would compile one small program per op.
-    model = nnx.eval_shape(lambda: build_module(graph, seed=config.seed))
-    nnx.update(model, jax.jit(lambda: nnx.state(build_module(graph, seed=config.seed)))())
+    platform = "reference" if lowering == "reference" else None
+    model = nnx.eval_shape(lambda: build_module(graph, seed=config.seed, platform=platform))
+    nnx.update(model, jax.jit(lambda: nnx.state(build_module(graph, seed=config.seed, platform=platform)))())
     model.train()
     # flax types split(node, f1, f2) as (GraphDef, State, *State), which mypy cannot unpack into three names
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
@@ -653,8 +656,17 @@ def train_and_evaluate(
                 except OSError as e:
                     raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
             host_state = functools.cache(functools.partial(jax.device_get, state))
-            for logger in loggers:  # TensorBoard, the best checkpoint (specc/train/loggers.py)
-                logger.epoch(record, host_state)
+            try:
+                for logger in loggers:  # TensorBoard, the best checkpoint (specc/train/loggers.py)
+                    logger.epoch(record, host_state)
+            except CheckpointError as e:
+                checkpoints.close()
+                raise _run_error(
+                    e.message + "; the previous checkpoint is kept whole",
+                    "free some space (or fix the folder's permissions) and continue with --resume",
+                ) from None
+            except OSError as e:
+                raise _run_error(f"cannot write the run's logs in {workdir}: {e.strerror or e}") from None
             reporter.end_epoch(_summary(record, epochs_total))
             epoch += 1
             start_batch = 0

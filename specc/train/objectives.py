@@ -61,10 +61,13 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
     named = [p for o in config.objectives for p in (o.params or ())] + list(freeze)
     by_name = layers_of(graph, named, keys)
     frozen = frozenset().union(*(by_name[f] for f in freeze)) if freeze else frozenset()
-    claimed: dict[str, str] = {}
+    claimed: dict[
+        tuple[int, str], str
+    ] = {}  # (stage, layer) → objective: alternating objectives own disjoint layers
+    stage_of = {i: k for k, st in enumerate(stages(config)) for i in st.objectives}
     plans = []
     errors = []
-    for o in config.objectives:
+    for index, o in enumerate(config.objectives):
         if o.params is None:
             continue
         mine = frozenset().union(*(by_name[p] for p in o.params)) if o.params else frozenset()
@@ -78,21 +81,23 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
                 )
             )
         for k in sorted(mine):
-            if k in claimed and claimed[k] != o.name:
+            slot = (stage_of[index], k)
+            if slot in claimed and claimed[slot] != o.name:
                 errors.append(
                     SpecError.one(
                         "value error",
-                        f"objectives {claimed[k]} and {o.name} both train layer {k}",
+                        f"objectives {claimed[slot]} and {o.name} both train layer {k} in the same stage",
                         o.span,
-                        "each parameter belongs to one objective; split the instances between them",
+                        "alternating objectives own separate layers; split the instances, or make one a stage "
+                        "with `after`",
                     )
                 )
                 break
-            claimed[k] = o.name
+            claimed[slot] = o.name
     if errors:
         diags = [d for e in errors for d in e.diagnostics]
         raise SpecError(diags, dict(config.sources))
-    rest = trainable - frozenset(claimed) - frozen
+    rest = trainable - frozenset(k for _, k in claimed) - frozen
     for o in config.objectives:
         if o.params is None:
             plans.append(ObjectivePlan(o, rest))

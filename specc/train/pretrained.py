@@ -68,10 +68,14 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
         except (CheckpointError, OSError, ValueError) as e:
             raise _error(f'cannot read the weights of the run at "{path}": {e}', span) from None
         src_keys = layer_keys(src_graph)
-        mine, theirs = _owners(graph, inst), _owners(src_graph, None)
+        mine = _owners(graph, inst)
+        # the run's instance of the same name (a body inside a bigger model), else the run's whole model
+        theirs = _owners(src_graph, inst) or _owners(src_graph, None)
         if [_weights(n) for n in mine] != [_weights(n) for n in theirs]:
             detail = (
-                f"{inst} has {len(mine)} layers with weights, the run's {src_graph.model} has {len(theirs)}"
+                f"{inst} has {len(mine)} layers with weights, the run's "
+                + (f"{inst}" if _owners(src_graph, inst) else f"model {src_graph.model}")
+                + f" has {len(theirs)}"
                 if len(mine) != len(theirs)
                 else next(
                     f"{a.name} needs {_fmt(a)}, the run's {b.name} has {_fmt(b)}"
@@ -82,7 +86,7 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
             raise _error(
                 f'{inst} cannot start from the run at "{path}": {detail}',
                 span,
-                f"{inst} must be the same network as the run's model {src_graph.model}, layer for layer",
+                f"{inst} must be the same network as the run's instance {inst} (or its whole model), layer for layer",
             )
         for a, b in zip(mine, theirs, strict=True):
             for name, _ in a.params:
