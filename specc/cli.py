@@ -228,6 +228,15 @@ def convert(file: Path, target: str, output: Path | None) -> None:
         write_atomic(output, text.encode())
 
 
+LOWERING = click.option(
+    "--lowering",
+    type=click.Choice(["auto", "reference"]),
+    default="auto",
+    show_default=True,
+    help="auto: each op's fastest form on this platform (im2col convs on CPU, ...); reference: every op's plain form.",
+)
+
+
 @main.command()
 @click.argument("file", type=SPEC)
 @click.option("--model", "-m")
@@ -246,6 +255,7 @@ def convert(file: Path, target: str, output: Path | None) -> None:
     "--bind", "binds", multiple=True, metavar="SIZE=N", help="Bind another free size, e.g. --bind T=16."
 )
 @click.option("--json", "as_json", is_flag=True)
+@LOWERING
 @reports_spec_errors
 def compile(
     file: Path,
@@ -255,6 +265,7 @@ def compile(
     batch: int | None,
     binds: tuple[str, ...],
     as_json: bool,
+    lowering: str,
 ) -> None:
     """Check FILE, lower it to Flax and jit-compile it with XLA; print node, op, shape, params, FLOPs."""
     from .spec import load
@@ -268,6 +279,9 @@ def compile(
     if emit == "dot":
         _emit(spec.to_dot(), out_dir, f"{spec.graph().model}.dot")
         return
+    from .train.compile_cache import enable_compile_cache
+
+    enable_compile_cache()
     from .backend.compile import compile_command
 
     bind = {}
@@ -281,7 +295,9 @@ def compile(
                 f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
             )
         bind[name] = int(size)
-    compile_command(spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json, bind=bind)
+    compile_command(
+        spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json, bind=bind, lowering=lowering
+    )
 
 
 def _emit(text: str, out_dir: Path | None, name: str) -> None:
@@ -371,6 +387,7 @@ def dot(
 @click.option(
     "--log-histograms", is_flag=True, help="Also log each layer's weights per epoch to TensorBoard."
 )
+@LOWERING
 @reports_spec_errors
 def train(
     file: Path,
@@ -385,6 +402,7 @@ def train(
     force: bool,
     devices: int | None,
     log_histograms: bool,
+    lowering: str,
 ) -> None:
     """Train FILE's model as its `train` section says; logs metrics.jsonl, checkpoints, curves."""
     from .train.cli import train_command
@@ -402,6 +420,7 @@ def train(
         force=force,
         devices=devices,
         log_histograms=log_histograms,
+        lowering=lowering,
     )
     sys.exit(code)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +15,22 @@ from specc.errors import SpecError
 from specc.ir.printer import format_graph
 
 IrDumps = Callable[..., "dict[str, str] | list[str]"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compiled programs go to a folder of this session's (inherited by subprocesses), never to ~/.cache."""
+    folder = Path(tempfile.mkdtemp(prefix="specc-test-jax-cache-"))
+    config.stash[_CACHE] = folder
+    os.environ["SPECC_CACHE_DIR"] = str(folder)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_CACHE, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_CACHE = pytest.StashKey[Path]()
 
 
 def _ir_dumps(path: Path, text: str | None = None) -> dict[str, str] | list[str]:

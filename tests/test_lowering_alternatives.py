@@ -187,3 +187,20 @@ model C {
     assert set(lowering_names(ref).values()) == {"reference"}
     x = inputs("tied", (2, 28, 28, 1), 0)
     np.testing.assert_allclose(fast(x=x)["y"], ref(x=x)["y"], rtol=RTOL, atol=ATOL)
+
+
+def test_lowering_reference_on_the_command_line(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    spec = tmp_path / "c.net"
+    spec.write_text(
+        "model C {\n  input x: f32[N, 12, 12, 1]\n  y = x -> conv(4, 5) -> maxpool(2)\n  output y\n}\n"
+    )
+    for choice in ("auto", "reference"):
+        r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", choice, "--batch", "2"])
+        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", "fast"])
+    assert r.exit_code == 2 and "'auto', 'reference'" in r.output
+    assert "--lowering" in CliRunner().invoke(main, ["train", "--help"]).output

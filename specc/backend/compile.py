@@ -89,10 +89,14 @@ def lower_graph(g: Graph, env: Mapping[str, int], platform: str | None = None) -
 
 
 def compile_graph(
-    g: Graph, batch: int | None = None, bind: Mapping[str, int] | None = None, compile: bool = True
+    g: Graph,
+    batch: int | None = None,
+    bind: Mapping[str, int] | None = None,
+    compile: bool = True,
+    platform: str | None = None,
 ) -> Compiled:
     env = bind_sizes(g, batch, bind)
-    lowered = lower_graph(g, env)
+    lowered = lower_graph(g, env, platform)
     seconds = 0.0
     if compile:
         t = time.perf_counter()
@@ -153,6 +157,7 @@ def compile_command(
     batch: int | None = None,
     as_json: bool = False,
     bind: Mapping[str, int] | None = None,
+    lowering: str = "auto",
 ) -> None:
     """The body of `specc compile` (cli.py parses the options; `--emit ir|dot` never reach here)."""
     import click
@@ -164,7 +169,8 @@ def compile_command(
         _write(emit_flax(g), out_dir, f"{g.model.lower()}.py")
         return
     try:
-        c = compile_graph(g, batch, bind, compile=emit is None)
+        platform = "reference" if lowering == "reference" else None
+        c = compile_graph(g, batch, bind, compile=emit is None, platform=platform)
     except SpecError as e:
         raise e.with_sources(spec.program.sources) from None
     if emit == "hlo":

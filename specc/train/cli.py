@@ -26,11 +26,15 @@ def train_command(
     devices: int | None = None,
     verbose: bool = True,
     log_histograms: bool = False,
+    lowering: str = "auto",
 ) -> int:
     """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted. Raises SpecError."""
     from .loop import maybe_initialize_distributed
 
     maybe_initialize_distributed()  # before JAX touches a device
+    from .compile_cache import enable_compile_cache
+
+    enable_compile_cache()
     from ..spec import load
 
     spec = load(file, model)
@@ -54,6 +58,7 @@ def train_command(
         verbose=verbose,
         graph=graph,
         log_histograms=log_histograms,
+        lowering=lowering,
     )
     if result.divergence is not None:
         click.echo(f"specc: error: {result.divergence.message()}", err=True)

@@ -1,0 +1,52 @@
+"""The persistent compilation cache: where it lives, and that a second `specc train` of a spec loads its programs
+from it (JAX's own cache-hit log) instead of compiling them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from specc.train.compile_cache import cache_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "specs_train" / "tiny_dropout.net"
+
+
+def test_the_cache_folder_follows_the_environment() -> None:
+    assert cache_dir({"SPECC_CACHE_DIR": "/x/y"}) == Path("/x/y")
+    assert cache_dir({"SPECC_CACHE_DIR": ""}) is None  # set and empty: disabled
+    assert cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/specc/jax")
+    assert cache_dir({}) == Path.home() / ".cache" / "specc" / "jax"
+
+
+def test_conftest_keeps_the_tests_cache_out_of_home() -> None:
+    folder = cache_dir()
+    assert folder is not None and Path.home() / ".cache" not in folder.parents
+
+
+def _train(cache: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SPECC_CACHE_DIR": str(cache), "JAX_DEBUG_LOG_MODULES": "jax._src.compiler"}
+    return subprocess.run(
+        [sys.executable, "-m", "specc.cli", "train", str(TINY), "--epochs", "1", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_second_run_of_a_spec_loads_its_programs_from_the_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = _train(cache, tmp_path / "run1")
+    assert first.returncode == 0, first.stderr
+    assert "Persistent compilation cache hit" not in first.stderr
+    assert any(cache.iterdir()), "the first run wrote nothing to the cache"
+    second = _train(cache, tmp_path / "run2")
+    assert second.returncode == 0, second.stderr
+    hits = re.findall(r"Persistent compilation cache hit for '([^']*)'", second.stderr)
+    assert any("step" in name for name in hits), hits  # the train step itself, not only small helpers
