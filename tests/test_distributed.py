@@ -91,3 +91,44 @@ def test_two_processes_train_like_one(tmp_path: Path) -> None:
         assert n2 == 2
         np.testing.assert_allclose(np.array(h2), np.array(h1), rtol=1e-5)
     assert (tmp_path / "two" / "run.json").is_file() and (tmp_path / "two" / "metrics.jsonl").is_file()
+
+
+FSDP = """
+import json, sys
+from pathlib import Path
+import jax
+import specc
+from specc.train.spec import build_config
+from specc.train.loop import train_and_evaluate
+spec = specc.load(sys.argv[1])
+out = {}
+for shard, n in (("replicate", 1), ("fsdp", 4)):
+    cfg = build_config(spec, spec.graph(), ["epochs=2", "batch=32", f"shard={shard}"])
+    r = train_and_evaluate(cfg, Path(sys.argv[2]) / shard, devices=n, verbose=False)
+    out[shard] = [[h["loss"], h["val_loss"], h["accuracy"]] for h in r.history]
+# where the parameters live under fsdp: a kernel split four ways
+from specc.train import loop
+mesh = loop._Mesh(4, jax.sharding.Mesh(jax.devices()[:4], ("batch",)), fsdp=True)
+placed = mesh.place({"params": {"k": jax.numpy.zeros((64, 32))}, "n": jax.numpy.int32(0)})
+out["kernel_shard"] = list(placed["params"]["k"].addressable_shards[0].data.shape)
+out["scalar_shard"] = list(placed["n"].addressable_shards[0].data.shape)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_fsdp_on_four_devices_trains_like_one(tmp_path: Path) -> None:
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", FSDP, str(HERE / "tiny_dropout.net"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(np.array(got["fsdp"]), np.array(got["replicate"]), rtol=1e-5)
+    assert got["kernel_shard"] == [16, 32]
+    assert got["scalar_shard"] == []

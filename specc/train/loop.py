@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,21 +139,40 @@ class _Mesh:
 
     n: int
     mesh: Any = None
+    fsdp: bool = False
 
     def replicate(self, tree: Any) -> Any:
-        if self.mesh is None:
-            return jax.device_put(tree)
+        return self._put(tree, split=False)
+
+    def place(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The train state on the devices: parameters and optimizer state split under fsdp, the rest copied."""
+        split = {"params", "opt"} if self.fsdp else set()
+        return {k: self._put(v, split=k in split) for k, v in state.items()}
+
+    def _sharding(self, x: Any, split: bool) -> Any:
         from jax.sharding import NamedSharding, PartitionSpec
 
-        sh = NamedSharding(self.mesh, PartitionSpec())
-        if jax.process_count() == 1:
-            return jax.device_put(tree, sh)
+        shape = np.shape(x)
+        axes = [i for i, d in enumerate(shape) if d >= self.n and d % self.n == 0]
+        if not split or not axes:
+            return NamedSharding(self.mesh, PartitionSpec())
+        axis = max(axes, key=lambda i: shape[i])  # the largest divisible axis: the most even split
+        spec: list[str | None] = [None] * len(shape)
+        spec[axis] = "batch"
+        return NamedSharding(self.mesh, PartitionSpec(*spec))
 
-        # several processes: each holds the same host value and provides its own devices' copies
+    def _put(self, tree: Any, split: bool) -> Any:
+        if self.mesh is None:
+            return jax.device_put(tree)
+
         def put(x: Any) -> Any:
             if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
                 impl = jax.random.key_impl(x)
                 return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=impl)  # type: ignore[arg-type]
+            sh = self._sharding(x, split)
+            if jax.process_count() == 1:
+                return jax.device_put(x, sh)
+            # several processes: each holds the same host value and provides its own devices' pieces
             a = np.asarray(jax.device_get(x))
             return jax.make_array_from_callback(a.shape, sh, lambda index: a[index])
 
@@ -195,7 +215,7 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
         return _Mesh(1)
     from jax.sharding import Mesh
 
-    return _Mesh(n, Mesh(np.array(avail[:n]), ("batch",)))
+    return _Mesh(n, Mesh(np.array(avail[:n]), ("batch",)), fsdp=config.shard == "fsdp")
 
 
 def _run_error(message: str, hint: str = "") -> SpecError:
@@ -466,7 +486,10 @@ def train_and_evaluate(
         if stage_index not in train_jits:
             members = run_stages[stage_index].objectives
             t = time.perf_counter()
-            jitted = jax.jit(make_train_step(members), donate_argnums=0, **jit_kw)
+            kw = jit_kw
+            if mesh.fsdp:  # the new state keeps each leaf's sharding (parameters stay split)
+                kw = {"out_shardings": jax.tree.map(lambda x: x.sharding, state)}
+            jitted = jax.jit(make_train_step(members), donate_argnums=0, **kw)
             train_jits[stage_index] = jitted.lower(state, example).compile()
             what = "the train step" if len(run_stages) == 1 else f"stage {stage_index + 1}'s train step"
             reporter.say(f"compiled {what} in {time.perf_counter() - t:.1f} s")
@@ -523,7 +546,7 @@ def train_and_evaluate(
             write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history).encode())
         except OSError as e:
             raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
-    state = mesh.replicate(state)
+    state = mesh.place(state)
 
     def save(epoch: int, batch_index: int) -> None:
         host = jax.device_get(state)
@@ -699,15 +722,21 @@ def train_and_evaluate(
                 if last_epoch:
                     status = "early_stop"
                     break
+    drawing = None
+    if history and primary:  # matplotlib's import and drawing (1.5-2.4 s) overlap the checkpointer's closing
+        pool = ThreadPoolExecutor(1, thread_name_prefix="specc-curves")
+        title = f"{graph.model}: {config.spec_path.name}"
+        drawing = pool.submit(write_curves, list(history), workdir / "curves.png", title)
+        pool.shutdown(wait=False)
     checkpoints.close()
     for logger in loggers:
         logger.close()
-    if history and primary:
-        note = write_curves(history, workdir / "curves.png", f"{graph.model}: {config.spec_path.name}")
-        if note:
-            notes.append(note)
-            reporter.say(note)
-    return TrainResult(status, history, step, workdir, jax.device_get(state["params"]), divergence, notes)
+    params = jax.device_get(state["params"])
+    note = drawing.result() if drawing is not None else None
+    if note:
+        notes.append(note)
+        reporter.say(note)
+    return TrainResult(status, history, step, workdir, params, divergence, notes)
 
 
 class _Sampler:

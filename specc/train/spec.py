@@ -143,6 +143,8 @@ class TrainConfig:
         checkpoint_every: epochs between checkpoints (0: only at the end and on interrupt).
         checkpoint_dir: relative to the run directory.
         freeze: layer instances or values whose parameters no objective updates (`freeze = [enc]`).
+        shard: "replicate" (every device holds all parameters) or "fsdp" (parameters and optimizer state split
+            over the devices along their largest divisible axis, gathered by XLA where used).
         data_base: the folder relative data paths start from (default: the spec's folder).
         spans: where each key was written (or `--set`), for located errors at train time.
         sources: extra sources for rendering errors (the `--set` lines).
@@ -162,6 +164,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     checkpoint_dir: str = "checkpoints"
     freeze: tuple[str, ...] = ()
+    shard: str = "replicate"
     data_base: Path | None = None
     spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, repr=False)
@@ -196,7 +199,9 @@ TRAIN_KEYS = (
     "early_stop",
     "checkpoint",
     "freeze",
+    "shard",
 )
+SHARDINGS = ("replicate", "fsdp")
 
 EARLY_STOP = Signature(
     "early_stop",
@@ -1236,6 +1241,22 @@ def _check_into(
                     e.span,
                     "give a relative path without '..', e.g. dir=\"checkpoints\"",
                 )
+    shard = "replicate"
+    if "shard" in seen:
+        e = seen["shard"]
+        v = _unpipe(e.value)
+        word = v.id if isinstance(v, ast.Name) else v.value if isinstance(v, ast.Str) else None
+        if word not in SHARDINGS:
+            shown = word if isinstance(word, str) else "this"
+            diags.add(
+                "value error",
+                f"shard must be one of {', '.join(SHARDINGS)}, got {shown}"
+                + (dym_suffix(word, SHARDINGS) if isinstance(word, str) else ""),
+                getattr(v, "span", e.span),
+                "shard = fsdp splits parameters over the devices; replicate (the default) copies them",
+            )
+        else:
+            shard = word
     freeze: tuple[str, ...] = ()
     if "freeze" in seen:
         freeze = _instance_list(seen["freeze"], "freeze", _instances(program, graph, mdef), diags)
@@ -1256,6 +1277,7 @@ def _check_into(
         checkpoint_every=every,
         checkpoint_dir=cdir,
         freeze=freeze,
+        shard=shard,
         spans=spans,
         sources=tuple(sources.items()),
     ), sources
