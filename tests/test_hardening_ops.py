@@ -84,6 +84,7 @@ CASES = [
     ("y = x -> avgpool(2)", "i32[N, 4, 4, 3]", "type error", "avgpool expects a float input", 12),
     ("y = x -> global_avgpool", "u8[N, 4, 4, 3]", "type error", "global_avgpool expects a float input", 12),
     ("y = x -> adaptive_avgpool(2)", "i32[N, 4, 4, 3]", "type error", "adaptive_avgpool expects a float", 12),
+    ("y = x -> upsample(2, method=linear)", "i32[N, 4, 4, 3]", "type error", "upsample expects a float", 12),
     ("y = x -> maxpool(2)", "bool[N, 4, 4, 3]", "type error", "maxpool expects a number input", 12),
     (
         "y = x -> dense(3)",

@@ -399,6 +399,8 @@ def _upsample_apply(a: dict[str, Any], x: Any, ctx: Any) -> Any:
 
 def _upsample(c: OpCall) -> Inferred:
     scales = _per_spatial_axis(c, "scale")
+    if c["method"] == "linear":
+        c.need_float()  # interpolated values are fractional (jax.image.resize returns floats)
     out = (c.x.dims[0], *(d * s for d, s in zip(c.x.dims[1:-1], scales, strict=True)), c.x.dims[-1])
     return Inferred((c.x.with_dims(out),))
 
