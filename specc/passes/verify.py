@@ -49,10 +49,21 @@ def verify(g: Graph) -> list[str]:
         inf = op.infer(OpCall(op, attrs, tuple(g.type_of(r) for r in n.inputs)))
         if inf.outputs != n.outputs:
             problems.append(f"{n.name}: recorded type {n.outputs} but the rule gives {inf.outputs}")
-        if tuple(inf.params.items()) != n.params:
-            problems.append(f"{n.name}: recorded params {n.params} but the rule gives {dict(inf.params)}")
-        if tuple(inf.state.items()) != n.state:
-            problems.append(f"{n.name}: recorded state {n.state} but the rule gives {dict(inf.state)}")
+        # a second application of a named instance owns nothing: its rule's weights are those of the node it shares
+        owner = n
+        if n.shares is not None:
+            if not 0 <= n.shares < i or g.nodes[n.shares].shares is not None:
+                problems.append(
+                    f"{n.name} shares the weights of node {n.shares}, which is not an earlier owner"
+                )
+                continue
+            if n.params or n.state:
+                problems.append(f"{n.name} shares another node's weights but records its own")
+            owner = g.nodes[n.shares]
+        if tuple(inf.params.items()) != owner.params:
+            problems.append(f"{n.name}: recorded params {owner.params} but the rule gives {dict(inf.params)}")
+        if tuple(inf.state.items()) != owner.state:
+            problems.append(f"{n.name}: recorded state {owner.state} but the rule gives {dict(inf.state)}")
     for name, r in (*g.outputs, *g.values):
         if not 0 <= r.node < len(g.nodes):
             problems.append(f"value {name} points at missing node {r.node}")
