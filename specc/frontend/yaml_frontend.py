@@ -640,10 +640,15 @@ class _Reader:
         dims = self.dims(assert_node) if assert_node is not None else None
         aspan = assert_node.span if assert_node is not None else m.span
         if expr_node is not None:
-            _check_keys(m, ("name", "expr", "assert"), "an `expr` layer")
+            _check_keys(m, ("name", "expr", "assert", "from"), "an `expr` layer")
             e = self.value(expr_node, allow_pipeline=True)
             pipe = e if isinstance(e, ast.Pipeline) else ast.Pipeline(e, (), e.span)
-            return ast.Assign(targets, pipe, dims, m.span, aspan)
+            run_node = m.get("from")  # `T = Teacher() from "runs/T"`: {name: T, expr: Teacher(), from: runs/T}
+            if run_node is None:
+                return ast.Assign(targets, pipe, dims, m.span, aspan)
+            if not isinstance(run_node, YScalar) or not isinstance(run_node.value, str):
+                raise _fail("type error", "`from` names a run folder, like from: runs/Teacher", run_node.span)
+            return ast.Assign(targets, pipe, dims, m.span, aspan, run_node.value, run_node.span)
         assert op_node is not None
         func = _name(op_node, "op")
         if func == "repeat":
@@ -944,6 +949,8 @@ class _Writer:
         raise AssertionError(s)
 
     def layer(self, s: ast.Assign, prev: str | None) -> dict[str, Any]:
+        if s.run is not None:
+            return _Flow(name=_target(s.targets), expr=format_expr(s.value), **{"from": s.run})
         try:
             d = self.structured(s, prev)
             back = self.reader.layer(_ynode(d), prev, 0)  # type: ignore[arg-type]
