@@ -222,6 +222,14 @@ def _run_error(message: str, hint: str = "") -> SpecError:
     return SpecError.one("run error", message, None, hint)
 
 
+def _save_failed(e: Any) -> SpecError:
+    """A checkpoint the disk refused (full, read-only): Orbax's rename keeps the previous one whole."""
+    return _run_error(
+        e.message + "; the previous checkpoint is kept whole",
+        "free some space (or fix the folder's permissions) and continue with --resume",
+    )
+
+
 def _graph_of(config: TrainConfig) -> Any:
     from ..spec import load
 
@@ -565,10 +573,7 @@ def train_and_evaluate(
             )
         except CheckpointError as e:
             checkpoints.close()
-            raise _run_error(
-                e.message + "; the previous checkpoint is kept whole",
-                "free some space (or fix the folder's permissions) and continue with --resume",
-            ) from None
+            raise _save_failed(e) from None
 
     from .loggers import epoch_loggers
 
@@ -684,10 +689,7 @@ def train_and_evaluate(
                     logger.epoch(record, host_state)
             except CheckpointError as e:
                 checkpoints.close()
-                raise _run_error(
-                    e.message + "; the previous checkpoint is kept whole",
-                    "free some space (or fix the folder's permissions) and continue with --resume",
-                ) from None
+                raise _save_failed(e) from None
             except OSError as e:
                 raise _run_error(f"cannot write the run's logs in {workdir}: {e.strerror or e}") from None
             reporter.end_epoch(_summary(record, epochs_total))
