@@ -10,13 +10,12 @@ from __future__ import annotations
 import random
 import re
 import shutil
-import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fuzz import deadline  # the fuzzer's per-case alarm (tests/fuzz.py)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,26 +31,6 @@ N_MUTANTS = 2000  # through the library, in-process
 N_CLI = 200  # of those, also through `specc check` (CliRunner)
 PER_CASE_S = 10  # one check taking longer than this is a hang
 HEADER = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): [a-z]+ error: \S", re.M)
-
-
-class _Hang(Exception):
-    pass
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail (rather than hang CI) when the body runs longer than `seconds`."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise _Hang(f"took longer than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def check_bytes(path: Path, data: bytes) -> tuple[int, tuple[Diagnostic, ...]]:
