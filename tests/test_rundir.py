@@ -254,3 +254,11 @@ def test_checkpoint_leaves_are_named_by_their_state_paths(trained) -> None:
     kernel = layers["h_dense"]["kernel"]
     assert np.asarray(kernel).shape == (64, 16)
     assert "opt" in tree and "step" in tree
+
+
+def test_a_model_too_big_for_memory_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    spec = write(tmp_path, SPEC.replace("dense(16)", "dense(1000000000)"))
+    res = CliRunner().invoke(main, ["train", str(spec), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1, res.output
+    assert "resource error" in res.output and "tiny.net:6:17" in res.output and "GB" in res.output
+    assert not (tmp_path / "run").exists()

@@ -361,10 +361,6 @@ def train_and_evaluate(
     resuming = rundir.prepare(workdir, config, graph, resume=resume, force=force, primary=primary)
     drawn = drawn_inputs(graph)
     splits = splits if splits is not None else load_splits(config, tuple(drawn))
-    if primary:
-        from .artifact import write_normalization
-
-        write_normalization(workdir, splits.stats, dict(config.rename))
     notes: list[str] = []
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch
@@ -521,6 +517,12 @@ def train_and_evaluate(
 
     if primary:
         rundir.start(workdir, config, graph, resuming=resuming)
+        from .artifact import write_normalization
+
+        try:
+            write_normalization(workdir, splits.stats, dict(config.rename))
+        except OSError as e:
+            raise _run_error(f"cannot write the run directory {workdir}: {e.strerror or e}") from None
     ckpt_dir = workdir / config.checkpoint_dir
     metrics_path = workdir / "metrics.jsonl"
     history: list[dict[str, float]] = []
