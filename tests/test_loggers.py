@@ -51,3 +51,7 @@ def test_tensorboard_scalars_and_histograms_read_back(tmp_path: Path) -> None:
     assert code == 0
     acc = EventAccumulator(str(out)).Reload()
     assert [e.step for e in acc.Scalars("loss")] == [1]
+    # the model's drawing, for the lecture's "what did I train" (graphviz renders it; the image decodes)
+    assert "model" in tags["images"]
+    image = acc.Images("model")[0]
+    assert image.width > 100 and image.height > 100

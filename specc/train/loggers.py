@@ -24,7 +24,7 @@ class TensorBoardLogger:
     metrics, val_*, lr, time) as a scalar at step = epoch; with `histograms`, each parameter's values per epoch
     (tag `params/layers/<layer>/<name>`). Open with `tensorboard --logdir RUN`."""
 
-    def __init__(self, workdir: Path, *, histograms: bool = False, fresh: bool = True):
+    def __init__(self, workdir: Path, *, histograms: bool = False, fresh: bool = True, graph: Any = None):
         from tensorboardX import SummaryWriter
 
         workdir = Path(workdir)
@@ -34,6 +34,35 @@ class TensorBoardLogger:
                     old.unlink()
         self.histograms = histograms
         self.writer = SummaryWriter(logdir=str(workdir), flush_secs=10)
+        if fresh and graph is not None:
+            self._add_picture(graph)
+
+    def _add_picture(self, graph: Any) -> None:
+        """The model's `specc dot` drawing under IMAGES (needs graphviz's `dot` and matplotlib to decode the PNG;
+        else its DOT source under TEXT)."""
+        import shutil
+        import subprocess
+
+        from ..backend.dot import DotOptions, to_dot
+
+        text = to_dot(graph, DotOptions())
+        png = b""
+        if shutil.which("dot") is not None:
+            done = subprocess.run(
+                ["dot", "-Tpng", "-Gdpi=72"], input=text.encode(), capture_output=True, check=False
+            )
+            png = done.stdout if done.returncode == 0 else b""
+        try:
+            import io
+
+            import matplotlib.image as mpimg
+
+            if not png:
+                raise ValueError("no PNG")
+            image = mpimg.imread(io.BytesIO(png), format="png")
+            self.writer.add_image("model", image[..., :3], 0, dataformats="HWC")
+        except (ImportError, ValueError):
+            self.writer.add_text("model", "```\n" + text + "\n```", 0)
 
     def epoch(self, record: Mapping[str, float], state: Callable[[], Any]) -> None:
         step = int(record["epoch"])
@@ -115,11 +144,12 @@ def epoch_loggers(
     *,
     primary: bool = True,
     histograms: bool = False,
+    graph: Any = None,
 ) -> list[EpochLogger]:
     """The loggers of a run: the best checkpoint (every process: Orbax saves are collective) and TensorBoard
     (process 0; skipped with a note-free no-op when tensorboardX is missing)."""
     loggers: list[EpochLogger] = [BestCheckpoint(workdir, config, history)]
     if primary:
         with contextlib.suppress(ImportError):
-            loggers.append(TensorBoardLogger(workdir, histograms=histograms, fresh=not history))
+            loggers.append(TensorBoardLogger(workdir, histograms=histograms, fresh=not history, graph=graph))
     return loggers

@@ -579,7 +579,7 @@ def train_and_evaluate(
 
     from .loggers import epoch_loggers
 
-    loggers = epoch_loggers(workdir, config, history, primary=primary, histograms=log_histograms)
+    loggers = epoch_loggers(workdir, config, history, primary=primary, histograms=log_histograms, graph=graph)
     reporter = _Reporter(verbose, epochs_total, steps_per_epoch)
     reporter.say(_banner(config, graph, plans, train_ds, val_ds, batch, steps_per_epoch, mesh))
     for n in notes:
