@@ -116,3 +116,19 @@ def test_free_sizes_must_be_bound() -> None:
     with pytest.raises(SpecError) as e:
         to_stablehlo(model)
     assert "--bind T=" in e.value.render()
+
+
+@pytest.mark.slow
+def test_padded_overlapping_max_pool_exports_as_slices() -> None:
+    """ResNet's stem pool (3×3, stride 2, padding 1): onnxruntime refuses the 4-D MaxPool a channels-last
+    reduce_window becomes, so export lowers it to strided slices; the outputs equal JAX's."""
+    from specc.backend.flax import build_module
+    from specc.train.export import to_onnx
+
+    text = (
+        "model Stem {\n  input x: f32[N, 32, 32, 3]\n"
+        "  y = x -> conv(8, 7, stride=2, padding=3, bias=false) -> batchnorm -> relu\n"
+        "      -> maxpool(3, stride=2, padding=1) -> global_avgpool -> dense(10)\n  output y\n}\n"
+    )
+    model = build_module(specc.load("stem.net", text=text).graph(), seed=0)
+    assert _onnx_matches_jax(model, to_onnx(model, {"N": 2}), {"N": 2}) <= TOL

@@ -261,6 +261,31 @@ def _tiled_max(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]
     return pool
 
 
+def _pool_slices() -> Lowering:
+    """For export: the max of the window's strided slices of the padded input. ONNX runtimes refuse the 4-D
+    (N, H, W, C) MaxPool that jax2onnx makes of a channels-last reduce_window; slices, pads and maxima export
+    everywhere. Forward only (a tied window's gradient would be split: never used for training)."""
+
+    def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+        import itertools
+
+        x = xs[0]
+        n = x.ndim - 2
+        k, s = window_stride(a, n)
+        pairs, outs = explicit_pads(a, x.shape)
+        jnp = ctx.jnp
+        fill = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+        xp = jnp.pad(x, [(0, 0), *pairs, (0, 0)], constant_values=fill)
+        out = None
+        for offs in itertools.product(*(range(w) for w in k)):
+            window = tuple(slice(o, o + (outs[i] - 1) * s[i] + 1, s[i]) for i, o in enumerate(offs))
+            v = xp[(slice(None), *window, slice(None))]
+            out = v if out is None else jnp.maximum(out, v)
+        return out
+
+    return Lowering("slices", apply=apply, when=lambda a, types, platform: platform == "export")
+
+
 for _kind, _what in (("max", "max"), ("avg", "mean")):
     register(
         OpDef(
@@ -270,7 +295,8 @@ for _kind, _what in (("max", "max"), ("avg", "mean")):
             args=POOL_ARGS if _kind == "max" else AVG_ARGS,
             infer=_pool,
             label=_pool_label(f"{_kind}pool"),
-            lowerings=(_pool_reference(_kind), _pool_tiled(_kind)),
+            lowerings=(_pool_reference(_kind), _pool_tiled(_kind))
+            + ((_pool_slices(),) if _kind == "max" else ()),
             doc=f"{_what} over sliding windows (stride defaults to the window)",
         )
     )

@@ -122,6 +122,19 @@ def to_stablehlo(model: Any, bind: Mapping[str, int] | None = None) -> bytes:
     return bytes(exported.serialize())
 
 
+def _for_export(model: Any) -> Any:
+    """The same model with the lowerings chosen for export (platform "export": e.g. max-pool as strided slices,
+    which every ONNX runtime runs), carrying the model's own parameters and state."""
+    from flax import nnx
+
+    from ..backend.flax import build_module
+
+    exported = build_module(model.graph, platform="export", abstract=True)
+    nnx.update(exported, nnx.state(model))
+    exported.eval()
+    return exported
+
+
 def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) -> bytes:
     """The model as an ONNX ModelProto's bytes (jax2onnx); free sizes become symbolic ONNX dims.
 
@@ -133,6 +146,7 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
         raise _export_error(
             "onnx", "jax2onnx is not installed", "pip install 'specc[export]' (jax2onnx and onnxruntime)"
         ) from None
+    model = _for_export(model)
     f, sig = pure_function(model)
     shapes = sig.shapes(bind or {}, "onnx")
     args = [_struct(dt, s) for (_, dt, _), s in zip(sig.inputs, shapes, strict=True)]
