@@ -733,8 +733,11 @@ def train_and_evaluate(
         drawing = pool.submit(write_curves, list(history), workdir / "curves.png", title)
         pool.shutdown(wait=False)
     checkpoints.close()
-    for logger in loggers:
-        logger.close()
+    try:
+        for logger in loggers:  # the best checkpoint is written here, once
+            logger.close()
+    except CheckpointError as e:
+        raise _save_failed(e) from None
     params = jax.device_get(state["params"])
     note = drawing.result() if drawing is not None else None
     if note:
