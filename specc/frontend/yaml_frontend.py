@@ -643,7 +643,9 @@ class _Reader:
             _check_keys(m, ("name", "expr", "assert", "from"), "an `expr` layer")
             e = self.value(expr_node, allow_pipeline=True)
             pipe = e if isinstance(e, ast.Pipeline) else ast.Pipeline(e, (), e.span)
-            run_node = m.get("from")  # `T = Teacher() from "runs/T"`: {name: T, expr: Teacher(), from: runs/T}
+            run_node = m.get(
+                "from"
+            )  # `T = Teacher() from "runs/T"`: {name: T, expr: Teacher(), from: runs/T}
             if run_node is None:
                 return ast.Assign(targets, pipe, dims, m.span, aspan)
             if not isinstance(run_node, YScalar) or not isinstance(run_node.value, str):
