@@ -27,7 +27,7 @@ from specc.spec import load
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.net"))
 SEED = 20240611
-N_MUTANTS = 2000  # through the library, in-process
+N_MUTANTS = 800  # through the library, in-process (the fuzzer, tests/fuzz.py, goes wider)
 N_CLI = 200  # of those, also through `specc check` (CliRunner)
 PER_CASE_S = 10  # one check taking longer than this is a hang
 HEADER = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): [a-z]+ error: \S", re.M)

@@ -102,10 +102,10 @@ from specc.train.spec import build_config
 from specc.train.loop import train_and_evaluate
 spec = specc.load(sys.argv[1])
 out = {}
-for shard, n in (("replicate", 1), ("fsdp", 4)):
+for shard, n in (("replicate", 1), ("replicate", 4), ("fsdp", 4)):
     cfg = build_config(spec, spec.graph(), ["epochs=2", "batch=32", f"shard={shard}"])
-    r = train_and_evaluate(cfg, Path(sys.argv[2]) / shard, devices=n, verbose=False)
-    out[shard] = [[h["loss"], h["val_loss"], h["accuracy"]] for h in r.history]
+    r = train_and_evaluate(cfg, Path(sys.argv[2]) / f"{shard}{n}", devices=n, verbose=False)
+    out[f"{shard}{n}"] = [[h["loss"], h["val_loss"], h["accuracy"]] for h in r.history]
 # where the parameters live under fsdp: a kernel split four ways
 from specc.train import loop
 mesh = loop._Mesh(4, jax.sharding.Mesh(jax.devices()[:4], ("batch",)), fsdp=True)
@@ -117,7 +117,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_fsdp_on_four_devices_trains_like_one(tmp_path: Path) -> None:
+def test_four_devices_replicated_or_fsdp_train_like_one(tmp_path: Path) -> None:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(
         [sys.executable, "-c", FSDP, str(HERE / "tiny_dropout.net"), str(tmp_path)],
@@ -129,6 +129,8 @@ def test_fsdp_on_four_devices_trains_like_one(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(np.array(got["fsdp"]), np.array(got["replicate"]), rtol=1e-5)
+    # data parallel over 4 devices, parameters copied or split, equals one device
+    np.testing.assert_allclose(np.array(got["replicate4"]), np.array(got["replicate1"]), rtol=1e-5)
+    np.testing.assert_allclose(np.array(got["fsdp4"]), np.array(got["replicate1"]), rtol=1e-5)
     assert got["kernel_shard"] == [16, 32]
     assert got["scalar_shard"] == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -248,32 +247,4 @@ def test_sigint_saves_and_exits_130(tmp_path) -> None:
     assert any((tmp_path / "checkpoints").iterdir())
 
 
-MULTI = """
-import json, sys
-from pathlib import Path
-import specc
-from specc.train.spec import build_config
-from specc.train.loop import train_and_evaluate
-spec = specc.load(sys.argv[1]); cfg = build_config(spec, spec.graph(), ["epochs=2", "batch=32"])
-out = {}
-for n in (1, 4):
-    r = train_and_evaluate(cfg, Path(sys.argv[2]) / str(n), devices=n, verbose=False)
-    out[n] = [[h["loss"], h["val_loss"], h["accuracy"]] for h in r.history]
-print(json.dumps(out))
-"""
-
-
-@pytest.mark.slow
-def test_four_devices_match_one(tmp_path) -> None:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, "-c", MULTI, str(HERE / "tiny_dropout.net"), str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(np.array(got["4"]), np.array(got["1"]), rtol=1e-5)
+# data parallelism over 4 devices (replicated and fsdp) is tested in tests/test_distributed.py
