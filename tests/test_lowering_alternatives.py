@@ -98,8 +98,8 @@ def check_alternatives(shape: tuple[int, ...], call: str, kind: str, seed: int, 
     return len(forms)
 
 
-# 6 examples a run keep CI within its budget; `--hypothesis-seed` varies them between runs
-PROPERTY = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 4 examples a run keep CI within its budget; `--hypothesis-seed` varies them between runs
+PROPERTY = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KIND = st.sampled_from(["normal", "tied", "constant"])
 
 

@@ -236,6 +236,30 @@ def _dense_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     return _matmul(m, x.reshape(x.shape[0], 1, 1, -1), ctx)
 
 
+def _channels_first_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """For export: the convolution written channels-first (NCHW/OIHW) between explicit transposes, which ONNX
+    converters map to one Conv as it is; jax2onnx's own NHWC handling misplaces a transpose in ResNet-18."""
+    x = xs[0]
+    n = x.ndim - 2
+    to_first = (0, n + 1, *range(1, n + 1))
+    to_last = (0, *range(2, n + 2), 1)
+    kernel = m.kernel[...]
+    k_first = ctx.jnp.transpose(kernel, (n + 1, n, *range(n)))  # [k..., cin, cout] → [cout, cin, k...]
+    letters = "DHW"[-n:] if n <= 3 else None
+    assert letters is not None
+    y = ctx.lax.conv_general_dilated(
+        ctx.jnp.transpose(x, to_first),
+        k_first,
+        window_strides=per_axis(a["stride"], n, "stride", None, "stride"),  # type: ignore[arg-type]
+        padding=lax_padding(a["padding"], n, a["kernel"], a["stride"], a["dilation"]),
+        rhs_dilation=per_axis(a["dilation"], n, "dilation", None, "dilation"),  # type: ignore[arg-type]
+        dimension_numbers=("NC" + letters, "OI" + letters, "NC" + letters),
+        feature_group_count=a["groups"],
+    )
+    y = ctx.jnp.transpose(y, to_last)
+    return y if m.bias is None else y + m.bias[...]
+
+
 register(
     OpDef(
         name="conv",
@@ -248,6 +272,11 @@ register(
             Lowering("reference", apply=call_layer, build=_conv_build),
             Lowering("dense", apply=_dense_apply, when=_covers_map),
             Lowering("im2col", apply=_im2col_apply, when=_im2col_wins),
+            Lowering(
+                "channels_first",
+                apply=_channels_first_apply,
+                when=lambda a, t, platform: platform == "export",
+            ),
         ),
         doc="convolution over the spatial axes of [N, ..., C] (1D/2D/3D by rank)",
     )

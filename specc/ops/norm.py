@@ -59,6 +59,23 @@ def _batchnorm(c: OpCall) -> Inferred:
     )
 
 
+def _batchnorm_export(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """For export, in eval mode: the running-statistics formula as plain arithmetic. jax2onnx's BatchNormalization
+    conversion assumes channels-first and loses a transpose in ResNet-18; arithmetic exports as written."""
+    if not m.use_running_average:
+        return m(xs[0])
+    x = xs[0]
+    shape = [1] * x.ndim
+    shape[a["axis"]] = -1
+    mean, var = m.mean[...].reshape(shape), m.var[...].reshape(shape)
+    y = (x - mean) * ctx.lax.rsqrt(var + a["eps"])
+    if m.scale is not None:
+        y = y * m.scale[...].reshape(shape)
+    if m.bias is not None:
+        y = y + m.bias[...].reshape(shape)
+    return y.astype(x.dtype)
+
+
 register(
     OpDef(
         name="batchnorm",
@@ -66,15 +83,18 @@ register(
         tensors=1,
         args=(Arg("momentum", "float", 0.9, min=0), Arg("eps", "float", 1e-5), Arg("axis", "axis", -1)),
         infer=_batchnorm,
-        lowerings=_layer(
-            lambda a, t, ctx: ctx.nnx.BatchNorm(
-                t.dims[a["axis"]].value,
-                axis=a["axis"],
-                momentum=a["momentum"],
-                epsilon=a["eps"],
-                **half_dtype(t, ctx),
-                rngs=ctx.rngs,
-            )
+        lowerings=(
+            *_layer(
+                lambda a, t, ctx: ctx.nnx.BatchNorm(
+                    t.dims[a["axis"]].value,
+                    axis=a["axis"],
+                    momentum=a["momentum"],
+                    epsilon=a["eps"],
+                    **half_dtype(t, ctx),
+                    rngs=ctx.rngs,
+                )
+            ),
+            Lowering("arithmetic", apply=_batchnorm_export, when=lambda a, t, platform: platform == "export"),
         ),
         label=lambda a: "batchnorm",
         doc="batch normalisation over the feature axis; running mean and variance are state",
