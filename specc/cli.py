@@ -387,6 +387,9 @@ def dot(
 @click.option(
     "--log-histograms", is_flag=True, help="Also log each layer's weights per epoch to TensorBoard."
 )
+@click.option(
+    "--log-steps", is_flag=True, help="Also log every step's loss and metrics to TensorBoard (slower)."
+)
 @LOWERING
 @reports_spec_errors
 def train(
@@ -402,6 +405,7 @@ def train(
     force: bool,
     devices: int | None,
     log_histograms: bool,
+    log_steps: bool,
     lowering: str,
 ) -> None:
     """Train FILE's model as its `train` section says; logs metrics.jsonl, checkpoints, curves."""
@@ -420,6 +424,7 @@ def train(
         force=force,
         devices=devices,
         log_histograms=log_histograms,
+        log_steps=log_steps,
         lowering=lowering,
     )
     sys.exit(code)

@@ -55,3 +55,32 @@ def test_tensorboard_scalars_and_histograms_read_back(tmp_path: Path) -> None:
     assert "model" in tags["images"]
     image = acc.Images("model")[0]
     assert image.width > 100 and image.height > 100
+
+
+@pytest.mark.slow
+def test_per_step_scalars_average_to_the_epoch_figures(tmp_path: Path) -> None:
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from specc.train.cli import train_command
+
+    out = tmp_path / "run"
+    assert (
+        train_command(
+            HERE / "specs_train" / "tiny_dropout.net",
+            overrides=["epochs=2"],
+            out_dir=out,
+            verbose=False,
+            log_steps=True,
+        )
+        == 0
+    )
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    acc = EventAccumulator(str(out), size_guidance={"scalars": 0}).Reload()
+    steps = acc.Scalars("step/loss")
+    per_epoch = len(steps) // 2
+    assert [e.step for e in steps] == list(range(1, 2 * per_epoch + 1))
+    for i, h in enumerate(history):
+        mean = sum(e.value for e in steps[i * per_epoch : (i + 1) * per_epoch]) / per_epoch
+        assert mean == pytest.approx(h["loss"], rel=1e-5)

@@ -26,6 +26,7 @@ def train_command(
     devices: int | None = None,
     verbose: bool = True,
     log_histograms: bool = False,
+    log_steps: bool = False,
     lowering: str = "auto",
 ) -> int:
     """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted. Raises SpecError."""
@@ -58,6 +59,7 @@ def train_command(
         verbose=verbose,
         graph=graph,
         log_histograms=log_histograms,
+        log_steps=log_steps,
         lowering=lowering,
     )
     if result.divergence is not None:

@@ -78,6 +78,11 @@ class TensorBoardLogger:
                 self.writer.add_histogram(path, np.asarray(leaf, np.float32), step)
         self.writer.flush()
 
+    def step(self, step: int, values: Mapping[str, float]) -> None:
+        """One train step's loss and metrics (`--log-steps`), under `step/<name>` at the global step."""
+        for k, v in values.items():
+            self.writer.add_scalar(f"step/{k}", v, step)
+
     def close(self) -> None:
         self.writer.close()
 

@@ -329,6 +329,7 @@ def train_and_evaluate(
     callbacks: Sequence[Callable[[int], None]] = (),
     force: bool = False,
     log_histograms: bool = False,
+    log_steps: bool = False,
     lowering: str = "auto",
 ) -> TrainResult:
     """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
@@ -345,6 +346,7 @@ def train_and_evaluate(
             like Ctrl-C.
         force: replace the run already in workdir (only the files a run writes are deleted).
         log_histograms: also write histograms of every layer's weights per epoch to TensorBoard.
+        log_steps: also write each step's loss and metrics to TensorBoard (a device sync every step: slower).
         lowering: "auto" (each op's fastest form on this platform) or "reference" (every op's plain form).
     Raises SpecError for data that does not fit the model, and for a run directory that cannot be used (a file,
     unwritable, another run without resume/force, a spec that differs from the run's on resume).
@@ -605,6 +607,7 @@ def train_and_evaluate(
             reporter.start_epoch(epoch, start_batch)
             epoch_start_step = step - start_batch
             t0 = last_fetch = time.perf_counter()
+            seen_sums, seen_count = np.zeros(n_stats), 0  # what the last fetch saw, for per-step values
             stop = False
             bi = start_batch
             for bi, b in enumerate(batches, start=start_batch):
@@ -615,13 +618,25 @@ def train_and_evaluate(
                         cb(step)
                     except KeyboardInterrupt:
                         interrupt.requested = True
-                if bi + 1 == steps_per_epoch or (
-                    verbose and time.perf_counter() - last_fetch > fetch_seconds
+                if (
+                    bi + 1 == steps_per_epoch
+                    or log_steps
+                    or (verbose and time.perf_counter() - last_fetch > fetch_seconds)
                 ):
                     last_fetch = time.perf_counter()
                     sums, count, bad, bad_obj = jax.device_get(
                         (state["sums"], state["n"], state["bad"], state["bad_objective"])
                     )
+                    if log_steps and bad < 0 and int(count) > seen_count:
+                        # the sums are the epoch's so far: their growth since the last fetch is this step's
+                        per_step = (np.asarray(sums, np.float64) - seen_sums) / (int(count) - seen_count)
+                        values = {
+                            k: float(v) for k, v in zip(stat_names, per_step, strict=True) if k in shown
+                        }
+                        for logger in loggers:
+                            if hasattr(logger, "step"):
+                                logger.step(step, values)
+                    seen_sums, seen_count = np.asarray(sums, np.float64), int(count)
                     if bad >= 0:
                         divergence = _diagnose(
                             config,
