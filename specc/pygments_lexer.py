@@ -5,23 +5,12 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Whitespace
 
+from .frontend.parse import KEYWORDS as _GRAMMAR_KEYWORDS
 from .ir.types import DTYPES
 from .ops._registry import all_ops
 
-KEYWORDS = (
-    "model",
-    "block",
-    "let",
-    "import",
-    "train",
-    "objective",
-    "input",
-    "output",
-    "param",
-    "default",
-    "as",
-    "from",
-)
+# the grammar's reserved words, less true/false (constants, highlighted apart)
+KEYWORDS = tuple(k for k in _GRAMMAR_KEYWORDS if k not in ("true", "false"))
 
 
 class SpecLexer(RegexLexer):

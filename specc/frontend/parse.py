@@ -500,7 +500,7 @@ def _describe_opener(op: _Opener) -> str:
     return {"LPAR": "the parenthesis", "LSQB": "the list", "LBRACE": "the block"}[tok.type]
 
 
-_KEYWORDS = (
+KEYWORDS = (  # the grammar's reserved words (also highlighted by specc/pygments_lexer.py)
     "model",
     "block",
     "let",
@@ -512,6 +512,7 @@ _KEYWORDS = (
     "param",
     "default",
     "as",
+    "from",
     "true",
     "false",
 )
@@ -567,7 +568,7 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
             "syntax error",
             f"'{kw}' is a keyword and cannot name a value",
             _tok_span(file, kw),
-            f"pick another name, e.g. `{kw}_` or `x_{kw}`; keywords: {', '.join(_KEYWORDS)}",
+            f"pick another name, e.g. `{kw}_` or `x_{kw}`; keywords: {', '.join(KEYWORDS)}",
         )
     # An opener left open when the line (or the file, or the block) ends is the most common slip.
     stack = [o for o in layout.stack if o.token.type != "LBRACE"]
