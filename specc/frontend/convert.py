@@ -16,7 +16,7 @@ from typing import Literal
 from ..errors import SpecError
 from ..source import Source, Span
 from . import ast
-from .fmt import Layout, align_columns, format_module
+from .fmt import Layout, align_columns, code_chars, format_module
 from .load import YAML_SUFFIXES, parse_any, read_source
 from .parse import parse_source
 
@@ -39,24 +39,12 @@ def find_comments(text: str) -> list[Comment]:
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     out: list[Comment] = []
     for i, line in enumerate(lines):
-        in_str = False
-        j = 0
-        while j < len(line):
-            ch = line[j]
-            if in_str:
-                if ch == "\\":
-                    j += 1
-                elif ch == '"':
-                    in_str = False
-            elif ch == '"':
-                in_str = True
-            elif ch == "#":
-                own = not line[:j].strip()
-                blank_before = i > 0 and not lines[i - 1].strip()
-                blank_after = i + 1 < len(lines) and not lines[i + 1].strip()
-                out.append(Comment(i + 1, line[j:].rstrip(), own, blank_before, blank_after))
-                break
-            j += 1
+        j = next((k for k, ch in code_chars(line) if ch == "#"), -1)
+        if j >= 0:
+            own = not line[:j].strip()
+            blank_before = i > 0 and not lines[i - 1].strip()
+            blank_after = i + 1 < len(lines) and not lines[i + 1].strip()
+            out.append(Comment(i + 1, line[j:].rstrip(), own, blank_before, blank_after))
     return out
 
 

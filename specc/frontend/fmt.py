@@ -7,6 +7,7 @@ Canonical means: two-space indentation, one statement per line, single spaces ar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..source import Span
@@ -253,10 +254,9 @@ def format_module(m: ast.Module, layout: Layout | None = None) -> str:
 _COLUMNS = (("=", 1), (":", 1), ("#", 2))
 
 
-def _column(line: str, mark: str) -> int:
-    """Where `mark` stands in a line, outside strings and brackets (-1: nowhere): the first `=` of a statement, the
-    ` :` of a shape assertion, the `#` of a comment after code."""
-    depth = 0
+def code_chars(line: str) -> Iterator[tuple[int, str]]:
+    """(index, character) of a line's characters outside string literals (quotes included, escapes skipped);
+    strings never span lines, so a per-line scan is exact."""
     in_str = False
     i = 0
     while i < len(line):
@@ -266,11 +266,21 @@ def _column(line: str, mark: str) -> int:
                 i += 1
             elif ch == '"':
                 in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch == "#":
+        else:
+            if ch == '"':
+                in_str = True
+            yield i, ch
+        i += 1
+
+
+def _column(line: str, mark: str) -> int:
+    """Where `mark` stands in a line, outside strings and brackets (-1: nowhere): the first `=` of a statement, the
+    ` :` of a shape assertion, the `#` of a comment after code."""
+    depth = 0
+    for i, ch in code_chars(line):
+        if ch == "#":
             return i if mark == "#" and line[:i].strip() else -1
-        elif ch in "([{":
+        if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth -= 1
@@ -279,7 +289,6 @@ def _column(line: str, mark: str) -> int:
                 return i
             if mark == ":" and line[i - 1] == " ":
                 return i
-        i += 1
     return -1
 
 
