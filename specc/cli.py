@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .errors import SpecError
+from .lsp import lsp as lsp_command
 
 EXIT_SPEC_ERROR = 1
 EXIT_INTERNAL = 3
@@ -531,6 +532,8 @@ def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], che
     path = export_model(r.model, fmt, output or run / f"{r.graph.model}{SUFFIX[fmt]}", bind)
     click.echo(f"wrote {path}", err=True)
 
+
+main.add_command(lsp_command)  # `specc lsp`: the language server (specc/lsp/)
 
 if __name__ == "__main__":
     main()

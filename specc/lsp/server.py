@@ -1,0 +1,265 @@
+"""`specc lsp`: the checker as a language server (pygls). Diagnostics as you type, hover with shapes and parameter
+counts, completion of ops, blocks and train keys, go to definition. The answers come from lsp/analysis.py; this
+module converts positions and speaks the protocol. It never lets an exception reach the client: a bad document
+only produces diagnostics, and a bug in specc is logged to the editor's output panel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+from pygls.workspace import PositionCodec, TextDocument
+from pygls.workspace.position_codec import ServerTextPosition
+
+from ..errors import Diagnostic
+from ..frontend.load import Program
+from ..source import Span
+from .analysis import Analysis, analyse, completions, definition, hover
+
+DEBOUNCE_S = 0.2  # a check starts once typing pauses this long
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("specc.lsp")
+
+_KINDS = {
+    "op": types.CompletionItemKind.Function,
+    "function": types.CompletionItemKind.Function,
+    "block": types.CompletionItemKind.Class,
+    "keyword": types.CompletionItemKind.Keyword,
+    "key": types.CompletionItemKind.Property,
+    "value": types.CompletionItemKind.Variable,
+    "constant": types.CompletionItemKind.Constant,
+    "type": types.CompletionItemKind.TypeParameter,
+}
+
+
+class SpecServer(LanguageServer):
+    """The language server, with the latest analysis of every open document.
+
+    Args:
+        analyses: by document URI, the analysis of its latest text seen.
+        last_programs: by URI, the last text that parsed (completion and definition use it while the text does
+            not parse, which is most of the time while typing).
+    """
+
+    def __init__(self) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("specc")
+        except PackageNotFoundError:
+            v = "0"
+        super().__init__("specc", v, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.analyses: dict[str, Analysis] = {}
+        self.last_programs: dict[str, Program] = {}
+
+    def analysis(self, uri: str) -> Analysis:
+        """The analysis of the document's current text (computed now if the text changed since)."""
+        doc = self.workspace.get_text_document(uri)
+        text = doc.source
+        a = self.analyses.get(uri)
+        if a is None or a.text != text:
+            a = analyse(_path(uri), text)
+            self.analyses[uri] = a
+            if a.program is not None:
+                self.last_programs[uri] = a.program
+        return a
+
+    def publish(self, uri: str) -> None:
+        a = self.analysis(uri)
+        doc = self.workspace.get_text_document(uri)
+        diags = [_to_lsp(a, d, doc) for d in a.diagnostics]
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diags, version=doc.version)
+        )
+
+    def log_error(self, where: str) -> None:
+        message = f"specc: internal error in {where} (a bug in specc):\n{traceback.format_exc()}"
+        log.error(message)
+        with contextlib.suppress(Exception):  # the client went away: nothing more to tell it
+            self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=message))
+
+
+def _path(uri: str) -> Path:
+    fs = to_fs_path(uri)
+    return Path(fs) if fs else Path.cwd() / "untitled.net"  # an unsaved buffer imports relative to the cwd
+
+
+def _position(p: ServerTextPosition | types.Position) -> tuple[int, int]:
+    return p.line, p.character
+
+
+def _range(lines: Sequence[str], codec: PositionCodec, span: Span) -> types.Range:
+    """A specc span (1-based, code points, end exclusive) as an LSP range in the client's units."""
+    start = ServerTextPosition(max(span.line - 1, 0), max(span.col - 1, 0))
+    end = ServerTextPosition(max(span.end_line - 1, 0), max(span.end_col - 1, 0))
+    return types.Range(
+        start=codec.position_to_client_units(lines, start), end=codec.position_to_client_units(lines, end)
+    )
+
+
+def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument) -> types.Diagnostic:
+    message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
+    related = None
+    lines = a.text.split("\n")
+    if d.span is None:
+        rng = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0))
+    elif d.span.file == a.name:
+        rng = _range(lines, doc.position_codec, d.span)
+    else:  # a problem in an imported file: shown on the import, with a link to the place
+        rng = _range(lines, doc.position_codec, a.import_span(d.span.file))
+        message = f"in {d.span}: {message}"
+        other = _file_lines(a.file_of(d.span))
+        related = [
+            types.DiagnosticRelatedInformation(
+                location=types.Location(
+                    uri=from_fs_path(str(a.file_of(d.span))) or "",
+                    range=_range(other, doc.position_codec, d.span),
+                ),
+                message=d.message,
+            )
+        ]
+    return types.Diagnostic(
+        range=rng,
+        message=message,
+        severity=types.DiagnosticSeverity.Error,
+        source="specc",
+        code=d.kind,
+        related_information=related,
+    )
+
+
+def _file_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").split("\n")
+    except OSError:
+        return []
+
+
+def make_server() -> SpecServer:
+    """A server with the specc features registered (not yet started)."""
+    server = SpecServer()
+
+    def safe(f: F) -> F:
+        """Log what a handler raises instead of failing the request: an editor must never see a crash."""
+        if asyncio.iscoroutinefunction(f):
+
+            @functools.wraps(f)
+            async def run_async(params: Any) -> Any:
+                try:
+                    return await f(params)
+                except Exception:
+                    server.log_error(f.__name__)
+                    return None
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(f)
+        def run(params: Any) -> Any:
+            try:
+                return f(params)
+            except Exception:
+                server.log_error(f.__name__)
+                return None
+
+        return run  # type: ignore[return-value]
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    @safe
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        server.publish(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    @safe
+    async def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        version = params.text_document.version
+        await asyncio.sleep(DEBOUNCE_S)
+        if server.workspace.get_text_document(uri).version == version:  # no later change: check this one
+            server.publish(uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    @safe
+    def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        server.publish(params.text_document.uri)  # an imported file may have changed on disk
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    @safe
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        server.analyses.pop(uri, None)
+        server.last_programs.pop(uri, None)
+        server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    @safe
+    def on_hover(params: types.HoverParams) -> types.Hover | None:
+        uri = params.text_document.uri
+        doc = server.workspace.get_text_document(uri)
+        a = server.analysis(uri)
+        h = hover(a, *_position(doc.position_from_client_units(params.position)))
+        if h is None:
+            return None
+        return types.Hover(
+            contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=h.markdown),
+            range=_range(a.text.split("\n"), doc.position_codec, h.span),
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION)
+    @safe
+    def on_completion(params: types.CompletionParams) -> types.CompletionList:
+        uri = params.text_document.uri
+        doc = server.workspace.get_text_document(uri)
+        a = server.analysis(uri)
+        line, char = _position(doc.position_from_client_units(params.position))
+        items = [
+            types.CompletionItem(
+                label=c.label,
+                kind=_KINDS.get(c.kind, types.CompletionItemKind.Text),
+                detail=c.detail or None,
+                documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=c.doc)
+                if c.doc
+                else None,
+            )
+            for c in completions(a, line, char, server.last_programs.get(uri))
+        ]
+        return types.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(types.TEXT_DOCUMENT_DEFINITION)
+    @safe
+    def on_definition(params: types.DefinitionParams) -> types.Location | None:
+        uri = params.text_document.uri
+        doc = server.workspace.get_text_document(uri)
+        a = server.analysis(uri)
+        span = definition(
+            a, *_position(doc.position_from_client_units(params.position)), server.last_programs.get(uri)
+        )
+        if span is None:
+            return None
+        if span.file == a.name:
+            return types.Location(uri=uri, range=_range(a.text.split("\n"), doc.position_codec, span))
+        target = a.file_of(span)
+        rng = _range(_file_lines(target), doc.position_codec, span)
+        return types.Location(uri=from_fs_path(str(target)) or uri, range=rng)
+
+    return server
+
+
+def serve(tcp: str | None = None) -> None:
+    """Run the server on stdio, or on `tcp` = "HOST:PORT"."""
+    logging.basicConfig(level=logging.WARNING, format="specc lsp: %(message)s")  # stderr: the editor's log
+    server = make_server()
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()

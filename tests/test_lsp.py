@@ -1,0 +1,224 @@
+"""`specc lsp` in a real session: pygls's LanguageClient starts `python -m specc.cli lsp` over stdio and speaks LSP
+to it — diagnostics at the checker's ranges and cleared when fixed, hover shapes and parameter counts, completion,
+go to definition (also into an imported file). One server for the module."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pygls")
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+from pygls.uris import from_fs_path
+
+LAYERS = """\
+block Unit(c) {
+  input x: [N, F]
+  y = x -> dense(c) -> relu
+  output y
+}
+"""
+
+# an op misspelled on line 6 (0-based 5): `reluu`
+BROKEN = """\
+import "layers.net"
+let width = 128
+
+model MLP {
+  input x: f32[N, 784]
+  h = x -> dense(width) -> reluu
+  z = h -> Unit(64)
+  logits = z -> dense(10)
+  output logits
+}
+"""
+FIXED = BROKEN.replace("reluu", "relu")
+TRAINED = FIXED + "\ntrain {\n  data = digits()\n  \n}\n"  # an empty line to complete in, indented
+
+
+_SERVER = """\
+import atexit, sys
+heavy = lambda: " ".join(m for m in ("jax", "jaxlib", "flax", "optax") if m in sys.modules)
+atexit.register(lambda: open({!r}, "w").write(heavy() or "none"))
+from specc.cli import main
+main(["lsp"])
+"""
+
+
+class Session:
+    """A client and its server subprocess, driven synchronously from the tests."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.loop = asyncio.new_event_loop()
+        self.client = LanguageClient("specc-test", "1")
+        self.diagnostics: dict[str, list[types.PublishDiagnosticsParams]] = {}
+        self.logs: list[str] = []
+
+        @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def on_diagnostics(params: types.PublishDiagnosticsParams) -> None:
+            self.diagnostics.setdefault(params.uri, []).append(params)
+
+        @self.client.feature(types.WINDOW_LOG_MESSAGE)
+        def on_log(params: types.LogMessageParams) -> None:
+            self.logs.append(params.message)
+
+        # `specc lsp` as the console script runs it; at exit the server writes which heavy modules it imported
+        self.modules = folder / "modules.txt"
+        self.run(
+            self.client.start_io(sys.executable, "-c", _SERVER.format(str(self.modules)), cwd=str(folder))
+        )
+        self.run(
+            self.client.initialize_async(
+                types.InitializeParams(
+                    capabilities=types.ClientCapabilities(),
+                    root_uri=from_fs_path(str(folder)),
+                )
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+        self.versions: dict[str, int] = {}
+
+    def run(self, coro: Any, timeout: float = 120) -> Any:
+        return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    def uri(self, name: str) -> str:
+        return from_fs_path(str(self.folder / name)) or ""
+
+    def open(self, name: str, text: str) -> str:
+        uri = self.uri(name)
+        self.versions[uri] = 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id="specc", version=1, text=text)
+            )
+        )
+        return uri
+
+    def change(self, uri: str, text: str) -> None:
+        self.versions[uri] += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+
+    def published(self, uri: str) -> list[types.Diagnostic]:
+        """The diagnostics the server publishes for the document's latest version (waits for them)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for p in self.diagnostics.get(uri, []):
+                if p.version == self.versions[uri]:
+                    return list(p.diagnostics)
+            self.run(asyncio.sleep(0.05))
+        raise AssertionError(f"no diagnostics for version {self.versions[uri]} of {uri}")
+
+    def position(self, uri: str, text: str, needle: str, offset: int = 0) -> types.TextDocumentPositionParams:
+        i = text.index(needle) + offset
+        line = text.count("\n", 0, i)
+        char = i - (text.rfind("\n", 0, i) + 1)
+        return types.TextDocumentPositionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=char),
+        )
+
+    def hover(self, uri: str, text: str, needle: str, offset: int = 0) -> str:
+        p = self.position(uri, text, needle, offset)
+        h = self.run(self.client.text_document_hover_async(types.HoverParams(p.text_document, p.position)))
+        assert h is not None, needle
+        assert isinstance(h.contents, types.MarkupContent)
+        return h.contents.value
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.run(self.client.shutdown_async(None))
+        self.client.exit(None)
+        self.run(self.client.stop())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    folder = tmp_path_factory.mktemp("lsp")
+    (folder / "layers.net").write_text(LAYERS)
+    s = Session(folder)
+    yield s
+    s.close()
+
+
+def test_diagnostics_arrive_at_the_range_and_clear_when_fixed(session: Session) -> None:
+    uri = session.open("mlp.net", BROKEN)
+    (d,) = session.published(uri)
+    col = BROKEN.split("\n")[5].index("reluu")
+    assert (d.range.start.line, d.range.start.character) == (5, col)
+    assert (d.range.end.line, d.range.end.character) == (5, col + len("reluu"))
+    assert d.severity == types.DiagnosticSeverity.Error and d.source == "specc" and d.code == "name error"
+    assert "reluu" in d.message and "hint:" in d.message
+    session.change(uri, FIXED)
+    assert session.published(uri) == []
+
+
+def test_hover_shows_shapes_and_parameter_counts(session: Session) -> None:
+    uri = session.open("hover.net", FIXED)
+    assert session.published(uri) == []
+    assert "h: f32[N, 128]" in session.hover(uri, FIXED, "h = x")
+    assert "logits: f32[N, 10]" in session.hover(uri, FIXED, "logits =")
+    dense = session.hover(uri, FIXED, "dense(width)")
+    assert "dense(x, features" in dense and "params 100,480 = 784·128 + 128" in dense
+    assert "f32[N, 784]` → `f32[N, 128]" in dense
+    unit = session.hover(uri, FIXED, "Unit(64)")
+    assert "block Unit(c)" in unit and "params 8,256" in unit  # 128·64 + 64
+    assert "let width = 128" in session.hover(uri, FIXED, "width)")
+
+
+def test_completion_offers_ops_with_signatures_and_train_keys(session: Session) -> None:
+    uri = session.open("complete.net", TRAINED)
+    p = session.position(uri, TRAINED, "dense(10)")
+    items = session.run(
+        session.client.text_document_completion_async(types.CompletionParams(p.text_document, p.position))
+    )
+    by_label = {i.label: i for i in items.items}
+    assert by_label["conv"].detail.startswith("conv(x, features, kernel, stride=1")
+    assert by_label["conv"].kind == types.CompletionItemKind.Function
+    assert by_label["Unit"].kind == types.CompletionItemKind.Class  # a block of the imported file
+    assert "width" in by_label and "input" in by_label
+    p = session.position(uri, TRAINED, "  \n}", 2)  # the empty line of the train section
+    items = session.run(
+        session.client.text_document_completion_async(types.CompletionParams(p.text_document, p.position))
+    )
+    labels = {i.label for i in items.items}
+    assert {"loss", "optimizer", "epochs", "batch", "metrics"} <= labels and "conv" not in labels
+
+
+def test_definition_jumps_to_blocks_constants_and_values(session: Session) -> None:
+    uri = session.open("define.net", FIXED)
+
+    def where(needle: str, offset: int = 0) -> tuple[str, int, int]:
+        p = session.position(uri, FIXED, needle, offset)
+        loc = session.run(
+            session.client.text_document_definition_async(types.DefinitionParams(p.text_document, p.position))
+        )
+        assert isinstance(loc, types.Location), needle
+        return loc.uri, loc.range.start.line, loc.range.start.character
+
+    assert where("Unit(64)") == (session.uri("layers.net"), 0, len("block "))
+    assert where("width)") == (uri, 1, len("let "))
+    assert where("h -> Unit") == (uri, 5, 2)  # the value h, bound on line 6
+
+
+def test_server_exits_cleanly_without_importing_jax(session: Session) -> None:
+    """Last in the module: the session ends (shutdown, exit) and the server never needed JAX."""
+    session.close()
+    assert session.client._server is not None and session.client._server.returncode == 0
+    assert session.modules.read_text() == "none"
+    assert not session.logs, session.logs  # no internal error was logged during the session
