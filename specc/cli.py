@@ -69,6 +69,13 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 SPEC = click.Path(exists=True, dir_okay=False, path_type=Path)
+SET_LET = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Replace a `let` constant, e.g. width=256.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,17 +88,18 @@ def main() -> None:
 @click.argument("files", type=SPEC, nargs=-1, required=True)
 @click.option("--model", "-m", help="Which model of the file (default: the last one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the errors) as JSON.")
+@SET_LET
 @reports_spec_errors
-def check(files: tuple[Path, ...], model: str | None, as_json: bool) -> None:
+def check(files: tuple[Path, ...], model: str | None, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Parse and check FILES: shapes, dtypes, names. Prints outputs and parameter count; exit 1 on errors."""
     if len(files) == 1:
-        _check_one(files[0], model, as_json)
+        _check_one(files[0], model, as_json, overrides=overrides)
         return
     failed = 0
     results = []
     for file in files:  # every file is checked and reported; the exit code says whether any failed
         try:
-            results.append(_check_one(file, model, as_json, quiet=True))
+            results.append(_check_one(file, model, as_json, quiet=True, overrides=overrides))
         except SpecError as e:
             failed += 1
             if as_json:
@@ -106,12 +114,14 @@ def check(files: tuple[Path, ...], model: str | None, as_json: bool) -> None:
         sys.exit(EXIT_SPEC_ERROR)
 
 
-def _check_one(file: Path, model: str | None, as_json: bool, quiet: bool = False) -> dict[str, Any]:
+def _check_one(
+    file: Path, model: str | None, as_json: bool, quiet: bool = False, overrides: tuple[str, ...] = ()
+) -> dict[str, Any]:
     from .spec import load
     from .train.spec import check_spec
 
     spec = load(file, model)
-    summary = check_spec(spec)  # the model, then its train and objective sections, in one report
+    summary = check_spec(spec, overrides)  # the model, then its train and objective sections, in one report
     keys = ("model", "outputs", "total_params", "total_state", "flops_per_example", "inputs")
     if as_json:
         report = {k: summary[k] for k in keys}
@@ -257,6 +267,7 @@ LOWERING = click.option(
 )
 @click.option("--json", "as_json", is_flag=True)
 @LOWERING
+@SET_LET
 @reports_spec_errors
 def compile(
     file: Path,
@@ -267,11 +278,13 @@ def compile(
     binds: tuple[str, ...],
     as_json: bool,
     lowering: str,
+    overrides: tuple[str, ...],
 ) -> None:
     """Check FILE, lower it to Flax and jit-compile it with XLA; print node, op, shape, params, FLOPs."""
     from .spec import load
+    from .train.spec import apply_lets
 
-    spec = load(file, model)
+    spec = apply_lets(load(file, model), overrides, only_lets=True)
     if emit == "ir":
         from .ir.printer import format_graph
 
@@ -369,7 +382,7 @@ def dot(
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a train key, e.g. optimizer.lr=0.01.",
+    help="Override a train key or a `let` constant, e.g. optimizer.lr=0.01 or width=256.",
 )
 @click.option("--epochs", type=click.IntRange(min=0))
 @click.option("--batch", type=click.IntRange(min=1))

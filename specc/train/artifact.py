@@ -199,7 +199,7 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
     from ..spec import load
     from .checkpoint import CheckpointError, Checkpoints
     from .rundir import CONFIG_FILE, read_run
-    from .spec import build_config
+    from .spec import apply_lets, build_config, let_overrides
 
     if checkpoint not in ("best", "last"):
         raise _run_error(f"checkpoint must be 'best' or 'last', not {checkpoint!r}")
@@ -210,14 +210,16 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
             f"{directory} is not a specc run (no readable run.json)", "give the --out of `specc train`"
         )
     spec_path = directory / meta["spec"]
-    spec = load(spec_path, meta.get("model"))
-    graph = spec.graph()
     try:
         plain = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise _run_error(f"cannot read {directory / CONFIG_FILE}: {e}") from None
+    # the model as trained: the spec copy with the run's `--set` of its `let` constants
+    lets = let_overrides([(str(k), str(v)) for k, v in plain.get("lets", [])], str(directory / CONFIG_FILE))
+    spec = apply_lets(load(spec_path, meta.get("model")), lets)
+    graph = spec.graph()
     try:
-        base = build_config(spec, graph)
+        base = build_config(spec, graph, lets)
     except SpecError:
         base = None  # trained with a train section given by --set only
     config = config_from_json(plain, base)

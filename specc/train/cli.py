@@ -8,7 +8,20 @@ from pathlib import Path
 
 import click
 
-from .spec import Override, build_config, parse_flag, parse_override
+from .spec import Override, apply_lets, build_config, let_overrides, parse_flag, parse_override
+
+
+def recorded_lets(workdir: Path) -> list[Override]:
+    """The `let` overrides of the run in `workdir` (config.json's `lets`); none when it holds no run."""
+    import json
+
+    from .rundir import CONFIG_FILE
+
+    try:
+        lets = json.loads((workdir / CONFIG_FILE).read_text(encoding="utf-8")).get("lets", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return let_overrides([(str(k), str(v)) for k, v in lets], str(workdir / CONFIG_FILE))
 
 
 def train_command(
@@ -39,15 +52,18 @@ def train_command(
     from ..spec import load
 
     spec = load(file, model)
-    graph = spec.graph()
     ovs: list[Override] = [parse_override(o, i) for i, o in enumerate(overrides)]
+    out = out_dir if out_dir is not None else Path("runs") / spec.program.model(model).name
+    if resume:  # the run's own `let` overrides first: the model it trained, unless --set says otherwise
+        ovs = recorded_lets(out) + ovs
     for flag, value in (("epochs", epochs), ("batch", batch), ("seed", seed), ("data", data)):
         if value is not None:
             ovs.append(parse_flag(flag, value))
+    spec = apply_lets(spec, ovs)
+    graph = spec.graph()
     config = build_config(spec, graph, ovs)
     if data is not None:
         config = replace(config, data_base=Path.cwd())  # a path typed on the command line is relative to here
-    out = out_dir if out_dir is not None else Path("runs") / graph.model
     from .loop import train_and_evaluate
 
     result = train_and_evaluate(

@@ -232,8 +232,10 @@ def _save_failed(e: Any) -> SpecError:
 
 def _graph_of(config: TrainConfig) -> Any:
     from ..spec import load
+    from .spec import apply_lets, let_overrides
 
-    return load(config.spec_path, config.model).graph()
+    spec = load(config.spec_path, config.model)
+    return apply_lets(spec, let_overrides(config.lets, "lets")).graph()
 
 
 class _Interrupt:

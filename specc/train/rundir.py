@@ -74,7 +74,8 @@ def fingerprint(config: Any, graph: Any) -> dict[str, Any]:
     from ..ir.printer import format_node
 
     train = _plain(config)
-    for k in ("spec_path", "data_base", "checkpoint_dir"):
+    # `lets` (the --set constants) are not compared themselves: the nodes and settings they made are
+    for k in ("spec_path", "data_base", "checkpoint_dir", "lets"):
         train.pop(k, None)
     for o in train.pop("objectives", []):
         prefix = "" if o["name"] == "main" else f"objective {o['name']} "

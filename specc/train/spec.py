@@ -146,6 +146,8 @@ class TrainConfig:
         shard: "replicate" (every device holds all parameters) or "fsdp" (parameters and optimizer state split
             over the devices along their largest divisible axis, gathered by XLA where used).
         data_base: the folder relative data paths start from (default: the spec's folder).
+        lets: the `let` constants replaced by `--set NAME=VALUE`, (name, value as typed): the model was built with
+            them, so a resumed run and `load_run` rebuild it with them.
         spans: where each key was written (or `--set`), for located errors at train time.
         sources: extra sources for rendering errors (the `--set` lines).
     """
@@ -166,6 +168,7 @@ class TrainConfig:
     freeze: tuple[str, ...] = ()
     shard: str = "replicate"
     data_base: Path | None = None
+    lets: tuple[tuple[str, str], ...] = ()
     spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, repr=False)
 
@@ -731,22 +734,134 @@ def _statement_break(value: str) -> int | None:
     return None
 
 
+def sets_let(ov: Override, lets: Mapping[str, ast.Let]) -> bool:
+    """Whether `--set NAME=VALUE` replaces the `let` constant NAME: a bare name the spec defines with a top-level
+    (or imported) `let`. A constant wins over a train key of the same name; `--set train.KEY=...` is the key."""
+    return len(ov.path) == 1 and ov.path[0] in lets
+
+
+def value_text(ov: Override) -> str:
+    """The override's value as typed (`16`, `adam(1e-3, b1=0.9)`), cut from the option by the value's span."""
+    sp, lines = ov.value.span, ov.source.lines
+    if sp.line == sp.end_line:
+        return lines[sp.line - 1][sp.col - 1 : sp.end_col - 1]
+    return "\n".join(
+        [
+            lines[sp.line - 1][sp.col - 1 :],
+            *lines[sp.line : sp.end_line - 1],
+            lines[sp.end_line - 1][: sp.end_col - 1],
+        ]
+    )
+
+
+def apply_lets(spec: Any, overrides: Sequence[str | Override], *, only_lets: bool = False) -> Any:
+    """`spec` with every `--set NAME=VALUE` whose NAME is a `let` constant replacing that constant, so the graph
+    is built from the new value (`let width = 64` ... `dense(width)`); errors in the value point into the option.
+    The other overrides are the train section's (`build_config`); with `only_lets` (check, compile, draw the model
+    alone) they are located errors."""
+    from ..spec import Spec
+
+    program = spec.program
+    ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    lets, sources = dict(program.lets), dict(program.sources)
+    diags = Diagnostics()
+    for ov in ovs:
+        if sets_let(ov, program.lets):
+            lets[ov.path[0]] = ast.Let(ov.path[0], ov.value, ov.value.span)
+            sources[ov.source.name] = ov.source
+        elif only_lets:
+            sources[ov.source.name] = ov.source
+            top = ov.path[0]
+            known = top in TRAIN_KEYS or top == "train"
+            diags.add(
+                "name error",
+                (
+                    f"'{'.'.join(ov.path)}' is a train setting; only `let` constants change the model"
+                    if known
+                    else f"'{top}' is not a `let` constant of the spec" + dym_suffix(top, list(program.lets))
+                ),
+                ov.key_span,
+                f"constants: {', '.join(program.lets)}"
+                if program.lets
+                else "the spec defines no `let` constant",
+            )
+    for ov in ovs:
+        if sets_let(ov, program.lets):
+            _check_let_kind(ov, program.lets[ov.path[0]], lets, diags)
+    diags.raise_if_any(sources)
+    if lets == program.lets:
+        return spec
+    return Spec(replace(program, lets=lets, sources=sources), spec.model)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    return {int: "an integer", float: "a number", str: "a string", list: "a list"}.get(type(v), "")
+
+
+def _check_let_kind(ov: Override, old: ast.Let, lets: Mapping[str, ast.Let], diags: Diagnostics) -> None:
+    """A constant the spec gives as a literal takes a literal of the same kind (a float also takes an integer),
+    so `--set width=abc` is reported at `abc`, not where the model reads `width`."""
+    try:
+        was = literal(old.value, {**lets, old.name: old})
+    except _NotLiteral:
+        return  # a size expression over free symbols: the graph checker judges the new one
+    kind = _kind(was)
+    if not kind:
+        return
+    try:
+        now = literal(ov.value, lets)
+    except _NotLiteral as err:
+        if not _report_literal(err, diags):
+            diags.add(
+                "value error",
+                f"constant '{old.name}' is {kind} (`let {old.name} = {_describe(was)}`); "
+                f"`{value_text(ov)}` is not a literal",
+                ov.value.span,
+                f"e.g. --set {old.name}={_describe(was)}",
+            )
+        return
+    if _kind(now) != kind and not (kind == "a number" and _kind(now) == "an integer"):
+        diags.add(
+            "value error",
+            f"constant '{old.name}' is {kind} (`let {old.name} = {_describe(was)}`), got {_describe(now)}",
+            ov.value.span,
+            f"e.g. --set {old.name}={_describe(was)}",
+        )
+
+
+def let_overrides(lets: Sequence[tuple[str, str]], where: str) -> list[Override]:
+    """A run's recorded `let` overrides (TrainConfig.lets) parsed again; errors are reported under `where`."""
+    return [parse_override(f"{name}={text}", name=f"{where}[{name}]") for name, text in lets]
+
+
 def _apply_overrides(
-    entries: tuple[ast.Entry, ...], overrides: Sequence[Override], diags: Diagnostics
+    entries: tuple[ast.Entry, ...],
+    overrides: Sequence[Override],
+    diags: Diagnostics,
+    lets: Mapping[str, ast.Let],
 ) -> tuple[ast.Entry, ...]:
     from .losses import LOSSES
     from .optim import OPTIMIZERS
 
     out = list(entries)
     for ov in overrides:
+        if sets_let(ov, lets):
+            continue  # the program's constant (apply_lets)
+        if ov.path[0] == "train" and len(ov.path) > 1:
+            ov = replace(ov, path=ov.path[1:])
         top = ov.path[0]
         if top not in TRAIN_KEYS:
-            diags.add(
-                "name error",
-                f"unknown train key '{top}'" + dym_suffix(top, TRAIN_KEYS),
-                ov.key_span,
-                f"train keys: {', '.join(TRAIN_KEYS)}",
-            )
+            if top in lets:
+                message = f"'{'.'.join(ov.path)}': '{top}' is a `let` constant; set it whole"
+                hint = f"e.g. --set {top}=..."
+            else:
+                message = f"unknown train key or constant '{top}'" + dym_suffix(top, [*TRAIN_KEYS, *lets])
+                hint = f"train keys: {', '.join(TRAIN_KEYS)}" + (
+                    f"; constants: {', '.join(lets)}" if lets else ""
+                )
+            diags.add("name error", message, ov.key_span, hint)
             continue
         idx = next((i for i, e in enumerate(out) if e.key == top), None)
         if len(ov.path) == 1:
@@ -1100,18 +1215,21 @@ def _check_section(
 def _check_into(
     spec: Any, graph: Any, overrides: Sequence[str | Override], diags: Diagnostics
 ) -> tuple[TrainConfig | None, dict[str, Source]]:
-    program = spec.program
-    sources = dict(program.sources)
     ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    lets_set = [o for o in ovs if sets_let(o, spec.program.lets)]
+    program = apply_lets(spec, lets_set).program  # the train section reads the constants too
+    sources = dict(program.sources)
     for o in ovs:
         sources[o.source.name] = o.source
     mdef = _model_def(program, graph, getattr(spec, "model", None))
     train = program.trains[0] if program.trains else None
-    entries = _apply_overrides(train.entries if train else (), ovs, diags)
+    entries = _apply_overrides(train.entries if train else (), ovs, diags, program.lets)
     objectives = list(program.objectives.values())
     header = mdef.span if mdef is not None else None
     where = train.span if train else objectives[0].span if objectives else header
-    set_keys = {o.path[0] for o in ovs if len(o.path) == 1}
+    set_keys = {
+        o.path[-1] if o.path[0] == "train" else o.path[0] for o in ovs if not sets_let(o, spec.program.lets)
+    }
     if train is None and not objectives and not {"data", "loss"} <= set_keys:
         diags.add(
             "value error",
@@ -1278,6 +1396,7 @@ def _check_into(
         checkpoint_dir=cdir,
         freeze=freeze,
         shard=shard,
+        lets=tuple({o.path[0]: value_text(o) for o in lets_set}.items()),  # the last --set of a name wins
         spans=spans,
         sources=tuple(sources.items()),
     ), sources
@@ -1286,10 +1405,16 @@ def _check_into(
 def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()) -> TrainConfig:
     """Check the spec's train section (with `--set` overrides applied) and return its TrainConfig.
 
+    An override of a `let` constant changes the model: give the spec from `apply_lets` and its graph (else the
+    graph is rebuilt here, and the caller's is not the one configured).
     Raises SpecError with every problem found, each located in the spec or on the `--set` line.
     """
+    ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    with_lets = apply_lets(spec, ovs)
+    if with_lets is not spec:  # `let` overrides the caller did not apply: the model is the one they give
+        spec, graph = with_lets, with_lets.graph()
     diags = Diagnostics()
-    cfg, sources = _check_section(spec, graph, overrides, diags)
+    cfg, sources = _check_section(spec, graph, ovs, diags)
     diags.raise_if_any(sources)
     assert cfg is not None  # no problem found, so a config was built
     return cfg
@@ -1398,13 +1523,15 @@ def _summary(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def check_spec(spec: Any) -> dict[str, Any]:
+def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str, Any]:
     """`specc check`: the model and its train and objective sections in one pass (no JAX).
 
     Returns the model's summary (with "train" when the spec has a train section); raises one SpecError with the
     model's problems and the train section's, in that order. With model errors, the train section is still
     checked for what needs no types (keys, names of losses, optimizers, data sets and model values).
     """
+    ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    spec = apply_lets(spec, ovs)
     diags = Diagnostics()
     sources = dict(spec.program.sources)
     summary: dict[str, Any] | None = None
@@ -1415,8 +1542,8 @@ def check_spec(spec: Any) -> dict[str, Any]:
     except SpecError as e:
         diags.extend(e)
         sources.update(e.sources)
-    if spec.program.trains or spec.program.objectives:
-        cfg, train_sources = _check_section(spec, graph, (), diags)
+    if spec.program.trains or spec.program.objectives or any(not sets_let(o, spec.program.lets) for o in ovs):
+        cfg, train_sources = _check_section(spec, graph, ovs, diags)
         sources.update(train_sources)
         if summary is not None and cfg is not None:
             summary["train"] = _summary(cfg)
