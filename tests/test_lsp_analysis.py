@@ -1,0 +1,109 @@
+"""The language server's answers, in process (no pygls): what hover says of calls, block values and train
+functions, definitions across files, and that no text — however broken — makes a query raise."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from specc.lsp.analysis import Analysis, analyse, completions, definition, hover, word_at
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture(scope="module")
+def googlenet() -> Analysis:
+    path = ROOT / "specs/googlenet.net"
+    return analyse(path, path.read_text())
+
+
+def _at(a: Analysis, needle: str, offset: int = 0) -> tuple[int, int]:
+    i = a.text.index(needle) + offset
+    return a.text.count("\n", 0, i), i - (a.text.rfind("\n", 0, i) + 1)
+
+
+def test_hover_in_a_block_lists_each_instance(googlenet: Analysis) -> None:
+    h = hover(googlenet, *_at(googlenet, "b1 = x"))
+    assert h is not None
+    # b1 = x -> ConvBN(c1, 1): c1 channels in each of the nine inception modules
+    assert "`f32[N, 28, 28, 64]` in i3.Inception1" in h.markdown
+    assert "`f32[N, 7, 7, 384]` in i5" in h.markdown
+    conv = hover(googlenet, *_at(googlenet, "conv(c, k"))
+    assert conv is not None and "params 9,408 = 7·7·3·64" in conv.markdown  # the stem's 7×7 conv, no bias
+    assert "and 51 more applications" in conv.markdown  # 57 ConvBN instances, 6 listed
+
+
+def test_hover_on_models_instances_and_train_functions() -> None:
+    path = ROOT / "specs/gan_digits.net"
+    a = analyse(path, path.read_text())
+    assert a.diagnostics == ()
+    d = hover(a, *_at(a, "D = "))
+    assert d is not None and "params 8,449, applied 2×" in d.markdown  # 64·128 + 128 + 128·1 + 1
+    model = hover(a, *_at(a, "GAN {"))
+    assert model is not None and "outputs: `fake: f32[N, 64]`" in model.markdown
+    adam = hover(a, *_at(a, "adam("))
+    assert adam is not None and "adam(lr=0.001, b1=0.9" in adam.markdown
+    assert hover(a, *_at(a, "# real digits", 3)) is None  # a comment
+    assert word_at(a.text, *_at(a, "2e-4", 2)) is None  # the exponent of a number is no name
+
+
+def test_definition_of_an_imported_block_and_import_diagnostics(tmp_path: Path) -> None:
+    (tmp_path / "lib.net").write_text(
+        "block Twice(c) {\n  input x: [N, F]\n  y = x -> dense(c) -> dense(c)\n  output y\n}\n"
+    )
+    (tmp_path / "bad.net").write_text(
+        "block Bad() {\n  input x: [N, F]\n  y = x -> nosuchop\n  output y\n}\n"
+    )
+    text = 'import "lib.net"\nimport "bad.net"\nmodel M {\n  input x: f32[N, 4]\n  y = x -> Twice(3) -> Bad\n  output y\n}\n'
+    a = analyse(tmp_path / "m.net", text)
+    span = definition(a, *_at(a, "Twice(3)"))
+    assert span is not None and a.file_of(span) == (tmp_path / "lib.net").resolve()
+    assert (span.line, span.col, span.end_col) == (1, 7, 12)
+    (d,) = a.diagnostics
+    assert d.span is not None and a.file_of(d.span) == (tmp_path / "bad.net").resolve()
+    assert a.import_span(d.span.file).line == 2  # shown on the import that brings the file in
+
+
+def test_completion_knows_the_section() -> None:
+    text = "let k = 3\nblock B(c) {\n  input x: [N, F]\n  y = x -> \n}\ntrain {\n  loss = \n}\n"
+    a = analyse(Path("t.net"), text)  # does not parse: completion reads sections and names from the text
+    labels = {c.label for c in completions(a, 3, 11)}
+    assert {"conv", "dense", "B", "k", "f32", "input"} <= labels
+    labels = {c.label for c in completions(a, 6, 9)}
+    assert {"cross_entropy", "adam", "digits", "accuracy"} <= labels and "conv" not in labels
+    assert {c.label for c in completions(a, 0, 0)} == {
+        "model",
+        "block",
+        "let",
+        "import",
+        "train",
+        "objective",
+    }
+
+
+@pytest.mark.parametrize("name", ["mnist_convnet.net", "gan_digits.net", "resnet18.net"])
+def test_no_text_makes_a_query_raise(name: str) -> None:
+    """Every prefix-cut and character-dropped version of a spec: diagnostics only, never an exception."""
+    path = ROOT / "specs" / name
+    text = path.read_text()
+    rng = random.Random(0)
+    cuts = [text[: len(text) * k // 8] for k in range(1, 8)]
+    drops = []
+    for _ in range(6):
+        i = rng.randrange(len(text))
+        drops.append(text[:i] + text[i + rng.randint(1, 4) :])
+    for t in [*cuts, *drops, "", "\n\n{", "model", "block B(", "}}}", "x -> ->"]:
+        a = analyse(path, t)
+        lines = t.split("\n")
+        for line in range(0, len(lines), max(1, len(lines) // 6)):
+            for char in {0, len(lines[line]) // 2, len(lines[line])}:
+                hover(a, line, char)
+                completions(a, line, char)
+                definition(a, line, char)
