@@ -548,5 +548,9 @@ def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], che
 
 main.add_command(lsp_command)  # `specc lsp`: the language server (specc/lsp/)
 
+from .plot.cli import plot as plot_group  # noqa: E402  (it uses RUN, SPEC, CHECKPOINT defined above)
+
+main.add_command(plot_group)  # `specc plot KIND`: the lectures' figures (specc/plot/)
+
 if __name__ == "__main__":
     main()

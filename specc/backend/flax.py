@@ -334,8 +334,11 @@ class SpecModule(nnx.Module):
         """The model's outputs, by name."""
         return self.values({**(inputs or {}), **kw}, [name for name, _ in self.plan.graph.outputs])
 
-    def values(self, inputs: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-        """Named model-level values (outputs or any `name = ...`), or nodes by their full name."""
+    def values(
+        self, inputs: Mapping[str, Any], names: Iterable[str], given: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Named model-level values (outputs or any `name = ...`), or nodes by their full name; `given[node name]`
+        stands for that node's output (a VAE's decoder run from a latent drawn from the prior)."""
         refs: dict[str, Ref] = {}
         vmap = self.plan.graph.value_map
         for name in names:
@@ -346,7 +349,7 @@ class SpecModule(nnx.Module):
             else:
                 known = ", ".join(vmap)
                 raise KeyError(f"model {self.plan.graph.model} has no value named {name!r}; it has: {known}")
-        vals = self._run(inputs, self.plan.needed(r.node for r in refs.values()), None)
+        vals = self._run(inputs, self.plan.needed(r.node for r in refs.values()), None, given)
         out = {}
         for name, r in refs.items():
             v = vals[r.node]
@@ -373,13 +376,20 @@ class SpecModule(nnx.Module):
         return env
 
     def _run(
-        self, inputs: Mapping[str, Any], steps: Iterable[Step], perturb: Mapping[str, Any] | None
+        self,
+        inputs: Mapping[str, Any],
+        steps: Iterable[Step],
+        perturb: Mapping[str, Any] | None,
+        given: Mapping[str, Any] | None = None,
     ) -> list[Any]:
         vals: list[Any] = [None] * len(self.plan.steps)
         ctx = ApplyContext(self._bind(inputs))
         layers = self.layers
         for s in steps:
             v: Any
+            if given is not None and s.name in given:
+                vals[s.id] = jnp.asarray(given[s.name])
+                continue
             if s.kind == INPUT:
                 assert s.input is not None  # input steps always carry their name
                 x = inputs.get(s.input)

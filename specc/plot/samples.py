@@ -1,0 +1,150 @@
+"""`specc plot samples`: a grid of images from a trained generative model — a GAN's generator fed its drawn noise
+(`input z: f32[N, 16] = normal()`), or a VAE's decoder fed latents from the prior N(0, I) in place of its
+`sample_normal` value."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+from .subject import Subject, located, model_values, plot_error
+
+
+@dataclass(frozen=True)
+class Samples:
+    """`images`: f32[n, H, W] or f32[n, H, W, C]; `latent`: the inputs or values drawn; `output`: the value shown."""
+
+    output: str
+    latent: tuple[str, ...]
+    images: np.ndarray
+
+
+def _depends_on(graph: Graph, target: int, sources: set[int]) -> bool:
+    seen, stack = set(), [target]
+    while stack:
+        i = stack.pop()
+        if i in sources:
+            return True
+        if i not in seen:
+            seen.add(i)
+            stack.extend(r.node for r in graph.nodes[i].inputs)
+    return False
+
+
+def latents(graph: Graph, latent: str | None) -> list[Node]:
+    """The nodes drawn from the prior: `latent` (a drawn input or any value), else the model's drawn inputs, else
+    its one `sample_normal` value."""
+    nodes = {n.name: n for n in graph}
+    if latent is not None:
+        ref = graph.value_map.get(latent)
+        if ref is not None:
+            return [graph.nodes[ref.node]]
+        if latent in nodes:
+            return [nodes[latent]]
+        raise plot_error(
+            f"model {graph.model} has no value named '{latent}'", "name an input or a value: --latent z"
+        )
+    drawn = [graph.nodes[nid] for _, nid in graph.inputs if "draw" in graph.nodes[nid].attr]
+    if drawn:
+        return drawn
+    sampled = [n for n in graph if n.op == "sample_normal"]
+    if len(sampled) == 1:
+        return sampled
+    raise plot_error(
+        f"model {graph.model} has no drawn input and {'several' if sampled else 'no'} sample_normal values",
+        "name the latent value: --latent z (it is drawn from N(0, 1))",
+    )
+
+
+def image_shape(dims: tuple[int, ...]) -> tuple[int, ...] | None:
+    """One example's shape as an image: [H, W], [H, W, 1|3], or a square [H·H] vector as [H, H]."""
+    if len(dims) == 1:
+        side = math.isqrt(dims[0])
+        return (side, side) if side * side == dims[0] else None
+    if len(dims) == 2 or (len(dims) == 3 and dims[2] in (1, 3)):
+        return dims
+    return None
+
+
+def generate(
+    subject: Subject, n: int = 64, *, output: str | None = None, latent: str | None = None, seed: int = 0
+) -> Samples:
+    """`n` images from the subject's generator: the latents drawn (seeded), the `output` value (default: the first
+    model output that depends on them) computed from them alone."""
+    graph = subject.graph
+    drawn = latents(graph, latent)
+    ids = {d.id for d in drawn}
+    outputs = [name for name, r in graph.outputs if _depends_on(graph, r.node, ids)]
+    name = output if output is not None else (outputs[0] if outputs else None)
+    if name is None or name not in graph.value_map:
+        raise plot_error(
+            f"no output of model {graph.model} is made from {', '.join(d.name for d in drawn)}"
+            if output is None
+            else f"model {graph.model} has no value named '{output}'",
+            "name the image value: --image fake",
+        )
+    t = graph.type_of(graph.value_map[name])
+    dims = tuple(d.value if d.is_const else -1 for d in t.dims[1:])
+    shape = image_shape(tuple(int(d) for d in dims)) if all(d > 0 for d in dims) else None
+    if shape is None:
+        raise located(
+            plot_error(
+                f"{name} is {t}: an example is not an image ([H, W], [H, W, 1|3] or a square vector)",
+                "name the image value with --image",
+                graph.nodes[graph.value_map[name].node].span,
+            ),
+            subject,
+        )
+    rng = np.random.default_rng(seed)
+    inputs: dict[str, Any] = {}
+    given: dict[str, Any] = {}
+    for d in drawn:
+        example = tuple(int(x.value) if x.is_const else 1 for x in d.type.dims[1:])
+        z = _draw(rng, d, (n, *example))
+        if d.op == "input":
+            inputs[next(k for k, nid in graph.inputs if nid == d.id)] = z
+        else:
+            given[d.name] = z
+    out = model_values(subject.model, inputs, [name], given)[name]
+    return Samples(name, tuple(d.name for d in drawn), np.asarray(out, np.float32).reshape((n, *shape)))
+
+
+def _draw(rng: np.random.Generator, node: Node, shape: tuple[int, ...]) -> np.ndarray:
+    """A drawn input's own distribution (`normal(mean, std)`, `uniform(low, high)`); N(0, 1) for a value."""
+    fn = node.attr.get("draw") if node.op == "input" else None
+    if fn is None:
+        return rng.standard_normal(shape).astype(np.float32)
+    kw = dict(fn.kwargs)
+    if fn.name == "normal":
+        return (kw["mean"] + kw["std"] * rng.standard_normal(shape)).astype(np.float32)
+    return rng.uniform(kw["low"], kw["high"], shape).astype(np.float32)
+
+
+def draw(s: Samples, title: str) -> Any:
+    """The images in a near-square grid, grey (one channel) or colour, scaled to [0, 1] when outside it."""
+    from .figure import new_figure
+
+    n = len(s.images)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    images = s.images
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0.0 or hi > 1.0:
+        images = (images - lo) / max(hi - lo, 1e-12)
+    fig = new_figure(0.8 * cols + 0.4, 0.8 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k < n:
+            img = images[k]
+            if img.ndim == 3 and img.shape[2] == 1:
+                img = img[:, :, 0]
+            ax.imshow(
+                img, cmap="gray_r" if img.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest"
+            )
+    fig.suptitle(f"{title}: {s.output} from {', '.join(s.latent)}", fontsize=10)
+    return fig
