@@ -22,8 +22,11 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 @click.option(
     "--tcp", metavar="HOST:PORT", callback=_address, help="Listen on TCP instead of stdio (debugging)."
 )
-def lsp(tcp: str | None) -> None:
+@click.option("--stdio", is_flag=True, help="Talk over stdin/stdout: the default (some clients pass it).")
+def lsp(tcp: str | None, stdio: bool) -> None:
     """Run the language server on stdio: diagnostics as you type, hover shapes, completion, definitions."""
+    if tcp and stdio:
+        raise click.UsageError("--tcp and --stdio exclude each other")
     try:
         from .server import serve
     except ImportError as e:
