@@ -444,6 +444,30 @@ def train(
     sys.exit(code)
 
 
+@main.command()
+@click.argument("file", type=SPEC)
+@click.option(
+    "--set", "options", multiple=True, metavar="KEY=V1,V2,...", help="A train key or `let` to sweep."
+)
+@click.option("--model", "-m")
+@click.option("--epochs", type=click.IntRange(min=0))
+@click.option("--batch", type=click.IntRange(min=1))
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<spec>-sweep."
+)
+@click.option("--resume", is_flag=True, help="Continue the sweep in --out; finished runs are skipped.")
+@click.option(
+    "--force", is_flag=True, help="Replace the sweep in --out (each run deletes only its own files)."
+)
+@LOWERING
+@reports_spec_errors
+def sweep(file: Path, options: tuple[str, ...], **kw: Any) -> None:
+    """Train FILE once per point of the --set grid (one run folder each); summary table, summary.csv/.json."""
+    from .train.sweep import sweep_command
+
+    sys.exit(sweep_command(file, options, **kw))
+
+
 RUN = click.Path(exists=True, file_okay=False, path_type=Path)
 CHECKPOINT = click.option(
     "--checkpoint",

@@ -1,0 +1,419 @@
+"""`specc sweep`: a grid of `--set` overrides (train keys or `let` constants, so the model itself may vary), each
+point trained into its own run folder, one after another in one process, then a summary of their final figures
+(a table, `summary.csv` and `summary.json` in the sweep folder)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import SpecError
+from ..source import Source, Span
+from .io import write_atomic
+from .spec import Override, _statement_break, value_text
+
+SWEEP_FILE = "sweep.json"
+SUMMARY_FILES = ("summary.csv", "summary.json")
+FORMAT = 1
+FINISHED = ("done", "early_stop", "diverged")  # a point with one of these is not trained again by --resume
+_SAFE = re.compile(r"[^A-Za-z0-9_.,=+\-()\[\]]")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One `--set KEY=V1,V2,...`: the key as typed and one Override per value, each located in the option."""
+
+    key: str
+    values: tuple[Override, ...]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the grid: its overrides (one value per axis) and its run folder's name (`width=16,seed=0`)."""
+
+    name: str
+    overrides: tuple[Override, ...]
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Key → value as typed, in the axes' order."""
+        return {".".join(o.path): value_text(o) for o in self.overrides}
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Key → value: a literal's value (`16` is 16, so summary.json sorts and plots), else the text as typed."""
+        from .spec import _NotLiteral, literal
+
+        out: dict[str, Any] = {}
+        for k, text in self.settings.items():
+            try:
+                out[k] = literal(next(o.value for o in self.overrides if ".".join(o.path) == k), {})
+            except _NotLiteral:
+                out[k] = text
+        return out
+
+
+def _error(message: str, span: Span | None, src: Source | None, hint: str = "") -> SpecError:
+    err = SpecError.one("argument error", message, span, hint)
+    return err.with_sources({src.name: src}) if src is not None else err
+
+
+def top_level_commas(text: str) -> list[int]:
+    """The indices of the commas in `text` outside brackets and strings: `adam(1e-3, b1=0.9)` has none."""
+    out, depth, in_str, i = [], 0, False, 0
+    while i < len(text):
+        ch = text[i]
+        if in_str:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0:
+            out.append(i)
+        i += 1
+    return out
+
+
+def parse_axis(text: str, index: int = 0) -> Axis:
+    """`--set KEY=V1,V2,...` (the index-th): the values split at top-level commas only, so a call or a list with
+    commas is one value (`optimizer=adam(1e-3, b1=0.9),sgd(0.1)` is two). Errors point into the option."""
+    from ..frontend.parse import parse_expr
+
+    name = "--set" if index == 0 else f"--set[{index + 1}]"
+    src = Source(name, text)
+    key, eq, rest = text.partition("=")
+    if not eq or not key.strip() or not rest.strip():
+        raise _error(
+            f"--set wants KEY=V1,V2,..., got '{text}'",
+            Span.point(name, 1, 1, len(text)),
+            src,
+            "e.g. --set width=16,64,256 or --set 'optimizer=adam(1e-3),sgd(0.1)'",
+        )
+    start = len(key) + 1
+    second = _statement_break(rest)
+    if second is not None:
+        raise _error(
+            "one KEY=V1,V2,... per --set; this one holds a second statement",
+            Span.point(name, 1, start + second + 1),
+            src,
+            "give each key its own option: --set width=16,64 --set seed=0,1",
+        )
+    path = tuple(key.strip().split("."))
+    key_span = Span.point(name, 1, 1, len(key))
+    cuts = [-1, *top_level_commas(rest), len(rest)]
+    values: list[Override] = []
+    seen: dict[str, int] = {}
+    for a, b in itertools.pairwise(cuts):
+        piece = rest[a + 1 : b]
+        col = start + a + 2 + (len(piece) - len(piece.lstrip()))
+        if not piece.strip():
+            raise _error(
+                "an empty value in the list",
+                Span.point(name, 1, col),
+                src,
+                "separate values by single commas",
+            )
+        try:
+            expr = parse_expr(piece.strip(), name, 1, col)
+        except SpecError as e:
+            raise e.with_sources({name: src}) from None
+        ov = Override(path, expr, src, key_span)
+        shown = value_text(ov)
+        if shown in seen:
+            raise _error(
+                f"{key.strip()}={shown} is given twice (first at column {seen[shown]})",
+                expr.span,
+                src,
+                "list each value once",
+            )
+        seen[shown] = col
+        values.append(ov)
+    return Axis(key.strip(), tuple(values))
+
+
+def grid(axes: Sequence[Axis]) -> list[Point]:
+    """Every combination of the axes' values, the first axis varying slowest; folder names are unique."""
+    keys = [a.key for a in axes]
+    for i, k in enumerate(keys):
+        if k in keys[:i]:
+            ov = axes[i].values[0]
+            raise _error(
+                f"'{k}' is swept by two --set options",
+                ov.key_span,
+                ov.source,
+                f"give all its values in one: --set {k}=V1,V2,...",
+            )
+    points: list[Point] = []
+    taken: set[str] = set()
+    for combo in itertools.product(*(a.values for a in axes)):
+        name = folder_name(",".join(f"{'.'.join(o.path)}={value_text(o)}" for o in combo))
+        base, n = name, 2
+        while name.lower() in taken:  # case-insensitive file systems
+            name, n = f"{base}-{n}", n + 1
+        taken.add(name.lower())
+        points.append(Point(name, tuple(combo)))
+    return points
+
+
+def folder_name(text: str) -> str:
+    """`width=16,seed=0` as it is; spaces dropped, any other character a file system may refuse becomes `_`."""
+    name = _SAFE.sub("_", text.replace(" ", ""))
+    if name.startswith((".", "-")):
+        name = "_" + name[1:]
+    if len(name) > 120:
+        import hashlib
+
+        name = name[:110] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    return name
+
+
+# ---- the sweep folder -------------------------------------------------------------------------------------------
+
+
+def _run_error(message: str, hint: str = "") -> SpecError:
+    return SpecError.one("run error", message, None, hint)
+
+
+def read_sweep(out: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads((out / SWEEP_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def prepare_sweep(out: Path, spec_path: Path, *, resume: bool, force: bool) -> dict[str, Any]:
+    """Check that `out` can take this sweep (nothing is written); the record of the sweep it continues or
+    replaces, else a new one. Same rules as a run folder: a sweep is continued with --resume or replaced with
+    --force; a folder that is not a sweep is never written into."""
+    if out.exists() and not out.is_dir():
+        raise _run_error(f"the sweep folder {out} is a file", "give --out a folder")
+    existing = read_sweep(out) if out.is_dir() else None
+    occupied = out.is_dir() and any(out.iterdir())
+    if occupied and existing is None:
+        raise _run_error(
+            f"{out} is not empty and is not a specc sweep (no {SWEEP_FILE}); specc will not write into it",
+            "give --out a new or empty folder",
+        )
+    if existing is not None and not (resume or force):
+        raise _run_error(
+            f"{out} already holds a sweep of {existing.get('spec', '?')} (started {existing.get('started', '?')})",
+            "continue it with --resume (finished runs are skipped), replace it with --force, or give another --out",
+        )
+    if existing is not None and resume:
+        return existing
+    return {
+        "format": FORMAT,
+        "spec": str(spec_path.resolve()),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "points": {},
+    }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _label_run(workdir: Path, settings: Mapping[str, str]) -> None:
+    """run.json's `overrides`: the point's settings, which `specc plot curves` labels the run by."""
+    from .rundir import RUN_FILE, read_run
+
+    meta = read_run(workdir)
+    if meta is not None:
+        meta["overrides"] = dict(settings)
+        _write_json(workdir / RUN_FILE, meta)
+
+
+# ---- the summary ------------------------------------------------------------------------------------------------
+
+
+def summary_row(
+    point: Point, workdir: Path, status: str, params: int, best: tuple[str, str] | None
+) -> dict[str, Any]:
+    """One point's line: its settings, the parameter count, how it ended, and the last epoch's figures (train and
+    validation losses and metrics, as in its metrics.jsonl), with the best epoch by `best` (metric, min|max)."""
+    from .artifact import _read_history
+
+    history = _read_history(workdir / "metrics.jsonl")
+    row: dict[str, Any] = {"run": point.name, **point.values, "params": params, "status": status}
+    row["epochs"] = len(history)
+    if best is not None:
+        metric, mode = best
+        scored = [h for h in history if metric in h]
+        if not scored and metric == "val_loss":  # no validation split: the best training loss
+            metric, scored = "loss", [h for h in history if "loss" in h]
+        if scored:
+            pick = min if mode == "min" else max
+            top = pick(scored, key=lambda h: float(h[metric]))
+            row["best_epoch"] = int(top.get("epoch", history.index(top) + 1))
+            row[f"best_{metric}"] = float(top[metric])
+    last = history[-1] if history else {}
+    row.update({k: v for k, v in last.items() if k not in ("epoch", "time", "lr", "stage")})
+    return row
+
+
+def write_summary(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(out / "summary.csv", buf.getvalue().encode())
+    _write_json(out / "summary.json", list(rows))
+
+
+def print_summary(title: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns and k != "run"]  # the settings name the run
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="right")
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    for line in cells:
+        table.add_row(*line)
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: the whole table, not one squeezed into 80 columns
+        widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+        console = Console(width=max(80, sum(widths) + 3 * len(widths) + 1))
+    console.print(table)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+# ---- the command ------------------------------------------------------------------------------------------------
+
+
+def sweep_command(
+    file: Path,
+    options: Sequence[str],
+    *,
+    model: str | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    verbose: bool = True,
+    lowering: str = "auto",
+) -> int:
+    """Train every point of the grid; returns the exit code: 0 all done, 1 a run diverged, 130 interrupted (the
+    runs finished so far and the summary stay). Every point is checked before the first one trains."""
+    from ..spec import load
+    from .spec import apply_lets, build_config, parse_flag
+
+    if not options:
+        raise click.UsageError("give at least one --set KEY=V1,V2,...")
+    if resume and force:
+        raise click.UsageError("give --resume (continue the sweep) or --force (replace it), not both")
+    points = grid([parse_axis(o, i) for i, o in enumerate(options)])
+    base = load(file, model)
+    out = out_dir if out_dir is not None else Path("runs") / f"{Path(file).stem}-sweep"
+    flags = [parse_flag(k, v) for k, v in (("epochs", epochs), ("batch", batch)) if v is not None]
+    planned = []
+    for p in points:  # the whole grid is checked before anything is written or trained
+        ovs = [*p.overrides, *flags]
+        spec = apply_lets(base, ovs)
+        graph = spec.graph()
+        planned.append((p, graph, build_config(spec, graph, ovs)))
+    record = prepare_sweep(out, Path(file), resume=resume, force=force)
+    done: dict[str, Any] = record.setdefault("points", {})
+    todo = {p.name for p, _, c in planned if not (resume and _finished(done.get(p.name), c, out / p.name))}
+    from . import rundir
+
+    for p, graph, config in planned:  # a clash with a folder's run shows now, not after hours of the sweep
+        if p.name in todo:
+            rundir.prepare(out / p.name, config, graph, resume=resume, force=force)
+
+    from .compile_cache import enable_compile_cache
+    from .loggers import best_metric
+    from .loop import train_and_evaluate
+
+    enable_compile_cache()
+    out.mkdir(parents=True, exist_ok=True)
+    record["points"] = {p.name: done.get(p.name, {"settings": p.settings}) for p, _, _ in planned} | {
+        k: v for k, v in done.items() if k not in {p.name for p in points}
+    }
+    _write_json(out / SWEEP_FILE, record)
+    code = 0
+    for i, (p, graph, config) in enumerate(planned, 1):
+        workdir = out / p.name
+        if p.name not in todo:
+            if verbose:
+                click.echo(f"[{i}/{len(planned)}] {p.name}: finished, skipped", err=True)
+            continue
+        if verbose:
+            click.echo(f"[{i}/{len(planned)}] {p.name} → {workdir}", err=True)
+        result = train_and_evaluate(
+            config, workdir, resume=resume, force=force, verbose=verbose, graph=graph, lowering=lowering
+        )
+        _label_run(workdir, p.settings)
+        record["points"][p.name] = {"settings": p.settings, "status": result.status, "epochs": config.epochs}
+        _write_json(out / SWEEP_FILE, record)
+        _summarize(out, planned, record, best_metric)
+        if result.divergence is not None and verbose:
+            click.echo(f"specc: {p.name}: {result.divergence.message()}", err=True)
+        if result.status == "interrupted":
+            code = result.exit_code
+            break
+        if result.status == "diverged":
+            code = result.exit_code
+    rows = _summarize(out, planned, record, best_metric)
+    print_summary(f"{base.program.model(model).name}: {out}", rows)
+    if verbose:
+        click.echo(f"summary: {out / 'summary.csv'}, {out / 'summary.json'}", err=True)
+    return code
+
+
+def _finished(entry: Any, config: Any, workdir: Path) -> bool:
+    """Whether --resume may skip a point: it ended (done, stopped early, diverged) with the epochs asked now."""
+    from .rundir import read_run
+
+    if not isinstance(entry, dict) or entry.get("status") not in FINISHED or read_run(workdir) is None:
+        return False
+    return entry.get("status") != "done" or entry.get("epochs") == config.epochs
+
+
+def _summarize(
+    out: Path, planned: Sequence[tuple[Point, Any, Any]], record: Mapping[str, Any], best_metric: Any
+) -> list[dict[str, Any]]:
+    """summary.csv and summary.json over the grid's points that have a run (in grid order); the rows."""
+    rows = []
+    for p, graph, config in planned:
+        entry = record["points"].get(p.name, {})
+        if "status" not in entry or not (out / p.name / "metrics.jsonl").is_file():
+            continue
+        rule = best_metric(config)
+        rows.append(
+            summary_row(p, out / p.name, entry["status"], graph.total_params, rule and (rule[0], rule[1]))
+        )
+    write_summary(out, rows)
+    return rows
