@@ -168,6 +168,25 @@ def test_diagnostics_arrive_at_the_range_and_clear_when_fixed(session: Session) 
     assert session.published(uri) == []
 
 
+def test_an_error_in_an_imported_file_shows_on_the_import_and_closing_clears(session: Session) -> None:
+    (session.folder / "broken_layers.net").write_text(LAYERS.replace("relu", "reluu"))
+    text = FIXED.replace('"layers.net"', '"broken_layers.net"')
+    uri = session.open("imports_broken.net", text)
+    (d,) = session.published(uri)
+    assert (d.range.start.line, d.range.end.line) == (0, 0)  # the import line
+    assert d.message.startswith("in broken_layers.net:3:24: unknown op 'reluu'")
+    (rel,) = d.related_information or []
+    assert rel.location.uri == session.uri("broken_layers.net")
+    assert (rel.location.range.start.line, rel.location.range.start.character) == (2, 23)
+    session.client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    deadline = time.monotonic() + 60
+    while len(session.diagnostics[uri]) < 2 and time.monotonic() < deadline:
+        session.run(asyncio.sleep(0.05))
+    assert list(session.diagnostics[uri][-1].diagnostics) == []
+
+
 def test_hover_shows_shapes_and_parameter_counts(session: Session) -> None:
     uri = session.open("hover.net", FIXED)
     assert session.published(uri) == []

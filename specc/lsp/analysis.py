@@ -96,22 +96,22 @@ def analyse(path: Path, text: str) -> Analysis:
 
     try:
         spec = load(path, text=text)
-    except SpecError as e:
-        collect(e)
-        out.diagnostics = tuple(diags)
-        return out
-    out.program = spec.program
-    try:
-        check_spec(spec)  # what `specc check` runs: the default model, its train and objective sections
-    except SpecError as e:
-        collect(e)
-    for model in spec.program.models:  # the editor shows every model's problems, not only the default's
+        out.program = spec.program
         try:
-            g = spec.graph(model)
+            check_spec(spec)  # what `specc check` runs: the default model, its train and objective sections
         except SpecError as e:
             collect(e)
-        else:
-            out.graphs[g.model] = g
+        for model in spec.program.models:  # the editor shows every model's problems, not only the default's
+            try:
+                g = spec.graph(model)
+            except SpecError as e:
+                collect(e)
+            else:
+                out.graphs[g.model] = g
+    except SpecError as e:
+        collect(e)
+    except RecursionError:  # the front ends bound nesting; as in the CLI, this is the last line of defence
+        collect(SpecError.one("value error", "the spec is nested too deeply to process", None))
     out.diagnostics = tuple(diags)
     return out
 
