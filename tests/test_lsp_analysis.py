@@ -35,6 +35,9 @@ def test_hover_in_a_block_lists_each_instance(googlenet: Analysis) -> None:
     # b1 = x -> ConvBN(c1, 1): c1 channels in each of the nine inception modules
     assert "`f32[N, 28, 28, 64]` in i3.Inception1" in h.markdown
     assert "`f32[N, 7, 7, 384]` in i5" in h.markdown
+    x = hover(googlenet, *_at(googlenet, "x: [N, H, W, C]"))  # ConvBN's input, as each instance is fed
+    assert x is not None and "`f32[N, 224, 224, 3]` in stem.ConvBN1" in x.markdown
+    assert "`f32[N, 28, 28, 96]` in i3.Inception1/b2" in x.markdown  # after b2's 1×1 reduction
     conv = hover(googlenet, *_at(googlenet, "conv(c, k"))
     assert conv is not None and "params 9,408 = 7·7·3·64" in conv.markdown  # the stem's 7×7 conv, no bias
     assert "and 51 more applications" in conv.markdown  # 57 ConvBN instances, 6 listed
@@ -75,7 +78,7 @@ def test_completion_knows_the_section() -> None:
     text = "let k = 3\nblock B(c) {\n  input x: [N, F]\n  y = x -> \n}\ntrain {\n  loss = \n}\n"
     a = analyse(Path("t.net"), text)  # does not parse: completion reads sections and names from the text
     labels = {c.label for c in completions(a, 3, 11)}
-    assert {"conv", "dense", "B", "k", "f32", "input"} <= labels
+    assert {"conv", "dense", "B", "k", "f32", "input", "x"} <= labels  # x: the block's input, bound above
     labels = {c.label for c in completions(a, 6, 9)}
     assert {"cross_entropy", "adam", "digits", "accuracy"} <= labels and "conv" not in labels
     assert {c.label for c in completions(a, 0, 0)} == {

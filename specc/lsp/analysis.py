@@ -15,7 +15,8 @@ from typing import Any
 from ..errors import Diagnostic, SpecError
 from ..frontend import ast
 from ..frontend.load import Program
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, Node, Scope
+from ..ir.types import TensorType
 from ..source import Source, Span
 
 _WORD = re.compile(r"[A-Za-z_]\w*")
@@ -169,14 +170,24 @@ def _enclosing(program: Program, name: str, line: int, col: int) -> ast.Item | N
     return None
 
 
-def _section_at(text: str, line: int, char: int) -> tuple[str, str]:
-    """The top-level section the position is in, read from the text (it works while the text does not parse):
-    ("model"|"block"|"train"|"objective"|"top", what precedes the cursor on its line)."""
+@dataclass(frozen=True)
+class _Section:
+    """The top-level section a position is in: its kind (model, block, train, objective or top), its name, the
+    line its `{` is on (0-based), and the text before the position on its line."""
+
+    kind: str
+    name: str
+    start: int
+    before: str
+
+
+def _section_at(text: str, line: int, char: int) -> _Section:
+    """The section at 0-based (line, char), read from the text: it works while the text does not parse."""
     from ..frontend.fmt import code_chars
 
     lines = text.split("\n")
     depth = 0
-    section = "top"
+    section = _Section("top", "", 0, "")
     for n, src in enumerate(lines[: line + 1]):
         stop = min(char, len(src)) if n == line else len(src)
         for i, ch in code_chars(src[:stop]):
@@ -184,17 +195,16 @@ def _section_at(text: str, line: int, char: int) -> tuple[str, str]:
                 break
             if ch == "{":
                 if depth == 0:
-                    head = src[:i].split()
-                    section = (
-                        head[0] if head and head[0] in ("model", "block", "train", "objective") else "top"
-                    )
+                    head = _WORD.findall(src[:i])
+                    kind = head[0] if head and head[0] in ("model", "block", "train", "objective") else "top"
+                    section = _Section(kind, head[1] if len(head) > 1 else "", n, "")
                 depth += 1
             elif ch == "}":
                 depth = max(0, depth - 1)
                 if depth == 0:
-                    section = "top"
+                    section = _Section("top", "", n, "")
     before = lines[line][:char] if line < len(lines) else ""
-    return (section if depth else "top"), before
+    return _Section(section.kind if depth else "top", section.name, section.start, before)
 
 
 # ---- hover --------------------------------------------------------------------------------------------------
@@ -333,15 +343,11 @@ def block_signature(b: ast.BlockDef) -> str:
 
 def _block_hover(a: Analysis, b: ast.BlockDef, L: int, C: int) -> str:
     out = [_code(block_signature(b)), f"defined at {_where(b.span)}"]
-    # the instances this call site made: nodes whose scope has a `b` entered at (L, C)
-    instances: dict[tuple[str, ...], list[Node]] = {}
-    for g in a.graphs.values():
-        for n in g.nodes:
-            for k, s in enumerate(n.scope):
-                if s.block == b.name and _starts_at(s.span, a.name, L, C):
-                    instances.setdefault((g.model, *(x.instance for x in n.scope[: k + 1])), []).append(n)
+    # the instances this call site made: those of `b` entered at (L, C)
+    instances = {k: v for k, v in _instances(a, b.name).items() if _starts_at(v.scope.span, a.name, L, C)}
     lines = []
-    for key, nodes in list(instances.items())[:_MAX_SHOWN]:
+    for path, inst in list(instances.items())[:_MAX_SHOWN]:
+        nodes = inst.nodes
         params = sum(n.param_count for n in nodes)
         state = sum(n.state_count for n in nodes)
         shared = any(n.shares is not None for n in nodes) and not params
@@ -351,7 +357,7 @@ def _block_hover(a: Analysis, b: ast.BlockDef, L: int, C: int) -> str:
             if shared
             else f"params {params:,}" + (f" (+{state:,} state)" if state else "")
         )
-        lines.append(f"- `{'/'.join(key[1:])}`: → `{outs}`; {what}")
+        lines.append(f"- `{path}`: → `{outs}`; {what}")
     if len(instances) > _MAX_SHOWN:
         lines.append(f"- and {len(instances) - _MAX_SHOWN} more instances")
     return "\n\n".join(out) + ("\n\n" + "\n".join(lines) if lines else "")
@@ -380,19 +386,61 @@ def _value_hover(a: Analysis, item: ast.ModelDef | ast.BlockDef, word: str) -> s
         types: dict[str, list[str]] = {}
         for path, n in _block_values(a, item.name, word).items():
             types.setdefault(str(n.type), []).append(path)
+        inputs = [st for st in item.body if isinstance(st, ast.InputDecl)]
+        if isinstance(decl, ast.InputDecl) and len(inputs) == 1:  # one input: what each instance is fed
+            types = {}
+            for path, t in _block_input_types(a, item.name).items():
+                types.setdefault(str(t), []).append(path)
         if isinstance(decl, ast.InputDecl) and not types:
             return _code(f"input {word}: {_type_text(decl.type)}") + f"\n\ninput of block `{item.name}`"
         if not types:
             return _code(word) + f"\n\nvalue of block `{item.name}` (no checked use of the block yet)"
         lines = [
             f"- `{t}` in {', '.join(ps[:_MAX_SHOWN])}" + (" …" if len(ps) > _MAX_SHOWN else "")
-            for t, ps in types.items()
+            for t, ps in list(types.items())[: 2 * _MAX_SHOWN]
         ]
-        return _code(word) + f"\n\nvalue of block `{item.name}`, per instance:\n" + "\n".join(lines)
+        if len(types) > 2 * _MAX_SHOWN:
+            lines.append(f"- and {len(types) - 2 * _MAX_SHOWN} more types")
+        kind = "input" if isinstance(decl, ast.InputDecl) else "value"
+        return _code(word) + f"\n\n{kind} of block `{item.name}`, per instance:\n" + "\n".join(lines)
     g = a.graphs.get(item.name)
     if g is None:
         return ""
     return _model_value(g, word)
+
+
+@dataclass
+class _Instance:
+    """One instance of a block in a checked graph: where it was entered, and its nodes in order."""
+
+    graph: Graph
+    scope: Scope
+    prefix: str  # the instance path, `i3.Inception1/b2`: its nodes' names start with it and a `/`
+    nodes: list[Node] = field(default_factory=list)
+
+
+def _instances(a: Analysis, block: str) -> dict[str, _Instance]:
+    """Every instance of `block`, by instance path (prefixed by the model when the file has several)."""
+    out: dict[str, _Instance] = {}
+    for g in a.graphs.values():
+        for n in g.nodes:
+            for k, s in enumerate(n.scope):
+                if s.block == block:
+                    prefix = "/".join(x.instance for x in n.scope[: k + 1])
+                    key = f"{g.model}/{prefix}" if len(a.graphs) > 1 else prefix
+                    out.setdefault(key, _Instance(g, s, prefix)).nodes.append(n)
+    return out
+
+
+def _block_input_types(a: Analysis, block: str) -> dict[str, TensorType]:
+    """For a one-input block: the type of the value each instance reads from outside itself, by instance path."""
+    out: dict[str, TensorType] = {}
+    for path, inst in _instances(a, block).items():
+        ids = {n.id for n in inst.nodes}
+        outside = {r for n in inst.nodes for r in n.inputs if r.node not in ids}
+        if len(outside) == 1:
+            out[path] = inst.graph.type_of(outside.pop())
+    return out
 
 
 def _block_values(a: Analysis, block: str, word: str) -> dict[str, Node]:
@@ -401,17 +449,11 @@ def _block_values(a: Analysis, block: str, word: str) -> dict[str, Node]:
     Inside an instance `P`, the value's own node is `P/word`; a value bound to a block call is the last node of
     the instance `P/word/...` (intermediate pipeline stages are `P/word.op` and are skipped)."""
     out: dict[str, Node] = {}
-    for g in a.graphs.values():
-        for n in g.nodes:
-            for k, s in enumerate(n.scope):
-                if s.block != block:
-                    continue
-                prefix = "/".join(x.instance for x in n.scope[: k + 1]) + "/"
-                rest = n.name[len(prefix) :] if n.name.startswith(prefix) else ""
-                if rest == word or rest.startswith(word + "/"):
-                    key = f"{g.model}/{prefix[:-1]}" if len(a.graphs) > 1 else prefix[:-1]
-                    if key not in out or out[key].id < n.id:
-                        out[key] = n
+    for path, inst in _instances(a, block).items():
+        for n in inst.nodes:
+            rest = n.name[len(inst.prefix) + 1 :] if n.name.startswith(inst.prefix + "/") else ""
+            if rest == word or rest.startswith(word + "/"):
+                out[path] = n  # nodes are in order: the last one wins
     return out
 
 
@@ -529,13 +571,35 @@ _BODY_KEYWORDS = ("input", "output", "param", "default", "let", "true", "false")
 def completions(a: Analysis, line: int, char: int, fallback: Program | None = None) -> list[Completion]:
     """Candidates at 0-based (line, char): keywords and ops with their signatures, the file's blocks and
     constants, the enclosing model's values; inside `train { }` its keys, losses, optimizers, data sets."""
-    section, before = _section_at(a.text, line, char)
+    section = _section_at(a.text, line, char)
     program = a.program or fallback
-    if section == "top":
+    if section.kind == "top":
         return [Completion(k, "keyword") for k in _TOP_KEYWORDS]
-    if section in ("train", "objective"):
-        return list(_train_completions(a, program, section, "=" in before))
-    return list(_model_completions(a, program))
+    if section.kind in ("train", "objective"):
+        return list(_train_completions(a, program, section.kind, "=" in section.before))
+    return [*_bound_names(a, section, line), *_model_completions(a, program)]
+
+
+_BINDING = re.compile(
+    r"^\s*(?:(?:input|param)\s+([A-Za-z_]\w*)|([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*=(?!=))"
+)
+
+
+def _bound_names(a: Analysis, section: _Section, line: int) -> Iterator[Completion]:
+    """The values bound in the section above the cursor (read from the text), with their types where checked."""
+    g = a.graphs.get(section.name) if section.kind == "model" else None
+    seen: set[str] = set()
+    for src in a.lines[section.start + 1 : line]:
+        m = _BINDING.match(src)
+        if not m:
+            continue
+        for name in (m.group(1) or m.group(2)).replace(" ", "").split(","):
+            if name in seen:
+                continue
+            seen.add(name)
+            ref = g.value_map.get(name) if g else None
+            detail = str(g.type_of(ref)) if g and ref else f"value of {section.kind} {section.name}"
+            yield Completion(name, "value", detail)
 
 
 def _train_completions(
