@@ -125,39 +125,20 @@ def _contains(span: Span, line: int, col: int) -> bool:
     return (span.line, span.col) <= (line, col) <= (span.end_line, span.end_col)
 
 
-def _code_end(text: str) -> int:
-    """Where a line's code ends: the index of its comment's `#`, or its length."""
-    from ..frontend.fmt import code_chars
-
-    for i, ch in code_chars(text):
-        if ch == "#":
-            return i
-    return len(text)
-
-
-def _in_string(text: str, index: int) -> bool:
-    from ..frontend.fmt import code_chars
-
-    inside = False
-    for i, ch in code_chars(text):
-        if i >= index:
-            break
-        if ch == '"':
-            inside = not inside
-    return inside
-
-
 def word_at(text: str, line: int, char: int) -> tuple[str, int] | None:
     """The identifier at 0-based (line, char) and its first character's index, outside comments and strings."""
+    from ..frontend.fmt import code_chars
+
     lines = text.split("\n")
     if not 0 <= line < len(lines):
         return None
     src = lines[line]
-    end = _code_end(src)
+    code = dict(code_chars(src))  # index → character, for the characters outside strings
+    end = next((i for i, ch in code.items() if ch == "#"), len(src))
     for m in _WORD.finditer(src, 0, end):
         if m.start() <= char <= m.end():
             before = src[m.start() - 1] if m.start() else ""
-            if before.isdigit() or before == "." or _in_string(src, m.start()):  # `1e3`, `x.y`, `"a b"`
+            if before.isdigit() or before == "." or m.start() not in code:  # `1e3`, `x.y`, `"a b"`
                 return None
             return m.group(), m.start()
     return None
