@@ -1,0 +1,1 @@
+"""specc's benchmarks: `python -m bench` runs the training suite (specc vs hand-written Flax NNX vs PyTorch)."""

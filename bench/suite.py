@@ -1,0 +1,134 @@
+"""The suite's driver: one process per (model, contender), interleaved in rounds with the order rotated, records
+gathered into per-model summaries (steady epoch median and spread, first epoch, peak RSS, accuracy, ratios)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .models import ROOT
+
+CONTENDERS = ("specc", "flax", "torch")
+
+
+@dataclass
+class Summary:
+    """One contender on one model, over every round: seconds, MiB, accuracy, and what each process reported."""
+
+    contender: str
+    steady: list[float]  # every epoch after the first, all rounds together
+    first: list[float]  # the first epoch of each round (set-up and compilation included)
+    rss_mb: float  # the largest peak RSS of its processes
+    accuracy: float | None  # median over rounds
+    params: int | None
+    initial_loss: float | None
+    threads: str
+    process_s: list[float]  # whole-process wall time per round
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.steady) if self.steady else None
+
+
+@dataclass
+class ModelResult:
+    model: str
+    params: int
+    initial_loss: float | None
+    contenders: dict[str, Summary] = field(default_factory=dict)
+
+    def ratio(self, other: str) -> float | None:
+        a, b = self.contenders.get("specc"), self.contenders.get(other)
+        if a is None or b is None or a.median is None or b.median is None:
+            return None
+        return a.median / b.median
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _worker(
+    contender: str, model: str, work: Path, epochs: int, data: str, threads: int
+) -> tuple[dict[str, Any], float]:
+    out = work / f"{model}-{contender}.json"
+    env = {**os.environ, "SPECC_CACHE_DIR": str(work / "cache")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if contender == "torch":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"  # under load, busy-waiting OpenMP threads run 5-18x slower
+    cmd = [sys.executable, "-m", "bench.worker", contender, model, f"--epochs={epochs}", f"--data={data}"]
+    cmd += [f"--init={work / (model + '.npz')}", f"--threads={threads}", f"--out={out}"]
+    t = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise RuntimeError(f"{contender} on {model} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text()), wall
+
+
+def run_suite(
+    models: Sequence[str],
+    contenders: Sequence[str],
+    rounds: int,
+    epochs: int,
+    data: str,
+    say: Callable[[str], None] = print,
+) -> list[ModelResult]:
+    """Train every model with every contender, `rounds` times; within a round each model's contenders run one
+    after another in an order rotated every round, so that load from other processes falls on all alike."""
+    threads = os.cpu_count() or 1
+    results: dict[str, ModelResult] = {}
+    records: dict[tuple[str, str], list[tuple[dict[str, Any], float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="specc-bench-") as d:
+        work = Path(d)
+        for m in models:
+            init, _ = _worker("init", m, work, epochs, data, threads)
+            results[m] = ModelResult(m, init["params"], init.get("initial_val_loss"))
+        for r in range(rounds):
+            for i, m in enumerate(models):
+                k = (r + i) % len(contenders)
+                for c in [*contenders[k:], *contenders[:k]]:
+                    rec, wall = _worker(c, m, work, epochs, data, threads)
+                    records.setdefault((m, c), []).append((rec, wall))
+                    steady = ", ".join(f"{t:.2f}" for t in rec["epochs"][1:])
+                    say(
+                        f"round {r + 1}/{rounds}  {m:<11} {c:<5}  first {rec['first_epoch']:6.2f} s  "
+                        f"then [{steady}] s  val acc {_acc(rec.get('val_accuracy'))}  process {wall:.1f} s"
+                    )
+    for (m, c), recs in records.items():
+        result = results[m]
+        summary = Summary(
+            contender=c,
+            steady=[t for rec, _ in recs for t in rec["epochs"][1:]],
+            first=[rec["first_epoch"] for rec, _ in recs],
+            rss_mb=max(rec["peak_rss_mb"] for rec, _ in recs),
+            accuracy=_median([rec["val_accuracy"] for rec, _ in recs if rec.get("val_accuracy") is not None]),
+            params=recs[0][0].get("params", result.params if c == "specc" else None),
+            initial_loss=recs[0][0].get("initial_val_loss"),
+            threads=recs[0][0]["threads"],
+            process_s=[wall for _, wall in recs],
+        )
+        if summary.params is not None and summary.params != result.params:
+            raise RuntimeError(
+                f"{c}'s {m} has {summary.params:,} parameters, the spec {result.params:,}: not the same model"
+            )
+        result.contenders[c] = summary
+    return [results[m] for m in models]
+
+
+def _median(xs: Sequence[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def _acc(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4f}"
