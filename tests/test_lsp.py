@@ -236,6 +236,26 @@ def test_definition_jumps_to_blocks_constants_and_values(session: Session) -> No
     assert where("h -> Unit") == (uri, 5, 2)  # the value h, bound on line 6
 
 
+def test_outline_lists_models_values_and_constants(session: Session) -> None:
+    uri = session.open("outline.net", FIXED)
+    result = session.run(
+        session.client.text_document_document_symbol_async(
+            types.DocumentSymbolParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+    )
+    by_name = {s.name: s for s in result}
+    assert set(by_name) == {"width", "MLP"}  # the imported block is not this file's
+    mlp = by_name["MLP"]
+    assert mlp.kind == types.SymbolKind.Class and mlp.detail == "109,386 params"  # 100,480 + 8,256 + 650
+    assert (mlp.range.start.line, mlp.range.end.line, mlp.selection_range.start.character) == (3, 9, 6)
+    assert [(c.name, c.detail) for c in mlp.children or []] == [
+        ("x", "f32[N, 784]"),
+        ("h", "f32[N, 128]"),
+        ("z", "f32[N, 64]"),
+        ("logits", "f32[N, 10]"),
+    ]
+
+
 def test_server_exits_cleanly_without_importing_jax(session: Session) -> None:
     """Last in the module: the session ends (shutdown, exit) and the server never needed JAX."""
     session.close()

@@ -543,6 +543,61 @@ def _name_span(a: Analysis, span: Span, word: str) -> Span:
     return Span(span.file, span.line, span.col, span.line, span.col + len(word))
 
 
+# ---- outline ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One entry of the document's outline: `kind` is model, block, constant, train, objective, input or value;
+    `span` covers the whole definition, `name_span` the name."""
+
+    name: str
+    kind: str
+    span: Span
+    name_span: Span
+    detail: str = ""
+    children: tuple[Symbol, ...] = ()
+
+
+def symbols(a: Analysis, fallback: Program | None = None) -> list[Symbol]:
+    """The outline: models (with their inputs and values), blocks, constants, the train and objective sections."""
+    program = a.program or fallback
+    if program is None:
+        return []
+    out = []
+    for item in program.module.items:
+        if isinstance(item, ast.ModelDef | ast.BlockDef):
+            g = a.graphs.get(item.name) if isinstance(item, ast.ModelDef) else None
+            kids = tuple(_body_symbols(a, item.body, g))
+            detail = block_signature(item).split("\n", 1)[0] if isinstance(item, ast.BlockDef) else ""
+            if g is not None:
+                detail = f"{g.total_params:,} params"
+            kind = "model" if isinstance(item, ast.ModelDef) else "block"
+            out.append(Symbol(item.name, kind, item.span, _name_span(a, item.span, item.name), detail, kids))
+        elif isinstance(item, ast.Let):
+            out.append(Symbol(item.name, "constant", item.span, _name_span(a, item.span, item.name)))
+        elif isinstance(item, ast.TrainDef):
+            out.append(Symbol("train", "train", item.span, _name_span(a, item.span, "train")))
+        elif isinstance(item, ast.ObjectiveDef):
+            out.append(Symbol(item.name, "objective", item.span, _name_span(a, item.span, item.name)))
+    return out
+
+
+def _body_symbols(a: Analysis, body: tuple[ast.Stmt, ...], g: Graph | None) -> Iterator[Symbol]:
+    for st in body:
+        if isinstance(st, ast.InputDecl | ast.ParamDecl):
+            names: tuple[str, ...] = (st.name,)
+        elif isinstance(st, ast.Assign):
+            names = st.targets
+        else:
+            continue
+        for name in names:
+            ref = g.value_map.get(name) if g else None
+            detail = str(g.type_of(ref)) if g and ref else ""
+            kind = "input" if isinstance(st, ast.InputDecl) else "value"
+            yield Symbol(name, kind, st.span, _name_span(a, st.span, name), detail)
+
+
 # ---- completion ---------------------------------------------------------------------------------------------
 
 _TOP_KEYWORDS = ("model", "block", "let", "import", "train", "objective")

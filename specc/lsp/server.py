@@ -24,12 +24,21 @@ from pygls.workspace.position_codec import ServerTextPosition
 from ..errors import Diagnostic
 from ..frontend.load import Program
 from ..source import Span
-from .analysis import Analysis, analyse, completions, definition, hover
+from .analysis import Analysis, Symbol, analyse, completions, definition, hover, symbols
 
 DEBOUNCE_S = 0.2  # a check starts once typing pauses this long
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("specc.lsp")
 
+_SYMBOLS = {
+    "model": types.SymbolKind.Class,
+    "block": types.SymbolKind.Function,
+    "constant": types.SymbolKind.Constant,
+    "train": types.SymbolKind.Module,
+    "objective": types.SymbolKind.Module,
+    "input": types.SymbolKind.Field,
+    "value": types.SymbolKind.Variable,
+}
 _KINDS = {
     "op": types.CompletionItemKind.Function,
     "function": types.CompletionItemKind.Function,
@@ -250,6 +259,26 @@ def make_server() -> SpecServer:
         target = a.file_of(span)
         rng = _range(_file_lines(target), doc.position_codec, span)
         return types.Location(uri=from_fs_path(str(target)) or uri, range=rng)
+
+    @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    @safe
+    def on_symbols(params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+        uri = params.text_document.uri
+        doc = server.workspace.get_text_document(uri)
+        a = server.analysis(uri)
+        lines = a.text.split("\n")
+
+        def convert(s: Symbol) -> types.DocumentSymbol:
+            return types.DocumentSymbol(
+                name=s.name,
+                kind=_SYMBOLS[s.kind],
+                range=_range(lines, doc.position_codec, s.span),
+                selection_range=_range(lines, doc.position_codec, s.name_span),
+                detail=s.detail or None,
+                children=[convert(c) for c in s.children] or None,
+            )
+
+        return [convert(s) for s in symbols(a, server.last_programs.get(uri)) if s.span.file == a.name]
 
     return server
 
