@@ -212,6 +212,14 @@ def test_completion_offers_ops_with_signatures_and_train_keys(session: Session) 
     assert by_label["Unit"].kind == types.CompletionItemKind.Class  # a block of the imported file
     assert "width" in by_label and "input" in by_label
     assert by_label["h"].detail == "f32[N, 128]" and "logits" not in by_label  # values bound above the cursor
+    p = session.position(uri, TRAINED, "dense(width)", len("dense(w"))
+    help_ = session.run(
+        session.client.text_document_signature_help_async(
+            types.SignatureHelpParams(p.text_document, p.position)
+        )
+    )
+    (sig,) = help_.signatures
+    assert sig.label.startswith("dense(x, features") and help_.active_parameter == 1  # x is piped in
     p = session.position(uri, TRAINED, "  \n}", 2)  # the empty line of the train section
     items = session.run(
         session.client.text_document_completion_async(types.CompletionParams(p.text_document, p.position))

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from specc.lsp.analysis import Analysis, analyse, completions, definition, hover, word_at
+from specc.lsp.analysis import (
+    Analysis,
+    analyse,
+    completions,
+    definition,
+    hover,
+    signature_help,
+    symbols,
+    word_at,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,6 +100,27 @@ def test_completion_knows_the_section() -> None:
     }
 
 
+def test_signature_help_follows_the_arguments_typed() -> None:
+    text = (
+        "block B(c, stride=1) {\n  input x: [N, F]\n  y = x -> conv(32, 3, \n"  # piped: 32 is features
+        "  z = dense(x, 10, bias=\n  w = x -> B(3, \n     -> conv(32,\n}\n"
+        "train {\n  optimizer = adam(lr=0.1, \n}\n"
+    )
+    a = analyse(Path("t.net"), text)  # does not parse: the call and the block are read from the text
+
+    def active(line: int) -> tuple[str, str | None]:
+        sig = signature_help(a, line, len(a.lines[line]))
+        assert sig is not None, a.lines[line]
+        return sig.label.split("(")[0], None if sig.active is None else sig.params[sig.active]
+
+    assert active(2) == ("conv", "stride=1")
+    assert active(3) == ("dense", "bias=true")
+    assert active(4) == ("B", "stride=1")
+    assert active(5) == ("conv", "kernel")  # a continuation line is a pipeline stage too
+    assert active(8) == ("adam", "b1=0.9")
+    assert signature_help(a, 1, 10) is None  # `[N, F]`: a shape, not a call
+
+
 @pytest.mark.parametrize("name", ["mnist_convnet.net", "gan_digits.net", "resnet18.net"])
 def test_no_text_makes_a_query_raise(name: str) -> None:
     """Every prefix-cut and character-dropped version of a spec: diagnostics only, never an exception."""
@@ -110,3 +140,5 @@ def test_no_text_makes_a_query_raise(name: str) -> None:
                 hover(a, line, char)
                 completions(a, line, char)
                 definition(a, line, char)
+                signature_help(a, line, char)
+        symbols(a)

@@ -543,6 +543,96 @@ def _name_span(a: Analysis, span: Span, word: str) -> Span:
     return Span(span.file, span.line, span.col, span.line, span.col + len(word))
 
 
+# ---- signature help ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureHelp:
+    """The signature of the call the cursor is in: its label, each parameter's text in it, and the active one."""
+
+    label: str
+    params: tuple[str, ...]
+    active: int | None
+    doc: str = ""
+
+
+def signature_help(
+    a: Analysis, line: int, char: int, fallback: Program | None = None
+) -> SignatureHelp | None:
+    """The call whose parentheses enclose 0-based (line, char): an op (its piped tensor skipped in a pipeline
+    stage), a block, or a train-section function; the active parameter by position or by `name=`."""
+    call = _open_call(a.lines, line, char)
+    if call is None:
+        return None
+    func, piped, args = call
+    label, doc, tensors = _callable(a, func, a.program or fallback)
+    if not label:
+        return None
+    params = tuple(p.strip() for p in label[label.index("(") + 1 : label.rindex(")")].split(",") if p.strip())
+    typed = args[-1].split("=", 1)[0].strip() if "=" in args[-1] else None
+    names = [p.split("=", 1)[0] for p in params]
+    if typed is not None:
+        active = names.index(typed) if typed in names else None
+    else:
+        positional = len(args) - 1 + (tensors if piped else 0)  # `x -> conv(32, 3)`: x fills the first tensor
+        active = positional if positional < len(params) else None
+    return SignatureHelp(label, params, active, doc)
+
+
+def _open_call(lines: list[str], line: int, char: int) -> tuple[str, bool, list[str]] | None:
+    """The innermost call left open before the cursor: its name, whether it is a pipeline stage (`-> f(`),
+    and its arguments so far (the last one being typed)."""
+    from ..frontend.fmt import code_chars
+
+    depth = 0
+    args = [""]
+    for n in range(line, max(-1, line - 20), -1):  # a call spans a few lines at most
+        src = lines[n][:char] if n == line else lines[n]
+        code = dict(code_chars(src))
+        end = next((i for i, ch in code.items() if ch == "#"), len(src))
+        chars = [(i, ch) for i, ch in code.items() if i < end]
+        for k in range(len(chars) - 1, -1, -1):
+            i, ch = chars[k]
+            if ch in ")]}":
+                depth += 1
+            elif ch in "([{":
+                if depth:
+                    depth -= 1
+                    continue
+                if ch != "(":
+                    return None  # inside a list or a section, not a call
+                m = re.search(r"([A-Za-z_]\w*)\s*$", src[:i])
+                if m is None:
+                    return None
+                return m.group(1), src[: m.start()].rstrip().endswith("->"), args[::-1]
+            elif ch == "," and not depth:
+                args.append("")
+            elif not depth and ch != '"':
+                args[-1] = ch + args[-1]
+    return None
+
+
+def _callable(a: Analysis, func: str, program: Program | None) -> tuple[str, str, int]:
+    """A callable's signature, description and number of leading tensor parameters; ("", "", 0) if unknown."""
+    from ..ops._registry import all_ops
+    from ..reference import signature
+
+    op = all_ops().get(func)
+    if op is not None:
+        return signature(op), op.doc, op.tensor_range[0]
+    blocks = _block_signatures(a, program)
+    if func in blocks:
+        return blocks[func].split("\n", 1)[0].removeprefix("block "), "", 0
+    losses, metrics, optimizers, schedules = _train_tables()
+    for table in (losses, metrics, optimizers, schedules):
+        if func in table:
+            return table[func].usage(), table[func].doc, 0
+    info = _datasets().get(func)
+    if info is not None:
+        return info.signature(), info.doc, 0
+    return "", "", 0
+
+
 # ---- outline ------------------------------------------------------------------------------------------------
 
 
@@ -671,14 +761,7 @@ def _model_completions(a: Analysis, program: Program | None) -> Iterator[Complet
     for name, op in sorted(all_ops().items()):
         yield Completion(name, "op", signature(op), op.doc)
     yield Completion("repeat", "function", "repeat(count, Block(...))", "chain a block `count` times")
-    blocks: dict[str, str] = {}
-    if program is not None:
-        blocks.update((n, block_signature(b)) for n, b in program.blocks.items())
-    for m in re.finditer(
-        r"^\s*block\s+([A-Za-z_]\w*)\s*(\([^)\n]*\))?", a.text, re.M
-    ):  # typed, not yet parsed
-        blocks.setdefault(m.group(1), f"block {m.group(1)}{m.group(2) or '()'}")
-    for name, sig in blocks.items():
+    for name, sig in _block_signatures(a, program).items():
         yield Completion(name, "block", sig.split("\n", 1)[0], _code(sig))
     lets: set[str] = set(program.lets) if program is not None else set()
     lets.update(re.findall(r"^\s*let\s+([A-Za-z_]\w*)", a.text, re.M))
@@ -688,6 +771,16 @@ def _model_completions(a: Analysis, program: Program | None) -> Iterator[Complet
         yield Completion(k, "keyword")
     for d in DTYPES:
         yield Completion(d, "type", "dtype")
+
+
+def _block_signatures(a: Analysis, program: Program | None) -> dict[str, str]:
+    """Every block's signature by name: the program's (with imports), then those typed but not yet parsed."""
+    blocks: dict[str, str] = {}
+    if program is not None:
+        blocks.update((n, block_signature(b)) for n, b in program.blocks.items())
+    for m in re.finditer(r"^\s*block\s+([A-Za-z_]\w*)\s*(\([^)\n]*\))?", a.text, re.M):
+        blocks.setdefault(m.group(1), f"block {m.group(1)}{m.group(2) or '()'}")
+    return blocks
 
 
 def _values(a: Analysis, model: ast.ModelDef) -> Iterable[Completion]:

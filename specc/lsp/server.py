@@ -24,7 +24,7 @@ from pygls.workspace.position_codec import ServerTextPosition
 from ..errors import Diagnostic
 from ..frontend.load import Program
 from ..source import Span
-from .analysis import Analysis, Symbol, analyse, completions, definition, hover, symbols
+from .analysis import Analysis, Symbol, analyse, completions, definition, hover, signature_help, symbols
 
 DEBOUNCE_S = 0.2  # a check starts once typing pauses this long
 F = TypeVar("F", bound=Callable[..., Any])
@@ -259,6 +259,25 @@ def make_server() -> SpecServer:
         target = a.file_of(span)
         rng = _range(_file_lines(target), doc.position_codec, span)
         return types.Location(uri=from_fs_path(str(target)) or uri, range=rng)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_SIGNATURE_HELP, types.SignatureHelpOptions(trigger_characters=["(", ","])
+    )
+    @safe
+    def on_signature_help(params: types.SignatureHelpParams) -> types.SignatureHelp | None:
+        uri = params.text_document.uri
+        doc = server.workspace.get_text_document(uri)
+        a = server.analysis(uri)
+        line, char = _position(doc.position_from_client_units(params.position))
+        sig = signature_help(a, line, char, server.last_programs.get(uri))
+        if sig is None:
+            return None
+        info = types.SignatureInformation(
+            label=sig.label,
+            documentation=sig.doc or None,
+            parameters=[types.ParameterInformation(label=p) for p in sig.params],
+        )
+        return types.SignatureHelp(signatures=[info], active_signature=0, active_parameter=sig.active)
 
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @safe
