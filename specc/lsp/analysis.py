@@ -7,7 +7,7 @@ Positions are 0-based lines and code points (the server converts the client's un
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -674,6 +674,8 @@ def symbols(a: Analysis, fallback: Program | None = None) -> list[Symbol]:
 
 
 def _body_symbols(a: Analysis, body: tuple[ast.Stmt, ...], g: Graph | None) -> Iterator[Symbol]:
+    """The names a model or block body binds, with their types from `g` (a named layer instance has none)."""
+    instances = {n.instance for n in g.nodes} if g else set()
     for st in body:
         if isinstance(st, ast.InputDecl | ast.ParamDecl):
             names: tuple[str, ...] = (st.name,)
@@ -683,7 +685,7 @@ def _body_symbols(a: Analysis, body: tuple[ast.Stmt, ...], g: Graph | None) -> I
             continue
         for name in names:
             ref = g.value_map.get(name) if g else None
-            detail = str(g.type_of(ref)) if g and ref else ""
+            detail = str(g.type_of(ref)) if g and ref else "layer instance" if name in instances else ""
             kind = "input" if isinstance(st, ast.InputDecl) else "value"
             yield Symbol(name, kind, st.span, _name_span(a, st.span, name), detail)
 
@@ -748,8 +750,10 @@ def _train_completions(
             yield Completion(name, "function", sig.usage(), f"{what}: {sig.doc}")
     for name, info in _datasets().items():
         yield Completion(name, "function", info.signature(), f"data set: {info.doc}")
-    if program is not None and program.models:
-        yield from _values(a, list(program.models.values())[-1])
+    if program is not None and program.models:  # the values of the model the section trains
+        model = list(program.models.values())[-1]
+        for sym in _body_symbols(a, model.body, a.graphs.get(model.name)):
+            yield Completion(sym.name, "value", sym.detail or f"value of {model.name}")
     yield from (Completion(k, "keyword") for k in ("true", "false"))
 
 
@@ -781,12 +785,3 @@ def _block_signatures(a: Analysis, program: Program | None) -> dict[str, str]:
     for m in re.finditer(r"^\s*block\s+([A-Za-z_]\w*)\s*(\([^)\n]*\))?", a.text, re.M):
         blocks.setdefault(m.group(1), f"block {m.group(1)}{m.group(2) or '()'}")
     return blocks
-
-
-def _values(a: Analysis, model: ast.ModelDef) -> Iterable[Completion]:
-    g = a.graphs.get(model.name)
-    for s in model.body:
-        names = s.targets if isinstance(s, ast.Assign) else (s.name,) if isinstance(s, ast.InputDecl) else ()
-        for name in names:
-            ref = g.value_map.get(name) if g else None
-            yield Completion(name, "value", str(g.type_of(ref)) if g and ref else f"value of {model.name}")
