@@ -334,7 +334,10 @@ def _emit(text: str, out_dir: Path | None, name: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="out.dot, .svg, .png or .pdf (default: DOT on stdout).",
 )
-@click.option("--rankdir", type=click.Choice(["TB", "LR", "BT", "RL"]), default="TB")
+@click.option("--rankdir", type=click.Choice(["TB", "LR", "BT", "RL"]), help="Default: to fit a 16:9 slide.")
+@click.option("--wrap/--no-wrap", default=None, help="Long chains in rows (default: when too long for a slide).")
+@click.option("--block", help="Draw this block alone, on symbolic inputs.")
+@click.option("--dpi", type=click.IntRange(min=1), help="Resolution of a PNG (Graphviz: 96).")
 @click.option("--shapes/--no-shapes", default=True)
 @click.option("--params/--no-params", default=True)
 @click.option("--legend/--no-legend", default=True)
@@ -347,7 +350,10 @@ def dot(
     file: Path,
     model: str | None,
     output: Path | None,
-    rankdir: str,
+    rankdir: str | None,
+    wrap: bool | None,
+    block: str | None,
+    dpi: int | None,
     shapes: bool,
     params: bool,
     legend: bool,
@@ -364,6 +370,9 @@ def dot(
         model=model,
         output=output,
         rankdir=rankdir,
+        wrap=wrap,
+        block=block,
+        dpi=dpi,
         shapes=shapes,
         params=params,
         legend=legend,

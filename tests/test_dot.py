@@ -1,4 +1,9 @@
-"""The DOT back end: golden drawings, the lecture colours, clusters and collapsing, Graphviz output, values mode."""
+"""The DOT back end: golden drawings, the lecture colours, clusters and collapsing, Graphviz output, values mode.
+
+Golden files: tests/golden/dot/<name>.dot, one per spec of specs/ (its default drawing) and a few cases below.
+After an intended change, `UPDATE_GOLDEN=1 pytest tests/test_dot.py -k golden` rewrites them; look at the pictures
+(`specc dot specs/X.net -o x.png`) before committing.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from specc.backend.dot import (
     DotError,
     DotOptions,
     evaluate,
+    fits_slide,
     shape_text,
     to_dot,
 )
@@ -34,17 +40,25 @@ AUTODIFF = GOLDEN / "autodiff.net"
 HAVE_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="the graphviz `dot` binary is not installed")
 
-# golden name → (spec, options); specs written by others are used only where they exist
+# golden name → (spec, options): every spec's default drawing, and a few options on the test specs
 CASES: dict[str, tuple[Path, dict[str, object]]] = {
     "blocks": (BLOCKS, {}),
     "blocks.collapsed": (BLOCKS, {"collapse": ("all",)}),
+    "blocks.wrap": (BLOCKS, {"wrap": True, "depth": 0}),
     "autodiff": (AUTODIFF, {}),
-    **{p.stem: (p, {}) for p in SPECS if p.stem in ("mlp", "mnist_convnet", "lenet5", "resnet18")},
+    **{p.stem: (p, {}) for p in SPECS},
 }
+BIG = {p.stem: p for p in SPECS if p.stem in ("resnet18", "resnet50", "googlenet", "vgg16")}
 
 
 def dot_of(path: Path, **options: Any) -> str:
     return load(path).to_dot(**options)
+
+
+def spec_path(stem: str) -> Path:
+    if stem not in BIG:
+        pytest.skip(f"specs/{stem}.net is not there")
+    return BIG[stem]
 
 
 def run_cli(*args: str | Path) -> tuple[int, str, str]:
@@ -56,7 +70,7 @@ def run_cli(*args: str | Path) -> tuple[int, str, str]:
 
 def boxes(dot: str) -> list[str]:
     """The ids of the drawn nodes (legend excluded)."""
-    return re.findall(r"^\s*((?:n|g)\d+) \[label=", dot, re.M)
+    return re.findall(r"^\s*(n\d+|g\d+(?:p\d+)?) \[", dot, re.M)
 
 
 def svg_of(dot: str) -> subprocess.CompletedProcess[bytes]:
@@ -89,9 +103,7 @@ def test_deterministic() -> None:
 @needs_dot
 @pytest.mark.parametrize("spec", [*SPECS, BLOCKS, AUTODIFF], ids=lambda p: p.name)
 @pytest.mark.parametrize(
-    "options",
-    [{}, {"collapse": ("all",), "rankdir": "LR"}, {"depth": 99}],
-    ids=["default", "collapsed-LR", "expanded"],
+    "options", [{"collapse": ("all",), "rankdir": "LR"}, {"depth": 99}], ids=["collapsed-LR", "expanded"]
 )
 def test_graphviz_accepts(spec: Path, options: dict[str, object]) -> None:
     out = svg_of(dot_of(spec, **options))
@@ -111,8 +123,10 @@ def test_colours_and_legend() -> None:
     assert f'bgcolor="{OP_FILL}"' in dense and "dense 32" in dense  # the op: blue
     assert f'bgcolor="{PARAM_FILL}"' in dense and "kernel 16×32 · bias 32" in dense and "544 params" in dense
     assert dot.count("legend [") == 1
-    for word in ("input", "trainable parameters", "operation", "9,322 params"):
+    for word in ("input", "parameters", "operation", "9,322 params"):
         assert word in dot
+    legend = next(line for line in dot.splitlines() if "legend [" in line)
+    assert legend.count("<tr>") == 1 and "fontsize=10" in legend  # one line in small print
     assert INPUT_FILL.upper() == "#FFFFFF"
 
 
@@ -146,37 +160,41 @@ def test_clusters_for_block_instances() -> None:
     # Residual, its Affine, 3 repeat copies each with its Affine
     assert len(re.findall(r"subgraph cluster_\d+ \{", dot)) == 8
     assert "copy 2 of 3" in dot
-    assert "<b>Affine</b>" in dot and "<b>Residual</b>" in dot
+    assert "<b>Affine 32</b>" in dot and "<b>Residual 32</b>" in dot  # the block and its arguments
 
 
 def test_collapse_all_draws_repeat_once_with_badge() -> None:
     full, collapsed = dot_of(BLOCKS), dot_of(BLOCKS, collapse=("all",))
     assert len(boxes(collapsed)) < len(boxes(full))
-    assert len(boxes(collapsed)) == 5  # x, dense, Residual, Residual ×3, dense
-    assert "×3</b>" in collapsed and "subgraph cluster_" not in collapsed
+    # x, dense, dense; each Residual a cluster of its main path, its `+` and the relu after it
+    assert len(boxes(collapsed)) == 3 + 2 * 3
+    assert "<b>Residual ×3, 32</b>" in collapsed and "<b>Residual 32</b>" in collapsed
+    assert "subgraph cluster_1" not in collapsed  # no expanded block
     assert "6,336 params" in collapsed  # the three copies' parameters together
+    assert collapsed.count('label="+"') == 2
+    # the shortcut: from the box before the block straight into its `+`
+    assert "n2 -> g3p0 [" in collapsed and "n2 -> g3p1;" in collapsed and "g3p0 -> g3p1;" in collapsed
 
 
 def test_collapse_by_block_name() -> None:
     dot = dot_of(BLOCKS, collapse=("Affine",))
     assert len(boxes(dot)) == len(boxes(dot_of(BLOCKS))) - 4  # each Affine: dense + relu → one box
-    assert len(re.findall(r"subgraph cluster_", dot)) == 4  # the Residuals stay clusters
+    assert "<b>Affine 32</b>" in dot
+    assert len(re.findall(r"subgraph cluster_\d+", dot)) == 4  # the Residuals stay clusters
 
 
 def test_depth() -> None:
-    assert boxes(dot_of(BLOCKS, depth=0)) == boxes(dot_of(BLOCKS, collapse=("all",)))
+    assert dot_of(BLOCKS, depth=0) == dot_of(BLOCKS, collapse=("all",))
     d1 = dot_of(BLOCKS, depth=1)
-    assert len(re.findall(r"subgraph cluster_", d1)) == 4  # Residuals expanded, their Affines one box each
+    assert len(re.findall(r"subgraph cluster_\d+", d1)) == 4  # Residuals expanded, their Affines one box each
     assert len(boxes(d1)) == len(boxes(dot_of(BLOCKS, depth=2))) - 4
 
 
 def test_auto_depth_for_big_graphs() -> None:
-    resnet = [p for p in SPECS if p.stem == "resnet18"]
-    if not resnet:
-        pytest.skip("specs/resnet18.net is not there")
-    auto, full = dot_of(resnet[0]), dot_of(resnet[0], depth=99)
-    assert len(boxes(auto)) <= 30 < len(boxes(full))
-    assert "×2</b>" in auto  # repeat(2, Identity(64))
+    resnet = spec_path("resnet18")
+    auto, full = dot_of(resnet), dot_of(resnet, depth=99)
+    assert len(boxes(auto)) < len(boxes(full))
+    assert "<b>Identity ×2, 64</b>" in auto  # repeat(2, Identity(64))
 
 
 def test_unknown_collapse_name() -> None:
@@ -187,8 +205,7 @@ def test_unknown_collapse_name() -> None:
 
 
 def test_options() -> None:
-    plain = dot_of(BLOCKS)
-    assert "rankdir=TB" in plain and "rankdir=LR" in dot_of(BLOCKS, rankdir="LR")
+    assert "rankdir=TB" in dot_of(AUTODIFF) and "rankdir=LR" in dot_of(BLOCKS, rankdir="LR")  # small: TB
     no_shapes = dot_of(BLOCKS, shapes=False)
     assert "N×32" not in no_shapes.split("->", 1)[1] and "-> n2;" in no_shapes
     no_params = dot_of(BLOCKS, params=False)
@@ -216,6 +233,113 @@ def test_cli_options_reach_the_drawing() -> None:
     )
     code, out, _ = run_cli("dot", BLOCKS, "--depth", "1")
     assert code == 0 and out == dot_of(BLOCKS, depth=1)
+
+
+# ---- the idea of the network: skip edges, branches, arguments, slides -------------------------------------------
+
+
+def _in_edges(dot: str, node: str) -> list[str]:
+    return re.findall(rf"^\s*(\w+) -> {node}\b", dot, re.M)
+
+
+def _cluster_of(dot: str, node: str) -> str:
+    """The id of the collapsed block's cluster a part belongs to (`g6` for `g6p1`)."""
+    return node.split("p")[0]
+
+
+def test_resnet18_keeps_its_skip_edges() -> None:
+    dot = dot_of(spec_path("resnet18"))
+    joins = re.findall(r"^\s*(g\d+p\d+) \[shape=circle, label=\"\+\"", dot, re.M)
+    assert len(joins) == 7  # Identity ×2, then Basic and Identity in each of the three later stages
+    shortcuts = 0
+    for j in joins:
+        sources = _in_edges(dot, j)
+        assert len(sources) == 2, (j, sources)  # the main path and the shortcut
+        # an identity shortcut comes from outside the block (or a row's connector), straight into the `+`
+        shortcuts += any(_cluster_of(dot, s) != _cluster_of(dot, j) for s in sources)
+    assert shortcuts == 4
+    for label in ("Basic 128 /2", "Basic 256 /2", "Basic 512 /2", "Identity 128", "Identity ×2, 64"):
+        assert f"<b>{label}</b>" in dot
+    assert "conv 128@1×1 /2" in dot  # the projection shortcut: a small box on the skip path
+
+
+def test_googlenet_keeps_its_branches() -> None:
+    dot = dot_of(spec_path("googlenet"))
+    concats = re.findall(r"^\s*(g\d+p\d+) \[label=<.*>concat<", dot, re.M)
+    assert len(concats) == 9
+    for c in concats:
+        assert len(_in_edges(dot, c)) == 4  # four branches side by side into the concat
+    assert "ConvBN 1×1, 96<br/>ConvBN 3×3, 128" in dot  # the 3×3 branch of the first inception module
+    assert "<b>ConvBN 3×3, 192</b>" in dot and "<b>ConvBN 7×7, 64 /2</b>" in dot
+    assert "i3.Inception" not in dot and "stem.ConvBN" not in dot  # no internal paths
+
+
+def test_vgg16_stage_labels() -> None:
+    dot = dot_of(spec_path("vgg16"))
+    assert "<b>Conv3 ×2, 64</b>" in dot and "<b>Conv3 ×3, 512</b>" in dot
+    assert "<b>ConvStage 128, 2</b>" in dot and "f.ConvStage" not in dot
+
+
+@needs_dot
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_default_fits_a_slide(spec: Path) -> None:
+    """The size rule of docs/dot.md, measured by Graphviz (its PNG at 96 dpi is the layout plus a 4 pt pad)."""
+    out = subprocess.run(["dot", "-Tplain"], input=dot_of(spec).encode(), capture_output=True, check=False)
+    assert out.returncode == 0 and out.stderr.decode().strip() == "", out.stderr.decode()
+    _, _, w, h = out.stdout.decode().split("\n", 1)[0].split()
+    width, height = (float(w) + 8 / 72) * 96, (float(h) + 8 / 72) * 96
+    assert fits_slide(width, height), f"{spec.name}: {width:.0f}×{height:.0f} px"
+
+
+def test_wrap_rows_and_connectors() -> None:
+    wrapped = dot_of(BLOCKS, wrap=True, depth=0)
+    rows = re.findall(r"subgraph cluster_row(\d+)", wrapped)
+    assert len(rows) >= 2 and "rankdir=LR" in wrapped
+    marks = re.findall(r'^\s*(w\d+)[io] \[shape=circle, label="([A-Z])"', wrapped, re.M)
+    assert len(marks) == 2 * (len(rows) - 1)  # a connector at the end of a row, its twin at the next's start
+    assert "rank=same" in wrapped
+    big = dot_of(spec_path("resnet18"), wrap=False)
+    assert "cluster_row" not in big and "rankdir=TB" in big
+    assert "cluster_row" not in dot_of(AUTODIFF)  # small drawings are not wrapped
+
+
+def test_block_alone() -> None:
+    code, dot, err = run_cli("dot", spec_path("resnet18"), "--block", "Basic")
+    assert code == 0, err
+    assert "<b>Basic 128 /2</b>" in dot  # the arguments of its first call
+    assert 'label=" N×H×W×64 "' in dot  # a symbolic input: only the channels an op needs are numbers
+    assert "N×(H + 1)/2×(W + 1)/2×128" in dot
+    assert "230,144 params" in dot
+    code, _, err = run_cli("dot", spec_path("resnet18"), "--block", "Basci")
+    assert code == 2 and "did you mean 'Basic'" in err and "Identity" in err
+
+
+def test_block_with_defaults_is_drawn_without_a_model(tmp_path: Path) -> None:
+    f = tmp_path / "b.net"
+    f.write_text(
+        "block Res(f=8) {\n  input x: [N, F]\n  h = x -> dense(f)\n  y = relu(h + x)\n  output y\n}\n"
+        "model M {\n  input x: f32[N, 8]\n  y = x -> dense(8)\n  output y\n}\n"
+    )
+    code, _, err = run_cli("dot", f, "--block", "Res")
+    assert code == 2 and "x: [N, F]" in err and "call it from the model" in err  # dense needs F as a number
+    f.write_text(f.read_text().replace("[N, F]", "[N, 8]"))
+    code, dot, err = run_cli("dot", f, "--block", "Res")
+    assert code == 0, err
+    assert "<b>Res</b>" in dot and "dense 8" in dot and 'label="+"' not in dot  # drawn in full
+
+
+@needs_dot
+def test_dpi(tmp_path: Path) -> None:
+    def size(png: Path) -> tuple[int, int]:
+        head = png.read_bytes()[16:24]
+        return int.from_bytes(head[:4], "big"), int.from_bytes(head[4:], "big")
+
+    assert run_cli("dot", AUTODIFF, "-o", tmp_path / "a.png")[0] == 0
+    assert run_cli("dot", AUTODIFF, "-o", tmp_path / "b.png", "--dpi", "192")[0] == 0
+    (w1, h1), (w2, h2) = size(tmp_path / "a.png"), size(tmp_path / "b.png")
+    assert abs(w2 - 2 * w1) <= 4 and abs(h2 - 2 * h1) <= 4
+    code, _, err = run_cli("dot", BLOCKS, "-o", tmp_path / "c.svg", "--dpi", "192")
+    assert code == 2 and "PNG" in err
 
 
 # ---- files -----------------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ its forward value and the reverse-mode gradient of one value.
 from __future__ import annotations
 
 import html
+import itertools
+import math
 import re
 import shutil
 import subprocess
@@ -21,6 +23,7 @@ from ..errors import did_you_mean
 from ..ir.graph import Graph, Node, Ref, Scope
 from ..ir.types import TensorType
 from ..ops._registry import get_op
+from .dot_blocks import Part, Structure, SubBlock, block_graph, block_label, block_structure, user_name
 
 # The lecture colours: fill and border of each kind of box.
 INPUT_FILL, INPUT_LINE = "#FFFFFF", "#212121"
@@ -52,27 +55,29 @@ class DotOptions:
     """How to draw a graph.
 
     Args:
-        rankdir: TB (top to bottom), LR, BT or RL.
+        rankdir: TB (top to bottom), LR, BT or RL; None: chosen to fit a 16:9 slide (TB, or LR rows).
         shapes: tensor shapes on the edges.
         params: parameters (red rows with shapes and counts) on the nodes.
-        legend: the colour legend, with the model's name and parameter count.
+        legend: the compact legend, with the model's name and parameter count.
         collapse: block names, instance names or "all": drawn as one box each.
         depth: blocks nested deeper than this are collapsed (0: every block is one box); None: automatic.
+        wrap: long chains wrap into rows (LR) or columns (TB); None: when the drawing would not fit a slide.
         values: values mode: a number for each input (`{"x1": 2, "x2": 3}` or "x1=2,x2=3"); imports JAX.
         grad: with values: annotate the gradient of this value.
     """
 
-    rankdir: str = "TB"
+    rankdir: str | None = None
     shapes: bool = True
     params: bool = True
     legend: bool = True
     collapse: tuple[str, ...] = ()
     depth: int | None = None
+    wrap: bool | None = None
     values: Mapping[str, float] | str | None = None
     grad: str | None = None
 
     def __post_init__(self) -> None:
-        if self.rankdir not in ("TB", "LR", "BT", "RL"):
+        if self.rankdir not in (None, "TB", "LR", "BT", "RL"):
             raise DotError(f"rankdir must be TB, LR, BT or RL, got {self.rankdir!r}")
         if isinstance(self.collapse, str):
             object.__setattr__(self, "collapse", (self.collapse,))
@@ -102,11 +107,12 @@ def _group_key(scope: tuple[Scope, ...], upto: int) -> tuple[Any, ...]:
 
 @dataclass
 class _Group:
-    """One collapsed block instance (or all copies of one `repeat`), drawn as one box."""
+    """One collapsed block instance (or all copies of one `repeat`): one box, or a cluster of its branches."""
 
     id: str
     scope: tuple[Scope, ...]
     nodes: list[Node] = field(default_factory=list)
+    structure: Structure | None = None
 
     @property
     def last(self) -> Scope:
@@ -119,6 +125,10 @@ class _Group:
     @property
     def param_count(self) -> int:
         return sum(n.param_count for n in self.nodes)
+
+    def endpoint(self, node: int) -> str:
+        """The DOT id an edge into or out of this node attaches to."""
+        return self.id if self.structure is None else f"{self.id}p{self.structure.part_of[node]}"
 
 
 @dataclass
@@ -145,7 +155,7 @@ def _collapse_level(node: Node, names: Sequence[str], depth: int | None) -> int 
     return None
 
 
-def _layout(g: Graph, names: Sequence[str], depth: int | None) -> _Layout:
+def _layout(g: Graph, names: Sequence[str], depth: int | None, structure: bool = True) -> _Layout:
     units: dict[int, Node | _Group] = {}
     groups: dict[tuple[Any, ...], _Group] = {}
     root = _Cluster("root", None)
@@ -173,6 +183,9 @@ def _layout(g: Graph, names: Sequence[str], depth: int | None) -> _Layout:
             parent.items.append(grp)
         grp.nodes.append(n)
         units[n.id] = grp
+    if structure:
+        for grp in groups.values():
+            grp.structure = block_structure(grp.nodes, len(grp.scope) - 1)
     return _Layout(units, root)
 
 
@@ -181,9 +194,10 @@ def _max_depth(g: Graph) -> int:
 
 
 def _auto_depth(g: Graph, used: Callable[[Node], bool]) -> int | None:
-    """The deepest block level at which the drawing has at most AUTO_COLLAPSE_NODES boxes (None: draw all)."""
+    """The deepest block level at which the drawing has at most AUTO_COLLAPSE_NODES boxes (None: draw all); a
+    collapsed block counts as one box, its branches included."""
     for depth in range(_max_depth(g), -1, -1):
-        lay = _layout(g, (), depth)
+        lay = _layout(g, (), depth, structure=False)
         boxes = {id(lay.units[n.id]) for n in g.nodes if used(n)}
         if len(boxes) <= AUTO_COLLAPSE_NODES:
             return None if depth == _max_depth(g) else depth
@@ -264,6 +278,24 @@ class Annotations:
     target: str | None = None
 
 
+def _node_lines(n: Node, opts: DotOptions, is_output: bool) -> list[tuple[str, int]]:
+    """The text of a node's box, line by line with its point size: what its label says and what sizes it."""
+    name = display_name(n)
+    if n.op == "input":
+        return [(n.name, 14)] + ([] if opts.shapes else [(shape_text(n.type), 11)])
+    if n.op == "param":
+        return [(name or n.name, 14), (shape_text(n.type), 11)] + (
+            [(_count(n.param_count), 11)] if opts.params else []
+        )
+    lines = [(op_text(n), 14)]
+    if name is not None:
+        lines.append((name + (" (output)" if is_output else ""), 11))
+    if opts.params and n.params:
+        detail = _param_text(n)
+        lines += ([(detail, 11)] if detail else []) + [(_count(n.param_count), 11)]
+    return lines
+
+
 def _node_html(n: Node, opts: DotOptions, ann: Annotations | None, is_output: bool) -> str:
     """The HTML-like label of one node."""
     name = display_name(n)
@@ -299,32 +331,204 @@ def _annotation(n: Node, ann: Annotations | None) -> str:
     return out
 
 
-def _group_html(grp: _Group, opts: DotOptions) -> str:
-    """A collapsed block: a heavier border, the block's name, a dark ×n badge for `repeat` copies, its parameters."""
-    where = _instance_text(grp.last, collapsed=True)
-    head = f"<b>{_esc(grp.last.block)}</b>" + (f"<br/>{_small(where)}" if where else "")
-    badge = (
-        f'<td bgcolor="{OP_LINE}" cellpadding="5"><font color="#FFFFFF"><b>×{grp.copies}</b></font></td>'
-        if grp.copies > 1
-        else ""
-    )
-    cells = f'<tr><td bgcolor="{OP_FILL}" cellpadding="5">{head}</td>{badge}</tr>'
+def _group_lines(grp: _Group, opts: DotOptions) -> list[tuple[str, int]]:
+    lines = [(block_label(grp.last, grp.copies), 14)]
+    where = user_name(grp.last)
+    if where:
+        lines.append((where, 11))
     if opts.params and grp.param_count:
-        span = ' colspan="2"' if badge else ""
-        cells += f'<tr><td bgcolor="{PARAM_FILL}" cellpadding="5"{span}>{_small(_count(grp.param_count), "#000000")}</td></tr>'
+        lines.append((_count(grp.param_count), 11))
+    return lines
+
+
+def _group_html(grp: _Group, opts: DotOptions) -> str:
+    """A collapsed block as one box: a heavier border, the block with its arguments, the user's name, its
+    parameters."""
+    head = f"<b>{_esc(block_label(grp.last, grp.copies))}</b>"
+    where = user_name(grp.last)
+    if where:
+        head += f"<br/>{_small(where)}"
+    cells = f'<tr><td bgcolor="{OP_FILL}" cellpadding="5">{head}</td></tr>'
+    if opts.params and grp.param_count:
+        cells += f'<tr><td bgcolor="{PARAM_FILL}" cellpadding="5">{_small(_count(grp.param_count), "#000000")}</td></tr>'
     return f'<table border="2" cellborder="0" cellspacing="0" color="{OP_LINE}">{cells}</table>'
 
 
-def _instance_text(s: Scope, collapsed: bool = False) -> str:
-    """What a cluster or collapsed box says beside the block's name: the user's name for the instance, the copy."""
-    inst = s.instance
-    if s.repeat is not None:
-        i, n = s.repeat
-        base = inst.rsplit(".", 2)[0] if ".repeat." in inst else inst.rsplit(".", 1)[0]
-        base = "" if base.endswith(".repeat") else base
-        return base if collapsed else (f"{base} · " if base else "") + f"copy {i + 1} of {n}"
-    last = inst.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
-    return "" if re.fullmatch(rf"{re.escape(s.block)}(_\d+)?", last) else inst
+# a branch box lists what shapes the tensor; its activations and normalisations are left out unless that is all
+_QUIET_FAMILIES = ("activation", "norm")
+_JOIN_SYMBOLS = {"add": "+", "mul": "×", "sub": "−", "maximum": "max"}
+
+
+def _part_lines(part: Part) -> list[str]:
+    def text(u: Node | SubBlock) -> str:
+        return block_label(u.scope, u.copies) if isinstance(u, SubBlock) else op_text(u)
+
+    def quiet(u: Node | SubBlock) -> bool:
+        op = get_op(u.op) if isinstance(u, Node) else None
+        return op is not None and op.family in _QUIET_FAMILIES
+
+    loud = [u for u in part.units if not quiet(u)]
+    return [text(u) for u in (loud or part.units)]
+
+
+def _part_node(pid: str, part: Part) -> str:
+    """One box inside a collapsed block's cluster: a branch or a chain of ops, or the join of the branches."""
+    if part.kind == "join" and isinstance(part.units[0], Node) and part.units[0].op in _JOIN_SYMBOLS:
+        sym = _JOIN_SYMBOLS[part.units[0].op]
+        return (
+            f'{pid} [shape=circle, label="{sym}", width=0.32, height=0.32, fixedsize=true, style=filled, '
+            f'fillcolor="{OP_FILL}", color="{OP_LINE}", fontsize=16];'
+        )
+    lines = "<br/>".join(_esc(t) for t in _part_lines(part))
+    return f"{pid} [label=<{_rows(OP_LINE, (OP_FILL, lines))}>];"
+
+
+def _structured_label(grp: _Group, opts: DotOptions) -> str:
+    label = f"<b>{_esc(block_label(grp.last, grp.copies))}</b>"
+    where = user_name(grp.last)
+    if where:
+        label += f"  {_small(where)}"
+    if opts.params and grp.param_count:
+        label += f"  {_small(_count(grp.param_count), PARAM_LINE)}"
+    return label
+
+
+def _cluster_label(c: _Cluster, shared: set[str]) -> str:
+    """An expanded block's title: the block with its arguments, the user's name, which copy or use it is."""
+    s = c.scope
+    assert s is not None
+    base, _, use = s.instance.partition(".")
+    if base in shared:
+        where = f"{base} · use {use or 1} · shared weights"
+    else:
+        name = user_name(s)
+        copy = f"copy {s.repeat[0] + 1} of {s.repeat[1]}" if s.repeat else ""
+        where = " · ".join(x for x in (name, copy) if x)
+    return f"<b>{_esc(block_label(s))}</b>" + (f"  {_small(where)}" if where else "")
+
+
+# ---- fitting a slide: sizes, direction, rows ---------------------------------------------------------------------
+
+# points per character of Helvetica (an average over digits and lower case), and the gaps Graphviz leaves
+_CHAR = 0.6
+SLIDE = 16 / 9
+
+
+def _box(lines: Sequence[tuple[str, int]]) -> tuple[float, float]:
+    w = max((len(t) * size * _CHAR for t, size in lines), default=0.0) + 14
+    return w, sum(size * 1.2 for _, size in lines) + 10
+
+
+def fits_slide(width: float, height: float) -> bool:
+    """The size rule: width:height within 16:9 ± 50 %, or the long side under 2,000 px (at 96 dpi)."""
+    return max(width, height) < 2000 or SLIDE * 0.5 <= width / max(height, 1.0) <= SLIDE * 1.5
+
+
+@dataclass
+class _Extent:
+    """An item's size in points: the length along the edges of each rank it takes (with the gap after it), and
+    its breadth across them."""
+
+    ranks: list[float]
+    across: float
+
+
+def _extent(item: Node | _Group | _Cluster, opts: DotOptions, outputs: set[int], lr: bool) -> _Extent:
+    # Graphviz puts an edge's label in a rank of its own: after each item, one as long as a shape (LR) or as
+    # high as a line (TB)
+    label = [25.0 + (80 if lr else 15)] if opts.shapes else []
+
+    def plain(w: float, h: float) -> _Extent:
+        return (
+            _Extent([w + 25, *label], h) if lr else _Extent([h + 25, *label], w + (70 if opts.shapes else 0))
+        )
+
+    if isinstance(item, Node):
+        return plain(*_box(_node_lines(item, opts, item.id in outputs)))
+    if isinstance(item, _Group):
+        if item.structure is None:
+            return plain(*_box(_group_lines(item, opts)))
+        # sections in order: a chain or a join one box, the branches between them side by side
+        sections: list[list[tuple[float, float]]] = []
+        branching = False
+        for p in item.structure.parts:
+            size = (24.0, 24.0) if p.kind == "join" else _box([(t, 14) for t in _part_lines(p)])
+            if p.kind == "branch" and branching:
+                sections[-1].append(size)
+            else:
+                sections.append([size])
+            branching = p.kind == "branch"
+        title = _box([(t, 14) for t, _ in _group_lines(item, opts)])[0] + 20
+        if lr:
+            ranks = [max(w for w, _ in sec) + 30 for sec in sections]
+            ranks[-1] += max(0.0, title - sum(ranks))
+            return _Extent([*ranks, *label], max(sum(h + 10 for _, h in sec) for sec in sections) + 30)
+        ranks = [max(h for _, h in sec) + 30 for sec in sections]
+        ranks[0] += 25
+        return _Extent(
+            [*ranks, *label], max(title, max(sum(w + 15 for w, _ in sec) for sec in sections)) + 20
+        )
+    kids = [_extent(i, opts, outputs, lr) for i in item.items if not isinstance(i, Node) or i.op != "input"]
+    ranks = [r for k in kids for r in k.ranks] or [0.0]
+    ranks[0] += 0 if lr else 25  # the cluster's title
+    return _Extent(ranks, max((k.across for k in kids), default=0) + (40 if lr else 30))
+
+
+def _layout_size(
+    pos: Sequence[int], ext: Sequence[_Extent], lr: bool, rows: int
+) -> tuple[tuple[float, float], list[int]]:
+    """(width, height) in pixels at 96 dpi of the top-level items at their positions wrapped into `rows` rows, and
+    the row of each item. Rows share Graphviz's ranks: a rank is as long as its longest row makes it."""
+    n_pos = max(pos, default=0) + 1
+    ranks: list[list[float]] = [[] for _ in range(n_pos)]
+    across = [0.0] * n_pos
+    for p, e in zip(pos, ext, strict=True):
+        ranks[p] = [max(a, b) for a, b in itertools.zip_longest(ranks[p], e.ranks, fillvalue=0.0)]
+        across[p] += e.across + 20
+    lengths = [sum(r) for r in ranks]
+    total = sum(lengths)
+    row_of_pos, acc, row = [], 0.0, 0
+    for p in range(n_pos):
+        if row < rows - 1 and acc > 0 and acc + lengths[p] / 2 > total * (row + 1) / rows:
+            row += 1
+        row_of_pos.append(row)
+        acc += lengths[p]
+    row_ranks: list[list[float]] = [[40.0] if r else [] for r in range(rows)]  # a row's connector
+    depth = [0.0] * rows
+    for p in range(n_pos):
+        row_ranks[row_of_pos[p]] += ranks[p]
+        depth[row_of_pos[p]] = max(depth[row_of_pos[p]], across[p])
+    along = sum(
+        max(rr[c] if c < len(rr) else 0.0 for rr in row_ranks) for c in range(max(map(len, row_ranks)))
+    )
+    breadth = sum(depth) + 30 * (rows - 1)
+    w, h = (along, breadth) if lr else (breadth, along)
+    return (w * 96 / 72 + 10, h * 96 / 72 + 10), [row_of_pos[p] for p in pos]
+
+
+def _arrange(
+    pos: Sequence[int], extent: Callable[[bool], list[_Extent]], opts: DotOptions
+) -> tuple[str, list[int]]:
+    """The direction and the row of each top-level item: the user's choice, else TB when it fits the size rule
+    with room to spare, else LR in the number of rows that comes closest to 16:9."""
+    n_pos = max(pos, default=0) + 1
+    if opts.wrap is False or (opts.rankdir is not None and opts.wrap is None):
+        return opts.rankdir or "TB", [0] * len(pos)
+    if opts.wrap is None:
+        (w, h), rows = _layout_size(pos, extent(False), False, 1)
+        if max(w, h) < 1700:
+            return "TB", rows
+    rankdir = opts.rankdir or "LR"
+    lr = rankdir in ("LR", "RL")
+    ext = extent(lr)
+    best: tuple[float, str, list[int]] | None = None
+    for k in range(1, min(n_pos, 8) + 1):
+        (w, h), rows = _layout_size(pos, ext, lr, k)
+        score = abs(math.log((w / h) / SLIDE))
+        if best is None or score < best[0] - 0.05:
+            best = (score, rankdir, rows)
+    assert best is not None
+    return best[1], best[2]
 
 
 # ---- DOT text --------------------------------------------------------------------------------------------------
@@ -351,44 +555,99 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
         depth = _auto_depth(graph, used)
     lay = _layout(graph, opts.collapse, depth)
 
+    def endpoint(node: int) -> str:
+        u = lay.units[node]
+        return f"n{u.id}" if isinstance(u, Node) else u.endpoint(node)
+
+    # the top-level items, their positions along the edges (longest path) and sizes: direction and rows
+    items = [i for i in lay.root.items if not isinstance(i, Node) or used(i)]
+    top: dict[int, int] = {}
+
+    def claim(item: Node | _Group | _Cluster, k: int) -> None:
+        if isinstance(item, Node):
+            top[item.id] = k
+        elif isinstance(item, _Group):
+            top.update((n.id, k) for n in item.nodes)
+        else:
+            for x in item.items:
+                claim(x, k)
+
+    for k, item in enumerate(items):
+        claim(item, k)
+    pos = [0] * len(items)
+    for n in graph.nodes:
+        if n.id in top:
+            for r in n.inputs:
+                before, after = top.get(r.node), top[n.id]
+                if before is not None and before != after:
+                    pos[after] = max(pos[after], pos[before] + 1)
+
+    def extents(lr: bool) -> list[_Extent]:
+        legend = [_Extent([260.0], 20.0) if lr else _Extent([20.0], 260.0)] if opts.legend else []
+        return [*(_extent(i, opts, outputs, lr) for i in items), *legend]
+
+    rankdir, rows = _arrange([*pos, 0] if opts.legend else pos, extents, opts)
+    rows = rows[: len(items)]
+    row_of = {node: rows[k] for node, k in top.items()}
+
     lines = [
         f"digraph {_quote(graph.model)} {{",
-        f'  graph [rankdir={opts.rankdir}, fontname="{FONT}", fontsize=14, nodesep=0.3, ranksep=0.35, '
+        f'  graph [rankdir={rankdir}, fontname="{FONT}", fontsize=14, nodesep=0.3, ranksep=0.35, '
         "newrank=true, outputorder=edgesfirst];",
         f'  node [shape=plain, fontname="{FONT}", fontsize=14];',
         f'  edge [fontname="{FONT}", fontsize=11, fontcolor="{DETAIL_COLOR}", color="#455A64", arrowsize=0.7];',
     ]
     if opts.legend:
-        lines.append(_legend(graph))
-
-    def unit_id(u: Node | _Group) -> str:
-        return f"n{u.id}" if isinstance(u, Node) else u.id
-
+        row_extra_legend = _legend(graph).strip()
     # named instances applied more than once: their clusters say so, and a dotted edge ties the uses together
     shared = {n.instance for n in graph.nodes if n.shares is not None}
 
-    def emit(c: _Cluster, indent: str) -> Iterator[str]:
-        for item in c.items:
+    def emit(
+        c: _Cluster, indent: str, only: Sequence[Node | _Group | _Cluster] | None = None
+    ) -> Iterator[str]:
+        for item in c.items if only is None else only:
             if isinstance(item, _Cluster):
-                assert item.scope is not None
-                where = _instance_text(item.scope)
-                base, _, use = item.scope.instance.partition(".")
-                if base in shared:
-                    where = f"{base} · use {use or 1} · shared weights"
-                label = f"<b>{_esc(item.scope.block)}</b>" + (f"  {_small(where)}" if where else "")
                 yield f"{indent}subgraph {item.id} {{"
                 yield (
-                    f'{indent}  graph [label=<{label}>, labeljust=l, style="rounded,dashed", color="#78909C", '
-                    "fontsize=13, margin=10];"
+                    f"{indent}  graph [label=<{_cluster_label(item, shared)}>, labeljust=l, "
+                    'style="rounded,dashed", color="#78909C", fontsize=13, margin=10, peripheries=1];'
                 )
                 yield from emit(item, indent + "  ")
+                yield f"{indent}}}"
+            elif isinstance(item, _Group) and item.structure is not None:
+                yield f"{indent}subgraph cluster_{item.id} {{"
+                yield (
+                    f"{indent}  graph [label=<{_structured_label(item, opts)}>, labeljust=l, "
+                    f'style="rounded,filled", color="{OP_LINE}", fillcolor="#E3F2FD", penwidth=2, margin=8, peripheries=1];'
+                )
+                for i, part in enumerate(item.structure.parts):
+                    yield f"{indent}  {_part_node(f'{item.id}p{i}', part)}"
                 yield f"{indent}}}"
             elif isinstance(item, _Group):
                 yield f"{indent}{item.id} [label=<{_group_html(item, opts)}>];"
             elif used(item):
                 yield f"{indent}n{item.id} [label=<{_node_html(item, opts, annotations, item.id in outputs)}>];"
 
-    lines.extend(emit(lay.root, "  "))
+    # edges first: an edge from one row to the next goes through a pair of connectors, `A` at the end of a row
+    # and `A` at the start of the next, instead of a curve back across the picture
+    edge_lines: list[str] = []
+    connectors: dict[tuple[Ref, int], str] = {}
+    row_extra: dict[int, list[str]] = {}
+
+    def connector(r: Ref, row: int) -> str:
+        key = (r, row)
+        if key not in connectors:
+            mark = _mark(len({k[1] for k in connectors} | {row}) - 1)
+            cid = f"w{len(connectors)}"
+            connectors[key] = cid
+            style = (
+                f'shape=circle, label="{mark}", width=0.3, height=0.3, fixedsize=true, fontsize=11, '
+                f'color="{DETAIL_COLOR}", fontcolor="{DETAIL_COLOR}"'
+            )
+            row_extra.setdefault(row_of[r.node], []).append(f"{cid}o [{style}];")
+            row_extra.setdefault(row, []).append(f"{cid}i [{style}];")
+            edge_lines.append(f"  {endpoint(r.node)} -> {cid}o" + _edge_attrs(r, graph, opts, labelled) + ";")
+        return connectors[key]
 
     seen: set[tuple[str, str, Ref]] = set()
     labelled: set[Ref] = set()  # a value that fans out has its shape written on its first edge only
@@ -396,48 +655,100 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
         dst = lay.units[n.id]
         for r in n.inputs:
             src = lay.units[r.node]
-            if src is dst:
+            inside = src is dst
+            if inside and (
+                not isinstance(dst, _Group)
+                or dst.structure is None
+                or dst.structure.copy_of[r.node] != dst.structure.copy_of[n.id]
+            ):
                 continue
-            key = (unit_id(src), unit_id(dst), r)
-            if key in seen:
+            # inside a collapsed block, one edge between two of its parts (the copies of a repeat share them)
+            a = (
+                f"{connector(r, row_of[n.id])}i"
+                if row_of.get(r.node, 0) != row_of.get(n.id, 0)
+                else endpoint(r.node)
+            )
+            key = (a, endpoint(n.id), Ref(-1) if inside else r)
+            if key[0] == key[1] or key in seen:
                 continue
             seen.add(key)
-            t = graph.type_of(r)
-            attrs = (
-                [f"label={_quote(' ' + shape_text(t) + ' ')}"]
-                if opts.shapes and t.dims and r not in labelled
-                else []
-            )
-            labelled.add(r)
-            lines.append(f"  {key[0]} -> {key[1]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
+            attrs = "" if inside or a != endpoint(r.node) else _edge_attrs(r, graph, opts, labelled)
+            edge_lines.append(f"  {key[0]} -> {key[1]}{attrs};")
     tied: set[tuple[str, str]] = set()
     for n in graph.nodes:
         if n.shares is None:
             continue
-        a, b = unit_id(lay.units[n.shares]), unit_id(lay.units[n.id])
+        a, b = endpoint(n.shares), endpoint(n.id)
         if a != b and (a, b) not in tied:
             tied.add((a, b))
-            lines.append(
+            edge_lines.append(
                 f'  {a} -> {b} [style=dotted, dir=none, constraint=false, color="{PARAM_LINE}", '
                 'label=" same weights ", fontcolor="#B71C1C"];'
             )
+
+    if max(rows, default=0) == 0:
+        if opts.legend:
+            lines.append(f"  {row_extra_legend}")
+        lines.extend(emit(lay.root, "  "))
+    else:
+        # each row in an invisible cluster, so that rows keep to their own bands of the picture, and their
+        # first items share a rank; Graphviz stacks LR clusters from the bottom up, in the order written
+        for row in range(max(rows), -1, -1) if rankdir in ("LR", "RL") else range(max(rows) + 1):
+            lines.append(f"  subgraph cluster_row{row} {{")
+            lines.append('    graph [label="", peripheries=0, margin=4];')
+            if row == 0 and opts.legend:
+                lines.append(f"    {row_extra_legend}")
+            lines.extend(f"    {x}" for x in row_extra.get(row, []))
+            lines.extend(emit(lay.root, "    ", [items[k] for k in range(len(items)) if rows[k] == row]))
+            lines.append("  }")
+        firsts = []
+        for row in range(max(rows) + 1):
+            k = min((k for k in range(len(items)) if rows[k] == row), key=lambda k: (pos[k], k))
+            ins = [f"{cid}i" for (_, at), cid in connectors.items() if at == row]
+            firsts.append(ins[0] if ins else _first_id(items[k], endpoint, used))
+        lines.append(f"  {{rank=same; {'; '.join(firsts)};}}")
+    lines.extend(edge_lines)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
+def _mark(i: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: the name of the i-th row break."""
+    return chr(65 + i) if i < 26 else _mark(i // 26 - 1) + chr(65 + i % 26)
+
+
+def _edge_attrs(r: Ref, graph: Graph, opts: DotOptions, labelled: set[Ref]) -> str:
+    t = graph.type_of(r)
+    if not (opts.shapes and t.dims and r not in labelled):
+        return ""
+    labelled.add(r)
+    return f" [label={_quote(' ' + shape_text(t) + ' ')}]"
+
+
+def _first_id(
+    item: Node | _Group | _Cluster, endpoint: Callable[[int], str], used: Callable[[Node], bool]
+) -> str:
+    if isinstance(item, Node):
+        return f"n{item.id}"
+    if isinstance(item, _Group):
+        return endpoint(item.nodes[0].id)
+    return _first_id(next(i for i in item.items if not isinstance(i, Node) or used(i)), endpoint, used)
+
+
 def _legend(g: Graph) -> str:
+    """A one-line legend in small print: the model, its parameters, the three colours."""
     swatch = "".join(
         f'<td bgcolor="{fill}" border="1" color="{line}">{text}</td>'
         for fill, line, text in (
             (INPUT_FILL, INPUT_LINE, "input"),
-            (PARAM_FILL, PARAM_LINE, "trainable parameters"),
+            (PARAM_FILL, PARAM_LINE, "parameters"),
             (OP_FILL, OP_LINE, "operation"),
         )
     )
-    title = f"<b>{_esc(g.model)}</b>  {_esc(_count(g.total_params))}"
+    title = f"<td><b>{_esc(g.model)}</b>  {_esc(_count(g.total_params))}</td>"
     return (
-        '  legend [label=<<table border="0" cellborder="0" cellspacing="4" cellpadding="4">'
-        f'<tr><td colspan="3">{title}</td></tr><tr>{swatch}</tr></table>>];'
+        '  legend [label=<<table border="0" cellborder="0" cellspacing="3" cellpadding="2">'
+        f"<tr>{title}{swatch}</tr></table>>, fontsize=10];"
     )
 
 
@@ -538,14 +849,16 @@ def _tracer(g: Graph) -> Callable[[Mapping[str, Any], Mapping[str, Any] | None],
 # ---- files and the command -----------------------------------------------------------------------------------
 
 
-def render(dot_text: str, fmt: str) -> bytes:
-    """SVG/PNG/PDF bytes from the graphviz `dot` binary; DotError with the install hint when it is missing."""
+def render(dot_text: str, fmt: str, dpi: int | None = None) -> bytes:
+    """SVG/PNG/PDF bytes from the graphviz `dot` binary (a PNG at `dpi`, default 96); DotError with the install
+    hint when it is missing."""
     exe = shutil.which("dot")
     if exe is None:
         raise DotError(
             f"the Graphviz `dot` program is not installed (needed for .{fmt} output)\nhint: {INSTALL_HINT}"
         )
-    proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, check=False)
+    args = [exe, f"-T{fmt}"] + ([f"-Gdpi={dpi}"] if dpi and fmt == "png" else [])
+    proc = subprocess.run(args, input=dot_text.encode(), capture_output=True, check=False)
     if proc.returncode != 0:
         raise DotError(
             f"dot -T{fmt} failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace').strip()}"
@@ -553,7 +866,7 @@ def render(dot_text: str, fmt: str) -> bytes:
     return proc.stdout
 
 
-def write(dot_text: str, output: Path) -> None:
+def write(dot_text: str, output: Path, dpi: int | None = None) -> None:
     """Write DOT text or, by the suffix, its rendering (.svg, .png, .pdf), atomically."""
     from ..train.io import write_atomic
 
@@ -564,7 +877,9 @@ def write(dot_text: str, output: Path) -> None:
             f"use one of {', '.join(FORMATS)}"
         )
     fmt = FORMATS[suffix]
-    write_atomic(output, dot_text.encode() if fmt is None else render(dot_text, fmt))
+    if dpi is not None and fmt != "png":
+        raise DotError(f"--dpi sets the resolution of a PNG; -o {output} is not one")
+    write_atomic(output, dot_text.encode() if fmt is None else render(dot_text, fmt, dpi))
 
 
 def dot_command(
@@ -572,7 +887,10 @@ def dot_command(
     *,
     model: str | None = None,
     output: Path | None = None,
-    rankdir: str = "TB",
+    rankdir: str | None = None,
+    wrap: bool | None = None,
+    block: str | None = None,
+    dpi: int | None = None,
     shapes: bool = True,
     params: bool = True,
     legend: bool = True,
@@ -593,6 +911,7 @@ def dot_command(
     try:
         opts = DotOptions(
             rankdir=rankdir,
+            wrap=wrap,
             shapes=shapes,
             params=params,
             legend=legend,
@@ -601,11 +920,14 @@ def dot_command(
             values=values,
             grad=grad,
         )
-        text = to_dot(spec.graph(), opts)
+        graph = spec.graph() if block is None else block_graph(spec, block, model)
+        text = to_dot(graph, opts)
         if output is None:
+            if dpi is not None:
+                raise DotError("--dpi sets the resolution of a PNG; add -o FILE.png")
             click.echo(text, nl=False)
         else:
-            write(text, output)
+            write(text, output, dpi)
             click.echo(f"wrote {output}", err=True)
     except DotError as e:
         click.echo(f"specc: error: {e}", err=True)

@@ -1087,7 +1087,8 @@ class GraphBuilder:
         while f"{env.prefix}{label}/" in self.prefixes:  # the same block twice under one name
             label = f"{label}_{nth}"
         self.prefixes.add(f"{env.prefix}{label}/")
-        inner.scope = (*env.scope, Scope(block.name, label, c.span, repeat))
+        given = tuple((k, bound[k]) for k in (*params[: len(args)], *kwargs))
+        inner.scope = (*env.scope, Scope(block.name, label, c.span, repeat, given))
         inner.prefix = f"{env.prefix}{label}/"
         self.block_stack.append(block.name)
         try:

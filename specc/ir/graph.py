@@ -33,12 +33,14 @@ class Scope:
         instance: unique within the model (`ResUnit_2`, or `stage1.0` inside a repeat).
         span: the call site.
         repeat: (index, count) when the instance is one copy of `repeat(count, ...)`.
+        args: the arguments the call gave, evaluated, by parameter name (drawings label a block with them).
     """
 
     block: str
     instance: str
     span: Span = field(default=NO_SPAN, compare=False)
     repeat: tuple[int, int] | None = None
+    args: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
