@@ -1,0 +1,190 @@
+"""`specc sweep` and `--set` on `let` constants: a 2×2 grid of one-epoch runs (trained once for the module), the
+summary against each run's metrics.jsonl, a model that changes with its constant, resume and load_run rebuilding
+that model, located errors, and the sweep folder's no-overwrite rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import specc
+from specc.cli import main
+from specc.errors import SpecError
+from specc.train.spec import apply_lets, build_config
+from specc.train.sweep import grid, parse_axis, top_level_commas
+
+TINY = """let width = 4
+model Tiny {
+  input x: f32[N, 64]
+  input y: i32[N]
+  logits = x -> dense(width) -> relu -> dense(10)
+  output logits
+}
+train {
+  data = digits(split=100)
+  loss = cross_entropy(logits, y)
+  optimizer = adam(lr=1e-2)
+  batch = 50
+  epochs = 1
+  metrics = [accuracy(logits, y)]
+}
+"""
+POINTS = ["width=4,seed=0", "width=4,seed=1", "width=8,seed=0", "width=8,seed=1"]
+
+
+def params(width: int) -> int:
+    return 64 * width + width + width * 10 + 10
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny spec's folder, with a 2×2 sweep (width × seed, one epoch each) in `sweep/`."""
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "tiny.net").write_text(TINY, encoding="utf-8")
+    code, out, err = invoke(
+        "sweep", root / "tiny.net", "--set", "width=4,8", "--set", "seed=0,1", "--out", root / "sweep"
+    )
+    assert code == 0, err
+    assert "width" in out and "val_accuracy" in out  # the table
+    return root
+
+
+def last_record(run: Path) -> dict[str, float]:
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return dict(json.loads(lines[-1]))
+
+
+def test_one_folder_per_point_and_a_summary_that_matches_each_run(swept: Path) -> None:
+    out = swept / "sweep"
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(POINTS)
+    rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert [r["run"] for r in rows] == POINTS  # grid order: the first --set varies slowest
+    for r in rows:
+        last = last_record(out / r["run"])
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert r[k] == last[k]
+        assert (r["status"], r["epochs"], r["best_epoch"], r["best_val_loss"]) == (
+            "done",
+            1,
+            1,
+            last["val_loss"],
+        )
+        assert r["params"] == params(r["width"])
+        meta = json.loads((out / r["run"] / "run.json").read_text(encoding="utf-8"))
+        assert meta["overrides"] == {"width": str(r["width"]), "seed": str(r["seed"])}
+        assert meta["seed"] == r["seed"]
+    csv = (out / "summary.csv").read_text(encoding="utf-8").splitlines()
+    assert csv[0].startswith("run,width,seed,params,status,epochs,best_epoch,best_val_loss,")
+    assert len(csv) == 5 and csv[1].startswith('"width=4,seed=0",4,0,310,done,1,1,')
+
+
+def test_the_let_override_changes_the_model_and_is_recorded(swept: Path) -> None:
+    assert (params(4), params(8)) == (310, 610)
+    spec = specc.load(swept / "tiny.net")
+    assert spec.graph().total_params == params(4)
+    assert apply_lets(spec, ["width=8"]).graph().total_params == params(8)
+    config = json.loads((swept / "sweep" / "width=8,seed=1" / "config.json").read_text(encoding="utf-8"))
+    assert config["lets"] == [["width", "8"]] and config["seed"] == 1
+    # without applying it first, build_config configures the overridden model, not the caller's graph
+    assert build_config(spec, spec.graph(), ["width=8"]).lets == (("width", "8"),)
+
+
+def test_load_run_and_resume_rebuild_the_model_with_its_let(swept: Path, tmp_path: Path) -> None:
+    from specc.train.artifact import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(swept / "sweep" / "width=8,seed=0", run)
+    r = load_run(run, "last")  # the width-8 checkpoint restores into the width-8 model only
+    assert r.graph.total_params == params(8) and r.config.lets == (("width", "8"),)
+    # a changed constant is refused, located at the model's changed layer
+    code, _, err = invoke("train", swept / "tiny.net", "--out", run, "--resume", "--set", "width=4")
+    assert code == 1 and "changed since the run was trained" in err and "tiny.net:5:" in err
+    # no --set: the run's own `width=8` (a width-4 model would be refused as above); nothing left to train
+    code, _, err = invoke("train", swept / "tiny.net", "--out", run, "--resume")
+    assert code == 0, err
+    assert "resumed from step 2" in err and "610 parameters" in err
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_sweep_folder_is_not_overwritten_and_resume_skips_finished_runs(swept: Path) -> None:
+    out = swept / "sweep"
+    before = (out / "summary.json").read_bytes()
+    code, _, err = invoke(
+        "sweep", swept / "tiny.net", "--set", "width=4,8", "--set", "seed=0,1", "--out", out
+    )
+    assert code == 1 and "already holds a sweep" in err and "--resume" in err
+    assert (out / "summary.json").read_bytes() == before
+    code, _, err = invoke(
+        "sweep", swept / "tiny.net", "--set", "width=4,8", "--set", "seed=0,1", "--out", out, "--resume"
+    )
+    assert code == 0, err
+    assert err.count("finished, skipped") == 4 and "training" not in err
+    assert json.loads((out / "summary.json").read_bytes()) == json.loads(before)
+    stray = swept / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    code, _, err = invoke("sweep", swept / "tiny.net", "--set", "width=4", "--out", stray, "--force")
+    assert code == 1 and "is not a specc sweep" in err
+    assert [p.name for p in stray.iterdir()] == ["notes.txt"]
+
+
+def test_bad_values_are_located_in_the_option_before_anything_is_written(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY, encoding="utf-8")
+    out = tmp_path / "out"
+    code, _, err = invoke("sweep", spec, "--set", "seed=0,1", "--set", "width=4,abc", "--out", out)
+    assert code == 1
+    assert err.split("\n")[:3] == [
+        "--set[2]:1:9: value error: constant 'width' is an integer (`let width = 4`); `abc` is not a literal",
+        " 1 | width=4,abc",
+        "   |         ^^^",
+    ]
+    code, _, err = invoke("sweep", spec, "--set", "widht=4,8", "--out", out)
+    assert code == 1
+    assert err.startswith(
+        "--set:1:1: name error: unknown train key or constant 'widht'; did you mean 'width'?"
+    )
+    code, _, err = invoke("sweep", spec, "--set", "width=4,,8", "--out", out)
+    assert code == 1 and err.startswith("--set:1:9: argument error: an empty value in the list")
+    code, _, err = invoke("sweep", spec, "--set", "width=4,4", "--out", out)
+    assert code == 1 and err.startswith("--set:1:9: argument error: width=4 is given twice")
+    assert not out.exists()
+
+
+def test_values_split_at_top_level_commas_only() -> None:
+    axis = parse_axis("optimizer=adam(1e-3, b1=0.9), sgd(0.1),adam(lr=1e-3, b1=0.9)", 1)
+    assert [o.value.span.col for o in axis.values] == [11, 31, 40]
+    assert [type(o.value).__name__ for o in axis.values] == ["Call", "Call", "Call"]
+    assert top_level_commas('"a,b",c') == [5]
+    points = grid([parse_axis("width=16,64"), parse_axis("data=digits(split=0.5),digits(split=100)", 1)])
+    assert [p.name for p in points] == [
+        "width=16,data=digits(split=0.5)",
+        "width=16,data=digits(split=100)",
+        "width=64,data=digits(split=0.5)",
+        "width=64,data=digits(split=100)",
+    ]
+    with pytest.raises(SpecError) as e:
+        grid([parse_axis("seed=0"), parse_axis("seed=1,2", 1)])
+    assert "'seed' is swept by two --set options" in e.value.render()
+
+
+def test_let_overrides_on_check_and_compile(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY, encoding="utf-8")
+    code, out, _ = invoke("check", spec, "--json", "--set", "width=8")
+    assert code == 0 and json.loads(out)["total_params"] == params(8)
+    code, _, err = invoke("compile", spec, "--emit", "ir", "--set", "epochs=3")
+    assert code == 1 and "'epochs' is a train setting; only `let` constants change the model" in err
+    code, out, _ = invoke("compile", spec, "--emit", "ir", "--set", "width=16")
+    assert code == 0 and "kernel[64, 16]" in out
