@@ -122,11 +122,11 @@ def test_colours_and_legend() -> None:
     dense = next(line for line in dot.splitlines() if line.strip().startswith("n2 "))
     assert f'bgcolor="{OP_FILL}"' in dense and "dense 32" in dense  # the op: blue
     assert f'bgcolor="{PARAM_FILL}"' in dense and "kernel 16×32 · bias 32" in dense and "544 params" in dense
-    assert dot.count("legend [") == 1
+    assert dot.count("// legend") == 1
     for word in ("input", "parameters", "operation", "9,322 params"):
         assert word in dot
-    legend = next(line for line in dot.splitlines() if "legend [" in line)
-    assert legend.count("<tr>") == 1 and "fontsize=10" in legend  # one line in small print
+    legend = next(line for line in dot.splitlines() if line.endswith("// legend"))
+    assert legend.count("<tr>") == 1 and "fontsize=10" in legend  # one line in small print, above the drawing
     assert INPUT_FILL.upper() == "#FFFFFF"
 
 
@@ -172,8 +172,9 @@ def test_collapse_all_draws_repeat_once_with_badge() -> None:
     assert "subgraph cluster_1" not in collapsed  # no expanded block
     assert "6,336 params" in collapsed  # the three copies' parameters together
     assert collapsed.count('label="+"') == 2
-    # the shortcut: from the box before the block straight into its `+`
-    assert "n2 -> g3p0 [" in collapsed and "n2 -> g3p1;" in collapsed and "g3p0 -> g3p1;" in collapsed
+    # the main path into the `+`, and the shortcut from the box before the block, through a point inside it
+    assert "n2 -> g3p0 [" in collapsed and "g3p0 -> g3p1;" in collapsed
+    assert "n2 -> g3s1 [arrowhead=none];" in collapsed and "g3s1 -> g3p1;" in collapsed
 
 
 def test_collapse_by_block_name() -> None:
@@ -255,8 +256,13 @@ def test_resnet18_keeps_its_skip_edges() -> None:
     for j in joins:
         sources = _in_edges(dot, j)
         assert len(sources) == 2, (j, sources)  # the main path and the shortcut
-        # an identity shortcut comes from outside the block (or a row's connector), straight into the `+`
-        shortcuts += any(_cluster_of(dot, s) != _cluster_of(dot, j) for s in sources)
+        # an identity shortcut comes from outside the block (or a row's connector) into the `+`, through a point
+        # inside the block that keeps it beside the main path
+        for s in sources:
+            if re.fullmatch(r"g\d+s\d+", s):
+                (before,) = _in_edges(dot, s)
+                assert _cluster_of(dot, before) != _cluster_of(dot, j)
+                shortcuts += 1
     assert shortcuts == 4
     for label in ("Basic 128 /2", "Basic 256 /2", "Basic 512 /2", "Identity 128", "Identity ×2, 64"):
         assert f"<b>{label}</b>" in dot

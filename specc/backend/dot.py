@@ -436,7 +436,7 @@ class _Extent:
 def _extent(item: Node | _Group | _Cluster, opts: DotOptions, outputs: set[int], lr: bool) -> _Extent:
     # Graphviz puts an edge's label in a rank of its own: after each item, one as long as a shape (LR) or as
     # high as a line (TB)
-    label = [25.0 + (80 if lr else 15)] if opts.shapes else []
+    label = [105.0 if lr else 12.0] if opts.shapes else []
 
     def plain(w: float, h: float) -> _Extent:
         return (
@@ -583,11 +583,9 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
                     pos[after] = max(pos[after], pos[before] + 1)
 
     def extents(lr: bool) -> list[_Extent]:
-        legend = [_Extent([260.0], 20.0) if lr else _Extent([20.0], 260.0)] if opts.legend else []
-        return [*(_extent(i, opts, outputs, lr) for i in items), *legend]
+        return [_extent(i, opts, outputs, lr) for i in items]
 
-    rankdir, rows = _arrange([*pos, 0] if opts.legend else pos, extents, opts)
-    rows = rows[: len(items)]
+    rankdir, rows = _arrange(pos, extents, opts)
     row_of = {node: rows[k] for node, k in top.items()}
 
     lines = [
@@ -597,8 +595,6 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
         f'  node [shape=plain, fontname="{FONT}", fontsize=14];',
         f'  edge [fontname="{FONT}", fontsize=11, fontcolor="{DETAIL_COLOR}", color="#455A64", arrowsize=0.7];',
     ]
-    if opts.legend:
-        row_extra_legend = _legend(graph).strip()
     # named instances applied more than once: their clusters say so, and a dotted edge ties the uses together
     shared = {n.instance for n in graph.nodes if n.shares is not None}
 
@@ -622,6 +618,8 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
                 )
                 for i, part in enumerate(item.structure.parts):
                     yield f"{indent}  {_part_node(f'{item.id}p{i}', part)}"
+                    if f"{item.id}s{i}" in skips:
+                        yield f'{indent}  {item.id}s{i} [shape=point, width=0.03, color="#455A64"];'
                 yield f"{indent}}}"
             elif isinstance(item, _Group):
                 yield f"{indent}{item.id} [label=<{_group_html(item, opts)}>];"
@@ -646,11 +644,15 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
             )
             row_extra.setdefault(row_of[r.node], []).append(f"{cid}o [{style}];")
             row_extra.setdefault(row, []).append(f"{cid}i [{style}];")
-            edge_lines.append(f"  {endpoint(r.node)} -> {cid}o" + _edge_attrs(r, graph, opts, labelled) + ";")
+            attrs = _edge_attrs(r, graph, opts, labelled)
+            edge_lines.append(
+                f"  {endpoint(r.node)} -> {cid}o" + (f" [{', '.join(attrs)}]" if attrs else "") + ";"
+            )
         return connectors[key]
 
     seen: set[tuple[str, str, Ref]] = set()
     labelled: set[Ref] = set()  # a value that fans out has its shape written on its first edge only
+    skips: set[str] = set()
     for n in graph.nodes:
         dst = lay.units[n.id]
         for r in n.inputs:
@@ -668,12 +670,25 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
                 if row_of.get(r.node, 0) != row_of.get(n.id, 0)
                 else endpoint(r.node)
             )
-            key = (a, endpoint(n.id), Ref(-1) if inside else r)
+            b = endpoint(n.id)
+            if isinstance(dst, _Group) and _is_shortcut(dst, src, r.node, n.id):
+                # an identity shortcut: through a point inside the block, so that it runs beside the main path
+                point = b.replace("p", "s")
+                if point not in skips:
+                    skips.add(point)
+                    edge_lines.append(f"  {point} -> {b};")
+                b = point
+            key = (a, b, Ref(-1) if inside else r)
             if key[0] == key[1] or key in seen:
                 continue
             seen.add(key)
-            attrs = "" if inside or a != endpoint(r.node) else _edge_attrs(r, graph, opts, labelled)
-            edge_lines.append(f"  {key[0]} -> {key[1]}{attrs};")
+            if a != endpoint(r.node):
+                attrs = ["weight=10"]  # short: the row starts right after its connector
+            else:
+                attrs = [] if inside else _edge_attrs(r, graph, opts, labelled)
+            if b in skips:
+                attrs.append("arrowhead=none")
+            edge_lines.append(f"  {key[0]} -> {key[1]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     tied: set[tuple[str, str]] = set()
     for n in graph.nodes:
         if n.shares is None:
@@ -687,8 +702,6 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
             )
 
     if max(rows, default=0) == 0:
-        if opts.legend:
-            lines.append(f"  {row_extra_legend}")
         lines.extend(emit(lay.root, "  "))
     else:
         # each row in an invisible cluster, so that rows keep to their own bands of the picture, and their
@@ -696,8 +709,6 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
         for row in range(max(rows), -1, -1) if rankdir in ("LR", "RL") else range(max(rows) + 1):
             lines.append(f"  subgraph cluster_row{row} {{")
             lines.append('    graph [label="", peripheries=0, margin=4];')
-            if row == 0 and opts.legend:
-                lines.append(f"    {row_extra_legend}")
             lines.extend(f"    {x}" for x in row_extra.get(row, []))
             lines.extend(emit(lay.root, "    ", [items[k] for k in range(len(items)) if rows[k] == row]))
             lines.append("  }")
@@ -708,6 +719,8 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
             firsts.append(ins[0] if ins else _first_id(items[k], endpoint, used))
         lines.append(f"  {{rank=same; {'; '.join(firsts)};}}")
     lines.extend(edge_lines)
+    if opts.legend:  # last: clusters would inherit the graph's label and its font size
+        lines.append(_legend(graph))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -717,12 +730,23 @@ def _mark(i: int) -> str:
     return chr(65 + i) if i < 26 else _mark(i // 26 - 1) + chr(65 + i % 26)
 
 
-def _edge_attrs(r: Ref, graph: Graph, opts: DotOptions, labelled: set[Ref]) -> str:
+def _edge_attrs(r: Ref, graph: Graph, opts: DotOptions, labelled: set[Ref]) -> list[str]:
     t = graph.type_of(r)
     if not (opts.shapes and t.dims and r not in labelled):
-        return ""
+        return []
     labelled.add(r)
-    return f" [label={_quote(' ' + shape_text(t) + ' ')}]"
+    return [f"label={_quote(' ' + shape_text(t) + ' ')}"]
+
+
+def _is_shortcut(grp: _Group, src: Node | _Group, src_node: int, dst_node: int) -> bool:
+    """Whether an edge into a collapsed block's join comes straight from the fork (an identity shortcut), not
+    from one of its branches."""
+    if grp.structure is None:
+        return False
+    parts, part_of = grp.structure.parts, grp.structure.part_of
+    if parts[part_of[dst_node]].kind != "join":
+        return False
+    return src is not grp or parts[part_of[src_node]].kind != "branch"
 
 
 def _first_id(
@@ -736,7 +760,8 @@ def _first_id(
 
 
 def _legend(g: Graph) -> str:
-    """A one-line legend in small print: the model, its parameters, the three colours."""
+    """A one-line legend in small print above the drawing (the graph's label: it takes no rank): the model, its
+    parameters, the three colours."""
     swatch = "".join(
         f'<td bgcolor="{fill}" border="1" color="{line}">{text}</td>'
         for fill, line, text in (
@@ -747,8 +772,8 @@ def _legend(g: Graph) -> str:
     )
     title = f"<td><b>{_esc(g.model)}</b>  {_esc(_count(g.total_params))}</td>"
     return (
-        '  legend [label=<<table border="0" cellborder="0" cellspacing="3" cellpadding="2">'
-        f"<tr>{title}{swatch}</tr></table>>, fontsize=10];"
+        '  graph [label=<<table border="0" cellborder="0" cellspacing="3" cellpadding="2">'
+        f"<tr>{title}{swatch}</tr></table>>, labelloc=t, labeljust=l, fontsize=10];  // legend"
     )
 
 
