@@ -85,15 +85,22 @@ def open_subject(path: Path, *, model: str | None = None, init: str | None = Non
 
 def build_model(graph: Graph, seed: int) -> Any:
     """The model as the trainer initialises it: every initialiser in one jit, in eval mode."""
+    return build_models([graph], seed)[0]
+
+
+def build_models(graphs: list[Graph], seed: int) -> list[Any]:
+    """Several models initialised in one jit (one XLA compilation: most of a small model's start-up time)."""
     import jax
     from flax import nnx
 
     from ..backend.flax import build_module
 
-    model = nnx.eval_shape(lambda: build_module(graph, seed=seed))
-    nnx.update(model, jax.jit(lambda: nnx.state(build_module(graph, seed=seed)))())
-    model.eval()
-    return model
+    models = [nnx.eval_shape(lambda g=g: build_module(g, seed=seed)) for g in graphs]
+    states = jax.jit(lambda: [nnx.state(build_module(g, seed=seed)) for g in graphs])()
+    for model, state in zip(models, states, strict=True):
+        nnx.update(model, state)
+        model.eval()
+    return models
 
 
 def model_values(
