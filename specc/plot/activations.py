@@ -87,7 +87,7 @@ def draw(layers: list[LayerActivations], title: str) -> Any:
     from .figure import new_figure
 
     n = len(layers)
-    cols = min(n, 10)
+    cols = n if n <= 6 else min(-(-n // 2), 10)  # two rows for a deep net: a 16:9 slide, not a strip
     rows = (n + cols - 1) // cols
     fig = new_figure(1.9 * cols, 2.2 * rows + 0.6)
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
