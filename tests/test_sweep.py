@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -34,6 +35,7 @@ train {
 }
 """
 POINTS = ["width=4,seed=0", "width=4,seed=1", "width=8,seed=0", "width=8,seed=1"]
+SWEEP = ("sweep", "--set", "width=4,8", "--set", "seed=0,1")
 
 
 def params(width: int) -> int:
@@ -49,14 +51,25 @@ def invoke(*args: str | Path) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny spec's folder, with a 2×2 sweep (width × seed, one epoch each) in `sweep/`."""
+    """The tiny spec's folder with a 2×2 sweep (width × seed, one epoch each) in `sweep/`, stopped by Ctrl-C in
+    the first step of its last point (as `specc train` is: a callback raising KeyboardInterrupt)."""
+    import specc.train.loop as loop
+
     root = tmp_path_factory.mktemp("sweep")
     (root / "tiny.net").write_text(TINY, encoding="utf-8")
-    code, out, err = invoke(
-        "sweep", root / "tiny.net", "--set", "width=4,8", "--set", "seed=0,1", "--out", root / "sweep"
-    )
-    assert code == 0, err
-    assert "width" in out and "val_accuracy" in out  # the table
+    real = loop.train_and_evaluate
+
+    def ctrl_c_in_the_last(config: Any, workdir: Path, **kw: Any) -> Any:
+        def ctrl_c(step: int) -> None:
+            raise KeyboardInterrupt
+
+        return real(config, workdir, **kw, callbacks=[ctrl_c] if workdir.name == POINTS[-1] else [])
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(loop, "train_and_evaluate", ctrl_c_in_the_last)
+        code, table, err = invoke(*SWEEP, root / "tiny.net", "--out", root / "sweep")
+    assert code == 130, err
+    assert "width" in table and "val_accuracy" in table
     return root
 
 
@@ -70,16 +83,13 @@ def test_one_folder_per_point_and_a_summary_that_matches_each_run(swept: Path) -
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(POINTS)
     rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert [r["run"] for r in rows] == POINTS  # grid order: the first --set varies slowest
-    for r in rows:
+    for r in rows[:3]:
         last = last_record(out / r["run"])
         for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert r[k] == last[k]
-        assert (r["status"], r["epochs"], r["best_epoch"], r["best_val_loss"]) == (
-            "done",
-            1,
-            1,
-            last["val_loss"],
-        )
+        assert (r["status"], r["epochs"], r["best_epoch"]) == ("done", 1, 1)
+        assert r["best_val_loss"] == last["val_loss"]
+    for r in rows:
         assert r["params"] == params(r["width"])
         meta = json.loads((out / r["run"] / "run.json").read_text(encoding="utf-8"))
         assert meta["overrides"] == {"width": str(r["width"]), "seed": str(r["seed"])}
@@ -87,6 +97,18 @@ def test_one_folder_per_point_and_a_summary_that_matches_each_run(swept: Path) -
     csv = (out / "summary.csv").read_text(encoding="utf-8").splitlines()
     assert csv[0].startswith("run,width,seed,params,status,epochs,best_epoch,best_val_loss,")
     assert len(csv) == 5 and csv[1].startswith('"width=4,seed=0",4,0,310,done,1,1,')
+
+
+def test_ctrl_c_stops_the_sweep_and_keeps_the_finished_runs(swept: Path) -> None:
+    out = swept / "sweep"
+    last = json.loads((out / "summary.json").read_text(encoding="utf-8"))[-1]
+    assert (last["run"], last["status"], last["epochs"]) == (POINTS[-1], "interrupted", 0)
+    assert "loss" not in last  # no epoch ended
+    record = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    assert [v["status"] for v in record["points"].values()] == ["done", "done", "done", "interrupted"]
+    assert [p.name for p in (out / POINTS[-1] / "checkpoints").iterdir()] == [
+        "1"
+    ]  # --resume goes on from here
 
 
 def test_the_let_override_changes_the_model_and_is_recorded(swept: Path) -> None:
@@ -102,35 +124,36 @@ def test_the_let_override_changes_the_model_and_is_recorded(swept: Path) -> None
 
 def test_load_run_and_resume_rebuild_the_model_with_its_let(swept: Path, tmp_path: Path) -> None:
     from specc.train.artifact import load_run
+    from specc.train.cli import recorded_lets
+    from specc.train.rundir import check_resumable, read_run
 
     run = tmp_path / "run"
     shutil.copytree(swept / "sweep" / "width=8,seed=0", run)
     r = load_run(run, "last")  # the width-8 checkpoint restores into the width-8 model only
     assert r.graph.total_params == params(8) and r.config.lets == (("width", "8"),)
-    # a changed constant is refused, located at the model's changed layer
+    # `specc train --resume` without --set: the run's own `width=8` comes first, and the fingerprint agrees
+    ovs = recorded_lets(run)
+    assert [(o.path, o.source.name) for o in ovs] == [(("width",), f"{run / 'config.json'}[width]")]
+    spec = apply_lets(specc.load(swept / "tiny.net"), ovs)
+    check_resumable(read_run(run) or {}, build_config(spec, spec.graph(), ovs), spec.graph())
+    # a changed constant is refused, located at the model's changed layer, before anything is trained
     code, _, err = invoke("train", swept / "tiny.net", "--out", run, "--resume", "--set", "width=4")
     assert code == 1 and "changed since the run was trained" in err and "tiny.net:5:" in err
-    # no --set: the run's own `width=8` (a width-4 model would be refused as above); nothing left to train
-    code, _, err = invoke("train", swept / "tiny.net", "--out", run, "--resume")
-    assert code == 0, err
-    assert "resumed from step 2" in err and "610 parameters" in err
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 def test_the_sweep_folder_is_not_overwritten_and_resume_skips_finished_runs(swept: Path) -> None:
     out = swept / "sweep"
     before = (out / "summary.json").read_bytes()
-    code, _, err = invoke(
-        "sweep", swept / "tiny.net", "--set", "width=4,8", "--set", "seed=0,1", "--out", out
-    )
+    code, _, err = invoke(*SWEEP, swept / "tiny.net", "--out", out)
     assert code == 1 and "already holds a sweep" in err and "--resume" in err
     assert (out / "summary.json").read_bytes() == before
     code, _, err = invoke(
-        "sweep", swept / "tiny.net", "--set", "width=4,8", "--set", "seed=0,1", "--out", out, "--resume"
+        "sweep", swept / "tiny.net", "--set", "width=4", "--set", "seed=0,1", "--out", out, "--resume"
     )
     assert code == 0, err
-    assert err.count("finished, skipped") == 4 and "training" not in err
-    assert json.loads((out / "summary.json").read_bytes()) == json.loads(before)
+    assert err.count("finished, skipped") == 2 and "training" not in err
+    assert json.loads((out / "summary.json").read_bytes()) == json.loads(before)  # every run of the sweep
     stray = swept / "stray"
     stray.mkdir()
     (stray / "notes.txt").write_text("mine")

@@ -242,18 +242,22 @@ def _label_run(workdir: Path, settings: Mapping[str, str]) -> None:
 # ---- the summary ------------------------------------------------------------------------------------------------
 
 
-def summary_row(
-    point: Point, workdir: Path, status: str, params: int, best: tuple[str, str] | None
-) -> dict[str, Any]:
-    """One point's line: its settings, the parameter count, how it ended, and the last epoch's figures (train and
-    validation losses and metrics, as in its metrics.jsonl), with the best epoch by `best` (metric, min|max)."""
+def summary_row(name: str, entry: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
+    """One point's line from its sweep.json entry and its run: its settings, the parameter count, how it ended, and
+    the last epoch's figures (train and validation losses and metrics, as in its metrics.jsonl), with the best
+    epoch by the entry's `best` rule (metric, min|max)."""
     from .artifact import _read_history
 
     history = _read_history(workdir / "metrics.jsonl")
-    row: dict[str, Any] = {"run": point.name, **point.values, "params": params, "status": status}
+    row: dict[str, Any] = {
+        "run": name,
+        **entry["values"],
+        "params": entry["params"],
+        "status": entry["status"],
+    }
     row["epochs"] = len(history)
-    if best is not None:
-        metric, mode = best
+    if entry.get("best"):
+        metric, mode = entry["best"]
         scored = [h for h in history if metric in h]
         if not scored and metric == "val_loss":  # no validation split: the best training loss
             metric, scored = "loss", [h for h in history if "loss" in h]
@@ -359,9 +363,8 @@ def sweep_command(
 
     enable_compile_cache()
     out.mkdir(parents=True, exist_ok=True)
-    record["points"] = {p.name: done.get(p.name, {"settings": p.settings}) for p, _, _ in planned} | {
-        k: v for k, v in done.items() if k not in {p.name for p in points}
-    }
+    for p, _, _ in planned:  # a sweep continued with new values: they come after the points it has
+        done.setdefault(p.name, {"settings": p.settings})
     _write_json(out / SWEEP_FILE, record)
     code = 0
     for i, (p, graph, config) in enumerate(planned, 1):
@@ -376,9 +379,17 @@ def sweep_command(
             config, workdir, resume=resume, force=force, verbose=verbose, graph=graph, lowering=lowering
         )
         _label_run(workdir, p.settings)
-        record["points"][p.name] = {"settings": p.settings, "status": result.status, "epochs": config.epochs}
+        rule = best_metric(config)
+        done[p.name] = {
+            "settings": p.settings,
+            "values": p.values,
+            "status": result.status,
+            "epochs": config.epochs,
+            "params": graph.total_params,
+            "best": rule and list(rule[:2]),
+        }
         _write_json(out / SWEEP_FILE, record)
-        _summarize(out, planned, record, best_metric)
+        _summarize(out, done)
         if result.divergence is not None and verbose:
             click.echo(f"specc: {p.name}: {result.divergence.message()}", err=True)
         if result.status == "interrupted":
@@ -386,7 +397,7 @@ def sweep_command(
             break
         if result.status == "diverged":
             code = result.exit_code
-    rows = _summarize(out, planned, record, best_metric)
+    rows = _summarize(out, done)
     print_summary(f"{base.program.model(model).name}: {out}", rows)
     if verbose:
         click.echo(f"summary: {out / 'summary.csv'}, {out / 'summary.json'}", err=True)
@@ -402,18 +413,12 @@ def _finished(entry: Any, config: Any, workdir: Path) -> bool:
     return entry.get("status") != "done" or entry.get("epochs") == config.epochs
 
 
-def _summarize(
-    out: Path, planned: Sequence[tuple[Point, Any, Any]], record: Mapping[str, Any], best_metric: Any
-) -> list[dict[str, Any]]:
-    """summary.csv and summary.json over the grid's points that have a run (in grid order); the rows."""
-    rows = []
-    for p, graph, config in planned:
-        entry = record["points"].get(p.name, {})
-        if "status" not in entry or not (out / p.name / "metrics.jsonl").is_file():
-            continue
-        rule = best_metric(config)
-        rows.append(
-            summary_row(p, out / p.name, entry["status"], graph.total_params, rule and (rule[0], rule[1]))
-        )
+def _summarize(out: Path, points: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """summary.csv and summary.json over the sweep's points that ran (in sweep.json's order); the rows."""
+    rows = [
+        summary_row(name, entry, out / name)
+        for name, entry in points.items()
+        if "status" in entry and "values" in entry and (out / name / "metrics.jsonl").is_file()
+    ]
     write_summary(out, rows)
     return rows
