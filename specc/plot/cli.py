@@ -112,6 +112,10 @@ def activations(
     from . import activations as a
     from .subject import open_subject
 
+    if init is not None and target.is_dir():
+        raise click.UsageError(
+            "--init sets a spec's initialisation; a run folder is already trained (give a .net)"
+        )
     _check_output(output, _default(target, "activations"), force)
     subject = open_subject(target, model=model, init=init)
     layers = a.layer_activations(subject, data, batch)
