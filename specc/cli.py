@@ -413,6 +413,15 @@ def dot(
 @click.option(
     "--log-steps", is_flag=True, help="Also log every step's loss and metrics to TensorBoard (slower)."
 )
+@click.option("--log-gradients", is_flag=True, help="Also write each layer's gradient norm per epoch.")
+@click.option(
+    "--exec",
+    "execution",
+    type=click.Choice(["auto", "step", "prefetch", "scan"]),
+    default="auto",
+    show_default=True,
+    help="Batches per device call: one (step; prefetch: the next sent by a thread) or a chunk (scan).",
+)
 @LOWERING
 @reports_spec_errors
 def train(
@@ -429,6 +438,8 @@ def train(
     devices: int | None,
     log_histograms: bool,
     log_steps: bool,
+    log_gradients: bool,
+    execution: str,
     lowering: str,
 ) -> None:
     """Train FILE's model as its `train` section says; logs metrics.jsonl, checkpoints, curves."""
@@ -449,6 +460,8 @@ def train(
         log_histograms=log_histograms,
         log_steps=log_steps,
         lowering=lowering,
+        execution=execution,
+        log_gradients=log_gradients,
     )
     sys.exit(code)
 

@@ -41,8 +41,15 @@ def train_command(
     log_histograms: bool = False,
     log_steps: bool = False,
     lowering: str = "auto",
+    execution: str = "auto",
+    log_gradients: bool = False,
 ) -> int:
     """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted. Raises SpecError."""
+    import atexit
+    import gc
+
+    # At exit, Python's last collections walk every object JAX and Flax made (~2 s); frozen, they are skipped.
+    atexit.register(gc.freeze)
     from .loop import maybe_initialize_distributed
 
     maybe_initialize_distributed()  # before JAX touches a device
@@ -77,6 +84,8 @@ def train_command(
         log_histograms=log_histograms,
         log_steps=log_steps,
         lowering=lowering,
+        execution=execution,
+        log_gradients=log_gradients,
     )
     if result.divergence is not None:
         click.echo(f"specc: error: {result.divergence.message()}", err=True)

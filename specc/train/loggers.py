@@ -6,6 +6,7 @@ fetches the train state to the host (only when a logger needs it) — and `close
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,8 +26,7 @@ class TensorBoardLogger:
     (tag `params/layers/<layer>/<name>`). Open with `tensorboard --logdir RUN`."""
 
     def __init__(self, workdir: Path, *, histograms: bool = False, fresh: bool = True, graph: Any = None):
-        from tensorboardX import SummaryWriter
-
+        SummaryWriter = _summary_writer()
         workdir = Path(workdir)
         if fresh:  # a new run (or --force) replaces the old run's curves; --resume appends
             for old in workdir.glob(EVENTS_PREFIX + "*"):
@@ -34,14 +34,22 @@ class TensorBoardLogger:
                     old.unlink()
         self.histograms = histograms
         self.writer = SummaryWriter(logdir=str(workdir), flush_secs=10)
-        if fresh and graph is not None:
+        self.picture: threading.Thread | None = None
+        if fresh and graph is not None:  # graphviz runs while the trainer compiles
+            self.picture = threading.Thread(target=self._try_picture, args=(graph,), name="specc-tb-picture")
+            self.picture.start()
+
+    def _try_picture(self, graph: Any) -> None:
+        with contextlib.suppress(Exception):  # a missing drawing is no reason to stop a run
             self._add_picture(graph)
 
     def _add_picture(self, graph: Any) -> None:
-        """The model's `specc dot` drawing under IMAGES (needs graphviz's `dot` and matplotlib to decode the PNG;
-        else its DOT source under TEXT)."""
+        """The model's `specc dot` drawing under IMAGES, graphviz's PNG as it is (needs graphviz's `dot`; else
+        its DOT source under TEXT)."""
         import shutil
         import subprocess
+
+        from tensorboardX.proto.summary_pb2 import Summary
 
         from ..backend.dot import DotOptions, to_dot
 
@@ -52,16 +60,12 @@ class TensorBoardLogger:
                 ["dot", "-Tpng", "-Gdpi=72"], input=text.encode(), capture_output=True, check=False
             )
             png = done.stdout if done.returncode == 0 else b""
-        try:
-            import io
-
-            import matplotlib.image as mpimg
-
-            if not png:
-                raise ValueError("no PNG")
-            image = mpimg.imread(io.BytesIO(png), format="png")
-            self.writer.add_image("model", image[..., :3], 0, dataformats="HWC")
-        except (ImportError, ValueError):
+        if png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR":
+            width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+            image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+            summary = Summary(value=[Summary.Value(tag="model", image=image)])
+            self.writer._get_file_writer().add_summary(summary, 0)
+        else:
             self.writer.add_text("model", "```\n" + text + "\n```", 0)
 
     def epoch(self, record: Mapping[str, float], state: Callable[[], Any]) -> None:
@@ -84,7 +88,26 @@ class TensorBoardLogger:
             self.writer.add_scalar(f"step/{k}", v, step)
 
     def close(self) -> None:
+        if self.picture is not None:
+            self.picture.join()
         self.writer.close()
+
+
+def _summary_writer() -> Any:
+    """tensorboardX's SummaryWriter, imported without PyTorch: its writer imports torch when it is installed
+    (only to accept torch tensors, which specc never passes), 3-10 s of a run's start."""
+    import sys
+
+    if "tensorboardX.writer" in sys.modules or "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError meanwhile
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
 
 
 def best_metric(config: Any) -> tuple[str, str, float] | None:

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,6 +333,8 @@ def train_and_evaluate(
     log_histograms: bool = False,
     log_steps: bool = False,
     lowering: str = "auto",
+    execution: str = "auto",
+    log_gradients: bool = False,
 ) -> TrainResult:
     """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
 
@@ -350,6 +352,8 @@ def train_and_evaluate(
         log_histograms: also write histograms of every layer's weights per epoch to TensorBoard.
         log_steps: also write each step's loss and metrics to TensorBoard (a device sync every step: slower).
         lowering: "auto" (each op's fastest form on this platform) or "reference" (every op's plain form).
+        execution: "auto", "step", "prefetch" or "scan" (specc/train/execution.py: how batches reach the step).
+        log_gradients: also write each layer's gradient norm, averaged per epoch, to gradients.jsonl.
     Raises SpecError for data that does not fit the model, and for a run directory that cannot be used (a file,
     unwritable, another run without resume/force, a spec that differs from the run's on resume).
     """
@@ -357,6 +361,7 @@ def train_and_evaluate(
     graph = graph if graph is not None else _graph_of(config)
     from . import rundir
     from .objectives import plan_objectives, stage_at, stages, total_epochs
+    from .rundir import GRADIENTS_FILE
 
     plans = plan_objectives(config, graph, getattr(config, "freeze", ()))
     run_stages = stages(config)
@@ -408,6 +413,14 @@ def train_and_evaluate(
     n_obj = len(plans)
     n_stats = n_obj + len(metric_calls)
     stat_names = stat_names_of([p.objective for p in plans], config.metrics)
+    plan = _execution_plan(execution, graph, train_ds, input_names, batch, steps_per_epoch, mesh)
+    # --log-gradients: per objective, the layers it trains (their parameter leaves' layer keys, in order)
+    grad_layers = [_layer_keys_of(nnx.split_state(params, sel, ...)[0]) for sel in selectors]
+    if log_gradients:
+        from ..backend.flax import layer_keys
+
+        shown_as = {key: graph.nodes[nid].name for nid, key in reversed(list(layer_keys(graph).items()))}
+        grad_names = [[shown_as.get(k, k) for k in keys] for keys in grad_layers]
 
     def values_of(
         gd: Any, params: Any, rest: Any, batch: Mapping[str, Any], key: Any = None
@@ -426,6 +439,7 @@ def train_and_evaluate(
             return total_loss(objective.terms, vals, p, None), (vals, new_rest)
 
         (loss, (vals, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(mine)
+        grad_sums = state.get("grads")
         # A non-finite loss freezes parameters and optimizer state just before the step that produced it. A
         # conditional rather than a select over every parameter: the update runs only when the step is good, and
         # a good step costs nothing extra (a select pass cost ~8 % of an MLP epoch on CPU).
@@ -447,10 +461,17 @@ def train_and_evaluate(
                 (state["bad"] < 0) & ~jnp.isfinite(loss), jnp.int32(i), state["bad_objective"]
             ),
         }
+        if grad_sums is not None:  # --log-gradients: each layer's gradient norm, summed over good steps
+            norms = _layer_norms(grads, grad_layers[i])
+            row = jnp.concatenate([norms, jnp.ones((1,), jnp.float32)])
+            new_state["grads"] = (*grad_sums[:i], grad_sums[i] + jnp.where(ok, row, 0.0), *grad_sums[i + 1 :])
         return new_state, loss, vals
 
-    def make_train_step(members: tuple[int, ...]) -> Callable[..., Any]:
-        def train_step(state: dict[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
+    def make_train_step(members: tuple[int, ...], with_row: bool = False) -> Callable[..., Any]:
+        """One turn of the stage's objectives on a batch: state → state; with_row, also the step's counted
+        losses and metrics and 1 when it counted (the scan's per-step record)."""
+
+        def train_step(state: dict[str, Any], batch: Mapping[str, Any]) -> Any:
             # one turn: every objective of the stage runs its `steps` updates on this batch, in order
             stats = [jnp.float32(0)] * n_stats
             ok = state["bad"] < 0
@@ -470,12 +491,16 @@ def train_and_evaluate(
                     stats[n_obj + j] = metric_value(c, metric_vals, None)
             ok = ok & (state["bad"] < 0)
             vec = jnp.stack([jnp.asarray(x, jnp.float32) for x in stats])
-            return {
+            counted = jnp.where(ok, vec, 0.0)
+            new_state = {
                 **state,
-                "sums": state["sums"] + jnp.where(ok, vec, 0.0),
+                "sums": state["sums"] + counted,
                 "n": state["n"] + ok.astype(jnp.int32),
                 "step": state["step"] + 1,
             }
+            if with_row:
+                return new_state, jnp.concatenate([counted, ok.astype(jnp.float32)[None]])
+            return new_state
 
         return train_step
 
@@ -490,17 +515,31 @@ def train_and_evaluate(
     train_jits: dict[int, Any] = {}
 
     def train_jit_for(stage_index: int, state: Any, example: Any) -> Any:
-        """The stage's train step, compiled ahead of its first batch (so the bar never waits on XLA)."""
+        """The stage's train step (scan: its chunk step), compiled ahead of its first batch (so the bar never
+        waits on XLA). With callbacks the chunk step keeps its input state (a step inside it may be re-run to)."""
         if stage_index not in train_jits:
             members = run_stages[stage_index].objectives
             t = time.perf_counter()
             kw = jit_kw
             if mesh.fsdp:  # the new state keeps each leaf's sharding (parameters stay split)
                 kw = {"out_shardings": jax.tree.map(lambda x: x.sharding, state)}
-            jitted = jax.jit(make_train_step(members), donate_argnums=0, **kw)
-            train_jits[stage_index] = jitted.lower(state, example).compile()
+            if plan.mode == "scan":
+                fn = make_chunk_step(make_train_step(members, with_row=True), n_stats)
+                jitted = jax.jit(fn, donate_argnums=() if callbacks else (0,), **kw)
+                traced = jitted.trace(state, *example)
+            else:
+                jitted = jax.jit(make_train_step(members), donate_argnums=0, **kw)
+                traced = jitted.trace(state, example)
+            t_trace = time.perf_counter()
+            lowered = traced.lower()
+            t_lower = time.perf_counter()
+            train_jits[stage_index] = lowered.compile()  # JAX's persistent cache: a second run loads it
+            t_done = time.perf_counter()
             what = "the train step" if len(run_stages) == 1 else f"stage {stage_index + 1}'s train step"
-            reporter.say(f"compiled {what} in {time.perf_counter() - t:.1f} s")
+            reporter.say(
+                f"compiled {what} in {t_done - t:.2f} s (tracing {t_trace - t:.2f} s, lowering "
+                f"{t_lower - t_trace:.2f} s, XLA or its cache {t_done - t_lower:.2f} s)"
+            )
         return train_jits[stage_index]
 
     eval_jit = jax.jit(eval_step, donate_argnums=2, **jit_kw)
@@ -518,6 +557,7 @@ def train_and_evaluate(
         "bad_objective": jnp.int32(-1),
     }
     from .checkpoint import CheckpointError, Checkpoints
+    from .execution import make_chunk_step
 
     if primary:
         rundir.start(workdir, config, graph, resuming=resuming)
@@ -555,37 +595,49 @@ def train_and_evaluate(
         notes.append(f"resumed from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
     elif resume:
         notes.append(f"no checkpoint in {ckpt_dir}; starting afresh")
+    gradients_path = workdir / GRADIENTS_FILE
     if primary:
         try:
             write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history).encode())
+            if log_gradients or gradients_path.exists():  # the epochs the history keeps, as metrics.jsonl
+                _truncate_gradients(gradients_path, len(history))
         except OSError as e:
             raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
+    if log_gradients:  # not checkpointed: a resumed epoch averages the steps since the resume
+        state["grads"] = tuple(jnp.zeros((len(keys) + 1,), jnp.float32) for keys in grad_layers)
     state = mesh.place(state)
 
+    # Checkpoints are written by a thread while training goes on (one at a time, in order); the run waits for
+    # the last before it ends, and a failed save is the run's error at the next save or at the end.
+    saver = ThreadPoolExecutor(1, thread_name_prefix="specc-checkpoint")
+    pending: list[Any] = []
+
+    def wait_saved() -> None:
+        while pending:
+            try:
+                pending.pop().result()
+            except CheckpointError as e:
+                checkpoints.close()
+                raise _save_failed(e) from None
+
     def save(epoch: int, batch_index: int) -> None:
-        host = jax.device_get(state)
-        try:
-            checkpoints.save(
-                step,
-                host,
-                {
-                    "epoch": epoch,
-                    "batch": batch_index,
-                    "step": step,
-                    "history": history,
-                    "early": early,
-                    "seed": config.seed,
-                },
-            )
-        except CheckpointError as e:
-            checkpoints.close()
-            raise _save_failed(e) from None
+        host = jax.device_get({k: v for k, v in state.items() if k != "grads"})
+        record = {
+            "epoch": epoch,
+            "batch": batch_index,
+            "step": step,
+            "history": list(history),
+            "early": dict(early),
+            "seed": config.seed,
+        }
+        wait_saved()
+        pending.append(saver.submit(checkpoints.save, step, host, record))
 
     from .loggers import epoch_loggers
 
     loggers = epoch_loggers(workdir, config, history, primary=primary, histograms=log_histograms, graph=graph)
     reporter = _Reporter(verbose, epochs_total, steps_per_epoch)
-    reporter.say(_banner(config, graph, plans, train_ds, val_ds, batch, steps_per_epoch, mesh))
+    reporter.say(_banner(config, graph, plans, train_ds, val_ds, batch, steps_per_epoch, mesh, plan))
     for n in notes:
         reporter.say(n)
     # Each fetch waits for the device; a few per second keep the bar alive without stalling the pipeline.
@@ -593,6 +645,8 @@ def train_and_evaluate(
     status = "done"
     divergence: Divergence | None = None
     feed = [k for k in input_names]
+    if primary:
+        threading.Thread(target=_warm_imports, name="specc-imports", daemon=True).start()
     with _Interrupt() as interrupt:
         epoch = start_epoch
         while (where := stage_at(run_stages, epoch)) is not None:
@@ -601,72 +655,88 @@ def train_and_evaluate(
             shown = [k for i, k in enumerate(stat_names) if i >= n_obj or i in active]
             rng = np.random.default_rng([config.seed, epoch]) if splits.shuffle else None
             batches = _batches(train_ds, batch, rng, start_batch, feed)
-            first = next(batches, None)
+            source = _units(plan, batches, start_batch, mesh)
+            first = next(source, None)
             if first is None:
                 break
-            train_jit = train_jit_for(stage_index, state, mesh.batch(first))
-            batches = itertools.chain([first], batches)
+            train_jit = train_jit_for(stage_index, state, first[2])
+            units = itertools.chain([first], source)
             reporter.start_epoch(epoch, start_batch)
             epoch_start_step = step - start_batch
             t0 = last_fetch = time.perf_counter()
             seen_sums, seen_count = np.zeros(n_stats), 0  # what the last fetch saw, for per-step values
             stop = False
             bi = start_batch
-            for bi, b in enumerate(batches, start=start_batch):
-                state = train_jit(state, mesh.batch(b))
-                step += 1
-                for cb in callbacks:
-                    try:
-                        cb(step)
-                    except KeyboardInterrupt:
-                        interrupt.requested = True
-                if (
-                    bi + 1 == steps_per_epoch
-                    or log_steps
-                    or (verbose and time.perf_counter() - last_fetch > fetch_seconds)
-                ):
-                    last_fetch = time.perf_counter()
-                    sums, count, bad, bad_obj = jax.device_get(
-                        (state["sums"], state["n"], state["bad"], state["bad_objective"])
-                    )
-                    if log_steps and bad < 0 and int(count) > seen_count:
-                        # the sums are the epoch's so far: their growth since the last fetch is this step's
-                        per_step = (np.asarray(sums, np.float64) - seen_sums) / (int(count) - seen_count)
-                        values = {
-                            k: float(v) for k, v in zip(stat_names, per_step, strict=True) if k in shown
-                        }
-                        for logger in loggers:
-                            if hasattr(logger, "step"):
-                                logger.step(step, values)
-                    seen_sums, seen_count = np.asarray(sums, np.float64), int(count)
-                    if bad >= 0:
-                        divergence = _diagnose(
-                            config,
-                            graph,
-                            gd_train,
-                            state,
-                            train_ds,
-                            batch,
-                            epoch,
-                            int(bad),
-                            epoch_start_step,
-                            feed,
-                            splits.shuffle,
-                            plans[int(bad_obj)].objective,
+            try:
+                for b0, calls, device_input in units:
+                    before = state
+                    rows = None
+                    if plan.mode == "scan":
+                        state, rows = train_jit(state, *device_input)
+                    else:
+                        state = train_jit(state, device_input)
+                    step += calls
+                    bi = b0 + calls - 1
+                    for s_ in range(step - calls + 1, step + 1):
+                        try:
+                            for cb in callbacks:
+                                cb(s_)
+                        except KeyboardInterrupt:
+                            interrupt.requested = True
+                            if s_ < step:  # stop inside the chunk: run it again from its start, up to s_
+                                done = s_ - (step - calls)
+                                state, rows = train_jit(before, device_input[0], np.int32(done))
+                                step, bi = s_, b0 + done - 1
+                            break
+                    if (
+                        bi + 1 == steps_per_epoch
+                        or log_steps
+                        or (verbose and time.perf_counter() - last_fetch > fetch_seconds)
+                    ):
+                        last_fetch = time.perf_counter()
+                        sums, count, bad, bad_obj = jax.device_get(
+                            (state["sums"], state["n"], state["bad"], state["bad_objective"])
                         )
-                        status, stop = "diverged", True
+                        if log_steps and rows is not None:  # the chunk's steps, each as it counted
+                            ran = bi + 1 - b0
+                            for j, row in enumerate(np.asarray(jax.device_get(rows), np.float64)[:ran]):
+                                if row[-1] > 0:
+                                    _log_step(loggers, step - ran + 1 + j, stat_names, row[:-1], shown)
+                        elif log_steps and bad < 0 and int(count) > seen_count:
+                            # the sums are the epoch's so far: their growth since the last fetch is this step's
+                            per_step = (np.asarray(sums, np.float64) - seen_sums) / (int(count) - seen_count)
+                            _log_step(loggers, step, stat_names, per_step, shown)
+                        seen_sums, seen_count = np.asarray(sums, np.float64), int(count)
+                        if bad >= 0:
+                            divergence = _diagnose(
+                                config,
+                                graph,
+                                gd_train,
+                                state,
+                                train_ds,
+                                batch,
+                                epoch,
+                                int(bad),
+                                epoch_start_step,
+                                feed,
+                                splits.shuffle,
+                                plans[int(bad_obj)].objective,
+                            )
+                            status, stop = "diverged", True
+                            break
+                        reporter.advance(
+                            bi + 1,
+                            "  ".join(
+                                f"{k} {_fmt(float(v) / max(int(count), 1))}"
+                                for k, v in zip(stat_names, sums, strict=True)
+                                if k in shown
+                            ),
+                        )
+                    if interrupt.requested:
+                        status, stop = "interrupted", True
                         break
-                    reporter.advance(
-                        bi + 1,
-                        "  ".join(
-                            f"{k} {_fmt(float(v) / max(int(count), 1))}"
-                            for k, v in zip(stat_names, sums, strict=True)
-                            if k in shown
-                        ),
-                    )
-                if interrupt.requested:
-                    status, stop = "interrupted", True
-                    break
+            finally:
+                source.close()  # stops the prefetching thread
             if stop and (status == "diverged" or bi + 1 < steps_per_epoch):
                 reporter.end_epoch("")
                 if status == "interrupted":
@@ -696,13 +766,24 @@ def train_and_evaluate(
             state["sums"] = mesh.replicate(jnp.zeros((n_stats,), jnp.float32))
             state["n"] = mesh.replicate(jnp.int32(0))
             history.append(record)
+            lines = ""
+            if log_gradients:
+                names_of = [p.objective.name for p in plans]
+                lines = _gradient_lines(
+                    epoch + 1, stage.objectives, jax.device_get(state["grads"]), names_of, grad_names
+                )
+                state["grads"] = mesh.replicate(tuple(jnp.zeros_like(g) for g in state["grads"]))
             if primary:
                 try:
                     with open(metrics_path, "a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
+                    if lines:
+                        with open(gradients_path, "a", encoding="utf-8") as f:
+                            f.write(lines)
                 except OSError as e:
                     raise _run_error(f"cannot write {metrics_path}: {e.strerror or e}") from None
-            host_state = functools.cache(functools.partial(jax.device_get, state))
+            kept = {k: v for k, v in state.items() if k != "grads"}
+            host_state = functools.cache(functools.partial(jax.device_get, kept))
             try:
                 for logger in loggers:  # TensorBoard, the best checkpoint (specc/train/loggers.py)
                     logger.epoch(record, host_state)
@@ -744,11 +825,15 @@ def train_and_evaluate(
                     status = "early_stop"
                     break
     drawing = None
-    if history and primary:  # matplotlib's import and drawing (1.5-2.4 s) overlap the checkpointer's closing
+    if history and primary:  # matplotlib's drawing overlaps the last checkpoint's writing
         pool = ThreadPoolExecutor(1, thread_name_prefix="specc-curves")
         title = f"{graph.model}: {config.spec_path.name}"
         drawing = pool.submit(write_curves, list(history), workdir / "curves.png", title)
         pool.shutdown(wait=False)
+    try:
+        wait_saved()
+    finally:
+        saver.shutdown(wait=True)
     checkpoints.close()
     try:
         for logger in loggers:  # the best checkpoint is written here, once
@@ -817,8 +902,10 @@ def _banner(
     batch: int,
     steps: int,
     mesh: _Mesh,
+    plan: Any = None,
 ) -> str:
-    """What is about to run: model, parameters, data and split, batch, devices, objectives."""
+    """What is about to run: model, parameters, data and split, batch, devices and XLA's threads, the execution
+    strategy, objectives."""
     from ..backend.flax import layer_keys
 
     keys = layer_keys(graph)
@@ -832,12 +919,38 @@ def _banner(
         f"data {config.data.name}: {len(train_ds):,} training"
         + (f" / {len(val_ds):,} validation" if val_ds is not None else ", no validation")
         + f" examples; batch {batch}, {steps} steps an epoch",
-        f"devices: {mesh.n} × {'/'.join(kinds)}"
-        + (f" ({os.cpu_count()} CPU cores)" if "cpu" in kinds else ""),
+        f"devices: {mesh.n} × {'/'.join(kinds)}" + (f" ({_cpu_threads()})" if "cpu" in kinds else ""),
     ]
+    if plan is not None:
+        lines.append(plan.describe())
     if len(plans) > 1:
         lines.append("objectives: " + ", ".join(p.objective.name for p in plans))
     return "\n".join(lines)
+
+
+def _warm_imports() -> None:
+    """Import what the run's end needs (Orbax for the last checkpoint, matplotlib for curves.png, ~2 s) while the
+    device trains: the end then waits only for the writing."""
+    import importlib
+
+    for name in ("orbax.checkpoint", "matplotlib"):
+        try:
+            importlib.import_module(name)
+            if name == "matplotlib":
+                importlib.import_module(name).use("Agg")
+                importlib.import_module("matplotlib.pyplot")
+        except Exception:  # missing or broken: the code that needs it says so
+            continue
+
+
+def _cpu_threads() -> str:
+    """XLA:CPU's threads as set: its intra-op pool has one thread per core it may run on (no flag changes that;
+    `--xla_cpu_multi_thread_eigen=false` in XLA_FLAGS makes its Eigen ops single-threaded)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    eigen = "false" not in os.environ.get("XLA_FLAGS", "").partition("xla_cpu_multi_thread_eigen=")[2][:5]
+    return f"{cores} CPU cores, XLA:CPU {cores} intra-op threads" + (
+        "" if eigen else ", Eigen single-threaded"
+    )
 
 
 def _selector(keys: frozenset[str]) -> Callable[[Any, Any], bool]:
@@ -867,6 +980,122 @@ def _batches(
     for i, b in enumerate(sub.batches(batch, rng=rng, drop_last=True)):
         if i >= skip:
             yield b
+
+
+def _execution_plan(
+    requested: str,
+    graph: Any,
+    ds: DataSet,
+    feed: Sequence[str],
+    batch: int,
+    steps_per_epoch: int,
+    mesh: _Mesh,
+) -> Any:
+    from .execution import choose_execution
+
+    # the FLOP count is per batch in the inputs' symbols (N, sequence lengths): bind them to this batch's sizes
+    env = {}
+    for name, nid in graph.inputs:
+        if name in feed:
+            for axis, d in enumerate(graph.nodes[nid].type.dims):
+                if (sym := d.as_symbol()) is not None:
+                    env[sym] = batch if axis == 0 else int(ds.fields[name].shape[axis])
+    flops = graph.total_flops.subst(env).as_int()
+    flops = flops // batch if flops is not None else None
+    per_example = sum(ds.fields[k].dtype.itemsize * math.prod(ds.fields[k].shape[1:]) for k in feed)
+    return choose_execution(
+        requested,
+        flops_per_example=int(flops) if flops is not None else None,
+        batch=batch,
+        batch_bytes=per_example * batch,
+        steps_per_epoch=steps_per_epoch,
+        devices=mesh.n,
+        processes=jax.process_count(),
+        platform=jax.devices()[0].platform,
+    )
+
+
+def _units(
+    plan: Any, batches: Iterator[dict[str, np.ndarray]], start: int, mesh: _Mesh
+) -> Generator[tuple[int, int, Any], None, None]:
+    """What each device call takes, as (first batch index, batches, input): a batch (step, prefetch) or a
+    stacked chunk and its length (scan). Prefetch and scan prepare and send the next one from a thread."""
+    from .execution import prefetched, stack_chunk
+
+    if plan.mode == "step":
+        return ((start + i, 1, mesh.batch(b)) for i, b in enumerate(batches))
+    if plan.mode == "prefetch":
+        items = ((start + i, 1, jax.device_put(mesh.batch(b))) for i, b in enumerate(batches))
+        return prefetched(items)
+
+    def chunks() -> Generator[tuple[int, int, Any], None, None]:
+        index = start
+        while group := list(itertools.islice(batches, plan.chunk)):
+            chunk = jax.device_put(stack_chunk(group, plan.chunk))
+            yield index, len(group), (chunk, np.int32(len(group)))
+            index += len(group)
+
+    return prefetched(chunks())
+
+
+def _layer_keys_of(params: Any) -> list[str]:
+    """The layer keys of a parameter state's leaves (paths ('layers', key, ...)), each once, in order."""
+    from .checkpoint import _key_name
+
+    paths = jax.tree_util.tree_flatten_with_path(params)[0]
+    return list(dict.fromkeys(_key_name(p[1]) for p, _ in paths if len(p) > 1))
+
+
+def _layer_norms(grads: Any, keys: Sequence[str]) -> Any:
+    """Each layer's gradient L2 norm (all its parameter leaves together), in the order of `keys`."""
+    from .checkpoint import _key_name
+
+    squares: dict[str, Any] = {}
+    for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
+        k = _key_name(path[1])
+        squares[k] = squares.get(k, 0.0) + jnp.sum(jnp.square(g.astype(jnp.float32)))
+    return jnp.stack([jnp.sqrt(squares[k]) for k in keys]) if keys else jnp.zeros((0,), jnp.float32)
+
+
+def _log_step(
+    loggers: Sequence[Any], step: int, names: Sequence[str], values: Any, shown: Sequence[str]
+) -> None:
+    """One step's losses and metrics to the loggers that take steps (TensorBoard with --log-steps)."""
+    record = {k: float(v) for k, v in zip(names, values, strict=True) if k in shown}
+    for logger in loggers:
+        if hasattr(logger, "step"):
+            logger.step(step, record)
+
+
+def _truncate_gradients(path: Path, epochs: int) -> None:
+    """Keep gradients.jsonl's lines of the first `epochs` epochs (a resumed run continues its history)."""
+    kept = []
+    if epochs and path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if int(json.loads(line)["epoch"]) <= epochs:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue
+    write_atomic(path, "".join(kept).encode())
+
+
+def _gradient_lines(
+    epoch: int,
+    stage_objectives: Sequence[int],
+    sums: Sequence[Any],
+    objectives: Sequence[str],
+    layers: Sequence[Sequence[str]],
+) -> str:
+    """gradients.jsonl's lines of one epoch: per objective of the stage, each layer's mean gradient norm over the
+    epoch's good steps (sums[i]: the norms' sums, then the count)."""
+    out = []
+    for i in stage_objectives:
+        row = np.asarray(sums[i], np.float64)
+        count = max(float(row[-1]), 1.0)
+        means = {name: float(v / count) for name, v in zip(layers[i], row[:-1], strict=True)}
+        out.append(json.dumps({"epoch": epoch, "objective": objectives[i], "layers": means}) + "\n")
+    return "".join(out)
 
 
 def stat_names_of(objectives: Sequence[Any], metrics: Sequence[Any]) -> list[str]:

@@ -23,7 +23,8 @@ from .io import write_atomic
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 SPEC_DIR = "spec"
-OWN_FILES = (RUN_FILE, CONFIG_FILE, "metrics.jsonl", "curves.png", "normalization.json")
+GRADIENTS_FILE = "gradients.jsonl"  # --log-gradients: each layer's gradient norm per epoch
+OWN_FILES = (RUN_FILE, CONFIG_FILE, "metrics.jsonl", "curves.png", "normalization.json", GRADIENTS_FILE)
 BEST_DIR = "best"  # the best epoch's checkpoint (specc/train/loggers.py)
 EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard's event files
 FORMAT = 2

@@ -1,0 +1,171 @@
+"""How the trainer feeds its jitted step: one call per batch (`step`), one call per batch with the next batch
+prepared and transferred by a background thread (`prefetch`), or one call per chunk of k batches stacked, sent
+once and run by a `lax.fori_loop` on the device (`scan`). `choose_execution` picks one by rule (docs/training.md)."""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+EXEC_MODES = ("auto", "step", "prefetch", "scan")
+
+# XLA:CPU reaches about 10 GFLOP/s per core on these models' steps (measured: the lecture convnet's 36 ms step at
+# batch 100 on 2 cores); a guess of the step's length is all the rule needs.
+CPU_FLOPS_PER_CORE = 1e10
+# A call into a jitted step costs ~0.3-0.5 ms of Python and dispatch: below this step length it is ≥ 3 % of it.
+SHORT_STEP_S = 0.01
+# A scan chunk long enough that its dispatch and the fetch after it vanish, short enough for a live progress bar.
+CHUNK_S = 0.3
+# The stacked chunk (and its double buffer) stays small next to the data set and the model.
+CHUNK_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The chosen strategy: `mode` ("step", "prefetch" or "scan"), `chunk` batches per device call (1 unless
+    scan), and why, for the start banner."""
+
+    mode: str
+    chunk: int
+    why: str
+
+    def describe(self) -> str:
+        if self.mode == "scan":
+            return f"execution: scan, {self.chunk} batches a call ({self.why})"
+        return f"execution: {self.mode}, one batch a call ({self.why})"
+
+
+def step_seconds(flops_per_example: int | None, batch: int, platform: str) -> float | None:
+    """A guess of one train step's length (forward and backward ≈ 3 × forward), None when unknown."""
+    if flops_per_example is None or platform != "cpu":
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 3.0 * flops_per_example * batch / (CPU_FLOPS_PER_CORE * cores)
+
+
+def choose_execution(
+    requested: str,
+    *,
+    flops_per_example: int | None,
+    batch: int,
+    batch_bytes: int,
+    steps_per_epoch: int,
+    devices: int,
+    processes: int,
+    platform: str,
+) -> Execution:
+    """The rule: several devices or processes → step (batches are sharded per call); a short step (< 10 ms by
+    the FLOP count) → scan over chunks of about 0.3 s, the whole epoch when it is shorter, at most 64 MiB of
+    stacked batches; otherwise prefetch. GPU/TPU: prefetch. `requested` other than "auto" is obeyed where it can
+    run (scan and prefetch need one process; scan one device)."""
+    guess = step_seconds(flops_per_example, batch, platform)
+    by_memory = max(1, CHUNK_BYTES // max(batch_bytes, 1))
+    by_time = steps_per_epoch if guess is None or guess <= 0 else max(1, math.ceil(CHUNK_S / guess))
+    chunk = max(1, min(steps_per_epoch, by_time, by_memory))
+    if requested == "step":
+        return Execution("step", 1, "--exec step")
+    if processes > 1:
+        return Execution("step", 1, "several processes")
+    if requested == "prefetch":
+        return Execution("prefetch", 1, "--exec prefetch")
+    if requested == "scan":
+        if devices > 1:
+            return Execution("prefetch", 1, "--exec scan runs on one device; several are used")
+        return Execution("scan", chunk, "--exec scan")
+    if devices > 1:
+        return Execution("prefetch", 1, "several devices")
+    if guess is not None and guess < SHORT_STEP_S and chunk >= 2:
+        return Execution("scan", chunk, f"a step of ~{guess * 1e3:.2g} ms")
+    shown = f"a step of ~{guess * 1e3:.2g} ms" if guess is not None else f"on {platform}"
+    return Execution("prefetch", 1, shown)
+
+
+def stack_chunk(batches: Sequence[Mapping[str, np.ndarray]], size: int) -> dict[str, np.ndarray]:
+    """k host batches as one array per field, [size, batch, ...]; missing batches (the epoch's end) are zeros
+    that the device loop never reads."""
+    out = {}
+    for k, first in batches[0].items():
+        a = np.zeros((size, *first.shape), first.dtype)
+        for i, b in enumerate(batches):
+            a[i] = b[k]
+        out[k] = a
+    return out
+
+
+def make_chunk_step(train_step: Callable[..., Any], n_stats: int) -> Callable[..., Any]:
+    """`train_step` (state, batch) → (state, row) run over the first `count` batches of a stacked chunk on the
+    device: (state, chunk, count) → (state, rows [size, n_stats + 1]: each step's counted losses and metrics, and 1
+    where the step counted)."""
+    import jax
+    import jax.numpy as jnp
+
+    def chunk_step(state: Any, chunk: Mapping[str, Any], count: Any) -> tuple[Any, Any]:
+        size = next(iter(chunk.values())).shape[0]
+
+        def body(i: Any, carry: tuple[Any, Any]) -> tuple[Any, Any]:
+            state, rows = carry
+            b = {k: jax.lax.dynamic_index_in_dim(v, i, keepdims=False) for k, v in chunk.items()}
+            state, row = train_step(state, b)
+            return state, jax.lax.dynamic_update_index_in_dim(rows, row, i, 0)
+
+        rows = jnp.zeros((size, n_stats + 1), jnp.float32)
+        return jax.lax.fori_loop(0, count, body, (state, rows))
+
+    return chunk_step
+
+
+T = TypeVar("T")
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_END = object()
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
+    """`items`, produced by a background thread up to `depth` ahead (the next batch is gathered and sent to the
+    device while the current step runs). An error in the thread is raised here; closing stops the thread."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(x: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for x in items:
+                if not put(x):
+                    return
+            put(_END)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(_Failed(e))
+
+    thread = threading.Thread(target=work, name="specc-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            x = q.get()
+            if x is _END:
+                return
+            if isinstance(x, _Failed):
+                raise x.error
+            yield x
+    finally:
+        stop.set()
+        thread.join()

@@ -1,0 +1,168 @@
+"""How batches reach the train step (specc/train/execution.py): scan over chunks and prefetch train the model the
+per-batch step trains; the rule picks by step length and devices; --log-gradients writes each layer's norms."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import specc
+from specc.train import execution
+from specc.train.execution import choose_execution, prefetched
+from specc.train.loop import train_and_evaluate
+from specc.train.rundir import GRADIENTS_FILE, OWN_FILES
+from specc.train.spec import build_config
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "specs_train" / "tiny_dropout.net"  # batch norm, dropout: RNG and batch statistics
+
+
+def config(path: Path, *overrides: str, text: str | None = None):
+    spec = specc.load(path, text=text)
+    return build_config(spec, spec.graph(), list(overrides))
+
+
+CHUNK = 10  # 44 batches an epoch: four full chunks and one of 4 (the rest of the chunk unused)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two epochs of tiny_dropout per strategy, scan in chunks of CHUNK batches."""
+    out = tmp_path_factory.mktemp("exec")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            execution, "CHUNK_BYTES", CHUNK * 32 * (64 * 4 + 4)
+        )  # a batch: x f32[64] and y i32, 32 times
+        cfg = config(TINY, "epochs=2")
+        got = {
+            mode: train_and_evaluate(cfg, out / mode, verbose=False, execution=mode)
+            for mode in ("step", "scan", "prefetch")
+        }
+    return cfg, out, got
+
+
+def test_scan_chunks_train_the_model_the_step_trains(runs) -> None:
+    _, out, got = runs
+    step, scan, pre = got["step"], got["scan"], got["prefetch"]
+    assert step.step == scan.step == pre.step == 88
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        a = [h[key] for h in step.history]
+        np.testing.assert_allclose([h[key] for h in scan.history], a, rtol=1e-5)
+        assert [h[key] for h in pre.history] == a  # the same program, fed from a thread
+    for x, y in zip(jax.tree.leaves(step.params), jax.tree.leaves(scan.params), strict=True):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
+    assert not (out / "scan" / "gradients.jsonl").exists()  # only with --log-gradients
+
+
+def test_a_stop_inside_a_chunk_resumes_bitwise(runs, tmp_path: Path, monkeypatch) -> None:
+    cfg, _, got = runs
+    straight = got["scan"]
+    monkeypatch.setattr(execution, "CHUNK_BYTES", CHUNK * 32 * (64 * 4 + 4))
+
+    def interrupt(step: int) -> None:
+        if step == 50:  # epoch 2's 6th batch, inside its first chunk
+            raise KeyboardInterrupt
+
+    stopped = train_and_evaluate(cfg, tmp_path, verbose=False, execution="scan", callbacks=[interrupt])
+    assert stopped.status == "interrupted" and stopped.step == 50
+    again = train_and_evaluate(cfg, tmp_path, verbose=False, execution="scan", resume=True)
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in straight.history]
+    for x, y in zip(jax.tree.leaves(straight.params), jax.tree.leaves(again.params), strict=True):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_the_rule() -> None:
+    common = {"batch_bytes": 8320, "steps_per_epoch": 44, "processes": 1, "platform": "cpu", "batch": 32}
+    small = choose_execution("auto", flops_per_example=19_000, devices=1, **common)
+    assert (small.mode, small.chunk) == ("scan", 44)  # a whole epoch a call
+    big = choose_execution("auto", flops_per_example=3_000_000, devices=1, **{**common, "batch": 100})
+    assert big.mode == "prefetch"
+    assert choose_execution("auto", flops_per_example=19_000, devices=4, **common).mode == "prefetch"
+    assert (
+        choose_execution("scan", flops_per_example=None, devices=1, **{**common, "processes": 2}).mode
+        == "step"
+    )
+    assert choose_execution("step", flops_per_example=19_000, devices=1, **common).mode == "step"
+    limited = choose_execution(
+        "scan", flops_per_example=19_000, devices=1, **{**common, "batch_bytes": 20 << 20}
+    )
+    assert limited.chunk == 3  # at most 64 MiB stacked
+
+
+def test_prefetch_hands_on_errors_and_stops_its_thread() -> None:
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("bad batch")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for x in prefetched(items()):
+            got.append(x)
+    assert got == [1, 2]
+    endless = prefetched(iter(range(10**9)))
+    assert next(endless) == 0
+    endless.close()
+    assert not any(t.name == "specc-prefetch" for t in threading.enumerate())
+
+
+DEEP_SIGMOID = """
+model Deep {
+  input x: f32[N, 64]
+  input y: i32[N]
+  h1 = x -> dense(32) -> sigmoid
+  h2 = h1 -> dense(32) -> sigmoid
+  h3 = h2 -> dense(32) -> sigmoid
+  h4 = h3 -> dense(32) -> sigmoid
+  h5 = h4 -> dense(32) -> sigmoid
+  logits = h5 -> dense(10)
+  output logits
+}
+train {
+  data = digits(split=0.8)
+  loss = cross_entropy(logits, y)
+  optimizer = sgd(lr=0.1)
+  batch = 64
+  epochs = 1
+}
+"""
+
+
+def test_log_gradients_shows_vanishing_gradients(tmp_path: Path) -> None:
+    path = tmp_path / "deep.net"
+    path.write_text(DEEP_SIGMOID)
+    cfg = config(path)
+    out = tmp_path / "run"
+    train_and_evaluate(cfg, out, verbose=False, log_gradients=True)
+    lines = [json.loads(x) for x in (out / "gradients.jsonl").read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["epoch"] == 1 and lines[0]["objective"] == "main"
+    layers = lines[0]["layers"]
+    assert list(layers) == ["h1.dense", "h2.dense", "h3.dense", "h4.dense", "h5.dense", "logits"]
+    assert all(np.isfinite(v) and v > 0 for v in layers.values())
+    assert layers["h1.dense"] < layers["logits"] / 10  # through five sigmoids the first layer learns little
+    assert GRADIENTS_FILE in OWN_FILES  # --force deletes it with the run
+
+
+def test_train_help_does_not_import_jax() -> None:
+    script = (
+        "import sys\n"
+        "from specc.cli import main\n"
+        "try:\n"
+        "    main(['train', '--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = sorted(m for m in ('jax', 'jaxlib', 'flax', 'optax', 'orbax') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "--exec" in r.stdout and "--log-gradients" in r.stdout
