@@ -22,6 +22,7 @@ from specc.plot.subject import Subject, build_models, open_spec, parse_init, wit
 pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parents[1]
+LOGS_GRADIENTS = any(p.name == "log_gradients" for p in main.commands["train"].params)
 SPECS = ROOT / "specs"
 
 
@@ -159,7 +160,8 @@ def test_schedule_command(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "toy2"
-    code, _, err = invoke("train", str(SPECS / "toy_2class.net"), "--epochs", "5", "--out", str(out))
+    flags = ["--log-gradients"] if LOGS_GRADIENTS else []
+    code, _, err = invoke("train", str(SPECS / "toy_2class.net"), "--epochs", "5", "--out", str(out), *flags)
     assert code == 0, err
     return out
 
@@ -266,6 +268,19 @@ def test_gradient_log_is_read_per_layer_and_epoch(tmp_path: Path) -> None:
     assert code == 0, err
     assert re.search(r"h\.0/h\.dense\s+1e-07 →\s+3e-07", stdout)
     assert (tmp_path / "r" / "gradients.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(not LOGS_GRADIENTS, reason="specc train has no --log-gradients yet")
+def test_gradients_of_a_trained_run(toy_run: Path) -> None:
+    (log,) = gradients.read_gradients(toy_run)
+    graph = specc.load(SPECS / "toy_2class.net").graph()
+    assert log.objective == "main" and log.epochs == (1, 2, 3, 4, 5)
+    assert len(log.norms) == sum(1 for n in graph if n.params)  # one per layer with weights: the three dense
+    assert all(0 < v < 1e3 for norms in log.norms.values() for v in norms)
+    code, stdout, err = invoke("plot", "gradients", str(toy_run), "-o", str(toy_run / "g.svg"))
+    assert code == 0, err
+    assert stdout.startswith("main: gradient L2 norm per layer, epoch 1 → 5")
+    assert (toy_run / "g.svg").is_file()
 
 
 def test_gradients_of_a_run_without_the_log(tmp_path: Path) -> None:
