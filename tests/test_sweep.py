@@ -211,3 +211,17 @@ def test_let_overrides_on_check_and_compile(tmp_path: Path) -> None:
     assert code == 1 and "'epochs' is a train setting; only `let` constants change the model" in err
     code, out, _ = invoke("compile", spec, "--emit", "ir", "--set", "width=16")
     assert code == 0 and "kernel[64, 16]" in out
+
+
+def test_a_constant_wins_over_the_train_key_of_its_name() -> None:
+    text = TINY.replace("let width = 4\n", "let width = 4\nlet epochs = 5\n").replace(
+        "epochs = 1", "epochs = epochs"
+    )
+    spec = specc.load("tiny.net", text=text)
+    cfg = build_config(spec, spec.graph(), ["epochs=7"])
+    assert (cfg.epochs, cfg.lets) == (7, (("epochs", "7"),))
+    cfg = build_config(spec, spec.graph(), ["train.epochs=9"])
+    assert (cfg.epochs, cfg.lets) == (9, ())
+    with pytest.raises(SpecError) as e:
+        build_config(spec, spec.graph(), ["epochs=2.5"])
+    assert "constant 'epochs' is an integer (`let epochs = 5`), got 2.5" in e.value.render()
