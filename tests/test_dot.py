@@ -401,6 +401,7 @@ def test_plain_mode_does_not_import_jax() -> None:
         "import sys\n"
         "from specc.cli import main\n"
         f"main(['dot', {str(BLOCKS)!r}], standalone_mode=False)\n"
+        f"main(['dot', {str(BLOCKS)!r}, '--block', 'Residual', '--wrap'], standalone_mode=False)\n"
         f"from specc.spec import load; load({str(AUTODIFF)!r}).to_dot()\n"
         "assert 'jax' not in sys.modules, 'plain DOT imported jax'\n"
     )

@@ -23,7 +23,17 @@ from ..errors import did_you_mean
 from ..ir.graph import Graph, Node, Ref, Scope
 from ..ir.types import TensorType
 from ..ops._registry import get_op
-from .dot_blocks import Part, Structure, SubBlock, block_graph, block_label, block_structure, user_name
+from .dot_blocks import (
+    Part,
+    Structure,
+    SubBlock,
+    block_graph,
+    block_label,
+    block_structure,
+    group_key,
+    scope_key,
+    user_name,
+)
 
 # The lecture colours: fill and border of each kind of box.
 INPUT_FILL, INPUT_LINE = "#FFFFFF", "#212121"
@@ -88,23 +98,6 @@ class DotOptions:
 # ---- what is drawn: nodes, collapsed groups and clusters ---------------------------------------------------------
 
 
-def _scope_key(s: Scope) -> tuple[Any, ...]:
-    # instance names need not be unique when one block calls another (every ConvStage's inner copy is
-    # `y.repeat.0`), so the call site is part of the identity
-    sp = s.span
-    return (s.block, s.instance, sp.file, sp.line, sp.col, s.repeat)
-
-
-def _group_key(scope: tuple[Scope, ...], upto: int) -> tuple[Any, ...]:
-    """The identity of the box that scope[:upto+1] collapses into; the copies of one `repeat` share a box."""
-    key = tuple(_scope_key(s) for s in scope[:upto])
-    s = scope[upto]
-    if s.repeat is not None:
-        sp = s.span
-        return (*key, ("repeat", s.block, sp.file, sp.line, sp.col, s.repeat[1]))
-    return (*key, _scope_key(s))
-
-
 @dataclass
 class _Group:
     """One collapsed block instance (or all copies of one `repeat`): one box, or a cluster of its branches."""
@@ -165,7 +158,7 @@ def _layout(g: Graph, names: Sequence[str], depth: int | None, structure: bool =
         expanded = n.scope if level is None else n.scope[:level]
         parent = root
         for i, s in enumerate(expanded):
-            key = tuple(_scope_key(x) for x in expanded[: i + 1])
+            key = tuple(scope_key(x) for x in expanded[: i + 1])
             child = parent.children.get(key)
             if child is None:
                 n_clusters += 1
@@ -176,7 +169,7 @@ def _layout(g: Graph, names: Sequence[str], depth: int | None, structure: bool =
             units[n.id] = n
             parent.items.append(n)
             continue
-        gkey = _group_key(n.scope, level)
+        gkey = group_key(n.scope, level)
         grp = groups.get(gkey)
         if grp is None:
             grp = groups[gkey] = _Group(f"g{n.id}", n.scope[: level + 1])

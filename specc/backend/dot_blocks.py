@@ -54,6 +54,23 @@ def user_name(s: Scope) -> str:
     return inst
 
 
+def scope_key(s: Scope) -> tuple[Any, ...]:
+    # instance names need not be unique when one block calls another (every ConvStage's inner copy is
+    # `y.repeat.0`), so the call site is part of the identity
+    sp = s.span
+    return (s.block, s.instance, sp.file, sp.line, sp.col, s.repeat)
+
+
+def group_key(scope: tuple[Scope, ...], upto: int) -> tuple[Any, ...]:
+    """The identity of the box that scope[:upto+1] collapses into; the copies of one `repeat` share a box."""
+    key = tuple(scope_key(s) for s in scope[:upto])
+    s = scope[upto]
+    if s.repeat is not None:
+        sp = s.span
+        return (*key, ("repeat", s.block, sp.file, sp.line, sp.col, s.repeat[1]))
+    return (*key, scope_key(s))
+
+
 @dataclass(frozen=True)
 class SubBlock:
     """A block nested one level inside a collapsed block (all copies of one `repeat` together)."""
@@ -86,13 +103,11 @@ def _copy(n: Node, level: int) -> int:
 
 def block_structure(nodes: Sequence[Node], level: int) -> Structure | None:
     """The parts of a collapsed block whose scope is `nodes[0].scope[level]`; None when it has no parallel branches."""
-    from .dot import _group_key  # one notion of "the same nested block" for boxes and parts
-
     first = [n for n in nodes if _copy(n, level) == 0]
     keys: dict[int, Any] = {}
     members: dict[Any, list[Node]] = {}
     for n in first:
-        k = _group_key(n.scope, level + 1) if len(n.scope) > level + 1 else ("node", n.id)
+        k = group_key(n.scope, level + 1) if len(n.scope) > level + 1 else ("node", n.id)
         keys[n.id] = k
         members.setdefault(k, []).append(n)
     # params and constants inside the block have no input: drawn in the part of the op that reads them
