@@ -97,6 +97,23 @@ def test_init_option_replaces_every_weight_initialiser() -> None:
     assert "--init" in e.value.render() and "normal" in e.value.render()
 
 
+def test_activations_command_of_a_spec_without_train_section(tmp_path: Path) -> None:
+    spec = tmp_path / "one.net"
+    spec.write_text("model M {\n  input x: f32[N, 4]\n  h = x -> dense(3) -> tanh\n  output h\n}\n")
+    out = tmp_path / "a.png"
+    code, _, err = invoke("plot", "activations", str(spec), "-o", str(out))
+    assert code == 1 and "no train section to take data from" in err and "--data" in err
+    # blobs: centres in [-10, 10]^4, so N(0, 1) weights saturate most of tanh's outputs
+    code, stdout, err = invoke(
+        "plot", "activations", str(spec), "--data", "blobs(dim=4)", "--init", "normal(1.0)", "-o", str(out)
+    )
+    assert code == 0, err
+    row = re.search(r"│ h\s+│ tanh │\s+(\S+) │\s+(\S+) │\s+(\S+)% │", stdout)
+    assert row is not None, stdout
+    assert float(row.group(2)) > 0.5 and float(row.group(3)) > 30
+    assert "M at initialisation (normal(1.0))" in stdout and out.read_bytes()[:4] == b"\x89PNG"
+
+
 # ---- schedule: the trainer's own schedule, step by step ------------------------------------------------------
 
 

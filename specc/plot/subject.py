@@ -54,8 +54,8 @@ def open_run(directory: Path, checkpoint: str = "best") -> Subject:
 def open_spec(
     file: Path, model: str | None = None, init: str | None = None, seed: int | None = None
 ) -> Subject:
-    """A spec's model at initialisation (its train section's seed, else `seed`, else 0); `init` (an initialiser
-    as the language writes it, e.g. "normal(0.01)") replaces every weight initialiser of the model."""
+    """A spec's model at initialisation, seeded with `seed` (default: its train section's seed, else 0); `init` (an
+    initialiser as the language writes it, e.g. "normal(0.01)") replaces every weight initialiser of the model."""
     from ..spec import load
     from ..train.spec import build_config
 
@@ -63,10 +63,9 @@ def open_spec(
     graph = spec.graph()
     if init is not None:
         graph = with_init(graph, parse_init(init))
-    try:
-        config = build_config(spec, graph)
-    except SpecError:
-        config = None  # no (usable) train section: the data must come from --data
+    has_train = any(isinstance(item, ast.TrainDef) for item in spec.program.module.items)
+    # without a train section the data must come from --data; a broken one is reported as it is
+    config = build_config(spec, graph) if has_train else None
     if seed is None:
         seed = config.seed if config is not None else 0
     return Subject(Path(file).stem, graph, build_model(graph, seed), config, False, None, spec)
@@ -185,8 +184,10 @@ def data_batch(subject: Subject, data: str | None = None, n: int | None = None) 
 
     config = subject.config
     if data is not None:
-        ov = parse_override(f"data={data}", name="--data")
-        config = dataclasses.replace(build_config(subject.spec, subject.graph, [ov]), data_base=Path.cwd())
+        ovs = [parse_override(f"data={data}", name="--data")]
+        if config is None:  # no train section: a stand-in loss (never computed) so that the section checks
+            ovs.append(parse_override(f"loss={subject.graph.outputs[0][0]}", name="--data"))
+        config = dataclasses.replace(build_config(subject.spec, subject.graph, ovs), data_base=Path.cwd())
     elif config is None:
         raise plot_error(
             f"model {subject.graph.model} has no train section to take data from",
