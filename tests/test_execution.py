@@ -34,7 +34,9 @@ CHUNK = 10  # 44 batches an epoch: four full chunks and one of 4 (the rest of th
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two epochs of tiny_dropout per strategy, scan in chunks of CHUNK batches."""
+    """Two epochs of tiny_dropout per strategy, scan in chunks of CHUNK batches. Prefetch feeds the step's own
+    program from a thread: the lecture convnet (test_train.py) and test_distributed train with it. A stop inside a
+    chunk and its bitwise resume: test_train.py's test_resume_is_bitwise (its auto strategy scans whole epochs)."""
     out = tmp_path_factory.mktemp("exec")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(
@@ -43,39 +45,20 @@ def runs(tmp_path_factory):
         cfg = config(TINY, "epochs=2")
         got = {
             mode: train_and_evaluate(cfg, out / mode, verbose=False, execution=mode)
-            for mode in ("step", "scan", "prefetch")
+            for mode in ("step", "scan")
         }
     return cfg, out, got
 
 
 def test_scan_chunks_train_the_model_the_step_trains(runs) -> None:
     _, out, got = runs
-    step, scan, pre = got["step"], got["scan"], got["prefetch"]
-    assert step.step == scan.step == pre.step == 88
+    step, scan = got["step"], got["scan"]
+    assert step.step == scan.step == 88
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        a = [h[key] for h in step.history]
-        np.testing.assert_allclose([h[key] for h in scan.history], a, rtol=1e-5)
-        assert [h[key] for h in pre.history] == a  # the same program, fed from a thread
+        np.testing.assert_allclose([h[key] for h in scan.history], [h[key] for h in step.history], rtol=1e-5)
     for x, y in zip(jax.tree.leaves(step.params), jax.tree.leaves(scan.params), strict=True):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
     assert not (out / "scan" / "gradients.jsonl").exists()  # only with --log-gradients
-
-
-def test_a_stop_inside_a_chunk_resumes_bitwise(runs, tmp_path: Path, monkeypatch) -> None:
-    cfg, _, got = runs
-    straight = got["scan"]
-    monkeypatch.setattr(execution, "CHUNK_BYTES", CHUNK * 32 * (64 * 4 + 4))
-
-    def interrupt(step: int) -> None:
-        if step == 50:  # epoch 2's 6th batch, inside its first chunk
-            raise KeyboardInterrupt
-
-    stopped = train_and_evaluate(cfg, tmp_path, verbose=False, execution="scan", callbacks=[interrupt])
-    assert stopped.status == "interrupted" and stopped.step == 50
-    again = train_and_evaluate(cfg, tmp_path, verbose=False, execution="scan", resume=True)
-    assert [h["loss"] for h in again.history] == [h["loss"] for h in straight.history]
-    for x, y in zip(jax.tree.leaves(straight.params), jax.tree.leaves(again.params), strict=True):
-        assert np.array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_the_rule() -> None:
