@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .models import MNIST, MODELS, ROOT, mnist_present
 from .report import load_average, markdown, print_table, write_docs
-from .suite import CONTENDERS, run_suite, torch_available
+from .suite import CONTENDERS, ModelResult, run_suite, torch_available
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,20 +54,30 @@ def main(argv: list[str] | None = None) -> int:
         data = "digits"
     load_before = load_average()
     print(
-        f"load average {load_before}; {len(models)} model(s) × {contenders} × {rounds} round(s) × {epochs} epochs"
+        f"load average {load_before}; {models} × {contenders} × {rounds} round(s) × {epochs} epochs",
+        flush=True,
     )
-    results = run_suite(models, contenders, rounds, epochs, data)
-    load_after = load_average()
-    print_table(results)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
-    section = markdown(results, command.strip(), load_before, load_after, rounds, epochs, data)
+    write = not args.no_docs and not args.quick and data == "mnist"
+
+    def section(results: list[ModelResult]) -> str:
+        return markdown(results, command.strip(), load_before, load_average(), rounds, epochs, data)
+
+    def partial(results: list[ModelResult]) -> None:
+        if write:  # rewritten after every model: a run stopped early keeps its table
+            write_docs(args.docs, section(results))
+
+    results = run_suite(
+        models, contenders, rounds, epochs, data, say=lambda line: print(line, flush=True), on_model=partial
+    )
+    print_table(results)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
-    if not args.no_docs and not args.quick and data == "mnist":
-        write_docs(args.docs, section)
+    if write:
+        write_docs(args.docs, section(results))
         print(f"wrote {args.docs}")
     else:
-        print(section)
+        print(section(results))
     return 0
 
 

@@ -51,14 +51,39 @@ CONV_CASES = [
 POOL_CASES = [
     ("convnet p1 maxpool(3)", (24, 24, 32), "maxpool(3)"),
     ("maxpool(2) 28×28×32", (28, 28, 32), "maxpool(2)"),
+    ("alexnet-like 3×3 /2", (27, 27, 64), "maxpool(3, stride=2)"),
+    ("resnet stem 3×3 /2 pad 1", (32, 32, 16), "maxpool(3, stride=2, padding=1)"),
+    ("googlenet 3×3 /1 same", (14, 14, 32), "maxpool(3, stride=1, padding=same)"),
+    ("3×3 /2 ceil", (24, 24, 32), "maxpool(3, stride=2, ceil=true)"),
+    ("lenet s2 avgpool(2)", (28, 28, 6), "avgpool(2)"),
+    ("avgpool 3×3 /2 pad 1", (28, 28, 16), "avgpool(3, stride=2, padding=1)"),
+    ("avgpool 3×3 /1 same", (14, 14, 32), "avgpool(3, stride=1, padding=same)"),
 ]
+TRANSPOSE_CASES = [
+    ("dcgan 7→14 4×4 /2 64→32", (7, 7, 64), "conv_transpose(32, 4, stride=2, padding=same)"),
+    ("dcgan 14→28 4×4 /2 32→1", (14, 14, 32), "conv_transpose(1, 4, stride=2, padding=same)"),
+    ("7→14 3×3 /2 64→32", (7, 7, 64), "conv_transpose(32, 3, stride=2, padding=same)"),
+    ("8→16 5×5 /2 64→32", (8, 8, 64), "conv_transpose(32, 5, stride=2, padding=same)"),
+    ("unet up 2×2 /2 64→32", (14, 14, 64), "conv_transpose(32, 2, stride=2)"),
+    ("cifar 16→32 4×4 /2 64→3", (16, 16, 64), "conv_transpose(3, 4, stride=2, padding=same)"),
+    ("3×3 /1 same 32→32", (14, 14, 32), "conv_transpose(32, 3, padding=same)"),
+    ("3×3 /1 valid 16→8", (12, 12, 16), "conv_transpose(8, 3)"),
+]
+NORM_CASES = [
+    ("mlp 256", (256,), "batchnorm"),
+    ("28×28×16", (28, 28, 16), "batchnorm"),
+    ("14×14×32", (14, 14, 32), "batchnorm"),
+    ("7×7×64", (7, 7, 64), "batchnorm"),
+]
+# forms only for platform "export" (forward-only or slower rewrites that ONNX converters need)
+EXPORT_ONLY = {"channels_first", "arithmetic"}
 
 
-def one_op(shape: tuple[int, int, int], call: str) -> tuple[Any, Any, tuple[Any, ...]]:
+def one_op(shape: tuple[int, ...], call: str) -> tuple[Any, Any, tuple[Any, ...]]:
     """The op definition, attributes and input types of `x -> call` over [N, *shape]."""
-    h, w, c = shape
+    dims = ", ".join(map(str, shape))
     g = specc.load(
-        "bench.net", text=f"model M {{\n input x: f32[N, {h}, {w}, {c}]\n y = x -> {call}\n output y\n}}"
+        "bench.net", text=f"model M {{\n input x: f32[N, {dims}]\n y = x -> {call}\n output y\n}}"
     ).graph()
     node = next(n for n in g.nodes if n.op not in ("input", "param", "const"))
     return get_op(node.op), node.attr, tuple(g.type_of(r) for r in node.inputs)
@@ -71,13 +96,16 @@ def step(op: Any, attrs: Any, types: tuple[Any, ...], apply: Callable[..., Any],
     gd, state = nnx.split(module)
     ctx = ApplyContext({})
 
-    def forward(state: Any, x: Any) -> Any:
+    def forward(state: Any, x: Any, apply: Callable[..., Any] = apply) -> Any:
         return apply(nnx.merge(gd, state) if build is not None else None, attrs, [x], ctx)
 
     def loss(state: Any, x: Any, w: Any) -> Any:
         return (forward(state, x) * w).sum()
 
     y_shape = jax.eval_shape(forward, state, x).shape
+    want = jax.eval_shape(lambda s, x: forward(s, x, op.lowerings[0].apply), state, x).shape
+    if y_shape != want:  # a form for other shapes (tiled pooling computes other windows where they overlap)
+        raise TypeError(f"{y_shape}, not {want}")
     w = jnp.asarray(np.random.default_rng(1).normal(size=y_shape), jnp.float32)
     f = jax.jit(jax.grad(loss, argnums=(0, 1)))
     return lambda: jax.block_until_ready(f(state, x, w))
@@ -87,12 +115,14 @@ def split_ties_max(m: Any, a: Any, xs: list[Any], ctx: Any) -> Any:
     """The tiled max-pool before the tie fix: reshape + max, whose gradient splits a tie among its maxima."""
     x = xs[0]
     k = a["window"]
+    if a["stride"] not in (None, k) or a["padding"] != "valid" or a["ceil"]:
+        raise TypeError("not a tiling pool")  # run() skips the form for this case
     n, h, w, c = x.shape
     return x.reshape(n, h // k, k, w // k, k, c).max(axis=(2, 4))
 
 
 def run(
-    cases: list[tuple[str, tuple[int, int, int], str]], rounds: int, extra: dict[str, Any], only: str | None
+    cases: list[tuple[str, tuple[int, ...], str]], rounds: int, extra: dict[str, Any], only: str | None
 ) -> None:
     rng = np.random.default_rng(0)
     for case, shape, call in cases:
@@ -100,7 +130,7 @@ def run(
             continue
         op, attrs, types = one_op(shape, call)
         x = jnp.asarray(rng.normal(size=(BATCH, *shape)), jnp.float32)
-        forms = {lw.name: lw.apply for lw in op.lowerings}
+        forms = {lw.name: lw.apply for lw in op.lowerings if lw.name not in EXPORT_ONLY}
         if op.name in extra:
             forms.update(extra[op.name])
         steps = {}
@@ -126,16 +156,20 @@ def run(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--only", choices=("conv", "pool"))
+    ap.add_argument("--only", choices=("conv", "pool", "transpose", "norm"))
     ap.add_argument("--cases", help="only the cases whose name contains this")
     args = ap.parse_args()
     print(
         f"batch {BATCH}; jitted forward + backward; median of {args.rounds} interleaved rounds (ratio to reference)"
     )
-    if args.only != "pool":
+    if args.only in (None, "conv"):
         run(CONV_CASES, args.rounds, {}, args.cases)
-    if args.only != "conv":
+    if args.only in (None, "pool"):
         run(POOL_CASES, args.rounds, {"maxpool": {"tiled, split ties (old)": split_ties_max}}, args.cases)
+    if args.only in (None, "transpose"):
+        run(TRANSPOSE_CASES, args.rounds, {}, args.cases)
+    if args.only in (None, "norm"):
+        run(NORM_CASES, args.rounds, {}, args.cases)
 
 
 if __name__ == "__main__":

@@ -59,17 +59,25 @@ def torch_available() -> bool:
 
 
 def _worker(
-    contender: str, model: str, work: Path, epochs: int, data: str, threads: int
+    contender: str, model: str, work: Path, epochs: int, data: str, threads: int, in_process: bool = False
 ) -> tuple[dict[str, Any], float]:
     out = work / f"{model}-{contender}.json"
+    args = [contender, model, f"--epochs={epochs}", f"--data={data}", f"--init={work / (model + '.npz')}"]
+    args += [f"--threads={threads}", f"--out={out}"]
+    if in_process:  # the smoke test's cheap path: the same worker, no fresh interpreter
+        from .worker import main
+
+        t = time.perf_counter()
+        main(args)
+        return json.loads(out.read_text()), time.perf_counter() - t
     env = {**os.environ, "SPECC_CACHE_DIR": str(work / "cache")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     if contender == "torch":
         env["OMP_WAIT_POLICY"] = "PASSIVE"  # under load, busy-waiting OpenMP threads run 5-18x slower
-    cmd = [sys.executable, "-m", "bench.worker", contender, model, f"--epochs={epochs}", f"--data={data}"]
-    cmd += [f"--init={work / (model + '.npz')}", f"--threads={threads}", f"--out={out}"]
     t = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.worker", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t
     if done.returncode != 0:
         raise RuntimeError(f"{contender} on {model} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -83,29 +91,50 @@ def run_suite(
     epochs: int,
     data: str,
     say: Callable[[str], None] = print,
+    in_process: bool = False,
+    on_model: Callable[[list[ModelResult]], None] | None = None,
 ) -> list[ModelResult]:
     """Train every model with every contender, `rounds` times; within a round each model's contenders run one
-    after another in an order rotated every round, so that load from other processes falls on all alike."""
+    after another in an order rotated every round, so that load from other processes falls on all alike.
+    `in_process`: call the workers in this process instead (a smoke test; the timings then mean little).
+    `on_model`: called in the last round after each model, with the models finished so far (a long run that is
+    stopped keeps what it measured)."""
     threads = os.cpu_count() or 1
     results: dict[str, ModelResult] = {}
     records: dict[tuple[str, str], list[tuple[dict[str, Any], float]]] = {}
     with tempfile.TemporaryDirectory(prefix="specc-bench-") as d:
         work = Path(d)
-        for m in models:
-            init, _ = _worker("init", m, work, epochs, data, threads)
-            results[m] = ModelResult(m, init["params"], init.get("initial_val_loss"))
         for r in range(rounds):
             for i, m in enumerate(models):
+                if m not in results:  # specc's initial parameters, for the hand-written models to load
+                    init, _ = _worker("init", m, work, epochs, data, threads, in_process)
+                    results[m] = ModelResult(m, init["params"], init.get("initial_val_loss"))
                 k = (r + i) % len(contenders)
                 for c in [*contenders[k:], *contenders[:k]]:
-                    rec, wall = _worker(c, m, work, epochs, data, threads)
+                    try:
+                        rec, wall = _worker(c, m, work, epochs, data, threads, in_process)
+                    except RuntimeError as e:  # one broken contender leaves the rest of a long run standing
+                        say(f"round {r + 1}/{rounds}  {m:<11} {c:<5}  {e}")
+                        continue
                     records.setdefault((m, c), []).append((rec, wall))
                     steady = ", ".join(f"{t:.2f}" for t in rec["epochs"][1:])
                     say(
                         f"round {r + 1}/{rounds}  {m:<11} {c:<5}  first {rec['first_epoch']:6.2f} s  "
                         f"then [{steady}] s  val acc {_acc(rec.get('val_accuracy'))}  process {wall:.1f} s"
                     )
+                if on_model is not None and r == rounds - 1:
+                    on_model(_summarise(results, records, models[: i + 1]))
+    return _summarise(results, records, models)
+
+
+def _summarise(
+    results: dict[str, ModelResult],
+    records: dict[tuple[str, str], list[tuple[dict[str, Any], float]]],
+    models: Sequence[str],
+) -> list[ModelResult]:
     for (m, c), recs in records.items():
+        if m not in models:
+            continue
         result = results[m]
         summary = Summary(
             contender=c,
