@@ -515,7 +515,7 @@ def _arrange(
     lr = rankdir in ("LR", "RL")
     ext = extent(lr)
     best: tuple[float, str, list[int]] | None = None
-    for k in range(1, min(n_pos, 8) + 1):
+    for k in range(1, max(1, min(n_pos // 2, 8)) + 1):  # rows of at least two items
         (w, h), rows = _layout_size(pos, ext, lr, k)
         # measured on the specs: Graphviz's LR rows come out about 15 % wider for their height than estimated
         score = abs(math.log((w / h) * (1.15 if lr else 1.0) / SLIDE))
