@@ -29,6 +29,7 @@ from specc.backend.dot import (
     shape_text,
     to_dot,
 )
+from specc.backend.dot_blocks import block_structure
 from specc.cli import main
 from specc.spec import load
 
@@ -284,6 +285,30 @@ def test_vgg16_stage_labels() -> None:
     dot = dot_of(spec_path("vgg16"))
     assert "<b>Conv3 ×2, 64</b>" in dot and "<b>Conv3 ×3, 512</b>" in dot
     assert "<b>ConvStage 128, 2</b>" in dot and "f.ConvStage" not in dot
+
+
+def test_block_structure_is_read_from_the_graph(tmp_path: Path) -> None:
+    """Any block with parallel paths keeps them, whatever its name: ops before the fork and after the join are
+    chains, each path between them a branch; a block with one path stays one box."""
+    f = tmp_path / "s.net"
+    f.write_text(
+        "block Fan(w) {\n  input x: [N, F]\n  h = x -> dense(w) -> relu\n  a = h -> dense(w)\n"
+        "  b = h -> dense(w) -> tanh -> dense(w)\n  y = concat(a, b, h, axis=-1) -> dense(w)\n  output y\n}\n"
+        "block Plain(w) {\n  input x: [N, F]\n  y = x -> dense(w) -> relu\n  output y\n}\n"
+        "model M {\n  input x: f32[N, 8]\n  y = x -> Fan(4) -> Plain(4)\n  output y\n}\n"
+    )
+    g = load(f).graph()
+    fan = [n for n in g.nodes if n.scope and n.scope[0].block == "Fan"]
+    st = block_structure(fan, 0)
+    assert st is not None
+    assert [p.kind for p in st.parts] == ["chain", "branch", "branch", "join", "chain"]
+    assert [len(p.units) for p in st.parts] == [2, 1, 3, 1, 1]
+    assert block_structure([n for n in g.nodes if n.scope and n.scope[0].block == "Plain"], 0) is None
+    dot = dot_of(f, depth=0)
+    (concat,) = re.findall(r"^\s*(g\d+p3) \[label=<.*>concat<", dot, re.M)
+    assert len(_in_edges(dot, concat)) == 3  # two branches and the identity path (through its point)
+    assert "dense 4<br/>dense 4" in dot  # the tanh between them left out of the branch's box
+    assert "<b>Plain 4</b>" in dot
 
 
 @needs_dot
