@@ -90,7 +90,10 @@ def test_golden(name: str) -> None:
         path.write_text(got, encoding="utf-8")
         if not os.environ.get("UPDATE_GOLDEN"):
             pytest.fail(f"wrote the missing golden file {path}; check it and rerun")
-    assert got == path.read_text(encoding="utf-8"), f"DOT of {spec.name} changed; UPDATE_GOLDEN=1 to accept"
+    assert got == path.read_text(encoding="utf-8"), (
+        f"DOT of {spec.name} changed (the spec or the renderer); look at the picture, then "
+        "UPDATE_GOLDEN=1 pytest tests/test_dot.py -k golden"
+    )
 
 
 def test_deterministic() -> None:
