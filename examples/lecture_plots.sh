@@ -18,12 +18,12 @@ done
 train specs/deep_sigmoid.net --log-gradients --out "$runs/deep_sigmoid"
 "$specc" plot gradients "$runs/deep_sigmoid" -o "$out/deep_sigmoid_gradients.png" --force
 
-# decision boundaries of the 2- and 4-class toy nets, without and with an L2 penalty (weight decay)
+# decision boundaries of the 2- and 4-class toy nets trained to the end, without and with an L2 penalty
 for toy in toy_2class toy_4class; do
   train "specs/$toy.net" --out "$runs/$toy"
-  train "specs/$toy.net" --set optimizer.weight_decay=0.01 --out "$runs/${toy}_l2"
-  "$specc" plot boundary "$runs/$toy" -o "$out/${toy}_boundary.png" --force
-  "$specc" plot boundary "$runs/${toy}_l2" -o "$out/${toy}_l2_boundary.png" --force
+  train "specs/$toy.net" --set 'loss=cross_entropy(logits, y) + l2(0.001)' --out "$runs/${toy}_l2"
+  "$specc" plot boundary "$runs/$toy" --checkpoint last -o "$out/${toy}_boundary.png" --force
+  "$specc" plot boundary "$runs/${toy}_l2" --checkpoint last -o "$out/${toy}_l2_boundary.png" --force
 done
 
 # three learning-rate schedules over the MLP's 20 epochs of 22 steps

@@ -178,7 +178,7 @@ def test_schedule_command(tmp_path: Path) -> None:
 def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "toy2"
     flags = ["--log-gradients"] if LOGS_GRADIENTS else []
-    code, _, err = invoke("train", str(SPECS / "toy_2class.net"), "--epochs", "5", "--out", str(out), *flags)
+    code, _, err = invoke("train", str(SPECS / "toy_2class.net"), "--epochs", "20", "--out", str(out), *flags)
     assert code == 0, err
     return out
 
@@ -190,7 +190,7 @@ def test_decision_regions_agree_with_predict(toy_run: Path) -> None:
     r = boundary.decision_regions(open_run(toy_run), resolution=50)
     assert (r.input, r.score, r.label) == ("x", "logits", "y")
     assert r.classes.shape == (50, 50) and set(np.unique(r.classes)) == {0, 1}
-    assert len(r.points) == 320  # moons(n=400, split=0.8)
+    assert len(r.points) == 120  # moons(n=150, split=0.8)
     predicted = np.argmax(run.predict(x=r.points)["logits"], axis=1)
     np.testing.assert_array_equal(r.predicted, predicted)
     assert r.accuracy == pytest.approx(float(np.mean(predicted == r.labels)))
@@ -202,7 +202,7 @@ def test_decision_regions_agree_with_predict(toy_run: Path) -> None:
 def test_boundary_command_writes_into_the_run_and_never_over_a_file(toy_run: Path) -> None:
     code, stdout, err = invoke("plot", "boundary", str(toy_run), "--resolution", "30")
     assert code == 0, err
-    assert re.search(r"training accuracy 0\.\d{4} \(320 points\)", stdout)
+    assert re.search(r"training accuracy 0\.\d{4} \(120 points\)", stdout)
     png = toy_run / "boundary.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     before = png.stat().st_mtime_ns
@@ -291,12 +291,12 @@ def test_gradient_log_is_read_per_layer_and_epoch(tmp_path: Path) -> None:
 def test_gradients_of_a_trained_run(toy_run: Path) -> None:
     (log,) = gradients.read_gradients(toy_run)
     graph = specc.load(SPECS / "toy_2class.net").graph()
-    assert log.objective == "main" and log.epochs == (1, 2, 3, 4, 5)
+    assert log.objective == "main" and log.epochs == tuple(range(1, 21))
     assert len(log.norms) == sum(1 for n in graph if n.params)  # one per layer with weights: the three dense
     assert all(0 < v < 1e3 for norms in log.norms.values() for v in norms)
     code, stdout, err = invoke("plot", "gradients", str(toy_run), "-o", str(toy_run / "g.svg"))
     assert code == 0, err
-    assert stdout.startswith("main: gradient L2 norm per layer, epoch 1 → 5")
+    assert stdout.startswith("main: gradient L2 norm per layer, epoch 1 → 20")
     assert (toy_run / "g.svg").is_file()
 
 

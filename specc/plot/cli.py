@@ -74,9 +74,8 @@ def boundary(run: Path, resolution: int, checkpoint: str, output: Path | None, f
         f"{subject.graph.model}: classes of {regions.score} over {regions.input}; "
         f"training accuracy {regions.accuracy:.4f} ({len(regions.points)} points)"
     )
-    _write(
-        b.draw(regions, f"{subject.graph.model} ({run.name})"), output, _default(run, "boundary"), force, dpi
-    )
+    title = f"{subject.graph.model} ({run.name}, {checkpoint} checkpoint)"
+    _write(b.draw(regions, title), output, _default(run, "boundary"), force, dpi)
 
 
 @plot.command()
