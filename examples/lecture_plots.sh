@@ -34,7 +34,7 @@ done
 train specs/vae.net --out "$runs/vae"
 "$specc" plot samples "$runs/vae" --n 64 -o "$out/vae_samples.png" --force
 train specs/gan_digits.net --out "$runs/gan"
-"$specc" plot samples "$runs/gan" --n 64 -o "$out/gan_samples.png" --force
+"$specc" plot samples "$runs/gan" --n 64 --checkpoint last -o "$out/gan_samples.png" --force  # no val_loss: no best
 
 # a sweep on one figure: the toy nets' validation loss with and without L2
 "$specc" plot curves "$runs/toy_2class" "$runs/toy_2class_l2" "$runs/toy_4class" "$runs/toy_4class_l2" \
