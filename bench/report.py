@@ -98,7 +98,7 @@ HEAD = (
 
 
 def rows(results: Sequence[ModelResult]) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for r in results:
         c = r.contenders
         sp, fx, pt = c.get("specc"), c.get("flax"), c.get("torch")

@@ -188,10 +188,10 @@ def load_params(model: nn.Module, init: dict[str, np.ndarray]) -> None:
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise KeyError(f"{type(model).__name__}: no value from the spec for {', '.join(missing)}")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
+    for k, tensor in state.items():
+        if tuple(tensor.shape) != tuple(own[k].shape):
             raise ValueError(
-                f"{type(model).__name__}.{k}: shape {tuple(own[k].shape)}, converted {tuple(v.shape)}"
+                f"{type(model).__name__}.{k}: shape {tuple(own[k].shape)}, converted {tuple(tensor.shape)}"
             )
     model.load_state_dict(state, strict=False)
 

@@ -52,7 +52,7 @@ def run_init(model: str, out: Path, data: str) -> dict[str, Any]:
     for path, var in nnx.to_flat_state(nnx.state(m, nnx.Any(nnx.Param, nnx.BatchStat))):
         assert path[0] == "layers"
         flat["/".join(str(p) for p in path[1:])] = np.asarray(var.get_value())
-    np.savez(out, **flat)
+    np.savez(out, **flat)  # type: ignore[arg-type]  # numpy's stub types **kwds as the allow_pickle flag
     params = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(nnx.state(m, nnx.Param)))
     # the spec's module in eval mode, as the other contenders compute theirs
     return {"params": params, "initial_val_loss": _flax_val_loss(m, load_splits(data).val, graph)}
