@@ -70,7 +70,7 @@ def main() -> None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
-    n = len(next(iter(train.values())))
+    n = max(len(v) for v in train.values())
     ax.set_title(
         f"one hidden layer, 300 digits: wider does not overfit ({n} seed{'s' if n > 1 else ''})", fontsize=10
     )

@@ -358,18 +358,19 @@ def sweep_command(
             rundir.prepare(out / p.name, config, graph, resume=resume, force=force)
 
     from .compile_cache import enable_compile_cache
-    from .loggers import best_metric
     from .loop import train_and_evaluate
 
     enable_compile_cache()
     out.mkdir(parents=True, exist_ok=True)
-    for p, _, _ in planned:  # a sweep continued with new values: they come after the points it has
-        done.setdefault(p.name, {"settings": p.settings})
+    # this grid's points in its order, then those of an earlier grid of the sweep (the summary keeps them)
+    done = {p.name: done.get(p.name, {"settings": p.settings}) for p, _, _ in planned} | done
+    record["points"] = done
     _write_json(out / SWEEP_FILE, record)
     code = 0
     for i, (p, graph, config) in enumerate(planned, 1):
         workdir = out / p.name
         if p.name not in todo:
+            done[p.name].update(_described(p, graph, config))
             if verbose:
                 click.echo(f"[{i}/{len(planned)}] {p.name}: finished, skipped", err=True)
             continue
@@ -379,15 +380,7 @@ def sweep_command(
             config, workdir, resume=resume, force=force, verbose=verbose, graph=graph, lowering=lowering
         )
         _label_run(workdir, p.settings)
-        rule = best_metric(config)
-        done[p.name] = {
-            "settings": p.settings,
-            "values": p.values,
-            "status": result.status,
-            "epochs": config.epochs,
-            "params": graph.total_params,
-            "best": rule and list(rule[:2]),
-        }
+        done[p.name] = {"status": result.status, "epochs": config.epochs, **_described(p, graph, config)}
         _write_json(out / SWEEP_FILE, record)
         _summarize(out, done)
         if result.divergence is not None and verbose:
@@ -402,6 +395,19 @@ def sweep_command(
     if verbose:
         click.echo(f"summary: {out / 'summary.csv'}, {out / 'summary.json'}", err=True)
     return code
+
+
+def _described(p: Point, graph: Any, config: Any) -> dict[str, Any]:
+    """What the summary shows of a point besides its run's figures: settings, values, parameters, best rule."""
+    from .loggers import best_metric
+
+    rule = best_metric(config)
+    return {
+        "settings": p.settings,
+        "values": p.values,
+        "params": graph.total_params,
+        "best": list(rule[:2]) if rule else None,
+    }
 
 
 def _finished(entry: Any, config: Any, workdir: Path) -> bool:
