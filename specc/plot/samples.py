@@ -109,7 +109,12 @@ def generate(
             inputs[next(k for k, nid in graph.inputs if nid == d.id)] = z
         else:
             given[d.name] = z
-    out = model_values(subject.model, inputs, [name], given)[name]
+    try:
+        out = model_values(subject.model, inputs, [name], given)[name]
+    except ValueError as e:  # the value needs a fed input too (a conditional generator)
+        raise plot_error(
+            str(e), "samples are made from the latent alone: name another value with --image"
+        ) from None
     return Samples(name, tuple(d.name for d in drawn), np.asarray(out, np.float32).reshape((n, *shape)))
 
 
