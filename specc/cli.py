@@ -335,7 +335,9 @@ def _emit(text: str, out_dir: Path | None, name: str) -> None:
     help="out.dot, .svg, .png or .pdf (default: DOT on stdout).",
 )
 @click.option("--rankdir", type=click.Choice(["TB", "LR", "BT", "RL"]), help="Default: to fit a 16:9 slide.")
-@click.option("--wrap/--no-wrap", default=None, help="Long chains in rows (default: when too long for a slide).")
+@click.option(
+    "--wrap/--no-wrap", default=None, help="Long chains in rows (default: when too long for a slide)."
+)
 @click.option("--block", help="Draw this block alone, on symbolic inputs.")
 @click.option("--dpi", type=click.IntRange(min=1), help="Resolution of a PNG (Graphviz: 96).")
 @click.option("--shapes/--no-shapes", default=True)
@@ -345,6 +347,7 @@ def _emit(text: str, out_dir: Path | None, name: str) -> None:
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="Expand blocks to this depth only.")
 @click.option("--values", help="Computational-graph mode: input values, e.g. x1=2,x2=3 (imports JAX).")
 @click.option("--grad", help="With --values: annotate the gradient of this value.")
+@SET_LET
 @reports_spec_errors
 def dot(
     file: Path,
@@ -361,6 +364,7 @@ def dot(
     depth: int | None,
     values: str | None,
     grad: str | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """Draw FILE as a Graphviz graph for slides (inputs white, parameters red, operations blue)."""
     from .backend.dot import dot_command
@@ -380,6 +384,7 @@ def dot(
         depth=depth,
         values=values,
         grad=grad,
+        overrides=overrides,
     )
 
 

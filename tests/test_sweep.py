@@ -202,7 +202,7 @@ def test_values_split_at_top_level_commas_only() -> None:
     assert "'seed' is swept by two --set options" in e.value.render()
 
 
-def test_let_overrides_on_check_and_compile(tmp_path: Path) -> None:
+def test_let_overrides_on_check_compile_and_dot(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY, encoding="utf-8")
     code, out, _ = invoke("check", spec, "--json", "--set", "width=8")
@@ -211,6 +211,8 @@ def test_let_overrides_on_check_and_compile(tmp_path: Path) -> None:
     assert code == 1 and "'epochs' is a train setting; only `let` constants change the model" in err
     code, out, _ = invoke("compile", spec, "--emit", "ir", "--set", "width=16")
     assert code == 0 and "kernel[64, 16]" in out
+    code, out, _ = invoke("dot", spec, "--set", "width=16")
+    assert code == 0 and "kernel 64×16" in out and "kernel 64×4" not in out
 
 
 def test_a_constant_wins_over_the_train_key_of_its_name() -> None:

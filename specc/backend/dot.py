@@ -917,6 +917,7 @@ def dot_command(
     depth: int | None = None,
     values: str | None = None,
     grad: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> None:
     """`specc dot`: the spec's graph as DOT on stdout, or written to -o. Problems with the request, or a missing
     Graphviz, exit 2 (as click's usage errors do); mistakes in the spec raise SpecError (exit 1)."""
@@ -925,8 +926,9 @@ def dot_command(
     import click
 
     from ..spec import load
+    from ..train.spec import apply_lets
 
-    spec = load(file, model)
+    spec = apply_lets(load(file, model), overrides, only_lets=True)  # `--set width=256`: the model with it
     try:
         opts = DotOptions(
             rankdir=rankdir,
