@@ -77,9 +77,14 @@ def layer_activations(subject: Subject, data: str | None = None, batch: int = 50
     ]
 
 
-def table(layers: list[LayerActivations]) -> list[tuple[str, str, float, float, float]]:
-    """(layer, op, mean, std, fraction |v| ≥ 0.99) per layer, as `specc plot activations` prints them."""
-    return [(a.name, a.op, a.mean, a.std, a.saturated()) for a in layers]
+# activations bounded by ±1 (or [0, 1]): |v| ≥ 0.99 is where their gradient vanishes
+SATURATING = frozenset({"tanh", "sigmoid", "hard_tanh", "hard_sigmoid", "softsign"})
+
+
+def table(layers: list[LayerActivations]) -> list[tuple[str, str, float, float, float | None]]:
+    """(layer, op, mean, std, fraction |v| ≥ 0.99 for a saturating activation, else None) per layer, as
+    `specc plot activations` prints them."""
+    return [(a.name, a.op, a.mean, a.std, a.saturated() if a.op in SATURATING else None) for a in layers]
 
 
 def draw(layers: list[LayerActivations], title: str) -> Any:

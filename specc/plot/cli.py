@@ -124,7 +124,7 @@ def activations(
     for col in ("layer", "op", "mean", "std", "|v| ≥ 0.99"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
     for name, op, mean, std, sat in a.table(layers):
-        table.add_row(name, op, f"{mean:.4g}", f"{std:.4g}", f"{sat:.1%}")
+        table.add_row(name, op, f"{mean:.4g}", f"{std:.4g}", "–" if sat is None else f"{sat:.1%}")
     Console().print(table)
     _write(a.draw(layers, title), output, _default(target, "activations"), force, dpi)
 
