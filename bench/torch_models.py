@@ -183,7 +183,7 @@ def load_params(model: nn.Module, init: dict[str, np.ndarray]) -> None:
         prefix = name + "/"
         mine = {k[len(prefix) :]: v for k, v in init.items() if k.startswith(prefix)}
         for k, v in _converted(name, module, mine).items():
-            state[f"{name}.{k}"] = torch.from_numpy(np.ascontiguousarray(v, np.float32))
+            state[f"{name}.{k}"] = torch.from_numpy(np.array(v, np.float32, order="C"))  # a writable copy
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:

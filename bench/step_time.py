@@ -1,0 +1,129 @@
+"""Where a training epoch's time goes: one jitted train step (batch 100, SGD momentum) of specc's lowered module,
+of the hand-written Flax model and of the PyTorch model, timed in one process, interleaved, min and median of N
+calls — the compiled programs against each other, without either loop, data pipeline or process start.
+
+    .venv/bin/python -m bench.step_time [--models lstm,transformer] [--calls 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .models import BATCH, LR, MODELS, MOMENTUM, SEED, epoch_batches, load_splits, mnist_present
+
+
+def _jax_step(net: Any, call: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A donated jitted SGD step over `net` (any NNX module) with `call(module, x)` giving the logits."""
+    import jax
+    import optax
+    from flax import nnx
+
+    net.train()
+    optimizer = nnx.Optimizer(net, optax.sgd(LR, momentum=MOMENTUM), wrt=nnx.Param)
+    graphdef, state = nnx.split((net, optimizer))
+
+    def step(state: Any, x: Any, y: Any) -> Any:
+        m, opt = nnx.merge(graphdef, state)
+
+        def loss_fn(m: Any) -> Any:
+            return optax.softmax_cross_entropy_with_integer_labels(call(m, x), y).mean()
+
+        loss, grads = nnx.value_and_grad(loss_fn)(m)
+        opt.update(m, grads)
+        return nnx.state((m, opt)), loss
+
+    jitted = jax.jit(step, donate_argnums=0)
+    box = [state]
+
+    def run(x: Any, y: Any) -> None:
+        box[0], loss = jitted(box[0], x, y)
+        loss.block_until_ready()
+
+    return run
+
+
+def _spec_logits(m: Any, x: Any, output: str) -> Any:
+    return m(x=x)[output]
+
+
+def _torch_step(model: str, init: dict[str, Any]) -> Callable[[Any, Any], None] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    from .torch_models import MODELS as TORCH
+    from .torch_models import load_params
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    net = TORCH[model]()
+    load_params(net, init)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=LR, momentum=MOMENTUM)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def run(x: Any, y: Any) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y).long())
+        loss.backward()
+        opt.step()
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+    from flax import nnx
+
+    import specc
+    from specc.backend.flax import build_module
+
+    from .flax_models import MODELS as FLAX
+    from .flax_models import load_params
+
+    ap = argparse.ArgumentParser(prog="python -m bench.step_time", description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--calls", type=int, default=30)
+    args = ap.parse_args(argv)
+    splits = load_splits("mnist" if mnist_present() else "digits")
+    b = next(iter(epoch_batches(splits.train, 0)))
+    x, y = np.ascontiguousarray(b["x"]), np.ascontiguousarray(b["y"])
+    print(f"one train step, batch {BATCH}, ms: min / median of {args.calls} interleaved calls")
+    for name in args.models.split(","):
+        graph = specc.load(MODELS[name].spec).graph()
+        module = build_module(graph, seed=SEED)
+        output = graph.outputs[0][0]
+        init = {
+            "/".join(str(p) for p in path[1:]): np.asarray(v.get_value())
+            for path, v in nnx.to_flat_state(nnx.state(module, nnx.Any(nnx.Param, nnx.BatchStat)))
+        }
+        hand = FLAX[name](nnx.Rngs(SEED))
+        load_params(hand, init)
+        steps = {
+            "specc module": _jax_step(module, functools.partial(_spec_logits, output=output)),
+            "Flax NNX": _jax_step(hand, lambda m, x: m(x)),
+        }
+        torch_step = _torch_step(name, init)
+        if torch_step is not None:
+            steps["PyTorch"] = torch_step
+        times: dict[str, list[float]] = {k: [] for k in steps}
+        for run in steps.values():  # compile / warm up
+            run(x, y)
+        for _ in range(args.calls):
+            for k, run in steps.items():
+                t = time.perf_counter()
+                run(x, y)
+                times[k].append(1e3 * (time.perf_counter() - t))
+        cells = "  ".join(f"{k} {min(v):6.1f} / {statistics.median(v):6.1f}" for k, v in times.items())
+        print(f"{name:<12} {cells}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
