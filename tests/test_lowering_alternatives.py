@@ -1,9 +1,11 @@
 """Every alternative lowering against its op's reference one, forward and gradients, over generated configurations.
 
-Tolerances: max-pool must match reduce_window exactly (values and gradients, ties included: a tied window's
-gradient goes to its first maximum, as XLA's select_and_scatter gives it); avgpool and the conv rewrites (a matmul
-sums in another order than XLA's convolution) within rtol 1e-5 / atol 1e-5 in float32, on inputs of order one.
-Inputs are drawn normal, tied (small integers) or constant.
+Tolerances: max-pool (tiled and sliced) must match reduce_window exactly (values and gradients, ties included: a
+tied window's gradient goes to its first maximum, as XLA's select_and_scatter gives it); avgpool and the conv and
+conv_transpose rewrites (a matmul sums in another order than XLA's convolution) within rtol 1e-5 / atol 1e-5 in
+float32, on inputs of order one; the fused batch norm within rtol 1e-4 / atol 1e-4 of the largest value compared
+(its gradients scale with 1/std: on a constant input they are of order 1/sqrt(eps) ≈ 316). Inputs are drawn
+normal, tied (small integers) or constant.
 """
 
 from __future__ import annotations
@@ -20,10 +22,22 @@ from hypothesis import strategies as st
 
 import specc
 from specc.backend.flax import ApplyContext, BuildContext, build_module, choose_lowering, lowering_names
-from specc.ops._registry import Lowering, OpDef, get_op
-from specc.ops.conv import plain_2d
+from specc.ops._registry import Lowering, OpDef, all_ops, get_op
+from specc.ops.conv import plain_2d, plain_transpose_2d
+from specc.ops.norm import fusable
 
 RTOL = ATOL = 1e-5
+NORM_TOL = 1e-4
+
+# the forms an alternative rewrites, where its CPU precondition is also a speed rule: the test runs it on every
+# such call, the shapes the rule rejects included
+REWRITES = {
+    "im2col": lambda a, t: plain_2d(a, t) is not None,
+    "subpixel": plain_transpose_2d,
+    "slices": lambda a, t: t[0].rank == 4,
+    "fused": fusable,
+}
+EXPORT_ONLY = {"channels_first", "arithmetic"}  # forward-only forms for ONNX (tests/test_export.py)
 
 
 def one_op(shape: tuple[int, ...], call: str) -> tuple[OpDef, Any, dict[str, Any], tuple[Any, ...]]:
@@ -39,12 +53,11 @@ def one_op(shape: tuple[int, ...], call: str) -> tuple[OpDef, Any, dict[str, Any
 
 
 def forms_that_apply(op: OpDef, attrs: dict[str, Any], types: tuple[Any, ...]) -> list[Lowering]:
-    """The alternatives that can run this call: their CPU precondition, or for im2col (whose precondition is also
-    a speed rule) the form it rewrites — so the test covers the shapes the rule rejects too."""
+    """The alternatives that can run this call: the form it rewrites (REWRITES), else its CPU precondition."""
     out = []
     for lw in op.lowerings[1:]:
-        if lw.name == "im2col":
-            if plain_2d(attrs, types) is not None:
+        if lw.name in REWRITES:
+            if REWRITES[lw.name](attrs, types):
                 out.append(lw)
         elif lw.when is not None and lw.when(attrs, types, "cpu"):
             out.append(lw)
@@ -52,9 +65,10 @@ def forms_that_apply(op: OpDef, attrs: dict[str, Any], types: tuple[Any, ...]) -
 
 
 def value_and_grads(
-    op: OpDef, attrs: dict[str, Any], types: tuple[Any, ...], lw: Lowering, x: np.ndarray, w: np.ndarray
+    op: OpDef, attrs: dict[str, Any], types: tuple[Any, ...], lw: Lowering, x: np.ndarray, w: int | np.ndarray
 ) -> tuple[Any, Any, Any]:
-    """y, d sum(y*w)/dx and d sum(y*w)/d parameters, with parameters initialised alike for every lowering."""
+    """y, d sum(y*w)/dx and d sum(y*w)/d parameters, with parameters initialised alike for every lowering; `w` an
+    array broadcast to y's shape, or a seed to draw it from. One jitted program (cheaper than op-by-op here)."""
     build = op.lowerings[0].build
     module = build(attrs, types, BuildContext(nnx.Rngs(0))) if build is not None else nnx.Dict()
     gd, state = nnx.split(module)
@@ -63,9 +77,16 @@ def value_and_grads(
     def forward(state: Any, x: Any) -> Any:
         return lw.apply(nnx.merge(gd, state) if build is not None else None, attrs, [x], ctx)
 
-    y = forward(state, jnp.asarray(x))
-    gs, gx = jax.grad(lambda s, x: (forward(s, x) * w).sum(), argnums=(0, 1))(state, jnp.asarray(x))
-    return y, gx, gs
+    if isinstance(w, int):
+        w = np.random.default_rng(w).normal(size=jax.eval_shape(forward, state, x).shape).astype(np.float32)
+
+    @jax.jit
+    def run(state: Any, x: Any, w: Any) -> Any:
+        y, vjp = jax.vjp(forward, state, x)
+        gs, gx = vjp(jnp.broadcast_to(jnp.asarray(w, y.dtype), y.shape))
+        return y, gx, gs
+
+    return run(state, jnp.asarray(x), w)  # type: ignore[no-any-return]
 
 
 def inputs(kind: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -77,24 +98,28 @@ def inputs(kind: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
     return rng.normal(size=shape).astype(np.float32)
 
 
+def close(a: Any, b: Any, msg: str, exact: bool, norm: bool) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    if exact:
+        np.testing.assert_array_equal(a, b, err_msg=msg)
+    elif norm:
+        tol = NORM_TOL * max(1.0, float(np.abs(b).max(initial=0.0)))
+        np.testing.assert_allclose(a, b, rtol=NORM_TOL, atol=tol, err_msg=msg)
+    else:
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=msg)
+
+
 def check_alternatives(shape: tuple[int, ...], call: str, kind: str, seed: int, exact: bool) -> int:
     op, _, attrs, types = one_op(shape, call)
     x = inputs(kind, shape, seed)
-    ref = value_and_grads(op, attrs, types, op.lowerings[0], x, np.ones(1, np.float32))
-    w = np.random.default_rng(seed + 1).normal(size=np.shape(ref[0])).astype(np.float32)
-    ref = value_and_grads(op, attrs, types, op.lowerings[0], x, w)
+    ref = value_and_grads(op, attrs, types, op.lowerings[0], x, seed + 1)
     forms = forms_that_apply(op, attrs, types)
     for lw in forms:
-        got = value_and_grads(op, attrs, types, lw, x, w)
+        got = value_and_grads(op, attrs, types, lw, x, seed + 1)
         for what, a, b in zip(("value", "input gradient", "parameter gradient"), got, ref, strict=True):
             for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
                 msg = f"{lw.name} vs reference, {what}, {call} on {shape} ({kind})"
-                if exact:
-                    np.testing.assert_array_equal(np.asarray(la), np.asarray(lb), err_msg=msg)
-                else:
-                    np.testing.assert_allclose(
-                        np.asarray(la), np.asarray(lb), rtol=RTOL, atol=ATOL, err_msg=msg
-                    )
+                close(la, lb, msg, exact, op.name == "batchnorm")
     return len(forms)
 
 
@@ -123,10 +148,44 @@ def conv_cases(draw: Any) -> tuple[tuple[int, ...], str]:
 
 @st.composite
 def pool_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    """Half the cases tile the input (the tiled form), half overlap, pad or clip (ceil mode): the sliced form."""
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    h, w = kh * draw(st.integers(1, 4)), kw * draw(st.integers(1, 4))
     kind = draw(st.sampled_from(["maxpool", "avgpool"]))
-    return (draw(st.integers(1, 3)), h, w, draw(st.integers(1, 3))), f"{kind}(({kh}, {kw}))"
+    shape = (draw(st.integers(1, 3)), 0, 0, draw(st.integers(1, 3)))
+    if draw(st.booleans()):
+        h, w = kh * draw(st.integers(1, 4)), kw * draw(st.integers(1, 4))
+        return (shape[0], h, w, shape[3]), f"{kind}(({kh}, {kw}))"
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    ceil = draw(st.booleans())
+    padding = "same" if not ceil and draw(st.booleans()) else f"(({ph}, {ph}), ({pw}, {pw}))"
+    extra = ", count_pad=false" if kind == "avgpool" and padding != "same" and draw(st.booleans()) else ""
+    h, w = draw(st.integers(kh, kh + 6)), draw(st.integers(kw, kw + 6))
+    call = f"{kind}(({kh}, {kw}), stride=({sh}, {sw}), padding={padding}, ceil={str(ceil).lower()}{extra})"
+    return (shape[0], h, w, shape[3]), call
+
+
+@st.composite
+def transpose_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    bias = "true" if draw(st.booleans()) else "false"
+    call = f"conv_transpose({draw(st.integers(1, 4))}, ({kh}, {kw}), stride=({sh}, {sw}), padding={padding}, bias={bias})"
+    return (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 5)),
+        draw(st.integers(1, 5)),
+        draw(st.integers(1, 4)),
+    ), call
+
+
+@st.composite
+def norm_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    batch, ch = draw(st.integers(2, 6)), draw(st.integers(1, 4))
+    spatial = draw(st.sampled_from([(), (3, 2)]))
+    eps, momentum = draw(st.sampled_from([1e-5, 1e-3])), draw(st.sampled_from([0.9, 0.5]))
+    return (batch, *spatial, ch), f"batchnorm(momentum={momentum}, eps={eps})"
 
 
 @PROPERTY
@@ -140,20 +199,59 @@ def test_conv_alternatives_match_the_reference(case: Any, kind: str, seed: int) 
 @given(pool_cases(), KIND, st.integers(0, 2**16))
 def test_pool_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
     shape, call = case
-    assert check_alternatives(shape, call, kind, seed, exact=call.startswith("maxpool")) == 1
+    assert check_alternatives(shape, call, kind, seed, exact=call.startswith("maxpool")) >= 1  # slices: all
+
+
+@PROPERTY
+@given(transpose_cases(), KIND, st.integers(0, 2**16))
+def test_conv_transpose_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=False) == 1
+
+
+@PROPERTY
+@given(norm_cases(), KIND, st.integers(0, 2**16))
+def test_batchnorm_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=False) == 1
+
+
+def test_every_alternative_is_checked() -> None:
+    """A new alternative lowering needs its form in REWRITES (or a structural `when`) to be in the property tests."""
+    names = {lw.name for op in all_ops().values() for lw in op.lowerings[1:]}
+    assert names - EXPORT_ONLY - set(REWRITES) == {"dense", "tiled"}  # their `when` is their form
+
+
+def test_fused_batchnorm_updates_the_running_statistics_as_the_reference() -> None:
+    op, _, attrs, types = one_op((8, 3, 3, 4), "batchnorm(momentum=0.8)")
+    x = jnp.asarray(inputs("normal", (8, 3, 3, 4), 0) * 3 + 1)
+    stats = []
+    for lw in (op.lowerings[0], next(lw for lw in op.lowerings if lw.name == "fused")):
+        assert op.lowerings[0].build is not None
+        m = op.lowerings[0].build(attrs, types, BuildContext(nnx.Rngs(0)))
+        lw.apply(m, attrs, [x], ApplyContext({}))
+        stats.append((np.asarray(m.mean[...]), np.asarray(m.var[...])))
+    for a, b in zip(*stats, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert np.abs(stats[0][0]).min() > 0.05  # the statistics moved: the test compares something
 
 
 @pytest.mark.parametrize("kind", ["tied", "constant"])
-@pytest.mark.parametrize("window", ["2", "3", "(2, 3)"])
-def test_tiled_maxpool_gives_a_tied_window_gradient_to_its_first_maximum(kind: str, window: str) -> None:
-    """The gradient of reduce_window max, exactly: one element per window, not an equal split among the ties."""
-    assert check_alternatives((2, 6, 6, 2), f"maxpool({window})", kind, 0, exact=True) == 1
-    op, _, attrs, types = one_op((1, 2, 2, 1), "maxpool(2)")
-    tiled = next(lw for lw in op.lowerings if lw.name == "tiled")
-    _, gx, _ = value_and_grads(
-        op, attrs, types, tiled, np.zeros((1, 2, 2, 1), np.float32), np.ones(1, np.float32)
+@pytest.mark.parametrize(
+    "window", ["2", "(2, 3)", "3, stride=2", "3, stride=2, padding=1", "(3, 2), stride=(2, 1), ceil=true"]
+)
+def test_maxpool_gives_a_tied_window_gradient_to_its_first_maximum(kind: str, window: str) -> None:
+    """The gradient of reduce_window max, exactly: one element per window, not an equal split among the ties; for
+    the tiled form (windows that tile) and the sliced one (every 4-D pool: overlapping, padded, ceil mode)."""
+    tiles = "stride" not in window
+    assert (
+        check_alternatives((2, 7 - tiles, 7 - tiles, 2), f"maxpool({window})", kind, 0, exact=True)
+        == 1 + tiles
     )
-    assert np.asarray(gx).ravel().tolist() == [1.0, 0.0, 0.0, 0.0]
+    op, _, attrs, types = one_op((1, 3, 3, 1), "maxpool(2, stride=1)")
+    for lw in op.lowerings[:1] + tuple(forms_that_apply(op, attrs, types)):
+        _, gx, _ = value_and_grads(op, attrs, types, lw, np.zeros((1, 3, 3, 1), np.float32), np.ones(1))
+        assert np.asarray(gx).ravel().tolist() == [1, 1, 0, 1, 1, 0, 0, 0, 0], lw.name  # each window's first
 
 
 def test_the_cpu_rule_table_picks_per_shape() -> None:
@@ -169,6 +267,18 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "reference") == "reference"
     assert chosen((100, 28, 28, 1), "conv(32, 5, dilation=2)") == "reference"
     assert chosen((100, 28, 28, 4), "conv(32, 5, groups=2)") == "reference"
+    assert chosen((100, 7, 7, 64), "conv_transpose(32, 4, stride=2, padding=same)") == "subpixel"
+    assert (
+        chosen((100, 14, 14, 32), "conv_transpose(1, 4, stride=2, padding=same)") == "reference"
+    )  # thin out
+    assert chosen((100, 14, 14, 32), "conv_transpose(32, 3, padding=same)") == "reference"  # stride 1
+    assert chosen((100, 24, 24, 32), "maxpool(3)") == "tiled"
+    assert chosen((100, 27, 27, 64), "maxpool(3, stride=2)") == "slices"  # AlexNet's overlapping pool
+    assert chosen((100, 14, 14, 32), "maxpool(3, stride=1, padding=same)") == "reference"
+    assert chosen((100, 14, 14, 32), "avgpool(3, stride=1, padding=same)") == "slices"
+    assert chosen((100, 256), "batchnorm") == "fused"
+    assert chosen((100, 256), "batchnorm(axis=0)") == "reference"
+    assert chosen((100, 27, 27, 64), "maxpool(3, stride=2)", "gpu") == "reference"
 
 
 def test_a_model_runs_the_same_under_every_lowering_choice() -> None:

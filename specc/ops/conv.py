@@ -210,14 +210,9 @@ def _matmul(m: Any, x: Any, ctx: Any) -> Any:
     return y if m.bias is None else y + m.bias[...]
 
 
-def _im2col_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-    """Every kernel offset's strided slice of the (padded) input, concatenated on channels, times the kernel."""
-    x = xs[0]
-    k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
-    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
-    pairs = conv_pads(a, x.shape)
-    if any(p != (0, 0) for p in pairs):
-        x = ctx.jnp.pad(x, [(0, 0), *pairs, (0, 0)])
+def im2col(x: Any, k: tuple[int, ...], s: tuple[int, ...], ctx: Any) -> Any:
+    """Every kernel offset's strided slice of x [N, H, W, C] (already padded), concatenated on channels in (row,
+    column, channel) order: [N, out h, out w, kh·kw·C]."""
     outs = [(x.shape[1 + i] - k[i]) // s[i] + 1 for i in range(2)]
     cols = [
         ctx.lax.slice(
@@ -228,7 +223,18 @@ def _im2col_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
         )
         for off in itertools.product(*(range(kk) for kk in k))
     ]
-    return _matmul(m, ctx.jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0], ctx)
+    return ctx.jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
+
+
+def _im2col_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """Every kernel offset's strided slice of the (padded) input, concatenated on channels, times the kernel."""
+    x = xs[0]
+    k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
+    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
+    pairs = conv_pads(a, x.shape)
+    if any(p != (0, 0) for p in pairs):
+        x = ctx.jnp.pad(x, [(0, 0), *pairs, (0, 0)])
+    return _matmul(m, im2col(x, k, s, ctx), ctx)
 
 
 def _dense_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
@@ -309,6 +315,72 @@ def _conv_transpose(c: OpCall) -> Inferred:
     return Inferred((c.x.with_dims(out),), params, flops=macs * 2)
 
 
+# ---- conv_transpose's CPU lowerings ----------------------------------------------------------------
+
+
+def transpose_geometry(a: dict[str, Any], shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    """Per spatial axis of a concrete 2-D input: (kernel, stride, low padding of the dilated input, output size),
+    as lax.conv_transpose pads: the op is a stride-1 correlation of the input dilated by the stride, padded
+    (k - 1, ...) for valid and about half that for same, with the kernel as it is (Flax's transpose_kernel=False)."""
+    k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
+    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
+    out = []
+    for i in range(2):
+        size = shape[1 + i]
+        if a["padding"] == "same":
+            lo = k[i] - 1 if s[i] > k[i] - 1 else -(-(k[i] + s[i] - 2) // 2)
+            o = size * s[i]
+        else:
+            lo, o = k[i] - 1, size * s[i] + max(k[i] - s[i], 0)
+        out.append((k[i], s[i], lo, o))
+    return out
+
+
+def plain_transpose_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    """A 2-D f32 conv_transpose over a known map: the form the sub-pixel lowering rewrites."""
+    x = types[0]
+    return x.rank == 4 and x.dtype == "f32" and all(d.as_int() is not None for d in x.dims[1:])
+
+
+def _subpixel_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """XLA:CPU's rule (bench/lowering_rules.py; figures in docs/benchmarks.md): lax.conv_transpose is a convolution
+    of the input dilated by the stride, whose gradients XLA:CPU runs slowly; with stride 2 and 32 features the
+    sub-pixel matmul takes 0.13-0.31 of its time. With few features (an image's 1 or 3 channels out) the matmul's
+    output is too thin and it takes 1.8-3×; at stride 1 nothing is saved (0.86-3×)."""
+    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
+    return platform == "cpu" and plain_transpose_2d(a, types) and min(s) >= 2 and a["features"] >= 16
+
+
+def _transpose_subpixel_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """Sub-pixel form: output row q = h·s + j takes flipped-kernel row j = r + s·t from input row h, so the rows
+    of one phase r = q mod s are a stride-1 correlation of the input with every s-th kernel row (⌈k/s⌉ of them).
+    im2col of the input padded by ⌈k/s⌉ - 1 (⌈k/s⌉² slices, shared by all phases) times one kernel that holds every
+    phase's rows side by side gives [N, M, M, s·s·cout]; interleaving the phases is a transpose and a reshape,
+    and a crop gives the op's padding. No multiply by the stride's zeros (lax's dilated input has (s² - 1)/s² of
+    them); with kernel = stride it is a matmul and a transpose."""
+    x = xs[0]
+    jnp, lax = ctx.jnp, ctx.lax
+    n, h, w, cin = x.shape
+    (kh, sh, loh, oh), (kw, sw, low, ow) = transpose_geometry(a, x.shape)
+    th, tw = -(-kh // sh), -(-kw // sw)
+    kernel = m.kernel[...][::-1, ::-1]  # output row h·s + j takes kernel row k - 1 - j (a correlation's flip)
+    cout = kernel.shape[-1]
+    # [k, k, cin, cout] → zero rows up to s·t, j = t·s + r split into (t, r), t reversed (slice u takes t = ⌈k/s⌉ - 1 - u)
+    kernel = jnp.pad(kernel, [(0, sh * th - kh), (0, sw * tw - kw), (0, 0), (0, 0)])
+    kernel = kernel.reshape(th, sh, tw, sw, cin, cout)[::-1, :, ::-1]
+    kernel = kernel.transpose(0, 2, 4, 1, 3, 5).reshape(th * tw * cin, sh * sw * cout)
+    if th > 1 or tw > 1:
+        x = jnp.pad(x, [(0, 0), (th - 1, th - 1), (tw - 1, tw - 1), (0, 0)])
+    mh, mw = h + th - 1, w + tw - 1
+    y = jnp.matmul(im2col(x, (th, tw), (1, 1), ctx), kernel).reshape(n, mh, mw, sh, sw, cout)
+    y = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, mh * sh, mw * sw, cout)
+    # the full output starts k - 1 - lo rows before the op's first one: crop (or zero-pad) to the op's size
+    ch, cw = kh - 1 - loh, kw - 1 - low
+    cfg = [(0, 0, 0), (-ch, oh - (mh * sh - ch), 0), (-cw, ow - (mw * sw - cw), 0), (0, 0, 0)]
+    y = lax.pad(y, jnp.zeros((), y.dtype), cfg)
+    return y if m.bias is None else y + m.bias[...]
+
+
 register(
     OpDef(
         name="conv_transpose",
@@ -341,6 +413,7 @@ register(
                     rngs=ctx.rngs,
                 ),
             ),
+            Lowering("subpixel", apply=_transpose_subpixel_apply, when=_subpixel_wins),
         ),
         label=lambda a: (
             f"deconv {a['features']}@{_window_label(a['kernel'])}"

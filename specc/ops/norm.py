@@ -76,6 +76,61 @@ def _batchnorm_export(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any
     return y.astype(x.dtype)
 
 
+def fusable(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    """An f32 batch norm over the last axis: the form the fused lowering rewrites."""
+    x = types[0]
+    return x.dtype == "f32" and a["axis"] in (-1, x.rank - 1)
+
+
+def _fused_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """On XLA:CPU the fused form's forward + backward takes 0.77-0.96 of the reference's (bench/lowering_rules.py)."""
+    return platform == "cpu" and fusable(a, types)
+
+
+def _batchnorm_fused(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """Training-mode batch norm as one pass for the statistics (E[x], E[x²], as Flax), y = x·a + b with the scale
+    and shift folded per channel, and the closed-form gradient (a custom VJP): dx = a·(dy - mean(dy) - x̂·mean(dy·x̂)),
+    two reductions and one elementwise pass where autodiff through Flax's formula makes more. Eval mode (running
+    statistics) is the reference's."""
+    if m.use_running_average:
+        return m(xs[0])
+    x = xs[0]
+    jax, jnp = ctx.jax, ctx.jnp
+    axes = tuple(range(x.ndim - 1))
+    eps = a["eps"]
+
+    def stats(x: Any) -> tuple[Any, Any, Any]:
+        mean = x.mean(axes)
+        var = jnp.maximum(0.0, (x * x).mean(axes) - mean * mean)
+        return mean, var, jax.lax.rsqrt(var + eps)
+
+    @jax.custom_vjp
+    def norm(x: Any, scale: Any, bias: Any) -> Any:
+        mean, _, inv = stats(x)
+        mul = scale * inv
+        return x * mul + (bias - mean * mul)
+
+    def forward(x: Any, scale: Any, bias: Any) -> Any:
+        mean, _, inv = stats(x)
+        mul = scale * inv
+        return x * mul + (bias - mean * mul), (x, mean, inv, scale)
+
+    def backward(res: Any, dy: Any) -> Any:
+        x, mean, inv, scale = res
+        xhat = (x - mean) * inv
+        dbias, dscale = dy.sum(axes), (dy * xhat).sum(axes)
+        count = x.size // x.shape[-1]
+        dx = (scale * inv) * (dy - dbias / count - xhat * (dscale / count))
+        return dx, dscale, dbias
+
+    norm.defvjp(forward, backward)
+    mean, var, _ = stats(jax.lax.stop_gradient(x))
+    momentum = a["momentum"]
+    m.mean[...] = momentum * m.mean[...] + (1 - momentum) * mean
+    m.var[...] = momentum * m.var[...] + (1 - momentum) * var
+    return norm(x, m.scale[...], m.bias[...])
+
+
 register(
     OpDef(
         name="batchnorm",
@@ -95,6 +150,7 @@ register(
                 )
             ),
             Lowering("arithmetic", apply=_batchnorm_export, when=lambda a, t, platform: platform == "export"),
+            Lowering("fused", apply=_batchnorm_fused, when=_fused_wins),
         ),
         label=lambda a: "batchnorm",
         doc="batch normalisation over the feature axis; running mean and variance are state",

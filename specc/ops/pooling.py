@@ -169,7 +169,6 @@ def _pool_reference(kind: str) -> Lowering:
     count_pad=false, by the real elements in it."""
 
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-        import numpy as np
 
         x = xs[0]
         n = x.ndim - 2
@@ -188,14 +187,22 @@ def _pool_reference(kind: str) -> Lowering:
         total = lax.reduce_window(
             x, 0.0 if jnp.issubdtype(x.dtype, jnp.floating) else 0, lax.add, dims, strides, padding
         )[keep]
-        if a["ceil"] or not a["count_pad"]:
-            return total / jnp.asarray(avg_divisor(a, x.shape, np), dtype=x.dtype)
-        size = 1
-        for w in k:
-            size *= w
-        return total / size
+        return _average(total, a, x.shape, ctx)
 
     return Lowering("reference", apply=apply)
+
+
+def _average(total: Any, a: dict[str, Any], shape: tuple[int, ...], ctx: Any) -> Any:
+    """Window sums divided by the whole window, or by avg_divisor's counts in ceil mode or with count_pad=false."""
+    import numpy as np
+
+    if a["ceil"] or not a["count_pad"]:
+        return total / ctx.jnp.asarray(avg_divisor(a, shape, np), dtype=total.dtype)
+    k, _ = window_stride(a, len(shape) - 2)
+    size = 1
+    for w in k:
+        size *= w
+    return total / size
 
 
 def _tiles(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
@@ -215,6 +222,21 @@ def _tiles(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
     k = (a["window"],) * n if isinstance(a["window"], int) else a["window"]
     sizes = [d.as_int() for d in x.dims[1:-1]]
     return len(k) == n and all(sz is not None and sz % w == 0 for sz, w in zip(sizes, k, strict=True))
+
+
+def _slices_win(kind: str) -> Any:
+    def when(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+        """XLA:CPU's rule (bench/lowering_rules.py; figures in docs/benchmarks.md), after the tiled form: the
+        gradients of reduce_window (select_and_scatter for max, a padded reduce_window for avg) are slow on the CPU;
+        the slices' are pads and adds. 2-D max-pools with stride ≥ 2 take 0.15-0.23 of the time; at stride 1 each
+        of the k² slices is as large as the input and max loses (2×); avg wins at any stride (0.11-0.16)."""
+        if platform == "export":
+            return kind == "max"
+        if platform != "cpu" or types[0].rank != 4:
+            return False
+        return kind == "avg" or min(window_stride(a, 2)[1]) >= 2
+
+    return when
 
 
 def _pool_tiled(kind: str) -> Lowering:
@@ -261,29 +283,43 @@ def _tiled_max(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]
     return pool
 
 
-def _pool_slices() -> Lowering:
-    """For export: the max of the window's strided slices of the padded input. ONNX runtimes refuse the 4-D
-    (N, H, W, C) MaxPool that jax2onnx makes of a channels-last reduce_window; slices, pads and maxima export
-    everywhere. Forward only (a tied window's gradient would be split: never used for training)."""
+def window_slices(x: Any, a: dict[str, Any], fill: Any, jnp: Any) -> Any:
+    """Each window offset's strided slice of the input padded with `fill`, in row-major window order: slice i holds
+    the i-th element of every output's window."""
+    import itertools
+
+    n = x.ndim - 2
+    k, s = window_stride(a, n)
+    pairs, outs = explicit_pads(a, x.shape)
+    if any(p != (0, 0) for p in pairs):
+        x = jnp.pad(x, [(0, 0), *pairs, (0, 0)], constant_values=fill)
+    for offs in itertools.product(*(range(w) for w in k)):
+        window = tuple(slice(o, o + (outs[i] - 1) * s[i] + 1, s[i]) for i, o in enumerate(offs))
+        yield x[(slice(None), *window, slice(None))]
+
+
+def _pool_slices(kind: str, when: Any) -> Lowering:
+    """The window's strided slices of the padded input, folded. For max, in window order, an element replaces the
+    running maximum only when strictly greater (or NaN): the gradient, through `where`, reaches the first maximum of
+    a tied window only, as reduce_window's (select_and_scatter's) does. Also the export form: ONNX runtimes refuse
+    the 4-D (N, H, W, C) MaxPool that jax2onnx makes of a channels-last reduce_window; slices, pads and selects
+    export everywhere."""
 
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-        import itertools
-
         x = xs[0]
-        n = x.ndim - 2
-        k, s = window_stride(a, n)
-        pairs, outs = explicit_pads(a, x.shape)
         jnp = ctx.jnp
-        fill = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-        xp = jnp.pad(x, [(0, 0), *pairs, (0, 0)], constant_values=fill)
+        floating = jnp.issubdtype(x.dtype, jnp.floating)
+        if kind == "avg":
+            total = None
+            for v in window_slices(x, a, 0, jnp):
+                total = v if total is None else total + v
+            return _average(total, a, x.shape, ctx)
         out = None
-        for offs in itertools.product(*(range(w) for w in k)):
-            window = tuple(slice(o, o + (outs[i] - 1) * s[i] + 1, s[i]) for i, o in enumerate(offs))
-            v = xp[(slice(None), *window, slice(None))]
-            out = v if out is None else jnp.maximum(out, v)
+        for v in window_slices(x, a, -jnp.inf if floating else jnp.iinfo(x.dtype).min, jnp):
+            out = v if out is None else jnp.where((v > out) | (v != v) if floating else v > out, v, out)
         return out
 
-    return Lowering("slices", apply=apply, when=lambda a, types, platform: platform == "export")
+    return Lowering("slices", apply=apply, when=when)
 
 
 for _kind, _what in (("max", "max"), ("avg", "mean")):
@@ -295,8 +331,11 @@ for _kind, _what in (("max", "max"), ("avg", "mean")):
             args=POOL_ARGS if _kind == "max" else AVG_ARGS,
             infer=_pool,
             label=_pool_label(f"{_kind}pool"),
-            lowerings=(_pool_reference(_kind), _pool_tiled(_kind))
-            + ((_pool_slices(),) if _kind == "max" else ()),
+            lowerings=(
+                _pool_reference(_kind),
+                _pool_tiled(_kind),
+                _pool_slices(_kind, _slices_win(_kind)),
+            ),
             doc=f"{_what} over sliding windows (stride defaults to the window)",
         )
     )
