@@ -33,6 +33,7 @@ done
 # samples of the VAE decoder from the prior N(0, I) and of the GAN's generator
 train specs/vae.net --out "$runs/vae"
 "$specc" plot samples "$runs/vae" --n 64 -o "$out/vae_samples.png" --force
+"$specc" plot samples "$runs/vae" --n 144 --manifold -o "$out/vae_manifold.png" --force
 train specs/gan_digits.net --out "$runs/gan"
 "$specc" plot samples "$runs/gan" --n 64 --checkpoint last -o "$out/gan_samples.png" --force  # no val_loss: no best
 

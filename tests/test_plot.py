@@ -260,6 +260,13 @@ def test_gan_samples_default_to_the_drawn_noise_and_the_output_made_from_it() ->
     assert samples.image_shape((10,)) is None and samples.image_shape((4, 4, 5)) is None
     with pytest.raises(SpecError, match="no value named 'nope'"):
         samples.latents(graph, "nope")
+    # --manifold: the 2-D latent plane at N(0, 1) quantiles, row by row from the top left
+    grid = samples.manifold_grid(3)
+    np.testing.assert_allclose(grid[:3], [[-1.6449, 1.6449], [0.0, 1.6449], [1.6449, 1.6449]], atol=1e-4)
+    np.testing.assert_allclose(grid[-1], [1.6449, -1.6449], atol=1e-4)
+    gan = Subject("gan", graph, None, None, True)
+    with pytest.raises(SpecError, match=r"--manifold walks one 2-D latent; z is f32\[N, 16\]"):
+        samples.generate(gan, 9, manifold=True)
 
 
 # ---- gradients: the trainer's gradients.jsonl --------------------------------------------------------------

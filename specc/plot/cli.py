@@ -200,6 +200,9 @@ def schedule(
     "--latent", help="The value drawn from N(0, 1) (default: the drawn inputs, else the sample_normal)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--manifold", is_flag=True, help="A 2-D latent on a grid of N(0, 1) quantiles (the VAE's plane)."
+)
 @CHECKPOINT
 @OUTPUT
 @FORCE
@@ -211,6 +214,7 @@ def samples(
     value: str | None,
     latent: str | None,
     seed: int,
+    manifold: bool,
     checkpoint: str,
     output: Path | None,
     force: bool,
@@ -222,9 +226,9 @@ def samples(
 
     _check_output(output, _default(run, "samples"), force)
     subject = open_run(run, checkpoint)
-    s = sm.generate(subject, count, output=value, latent=latent, seed=seed)
+    s = sm.generate(subject, count, output=value, latent=latent, seed=seed, manifold=manifold)
     click.echo(
-        f"{subject.graph.model}: {count} × {s.output} {list(s.images.shape[1:])} from {', '.join(s.latent)}"
+        f"{subject.graph.model}: {len(s.images)} × {s.output} {list(s.images.shape[1:])} from {', '.join(s.latent)}"
     )
     _write(sm.draw(s, subject.graph.model), output, _default(run, "samples"), force, dpi)
 

@@ -71,12 +71,28 @@ def image_shape(dims: tuple[int, ...]) -> tuple[int, ...] | None:
 
 
 def generate(
-    subject: Subject, n: int = 64, *, output: str | None = None, latent: str | None = None, seed: int = 0
+    subject: Subject,
+    n: int = 64,
+    *,
+    output: str | None = None,
+    latent: str | None = None,
+    seed: int = 0,
+    manifold: bool = False,
 ) -> Samples:
     """`n` images from the subject's generator: the latents drawn (seeded), the `output` value (default: the first
-    model output that depends on them) computed from them alone."""
+    model output that depends on them) computed from them alone. `manifold`: a 2-D latent walked on a regular grid
+    of N(0, 1) quantiles instead (Kingma & Welling's figure; `n` rounded down to a square)."""
     graph = subject.graph
     drawn = latents(graph, latent)
+    if manifold:
+        sizes = [tuple(x.as_int() for x in d.type.dims[1:]) for d in drawn]
+        if sizes != [(2,)]:
+            raise plot_error(
+                f"--manifold walks one 2-D latent; {', '.join(d.name for d in drawn)} is {drawn[0].type}",
+                "draw random samples without --manifold",
+            )
+        side = max(math.isqrt(n), 1)
+        n = side * side
     ids = {d.id for d in drawn}
     outputs = [name for name, r in graph.outputs if _depends_on(graph, r.node, ids)]
     name = output if output is not None else (outputs[0] if outputs else None)
@@ -104,7 +120,7 @@ def generate(
     given: dict[str, Any] = {}
     for d in drawn:
         example = tuple(int(x.value) if x.is_const else 1 for x in d.type.dims[1:])
-        z = _draw(rng, d, (n, *example))
+        z = manifold_grid(side) if manifold else _draw(rng, d, (n, *example))
         if d.op == "input":
             inputs[next(k for k, nid in graph.inputs if nid == d.id)] = z
         else:
@@ -116,6 +132,15 @@ def generate(
             str(e), "samples are made from the latent alone: name another value with --image"
         ) from None
     return Samples(name, tuple(d.name for d in drawn), np.asarray(out, np.float32).reshape((n, *shape)))
+
+
+def manifold_grid(side: int) -> np.ndarray:
+    """f32[side², 2]: the latent plane at the N(0, 1) quantiles 0.05 … 0.95, row by row (z₂ falling, z₁ rising), so
+    the grid of images reads as the plane."""
+    from statistics import NormalDist
+
+    q = [NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, side)]
+    return np.array([[z1, z2] for z2 in reversed(q) for z1 in q], np.float32)
 
 
 def _draw(rng: np.random.Generator, node: Node, shape: tuple[int, ...]) -> np.ndarray:
