@@ -35,7 +35,7 @@ CHUNK = 10  # 44 batches an epoch: four full chunks and one of 4 (the rest of th
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two epochs of tiny_dropout per strategy, scan in chunks of CHUNK batches. Prefetch feeds the step's own
-    program from a thread: the lecture convnet (test_train.py) and test_distributed train with it. A stop inside a
+    program from a thread: test_distributed's four devices train with it. A stop inside a
     chunk and its bitwise resume: test_train.py's test_resume_is_bitwise (its auto strategy scans whole epochs)."""
     out = tmp_path_factory.mktemp("exec")
     with pytest.MonkeyPatch.context() as mp:
@@ -65,8 +65,10 @@ def test_the_rule() -> None:
     common = {"batch_bytes": 8320, "steps_per_epoch": 44, "processes": 1, "platform": "cpu", "batch": 32}
     small = choose_execution("auto", flops_per_example=19_000, devices=1, **common)
     assert (small.mode, small.chunk) == ("scan", 44)  # a whole epoch a call
-    big = choose_execution("auto", flops_per_example=3_000_000, devices=1, **{**common, "batch": 100})
-    assert big.mode == "prefetch"
+    big = choose_execution("auto", flops_per_example=2_700_000, devices=1, **{**common, "batch": 100})
+    assert big.mode == "scan" and 2 <= big.chunk < 44  # ~0.3 s of ~40 ms steps
+    huge = choose_execution("auto", flops_per_example=10**9, devices=1, **common)
+    assert huge.mode == "prefetch"  # a step longer than a chunk's 0.3 s
     assert choose_execution("auto", flops_per_example=19_000, devices=4, **common).mode == "prefetch"
     assert (
         choose_execution("scan", flops_per_example=None, devices=1, **{**common, "processes": 2}).mode

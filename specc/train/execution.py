@@ -19,8 +19,6 @@ EXEC_MODES = ("auto", "step", "prefetch", "scan")
 # XLA:CPU reaches about 10 GFLOP/s per core on these models' steps (measured: the lecture convnet's 36 ms step at
 # batch 100 on 2 cores); a guess of the step's length is all the rule needs.
 CPU_FLOPS_PER_CORE = 1e10
-# A call into a jitted step costs ~0.3-0.5 ms of Python and dispatch: below this step length it is ≥ 3 % of it.
-SHORT_STEP_S = 0.01
 # A scan chunk long enough that its dispatch and the fetch after it vanish, short enough for a live progress bar.
 CHUNK_S = 0.3
 # The stacked chunk (and its double buffer) stays small next to the data set and the model.
@@ -61,10 +59,10 @@ def choose_execution(
     processes: int,
     platform: str,
 ) -> Execution:
-    """The rule: several devices or processes → step (batches are sharded per call); a short step (< 10 ms by
-    the FLOP count) → scan over chunks of about 0.3 s, the whole epoch when it is shorter, at most 64 MiB of
-    stacked batches; otherwise prefetch. GPU/TPU: prefetch. `requested` other than "auto" is obeyed where it can
-    run (scan and prefetch need one process; scan one device)."""
+    """The rule: several processes → step; several devices → prefetch (batches are sharded per call); one
+    device → scan over chunks of about 0.3 s by the FLOP count (the whole epoch when it is shorter; on GPU/TPU the
+    whole epoch), at most 64 MiB of stacked batches; prefetch when a chunk would hold one batch. `requested`
+    other than "auto" is obeyed where it can run (scan and prefetch need one process; scan one device)."""
     guess = step_seconds(flops_per_example, batch, platform)
     by_memory = max(1, CHUNK_BYTES // max(batch_bytes, 1))
     by_time = steps_per_epoch if guess is None or guess <= 0 else max(1, math.ceil(CHUNK_S / guess))
@@ -81,9 +79,9 @@ def choose_execution(
         return Execution("scan", chunk, "--exec scan")
     if devices > 1:
         return Execution("prefetch", 1, "several devices")
-    if guess is not None and guess < SHORT_STEP_S and chunk >= 2:
-        return Execution("scan", chunk, f"a step of ~{guess * 1e3:.2g} ms")
     shown = f"a step of ~{guess * 1e3:.2g} ms" if guess is not None else f"on {platform}"
+    if chunk >= 2:
+        return Execution("scan", chunk, shown)
     return Execution("prefetch", 1, shown)
 
 
