@@ -3,72 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .cli_common import CHECKPOINT, EXIT_SPEC_ERROR, RUN, SPEC, reports_spec_errors
 from .errors import SpecError
 from .lsp import lsp as lsp_command
+from .plot.cli import plot as plot_group
 
-EXIT_SPEC_ERROR = 1
-EXIT_INTERNAL = 3
-
-
-def _fail(err: SpecError, as_json: bool = False) -> None:
-    if as_json:
-        click.echo(json.dumps({"errors": [d.to_json() for d in err.diagnostics]}, indent=2))
-    else:
-        click.echo(err.render(), err=True)
-        n = len(err.diagnostics)
-        if n > 1:
-            click.echo(f"\n{n} errors", err=True)
-    sys.exit(EXIT_SPEC_ERROR)
-
-
-def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Render SpecErrors as located messages (exit 1); never show users a traceback for their mistakes."""
-
-    @wraps(f)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except SpecError as e:
-            _fail(e, kwargs.get("as_json", False))
-        except RecursionError:  # the front ends bound nesting; this is the last line of defence
-            err = SpecError.one(
-                "value error",
-                "the spec is nested too deeply to process",
-                None,
-                "split deep expressions into named steps",
-            )
-            _fail(err, kwargs.get("as_json", False))
-        except KeyboardInterrupt:
-            sys.exit(130)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # usage errors: click prints them and exits 2
-        except BrokenPipeError:
-            # the reader went away (`specc check X | head -0`): click's main then exits 1 quietly, as it
-            # does for `specc --help | head -0`
-            raise
-        except Exception as e:  # a bug in specc, not in the spec
-            if os.environ.get("SPECC_DEBUG"):
-                raise
-            click.echo(
-                f"specc: internal error: {type(e).__name__}: {e}\n"
-                "this is a bug in specc; rerun with SPECC_DEBUG=1 for the traceback",
-                err=True,
-            )
-            sys.exit(EXIT_INTERNAL)
-
-    return run
-
-
-SPEC = click.Path(exists=True, dir_okay=False, path_type=Path)
 SET_LET = click.option(
     "--set",
     "overrides",
@@ -495,16 +440,6 @@ def sweep(file: Path, options: tuple[str, ...], **kw: Any) -> None:
     sys.exit(sweep_command(file, options, **kw))
 
 
-RUN = click.Path(exists=True, file_okay=False, path_type=Path)
-CHECKPOINT = click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="The best epoch's checkpoint (by the early-stop metric, else val_loss) or the last one.",
-)
-
-
 @main.command()
 @click.argument("run", type=RUN)
 @click.option(
@@ -598,8 +533,6 @@ def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], che
 
 
 main.add_command(lsp_command)  # `specc lsp`: the language server (specc/lsp/)
-
-from .plot.cli import plot as plot_group  # noqa: E402  (it uses RUN, SPEC, CHECKPOINT defined above)
 
 main.add_command(plot_group)  # `specc plot KIND`: the lectures' figures (specc/plot/)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..cli import CHECKPOINT, RUN, SPEC, reports_spec_errors
+from ..cli_common import CHECKPOINT, RUN, SPEC, reports_spec_errors
 
 OUTPUT = click.option(
     "-o",
@@ -50,7 +50,6 @@ def _plot() -> None:
     """The lectures' figures from a spec or a trained run (matplotlib; PNG, SVG or PDF). See docs/plot.md."""
 
 
-# typed by hand: specc.cli imports this module while it is still being defined (mypy cannot infer through that)
 plot: click.Group = click.group("plot", context_settings={"help_option_names": ["-h", "--help"]})(_plot)
 
 
