@@ -29,36 +29,65 @@ def config(path: Path, *overrides: str, text: str | None = None):
     return build_config(spec, spec.graph(), list(overrides))
 
 
+# Five sigmoid layers (vanishing gradients) and dropout (the RNG folded from the step number) on the digits.
+DEEP_SIGMOID = """
+model Deep {
+  input x: f32[N, 64]
+  input y: i32[N]
+  h1 = x -> dense(32) -> sigmoid
+  h2 = h1 -> dense(32) -> sigmoid
+  h3 = h2 -> dense(32) -> sigmoid -> dropout(0.1)
+  h4 = h3 -> dense(32) -> sigmoid
+  h5 = h4 -> dense(32) -> sigmoid
+  logits = h5 -> dense(10)
+  output logits
+}
+train {
+  data = digits(split=0.8)
+  loss = cross_entropy(logits, y)
+  optimizer = sgd(lr=0.1)
+  batch = 32
+  epochs = 2
+  metrics = [accuracy(logits, y)]
+}
+"""
 CHUNK = 10  # 44 batches an epoch: four full chunks and one of 4 (the rest of the chunk unused)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two epochs of tiny_dropout per strategy, scan in chunks of CHUNK batches. Prefetch feeds the step's own
-    program from a thread: test_distributed's four devices train with it. A stop inside a
-    chunk and its bitwise resume: test_train.py's test_resume_is_bitwise (its auto strategy scans whole epochs)."""
+    """Two epochs per strategy with --log-gradients, scan in chunks of CHUNK batches. Prefetch feeds the step's
+    own program from a thread: test_distributed's four devices train with it. A stop inside a chunk and its
+    bitwise resume: test_train.py's test_resume_is_bitwise (its auto strategy scans whole epochs)."""
     out = tmp_path_factory.mktemp("exec")
+    path = out / "deep.net"
+    path.write_text(DEEP_SIGMOID)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            execution, "CHUNK_BYTES", CHUNK * 32 * (64 * 4 + 4)
-        )  # a batch: x f32[64] and y i32, 32 times
-        cfg = config(TINY, "epochs=2")
+        batch_bytes = 32 * (64 * 4 + 4)  # x: f32[64], y: i32
+        mp.setattr(execution, "CHUNK_BYTES", CHUNK * batch_bytes)
+        cfg = config(path)
         got = {
-            mode: train_and_evaluate(cfg, out / mode, verbose=False, execution=mode)
+            mode: train_and_evaluate(cfg, out / mode, verbose=False, execution=mode, log_gradients=True)
             for mode in ("step", "scan")
         }
-    return cfg, out, got
+    return out, got
+
+
+def gradient_lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / GRADIENTS_FILE).read_text().splitlines()]
 
 
 def test_scan_chunks_train_the_model_the_step_trains(runs) -> None:
-    _, out, got = runs
+    out, got = runs
     step, scan = got["step"], got["scan"]
     assert step.step == scan.step == 88
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose([h[key] for h in scan.history], [h[key] for h in step.history], rtol=1e-5)
     for x, y in zip(jax.tree.leaves(step.params), jax.tree.leaves(scan.params), strict=True):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
-    assert not (out / "scan" / "gradients.jsonl").exists()  # only with --log-gradients
+    for a, b in zip(gradient_lines(out / "step"), gradient_lines(out / "scan"), strict=True):
+        assert a["layers"].keys() == b["layers"].keys()
+        np.testing.assert_allclose(list(b["layers"].values()), list(a["layers"].values()), rtol=1e-4)
 
 
 def test_the_rule() -> None:
@@ -98,36 +127,10 @@ def test_prefetch_hands_on_errors_and_stops_its_thread() -> None:
     assert not any(t.name == "specc-prefetch" for t in threading.enumerate())
 
 
-DEEP_SIGMOID = """
-model Deep {
-  input x: f32[N, 64]
-  input y: i32[N]
-  h1 = x -> dense(32) -> sigmoid
-  h2 = h1 -> dense(32) -> sigmoid
-  h3 = h2 -> dense(32) -> sigmoid
-  h4 = h3 -> dense(32) -> sigmoid
-  h5 = h4 -> dense(32) -> sigmoid
-  logits = h5 -> dense(10)
-  output logits
-}
-train {
-  data = digits(split=0.8)
-  loss = cross_entropy(logits, y)
-  optimizer = sgd(lr=0.1)
-  batch = 64
-  epochs = 1
-}
-"""
-
-
-def test_log_gradients_shows_vanishing_gradients(tmp_path: Path) -> None:
-    path = tmp_path / "deep.net"
-    path.write_text(DEEP_SIGMOID)
-    cfg = config(path)
-    out = tmp_path / "run"
-    train_and_evaluate(cfg, out, verbose=False, log_gradients=True)
-    lines = [json.loads(x) for x in (out / "gradients.jsonl").read_text().splitlines()]
-    assert len(lines) == 1 and lines[0]["epoch"] == 1 and lines[0]["objective"] == "main"
+def test_log_gradients_shows_vanishing_gradients(runs) -> None:
+    out, _ = runs
+    lines = gradient_lines(out / "scan")
+    assert [(x["epoch"], x["objective"]) for x in lines] == [(1, "main"), (2, "main")]
     layers = lines[0]["layers"]
     assert list(layers) == ["h1.dense", "h2.dense", "h3.dense", "h4.dense", "h5.dense", "logits"]
     assert all(np.isfinite(v) and v > 0 for v in layers.values())
