@@ -1,12 +1,13 @@
 """Which lowering of an op wins on this machine, per shape: the figures behind the CPU rule table in specc/ops/conv.py.
 
 Times one jitted forward + backward (gradients of sum(op(x) * w) with respect to the input and the parameters) of
-every lowering an op holds, whatever its precondition says, on the conv shapes of the lecture convnet, LeNet-5 and
-a small ResNet at batch 100, plus the tiled max-pool against reduce_window and against the reshape + max whose
-gradient splits ties (the form before the tie fix). Lowerings alternate call by call, round by round, so load from
-other processes falls on all alike; prints the median per lowering and its ratio to the reference.
+every lowering an op holds, whatever its precondition says (export-only forms aside), at batch 100: the conv shapes
+of the lecture convnet, LeNet-5 and a small ResNet; pools, tiled and sliced, against reduce_window and against the
+reshape + max whose gradient splits ties (the form before the tie fix); conv_transpose as a sub-pixel matmul; batch
+norm fused. Lowerings alternate call by call, round by round, so load from other processes falls on all alike;
+prints the median per lowering and its ratio to the reference.
 
-    .venv/bin/python bench/lowering_rules.py [--rounds 15] [--only conv|pool]
+    .venv/bin/python bench/lowering_rules.py [--rounds 15] [--only conv|pool|transpose|norm]
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ POOL_CASES = [
 TRANSPOSE_CASES = [
     ("dcgan 7→14 4×4 /2 64→32", (7, 7, 64), "conv_transpose(32, 4, stride=2, padding=same)"),
     ("dcgan 14→28 4×4 /2 32→1", (14, 14, 32), "conv_transpose(1, 4, stride=2, padding=same)"),
+    ("14→28 4×4 /2 32→16", (14, 14, 32), "conv_transpose(16, 4, stride=2, padding=same)"),
+    ("7→14 4×4 /2 64→8", (7, 7, 64), "conv_transpose(8, 4, stride=2, padding=same)"),
     ("7→14 3×3 /2 64→32", (7, 7, 64), "conv_transpose(32, 3, stride=2, padding=same)"),
     ("8→16 5×5 /2 64→32", (8, 8, 64), "conv_transpose(32, 5, stride=2, padding=same)"),
     ("unet up 2×2 /2 64→32", (14, 14, 64), "conv_transpose(32, 2, stride=2)"),
