@@ -253,6 +253,58 @@ def _param_value(attrs: dict[str, Any], c: BuildContext) -> ParamValue:
     return ParamValue(tuple(attrs["shape"]), attrs.get("init"), rngs=c.rngs)
 
 
+class LayerFactory:
+    """Creates each layer of a SpecModule from one trace per distinct (build, attributes, input types).
+
+    A layer's parameters are what its build draws from the shared streams: `init(rng_state)` → (layer state, rng
+    state after it) is jitted once per distinct layer and called per layer, threading the streams through, so every
+    layer gets the values one build of the whole model would give it. Tracing or compiling the whole model's
+    initialisation at once is superlinear in its layers (JAX renders a tracer's origin for every Flax sharding
+    lookup; XLA compiles thousands of threefry initialisers slowly), so a deep chain of identical layers costs one
+    small trace and compile plus a dispatch per layer. abstract: each layer's state as jax.ShapeDtypeStruct, from
+    the same trace, nothing run.
+    """
+
+    def __init__(self, rngs: nnx.Rngs, abstract: bool):
+        self.rngs = rngs
+        self.rngs_def, self.rng_state = nnx.split(rngs)
+        self.abstract = abstract
+        self.made: dict[Any, tuple[Callable[..., Any], list[Any], Any]] = {}
+
+    def __call__(self, key: Any, build: Callable[[BuildContext], Any]) -> Any:
+        """A new layer from `build` (None if it declines); `key` identifies what it builds (hashable, or not cached)."""
+        try:
+            entry = self.made.get(key)
+        except TypeError:  # an attribute value without a hash: built on its own
+            key, entry = object(), None
+        if entry is None:
+            graphdef: list[Any] = []  # what the trace leaves: the layer's static structure, or None
+
+            def init(rng_state: Any) -> tuple[Any, Any]:
+                rngs = nnx.merge(self.rngs_def, rng_state)
+                layer = build(BuildContext(rngs))
+                if layer is None:
+                    graphdef.append(None)
+                    return None, nnx.state(rngs)
+                gd, state = nnx.split(layer)
+                graphdef.append(gd)
+                return state, nnx.state(rngs)
+
+            jitted: Callable[..., Any] = jax.jit(init)
+            shapes = jax.eval_shape(jitted, self.rng_state)[0] if self.abstract else None
+            entry = self.made[key] = (jitted, graphdef, shapes)
+        fn, graphdef, shapes = entry
+        if self.abstract:  # every copy of a layer gets its own variables (shared ones would be one layer)
+            return None if graphdef[-1] is None else nnx.merge(graphdef[-1], shapes, copy=True)
+        state, self.rng_state = fn(self.rng_state)
+        return None if graphdef[-1] is None else nnx.merge(graphdef[-1], state)
+
+    def finish(self) -> None:
+        """Leave the caller's streams advanced past every layer, as building the layers one by one would."""
+        if not self.abstract:
+            nnx.update(self.rngs, self.rng_state)
+
+
 class SpecModule(nnx.Module):
     """A spec's model as a flax.nnx.Module.
 
@@ -268,14 +320,7 @@ class SpecModule(nnx.Module):
 
     def __init__(self, graph: Graph, *, rngs: nnx.Rngs, platform: str, abstract: bool = False):
         keys = layer_keys(graph)
-        bctx = BuildContext(rngs)
-
-        def make(build: Callable[[BuildContext], Any]) -> Any:
-            if not abstract:
-                return build(bctx)
-            # one small trace per layer: a whole-model nnx.eval_shape is quadratic in the number of layers (JAX
-            # builds an origin message on every Flax `getattr(value, "sharding", None)` of a tracer)
-            return nnx.eval_shape(lambda: build(BuildContext(nnx.Rngs(0))))
+        make = LayerFactory(rngs, abstract)
 
         steps: list[Step] = []
         layers: dict[str, Any] = {}
@@ -301,7 +346,7 @@ class SpecModule(nnx.Module):
                 continue
             attrs = n.attr
             if n.op == "param":
-                layers[keys[n.id]] = make(partial(_param_value, attrs))
+                layers[keys[n.id]] = make((_param_value, n.attrs), partial(_param_value, attrs))
                 steps.append(Step(n.id, n.name, PARAM, keys[n.id], None, attrs, refs, n, "param"))
                 continue
             types = tuple(graph.type_of(r) for r in n.inputs)
@@ -315,12 +360,13 @@ class SpecModule(nnx.Module):
             op = get_op(n.op)
             assert op is not None
             build = lw.build if lw.build is not None else op.lowerings[0].build
-            layer = make(partial(build, attrs, types)) if build is not None else None
+            layer = make((build, n.attrs, types), partial(build, attrs, types)) if build is not None else None
             key = None
             if layer is not None:  # a build may decline (positional with fixed sinusoids owns nothing)
                 key = keys[n.id]
                 layers[key] = layer
             steps.append(Step(n.id, n.name, OP, key, lw.apply, attrs, refs, n, lw.name))
+        make.finish()
         self.plan = Plan(graph, tuple(steps), platform)
         self.layers = nnx.Dict(layers)
 

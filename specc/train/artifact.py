@@ -240,7 +240,7 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
     finally:
         ckpts.close()
 
-    model = nnx.eval_shape(lambda: build_module(graph, seed=seed))
+    model = build_module(graph, seed=seed, abstract=True)
     _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     from .checkpoint import leaf_paths
 

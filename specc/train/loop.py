@@ -384,10 +384,9 @@ def train_and_evaluate(
 
     from ..backend.flax import build_module
 
-    # Initialise inside one jit: eager initialisers would compile one small program per op.
+    # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
-    model = nnx.eval_shape(lambda: build_module(graph, seed=config.seed, platform=platform))
-    nnx.update(model, jax.jit(lambda: nnx.state(build_module(graph, seed=config.seed, platform=platform)))())
+    model = build_module(graph, seed=config.seed, platform=platform)
     model.train()
     # flax types split(node, f1, f2) as (GraphDef, State, *State), which mypy cannot unpack into three names
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
