@@ -1,0 +1,94 @@
+"""Big graphs lower in linear time: build_module traces each distinct layer once (never the whole model), and the
+parameters it gives equal those of one build of the whole model inside one jit (what `specc train` did before)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+import specc
+from specc.backend.flax import BuildContext, build_module, choose_lowering, current_platform, layer_keys
+from specc.ops._registry import get_op
+
+DEEP = """
+block Unit() {
+  input x: [N, 16]
+  h = x -> dense(16) -> relu -> dropout(0.1)
+  y = h + x
+  output y
+}
+model Deep {
+  input x: f32[N, 16]
+  y = x -> repeat(%d, Unit()) -> dense(10)
+  output y
+}
+"""
+
+
+class Spy:
+    """Counts calls of a function it wraps."""
+
+    def __init__(self, fn: Any):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *a: Any, **k: Any) -> Any:
+        self.calls += 1
+        return self.fn(*a, **k)
+
+
+@pytest.mark.parametrize("copies", [10, 500])
+def test_abstract_build_traces_each_distinct_layer_once(copies: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    g = specc.load("deep.net", text=DEEP % copies).graph()
+    shapes, whole = Spy(jax.eval_shape), Spy(nnx.eval_shape)
+    monkeypatch.setattr(jax, "eval_shape", shapes)
+    monkeypatch.setattr(nnx, "eval_shape", whole)
+    model = build_module(g, abstract=True)
+    # dense(16), dropout, dense(10): three traces whether the chain holds 10 copies or 500
+    assert (shapes.calls, whole.calls) == (3, 0)
+    assert len(g.nodes) == 4 * copies + 2
+    params = nnx.state(model, nnx.Param)
+    assert len(jax.tree.leaves(params)) == 2 * copies + 2
+    assert all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(params))
+    # every copy its own variables: the first and last dense of the chain are two layers, not one shared
+    assert "y_Unit_0_h_dense" in model.layers and f"y_Unit_{copies - 1}_h_dense" in model.layers
+
+
+def test_parameters_equal_one_build_of_the_whole_model() -> None:
+    g = specc.load("deep.net", text=DEEP % 2).graph()
+    jitted = Spy(jax.jit)
+    jax_jit = jax.jit
+    try:
+        jax.jit = jitted  # type: ignore[assignment]
+        model = build_module(g, seed=7)
+    finally:
+        jax.jit = jax_jit
+    assert jitted.calls == 3  # one small program per distinct layer
+
+    def whole() -> Any:
+        # the former way: one Rngs, every layer built in graph order inside one jit
+        ctx, keys, layers = BuildContext(nnx.Rngs(7)), layer_keys(g), {}
+        for n in g.nodes:
+            op = get_op(n.op)
+            if op is None or n.op in ("input", "param"):
+                continue
+            lw = choose_lowering(n, tuple(g.type_of(r) for r in n.inputs), current_platform())
+            build = lw.build if lw.build is not None else op.lowerings[0].build
+            if build is not None and (layer := build(n.attr, tuple(g.type_of(r) for r in n.inputs), ctx)):
+                layers[keys[n.id]] = layer
+        return nnx.state(nnx.Dict(layers))
+
+    want = [
+        np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+        for x in jax.tree.leaves(jax.jit(whole)())
+    ]
+    got = [
+        np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+        for x in jax.tree.leaves(nnx.state(model.layers))
+    ]
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
