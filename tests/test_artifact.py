@@ -54,6 +54,21 @@ def test_best_checkpoint_is_the_best_val_loss_epoch(tiny_run) -> None:
 
 
 @pytest.mark.slow
+def test_a_run_with_no_best_epoch_loads_its_last_checkpoint(tiny_run, tmp_path: Path) -> None:
+    """A run whose epochs have no validation figure (a GAN) leaves best/ empty: "best" means the last one."""
+    import shutil
+
+    out, history = tiny_run
+    copy = tmp_path / "NoBest"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "best")
+    (copy / "best").mkdir()
+    run = specc.load_run(copy, "best")
+    assert run.checkpoint == "last"
+    assert run.evaluate()["loss"] == history[-1]["val_loss"]
+
+
+@pytest.mark.slow
 def test_predict_and_cli_evaluate_and_predict(tiny_run, tmp_path: Path) -> None:
     out, history = tiny_run
     run = specc.load_run(out, "last")

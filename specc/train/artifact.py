@@ -197,7 +197,7 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
 
     from ..backend.flax import build_module
     from ..spec import load
-    from .checkpoint import CheckpointError, Checkpoints
+    from .checkpoint import CheckpointError, Checkpoints, has_steps
     from .rundir import CONFIG_FILE, read_run
     from .spec import apply_lets, build_config, let_overrides
 
@@ -230,7 +230,7 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
 
     which = checkpoint
     folder = directory / BEST_DIR
-    if checkpoint == "last" or not folder.is_dir():
+    if checkpoint == "last" or not has_steps(folder):  # no best epoch (no validation figure, e.g. a GAN)
         which, folder = "last", directory / config.checkpoint_dir
     ckpts = Checkpoints(folder)
     try:

@@ -247,6 +247,14 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__
 
 
+def has_steps(directory: Path) -> bool:
+    """Whether `directory` holds a finished step folder (a run with no best epoch leaves `best/` empty)."""
+    directory = Path(directory)
+    return directory.is_dir() and any(
+        _STEP_DIR.match(c.name) and c.is_dir() and not c.is_symlink() for c in directory.iterdir()
+    )
+
+
 def remove_steps(directory: Path) -> None:
     """Remove the step folders Orbax wrote in `directory` (and its unfinished temporaries); nothing else."""
     import shutil
