@@ -492,9 +492,10 @@ def _default_graph(a: Analysis) -> Graph | None:
 
 
 def _train_tables() -> tuple[Any, Any, Any, Any]:
-    from ..train.spec import _tables  # the train checker's own tables: losses, metrics, optimizers, schedules
+    """The train checker's own tables: losses, metrics, optimizers, schedules."""
+    from ..train.spec import train_tables
 
-    return _tables()
+    return train_tables()
 
 
 def _datasets() -> Any:

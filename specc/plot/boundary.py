@@ -73,12 +73,12 @@ def plane_input(subject: Subject) -> str:
 def score_and_label(subject: Subject) -> tuple[str, str, bool]:
     """The value the first loss term reads as its prediction, the label it compares with, and whether the
     prediction is a logit (a class from its sign) rather than class scores (argmax) or a probability (≥ 0.5)."""
-    from ..train.spec import _value_args
+    from ..train.spec import value_args
 
     config = subject.config
     for objective in config.objectives:
         for _, term in objective.terms:
-            names = _value_args(term)
+            names = value_args(term)
             if len(names) >= 2:
                 return names[0], names[1], term.name in _LOGIT_LOSSES
     raise plot_error(

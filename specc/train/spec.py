@@ -184,7 +184,7 @@ class TrainConfig:
         out: list[str] = []
         calls = [t for o in self.objectives for _, t in o.terms] + [m.call for m in self.metrics]
         for c in calls:
-            for name in _value_args(c):
+            for name in value_args(c):
                 if name not in out:
                     out.append(name)
         return tuple(out)
@@ -223,7 +223,7 @@ CHECKPOINT = Signature(
 )
 
 
-def _tables() -> tuple[
+def train_tables() -> tuple[
     Mapping[str, Signature], Mapping[str, Signature], Mapping[str, Signature], Mapping[str, Signature]
 ]:
     from .losses import LOSSES
@@ -238,11 +238,11 @@ def _tables() -> tuple[
     )
 
 
-def _value_args(call: CallSpec) -> list[str]:
+def value_args(call: CallSpec) -> list[str]:
     """The model values a call reads (numbers given in place of a tensor are not values)."""
     if call.name == "value":
         return [call["name"]]
-    losses, metrics, _, _ = _tables()
+    losses, metrics, _, _ = train_tables()
     sig = losses.get(call.name) or metrics.get(call.name)
     if sig is None:
         return []
@@ -525,7 +525,7 @@ class _Checker:
             and isinstance(expr, ast.Call | ast.Name)
             and not (isinstance(expr, ast.Name) and expr.id in self.lets)
         ):
-            sched = self.call_of(expr, "schedule", _tables()[3], span)
+            sched = self.call_of(expr, "schedule", train_tables()[3], span)
             return _BAD if sched is None else sched
         if a.kind == "str" and isinstance(expr, ast.Name) and expr.id not in self.lets:
             v: Any = expr.id  # `reduction=sum`, `mode=max`, `per=epoch`: bare words are names
@@ -1083,7 +1083,7 @@ def _optimizer(
     seen: Mapping[str, ast.Entry], ck: _Checker, where: Span, default: CallSpec | None
 ) -> CallSpec | None:
     """The section's optimizer (with its `schedule` as the lr), else `default`, else adam(lr=0.001)."""
-    _, _, optimizers, schedules = _tables()
+    _, _, optimizers, schedules = train_tables()
     if "optimizer" in seen:
         e = seen["optimizer"]
         opt = ck.call_of(e.value, "optimizer", optimizers, e.span)
@@ -1135,7 +1135,7 @@ def _objective(
             "e.g. loss = binary_cross_entropy(d_fake, 1)",
         )
     else:
-        terms = _loss_terms(seen["loss"].value, ck, _tables()[0])
+        terms = _loss_terms(seen["loss"].value, ck, train_tables()[0])
     opt = _optimizer(seen, ck, od.span, default_opt)
     params: tuple[str, ...] | None = None
     if "params" in seen:
@@ -1238,7 +1238,7 @@ def _check_into(
             f"add one after the model, e.g. `{MINIMAL_TRAIN}`, or give the keys with --set data=... --set loss=...",
         )
         return None, sources
-    losses, metrics_t, _, _ = _tables()
+    losses, metrics_t, _, _ = train_tables()
     if graph is not None:
         values: list[str] | None = [k for k, _ in graph.values]
         types = {k: graph.type_of(r) for k, r in graph.values}
