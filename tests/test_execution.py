@@ -94,8 +94,12 @@ def test_the_rule() -> None:
     common = {"batch_bytes": 8320, "steps_per_epoch": 44, "processes": 1, "platform": "cpu", "batch": 32}
     small = choose_execution("auto", flops_per_example=19_000, devices=1, **common)
     assert (small.mode, small.chunk) == ("scan", 44)  # a whole epoch a call
+    mid = choose_execution("auto", flops_per_example=1_000_000, devices=1, **{**common, "batch": 100})
+    assert mid.mode == "scan" and 2 <= mid.chunk < 44  # ~0.3 s of ~15 ms steps
     big = choose_execution("auto", flops_per_example=2_700_000, devices=1, **{**common, "batch": 100})
-    assert big.mode == "scan" and 2 <= big.chunk < 44  # ~0.3 s of ~40 ms steps
+    assert (
+        big.mode == "prefetch"
+    )  # ~40 ms steps: a device loop gains little and can cost much (conv + batch norm)
     huge = choose_execution("auto", flops_per_example=10**9, devices=1, **common)
     assert huge.mode == "prefetch"  # a step longer than a chunk's 0.3 s
     assert choose_execution("auto", flops_per_example=19_000, devices=4, **common).mode == "prefetch"

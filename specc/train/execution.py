@@ -21,6 +21,10 @@ EXEC_MODES = ("auto", "step", "prefetch", "scan")
 CPU_FLOPS_PER_CORE = 1e10
 # A scan chunk long enough that its dispatch and the fetch after it vanish, short enough for a live progress bar.
 CHUNK_S = 0.3
+# Scan only steps guessed shorter than this: there a call's dispatch and fetch are a large part of the step (the
+# digits MLP's epoch 0.17x step's). Longer steps gain little (convnet 0.89x, transformer 0.87x, LSTM 0.96x) and
+# XLA:CPU can run a step much slower inside a device loop: a small ResNet (conv + batch norm) took 8.1x as long.
+SCAN_MAX_STEP_S = 0.02
 # The stacked chunk (and its double buffer) stays small next to the data set and the model.
 CHUNK_BYTES = 64 << 20
 
@@ -61,7 +65,7 @@ def choose_execution(
 ) -> Execution:
     """The rule: several processes → step; several devices → prefetch (batches are sharded per call); one
     device → scan over chunks of about 0.3 s by the FLOP count (the whole epoch when it is shorter; on GPU/TPU the
-    whole epoch), at most 64 MiB of stacked batches; prefetch when a chunk would hold one batch. `requested`
+    whole epoch), at most 64 MiB of stacked batches, when a step is guessed under 20 ms; prefetch otherwise. `requested`
     other than "auto" is obeyed where it can run (scan and prefetch need one process; scan one device)."""
     guess = step_seconds(flops_per_example, batch, platform)
     by_memory = max(1, CHUNK_BYTES // max(batch_bytes, 1))
@@ -80,7 +84,7 @@ def choose_execution(
     if devices > 1:
         return Execution("prefetch", 1, "several devices")
     shown = f"a step of ~{guess * 1e3:.2g} ms" if guess is not None else f"on {platform}"
-    if chunk >= 2:
+    if chunk >= 2 and (guess is None or guess <= SCAN_MAX_STEP_S):
         return Execution("scan", chunk, shown)
     return Execution("prefetch", 1, shown)
 
