@@ -441,10 +441,10 @@ class ProgramGen:
         return f"{sig.name}({', '.join(args)})"
 
     def train_section(self, values: list[str]) -> str:
-        from specc.train.spec import _tables
+        from specc.train.spec import train_tables
 
         r = self.r
-        losses, metrics, optimizers, schedules = _tables()
+        losses, metrics, optimizers, schedules = train_tables()
         pred = self.logits if self.clean else r.choice(values) if values else "x"
         data = self.pick("digits", "digits(split=0.8)")
         if not self.clean:
@@ -490,10 +490,10 @@ class ProgramGen:
         return "train {\n  " + "\n  ".join(entries) + "\n}"
 
     def objective(self, name: str, values: list[str], others: list[str]) -> str:
-        from specc.train.spec import _tables
+        from specc.train.spec import train_tables
 
         r = self.r
-        losses = sorted(_tables()[0])
+        losses = sorted(train_tables()[0])
         pred = r.choice(values) if values else "x"
         entries = [f"loss = {r.choice(losses)}({pred}, {self.pick('y', '1', '0')})"]
         entries.append(f"optimizer = {self.pick('adam', 'sgd')}(lr={self.number()})")

@@ -467,13 +467,7 @@ def _declaration(item: ast.ModelDef | ast.BlockDef, word: str) -> Any:
 
 
 def _train_hover(a: Analysis, word: str) -> str:
-    losses, metrics, optimizers, schedules = _train_tables()
-    for what, table in (
-        ("loss", losses),
-        ("metric", metrics),
-        ("optimizer", optimizers),
-        ("schedule", schedules),
-    ):
+    for what, table in _train_tables():
         if word in table:
             sig = table[word]
             return _code(sig.usage()) + f"\n\n{what}: {sig.doc}".rstrip(": ")
@@ -491,11 +485,11 @@ def _default_graph(a: Analysis) -> Graph | None:
     return a.graphs.get(list(a.program.models)[-1])
 
 
-def _train_tables() -> tuple[Any, Any, Any, Any]:
-    """The train checker's own tables: losses, metrics, optimizers, schedules."""
+def _train_tables() -> tuple[tuple[str, Any], ...]:
+    """The train checker's own tables, each with what it holds: losses, metrics, optimizers, schedules."""
     from ..train.spec import train_tables
 
-    return train_tables()
+    return tuple(zip(("loss", "metric", "optimizer", "schedule"), train_tables(), strict=True))
 
 
 def _datasets() -> Any:
@@ -624,8 +618,7 @@ def _callable(a: Analysis, func: str, program: Program | None) -> tuple[str, str
     blocks = _block_signatures(a, program)
     if func in blocks:
         return blocks[func].split("\n", 1)[0].removeprefix("block "), "", 0
-    losses, metrics, optimizers, schedules = _train_tables()
-    for table in (losses, metrics, optimizers, schedules):
+    for _, table in _train_tables():
         if func in table:
             return table[func].usage(), table[func].doc, 0
     info = _datasets().get(func)
@@ -740,13 +733,7 @@ def _train_completions(
         for k in TRAIN_KEYS if section == "train" else OBJECTIVE_KEYS:
             yield Completion(k, "key", f"{section} key")
         return
-    losses, metrics, optimizers, schedules = _train_tables()
-    for what, table in (
-        ("loss", losses),
-        ("metric", metrics),
-        ("optimizer", optimizers),
-        ("schedule", schedules),
-    ):
+    for what, table in _train_tables():
         for name, sig in table.items():
             yield Completion(name, "function", sig.usage(), f"{what}: {sig.doc}")
     for name, info in _datasets().items():
