@@ -103,6 +103,10 @@ def test_the_rule() -> None:
     huge = choose_execution("auto", flops_per_example=10**9, devices=1, **common)
     assert huge.mode == "prefetch"  # a step longer than a chunk's 0.3 s
     assert choose_execution("auto", flops_per_example=19_000, devices=4, **common).mode == "prefetch"
+    conv = choose_execution(
+        "auto", flops_per_example=19_000, devices=1, ops=frozenset({"conv", "relu"}), **common
+    )
+    assert conv.mode == "prefetch" and "conv" in conv.why  # convolutions are slow in XLA:CPU's device loop
     assert (
         choose_execution("scan", flops_per_example=None, devices=1, **{**common, "processes": 2}).mode
         == "step"

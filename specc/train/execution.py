@@ -25,6 +25,20 @@ CHUNK_S = 0.3
 # digits MLP's epoch 0.17x step's). Longer steps gain little (convnet 0.89x, transformer 0.87x, LSTM 0.96x) and
 # XLA:CPU can run a step much slower inside a device loop: a small ResNet (conv + batch norm) took 8.1x as long.
 SCAN_MAX_STEP_S = 0.02
+# Convolutions and windowed pooling run slower inside XLA:CPU's device loop whatever the step's length (LeNet-5,
+# ~6 ms steps: 7.5 s an epoch scanned, 2.9 s stepped): such models are stepped on the CPU.
+LOOP_SLOW_CPU_OPS = frozenset(
+    {
+        "conv",
+        "conv_transpose",
+        "convolve",
+        "locally_connected",
+        "avgpool",
+        "maxpool",
+        "adaptive_avgpool",
+        "upsample",
+    }
+)
 # The stacked chunk (and its double buffer) stays small next to the data set and the model.
 CHUNK_BYTES = 64 << 20
 
@@ -62,10 +76,12 @@ def choose_execution(
     devices: int,
     processes: int,
     platform: str,
+    ops: frozenset[str] = frozenset(),
 ) -> Execution:
     """The rule: several processes → step; several devices → prefetch (batches are sharded per call); one
     device → scan over chunks of about 0.3 s by the FLOP count (the whole epoch when it is shorter; on GPU/TPU the
-    whole epoch), at most 64 MiB of stacked batches, when a step is guessed under 20 ms; prefetch otherwise. `requested`
+    whole epoch), at most 64 MiB of stacked batches, when a step is guessed under 20 ms and, on the CPU, the model
+    (its op names: `ops`) has no convolution or windowed pooling; prefetch otherwise. `requested`
     other than "auto" is obeyed where it can run (scan and prefetch need one process; scan one device)."""
     guess = step_seconds(flops_per_example, batch, platform)
     by_memory = max(1, CHUNK_BYTES // max(batch_bytes, 1))
@@ -84,6 +100,8 @@ def choose_execution(
     if devices > 1:
         return Execution("prefetch", 1, "several devices")
     shown = f"a step of ~{guess * 1e3:.2g} ms" if guess is not None else f"on {platform}"
+    if platform == "cpu" and (slow := sorted(ops & LOOP_SLOW_CPU_OPS)):
+        return Execution("prefetch", 1, f"{slow[0]} runs slower in a device loop on the CPU")
     if chunk >= 2 and (guess is None or guess <= SCAN_MAX_STEP_S):
         return Execution("scan", chunk, shown)
     return Execution("prefetch", 1, shown)

@@ -1011,6 +1011,7 @@ def _execution_plan(
         devices=mesh.n,
         processes=jax.process_count(),
         platform=jax.devices()[0].platform,
+        ops=frozenset(n.op for n in graph.nodes),
     )
 
 
