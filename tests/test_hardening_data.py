@@ -278,7 +278,7 @@ def _idx_files(folder: Path, images: bytes, labels: bytes) -> None:
         (_idx_header(0x803, 2, 2, 2) + bytes(7), r"announces 2x2x2 = 8 bytes of data, the file holds 7"),
         (_idx_header(0x803, 2, 2, 2) + bytes(9), r"announces 2x2x2 = 8 bytes of data, the file holds more"),
         (_idx_header(0x803, 2**32 - 1, 2**32 - 1, 2**32 - 1), r"more than the limit of 4.0 GiB"),
-        (gzip.compress(_idx_header(0x803, 2, 2, 2))[:-5], "corrupt gzip file"),
+        (gzip.compress(_idx_header(0x803, 2, 2, 2), mtime=0)[:-5], "corrupt gzip file"),
         (b"\x1f\x8b" + bytes(30), "corrupt gzip file"),
     ],
 )
