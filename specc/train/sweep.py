@@ -70,23 +70,16 @@ def _error(message: str, span: Span | None, src: Source | None, hint: str = "") 
 
 def top_level_commas(text: str) -> list[int]:
     """The indices of the commas in `text` outside brackets and strings: `adam(1e-3, b1=0.9)` has none."""
-    out, depth, in_str, i = [], 0, False, 0
-    while i < len(text):
-        ch = text[i]
-        if in_str:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "([{":
+    from ..frontend.fmt import code_chars  # the one scanner of characters outside strings
+
+    out, depth = [], 0
+    for i, ch in code_chars(text):
+        if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth = max(depth - 1, 0)
         elif ch == "," and depth == 0:
             out.append(i)
-        i += 1
     return out
 
 
