@@ -46,7 +46,9 @@ def test_abstract_build_traces_each_distinct_layer_once(copies: int, monkeypatch
     shapes, whole = Spy(jax.eval_shape), Spy(nnx.eval_shape)
     monkeypatch.setattr(jax, "eval_shape", shapes)
     monkeypatch.setattr(nnx, "eval_shape", whole)
-    model = build_module(g, abstract=True)
+    model = build_module(
+        g, abstract=True, roll=False
+    )  # unrolled: every copy a layer of its own (test_reroll)
     # dense(16), dropout, dense(10): three traces whether the chain holds 10 copies or 500
     assert (shapes.calls, whole.calls) == (3, 0)
     assert len(g.nodes) == 4 * copies + 2

@@ -464,8 +464,9 @@ def emit_flax(g: Graph) -> str:
 
 
 def _variable_names(g: Graph) -> dict[int, str]:
-    """The layer keys of SpecModule (so state transfers by name)."""
-    return layer_keys(g)
+    """The layer keys of an unrolled SpecModule (so state transfers by name; the emitted source writes every copy
+    of a `repeat` out, so it names them as build_module(..., roll=False) does)."""
+    return layer_keys(g, roll=False)
 
 
 def _needed(g: Graph) -> set[int]:

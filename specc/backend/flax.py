@@ -25,6 +25,7 @@ from ..ir.dims import Dim
 from ..ir.graph import Fn, Graph, Node, Ref
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, get_op
+from .reroll import CARRY, INTERNAL, Run, graph_runs
 
 # ---- initialisers ----------------------------------------------------------------------------------
 
@@ -176,10 +177,15 @@ class Plan:
     """The static part of a SpecModule: the graph and the steps that run it (hashed by identity, so jit caches
     keyed on a module's graphdef never hash a 10k-node graph)."""
 
-    def __init__(self, graph: Graph, steps: tuple[Step, ...], platform: str):
+    def __init__(self, graph: Graph, steps: tuple[Step, ...], platform: str, runs: Sequence[Run] = ()):
         self.graph = graph
         self.steps = steps
         self.platform = platform
+        self.runs = tuple(runs)
+        # each step's run (index into runs), -1 outside any
+        self.run_of = [-1] * len(steps)
+        for k, run in enumerate(self.runs):
+            self.run_of[run.start : run.end] = [k] * run.nodes
         self.by_name = {s.name: s for s in steps}
         self.inputs = tuple((name, nid) for name, nid in graph.inputs)
         # symbols bound from input shapes: (input name, axis, symbol)
@@ -220,8 +226,19 @@ class Plan:
 _IDENT = re.compile(r"\W")
 
 
-def layer_keys(graph: Graph) -> dict[int, str]:
-    """A Python identifier per node with parameters, state or RNG (`stage1.0/conv` → `stage1_0_conv`), unique."""
+def layer_keys(graph: Graph, roll: bool | None = None) -> dict[int, str]:
+    """A Python identifier per node with parameters, state or RNG (`stage1.0/conv` → `stage1_0_conv`), unique.
+
+    The copies of a rolled run (reroll.py; `roll` as for build_module) share one key per segment position, their
+    stacked layer's: the first copy's with the number of copies (`y_Unit_0_h_dense_x500`).
+    """
+    first: dict[int, int] = {}  # a rolled node → the first copy's node at its position
+    copies: dict[int, int] = {}  # a first copy's node → the run's copies
+    for run in graph_runs(graph, roll):
+        for nid in range(run.start, run.end):
+            first[nid] = run.start + (nid - run.start) % run.length
+        for nid in range(run.start, run.start + run.length):
+            copies[nid] = run.copies
     out: dict[int, str] = {}
     used: set[str] = set()
     # not Dict's own attributes, Python keywords, nor the names emitted Flax source uses (emit_flax.py)
@@ -231,9 +248,14 @@ def layer_keys(graph: Graph) -> dict[int, str]:
         | {"jax", "jnp", "nnx", "self", "rngs", "sinusoids", "adaptive_avgpool"}
     )
     for n in graph.nodes:
+        if first.get(n.id, n.id) != n.id:
+            out[n.id] = out[first[n.id]]
+            continue
         base = _IDENT.sub("_", n.name)
         if not base or base[0].isdigit() or base.startswith("_") or base in reserved:
             base = f"n_{base}"
+        if n.id in copies:
+            base = f"{base}_x{copies[n.id]}"
         key, k = base, 2
         while key in used:
             key, k = f"{base}_{k}", k + 1
@@ -299,6 +321,37 @@ class LayerFactory:
         state, self.rng_state = fn(self.rng_state)
         return None if graphdef[-1] is None else nnx.merge(graphdef[-1], state)
 
+    def stacked(self, builds: Sequence[Callable[[BuildContext], Any] | None], copies: int) -> list[Any]:
+        """The layers of `copies` copies of a segment (builds[j]: position j's, None for no layer), one layer per
+        position whose variables carry a leading axis of length `copies`: a lax.scan over the copies builds each
+        position in turn, threading the streams, so copy c's values are those building copy after copy gives.
+        None for a position without a layer."""
+        graphdefs: list[Any] = [None] * len(builds)
+
+        def one_copy(rng_state: Any, _: Any) -> tuple[Any, list[Any]]:
+            states: list[Any] = []
+            for j, build in enumerate(builds):
+                layer = None
+                if build is not None:
+                    rngs = nnx.merge(self.rngs_def, rng_state)
+                    layer = build(BuildContext(rngs))
+                    rng_state = nnx.state(rngs)
+                if layer is None:
+                    states.append(None)
+                    continue
+                graphdefs[j], state = nnx.split(layer)
+                states.append(state)
+            return rng_state, states
+
+        def init(rng_state: Any) -> tuple[Any, list[Any]]:
+            return lax.scan(one_copy, rng_state, None, length=copies)
+
+        if self.abstract:
+            states = jax.eval_shape(init, self.rng_state)[1]
+        else:
+            self.rng_state, states = jax.jit(init)(self.rng_state)
+        return [None if gd is None else nnx.merge(gd, st) for gd, st in zip(graphdefs, states, strict=True)]
+
     def finish(self) -> None:
         """Leave the caller's streams advanced past every layer, as building the layers one by one would."""
         if not self.abstract:
@@ -318,13 +371,33 @@ class SpecModule(nnx.Module):
             "reference": the reference lowering of every op).
     """
 
-    def __init__(self, graph: Graph, *, rngs: nnx.Rngs, platform: str, abstract: bool = False):
-        keys = layer_keys(graph)
+    def __init__(
+        self, graph: Graph, *, rngs: nnx.Rngs, platform: str, abstract: bool = False, roll: bool | None = None
+    ):
+        keys = layer_keys(graph, roll)
+        runs = graph_runs(graph, roll)
+        run_at = {run.start: run for run in runs}
         make = LayerFactory(rngs, abstract)
+
+        def builder(n: Node) -> tuple[Lowering | None, Any, Callable[[BuildContext], Any] | None]:
+            """The node's lowering (None for a param), its cache key and its layer's build (None: no layer)."""
+            attrs = n.attr
+            if n.op == "param":
+                return None, (_param_value, n.attrs), partial(_param_value, attrs)
+            types = tuple(graph.type_of(r) for r in n.inputs)
+            lw = choose_lowering(n, types, platform)
+            op = get_op(n.op)
+            assert op is not None
+            build = lw.build if lw.build is not None else op.lowerings[0].build
+            return lw, (build, n.attrs, types), None if build is None else partial(build, attrs, types)
 
         steps: list[Step] = []
         layers: dict[str, Any] = {}
         input_ids = dict((nid, name) for name, nid in graph.inputs)
+        rolled: set[int] = set()  # nodes of rolled runs whose (stacked) layer exists
+        in_run = [False] * len(graph.nodes)
+        for run in runs:
+            in_run[run.start : run.end] = [True] * run.nodes
         for n in graph.nodes:
             refs = tuple((r.node, -1 if len(graph.nodes[r.node].outputs) == 1 else r.index) for r in n.inputs)
             if n.op == "input":
@@ -345,29 +418,35 @@ class SpecModule(nnx.Module):
                 )
                 continue
             attrs = n.attr
-            if n.op == "param":
-                layers[keys[n.id]] = make((_param_value, n.attrs), partial(_param_value, attrs))
-                steps.append(Step(n.id, n.name, PARAM, keys[n.id], None, attrs, refs, n, "param"))
-                continue
-            types = tuple(graph.type_of(r) for r in n.inputs)
-            lw = choose_lowering(n, types, platform)
             if n.shares is not None:
                 # a later application of a named instance runs the owner's layer, with the owner's lowering
                 owner = graph.nodes[n.shares]
-                lw = choose_lowering(owner, tuple(graph.type_of(r) for r in owner.inputs), platform)
-                steps.append(Step(n.id, n.name, OP, keys[n.shares], lw.apply, attrs, refs, n, lw.name))
+                owned = choose_lowering(owner, tuple(graph.type_of(r) for r in owner.inputs), platform)
+                steps.append(Step(n.id, n.name, OP, keys[n.shares], owned.apply, attrs, refs, n, owned.name))
                 continue
-            op = get_op(n.op)
-            assert op is not None
-            build = lw.build if lw.build is not None else op.lowerings[0].build
-            layer = make((build, n.attrs, types), partial(build, attrs, types)) if build is not None else None
+            if n.id in run_at:  # a rolled run: every copy's layers at once, one stacked layer per position
+                run = run_at[n.id]
+                segment = graph.nodes[run.start : run.start + run.length]
+                made = make.stacked([builder(m)[2] for m in segment], run.copies)
+                for m, layer in zip(segment, made, strict=True):
+                    if layer is not None:
+                        layers[keys[m.id]] = layer
+                        rolled.update(range(m.id, run.end, run.length))
+            lw, cache_key, build = builder(n)
             key = None
-            if layer is not None:  # a build may decline (positional with fixed sinusoids owns nothing)
-                key = keys[n.id]
-                layers[key] = layer
-            steps.append(Step(n.id, n.name, OP, key, lw.apply, attrs, refs, n, lw.name))
+            if in_run[n.id]:
+                key = keys[n.id] if n.id in rolled else None
+            elif build is not None:
+                layer = make(cache_key, build)
+                if layer is not None:  # a build may decline (positional with fixed sinusoids owns nothing)
+                    key = keys[n.id]
+                    layers[key] = layer
+            if lw is None:
+                steps.append(Step(n.id, n.name, PARAM, key, None, attrs, refs, n, "param"))
+            else:
+                steps.append(Step(n.id, n.name, OP, key, lw.apply, attrs, refs, n, lw.name))
         make.finish()
-        self.plan = Plan(graph, tuple(steps), platform)
+        self.plan = Plan(graph, tuple(steps), platform, runs)
         self.layers = nnx.Dict(layers)
 
     # ---- the public calls
@@ -395,7 +474,13 @@ class SpecModule(nnx.Module):
             else:
                 known = ", ".join(vmap)
                 raise KeyError(f"model {self.plan.graph.model} has no value named {name!r}; it has: {known}")
-        vals = self._run(inputs, self.plan.needed(r.node for r in refs.values()), None, given)
+        targets = [r.node for r in refs.values()]
+        plan = self.plan
+        # a run folds its copies into one loop: only its last copy's carried values exist afterwards
+        roll = given is None and all(
+            plan.run_of[t] < 0 or t in plan.runs[plan.run_of[t]].exported() for t in targets
+        )
+        vals = self._run(inputs, plan.needed(targets), None, given, roll=roll)
         out = {}
         for name, r in refs.items():
             v = vals[r.node]
@@ -427,12 +512,21 @@ class SpecModule(nnx.Module):
         steps: Iterable[Step],
         perturb: Mapping[str, Any] | None,
         given: Mapping[str, Any] | None = None,
+        roll: bool = False,
     ) -> list[Any]:
         vals: list[Any] = [None] * len(self.plan.steps)
         ctx = ApplyContext(self._bind(inputs))
         layers = self.layers
+        run_of, done = self.plan.run_of, -1
         for s in steps:
             v: Any
+            if s.id < done:
+                continue
+            if roll and run_of[s.id] >= 0:
+                run = self.plan.runs[run_of[s.id]]
+                if self._run_rolled(run, vals, ctx):
+                    done = run.end
+                    continue
             if given is not None and s.name in given:
                 vals[s.id] = jnp.asarray(given[s.name])
                 continue
@@ -441,7 +535,7 @@ class SpecModule(nnx.Module):
                 x = inputs.get(s.input)
                 v = None if x is None else jnp.asarray(x, dtype=s.dtype)
             elif s.kind == PARAM:
-                v = layers[s.key].value[...]
+                v = (layers[s.key] if run_of[s.id] < 0 else self._copy_layer(s)).value[...]
             else:
                 args = [
                     vals[i] if j < 0 else (vals[i][j] if vals[i] is not None else None) for i, j in s.refs
@@ -450,7 +544,14 @@ class SpecModule(nnx.Module):
                     continue
                 ctx.node = s.node
                 assert s.apply is not None  # op steps always carry their lowering
-                v = s.apply(layers[s.key] if s.key is not None else None, s.attrs, args, ctx)
+                if s.key is None:
+                    v = s.apply(None, s.attrs, args, ctx)
+                elif run_of[s.id] < 0:
+                    v = s.apply(layers[s.key], s.attrs, args, ctx)
+                else:  # one copy of a rolled run, run on its own: its slice of the stacked layer
+                    layer = self._copy_layer(s)
+                    v = s.apply(layer, s.attrs, args, ctx)
+                    self._copy_back(s, layer)
                 if isinstance(v, list):
                     v = tuple(v)
             if perturb is not None and v is not None and s.name in perturb:
@@ -458,6 +559,66 @@ class SpecModule(nnx.Module):
                 v = tuple(a + b for a, b in zip(v, p, strict=True)) if isinstance(v, tuple) else v + p
             vals[s.id] = v
         return vals
+
+    def _copy_layer(self, s: Step) -> Any:
+        """Step s's copy of its rolled run's stacked layer, as a layer of its own."""
+        c = self.plan.runs[self.plan.run_of[s.id]].copy_of(s.id)[0]
+        graphdef, state = nnx.split(self.layers[s.key])
+        return nnx.merge(graphdef, jax.tree.map(lambda x: x[c], state))
+
+    def _copy_back(self, s: Step, layer: Any) -> None:
+        """What running one copy changed besides parameters (batch statistics, RNG counters), into the stack."""
+        new = nnx.state(layer, nnx.Not(nnx.Param))
+        if jax.tree.leaves(new):
+            c = self.plan.runs[self.plan.run_of[s.id]].copy_of(s.id)[0]
+            stack = self.layers[s.key]
+            old = nnx.state(stack, nnx.Not(nnx.Param))
+            nnx.update(stack, jax.tree.map(lambda a, b: a.at[c].set(b), old, new))
+
+    def _run_rolled(self, run: Run, vals: list[Any], ctx: ApplyContext) -> bool:
+        """A run's copies as one lax.scan over its stacked layers; sets the last copy's carried values. False
+        (nothing done) when an input it reads is absent."""
+        steps = self.plan.steps
+        shared_in = {v for row in run.sources for kind, v in row if kind not in (INTERNAL, CARRY)}
+        carry = tuple(vals[r] for r in run.carry_in)
+        if any(v is None for v in carry) or any(vals[r] is None for r in shared_in):
+            return False
+        first = steps[run.start : run.start + run.length]
+        graphdefs: dict[int, Any] = {}
+        stacked: dict[int, Any] = {}
+        for j, s in enumerate(first):
+            if s.key is not None:
+                graphdefs[j], stacked[j] = nnx.split(self.layers[s.key])
+
+        def body(
+            carry: tuple[Any, ...], layer_states: dict[int, Any]
+        ) -> tuple[tuple[Any, ...], dict[int, Any]]:
+            layers = {j: nnx.merge(graphdefs[j], st) for j, st in layer_states.items()}
+            local: list[Any] = []
+            for j, s in enumerate(first):
+                args = [
+                    local[v] if kind == INTERNAL else carry[v] if kind == CARRY else vals[v]
+                    for kind, v in run.sources[j]
+                ]
+                if s.kind == PARAM:
+                    local.append(layers[j].value[...])
+                    continue
+                ctx.node = s.node
+                assert s.apply is not None
+                v = s.apply(layers.get(j), s.attrs, args, ctx)
+                local.append(tuple(v) if isinstance(v, list) else v)
+            # what the copy changed besides its parameters: batch statistics, RNG counters
+            changed = {j: nnx.state(m, nnx.Not(nnx.Param)) for j, m in layers.items()}
+            return tuple(local[p] for p in run.carried), changed
+
+        out, changed = jax.lax.scan(body, carry, stacked)
+        for j, st in changed.items():
+            if jax.tree.leaves(st):
+                nnx.update(self.layers[first[j].key], st)
+        last = run.start + run.length * (run.copies - 1)
+        for p, v in zip(run.carried, out, strict=True):
+            vals[last + p] = v
+        return True
 
     def _missing(self, inputs: Mapping[str, Any], target: int) -> list[str]:
         needed = {s.id for s in self.plan.needed([target])}
@@ -471,15 +632,18 @@ def build_module(
     seed: int = 0,
     platform: str | None = None,
     abstract: bool = False,
+    roll: bool | None = None,
 ) -> SpecModule:
     """Lower a checked graph to a SpecModule (an nnx.Module) with freshly initialised parameters.
 
     abstract: parameters and state as jax.ShapeDtypeStruct — nothing allocated or compiled; for counting,
         jax.eval_shape and XLA lowering of big models (what nnx.eval_shape gives, in linear time).
+    roll: run repeated identical segments (`repeat`, long hand-written chains) as one lax.scan each — True
+        always, False never, None by the rule in reroll.py (long runs only).
     """
     if rngs is None:
         rngs = nnx.Rngs(seed)
-    return SpecModule(graph, rngs=rngs, platform=platform or current_platform(), abstract=abstract)
+    return SpecModule(graph, rngs=rngs, platform=platform or current_platform(), abstract=abstract, roll=roll)
 
 
 def lowering_names(module: SpecModule) -> dict[str, str]:

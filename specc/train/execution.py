@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..backend.reroll import LOOP_SLOW_CPU_OPS
+
 EXEC_MODES = ("auto", "step", "prefetch", "scan")
 
 # XLA:CPU reaches about 10 GFLOP/s per core on these models' steps (measured: the lecture convnet's 36 ms step at
@@ -26,19 +28,7 @@ CHUNK_S = 0.3
 # XLA:CPU can run a step much slower inside a device loop: a small ResNet (conv + batch norm) took 8.1x as long.
 SCAN_MAX_STEP_S = 0.02
 # Convolutions and windowed pooling run slower inside XLA:CPU's device loop whatever the step's length (LeNet-5,
-# ~6 ms steps: 7.5 s an epoch scanned, 2.9 s stepped): such models are stepped on the CPU.
-LOOP_SLOW_CPU_OPS = frozenset(
-    {
-        "conv",
-        "conv_transpose",
-        "convolve",
-        "locally_connected",
-        "avgpool",
-        "maxpool",
-        "adaptive_avgpool",
-        "upsample",
-    }
-)
+# ~6 ms steps: 7.5 s an epoch scanned, 2.9 s stepped): such models are stepped on the CPU (LOOP_SLOW_CPU_OPS).
 # The stacked chunk (and its double buffer) stays small next to the data set and the model.
 CHUNK_BYTES = 64 << 20
 

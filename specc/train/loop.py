@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -418,7 +419,12 @@ def train_and_evaluate(
     if log_gradients:
         from ..backend.flax import layer_keys
 
-        shown_as = {key: graph.nodes[nid].name for nid, key in reversed(list(layer_keys(graph).items()))}
+        keys = layer_keys(graph)
+        copies = Counter(keys.values())  # a rolled run's stacked layer: one key for all its copies
+        shown_as = {
+            key: graph.nodes[nid].name + (f" ×{copies[key]}" if copies[key] > 1 else "")
+            for nid, key in reversed(list(keys.items()))
+        }
         grad_names = [[shown_as.get(k, k) for k in keys] for keys in grad_layers]
 
     def values_of(

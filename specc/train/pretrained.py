@@ -36,10 +36,12 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
     if not graph.pretrained:
         return params, rest, []
     from ..backend.flax import layer_keys
+    from ..backend.reroll import copy_index
     from ..spec import load
 
-    keys = layer_keys(graph)
-    values: dict[str, np.ndarray] = {}
+    keys, copy = layer_keys(graph), copy_index(graph)
+    # a leaf path → its value, or {copy: value} for one copy of a rolled run's stacked layer
+    values: dict[str, Any] = {}
     notes = []
     for inst, path, span in graph.pretrained:
         # relative to the spec's folder, like data paths; else to the working directory, where runs/ usually is
@@ -67,7 +69,7 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
             ck.close()
         except (CheckpointError, OSError, ValueError) as e:
             raise _error(f'cannot read the weights of the run at "{path}": {e}', span) from None
-        src_keys = layer_keys(src_graph)
+        src_keys, src_copy = layer_keys(src_graph), copy_index(src_graph)
         mine = _owners(graph, inst)
         # the run's instance of the same name (a body inside a bigger model), else the run's whole model
         theirs = _owners(src_graph, inst) or _owners(src_graph, None)
@@ -89,21 +91,32 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
                 f"{inst} must be the same network as the run's instance {inst} (or its whole model), layer for layer",
             )
         for a, b in zip(mine, theirs, strict=True):
-            for name, _ in a.params:
-                values[f"layers/{keys[a.id]}/{name}"] = saved[f"params/layers/{src_keys[b.id]}/{name}"]
-            for name, _ in a.state:
-                values[f"layers/{keys[a.id]}/{name}"] = saved[f"rest/layers/{src_keys[b.id]}/{name}"]
+            for part, names in (("params", a.params), ("rest", a.state)):
+                for name, _ in names:
+                    got = saved[f"{part}/layers/{src_keys[b.id]}/{name}"]
+                    if b.id in src_copy:
+                        got = np.asarray(got)[src_copy[b.id]]
+                    path = f"layers/{keys[a.id]}/{name}"
+                    if a.id in copy:
+                        values.setdefault(path, {})[copy[a.id]] = got
+                    else:
+                        values[path] = got
         notes.append(f"{inst}: {sum(n.param_count for n in mine):,} parameters from {path}")
     return _assign(params, values), _assign(rest, values), notes
 
 
-def _assign(state: Any, values: dict[str, np.ndarray]) -> Any:
+def _assign(state: Any, values: dict[str, Any]) -> Any:
     names = [p for p, _ in leaf_paths(state)]
     leaves, treedef = jax.tree.flatten(state)
-    out = [
-        np.asarray(values[n], dtype=np.asarray(x).dtype) if n in values else x
-        for n, x in zip(names, leaves, strict=True)
-    ]
+    out = []
+    for n, x in zip(names, leaves, strict=True):
+        v = values.get(n)
+        if isinstance(v, dict):  # some copies of a stacked layer
+            stack = np.array(x)
+            for c, got in v.items():
+                stack[c] = got
+            v = stack
+        out.append(x if v is None else np.asarray(v, dtype=np.asarray(x).dtype))
     return jax.tree.unflatten(treedef, out)
 
 

@@ -1,0 +1,245 @@
+"""Repeated identical segments run as one lax.scan over stacked layers (specc/backend/reroll.py): which runs are
+found, and that a rolled model computes what the unrolled one does — outputs, gradients, batch statistics, dropout
+— while its program holds one copy of the segment whatever the repeat count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import specc
+from specc.backend.flax import build_module, layer_keys
+from specc.backend.reroll import ROLL_MIN_NODES, graph_runs
+
+UNIT = """
+block Unit() {
+  input x: [N, 16]
+  h = x -> dense(16) -> batchnorm -> relu -> dropout(0.2)
+  y = h + x
+  output y
+}
+model Deep {
+  input x: f32[N, 16]
+  y = x -> repeat(%d, Unit()) -> dense(10)
+  output y
+}
+"""
+
+CHAIN = """
+model Chain {
+  input x: f32[N, 8]
+  y = x%s -> dense(3)
+  output y
+}
+"""
+
+
+def graph(text: str) -> Any:
+    return specc.load("m.net", text=text).graph()
+
+
+def x16(n: int = 8) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)
+
+
+def test_repeat_is_one_run_of_its_copies() -> None:
+    g = graph(UNIT % 6)
+    (run,) = graph_runs(g, roll=True)
+    assert (run.start, run.length, run.copies) == (1, 5, 6)
+    # the copy reads the previous copy's sum (position 4) twice: through dense and through the skip
+    assert run.carried == (4,) and run.carry_in == (0,)
+    assert run.exported() == {run.end - 1}
+
+
+def test_a_long_hand_written_chain_rolls_by_the_rule() -> None:
+    layers = ROLL_MIN_NODES // 2 + 10
+    g = graph(CHAIN % (" -> dense(8) -> tanh" * layers))
+    (run,) = graph_runs(g)
+    assert (run.length, run.copies) == (2, layers)
+    short = graph(CHAIN % (" -> dense(8) -> tanh" * 20))
+    assert graph_runs(short) == () and len(graph_runs(short, roll=True)) == 1
+
+
+def test_copies_that_differ_end_the_run() -> None:
+    g = graph(CHAIN % (" -> dense(8) -> tanh" * 5 + " -> dense(8) -> relu" + " -> dense(8) -> tanh" * 3))
+    runs = graph_runs(g, roll=True)
+    assert [(r.length, r.copies) for r in runs] == [(2, 5), (2, 3)]
+
+
+def test_a_value_read_from_inside_the_run_keeps_those_copies_unrolled() -> None:
+    # a U-Net-like skip: the output reads the first copy's value, so no run may hide it
+    text = """
+model Skip {
+  input x: f32[N, 8]
+  a = x -> dense(8) -> tanh
+  b = a -> dense(8) -> tanh -> dense(8) -> tanh -> dense(8) -> tanh
+  y = a + b
+  output y
+}
+"""
+    g = graph(text)
+    a = g.value_map["a"].node
+    for run in graph_runs(g, roll=True):
+        assert not (run.start <= a < run.end) or a in run.exported()
+
+
+def test_copies_share_one_stacked_layer_per_position() -> None:
+    g = graph(UNIT % 6)
+    keys = layer_keys(g, roll=True)
+    dense = [n.id for n in g.nodes if n.op == "dense"][:6]
+    assert len({keys[i] for i in dense}) == 1 and keys[dense[0]] == "y_Unit_0_h_dense_x6"
+    model = build_module(g, seed=0, roll=True)
+    assert model.layers["y_Unit_0_h_dense_x6"].kernel.shape == (6, 16, 16)
+    # the same values, copy for copy, as building every copy on its own
+    plain = build_module(g, seed=0, roll=False)
+    for c in range(6):
+        np.testing.assert_array_equal(
+            model.layers["y_Unit_0_h_dense_x6"].kernel[...][c],
+            plain.layers[f"y_Unit_{c}_h_dense"].kernel[...],
+        )
+
+
+def test_rolled_equals_unrolled_outputs_gradients_and_statistics() -> None:
+    g = graph(UNIT % 6)
+    rolled, plain = build_module(g, seed=3, roll=True), build_module(g, seed=3, roll=False)
+    x = x16()
+    for m in (rolled, plain):
+        m.eval()
+    np.testing.assert_allclose(rolled(x=x)["y"], plain(x=x)["y"], rtol=1e-5, atol=1e-6)
+    for m in (rolled, plain):
+        m.train()  # batch statistics from the batch, dropout drawing masks
+
+    def loss(m: Any) -> Any:
+        return jnp.mean(m(x=x)["y"] ** 2)
+
+    gr, gp = nnx.grad(loss)(rolled), nnx.grad(loss)(plain)
+    for c in range(6):
+        np.testing.assert_allclose(
+            gr["layers"]["y_Unit_0_h_dense_x6"]["kernel"][...][c],
+            gp["layers"][f"y_Unit_{c}_h_dense"]["kernel"][...],
+            rtol=1e-4,
+            atol=1e-6,
+        )
+        # the running statistics and the dropout streams moved as each copy's own would
+        np.testing.assert_allclose(
+            rolled.layers["y_Unit_0_h_batchnorm_x6"].mean[...][c],
+            plain.layers[f"y_Unit_{c}_h_batchnorm"].mean[...],
+            rtol=1e-5,
+            atol=1e-7,
+        )
+        assert int(rolled.layers["y_Unit_0_h_x6"].rngs.count[...][c]) == int(
+            plain.layers[f"y_Unit_{c}_h"].rngs.count[...]
+        )
+    np.testing.assert_allclose(
+        gr["layers"]["y"]["kernel"][...], gp["layers"]["y"]["kernel"][...], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_a_value_inside_the_run_is_computed_copy_by_copy() -> None:
+    g = graph(UNIT % 6)
+    rolled, plain = build_module(g, seed=1, roll=True), build_module(g, seed=1, roll=False)
+    for m in (rolled, plain):
+        m.eval()
+    x = x16()
+    got, want = rolled.trace({"x": x}), plain.trace({"x": x})
+    assert got.keys() == want.keys()
+    np.testing.assert_allclose(got["y.Unit.2/h.dense"], want["y.Unit.2/h.dense"], rtol=1e-5, atol=1e-6)
+    inner = rolled.values({"x": x}, ["y.Unit.3/y"])["y.Unit.3/y"]
+    np.testing.assert_allclose(inner, want["y.Unit.3/y"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("copies", [8, 64])
+def test_the_program_holds_one_copy_of_the_segment(copies: int) -> None:
+    g = graph(UNIT % copies)
+    model = build_module(g, abstract=True, roll=True)
+    model.eval()
+    graphdef, state = nnx.split(model)
+
+    def forward(state: Any, x: Any) -> Any:
+        return nnx.merge(graphdef, state)(x=x)
+
+    hlo = jax.jit(forward).lower(state, jax.ShapeDtypeStruct((4, 16), jnp.float32)).as_text()
+    # one dense inside the loop body and the head's: whatever the number of copies
+    assert hlo.count("stablehlo.dot_general") == 2
+    assert "stablehlo.while" in hlo
+
+
+DEEP_TRAIN = """
+block Unit() {
+  input x: [N, 32]
+  h = x -> layernorm -> dense(32) -> relu
+  y = h + x
+  output y
+}
+
+model DeepResidualMLP {
+  input x: f32[N, 64]
+  input y: i32[N]
+  logits = x -> dense(32) -> repeat(70, Unit()) -> dense(10)
+  output logits
+}
+
+train {
+  data = digits(split=0.8)
+  loss = cross_entropy(logits, y)
+  optimizer = sgd(lr=0.01, momentum=0.9)
+  metrics = [accuracy(logits, y)]
+  epochs = 3
+  batch = 64
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_rolled_model_trains_reloads_evaluates_and_exports(tmp_path: Any) -> None:
+    """70 residual blocks (280 nodes) roll by the rule: the run's checkpoint holds one stacked kernel per block
+    position, and load, evaluate and ONNX export all read it."""
+    import json
+
+    import onnxruntime as ort
+    from click.testing import CliRunner
+
+    from specc.cli import main
+    from specc.train.export import pure_function
+
+    spec = tmp_path / "deep.net"
+    spec.write_text(DEEP_TRAIN)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(spec), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < 0.5 * losses[0]
+
+    run = specc.load_run(out, "last")
+    (stack,) = [k for k in run.model.layers if k.endswith("_dense_x70")]
+    assert run.model.layers[stack].kernel.shape == (70, 32, 32)
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--checkpoint", "last", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["accuracy"] > 0.3
+
+    r = CliRunner().invoke(
+        main, ["export", str(out), "--to", "onnx", "--bind", "N=4", "--checkpoint", "last"]
+    )
+    assert r.exit_code == 0, r.output
+    f, _ = pure_function(run.model)
+    x = np.random.default_rng(2).normal(size=(4, 64)).astype(np.float32)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    (got,) = ort.InferenceSession(str(out / "DeepResidualMLP.onnx"), opts).run(None, {"x": x})
+    (want,) = jax.jit(f)(x)
+    np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-4)
+
+
+def test_a_rolled_build_traces_the_segment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    eval_shape = jax.eval_shape
+    monkeypatch.setattr(jax, "eval_shape", lambda *a, **k: calls.append(1) or eval_shape(*a, **k))
+    g = graph(UNIT % 500)
+    model = build_module(g, abstract=True)  # 2,500 nodes: rolled by the rule
+    assert len(calls) == 2  # the segment's layers (all 500 copies stacked) and the head
+    assert model.layers["y_Unit_0_h_dense_x500"].kernel.shape == (500, 16, 16)
