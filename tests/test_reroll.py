@@ -243,3 +243,36 @@ def test_a_rolled_build_traces_the_segment_once(monkeypatch: pytest.MonkeyPatch)
     model = build_module(g, abstract=True)  # 2,500 nodes: rolled by the rule
     assert len(calls) == 2  # the segment's layers (all 500 copies stacked) and the head
     assert model.layers["y_Unit_0_h_dense_x500"].kernel.shape == (500, 16, 16)
+
+
+def test_freezing_some_copies_of_a_rolled_chain_is_a_located_error(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    # h1 … h100 are 100 identical copies of dense + tanh (h0 reads the 64-wide input): 200 nodes, rolled
+    body = "\n".join(f"  h{i} = h{i - 1} -> dense(16) -> tanh" for i in range(1, 101))
+    text = f"""model Named {{
+  input x: f32[N, 64]
+  input y: i32[N]
+  h0 = x -> dense(16) -> tanh
+{body}
+  logits = h100 -> dense(10)
+  output logits
+}}
+
+train {{
+  data = digits
+  loss = cross_entropy(logits, y)
+  optimizer = sgd(lr=0.01)
+  epochs = 1
+  freeze = [h3]
+}}
+"""
+    spec = tmp_path / "named.net"
+    spec.write_text(text)
+    r = CliRunner().invoke(main, ["train", str(spec), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1, r.output
+    line = text.splitlines().index("  freeze = [h3]") + 1
+    assert f"named.net:{line}:3: value error: h3 is 1 of the 100 copies of a long repeat" in r.output
+    assert "h1_dense_x100" in r.output and not (tmp_path / "run").exists()

@@ -52,8 +52,22 @@ def layers_of(graph: Any, names: Iterable[str], keys: dict[int, str]) -> dict[st
     return out
 
 
+def cut_copies(graph: Any, name: str, keys: dict[int, str]) -> tuple[str, int, int] | None:
+    """(layer key, copies named, copies in all) when `name` covers only some copies of a rolled repeat's stacked
+    layer (one key for all its copies: docs/language.md, "Long repeats compile once"), else None."""
+    owners: dict[str, int] = {}
+    covered: dict[str, int] = {}
+    for n in graph.nodes:
+        if n.params and getattr(n, "shares", None) is None:
+            owners[keys[n.id]] = owners.get(keys[n.id], 0) + 1
+            if _matches(n, name, graph.model):
+                covered[keys[n.id]] = covered.get(keys[n.id], 0) + 1
+    return next(((k, c, owners[k]) for k, c in covered.items() if c < owners[k]), None)
+
+
 def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ()) -> tuple[ObjectivePlan, ...]:
-    """Each objective's trained layers; a located SpecError when one trains nothing or two train the same."""
+    """Each objective's trained layers; a located SpecError when one trains nothing or two train the same, or
+    names some copies of a rolled repeat but not all."""
     from ..backend.flax import layer_keys
 
     keys = layer_keys(graph)
@@ -67,6 +81,20 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
     stage_of = {i: k for k, st in enumerate(stages(config)) for i in st.objectives}
     plans = []
     errors = []
+    where = [(p, o.span) for o in config.objectives for p in (o.params or ())]
+    for name, span in [*where, *((f, config.span("freeze") or config.span("train")) for f in freeze)]:
+        if (cut := cut_copies(graph, name, keys)) is not None:
+            key, some, every = cut
+            errors.append(
+                SpecError.one(
+                    "value error",
+                    f"{name} is {some} of the {every} copies of a long repeat, whose layers are stacked into one "
+                    f"({key}): they train or freeze together",
+                    span,
+                    "name the whole repeat (its value or enclosing instance), or make the copies you treat apart "
+                    "differ (a different block or argument)",
+                )
+            )
     for index, o in enumerate(config.objectives):
         if o.params is None:
             continue
