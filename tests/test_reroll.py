@@ -276,3 +276,59 @@ train {{
     line = text.splitlines().index("  freeze = [h3]") + 1
     assert f"named.net:{line}:3: value error: h3 is 1 of the 100 copies of a long repeat" in r.output
     assert "h1_dense_x100" in r.output and not (tmp_path / "run").exists()
+
+
+BODY = """
+block Unit() {
+  input x: [N, 32]
+  h = x -> layernorm -> dense(32) -> relu
+  y = h + x
+  output y
+}
+block Body() {
+  input v: [N, 64]
+  h = v -> dense(32) -> repeat(60, Unit())
+  output h
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_pretrained_instance_with_a_rolled_repeat_starts_from_the_runs_stacked_weights(
+    tmp_path: Any,
+) -> None:
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    train = """
+train {
+  data = digits(split=0.8)
+  loss = cross_entropy(logits, y)
+  optimizer = adam(lr=1e-3)
+  epochs = 1
+  batch = 64
+  %s
+}
+"""
+    model = """
+model %s {
+  input x: f32[N, 64]
+  input y: i32[N]
+  B = Body()%s
+  logits = x -> B -> dense(10)
+  output logits
+}
+"""
+    (tmp_path / "pre.net").write_text(BODY + model % ("Pre", "") + train % "")
+    (tmp_path / "ft.net").write_text(BODY + model % ("FineTune", ' from "pre_run"') + train % "freeze = [B]")
+    for name in ("pre", "ft"):
+        r = CliRunner().invoke(
+            main, ["train", str(tmp_path / f"{name}.net"), "--out", str(tmp_path / f"{name}_run")]
+        )
+        assert r.exit_code == 0, r.output
+    pre, ft = specc.load_run(tmp_path / "pre_run", "last"), specc.load_run(tmp_path / "ft_run", "last")
+    (key,) = [k for k in ft.model.layers if k.endswith("_dense_x60")]
+    assert ft.model.layers[key].kernel.shape == (60, 32, 32)
+    # frozen at the run's values, copy for copy
+    np.testing.assert_array_equal(ft.model.layers[key].kernel[...], pre.model.layers[key].kernel[...])
