@@ -332,3 +332,32 @@ model %s {
     assert ft.model.layers[key].kernel.shape == (60, 32, 32)
     # frozen at the run's values, copy for copy
     np.testing.assert_array_equal(ft.model.layers[key].kernel[...], pre.model.layers[key].kernel[...])
+
+
+def test_specc_compile_of_a_ten_thousand_node_repeat_reports_one_rolled_run(tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    text = """
+block Unit() {
+  input x: [N, 16]
+  h = x -> dense(16) -> relu
+  y = h + x
+  output y
+}
+model Residual {
+  input x: f32[N, 16]
+  y = x -> repeat(3333, Unit()) -> dense(10)
+  output y
+}
+"""
+    (tmp_path / "big.net").write_text(text)
+    r = CliRunner().invoke(main, ["compile", str(tmp_path / "big.net"), "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    assert len(got["nodes"]) == 10_001
+    assert got["rolled"] == [{"first": "y.Unit.0/h.dense", "nodes_per_copy": 3, "copies": 3333}]
+    assert got["total_params"] == 3333 * (16 * 16 + 16) + 16 * 10 + 10

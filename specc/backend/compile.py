@@ -23,6 +23,7 @@ from ..ir.graph import Graph
 from ..ir.types import JNP_NAMES
 from ..passes.count import Counts, batch_symbols, count
 from .flax import SpecModule, build_module
+from .reroll import describe_runs, graph_runs
 
 DEFAULT_BATCH = 32
 
@@ -126,6 +127,10 @@ def summary_json(c: Compiled) -> dict[str, Any]:
         "total_flops": c.counts.total_flops,
         "bind": c.bind,
         "compile_seconds": round(c.compile_seconds, 3),
+        "rolled": [
+            {"first": c.graph.nodes[r.start].name, "nodes_per_copy": r.length, "copies": r.copies}
+            for r in graph_runs(c.graph)
+        ],
     }
 
 
@@ -188,6 +193,8 @@ def compile_command(
         f"params: {c.counts.total_params:,}{state}   FLOPs/example: {_num(c.counts.total_flops)}   "
         f"XLA compile ({jax.default_backend()}): {c.compile_seconds:.2f} s"
     )
+    for line in describe_runs(c.graph):
+        console.print(f"rolled: {line}", highlight=False)
 
 
 def _write(text: str, out_dir: Path | None, name: str) -> None:

@@ -108,6 +108,16 @@ def copy_index(graph: Graph, roll: bool | None = None) -> dict[int, int]:
     }
 
 
+def describe_runs(graph: Graph) -> list[str]:
+    """One line per rolled run, for `specc compile` and the train banner."""
+    out = []
+    for r in graph_runs(graph):
+        first, last = graph.nodes[r.start].name, graph.nodes[r.start + r.length - 1].name
+        span = first if r.length == 1 else f"{first} … {last}"
+        out.append(f"{span}: {r.copies:,} copies of {r.length} node(s) run as one scan (compiled once)")
+    return out
+
+
 @dataclass(frozen=True)
 class _NodeRefs:
     refs: tuple[tuple[int, int], ...]

@@ -928,6 +928,9 @@ def _banner(
     ]
     if plan is not None:
         lines.append(plan.describe())
+    from ..backend.reroll import describe_runs
+
+    lines += [f"rolled: {line}" for line in describe_runs(graph)]
     if len(plans) > 1:
         lines.append("objectives: " + ", ".join(p.objective.name for p in plans))
     return "\n".join(lines)
