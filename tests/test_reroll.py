@@ -169,14 +169,19 @@ def test_the_program_holds_one_copy_of_the_segment(copies: int) -> None:
     assert "stablehlo.while" in hlo
 
 
-DEEP_TRAIN = """
+# a pre-norm residual unit: deep stacks of it train without blowing up
+LN_UNIT = """
 block Unit() {
   input x: [N, 32]
   h = x -> layernorm -> dense(32) -> relu
   y = h + x
   output y
 }
+"""
 
+DEEP_TRAIN = (
+    LN_UNIT
+    + """
 model DeepResidualMLP {
   input x: f32[N, 64]
   input y: i32[N]
@@ -193,6 +198,7 @@ train {
   batch = 64
 }
 """
+)
 
 
 @pytest.mark.slow
@@ -278,19 +284,16 @@ train {{
     assert "h1_dense_x100" in r.output and not (tmp_path / "run").exists()
 
 
-BODY = """
-block Unit() {
-  input x: [N, 32]
-  h = x -> layernorm -> dense(32) -> relu
-  y = h + x
-  output y
-}
+BODY = (
+    LN_UNIT
+    + """
 block Body() {
   input v: [N, 64]
   h = v -> dense(32) -> repeat(60, Unit())
   output h
 }
 """
+)
 
 
 @pytest.mark.slow
