@@ -364,3 +364,42 @@ model Residual {
     assert len(got["nodes"]) == 10_001
     assert got["rolled"] == [{"first": "y.Unit.0/h.dense", "nodes_per_copy": 3, "copies": 3333}]
     assert got["total_params"] == 3333 * (16 * 16 + 16) + 16 * 10 + 10
+
+
+TRANSFORMER = """
+block Layer() {
+  input t: [N, 6, 16]
+  a = t -> layernorm -> attention(4) -> dropout(0.1)
+  h = t + a
+  m = h -> layernorm -> dense(32) -> gelu -> dense(16) -> dropout(0.1)
+  z = h + m
+  output z
+}
+model Deep {
+  input x: f32[N, 6, 16]
+  z = x -> positional(kind=learned) -> repeat(4, Layer())
+  logits = z -> mean(axis=1) -> dense(3)
+  output logits
+}
+"""
+
+
+def test_rolled_transformer_layers_equal_unrolled_ones_with_dropout_on() -> None:
+    g = graph(TRANSFORMER)
+    (run,) = graph_runs(g, roll=True)
+    assert run.copies == 4
+    rolled, plain = build_module(g, seed=5, roll=True), build_module(g, seed=5, roll=False)
+    x = np.random.default_rng(3).normal(size=(2, 6, 16)).astype(np.float32)
+    for m in (rolled, plain):
+        m.eval()
+    np.testing.assert_allclose(rolled(x=x)["logits"], plain(x=x)["logits"], rtol=1e-5, atol=1e-6)
+    for m in (rolled, plain):
+        m.train()
+
+    def loss(m: Any) -> Any:
+        return jnp.sum(m(x=x)["logits"] ** 2)
+
+    (lr, gr), (lp, gp) = nnx.value_and_grad(loss)(rolled), nnx.value_and_grad(loss)(plain)
+    np.testing.assert_allclose(lr, lp, rtol=1e-5)  # the same dropout masks, copy for copy
+    head_r, head_p = gr["layers"]["logits"]["kernel"][...], gp["layers"]["logits"]["kernel"][...]
+    np.testing.assert_allclose(head_r, head_p, rtol=1e-4, atol=1e-6)
