@@ -25,7 +25,7 @@ from ..ir.dims import Dim
 from ..ir.graph import Fn, Graph, Node, Ref
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, get_op
-from .reroll import CARRY, INTERNAL, Run, graph_runs
+from .reroll import CARRY, INTERNAL, Run, graph_runs, run_index
 
 # ---- initialisers ----------------------------------------------------------------------------------
 
@@ -183,9 +183,7 @@ class Plan:
         self.platform = platform
         self.runs = tuple(runs)
         # each step's run (index into runs), -1 outside any
-        self.run_of = [-1] * len(steps)
-        for k, run in enumerate(self.runs):
-            self.run_of[run.start : run.end] = [k] * run.nodes
+        self.run_of = run_index(self.runs, len(steps))
         self.by_name = {s.name: s for s in steps}
         self.inputs = tuple((name, nid) for name, nid in graph.inputs)
         # symbols bound from input shapes: (input name, axis, symbol)
@@ -418,9 +416,7 @@ class SpecModule(nnx.Module):
         layers: dict[str, Any] = {}
         input_ids = dict((nid, name) for name, nid in graph.inputs)
         rolled: set[int] = set()  # nodes of rolled runs whose (stacked) layer exists
-        in_run = [False] * len(graph.nodes)
-        for run in runs:
-            in_run[run.start : run.end] = [True] * run.nodes
+        run_of = run_index(runs, len(graph.nodes))
         for n in graph.nodes:
             refs = tuple((r.node, -1 if len(graph.nodes[r.node].outputs) == 1 else r.index) for r in n.inputs)
             if n.op == "input":
@@ -457,7 +453,7 @@ class SpecModule(nnx.Module):
                         rolled.update(range(m.id, run.end, run.length))
             lw, cache_key, build = builder(n)
             key = None
-            if in_run[n.id]:
+            if run_of[n.id] >= 0:
                 key = keys[n.id] if n.id in rolled else None
             elif build is not None:
                 layer = make(cache_key, build)

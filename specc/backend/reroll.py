@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -84,8 +85,20 @@ class Run:
 
     def exported(self) -> frozenset[int]:
         """The node ids whose values the run leaves behind: the last copy's carried positions."""
+        return self._exported
+
+    @cached_property
+    def _exported(self) -> frozenset[int]:
         last = self.start + self.length * (self.copies - 1)
         return frozenset(last + p for p in self.carried)
+
+
+def run_index(runs: Sequence[Run], n: int) -> list[int]:
+    """For each of n nodes, the index of the run it belongs to in `runs`, -1 outside any."""
+    out = [-1] * n
+    for k, run in enumerate(runs):
+        out[run.start : run.end] = [k] * run.nodes
+    return out
 
 
 def should_roll(run: Run, ops: Sequence[str]) -> bool:
