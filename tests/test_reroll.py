@@ -403,3 +403,18 @@ def test_rolled_transformer_layers_equal_unrolled_ones_with_dropout_on() -> None
     np.testing.assert_allclose(lr, lp, rtol=1e-5)  # the same dropout masks, copy for copy
     head_r, head_p = gr["layers"]["logits"]["kernel"][...], gp["layers"]["logits"]["kernel"][...]
     np.testing.assert_allclose(head_r, head_p, rtol=1e-4, atol=1e-6)
+
+
+def test_the_compile_table_folds_a_rolled_run_into_one_row(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    (tmp_path / "deep.net").write_text(DEEP_TRAIN)
+    r = CliRunner().invoke(main, ["compile", str(tmp_path / "deep.net")], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    # the first copy's 4 rows, then the other 69 copies as one row with their parameters: 69 · (64 + 32·32 + 32)
+    assert "logits.Unit.0/y " in r.output and "logits.Unit.1/" not in r.output
+    row = next(line for line in r.output.splitlines() if "… 69 more copies" in line)
+    assert f"{69 * (64 + 32 * 32 + 32):,}" in row
+    assert "80,810" in r.output  # the total still counts every copy

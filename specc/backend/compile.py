@@ -144,7 +144,25 @@ def render_table(c: Compiled) -> Any:
     t.add_column("output shape")
     t.add_column("params", justify="right", footer=f"{c.counts.total_params:,}")
     t.add_column("FLOPs/example", justify="right", footer=_num(c.counts.total_flops))
-    for r in c.counts.nodes:
+    # a rolled run shows its first copy, then one row for the other copies (10,000 rows take rich ~10 s)
+    folded = {r.start + r.length: r for r in graph_runs(c.graph)}
+    skip_until = -1
+    for i, r in enumerate(c.counts.nodes):
+        if i < skip_until:
+            continue
+        if (run := folded.get(i)) is not None:
+            rest = c.counts.nodes[run.start + run.length : run.end]
+            params = sum(x.params or 0 for x in rest)
+            flops = None if any(x.flops is None for x in rest) else sum(x.flops or 0 for x in rest)
+            t.add_row(
+                f"… {run.copies - 1:,} more copies",
+                "repeat",
+                rest[-1].shape,
+                f"{params:,}" if params else "",
+                _num(flops) if flops else "",
+            )
+            skip_until = run.end
+            continue
         t.add_row(
             r.name, r.op, r.shape, f"{r.params:,}" if r.params else "", _num(r.flops) if r.flops else ""
         )
