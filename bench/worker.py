@@ -62,11 +62,13 @@ def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, An
     """`specc train`'s trainer in-process, quiet: the compilation cache, the config checked from the spec with the
     suite's settings as `--set` overrides, `train_and_evaluate` with its own batches, run folder and evaluation."""
     from specc.train.compile_cache import enable_compile_cache
+    from specc.train.execution import split_for
     from specc.train.loop import train_and_evaluate
     from specc.train.spec import build_config
 
     cache = enable_compile_cache()
     spec, graph = _spec_graph(model)
+    split_for(graph, BATCH)  # as `specc train` does, before JAX's first operation
     sets = [
         f"epochs={epochs}",
         f"batch={BATCH}",

@@ -162,3 +162,78 @@ def test_train_help_does_not_import_jax() -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "--exec" in r.stdout and "--log-gradients" in r.stdout
+
+
+# Two 64-channel 3×3 convolutions on the 8×8 digits: a step guessed at ~20 ms, long enough to split the CPU.
+WIDE_CONV = """
+model WideConv {
+  input x: f32[N, 8, 8, 1]
+  input y: i32[N]
+  h = x -> conv(64, 3, padding=same) -> relu -> conv(64, 3, padding=same) -> relu -> maxpool(2) -> global_avgpool
+  logits = h -> dense(10)
+  output logits
+}
+train {
+  data = digits(image=true, split=0.8)
+  loss = cross_entropy(logits, y)
+  optimizer = adam(lr=3e-3)
+  batch = 32
+  epochs = 2
+  metrics = [accuracy(logits, y)]
+}
+"""
+
+
+def _graph(text: str):
+    return specc.load(Path("t.net"), text=text).graph()
+
+
+def test_the_split_rule() -> None:
+    wide = _graph(WIDE_CONV)
+    ops = frozenset(n.op for n in wide.nodes)
+    flops = execution.flops_per_example(wide, 32)
+    assert flops is not None and flops > 4_000_000
+    assert execution.cpu_split(ops, flops, 32, 2) == 2
+    assert execution.cpu_split(ops, flops, 32, 1) == 1  # one core: nothing to gain
+    assert execution.cpu_split(ops, flops, 30, 4) == 3  # the most devices ≤ 4 that divide the batch
+    assert execution.cpu_split(ops, flops, 12, 2) == 1  # shares of 6 examples: too small
+    assert execution.cpu_split(ops, None, 32, 2) == 2  # an unknown FLOP count counts as long
+    assert execution.cpu_split(ops, None, 32, 64) == execution.SPLIT_MAX
+    # ~1 ms steps: not worth an all-reduce
+    small = _graph((ROOT / "specs" / "augmented_cnn.net").read_text())
+    small_ops = frozenset(n.op for n in small.nodes)
+    assert execution.cpu_split(small_ops, execution.flops_per_example(small, 32), 32, 2) == 1
+    mlp = _graph(DEEP_SIGMOID)  # no convolution: XLA:CPU's matmuls use every core already
+    assert execution.cpu_split(frozenset(n.op for n in mlp.nodes), None, 32, 2) == 1
+
+
+def _train_cli(spec: Path, out: Path, *args: str) -> tuple[str, list[dict]]:
+    r = subprocess.run(
+        [sys.executable, "-m", "specc", "train", str(spec), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=out.parent,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return r.stderr, [x for x in rows if "val_loss" in x]
+
+
+@pytest.mark.skipif(execution.cores() < 2, reason="the CPU splits only with two cores or more")
+def test_a_convnet_trains_data_parallel_on_the_split_cpu(tmp_path: Path) -> None:
+    spec = tmp_path / "wide.net"
+    spec.write_text(WIDE_CONV)
+    banner, split = _train_cli(spec, tmp_path / "split")
+    assert "the CPU is split into 2 devices" in banner and "devices: 2 × cpu" in banner
+    assert split[-1]["loss"] < split[0]["loss"] and split[-1]["val_accuracy"] > 0.5
+    # stopped after one epoch and resumed: bitwise the run that did not stop, on the same split
+    _train_cli(spec, tmp_path / "resumed", "--epochs", "1")
+    _, resumed = _train_cli(spec, tmp_path / "resumed", "--resume")
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in split]
+    assert [r["val_loss"] for r in resumed] == [r["val_loss"] for r in split]
+    # one device trains the same model: only the order of the gradient's sums differs
+    banner, one = _train_cli(spec, tmp_path / "one", "--devices", "1")
+    assert "devices: 1 × cpu" in banner and "split" not in banner
+    np.testing.assert_allclose([r["val_loss"] for r in one], [r["val_loss"] for r in split], rtol=2e-3)

@@ -52,7 +52,7 @@ def train_command(
     atexit.register(gc.freeze)
     from .loop import maybe_initialize_distributed
 
-    maybe_initialize_distributed()  # before JAX touches a device
+    distributed = maybe_initialize_distributed()  # before JAX touches a device
     from .compile_cache import enable_compile_cache
 
     enable_compile_cache()
@@ -71,6 +71,10 @@ def train_command(
     config = build_config(spec, graph, ovs)
     if data is not None:
         config = replace(config, data_base=Path.cwd())  # a path typed on the command line is relative to here
+    if not distributed:  # before JAX's first operation
+        from .execution import split_for
+
+        split_for(graph, config.batch, devices)
     from .loop import train_and_evaluate
 
     result = train_and_evaluate(

@@ -198,6 +198,8 @@ class _Mesh:
 def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
     avail = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     n = len(avail) if devices is None else devices
+    if devices is None and jax.process_count() == 1:  # by default, the most devices that divide the batch
+        n = max(k for k in range(1, n + 1) if batch % k == 0)
     if n > len(avail):
         raise SpecError.one(
             "value error",
@@ -926,6 +928,13 @@ def _banner(
         + f" examples; batch {batch}, {steps} steps an epoch",
         f"devices: {mesh.n} × {'/'.join(kinds)}" + (f" ({_cpu_threads()})" if "cpu" in kinds else ""),
     ]
+    from .execution import split_made
+
+    if kinds == ["cpu"] and mesh.n > 1 and split_made() == mesh.n:
+        lines.append(
+            f"the CPU is split into {mesh.n} devices, data-parallel: XLA:CPU runs a convolution's gradients on"
+            " about one core (--devices 1 keeps one)"
+        )
     if plan is not None:
         lines.append(plan.describe())
     from ..backend.reroll import describe_runs
@@ -999,21 +1008,13 @@ def _execution_plan(
     steps_per_epoch: int,
     mesh: _Mesh,
 ) -> Any:
-    from .execution import choose_execution
+    from .execution import choose_execution, flops_per_example
 
-    # the FLOP count is per batch in the inputs' symbols (N, sequence lengths): bind them to this batch's sizes
-    env = {}
-    for name, nid in graph.inputs:
-        if name in feed:
-            for axis, d in enumerate(graph.nodes[nid].type.dims):
-                if (sym := d.as_symbol()) is not None:
-                    env[sym] = batch if axis == 0 else int(ds.fields[name].shape[axis])
-    flops = graph.total_flops.subst(env).as_int()
-    flops = flops // batch if flops is not None else None
+    flops = flops_per_example(graph, batch, {k: ds.fields[k].shape for k in feed})
     per_example = sum(ds.fields[k].dtype.itemsize * math.prod(ds.fields[k].shape[1:]) for k in feed)
     return choose_execution(
         requested,
-        flops_per_example=int(flops) if flops is not None else None,
+        flops_per_example=flops,
         batch=batch,
         batch_bytes=per_example * batch,
         steps_per_epoch=steps_per_epoch,

@@ -354,6 +354,10 @@ def sweep_command(
     from .loop import train_and_evaluate
 
     enable_compile_cache()
+    from .execution import split_for
+
+    # the first point's rule; a point whose batch the split does not divide trains on fewer devices
+    split_for(planned[0][1], planned[0][2].batch)
     out.mkdir(parents=True, exist_ok=True)
     # this grid's points in its order, then those of an earlier grid of the sweep (the summary keeps them)
     done = {p.name: done.get(p.name, {"settings": p.settings}) for p, _, _ in planned} | done
