@@ -277,6 +277,19 @@ def _param_value(attrs: dict[str, Any], c: BuildContext) -> ParamValue:
 # convnet's four layers: 0.5 s instead of 3.3 s with a cold cache; the values are the same but for normal draws,
 # which may differ in the last bit).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+# XLA:CPU's newer MLIR fusion emitters compile a train step 1.3-2× slower than its LLVM loop emitters and give no
+# faster step (2 cores, cold cache, trace + compile / median step: lecture convnet 4.0 → 2.0 s / 34 → 37 ms, LeNet-5
+# 2.6 → 1.5 s / 19.9 → 20.4 ms, small ResNet 3.8 → 3.1 s / 190 → 188 ms, transformer block 3.4 → 2.2 s / 20.6 →
+# 20.5 ms, LSTM 2.0 → 1.4 s / 34 → 35 ms; steps within their run-to-run spread): specc's programs use the latter.
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+
+def compiler_options(once: bool = False) -> dict[str, Any] | None:
+    """XLA options for a program of specc's on this backend (None off the CPU); `once`: a program run once (an
+    initialiser), compiled without LLVM's optimisations too."""
+    if jax.default_backend() != "cpu":
+        return None
+    return {**CPU_COMPILER_OPTIONS, **INIT_COMPILER_OPTIONS} if once else dict(CPU_COMPILER_OPTIONS)
 
 
 class _Once:
@@ -291,8 +304,7 @@ class _Once:
         if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
             return self.jitted(*args)
         if self.compiled is None:
-            options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-            self.compiled = self.jitted.lower(*args).compile(compiler_options=options)
+            self.compiled = self.jitted.lower(*args).compile(compiler_options=compiler_options(once=True))
         return self.compiled(*args)
 
 

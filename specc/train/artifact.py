@@ -132,7 +132,10 @@ class Run:
 
         fed = {k: self._normalize(k, v) for k, v in inputs.items()}
         gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
-        out = jax.jit(lambda p, r, x: nnx.merge(gd, p, r)(x))(params, rest, fed)
+        from ..backend.flax import compiler_options
+
+        run = jax.jit(lambda p, r, x: nnx.merge(gd, p, r)(x), compiler_options=compiler_options())
+        out = run(params, rest, fed)
         return {k: np.asarray(v) for k, v in out.items()}
 
     def _normalize(self, name: str, v: Any) -> np.ndarray:

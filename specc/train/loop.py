@@ -385,7 +385,7 @@ def train_and_evaluate(
     _check_memory(config, graph, batch // mesh.n)
     steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
 
-    from ..backend.flax import build_module
+    from ..backend.flax import build_module, compiler_options
 
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
@@ -540,7 +540,8 @@ def train_and_evaluate(
             t_trace = time.perf_counter()
             lowered = traced.lower()
             t_lower = time.perf_counter()
-            train_jits[stage_index] = lowered.compile()  # JAX's persistent cache: a second run loads it
+            # JAX's persistent cache: a second run loads it
+            train_jits[stage_index] = lowered.compile(compiler_options=compiler_options())
             t_done = time.perf_counter()
             what = "the train step" if len(run_stages) == 1 else f"stage {stage_index + 1}'s train step"
             reporter.say(
@@ -549,15 +550,23 @@ def train_and_evaluate(
             )
         return train_jits[stage_index]
 
-    eval_jit = jax.jit(eval_step, donate_argnums=2, **jit_kw)
+    # (compiling it in a thread beside the train step made the first epoch ~1 s slower on 2 cores: XLA's
+    # compilation already runs its code generation on both)
+    eval_jit = jax.jit(eval_step, donate_argnums=2, compiler_options=compiler_options(), **jit_kw)
 
+    def fresh(params: Any) -> dict[str, Any]:
+        return {
+            "opt": tuple(
+                tx.init(nnx.split_state(params, sel, ...)[0]) for tx, sel in zip(txs, selectors, strict=True)
+            ),
+            "sums": jnp.zeros((n_stats,), jnp.float32),
+        }
+
+    # one small program, not one per optimizer-state shape (eager zeros compile each: ~50 ms apiece on the CPU)
     state: dict[str, Any] = {
         "params": params,
         "rest": rest,
-        "opt": tuple(
-            tx.init(nnx.split_state(params, sel, ...)[0]) for tx, sel in zip(txs, selectors, strict=True)
-        ),
-        "sums": jnp.zeros((n_stats,), jnp.float32),
+        **jax.jit(fresh, compiler_options=compiler_options(once=True))(params),
         "n": jnp.int32(0),
         "step": jnp.int32(0),
         "bad": jnp.int32(-1),
@@ -770,8 +779,8 @@ def train_and_evaluate(
                 vals = _evaluate(eval_jit, state, val_ds, batch, feed, mesh, n_stats)
                 for k, v in zip(stat_names, vals, strict=True):
                     record[f"val_{k}"] = v
-            state["sums"] = mesh.replicate(jnp.zeros((n_stats,), jnp.float32))
-            state["n"] = mesh.replicate(jnp.int32(0))
+            state["sums"] = mesh.replicate(np.zeros((n_stats,), np.float32))
+            state["n"] = mesh.replicate(np.int32(0))
             history.append(record)
             lines = ""
             if log_gradients:
@@ -1173,7 +1182,10 @@ def evaluate_model(model: Any, config: TrainConfig, graph: Any, ds: DataSet, bat
     step = make_eval_step(gd, objectives, metric_calls, input_names, config.value_names, draw)
     names = stat_names_of(objectives, config.metrics)
     state = {"params": params, "rest": rest}
-    vals = _evaluate(jax.jit(step, donate_argnums=2), state, ds, batch, input_names, _Mesh(1), len(names))
+    from ..backend.flax import compiler_options
+
+    jitted = jax.jit(step, donate_argnums=2, compiler_options=compiler_options())
+    vals = _evaluate(jitted, state, ds, batch, input_names, _Mesh(1), len(names))
     return dict(zip(names, vals, strict=True))
 
 
@@ -1187,7 +1199,7 @@ def _evaluate(
     n_stats: int,
 ) -> list[float]:
     """Loss and metrics over the whole split: the last batch padded to full size with zero weights."""
-    sums = mesh.replicate(jnp.zeros((n_stats + 1,), jnp.float32))
+    sums = mesh.replicate(np.zeros((n_stats + 1,), np.float32))  # numpy: no program compiled for zeros
     sub = DataSet({k: ds.fields[k] for k in feed})
     for index, b in enumerate(sub.batches(batch)):
         n = next(iter(b.values())).shape[0]
