@@ -59,20 +59,30 @@ def test_abstract_build_traces_each_distinct_layer_once(copies: int, monkeypatch
     assert "y_Unit_0_h_dense" in model.layers and f"y_Unit_{copies - 1}_h_dense" in model.layers
 
 
-def test_parameters_equal_one_build_of_the_whole_model() -> None:
-    g = specc.load("deep.net", text=DEEP % 2).graph()
+@pytest.mark.parametrize(
+    ("copies", "jits"),
+    [
+        (
+            2,
+            4,
+        ),  # 10 nodes: each distinct layer traced for its structure, then one program initialises them all
+        (70, 3),  # 282 nodes: one small program per distinct layer, called per layer (linear in the graph)
+    ],
+)
+def test_parameters_equal_one_build_of_the_whole_model(copies: int, jits: int) -> None:
+    g = specc.load("deep.net", text=DEEP % copies).graph()
     jitted = Spy(jax.jit)
     jax_jit = jax.jit
     try:
         jax.jit = jitted  # type: ignore[assignment]
-        model = build_module(g, seed=7)
+        model = build_module(g, seed=7, roll=False)
     finally:
         jax.jit = jax_jit
-    assert jitted.calls == 3  # one small program per distinct layer
+    assert jitted.calls == jits
 
     def whole() -> Any:
         # the former way: one Rngs, every layer built in graph order inside one jit
-        ctx, keys, layers = BuildContext(nnx.Rngs(7)), layer_keys(g), {}
+        ctx, keys, layers = BuildContext(nnx.Rngs(7)), layer_keys(g, False), {}
         for n in g.nodes:
             op = get_op(n.op)
             if op is None or n.op in ("input", "param"):
