@@ -165,7 +165,16 @@ def markdown(
     epochs: int,
     data: str,
 ) -> str:
-    threads = {NAMES[c]: s.threads for r in results for c, s in r.contenders.items()}
+    by_setting: dict[str, dict[str, list[str]]] = {}  # contender → its thread settings → the models run so
+    for r in results:
+        for c, s in r.contenders.items():
+            by_setting.setdefault(NAMES[c], {}).setdefault(s.threads, []).append(r.model)
+    threads = {
+        k: v[0]
+        if len(v := list(settings)) == 1
+        else "; ".join(f"{t} ({', '.join(ms)})" for t, ms in settings.items())
+        for k, settings in by_setting.items()
+    }
     lines = [
         "## The training suite (`python -m bench`)",
         "",

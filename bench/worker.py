@@ -68,7 +68,7 @@ def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, An
 
     cache = enable_compile_cache()
     spec, graph = _spec_graph(model)
-    split_for(graph, BATCH)  # as `specc train` does, before JAX's first operation
+    split = split_for(graph, BATCH)  # as `specc train` does, before JAX's first operation
     sets = [
         f"epochs={epochs}",
         f"batch={BATCH}",
@@ -94,7 +94,9 @@ def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, An
         "epochs": times,
         "first_epoch": first,
         "val_accuracy": result.history[-1].get("val_accuracy"),
-        "threads": _xla_threads() + f"; compilation cache {'on' if cache else 'off'}",
+        "threads": _xla_threads()
+        + (f", the CPU split into {split} devices (data-parallel)" if split > 1 else "")
+        + f"; compilation cache {'on' if cache else 'off'}",
     }
 
 
