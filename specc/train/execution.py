@@ -61,7 +61,11 @@ def step_seconds(flops_per_example: int | None, batch: int, platform: str) -> fl
     """A guess of one train step's length (forward and backward ≈ 3 × forward), None when unknown."""
     if flops_per_example is None or platform != "cpu":
         return None
-    return 3.0 * flops_per_example * batch / (CPU_FLOPS_PER_CORE * cores())
+    return _cpu_step_guess(flops_per_example, batch, cores())
+
+
+def _cpu_step_guess(flops_per_example: int, batch: int, n_cores: int) -> float:
+    return 3.0 * flops_per_example * batch / (CPU_FLOPS_PER_CORE * n_cores)
 
 
 def cores() -> int:
@@ -75,8 +79,9 @@ def cpu_split(ops: frozenset[str], flops_per_example: int | None, batch: int, n_
     then the most devices ≤ min(cores, SPLIT_MAX) that divide the batch into shares of ≥ 8 examples."""
     if n_cores < 2 or not ops & LOOP_SLOW_CPU_OPS:
         return 1
-    if flops_per_example is not None and 3.0 * flops_per_example * batch / (CPU_FLOPS_PER_CORE * n_cores) < (
-        SPLIT_MIN_STEP_S
+    if (
+        flops_per_example is not None
+        and _cpu_step_guess(flops_per_example, batch, n_cores) < SPLIT_MIN_STEP_S
     ):
         return 1
     fits = [
