@@ -356,7 +356,12 @@ def dot(
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Replace the run in --out (deletes only the files a run writes).")
-@click.option("--devices", type=click.IntRange(min=1), help="Data-parallel over this many local devices.")
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    help="Data-parallel over this many local devices (default: all; on a CPU with several cores a model with"
+    " convolutions splits it into devices, --devices 1 keeps one).",
+)
 @click.option(
     "--log-histograms", is_flag=True, help="Also log each layer's weights per epoch to TensorBoard."
 )
