@@ -237,3 +237,26 @@ def test_a_convnet_trains_data_parallel_on_the_split_cpu(tmp_path: Path) -> None
     banner, one = _train_cli(spec, tmp_path / "one", "--devices", "1")
     assert "devices: 1 × cpu" in banner and "split" not in banner
     np.testing.assert_allclose([r["val_loss"] for r in one], [r["val_loss"] for r in split], rtol=2e-3)
+
+
+def test_by_default_the_mesh_takes_the_most_devices_that_divide_the_batch() -> None:
+    script = (
+        "import jax\n"
+        "jax.config.update('jax_num_cpu_devices', 4)\n"
+        "from specc.errors import SpecError\n"
+        "from types import SimpleNamespace\n"
+        "from specc.train.loop import _make_mesh\n"
+        "c = SimpleNamespace(shard='replicate', span=lambda key: None)\n"
+        "print(_make_mesh(None, 6, c).n, _make_mesh(None, 8, c).n, _make_mesh(2, 6, c).n)\n"
+        "try:\n"
+        "    _make_mesh(4, 6, c)\n"
+        "except SpecError as e:\n"
+        "    print(e.diagnostics[0].message)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    sizes, error = r.stdout.splitlines()[-2:]
+    assert sizes == "3 4 2"  # batch 6 on 4 devices: 3 of them; a given --devices is obeyed
+    assert error == "batch 6 does not split evenly over 4 devices"

@@ -25,7 +25,7 @@ from ..ir.dims import Dim
 from ..ir.graph import Fn, Graph, Node, Ref
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, get_op
-from .reroll import CARRY, INTERNAL, Run, graph_runs, run_index
+from .reroll import CARRY, INTERNAL, LOOP_SLOW_CPU_OPS, Run, graph_runs, run_index
 
 # ---- initialisers ----------------------------------------------------------------------------------
 
@@ -277,19 +277,23 @@ def _param_value(attrs: dict[str, Any], c: BuildContext) -> ParamValue:
 # convnet's four layers: 0.5 s instead of 3.3 s with a cold cache; the values are the same but for normal draws,
 # which may differ in the last bit).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
-# XLA:CPU's newer MLIR fusion emitters compile a train step 1.3-2× slower than its LLVM loop emitters and give no
-# faster step (2 cores, cold cache, trace + compile / median step: lecture convnet 4.0 → 2.0 s / 34 → 37 ms, LeNet-5
-# 2.6 → 1.5 s / 19.9 → 20.4 ms, small ResNet 3.8 → 3.1 s / 190 → 188 ms, transformer block 3.4 → 2.2 s / 20.6 →
-# 20.5 ms, LSTM 2.0 → 1.4 s / 34 → 35 ms; steps within their run-to-run spread): specc's programs use the latter.
+# XLA:CPU's newer MLIR fusion emitters compile a train step 1.5-2× slower than its LLVM loop emitters. For models
+# with convolutions or windowed pooling the older emitters' step is as fast (one process, the two programs' calls
+# interleaved, 30 each, 2 cores, compile / median step: lecture convnet 3.03 → 1.50 s / 38.9 → 37.8 ms, LeNet-5
+# 2.39 → 1.29 s / 25.7 → 26.2 ms); elsewhere it is slower (LSTM 1.7 → 1.2 s / 29.5 → 30.7 ms, transformer block
+# 2.8 → 1.7 s / 18.3-19.8 → 20.0-21.4 ms, MLP 1.06 → 0.65 s / 3.5 → 3.8 ms), and a run's steps outweigh its
+# one compilation. So programs of conv models, and initialisers (run once), use the older emitters on the CPU.
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
-def compiler_options(once: bool = False) -> dict[str, Any] | None:
-    """XLA options for a program of specc's on this backend (None off the CPU); `once`: a program run once (an
-    initialiser), compiled without LLVM's optimisations too."""
+def compiler_options(ops: Iterable[str] = (), once: bool = False) -> dict[str, Any] | None:
+    """XLA options for a program of specc's on this backend (None: XLA's defaults): for a model with these op
+    names; `once`: a program run once (an initialiser), compiled without LLVM's optimisations too."""
     if jax.default_backend() != "cpu":
         return None
-    return {**CPU_COMPILER_OPTIONS, **INIT_COMPILER_OPTIONS} if once else dict(CPU_COMPILER_OPTIONS)
+    if once:
+        return {**CPU_COMPILER_OPTIONS, **INIT_COMPILER_OPTIONS}
+    return dict(CPU_COMPILER_OPTIONS) if LOOP_SLOW_CPU_OPS.intersection(ops) else None
 
 
 class _Once:

@@ -134,7 +134,8 @@ class Run:
         gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
         from ..backend.flax import compiler_options
 
-        run = jax.jit(lambda p, r, x: nnx.merge(gd, p, r)(x), compiler_options=compiler_options())
+        options = compiler_options(n.op for n in self.model.graph.nodes)
+        run = jax.jit(lambda p, r, x: nnx.merge(gd, p, r)(x), compiler_options=options)
         out = run(params, rest, fed)
         return {k: np.asarray(v) for k, v in out.items()}
 

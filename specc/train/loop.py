@@ -520,6 +520,7 @@ def train_and_evaluate(
 
         jit_kw = {"out_shardings": NamedSharding(mesh.mesh, PartitionSpec())}
     train_jits: dict[int, Any] = {}
+    options = compiler_options(n.op for n in graph.nodes)
 
     def train_jit_for(stage_index: int, state: Any, example: Any) -> Any:
         """The stage's train step (scan: its chunk step), compiled ahead of its first batch (so the bar never
@@ -541,7 +542,7 @@ def train_and_evaluate(
             lowered = traced.lower()
             t_lower = time.perf_counter()
             # JAX's persistent cache: a second run loads it
-            train_jits[stage_index] = lowered.compile(compiler_options=compiler_options())
+            train_jits[stage_index] = lowered.compile(compiler_options=options)
             t_done = time.perf_counter()
             what = "the train step" if len(run_stages) == 1 else f"stage {stage_index + 1}'s train step"
             reporter.say(
@@ -552,7 +553,7 @@ def train_and_evaluate(
 
     # (compiling it in a thread beside the train step made the first epoch ~1 s slower on 2 cores: XLA's
     # compilation already runs its code generation on both)
-    eval_jit = jax.jit(eval_step, donate_argnums=2, compiler_options=compiler_options(), **jit_kw)
+    eval_jit = jax.jit(eval_step, donate_argnums=2, compiler_options=options, **jit_kw)
 
     def fresh(params: Any) -> dict[str, Any]:
         return {
@@ -1184,7 +1185,8 @@ def evaluate_model(model: Any, config: TrainConfig, graph: Any, ds: DataSet, bat
     state = {"params": params, "rest": rest}
     from ..backend.flax import compiler_options
 
-    jitted = jax.jit(step, donate_argnums=2, compiler_options=compiler_options())
+    options = compiler_options(n.op for n in graph.nodes)
+    jitted = jax.jit(step, donate_argnums=2, compiler_options=options)
     vals = _evaluate(jitted, state, ds, batch, input_names, _Mesh(1), len(names))
     return dict(zip(names, vals, strict=True))
 
