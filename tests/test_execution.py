@@ -157,11 +157,17 @@ def test_train_help_does_not_import_jax() -> None:
         "heavy = sorted(m for m in ('jax', 'jaxlib', 'flax', 'optax', 'orbax') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
+    out = _python(script)
+    assert "--exec" in out and "--log-gradients" in out
+
+
+def _python(script: str) -> str:
+    """A fresh interpreter's standard output for `script`, which must succeed."""
     r = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "--exec" in r.stdout and "--log-gradients" in r.stdout
+    return r.stdout
 
 
 # Two 64-channel 3×3 convolutions on the 8×8 digits: a step guessed at ~20 ms, long enough to split the CPU.
@@ -253,10 +259,6 @@ def test_by_default_the_mesh_takes_the_most_devices_that_divide_the_batch() -> N
         "except SpecError as e:\n"
         "    print(e.diagnostics[0].message)\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    sizes, error = r.stdout.splitlines()[-2:]
+    sizes, error = _python(script).splitlines()[-2:]
     assert sizes == "3 4 2"  # batch 6 on 4 devices: 3 of them; a given --devices is obeyed
     assert error == "batch 6 does not split evenly over 4 devices"
