@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import pytest
+
 from specc.train.compile_cache import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,3 +53,14 @@ def test_a_second_run_of_a_spec_loads_its_programs_from_the_cache(tmp_path: Path
     assert second.returncode == 0, second.stderr
     hits = re.findall(r"Persistent compilation cache hit for '([^']*)'", second.stderr)
     assert any("step" in name for name in hits), hits  # the train step itself, not only small helpers
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
+def test_compiler_options_leave_out_what_xla_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    from specc.backend import flax as backend
+
+    known = {"xla_cpu_use_fusion_emitters": False}
+    monkeypatch.setattr(backend, "CPU_COMPILER_OPTIONS", {**known, "xla_cpu_no_such_option": True})
+    assert backend.compiler_options(["conv", "relu"]) == known  # an older XLA would refuse the whole compile
+    assert backend.compiler_options(["dense", "relu"]) is None  # no conv: XLA's defaults
+    assert backend.compiler_options(once=True) == {**known, "xla_backend_optimization_level": 0}

@@ -12,7 +12,7 @@ import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import jax
@@ -288,12 +288,25 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 def compiler_options(ops: Iterable[str] = (), once: bool = False) -> dict[str, Any] | None:
     """XLA options for a program of specc's on this backend (None: XLA's defaults): for a model with these op
-    names; `once`: a program run once (an initialiser), compiled without LLVM's optimisations too."""
+    names; `once`: a program run once (an initialiser), compiled without LLVM's optimisations too. An option this
+    jaxlib does not know is left out (an older XLA refuses the whole compilation over it)."""
     if jax.default_backend() != "cpu":
         return None
+    wanted: dict[str, Any] = dict(CPU_COMPILER_OPTIONS) if once or LOOP_SLOW_CPU_OPS.intersection(ops) else {}
     if once:
-        return {**CPU_COMPILER_OPTIONS, **INIT_COMPILER_OPTIONS}
-    return dict(CPU_COMPILER_OPTIONS) if LOOP_SLOW_CPU_OPS.intersection(ops) else None
+        wanted |= INIT_COMPILER_OPTIONS
+    known = {k: v for k, v in wanted.items() if _known_option(k, v)}
+    return known or None
+
+
+@cache
+def _known_option(name: str, value: Any) -> bool:
+    """Whether XLA compiles a one-line program with this option (once per process)."""
+    try:
+        jax.jit(lambda x: x + 1).lower(np.float32(0)).compile(compiler_options={name: value})
+    except Exception:  # JaxRuntimeError "No such compile option", or a value it refuses
+        return False
+    return True
 
 
 class _Once:
