@@ -295,15 +295,20 @@ def compiler_options(ops: Iterable[str] = (), once: bool = False) -> dict[str, A
     wanted: dict[str, Any] = dict(CPU_COMPILER_OPTIONS) if once or LOOP_SLOW_CPU_OPS.intersection(ops) else {}
     if once:
         wanted |= INIT_COMPILER_OPTIONS
-    known = {k: v for k, v in wanted.items() if _known_option(k, v)}
-    return known or None
+    if not wanted:
+        return None
+    if _compiles_with(
+        tuple(wanted.items())
+    ):  # one probe for the whole set; option by option only if it fails
+        return wanted
+    return {k: v for k, v in wanted.items() if _compiles_with(((k, v),))} or None
 
 
 @cache
-def _known_option(name: str, value: Any) -> bool:
-    """Whether XLA compiles a one-line program with this option (once per process)."""
+def _compiles_with(options: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether XLA compiles a one-line program with these options (once per process and set)."""
     try:
-        jax.jit(lambda x: x + 1).lower(np.float32(0)).compile(compiler_options={name: value})
+        jax.jit(lambda x: x + 1).lower(np.float32(0)).compile(compiler_options=dict(options))
     except Exception:  # JaxRuntimeError "No such compile option", or a value it refuses
         return False
     return True
