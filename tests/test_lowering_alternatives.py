@@ -33,6 +33,7 @@ NORM_TOL = 1e-4
 # such call, the shapes the rule rejects included
 REWRITES = {
     "im2col": lambda a, t: plain_2d(a, t) is not None,
+    "im2col_t": lambda a, t: plain_2d(a, t) is not None,
     "subpixel": plain_transpose_2d,
     "slices": lambda a, t: t[0].rank == 4,
     "fused": fusable,
@@ -266,8 +267,11 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
         _, node, _, types = one_op(shape, call)
         return choose_lowering(node, types, platform).name
 
-    assert chosen((100, 28, 28, 1), "conv(32, 5)") == "im2col"  # the lecture convnet's two convs
+    assert chosen((100, 28, 28, 1), "conv(32, 5)") == "im2col_t"  # the lecture convnet's two convs
     assert chosen((100, 8, 8, 32), "conv(64, 5)") == "im2col"
+    assert chosen((100, 32, 32, 3), "conv(32, 3, padding=1)") == "im2col_t"  # a CIFAR stem
+    assert chosen((100, 28, 28, 5), "conv(32, 5)") == "reference"  # 5 channels, 576 positions
+    assert chosen((100, 28, 28, 1), "conv(32, 2)") == "reference"  # a 2×2 kernel: slices gain nothing
     assert chosen((100, 5, 5, 16), "conv(120, 5)") == "dense"  # LeNet-5's C5
     assert chosen((100, 14, 14, 32), "conv(32, 3, padding=1)") == "reference"  # a ResNet's 3×3 convs lose
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "gpu") == "reference"
@@ -301,7 +305,7 @@ model C {
 }""",
     ).graph()
     fast, ref = build_module(g, platform="cpu"), build_module(g, platform="reference")
-    assert set(lowering_names(fast).values()) >= {"im2col", "tiled", "dense"}
+    assert set(lowering_names(fast).values()) >= {"im2col_t", "im2col", "tiled", "dense"}
     assert set(lowering_names(ref).values()) == {"reference"}
     x = inputs("tied", (2, 28, 28, 1), 0)
     np.testing.assert_allclose(fast(x=x)["y"], ref(x=x)["y"], rtol=RTOL, atol=ATOL)
