@@ -255,6 +255,22 @@ def test_maxpool_gives_a_tied_window_gradient_to_its_first_maximum(window: str) 
         assert check_alternatives(shape, f"maxpool({window})", kind, 0, exact=True) == 1 + tiles
 
 
+def test_maxpool_windows_of_minus_infinity_give_their_gradient_as_the_reference() -> None:
+    """A window of -inf only (a masked or padded map) still has a first maximum: the tiled form's reduction
+    starts from -inf and must not lose the gradient to its initial value."""
+    op, _, attrs, types = one_op((1, 4, 4, 1), "maxpool(2)")
+    x = np.array([[0, 1, 1, 1], [1, 2, 1, 1], [-np.inf] * 4, [-np.inf, -np.inf, 3, -np.inf]], np.float32)
+    x = x.reshape(1, 4, 4, 1)
+    ref = value_and_grads(op, attrs, types, op.lowerings[0], x, np.ones(1))
+    forms = forms_that_apply(op, attrs, types)
+    assert {lw.name for lw in forms} == {"tiled", "slices"}
+    for lw in forms:
+        got = value_and_grads(op, attrs, types, lw, x, np.ones(1))
+        for a, b in zip(got[:2], ref[:2], strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=lw.name)
+    assert np.asarray(ref[1]).ravel().tolist()[8] == 1  # the all -inf window's first element
+
+
 def test_each_overlapping_window_gives_its_gradient_to_its_first_element() -> None:
     op, _, attrs, types = one_op((1, 3, 3, 1), "maxpool(2, stride=1)")
     for lw in op.lowerings[:1] + tuple(forms_that_apply(op, attrs, types)):
