@@ -275,10 +275,35 @@ def _im2col_t_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     ]
     patches = jnp.stack(rows).reshape(k[0] * k[1] * cin, -1)  # (row, column, channel): the kernel's own order
     kernel = m.kernel[...]
-    flat = kernel.reshape(-1, kernel.shape[-1])
-    yt = lax.dot_general(flat, patches, (((0,), (0,)), ((), ())))  # [cout, N·out h·out w]
-    y = yt.T.reshape(n, outs[0], outs[1], -1)
+    y = _kernel_major_matmul(ctx)(kernel.reshape(-1, kernel.shape[-1]), patches)
+    y = y.reshape(n, outs[0], outs[1], -1)
     return y if m.bias is None else y + m.bias[...]
+
+
+def _kernel_major_matmul(ctx: Any) -> Any:
+    """(flat kernel [K, cout], patches [K, P]) → [P, cout], with its gradients written out so that every matmul has
+    its contracted axis innermost or its operand in [K, N] order: left to JAX's transpose rule, XLA folds the
+    output's transpose into the weight gradient and runs it as its own (naive) dot over the outer axis (the
+    convnet: 1.8 ms of a 20 ms step per device). Convnet step 19.9-25.4 → 18.7-22.7 ms, LeNet-5 19.3-19.8 →
+    18.1-18.2 ms (interleaved A/B, split over 2 devices), compilation 0.3-0.9 s shorter."""
+    jax, lax = ctx.jax, ctx.lax
+
+    def contract(a: int, b: int) -> Any:
+        return ((a,), (b,)), ((), ())
+
+    @jax.custom_vjp
+    def matmul(flat: Any, patches: Any) -> Any:
+        return lax.dot_general(flat, patches, contract(0, 0)).T
+
+    def forward(flat: Any, patches: Any) -> tuple[Any, tuple[Any, Any]]:
+        return matmul(flat, patches), (flat, patches)
+
+    def backward(saved: tuple[Any, Any], g: Any) -> tuple[Any, Any]:
+        flat, patches = saved
+        return lax.dot_general(patches, g, contract(1, 0)), lax.dot_general(flat, g, contract(1, 1))
+
+    matmul.defvjp(forward, backward)
+    return matmul
 
 
 def _dense_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
