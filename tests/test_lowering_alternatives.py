@@ -342,3 +342,28 @@ def test_lowering_reference_on_the_command_line(tmp_path: Any) -> None:
     r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", "fast"])
     assert r.exit_code == 2 and "'auto', 'reference'" in r.output
     assert "--lowering" in CliRunner().invoke(main, ["train", "--help"]).output
+
+
+@pytest.mark.parametrize("form", ["_tiled_max", "_tiled_max_gather"])
+@pytest.mark.parametrize("kind", ["tied", "constant", "normal"])
+def test_both_tiled_max_pool_forms_differentiate_as_reduce_window(form: str, kind: str) -> None:
+    """The tiled max-pool has a form for a CPU split into devices (one reduce) and one for a single device (argmax
+    and a gather): the property tests run whichever this process's device count picks, so both are checked here,
+    bit for bit against reduce_window, ties and constant windows included."""
+    from jax import lax
+
+    import specc.ops.pooling as pooling
+
+    x = jnp.asarray(inputs(kind, (3, 6, 9, 2), 1))
+    w = jnp.asarray(np.random.default_rng(2).normal(size=(3, 3, 3, 2)).astype(np.float32))
+
+    def reference(x: Any) -> Any:
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 3, 1), (1, 2, 3, 1), "VALID")
+
+    pool = getattr(pooling, form)(jax, jnp, (3, 3, 2, 3, 3, 2), (2, 4))
+    for f in (reference, pool):
+        assert f(x).shape == (3, 3, 3, 2)
+    got, vjp = jax.vjp(jax.jit(pool), x)
+    want, vjp_ref = jax.vjp(reference, x)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    np.testing.assert_array_equal(np.asarray(vjp(w)[0]), np.asarray(vjp_ref(w)[0]))
