@@ -20,8 +20,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .models import BATCH, LR, MODELS, MOMENTUM, SEED, epoch_batches, load_splits, mnist_present
 
 
-def _jax_step(net: Any, call: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """A donated jitted SGD step over `net` (any NNX module) with `call(module, x)` giving the logits."""
+def _jax_step(
+    net: Any, call: Callable[[Any, Any], Any], options: dict[str, Any] | None = None
+) -> Callable[[Any, Any], Any]:
+    """A donated jitted SGD step over `net` (any NNX module) with `call(module, x)` giving the logits, compiled with
+    XLA `options` (specc's train step passes `compiler_options` of the model's ops: a profile taken without them
+    times another program — for conv models, other emitters)."""
     import jax
     import optax
     from flax import nnx
@@ -40,7 +44,7 @@ def _jax_step(net: Any, call: Callable[[Any, Any], Any]) -> Callable[[Any, Any],
         opt.update(m, grads)
         return nnx.state((m, opt)), loss
 
-    jitted = jax.jit(step, donate_argnums=0)
+    jitted = jax.jit(step, donate_argnums=0, compiler_options=options)
     box = [state]
 
     def run(x: Any, y: Any) -> None:
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from flax import nnx
 
     import specc
-    from specc.backend.flax import build_module
+    from specc.backend.flax import build_module, compiler_options
 
     from .flax_models import MODELS as FLAX
     from .flax_models import load_params
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         graph = specc.load(MODELS[name].spec).graph()
         module = build_module(graph, seed=SEED)
+        options = compiler_options(n.op for n in graph.nodes)  # as `specc train` compiles its step
         output = graph.outputs[0][0]
         init = {
             "/".join(str(p) for p in path[1:]): np.asarray(v.get_value())
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         hand = FLAX[name](nnx.Rngs(SEED))
         load_params(hand, init)
         steps = {
-            "specc module": _jax_step(module, functools.partial(_spec_logits, output=output)),
+            "specc module": _jax_step(module, functools.partial(_spec_logits, output=output), options),
             "Flax NNX": _jax_step(hand, lambda m, x: m(x)),
         }
         torch_step = _torch_step(name, init)
