@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from flax import nnx
 
     import specc
-    from specc.backend.flax import build_module, compiler_options
+    from specc.backend.flax import build_module, graph_compiler_options
 
     from .flax_models import MODELS as FLAX
     from .flax_models import load_params
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         graph = specc.load(MODELS[name].spec).graph()
         module = build_module(graph, seed=SEED)
-        options = compiler_options(n.op for n in graph.nodes)  # as `specc train` compiles its step
+        options = graph_compiler_options(graph)  # as `specc train` compiles its step
         output = graph.outputs[0][0]
         init = {
             "/".join(str(p) for p in path[1:]): np.asarray(v.get_value())

@@ -304,6 +304,11 @@ def compiler_options(ops: Iterable[str] = (), once: bool = False) -> dict[str, A
     return {k: v for k, v in wanted.items() if _compiles_with(((k, v),))} or None
 
 
+def graph_compiler_options(graph: Graph) -> dict[str, Any] | None:
+    """compiler_options for the programs that run `graph` (its train, evaluation and prediction steps)."""
+    return compiler_options(n.op for n in graph.nodes)
+
+
 @cache
 def _compiles_with(options: tuple[tuple[str, Any], ...]) -> bool:
     """Whether XLA compiles a one-line program with these options (once per process and set)."""

@@ -209,8 +209,7 @@ def _few_channels(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> b
     Measured in the whole train step, split over 2 devices, interleaved in one process: lecture convnet 32.4 → 28.0
     ms, LeNet-5 19.1 → 18.1 ms, the train step's compilation 0.2-0.5 s shorter; with more channels (the
     convnet's C2) the transposed input costs what the layout saves (30.8 → 29.8 ms), so those keep im2col."""
-    f = plain_2d(a, types) if platform == "cpu" else None
-    return f is not None and f[4] <= 4 and _im2col_wins(a, types, platform)
+    return _im2col_wins(a, types, platform) and types[0].dims[-1].as_int() <= 4
 
 
 def _matmul(m: Any, x: Any, ctx: Any) -> Any:
@@ -236,14 +235,19 @@ def im2col(x: Any, k: tuple[int, ...], s: tuple[int, ...], ctx: Any) -> Any:
     return ctx.jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
 
 
-def _im2col_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-    """Every kernel offset's strided slice of the (padded) input, concatenated on channels, times the kernel."""
-    x = xs[0]
+def _padded(a: dict[str, Any], x: Any, ctx: Any) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
+    """A 2-D conv's input padded as the conv pads it, its kernel size and its stride: what im2col slices."""
     k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
     s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
     pairs = conv_pads(a, x.shape)
     if any(p != (0, 0) for p in pairs):
         x = ctx.jnp.pad(x, [(0, 0), *pairs, (0, 0)])
+    return x, k, s
+
+
+def _im2col_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """Every kernel offset's strided slice of the (padded) input, concatenated on channels, times the kernel."""
+    x, k, s = _padded(a, xs[0], ctx)
     return _matmul(m, im2col(x, k, s, ctx), ctx)
 
 
@@ -254,13 +258,8 @@ def _im2col_t_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     output gradient) makes XLA transpose the whole output gradient and the forward is a K = kh·kw·cin, N = cout
     sliver of a matmul; here the patches are built from whole rows of the image, the forward's contracted axis is
     the kernel's, and the weight gradient reads the output gradient as it lies. Values as im2col's."""
-    x = xs[0]
     jnp, lax = ctx.jnp, ctx.lax
-    k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
-    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
-    pairs = conv_pads(a, x.shape)
-    if any(p != (0, 0) for p in pairs):
-        x = jnp.pad(x, [(0, 0), *pairs, (0, 0)])
+    x, k, s = _padded(a, xs[0], ctx)
     n, cin = x.shape[0], x.shape[-1]
     outs = [(x.shape[1 + i] - k[i]) // s[i] + 1 for i in range(2)]
     xt = jnp.moveaxis(x, -1, 0)  # [cin, N, H, W]: a bitcast for one channel

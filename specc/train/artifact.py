@@ -132,9 +132,9 @@ class Run:
 
         fed = {k: self._normalize(k, v) for k, v in inputs.items()}
         gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
-        from ..backend.flax import compiler_options
+        from ..backend.flax import graph_compiler_options
 
-        options = compiler_options(n.op for n in self.model.graph.nodes)
+        options = graph_compiler_options(self.model.graph)
         run = jax.jit(lambda p, r, x: nnx.merge(gd, p, r)(x), compiler_options=options)
         out = run(params, rest, fed)
         return {k: np.asarray(v) for k, v in out.items()}

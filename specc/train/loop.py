@@ -385,7 +385,7 @@ def train_and_evaluate(
     _check_memory(config, graph, batch // mesh.n)
     steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
 
-    from ..backend.flax import build_module, compiler_options
+    from ..backend.flax import build_module, compiler_options, graph_compiler_options
 
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
@@ -520,7 +520,7 @@ def train_and_evaluate(
 
         jit_kw = {"out_shardings": NamedSharding(mesh.mesh, PartitionSpec())}
     train_jits: dict[int, Any] = {}
-    options = compiler_options(n.op for n in graph.nodes)
+    options = graph_compiler_options(graph)
 
     def train_jit_for(stage_index: int, state: Any, example: Any) -> Any:
         """The stage's train step (scan: its chunk step), compiled ahead of its first batch (so the bar never
@@ -1183,9 +1183,9 @@ def evaluate_model(model: Any, config: TrainConfig, graph: Any, ds: DataSet, bat
     step = make_eval_step(gd, objectives, metric_calls, input_names, config.value_names, draw)
     names = stat_names_of(objectives, config.metrics)
     state = {"params": params, "rest": rest}
-    from ..backend.flax import compiler_options
+    from ..backend.flax import graph_compiler_options
 
-    options = compiler_options(n.op for n in graph.nodes)
+    options = graph_compiler_options(graph)
     jitted = jax.jit(step, donate_argnums=2, compiler_options=options)
     vals = _evaluate(jitted, state, ds, batch, input_names, _Mesh(1), len(names))
     return dict(zip(names, vals, strict=True))
