@@ -5,6 +5,7 @@ specc's initial parameters (the same jitted initialisation as `specc train`) for
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -78,6 +79,7 @@ def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, An
     config = build_config(spec, graph, sets)
     splits = load_splits(data)
     first_step: list[float] = []
+    gc.freeze()  # as `specc train` does before training
     start = time.perf_counter()
     result = train_and_evaluate(
         config,

@@ -283,7 +283,12 @@ INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 # 2.39 → 1.29 s / 25.7 → 26.2 ms); elsewhere it is slower (LSTM 1.7 → 1.2 s / 29.5 → 30.7 ms, transformer block
 # 2.8 → 1.7 s / 18.3-19.8 → 20.0-21.4 ms, MLP 1.06 → 0.65 s / 3.5 → 3.8 ms), and a run's steps outweigh its
 # one compilation. So programs of conv models, and initialisers (run once), use the older emitters on the CPU.
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+# Their steps spend their time in library calls (matmuls, convolutions), so LLVM's level 1 serves them as well
+# as its default 2 and compiles faster (2 devices; one process, two programs each, their calls interleaved, 30-60
+# each; compile / median step, level 2 → 1: lecture convnet 1.48-1.56 → 1.10-1.15 s / 17.2-19.6 → 15.9-17.0 ms,
+# LeNet-5 0.97-1.16 → 0.92-0.99 s / 16.4-16.6 → 16.5-16.9 ms, small ResNet 1.62-1.64 → 1.40-1.84 s / 183.7-183.8
+# → 181.1-184.0 ms). The other models' steps are their own loops: level 1 made the LSTM's 4 % slower.
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 
 
 def compiler_options(ops: Iterable[str] = (), once: bool = False) -> dict[str, Any] | None:

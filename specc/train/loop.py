@@ -662,8 +662,7 @@ def train_and_evaluate(
     status = "done"
     divergence: Divergence | None = None
     feed = [k for k in input_names]
-    if primary:
-        threading.Thread(target=_warm_imports, name="specc-imports", daemon=True).start()
+    warming = not primary
     with _Interrupt() as interrupt:
         epoch = start_epoch
         while (where := stage_at(run_stages, epoch)) is not None:
@@ -677,6 +676,11 @@ def train_and_evaluate(
             if first is None:
                 break
             train_jit = train_jit_for(stage_index, state, first[2])
+            if not warming and epoch + 1 >= epochs_total:
+                # the last epoch (its step compiled): not sooner, where the imports' ~1 s of CPU would slow the
+                # compilation and the first epoch
+                threading.Thread(target=_warm_imports, name="specc-imports", daemon=True).start()
+                warming = True
             units = itertools.chain([first], source)
             reporter.start_epoch(epoch, start_batch)
             epoch_start_step = step - start_batch
@@ -956,8 +960,8 @@ def _banner(
 
 
 def _warm_imports() -> None:
-    """Import what the run's end needs (Orbax for the last checkpoint, matplotlib for curves.png, ~2 s) while the
-    device trains: the end then waits only for the writing."""
+    """Import what the run's end needs (Orbax for the last checkpoint, matplotlib for curves.png, ~1 s of CPU)
+    while the device trains the last epoch: the end then waits only for the writing."""
     import importlib
 
     for name in ("orbax.checkpoint", "matplotlib"):
