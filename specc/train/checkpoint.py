@@ -17,6 +17,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from .io import import_module
+
 # orbax names a step folder by its number; its temporary folders carry this marker until they are renamed
 _STEP_DIR = re.compile(r"^\d+$")
 _TMP_MARK = ".orbax-checkpoint-tmp"
@@ -91,9 +93,7 @@ class Checkpoints:
 
     @property
     def _ocp(self) -> Any:
-        import orbax.checkpoint as ocp
-
-        return ocp
+        return import_module("orbax.checkpoint")
 
     @property
     def _mngr(self) -> Any:

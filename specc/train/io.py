@@ -1,10 +1,24 @@
-"""Atomic file writes: every file specc produces appears whole or not at all, with the user's umask."""
+"""Atomic file writes (every file specc produces appears whole or not at all, with the user's umask), and imports
+from the run's threads."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
+import threading
 from pathlib import Path
+from types import ModuleType
+
+_IMPORTING = threading.Lock()
+
+
+def import_module(name: str) -> ModuleType:
+    """importlib.import_module, one thread at a time: the run's end imports Orbax and matplotlib from several
+    threads (the saver, the curves, the warm-up), and two threads importing a package whose modules import each
+    other can find it half made (ImportError: partially initialized module)."""
+    with _IMPORTING:
+        return importlib.import_module(name)
 
 
 def _umask() -> int:

@@ -34,7 +34,7 @@ from ..errors import SpecError
 from ..ir.types import JNP_NAMES
 from ..source import Span
 from .data import DataError, DataSet, Splits, check_fields, load_data
-from .io import write_atomic
+from .io import import_module, write_atomic
 from .losses import term_value, total_loss
 from .metrics import metric_value
 from .optim import make_optimizer, make_schedule
@@ -676,9 +676,7 @@ def train_and_evaluate(
             if first is None:
                 break
             train_jit = train_jit_for(stage_index, state, first[2])
-            if not warming and epoch + 1 >= epochs_total:
-                # the last epoch (its step compiled): not sooner, where the imports' ~1 s of CPU would slow the
-                # compilation and the first epoch
+            if not warming and _time_to_warm(epoch, epochs_total, history):
                 threading.Thread(target=_warm_imports, name="specc-imports", daemon=True).start()
                 warming = True
             units = itertools.chain([first], source)
@@ -851,22 +849,35 @@ def train_and_evaluate(
         title = f"{graph.model}: {config.spec_path.name}"
         drawing = pool.submit(write_curves, list(history), workdir / "curves.png", title)
         pool.shutdown(wait=False)
+    # The best checkpoint is written when the loggers close, once. In one process that happens while the saver
+    # thread writes the last (two Orbax saves of ~0.4 s each, mostly waiting on files); with several processes in
+    # turn, as each must (Orbax's saves are collective).
+    together = jax.process_count() == 1
     try:
+        if together:
+            _close_loggers(loggers)
         wait_saved()
     finally:
         saver.shutdown(wait=True)
     checkpoints.close()
-    try:
-        for logger in loggers:  # the best checkpoint is written here, once
-            logger.close()
-    except CheckpointError as e:
-        raise _save_failed(e) from None
+    if not together:
+        _close_loggers(loggers)
     params = jax.device_get(state["params"])
     note = drawing.result() if drawing is not None else None
     if note:
         notes.append(note)
         reporter.say(note)
     return TrainResult(status, history, step, workdir, params, divergence, notes)
+
+
+def _close_loggers(loggers: Sequence[Any]) -> None:
+    from .checkpoint import CheckpointError
+
+    try:
+        for logger in loggers:
+            logger.close()
+    except CheckpointError as e:
+        raise _save_failed(e) from None
 
 
 class _Sampler:
@@ -959,17 +970,28 @@ def _banner(
     return "\n".join(lines)
 
 
+# The end's imports start when the epochs left should take about this long (see _time_to_warm).
+WARM_AHEAD_SECONDS = 3.0
+
+
+def _time_to_warm(epoch: int, epochs_total: int, history: Sequence[Mapping[str, float]]) -> bool:
+    """Whether the end's imports start now, at `epoch`'s start (its step compiled): at the last epoch, or once the
+    epochs left should take WARM_AHEAD_SECONDS at the last epoch's pace. Late enough that their ~1 s of CPU slows
+    neither the compilation (lecture convnet, cold: 0.5 s later to its first step) nor the first epoch; early
+    enough that a run of short epochs hides some of it."""
+    left = epochs_total - epoch
+    return left <= 1 or (bool(history) and left * history[-1]["time"] <= WARM_AHEAD_SECONDS)
+
+
 def _warm_imports() -> None:
     """Import what the run's end needs (Orbax for the last checkpoint, matplotlib for curves.png, ~1 s of CPU)
-    while the device trains the last epoch: the end then waits only for the writing."""
-    import importlib
-
+    while the device trains the last epochs: the end then waits only for the writing."""
     for name in ("orbax.checkpoint", "matplotlib"):
         try:
-            importlib.import_module(name)
+            import_module(name)
             if name == "matplotlib":
-                importlib.import_module(name).use("Agg")
-                importlib.import_module("matplotlib.pyplot")
+                import_module(name).use("Agg")
+                import_module("matplotlib.pyplot")
         except Exception:  # missing or broken: the code that needs it says so
             continue
 
@@ -1304,15 +1326,13 @@ def _diagnose(
 def write_curves(history: Sequence[Mapping[str, float]], path: Path, title: str = "") -> str | None:
     """Plot loss and metrics per epoch to `path` (atomically); a note instead when matplotlib is missing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import_module("matplotlib").use("Agg")
+        plt = import_module("matplotlib.pyplot")
     except ImportError:
         return "matplotlib is not installed; skipping curves.png (pip install 'specc[plot]')"
     import io
 
-    from matplotlib.ticker import MaxNLocator
+    MaxNLocator = import_module("matplotlib.ticker").MaxNLocator
 
     keys = list(
         dict.fromkeys(
