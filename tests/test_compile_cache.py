@@ -66,3 +66,30 @@ def test_compiler_options_leave_out_what_xla_does_not_know(monkeypatch: pytest.M
     assert backend.compiler_options(["conv", "relu"]) == known  # an older XLA would refuse the whole compile
     assert backend.compiler_options(["dense", "relu"]) is None  # no conv: XLA's defaults
     assert backend.compiler_options(once=True) == {**known, "xla_backend_optimization_level": 0}
+
+
+def test_specc_train_freezes_the_heap_while_it_trains_and_thaws_it_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is alive when training starts is frozen (the collector's full passes during set-up skip it), and thawed
+    when `specc train` returns: a caller that trains again in the same process still collects it."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from specc.cli import main
+    from specc.train import loop
+
+    seen: list[int] = []
+    real = loop.train_and_evaluate
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(gc.get_freeze_count())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "train_and_evaluate", spy)
+    before = gc.get_freeze_count()
+    r = CliRunner().invoke(main, ["train", str(TINY), "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert seen and seen[0] > before + 10_000  # JAX, Flax, the graph: hundreds of thousands of objects
+    assert gc.get_freeze_count() == before

@@ -77,23 +77,27 @@ def train_command(
         split_for(graph, config.batch, devices)
     from .loop import train_and_evaluate
 
-    # What is alive now (JAX, Flax, the graph) lives as long as the process: frozen, the collector's full passes
-    # during set-up skip it (each walked every object JAX and Flax made: ~0.2 s before the first step).
+    # What is alive now (JAX, Flax, the graph) lives as long as the run: frozen, the collector's full passes during
+    # set-up skip it (each walked every object JAX and Flax made: ~0.2 s before the first step). Thawed after, so
+    # a caller that trains again in this process (tests, a notebook) still collects it.
     gc.freeze()
-    result = train_and_evaluate(
-        config,
-        out,
-        resume=resume,
-        force=force,
-        devices=devices,
-        verbose=verbose,
-        graph=graph,
-        log_histograms=log_histograms,
-        log_steps=log_steps,
-        lowering=lowering,
-        execution=execution,
-        log_gradients=log_gradients,
-    )
+    try:
+        result = train_and_evaluate(
+            config,
+            out,
+            resume=resume,
+            force=force,
+            devices=devices,
+            verbose=verbose,
+            graph=graph,
+            log_histograms=log_histograms,
+            log_steps=log_steps,
+            lowering=lowering,
+            execution=execution,
+            log_gradients=log_gradients,
+        )
+    finally:
+        gc.unfreeze()
     if result.divergence is not None:
         click.echo(f"specc: error: {result.divergence.message()}", err=True)
     elif verbose:
