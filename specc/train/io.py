@@ -15,7 +15,7 @@ _IMPORTING = threading.Lock()
 
 def import_module(name: str) -> ModuleType:
     """importlib.import_module, one thread at a time: the run's end imports Orbax and matplotlib from several
-    threads (the saver, the curves, the warm-up), and two threads importing a package whose modules import each
+    threads (the saver, the curves), and two threads importing a package whose modules import each
     other can find it half made (ImportError: partially initialized module)."""
     with _IMPORTING:
         return importlib.import_module(name)

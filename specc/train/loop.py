@@ -662,7 +662,6 @@ def train_and_evaluate(
     status = "done"
     divergence: Divergence | None = None
     feed = [k for k in input_names]
-    warming = not primary
     with _Interrupt() as interrupt:
         epoch = start_epoch
         while (where := stage_at(run_stages, epoch)) is not None:
@@ -676,9 +675,6 @@ def train_and_evaluate(
             if first is None:
                 break
             train_jit = train_jit_for(stage_index, state, first[2])
-            if not warming and _time_to_warm(epoch, epochs_total, history):
-                threading.Thread(target=_warm_imports, name="specc-imports", daemon=True).start()
-                warming = True
             units = itertools.chain([first], source)
             reporter.start_epoch(epoch, start_batch)
             epoch_start_step = step - start_batch
@@ -968,32 +964,6 @@ def _banner(
     if len(plans) > 1:
         lines.append("objectives: " + ", ".join(p.objective.name for p in plans))
     return "\n".join(lines)
-
-
-# The end's imports start when the epochs left should take about this long (see _time_to_warm).
-WARM_AHEAD_SECONDS = 3.0
-
-
-def _time_to_warm(epoch: int, epochs_total: int, history: Sequence[Mapping[str, float]]) -> bool:
-    """Whether the end's imports start now, at `epoch`'s start (its step compiled): at the last epoch, or once the
-    epochs left should take WARM_AHEAD_SECONDS at the last epoch's pace. Late enough that their ~1 s of CPU slows
-    neither the compilation (lecture convnet, cold: 0.5 s later to its first step) nor the first epoch; early
-    enough that a run of short epochs hides some of it."""
-    left = epochs_total - epoch
-    return left <= 1 or (bool(history) and left * history[-1]["time"] <= WARM_AHEAD_SECONDS)
-
-
-def _warm_imports() -> None:
-    """Import what the run's end needs (Orbax for the last checkpoint, matplotlib for curves.png, ~1 s of CPU)
-    while the device trains the last epochs: the end then waits only for the writing."""
-    for name in ("orbax.checkpoint", "matplotlib"):
-        try:
-            import_module(name)
-            if name == "matplotlib":
-                import_module(name).use("Agg")
-                import_module("matplotlib.pyplot")
-        except Exception:  # missing or broken: the code that needs it says so
-            continue
 
 
 def _cpu_threads() -> str:
