@@ -5,7 +5,6 @@ specc's initial parameters (the same jitted initialisation as `specc train`) for
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -64,7 +63,7 @@ def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, An
     suite's settings as `--set` overrides, `train_and_evaluate` with its own batches, run folder and evaluation."""
     from specc.train.compile_cache import enable_compile_cache
     from specc.train.execution import split_for
-    from specc.train.loop import train_and_evaluate
+    from specc.train.loop import frozen_heap, train_and_evaluate
     from specc.train.spec import build_config
 
     cache = enable_compile_cache()
@@ -79,16 +78,16 @@ def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, An
     config = build_config(spec, graph, sets)
     splits = load_splits(data)
     first_step: list[float] = []
-    gc.freeze()  # as `specc train` does before training
     start = time.perf_counter()
-    result = train_and_evaluate(
-        config,
-        workdir / "run",
-        verbose=False,
-        graph=graph,
-        splits=splits,
-        callbacks=[lambda step: first_step.append(time.perf_counter()) if step == 1 else None],
-    )
+    with frozen_heap():  # as `specc train` trains
+        result = train_and_evaluate(
+            config,
+            workdir / "run",
+            verbose=False,
+            graph=graph,
+            splits=splits,
+            callbacks=[lambda step: first_step.append(time.perf_counter()) if step == 1 else None],
+        )
     times = [h["time"] for h in result.history]
     # set-up and compilation until the first step was dispatched, then the first epoch as the loop timed it
     first = first_step[0] - start + times[0]

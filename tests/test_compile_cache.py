@@ -68,11 +68,12 @@ def test_compiler_options_leave_out_what_xla_does_not_know(monkeypatch: pytest.M
     assert backend.compiler_options(once=True) == {**known, "xla_backend_optimization_level": 0}
 
 
-def test_specc_train_freezes_the_heap_while_it_trains_and_thaws_it_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("command", "runs"), [(["train"], 1), (["sweep", "--set", "seed=0,1"], 2)])
+def test_training_freezes_the_heap_while_it_trains_and_thaws_it_after(
+    command: list[str], runs: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What is alive when training starts is frozen (the collector's full passes during set-up skip it), and thawed
-    when `specc train` returns: a caller that trains again in the same process still collects it."""
+    """What is alive when a run starts is frozen (the collector's full passes during set-up skip it), and thawed
+    when it ends: a sweep's next point, or a caller that trains again in the same process, still collects it."""
     import gc
 
     from click.testing import CliRunner
@@ -89,7 +90,9 @@ def test_specc_train_freezes_the_heap_while_it_trains_and_thaws_it_after(
 
     monkeypatch.setattr(loop, "train_and_evaluate", spy)
     before = gc.get_freeze_count()
-    r = CliRunner().invoke(main, ["train", str(TINY), "--epochs", "1", "--out", str(tmp_path / "run")])
+    args = [command[0], str(TINY), *command[1:], "--epochs", "1", "--out", str(tmp_path / "run")]
+    r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
-    assert seen and seen[0] > before + 10_000  # JAX, Flax, the graph: hundreds of thousands of objects
+    assert len(seen) == runs  # the sweep: one run per point
+    assert all(n > before + 10_000 for n in seen)  # JAX, Flax, the graph: hundreds of thousands of objects
     assert gc.get_freeze_count() == before

@@ -75,13 +75,9 @@ def train_command(
         from .execution import split_for
 
         split_for(graph, config.batch, devices)
-    from .loop import train_and_evaluate
+    from .loop import frozen_heap, train_and_evaluate
 
-    # What is alive now (JAX, Flax, the graph) lives as long as the run: frozen, the collector's full passes during
-    # set-up skip it (each walked every object JAX and Flax made: ~0.2 s before the first step). Thawed after, so
-    # a caller that trains again in this process (tests, a notebook) still collects it.
-    gc.freeze()
-    try:
+    with frozen_heap():
         result = train_and_evaluate(
             config,
             out,
@@ -96,8 +92,6 @@ def train_command(
             execution=execution,
             log_gradients=log_gradients,
         )
-    finally:
-        gc.unfreeze()
     if result.divergence is not None:
         click.echo(f"specc: error: {result.divergence.message()}", err=True)
     elif verbose:

@@ -9,7 +9,9 @@ devices: a 1-D mesh over the batch, everything else replicated.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import itertools
 import json
 import math
@@ -320,6 +322,20 @@ def _fmt(v: float) -> str:
 
 
 # ---- the loop -----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Freeze what is alive for a run (JAX, Flax, the graph, the data: they outlive it), and thaw it after. The
+    collector's full passes during set-up then skip those objects; each walked all of them, ~0.2 s apiece before
+    the first step (lecture convnet, cold cache: set-up 3.55 → 3.01 s). Thawed, a caller that goes on (a sweep's
+    next point, tests, a notebook) still collects them. `specc train` and `specc sweep` train inside it; a library
+    caller may too."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def train_and_evaluate(

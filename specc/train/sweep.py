@@ -351,7 +351,7 @@ def sweep_command(
             rundir.prepare(out / p.name, config, graph, resume=resume, force=force)
 
     from .compile_cache import enable_compile_cache
-    from .loop import train_and_evaluate
+    from .loop import frozen_heap, train_and_evaluate
 
     enable_compile_cache()
     from .execution import split_for
@@ -373,9 +373,10 @@ def sweep_command(
             continue
         if verbose:
             click.echo(f"[{i}/{len(planned)}] {p.name} → {workdir}", err=True)
-        result = train_and_evaluate(
-            config, workdir, resume=resume, force=force, verbose=verbose, graph=graph, lowering=lowering
-        )
+        with frozen_heap():
+            result = train_and_evaluate(
+                config, workdir, resume=resume, force=force, verbose=verbose, graph=graph, lowering=lowering
+            )
         _label_run(workdir, p.settings)
         done[p.name] = {"status": result.status, "epochs": config.epochs, **_described(p, graph, config)}
         _write_json(out / SWEEP_FILE, record)
