@@ -1,6 +1,7 @@
 """Where a training epoch's time goes: one jitted train step (batch 100, SGD momentum) of specc's lowered module,
 of the hand-written Flax model and of the PyTorch model, timed in one process, interleaved, min and median of N
-calls — the compiled programs against each other, without either loop, data pipeline or process start.
+calls — the compiled programs against each other, without either loop, data pipeline or process start. specc's
+step runs as `specc train` runs it: a model it splits the CPU for is timed data-parallel over those devices.
 
     .venv/bin/python -m bench.step_time [--models lstm,transformer] [--calls 30]
 """
@@ -21,18 +22,29 @@ from .models import BATCH, LR, MODELS, MOMENTUM, SEED, epoch_batches, load_split
 
 
 def _jax_step(
-    net: Any, call: Callable[[Any, Any], Any], options: dict[str, Any] | None = None
+    net: Any, call: Callable[[Any, Any], Any], options: dict[str, Any] | None = None, split: int = 1
 ) -> Callable[[Any, Any], Any]:
     """A donated jitted SGD step over `net` (any NNX module) with `call(module, x)` giving the logits, compiled with
     XLA `options` (specc's train step passes `compiler_options` of the model's ops: a profile taken without them
-    times another program — for conv models, other emitters)."""
+    times another program — for conv models, other emitters). `split` > 1: data-parallel over that many CPU
+    devices, the state replicated and the batch split, as `specc train` runs a model it splits the CPU for."""
     import jax
+    import numpy as np
     import optax
     from flax import nnx
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     net.train()
     optimizer = nnx.Optimizer(net, optax.sgd(LR, momentum=MOMENTUM), wrt=nnx.Param)
     graphdef, state = nnx.split((net, optimizer))
+    place: Callable[[Any], Any] = lambda a: a  # noqa: E731
+    kw: dict[str, Any] = {}
+    if split > 1:
+        mesh = Mesh(np.array(jax.devices()[:split]), ("batch",))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        state = jax.device_put(state, replicated)
+        kw["out_shardings"] = replicated
+        place = functools.partial(jax.device_put, device=NamedSharding(mesh, PartitionSpec("batch")))
 
     def step(state: Any, x: Any, y: Any) -> Any:
         m, opt = nnx.merge(graphdef, state)
@@ -44,11 +56,11 @@ def _jax_step(
         opt.update(m, grads)
         return nnx.state((m, opt)), loss
 
-    jitted = jax.jit(step, donate_argnums=0, compiler_options=options)
+    jitted = jax.jit(step, donate_argnums=0, compiler_options=options, **kw)
     box = [state]
 
     def run(x: Any, y: Any) -> None:
-        box[0], loss = jitted(box[0], x, y)
+        box[0], loss = jitted(box[0], place(x), place(y))
         loss.block_until_ready()
 
     return run
@@ -87,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import specc
     from specc.backend.flax import build_module, graph_compiler_options
+    from specc.train.execution import cores, cpu_split, flops_per_example, split_cpu
 
     from .flax_models import MODELS as FLAX
     from .flax_models import load_params
@@ -95,12 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--calls", type=int, default=30)
     args = ap.parse_args(argv)
+    graphs = {name: specc.load(MODELS[name].spec).graph() for name in args.models.split(",")}
+    # each model's CPU split, as `specc train` makes it (the devices are made once, before JAX's first operation)
+    wanted = {
+        name: cpu_split(frozenset(n.op for n in g.nodes), flops_per_example(g, BATCH), BATCH, cores())
+        for name, g in graphs.items()
+    }
+    made = split_cpu(max(wanted.values()))
     splits = load_splits("mnist" if mnist_present() else "digits")
     b = next(iter(epoch_batches(splits.train, 0)))
     x, y = np.ascontiguousarray(b["x"]), np.ascontiguousarray(b["y"])
     print(f"one train step, batch {BATCH}, ms: min / median of {args.calls} interleaved calls")
-    for name in args.models.split(","):
-        graph = specc.load(MODELS[name].spec).graph()
+    for name, graph in graphs.items():
+        split = min(wanted[name], made)
         module = build_module(graph, seed=SEED)
         options = graph_compiler_options(graph)  # as `specc train` compiles its step
         output = graph.outputs[0][0]
@@ -110,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         hand = FLAX[name](nnx.Rngs(SEED))
         load_params(hand, init)
+        # specc's step as `specc train` runs it: on the devices it splits the CPU into for this model (a module
+        # lowered in a process of several devices takes the split's forms, so no one-device row beside it)
+        label = "specc module" if split == 1 else f"specc, {split} devices"
+        logits = functools.partial(_spec_logits, output=output)
         steps = {
-            "specc module": _jax_step(module, functools.partial(_spec_logits, output=output), options),
+            label: _jax_step(module, logits, options, split),
             "Flax NNX": _jax_step(hand, lambda m, x: m(x)),
         }
         torch_step = _torch_step(name, init)
