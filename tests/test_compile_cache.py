@@ -96,3 +96,28 @@ def test_training_freezes_the_heap_while_it_trains_and_thaws_it_after(
     assert len(seen) == runs  # the sweep: one run per point
     assert all(n > before + 10_000 for n in seen)  # JAX, Flax, the graph: hundreds of thousands of objects
     assert gc.get_freeze_count() == before
+
+
+@pytest.mark.parametrize("seed", [0, 7, -1, 2**31 - 1, 2**32 + 5])
+def test_seeded_rngs_are_the_streams_of_nnx_rngs(seed: int) -> None:
+    """build_module's streams come from one small program instead of three eager ones: the same keys and counters."""
+    import numpy as np
+    from flax import nnx
+
+    from specc.backend.flax import seeded_rngs
+
+    def leaves(rngs: nnx.Rngs) -> list[tuple[str, list[int]]]:
+        out = []
+        for x in jax.tree.leaves(nnx.state(rngs)):
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                out.append((str(jax.random.key_impl(x)), np.asarray(jax.random.key_data(x)).tolist()))
+            else:
+                out.append((str(x.dtype), np.asarray(x).tolist()))
+        return out
+
+    made, eager = seeded_rngs(seed), nnx.Rngs(seed)
+    assert leaves(made) == leaves(eager)
+    assert (
+        np.asarray(jax.random.key_data(made.params())).tolist()
+        == np.asarray(jax.random.key_data(eager.params())).tolist()
+    )  # and the next draws too

@@ -71,9 +71,13 @@ def test_abstract_build_traces_each_distinct_layer_once(copies: int, monkeypatch
     [
         (
             2,
+            5,
+        ),  # 10 nodes: the seed's streams (one program), each distinct layer traced for its structure, then one
+        # program initialises them all
+        (
+            70,
             4,
-        ),  # 10 nodes: each distinct layer traced for its structure, then one program initialises them all
-        (70, 3),  # 282 nodes: one small program per distinct layer, called per layer (linear in the graph)
+        ),  # 282 nodes: the streams, then one small program per distinct layer, called per layer (linear)
     ],
 )
 def test_parameters_equal_one_build_of_the_whole_model(copies: int, jits: int) -> None:

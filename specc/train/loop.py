@@ -577,17 +577,18 @@ def train_and_evaluate(
                 tx.init(nnx.split_state(params, sel, ...)[0]) for tx, sel in zip(txs, selectors, strict=True)
             ),
             "sums": jnp.zeros((n_stats,), jnp.float32),
+            "n": jnp.int32(0),
+            "step": jnp.int32(0),
+            "bad": jnp.int32(-1),
+            "bad_objective": jnp.int32(-1),
         }
 
-    # one small program, not one per optimizer-state shape (eager zeros compile each: ~50 ms apiece on the CPU)
+    # one small program, not one per optimizer-state shape or counter (an eager zeros or int32 compiles its own:
+    # 15-50 ms apiece on the CPU with a cold cache)
     state: dict[str, Any] = {
         "params": params,
         "rest": rest,
         **jax.jit(fresh, compiler_options=compiler_options(once=True))(params),
-        "n": jnp.int32(0),
-        "step": jnp.int32(0),
-        "bad": jnp.int32(-1),
-        "bad_objective": jnp.int32(-1),
     }
     from .checkpoint import CheckpointError, Checkpoints
     from .execution import make_chunk_step
