@@ -205,6 +205,12 @@ def test_the_split_rule() -> None:
     assert execution.cpu_split(ops, flops, 12, 2) == 1  # shares of 6 examples: too small
     assert execution.cpu_split(ops, None, 32, 2) == 2  # an unknown FLOP count counts as long
     assert execution.cpu_split(ops, None, 32, 64) == execution.SPLIT_MAX
+    # a step guessed at >= 100 ms: two devices a core, still dividing the batch into shares of >= 8
+    long_flops = int(execution.SPLIT_LONG_STEP_S * execution.CPU_FLOPS_PER_CORE * 2 / (3 * 100)) + 1
+    assert execution.cpu_split(ops, long_flops, 100, 2) == 4
+    assert execution.cpu_split(ops, long_flops - 2, 100, 2) == 2
+    assert execution.cpu_split(ops, 4 * long_flops, 30, 2) == 3
+    assert execution.cpu_split(ops, 10**9, 64, 64) == 2 * execution.SPLIT_MAX
     # ~1 ms steps: not worth an all-reduce
     small = _graph((ROOT / "specs" / "augmented_cnn.net").read_text())
     small_ops = frozenset(n.op for n in small.nodes)

@@ -39,6 +39,14 @@ CHUNK_BYTES = 64 << 20
 # pay for the gradients' all-reduce. More than 2 cores was not measured: the split stops at SPLIT_MAX devices.
 SPLIT_MAX = 4
 SPLIT_MIN_STEP_S = 0.005
+# A step guessed at >= 100 ms splits into two devices a core: each device runs its program's operations one after
+# another, and many of a long step's (a convolution's weight gradient, an all-reduce's wait) leave a core half idle;
+# a second device on that core fills it. `specc train` epochs, batch 100, 2 cores, 2 → 4 devices: small ResNet
+# (199 ms guessed) 13.0-14.7 → 10.0-11.3 s, the same without batch norm 10.2 → 8.1 s, the lecture convnet at
+# batch 400 (161 ms) 2.05-2.08 → 1.68-1.69 s; at batch 200 (80 ms) 1.39 → 1.43 s, and shorter steps lose (the
+# convnet at batch 100: 1.36 → 1.62 s, LeNet-5 16.6-18.1 → 20.2-21.8 ms a step): the extra all-reduces cost more
+# than they fill. 5 or 10 devices gave the ResNet no more than 4 (10.2-11.2 s).
+SPLIT_LONG_STEP_S = 0.1
 SPLIT_MIN_EXAMPLES = 8  # each device's share of the batch
 
 
@@ -76,17 +84,17 @@ def cores() -> int:
 def cpu_split(ops: frozenset[str], flops_per_example: int | None, batch: int, n_cores: int) -> int:
     """How many devices to split the CPU into for a model with these op names: 1 unless it has a convolution or
     windowed pooling (LOOP_SLOW_CPU_OPS), a step guessed at ≥ 5 ms (unknown counts as long) and several cores;
-    then the most devices ≤ min(cores, SPLIT_MAX) that divide the batch into shares of ≥ 8 examples."""
+    then the most devices ≤ min(cores, SPLIT_MAX) that divide the batch into shares of ≥ 8 examples; two a core
+    (≤ 2 · SPLIT_MAX) for a step guessed at ≥ 100 ms."""
     if n_cores < 2 or not ops & LOOP_SLOW_CPU_OPS:
         return 1
-    if (
-        flops_per_example is not None
-        and _cpu_step_guess(flops_per_example, batch, n_cores) < SPLIT_MIN_STEP_S
-    ):
+    guess = None if flops_per_example is None else _cpu_step_guess(flops_per_example, batch, n_cores)
+    if guess is not None and guess < SPLIT_MIN_STEP_S:
         return 1
+    per_core = 2 if guess is not None and guess >= SPLIT_LONG_STEP_S else 1
     fits = [
         k
-        for k in range(2, min(n_cores, SPLIT_MAX) + 1)
+        for k in range(2, per_core * min(n_cores, SPLIT_MAX) + 1)
         if batch % k == 0 and batch // k >= SPLIT_MIN_EXAMPLES
     ]
     return max(fits, default=1)
