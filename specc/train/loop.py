@@ -969,10 +969,10 @@ def _banner(
     from .execution import cores, split_made
 
     if kinds == ["cpu"] and mesh.n > 1 and split_made() == mesh.n:
-        two = ", two a core: a long step's devices fill each other's waits" if mesh.n > cores() else ""
+        two = " (two a core: a long step's devices fill each other's waits)" if mesh.n > cores() else ""
         lines.append(
-            f"the CPU is split into {mesh.n} devices, data-parallel: XLA:CPU runs a convolution's gradients on"
-            f" about one core{two} (--devices 1 keeps one)"
+            f"the CPU is split into {mesh.n} devices{two}, data-parallel: XLA:CPU runs a convolution's gradients"
+            " on about one core (--devices 1 keeps one)"
         )
     if plan is not None:
         lines.append(plan.describe())
