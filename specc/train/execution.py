@@ -36,7 +36,8 @@ CHUNK_BYTES = 64 << 20
 # step, batch 100, 2 cores, median ms, one device → the CPU split in 2: lecture convnet 38 → 30, LeNet-5 22.5 →
 # 18.9, small ResNet 460 → 164; the MLP (3.2 → 3.2) and the LSTM (28 → 36) gain nothing or lose, the transformer
 # ties (17.6 → 15.5). So only models with a convolution or windowed pooling split, when a step is long enough to
-# pay for the gradients' all-reduce. More than 2 cores was not measured: the split stops at SPLIT_MAX devices.
+# pay for the gradients' all-reduce. More than 2 cores was not measured: the split stops at SPLIT_MAX devices (two a
+# core, ≤ 2 · SPLIT_MAX, for long steps: SPLIT_LONG_STEP_S).
 SPLIT_MAX = 4
 SPLIT_MIN_STEP_S = 0.005
 # A step guessed at >= 100 ms splits into two devices a core: each device runs its program's operations one after
