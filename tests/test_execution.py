@@ -247,8 +247,20 @@ def test_a_convnet_trains_data_parallel_on_the_split_cpu(tmp_path: Path) -> None
     assert [r["val_loss"] for r in resumed] == [r["val_loss"] for r in split]
     # one device trains the same model: only the order of the gradient's sums differs
     banner, one = _train_cli(spec, tmp_path / "one", "--devices", "1")
-    assert "devices: 1 × cpu" in banner and "split" not in banner
+    assert "devices: 1 × cpu" in banner and "CPU is split" not in banner
     np.testing.assert_allclose([r["val_loss"] for r in one], [r["val_loss"] for r in split], rtol=2e-3)
+
+
+def test_devices_asked_for_split_the_cpu_into_that_many(tmp_path: Path) -> None:
+    # an MLP, which the rule keeps on one device: --devices 3 makes three CPU devices, and one epoch on them
+    # ends where one device's does, up to the order of the gradient's sums
+    spec = ROOT / "specs" / "digits_mlp.net"
+    banner, three = _train_cli(spec, tmp_path / "three", "--devices", "3", "--batch", "33", "--epochs", "2")
+    assert "devices: 3 × cpu" in banner and "the CPU is split into 3 devices (--devices 3)" in banner
+    banner, one = _train_cli(spec, tmp_path / "one", "--devices", "1", "--batch", "33", "--epochs", "2")
+    assert "devices: 1 × cpu" in banner and "CPU is split" not in banner
+    np.testing.assert_allclose([r["val_loss"] for r in three], [r["val_loss"] for r in one], rtol=1e-4)
+    assert three[-1]["val_loss"] < three[0]["val_loss"]
 
 
 def test_by_default_the_mesh_takes_the_most_devices_that_divide_the_batch() -> None:

@@ -119,21 +119,23 @@ def flops_per_example(
 
 
 def split_for(graph: Any, batch: int, devices: int | None = None) -> int:
-    """Split the CPU for training `graph` (cpu_split's rule) unless the user chose the devices (`--devices`);
-    call it before JAX's first operation. Returns the CPU devices made (1: none)."""
+    """Split the CPU for training `graph` (cpu_split's rule), or into the `devices` the user asked for
+    (`--devices N`: on a machine whose JAX platform is a GPU or TPU the CPU's split goes unused); call it before
+    JAX's first operation. Returns the CPU devices made (1: none)."""
     if devices is not None:
-        return 1
+        return split_cpu(devices, asked=True)
     ops = frozenset(n.op for n in graph.nodes)
     return split_cpu(cpu_split(ops, flops_per_example(graph, batch), batch, cores()))
 
 
-_split: list[int] = []  # the split this process made (split_cpu), for the start banner
+_split: list[tuple[int, bool]] = []  # the split this process made (split_cpu) and if asked, for the banner
 
 
-def split_cpu(k: int) -> int:
+def split_cpu(k: int, asked: bool = False) -> int:
     """Give JAX k CPU devices (`jax_num_cpu_devices`); possible only before its first operation. Returns the
     devices the CPU now has from this call: 1 when k ≤ 1, JAX already runs, or the user chose the count
-    (XLA_FLAGS' --xla_force_host_platform_device_count, JAX_NUM_CPU_DEVICES), which is kept."""
+    (XLA_FLAGS' --xla_force_host_platform_device_count, JAX_NUM_CPU_DEVICES), which is kept. `asked`: the
+    user's `--devices`, not specc's rule."""
     if k <= 1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return 1
     if os.environ.get("JAX_NUM_CPU_DEVICES"):
@@ -146,13 +148,18 @@ def split_cpu(k: int) -> int:
         return 1
     except AttributeError:  # a JAX without the option: one CPU device
         return 1
-    _split[:] = [k]
+    _split[:] = [(k, asked)]
     return k
 
 
 def split_made() -> int:
     """The devices split_cpu gave the CPU in this process (1: none)."""
-    return _split[0] if _split else 1
+    return _split[0][0] if _split else 1
+
+
+def split_asked() -> bool:
+    """Whether the user's `--devices` made this process's split (split_cpu's `asked`)."""
+    return bool(_split) and _split[0][1]
 
 
 def choose_execution(

@@ -207,7 +207,8 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
             "value error",
             f"--devices {n} asks for more devices than the {len(avail)} available",
             None,
-            "set XLA_FLAGS=--xla_force_host_platform_device_count=N to split a CPU",
+            f"use --devices {len(avail)} or fewer"
+            + (" (`specc train` splits a CPU into the devices asked for)" if avail[0].platform == "cpu" else ""),
         )
     if batch % n:
         raise SpecError.one(
@@ -966,9 +967,11 @@ def _banner(
         + f" examples; batch {batch}, {steps} steps an epoch",
         f"devices: {mesh.n} × {'/'.join(kinds)}" + (f" ({_cpu_threads()})" if "cpu" in kinds else ""),
     ]
-    from .execution import cores, split_made
+    from .execution import cores, split_asked, split_made
 
-    if kinds == ["cpu"] and mesh.n > 1 and split_made() == mesh.n:
+    if kinds == ["cpu"] and mesh.n > 1 and split_made() == mesh.n and split_asked():
+        lines.append(f"the CPU is split into {mesh.n} devices (--devices {mesh.n}), data-parallel")
+    elif kinds == ["cpu"] and mesh.n > 1 and split_made() == mesh.n:
         two = " (two a core: a long step's devices fill each other's waits)" if mesh.n > cores() else ""
         lines.append(
             f"the CPU is split into {mesh.n} devices{two}, data-parallel: XLA:CPU runs a convolution's gradients"
