@@ -208,7 +208,11 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
             f"--devices {n} asks for more devices than the {len(avail)} available",
             None,
             f"use --devices {len(avail)} or fewer"
-            + (" (`specc train` splits a CPU into the devices asked for)" if avail[0].platform == "cpu" else ""),
+            + (
+                " (`specc train` splits a CPU into the devices asked for)"
+                if avail[0].platform == "cpu"
+                else ""
+            ),
         )
     if batch % n:
         raise SpecError.one(
