@@ -360,7 +360,7 @@ def dot(
     "--devices",
     type=click.IntRange(min=1),
     help="Data-parallel over this many local devices (default: all; on a CPU with several cores a model with"
-    " convolutions splits it into devices, --devices 1 keeps one).",
+    " convolutions splits it into devices, --devices 1 keeps one; --devices N splits a CPU into N).",
 )
 @click.option(
     "--log-histograms", is_flag=True, help="Also log each layer's weights per epoch to TensorBoard."
