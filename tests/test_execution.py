@@ -252,8 +252,8 @@ def test_a_convnet_trains_data_parallel_on_the_split_cpu(tmp_path: Path) -> None
 
 
 def test_devices_asked_for_split_the_cpu_into_that_many(tmp_path: Path) -> None:
-    # an MLP, which the rule keeps on one device: --devices 3 makes three CPU devices, and one epoch on them
-    # ends where one device's does, up to the order of the gradient's sums
+    # an MLP, which the rule keeps on one device: --devices 3 makes three CPU devices, and two epochs on them
+    # end where one device's do, up to the order of the gradient's sums
     spec = ROOT / "specs" / "digits_mlp.net"
     banner, three = _train_cli(spec, tmp_path / "three", "--devices", "3", "--batch", "33", "--epochs", "2")
     assert "devices: 3 × cpu" in banner and "the CPU is split into 3 devices (--devices 3)" in banner
@@ -272,11 +272,16 @@ def test_by_default_the_mesh_takes_the_most_devices_that_divide_the_batch() -> N
         "from specc.train.loop import _make_mesh\n"
         "c = SimpleNamespace(shard='replicate', span=lambda key: None)\n"
         "print(_make_mesh(None, 6, c).n, _make_mesh(None, 8, c).n, _make_mesh(2, 6, c).n)\n"
-        "try:\n"
-        "    _make_mesh(4, 6, c)\n"
-        "except SpecError as e:\n"
-        "    print(e.diagnostics[0].message)\n"
+        "for devices, batch in ((4, 6), (8, 8)):\n"
+        "    try:\n"
+        "        _make_mesh(devices, batch, c)\n"
+        "    except SpecError as e:\n"
+        "        print(e.diagnostics[0].message + ' | ' + e.diagnostics[0].hint)\n"
     )
-    sizes, error = _python(script).splitlines()[-2:]
+    sizes, uneven, too_many = _python(script).splitlines()[-3:]
     assert sizes == "3 4 2"  # batch 6 on 4 devices: 3 of them; a given --devices is obeyed
-    assert error == "batch 6 does not split evenly over 4 devices"
+    assert uneven.startswith("batch 6 does not split evenly over 4 devices | use a batch that is a multiple of 4")
+    # JAX already runs with 4 CPU devices (a library caller): more cannot be made now, and the hint says when
+    message, hint = too_many.split(" | ")
+    assert message == "--devices 8 asks for more devices than the 4 available"
+    assert hint.startswith("use --devices 4 or fewer; a CPU splits into more only before JAX starts")

@@ -209,7 +209,8 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
             None,
             f"use --devices {len(avail)} or fewer"
             + (
-                " (`specc train` splits a CPU into the devices asked for)"
+                "; a CPU splits into more only before JAX starts (`specc train --devices N` does it; in Python,"
+                " jax.config.update('jax_num_cpu_devices', N) first)"
                 if avail[0].platform == "cpu"
                 else ""
             ),
