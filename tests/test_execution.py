@@ -280,7 +280,9 @@ def test_by_default_the_mesh_takes_the_most_devices_that_divide_the_batch() -> N
     )
     sizes, uneven, too_many = _python(script).splitlines()[-3:]
     assert sizes == "3 4 2"  # batch 6 on 4 devices: 3 of them; a given --devices is obeyed
-    assert uneven.startswith("batch 6 does not split evenly over 4 devices | use a batch that is a multiple of 4")
+    assert uneven.startswith(
+        "batch 6 does not split evenly over 4 devices | use a batch that is a multiple of 4"
+    )
     # JAX already runs with 4 CPU devices (a library caller): more cannot be made now, and the hint says when
     message, hint = too_many.split(" | ")
     assert message == "--devices 8 asks for more devices than the 4 available"
