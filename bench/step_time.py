@@ -63,6 +63,11 @@ def _jax_step(
         box[0], loss = jitted(box[0], place(x), place(y))
         loss.block_until_ready()
 
+    def hlo(x: Any, y: Any) -> str:
+        """The optimized HLO of the program `run` calls (compiled again: the names match its profile's)."""
+        return str(jitted.lower(box[0], place(x), place(y)).compile().as_text())
+
+    run.hlo = hlo  # type: ignore[attr-defined]
     return run
 
 
@@ -93,13 +98,31 @@ def _torch_step(model: str, init: dict[str, Any]) -> Callable[[Any, Any], None] 
     return run
 
 
+def prepare(models: list[str]) -> tuple[dict[str, Any], dict[str, int], tuple[Any, Any]]:
+    """The models' graphs, the CPU devices each one's step runs on as `specc train` splits the CPU for it (the
+    devices are made once, before JAX's first operation, for the model that wants the most), and one batch."""
+    import numpy as np
+
+    import specc
+    from specc.train.execution import cores, cpu_split, flops_per_example, split_cpu
+
+    graphs = {name: specc.load(MODELS[name].spec).graph() for name in models}
+    wanted = {
+        name: cpu_split(frozenset(n.op for n in g.nodes), flops_per_example(g, BATCH), BATCH, cores())
+        for name, g in graphs.items()
+    }
+    made = split_cpu(max(wanted.values()))
+    data = load_splits("mnist" if mnist_present() else "digits")
+    b = next(iter(epoch_batches(data.train, 0)))
+    batch = np.ascontiguousarray(b["x"]), np.ascontiguousarray(b["y"])
+    return graphs, {name: min(k, made) for name, k in wanted.items()}, batch
+
+
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from flax import nnx
 
-    import specc
     from specc.backend.flax import build_module, graph_compiler_options
-    from specc.train.execution import cores, cpu_split, flops_per_example, split_cpu
 
     from .flax_models import MODELS as FLAX
     from .flax_models import load_params
@@ -108,19 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--calls", type=int, default=30)
     args = ap.parse_args(argv)
-    graphs = {name: specc.load(MODELS[name].spec).graph() for name in args.models.split(",")}
-    # each model's CPU split, as `specc train` makes it (the devices are made once, before JAX's first operation)
-    wanted = {
-        name: cpu_split(frozenset(n.op for n in g.nodes), flops_per_example(g, BATCH), BATCH, cores())
-        for name, g in graphs.items()
-    }
-    made = split_cpu(max(wanted.values()))
-    splits = load_splits("mnist" if mnist_present() else "digits")
-    b = next(iter(epoch_batches(splits.train, 0)))
-    x, y = np.ascontiguousarray(b["x"]), np.ascontiguousarray(b["y"])
+    graphs, splits, (x, y) = prepare(args.models.split(","))
     print(f"one train step, batch {BATCH}, ms: min / median of {args.calls} interleaved calls")
     for name, graph in graphs.items():
-        split = min(wanted[name], made)
+        split = splits[name]
         module = build_module(graph, seed=SEED)
         options = graph_compiler_options(graph)  # as `specc train` compiles its step
         output = graph.outputs[0][0]

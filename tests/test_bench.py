@@ -59,3 +59,29 @@ def test_the_docs_section_is_replaced_between_its_markers(results, tmp_path: Pat
     assert once.index("intro") < once.index(BEGIN) < once.index(END) < once.index("## Training speed")
     assert "| 0 |" in twice and "269,322" not in twice
     assert twice.endswith("## Big graphs\n\nlast\n") and "hand-written" in twice
+
+
+def test_the_step_profile_names_each_operation_and_what_it_computes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.profile_step import describe, main
+
+    assert main(["--models", "mlp", "--steps", "2", "--top", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp: batch 100 on 1 device(s)" in out
+    rows = [
+        line.split() for line in out.splitlines() if line.startswith("  ") and "all operations" not in line
+    ]
+    assert len(rows) == 4 and all(float(r[1]) >= 0 for r in rows)
+    # the MLP's step is its matmuls: the busiest operations are dots, read from the optimized HLO
+    assert any(r[-1] == "dot" for r in rows), out
+    hlo = (
+        "%fused_computation.3 (p: f32[4,4]) -> f32[4,4] {\n"
+        "  ROOT %convolution.1 = f32[4,4]{1,0} convolution(%p, %p), window={size=3x3 pad=1_1x1_1}\n"
+        "}\n"
+        "  %ynn_fusion.3 = f32[4,4]{1,0} fusion(%a, %b), kind=kCustom, calls=%fused_computation.3\n"
+        "  %all-reduce.2 = (f32[16]{0}, f32[16]{0}) all-reduce(%x, %y), channel_id=2\n"
+    )
+    assert describe(hlo, "ynn_fusion.3") == "f32[4,4]{1,0} convolution window={size=3x3 pad=1_1x1_1}"
+    assert describe(hlo, "all-reduce.2") == "(f32[16]{0}, f32[16]{0}) all-reduce"
+    assert describe(hlo, "missing.1") == ""
