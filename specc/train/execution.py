@@ -152,14 +152,10 @@ def split_cpu(k: int, asked: bool = False) -> int:
     return k
 
 
-def split_made() -> int:
-    """The devices split_cpu gave the CPU in this process (1: none)."""
-    return _split[0][0] if _split else 1
-
-
-def split_asked() -> bool:
-    """Whether the user's `--devices` made this process's split (split_cpu's `asked`)."""
-    return bool(_split) and _split[0][1]
+def split_made() -> tuple[int, bool]:
+    """The devices split_cpu gave the CPU in this process (1: none), and whether the user's `--devices` asked
+    for them (split_cpu's `asked`) rather than specc's rule."""
+    return _split[0] if _split else (1, False)
 
 
 def choose_execution(

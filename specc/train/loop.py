@@ -197,6 +197,13 @@ class _Mesh:
         return out
 
 
+# A library caller's JAX already runs with its CPU devices: more can be made only in a fresh process.
+CPU_SPLIT_HINT = (
+    "; a CPU splits into more only before JAX starts (`specc train --devices N` does it; in Python,"
+    " jax.config.update('jax_num_cpu_devices', N) first)"
+)
+
+
 def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
     avail = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     n = len(avail) if devices is None else devices
@@ -207,13 +214,7 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
             "value error",
             f"--devices {n} asks for more devices than the {len(avail)} available",
             None,
-            f"use --devices {len(avail)} or fewer"
-            + (
-                "; a CPU splits into more only before JAX starts (`specc train --devices N` does it; in Python,"
-                " jax.config.update('jax_num_cpu_devices', N) first)"
-                if avail[0].platform == "cpu"
-                else ""
-            ),
+            f"use --devices {len(avail)} or fewer" + (CPU_SPLIT_HINT if avail[0].platform == "cpu" else ""),
         )
     if batch % n:
         raise SpecError.one(
@@ -972,16 +973,18 @@ def _banner(
         + f" examples; batch {batch}, {steps} steps an epoch",
         f"devices: {mesh.n} × {'/'.join(kinds)}" + (f" ({_cpu_threads()})" if "cpu" in kinds else ""),
     ]
-    from .execution import cores, split_asked, split_made
+    from .execution import cores, split_made
 
-    if kinds == ["cpu"] and mesh.n > 1 and split_made() == mesh.n and split_asked():
-        lines.append(f"the CPU is split into {mesh.n} devices (--devices {mesh.n}), data-parallel")
-    elif kinds == ["cpu"] and mesh.n > 1 and split_made() == mesh.n:
-        two = " (two a core: a long step's devices fill each other's waits)" if mesh.n > cores() else ""
-        lines.append(
-            f"the CPU is split into {mesh.n} devices{two}, data-parallel: XLA:CPU runs a convolution's gradients"
-            " on about one core (--devices 1 keeps one)"
-        )
+    made, asked = split_made()
+    if kinds == ["cpu"] and mesh.n > 1 and made == mesh.n:
+        if asked:
+            lines.append(f"the CPU is split into {mesh.n} devices (--devices {mesh.n}), data-parallel")
+        else:
+            two = " (two a core: a long step's devices fill each other's waits)" if mesh.n > cores() else ""
+            lines.append(
+                f"the CPU is split into {mesh.n} devices{two}, data-parallel: XLA:CPU runs a convolution's"
+                " gradients on about one core (--devices 1 keeps one)"
+            )
     if plan is not None:
         lines.append(plan.describe())
     from ..backend.reroll import describe_runs
