@@ -156,8 +156,16 @@ def test_spec_types_and_counts_agree_with_jax(path: Path, model: str) -> None:
 # specs whose layers cover the initialisers (per op, per model), recurrent cells, attention, batch statistics,
 # free params, locally connected and sampling layers
 ABSTRACT_VS_CONCRETE = [
-    "deep_init_large", "elm", "lstm_classifier", "transformer_block", "batchnorm_dropout", "vae", "perceptron",
-    "lenet5", "mimic", "siamese",
+    "deep_init_large",
+    "elm",
+    "lstm_classifier",
+    "transformer_block",
+    "batchnorm_dropout",
+    "vae",
+    "perceptron",
+    "lenet5",
+    "mimic",
+    "siamese",
 ]
 
 
