@@ -22,7 +22,7 @@ from ..errors import SpecError
 from ..ir.graph import Graph
 from ..ir.types import JNP_NAMES
 from ..passes.count import Counts, batch_symbols, count
-from .flax import SpecModule, build_module
+from .flax import SpecModule, build_module, graph_compiler_options
 from .reroll import describe_runs, graph_runs
 
 DEFAULT_BATCH = 32
@@ -101,7 +101,7 @@ def compile_graph(
     seconds = 0.0
     if compile:
         t = time.perf_counter()
-        lowered.compile()
+        lowered.compile(compiler_options=graph_compiler_options(g))  # the options specc's own programs use
         seconds = time.perf_counter() - t
     per_example = {k: v for k, v in env.items() if k not in batch_symbols(g)}
     shapes = count(g, batch=env[next(iter(batch_symbols(g)))] if batch_symbols(g) else 1, bind=env)
