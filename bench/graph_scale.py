@@ -1,7 +1,7 @@
 """How build, trace and compile scale with graph size (issue 12, part 4): generated specs of 1k / 10k / 100k nodes,
 each phase timed on its own in one process.
 
-Usage: python bench/graph_scale.py [--sizes 1000,10000,100000] [--shapes chain,residual] [--phases ...]
+Usage: python bench/graph_scale.py [--sizes 1000,10000,100000] [--shapes chain,residual,random] [--phases ...]
        python bench/graph_scale.py --profile build --sizes 2000   # cProfile of one phase, top 25 by own time
 
 Phases: check (parse + IR + shape check), build (the abstract Flax module: what `specc compile` lowers),
@@ -16,6 +16,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import random
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,8 @@ CHAIN = """model Chain {{
   output y
 }}
 """
+
+# `random`: the chain with each layer's width drawn from 8-40 and its activation from relu / tanh / sigmoid (seeded)
 
 # a repeat of a residual block: dense, relu, add — 3 nodes a copy
 RESIDUAL = """block Unit() {{
@@ -51,6 +54,12 @@ model Residual {{
 def spec_text(shape: str, nodes: int) -> str:
     if shape == "chain":
         return CHAIN.format(stages=" -> dense(16) -> relu" * (nodes // 2))
+    if shape == "random":  # no two neighbouring layers alike, so nothing rolls: one long XLA program
+        r = random.Random(0)
+        acts = ("relu", "tanh", "sigmoid")
+        return CHAIN.format(
+            stages="".join(f" -> dense({r.randint(8, 40)}) -> {r.choice(acts)}" for _ in range(nodes // 2))
+        )
     return RESIDUAL.format(n=nodes // 3)
 
 

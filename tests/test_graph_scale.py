@@ -116,3 +116,27 @@ def test_parameters_equal_one_build_of_the_whole_model(copies: int, jits: int) -
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_abstract_build_of_distinct_layers_draws_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chain whose layers all differ (bench/graph_scale.py's `random`) does not roll, and its abstract build
+    traces no random draw: the variables' shapes are all `specc compile` needs (a draw's trace per distinct
+    shape was half of such a build's time)."""
+    from bench.graph_scale import spec_text
+    from specc.backend.reroll import graph_runs
+
+    g = specc.load("random.net", text=spec_text("random", 300)).graph()
+    assert len(g.nodes) == 302 and not graph_runs(g)
+    from jax._src import random as jax_random  # what jax.nn.initializers draw with
+
+    draws = Spy(jax_random.uniform)
+    monkeypatch.setattr(jax_random, "uniform", draws)
+    model = build_module(g, abstract=True)
+    assert draws.calls == 0
+    kernels = [
+        jax.tree.leaves(v) for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param)) if p[-1] == "kernel"
+    ]
+    assert len(kernels) == 151 and all(isinstance(k, jax.ShapeDtypeStruct) for (k,) in kernels)
+    # and a real build of the same graph does draw (glorot_uniform, the default initialiser)
+    build_module(specc.load("small.net", text=spec_text("random", 6)).graph(), seed=0)
+    assert draws.calls > 0
