@@ -80,7 +80,9 @@ class BuildContext:
     """What a lowering's `build(attrs, input_types, ctx)` gets: the libraries, the RNG streams and initialisers.
 
     `nnx`, `jax`, `jnp` are the modules themselves; `init(fn, default)` maps a spec initialiser to a JAX one;
-    `rngs` is the nnx.Rngs the model is built with ("params" for weights, "dropout", "sample").
+    `rngs` is the nnx.Rngs the model is built with ("params" for weights, "dropout", "sample"). `shapes_only`:
+    an abstract build's context, whose `init` gives zeros of the asked shape instead of a draw (the initialiser is
+    still looked up, so a bad one fails alike).
     """
 
     jax = jax
