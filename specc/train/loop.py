@@ -197,10 +197,12 @@ class _Mesh:
         return out
 
 
-# A library caller's JAX already runs with its CPU devices: more can be made only in a fresh process.
+# Why a CPU has fewer devices than --devices asks: a library caller's JAX already runs (more only in a fresh
+# process), or the environment fixes the count, which split_cpu keeps.
 CPU_SPLIT_HINT = (
-    "; a CPU splits into more only before JAX starts (`specc train --devices N` does it; in Python,"
-    " jax.config.update('jax_num_cpu_devices', N) first)"
+    "; a CPU splits into more only before JAX starts, and only when neither XLA_FLAGS"
+    " (--xla_force_host_platform_device_count) nor JAX_NUM_CPU_DEVICES sets its count (`specc train --devices N`"
+    " then does it; in Python, jax.config.update('jax_num_cpu_devices', N) first)"
 )
 
 
