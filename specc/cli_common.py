@@ -14,13 +14,15 @@ from typing import Any
 
 import click
 
-from .errors import SpecError
+from .errors import SpecError, UsageError
 
 EXIT_SPEC_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
 
 def _fail(err: SpecError, as_json: bool = False) -> None:
+    code = EXIT_USAGE if isinstance(err, UsageError) else EXIT_SPEC_ERROR
     if as_json:
         click.echo(json.dumps({"errors": [d.to_json() for d in err.diagnostics]}, indent=2))
     else:
@@ -28,11 +30,12 @@ def _fail(err: SpecError, as_json: bool = False) -> None:
         n = len(err.diagnostics)
         if n > 1:
             click.echo(f"\n{n} errors", err=True)
-    sys.exit(EXIT_SPEC_ERROR)
+    sys.exit(code)
 
 
 def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Render SpecErrors as located messages (exit 1); never show users a traceback for their mistakes."""
+    """Render SpecErrors as located messages (exit 1; a UsageError, an option's value, exits 2); never show users
+    a traceback for their mistakes."""
 
     @wraps(f)
     def run(*args: Any, **kwargs: Any) -> Any:

@@ -18,6 +18,7 @@ KINDS = (
     "value error",
     "data error",
     "file error",
+    "usage error",
 )
 
 
@@ -91,7 +92,16 @@ class SpecError(Exception):
 
     def with_sources(self, sources: Mapping[str, Source]) -> SpecError:
         merged = {**sources, **self.sources}
-        return SpecError(self.diagnostics, merged)
+        return type(self)(self.diagnostics, merged)
+
+
+class UsageError(SpecError):
+    """A command-line option's value that only the library can judge (e.g. `--devices` beyond the devices JAX
+    has): no place in a spec, and the CLI exits 2 for it, as click does for the usage errors it finds itself."""
+
+    @staticmethod
+    def of(message: str, hint: str = "") -> UsageError:
+        return UsageError([Diagnostic("usage error", message, None, hint)])
 
 
 class Diagnostics:

@@ -4,6 +4,7 @@ per-batch step trains; the rule picks by step length and devices; --log-gradient
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -287,3 +288,18 @@ def test_by_default_the_mesh_takes_the_most_devices_that_divide_the_batch() -> N
     message, hint = too_many.split(" | ")
     assert message == "--devices 8 asks for more devices than the 4 available"
     assert hint.startswith("use --devices 4 or fewer; a CPU splits into more only before JAX starts")
+
+
+def test_more_devices_than_the_environment_fixes_is_a_usage_error(tmp_path: Path) -> None:
+    # JAX_NUM_CPU_DEVICES fixes the CPU at 2 devices, so --devices 4 cannot be had: a mistake in the command,
+    # not in the spec, so exit 2 (as click's own usage errors), no traceback, and no run folder written
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2"}
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "specc", "train", str(ROOT / "specs" / "digits_mlp.net"), "--out", str(out)]
+    r = subprocess.run(
+        [*cmd, "--devices", "4"], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("usage error: --devices 4 asks for more devices than the 2 available\n")
+    assert "hint: use --devices 2 or fewer" in r.stderr and "JAX_NUM_CPU_DEVICES" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..ir.types import JNP_NAMES
 from ..source import Span
 from .data import DataError, DataSet, Splits, check_fields, load_data
@@ -212,10 +212,8 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
     if devices is None and jax.process_count() == 1:  # by default, the most devices that divide the batch
         n = max(k for k in range(1, n + 1) if batch % k == 0)
     if n > len(avail):
-        raise SpecError.one(
-            "value error",
+        raise UsageError.of(
             f"--devices {n} asks for more devices than the {len(avail)} available",
-            None,
             f"use --devices {len(avail)} or fewer" + (CPU_SPLIT_HINT if avail[0].platform == "cpu" else ""),
         )
     if batch % n:
