@@ -186,10 +186,11 @@ def convert(file: Path, target: str, output: Path | None) -> None:
 
 LOWERING = click.option(
     "--lowering",
-    type=click.Choice(["auto", "reference"]),
+    type=click.Choice(["auto", "measure", "reference"]),
     default="auto",
     show_default=True,
-    help="auto: each op's fastest form on this platform (im2col convs on CPU, ...); reference: every op's plain form.",
+    help="auto: each op's form by this platform's rule table (im2col convs on CPU, ...); measure: each op's forms"
+    " timed once on this machine, the choice cached; reference: every op's plain form.",
 )
 
 

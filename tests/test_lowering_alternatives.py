@@ -23,21 +23,10 @@ from hypothesis import strategies as st
 import specc
 from specc.backend.flax import ApplyContext, BuildContext, build_module, choose_lowering, lowering_names
 from specc.ops._registry import Lowering, OpDef, all_ops, get_op
-from specc.ops.conv import plain_2d, plain_transpose_2d
-from specc.ops.norm import fusable
 
 RTOL = ATOL = 1e-5
 NORM_TOL = 1e-4
 
-# the forms an alternative rewrites, where its CPU precondition is also a speed rule: the test runs it on every
-# such call, the shapes the rule rejects included
-REWRITES = {
-    "im2col": lambda a, t: plain_2d(a, t) is not None,
-    "im2col_t": lambda a, t: plain_2d(a, t) is not None,
-    "subpixel": plain_transpose_2d,
-    "slices": lambda a, t: t[0].rank == 4,
-    "fused": fusable,
-}
 EXPORT_ONLY = {"channels_first", "arithmetic"}  # forward-only forms for ONNX (tests/test_export.py)
 
 
@@ -54,13 +43,16 @@ def one_op(shape: tuple[int, ...], call: str) -> tuple[OpDef, Any, dict[str, Any
 
 
 def forms_that_apply(op: OpDef, attrs: dict[str, Any], types: tuple[Any, ...]) -> list[Lowering]:
-    """The alternatives that can run this call: the form it rewrites (REWRITES), else its CPU precondition."""
+    """The alternatives that can run this call: every one whose `applies` holds, the shapes the CPU rule rejects
+    included (`--lowering measure` may pick them). Where the rule picks a form, it must apply."""
     out = []
     for lw in op.lowerings[1:]:
-        if lw.name in REWRITES:
-            if REWRITES[lw.name](attrs, types):
-                out.append(lw)
-        elif lw.when is not None and lw.when(attrs, types, "cpu"):
+        if lw.name in EXPORT_ONLY:
+            continue
+        assert lw.applies is not None and lw.when is not None
+        if lw.when(attrs, types, "cpu"):
+            assert lw.applies(attrs, types), f"the CPU rule picks {lw.name}, which does not apply"
+        if lw.applies(attrs, types):
             out.append(lw)
     return out
 
@@ -224,9 +216,11 @@ def test_batchnorm_alternatives_match_the_reference(case: Any, kind: str, seed: 
 
 
 def test_every_alternative_is_checked() -> None:
-    """A new alternative lowering needs its form in REWRITES (or a structural `when`) to be in the property tests."""
-    names = {lw.name for op in all_ops().values() for lw in op.lowerings[1:]}
-    assert names - EXPORT_ONLY - set(REWRITES) == {"dense", "tiled"}  # their `when` is their form
+    """A new alternative lowering needs `applies` (the form it rewrites) to be in the property tests and to be
+    measured by `--lowering measure`; the export-only forms have none (tests/test_export.py checks them)."""
+    for op in all_ops().values():
+        for lw in op.lowerings[1:]:
+            assert (lw.applies is None) == (lw.name in EXPORT_ONLY), (op.name, lw.name)
 
 
 def test_fused_batchnorm_updates_the_running_statistics_as_the_reference() -> None:
@@ -336,11 +330,11 @@ def test_lowering_reference_on_the_command_line(tmp_path: Any) -> None:
     spec.write_text(
         "model C {\n  input x: f32[N, 12, 12, 1]\n  y = x -> conv(4, 5) -> maxpool(2)\n  output y\n}\n"
     )
-    for choice in ("auto", "reference"):
+    for choice in ("auto", "measure", "reference"):
         r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", choice, "--batch", "2"])
         assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", "fast"])
-    assert r.exit_code == 2 and "'auto', 'reference'" in r.output
+    assert r.exit_code == 2 and "'auto', 'measure', 'reference'" in r.output
     assert "--lowering" in CliRunner().invoke(main, ["train", "--help"]).output
 
 

@@ -74,10 +74,10 @@ def abstract_inputs(g: Graph, env: Mapping[str, int]) -> dict[str, jax.ShapeDtyp
     return out
 
 
-def lower_graph(g: Graph, env: Mapping[str, int], platform: str | None = None) -> Any:
-    """jax.jit(forward).lower(...) over abstract parameters, in inference mode."""
+def lower_graph(g: Graph, env: Mapping[str, int], platform: str | None = None, choose: Any = None) -> Any:
+    """jax.jit(forward).lower(...) over abstract parameters, in inference mode; `choose` as build_module's."""
 
-    model: SpecModule = build_module(g, platform=platform, abstract=True)
+    model: SpecModule = build_module(g, platform=platform, abstract=True, choose=choose)
     model.eval()
     graphdef, state = nnx.split(model)
 
@@ -95,9 +95,16 @@ def compile_graph(
     bind: Mapping[str, int] | None = None,
     compile: bool = True,
     platform: str | None = None,
+    measure: bool = False,
 ) -> Compiled:
+    """`measure`: each op's lowering timed on this machine and remembered (`--lowering measure`, tuning.py)."""
     env = bind_sizes(g, batch, bind)
-    lowered = lower_graph(g, env, platform)
+    choose = None
+    if measure:
+        from .tuning import measured_lowerings
+
+        choose = measured_lowerings(g, 1, env=env)  # env binds the batch symbols too
+    lowered = lower_graph(g, env, platform, choose)
     seconds = 0.0
     if compile:
         t = time.perf_counter()
@@ -193,7 +200,9 @@ def compile_command(
         return
     try:
         platform = "reference" if lowering == "reference" else None
-        c = compile_graph(g, batch, bind, compile=emit is None, platform=platform)
+        c = compile_graph(
+            g, batch, bind, compile=emit is None, platform=platform, measure=lowering == "measure"
+        )
     except SpecError as e:
         raise e.with_sources(spec.program.sources) from None
     if emit == "hlo":

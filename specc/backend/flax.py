@@ -146,6 +146,10 @@ def current_platform() -> str:
     return jax.default_backend()
 
 
+# how a SpecModule picks each op node's lowering: (node, input types) → lowering
+Chooser = Callable[[Node, tuple[TensorType, ...]], Lowering]
+
+
 def choose_lowering(node: Node, types: tuple[TensorType, ...], platform: str) -> Lowering:
     """The first specialised lowering whose precondition holds on `platform`, else the reference one (first).
 
@@ -481,11 +485,21 @@ class SpecModule(nnx.Module):
         rngs: streams "params" (initialisation), "dropout", "sample" (sample_normal); default nnx.Rngs(seed).
         platform: picks among each op's lowerings ("cpu", "gpu", "tpu"; default: JAX's backend;
             "reference": the reference lowering of every op).
+        choose: (node, input types) → its lowering, instead of the platform's rule (`choose_lowering`); e.g.
+            backend.tuning.MeasuredLowerings for `--lowering measure`.
     """
 
     def __init__(
-        self, graph: Graph, *, rngs: nnx.Rngs, platform: str, abstract: bool = False, roll: bool | None = None
+        self,
+        graph: Graph,
+        *,
+        rngs: nnx.Rngs,
+        platform: str,
+        abstract: bool = False,
+        roll: bool | None = None,
+        choose: Chooser | None = None,
     ):
+        pick: Chooser = choose or (lambda n, types: choose_lowering(n, types, platform))
         keys = layer_keys(graph, roll)
         runs = graph_runs(graph, roll)
         run_at = {run.start: run for run in runs}
@@ -497,7 +511,7 @@ class SpecModule(nnx.Module):
             if n.op == "param":
                 return None, (_param_value, n.attrs), partial(_param_value, attrs)
             types = tuple(graph.type_of(r) for r in n.inputs)
-            lw = choose_lowering(n, types, platform)
+            lw = pick(n, types)
             op = get_op(n.op)
             assert op is not None
             build = lw.build if lw.build is not None else op.lowerings[0].build
@@ -531,7 +545,7 @@ class SpecModule(nnx.Module):
             if n.shares is not None:
                 # a later application of a named instance runs the owner's layer, with the owner's lowering
                 owner = graph.nodes[n.shares]
-                owned = choose_lowering(owner, tuple(graph.type_of(r) for r in owner.inputs), platform)
+                owned = pick(owner, tuple(graph.type_of(r) for r in owner.inputs))
                 steps.append(Step(n.id, n.name, OP, keys[n.shares], owned.apply, attrs, refs, n, owned.name))
                 continue
             if n.id in run_at:  # a rolled run: every copy's layers at once, one stacked layer per position
@@ -753,6 +767,7 @@ def build_module(
     platform: str | None = None,
     abstract: bool = False,
     roll: bool | None = None,
+    choose: Chooser | None = None,
 ) -> SpecModule:
     """Lower a checked graph to a SpecModule (an nnx.Module) with freshly initialised parameters.
 
@@ -760,10 +775,13 @@ def build_module(
         jax.eval_shape and XLA lowering of big models (what nnx.eval_shape gives, in linear time).
     roll: run repeated identical segments (`repeat`, long hand-written chains) as one lax.scan each — True
         always, False never, None by the rule in reroll.py (long runs only).
+    choose: each op's lowering instead of the platform's rule (SpecModule's `choose`).
     """
     if rngs is None:  # an abstract build runs nothing: its streams need no program
         rngs = nnx.Rngs(seed) if abstract else seeded_rngs(seed)
-    return SpecModule(graph, rngs=rngs, platform=platform or current_platform(), abstract=abstract, roll=roll)
+    return SpecModule(
+        graph, rngs=rngs, platform=platform or current_platform(), abstract=abstract, roll=roll, choose=choose
+    )
 
 
 def lowering_names(module: SpecModule) -> dict[str, str]:

@@ -75,12 +75,16 @@ class Lowering:
             (backend.flax.ApplyContext) gives the libraries, the node, and ctx.shape(type) with free sizes bound.
         when: optional precondition (attrs, input types, platform) → bool. The first later lowering whose `when`
             holds is used, else the reference (which must have no `when`).
+        applies: (attrs, input types) → bool: the lowering computes the op for these on any platform, whatever
+            the rule (`when`) would choose; `--lowering measure` times the reference against every alternative
+            that applies (backend/tuning.py). None: never measured (export-only forms).
     """
 
     name: str
     apply: Callable[..., Any]
     build: Callable[..., Any] | None = None
     when: Callable[..., bool] | None = None
+    applies: Callable[..., bool] | None = None
 
 
 @dataclass(frozen=True)

@@ -182,10 +182,18 @@ def _no_padding(a: dict[str, Any], kh: int, kw: int, h: int, w: int) -> bool:
     return all(v == 0 for v in flat)
 
 
-def _covers_map(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+def _is_dense(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
     """A kernel as large as its unpadded map has one output position: the conv is a dense layer."""
-    f = plain_2d(a, types) if platform == "cpu" else None
+    f = plain_2d(a, types)
     return f is not None and f[:2] == f[2:4] and _no_padding(a, *f[:4])
+
+
+def _covers_map(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    return platform == "cpu" and _is_dense(a, types)
+
+
+def _is_plain_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    return plain_2d(a, types) is not None
 
 
 def _im2col_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
@@ -344,9 +352,9 @@ register(
         label=_conv_label,
         lowerings=(
             Lowering("reference", apply=call_layer, build=_conv_build),
-            Lowering("dense", apply=_dense_apply, when=_covers_map),
-            Lowering("im2col_t", apply=_im2col_t_apply, when=_few_channels),
-            Lowering("im2col", apply=_im2col_apply, when=_im2col_wins),
+            Lowering("dense", apply=_dense_apply, when=_covers_map, applies=_is_dense),
+            Lowering("im2col_t", apply=_im2col_t_apply, when=_few_channels, applies=_is_plain_2d),
+            Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d),
             Lowering(
                 "channels_first",
                 apply=_channels_first_apply,
@@ -482,7 +490,12 @@ register(
                     rngs=ctx.rngs,
                 ),
             ),
-            Lowering("subpixel", apply=_transpose_subpixel_apply, when=_subpixel_wins),
+            Lowering(
+                "subpixel",
+                apply=_transpose_subpixel_apply,
+                when=_subpixel_wins,
+                applies=lambda a, types: plain_transpose_2d(a, types),
+            ),
         ),
         label=lambda a: (
             f"deconv {a['features']}@{_window_label(a['kernel'])}"

@@ -150,7 +150,7 @@ register(
                 )
             ),
             Lowering("arithmetic", apply=_batchnorm_export, when=lambda a, t, platform: platform == "export"),
-            Lowering("fused", apply=_batchnorm_fused, when=_fused_wins),
+            Lowering("fused", apply=_batchnorm_fused, when=_fused_wins, applies=fusable),
         ),
         label=lambda a: "batchnorm",
         doc="batch normalisation over the feature axis; running mean and variance are state",

@@ -206,12 +206,14 @@ def _average(total: Any, a: dict[str, Any], shape: tuple[int, ...], ctx: Any) ->
 
 
 def _tiles(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    return platform == "cpu" and _tiling(a, types)
+
+
+def _tiling(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
     """Non-overlapping windows that tile the input exactly: a pool is then a reshape and a reduction."""
     x = types[0]
     n = x.rank - 2
-    if platform != "cpu" or (
-        a["stride"] is not None and a["stride"] != a["window"]
-    ):  # ceil: no overhang then
+    if a["stride"] is not None and a["stride"] != a["window"]:  # ceil: no overhang then
         return False
     pad = a["padding"]
     flat = (
@@ -261,7 +263,7 @@ def _pool_tiled(kind: str) -> Lowering:
         form = _tiled_max if ctx.jax.local_device_count() > 1 else _tiled_max_gather
         return form(ctx.jax, ctx.jnp, tuple(shape), axes)(x)
 
-    return Lowering("tiled", apply=apply, when=_tiles)
+    return Lowering("tiled", apply=apply, when=_tiles, applies=_tiling)
 
 
 def _tiled_max(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
@@ -378,7 +380,7 @@ def _pool_slices(kind: str, when: Any) -> Lowering:
             out = v if out is None else jnp.where((v > out) | (v != v) if floating else v > out, v, out)
         return out
 
-    return Lowering("slices", apply=apply, when=when)
+    return Lowering("slices", apply=apply, when=when, applies=lambda a, types: types[0].rank == 4)
 
 
 for _kind, _what in (("max", "max"), ("avg", "mean")):

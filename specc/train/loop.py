@@ -377,7 +377,8 @@ def train_and_evaluate(
         force: replace the run already in workdir (only the files a run writes are deleted).
         log_histograms: also write histograms of every layer's weights per epoch to TensorBoard.
         log_steps: also write each step's loss and metrics to TensorBoard (a device sync every step: slower).
-        lowering: "auto" (each op's fastest form on this platform) or "reference" (every op's plain form).
+        lowering: "auto" (each op's form by the platform's rule table), "measure" (each op's forms timed once on
+            this machine and the choice cached: backend/tuning.py) or "reference" (every op's plain form).
         execution: "auto", "step", "prefetch" or "scan" (specc/train/execution.py: how batches reach the step).
         log_gradients: also write each layer's gradient norm, averaged per epoch, to gradients.jsonl.
     Raises SpecError for data that does not fit the model, and for a run directory that cannot be used (a file,
@@ -412,7 +413,14 @@ def train_and_evaluate(
 
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
-    model = build_module(graph, seed=config.seed, platform=platform)
+    choose = None
+    if lowering == "measure":
+        from ..backend.tuning import measured_lowerings
+
+        choose = measured_lowerings(graph, batch, mesh.n)
+    model = build_module(graph, seed=config.seed, platform=platform, choose=choose)
+    if choose is not None:
+        notes.append(choose.describe())
     model.train()
     # flax types split(node, f1, f2) as (GraphDef, State, *State), which mypy cannot unpack into three names
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]

@@ -1,0 +1,236 @@
+"""`--lowering measure`: each op's lowering chosen by timing it, once per (op, attributes, input shapes, machine),
+and remembered on disk; `auto` takes the rule table's choice (each lowering's `when`) instead.
+
+For every op node with more than one lowering that applies (`Lowering.applies`), the reference and each
+alternative run forward and backward on random inputs of the node's shapes (one device's share of the batch),
+jitted, their calls interleaved; an alternative replaces the reference only when its median takes under MARGIN of
+the reference's. The choice and the times go into `lowerings.json` in specc's cache folder (the one JAX's
+compilation cache uses, `compile_cache.cache_dir`), keyed by everything that changes the answer: the op and its
+attributes, the input shapes and dtypes, the platform, the device kind and count, and the versions of JAX and
+jaxlib. A later build of any spec with the same key measures nothing. A cache that cannot be read is ignored, one
+that cannot be written is not a reason to fail: the choice then holds for this process only.
+
+Timing an op alone is not timing it inside a train step (docs/benchmarks.md records rewrites that won alone and
+lost in the whole step); so `auto`, whose rules were measured in whole steps on the CPU, stays the default, and
+`measure` is for machines that rule table has not seen (another CPU, a GPU or TPU, where every rule keeps the
+reference).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+from flax import nnx
+
+from ..ir.graph import Graph, Node
+from ..ir.types import JNP_NAMES, TensorType
+from ..ops._registry import Lowering, OpDef, get_op
+from .flax import ApplyContext, BuildContext, choose_lowering, current_platform
+
+CACHE_FILE = "lowerings.json"
+FORMAT = 1  # the file's layout; another number is read as empty
+MARGIN = 0.95  # an alternative must take under this share of the reference's time
+CALLS = 15  # timed calls per candidate, interleaved, after one untimed call
+
+
+class MeasuredLowerings:
+    """A `choose(node, input types) → Lowering` for SpecModule that times the candidates (see the module's doc).
+
+    Args:
+        platform: JAX's platform ("cpu", "gpu", "tpu"): the rule's choice where nothing is measured.
+        env: the free sizes (the batch symbol: the whole batch) that make the input shapes concrete; a node whose
+            shapes stay symbolic keeps the rule's choice.
+        cache: the folder of lowerings.json, or None (remember in this process only).
+        devices: the devices the batch is split over, as the train step splits it (its first axis).
+    """
+
+    def __init__(self, platform: str, env: Mapping[str, int], cache: Path | None, devices: int = 1):
+        self.platform = platform
+        self.env = dict(env)
+        self.devices = devices
+        self.path = None if cache is None else cache / CACHE_FILE
+        self.table: dict[str, Any] = _read(self.path)
+        self.measured = 0  # distinct (op, shapes) timed in this process
+        self.reused = 0  # choices found in the cache
+        self.seconds = 0.0  # spent timing
+        device = jax.local_devices()[0]
+        self.machine = [platform, device.device_kind, jax.local_device_count(), devices, jax.__version__]
+        self.machine.append(jaxlib.__version__)
+
+    def __call__(self, node: Node, types: tuple[TensorType, ...]) -> Lowering:
+        rule = choose_lowering(node, types, self.platform)
+        op = get_op(node.op)
+        assert op is not None  # choose_lowering raised otherwise
+        attrs = node.attr
+        candidates = [op.lowerings[0]]
+        candidates += [lw for lw in op.lowerings[1:] if lw.applies is not None and lw.applies(attrs, types)]
+        maybe = [self._shape(t) for t in types]
+        shapes = [s for s in maybe if s is not None]
+        if len(candidates) < 2 or len(shapes) < len(maybe):
+            return rule
+        key = json.dumps(
+            [
+                *self.machine,
+                op.name,
+                _attrs_key(attrs),
+                [[s, t.dtype] for s, t in zip(shapes, types, strict=True)],
+            ]
+        )
+        by_name = {lw.name: lw for lw in candidates}
+        known = self.table.get(key)
+        if isinstance(known, dict) and known.get("choice") in by_name:
+            self.reused += 1
+            return by_name[known["choice"]]
+        t = time.perf_counter()
+        times = time_lowerings(op, node, types, shapes, candidates, self.env, self.devices)
+        self.seconds += time.perf_counter() - t
+        self.measured += 1
+        best = min(times, key=times.__getitem__)
+        if best != "reference" and times[best] >= MARGIN * times["reference"]:
+            best = "reference"
+        self.table[key] = {"choice": best, "median_ms": {k: round(v * 1e3, 4) for k, v in times.items()}}
+        _write(self.path, key, self.table[key])
+        return by_name[best]
+
+    def _shape(self, t: TensorType) -> tuple[int, ...] | None:
+        dims = [d.subst(self.env).as_int() for d in t.dims]
+        return None if any(v is None for v in dims) else tuple(v for v in dims if v is not None)
+
+    def describe(self) -> str:
+        """One line for the start banner."""
+        where = f" ({self.path})" if self.path is not None else " (not remembered: no cache folder)"
+        return (
+            f"lowerings measured: {self.measured} op shape(s) timed in {self.seconds:.1f} s, {self.reused} from the "
+            f"cache{where}"
+        )
+
+
+def measured_lowerings(
+    graph: Graph, batch: int, devices: int = 1, env: Mapping[str, int] | None = None
+) -> MeasuredLowerings:
+    """The chooser for `--lowering measure` on JAX's backend: `batch` examples (the batch symbols) split over
+    `devices`, the other free sizes from `env`, remembered in specc's cache folder ($SPECC_CACHE_DIR set and
+    empty: nowhere)."""
+    from ..passes.count import batch_symbols
+    from ..train.compile_cache import cache_dir
+
+    sizes = {s: batch for s in batch_symbols(graph)}
+    sizes.update(env or {})
+    return MeasuredLowerings(current_platform(), sizes, cache_dir(), devices)
+
+
+def time_lowerings(
+    op: OpDef,
+    node: Node,
+    types: tuple[TensorType, ...],
+    shapes: list[tuple[int, ...]],
+    candidates: list[Lowering],
+    env: Mapping[str, int],
+    devices: int = 1,
+) -> dict[str, float]:
+    """Median seconds of each candidate's jitted forward + backward (d sum(y·w) by the parameters and the inputs),
+    on the same random inputs and parameters; with `devices` > 1 the inputs' first axis is split over them and
+    the parameters replicated, as the train step runs the op."""
+    attrs = node.attr
+    rng = np.random.default_rng(0)
+    xs = [
+        jnp.asarray(rng.normal(size=s).astype(JNP_NAMES[t.dtype])) for s, t in zip(shapes, types, strict=True)
+    ]
+    ctx = ApplyContext(dict(env))
+    ctx.node = node
+    built = []
+    for lw in candidates:
+        build = lw.build if lw.build is not None else op.lowerings[0].build
+        module = build(attrs, types, BuildContext(nnx.Rngs(0))) if build is not None else None
+        gd: Any = None
+        params: Any = {}
+        rest: Any = {}
+        if module is not None:  # flax types split(node, f1, f2) as (GraphDef, State, *State)
+            gd, params, rest = nnx.split(module, nnx.Param, ...)  # type: ignore[misc]
+        built.append((partial(_forward, lw, gd, attrs, ctx), params, rest))
+    forward, params, rest = built[0]
+    out = jax.eval_shape(forward, params, rest, xs)
+    w = jnp.asarray(rng.normal(size=out.shape).astype(out.dtype))
+    if devices > 1 and all(x.shape[0] % devices == 0 for x in [*xs, w]):
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.array(jax.local_devices()[:devices]), ("batch",))
+        split, whole = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+        xs, w = jax.device_put(xs, split), jax.device_put(w, split)
+        built = [(f, jax.device_put(p, whole), jax.device_put(r, whole)) for f, p, r in built]
+    steps = {}
+    for lw, (forward, params, rest) in zip(candidates, built, strict=True):
+
+        def loss(params: Any, rest: Any, xs: list[Any], forward: Any = forward) -> Any:
+            return jnp.sum(forward(params, rest, xs) * w)
+
+        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 2)))
+        jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
+        steps[lw.name] = partial(step, params, rest, xs)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(CALLS):
+        for name, run in steps.items():
+            t = time.perf_counter()
+            jax.block_until_ready(run())
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def _forward(
+    lw: Lowering, gd: Any, attrs: dict[str, Any], ctx: Any, params: Any, rest: Any, xs: list[Any]
+) -> Any:
+    """The op under one lowering, its module merged from (params, rest) inside the trace."""
+    return lw.apply(nnx.merge(gd, params, rest) if gd is not None else None, attrs, list(xs), ctx)
+
+
+def _attrs_key(attrs: Mapping[str, Any]) -> str:
+    """The attributes that can change an op's speed, as text (initialisers cannot: left out)."""
+    return repr(sorted((k, v) for k, v in attrs.items() if "init" not in k))
+
+
+def _read(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("choices"), dict)
+    ):
+        return {}
+    return dict(data["choices"])
+
+
+def _write(path: Path | None, key: str, entry: dict[str, Any]) -> None:
+    """Add one choice to the file: read again (another process may have added some), then replace it atomically."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        choices = _read(path)
+        choices[key] = entry
+        fd, tmp = tempfile.mkstemp(prefix=".lowerings-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"format": FORMAT, "choices": choices}, f, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return

@@ -1,0 +1,192 @@
+"""`--lowering measure`: each op's lowerings timed once per (op, attributes, shapes, machine), the choice kept in
+lowerings.json in specc's cache folder and reused by every later build (specc/backend/tuning.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+
+import specc
+from specc.backend import tuning
+from specc.backend.flax import build_module, lowering_names
+from specc.backend.tuning import CACHE_FILE, MeasuredLowerings
+
+# a conv with one channel in (the CPU rule: im2col_t), a tiled max-pool, and a conv as large as its map (dense)
+SPEC = """
+model Small {
+  input x: f32[N, 12, 12, 1]
+  h = x -> conv(4, 3) -> relu -> maxpool(2)
+  y = h -> conv(8, 5) -> flatten
+  output y
+}
+"""
+# the same on the 8×8 digits, trained
+TRAIN_SPEC = """
+model Small {
+  input x: f32[N, 8, 8, 1]
+  input y: i32[N]
+  h = x -> conv(4, 3) -> relu -> maxpool(2)
+  logits = h -> conv(10, 3) -> flatten
+  output logits
+}
+train {
+  data = digits(image=true, split=0.8)
+  loss = cross_entropy(logits, y)
+  optimizer = adam(lr=3e-3)
+  batch = 32
+  epochs = 2
+}
+"""
+
+
+def _graph() -> Any:
+    return specc.load("t.net", text=SPEC).graph()
+
+
+def _choices(folder: Path) -> dict[str, Any]:
+    data = json.loads((folder / CACHE_FILE).read_text())
+    assert data["format"] == tuning.FORMAT
+    return data["choices"]  # type: ignore[no-any-return]
+
+
+def _op_names(module: Any) -> dict[str, str]:
+    """node name → lowering, for the three ops with alternatives (two convs, a max-pool)."""
+    ops = {s.name for s in module.plan.steps if s.node.op in ("conv", "maxpool")}
+    return {k: v for k, v in lowering_names(module).items() if k in ops}
+
+
+def test_measured_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    chosen = _op_names(build_module(_graph(), choose=first))
+    assert first.measured == 3 and first.reused == 0 and first.seconds > 0
+    entries = list(_choices(tmp_path).values())
+    assert len(entries) == 3
+    for entry in entries:
+        times = entry["median_ms"]
+        assert "reference" in times and len(times) >= 2 and all(t > 0 for t in times.values())
+        fastest = min(times, key=times.__getitem__)
+        # the reference stays unless an alternative takes under MARGIN of its time
+        want = fastest if times[fastest] < tuning.MARGIN * times["reference"] else "reference"
+        assert entry["choice"] == want
+    assert sorted(chosen.values()) == sorted(e["choice"] for e in entries)
+
+    # a second build (another process would do the same) times nothing and makes the same choices
+    def no_timing(*args: Any) -> dict[str, float]:
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(tuning, "time_lowerings", no_timing)
+    second = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    assert _op_names(build_module(_graph(), choose=second)) == chosen
+    assert second.measured == 0 and second.reused == 3
+    assert "3 from the cache" in second.describe()
+
+
+def test_another_batch_is_measured_again(tmp_path: Path) -> None:
+    build_module(_graph(), choose=MeasuredLowerings("cpu", {"N": 8}, tmp_path))
+    other = MeasuredLowerings("cpu", {"N": 16}, tmp_path)
+    build_module(_graph(), choose=other)
+    assert other.measured == 3 and len(_choices(tmp_path)) == 6
+
+
+def test_the_cached_choice_is_obeyed(tmp_path: Path) -> None:
+    build_module(_graph(), choose=MeasuredLowerings("cpu", {"N": 8}, tmp_path))
+    path = tmp_path / CACHE_FILE
+    data = json.loads(path.read_text())
+    for key, entry in data["choices"].items():  # every op: the slowest form it was timed with
+        times = entry["median_ms"]
+        entry["choice"] = max(times, key=times.__getitem__)
+        if json.loads(key)[6] == "conv" and "im2col" in times:
+            entry["choice"] = "im2col"
+    path.write_text(json.dumps(data))
+    module = build_module(_graph(), choose=MeasuredLowerings("cpu", {"N": 8}, tmp_path))
+    names = _op_names(module)
+    assert sorted(names.values()) == sorted(e["choice"] for e in data["choices"].values())
+    assert list(names.values()).count("im2col") == 2
+    # whichever forms run, the model computes what the reference lowerings compute
+    x = np.random.default_rng(0).normal(size=(8, 12, 12, 1)).astype(np.float32)
+    ref = build_module(_graph(), platform="reference")
+    np.testing.assert_allclose(module(x=x)["y"], ref(x=x)["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_the_reference_stays_unless_an_alternative_is_clearly_faster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def timed(op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int) -> Any:
+        times = {lw.name: 1.0 for lw in candidates}
+        times[candidates[-1].name] = speed
+        return times
+
+    monkeypatch.setattr(tuning, "time_lowerings", timed)
+    for speed, kept in ((0.97, True), (0.5, False)):
+        folder = tmp_path / str(speed)
+        names = _op_names(build_module(_graph(), choose=MeasuredLowerings("cpu", {"N": 8}, folder)))
+        assert (set(names.values()) == {"reference"}) == kept
+
+
+def test_an_unreadable_cache_is_measured_again_and_rewritten(tmp_path: Path) -> None:
+    (tmp_path / CACHE_FILE).write_text("{not json")
+    chooser = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    build_module(_graph(), choose=chooser)
+    assert chooser.measured == 3 and len(_choices(tmp_path)) == 3
+    assert not [p for p in tmp_path.iterdir() if p.name != CACHE_FILE]  # no temporary file left behind
+
+
+def test_without_a_cache_folder_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECC_CACHE_DIR", "")
+    monkeypatch.chdir(tmp_path)
+    chooser = tuning.measured_lowerings(_graph(), 8)
+    build_module(_graph(), choose=chooser)
+    assert chooser.measured == 3 and "not remembered" in chooser.describe()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_free_sizes_keep_the_rule(tmp_path: Path) -> None:
+    # N unbound: no concrete shapes to time, so each op takes the CPU rule's form
+    chooser = MeasuredLowerings("cpu", {}, tmp_path)
+    assert lowering_names(build_module(_graph(), choose=chooser)) == lowering_names(
+        build_module(_graph(), platform="cpu")
+    )
+    assert chooser.measured == 0 and not (tmp_path / CACHE_FILE).exists()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the banner's split line is the CPU's")
+def test_train_measures_on_the_first_run_and_reads_the_cache_on_the_second(tmp_path: Path) -> None:
+    spec = tmp_path / "small.net"
+    spec.write_text(TRAIN_SPEC)
+    env = {**os.environ, "SPECC_CACHE_DIR": str(tmp_path / "cache")}
+    banners = []
+    for run in ("one", "two"):
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "specc",
+                "train",
+                str(spec),
+                "--lowering",
+                "measure",
+                "--out",
+                str(tmp_path / run),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=env,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        banners.append(next(line for line in r.stderr.splitlines() if line.startswith("lowerings measured")))
+        rows = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        epochs = [x for x in rows if "val_loss" in x]
+        assert epochs[-1]["loss"] < epochs[0]["loss"]
+    assert banners[0].startswith("lowerings measured: 3 op shape(s) timed in")
+    assert banners[1].startswith("lowerings measured: 0 op shape(s)") and "3 from the cache" in banners[1]
+    assert str(tmp_path / "cache" / CACHE_FILE) in banners[1]
