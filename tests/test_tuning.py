@@ -19,11 +19,12 @@ from specc.backend import tuning
 from specc.backend.flax import build_module, lowering_names
 from specc.backend.tuning import CACHE_FILE, MeasuredLowerings
 
-# a conv with one channel in (the CPU rule: im2col_t), a tiled max-pool, and a conv as large as its map (dense)
+# a conv with one channel in (the CPU rule: im2col_t), batch norm (fused; its statistics are state the timed
+# program updates), a tiled max-pool, and a conv as large as its map (dense)
 SPEC = """
 model Small {
   input x: f32[N, 12, 12, 1]
-  h = x -> conv(4, 3) -> relu -> maxpool(2)
+  h = x -> conv(4, 3) -> batchnorm -> relu -> maxpool(2)
   y = h -> conv(8, 5) -> flatten
   output y
 }
@@ -33,7 +34,7 @@ TRAIN_SPEC = """
 model Small {
   input x: f32[N, 8, 8, 1]
   input y: i32[N]
-  h = x -> conv(4, 3) -> relu -> maxpool(2)
+  h = x -> conv(4, 3) -> batchnorm -> relu -> maxpool(2)
   logits = h -> conv(10, 3) -> flatten
   output logits
 }
@@ -58,17 +59,17 @@ def _choices(folder: Path) -> dict[str, Any]:
 
 
 def _op_names(module: Any) -> dict[str, str]:
-    """node name → lowering, for the three ops with alternatives (two convs, a max-pool)."""
-    ops = {s.name for s in module.plan.steps if s.node.op in ("conv", "maxpool")}
+    """node name → lowering, for the four ops with alternatives (two convs, batch norm, a max-pool)."""
+    ops = {s.name for s in module.plan.steps if s.node.op in ("conv", "batchnorm", "maxpool")}
     return {k: v for k, v in lowering_names(module).items() if k in ops}
 
 
 def test_measured_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
     chosen = _op_names(build_module(_graph(), choose=first))
-    assert first.measured == 3 and first.reused == 0 and first.seconds > 0
+    assert first.measured == 4 and first.reused == 0 and first.seconds > 0
     entries = list(_choices(tmp_path).values())
-    assert len(entries) == 3
+    assert len(entries) == 4
     for entry in entries:
         times = entry["median_ms"]
         assert "reference" in times and len(times) >= 2 and all(t > 0 for t in times.values())
@@ -85,15 +86,15 @@ def test_measured_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(tuning, "time_lowerings", no_timing)
     second = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
     assert _op_names(build_module(_graph(), choose=second)) == chosen
-    assert second.measured == 0 and second.reused == 3
-    assert "3 from the cache" in second.describe()
+    assert second.measured == 0 and second.reused == 4
+    assert "4 from the cache" in second.describe()
 
 
 def test_another_batch_is_measured_again(tmp_path: Path) -> None:
     build_module(_graph(), choose=MeasuredLowerings("cpu", {"N": 8}, tmp_path))
     other = MeasuredLowerings("cpu", {"N": 16}, tmp_path)
     build_module(_graph(), choose=other)
-    assert other.measured == 3 and len(_choices(tmp_path)) == 6
+    assert other.measured == 4 and len(_choices(tmp_path)) == 8
 
 
 def test_the_cached_choice_is_obeyed(tmp_path: Path) -> None:
@@ -135,7 +136,7 @@ def test_an_unreadable_cache_is_measured_again_and_rewritten(tmp_path: Path) -> 
     (tmp_path / CACHE_FILE).write_text("{not json")
     chooser = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
     build_module(_graph(), choose=chooser)
-    assert chooser.measured == 3 and len(_choices(tmp_path)) == 3
+    assert chooser.measured == 4 and len(_choices(tmp_path)) == 4
     assert not [p for p in tmp_path.iterdir() if p.name != CACHE_FILE]  # no temporary file left behind
 
 
@@ -144,7 +145,7 @@ def test_without_a_cache_folder_nothing_is_written(tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(tmp_path)
     chooser = tuning.measured_lowerings(_graph(), 8)
     build_module(_graph(), choose=chooser)
-    assert chooser.measured == 3 and "not remembered" in chooser.describe()
+    assert chooser.measured == 4 and "not remembered" in chooser.describe()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -187,6 +188,6 @@ def test_train_measures_on_the_first_run_and_reads_the_cache_on_the_second(tmp_p
         rows = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
         epochs = [x for x in rows if "val_loss" in x]
         assert epochs[-1]["loss"] < epochs[0]["loss"]
-    assert banners[0].startswith("lowerings measured: 3 op shape(s) timed in")
-    assert banners[1].startswith("lowerings measured: 0 op shape(s)") and "3 from the cache" in banners[1]
+    assert banners[0].startswith("lowerings measured: 4 op shape(s) timed in")
+    assert banners[1].startswith("lowerings measured: 0 op shape(s)") and "4 from the cache" in banners[1]
     assert str(tmp_path / "cache" / CACHE_FILE) in banners[1]
