@@ -10,6 +10,7 @@ normal, tied (small integers) or constant.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jax
@@ -330,9 +331,17 @@ def test_lowering_reference_on_the_command_line(tmp_path: Any) -> None:
     spec.write_text(
         "model C {\n  input x: f32[N, 12, 12, 1]\n  y = x -> conv(4, 5) -> maxpool(2)\n  output y\n}\n"
     )
+    chosen = {}
     for choice in ("auto", "measure", "reference"):
         r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", choice, "--batch", "2"])
         assert r.exit_code == 0, r.output
+        assert ("lowerings measured: 2 op shape(s)" in r.output) == (choice == "measure")
+        r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", choice, "--batch", "2", "--json"])
+        chosen[choice] = {n["op"]: n["lowering"] for n in json.loads(r.output)["nodes"]}
+    assert chosen["reference"] == {"input": None, "conv": "reference", "maxpool": "reference"}
+    if jax.default_backend() == "cpu":  # the CPU's rule
+        assert chosen["auto"] == {"input": None, "conv": "im2col_t", "maxpool": "tiled"}
+    assert chosen["measure"]["conv"] in ("reference", "dense", "im2col_t", "im2col")
     r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", "fast"])
     assert r.exit_code == 2 and "'auto', 'measure', 'reference'" in r.output
     assert "--lowering" in CliRunner().invoke(main, ["train", "--help"]).output

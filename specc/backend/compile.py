@@ -22,7 +22,7 @@ from ..errors import SpecError
 from ..ir.graph import Graph
 from ..ir.types import JNP_NAMES
 from ..passes.count import Counts, batch_symbols, count
-from .flax import SpecModule, build_module, graph_compiler_options
+from .flax import SpecModule, build_module, graph_compiler_options, lowering_names
 from .reroll import describe_runs, graph_runs
 
 DEFAULT_BATCH = 32
@@ -38,6 +38,8 @@ class Compiled:
         counts: per node, with shapes under `bind` and FLOPs per example.
         lowered: jax's Lowered (`.as_text()` is the StableHLO).
         compile_seconds: XLA's compile time (0 when only lowered).
+        lowerings: each op node's lowering by node name ("reference", "im2col", ...).
+        measured: `--lowering measure`'s one-line account (tuning.MeasuredLowerings.describe), else "".
     """
 
     graph: Graph
@@ -45,6 +47,8 @@ class Compiled:
     counts: Counts
     lowered: Any
     compile_seconds: float
+    lowerings: dict[str, str]
+    measured: str = ""
 
 
 def bind_sizes(g: Graph, batch: int | None = None, bind: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -74,8 +78,11 @@ def abstract_inputs(g: Graph, env: Mapping[str, int]) -> dict[str, jax.ShapeDtyp
     return out
 
 
-def lower_graph(g: Graph, env: Mapping[str, int], platform: str | None = None, choose: Any = None) -> Any:
-    """jax.jit(forward).lower(...) over abstract parameters, in inference mode; `choose` as build_module's."""
+def lower_graph(
+    g: Graph, env: Mapping[str, int], platform: str | None = None, choose: Any = None
+) -> tuple[Any, dict[str, str]]:
+    """jax.jit(forward).lower(...) over abstract parameters, in inference mode, and each op node's lowering;
+    `choose` as build_module's."""
 
     model: SpecModule = build_module(g, platform=platform, abstract=True, choose=choose)
     model.eval()
@@ -86,7 +93,8 @@ def lower_graph(g: Graph, env: Mapping[str, int], platform: str | None = None, c
 
     ins = abstract_inputs(g, env)
     needed = {s.input for s in model.plan.needed(r.node for _, r in g.outputs) if s.input is not None}
-    return jax.jit(forward).lower(state, {k: v for k, v in ins.items() if k in needed})
+    lowered = jax.jit(forward).lower(state, {k: v for k, v in ins.items() if k in needed})
+    return lowered, lowering_names(model)
 
 
 def compile_graph(
@@ -104,7 +112,7 @@ def compile_graph(
         from .tuning import measured_lowerings
 
         choose = measured_lowerings(g, 1, env=env)  # env binds the batch symbols too
-    lowered = lower_graph(g, env, platform, choose)
+    lowered, lowerings = lower_graph(g, env, platform, choose)
     seconds = 0.0
     if compile:
         t = time.perf_counter()
@@ -118,7 +126,9 @@ def compile_graph(
         for r, s in zip(flops.nodes, shapes.nodes, strict=True)
     )
     counts = Counts(rows, flops.total_params, flops.total_state, flops.total_flops)
-    return Compiled(g, env, counts, lowered, seconds)
+    return Compiled(
+        g, env, counts, lowered, seconds, lowerings, choose.describe() if choose is not None else ""
+    )
 
 
 def summary_json(c: Compiled) -> dict[str, Any]:
@@ -126,7 +136,14 @@ def summary_json(c: Compiled) -> dict[str, Any]:
     return {
         "model": c.graph.model,
         "nodes": [
-            {"name": r.name, "op": r.op, "shape": r.shape, "params": r.params, "flops": r.flops}
+            {
+                "name": r.name,
+                "op": r.op,
+                "shape": r.shape,
+                "params": r.params,
+                "flops": r.flops,
+                "lowering": c.lowerings.get(r.name),
+            }
             for r in c.counts.nodes
         ],
         "total_params": c.counts.total_params,
@@ -222,6 +239,8 @@ def compile_command(
     )
     for line in describe_runs(c.graph):
         console.print(f"rolled: {line}", highlight=False)
+    if c.measured:
+        console.print(c.measured, highlight=False)
 
 
 def _write(text: str, out_dir: Path | None, name: str) -> None:
