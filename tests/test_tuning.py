@@ -149,13 +149,19 @@ def test_without_a_cache_folder_nothing_is_written(tmp_path: Path, monkeypatch: 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_free_sizes_keep_the_rule(tmp_path: Path) -> None:
+def test_free_sizes_and_integer_inputs_keep_the_rule(tmp_path: Path) -> None:
     # N unbound: no concrete shapes to time, so each op takes the CPU rule's form
     chooser = MeasuredLowerings("cpu", {}, tmp_path)
     assert lowering_names(build_module(_graph(), choose=chooser)) == lowering_names(
         build_module(_graph(), platform="cpu")
     )
-    assert chooser.measured == 0 and not (tmp_path / CACHE_FILE).exists()
+    # a max-pool of integers has no backward to time
+    g = specc.load(
+        "t.net", text="model M {\n input x: i32[N, 8, 8, 4]\n y = x -> maxpool(2)\n output y\n}"
+    ).graph()
+    ints = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    assert lowering_names(build_module(g, choose=ints)) == {"y": "tiled"}
+    assert chooser.measured == ints.measured == 0 and not (tmp_path / CACHE_FILE).exists()
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the banner's split line is the CPU's")

@@ -78,7 +78,8 @@ class MeasuredLowerings:
         candidates += [lw for lw in op.lowerings[1:] if lw.applies is not None and lw.applies(attrs, types)]
         maybe = [self._shape(t) for t in types]
         shapes = [s for s in maybe if s is not None]
-        if len(candidates) < 2 or len(shapes) < len(maybe):
+        floating = all(jnp.issubdtype(JNP_NAMES[t.dtype], jnp.floating) for t in types)
+        if len(candidates) < 2 or len(shapes) < len(maybe) or not floating:  # timed: forward and backward
             return rule
         key = json.dumps(
             [
