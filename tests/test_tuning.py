@@ -16,7 +16,7 @@ import pytest
 
 import specc
 from specc.backend import tuning
-from specc.backend.flax import build_module, lowering_names
+from specc.backend.flax import build_module, choose_lowering, lowering_names
 from specc.backend.tuning import CACHE_FILE, MeasuredLowerings
 
 # a conv with one channel in (the CPU rule: im2col_t), batch norm (fused; its statistics are state the timed
@@ -197,3 +197,88 @@ def test_train_measures_on_the_first_run_and_reads_the_cache_on_the_second(tmp_p
     assert banners[0].startswith("lowerings measured: 4 op shape(s) timed in")
     assert banners[1].startswith("lowerings measured: 0 op shape(s)") and "4 from the cache" in banners[1]
     assert str(tmp_path / "cache" / CACHE_FILE) in banners[1]
+
+
+def _last_form_fastest(
+    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
+) -> dict[str, float]:
+    """Stands in for time_lowerings: the last form that applies is the fastest, so the choices differ from the
+    CPU rule's (im2col for a conv, slices for a max-pool)."""
+    times = {lw.name: 1.0 for lw in candidates}
+    times[candidates[-1].name] = 0.1
+    return times
+
+
+@pytest.mark.parametrize("faster", ["measured", "rule"])
+def test_the_whole_model_decides_where_the_forms_differ_from_the_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faster: str
+) -> None:
+    monkeypatch.setattr(tuning, "time_lowerings", _last_form_fastest)
+    timed: list[str] = []
+
+    def time_models(graph: Any, choosers: Any, platform: str, env: Any, devices: int) -> dict[str, float]:
+        timed.append(platform)
+        return {"measured": 1.0, "rule": 1.0, faster: 0.5}
+
+    monkeypatch.setattr(tuning, "time_models", time_models)
+    g = _graph()
+    rule = _op_names(build_module(g, platform="cpu"))
+    chooser = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    chooser.settle(g)
+    chosen = _op_names(build_module(g, choose=chooser))
+    assert timed == ["cpu"] and chooser.use_rule == (faster == "rule")
+    if faster == "rule":
+        assert chosen == rule
+    else:
+        assert chosen != rule and "im2col" in chosen.values()
+    assert (
+        "so the rule runs" in chooser.describe()
+        if faster == "rule"
+        else "the measured forms run" in (chooser.describe())
+    )
+    # the verdict is kept with the ops' choices: the next build times nothing
+    again = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    again.settle(g)
+    assert _op_names(build_module(g, choose=again)) == chosen and timed == ["cpu"]
+    assert again.measured == 0 and sum('"model"' in k for k in _choices(tmp_path)) == 1
+
+
+def test_the_forms_agreeing_with_the_rule_time_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_model(*args: Any) -> dict[str, float]:
+        raise AssertionError("timed the model")
+
+    def rule_fastest(
+        op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
+    ) -> dict[str, float]:
+        times = {lw.name: 1.0 for lw in candidates}
+        times[choose_lowering(node, types, "cpu").name] = 0.1
+        return times
+
+    monkeypatch.setattr(tuning, "time_models", no_model)
+    monkeypatch.setattr(tuning, "time_lowerings", rule_fastest)
+    chooser = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    chooser.settle(_graph())
+    assert chooser.measured == 4 and not chooser.use_rule and chooser.verdict == ""
+    assert _op_names(build_module(_graph(), choose=chooser)) == _op_names(
+        build_module(_graph(), platform="cpu")
+    )
+
+
+def test_a_model_with_dropout_and_batch_norm_is_timed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the real time_models: both versions built, trained-mode forward and backward jitted and timed
+    monkeypatch.setattr(tuning, "time_lowerings", _last_form_fastest)
+    g = specc.load(
+        "t.net",
+        text="model D {\n input x: f32[N, 12, 12, 1]\n input k: i32[N]\n"
+        " h = x -> conv(4, 3) -> batchnorm -> relu -> maxpool(2) -> dropout(0.5) -> flatten\n"
+        " output h\n}",
+    ).graph()
+    chooser = MeasuredLowerings("cpu", {"N": 8}, None)
+    chooser.settle(g)
+    assert "the whole model with 2 op(s) in other forms than the rule's" in chooser.describe()
+    x = np.random.default_rng(0).normal(size=(8, 12, 12, 1)).astype(np.float32)
+    module = build_module(g, choose=chooser)
+    module.eval()
+    assert module(x=x)["h"].shape == (8, 100)

@@ -18,6 +18,7 @@ reference).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -42,6 +43,9 @@ from .flax import ApplyContext, BuildContext, choose_lowering, current_platform
 CACHE_FILE = "lowerings.json"
 FORMAT = 1  # the file's layout; another number is read as empty
 MARGIN = 0.95  # an alternative must take under this share of the reference's time
+# the measured forms must take under this share of the rule's in the whole model: the rules were measured in whole
+# train steps, and a model's forward and backward timed alone still leaves out the optimizer and the metrics
+MODEL_MARGIN = 0.9
 CALLS = 15  # timed calls per candidate, interleaved, after one untimed call
 
 
@@ -65,12 +69,17 @@ class MeasuredLowerings:
         self.measured = 0  # distinct (op, shapes) timed in this process
         self.reused = 0  # choices found in the cache
         self.seconds = 0.0  # spent timing
+        self.made: dict[str, str] = {}  # this process's choices by key (a node asked again counts once)
+        self.use_rule = False  # settle() found the rule's forms faster in the whole model
+        self.verdict = ""  # settle()'s account
         device = jax.local_devices()[0]
         self.machine = [platform, device.device_kind, jax.local_device_count(), devices, jax.__version__]
         self.machine.append(jaxlib.__version__)
 
     def __call__(self, node: Node, types: tuple[TensorType, ...]) -> Lowering:
         rule = choose_lowering(node, types, self.platform)
+        if self.use_rule:
+            return rule
         op = get_op(node.op)
         assert op is not None  # choose_lowering raised otherwise
         attrs = node.attr
@@ -90,9 +99,12 @@ class MeasuredLowerings:
             ]
         )
         by_name = {lw.name: lw for lw in candidates}
+        if key in self.made:
+            return by_name[self.made[key]]
         known = self.table.get(key)
         if isinstance(known, dict) and known.get("choice") in by_name:
             self.reused += 1
+            self.made[key] = known["choice"]
             return by_name[known["choice"]]
         t = time.perf_counter()
         times = time_lowerings(op, node, types, shapes, candidates, self.env, self.devices)
@@ -103,7 +115,40 @@ class MeasuredLowerings:
             best = "reference"
         self.table[key] = {"choice": best, "median_ms": {k: round(v * 1e3, 4) for k, v in times.items()}}
         _write(self.path, key, self.table[key])
+        self.made[key] = best
         return by_name[best]
+
+    def settle(self, graph: Graph) -> None:
+        """The whole model decides between the ops' measured forms and the rule's, where they differ: an op timed
+        alone is not the op inside the model (XLA fuses it with its neighbours), so both models' forward and
+        backward are timed as the ops were; the measured forms stay only when they take under MODEL_MARGIN of the
+        rule's time. The verdict is cached like an op's choice, keyed by the model and both sets of forms."""
+        measured = _forms(graph, self)
+        rule = _forms(graph, lambda n, types: choose_lowering(n, types, self.platform))
+        if measured == rule:
+            return
+        shapes = [self._shape(graph.nodes[nid].type) for _, nid in graph.inputs]
+        if any(s is None for s in shapes):
+            return
+        key = json.dumps([*self.machine, "model", _graph_key(graph, self.env), sorted(measured.items())])
+        known = self.table.get(key)
+        if not (isinstance(known, dict) and known.get("choice") in ("measured", "rule")):
+            t = time.perf_counter()
+            times = time_models(
+                graph, {"measured": self, "rule": None}, self.platform, self.env, self.devices
+            )
+            self.seconds += time.perf_counter() - t
+            choice = "measured" if times["measured"] < MODEL_MARGIN * times["rule"] else "rule"
+            known = {"choice": choice, "median_ms": {k: round(v * 1e3, 4) for k, v in times.items()}}
+            self.table[key] = known
+            _write(self.path, key, known)
+        self.use_rule = known["choice"] == "rule"
+        ms = known["median_ms"]
+        differ = sum(measured[k] != rule[k] for k in measured)
+        self.verdict = (
+            f"; the whole model with {differ} op(s) in other forms than the rule's: {ms['measured']:.1f} ms against "
+            f"{ms['rule']:.1f} ms, so {'the measured forms' if not self.use_rule else 'the rule'} runs"
+        )
 
     def _shape(self, t: TensorType) -> tuple[int, ...] | None:
         dims = [d.subst(self.env).as_int() for d in t.dims]
@@ -114,7 +159,7 @@ class MeasuredLowerings:
         where = f" ({self.path})" if self.path is not None else " (not remembered: no cache folder)"
         return (
             f"lowerings measured: {self.measured} op shape(s) timed in {self.seconds:.1f} s, {self.reused} from the "
-            f"cache{where}"
+            f"cache{where}{self.verdict}"
         )
 
 
@@ -129,7 +174,9 @@ def measured_lowerings(
 
     sizes = {s: batch for s in batch_symbols(graph)}
     sizes.update(env or {})
-    return MeasuredLowerings(current_platform(), sizes, cache_dir(), devices)
+    chooser = MeasuredLowerings(current_platform(), sizes, cache_dir(), devices)
+    chooser.settle(graph)
+    return chooser
 
 
 def time_lowerings(
@@ -178,16 +225,10 @@ def time_lowerings(
             return jnp.sum(forward(params, rest, xs) * w)
 
         # by the state too: Flax mutates batch statistics only at the trace level that made them (zero gradients)
-        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), allow_int=True))
         jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
         steps[lw.name] = partial(step, params, rest, xs)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(CALLS):
-        for name, run in steps.items():
-            t = time.perf_counter()
-            jax.block_until_ready(run())
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return _interleaved(steps)
 
 
 def _forward(
@@ -195,6 +236,86 @@ def _forward(
 ) -> Any:
     """The op under one lowering, its module merged from (params, rest) inside the trace."""
     return lw.apply(nnx.merge(gd, params, rest) if gd is not None else None, attrs, list(xs), ctx)
+
+
+def time_models(
+    graph: Graph, choosers: Mapping[str, Any], platform: str, env: Mapping[str, int], devices: int = 1
+) -> dict[str, float]:
+    """Median seconds of the whole model's jitted forward + backward (d Σ sum(output·w) by its parameters and
+    state) in training mode under each chooser (None: the platform's rule), interleaved; inputs random (integers
+    zero), split over `devices` as in time_lowerings."""
+    from .flax import build_module
+
+    rng = np.random.default_rng(0)
+    xs = {}
+    for name, nid in graph.inputs:
+        t = graph.nodes[nid].type
+        shape = tuple(int(d.subst(env).as_int() or 0) for d in t.dims)
+        dtype = JNP_NAMES[t.dtype]
+        floating = jnp.issubdtype(dtype, jnp.floating)
+        xs[name] = jnp.asarray(rng.normal(size=shape).astype(dtype) if floating else np.zeros(shape, dtype))
+    built = {}
+    for label, choose in choosers.items():
+        module = build_module(graph, seed=0, platform=platform, choose=choose)
+        module.train()
+        gd, params, rest = nnx.split(module, nnx.Param, ...)  # type: ignore[misc]
+        built[label] = (gd, params, rest)
+
+    def outputs(gd: Any, params: Any, rest: Any, xs: Any) -> list[Any]:
+        out = nnx.merge(gd, params, rest)(xs)
+        return [v for v in jax.tree.leaves(out) if jnp.issubdtype(v.dtype, jnp.floating)]
+
+    gd, params, rest = next(iter(built.values()))
+    shapes = jax.eval_shape(partial(outputs, gd), params, rest, xs)
+    ws = [jnp.asarray(rng.normal(size=o.shape).astype(o.dtype)) for o in shapes]
+    if devices > 1 and all(v.shape and v.shape[0] % devices == 0 for v in [*xs.values(), *ws]):
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.array(jax.local_devices()[:devices]), ("batch",))
+        split, whole = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+        xs, ws = jax.device_put(xs, split), jax.device_put(ws, split)
+        built = {
+            k: (gd, jax.device_put(p, whole), jax.device_put(r, whole)) for k, (gd, p, r) in built.items()
+        }
+    runs = {}
+    for label, (gd, params, rest) in built.items():
+
+        def loss(params: Any, rest: Any, xs: Any, gd: Any = gd) -> Any:
+            return sum(jnp.sum(o * w) for o, w in zip(outputs(gd, params, rest, xs), ws, strict=True))
+
+        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), allow_int=True))
+        jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
+        runs[label] = partial(step, params, rest, xs)
+    return _interleaved(runs)
+
+
+def _interleaved(runs: Mapping[str, Any]) -> dict[str, float]:
+    """Median seconds of each call, CALLS of each, interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(CALLS):
+        for name, run in runs.items():
+            t = time.perf_counter()
+            jax.block_until_ready(run())
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def _forms(graph: Graph, choose: Any) -> dict[str, str]:
+    """Each op node's form under `choose`, by node name."""
+    return {
+        n.name: choose(n, tuple(graph.type_of(r) for r in n.inputs)).name
+        for n in graph.nodes
+        if n.op not in ("input", "param") and n.shares is None
+    }
+
+
+def _graph_key(graph: Graph, env: Mapping[str, int]) -> str:
+    """The model's structure and sizes, hashed: every node's op, attributes, inputs and output types."""
+    text = "\n".join(
+        f"{n.op}|{_attrs_key(n.attr)}|{[(r.node, r.index) for r in n.inputs]}|{[str(t) for t in n.outputs]}"
+        for n in graph.nodes
+    )
+    return hashlib.sha256(f"{text}\n{sorted(env.items())}".encode()).hexdigest()
 
 
 def _attrs_key(attrs: Mapping[str, Any]) -> str:
