@@ -41,9 +41,10 @@ model Small {
 train {
   data = digits(image=true, split=0.8)
   loss = cross_entropy(logits, y)
-  optimizer = adam(lr=3e-3)
-  batch = 32
+  optimizer = sgd(lr=0.05, momentum=0.9)
+  batch = 40
   epochs = 2
+  metrics = [accuracy(logits, y)]
 }
 """
 
