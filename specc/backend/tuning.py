@@ -2,18 +2,20 @@
 and remembered on disk; `auto` takes the rule table's choice (each lowering's `when`) instead.
 
 For every op node with more than one lowering that applies (`Lowering.applies`), the reference and each
-alternative run forward and backward on random inputs of the node's shapes (one device's share of the batch),
-jitted, their calls interleaved; an alternative replaces the reference only when its median takes under MARGIN of
-the reference's. The choice and the times go into `lowerings.json` in specc's cache folder (the one JAX's
-compilation cache uses, `compile_cache.cache_dir`), keyed by everything that changes the answer: the op and its
-attributes, the input shapes and dtypes, the platform, the device kind and count, and the versions of JAX and
-jaxlib. A later build of any spec with the same key measures nothing. A cache that cannot be read is ignored, one
-that cannot be written is not a reason to fail: the choice then holds for this process only.
+alternative run forward and backward on random inputs of the node's shapes (the batch split over the devices as
+the train step splits it), jitted, their calls interleaved; an alternative replaces the reference only when its
+median takes under MARGIN of the reference's. Timing an op alone is not timing it inside a model (XLA fuses it
+with its neighbours; docs/benchmarks.md records rewrites that won alone and lost in the whole step), so where the
+choices differ from the rule's, the whole model's forward and backward is timed both ways and the measured forms
+run only under MODEL_MARGIN of the rule's time (`MeasuredLowerings.settle`).
 
-Timing an op alone is not timing it inside a train step (docs/benchmarks.md records rewrites that won alone and
-lost in the whole step); so `auto`, whose rules were measured in whole steps on the CPU, stays the default, and
-`measure` is for machines that rule table has not seen (another CPU, a GPU or TPU, where every rule keeps the
-reference).
+The choices, verdicts and times go into `lowerings.json` in specc's cache folder (the one JAX's compilation cache
+uses, `compile_cache.cache_dir`), keyed by everything that changes the answer: the op and its attributes (a
+model: its structure), the input shapes and dtypes, the platform, the device kind and count, and the versions of
+JAX and jaxlib. A later build with the same key measures nothing. A cache that cannot be read is ignored, one that
+cannot be written is not a reason to fail: the choice then holds for this process only. `auto`, whose rules were
+measured in whole train steps on the CPU, stays the default; `measure` is for machines that rule table has not
+seen (another CPU, a GPU or TPU, where every rule keeps the reference).
 """
 
 from __future__ import annotations
