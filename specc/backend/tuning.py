@@ -48,7 +48,9 @@ MARGIN = 0.95  # an alternative must take under this share of the reference's ti
 # the measured forms must take under this share of the rule's in the whole model: the rules were measured in whole
 # train steps, and a model's forward and backward timed alone still leaves out the optimizer and the metrics
 MODEL_MARGIN = 0.9
-CALLS = 15  # timed calls per candidate, interleaved, after one untimed call
+CALLS = 15  # timed calls per candidate at most, interleaved, after one untimed call (its compilation)
+BUDGET = 2.0  # seconds of timed calls an op (or a model) may take, all its candidates together: at least 3 each
+HOPELESS = 3.0  # a candidate whose first timed call takes this many times the baseline's is not called again
 
 
 class MeasuredLowerings:
@@ -230,7 +232,7 @@ def time_lowerings(
         step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), allow_int=True))
         jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
         steps[lw.name] = partial(step, params, rest, xs)
-    return _interleaved(steps)
+    return _interleaved(steps, "reference")
 
 
 def _forward(
@@ -288,17 +290,27 @@ def time_models(
         step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), allow_int=True))
         jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
         runs[label] = partial(step, params, rest, xs)
-    return _interleaved(runs)
+    return _interleaved(runs, "rule")
 
 
-def _interleaved(runs: Mapping[str, Any]) -> dict[str, float]:
-    """Median seconds of each call, CALLS of each, interleaved."""
+def _interleaved(runs: Mapping[str, Any], baseline: str) -> dict[str, float]:
+    """Median seconds of each run's calls, interleaved: as many rounds as BUDGET allows (3 to CALLS), judged by
+    one probing round; a run HOPELESS times slower than `baseline`'s in that round keeps that one time."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(CALLS):
-        for name, run in runs.items():
-            t = time.perf_counter()
-            jax.block_until_ready(run())
-            times[name].append(time.perf_counter() - t)
+
+    def call(name: str) -> None:
+        t = time.perf_counter()
+        jax.block_until_ready(runs[name]())
+        times[name].append(time.perf_counter() - t)
+
+    for name in runs:
+        call(name)
+    probe = {name: v[0] for name, v in times.items()}
+    rounds = max(3, min(CALLS, int(BUDGET / max(sum(probe.values()), 1e-9))))
+    kept = [name for name in runs if probe[name] <= HOPELESS * probe[baseline]]
+    for _ in range(rounds - 1):
+        for name in kept:
+            call(name)
     return {name: statistics.median(v) for name, v in times.items()}
 
 
