@@ -65,6 +65,31 @@ def _op_names(module: Any) -> dict[str, str]:
     return {k: v for k, v in lowering_names(module).items() if k in ops}
 
 
+def _last_form_fastest(
+    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
+) -> dict[str, float]:
+    """Stands in for time_lowerings: the last form that applies is the fastest, so the choices differ from the
+    CPU rule's (im2col for a conv, slices for a max-pool)."""
+    times = {lw.name: 1.0 for lw in candidates}
+    times[candidates[-1].name] = 0.1
+    return times
+
+
+def _rule_fastest(
+    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
+) -> dict[str, float]:
+    """Stands in for time_lowerings: the CPU rule's form is the fastest."""
+    times = {lw.name: 1.0 for lw in candidates}
+    times[choose_lowering(node, types, "cpu").name] = 0.1
+    return times
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ops timed by _last_form_fastest instead of the clock (one test below times them for real)."""
+    monkeypatch.setattr(tuning, "time_lowerings", _last_form_fastest)
+
+
 def test_measured_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
     chosen = _op_names(build_module(_graph(), choose=first))
@@ -91,14 +116,14 @@ def test_measured_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pyt
     assert "4 from the cache" in second.describe()
 
 
-def test_another_batch_is_measured_again(tmp_path: Path) -> None:
+def test_another_batch_is_measured_again(tmp_path: Path, quick: None) -> None:
     build_module(_graph(), choose=MeasuredLowerings("cpu", {"N": 8}, tmp_path))
     other = MeasuredLowerings("cpu", {"N": 16}, tmp_path)
     build_module(_graph(), choose=other)
     assert other.measured == 4 and len(_choices(tmp_path)) == 8
 
 
-def test_the_cached_choice_is_obeyed(tmp_path: Path) -> None:
+def test_the_cached_choice_is_obeyed(tmp_path: Path, quick: None) -> None:
     build_module(_graph(), choose=MeasuredLowerings("cpu", {"N": 8}, tmp_path))
     path = tmp_path / CACHE_FILE
     data = json.loads(path.read_text())
@@ -133,7 +158,7 @@ def test_the_reference_stays_unless_an_alternative_is_clearly_faster(
         assert (set(names.values()) == {"reference"}) == kept
 
 
-def test_an_unreadable_cache_is_measured_again_and_rewritten(tmp_path: Path) -> None:
+def test_an_unreadable_cache_is_measured_again_and_rewritten(tmp_path: Path, quick: None) -> None:
     (tmp_path / CACHE_FILE).write_text("{not json")
     chooser = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
     build_module(_graph(), choose=chooser)
@@ -142,6 +167,7 @@ def test_an_unreadable_cache_is_measured_again_and_rewritten(tmp_path: Path) -> 
 
 
 def test_without_a_cache_folder_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "time_lowerings", _rule_fastest)  # so no model is timed either
     monkeypatch.setenv("SPECC_CACHE_DIR", "")
     monkeypatch.chdir(tmp_path)
     chooser = tuning.measured_lowerings(_graph(), 8)
@@ -200,16 +226,6 @@ def test_train_measures_on_the_first_run_and_reads_the_cache_on_the_second(tmp_p
     assert str(tmp_path / "cache" / CACHE_FILE) in banners[1]
 
 
-def _last_form_fastest(
-    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
-) -> dict[str, float]:
-    """Stands in for time_lowerings: the last form that applies is the fastest, so the choices differ from the
-    CPU rule's (im2col for a conv, slices for a max-pool)."""
-    times = {lw.name: 1.0 for lw in candidates}
-    times[candidates[-1].name] = 0.1
-    return times
-
-
 @pytest.mark.parametrize("faster", ["measured", "rule"])
 def test_the_whole_model_decides_where_the_forms_differ_from_the_rule(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faster: str
@@ -250,15 +266,8 @@ def test_the_forms_agreeing_with_the_rule_time_no_model(
     def no_model(*args: Any) -> dict[str, float]:
         raise AssertionError("timed the model")
 
-    def rule_fastest(
-        op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
-    ) -> dict[str, float]:
-        times = {lw.name: 1.0 for lw in candidates}
-        times[choose_lowering(node, types, "cpu").name] = 0.1
-        return times
-
     monkeypatch.setattr(tuning, "time_models", no_model)
-    monkeypatch.setattr(tuning, "time_lowerings", rule_fastest)
+    monkeypatch.setattr(tuning, "time_lowerings", _rule_fastest)
     chooser = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
     chooser.settle(_graph())
     assert chooser.measured == 4 and not chooser.use_rule and chooser.verdict == ""
