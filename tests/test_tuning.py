@@ -224,6 +224,10 @@ def test_train_measures_on_the_first_run_and_reads_the_cache_on_the_second(tmp_p
     assert banners[0].startswith("lowerings measured: 4 op shape(s) timed in")
     assert banners[1].startswith("lowerings measured: 0 op shape(s)") and "4 from the cache" in banners[1]
     assert str(tmp_path / "cache" / CACHE_FILE) in banners[1]
+    # the train step went to JAX's persistent cache, the programs that timed the forms did not
+    programs = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert any(p.startswith("jit_train_step") for p in programs)
+    assert not [p for p in programs if p.startswith("jit_loss")]
 
 
 @pytest.mark.parametrize("faster", ["measured", "rule"])

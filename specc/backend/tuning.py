@@ -26,7 +26,8 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ MARGIN = 0.95  # an alternative must take under this share of the reference's ti
 # train steps, and a model's forward and backward timed alone still leaves out the optimizer and the metrics
 MODEL_MARGIN = 0.9
 CALLS = 15  # timed calls per candidate at most, interleaved, after one untimed call (its compilation)
-BUDGET = 2.0  # seconds of timed calls an op (or a model) may take, all its candidates together: at least 3 each
+BUDGET = (
+    2.0  # seconds of timed calls an op (or a model) may take, all its candidates together: at least 3 each
+)
 HOPELESS = 3.0  # a candidate whose first timed call takes this many times the baseline's is not called again
 
 
@@ -111,7 +114,8 @@ class MeasuredLowerings:
             self.made[key] = known["choice"]
             return by_name[known["choice"]]
         t = time.perf_counter()
-        times = time_lowerings(op, node, types, shapes, candidates, self.env, self.devices)
+        with _uncached():
+            times = time_lowerings(op, node, types, shapes, candidates, self.env, self.devices)
         self.seconds += time.perf_counter() - t
         self.measured += 1
         best = min(times, key=times.__getitem__)
@@ -138,9 +142,10 @@ class MeasuredLowerings:
         known = self.table.get(key)
         if not (isinstance(known, dict) and known.get("choice") in ("measured", "rule")):
             t = time.perf_counter()
-            times = time_models(
-                graph, {"measured": self, "rule": None}, self.platform, self.env, self.devices
-            )
+            with _uncached():
+                times = time_models(
+                    graph, {"measured": self, "rule": None}, self.platform, self.env, self.devices
+                )
             self.seconds += time.perf_counter() - t
             choice = "measured" if times["measured"] < MODEL_MARGIN * times["rule"] else "rule"
             known = {"choice": choice, "median_ms": {k: round(v * 1e3, 4) for k, v in times.items()}}
@@ -291,6 +296,18 @@ def time_models(
         jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
         runs[label] = partial(step, params, rest, xs)
     return _interleaved(runs, "rule")
+
+
+@contextmanager
+def _uncached() -> Iterator[None]:
+    """The timed programs are not written to JAX's persistent compilation cache: each runs once per machine (its
+    verdict is what lowerings.json keeps), and a spec's would be a few dozen files there."""
+    before = jax.config.jax_persistent_cache_min_compile_time_secs  # type: ignore[attr-defined]  # not in the stub
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
+    try:
+        yield
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
 
 
 def _interleaved(runs: Mapping[str, Any], baseline: str) -> dict[str, float]:
