@@ -414,7 +414,10 @@ def train_and_evaluate(
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
     choose = None
-    if lowering == "measure":
+    if lowering == "measure" and jax.process_count() > 1:
+        # each process would time on its own and might choose otherwise: every process must compile one program
+        notes.append("--lowering measure times on one process only; these processes run the rule's forms (auto)")
+    elif lowering == "measure":
         from ..backend.tuning import measured_lowerings
 
         choose = measured_lowerings(graph, batch, mesh.n)
