@@ -26,8 +26,9 @@ import specc
 from specc.train.spec import build_config
 from specc.train.loop import train_and_evaluate
 spec = specc.load(sys.argv[1]); cfg = build_config(spec, spec.graph(), ["epochs=2", "batch=32"])
-r = train_and_evaluate(cfg, Path(sys.argv[2]), verbose=False)
+r = train_and_evaluate(cfg, Path(sys.argv[2]), verbose=False, lowering=sys.argv[3])
 print("RESULT", json.dumps([jax.process_count(), [[h["loss"], h["val_loss"], h["accuracy"]] for h in r.history]]))
+print("NOTES", json.dumps(r.notes))
 """
 
 
@@ -50,7 +51,7 @@ def test_two_processes_train_like_one(tmp_path: Path) -> None:
     for k in ("JAX_COORDINATOR_ADDRESS", "XLA_FLAGS"):
         env.pop(k, None)
     one = subprocess.run(
-        [sys.executable, "-c", RUN, spec, str(tmp_path / "one")],
+        [sys.executable, "-c", RUN, spec, str(tmp_path / "one"), "auto"],
         env=env,
         capture_output=True,
         text=True,
@@ -61,7 +62,8 @@ def test_two_processes_train_like_one(tmp_path: Path) -> None:
     port = free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RUN, spec, str(tmp_path / "two")],
+            # --lowering measure keeps the rule over several processes: the same program as `auto` above
+            [sys.executable, "-c", RUN, spec, str(tmp_path / "two"), "measure"],
             env={
                 **env,
                 "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
@@ -89,6 +91,7 @@ def test_two_processes_train_like_one(tmp_path: Path) -> None:
     for out in outs:
         n2, h2 = result(out)
         assert n2 == 2
+        assert "--lowering measure times on one process only" in out
         np.testing.assert_allclose(np.array(h2), np.array(h1), rtol=1e-5)
     assert (tmp_path / "two" / "run.json").is_file() and (tmp_path / "two" / "metrics.jsonl").is_file()
 
