@@ -416,7 +416,9 @@ def train_and_evaluate(
     choose = None
     if lowering == "measure" and jax.process_count() > 1:
         # each process would time on its own and might choose otherwise: every process must compile one program
-        notes.append("--lowering measure times on one process only; these processes run the rule's forms (auto)")
+        notes.append(
+            "--lowering measure times on one process only; these processes run the rule's forms (auto)"
+        )
     elif lowering == "measure":
         from ..backend.tuning import measured_lowerings
 
