@@ -166,9 +166,10 @@ class MeasuredLowerings:
     def describe(self) -> str:
         """One line for the start banner."""
         where = f" ({self.path})" if self.path is not None else " (not remembered: no cache folder)"
+        spent = f"; {self.seconds:.1f} s of timing" if self.seconds else ""
         return (
-            f"lowerings measured: {self.measured} op shape(s) timed in {self.seconds:.1f} s, {self.reused} from the "
-            f"cache{where}{self.verdict}"
+            f"lowerings measured: {self.measured} op shape(s) timed, {self.reused} from the cache{where}"
+            f"{self.verdict}{spent}"
         )
 
 
