@@ -203,12 +203,10 @@ def time_lowerings(
     the parameters replicated, as the train step runs the op."""
     attrs = node.attr
     rng = np.random.default_rng(0)
-    xs = [
-        jnp.asarray(rng.normal(size=s).astype(JNP_NAMES[t.dtype])) for s, t in zip(shapes, types, strict=True)
-    ]
+    xs = [_draw(rng, s, JNP_NAMES[t.dtype]) for s, t in zip(shapes, types, strict=True)]
     ctx = ApplyContext(dict(env))
     ctx.node = node
-    built = []
+    built = {}
     for lw in candidates:
         build = lw.build if lw.build is not None else op.lowerings[0].build
         module = build(attrs, types, BuildContext(nnx.Rngs(0))) if build is not None else None
@@ -217,35 +215,17 @@ def time_lowerings(
         rest: Any = {}
         if module is not None:  # flax types split(node, f1, f2) as (GraphDef, State, *State)
             gd, params, rest = nnx.split(module, nnx.Param, ...)  # type: ignore[misc]
-        built.append((partial(_forward, lw, gd, attrs, ctx), params, rest))
-    forward, params, rest = built[0]
-    out = jax.eval_shape(forward, params, rest, xs)
-    w = jnp.asarray(rng.normal(size=out.shape).astype(out.dtype))
-    if devices > 1 and all(x.shape[0] % devices == 0 for x in [*xs, w]):
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-        mesh = Mesh(np.array(jax.local_devices()[:devices]), ("batch",))
-        split, whole = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
-        xs, w = jax.device_put(xs, split), jax.device_put(w, split)
-        built = [(f, jax.device_put(p, whole), jax.device_put(r, whole)) for f, p, r in built]
-    steps = {}
-    for lw, (forward, params, rest) in zip(candidates, built, strict=True):
-
-        def loss(params: Any, rest: Any, xs: list[Any], forward: Any = forward) -> Any:
-            return jnp.sum(forward(params, rest, xs) * w)
-
-        # by the state too: Flax mutates batch statistics only at the trace level that made them (zero gradients)
-        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), allow_int=True))
-        jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
-        steps[lw.name] = partial(step, params, rest, xs)
-    return _interleaved(steps, "reference")
+        built[lw.name] = (partial(_op_outputs, lw, gd, attrs, ctx), params, rest)
+    # by the inputs too, as in a train step; by the state: Flax mutates batch statistics only at the trace level
+    # that made them (their gradients are zero)
+    return _interleaved(_steps(built, xs, rng, devices, argnums=(0, 1, 2)), "reference")
 
 
-def _forward(
+def _op_outputs(
     lw: Lowering, gd: Any, attrs: dict[str, Any], ctx: Any, params: Any, rest: Any, xs: list[Any]
-) -> Any:
+) -> list[Any]:
     """The op under one lowering, its module merged from (params, rest) inside the trace."""
-    return lw.apply(nnx.merge(gd, params, rest) if gd is not None else None, attrs, list(xs), ctx)
+    return [lw.apply(nnx.merge(gd, params, rest) if gd is not None else None, attrs, list(xs), ctx)]
 
 
 def time_models(
@@ -260,43 +240,56 @@ def time_models(
     xs = {}
     for name, nid in graph.inputs:
         t = graph.nodes[nid].type
-        shape = tuple(int(d.subst(env).as_int() or 0) for d in t.dims)
-        dtype = JNP_NAMES[t.dtype]
-        floating = jnp.issubdtype(dtype, jnp.floating)
-        xs[name] = jnp.asarray(rng.normal(size=shape).astype(dtype) if floating else np.zeros(shape, dtype))
+        xs[name] = _draw(rng, tuple(int(d.subst(env).as_int() or 0) for d in t.dims), JNP_NAMES[t.dtype])
     built = {}
     for label, choose in choosers.items():
         module = build_module(graph, seed=0, platform=platform, choose=choose)
         module.train()
         gd, params, rest = nnx.split(module, nnx.Param, ...)  # type: ignore[misc]
-        built[label] = (gd, params, rest)
+        built[label] = (partial(_model_outputs, gd), params, rest)
+    return _interleaved(_steps(built, xs, rng, devices, argnums=(0, 1)), "rule")
 
-    def outputs(gd: Any, params: Any, rest: Any, xs: Any) -> list[Any]:
-        out = nnx.merge(gd, params, rest)(xs)
-        return [v for v in jax.tree.leaves(out) if jnp.issubdtype(v.dtype, jnp.floating)]
 
-    gd, params, rest = next(iter(built.values()))
-    shapes = jax.eval_shape(partial(outputs, gd), params, rest, xs)
-    ws = [jnp.asarray(rng.normal(size=o.shape).astype(o.dtype)) for o in shapes]
-    if devices > 1 and all(v.shape and v.shape[0] % devices == 0 for v in [*xs.values(), *ws]):
+def _model_outputs(gd: Any, params: Any, rest: Any, xs: Any) -> list[Any]:
+    out = nnx.merge(gd, params, rest)(xs)
+    return [v for v in jax.tree.leaves(out) if jnp.issubdtype(v.dtype, jnp.floating)]
+
+
+def _draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> Any:
+    """A random input: normal for floats, zeros for integers (valid indices)."""
+    floating = jnp.issubdtype(dtype, jnp.floating)
+    return jnp.asarray(rng.normal(size=shape).astype(dtype) if floating else np.zeros(shape, dtype))
+
+
+def _steps(
+    built: Mapping[str, tuple[Any, Any, Any]],
+    xs: Any,
+    rng: np.random.Generator,
+    devices: int,
+    argnums: tuple[int, ...],
+) -> dict[str, Any]:
+    """label → a call of its compiled value-and-gradient of Σ sum(output·w) (w random, the same for every label),
+    by `argnums` of (params, rest, inputs); `built[label]` = (outputs(params, rest, xs), params, rest). With
+    `devices` > 1 the inputs' and weights' first axis is split over them and the rest replicated."""
+    outputs, params, rest = next(iter(built.values()))
+    ws = [_draw(rng, o.shape, o.dtype) for o in jax.eval_shape(outputs, params, rest, xs)]
+    if devices > 1 and all(v.shape and v.shape[0] % devices == 0 for v in [*jax.tree.leaves(xs), *ws]):
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
         mesh = Mesh(np.array(jax.local_devices()[:devices]), ("batch",))
         split, whole = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
         xs, ws = jax.device_put(xs, split), jax.device_put(ws, split)
-        built = {
-            k: (gd, jax.device_put(p, whole), jax.device_put(r, whole)) for k, (gd, p, r) in built.items()
-        }
-    runs = {}
-    for label, (gd, params, rest) in built.items():
+        built = {k: (f, jax.device_put(p, whole), jax.device_put(r, whole)) for k, (f, p, r) in built.items()}
+    steps = {}
+    for label, (outputs, params, rest) in built.items():
 
-        def loss(params: Any, rest: Any, xs: Any, gd: Any = gd) -> Any:
-            return sum(jnp.sum(o * w) for o, w in zip(outputs(gd, params, rest, xs), ws, strict=True))
+        def loss(params: Any, rest: Any, xs: Any, outputs: Any = outputs) -> Any:
+            return sum(jnp.sum(o * w) for o, w in zip(outputs(params, rest, xs), ws, strict=True))
 
-        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), allow_int=True))
+        step = jax.jit(jax.value_and_grad(loss, argnums=argnums, allow_int=True))
         jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
-        runs[label] = partial(step, params, rest, xs)
-    return _interleaved(runs, "rule")
+        steps[label] = partial(step, params, rest, xs)
+    return steps
 
 
 @contextmanager
