@@ -150,8 +150,14 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
     f, sig = pure_function(model)
     shapes = sig.shapes(bind or {}, "onnx")
     args = [_struct(dt, s) for (_, dt, _), s in zip(sig.inputs, shapes, strict=True)]
+    import logging
     import warnings
 
+    # onnx_ir logs a WARNING for every intermediate value whose type it was not told (a max-pool's, in a U-Net
+    # internals): the file is complete and onnxruntime runs it, so that is not the user's concern either
+    ir_log = logging.getLogger("onnx_ir")
+    level = ir_log.level
+    ir_log.setLevel(logging.ERROR)
     try:
         with (
             warnings.catch_warnings()
@@ -177,6 +183,8 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
         raise _export_error(
             "onnx", f"jax2onnx failed: {type(e).__name__}: {text[0] if text else ''}"[:500]
         ) from None
+    finally:
+        ir_log.setLevel(level)
     return bytes(proto.SerializeToString())
 
 
