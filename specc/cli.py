@@ -68,8 +68,10 @@ def _check_one(
     spec = load(file, model)
     summary = check_spec(spec, overrides)  # the model, then its train and objective sections, in one report
     keys = ("model", "outputs", "total_params", "total_state", "flops_per_example", "inputs")
+    warnings = summary.get("warnings")
     if as_json:
         report = {k: summary[k] for k in keys}
+        report["warnings"] = warnings.to_json() if warnings else []
         if quiet:  # one of several files: the caller prints them all as one JSON list
             return {"file": str(file), **report}
         click.echo(json.dumps(report, indent=2))
@@ -89,6 +91,8 @@ def _check_one(
             )
             terms = terms[3:] if terms.startswith(" + ") else terms.lstrip()
             click.echo(f"  train:   {o['name']}: {terms} by {o['optimizer']}{params}")
+    if warnings:  # the spec is valid (exit 0), but says what its author almost surely did not mean
+        click.echo(warnings.render(), err=True)
     return {}
 
 

@@ -21,6 +21,10 @@ KINDS = (
     "usage error",
 )
 
+# Not an error: the spec is valid and runs, but almost certainly does not mean what it says (a loss that takes
+# logits given a sigmoid's output). Reported with the same place, source line and hint; the exit code stays 0.
+WARNING = "warning"
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -102,6 +106,23 @@ class UsageError(SpecError):
     @staticmethod
     def of(message: str, hint: str = "") -> UsageError:
         return UsageError([Diagnostic("usage error", message, None, hint)])
+
+
+@dataclass(frozen=True)
+class Warnings:
+    """The warnings of a valid spec, with the sources that render them (the spec's files and `--set` lines)."""
+
+    diagnostics: tuple[Diagnostic, ...] = ()
+    sources: Mapping[str, Source] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.diagnostics)
+
+    def render(self) -> str:
+        return "\n\n".join(d.render(self.sources) for d in self.diagnostics)
+
+    def to_json(self) -> list[dict[str, object]]:
+        return [d.to_json() for d in self.diagnostics]
 
 
 class Diagnostics:

@@ -168,6 +168,20 @@ def test_diagnostics_arrive_at_the_range_and_clear_when_fixed(session: Session) 
     assert session.published(uri) == []
 
 
+def test_a_warning_is_published_with_warning_severity(session: Session) -> None:
+    """A valid spec whose loss is given a sigmoid's output: a yellow squiggle on the argument, not a red one."""
+    text = TRAINED.replace("logits = z -> dense(10)", "logits = z -> dense(10) -> sigmoid").replace(
+        "  \n}", "  loss = binary_cross_entropy(logits, 1)\n  optimizer = sgd(lr=0.1)\n}"
+    )
+    uri = session.open("warned.net", text)
+    (d,) = session.published(uri)
+    line = text.split("\n").index("  loss = binary_cross_entropy(logits, 1)")
+    col = text.split("\n")[line].index("logits")
+    assert (d.range.start.line, d.range.start.character, d.range.end.character) == (line, col, col + 6)
+    assert d.severity == types.DiagnosticSeverity.Warning and d.code == "warning"
+    assert "already the output of sigmoid" in d.message and "hint:" in d.message
+
+
 def test_an_error_in_an_imported_file_shows_on_the_import_and_closing_clears(session: Session) -> None:
     (session.folder / "broken_layers.net").write_text(LAYERS.replace("relu", "reluu"))
     text = FIXED.replace('"layers.net"', '"broken_layers.net"')

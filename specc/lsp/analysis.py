@@ -99,9 +99,14 @@ def analyse(path: Path, text: str) -> Analysis:
         spec = load(path, text=text)
         out.program = spec.program
         try:
-            check_spec(spec)  # what `specc check` runs: the default model, its train and objective sections
+            summary = check_spec(
+                spec
+            )  # what `specc check` runs: the default model, its train and objective sections
         except SpecError as e:
             collect(e)
+        else:
+            warnings = summary.get("warnings")
+            diags.extend(warnings.diagnostics if warnings else ())
         for model in spec.program.models:  # the editor shows every model's problems, not only the default's
             try:
                 g = spec.graph(model)

@@ -21,7 +21,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import PositionCodec, TextDocument
 from pygls.workspace.position_codec import ServerTextPosition
 
-from ..errors import Diagnostic
+from ..errors import WARNING, Diagnostic
 from ..frontend.load import Program
 from ..source import Span
 from .analysis import Analysis, Symbol, analyse, completions, definition, hover, signature_help, symbols
@@ -140,7 +140,7 @@ def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument) -> types.Diagnostic:
     return types.Diagnostic(
         range=rng,
         message=message,
-        severity=types.DiagnosticSeverity.Error,
+        severity=types.DiagnosticSeverity.Warning if d.kind == WARNING else types.DiagnosticSeverity.Error,
         source="specc",
         code=d.kind,
         related_information=related,

@@ -69,6 +69,8 @@ def train_command(
     spec = apply_lets(spec, ovs)
     graph = spec.graph()
     config = build_config(spec, graph, ovs)
+    if config.warnings:  # valid, so the run goes on; said before the banner, where the user looks first
+        click.echo(config.report_warnings().render() + "\n", err=True)
     if data is not None:
         config = replace(config, data_base=Path.cwd())  # a path typed on the command line is relative to here
     if not distributed:  # before JAX's first operation

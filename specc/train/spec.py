@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import Diagnostics, SpecError, did_you_mean, dym_suffix
+from ..errors import WARNING, Diagnostic, Diagnostics, SpecError, Warnings, did_you_mean, dym_suffix
 from ..frontend import ast
 from ..frontend.parse import in_number_range, power
 from ..source import NO_SPAN, Source, Span
@@ -150,6 +150,7 @@ class TrainConfig:
             them, so a resumed run and `load_run` rebuild it with them.
         spans: where each key was written (or `--set`), for located errors at train time.
         sources: extra sources for rendering errors (the `--set` lines).
+        warnings: what is valid but almost surely a mistake (a loss given a value it normalises again).
     """
 
     spec_path: Path
@@ -171,9 +172,13 @@ class TrainConfig:
     lets: tuple[tuple[str, str], ...] = ()
     spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, repr=False)
+    warnings: tuple[Diagnostic, ...] = field(default=(), compare=False)
 
     def span(self, key: str) -> Span | None:
         return dict(self.spans).get(key)
+
+    def report_warnings(self) -> Warnings:
+        return Warnings(self.warnings, dict(self.sources))
 
     def with_overrides(self, **kw: Any) -> TrainConfig:
         return replace(self, **kw)
@@ -355,6 +360,8 @@ class _Checker:
         values: the model's named values; None when the model did not parse far enough to know them (then
             names are not checked).
         types: the checked type of each value; values missing here (the model has errors) are not typed.
+        producers: the op and place that computes each value (`probs = z -> softmax`: softmax), for the warnings
+            about a loss given what it computes itself.
     """
 
     def __init__(
@@ -363,12 +370,15 @@ class _Checker:
         values: Sequence[str] | None,
         diags: Diagnostics,
         types: Mapping[str, Any] | None = None,
+        producers: Mapping[str, tuple[str, Span]] | None = None,
     ):
         self.lets = lets
         self.known = values is not None
         self.values = list(values or ())
         self.diags = diags
         self.types = dict(types or {})
+        self.producers = dict(producers or {})
+        self.warnings: list[Diagnostic] = []
 
     def has_value(self, name: str) -> bool:
         return not self.known or name in self.values
@@ -481,6 +491,7 @@ class _Checker:
                 types[a.name], names[a.name] = Number(v), str(v)
         issue = term.check(types, names, kw)
         if issue is None:
+            self._warn_normalised_twice(call, spans)
             return True
         self.diags.add(
             issue.kind,
@@ -489,6 +500,30 @@ class _Checker:
             issue.hint or f"usage: {term.sig.usage()}",
         )
         return False
+
+    def _warn_normalised_twice(self, call: CallSpec, spans: Mapping[str, Span]) -> None:
+        """A loss that takes scores and normalises them itself, given a value the model already normalised
+        (`binary_cross_entropy(p, t)` with `p = z -> sigmoid`): valid, so a warning, but training stalls or
+        crawls (the sigmoid's output squashed again lies in (0.5, 0.73): the loss stays near ln 2)."""
+        rule = NORMALISED_TWICE.get(call.name)
+        if rule is None:
+            return
+        arg, ops, does, instead = rule
+        value = call.kw.get(arg)
+        producer = self.producers.get(value) if isinstance(value, str) else None
+        if producer is None or producer[0] not in ops:
+            return
+        op, where = producer
+        self.warnings.append(
+            Diagnostic(
+                WARNING,
+                f"{call.name} {does}, but '{value}' is already the output of {op} (line {where.line}): "
+                f"{instead}",
+                spans.get(arg, call.span),
+                f"give {call.name} the value before the {op} (e.g. `logits = ...` without `-> {op}`), and keep "
+                f"`{value} = logits -> {op}` as an output for predictions",
+            )
+        )
 
     def arg_value(self, sig: Signature, a: Arg, expr: ast.Expr, span: Span) -> Any:
         expr = _unpipe(expr)
@@ -579,6 +614,35 @@ class _Checker:
 
 
 _BAD: Any = object()
+
+
+# loss → (its score argument, the ops whose output it must not be given, what the loss does, what goes wrong)
+NORMALISED_TWICE: dict[str, tuple[str, tuple[str, ...], str, str]] = {
+    "cross_entropy": (
+        "logits",
+        ("softmax",),
+        "takes logits and applies the softmax itself",
+        "the softmax is applied twice, its gradients shrink and training crawls",
+    ),
+    "kl_div": (
+        "logits",
+        ("softmax",),
+        "takes logits and applies the softmax itself",
+        "the softmax is applied twice, its gradients shrink and training crawls",
+    ),
+    "binary_cross_entropy": (
+        "logits",
+        ("sigmoid",),
+        "takes logits and applies the sigmoid itself",
+        "the sigmoid is applied twice, so every prediction lies in (0.5, 0.73) and the loss stalls near 0.69",
+    ),
+    "nll": (
+        "log_probs",
+        ("softmax", "sigmoid"),
+        "takes log-probabilities",
+        "these are probabilities, not their logarithms; use `-> log_softmax` instead",
+    ),
+}
 
 
 def _plural(word: str) -> str:
@@ -1242,10 +1306,11 @@ def _check_into(
     if graph is not None:
         values: list[str] | None = [k for k, _ in graph.values]
         types = {k: graph.type_of(r) for k, r in graph.values}
+        producers = {k: (graph.nodes[r.node].op, graph.nodes[r.node].span) for k, r in graph.values}
     else:
         values = _bound_names(mdef) if mdef is not None else None
-        types = {}
-    ck = _Checker(program.lets, values, diags, types)
+        types, producers = {}, {}
+    ck = _Checker(program.lets, values, diags, types, producers)
     seen = _keyed(entries, TRAIN_KEYS, "train", diags)
     spans = tuple((k, e.span) for k, e in seen.items())
     batch = _integer(seen, "batch", 32, program.lets, diags)
@@ -1399,6 +1464,7 @@ def _check_into(
         lets=tuple({o.path[0]: value_text(o) for o in lets_set}.items()),  # the last --set of a name wins
         spans=spans,
         sources=tuple(sources.items()),
+        warnings=tuple(ck.warnings),
     ), sources
 
 
@@ -1547,6 +1613,7 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
         sources.update(train_sources)
         if summary is not None and cfg is not None:
             summary["train"] = _summary(cfg)
+            summary["warnings"] = cfg.report_warnings()
     diags.raise_if_any(sources)
     assert summary is not None
     return summary

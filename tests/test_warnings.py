@@ -1,0 +1,132 @@
+"""Warnings: a valid spec that almost surely does not mean what it says — a loss that normalises its scores given
+a value the model already normalised (`binary_cross_entropy` of a sigmoid's output stalls near ln 2; a softmax
+before `cross_entropy` makes training crawl). Exit 0, the place, the source line, a caret and a hint, on
+`specc check` (and in its JSON), before `specc train`'s banner, and in the editor."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import specc
+from specc.cli import main
+from specc.train.spec import build_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+AUTOENCODER = """\
+model AE {
+  input x: f32[N, 64]
+  h = x -> dense(16) -> relu
+  out = h -> dense(64) -> sigmoid
+  output out
+}
+train {
+  data = digits(split=0.8)
+  loss = binary_cross_entropy(out, x)
+  optimizer = adam(lr=1e-3)
+  epochs = 1
+}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "m.net") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _warnings(path: Path, *sets: str) -> list[dict]:
+    r = CliRunner().invoke(main, ["check", str(path), "--json", *[a for s in sets for a in ("--set", s)]])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["warnings"]
+
+
+def test_a_sigmoid_before_binary_cross_entropy_is_a_located_warning(tmp_path: Path) -> None:
+    path = _write(tmp_path, AUTOENCODER)
+    r = CliRunner().invoke(main, ["check", str(path)])
+    assert r.exit_code == 0  # valid: a warning, not an error
+    assert (
+        "model AE: ok" in r.stdout and "warning" not in r.stdout
+    )  # the report on stdout, warnings on stderr
+    col = AUTOENCODER.splitlines()[8].index("out, x") + 1
+    assert f"{path}:9:{col}: warning: binary_cross_entropy takes logits" in r.stderr
+    assert "'out' is already the output of sigmoid (line 4)" in r.stderr
+    assert "  loss = binary_cross_entropy(out, x)" in r.stderr and "^^^" in r.stderr
+    assert "hint: give binary_cross_entropy the value before the sigmoid" in r.stderr
+    (w,) = _warnings(path)
+    assert (w["kind"], w["line"], w["col"], w["end_col"]) == ("warning", 9, col, col + 3)
+
+
+@pytest.mark.parametrize(
+    ("model_line", "loss", "warned"),
+    [
+        ("p = x -> dense(10) -> softmax", "cross_entropy(p, y)", "cross_entropy takes logits"),
+        ("p = x -> dense(10) -> softmax", "kl_div(p, t)", "kl_div takes logits"),
+        ("p = x -> dense(10) -> softmax", "nll(p, y)", "nll takes log-probabilities"),
+        ("p = x -> dense(10)", "cross_entropy(p, y)", None),  # logits: what it takes
+        (
+            "p = x -> dense(10) -> log_softmax",
+            "cross_entropy(p, y)",
+            None,
+        ),  # softmax(log_softmax(z)) = softmax(z)
+        ("p = x -> dense(10) -> log_softmax", "nll(p, y)", None),  # log-probabilities: what it takes
+        ("p = x -> dense(10) -> softmax", "mse(p, t)", None),  # probabilities against targets: fine
+    ],
+)
+def test_which_losses_warn(tmp_path: Path, model_line: str, loss: str, warned: str | None) -> None:
+    text = (
+        "model M {\n  input x: f32[N, 64]\n  input y: i32[N]\n  input t: f32[N, 10]\n"
+        f"  {model_line}\n  output p\n}}\n"
+        f"train {{\n  data = digits()\n  loss = {loss}\n  optimizer = sgd(lr=0.1)\n}}\n"
+    )
+    got = _warnings(_write(tmp_path, text))
+    assert len(got) == (1 if warned else 0) and all(w["message"].startswith(str(warned)) for w in got)
+
+
+def test_a_block_ending_in_a_sigmoid_warns_in_every_objective(tmp_path: Path) -> None:
+    """The GAN written as many slides draw it: the discriminator's last layer a sigmoid, then the BCE loss."""
+    text = (ROOT / "specs" / "gan_digits.net").read_text()
+    start = text.index("block Discriminator")
+    end = text.index("}", start)
+    body = text[start:end]
+    last = body.rstrip().splitlines()[-1]  # `output ...`
+    name = last.split()[-1]
+    patched = (
+        text[:start] + body.replace(last, f"  {name}s = {name} -> sigmoid\n  output {name}s") + text[end:]
+    )
+    ws = _warnings(_write(tmp_path, patched, "gan.net"))
+    assert len(ws) >= 2 and all("is already the output of sigmoid" in w["message"] for w in ws)
+    assert {w["message"].split("'")[1] for w in ws} <= {"d_real", "d_fake"}
+
+
+def test_the_zoo_has_no_warnings() -> None:
+    """Every lecture spec gives its losses what they take (a warning here would be a bug in a spec or a rule)."""
+    for path in sorted((ROOT / "specs").glob("*.net")):
+        spec = specc.load(path)
+        if spec.program.trains or spec.program.objectives:
+            assert build_config(spec, spec.graph()).warnings == (), path.name
+
+
+def test_a_loss_set_on_the_command_line_is_warned_about_there(tmp_path: Path) -> None:
+    path = _write(tmp_path, AUTOENCODER.replace("binary_cross_entropy(out, x)", "mse(out, x)"))
+    assert _warnings(path) == []
+    r = CliRunner().invoke(main, ["check", str(path), "--set", "loss=binary_cross_entropy(out, x)"])
+    assert r.exit_code == 0
+    assert "--set:1:27: warning: binary_cross_entropy takes logits" in r.stderr
+    assert " 1 | loss=binary_cross_entropy(out, x)" in r.stderr  # the line as typed, with its caret
+
+
+@pytest.mark.slow
+def test_train_says_it_before_the_banner_and_trains_as_written(tmp_path: Path) -> None:
+    path = _write(tmp_path, AUTOENCODER)
+    r = CliRunner().invoke(main, ["train", str(path), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.index("warning: binary_cross_entropy") < r.stderr.index("training AE")
+    # what the warning predicts: the twice-squashed reconstruction cannot go below ln 2 on the blank pixels
+    loss = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]
+    assert loss > 0.6 and math.isfinite(loss)
