@@ -342,3 +342,51 @@ def test_a_cycle_of_stages_is_refused() -> None:
         18,
         "objective 'discriminator' runs after itself: discriminator after generator after discriminator",
     )
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "arg", "words"),
+    [
+        ("sgd(lr=-0.1)", "-0.1", "'lr' must be at least 0, got -0.1 | hint: a negative learning rate climbs"),
+        ("sgd(-0.1)", "-0.1", "'lr' must be at least 0"),  # positional, as `sgd(0.1)` is written
+        ("sgd(lr=0.1, momentum=-0.5)", "-0.5", "'momentum' must be in [0, 1), got -0.5"),
+        ("sgd(lr=0.1, momentum=1)", "1)", "'momentum' must be in [0, 1), got 1"),
+        ("adam(lr=1e-3, b1=1.5)", "1.5", "'b1' must be in [0, 1)"),
+        ("adam(lr=1e-3, b2=1)", "1)", "'b2' must be in [0, 1)"),
+        ("adam(lr=1e-3, eps=-1e-8)", "-1e-8", "'eps' must be at least 0"),
+        ("adam(lr=1e-3, clip=0)", "0)", "'clip' must be greater than 0"),
+        ("sgd(lr=0.1, weight_decay=-1e-4)", "-1e-4", "'weight_decay' must be at least 0"),
+        ("rmsprop(lr=1e-3, decay=2)", "2)", "'decay' must be in [0, 1]"),
+        ("adadelta(rho=1.1)", "1.1", "'rho' must be in [0, 1]"),
+        ("lion(lr=1e-4, b2=-0.1)", "-0.1", "'b2' must be in [0, 1)"),
+        ("sgd(lr=step(-0.1, 0.5, 10))", "-0.1", "step: argument 'lr0' must be at least 0"),
+        ("sgd(lr=step(0.1, -0.5, 10))", "-0.5", "step: argument 'factor' must be at least 0"),
+        ("sgd(lr=cosine(0.1, 100, final=-0.01))", "-0.01", "cosine: argument 'final' must be at least 0"),
+    ],
+)
+def test_optimizer_hyper_parameters_out_of_range_are_located(optimizer: str, arg: str, words: str) -> None:
+    """As PyTorch's optimizers refuse theirs: a typo'd sign or a beta of 1.5 is an error at the number, not a
+    run that climbs the loss or whose running averages overflow."""
+    train = f"train {{\n  data = digits()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
+    ((kind, line, col, text),) = _errors(BINARY, train)
+    assert (kind, line) == ("argument error", 12)
+    assert col == len("  optimizer = ") + optimizer.rindex(arg) + 1
+    assert words in text
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        "sgd(lr=0)",
+        "sgd(lr=0.1, momentum=0.99, nesterov=true)",
+        "adam(lr=2e-4, b1=0.5)",
+        "adam(b1=0, b2=0)",
+        "rmsprop(decay=1)",
+        "adadelta(rho=1.0)",
+        "sgd(lr=0.1, clip=1e-3, weight_decay=0)",
+        "sgd(lr=step(0, 0, 1))",
+    ],
+)
+def test_optimizer_hyper_parameters_at_their_limits_check(optimizer: str) -> None:
+    train = f"train {{\n  data = digits()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
+    assert _errors(BINARY, train) == []

@@ -85,11 +85,13 @@ def _piecewise(t: Any, boundaries: tuple[float, ...], values: tuple[float, ...])
 
 SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType(
     {
-        "constant": ScheduleFn(Signature("constant", (Arg("lr", "float"), _PER), "a fixed rate"), _constant),
+        "constant": ScheduleFn(
+            Signature("constant", (Arg("lr", "float", domain="rate"), _PER), "a fixed rate"), _constant
+        ),
         "inverse_time": ScheduleFn(
             Signature(
                 "inverse_time",
-                (Arg("lr0", "float"), Arg("rate", "float"), Arg("power", "float", 1.0), _PER),
+                (Arg("lr0", "float", domain="rate"), Arg("rate", "float"), Arg("power", "float", 1.0), _PER),
                 "lr0 · (1 + rate·t)^(-power) (Caffe's inv)",
             ),
             _inverse_time,
@@ -97,7 +99,7 @@ SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType(
         "poly": ScheduleFn(
             Signature(
                 "poly",
-                (Arg("lr0", "float"), Arg("power", "float"), Arg("steps", "int"), _PER),
+                (Arg("lr0", "float", domain="rate"), Arg("power", "float"), Arg("steps", "int"), _PER),
                 "lr0 · (1 - t/steps)^power, 0 from t = steps on (Caffe's poly)",
             ),
             _poly,
@@ -105,19 +107,23 @@ SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType(
         "sigmoid": ScheduleFn(
             Signature(
                 "sigmoid",
-                (Arg("lr0", "float"), Arg("rate", "float"), Arg("step", "float"), _PER),
+                (Arg("lr0", "float", domain="rate"), Arg("rate", "float"), Arg("step", "float"), _PER),
                 "lr0 / (1 + exp(-rate·(t - step))) (Caffe's sigmoid)",
             ),
             _sigmoid,
         ),
         "exponential": ScheduleFn(
-            Signature("exponential", (Arg("lr0", "float"), Arg("rate", "float"), _PER), "lr0 · exp(-rate·t)"),
+            Signature(
+                "exponential",
+                (Arg("lr0", "float", domain="rate"), Arg("rate", "float"), _PER),
+                "lr0 · exp(-rate·t)",
+            ),
             _exponential,
         ),
         "step": ScheduleFn(
             Signature(
                 "step",
-                (Arg("lr0", "float"), Arg("factor", "float"), Arg("every", "int"), _PER),
+                (Arg("lr0", "float", domain="rate"), Arg("factor", "float", domain="nonneg"), Arg("every", "int"), _PER),
                 "lr0 · factor^floor(t / every)",
             ),
             _step,
@@ -126,10 +132,10 @@ SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType(
             Signature(
                 "cosine",
                 (
-                    Arg("lr0", "float"),
+                    Arg("lr0", "float", domain="rate"),
                     Arg("steps", "int"),
                     Arg("warmup", "int", 0),
-                    Arg("final", "float", 0.0),
+                    Arg("final", "float", 0.0, domain="rate"),
                     _PER,
                 ),
                 "linear warm-up, then cosine decay to `final` at t = steps",
@@ -182,9 +188,9 @@ def check_schedule_args(call: CallSpec) -> str | None:
 
 # ---- optimizers ---------------------------------------------------------------------------------------------
 
-_B1, _B2 = Arg("b1", "float", 0.9), Arg("b2", "float", 0.999)
+_B1, _B2 = Arg("b1", "float", 0.9, domain="decay"), Arg("b2", "float", 0.999, domain="decay")
 # Every optimizer also takes these; optimizers with their own decoupled decay define weight_decay themselves.
-_COMMON = (Arg("clip", "float", None), Arg("weight_decay", "float", 0.0))
+_COMMON = (Arg("clip", "float", None, domain="positive"), Arg("weight_decay", "float", 0.0, domain="nonneg"))
 
 
 @dataclass(frozen=True)
@@ -203,8 +209,12 @@ class OptimizerFn:
 def _sig(
     name: str, *args: Arg, lr: float | None = 1e-3, doc: str = "", own_decay: float | None = None
 ) -> Signature:
-    common = _COMMON if own_decay is None else (_COMMON[0], Arg("weight_decay", "float", own_decay))
-    return Signature(name, (Arg("lr", "lr", lr), *args, *common), doc)
+    common = (
+        _COMMON
+        if own_decay is None
+        else (_COMMON[0], Arg("weight_decay", "float", own_decay, domain="nonneg"))
+    )
+    return Signature(name, (Arg("lr", "lr", lr, domain="rate"), *args, *common), doc)
 
 
 def _optax() -> Any:
@@ -218,7 +228,7 @@ OPTIMIZERS: Mapping[str, OptimizerFn] = MappingProxyType(
         "sgd": OptimizerFn(
             _sig(
                 "sgd",
-                Arg("momentum", "float", 0.0),
+                Arg("momentum", "float", 0.0, domain="decay"),
                 Arg("nesterov", "bool", False),
                 lr=0.01,
                 doc="stochastic gradient descent, with (Nesterov) momentum",
@@ -226,19 +236,29 @@ OPTIMIZERS: Mapping[str, OptimizerFn] = MappingProxyType(
             lambda lr, momentum, nesterov: _optax().sgd(lr, momentum or None, nesterov),
         ),
         "adagrad": OptimizerFn(
-            _sig("adagrad", Arg("initial_accumulator", "float", 0.1), Arg("eps", "float", 1e-7), lr=0.01),
+            _sig(
+                "adagrad",
+                Arg("initial_accumulator", "float", 0.1, domain="nonneg"),
+                Arg("eps", "float", 1e-7, domain="nonneg"),
+                lr=0.01,
+            ),
             lambda lr, initial_accumulator, eps: _optax().adagrad(lr, initial_accumulator, eps),
         ),
         "adadelta": OptimizerFn(
-            _sig("adadelta", Arg("rho", "float", 0.9), Arg("eps", "float", 1e-6), lr=1.0),
+            _sig(
+                "adadelta",
+                Arg("rho", "float", 0.9, domain="fraction"),
+                Arg("eps", "float", 1e-6, domain="nonneg"),
+                lr=1.0,
+            ),
             lambda lr, rho, eps: _optax().adadelta(lr, rho, eps),
         ),
         "rmsprop": OptimizerFn(
             _sig(
                 "rmsprop",
-                Arg("decay", "float", 0.9),
-                Arg("eps", "float", 1e-8),
-                Arg("momentum", "float", 0.0),
+                Arg("decay", "float", 0.9, domain="fraction"),
+                Arg("eps", "float", 1e-8, domain="nonneg"),
+                Arg("momentum", "float", 0.0, domain="decay"),
                 Arg("centered", "bool", False),
             ),
             lambda lr, decay, eps, momentum, centered: _optax().rmsprop(
@@ -246,25 +266,31 @@ OPTIMIZERS: Mapping[str, OptimizerFn] = MappingProxyType(
             ),
         ),
         "adam": OptimizerFn(
-            _sig("adam", _B1, _B2, Arg("eps", "float", 1e-8)),
+            _sig("adam", _B1, _B2, Arg("eps", "float", 1e-8, domain="nonneg")),
             lambda lr, b1, b2, eps: _optax().adam(lr, b1, b2, eps),
         ),
         "adamw": OptimizerFn(
-            _sig("adamw", _B1, _B2, Arg("eps", "float", 1e-8), own_decay=1e-4),
+            _sig("adamw", _B1, _B2, Arg("eps", "float", 1e-8, domain="nonneg"), own_decay=1e-4),
             lambda lr, b1, b2, eps, weight_decay: _optax().adamw(lr, b1, b2, eps, weight_decay=weight_decay),
             decoupled=True,
         ),
         "nadam": OptimizerFn(
-            _sig("nadam", _B1, _B2, Arg("eps", "float", 1e-8)),
+            _sig("nadam", _B1, _B2, Arg("eps", "float", 1e-8, domain="nonneg")),
             lambda lr, b1, b2, eps: _optax().nadam(lr, b1, b2, eps),
         ),
         "lamb": OptimizerFn(
-            _sig("lamb", _B1, _B2, Arg("eps", "float", 1e-6), own_decay=0.0),
+            _sig("lamb", _B1, _B2, Arg("eps", "float", 1e-6, domain="nonneg"), own_decay=0.0),
             lambda lr, b1, b2, eps, weight_decay: _optax().lamb(lr, b1, b2, eps, weight_decay=weight_decay),
             decoupled=True,
         ),
         "lion": OptimizerFn(
-            _sig("lion", Arg("b1", "float", 0.9), Arg("b2", "float", 0.99), lr=1e-4, own_decay=1e-3),
+            _sig(
+                "lion",
+                Arg("b1", "float", 0.9, domain="decay"),
+                Arg("b2", "float", 0.99, domain="decay"),
+                lr=1e-4,
+                own_decay=1e-3,
+            ),
             lambda lr, b1, b2, weight_decay: _optax().lion(lr, b1, b2, weight_decay=weight_decay),
             decoupled=True,
         ),

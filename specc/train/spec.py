@@ -41,11 +41,32 @@ _KIND_WORDS = {
 }
 
 
+# The ranges a number argument may be limited to (Arg.domain): the test, how the message says it, and why. As
+# PyTorch's optimizers check theirs (a negative learning rate, a beta of 1 or more), so a typo is an error at its
+# place, not a run that climbs the loss or averages with a growing weight until it overflows.
+DOMAINS: Mapping[str, tuple[Any, str, str]] = {
+    "rate": (
+        lambda v: v >= 0,
+        "at least 0",
+        "a negative learning rate climbs the loss instead of descending it",
+    ),
+    "nonneg": (lambda v: v >= 0, "at least 0", ""),
+    "positive": (lambda v: v > 0, "greater than 0", ""),
+    "decay": (
+        lambda v: 0 <= v < 1,
+        "in [0, 1)",
+        "it is the weight of the running average's past: 0.9 and 0.999 are usual, 1 or more never forgets",
+    ),
+    "fraction": (lambda v: 0 <= v <= 1, "in [0, 1]", "it is the weight of the running average's past"),
+}
+
+
 @dataclass(frozen=True)
 class Arg:
     """One argument of a loss, metric, optimizer or schedule: name, kind, default (REQUIRED if none).
 
     `number`: a "value" argument that may also be a number (`binary_cross_entropy(d_fake, 1)`).
+    `domain`: a key of DOMAINS limiting a number's range ("" for any number).
     """
 
     name: str
@@ -53,6 +74,7 @@ class Arg:
     default: Any = REQUIRED
     choices: tuple[str, ...] = ()
     number: bool = False
+    domain: str = ""
 
     def show(self) -> str:
         if self.default is REQUIRED:
@@ -585,6 +607,16 @@ class _Checker:
             return None
         num = isinstance(v, int | float) and not isinstance(v, bool)
         if a.kind in ("float", "lr") and num:
+            if a.domain:
+                ok, words, why = DOMAINS[a.domain]
+                if not ok(v):
+                    self.diags.add(
+                        "argument error",
+                        f"{sig.name}: argument '{a.name}' must be {words}, got {_describe(v)}",
+                        span,
+                        (f"{why}; " if why else "") + f"usage: {sig.usage()}",
+                    )
+                    return _BAD
             return float(v)
         if a.kind == "int" and num and float(v).is_integer():
             return int(v)
