@@ -181,3 +181,36 @@ def test_model_arithmetic_out_of_int64_is_located_at_check_time(expr: str, where
 def test_model_arithmetic_within_range_still_checks() -> None:
     text = "model M {\n  input x: f32[N, 4]\n  h = x * 2**-3 + 2**62\n  output h\n}\n"
     specc.load("a.net", text=text).graph()
+
+
+# ---- an undefined name where a tensor may stand ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line, where, message",
+    [
+        # the fuzzer's case: `sample_normal(mu, \n)` — one tensor and no other argument was an IndexError (exit 3)
+        ("z = sample_normal(x, \n)", "a.net:4:7", "argument error: sample_normal takes 2 tensor input(s), got 1"),
+        ("z = sample_normal(x, )", "a.net:4:7", "argument error: sample_normal takes 2 tensor input(s), got 1"),
+        # a misspelt tensor after the first: was "takes 2 tensor inputs", "'axis' must be an integer axis", or
+        # "got 'axis' twice"; it is the name that is wrong
+        ("z = sample_normal(mu, lv)", "a.net:4:25", "name error: 'lv' is not defined"),
+        ("z = sample_normal(q, x)", "a.net:4:21", "name error: 'q' is not defined"),
+        ("z = concat(x, mu2)", "a.net:4:17", "name error: 'mu2' is not defined; did you mean 'mu'?"),
+        ("z = concat(x, hh, axis=-1)", "a.net:4:17", "name error: 'hh' is not defined"),
+        ("z = x -> concat(q)", "a.net:4:19", "name error: 'q' is not defined"),
+        ("z = maximum(x, a0)", "a.net:4:18", "name error: 'a0' is not defined"),
+    ],
+)
+def test_an_undefined_name_among_tensors_is_a_name_error(line: str, where: str, message: str) -> None:
+    text = f"model M {{\n  input x: f32[N, 4]\n  input mu: f32[N, 4]\n  {line}\n  output z\n}}\n"
+    with pytest.raises(SpecError) as e:
+        specc.load("a.net", text=text).graph()
+    d = e.value.diagnostics[0]
+    assert f"{d.span}: {d.kind}: {d.message}".startswith(f"{where}: {message}"), e.value.render()
+
+
+@pytest.mark.parametrize("line", ["z = concat(x, mu, axis=-1)", "z = concat(x, mu, 1)", "z = maximum(x, 0.5)"])
+def test_defined_arguments_among_tensors_still_check(line: str) -> None:
+    text = f"model M {{\n  input x: f32[N, 4]\n  input mu: f32[N, 4]\n  {line}\n  output z\n}}\n"
+    specc.load("a.net", text=text).graph()

@@ -896,6 +896,8 @@ class GraphBuilder:
         for a in c.args:
             v = self._eval(a, env, attr=True)
             if isinstance(v, TVal) or (v is POISON and not args):
+                if args and self._undefined_first(c, len(tensors) - (piped is not None), args, env):
+                    return POISON
                 if args:
                     self.diags.add(
                         "argument error",
@@ -915,24 +917,32 @@ class GraphBuilder:
         if block is not None:
             return self._block_call(block, c, tensors, args, kwargs, env, name, repeat=None)
         assert op is not None
-        lo, _ = op.tensor_range
-        if (
-            len(tensors) < lo
-            and piped is None
-            and c.args
-            and isinstance(c.args[0], ast.Name)
-            and isinstance(args[0], Dim)
-            and self._lookup(c.args[0].id, env) is None
+        lo, hi = op.tensor_range
+        n_in = len(tensors)  # a piped tensor is the first of them
+        if (n_in < lo or (n_in and (hi is None or n_in < hi))) and self._undefined_first(
+            c, n_in - (piped is not None), args, env
         ):
-            first = c.args[0]
-            self.diags.add(
-                "name error",
-                f"'{first.id}' is not defined" + dym_suffix(first.id, self._visible(env)),
-                first.span,
-                self._undefined_hint(first.id),
-            )
-            return POISON
+            return POISON  # the op wanted (or could take) another tensor where an undefined name stands
         return self._apply(op.name, c, tensors, args, kwargs, env, name, arg_spans, spans)
+
+    def _undefined_first(self, c: ast.Call, written: int, args: list[Any], env: _Env) -> bool:
+        """Whether the call's first argument after its tensors is a name defined nowhere (read as a size symbol,
+        so it came out a Dim where a tensor was wanted: `sample_normal(mu2, logvar)`, `concat(x, h2)`); reported
+        as the name error it is, not as a bad axis or a missing tensor."""
+        first = (
+            c.args[written] if len(c.args) > written else None
+        )  # written: the tensors in the call's own ()
+        if not args or not isinstance(first, ast.Name) or not isinstance(args[0], Dim):
+            return False
+        if self._lookup(first.id, env) is not None or first.id in env.symbols:
+            return False
+        self.diags.add(
+            "name error",
+            f"'{first.id}' is not defined" + dym_suffix(first.id, self._visible(env)),
+            first.span,
+            self._undefined_hint(first.id),
+        )
+        return True
 
     def _repeat(self, c: ast.Call, env: _Env, piped: TVal | None, name: str) -> Any:
         if len(c.args) == 2 and isinstance(c.args[1], ast.Name):
