@@ -214,3 +214,40 @@ def test_an_undefined_name_among_tensors_is_a_name_error(line: str, where: str, 
 def test_defined_arguments_among_tensors_still_check(line: str) -> None:
     text = f"model M {{\n  input x: f32[N, 4]\n  input mu: f32[N, 4]\n  {line}\n  output z\n}}\n"
     specc.load("a.net", text=text).graph()
+
+
+# ---- a whole number beside a tensor: it takes the tensor's dtype ----------------------------------------------
+
+
+def test_a_large_whole_number_times_a_float_tensor_computes() -> None:
+    """The fuzzer's `10**18 * x`: checked, then JAX refused the int (OverflowError, exit 3); it is a float."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from specc.backend.flax import build_module
+
+    text = "model M {\n  input x: f32[N, 4]\n  h = 10**18 * x - 2**40\n  output h\n}\n"
+    model = build_module(specc.load("a.net", text=text).graph(), seed=0)
+    x = np.full((2, 4), 0.5, np.float32)
+    np.testing.assert_allclose(np.asarray(model(x=jnp.asarray(x))["h"]), 5e17 - 2**40, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("k + 2**40", "the number 1099511627776 does not fit in i32 (-2147483648 to 2147483647)"),
+        ("-(2**31) - 1 + k", "the number -2147483649 does not fit in i32"),
+        ("b * 2**31", "the number 2147483648 does not fit in i32"),  # a bool tensor times a number is i32
+    ],
+)
+def test_a_whole_number_too_large_for_an_int_tensor_is_located(expr: str, message: str) -> None:
+    text = f"model M {{\n  input k: i32[N, 4]\n  input b: bool[N, 4]\n  h = {expr}\n  output h\n}}\n"
+    with pytest.raises(SpecError) as e:
+        specc.load("a.net", text=text).graph()
+    d = e.value.diagnostics[0]
+    assert d.kind == "value error" and d.span.line == 4 and message in d.message, e.value.render()
+
+
+def test_whole_numbers_that_fit_an_int_tensor_check() -> None:
+    text = "model M {\n  input k: i32[N, 4]\n  h = k * (2**31 - 1) + (-(2**31))\n  output h\n}\n"
+    specc.load("a.net", text=text).graph()

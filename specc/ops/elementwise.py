@@ -32,6 +32,13 @@ def _binary(c: OpCall) -> Inferred:
             dtype = "f32"
         else:
             dtype = "i32" if t.dtype == "bool" else t.dtype
+        bounds = INT_BOUNDS.get(dtype)
+        if bounds is not None and isinstance(s, int) and not bounds[0] <= s <= bounds[1]:
+            raise c.fail(
+                f"the number {s} does not fit in {dtype} ({bounds[0]} to {bounds[1]}), the dtype of {t}",
+                "write it as a float (`1e18`), or convert the tensor first: `cast(x, f32)`",
+                kind="value error",
+            )
         return Inferred((TensorType(dtype, t.dims),), flops=product(t.dims))
     a, b = c.inputs
     if a.dtype != b.dtype:
@@ -54,6 +61,9 @@ def _binary(c: OpCall) -> Inferred:
     return Inferred((TensorType(dtype, dims),), flops=product(dims))
 
 
+# a whole number beside an integer tensor takes its dtype (weak typing), so it must fit in it
+INT_BOUNDS = {"i32": (-(2**31), 2**31 - 1), "i64": (-(2**63), 2**63 - 1), "u8": (0, 255)}
+
 JNP_FUNCS = {
     "add": "add",
     "sub": "subtract",
@@ -72,8 +82,16 @@ def _apply_binary(name: str) -> Lowering:
         f = getattr(ctx.jnp, fname)
         if len(xs) == 2:
             return f(xs[0], xs[1])
-        # a Python number stays weakly typed, so the tensor's dtype wins (the checker's rule)
-        return f(a["scalar"], xs[0]) if a["reverse"] else f(xs[0], a["scalar"])
+        # a Python number stays weakly typed, so the tensor's dtype wins (the checker's rule); a whole number
+        # beside a float tensor is given as a float, which JAX takes at any size (an int over 2**31 it refuses)
+        s = a["scalar"]
+        if (
+            isinstance(s, int)
+            and not isinstance(s, bool)
+            and ctx.jnp.issubdtype(xs[0].dtype, ctx.jnp.floating)
+        ):
+            s = float(s)
+        return f(s, xs[0]) if a["reverse"] else f(xs[0], s)
 
     return Lowering("reference", apply=apply)
 
