@@ -130,3 +130,43 @@ def test_train_says_it_before_the_banner_and_trains_as_written(tmp_path: Path) -
     # what the warning predicts: the twice-squashed reconstruction cannot go below ln 2 on the blank pixels
     loss = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]
     assert loss > 0.6 and math.isfinite(loss)
+
+
+BN_MLP = """\
+block Layer(units) {
+  input x: [N, F]
+  y = x -> dense(units, bias=false) -> batchnorm -> relu
+  output y
+}
+model M {
+  input x: f32[N, 64]
+  input y: i32[N]
+  logits = x -> Layer(32) -> Layer(32) -> dense(10)
+  output logits
+}
+train {
+  data = digits()
+  loss = cross_entropy(logits, y)
+  batch = 1
+}
+"""
+
+
+def test_a_batch_of_one_before_a_flat_batchnorm_warns_at_the_batch(tmp_path: Path) -> None:
+    (w,) = _warnings(_write(tmp_path, BN_MLP))
+    assert (w["line"], w["col"]) == (15, 3)
+    assert w["message"].startswith("batch = 1, but batchnorm (line 3) normalises each feature over the batch")
+    path = _write(tmp_path, BN_MLP.replace("  batch = 1\n", ""), "default.net")
+    assert _warnings(path) == []  # the default batch, 32
+    (w,) = _warnings(path, "batch=1")  # also from the command line
+    assert (w["file"], w["line"], w["col"]) == ("--set", 1, 7)
+
+
+def test_a_batch_of_one_before_a_conv_batchnorm_is_fine(tmp_path: Path) -> None:
+    """Over N, H and W a channel still has H·W values with one example: nothing to warn about."""
+    text = (
+        "model C {\n  input x: f32[N, 8, 8, 1]\n  input y: i32[N]\n"
+        "  logits = x -> conv(4, 3) -> batchnorm -> relu -> flatten -> dense(10)\n  output logits\n}\n"
+        "train {\n  data = digits(image=true)\n  loss = cross_entropy(logits, y)\n  batch = 1\n}\n"
+    )
+    assert _warnings(_write(tmp_path, text)) == []

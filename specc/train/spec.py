@@ -648,6 +648,34 @@ class _Checker:
 _BAD: Any = object()
 
 
+def _batch_of_one(graph: Any, span: Span) -> list[Diagnostic]:
+    """`batch = 1` with a batchnorm over [N, F]: each feature's mean over one example is the example itself, so
+    x − mean is 0 and the layer outputs its bias whatever it is given (a conv's batchnorm, over N, H and W, is
+    fine: it still has H·W values a channel)."""
+    flat = [
+        n
+        for n in graph.nodes
+        if n.op == "batchnorm" and n.inputs and len(graph.type_of(n.inputs[0]).dims) == 2 and n.shares is None
+    ]
+    if not flat:
+        return []
+    at = sorted({n.span.line for n in flat})  # a block's batchnorm, applied several times, is one line
+    lines = (
+        ("line " if len(at) == 1 else "lines ")
+        + ", ".join(map(str, at[:3]))
+        + (", ..." if len(at) > 3 else "")
+    )
+    return [
+        Diagnostic(
+            WARNING,
+            f"batch = 1, but batchnorm ({lines}) normalises each feature over the batch: over one example "
+            "x − mean is 0, so in training it outputs its bias whatever its input, and learns nothing before it",
+            span,
+            "use a batch of 16 or more, or layernorm, which normalises each example over its own features",
+        )
+    ]
+
+
 # loss → (its score argument, the ops whose output it must not be given, what the loss does, what goes wrong)
 NORMALISED_TWICE: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "cross_entropy": (
@@ -1348,6 +1376,8 @@ def _check_into(
     batch = _integer(seen, "batch", 32, program.lets, diags)
     epochs = _integer(seen, "epochs", 10, program.lets, diags)
     seed = _integer(seen, "seed", 0, program.lets, diags)
+    if batch == 1 and graph is not None and "batch" in seen:
+        ck.warnings.extend(_batch_of_one(graph, seen["batch"].span))
 
     # data
     data = CallSpec("?", (), where or NO_SPAN)
