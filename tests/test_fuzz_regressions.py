@@ -190,8 +190,16 @@ def test_model_arithmetic_within_range_still_checks() -> None:
     "line, where, message",
     [
         # the fuzzer's case: `sample_normal(mu, \n)` — one tensor and no other argument was an IndexError (exit 3)
-        ("z = sample_normal(x, \n)", "a.net:4:7", "argument error: sample_normal takes 2 tensor input(s), got 1"),
-        ("z = sample_normal(x, )", "a.net:4:7", "argument error: sample_normal takes 2 tensor input(s), got 1"),
+        (
+            "z = sample_normal(x, \n)",
+            "a.net:4:7",
+            "argument error: sample_normal takes 2 tensor input(s), got 1",
+        ),
+        (
+            "z = sample_normal(x, )",
+            "a.net:4:7",
+            "argument error: sample_normal takes 2 tensor input(s), got 1",
+        ),
         # a misspelt tensor after the first: was "takes 2 tensor inputs", "'axis' must be an integer axis", or
         # "got 'axis' twice"; it is the name that is wrong
         ("z = sample_normal(mu, lv)", "a.net:4:25", "name error: 'lv' is not defined"),
@@ -210,7 +218,9 @@ def test_an_undefined_name_among_tensors_is_a_name_error(line: str, where: str, 
     assert f"{d.span}: {d.kind}: {d.message}".startswith(f"{where}: {message}"), e.value.render()
 
 
-@pytest.mark.parametrize("line", ["z = concat(x, mu, axis=-1)", "z = concat(x, mu, 1)", "z = maximum(x, 0.5)"])
+@pytest.mark.parametrize(
+    "line", ["z = concat(x, mu, axis=-1)", "z = concat(x, mu, 1)", "z = maximum(x, 0.5)"]
+)
 def test_defined_arguments_among_tensors_still_check(line: str) -> None:
     text = f"model M {{\n  input x: f32[N, 4]\n  input mu: f32[N, 4]\n  {line}\n  output z\n}}\n"
     specc.load("a.net", text=text).graph()

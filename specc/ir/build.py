@@ -929,9 +929,7 @@ class GraphBuilder:
         """Whether the call's first argument after its tensors is a name defined nowhere (read as a size symbol,
         so it came out a Dim where a tensor was wanted: `sample_normal(mu2, logvar)`, `concat(x, h2)`); reported
         as the name error it is, not as a bad axis or a missing tensor."""
-        first = (
-            c.args[written] if len(c.args) > written else None
-        )  # written: the tensors in the call's own ()
+        first = c.args[written] if len(c.args) > written else None  # written: the tensors in its own ()
         if not args or not isinstance(first, ast.Name) or not isinstance(args[0], Dim):
             return False
         if self._lookup(first.id, env) is not None or first.id in env.symbols:

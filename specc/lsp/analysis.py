@@ -99,9 +99,8 @@ def analyse(path: Path, text: str) -> Analysis:
         spec = load(path, text=text)
         out.program = spec.program
         try:
-            summary = check_spec(
-                spec
-            )  # what `specc check` runs: the default model, its train and objective sections
+            # what `specc check` runs: the default model, its train and objective sections
+            summary = check_spec(spec)
         except SpecError as e:
             collect(e)
         else:

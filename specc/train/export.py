@@ -155,7 +155,6 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
 
     # onnx_ir logs a WARNING for every intermediate value whose type it was not told (a U-Net's max-pools):
     # the file is complete and onnxruntime runs it, so that is not the user's concern either
-
     ir_log = logging.getLogger("onnx_ir")
     level = ir_log.level
     ir_log.setLevel(logging.ERROR)

@@ -123,7 +123,12 @@ SCHEDULES: Mapping[str, ScheduleFn] = MappingProxyType(
         "step": ScheduleFn(
             Signature(
                 "step",
-                (Arg("lr0", "float", domain="rate"), Arg("factor", "float", domain="nonneg"), Arg("every", "int"), _PER),
+                (
+                    Arg("lr0", "float", domain="rate"),
+                    Arg("factor", "float", domain="nonneg"),
+                    Arg("every", "int"),
+                    _PER,
+                ),
                 "lr0 · factor^floor(t / every)",
             ),
             _step,
