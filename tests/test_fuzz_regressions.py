@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import specc
-from specc.errors import SpecError
+from specc.errors import Diagnostic, SpecError
 from specc.train.spec import check_spec
 
 MODEL = """model M {
@@ -32,6 +32,13 @@ def train_errors(*lines: str, lets: str = "") -> list[str]:
         e.render()
         return [f"{d.span}: {d.kind}: {d.message}" for d in e.diagnostics]
     return []
+
+
+def _first_model_error(text: str) -> tuple[Diagnostic, str]:
+    """The first problem building the model of `text` (as a.net) finds, and the whole report as shown."""
+    with pytest.raises(SpecError) as e:
+        specc.load("a.net", text=text).graph()
+    return e.value.diagnostics[0], e.value.render()
 
 
 # ---- literal arithmetic in the train section stays within int64/float64 ------------------------------------
@@ -171,11 +178,8 @@ def test_train_flags_show_what_was_typed(
     ],
 )
 def test_model_arithmetic_out_of_int64_is_located_at_check_time(expr: str, where: str, message: str) -> None:
-    text = f"model M {{\n  input x: f32[N, 4]\n  h = {expr}\n  output h\n}}\n"
-    with pytest.raises(SpecError) as e:
-        specc.load("a.net", text=text).graph()
-    d = e.value.diagnostics[0]
-    assert str(d.span) == where and d.kind == "value error" and message in d.message, e.value.render()
+    d, shown = _first_model_error(f"model M {{\n  input x: f32[N, 4]\n  h = {expr}\n  output h\n}}\n")
+    assert str(d.span) == where and d.kind == "value error" and message in d.message, shown
 
 
 def test_model_arithmetic_within_range_still_checks() -> None:
@@ -211,11 +215,10 @@ def test_model_arithmetic_within_range_still_checks() -> None:
     ],
 )
 def test_an_undefined_name_among_tensors_is_a_name_error(line: str, where: str, message: str) -> None:
-    text = f"model M {{\n  input x: f32[N, 4]\n  input mu: f32[N, 4]\n  {line}\n  output z\n}}\n"
-    with pytest.raises(SpecError) as e:
-        specc.load("a.net", text=text).graph()
-    d = e.value.diagnostics[0]
-    assert f"{d.span}: {d.kind}: {d.message}".startswith(f"{where}: {message}"), e.value.render()
+    d, shown = _first_model_error(
+        f"model M {{\n  input x: f32[N, 4]\n  input mu: f32[N, 4]\n  {line}\n  output z\n}}\n"
+    )
+    assert f"{d.span}: {d.kind}: {d.message}".startswith(f"{where}: {message}"), shown
 
 
 @pytest.mark.parametrize(
@@ -251,11 +254,10 @@ def test_a_large_whole_number_times_a_float_tensor_computes() -> None:
     ],
 )
 def test_a_whole_number_too_large_for_an_int_tensor_is_located(expr: str, message: str) -> None:
-    text = f"model M {{\n  input k: i32[N, 4]\n  input b: bool[N, 4]\n  h = {expr}\n  output h\n}}\n"
-    with pytest.raises(SpecError) as e:
-        specc.load("a.net", text=text).graph()
-    d = e.value.diagnostics[0]
-    assert d.kind == "value error" and d.span.line == 4 and message in d.message, e.value.render()
+    d, shown = _first_model_error(
+        f"model M {{\n  input k: i32[N, 4]\n  input b: bool[N, 4]\n  h = {expr}\n  output h\n}}\n"
+    )
+    assert d.kind == "value error" and d.span.line == 4 and message in d.message, shown
 
 
 def test_whole_numbers_that_fit_an_int_tensor_check() -> None:
