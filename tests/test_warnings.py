@@ -170,3 +170,16 @@ def test_a_batch_of_one_before_a_conv_batchnorm_is_fine(tmp_path: Path) -> None:
         "train {\n  data = digits(image=true)\n  loss = cross_entropy(logits, y)\n  batch = 1\n}\n"
     )
     assert _warnings(_write(tmp_path, text)) == []
+
+
+@pytest.mark.slow
+def test_a_sweep_says_each_warning_once_before_it_trains(tmp_path: Path) -> None:
+    path = _write(tmp_path, BN_MLP.replace("  batch = 1\n", "  epochs = 1\n"))
+    r = CliRunner().invoke(
+        main, ["sweep", str(path), "--set", "batch=1,32", "--set", "seed=0,1", "--out", str(tmp_path / "sw")]
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        r.stderr.count("warning: batch = 1, but batchnorm (line 3)") == 1
+    )  # two points with batch 1, one text
+    assert r.stderr.index("warning:") < r.stderr.index("[1/4]")

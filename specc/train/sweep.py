@@ -341,6 +341,10 @@ def sweep_command(
         spec = apply_lets(base, ovs)
         graph = spec.graph()
         planned.append((p, graph, build_config(spec, graph, ovs)))
+    # each warning once (the spec's own repeat at every point; a grid value's is shown as its --set)
+    said = dict.fromkeys(c.report_warnings().render() for _, _, c in planned if c.warnings)
+    for text in said:
+        click.echo(text + "\n", err=True)
     record = prepare_sweep(out, Path(file), resume=resume, force=force)
     done: dict[str, Any] = record.setdefault("points", {})
     todo = {p.name for p, _, c in planned if not (resume and _finished(done.get(p.name), c, out / p.name))}
