@@ -1,7 +1,8 @@
 """Warnings: a valid spec that almost surely does not mean what it says — a loss that normalises its scores given
 a value the model already normalised (`binary_cross_entropy` of a sigmoid's output stalls near ln 2; a softmax
-before `cross_entropy` makes training crawl). Exit 0, the place, the source line, a caret and a hint, on
-`specc check` (and in its JSON), before `specc train`'s banner, and in the editor."""
+before `cross_entropy` makes training crawl), and `batch = 1` before a batchnorm over [N, F]. Exit 0, the place,
+the source line, a caret and a hint, on `specc check` (and in its JSON), before `specc train`'s banner and
+`specc sweep`'s first run, and in the editor (tests/test_lsp.py)."""
 
 from __future__ import annotations
 
@@ -50,9 +51,8 @@ def test_a_sigmoid_before_binary_cross_entropy_is_a_located_warning(tmp_path: Pa
     path = _write(tmp_path, AUTOENCODER)
     r = CliRunner().invoke(main, ["check", str(path)])
     assert r.exit_code == 0  # valid: a warning, not an error
-    assert (
-        "model AE: ok" in r.stdout and "warning" not in r.stdout
-    )  # the report on stdout, warnings on stderr
+    # the report on stdout, warnings on stderr
+    assert "model AE: ok" in r.stdout and "warning" not in r.stdout
     col = AUTOENCODER.splitlines()[8].index("out, x") + 1
     assert f"{path}:9:{col}: warning: binary_cross_entropy takes logits" in r.stderr
     assert "'out' is already the output of sigmoid (line 4)" in r.stderr
