@@ -497,9 +497,12 @@ def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> No
     if output is None:
         import numpy as np
 
+        named = r.named_classes(out)
         with np.printoptions(threshold=200, precision=5):
             for k, v in out.items():
                 click.echo(f"{k}: {v.dtype}{list(v.shape)}\n{v}")
+                if k in named:  # the data named its classes (a csv's text labels): the argmax by name
+                    click.echo(f"{k}, highest class: " + ", ".join(named[k]))
         return
     import io
 

@@ -129,3 +129,37 @@ def test_fmt_keeps_the_mode_and_writes_through_a_symlink(tmp_path: Path) -> None
     assert link.is_symlink()
     assert "x -> dense(2)" in real.read_text()
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
+
+
+@pytest.mark.slow
+def test_a_run_on_text_labels_predicts_them_by_name(tmp_path: Path) -> None:
+    """A csv whose target column is text (iris species): the run keeps the names (classes.json), and
+    `specc predict` names each example's highest-scoring class after the logits."""
+    rng = np.random.default_rng(0)
+    centres = {"setosa": (5.0, 1.4), "versicolor": (5.9, 4.2), "virginica": (6.6, 5.5)}
+    rows = ["sepal,petal,species"] + [
+        f"{a + rng.normal(0, 0.2):.2f},{b + rng.normal(0, 0.2):.2f},{name}"
+        for _ in range(40)
+        for name, (a, b) in centres.items()
+    ]
+    (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
+    spec = tmp_path / "iris.net"
+    spec.write_text(
+        "model Iris {\n  input x: f32[N, 2]\n  input y: i32[N]\n  logits = x -> dense(3)\n  output logits\n}\n"
+        'train {\n  data = csv("iris.csv", target="species", split=0.8, normalize=true)\n'
+        "  loss = cross_entropy(logits, y)\n  optimizer = adam(lr=0.1)\n  epochs = 30\n  batch = 16\n}\n"
+    )
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(spec), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "classes.json").read_text()) == {"y": ["setosa", "versicolor", "virginica"]}
+    (tmp_path / "q.csv").write_text("sepal,petal\n5.0,1.4\n6.6,5.5\n5.9,4.2\n")
+    r = CliRunner().invoke(main, ["predict", str(out), str(tmp_path / "q.csv")])
+    assert r.exit_code == 0, r.output
+    assert "logits, highest class: setosa, virginica, versicolor" in r.stdout
+    assert specc.load_run(out).class_names == ("setosa", "versicolor", "virginica")
+
+
+def test_a_run_on_unnamed_labels_writes_no_class_names(tiny_run) -> None:
+    out, _ = tiny_run
+    assert not (out / "classes.json").exists() and specc.load_run(out).class_names == ()

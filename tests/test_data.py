@@ -323,8 +323,10 @@ def test_idx_synthetic_train_test_and_single_file(tiny_idx: Path) -> None:
     f = load("mnist", tiny_idx).train.fields  # train files win when both are present
     assert f["x"].shape == (5, 28, 28, 1) and f["y"].tolist() == [3, 1, 4, 1, 5]
     assert f["x"][0, 0, 1, 0] == pytest.approx(1 / 255) and f["x"].max() == 1.0
-    t = load("fashion_mnist", tiny_idx, subset="test").train.fields
-    assert t["y"].tolist() == [9, 2]
+    fashion = load("fashion_mnist", tiny_idx, subset="test")
+    assert fashion.train.fields["y"].tolist() == [9, 2]
+    assert fashion.class_names[9] == "Ankle boot" and len(fashion.class_names) == 10
+    assert load("mnist", tiny_idx).class_names == ()  # digits are their own names
     single = load("mnist", tiny_idx / "t10k-images-idx3-ubyte.gz").train.fields
     assert single["y"].tolist() == [9, 2]
 
@@ -428,8 +430,20 @@ def test_cifar10_batches_folder_and_layout(tmp_path: Path) -> None:
     assert isinstance(data, np.ndarray)
     # Rows hold 1024 red, then green, then blue values; pixel (r, c) channel k is data[k*1024 + r*32 + c].
     assert f["x"][0, 2, 5, 1] == pytest.approx(data[0, 1024 + 2 * 32 + 5] / 255)
-    t = load("cifar10", folder, subset="test").train.fields
-    assert t["y"].tolist() == batches[2][b"labels"]
+    test = load("cifar10", folder, subset="test")
+    assert test.train.fields["y"].tolist() == batches[2][b"labels"]
+    assert test.class_names == (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
 
 
 def test_cifar10_refuses_foreign_pickles(tmp_path: Path) -> None:
@@ -483,3 +497,18 @@ def test_module_imports_neither_jax_nor_sklearn() -> None:
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+
+
+def test_text_labels_keep_their_names_in_label_order(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("a,species\n1,virginica\n2,setosa\n3,versicolor\n4,setosa\n")
+    s = load("csv", p, target="species")
+    assert s.class_names == ("setosa", "versicolor", "virginica")
+    assert s.train.fields["y"].tolist() == [2, 0, 1, 0]
+    kept = load(
+        "csv", p, target="species", classes=[2, 0]
+    )  # y becomes the index in the list: the names follow
+    assert kept.class_names == ("virginica", "setosa") and kept.train.fields["y"].tolist() == [0, 1, 1]
+    p.write_text("a,label\n1,0\n2,1\n")
+    assert load("csv", p, target="label").class_names == ()  # integer labels: no names
+    assert load("digits").class_names == ()

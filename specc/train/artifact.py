@@ -9,7 +9,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from .io import write_atomic
 from .rundir import BEST_DIR
 
 NORMALIZATION_FILE = "normalization.json"
+CLASSES_FILE = "classes.json"
 
 
 def _run_error(message: str, hint: str = "") -> SpecError:
@@ -41,6 +42,21 @@ def write_normalization(
         for name, (m, s) in stats.items()
     }
     write_atomic(Path(workdir) / NORMALIZATION_FILE, (json.dumps(out) + "\n").encode())
+
+
+def write_class_names(workdir: Path, names: Sequence[str]) -> None:
+    """classes.json: the data's class names in label order (a csv's text labels), for `predict` to name its
+    argmax; no file where the data has none."""
+    if names:
+        write_atomic(Path(workdir) / CLASSES_FILE, (json.dumps({"y": list(names)}) + "\n").encode())
+
+
+def read_class_names(workdir: Path) -> tuple[str, ...]:
+    path = Path(workdir) / CLASSES_FILE
+    if not path.is_file():
+        return ()
+    names = json.loads(path.read_text(encoding="utf-8")).get("y", [])
+    return tuple(str(n) for n in names) if isinstance(names, list) else ()
 
 
 def read_normalization(workdir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -112,6 +128,7 @@ class Run:
         directory: the run folder.
         checkpoint: which checkpoint was loaded ("best" or "last") and its global `step`.
         normalization: model input → (mean, std), applied to those inputs by `predict` (empty: none).
+        class_names: the training data's class names in label order (empty: the data named none).
     """
 
     directory: Path
@@ -124,6 +141,20 @@ class Run:
     checkpoint: str
     step: int
     record: dict[str, Any] = field(default_factory=dict, repr=False)
+    class_names: tuple[str, ...] = ()
+
+    def named_classes(self, outputs: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+        """For each output that scores the data's classes (float, last axis one entry a class), the name of
+        its highest-scoring class per example; {} where the data named no classes."""
+        n = len(self.class_names)
+        return {
+            k: [self.class_names[i] for i in np.asarray(v).reshape(-1, n).argmax(-1)]
+            for k, v in outputs.items()
+            if n > 1
+            and np.asarray(v).dtype.kind == "f"
+            and np.asarray(v).ndim >= 2
+            and np.asarray(v).shape[-1] == n
+        }
 
     def predict(self, **inputs: Any) -> dict[str, np.ndarray]:
         """The model's outputs (by name) for raw inputs (by model input name), normalised as in training."""
@@ -273,6 +304,7 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
         which,
         step,
         record,
+        read_class_names(directory),
     )
 
 

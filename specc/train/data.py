@@ -230,12 +230,15 @@ class Splits:
         shuffle: whether the training loop should reshuffle `train` every epoch.
         stats: for `normalize=true`, field -> (mean, std) computed on `train` and applied to both splits
             (shaped to broadcast against one example, e.g. [64] or [1, 1, 3]), so predictions can reuse them.
+        class_names: y's class names in index order (a csv's text labels, CIFAR-10's and Fashion-MNIST's
+            classes), after `classes=[...]`; empty where the data has none.
     """
 
     train: DataSet
     val: DataSet | None
     shuffle: bool
     stats: Mapping[str, tuple[np.ndarray, np.ndarray]] = _dc_field(default_factory=dict)
+    class_names: tuple[str, ...] = ()  # the name of each class index of y, where the data names them
 
     @property
     def augment(self) -> Augmentation | None:
@@ -736,13 +739,15 @@ def load_data(
     # begins with the same two children as spawn(2) did, so the labels' stream changed neither.
     gen_seq, split_seq, label_seq = np.random.SeedSequence(int(seed)).spawn(3)
     raw = info.loader(np.random.default_rng(gen_seq), **values)
-    full = DataSet(raw)
+    names = tuple(str(n) for n in raw.get(CLASS_NAMES, ()))  # not a field: one entry a class, not an example
+    full = DataSet({k: v for k, v in raw.items() if k != CLASS_NAMES})
     if info.kind == "file":
         _check_file_values(info.name, full)
     classes = opts["classes"]
     if classes is not None:
         assert isinstance(classes, tuple)
         full = _keep_classes(info.name, full, classes)
+        names = tuple(names[c] for c in classes) if names else ()
     split = opts["split"]
     assert split is None or isinstance(split, int | float)
     train, val = _split(info.name, full, split, np.random.default_rng(split_seq))
@@ -755,7 +760,19 @@ def load_data(
     if augment is not None:
         assert isinstance(augment, Augmentation)
         train = train.with_augment(_check_augment(info.name, train, augment, bool(opts["shuffle"])))
-    return Splits(train=train, val=val, shuffle=bool(opts["shuffle"]), stats=MappingProxyType(stats))
+    return Splits(
+        train=train, val=val, shuffle=bool(opts["shuffle"]), stats=MappingProxyType(stats), class_names=names
+    )
+
+
+# A loader may return its classes' names under this key beside its fields (an array of strings, one a class)
+CLASS_NAMES = "class_names"
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+)  # fmt: skip
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
+)  # fmt: skip
 
 
 def _show_classes(present: np.ndarray) -> str:
@@ -1283,6 +1300,7 @@ def _csv(
     features: list[np.ndarray] = []
     y: np.ndarray | None = None
     text_target = False
+    text_classes: list[str] = []
     missing_hint = "fill or drop rows with missing values"
     for col_name, cells in zip(header, columns, strict=True):
         where = f"csv: {name}: column '{col_name}'"
@@ -1327,6 +1345,7 @@ def _csv(
             # Text labels become class indices in sorted order of the label strings.
             text_target = True
             classes = sorted(set(cells))
+            text_classes = classes
             lookup = {c: i for i, c in enumerate(classes)}
             y = np.array([lookup[c] for c in cells], dtype=np.int32)
         # Other text columns (ids, names) are not features and are skipped.
@@ -1350,6 +1369,8 @@ def _csv(
             hint="drop dtype=i32, or dtype=f32 for a regression target",
             field="dtype",
         )
+    if text_classes:
+        return {"x": x, "y": y, CLASS_NAMES: np.array(text_classes)}
     return {"x": x, "y": y}
 
 
@@ -1442,7 +1463,7 @@ def _idx_pair(ds: str, path: Path, subset: str | None) -> tuple[Path, Path]:
     return path, labels
 
 
-def _mnist_like(ds: str) -> Loader:
+def _mnist_like(ds: str, names: tuple[str, ...] = ()) -> Loader:
     def load(rng: np.random.Generator, path: Path, subset: str | None) -> dict[str, np.ndarray]:
         images_path, labels_path = _idx_pair(ds, path, subset)
         images = _read_idx(ds, images_path, _IDX_IMAGES)
@@ -1454,6 +1475,8 @@ def _mnist_like(ds: str) -> Loader:
             )
         x = images.astype(np.float32)[..., None]
         x /= np.float32(255.0)
+        if names:
+            return {"x": x, "y": labels.astype(np.int32), CLASS_NAMES: np.array(names)}
         return {"x": x, "y": labels.astype(np.int32)}
 
     return load
@@ -1589,7 +1612,7 @@ def _cifar10(rng: np.random.Generator, path: Path, subset: str | None) -> dict[s
     data = np.concatenate([p[0] for p in parts])
     x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32, order="C")
     x /= np.float32(255.0)
-    return {"x": x, "y": np.concatenate([p[1] for p in parts])}
+    return {"x": x, "y": np.concatenate([p[1] for p in parts]), CLASS_NAMES: np.array(CIFAR10_CLASSES)}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1733,7 +1756,8 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 "file",
                 ("x", "y"),
                 "x f32[n, k]: the other numeric columns; y: the target column, i32 if all integers (text "
-                "labels become indices in sorted order), else f32; with dtype=f32, t f32[n, 1] instead of y",
+                "labels become indices in sorted order, their names kept for predict), else f32; with "
+                "dtype=f32, t f32[n, 1] instead of y",
             ),
             DatasetInfo(
                 "mnist",
@@ -1746,7 +1770,7 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
             ),
             DatasetInfo(
                 "fashion_mnist",
-                _mnist_like("fashion_mnist"),
+                _mnist_like("fashion_mnist", FASHION_CLASSES),
                 (Param("path", "path", doc="IDX folder or images file"), _SUBSET),
                 "file",
                 ("x", "y"),

@@ -133,7 +133,7 @@ def load_splits(config: TrainConfig, skip: Sequence[str] = ()) -> Splits:
         check_fields(train, inputs)
     except DataError as e:
         raise data_error(config, e) from None
-    return Splits(train, val, splits.shuffle, splits.stats)
+    return Splits(train, val, splits.shuffle, splits.stats, splits.class_names)
 
 
 @dataclass
@@ -615,10 +615,11 @@ def train_and_evaluate(
 
     if primary:
         rundir.start(workdir, config, graph, resuming=resuming)
-        from .artifact import write_normalization
+        from .artifact import write_class_names, write_normalization
 
         try:
             write_normalization(workdir, splits.stats, dict(config.rename))
+            write_class_names(workdir, splits.class_names)
         except OSError as e:
             raise _run_error(f"cannot write the run directory {workdir}: {e.strerror or e}") from None
     ckpt_dir = workdir / config.checkpoint_dir

@@ -24,7 +24,15 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 SPEC_DIR = "spec"
 GRADIENTS_FILE = "gradients.jsonl"  # --log-gradients: each layer's gradient norm per epoch
-OWN_FILES = (RUN_FILE, CONFIG_FILE, "metrics.jsonl", "curves.png", "normalization.json", GRADIENTS_FILE)
+OWN_FILES = (
+    RUN_FILE,
+    CONFIG_FILE,
+    "metrics.jsonl",
+    "curves.png",
+    "normalization.json",
+    "classes.json",
+    GRADIENTS_FILE,
+)
 BEST_DIR = "best"  # the best epoch's checkpoint (specc/train/loggers.py)
 EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard's event files
 FORMAT = 2
