@@ -494,10 +494,10 @@ def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> No
 
     r = load_run(run, checkpoint)
     out = r.predict(**read_inputs(r, inputs))
+    named = r.named_classes(out)
     if output is None:
         import numpy as np
 
-        named = r.named_classes(out)
         with np.printoptions(threshold=200, precision=5):
             for k, v in out.items():
                 click.echo(f"{k}: {v.dtype}{list(v.shape)}\n{v}")
@@ -511,6 +511,8 @@ def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> No
     from .train.io import write_atomic
 
     buf = io.BytesIO()
+    # beside each output that scores named classes, `<output>_class`: the names of its argmax (unicode, no pickle)
+    out = {**out, **{f"{k}_class": np.array(v) for k, v in named.items() if f"{k}_class" not in out}}
     np.savez(buf, **out)  # type: ignore[arg-type]  # numpy types **kwds oddly
     write_atomic(output, buf.getvalue())
     click.echo(f"wrote {output}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in out.items()), err=True)

@@ -157,6 +157,15 @@ def test_a_run_on_text_labels_predicts_them_by_name(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["predict", str(out), str(tmp_path / "q.csv")])
     assert r.exit_code == 0, r.output
     assert "logits, highest class: setosa, virginica, versicolor" in r.stdout
+    r = CliRunner().invoke(
+        main, ["predict", str(out), str(tmp_path / "q.csv"), "-o", str(tmp_path / "p.npz")]
+    )
+    assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "p.npz") as z:  # allow_pickle off: the names are a plain unicode array
+        assert z["logits_class"].tolist() == ["setosa", "virginica", "versicolor"] and z["logits"].shape == (
+            3,
+            3,
+        )
     assert specc.load_run(out).class_names == ("setosa", "versicolor", "virginica")
 
 
