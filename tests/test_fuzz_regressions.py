@@ -263,3 +263,14 @@ def test_a_whole_number_too_large_for_an_int_tensor_is_located(expr: str, messag
 def test_whole_numbers_that_fit_an_int_tensor_check() -> None:
     text = "model M {\n  input k: i32[N, 4]\n  h = k * (2**31 - 1) + (-(2**31))\n  output h\n}\n"
     specc.load("a.net", text=text).graph()
+
+
+def test_an_embedding_beyond_i32_ids_is_a_located_error() -> None:
+    """The fuzzer's `embed(2147483648, 32)`: checked, then JAX refused the bound of the ids (OverflowError, exit 3)
+    when compiled; an i32 token id names at most 2**31 - 1 rows."""
+    text = "model M {{\n  input t: i32[N, 5]\n  e = t -> embed({}, 2)\n  output e\n}}\n"
+    d, shown = _first_model_error(text.format(2**31))
+    assert (str(d.span), d.kind) == ("a.net:3:12", "value error") and "more ids than an i32" in d.message, (
+        shown
+    )
+    specc.load("a.net", text=text.format(2**31 - 1)).graph()  # the largest that i32 ids can name still checks

@@ -9,6 +9,8 @@ from ..ir.dims import Dim, product
 from ..ir.types import TensorType
 from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
 
+I32_MAX = 2**31 - 1
+
 # ---- embed -----------------------------------------------------------------------------------------
 
 
@@ -25,6 +27,14 @@ def _embed(c: OpCall) -> Inferred:
             "one id per example is [N]; a sequence of ids is [N, T]",
         )
     vocab, feat = c["vocab"], c["features"]
+    if (
+        vocab > I32_MAX
+    ):  # the lookup bounds the i32 ids by vocab, which JAX refuses beyond i32: exit 3 before this
+        raise c.fail(
+            f"embed(vocab={vocab:,}) has more ids than an i32 token id can name ({I32_MAX:,})",
+            f"a vocabulary is at most {I32_MAX:,} ids; this table alone would hold {vocab * feat:,} parameters",
+            kind="value error",
+        )
     out = TensorType("f32", (*c.x.dims, Dim.const(feat)))
     # a table lookup: no arithmetic
     return Inferred((out,), params={"embedding": (vocab, feat)})
