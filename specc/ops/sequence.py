@@ -8,8 +8,9 @@ from typing import Any
 from ..ir.dims import Dim, product
 from ..ir.types import TensorType
 from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
+from .elementwise import INT_BOUNDS
 
-I32_MAX = 2**31 - 1
+I32_MAX = INT_BOUNDS["i32"][1]  # the largest i32 token id
 
 # ---- embed -----------------------------------------------------------------------------------------
 

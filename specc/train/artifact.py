@@ -147,13 +147,11 @@ class Run:
         """For each output that scores the data's classes (float, last axis one entry a class), the name of
         its highest-scoring class per example; {} where the data named no classes."""
         n = len(self.class_names)
+        arrays = {k: np.asarray(v) for k, v in outputs.items()}
         return {
-            k: [self.class_names[i] for i in np.asarray(v).reshape(-1, n).argmax(-1)]
-            for k, v in outputs.items()
-            if n > 1
-            and np.asarray(v).dtype.kind == "f"
-            and np.asarray(v).ndim >= 2
-            and np.asarray(v).shape[-1] == n
+            k: [self.class_names[i] for i in a.reshape(-1, n).argmax(-1)]
+            for k, a in arrays.items()
+            if n > 1 and a.dtype.kind == "f" and a.ndim >= 2 and a.shape[-1] == n
         }
 
     def predict(self, **inputs: Any) -> dict[str, np.ndarray]:

@@ -1299,8 +1299,7 @@ def _csv(
     columns = list(zip(*rows, strict=True))
     features: list[np.ndarray] = []
     y: np.ndarray | None = None
-    text_target = False
-    text_classes: list[str] = []
+    text_classes: list[str] = []  # the target's text labels, sorted (their index is y); empty: numbers
     missing_hint = "fill or drop rows with missing values"
     for col_name, cells in zip(header, columns, strict=True):
         where = f"csv: {name}: column '{col_name}'"
@@ -1343,10 +1342,8 @@ def _csv(
             )
         if col_name == target:
             # Text labels become class indices in sorted order of the label strings.
-            text_target = True
-            classes = sorted(set(cells))
-            text_classes = classes
-            lookup = {c: i for i, c in enumerate(classes)}
+            text_classes = sorted(set(cells))
+            lookup = {c: i for i, c in enumerate(text_classes)}
             y = np.array([lookup[c] for c in cells], dtype=np.int32)
         # Other text columns (ids, names) are not features and are skipped.
     if not features:
@@ -1354,7 +1351,7 @@ def _csv(
     assert y is not None
     x = np.stack(features, axis=1)
     if dtype == "f32":
-        if text_target:
+        if text_classes:
             raise DataError(
                 f"csv: {name}: dtype=f32 reads column '{target}' as numbers, and it holds text",
                 hint="drop dtype=f32 to read text labels as class indices",
@@ -1475,9 +1472,8 @@ def _mnist_like(ds: str, names: tuple[str, ...] = ()) -> Loader:
             )
         x = images.astype(np.float32)[..., None]
         x /= np.float32(255.0)
-        if names:
-            return {"x": x, "y": labels.astype(np.int32), CLASS_NAMES: np.array(names)}
-        return {"x": x, "y": labels.astype(np.int32)}
+        out = {"x": x, "y": labels.astype(np.int32)}
+        return {**out, CLASS_NAMES: np.array(names)} if names else out
 
     return load
 
