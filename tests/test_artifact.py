@@ -172,3 +172,24 @@ def test_a_run_on_text_labels_predicts_them_by_name(tmp_path: Path) -> None:
 def test_a_run_on_unnamed_labels_writes_no_class_names(tiny_run) -> None:
     out, _ = tiny_run
     assert not (out / "classes.json").exists() and specc.load_run(out).class_names == ()
+
+
+def test_class_names_go_to_the_outputs_a_class_scoring_term_reads(tmp_path: Path) -> None:
+    """An auxiliary head as wide as the classes (an embedding of 3) that no classification loss or metric reads
+    gets no class names; the logits that cross_entropy and accuracy score do."""
+    from specc.train.artifact import Run, class_score_values
+    from specc.train.spec import build_config
+
+    text = (
+        "model M {\n  input x: f32[N, 4]\n  input y: i32[N]\n  logits = x -> dense(3)\n"
+        "  embedding = x -> dense(3)\n  output logits\n  output embedding\n}\n"
+        'train {\n  data = csv("d.csv", target="label")\n  loss = cross_entropy(logits, y) + 0.1 * mse(embedding, 0)\n'
+        "  optimizer = sgd(lr=0.1)\n  metrics = [accuracy(logits, y)]\n}\n"
+    )
+    spec = specc.load(tmp_path / "m.net", text=text)
+    graph = spec.graph()
+    config = build_config(spec, graph)
+    assert class_score_values(config) == {"logits"}
+    run = Run(tmp_path, spec, graph, None, config, {}, [], "last", 0, class_names=("a", "b", "c"))
+    scores = np.array([[0.1, 2.0, 0.3], [3.0, 0.0, 0.0]], np.float32)
+    assert run.named_classes({"logits": scores, "embedding": scores}) == {"logits": ["b", "a"]}

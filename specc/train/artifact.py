@@ -144,10 +144,13 @@ class Run:
     class_names: tuple[str, ...] = ()
 
     def named_classes(self, outputs: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
-        """For each output that scores the data's classes (float, last axis one entry a class), the name of
-        its highest-scoring class per example; {} where the data named no classes."""
+        """For each output that scores the data's classes, the name of its highest-scoring class per example;
+        {} where the data named no classes. An output scores them when a class-scoring loss or metric of the
+        train section reads it (`cross_entropy(logits, y)`, `accuracy(logits, y)`, ...) and its last axis has
+        one entry a class: an auxiliary head of the same width that no such term reads gets no names."""
         n = len(self.class_names)
-        arrays = {k: np.asarray(v) for k, v in outputs.items()}
+        scored = class_score_values(self.config)
+        arrays = {k: np.asarray(v) for k, v in outputs.items() if k in scored}
         return {
             k: [self.class_names[i] for i in a.reshape(-1, n).argmax(-1)]
             for k, a in arrays.items()
@@ -304,6 +307,25 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
         record,
         read_class_names(directory),
     )
+
+
+# The losses and metrics whose first argument scores one entry a class against labels: what class names name.
+CLASS_SCORING = frozenset({"cross_entropy", "nll", "hinge", "accuracy", "top_k_accuracy"})
+
+
+def class_score_values(config: Any) -> frozenset[str]:
+    """The model values that the train section's class-scoring losses and metrics (CLASS_SCORING) score."""
+    from .spec import train_tables
+
+    losses, metrics, _, _ = train_tables()
+    calls = [t for o in config.objectives for _, t in o.terms] + [m.call for m in config.metrics]
+    scored = set()
+    for c in calls:
+        if c.name in CLASS_SCORING:
+            scores = next(a.name for a in (losses.get(c.name) or metrics[c.name]).args if a.kind == "value")
+            if isinstance(value := c.kw.get(scores), str):
+                scored.add(value)
+    return frozenset(scored)
 
 
 def read_inputs(run: Run, path: Path) -> dict[str, np.ndarray]:
