@@ -179,7 +179,7 @@ def test_a_warning_is_published_with_warning_severity(session: Session) -> None:
     col = text.split("\n")[line].index("logits")
     assert (d.range.start.line, d.range.start.character, d.range.end.character) == (line, col, col + 6)
     assert d.severity == types.DiagnosticSeverity.Warning and d.code == "warning"
-    assert "already the output of sigmoid" in d.message and "hint:" in d.message
+    assert "already been through sigmoid" in d.message and "hint:" in d.message
 
 
 def test_an_error_in_an_imported_file_shows_on_the_import_and_closing_clears(session: Session) -> None:

@@ -55,7 +55,7 @@ def test_a_sigmoid_before_binary_cross_entropy_is_a_located_warning(tmp_path: Pa
     assert "model AE: ok" in r.stdout and "warning" not in r.stdout
     col = AUTOENCODER.splitlines()[8].index("out, x") + 1
     assert f"{path}:9:{col}: warning: binary_cross_entropy takes logits" in r.stderr
-    assert "'out' is already the output of sigmoid (line 4)" in r.stderr
+    assert "'out' has already been through sigmoid (line 4)" in r.stderr
     assert "  loss = binary_cross_entropy(out, x)" in r.stderr and "^^^" in r.stderr
     assert "hint: give binary_cross_entropy the value before the sigmoid" in r.stderr
     (w,) = _warnings(path)
@@ -76,6 +76,10 @@ def test_a_sigmoid_before_binary_cross_entropy_is_a_located_warning(tmp_path: Pa
         ),  # softmax(log_softmax(z)) = softmax(z)
         ("p = x -> dense(10) -> log_softmax", "nll(p, y)", None),  # log-probabilities: what it takes
         ("p = x -> dense(10) -> softmax", "mse(p, t)", None),  # probabilities against targets: fine
+        # through ops that keep the values' meaning: still probabilities
+        ("p = x -> dense(10) -> softmax -> dropout(0.2)", "cross_entropy(p, y)", "cross_entropy takes logits"),
+        ("p = x -> dense(10) -> sigmoid -> flatten", "binary_cross_entropy(p, t)", "binary_cross_entropy"),
+        ("p = x -> dense(10) -> softmax -> dense(10)", "cross_entropy(p, y)", None),  # a layer after: logits
     ],
 )
 def test_which_losses_warn(tmp_path: Path, model_line: str, loss: str, warned: str | None) -> None:
@@ -100,7 +104,7 @@ def test_a_block_ending_in_a_sigmoid_warns_in_every_objective(tmp_path: Path) ->
         text[:start] + body.replace(last, f"  {name}s = {name} -> sigmoid\n  output {name}s") + text[end:]
     )
     ws = _warnings(_write(tmp_path, patched, "gan.net"))
-    assert len(ws) >= 2 and all("is already the output of sigmoid" in w["message"] for w in ws)
+    assert len(ws) >= 2 and all("has already been through sigmoid" in w["message"] for w in ws)
     assert {w["message"].split("'")[1] for w in ws} <= {"d_real", "d_fake"}
 
 

@@ -539,7 +539,7 @@ class _Checker:
         self.warnings.append(
             Diagnostic(
                 WARNING,
-                f"{call.name} {does}, but '{value}' is already the output of {op} (line {where.line}): "
+                f"{call.name} {does}, but '{value}' has already been through {op} (line {where.line}): "
                 f"{instead}",
                 spans.get(arg, call.span),
                 f"give {call.name} the value before the {op} (e.g. `logits = ...` without `-> {op}`), and keep "
@@ -677,6 +677,19 @@ def _batch_of_one(graph: Any, span: Span) -> list[Diagnostic]:
 
 
 # loss → (its score argument, the ops whose output it must not be given, what the loss does, what goes wrong)
+# Ops that keep what their input's values mean (dropout scales them in training, flatten and reshape move them):
+# a value computed through them from a softmax is still that softmax's output for NORMALISED_TWICE.
+KEEPS_VALUES = frozenset({"dropout", "flatten", "reshape"})
+
+
+def _producer(graph: Any, node: int) -> tuple[str, Span]:
+    """The op (and its place) that computed node's value, looking through KEEPS_VALUES ops."""
+    n = graph.nodes[node]
+    while n.op in KEEPS_VALUES and n.inputs:
+        n = graph.nodes[n.inputs[0].node]
+    return n.op, n.span
+
+
 NORMALISED_TWICE: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "cross_entropy": (
         "logits",
@@ -1366,7 +1379,7 @@ def _check_into(
     if graph is not None:
         values: list[str] | None = [k for k, _ in graph.values]
         types = {k: graph.type_of(r) for k, r in graph.values}
-        producers = {k: (graph.nodes[r.node].op, graph.nodes[r.node].span) for k, r in graph.values}
+        producers = {k: _producer(graph, r.node) for k, r in graph.values}
     else:
         values = _bound_names(mdef) if mdef is not None else None
         types, producers = {}, {}
