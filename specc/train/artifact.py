@@ -162,7 +162,11 @@ class Run:
         import jax
         from flax import nnx
 
-        fed = {k: self._normalize(k, v) for k, v in inputs.items()}
+        from .export import signature
+        from .inputs import conform_inputs
+
+        checked = conform_inputs(signature(self.model).inputs, inputs, "predict")
+        fed = {k: self._normalize(k, v) for k, v in checked.items()}
         gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
         from ..backend.flax import graph_compiler_options
 
@@ -329,40 +333,9 @@ def class_score_values(config: Any) -> frozenset[str]:
 
 
 def read_inputs(run: Run, path: Path) -> dict[str, np.ndarray]:
-    """A predict file's arrays by model input name: an .npz's members, or a .csv (one row an example, a header
-    row optional) for a model whose outputs need one input, reshaped to that input's example shape."""
+    """A predict file's arrays by model input name (an .npz's members, or a .csv's rows for a model whose outputs
+    need one input), checked against the run's model and cast to its input dtypes (specc.train.inputs)."""
     from .export import signature
+    from .inputs import read_input_file
 
-    path = Path(path)
-    needed = signature(run.model).inputs
-    if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        missing = [n for n, _, _ in needed if n not in arrays]
-        if missing:
-            raise _run_error(
-                f"{path} has no array named {', '.join(missing)} (it has {', '.join(arrays) or 'none'})",
-                "name the arrays as the model's inputs: np.savez(path, "
-                + ", ".join(f"{n}=..." for n, _, _ in needed)
-                + ")",
-            )
-        return {n: arrays[n] for n, _, _ in needed}
-    if path.suffix.lower() == ".csv":
-        if len(needed) != 1:
-            raise _run_error(
-                f"a .csv holds one input, but the model's outputs need {', '.join(n for n, _, _ in needed)}",
-                "give an .npz with one array per input",
-            )
-        name, _, dims = needed[0]
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        try:
-            float(lines[0].split(",")[0])
-        except (ValueError, IndexError):
-            lines = lines[1:]  # a header row
-        try:
-            rows = np.array([[float(c) for c in ln.split(",")] for ln in lines], np.float32)
-        except ValueError as e:
-            raise _run_error(f"{path}: not a table of numbers ({e})") from None
-        example = tuple(d if isinstance(d, int) else -1 for d in dims[1:])
-        return {name: rows.reshape((len(rows), *example)) if example else rows[:, 0]}
-    raise _run_error(f"{path}: expected an .npz or a .csv file")
+    return read_input_file(signature(run.model).inputs, path)

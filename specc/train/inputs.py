@@ -1,0 +1,280 @@
+"""`specc predict`'s inputs: an .npz's arrays or a .csv's rows, checked against the model's input signature (kind of
+number, rank, fixed sizes, one value per size name) and cast to its dtypes before JAX sees them, so that a wrong file
+is a run error naming the input, what the model takes and what was found — not a TypeError from a dot_general.
+"""
+
+from __future__ import annotations
+
+import csv as csvlib
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ir.types import JNP_NAMES
+from .artifact import _run_error
+
+# One input of the model's signature (specc.train.export.signature): name, dtype, dims (ints or size names).
+Input = tuple[str, str, tuple[int | str, ...]]
+
+# What an array of a numpy kind that no model input takes holds, in words.
+_KIND_WORDS = {
+    "c": "complex numbers",
+    "U": "text",
+    "S": "bytes",
+    "O": "Python objects",
+    "V": "records",
+    "M": "dates",
+    "m": "time spans",
+}
+_NUMPY_NAMES = {v: k for k, v in JNP_NAMES.items()}
+
+
+def input_type(inp: Input) -> str:
+    """`x: f32[N, 64]`, as the spec declares the input."""
+    name, dtype, dims = inp
+    return f"{name}: {dtype}[{', '.join(str(d) for d in dims)}]"
+
+
+def _found(a: np.ndarray) -> str:
+    """An array's dtype and shape in the spec's notation (`f32[5, 63]`), to set beside what the model takes."""
+    return f"{_NUMPY_NAMES.get(a.dtype.name, a.dtype.name)}[{', '.join(str(n) for n in a.shape)}]"
+
+
+def read_input_file(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
+    """A predict file's arrays by model input name, checked and cast: an .npz's members, or a .csv (one row an
+    example, a header row optional) for a model whose outputs need one input, reshaped to its example shape."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return conform_inputs(needed, _read_npz(needed, path), str(path))
+    if suffix == ".csv":
+        return conform_inputs(needed, _read_csv(needed, path), str(path))
+    raise _run_error(f"{path}: expected an .npz or a .csv file")
+
+
+def conform_inputs(needed: Sequence[Input], arrays: Mapping[str, Any], source: str) -> dict[str, np.ndarray]:
+    """The inputs `needed`, from `arrays` (from `source`, for messages), each checked against its declared type
+    and cast to its dtype. A batch axis of any size is fine, as is any other size name's (a sequence length `T`),
+    but one size name has one value across the inputs: JAX would fail on those mismatches deep in an op."""
+    missing = [inp[0] for inp in needed if inp[0] not in arrays]
+    if missing:
+        raise _run_error(
+            f"{source}: no value for the input(s) {', '.join(missing)}",
+            "the model's outputs need " + ", ".join(input_type(inp) for inp in needed),
+        )
+    sizes: dict[str, tuple[int, str]] = {}  # size name → its value and the input that set it
+    out = {}
+    for inp in needed:
+        name = inp[0]
+        try:
+            a = np.asarray(arrays[name])
+        except (ValueError, TypeError) as e:
+            raise _run_error(f"{source}: {name} is not an array ({e})", "give a numpy array") from None
+        _check_kind(inp, a, source)
+        _check_shape(inp, a, source, sizes)
+        out[name] = _cast(inp, a, source)
+    return out
+
+
+def _check_kind(inp: Input, a: np.ndarray, source: str) -> None:
+    """Booleans, integers and floats only: text or complex numbers have no place in a model's input."""
+    if a.dtype.kind in "biuf":
+        return
+    words = _KIND_WORDS.get(a.dtype.kind, "values that are not numbers")
+    hint = "give real numbers, e.g. its real part or magnitude" if a.dtype.kind == "c" else "give numbers"
+    raise _run_error(
+        f"{source}: {inp[0]} holds {words} ({a.dtype}), but the model takes {input_type(inp)}", hint
+    )
+
+
+def _check_shape(inp: Input, a: np.ndarray, source: str, sizes: dict[str, tuple[int, str]]) -> None:
+    """Rank and fixed sizes as declared; a size name (N, T) takes the first value an input gives it."""
+    name, _, dims = inp
+    found = f"a single number ({_found(a)})" if a.ndim == 0 else _found(a)
+    where = f"{source}: {name} is {found}, but the model takes {input_type(inp)}"
+    if a.ndim != len(dims):
+        raise _run_error(f"{where} ({len(dims)} axes, not {a.ndim})", _rank_hint(inp, a.shape))
+    for axis, (d, n) in enumerate(zip(dims, a.shape, strict=True)):
+        if isinstance(d, int) and n != d:
+            raise _run_error(f"{where} (axis {axis} must have {d} entries)", _rank_hint(inp, a.shape))
+        if isinstance(d, str) and d != "?":
+            size, other = sizes.setdefault(d, (n, name))
+            if size != n:
+                what = "examples" if axis == 0 else f"entries on its axis {axis} ({d})"
+                raise _run_error(
+                    f"{where}: it has {n} {what}, and {other} has {d} = {size}",
+                    f"the inputs share the size {d}: give them the same {d}",
+                )
+
+
+def _rank_hint(inp: Input, shape: tuple[int, ...]) -> str:
+    """How to give the input: a reshape when the examples hold the right number of values, else the shape."""
+    name, _, dims = inp
+    example = [d for d in dims[1:] if isinstance(d, int)]
+    batched = bool(dims) and isinstance(dims[0], str)
+    if shape and batched and len(example) == len(dims) - 1 and math.prod(shape[1:]) == math.prod(example):
+        return f"reshape it: {name}.reshape({', '.join(str(n) for n in (shape[0], *example))})"
+    batch = f", {dims[0]} the number of examples" if batched else ""
+    return f"give {name} as an array of shape ({', '.join(str(d) for d in dims)}){batch}"
+
+
+def _cast(inp: Input, a: np.ndarray, source: str) -> np.ndarray:
+    """`a` as the input's dtype: ints and booleans become floats as they are; an integer or boolean input takes
+    only the values its dtype holds exactly (no 0.5 or 300 silently made an id 0 or 44)."""
+    import jax.numpy as jnp
+
+    name, dtype, _ = inp
+    target = np.dtype(jnp.dtype(JNP_NAMES[dtype]))
+    if a.dtype == target:
+        return a
+    with np.errstate(invalid="ignore", over="ignore"):
+        cast = a.astype(target)
+        exact = cast.astype(a.dtype) == a if target.kind in "biu" else np.True_
+    if not np.all(exact):
+        bad = a[~exact].flat[0].item()
+        raise _run_error(
+            f"{source}: {name} holds {bad!r}, which {dtype} cannot hold exactly; the model takes {input_type(inp)}",
+            "give True/False or 0/1" if dtype == "bool" else f"give whole numbers in {dtype}'s range",
+        )
+    return cast
+
+
+# ---- the files ------------------------------------------------------------------------------------------------
+
+
+def _read_npz(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
+    """The needed members of an .npz (others are not read: an extra object array is no matter)."""
+    import zipfile
+
+    hint = "write it with np.savez(path, " + ", ".join(f"{n}=..." for n, _, _ in needed) + ")"
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise _run_error(f"{path}: not a readable .npz file ({_npz_reason(e)})", hint) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # an .npy under another name
+        raise _run_error(f"{path} holds one unnamed array, not an .npz of named ones", hint)
+    with z:
+        missing = [n for n, _, _ in needed if n not in z.files]
+        if missing:
+            raise _run_error(
+                f"{path} has no array named {', '.join(missing)} (it has {', '.join(z.files) or 'none'})",
+                "name the arrays as the model's inputs: " + hint.removeprefix("write it with "),
+            )
+        return {n: _member(z, n, path) for n, _, _ in needed}
+
+
+def _npz_reason(e: BaseException) -> str:
+    """Why np.load failed, in the user's terms: numpy takes any file that is not a zip or .npy for a pickle."""
+    if isinstance(e, EOFError):
+        return "it is empty"
+    if isinstance(e, ValueError) and "pickled" in str(e):
+        return "it is neither a zip of arrays (np.savez) nor an .npy"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e)
+
+
+def _member(z: Any, name: str, path: Path) -> np.ndarray:
+    import zipfile
+    import zlib
+
+    try:
+        return np.asarray(z[name])
+    except ValueError as e:
+        if "Object arrays" in str(e):
+            raise _run_error(
+                f"{path}: {name} is an array of Python objects (pickled), which specc does not load",
+                f"save numbers: np.savez(path, {name}=np.asarray({name}, np.float32))",
+            ) from None
+        raise _run_error(f"{path}: cannot read its array {name} ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise _run_error(f"{path}: cannot read its array {name} ({e})") from None
+
+
+def _read_csv(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
+    """One example a row, its values in the order of the input's example shape (a row of 64 for f32[N, 64], of
+    T·3 for f32[N, T, 3]); every row the same length."""
+    if len(needed) != 1:
+        raise _run_error(
+            f"a .csv holds one input, but the model's outputs need {', '.join(n for n, _, _ in needed)}",
+            "give an .npz with one array per input",
+        )
+    inp = needed[0]
+    name, _, dims = inp
+    example = dims[1:]
+    free = [d for d in example if isinstance(d, str)]
+    if len(free) > 1:
+        raise _run_error(
+            f"{path}: a .csv row is one example of {input_type(inp)}, and a row cannot give the sizes "
+            + ", ".join(free),
+            f"give an .npz: np.savez(path, {name}=...)",
+        )
+    per_step = math.prod(d for d in example if isinstance(d, int))
+    rows, lines = _csv_rows(path)
+    width = len(rows[0]) if free else per_step
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != width:
+            ruled = f"line {lines[0]} has {width}" if free else f"{input_type(inp)} takes {width}"
+            raise _run_error(
+                f"{path}:{line}: {len(row)} values in this row, but a row is one example, and {ruled}",
+                "give every row as many values, or an .npz"
+                if free
+                else f"give each row {width} numbers separated by commas; a header row is optional",
+            )
+    if free and width % per_step:
+        raise _run_error(
+            f"{path}:{lines[0]}: {width} values a row, not a multiple of {per_step}, the values of one "
+            f"{free[0]} step of {input_type(inp)}"
+        )
+    values = np.array(
+        [[_number(c, path, line, j) for j, c in enumerate(r, 1)] for r, line in zip(rows, lines, strict=True)]
+    )
+    shape = tuple(d if isinstance(d, int) else -1 for d in example)
+    return {name: values.reshape((len(rows), *shape))}
+
+
+def _csv_rows(path: Path) -> tuple[list[list[str]], list[int]]:
+    """The data rows of a predict .csv (blank lines and a header row dropped) and their line numbers."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise _run_error(
+            f"{path}:{line}: not a UTF-8 text file ({e.reason}, byte {raw[e.start]:#04x})", "save it as UTF-8"
+        ) from None
+    reader = csvlib.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append([c.strip() for c in row])
+                lines.append(reader.line_num)
+    except csvlib.Error as e:
+        raise _run_error(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+    if rows and _is_header(rows[0]):
+        rows, lines = rows[1:], lines[1:]
+    if not rows:
+        raise _run_error(f"{path} has no data rows", "one example a row, its values separated by commas")
+    return rows, lines
+
+
+def _is_header(row: Sequence[str]) -> bool:
+    try:
+        float(row[0])
+    except ValueError:
+        return True
+    return False
+
+
+def _number(cell: str, path: Path, line: int, column: int) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        what = "an empty cell" if not cell else f"{cell[:40]!r}"
+        raise _run_error(f"{path}:{line}: column {column} holds {what}, not a number") from None

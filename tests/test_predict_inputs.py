@@ -1,0 +1,162 @@
+"""`specc predict`'s input files and `specc evaluate`'s run folder: a wrong array, a wrong csv row or a damaged run
+file is a run error (exit 1) naming the file, the input, what the model takes and what was found — never exit 3.
+The checks themselves run on a signature alone; the CLI tests train a tiny run once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import specc
+from specc.cli import main
+from specc.errors import SpecError
+from specc.train.inputs import conform_inputs, read_input_file
+
+HERE = Path(__file__).parent
+TINY = HERE / "specs_train" / "tiny_dropout.net"
+IMAGE = (("x", "f32", ("N", 64)),)
+SEQUENCE = (("tokens", "i32", ("N", "T")), ("mask", "f32", ("N", "T", 1)))
+
+
+def _error(needed, arrays) -> str:
+    with pytest.raises(SpecError) as e:
+        conform_inputs(needed, arrays, "in.npz")
+    return e.value.render()
+
+
+# ---- the checks, on a signature ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x", "words"),
+    [
+        (np.zeros((5, 63), np.float32), ["in.npz: x is f32[5, 63]", "x: f32[N, 64]", "axis 1 must have 64"]),
+        (np.zeros((5, 8, 8), np.float32), ["x is f32[5, 8, 8]", "2 axes, not 3", "x.reshape(5, 64)"]),
+        (np.float32(1), ["x is a single number (f32[])", "x: f32[N, 64]"]),
+        (np.array(["a", "b"]), ["x holds text", "x: f32[N, 64]"]),
+        (np.zeros((5, 64), np.complex64), ["x holds complex numbers", "real part"]),
+    ],
+)
+def test_a_wrong_array_names_what_the_model_takes_and_what_was_found(x, words) -> None:
+    text = _error(IMAGE, {"x": x})
+    assert text.startswith("run error:") and all(w in text for w in words), text
+
+
+def test_ints_and_bools_become_the_models_floats() -> None:
+    for x in (np.ones((2, 64), np.int64), np.ones((2, 64), bool)):
+        got = conform_inputs(IMAGE, {"x": x}, "in.npz")["x"]
+        assert got.dtype == np.float32 and got.shape == (2, 64) and np.all(got == 1)
+
+
+def test_an_integer_input_takes_whole_numbers_in_its_range_only() -> None:
+    mask = np.ones((2, 7, 1), np.float32)
+    got = conform_inputs(SEQUENCE, {"tokens": np.full((2, 7), 3.0), "mask": mask}, "in.npz")
+    assert got["tokens"].dtype == np.int32 and np.all(got["tokens"] == 3)
+    assert "holds 0.5, which i32 cannot hold exactly" in _error(
+        SEQUENCE, {"tokens": np.full((2, 7), 0.5), "mask": mask}
+    )
+    assert "holds 4294967296" in _error(SEQUENCE, {"tokens": np.full((2, 7), 2**32), "mask": mask})
+
+
+def test_size_names_take_any_value_but_one_across_the_inputs() -> None:
+    ok = {"tokens": np.zeros((3, 11), np.int32), "mask": np.ones((3, 11, 1), np.float32)}
+    assert conform_inputs(SEQUENCE, ok, "in.npz")["tokens"].shape == (3, 11)
+    text = _error(SEQUENCE, {**ok, "mask": np.ones((3, 12, 1), np.float32)})
+    assert "mask is f32[3, 12, 1]" in text and "tokens has T = 11" in text
+    text = _error(SEQUENCE, {**ok, "mask": np.ones((2, 11, 1), np.float32)})
+    assert "2 examples" in text and "tokens has N = 3" in text
+
+
+def test_an_unreadable_npz_is_a_run_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "text.npz").write_text("hello\n")
+    np.save(tmp_path / "one.npy", np.zeros((2, 64)))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    np.savez(tmp_path / "obj.npz", x=np.array([1, "a"], dtype=object))
+    expected = {
+        "empty": "it is empty",
+        "text": "neither a zip of arrays",
+        "one": "one unnamed array",
+        "obj": "x is an array of Python objects",
+    }
+    for name, words in expected.items():
+        with pytest.raises(SpecError) as e:
+            read_input_file(IMAGE, tmp_path / f"{name}.npz")
+        assert words in e.value.render() and f"{name}.npz" in e.value.render()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (
+            ",".join(f"c{i}" for i in range(64)).encode() + b"\n" + b",".join([b"1"] * 10) + b"\n",
+            [":2: 10 values in this row", "x: f32[N, 64] takes 64", "give each row 64 numbers"],
+        ),
+        (b",".join([b"1"] * 64) + b"\n\n" + b",".join([b"1"] * 63) + b"\n", [":3: 63 values in this row"]),
+        (b",".join([b"1"] * 64) + b"\n" + b"1," * 5 + b"a" + b",1" * 58 + b"\n", [":2: column 6 holds 'a'"]),
+        (b"caf\xe9," + b",".join([b"a"] * 63) + b"\n", [":1: not a UTF-8 text file", "0xe9"]),
+        (b"a,b\n\n", ["has no data rows"]),
+    ],
+)
+def test_a_wrong_csv_row_names_its_line_and_the_values_a_row_takes(tmp_path: Path, content, words) -> None:
+    (tmp_path / "in.csv").write_bytes(content)
+    with pytest.raises(SpecError) as e:
+        read_input_file(IMAGE, tmp_path / "in.csv")
+    text = e.value.render()
+    assert text.startswith(f"run error: {tmp_path / 'in.csv'}") and all(w in text for w in words), text
+
+
+def test_a_csv_of_sequences_takes_rows_of_one_length(tmp_path: Path) -> None:
+    needed = (("x", "f32", ("N", "T", 2)),)
+    (tmp_path / "in.csv").write_text("1,2,3,4\n5,6,7,8\n")
+    assert read_input_file(needed, tmp_path / "in.csv")["x"].shape == (2, 2, 2)
+    for text, words in [
+        ("1,2,3,4\n5,6\n", "but a row is one example, and line 1 has 4"),
+        ("1,2,3\n", "multiple"),
+    ]:
+        (tmp_path / "in.csv").write_text(text)
+        with pytest.raises(SpecError, match=words):
+            read_input_file(needed, tmp_path / "in.csv")
+
+
+# ---- through the CLI, on a trained run ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from specc.train.loop import train_and_evaluate
+    from specc.train.spec import build_config
+
+    spec = specc.load(TINY)
+    graph = spec.graph()
+    out = tmp_path_factory.mktemp("runs") / "TinyDrop"
+    train_and_evaluate(build_config(spec, graph, ["epochs=1"]), out, verbose=False, graph=graph)
+    return out
+
+
+@pytest.mark.slow
+def test_predict_of_a_wrong_input_file_exits_1(tiny_run: Path, tmp_path: Path) -> None:
+    x = np.random.default_rng(0).uniform(0, 16, (5, 64))
+    cases = {
+        "short.npz": dict(x=x[:, :63]),
+        "square.npz": dict(x=x.reshape(5, 8, 8)),
+        "scalar.npz": dict(x=np.float32(1)),
+        "complex.npz": dict(x=x.astype(np.complex64)),
+    }
+    for name, arrays in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        r = CliRunner().invoke(main, ["predict", str(tiny_run), str(tmp_path / name)])
+        assert r.exit_code == 1 and "x: f32[N, 64]" in r.output and name in r.output, r.output
+    (tmp_path / "row.csv").write_text(",".join(f"c{i}" for i in range(64)) + "\n" + "1," * 9 + "1\n")
+    r = CliRunner().invoke(main, ["predict", str(tiny_run), str(tmp_path / "row.csv")])
+    assert r.exit_code == 1 and "row.csv:2: 10 values" in r.output, r.output
+
+    # ints are the model's floats; the library's predict checks as the CLI does
+    run = specc.load_run(tiny_run)
+    want = run.predict(x=x.round().astype(np.float32))["logits"]
+    np.testing.assert_array_equal(run.predict(x=x.round().astype(np.int64))["logits"], want)
+    with pytest.raises(SpecError, match=r"predict: x is f64\[5, 63\]"):
+        run.predict(x=x[:, :63])
