@@ -4,6 +4,7 @@ The checks themselves run on a signature alone; the CLI tests train a tiny run o
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,30 @@ def test_predict_of_a_wrong_input_file_exits_1(tiny_run: Path, tmp_path: Path) -
     np.testing.assert_array_equal(run.predict(x=x.round().astype(np.int64))["logits"], want)
     with pytest.raises(SpecError, match=r"predict: x is f64\[5, 63\]"):
         run.predict(x=x[:, :63])
+
+
+@pytest.mark.slow
+def test_evaluate_of_a_damaged_run_is_a_run_error(tiny_run: Path, tmp_path: Path) -> None:
+    def damaged(name: str, text: str, append: bool = False) -> Path:
+        copy = tmp_path / name.replace(".", "_")
+        shutil.copytree(tiny_run, copy)
+        with open(copy / name, "a" if append else "w", encoding="utf-8") as f:
+            f.write(text)
+        return copy
+
+    for name, text, words in [
+        ("run.json", "{}\n", "'spec'"),
+        ("normalization.json", "", "normalization.json: it is empty"),
+        ("config.json", "[]\n", "config.json is not a run's configuration"),
+        ("config.json", "{}\n", "config.json is damaged"),
+    ]:
+        r = CliRunner().invoke(main, ["evaluate", str(damaged(name, text))])
+        assert r.exit_code == 1 and words in r.output and "--force" in r.output, r.output
+        shutil.rmtree(tmp_path / name.replace(".", "_"))
+
+    # a run killed while writing metrics.jsonl: the line cut short is skipped, the epochs before it kept
+    copy = damaged("metrics.jsonl", '{"epoch": 2, "los', append=True)
+    r = CliRunner().invoke(main, ["evaluate", str(copy)])
+    assert r.exit_code == 0, r.output
+    history = specc.load_run(copy).history
+    assert [h["epoch"] for h in history] == [1]

@@ -51,11 +51,30 @@ def write_class_names(workdir: Path, names: Sequence[str]) -> None:
         write_atomic(Path(workdir) / CLASSES_FILE, (json.dumps({"y": list(names)}) + "\n").encode())
 
 
+# The hint of every damaged-file error: what the trainer wrote cannot be rebuilt from the rest of the folder.
+_DAMAGED = "train the run again: specc train SPEC --out RUN --force"
+
+
+def _read_run_json(path: Path) -> Any:
+    """A JSON file of the run folder; an unreadable or damaged one (a run killed while writing it, an edit) is a
+    run error naming it, not a JSONDecodeError."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise _run_error(f"cannot read {path}: {e.strerror or e}", _DAMAGED) from None
+    except json.JSONDecodeError as e:
+        why = "it is empty" if not e.doc.strip() else f"not valid JSON ({e.msg}, line {e.lineno})"
+        raise _run_error(f"cannot read {path}: {why}", _DAMAGED) from None
+    except ValueError as e:  # not UTF-8
+        raise _run_error(f"cannot read {path}: {e}", _DAMAGED) from None
+
+
 def read_class_names(workdir: Path) -> tuple[str, ...]:
     path = Path(workdir) / CLASSES_FILE
     if not path.is_file():
         return ()
-    names = json.loads(path.read_text(encoding="utf-8")).get("y", [])
+    raw = _read_run_json(path)
+    names = raw.get("y", []) if isinstance(raw, dict) else None
     return tuple(str(n) for n in names) if isinstance(names, list) else ()
 
 
@@ -63,8 +82,14 @@ def read_normalization(workdir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]
     path = Path(workdir) / NORMALIZATION_FILE
     if not path.is_file():
         return {}
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return {k: (np.asarray(v["mean"], np.float32), np.asarray(v["std"], np.float32)) for k, v in raw.items()}
+    raw = _read_run_json(path)
+    try:
+        return {
+            str(k): (np.asarray(v["mean"], np.float32), np.asarray(v["std"], np.float32))
+            for k, v in raw.items()
+        }
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise _run_error(f"{path} is not a table of each input's mean and std", _DAMAGED) from None
 
 
 # ---- the configuration, back from config.json ---------------------------------------------------------------
@@ -221,11 +246,54 @@ class Run:
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
+    """metrics.jsonl's epoch records. A line that is not one (the last, cut short when a run was killed while
+    writing it) is skipped, the others kept — as the trainer keeps gradients.jsonl's readable lines on resume."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+    except (OSError, ValueError):
         return []
-    return [dict(json.loads(line)) for line in lines if line.strip()]
+    history = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            history.append(record)
+    return history
+
+
+def _run_record(directory: Path) -> dict[str, Any]:
+    """run.json, with the fields load_run reads checked: a damaged record is a run error, not a KeyError."""
+    from .rundir import RUN_FILE, read_run
+
+    meta = read_run(directory)
+    if meta is None:
+        raise _run_error(
+            f"{directory} is not a specc run (no readable run.json)", "give the --out of `specc train`"
+        )
+    fields: dict[str, type | tuple[type, ...]] = {
+        "spec": str,
+        "model": (str, type(None)),
+        "data_base": str,
+        "seed": int,
+    }
+    bad = [k for k, tp in fields.items() if (k in meta or k == "spec") and not isinstance(meta.get(k), tp)]
+    bad += ["spec"] if meta.get("spec") == "" else []
+    if bad:
+        raise _run_error(
+            f"{directory / RUN_FILE} is damaged: no valid {', '.join(repr(k) for k in bad)}", _DAMAGED
+        )
+    return meta
+
+
+def _config_record(path: Path) -> dict[str, Any]:
+    """config.json as JSON, checked as far as load_run reads it before decoding it (its `let` overrides)."""
+    plain = _read_run_json(path)
+    lets = plain.get("lets", []) if isinstance(plain, dict) else None
+    if not isinstance(lets, list) or not all(isinstance(p, list) and len(p) == 2 for p in lets):
+        raise _run_error(f"{path} is not a run's configuration (a JSON object with its `lets`)", _DAMAGED)
+    return plain
 
 
 def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
@@ -238,22 +306,15 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
     from ..backend.flax import build_module
     from ..spec import load
     from .checkpoint import CheckpointError, Checkpoints, has_steps
-    from .rundir import CONFIG_FILE, read_run
+    from .rundir import CONFIG_FILE
     from .spec import apply_lets, build_config, let_overrides
 
     if checkpoint not in ("best", "last"):
         raise _run_error(f"checkpoint must be 'best' or 'last', not {checkpoint!r}")
     directory = Path(directory)
-    meta = read_run(directory)
-    if meta is None:
-        raise _run_error(
-            f"{directory} is not a specc run (no readable run.json)", "give the --out of `specc train`"
-        )
+    meta = _run_record(directory)
     spec_path = directory / meta["spec"]
-    try:
-        plain = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise _run_error(f"cannot read {directory / CONFIG_FILE}: {e}") from None
+    plain = _config_record(directory / CONFIG_FILE)
     # the model as trained: the spec copy with the run's `--set` of its `let` constants
     lets = let_overrides([(str(k), str(v)) for k, v in plain.get("lets", [])], str(directory / CONFIG_FILE))
     spec = apply_lets(load(spec_path, meta.get("model")), lets)
@@ -262,7 +323,12 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
         base = build_config(spec, graph, lets)
     except SpecError:
         base = None  # trained with a train section given by --set only
-    config = config_from_json(plain, base)
+    try:
+        config = config_from_json(plain, base)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise _run_error(
+            f"{directory / CONFIG_FILE} is damaged ({type(e).__name__}: {e})", _DAMAGED
+        ) from None
     config = dataclasses.replace(
         config, spec_path=spec_path, data_base=Path(meta.get("data_base", directory))
     )
