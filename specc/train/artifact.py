@@ -222,7 +222,13 @@ class Run:
                 stats = self.normalization
         from .loop import drawn_inputs
 
-        splits = load_splits(config, tuple(drawn_inputs(self.graph)))
+        drawn = tuple(drawn_inputs(self.graph))
+        try:
+            splits = load_splits(config, drawn)
+        except SpecError as e:
+            if data is None:
+                raise
+            raise _for_fixed_model(e, config, drawn) from None
         ds = splits.val if splits.val is not None else splits.train
         if stats:
             from .data import DataSet
@@ -232,17 +238,42 @@ class Run:
         return evaluate_model(self.model, config, self.graph, ds, batch)
 
     def _config_for_data(self, data: str) -> Any:
-        from .spec import parse_override
+        """The run's configuration with `--data`'s call, located at `--data` (as `specc train --data` does): a
+        data error then shows the option as typed, not the spec copy's `data =` line it replaced."""
+        from .spec import build_config, parse_flag
 
-        ov = parse_override(f"data={data}", name="--data")
-        from .spec import build_config
-
-        new = build_config(self.spec, self.graph, [ov])
+        new = build_config(self.spec, self.graph, [parse_flag("data", data)])
         call = new.data
         if self.normalization:
             # the data come raw: the run's own statistics are applied, not ones computed on these data
             call = dataclasses.replace(call, args=tuple((k, v) for k, v in call.args if k != "normalize"))
-        return dataclasses.replace(self.config, data=call, data_base=Path.cwd())
+        spans = (
+            *((k, v) for k, v in self.config.spans if k != "data"),
+            *((k, v) for k, v in new.spans if k == "data"),
+        )
+        return dataclasses.replace(
+            self.config,
+            data=call,
+            data_base=Path.cwd(),
+            spans=spans,
+            sources=(*self.config.sources, *new.sources),
+        )
+
+
+def _for_fixed_model(err: SpecError, config: Any, drawn: Sequence[str]) -> SpecError:
+    """`--data`'s errors, with the trainer's hint to declare the inputs as the data are (a spec can change) made
+    one to give data that fit the inputs: a trained run's model is what it is."""
+    from .data import _show_input
+
+    takes = ", ".join(f"{n}: {_show_input(dt, dims)}" for n, dt, dims in config.inputs if n not in drawn)
+    hint = f"the run's model takes {takes}: give --data whose fields fit it"
+    return SpecError(
+        [
+            dataclasses.replace(d, hint=hint) if d.hint.startswith("declare `input") else d
+            for d in err.diagnostics
+        ],
+        err.sources,
+    )
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
