@@ -77,7 +77,11 @@ def test_a_sigmoid_before_binary_cross_entropy_is_a_located_warning(tmp_path: Pa
         ("p = x -> dense(10) -> log_softmax", "nll(p, y)", None),  # log-probabilities: what it takes
         ("p = x -> dense(10) -> softmax", "mse(p, t)", None),  # probabilities against targets: fine
         # through ops that keep the values' meaning: still probabilities
-        ("p = x -> dense(10) -> softmax -> dropout(0.2)", "cross_entropy(p, y)", "cross_entropy takes logits"),
+        (
+            "p = x -> dense(10) -> softmax -> dropout(0.2)",
+            "cross_entropy(p, y)",
+            "cross_entropy takes logits",
+        ),
         ("p = x -> dense(10) -> sigmoid -> flatten", "binary_cross_entropy(p, t)", "binary_cross_entropy"),
         ("p = x -> dense(10) -> softmax -> dense(10)", "cross_entropy(p, y)", None),  # a layer after: logits
     ],
