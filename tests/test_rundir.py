@@ -109,6 +109,16 @@ def test_second_run_needs_resume_or_force_and_force_keeps_user_files(tmp_path: P
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
+def test_resume_and_force_together_is_a_usage_error(tmp_path: Path) -> None:
+    spec = write(tmp_path)
+    res = CliRunner().invoke(
+        main, ["train", str(spec), "--out", str(tmp_path / "run"), "--resume", "--force"]
+    )
+    assert res.exit_code == 2, res.output
+    assert "give --resume (continue the run) or --force (replace it), not both" in res.output
+    assert not (tmp_path / "run").exists()
+
+
 # ---- resume compares the spec it trained -----------------------------------------------------------------
 
 
