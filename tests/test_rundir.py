@@ -1,5 +1,7 @@
 """The run directory keeps a user's files: specc deletes only what a run wrote, refuses to overwrite another run,
-resumes only the spec it trained, and reads damaged checkpoints as errors, not tracebacks (issue 8, issue 10)."""
+resumes only the spec it trained, and reads damaged checkpoints as errors, not tracebacks (issue 8, issue 10).
+`--force` never deletes the spec it trains, a user's `run.json` does not make a folder a run, and only the files a
+run writes go (spec copies by name, tensorboardX's event files, Orbax's step folders)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from click.testing import CliRunner
 
 from specc.cli import main
 from specc.errors import SpecError
+from specc.train.checkpoint import foreign_steps, orbax_steps
 from specc.train.cli import train_command
+from specc.train.rundir import event_files
 
 SPEC = """\
 # a tiny MLP on the digits
@@ -56,6 +60,19 @@ def error_of(spec: Path, out: Path, **kw) -> str:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def fake_run(out: Path, spec_files: list[str]) -> None:
+    """A run.json with the keys specc writes (what makes a folder a run), for the checks made before training."""
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": 2,
+        "model": "Tiny",
+        "spec": spec_files[0],
+        "spec_files": spec_files,
+        "fingerprint": {},
+    }
+    (out / "run.json").write_text(json.dumps(record))
 
 
 # ---- data loss --------------------------------------------------------------------------------------------
@@ -109,6 +126,60 @@ def test_second_run_needs_resume_or_force_and_force_keeps_user_files(tmp_path: P
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
+@pytest.mark.parametrize("flag", [[], ["--force"], ["--resume"]])
+def test_a_run_json_specc_did_not_write_does_not_make_a_run(tmp_path: Path, flag: list[str]) -> None:
+    spec = write(tmp_path)
+    out = tmp_path / "proj"
+    (out / "spec").mkdir(parents=True)
+    (out / "run.json").write_text('{"name": "my app"}')
+    (out / "config.json").write_text('{"db": "x"}')
+    (out / "spec" / "important.txt").write_text("mine")
+    (out / "curves.png").write_text("x")
+    before = snapshot(out)
+    res = CliRunner().invoke(main, ["train", str(spec), "--out", str(out), *flag])
+    assert res.exit_code == 1, res.output
+    assert "is not a specc run" in res.output and "already holds a run" not in res.output
+    assert snapshot(out) == before
+
+
+def test_force_refuses_to_delete_a_file_the_spec_imports(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    fake_run(out, ["spec/main.net", "spec/lib.net"])
+    write(out / "spec", SPEC, "main.net")
+    write(
+        out / "spec", "block Hidden() {\n  input x\n  y = x -> dense(16) -> relu\n  output y\n}\n", "lib.net"
+    )
+    body = SPEC.replace("x -> dense(16) -> relu", "x -> Hidden()")
+    spec = write(tmp_path, 'import "run/spec/lib.net"\n' + body)
+    before = snapshot(out)
+    msg = error_of(spec, out, force=True)
+    assert f"--force would delete {(out / 'spec' / 'lib.net').resolve()}, a file the spec imports" in msg
+    assert snapshot(out) == before
+
+
+def test_force_refuses_to_delete_the_data_it_trains_on(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    fake_run(out, ["spec/tiny.net", "spec/digits.npz"])  # a data file kept among the spec copies
+    (out / "spec").mkdir()
+    np.savez(out / "spec" / "digits.npz", x=np.zeros((8, 64), np.float32), y=np.zeros(8, np.int32))
+    spec = write(tmp_path, SPEC.replace("digits(split=0.8)", 'npz("run/spec/digits.npz")'))
+    before = snapshot(out)
+    msg = error_of(spec, out, force=True)
+    assert f"--force would delete {(out / 'spec' / 'digits.npz').resolve()}, a data file of the run" in msg
+    assert snapshot(out) == before
+
+
+def test_force_refuses_to_overwrite_a_users_file_with_the_spec_copy(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    fake_run(out, ["spec/other.net"])
+    write(out / "spec", "my own tiny.net", "tiny.net")
+    spec = write(tmp_path)
+    before = snapshot(out)
+    msg = error_of(spec, out, force=True)
+    assert "spec/tiny.net is not a file a run wrote; the run's copy of the spec would overwrite it" in msg
+    assert snapshot(out) == before
+
+
 def test_resume_and_force_together_is_a_usage_error(tmp_path: Path) -> None:
     spec = write(tmp_path)
     res = CliRunner().invoke(
@@ -117,6 +188,20 @@ def test_resume_and_force_together_is_a_usage_error(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "give --resume (continue the run) or --force (replace it), not both" in res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_only_tensorboardx_event_files_and_orbax_steps_are_the_runs(tmp_path: Path) -> None:
+    ours = ["events.out.tfevents.1796094235.vm", "events.out.tfevents.1796094235.host.example.com"]
+    for name in [*ours, "events.out.tfevents.mine", "events.out.tfevents.123.vm"]:
+        (tmp_path / name).write_text("x")
+    assert sorted(p.name for p in event_files(tmp_path)) == sorted(ours)
+    steps = tmp_path / "checkpoints"
+    for name in ("3", "4", "5.orbax-checkpoint-tmp-1700000000", "99", "notes"):
+        (steps / name).mkdir(parents=True)
+    (steps / "3" / "_CHECKPOINT_METADATA").write_text("{}")  # what Orbax writes in every step
+    (steps / "99" / "mydata").write_text("mine")
+    assert [p.name for p in orbax_steps(steps)] == ["3", "4", "5.orbax-checkpoint-tmp-1700000000"]
+    assert [p.name for p in foreign_steps(steps)] == ["99"]
 
 
 # ---- resume compares the spec it trained -----------------------------------------------------------------
@@ -135,6 +220,45 @@ def copy_run(trained: tuple[Path, Path], tmp_path: Path) -> Path:
     out = tmp_path / "run"
     shutil.copytree(trained[1], out)
     return out
+
+
+@pytest.mark.slow
+def test_force_refuses_to_delete_the_spec_it_trains(trained, tmp_path: Path, monkeypatch) -> None:
+    out = copy_run(trained, tmp_path)
+    before = snapshot(out)
+    monkeypatch.chdir(out)
+    res = CliRunner().invoke(main, ["train", "spec/tiny.net", "--out", ".", "--force"])
+    assert res.exit_code == 1, res.output
+    assert f"--force would delete {out.resolve() / 'spec' / 'tiny.net'}, the spec being trained" in res.output
+    assert snapshot(out) == before
+    mine = write(out / "spec", SPEC, "mine.net")  # a user's own spec kept in the run's spec/
+    before = snapshot(out)
+    msg = error_of(mine, out, force=True)
+    assert "spec/mine.net lies in the run's spec/ folder, where the run writes its copy of it" in msg
+    assert snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_force_deletes_only_what_a_run_wrote(trained, tmp_path: Path) -> None:
+    out = copy_run(trained, tmp_path)
+    (out / "checkpoints" / "99").mkdir()
+    (out / "checkpoints" / "99" / "mydata").write_text("my data")
+    before = snapshot(out)
+    msg = error_of(trained[0], out, force=True)  # Orbax would take 99 for a step: refused, not deleted
+    assert "checkpoints/99 is not a checkpoint specc wrote, but Orbax would take it for step 99" in msg
+    assert snapshot(out) == before
+    shutil.rmtree(out / "checkpoints" / "99")
+    (out / "spec" / "my_notes.txt").write_text("my notes")
+    (out / "events.out.tfevents.mine").write_text("my events")
+    (out / "checkpoints" / "mine").mkdir()
+    (out / "checkpoints" / "mine" / "1").write_text("kept")
+    assert train(trained[0], out, force=True) == 0
+    assert (out / "spec" / "my_notes.txt").read_text() == "my notes"
+    assert (out / "spec" / "tiny.net").read_text() == SPEC
+    assert (out / "events.out.tfevents.mine").read_text() == "my events"
+    assert (out / "checkpoints" / "mine" / "1").read_text() == "kept"
+    assert len(event_files(out)) == 1 and len(orbax_steps(out / "checkpoints")) == 1
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 @pytest.mark.slow
@@ -227,7 +351,7 @@ def test_unusable_out_is_found_before_training(tmp_path: Path) -> None:
     out = tmp_path / "r"
     out.mkdir()
     (out / "checkpoints").write_text("not a folder")
-    (out / "run.json").write_text(json.dumps({"model": "Tiny"}))
+    fake_run(out, ["spec/tiny.net"])
     msg = error_of(spec, out, force=True)
     assert "checkpoint folder" in msg and "is a file" in msg
     assert (out / "checkpoints").read_text() == "not a folder"

@@ -22,6 +22,7 @@ from .io import import_module
 # orbax names a step folder by its number; its temporary folders carry this marker until they are renamed
 _STEP_DIR = re.compile(r"^\d+$")
 _TMP_MARK = ".orbax-checkpoint-tmp"
+_STEP_METADATA = "_CHECKPOINT_METADATA"  # the file Orbax writes into every step folder it finishes
 
 
 class CheckpointError(Exception):
@@ -255,17 +256,42 @@ def has_steps(directory: Path) -> bool:
     )
 
 
+def is_orbax_step(folder: Path) -> bool:
+    """Whether `folder` is a step folder Orbax wrote: named by its step and holding the `_CHECKPOINT_METADATA` it
+    writes in every step (or still empty), or one of its temporaries (`3.orbax-checkpoint-tmp-...`). A user's
+    folder that merely has a number for a name is not one, and is never deleted."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if _TMP_MARK in folder.name and _STEP_DIR.match(folder.name.split(".")[0]):
+        return True
+    if not _STEP_DIR.match(folder.name):
+        return False
+    marker = folder / _STEP_METADATA
+    return (marker.is_file() and not marker.is_symlink()) or not any(folder.iterdir())
+
+
+def _entries(directory: Path) -> list[Path]:
+    """What a checkpoint folder holds, sorted; nothing when it is missing or a symbolic link (never followed)."""
+    directory = Path(directory)
+    if not directory.is_dir() or directory.is_symlink():
+        return []
+    return sorted(directory.iterdir())
+
+
+def orbax_steps(directory: Path) -> list[Path]:
+    """The step folders Orbax wrote in `directory` (and its unfinished temporaries), nothing else."""
+    return [c for c in _entries(directory) if is_orbax_step(c)]
+
+
+def foreign_steps(directory: Path) -> list[Path]:
+    """What in `directory` has a step's name (a number) but is not a step folder Orbax wrote: Orbax would take it
+    for a checkpoint (and then skip saving the steps before it), and specc may not delete it."""
+    return [c for c in _entries(directory) if _STEP_DIR.match(c.name) and not is_orbax_step(c)]
+
+
 def remove_steps(directory: Path) -> None:
     """Remove the step folders Orbax wrote in `directory` (and its unfinished temporaries); nothing else."""
     import shutil
 
-    directory = Path(directory)
-    if not directory.is_dir() or directory.is_symlink():
-        return
-    for child in directory.iterdir():
-        if child.is_symlink() or not child.is_dir():
-            continue
-        if _STEP_DIR.match(child.name) or (
-            _TMP_MARK in child.name and _STEP_DIR.match(child.name.split(".")[0])
-        ):
-            shutil.rmtree(child)
+    for step in orbax_steps(directory):
+        shutil.rmtree(step)

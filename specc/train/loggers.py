@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .rundir import BEST_DIR, EVENTS_PREFIX  # the names a run folder owns live in rundir
+from .rundir import BEST_DIR, event_files  # the names a run folder owns live in rundir
 
 
 class EpochLogger(Protocol):
@@ -29,9 +29,8 @@ class TensorBoardLogger:
         SummaryWriter = _summary_writer()
         workdir = Path(workdir)
         if fresh:  # a new run (or --force) replaces the old run's curves; --resume appends
-            for old in workdir.glob(EVENTS_PREFIX + "*"):
-                if old.is_file() and not old.is_symlink():
-                    old.unlink()
+            for old in event_files(workdir):
+                old.unlink()
         self.histograms = histograms
         self.writer = SummaryWriter(logdir=str(workdir), flush_secs=10)
         self.picture: threading.Thread | None = None

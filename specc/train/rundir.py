@@ -3,7 +3,9 @@ check that `--resume` continues the run that was trained, not an edited spec.
 
 A run folder holds `run.json` (the marker: versions, seed, what was trained), `config.json` (the resolved train
 configuration after `--set`), `spec/` (the spec as trained, with every file it imports), `metrics.jsonl`,
-`curves.png` and the checkpoint folder. specc deletes only those, and only with `--force`.
+`curves.png` and the checkpoint folder. specc deletes only those, and only with `--force`: the files by their names
+(the spec copies by the names run.json lists), TensorBoard's event files by tensorboardX's naming, and the checkpoint
+folders that are Orbax's. A `run.json` that specc did not write does not make a folder a run.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -35,6 +38,9 @@ OWN_FILES = (
 )
 BEST_DIR = "best"  # the best epoch's checkpoint (specc/train/loggers.py)
 EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard's event files
+# tensorboardX's EventsWriter names a file events.out.tfevents.<time, 10 digits>.<host>; a user's
+# `events.out.tfevents.mine` is not one of them
+_EVENTS_FILE = re.compile(r"^events\.out\.tfevents\.\d{10}\..+$")
 FORMAT = 2
 # keys that may change between a run and its --resume: they decide when to stop, not what is trained
 HARMLESS = ("epochs", "early_stop", "checkpoint_every")
@@ -122,11 +128,21 @@ def _spec_copy_names(sources: Mapping[str, Source], main: Path) -> dict[str, str
 
 
 def read_run(workdir: Path) -> dict[str, Any] | None:
-    """The run.json of `workdir`, or None when it is not a specc run."""
+    """The run.json of `workdir`, or None when there is none; `specc_run` when only specc's own will do."""
     try:
         return dict(json.loads((Path(workdir) / RUN_FILE).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def specc_run(workdir: Path) -> dict[str, Any] | None:
+    """The run.json of `workdir` when specc wrote it (its format number, model, spec copy and fingerprint), else
+    None: an app's own `run.json` must not make its folder a run that `--force` may replace."""
+    record = read_run(workdir)
+    if record is None:
+        return None
+    shape = {"format": int, "model": str, "spec": str, "fingerprint": dict}
+    return record if all(isinstance(record.get(k), t) for k, t in shape.items()) else None
 
 
 def prepare(
@@ -155,14 +171,14 @@ def prepare(
         )
     if workdir.exists() and not workdir.is_dir():
         raise _run_error(f"the run directory {workdir} is a file", "give --out a folder")
-    existing = read_run(workdir) if workdir.is_dir() else None
+    existing = specc_run(workdir) if workdir.is_dir() else None
     occupied = workdir.is_dir() and any(workdir.iterdir())
     ckpt = workdir / config.checkpoint_dir
     if resume:
         if existing is None:
             if occupied:
                 raise _run_error(
-                    f"{workdir} is not a specc run (no {RUN_FILE}); there is nothing to resume",
+                    f"{workdir} is not a specc run (no {RUN_FILE} that specc wrote); there is nothing to resume",
                     "give --out the folder of an earlier run, or drop --resume",
                 )
             resuming = False
@@ -172,7 +188,9 @@ def prepare(
     elif occupied:
         if existing is None:
             raise _run_error(
-                f"{workdir} is not empty and is not a specc run; specc will not write into it",
+                f"{workdir} is not empty and is not a specc run"
+                + (f" (its {RUN_FILE} is not one specc wrote)" if read_run(workdir) is not None else "")
+                + "; specc will not write into it",
                 "give --out a new or empty folder",
             )
         if not force:
@@ -181,6 +199,7 @@ def prepare(
                 f"(started {existing.get('started', '?')})",
                 "continue it with --resume, replace it with --force, or give another --out",
             )
+        _check_replaceable(workdir, config, existing)
         resuming = False
     else:
         resuming = False
@@ -217,12 +236,14 @@ def start(workdir: Path, config: Any, graph: Any, *, resuming: bool) -> None:
     """Write the run's record (run.json, config.json, spec/) once every check has passed; a replaced run's own
     files go first. Raises SpecError when the folder cannot be written."""
     workdir = Path(workdir)
-    existing = read_run(workdir) if resuming else None
+    existing = specc_run(workdir) if resuming else None
+    sources = _spec_sources(config)  # read before a replaced run's files go, whatever lies among them
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        if not resuming:
-            remove_own(workdir, config.checkpoint_dir)
-        _write_record(workdir, config, graph, existing)
+        replaced = None if resuming else specc_run(workdir)
+        if replaced is not None:
+            remove_own(workdir, config.checkpoint_dir, replaced)
+        _write_record(workdir, config, graph, existing, sources)
     except OSError as e:
         raise _run_error(
             f"cannot write the run directory {workdir}: {e.strerror or e}",
@@ -238,40 +259,168 @@ def _walk_up(path: Path, stop: Path) -> list[Path]:
     return list(reversed(out))
 
 
-def remove_own(workdir: Path, checkpoint_dir: str) -> None:
-    """Delete what an earlier run wrote in `workdir` (its own files only; anything else stays)."""
-    import shutil
-
-    from .checkpoint import remove_steps
-
-    for name in OWN_FILES:
-        p = workdir / name
-        if p.is_file() and not p.is_symlink():
-            p.unlink()
-    for p in workdir.glob(EVENTS_PREFIX + "*"):
-        if p.is_file() and not p.is_symlink():
-            p.unlink()
-    spec = workdir / SPEC_DIR
-    if spec.is_dir() and not spec.is_symlink():
-        shutil.rmtree(spec)
-    remove_steps(workdir / checkpoint_dir)
-    remove_steps(workdir / BEST_DIR)
-
-
-def _write_record(workdir: Path, config: Any, graph: Any, existing: dict[str, Any] | None) -> None:
+def _spec_sources(config: Any) -> dict[str, Source]:
+    """The spec as it is trained, by display name: the main file and every file it imports."""
     from ..spec import load
 
+    return dict(load(config.spec_path, config.model).program.sources)
+
+
+def event_files(workdir: Path) -> list[Path]:
+    """The TensorBoard event files tensorboardX wrote in `workdir`, by its naming (a look-alike stays)."""
+    if not workdir.is_dir():
+        return []
+    return sorted(
+        p for p in workdir.iterdir() if _EVENTS_FILE.match(p.name) and p.is_file() and not p.is_symlink()
+    )
+
+
+def spec_copies(workdir: Path, record: Mapping[str, Any]) -> list[Path]:
+    """The spec copies the run `record` (its run.json) wrote in `workdir`: the files its `spec_files` names, or
+    for a run written before that list, its main copy and what that imports. Only files inside spec/ count,
+    whatever the record says; a user's own file in spec/ is not one of them."""
+    listed = record.get("spec_files")
+    if not (isinstance(listed, list) and all(isinstance(n, str) for n in listed)):
+        listed = _copy_and_imports(workdir, str(record.get("spec", "")))
+    spec = workdir / SPEC_DIR
+    if spec.is_symlink() or not spec.is_dir():
+        return []
+    root = spec.resolve()
+    files = [workdir / n for n in listed]
+    return [p for p in files if p.is_file() and not p.is_symlink() and p.resolve().is_relative_to(root)]
+
+
+def _copy_and_imports(workdir: Path, main: str) -> list[str]:
+    """`main` (run.json's `spec`) and the files it imports, relative to `workdir` (an unreadable copy: itself)."""
+    from ..spec import load
+
+    try:
+        sources = load(workdir / main).program.sources
+    except (SpecError, OSError, ValueError):
+        return [main]
+    top = workdir.resolve()
+    return [main, *(os.path.relpath(Path(n).resolve(), top) for n in sources if not n.startswith("<"))]
+
+
+def own_paths(workdir: Path, checkpoint_dir: str, record: Mapping[str, Any]) -> list[Path]:
+    """Everything replacing the run `record` in `workdir` deletes: the files a run writes (by their names, its spec
+    copies as its run.json lists them, tensorboardX's event files) and Orbax's step folders; nothing else."""
+    from .checkpoint import orbax_steps
+
+    named = [p for p in (workdir / n for n in OWN_FILES) if p.is_file() and not p.is_symlink()]
+    found = [
+        *named,
+        *event_files(workdir),
+        *spec_copies(workdir, record),
+        *orbax_steps(workdir / checkpoint_dir),
+        *orbax_steps(workdir / BEST_DIR),
+    ]
+    # each once: a file named twice (`spec/a.net`, `spec/x/../a.net`) must not fail its second delete
+    return list({p.resolve(): p for p in found}.values())
+
+
+def remove_own(workdir: Path, checkpoint_dir: str, record: Mapping[str, Any]) -> None:
+    """Delete what the run `record` wrote in `workdir` (`own_paths`); a folder of spec copies goes only when
+    nothing is left in it, so a user's notes in spec/ keep it."""
+    import shutil
+
+    for p in own_paths(workdir, checkpoint_dir, record):
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+            _prune_empty(p.parent, workdir / SPEC_DIR)
+
+
+def _prune_empty(folder: Path, spec: Path) -> None:
+    """Remove `folder` and its parents up to `spec` (the run's spec/) while they are empty: the folders that held
+    only spec copies; anything outside spec/ stays."""
+    while (folder == spec or spec in folder.parents) and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def _check_replaceable(workdir: Path, config: Any, record: Mapping[str, Any]) -> None:
+    """Refuse `--force` (before anything is deleted) where replacing the run would delete a file this run reads
+    (the spec, a file it imports or its data kept inside the run folder), overwrite a user's file with the new
+    spec copy, or leave a user's numbered folder among the checkpoints, which Orbax would read as a step."""
+    from .checkpoint import foreign_steps
+
+    strays = foreign_steps(workdir / config.checkpoint_dir) + foreign_steps(workdir / BEST_DIR)
+    if strays:
+        raise _run_error(
+            f"{strays[0]} is not a checkpoint specc wrote, but Orbax would take it for step {strays[0].name}",
+            f"move it out of {strays[0].parent}, or give another --out",
+        )
+    doomed = {p.resolve() for p in own_paths(workdir, config.checkpoint_dir, record)}
+    sources = _spec_sources(config)
+    read = _read_paths(config, sources)
+    for what, path in read:
+        if path in doomed or any(d in path.parents for d in doomed):
+            raise _run_error(
+                f"--force would delete {path}, {what}, with the run in {workdir}",
+                f"move it out of {workdir} (or train a copy kept elsewhere), or give another --out",
+            )
+    _check_spec_copies_fit(workdir, config, sources, {p for _, p in read}, doomed)
+
+
+def _check_spec_copies_fit(
+    workdir: Path, config: Any, sources: Mapping[str, Source], read: set[Path], doomed: set[Path]
+) -> None:
+    """Refuse where the new run's spec copy would overwrite a file in spec/ that the replaced run did not write
+    (the spec being trained itself, kept there, or a user's file of the same name)."""
+    for rel in _spec_copy_names(sources, Path(config.spec_path)).values():
+        target = workdir / SPEC_DIR / rel
+        if not (target.exists() or target.is_symlink()):
+            continue
+        if target.is_symlink() or target.resolve() not in doomed:
+            if target.resolve() in read:
+                raise _run_error(
+                    f"the spec {target} lies in the run's {SPEC_DIR}/ folder, where the run writes its copy of it",
+                    f"move it out of {workdir}, or give another --out",
+                )
+            raise _run_error(
+                f"{target} is not a file a run wrote; the run's copy of the spec would overwrite it",
+                "move it away, or give another --out",
+            )
+
+
+def _read_paths(config: Any, sources: Mapping[str, Source]) -> list[tuple[str, Path]]:
+    """What a run reads from disk, as (what, resolved path): the spec, its imports, and the existing files that
+    the data call's string arguments name (relative to the data folder)."""
+    main = Path(config.spec_path).resolve()
+    files = [Path(n).resolve() for n in sources if not n.startswith("<")]
+    out = [("the spec being trained", main)] + [("a file the spec imports", p) for p in files if p != main]
+    base = Path(config.data_base if config.data_base is not None else Path(config.spec_path).parent)
+    values = [v for k, v in config.data.args if k != "*"] + list(config.data.kw.get("*", ()))
+    for v in values:
+        if isinstance(v, str) and v and (base / v).exists():
+            out.append(("a data file of the run", (base / v).resolve()))
+    return out
+
+
+def _write_record(
+    workdir: Path,
+    config: Any,
+    graph: Any,
+    existing: dict[str, Any] | None,
+    sources: Mapping[str, Source],
+) -> None:
     fp = fingerprint(config, graph)
-    spec = load(config.spec_path, config.model)
-    names = _spec_copy_names(spec.program.sources, Path(config.spec_path))
+    names = _spec_copy_names(sources, Path(config.spec_path))
     main_name = Source.display_name(Path(config.spec_path))
     if existing is None:
         for name, rel in names.items():
-            write_atomic(workdir / SPEC_DIR / rel, spec.program.sources[name].text.encode("utf-8"))
+            write_atomic(workdir / SPEC_DIR / rel, sources[name].text.encode("utf-8"))
+    # the copies this run wrote, by name: what a later --force deletes in spec/ (a resumed run wrote none)
+    spec_files = (
+        [f"{SPEC_DIR}/{rel}" for rel in names.values()] if existing is None else existing.get("spec_files")
+    )
     record = {
         "format": FORMAT,
         "model": graph.model,
         "spec": f"{SPEC_DIR}/{names.get(main_name, Path(config.spec_path).name)}",
+        **({"spec_files": spec_files} if spec_files is not None else {}),
         "spec_origin": str(Path(config.spec_path).resolve()),
         "data_base": str(Path(config.data_base or Path(config.spec_path).parent).resolve()),
         "seed": config.seed,
