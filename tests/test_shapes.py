@@ -543,6 +543,35 @@ def test_slicing_errors(index: str, message: str) -> None:
     assert at(d) == (3, 7)
 
 
+def test_a_size_a_block_binds_bounds_a_slice() -> None:
+    """`W` of the block's input pattern is 8 at this call: `0:W / 2` and `W - 1` are the numbers 4 and 7 (the
+    U-Net's crop-and-copy); JAX computes the same shapes."""
+    import jax
+    import numpy as np
+
+    from specc.backend.flax import build_module
+
+    text = (
+        "block Half() {\n  input x: [N, W]\n  y = x[:, 0:W / 2]\n  z = x[:, W - 1]\n  output y\n  output z\n}\n"
+        + spec_text("  input x: f32[N, 8]\n  y, z = x -> Half()\n  output y\n  output z\n")
+    )
+    g = specc.load("t.net", text=text).graph()
+    t = {name: str(g.type_of(ref)) for name, ref in g.value_map.items()}
+    assert (t["y"], t["z"]) == ("f32[N, 4]", "f32[N]")
+    out = jax.eval_shape(build_module(g), {"x": jax.ShapeDtypeStruct((3, 8), np.float32)})
+    assert (out["y"].shape, out["z"].shape) == ((3, 4), (3,))
+
+
+def test_a_free_size_cannot_bound_a_slice() -> None:
+    d = error("""
+  input x: f32[N, W]
+  a = x[:, 0:W]
+  output a
+""")
+    assert d.kind == "value error" and "slice bounds must be integers, got the name 'W'" in d.message
+    assert at(d) == (3, 14) and "fix it in the input's type" in d.hint
+
+
 # ---- reductions -------------------------------------------------------------------------------------
 
 

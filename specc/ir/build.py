@@ -747,18 +747,21 @@ class GraphBuilder:
                     if p is None:
                         parts.append(None)
                         continue
-                    v = self._const(p, env)
+                    v = _known_int(self._const(p, env))
                     if v is POISON:
                         return POISON
                     if isinstance(v, bool) or not isinstance(v, int):
                         self.diags.add(
-                            "value error", f"slice bounds must be integers, got {describe(v)}", p.span
+                            "value error",
+                            f"slice bounds must be integers, got {describe(v)}",
+                            p.span,
+                            _FREE_SIZE_HINT if isinstance(v, Dim) else "",
                         )
                         return POISON
                     parts.append(v)
                 items.append(("s", *parts))
                 continue
-            v = self._const(it, env)
+            v = _known_int(self._const(it, env))
             if v is POISON:
                 return POISON
             if isinstance(v, bool) or not isinstance(v, int):
@@ -766,6 +769,7 @@ class GraphBuilder:
                     "value error",
                     f"an index must be an integer or a slice like 0:2, got {describe(v)}",
                     it.span,
+                    _FREE_SIZE_HINT if isinstance(v, Dim) else "",
                 )
                 return POISON
             items.append(("i", v))
@@ -1374,3 +1378,17 @@ def build_graph(program: Program, model: str | None = None) -> Graph:
     finally:
         if collecting:
             gc.enable()
+
+
+_FREE_SIZE_HINT = (
+    "a size that stays free (known only when data arrive) cannot bound a slice; fix it in the input's type "
+    "(`input x: f32[N, 8]`), or in a block, where the caller's tensor fixes it"
+)
+
+
+def _known_int(v: Any) -> Any:
+    """A size whose value is known (`W` bound to 8 by a block's input pattern, `W / 2`) as that int; anything
+    else as it is."""
+    if isinstance(v, Dim) and (n := v.as_int()) is not None:
+        return n
+    return v
