@@ -51,7 +51,8 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
                 "split deep expressions into named steps",
             )
             _fail(err, kwargs.get("as_json", False))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the trainer's loop: say so, not silence
+            click.echo("specc: interrupted", err=True)
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: click prints them and exits 2

@@ -892,6 +892,34 @@ def train_and_evaluate(
                 if last_epoch:
                     status = "early_stop"
                     break
+    # A Ctrl-C while the last checkpoints and curves.png are written is held until they are (a second one
+    # interrupts at once): raised at once, it left best/ empty and no line said so.
+    with _Interrupt() as finishing:
+        params, note = _finish(
+            config, graph, history, primary, workdir, loggers, wait_saved, saver, checkpoints, state
+        )
+    if note:
+        notes.append(note)
+        reporter.say(note)
+    if finishing.requested or (interrupt.requested and status != "interrupted"):  # after the last step
+        reporter.say(f"Ctrl-C after the last step: the run's checkpoints were finished first ({ckpt_dir})")
+    return TrainResult(status, history, step, workdir, params, divergence, notes)
+
+
+def _finish(
+    config: TrainConfig,
+    graph: Any,
+    history: Sequence[Mapping[str, float]],
+    primary: bool,
+    workdir: Path,
+    loggers: Sequence[Any],
+    wait_saved: Callable[[], None],
+    saver: ThreadPoolExecutor,
+    checkpoints: Any,
+    state: Mapping[str, Any],
+) -> tuple[Any, str | None]:
+    """The end of a run: curves.png drawn while the best and the last checkpoints are written, every writer
+    closed. Returns the parameters on the host and the drawing's note (None: drawn)."""
     drawing = None
     if history and primary:  # matplotlib's drawing overlaps the last checkpoint's writing
         pool = ThreadPoolExecutor(1, thread_name_prefix="specc-curves")
@@ -912,11 +940,7 @@ def train_and_evaluate(
     if not together:
         _close_loggers(loggers)
     params = jax.device_get(state["params"])
-    note = drawing.result() if drawing is not None else None
-    if note:
-        notes.append(note)
-        reporter.say(note)
-    return TrainResult(status, history, step, workdir, params, divergence, notes)
+    return params, drawing.result() if drawing is not None else None
 
 
 def _close_loggers(loggers: Sequence[Any]) -> None:
