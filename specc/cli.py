@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .cli_common import CHECKPOINT, EXIT_SPEC_ERROR, RUN, SPEC, reports_spec_errors
+from .cli_common import CHECKPOINT, EXIT_SPEC_ERROR, RUN, SPEC, guard_output, reports_spec_errors
 from .errors import SpecError
 from .lsp import lsp as lsp_command
 from .plot.cli import plot as plot_group
@@ -179,6 +179,7 @@ def convert(file: Path, target: str, output: Path | None) -> None:
     """Convert FILE between the .net and YAML front ends."""
     from .frontend.convert import convert_file
 
+    guard_output(output, reads=(file,))
     text = convert_file(file, target)
     if output is None:
         click.echo(text, nl=False)
@@ -319,6 +320,7 @@ def dot(
     """Draw FILE as a Graphviz graph for slides (inputs white, parameters red, operations blue)."""
     from .backend.dot import dot_command
 
+    guard_output(output, reads=(file,))
     dot_command(
         file,
         model=model,
@@ -492,6 +494,7 @@ def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> No
     """Run a trained RUN on INPUTS (.npz with arrays named as the model's inputs, or .csv for its one input)."""
     from .train.artifact import load_run, read_inputs
 
+    guard_output(output, reads=(inputs,), run=run)
     r = load_run(run, checkpoint)
     out = r.predict(**read_inputs(r, inputs))
     named = r.named_classes(out)
@@ -542,6 +545,7 @@ def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], che
                 f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
             )
         bind[name] = int(size)
+    guard_output(output, run=run)
     r = load_run(run, checkpoint)
     path = export_model(r.model, fmt, output or run / f"{r.graph.model}{SUFFIX[fmt]}", bind)
     click.echo(f"wrote {path}", err=True)

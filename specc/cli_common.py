@@ -82,3 +82,26 @@ CHECKPOINT = click.option(
     show_default=True,
     help="The best epoch's checkpoint (by the early-stop metric, else val_loss) or the last one.",
 )
+
+
+def guard_output(output: Path | None, reads: tuple[Path, ...] = (), run: Path | None = None) -> None:
+    """Refuse an -o that would replace what the command reads (the spec, the input arrays) or a file of the run
+    folder it reads (run.json, metrics.jsonl, its checkpoints, its spec copy): a usage error, nothing written.
+    Any other existing file is replaced, as -o means."""
+    if output is None:
+        return
+    out = output.resolve()
+    for r in reads:
+        if out == Path(r).resolve():
+            raise click.UsageError(f"-o {output} is the file this command reads: writing it would replace it")
+    if run is None:
+        return
+    from .train.rundir import BEST_DIR, OWN_FILES, SPEC_DIR
+
+    home = Path(run).resolve()
+    inside = [p for p in (out, *out.parents) if p.parent == home]
+    if inside and (inside[0].name in OWN_FILES or inside[0].name in (BEST_DIR, SPEC_DIR, "checkpoints")):
+        raise click.UsageError(
+            f"-o {output} would replace the run's own {inside[0].name}; write the file elsewhere, "
+            f"or under another name in {run}"
+        )

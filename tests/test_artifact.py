@@ -193,3 +193,29 @@ def test_class_names_go_to_the_outputs_a_class_scoring_term_reads(tmp_path: Path
     run = Run(tmp_path, spec, graph, None, config, {}, [], "last", 0, class_names=("a", "b", "c"))
     scores = np.array([[0.1, 2.0, 0.3], [3.0, 0.0, 0.0]], np.float32)
     assert run.named_classes({"logits": scores, "embedding": scores}) == {"logits": ["b", "a"]}
+
+
+def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path: Path, tiny_run) -> None:
+    """-o naming the input arrays, the spec, or a run's own file is a usage error and nothing is written (each
+    was silently replaced: predict's inputs by its outputs, a spec by its YAML, run.json by weights)."""
+    out, _ = tiny_run
+    spec = tmp_path / "m.net"
+    spec.write_text(TINY.read_text())
+    arrays = tmp_path / "x.npz"
+    np.savez(arrays, x=np.zeros((2, 64), np.float32))
+    before = {p: p.read_bytes() for p in (spec, arrays, out / "run.json")}
+    cases = [
+        ["predict", str(out), str(arrays), "-o", str(arrays)],
+        ["export", str(out), "--to", "npz", "-o", str(out / "run.json")],
+        ["export", str(out), "--to", "npz", "-o", str(out / "checkpoints" / "w.npz")],
+        ["convert", str(spec), "--to", "yaml", "-o", str(spec)],
+        ["dot", str(spec), "-o", str(spec)],
+    ]
+    for args in cases:
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "would replace" in r.output, r.output
+    assert {p: p.read_bytes() for p in before} == before
+    r = CliRunner().invoke(main, ["export", str(out), "--to", "npz", "-o", str(out / "weights.npz")])
+    assert r.exit_code == 0, r.output  # a new file in the run folder is fine
+    (out / "weights.npz").unlink()
