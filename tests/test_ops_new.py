@@ -1,5 +1,6 @@
-"""The lecture ops: pad, lrn, ceil-mode and count_pad pooling, None in subscripts, const, locally_connected — each
-checked against JAX (types, parameter counts), against a NumPy reference of its formula, and for located errors."""
+"""The lecture ops: pad, lrn, ceil-mode and count_pad pooling, None in subscripts, const, locally_connected, the hard
+activations — each checked against JAX (types, parameter counts), against a NumPy reference of its formula, and for
+located errors."""
 
 from __future__ import annotations
 
@@ -568,3 +569,50 @@ def test_convolve_types_and_emitted_flax(tmp_path: Any) -> None:
     assert_counts_agree(g, m)
     assert assert_types_agree(g, m, env_of(g)) >= len(g.nodes)
     assert_emitted_matches(g, tmp_path)
+
+
+# ---- relu6, hard_sigmoid, hard_swish: MobileNetV2's and V3's activations -------------------------------
+
+HARD = """
+model Mobile {
+  input x: f32[N, 8]
+  a = x -> relu6
+  s = x -> hard_sigmoid
+  w = x -> hard_swish
+  c = x -> dense(4) -> hard_swish -> dense(2) -> relu6
+  output a, s, w, c
+}
+"""
+
+
+def _relu6(x: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(x, 0.0), 6.0)
+
+
+def test_hard_activations_match_pytorchs_formulas() -> None:
+    """PyTorch: ReLU6 = min(max(x, 0), 6), Hardsigmoid = relu6(x + 3) / 6, Hardswish = x * relu6(x + 3) / 6."""
+    x = np.array([[-7.0, -3.0, -1.5, 0.0, 1.5, 3.0, 6.0, 7.0]], np.float32)
+    out = run(load(HARD), x=x)
+    np.testing.assert_allclose(out["a"], _relu6(x), rtol=1e-6)
+    np.testing.assert_allclose(out["s"], _relu6(x + 3) / 6, rtol=1e-6)
+    np.testing.assert_allclose(out["w"], x * _relu6(x + 3) / 6, rtol=1e-6)
+    # the points spelled out: -3 and 3 are the hard sigmoid's corners, 6 relu6's
+    np.testing.assert_allclose(out["a"][0], [0, 0, 0, 0, 1.5, 3, 6, 6])
+    np.testing.assert_allclose(out["s"][0], [0, 0, 0.25, 0.5, 0.75, 1, 1, 1])
+    np.testing.assert_allclose(out["w"][0], [0, 0, -0.375, 0, 1.125, 3, 6, 7])
+
+
+def test_hard_activations_check_emit_and_refuse_integers(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    spec = tmp_path / "mobile.net"
+    spec.write_text(HARD)
+    r = CliRunner().invoke(main, ["check", str(spec)])
+    assert r.exit_code == 0, r.output
+    g = load(HARD)
+    assert str(ty(g, "w")) == "f32[N, 8]" and str(ty(g, "c")) == "f32[N, 2]"
+    assert_emitted_matches(g, tmp_path)
+    for name in ("relu6", "hard_sigmoid", "hard_swish"):
+        assert "float" in error(one("i32[N, 4]", f"x -> {name}")).message

@@ -90,7 +90,9 @@ Emit = Callable[[dict[str, Any], list[str], Node, str | None], str]
 
 _ACTIVATIONS: dict[str, str] = {
     "relu": "jax.nn.relu({x})",
+    "relu6": "jax.nn.relu6({x})",
     "sigmoid": "jax.nn.sigmoid({x})",
+    "hard_sigmoid": "jax.nn.hard_sigmoid({x})",
     "tanh": "jnp.tanh({x})",
     "softmax": "jax.nn.softmax({x}, axis={axis})",
     "log_softmax": "jax.nn.log_softmax({x}, axis={axis})",
@@ -99,6 +101,7 @@ _ACTIVATIONS: dict[str, str] = {
     "leaky_relu": "jax.nn.leaky_relu({x}, negative_slope={slope})",
     "selu": "jax.nn.selu({x})",
     "silu": "jax.nn.silu({x})",
+    "hard_swish": "jax.nn.hard_swish({x})",
     "softplus": "jax.nn.softplus({x})",
     "step": "({x} > 0).astype({x}.dtype)",
     "sign": "jnp.sign({x})",

@@ -31,7 +31,9 @@ def _same(accepts: str, cost: int) -> Callable[[OpCall], Inferred]:
 # name, extra arguments, input dtypes accepted (float | number: not bool | any), rough FLOPs per element, doc
 _TABLE: tuple[tuple[str, tuple[Arg, ...], str, int, str], ...] = (
     ("relu", (), "float", 1, "max(x, 0)"),
+    ("relu6", (), "float", 2, "min(max(x, 0), 6) (MobileNetV2)"),
     ("sigmoid", (), "float", 4, "1 / (1 + e^-x)"),
+    ("hard_sigmoid", (), "float", 3, "relu6(x + 3) / 6, PyTorch's Hardsigmoid"),
     ("tanh", (), "float", 4, "hyperbolic tangent"),
     ("softmax", (Arg("axis", "axis", -1),), "float", 5, "exp(x) / sum(exp(x)) along an axis"),
     ("log_softmax", (Arg("axis", "axis", -1),), "float", 5, "x - logsumexp(x) along an axis"),
@@ -40,6 +42,7 @@ _TABLE: tuple[tuple[str, tuple[Arg, ...], str, int, str], ...] = (
     ("leaky_relu", (Arg("slope", "float", 0.01),), "float", 2, "x if x > 0 else slope*x"),
     ("selu", (), "float", 4, "scaled ELU"),
     ("silu", (), "float", 5, "x * sigmoid(x) (swish)"),
+    ("hard_swish", (), "float", 4, "x * relu6(x + 3) / 6, PyTorch's Hardswish (MobileNetV3)"),
     ("softplus", (), "float", 4, "log(1 + e^x)"),
     ("step", (), "any", 1, "1 if x > 0 else 0 (the perceptron's threshold)"),
     ("sign", (), "number", 1, "-1, 0 or 1"),
@@ -59,7 +62,11 @@ ACTIVATIONS = tuple(row[0] for row in _TABLE)
 # the JAX form of each row: (ctx, x, attrs) → array, with jax / jnp taken from the lowering context
 _JAX: dict[str, Callable[[Any, Any, Any], Any]] = {
     "relu": lambda c, x, a: c.jax.nn.relu(x),
+    "relu6": lambda c, x, a: c.jax.nn.relu6(x),
     "sigmoid": lambda c, x, a: c.jax.nn.sigmoid(x),
+    # jax.nn.hard_sigmoid is relu6(x + 3) / 6 and hard_swish x * hard_sigmoid(x): PyTorch's Hardsigmoid and
+    # Hardswish exactly (not Keras's 0.2x + 0.5 hard sigmoid)
+    "hard_sigmoid": lambda c, x, a: c.jax.nn.hard_sigmoid(x),
     "tanh": lambda c, x, a: c.jnp.tanh(x),
     "softmax": lambda c, x, a: c.jax.nn.softmax(x, axis=a["axis"]),
     "log_softmax": lambda c, x, a: c.jax.nn.log_softmax(x, axis=a["axis"]),
@@ -68,6 +75,7 @@ _JAX: dict[str, Callable[[Any, Any, Any], Any]] = {
     "leaky_relu": lambda c, x, a: c.jax.nn.leaky_relu(x, negative_slope=a["slope"]),
     "selu": lambda c, x, a: c.jax.nn.selu(x),
     "silu": lambda c, x, a: c.jax.nn.silu(x),
+    "hard_swish": lambda c, x, a: c.jax.nn.hard_swish(x),
     "softplus": lambda c, x, a: c.jax.nn.softplus(x),
     "step": lambda c, x, a: (x > 0).astype(x.dtype),
     "sign": lambda c, x, a: c.jnp.sign(x),
