@@ -269,3 +269,32 @@ def test_a_ctrl_c_while_the_last_checkpoints_are_written_waits_for_them(tmp_path
     assert result.status == "done" and len(result.history) == 2
     assert [p.name for p in (tmp_path / "best").iterdir() if p.name.isdigit()]  # the best epoch's step
     assert specc.load_run(tmp_path, "best").step > 0
+
+
+@pytest.mark.parametrize(
+    ("labels", "found", "hint"),
+    [([0, 1, 2, 7], "hold 7", "give 'logits' 8 scores"), ([0, 1, -1], "hold -1", "count from 0")],
+)
+def test_class_labels_outside_the_scored_classes_are_a_located_data_error(
+    tmp_path: Path, labels: list[int], found: str, hint: str
+) -> None:
+    """A label 7 (or -1) for 3 logits: JAX's one-hot of it is all zeros, so it trained silently (val_accuracy 0,
+    exit 0). Now a data error at the data line, before the run folder is made."""
+    rng = np.random.default_rng(0)
+    rows = ["a,b,label"] + [
+        f"{rng.random():.3f},{rng.random():.3f},{labels[i % len(labels)]}" for i in range(40)
+    ]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    text = (
+        "model M {\n  input x: f32[N, 2]\n  input y: i32[N]\n  logits = x -> dense(3)\n  output logits\n}\n"
+        'train {\n  data = csv("d.csv", target="label", split=0.8)\n  loss = cross_entropy(logits, y)\n'
+        "  optimizer = sgd(lr=0.1)\n  epochs = 1\n}\n"
+    )
+    spec = tmp_path / "m.net"
+    spec.write_text(text)
+    with pytest.raises(SpecError) as e:
+        train_and_evaluate(config(spec), tmp_path / "run", verbose=False)
+    (d,) = e.value.diagnostics
+    assert d.kind == "data error" and found in d.message and "'logits' scores 3 classes" in d.message
+    assert d.span is not None and (d.span.line, d.span.col) == (8, 3) and hint in d.hint
+    assert not (tmp_path / "run").exists()

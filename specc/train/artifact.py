@@ -410,23 +410,11 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
     )
 
 
-# The losses and metrics whose first argument scores one entry a class against labels: what class names name.
-CLASS_SCORING = frozenset({"cross_entropy", "nll", "hinge", "accuracy", "top_k_accuracy"})
-
-
 def class_score_values(config: Any) -> frozenset[str]:
-    """The model values that the train section's class-scoring losses and metrics (CLASS_SCORING) score."""
-    from .spec import train_tables
+    """The model values that the train section's class-scoring losses and metrics score."""
+    from .spec import class_score_pairs
 
-    losses, metrics, _, _ = train_tables()
-    calls = [t for o in config.objectives for _, t in o.terms] + [m.call for m in config.metrics]
-    scored = set()
-    for c in calls:
-        if c.name in CLASS_SCORING:
-            scores = next(a.name for a in (losses.get(c.name) or metrics[c.name]).args if a.kind == "value")
-            if isinstance(value := c.kw.get(scores), str):
-                scored.add(value)
-    return frozenset(scored)
+    return frozenset(scores for scores, _ in class_score_pairs(config))
 
 
 def read_inputs(run: Run, path: Path) -> dict[str, np.ndarray]:

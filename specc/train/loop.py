@@ -40,7 +40,7 @@ from .io import import_module, write_atomic
 from .losses import term_value, total_loss
 from .metrics import metric_value
 from .optim import make_optimizer, make_schedule
-from .spec import TrainConfig, data_error
+from .spec import TrainConfig, class_score_pairs, data_error
 
 EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -134,6 +134,42 @@ def load_splits(config: TrainConfig, skip: Sequence[str] = ()) -> Splits:
     except DataError as e:
         raise data_error(config, e) from None
     return Splits(train, val, splits.shuffle, splits.stats, splits.class_names)
+
+
+def check_label_range(config: TrainConfig, graph: Any, splits: Splits) -> None:
+    """Integer class labels must lie in [0, classes) of the scores a loss or metric gives them: JAX's one-hot
+    of an out-of-range label is all zeros, so `cross_entropy` trains on it silently (a label 7 for 3 logits gave
+    val_accuracy 0 and exit 0). A located data error instead; one score (a binary head's 0/1 or ±1) is left alone."""
+    values = graph.value_map
+    for scores, labels in class_score_pairs(config):
+        if labels is None or scores not in values:
+            continue
+        width = graph.type_of(values[scores]).dims[-1].as_int()
+        if width is None or width < 2:
+            continue
+        for part, ds in (("training", splits.train), ("validation", splits.val)):
+            y = ds.fields.get(labels) if ds is not None else None
+            if y is None or y.dtype.kind not in "iu" or y.size == 0:
+                continue
+            low, high = int(y.min()), int(y.max())
+            if low >= 0 and high < width:
+                continue
+            bad = high if high >= width else low
+            hint = (
+                f"give '{scores}' {high + 1} scores (the last layer's width), or keep the classes it scores "
+                "with the data's classes=[...]"
+                if high >= width
+                else "class labels count from 0"
+            )
+            raise data_error(
+                config,
+                DataError(
+                    f"the {part} labels '{labels}' hold {bad}, but '{scores}' scores {width} classes "
+                    f"(labels 0 to {width - 1})",
+                    hint,
+                    field=labels,
+                ),
+            )
 
 
 @dataclass
@@ -411,6 +447,7 @@ def train_and_evaluate(
     resuming = rundir.prepare(workdir, config, graph, resume=resume, force=force, primary=primary)
     drawn = drawn_inputs(graph)
     splits = splits if splits is not None else load_splits(config, tuple(drawn))
+    check_label_range(config, graph, splits)
     notes: list[str] = []
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch

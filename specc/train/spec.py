@@ -277,6 +277,25 @@ def value_args(call: CallSpec) -> list[str]:
     return [kw[a.name] for a in sig.args if a.kind == "value" and isinstance(kw.get(a.name), str)]
 
 
+# The losses and metrics whose first argument scores one entry a class and whose second holds class labels.
+CLASS_SCORING = frozenset({"cross_entropy", "nll", "hinge", "accuracy", "top_k_accuracy"})
+
+
+def class_score_pairs(config: TrainConfig) -> list[tuple[str, str | None]]:
+    """(scores, labels) of each class-scoring loss and metric of the train section (CLASS_SCORING), by model value
+    name; labels None where a number stands for them (`accuracy(d_real, 1)`)."""
+    losses, metrics, _, _ = train_tables()
+    calls = [t for o in config.objectives for _, t in o.terms] + [m.call for m in config.metrics]
+    pairs = []
+    for c in calls:
+        if c.name in CLASS_SCORING:
+            sig = losses.get(c.name) or metrics[c.name]
+            scores, labels = [c.kw.get(a.name) for a in sig.args if a.kind == "value"][:2]
+            if isinstance(scores, str):
+                pairs.append((scores, labels if isinstance(labels, str) else None))
+    return pairs
+
+
 def _terms() -> Mapping[str, Any]:
     """Every loss and metric by name: its Term (signature, type rule, JAX definition)."""
     from .losses import LOSSES
