@@ -768,3 +768,53 @@ def test_equal_but_differently_typed_literals_are_not_confused() -> None:
   output a, b, c
 """)
     assert (t["a"], t["b"], t["c"]) == ("i32[N, 4]", "f32[N, 4]", "i32[N, 4]")
+
+
+def test_broadcast_to_stretches_axes_of_size_one() -> None:
+    """A ViT's class token: `param cls: [1, 1, D]` stretched over the batch and put before the patches; JAX
+    computes the same shapes, and the token's gradient is the sum over the batch."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+
+    from specc.backend.flax import build_module
+
+    text = spec_text("""
+  input x: f32[N, 16, 8]
+  param cls: [1, 1, 8]
+  t = cls -> broadcast_to([N, -1, -1])
+  h = concat(t, x, axis=1)
+  u = x[:, 0:1] -> broadcast_to([N, 4, 8])
+  out = h[:, 0]
+  output out
+""")
+    g = specc.load("t.net", text=text).graph()
+    t = {name: str(g.type_of(ref)) for name, ref in g.value_map.items()}
+    assert (t["t"], t["h"], t["u"]) == ("f32[N, 1, 8]", "f32[N, 17, 8]", "f32[N, 4, 8]")
+    m = build_module(g)
+    out = jax.eval_shape(m, {"x": jax.ShapeDtypeStruct((3, 16, 8), np.float32)})
+    assert out["out"].shape == (3, 8)
+    gd, params, rest = nnx.split(m, nnx.Param, ...)
+    x = jnp.ones((3, 16, 8))
+    grads = jax.grad(lambda p: nnx.merge(gd, p, rest)({"x": x})["out"].sum())(params)
+    (leaf,) = jax.tree.leaves(grads)
+    assert leaf.shape == (1, 1, 8) and np.allclose(leaf, 3.0)  # one per example of the batch
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("broadcast_to([N, 5])", "axis 1 of f32[N, 4] has size 4, which broadcasts only to itself, not to 5"),
+        ("broadcast_to([4])", "has 1 axes, fewer than the 2 of f32[N, 4]"),
+        ("broadcast_to([-1, N, 4])", "-1 at axis 0 has no axis of f32[N, 4] to keep"),
+    ],
+)
+def test_broadcast_to_errors(call: str, message: str) -> None:
+    d = error(f"""
+  input x: f32[N, 4]
+  a = x -> {call}
+  output a
+""")
+    assert d.kind == "shape error" and message in d.message, d.message
+    assert at(d) == (3, 25)  # at the shape: `  a = x -> broadcast_to(` is 24 characters

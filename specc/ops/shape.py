@@ -1,4 +1,4 @@
-"""Shape ops: flatten, reshape, transpose, concat, stack, split, slicing, cast, one_hot."""
+"""Shape ops: flatten, reshape, broadcast_to, transpose, concat, stack, split, slicing, cast, one_hot."""
 
 from __future__ import annotations
 
@@ -83,6 +83,56 @@ register(
         lowerings=_jax(lambda a, xs, ctx: xs[0].reshape(ctx.shape(ctx.out_type))),
         label=lambda a: f"reshape {_fmt(a['shape'])}",
         doc="same elements, new shape (the batch axis included: reshape([N, 28, 28, 1]))",
+    )
+)
+
+
+def _broadcast_to(c: OpCall) -> Inferred:
+    """NumPy's broadcast_to (PyTorch's expand): the input's axes, aligned to the right of the new shape, must be 1
+    or equal the new size; -1 keeps the input's size there (`cls -> broadcast_to([N, -1, -1])` for a ViT's class
+    token [1, 1, D])."""
+    target = list(c["shape"])
+    x = c.x
+    if len(target) < x.rank:
+        raise c.fail(
+            f"broadcast_to {_fmt(tuple(target))} has {len(target)} axes, fewer than the {x.rank} of {x}",
+            "give at least one size per axis of the input",
+            arg="shape",
+        )
+    lead = len(target) - x.rank
+    for i, d in enumerate(target):
+        if i < lead:
+            if d == -1:
+                raise c.fail(
+                    f"broadcast_to {_fmt(tuple(target))}: -1 at axis {i} has no axis of {x} to keep",
+                    "give the new leading axes their sizes",
+                    arg="shape",
+                )
+            continue
+        old = x.dims[i - lead]
+        if d == -1:
+            target[i] = old
+        elif old != Dim.const(1) and old != d:
+            raise c.fail(
+                f"broadcast_to {_fmt(tuple(target))}: axis {i - lead} of {x} has size {old}, which broadcasts "
+                f"only to itself, not to {d}",
+                "only axes of size 1 stretch; keep a size with -1",
+                arg="shape",
+            )
+    return Inferred((x.with_dims(tuple(target)),))
+
+
+register(
+    OpDef(
+        name="broadcast_to",
+        family="shape",
+        tensors=1,
+        args=(Arg("shape", "dims"),),
+        infer=_broadcast_to,
+        lowerings=_jax(lambda a, xs, ctx: ctx.jnp.broadcast_to(xs[0], ctx.shape(ctx.out_type))),
+        label=lambda a: f"broadcast {_fmt(a['shape'])}",
+        doc="stretch axes of size 1 to the given sizes, as NumPy's broadcast_to / PyTorch's expand; -1 keeps a "
+        "size (a ViT's class token: `param cls: [1, 1, D]`, `cls -> broadcast_to([N, -1, -1])`)",
     )
 )
 
