@@ -159,6 +159,21 @@ def test_shape_text() -> None:
         assert 'label=" i32 N×T "' in dot_of(lstm[0])  # the dtype is shown when it is not f32
 
 
+def test_symbolic_sizes_in_shapes_are_parenthesised(tmp_path: Path) -> None:
+    spec = tmp_path / "sym.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, H, W, 3]\n  y = x -> conv(8, 3) -> relu\n"
+        "  z = x -> conv(8, 3, stride=2, padding=1) -> relu\n  u = x -> upsample(2) -> relu\n"
+        "  v = x -> flatten -> relu\n  output y, z, u, v\n}\n"
+    )
+    dot = dot_of(spec)
+    assert 'label=" N×H×W×3 "' in dot  # symbols and numbers bare
+    assert "N×(H - 2)×(W - 2)×8" in dot and "H - 2×W" not in dot
+    assert "N×(H + 1)/2×(W + 1)/2×8" in dot and "((H + 1)/2)" not in dot  # a division is not wrapped twice
+    assert "N×(2*H)×(2*W)×3" in dot
+    assert 'label=" N×(3*H*W) "' in dot
+
+
 def test_clusters_for_block_instances() -> None:
     dot = dot_of(BLOCKS)
     # Residual, its Affine, 3 repeat copies each with its Affine

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import did_you_mean
+from ..ir.dims import Dim
 from ..ir.graph import Graph, Node, Ref, Scope
 from ..ir.types import TensorType
 from ..ops._registry import get_op
@@ -208,9 +209,16 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _dim_text(d: Dim) -> str:
+    """One axis among others: a number, a size or a floor division (`(H + 1)/2` carries its own parentheses) bare;
+    any other expression parenthesised, so that `×` cannot be read into it: `N×(H - 2)×(2*W)`, not `N×H - 2×2*W`."""
+    single_atom = len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1
+    return str(d) if d.is_const or single_atom else f"({d})"
+
+
 def shape_text(t: TensorType) -> str:
-    """`N×24×24×32`; the dtype is shown only when it is not f32; a scalar is `scalar`."""
-    dims = "×".join(str(d) for d in t.dims) if t.dims else "scalar"
+    """`N×24×24×32`, `N×(H - 2)×(W - 2)×8`; the dtype is shown only when it is not f32; a scalar is `scalar`."""
+    dims = "×".join(map(_dim_text, t.dims)) if len(t.dims) > 1 else str(t.dims[0]) if t.dims else "scalar"
     return dims if t.dtype == "f32" else f"{t.dtype} {dims}"
 
 
