@@ -174,6 +174,18 @@ def test_symbolic_sizes_in_shapes_are_parenthesised(tmp_path: Path) -> None:
     assert 'label=" N×(3*H*W) "' in dot
 
 
+def test_conv_labels_show_groups_and_dilation(tmp_path: Path) -> None:
+    spec = tmp_path / "convs.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, 32, 32, 24]\n  a = x -> conv(24, 3, stride=2, groups=24)\n"
+        "  b = x -> conv(64, 3, dilation=2)\n  c = x -> conv(48, 3, groups=2, dilation=(2, 1))\n"
+        "  d = x -> conv(24, 3, stride=2, dilation=(1, 1))\n  output a, b, c, d\n}\n"
+    )
+    dot = dot_of(spec)
+    for label in ("conv 24@3×3 /2 g=24", "conv 64@3×3 d=2", "conv 48@3×3 g=2 d=2×1", "conv 24@3×3 /2<"):
+        assert f"<b>{label}" in dot, label
+
+
 def test_clusters_for_block_instances() -> None:
     dot = dot_of(BLOCKS)
     # Residual, its Affine, 3 repeat copies each with its Affine

@@ -96,8 +96,16 @@ def _window_label(k: Any) -> str:
 
 
 def _conv_label(a: Any) -> str:
-    s = a["stride"]
-    return f"conv {a['features']}@{_window_label(a['kernel'])}" + (f" /{s}" if s != 1 else "")
+    """`conv 32@5×5 /2`, then the groups and the dilation when not 1: a depthwise conv (`conv 24@3×3 /2 g=24`) and
+    an atrous one (`conv 64@3×3 d=2`) must not draw like a full conv."""
+    s, g = a["stride"], a["groups"]
+    d = a["dilation"] if isinstance(a["dilation"], tuple) else (a["dilation"],)
+    return (
+        f"conv {a['features']}@{_window_label(a['kernel'])}"
+        + (f" /{s}" if s != 1 else "")
+        + (f" g={g}" if g != 1 else "")
+        + (f" d={'×'.join(map(str, d))}" if set(d) != {1} else "")
+    )
 
 
 CONV_ARGS = (
