@@ -169,7 +169,9 @@ def pool_cases(draw: Any) -> tuple[tuple[int, ...], str]:
 def transpose_cases(draw: Any) -> tuple[tuple[int, ...], str]:
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = draw(st.sampled_from(["valid", "same"]))
+    padding = draw(st.sampled_from(["valid", "same", "int"]))
+    if padding == "int":  # PyTorch's padding: the full output cropped by p on each side, 0 ≤ p ≤ k - 1
+        padding = f"({draw(st.integers(0, kh - 1))}, {draw(st.integers(0, kw - 1))})"
     bias = "true" if draw(st.booleans()) else "false"
     call = f"conv_transpose({draw(st.integers(1, 4))}, ({kh}, {kw}), stride=({sh}, {sw}), padding={padding}, bias={bias})"
     return (

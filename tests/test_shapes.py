@@ -186,6 +186,62 @@ def test_conv_transpose_follows_flax() -> None:
 # ---- pooling ----------------------------------------------------------------------------------------
 
 
+def test_conv_transpose_integer_padding_is_pytorchs() -> None:
+    """`padding=p` crops the full transposed convolution by p on each side, as PyTorch's ConvTranspose2d: output
+    (in - 1)·stride + kernel - 2p (a DCGAN's 4×4 stride-2 padding-1 doubles the map). Values against a NumPy
+    scatter of PyTorch's definition (its kernel is Flax's flipped)."""
+    import numpy as np
+
+    from specc.backend.flax import build_module
+
+    t = types("""
+  input z: f32[N, 7, 7, 16]
+  a = z -> conv_transpose(8, 4, stride=2, padding=1)
+  b = z -> conv_transpose(8, 3, stride=2, padding=1)
+  c = z -> conv_transpose(8, (5, 3), padding=(2, 0))
+  output a
+""")
+    assert (t["a"], t["b"], t["c"]) == ("f32[N, 14, 14, 8]", "f32[N, 13, 13, 8]", "f32[N, 7, 9, 8]")
+    for k, s, p in [(4, 2, 1), (3, 2, 1), (3, 1, 2), (5, 3, 4)]:
+        g = specc.load(
+            "t.net",
+            text=spec_text(
+                f"  input z: f32[N, 5, 5, 2]\n  y = z -> conv_transpose(3, {k}, stride={s}, padding={p})\n  output y"
+            ),
+        ).graph()
+        for platform in ("reference", None):
+            m = build_module(g, platform=platform)
+            x = np.random.default_rng(k).standard_normal((2, 5, 5, 2)).astype(np.float32)
+            y = np.asarray(m({"z": x})["y"])
+            kernel, bias = np.asarray(m.layers["y"].kernel[...]), np.asarray(m.layers["y"].bias[...])
+            full = np.zeros((2, 4 * s + k, 4 * s + k, 3), np.float32)
+            for i in range(5):
+                for j in range(5):
+                    for u in range(k):
+                        for v in range(k):  # PyTorch: out[i·s + u] += x[i] · w[u], w = Flax's kernel flipped
+                            full[:, i * s + u, j * s + v] += x[:, i, j] @ kernel[k - 1 - u, k - 1 - v]
+            want = full[:, p : full.shape[1] - p, p : full.shape[2] - p] + bias
+            assert y.shape == want.shape and np.allclose(y, want, atol=1e-5), (k, s, p, platform)
+
+
+@pytest.mark.parametrize(
+    ("padding", "message"),
+    [
+        ("4", "crops more than the kernel 4×4 adds: at most kernel - 1"),
+        ("((1, 1), (1, 1))", "one integer per spatial axis (PyTorch's), not (lo, hi) pairs"),
+        ("full", "must be valid, same or an integer, got full"),
+    ],
+)
+def test_conv_transpose_padding_errors(padding: str, message: str) -> None:
+    d = error(f"""
+  input z: f32[N, 7, 7, 16]
+  a = z -> conv_transpose(8, 4, stride=2, padding={padding})
+  output a
+""")
+    assert message in d.message, d.message
+    assert at(d) == (3, 43)  # at `padding=`
+
+
 def test_pooling() -> None:
     t = types("""
   input x: f32[N, 28, 28, 3]

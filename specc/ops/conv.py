@@ -382,6 +382,7 @@ def _conv_transpose(c: OpCall) -> Inferred:
     n = c.x.rank - 2
     k = per_axis(c["kernel"], n, "kernel", c, "kernel")
     s = per_axis(c["stride"], n, "stride", c, "stride")
+    crop = transpose_crop(c["padding"], k, c)
     dims = []
     for i in range(n):
         size = c.x.dims[1 + i]
@@ -390,14 +391,46 @@ def _conv_transpose(c: OpCall) -> Inferred:
                 f"conv_transpose over axis {1 + i} of {c.x}: that axis is empty",
                 "its output would have a negative size; give it spatial axes of at least one element",
             )
-        # Flax's ConvTranspose: VALID → in*s + max(k - s, 0) (that is (in-1)*s + k when k ≥ s), SAME → in*s
-        dims.append(size * s[i] if c["padding"] == "same" else size * s[i] + max(k[i] - s[i], 0))
+        if crop is not None:  # PyTorch's ConvTranspose: (in - 1)·s + k - 2p
+            dims.append((size - 1) * s[i] + (k[i] - 2 * crop[i]))
+        else:  # Flax's ConvTranspose: VALID → in*s + max(k - s, 0) (that is (in-1)*s + k when k ≥ s), SAME → in*s
+            dims.append(size * s[i] if c["padding"] == "same" else size * s[i] + max(k[i] - s[i], 0))
     params = {"kernel": (*k, cin, cout)}
     if c["bias"]:
         params["bias"] = (cout,)
     out = (c.x.dims[0], *dims, Dim.const(cout))
     macs = product(c.x.dims[:-1]) * (product(Dim.const(x) for x in k) * cin * cout)
     return Inferred((c.x.with_dims(out),), params, flops=macs * 2)
+
+
+def transpose_crop(padding: Any, k: tuple[int, ...], c: OpCall | None = None) -> tuple[int, ...] | None:
+    """conv_transpose's integer padding p per spatial axis (PyTorch's ConvTranspose padding: the full output
+    cropped by p on each side), None for `valid`/`same`; 0 ≤ p ≤ k - 1 (checked when `c` is given)."""
+    if isinstance(padding, str):
+        if padding in ("valid", "same"):
+            return None
+        assert c is not None
+        raise c.fail(
+            f"conv_transpose's 'padding' must be valid, same or an integer, got {padding}", arg="padding"
+        )
+    if not isinstance(padding, int) and not all(isinstance(v, int) for v in padding):
+        assert c is not None
+        raise c.fail(
+            "conv_transpose's 'padding' takes one integer per spatial axis (PyTorch's), not (lo, hi) pairs",
+            "write padding=1, or (1, 1)",
+            arg="padding",
+        )
+    crop = (padding,) * len(k) if isinstance(padding, int) else tuple(padding)
+    if c is not None:
+        crop = per_axis(crop, len(k), "padding", c, "padding")
+        if any(p > kk - 1 for p, kk in zip(crop, k, strict=True)):
+            raise c.fail(
+                f"conv_transpose's padding {padding} crops more than the kernel {_window_label(c['kernel'])} "
+                "adds: at most kernel - 1",
+                "as in PyTorch's ConvTranspose2d, the output is (in - 1)·stride + kernel - 2·padding",
+                arg="padding",
+            )
+    return crop
 
 
 # ---- conv_transpose's CPU lowerings ----------------------------------------------------------------
@@ -410,9 +443,12 @@ def transpose_geometry(a: dict[str, Any], shape: tuple[int, ...]) -> list[tuple[
     k = per_axis(a["kernel"], 2, "kernel", None, "kernel")  # type: ignore[arg-type]
     s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
     out = []
+    crop = transpose_crop(a["padding"], k)
     for i in range(2):
         size = shape[1 + i]
-        if a["padding"] == "same":
+        if crop is not None:  # the full correlation's padding k - 1, less the crop
+            lo, o = k[i] - 1 - crop[i], (size - 1) * s[i] + k[i] - 2 * crop[i]
+        elif a["padding"] == "same":
             lo = k[i] - 1 if s[i] > k[i] - 1 else -(-(k[i] + s[i] - 2) // 2)
             o = size * s[i]
         else:
@@ -466,6 +502,17 @@ def _transpose_subpixel_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any
     return y if m.bias is None else y + m.bias[...]
 
 
+def _transpose_padding(a: dict[str, Any], n: int) -> Any:
+    """Flax's ConvTranspose padding: VALID or SAME, or for an integer p the dilated input's explicit padding
+    k - 1 - p on each side (lax.conv_transpose pads that correlation: PyTorch's output size and values up to the
+    kernel's flip, which Flax does not apply)."""
+    k = per_axis(a["kernel"], n, "kernel", None, "kernel")  # type: ignore[arg-type]
+    crop = transpose_crop(a["padding"], k)
+    if crop is None:
+        return a["padding"].upper()
+    return [(kk - 1 - p, kk - 1 - p) for kk, p in zip(k, crop, strict=True)]
+
+
 register(
     OpDef(
         name="conv_transpose",
@@ -475,7 +522,7 @@ register(
             Arg("features", "int", min=1),
             Arg("kernel", "window"),
             Arg("stride", "window", 1),
-            Arg("padding", "enum", "valid", choices=("valid", "same")),
+            Arg("padding", "padding", "valid"),
             Arg("bias", "bool", True),
             Arg("init", "init", None),
             Arg("bias_init", "bias_init", None),
@@ -490,7 +537,7 @@ register(
                     a["features"],
                     kernel_size=per_axis(a["kernel"], types[0].rank - 2, "kernel", None, "kernel"),  # type: ignore[arg-type]
                     strides=a["stride"],
-                    padding=a["padding"].upper(),
+                    padding=_transpose_padding(a, types[0].rank - 2),
                     use_bias=a["bias"],
                     **half_dtype(types[0], ctx),
                     kernel_init=ctx.init(a["init"]),
