@@ -55,17 +55,32 @@ def test_best_checkpoint_is_the_best_val_loss_epoch(tiny_run) -> None:
 
 @pytest.mark.slow
 def test_a_run_with_no_best_epoch_loads_its_last_checkpoint(tiny_run, tmp_path: Path) -> None:
-    """A run whose epochs have no validation figure (a GAN) leaves best/ empty: "best" means the last one."""
+    """A run whose epochs have no validation figure (a GAN) has no best/ (an empty one, as older runs left, reads
+    the same): "best" means the last one."""
     import shutil
 
     out, history = tiny_run
     copy = tmp_path / "NoBest"
     shutil.copytree(out, copy)
     shutil.rmtree(copy / "best")
-    (copy / "best").mkdir()
     run = specc.load_run(copy, "best")
     assert run.checkpoint == "last"
     assert run.evaluate()["loss"] == history[-1]["val_loss"]
+    (copy / "best").mkdir()
+    assert specc.load_run(copy, "best").checkpoint == "last"
+
+
+def test_a_run_without_validation_makes_no_best_folder(tmp_path: Path) -> None:
+    """docs/training.md: runs without validation data have no best/ (it was made, empty)."""
+    from specc.train.loop import train_and_evaluate
+    from specc.train.spec import build_config
+
+    spec = specc.load(TINY)
+    graph = spec.graph()
+    config = build_config(spec, graph, ["epochs=1", "data=digits(split=1.0)"])
+    result = train_and_evaluate(config, tmp_path / "run", verbose=False, graph=graph)
+    assert result.status == "done" and "val_loss" not in result.history[-1]
+    assert not (tmp_path / "run" / "best").exists() and (tmp_path / "run" / "checkpoints").is_dir()
 
 
 @pytest.mark.slow

@@ -128,14 +128,14 @@ class BestCheckpoint:
     small model's run."""
 
     def __init__(self, workdir: Path, config: Any, history: Sequence[Mapping[str, float]]):
-        from .checkpoint import Checkpoints, remove_steps
+        from .checkpoint import remove_steps
 
         self.rule = best_metric(config)
         self.seed = config.seed
         directory = Path(workdir) / BEST_DIR
         if not history:
             remove_steps(directory)  # a fresh run: an earlier run's best is not this one's
-        self.checkpoints = Checkpoints(directory, keep=1) if self.rule is not None else None
+        self.directory = directory
         self.best: float | None = None
         self.pending: tuple[int, Any, dict[str, Any]] | None = None
         for record in history:
@@ -152,7 +152,7 @@ class BestCheckpoint:
         return False
 
     def epoch(self, record: Mapping[str, float], state: Callable[[], Any]) -> None:
-        if self.checkpoints is None or not self._better(record):
+        if not self._better(record):
             return
         host = state()
         assert self.rule is not None
@@ -160,15 +160,21 @@ class BestCheckpoint:
         self.pending = (int(host["step"]), host, meta)
 
     def close(self) -> None:
-        if self.checkpoints is None:
+        """Write the best epoch's state, if an epoch had the metric: a run without validation makes no best/."""
+        if self.pending is None:
             return
+        from .checkpoint import CheckpointError, Checkpoints
+
+        step, host, meta = self.pending
+        self.pending = None
         try:
-            if self.pending is not None:
-                step, host, meta = self.pending
-                self.pending = None
-                self.checkpoints.save(step, host, meta)
+            checkpoints = Checkpoints(self.directory, keep=1)
+        except OSError as e:
+            raise CheckpointError(f"cannot make {self.directory}: {e.strerror or e}") from None
+        try:
+            checkpoints.save(step, host, meta)
         finally:
-            self.checkpoints.close()
+            checkpoints.close()
 
 
 def epoch_loggers(
