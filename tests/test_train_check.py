@@ -390,3 +390,17 @@ def test_optimizer_hyper_parameters_out_of_range_are_located(optimizer: str, arg
 def test_optimizer_hyper_parameters_at_their_limits_check(optimizer: str) -> None:
     train = f"train {{\n  data = digits()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
     assert _errors(BINARY, train) == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "hint"), [("--data", """--data 'mnist("data/")'"""), ("--seed", "--seed 3")]
+)
+def test_an_empty_option_value_is_an_argument_error_at_the_option(flag: str, hint: str) -> None:
+    """`--data ''` read as a syntax error about the end of a file; now it says the option wants a value."""
+    from specc.train.spec import parse_flag
+
+    with pytest.raises(SpecError) as e:
+        parse_flag(flag[2:], " ")
+    (d,) = e.value.diagnostics
+    assert d.kind == "argument error" and d.message == f"{flag} wants a value, got none" and hint in d.hint
+    assert d.span is not None and (d.span.line, d.span.col) == (1, len(flag) + 2)

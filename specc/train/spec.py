@@ -848,6 +848,13 @@ def parse_flag(key: str, value: object) -> Override:
     if isinstance(value, int):
         num = ast.Num(value, Span.point(name, 1, len(name) + 2, len(str(value))))
         return Override((key,), num, src, key_span)
+    if not str(value).strip():
+        raise SpecError.one(
+            "argument error",
+            f"{name} wants a value, got none",
+            Span.point(name, 1, len(name) + 2),
+            f"""e.g. {name} 'mnist("data/")'""" if key == "data" else f"e.g. {name} 3",
+        ).with_sources({name: src})
     return _override(src, (key,), key_span, len(name) + 1)
 
 
