@@ -404,3 +404,23 @@ def test_an_empty_option_value_is_an_argument_error_at_the_option(flag: str, hin
     (d,) = e.value.diagnostics
     assert d.kind == "argument error" and d.message == f"{flag} wants a value, got none" and hint in d.hint
     assert d.span is not None and (d.span.line, d.span.col) == (1, len(flag) + 2)
+
+
+@pytest.mark.parametrize(
+    ("split", "words"),
+    [
+        ("1.5", "split=1.5 must be a fraction in (0, 1] or an integer count"),
+        ("0", "split=0 asks for 0 training examples"),
+        ("-1", "split=-1 asks for -1 training examples"),
+        ("1", "split=1 keeps a single training example"),
+    ],
+)
+def test_a_split_no_data_set_can_take_is_found_by_specc_check(tmp_path: Path, split: str, words: str) -> None:
+    """`specc check` reported these only when `specc train` loaded the data."""
+    spec = tmp_path / "m.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, 64]\n  input y: i32[N]\n  logits = x -> dense(10)\n  output logits\n}\n"
+        f"train {{\n  data = digits(split={split})\n  loss = cross_entropy(logits, y)\n  optimizer = sgd(lr=0.1)\n}}\n"
+    )
+    r = CliRunner().invoke(main, ["check", str(spec)])
+    assert r.exit_code == 1 and words in r.output and f"{spec}:8:17:" in r.output, r.output

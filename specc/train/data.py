@@ -485,7 +485,32 @@ def _bind(
         for p in COMMON_OPTIONS
     }
     _check_classes_statically(info, opts["classes"])
+    if opts["split"] is not None:
+        _check_split_statically(info.name, opts["split"])
     return values, opts
+
+
+def _check_split_statically(ds: str, split: object) -> None:
+    """What `split=` may be whatever the data hold, so `specc check` reports it without loading: a fraction in
+    (0, 1] or a count of at least 2."""
+    if isinstance(split, float) and not 0.0 < split <= 1.0:
+        raise DataError(
+            f"{ds}: split={split} must be a fraction in (0, 1] or an integer count",
+            hint="e.g. split=0.8 keeps 80% for training",
+            field="split",
+        )
+    if isinstance(split, int) and split == 1:
+        raise DataError(
+            f"{ds}: split=1 keeps a single training example",
+            hint="write split=1.0 to train on everything, or a count of at least 2",
+            field="split",
+        )
+    if isinstance(split, int) and split < 1:
+        raise DataError(
+            f"{ds}: split={split} asks for {split} training examples",
+            hint="use a count of at least 2, or a fraction like 0.8",
+            field="split",
+        )
 
 
 def _check_classes_statically(info: DatasetInfo, classes: object) -> None:
@@ -871,13 +896,8 @@ def _split(
     n = len(full)
     if split is None:
         return full, None
+    _check_split_statically(ds, split)
     if isinstance(split, float):
-        if not 0.0 < split <= 1.0:
-            raise DataError(
-                f"{ds}: split={split} must be a fraction in (0, 1] or an integer count",
-                hint="e.g. split=0.8 keeps 80% for training",
-                field="split",
-            )
         if split == 1.0:
             return full, None
         k = math.floor(split * n)
@@ -891,12 +911,6 @@ def _split(
             )
     else:
         k = int(split)
-        if k == 1:
-            raise DataError(
-                f"{ds}: split=1 keeps a single training example",
-                hint="write split=1.0 to train on everything, or a count of at least 2",
-                field="split",
-            )
         if not 1 <= k <= n:
             raise DataError(
                 f"{ds}: split={k} asks for {k} training examples but the data set has {n}",
