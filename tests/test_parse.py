@@ -98,3 +98,42 @@ def test_syntax_errors_are_worded_and_located(text: str, line: int, col: int, wo
     assert d.kind == "syntax error" and words in d.message
     assert d.span is not None and (d.span.line, d.span.col) == (line, col)
     assert "Expected one of" not in d.message and d.hint
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "col", "hint"),
+    [
+        ("y = x + (x -> relu)", 3, 14, "bind it to a name first: `h = x -> relu`, then `y = x + h`"),
+        ("y = (x -> relu)  # (a comment)", 3, 10, "drop the parentheses: `y = x -> relu`"),
+        ("y = add(x, x -> dense(4) -> relu)", 3, 16, "`h = x -> dense(4) -> relu`, then `y = add(x, h)`"),
+        ("y = concat([x, x -> relu], axis=1)", 3, 20, "`h = x -> relu`, then `y = concat([x, h], axis=1)`"),
+        ("y = relu(x + (x -> relu))", 3, 19, "`h = x -> relu`, then `y = relu(x + h)`"),
+        ("y = x + (x\n      -> relu)", 4, 7, "`h = x -> relu`, then `y = x + h`"),
+        ("y = concat((x -> relu),\n    x, axis=1)", 3, 17, "`h = x -> relu`, then use `h` in its place"),
+        ("h = x\n  y = x + (h -> relu)", 4, 14, "`h1 = h -> relu`, then `y = x + h1`"),
+    ],
+)
+def test_a_pipeline_inside_brackets_is_not_a_missing_bracket(
+    body: str, line: int, col: int, hint: str
+) -> None:
+    text = f"model M {{\n  input x: f32[N, 4]\n  {body}\n  output y\n}}\n"
+    with pytest.raises(SpecError) as e:
+        parse_text(text, "t.net")
+    d = e.value.diagnostics[0]
+    assert d.message == "a pipeline ('->') cannot stand inside an expression"
+    assert d.span is not None and (d.span.line, d.span.col, d.span.end_col) == (
+        line,
+        col,
+        col + 2,
+    )  # the '->'
+    assert d.hint is not None and hint in d.hint
+
+
+@pytest.mark.parametrize(
+    "body", ["y = x + (x -> relu", "y = x + (x -> relu]", "y = x -> dense(4 -> relu -> dense(2)"]
+)
+def test_a_bracket_left_open_before_a_pipeline_is_still_missing(body: str) -> None:
+    text = f"model M {{\n  input x: f32[N, 4]\n  {body}\n  output y\n}}\n"
+    with pytest.raises(SpecError) as e:
+        parse_text(text, "t.net")
+    assert e.value.diagnostics[0].message.startswith("missing ')' to close")

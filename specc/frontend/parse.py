@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import unicodedata
@@ -575,6 +576,9 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
     if stack:
         op = stack[-1]
         closer = _OPENERS[op.token.type]
+        misplaced = _pipeline_in_brackets(src, tok, op) if tok.type == "_ARROW" else None
+        if misplaced is not None:
+            return misplaced
         closes_elsewhere = tok.type in ("RBRACE", "$END") or tline > (op.token.line or 0)
         closer_expected = f"'{closer}'" in {_word(x, lark) for x in expected}
         # '->', ':' and '{' cannot stand inside brackets: the bracket before them was left open
@@ -661,6 +665,98 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
     exp = " or ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " or " + words[-1]
     hint = _hint_for(tok, expected)
     return SpecError.one("syntax error", f"expected {exp}, found {_found(tok)}", span, hint)
+
+
+# a string, a comment, or one character: a line's code read without seeing brackets in strings and comments
+_CODE_PARTS = re.compile(r'"(?:\\.|[^"\\\n])*"|#.*|.', re.S)
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _code(line: str) -> str:
+    """A line without its comment."""
+    return "".join(m.group() for m in _CODE_PARTS.finditer(line) if not m.group().startswith("#"))
+
+
+def _closer_after(code: str, start: int, closer: str) -> int | None:
+    """Where the bracket that `closer` closes, open before `start`, closes in `code`; None when the code ends first
+    or another bracket's closer comes first."""
+    want = [closer]
+    for m in _CODE_PARTS.finditer(code, start):
+        ch = m.group()
+        if ch in _PAIRS:
+            want.append(_PAIRS[ch])
+        elif ch in _PAIRS.values():
+            if ch != want.pop():
+                return None
+            if not want:
+                return m.start()
+    return None
+
+
+def _depths(code: str, start: int, end: int) -> Iterator[tuple[int, str, int]]:
+    """(offset, character, bracket depth before it) for each character of code[start:end] outside strings."""
+    depth = 0
+    for m in _CODE_PARTS.finditer(code, start, end):
+        ch = m.group()
+        yield m.start(), ch, depth
+        depth += (ch in _PAIRS) - (ch in _PAIRS.values())
+
+
+def _balanced(code: str) -> bool:
+    """Every bracket in `code` (outside strings) closed, and none closed that was not opened in it."""
+    depth = 0
+    for m in _CODE_PARTS.finditer(code):
+        depth += (m.group() in _PAIRS) - (m.group() in _PAIRS.values())
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _one_line(code: str) -> str:
+    return re.sub(r"([(\[]) | ([)\]])", r"\1\2", " ".join(code.split()))
+
+
+def _pipeline_in_brackets(src: Source, tok: Token, op: _Opener) -> SpecError | None:
+    """`y = x + (x -> relu)`: a '->' inside a bracket that its line closes. A pipeline is only ever a statement's
+    whole value, so the bracket is not missing, the pipeline is misplaced. None for any other '->'."""
+    first, tline, tcol = op.token.line or 1, tok.line or 1, tok.column or 1
+    if op.token.type not in ("LPAR", "LSQB") or _describe_opener(op) == "the shape":
+        return None
+    # the code from the opener's line to the '->''s, comments dropped, as one text
+    lines = [_code(src.line(n)) for n in range(first, tline + 1)]
+    text = "\n".join(lines)
+    arrow = len(text) - len(lines[-1]) + tcol - 1
+    close = _closer_after(text, arrow, _OPENERS[op.token.type])
+    if close is None:
+        return None
+    # the pipeline: the argument (or item) around the '->', between top-level commas, less a `name=` before it
+    opener = (op.token.column or 1) - 1
+    commas = [i for i, ch, depth in _depths(text, opener + 1, close) if ch == "," and depth == 0]
+    start = max((i + 1 for i in commas if i < arrow), default=opener + 1)
+    end = min((i for i in commas if i > arrow), default=close)
+    keyword = re.match(r"\s*[A-Za-z_]\w*\s*=(?!=)", text[start:end])
+    start += keyword.end() if keyword else 0
+    start += len(text[start:end]) - len(text[start:end].lstrip())
+    end -= len(text[start:end]) - len(text[start:end].rstrip())
+    pipeline = _one_line(text[start:end])
+    names = itertools.chain(["h"], (f"h{i}" for i in itertools.count(1)))
+    name = next(n for n in names if not re.search(rf"\b{n}\b", src.text))
+    bind = f"bind it to a name first: `{name} = {pipeline}`"
+    if _describe_opener(op) == "the parenthesis" and not commas:  # `(x -> relu)`: its parentheses go too
+        start, end = opener, close + 1
+    # the statement with `name` in the pipeline's place, shown when it lies whole on the lines read (starting at the
+    # opener's line, after any `;`, and closing every bracket it opens)
+    stmt = text.rfind(";", 0, opener) + 1
+    rewritten = text[stmt:start] + name + text[end:]
+    if not re.match(r"\s*[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*\s*=(?!=)", rewritten) or not _balanced(rewritten):
+        hint = f"{bind}, then use `{name}` in its place"
+    elif re.fullmatch(rf"\s*([A-Za-z_]\w*)\s*=\s*{name}\s*", rewritten):  # `y = (x -> relu)`
+        hint = f"drop the parentheses: `{rewritten.split('=')[0].strip()} = {pipeline}`"
+    else:
+        hint = f"{bind}, then `{_one_line(rewritten)}`"
+    return SpecError.one(
+        "syntax error", "a pipeline ('->') cannot stand inside an expression", _tok_span(src.name, tok), hint
+    )
 
 
 def _last_code_line(src: Source, tok: Token, first: int) -> int:
