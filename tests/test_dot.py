@@ -521,3 +521,39 @@ def test_values_errors(args: tuple[str, ...], message: str) -> None:
 def test_values_need_scalar_inputs() -> None:
     code, _, err = run_cli("dot", BLOCKS, "--values", "x=1,y=2")
     assert code == 2 and "input x is f32[N, 16]" in err
+
+
+def test_connectors_name_one_value_each_in_reading_order(tmp_path: Path) -> None:
+    """A U-Net drawn in rows: the skips of several encoder rows enter the decoder's rows. Each pair of connectors
+    has its own letter (three values leaving for one row once shared a letter: which Ⓒ fed the deconv?), and the
+    letters run in reading order: by the row a value leaves, then the row it enters."""
+    enc = "\n".join(
+        f"  s{i} = {'x' if i == 0 else f's{i - 1}'} -> conv({8 << i}, 3, padding=1) -> relu -> conv({8 << i}, 3, "
+        f"padding=1) -> relu -> maxpool(2)"
+        for i in range(4)
+    )
+    dec = "\n".join(
+        f"  d{i} = {'s3' if i == 3 else f'u{i + 1}'} -> conv_transpose({8 << i}, 2, stride=2)\n"
+        f"  k{i} = {'x' if i == 0 else f's{i - 1}'} -> conv({8 << i}, 1)\n"
+        f"  u{i} = concat(d{i}, k{i}, axis=-1) -> conv({8 << i}, 3, padding=1) -> relu"
+        for i in range(3, -1, -1)
+    )
+    spec = tmp_path / "u.net"
+    spec.write_text(f"model U {{\n  input x: f32[N, 64, 64, 3]\n{enc}\n{dec}\n  output u0\n}}\n")
+    wrapped = dot_of(spec, wrap=True)
+    pairs: dict[str, set[str]] = {}
+    for cid, end, mark in re.findall(r'^\s*(w\d+)([io]) \[shape=circle, label="([A-Z]+)"', wrapped, re.M):
+        pairs.setdefault(mark, set()).add(cid + end)
+    assert len(pairs) >= 3 and all(len(ends) == 2 for ends in pairs.values()), pairs  # one o, one i a letter
+    assert all(len({e[:-1] for e in ends}) == 1 for ends in pairs.values())
+    row_of = {}  # each connector's row: the cluster it is written in
+    for row, body in re.findall(r"subgraph cluster_row(\d+) \{(.*?)\n  \}", wrapped, re.S):
+        for cid, end in re.findall(r"(w\d+)([io]) \[", body):
+            row_of[cid + end] = int(row)
+    order = sorted(pairs, key=lambda m: (len(m), m))
+
+    def row(mark: str, end: str) -> int:
+        return row_of[next(e for e in pairs[mark] if e.endswith(end))]
+
+    leaves = [(row(m, "o"), row(m, "i")) for m in order]
+    assert leaves == sorted(leaves), leaves

@@ -637,11 +637,11 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
     def connector(r: Ref, row: int) -> str:
         key = (r, row)
         if key not in connectors:
-            mark = _mark(len({k[1] for k in connectors} | {row}) - 1)
             cid = f"w{len(connectors)}"
             connectors[key] = cid
+            # its letter once all pairs are known (`marks` below): @cid@ until then
             style = (
-                f'shape=circle, label="{mark}", width=0.3, height=0.3, fixedsize=true, fontsize=11, '
+                f'shape=circle, label="@{cid}@", width=0.3, height=0.3, fixedsize=true, fontsize=11, '
                 f'color="{DETAIL_COLOR}", fontcolor="{DETAIL_COLOR}"'
             )
             row_extra.setdefault(row_of[r.node], []).append(f"{cid}o [{style}];")
@@ -703,6 +703,14 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
                 'label=" same weights ", fontcolor="#B71C1C"];'
             )
 
+    # One letter a pair of connectors, in reading order (by the row it leaves, then the row it enters): values
+    # that leave a row for the same one (a U-Net's skips) must not share a letter.
+    order = sorted(
+        connectors.items(), key=lambda kv: (row_of.get(kv[0][0].node, 0), kv[0][1], int(kv[1][1:]))
+    )
+    marks = {f"@{cid}@": _mark(i) for i, (_, cid) in enumerate(order)}
+    for row, extra in row_extra.items():
+        row_extra[row] = [re.sub(r"@w\d+@", lambda m: marks[m.group(0)], x) for x in extra]
     if max(rows, default=0) == 0:
         lines.extend(emit(lay.root, "  "))
     else:
@@ -728,7 +736,7 @@ def to_dot(graph: Graph, options: DotOptions | None = None, annotations: Annotat
 
 
 def _mark(i: int) -> str:
-    """A, B, ..., Z, AA, AB, ...: the name of the i-th row break."""
+    """A, B, ..., Z, AA, AB, ...: the name of the i-th pair of connectors."""
     return chr(65 + i) if i < 26 else _mark(i // 26 - 1) + chr(65 + i % 26)
 
 
