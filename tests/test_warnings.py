@@ -83,6 +83,7 @@ def test_a_sigmoid_before_binary_cross_entropy_is_a_located_warning(tmp_path: Pa
             "cross_entropy takes logits",
         ),
         ("p = x -> dense(10) -> sigmoid -> flatten", "binary_cross_entropy(p, t)", "binary_cross_entropy"),
+        ("p = x -> dense(10) -> hard_sigmoid", "binary_cross_entropy(p, t)", "binary_cross_entropy"),
         ("p = x -> dense(10) -> softmax -> dense(10)", "cross_entropy(p, y)", None),  # a layer after: logits
     ],
 )

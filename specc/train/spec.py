@@ -724,13 +724,13 @@ NORMALISED_TWICE: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     "binary_cross_entropy": (
         "logits",
-        ("sigmoid",),
+        ("sigmoid", "hard_sigmoid"),
         "takes logits and applies the sigmoid itself",
         "the sigmoid is applied twice, so every prediction lies in (0.5, 0.73) and the loss stalls near 0.69",
     ),
     "nll": (
         "log_probs",
-        ("softmax", "sigmoid"),
+        ("softmax", "sigmoid", "hard_sigmoid"),
         "takes log-probabilities",
         "these are probabilities, not their logarithms; use `-> log_softmax` instead",
     ),
