@@ -169,17 +169,20 @@ def pool_cases(draw: Any) -> tuple[tuple[int, ...], str]:
 def transpose_cases(draw: Any) -> tuple[tuple[int, ...], str]:
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = draw(st.sampled_from(["valid", "same", "int"]))
-    if padding == "int":  # PyTorch's padding: the full output cropped by p on each side, 0 ≤ p ≤ k - 1
-        padding = f"({draw(st.integers(0, kh - 1))}, {draw(st.integers(0, kw - 1))})"
-    bias = "true" if draw(st.booleans()) else "false"
-    call = f"conv_transpose({draw(st.integers(1, 4))}, ({kh}, {kw}), stride=({sh}, {sw}), padding={padding}, bias={bias})"
-    return (
+    shape = (
         draw(st.integers(1, 3)),
         draw(st.integers(1, 5)),
         draw(st.integers(1, 5)),
         draw(st.integers(1, 4)),
-    ), call
+    )
+    padding = draw(st.sampled_from(["valid", "same", "int"]))
+    if padding == "int":  # PyTorch's padding: the full output cropped by p a side, p ≤ k - 1, leaving ≥ 1
+        ph = draw(st.integers(0, min(kh - 1, ((shape[1] - 1) * sh + kh - 1) // 2)))
+        pw = draw(st.integers(0, min(kw - 1, ((shape[2] - 1) * sw + kw - 1) // 2)))
+        padding = f"({ph}, {pw})"
+    bias = "true" if draw(st.booleans()) else "false"
+    call = f"conv_transpose({draw(st.integers(1, 4))}, ({kh}, {kw}), stride=({sh}, {sw}), padding={padding}, bias={bias})"
+    return shape, call
 
 
 @st.composite

@@ -230,11 +230,12 @@ def test_conv_transpose_integer_padding_is_pytorchs() -> None:
         ("4", "crops more than the kernel 4×4 adds: at most kernel - 1"),
         ("((1, 1), (1, 1))", "one integer per spatial axis (PyTorch's), not (lo, hi) pairs"),
         ("full", "must be valid, same or an integer, got full"),
+        ("(3, 0)", "conv_transpose over axis 1 of f32[N, 1, 7, 16]: padding 3 crops the whole output"),
     ],
 )
 def test_conv_transpose_padding_errors(padding: str, message: str) -> None:
     d = error(f"""
-  input z: f32[N, 7, 7, 16]
+  input z: f32[N, {1 if padding == "(3, 0)" else 7}, 7, 16]
   a = z -> conv_transpose(8, 4, stride=2, padding={padding})
   output a
 """)

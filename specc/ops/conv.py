@@ -392,7 +392,15 @@ def _conv_transpose(c: OpCall) -> Inferred:
                 "its output would have a negative size; give it spatial axes of at least one element",
             )
         if crop is not None:  # PyTorch's ConvTranspose: (in - 1)·s + k - 2p
-            dims.append((size - 1) * s[i] + (k[i] - 2 * crop[i]))
+            cropped = (size - 1) * s[i] + (k[i] - 2 * crop[i])
+            if (n_out := cropped.as_int()) is not None and n_out < 1:
+                raise c.fail(
+                    f"conv_transpose over axis {1 + i} of {c.x}: padding {crop[i]} crops the whole output "
+                    f"((in - 1)·stride + kernel - 2·padding = {n_out})",
+                    "use a smaller padding, or a larger input",
+                    arg="padding",
+                )
+            dims.append(cropped)
         else:  # Flax's ConvTranspose: VALID → in*s + max(k - s, 0) (that is (in-1)*s + k when k ≥ s), SAME → in*s
             dims.append(size * s[i] if c["padding"] == "same" else size * s[i] + max(k[i] - s[i], 0))
     params = {"kernel": (*k, cin, cout)}
