@@ -234,3 +234,17 @@ def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path
     r = CliRunner().invoke(main, ["export", str(out), "--to", "npz", "-o", str(out / "weights.npz")])
     assert r.exit_code == 0, r.output  # a new file in the run folder is fine
     (out / "weights.npz").unlink()
+
+
+def test_a_run_with_no_checkpoint_is_not_told_to_try_the_last_one(tmp_path: Path) -> None:
+    """After `--epochs 0` there is no checkpoint at all: "give --checkpoint last" cannot help, so it is not said."""
+    from specc.train.loop import train_and_evaluate
+    from specc.train.spec import build_config
+
+    spec = specc.load(TINY)
+    graph = spec.graph()
+    train_and_evaluate(build_config(spec, graph, ["epochs=0"]), tmp_path / "run", verbose=False, graph=graph)
+    for args in ([], ["--checkpoint", "last"]):
+        r = CliRunner().invoke(main, ["evaluate", str(tmp_path / "run"), *args])
+        assert r.exit_code == 1 and "no checkpoint in" in r.output, r.output
+        assert "hint: train the run (again)" in r.output and "--checkpoint last" not in r.output

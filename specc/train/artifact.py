@@ -373,7 +373,11 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
     try:
         flat, record, step = ckpts.restore_leaves()
     except CheckpointError as e:
-        raise _run_error(e.message, "train the run (again), or give --checkpoint last") from None
+        # --checkpoint last helps only where the best one failed and the run has a last one
+        last = which == "best" and has_steps(directory / config.checkpoint_dir)
+        raise _run_error(
+            e.message, "give --checkpoint last, or train the run again" if last else "train the run (again)"
+        ) from None
     finally:
         ckpts.close()
 
