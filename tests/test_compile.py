@@ -223,3 +223,21 @@ def test_every_spec_emits_valid_python(path: Path) -> None:
     for model in specc.load(path).program.models:
         source = emit_flax(specc.load(path, model).graph())
         compile(source, f"{model}.py", "exec")
+
+
+def test_every_activation_emits_what_it_lowers_to() -> None:
+    """One definition per activation (specc/ops/activation.py): the emitted Flax of each, arguments changed from
+    their defaults where it has any, computes what the lowering computes."""
+    from specc.ops.activation import ACTIVATIONS
+
+    args = {
+        "softmax": "(axis=0)",
+        "log_softmax": "(axis=0)",
+        "gelu": "(approximate=true)",
+        "elu": "(alpha=0.5)",
+    }
+    args["leaky_relu"] = "(slope=0.2)"
+    lines = "\n".join(f"  a{i} = x -> {name}{args.get(name, '')}" for i, name in enumerate(ACTIVATIONS))
+    outs = "\n".join(f"  output a{i}" for i in range(len(ACTIVATIONS)))
+    g = specc.load("t.net", text=f"model Acts {{\n  input x: f32[N, 7]\n{lines}\n{outs}\n}}\n").graph()
+    assert_emitted_matches(g)

@@ -16,6 +16,7 @@ from ..ir.dims import Dim, FloorDiv
 from ..ir.graph import Fn, Graph, Node
 from ..ir.types import JNP_NAMES
 from ..ops._registry import get_op
+from ..ops.activation import ACTIVATIONS, activation_source
 from ..ops.constant import plain
 from ..ops.conv import lax_padding
 from ..ops.elementwise import JNP_FUNCS
@@ -88,33 +89,6 @@ class RecordingContext:
 
 Emit = Callable[[dict[str, Any], list[str], Node, str | None], str]
 
-_ACTIVATIONS: dict[str, str] = {
-    "relu": "jax.nn.relu({x})",
-    "relu6": "jax.nn.relu6({x})",
-    "sigmoid": "jax.nn.sigmoid({x})",
-    "hard_sigmoid": "jax.nn.hard_sigmoid({x})",
-    "tanh": "jnp.tanh({x})",
-    "softmax": "jax.nn.softmax({x}, axis={axis})",
-    "log_softmax": "jax.nn.log_softmax({x}, axis={axis})",
-    "gelu": "jax.nn.gelu({x}, approximate={approximate})",
-    "elu": "jax.nn.elu({x}, alpha={alpha})",
-    "leaky_relu": "jax.nn.leaky_relu({x}, negative_slope={slope})",
-    "selu": "jax.nn.selu({x})",
-    "silu": "jax.nn.silu({x})",
-    "hard_swish": "jax.nn.hard_swish({x})",
-    "softplus": "jax.nn.softplus({x})",
-    "step": "({x} > 0).astype({x}.dtype)",
-    "sign": "jnp.sign({x})",
-    "identity": "{x}",
-    "sin": "jnp.sin({x})",
-    "cos": "jnp.cos({x})",
-    "exp": "jnp.exp({x})",
-    "log": "jnp.log({x})",
-    "sqrt": "jnp.sqrt({x})",
-    "abs": "jnp.abs({x})",
-    "square": "jnp.square({x})",
-    "neg": "-{x}",
-}
 _OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
 
@@ -211,8 +185,8 @@ def _layer(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
     return f"self.{key}({xs[0]})"
 
 
-def _activation(template: str) -> Emit:
-    return lambda a, xs, n, k: template.format(x=xs[0], **{name: lit(v) for name, v in a.items()})
+def _activation(name: str) -> Emit:
+    return lambda a, xs, n, k: activation_source(name, xs[0], a, lit)
 
 
 def _global_pool(method: str) -> Emit:
@@ -226,7 +200,7 @@ def _join(fn: str) -> Emit:
 
 
 EMITTERS: dict[str, Emit] = {
-    **{name: _activation(t) for name, t in _ACTIVATIONS.items()},
+    **{name: _activation(name) for name in ACTIVATIONS},
     **dict.fromkeys(JNP_FUNCS, _binary),
     "matmul": lambda a, xs, n, k: f"{xs[0]} @ {xs[1]}",
     **dict.fromkeys(

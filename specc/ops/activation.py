@@ -59,41 +59,64 @@ _TABLE: tuple[tuple[str, tuple[Arg, ...], str, int, str], ...] = (
 
 ACTIVATIONS = tuple(row[0] for row in _TABLE)
 
-# the JAX form of each row: (ctx, x, attrs) → array, with jax / jnp taken from the lowering context
-_JAX: dict[str, Callable[[Any, Any, Any], Any]] = {
-    "relu": lambda c, x, a: c.jax.nn.relu(x),
-    "relu6": lambda c, x, a: c.jax.nn.relu6(x),
-    "sigmoid": lambda c, x, a: c.jax.nn.sigmoid(x),
+# The JAX function of each row and its keyword arguments (JAX's name, the row's argument): one definition, which
+# the lowering calls and `specc compile --emit flax` writes out (`activation_source`).
+CALLS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "relu": ("jax.nn.relu", ()),
+    "relu6": ("jax.nn.relu6", ()),
+    "sigmoid": ("jax.nn.sigmoid", ()),
     # jax.nn.hard_sigmoid is relu6(x + 3) / 6 and hard_swish x * hard_sigmoid(x): PyTorch's Hardsigmoid and
     # Hardswish exactly (not Keras's 0.2x + 0.5 hard sigmoid)
-    "hard_sigmoid": lambda c, x, a: c.jax.nn.hard_sigmoid(x),
-    "tanh": lambda c, x, a: c.jnp.tanh(x),
-    "softmax": lambda c, x, a: c.jax.nn.softmax(x, axis=a["axis"]),
-    "log_softmax": lambda c, x, a: c.jax.nn.log_softmax(x, axis=a["axis"]),
-    "gelu": lambda c, x, a: c.jax.nn.gelu(x, approximate=a["approximate"]),
-    "elu": lambda c, x, a: c.jax.nn.elu(x, alpha=a["alpha"]),
-    "leaky_relu": lambda c, x, a: c.jax.nn.leaky_relu(x, negative_slope=a["slope"]),
-    "selu": lambda c, x, a: c.jax.nn.selu(x),
-    "silu": lambda c, x, a: c.jax.nn.silu(x),
-    "hard_swish": lambda c, x, a: c.jax.nn.hard_swish(x),
-    "softplus": lambda c, x, a: c.jax.nn.softplus(x),
-    "step": lambda c, x, a: (x > 0).astype(x.dtype),
-    "sign": lambda c, x, a: c.jnp.sign(x),
-    "identity": lambda c, x, a: x,
-    "sin": lambda c, x, a: c.jnp.sin(x),
-    "cos": lambda c, x, a: c.jnp.cos(x),
-    "exp": lambda c, x, a: c.jnp.exp(x),
-    "log": lambda c, x, a: c.jnp.log(x),
-    "sqrt": lambda c, x, a: c.jnp.sqrt(x),
-    "abs": lambda c, x, a: c.jnp.abs(x),
-    "square": lambda c, x, a: c.jnp.square(x),
-    "neg": lambda c, x, a: c.jnp.negative(x),
+    "hard_sigmoid": ("jax.nn.hard_sigmoid", ()),
+    "tanh": ("jnp.tanh", ()),
+    "softmax": ("jax.nn.softmax", (("axis", "axis"),)),
+    "log_softmax": ("jax.nn.log_softmax", (("axis", "axis"),)),
+    "gelu": ("jax.nn.gelu", (("approximate", "approximate"),)),
+    "elu": ("jax.nn.elu", (("alpha", "alpha"),)),
+    "leaky_relu": ("jax.nn.leaky_relu", (("negative_slope", "slope"),)),
+    "selu": ("jax.nn.selu", ()),
+    "silu": ("jax.nn.silu", ()),
+    "hard_swish": ("jax.nn.hard_swish", ()),
+    "softplus": ("jax.nn.softplus", ()),
+    "sign": ("jnp.sign", ()),
+    "sin": ("jnp.sin", ()),
+    "cos": ("jnp.cos", ()),
+    "exp": ("jnp.exp", ()),
+    "log": ("jnp.log", ()),
+    "sqrt": ("jnp.sqrt", ()),
+    "abs": ("jnp.abs", ()),
+    "square": ("jnp.square", ()),
+    "neg": ("jnp.negative", ()),
+}
+# The rows no JAX function computes as specc defines them: (ctx, x, attrs) → array, and the same as source text.
+SPECIAL: dict[str, tuple[Callable[[Any, Any, Any], Any], str]] = {
+    "step": (lambda c, x, a: (x > 0).astype(x.dtype), "({x} > 0).astype({x}.dtype)"),
+    "identity": (lambda c, x, a: x, "{x}"),
 }
 
 
+def activation_source(name: str, x: str, attrs: dict[str, Any], lit: Callable[[Any], str]) -> str:
+    """Row `name` applied to the expression `x`, as Python source (`jax.nn.leaky_relu(h, negative_slope=0.2)`);
+    `lit` writes an argument's value."""
+    if name in SPECIAL:
+        return SPECIAL[name][1].format(x=x)
+    path, kwargs = CALLS[name]
+    return f"{path}({x}" + "".join(f", {jax_name}={lit(attrs[arg])}" for jax_name, arg in kwargs) + ")"
+
+
 def _lowering(name: str) -> Lowering:
-    f = _JAX[name]
-    return Lowering("reference", apply=lambda m, a, xs, ctx: f(ctx, xs[0], a))
+    if name in SPECIAL:
+        f = SPECIAL[name][0]
+        return Lowering("reference", apply=lambda m, a, xs, ctx: f(ctx, xs[0], a))
+    path, kwargs = CALLS[name]
+
+    def apply(m: Any, a: Any, xs: list[Any], ctx: Any) -> Any:
+        fn = ctx
+        for part in path.split("."):  # jax.nn.relu: the lowering context's jax, then .nn, then .relu
+            fn = getattr(fn, part)
+        return fn(xs[0], **{jax_name: a[arg] for jax_name, arg in kwargs})
+
+    return Lowering("reference", apply=apply)
 
 
 def _label(name: str, args: tuple[Arg, ...]) -> Callable[[Any], str]:
