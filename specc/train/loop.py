@@ -779,7 +779,6 @@ def train_and_evaluate(
                         state, rows = train_jit(state, *device_input)
                     else:
                         state = train_jit(state, device_input)
-                    pass
                     step += calls
                     bi = b0 + calls - 1
                     for s_ in range(step - calls + 1, step + 1):
