@@ -896,7 +896,7 @@ def _split(
     n = len(full)
     if split is None:
         return full, None
-    _check_split_statically(ds, split)
+    # a fraction outside (0, 1] or a count below 2 was refused when the call was bound (_bind)
     if isinstance(split, float):
         if split == 1.0:
             return full, None
