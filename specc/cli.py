@@ -355,6 +355,7 @@ def dot(
 @click.option("--seed", type=int)
 @click.option("--data", help="Override the data source, e.g. 'mnist(\"data/\")'.")
 @click.option(
+    "-o",
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -437,7 +438,7 @@ def train(
 @click.option("--epochs", type=click.IntRange(min=0))
 @click.option("--batch", type=click.IntRange(min=1))
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<spec>-sweep."
+    "-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<spec>-sweep."
 )
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out; finished runs are skipped.")
 @click.option(

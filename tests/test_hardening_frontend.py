@@ -478,17 +478,24 @@ def test_set_of_4400_digits_is_located() -> None:
 
 
 def test_train_cli_reports_set_errors_before_training() -> None:
-    """Through `specc train`: exit 1, the position in the --set text, nothing trained."""
+    """Through `specc train`: exit 2 (a usage error), the position in the --set text, nothing trained."""
     f = write("a.net", MLP)
     code, _, err = invoke("train", f, "--set", "epochs=abc", "--out", "run")
-    assert code == 1
+    assert code == 2
     assert not Path("run").exists()
     assert err.split("\n")[:2] == ["--set:1:8: value error: epochs must be an integer", " 1 | epochs=abc"]
     code, _, err = invoke("train", f, "--set", "epochs=1", "--set", "batch=1;epochs=2", "--out", "run")
-    assert code == 1
+    assert code == 2
     assert err.split("\n")[0] == (
         "--set[2]:1:8: argument error: one KEY=VALUE per --set; this one holds a second statement"
     )
+    code, _, err = invoke("train", f, "--seed", "-1", "-o", "run")  # -o: --out's short form, as elsewhere
+    assert code == 2 and err.startswith("--seed:1:8: value error: seed must be an integer of at least 0")
+    # an override valid as an option but wrong for the spec is the spec's error, at its line: exit 1
+    g = write("w.net", MLP.replace("dense(100)", "dense(width)").replace("model MLP", "let width = 100\nmodel MLP"))
+    code, _, err = invoke("train", g, "--set", "width=0", "-o", "run")
+    assert code == 1 and err.startswith("w.net:7:23: argument error: dense's 'features' must be at least 1, got 0")
+    assert not Path("run").exists()
 
 
 def test_a_superscript_digit_hints_at_a_power() -> None:
