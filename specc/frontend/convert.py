@@ -3,13 +3,15 @@
 The AST holds no comments, so fmt formats the AST (fmt.format_module), then puts each comment back beside the
 statement it was written next to: a comment on its own line before the statement that follows it, a comment at
 the end of a line after the statement on that line. Statements are matched between the old and the new text by
-their order in the tree, which formatting does not change.
+their order in the tree, which formatting does not change; inside a statement whose brackets fmt kept broken over
+lines, so are its nodes, and a comment goes with the node it follows (or, on its own line, the one it precedes).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -50,26 +52,62 @@ def find_comments(text: str) -> list[Comment]:
 
 @dataclass(frozen=True)
 class _Anchor:
-    """A statement, entry or top-level item, by its lines; `parent` is the index of its item (None for items)."""
+    """A statement, entry or top-level item, by its lines; `parent` is the index of its item (None for items);
+    `parts` are its nodes outside any statement (a block's parameters, a statement itself)."""
 
     start: int
     end: int
     parent: int | None
+    parts: tuple[object, ...] = field(default=(), compare=False)
 
 
 def _anchors(m: ast.Module) -> list[_Anchor]:
     out: list[_Anchor] = []
     for item in m.items:
-        out.append(_Anchor(item.span.line, item.span.end_line, None))
-        parent = len(out) - 1
         children: tuple[ast.Stmt | ast.Entry, ...] = ()
+        parts: tuple[object, ...] = (item,)
         if isinstance(item, ast.ModelDef | ast.BlockDef):
             children = item.body
+            parts = item.params if isinstance(item, ast.BlockDef) else ()
         elif isinstance(item, ast.TrainDef | ast.ObjectiveDef):
             children = item.entries
+            parts = ()
+        out.append(_Anchor(item.span.line, item.span.end_line, None, parts))
+        parent = len(out) - 1
         for c in children:
-            out.append(_Anchor(c.span.line, c.span.end_line, parent))
+            out.append(_Anchor(c.span.line, c.span.end_line, parent, (c,)))
     return out
+
+
+_SPANNED = (ast.Let, ast.BlockParam)
+
+
+def _span_pairs(old: object, new: object) -> Iterator[tuple[Span, Span]]:
+    """The spans of the same nodes in two trees of one shape: the source's and its formatted text's."""
+    if isinstance(old, Span) and isinstance(new, Span):
+        if old.line > 0 and new.line > 0:
+            yield old, new
+    elif isinstance(old, tuple) and isinstance(new, tuple):
+        for o, n in zip(old, new, strict=True):
+            yield from _span_pairs(o, n)
+    elif is_dataclass(old) and not isinstance(old, type):
+        for f in fields(old):
+            yield from _span_pairs(getattr(old, f.name), getattr(new, f.name))
+
+
+def _moved_line(c: Comment, old: _Anchor, new: _Anchor, lines: list[str]) -> int | None:
+    """The new line a comment inside a statement goes with: a comment after code, the line where the last node
+    before it on its line ended; a comment on its own line, the line that the next node begins, if it begins it
+    (None: no such node)."""
+    pairs = list(_span_pairs(old.parts, new.parts))
+    if not c.own_line:
+        ends = [(o.end_col, n.end_line) for o, n in pairs if o.end_line == c.line]
+        return max(ends)[1] if ends else None
+    later = [((o.line, o.col), n) for o, n in pairs if o.line > c.line]
+    if not later:
+        return None
+    n = min(later, key=lambda p: p[0])[1]
+    return n.line if lines[n.line - 1][: n.col - 1].strip() in ("", "->") else None
 
 
 Place = Literal["before", "after", "before_end", "eof"]
@@ -91,6 +129,9 @@ def _place(c: Comment, anchors: list[_Anchor]) -> tuple[Place, int]:
         within = [i for i in kids if anchors[i].start < c.line <= anchors[i].end]
         if within:  # a comment between the continuation lines of a statement goes before that statement
             return "before", within[-1]
+        parts = [p.span for p in anchors[inside].parts if isinstance(p, _SPANNED)]
+        if any(c.line < sp.end_line for sp in parts):  # so does one inside a `let` or a block's parameters
+            return "before", inside
         nxt = next((i for i in kids if anchors[i].start > c.line), None)
         return ("before", nxt) if nxt is not None else ("before_end", inside)
     nxt = next((i for i in items if anchors[i].start >= c.line), None)
@@ -119,15 +160,16 @@ def attach_comments(old: Source, new_text: str) -> str:
                 tail.append("")
             tail.append(c.text)
             continue
-        a = new_anchors[i]
+        a, o = new_anchors[i], old_anchors[i]
         if where == "after":
-            o = old_anchors[i]
             line = a.end if o.parent is not None or c.line != o.start else a.start
             if o.parent is not None and o.end - o.start == a.end - a.start:
                 line = a.start + c.line - o.start  # the statement kept its lines: the comment keeps its line
-            after.setdefault(line, []).append(c.text)
+            after.setdefault(_moved_line(c, o, a, lines) or line, []).append(c.text)
             continue
         line = a.end if where == "before_end" else a.start
+        if where == "before" and o.start < c.line:  # within a statement: before the line its next node begins
+            line = _moved_line(c, o, a, lines) or line
         indent = "  " if where == "before_end" else _indent(lines[line - 1])
         group = before.setdefault(line, [])
         if c.blank_before:

@@ -1,13 +1,14 @@
 """AST → canonical .net text: `specc fmt` and the `--to net` half of `specc convert`.
 
 Canonical means: two-space indentation, one statement per line, single spaces around `=` and binary operators,
-`->` stages on one line, minimal parentheses by precedence. Comments are not kept (the AST has none), so
-`specc fmt` refuses to rewrite a file whose comments it would drop unless told to.
+`->` stages on one line, minimal parentheses by precedence. Given the source's Layout, the line breaks its author put
+before `->` stages and between the items of brackets (arguments, list items, dimensions) are kept. Comments are not
+kept here (the AST has none): convert.attach_comments puts them back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..source import Span
@@ -18,7 +19,21 @@ MAX_LINE = 100  # pipelines longer than this break before `->`
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
 
 
-def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0) -> str:
+# Where formatted text starts: its column and the indentation of its line (both 0-based), given when the author's
+# line breaks inside brackets are kept; None writes every bracket on one line.
+Pos = tuple[int, int] | None
+
+
+def _after(pos: Pos, text: str) -> Pos:
+    """Where the text after `text`, written from `pos`, starts."""
+    if pos is None:
+        return None
+    _, nl, last = text.rpartition("\n")
+    return (len(last), len(last) - len(last.lstrip())) if nl else (pos[0] + len(text), pos[1])
+
+
+def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0, pos: Pos = None) -> str:
+    """`e` as .net text; from `pos` on, a bracket the source broke over lines keeps its breaks (see `_items`)."""
     if isinstance(e, ast.Num):
         # a negative literal is one token to the parser, but written bare before `**` or `[` it would read as a
         # negation of the power or subscript: (-2) ** 2 is 4, -2 ** 2 is -4
@@ -32,34 +47,77 @@ def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0) -> str
     if isinstance(e, ast.Name):
         return e.id
     if isinstance(e, ast.Call):
-        return _call(e)
+        return _call(e, pos)
     if isinstance(e, ast.BinOp):
         p = _PREC[e.op]
+        opener = "(" if p < prec else ""
         # left-associative: the right operand of a same-precedence op needs parentheses; ** is right-assoc
-        if e.op == "**":
-            text = f"{format_expr(e.left, p + 1)} ** {format_expr(e.right, p)}"
-        else:
-            text = f"{format_expr(e.left, p)} {e.op} {format_expr(e.right, p + 1)}"
-        return f"({text})" if p < prec else text
+        lp, rp = (p + 1, p) if e.op == "**" else (p, p + 1)
+        text = opener + format_expr(e.left, lp, _after(pos, opener)) + f" {e.op} "
+        text += format_expr(e.right, rp, _after(pos, text))
+        return text + (")" if opener else "")
     if isinstance(e, ast.Neg):
-        text = f"-{format_expr(e.operand, 3)}"
-        return f"({text})" if prec > 3 else text
+        opener = "(" if prec > 3 else ""
+        text = opener + "-" + format_expr(e.operand, 3, _after(pos, opener + "-"))
+        return text + (")" if opener else "")
     if isinstance(e, ast.Index):
-        return f"{format_expr(e.value, 5)}[{', '.join(format_expr(i) for i in e.items)}]"
+        value = format_expr(e.value, 5, pos)
+        items = [(i.span, _writer(i)) for i in e.items]
+        return value + _items("[", items, "]", e.value.span.end_line, e.span, _after(pos, value))
     if isinstance(e, ast.Slice):
         s = f"{_opt(e.lo)}:{_opt(e.hi)}"
         return s + (f":{format_expr(e.step)}" if e.step is not None else "")
     if isinstance(e, ast.EllipsisLit):
         return "..."
     if isinstance(e, ast.ListLit):
-        return "[" + ", ".join(format_expr(x) for x in e.items) + "]"
+        return _items("[", [(x.span, _writer(x)) for x in e.items], "]", e.span.line, e.span, pos)
     if isinstance(e, ast.TupleLit):
-        inner = ", ".join(format_expr(x) for x in e.items)
-        return f"({inner},)" if len(e.items) == 1 else f"({inner})"
+        items = [(x.span, _writer(x)) for x in e.items]
+        return _items("(", items, ",)" if len(e.items) == 1 else ")", e.span.line, e.span, pos)
     if isinstance(e, ast.Pipeline):
-        text = " -> ".join([format_expr(e.head, 1 if e.stages else prec), *(_stage(s) for s in e.stages)])
-        return f"({text})" if e.stages and prec > 0 else text
+        opener = "(" if e.stages and prec > 0 else ""
+        text = opener + format_expr(e.head, 1 if e.stages else prec, _after(pos, opener))
+        for st in e.stages:
+            text += " -> "
+            text += _stage(st, _after(pos, text))
+        return text + (")" if opener else "")
     raise TypeError(f"cannot format {e!r}")
+
+
+def _writer(e: ast.Expr | ast.Slice | ast.EllipsisLit) -> Callable[[Pos], str]:
+    return lambda pos: format_expr(e, 0, pos)
+
+
+def _items(
+    opener: str,
+    items: Sequence[tuple[Span, Callable[[Pos], str]]],
+    closer: str,
+    open_line: int,
+    span: Span,
+    pos: Pos,
+) -> str:
+    """A bracketed, comma-separated list of items (each its span and how to write it from a position), from `pos`.
+
+    With a position, the breaks the author made are kept, so that a comment after an argument stays after it: an
+    item the source began on a later line than the one before (or than the opener) starts a new line, aligned
+    under the first item or, when the first item itself is on a new line, indented two spaces past the opener's
+    line; a closer the source put on its own line goes on its own line, at that line's indentation, after a comma."""
+    text = opener
+    prev_line = open_line
+    hanging = False
+    for k, (sp, write) in enumerate(items):
+        if k:
+            text += ","
+        if pos is not None and prev_line > 0 and sp.line > prev_line:
+            hanging = hanging or k == 0
+            text += "\n" + " " * (pos[1] + 2 if hanging else pos[0] + len(opener))
+        elif k:
+            text += " "
+        text += write(_after(pos, text))
+        prev_line = sp.end_line
+    if pos is not None and items and prev_line > 0 and span.end_line > prev_line:
+        return text + ",\n" + " " * pos[1] + closer.lstrip(",")
+    return text + closer
 
 
 def _opt(e: ast.Expr | None) -> str:
@@ -73,17 +131,23 @@ def _num(v: int | float) -> str:
     return text if ("e" in text or "." in text or "inf" in text or "nan" in text) else text + ".0"
 
 
-def _call(c: ast.Call) -> str:
-    parts = [format_expr(a) for a in c.args] + [f"{k.name}={format_expr(k.value)}" for k in c.kwargs]
-    return f"{c.func}({', '.join(parts)})"
+def _call(c: ast.Call, pos: Pos = None) -> str:
+    items = [(a.span, _writer(a)) for a in c.args] + [(k.span, _kwarg_writer(k)) for k in c.kwargs]
+    return _items(f"{c.func}(", items, ")", c.func_span.line, c.span, pos)
 
 
-def _stage(c: ast.Call) -> str:
-    return c.func if c.bare and not c.args and not c.kwargs else _call(c)
+def _kwarg_writer(k: ast.Kwarg) -> Callable[[Pos], str]:
+    return lambda pos: f"{k.name}=" + format_expr(k.value, 0, _after(pos, f"{k.name}="))
 
 
-def _type(t: ast.TensorTypeExpr) -> str:
-    return f"{t.dtype or ''}[{', '.join(format_expr(d) for d in t.dims)}]"
+def _stage(c: ast.Call, pos: Pos = None) -> str:
+    return c.func if c.bare and not c.args and not c.kwargs else _call(c, pos)
+
+
+def _type(t: ast.TensorTypeExpr, pos: Pos = None) -> str:
+    dtype = t.dtype or ""
+    dims = [(d.span, _writer(d)) for d in t.dims]
+    return dtype + _items("[", dims, "]", t.span.line, t.span, _after(pos, dtype))
 
 
 def _source_breaks(p: ast.Pipeline) -> list[bool]:
@@ -96,37 +160,55 @@ def _source_breaks(p: ast.Pipeline) -> list[bool]:
     return out
 
 
-def format_stmt(s: ast.Stmt, keep_breaks: bool = False) -> str:
+def format_stmt(s: ast.Stmt, keep_breaks: bool = False, indent: int = 2) -> str:
+    """One statement, written at `indent`; with `keep_breaks`, the line breaks its source has before `->` stages
+    and inside brackets are kept."""
+    pos: Pos = (indent, indent) if keep_breaks else None
     if isinstance(s, ast.InputDecl):
-        return (
-            f"input {s.name}"
-            + (f": {_type(s.type)}" if s.type is not None else "")
-            + (f" = {format_expr(s.draw)}" if s.draw is not None else "")
-        )
+        text = f"input {s.name}"
+        if s.type is not None:
+            text += ": "
+            text += _type(s.type, _after(pos, text))
+        if s.draw is not None:
+            text += " = "
+            text += format_expr(s.draw, 0, _after(pos, text))
+        return text
     if isinstance(s, ast.ParamDecl):
-        return f"param {s.name}: {_type(s.type)}" + (
-            f" = {format_expr(s.init)}" if s.init is not None else ""
-        )
+        text = f"param {s.name}: "
+        text += _type(s.type, _after(pos, text))
+        if s.init is not None:
+            text += " = "
+            text += format_expr(s.init, 0, _after(pos, text))
+        return text
     if isinstance(s, ast.Assign):
-        lhs = f"{', '.join(s.targets)} = "
-        check = (
-            f" : [{', '.join(format_expr(d) for d in s.assert_dims)}]" if s.assert_dims is not None else ""
-        )
-        if s.run is not None:
-            check += " from " + format_expr(ast.Str(s.run))
-        text = lhs + format_expr(s.value) + check
-        p = s.value
-        breaks = _source_breaks(p) if keep_breaks else []
-        if any(breaks):
-            # the author broke the pipeline before these stages: keep their lines (as gofmt keeps line breaks)
-            text = lhs + format_expr(p.head, 1)
-            for st, brk in zip(p.stages, breaks, strict=True):
-                # the author's indentation of the line (its `->` stands 3 columns before the stage), if deeper
-                # than the statement's
-                indent = max(st.span.col - 4, 4) if st.span.col > 0 else 2 + len(lhs)
-                text += ("\n" + " " * indent if brk else " ") + f"-> {_stage(st)}"
-            return text + check
-        if len(text) + 2 > MAX_LINE and p.stages:
+        return _assign(s, pos)
+    if isinstance(s, ast.Output):
+        return "output " + ", ".join(s.names)
+    if isinstance(s, ast.Default):
+        text = f"default {s.key} = "
+        return text + format_expr(s.value, 0, _after(pos, text))
+    if isinstance(s, ast.Let):
+        text = f"let {s.name} = "
+        return text + format_expr(s.value, 0, _after(pos, text))
+    raise TypeError(f"cannot format {s!r}")
+
+
+def _assign(s: ast.Assign, pos: Pos) -> str:
+    lhs = f"{', '.join(s.targets)} = "
+    p = s.value
+    breaks = _source_breaks(p) if pos is not None else []
+    if any(breaks):
+        # the author broke the pipeline before these stages: keep their lines (as gofmt keeps line breaks)
+        text = lhs + format_expr(p.head, 1, _after(pos, lhs))
+        for st, brk in zip(p.stages, breaks, strict=True):
+            # the author's indentation of the line (its `->` stands 3 columns before the stage), if deeper
+            # than the statement's
+            indent = max(st.span.col - 4, 4) if st.span.col > 0 else 2 + len(lhs)
+            text += ("\n" + " " * indent if brk else " ") + "-> "
+            text += _stage(st, _after(pos, text))
+    else:
+        text = lhs + format_expr(p, 0, _after(pos, lhs))
+        if len(text) + 2 > MAX_LINE and p.stages and "\n" not in text:
             # a long pipeline breaks before `->`, continuation lines aligned under the value
             pad = "\n  " + " " * len(lhs)
             parts = [format_expr(p.head, 1)] + [f"-> {_stage(st)}" for st in p.stages]
@@ -139,15 +221,14 @@ def format_stmt(s: ast.Stmt, keep_breaks: bool = False) -> str:
                     lines.append(current)
                     current = part
             lines.append(current)
-            text = lhs + pad.join(lines) + check
-        return text
-    if isinstance(s, ast.Output):
-        return "output " + ", ".join(s.names)
-    if isinstance(s, ast.Default):
-        return f"default {s.key} = {format_expr(s.value)}"
-    if isinstance(s, ast.Let):
-        return f"let {s.name} = {format_expr(s.value)}"
-    raise TypeError(f"cannot format {s!r}")
+            text = lhs + pad.join(lines)
+    if s.assert_dims is not None:
+        text += " : "
+        dims = [(d.span, _writer(d)) for d in s.assert_dims]
+        text += _items("[", dims, "]", s.assert_span.line, s.assert_span, _after(pos, text))
+    if s.run is not None:
+        text += " from " + format_expr(ast.Str(s.run))
+    return text
 
 
 @dataclass(frozen=True)
@@ -189,6 +270,7 @@ def _body(stmts: tuple[ast.Stmt, ...], layout: Layout | None = None) -> list[str
 
 def _entries(entries: tuple[ast.Entry, ...], layout: Layout | None = None) -> list[str]:
     out = []
+    pos: Pos = (2, 2) if layout is not None else None
     for i, e in enumerate(entries):
         if layout is not None and i > 0 and layout.blank_between(entries[i - 1].span, e.span):
             out.append("")
@@ -198,13 +280,21 @@ def _entries(entries: tuple[ast.Entry, ...], layout: Layout | None = None) -> li
             and e.rename is None
             and _is_bare_call_entry(e)
         ):
-            out.append("  " + format_expr(e.value))
+            out.append("  " + format_expr(e.value, 0, pos))
             continue
-        text = f"  {e.key} = {format_expr(e.value)}"
+        text = f"{e.key} = "
+        text += format_expr(e.value, 0, _after(pos, text))
         if e.rename is not None:
             text += " as {" + ", ".join(f"{a}: {b}" for a, b in e.rename) + "}"
-        out.append(text)
+        out.append("  " + text)
     return out
+
+
+def _param_writer(p: ast.BlockParam) -> Callable[[Pos], str]:
+    if p.default is None:
+        return lambda pos: p.name
+    default = p.default
+    return lambda pos: f"{p.name}=" + format_expr(default, 0, _after(pos, f"{p.name}="))
 
 
 def _is_bare_call_entry(e: ast.Entry) -> bool:
@@ -215,12 +305,14 @@ def format_item(item: ast.Item, layout: Layout | None = None) -> str:
     if isinstance(item, ast.ModelDef):
         return "\n".join([f"model {item.name} {{", *_body(item.body, layout), "}"])
     if isinstance(item, ast.BlockDef):
-        params = ", ".join(
-            p.name + (f"={format_expr(p.default)}" if p.default is not None else "") for p in item.params
-        )
-        return "\n".join([f"block {item.name}({params}) {{", *_body(item.body, layout), "}"])
+        params = [(p.span, _param_writer(p)) for p in item.params]
+        pos: Pos = (0, 0) if layout is not None else None
+        # where the parameters' `)` stands is not in the tree: it stays on the last parameter's line
+        close = item.params[-1].span if item.params else item.span
+        header = _items(f"block {item.name}(", params, ")", item.span.line, close, pos)
+        return "\n".join([header + " {", *_body(item.body, layout), "}"])
     if isinstance(item, ast.Let):
-        return format_stmt(item)
+        return format_stmt(item, keep_breaks=layout is not None, indent=0)
     if isinstance(item, ast.Import):
         return f'import "{item.path}"'
     if isinstance(item, ast.TrainDef):
