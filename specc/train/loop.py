@@ -713,18 +713,7 @@ def train_and_evaluate(
         state["grads"] = tuple(jnp.zeros((len(keys) + 1,), jnp.float32) for keys in grad_layers)
     state = mesh.place(state)
 
-    # Checkpoints are written by a thread while training goes on (one at a time, in order); the run waits for
-    # the last before it ends, and a failed save is the run's error at the next save or at the end.
-    saver = ThreadPoolExecutor(1, thread_name_prefix="specc-checkpoint")
-    pending: list[Any] = []
-
-    def wait_saved() -> None:
-        while pending:
-            try:
-                pending.pop().result()
-            except CheckpointError as e:
-                checkpoints.close()
-                raise _save_failed(e) from None
+    saver = _Saver(checkpoints)
 
     def save(epoch: int, batch_index: int) -> None:
         host = jax.device_get({k: v for k, v in state.items() if k != "grads"})
@@ -736,8 +725,7 @@ def train_and_evaluate(
             "early": dict(early),
             "seed": config.seed,
         }
-        wait_saved()
-        pending.append(saver.submit(checkpoints.save, step, host, record))
+        saver.save(step, host, record)
 
     from .loggers import epoch_loggers
 
@@ -931,9 +919,7 @@ def train_and_evaluate(
     # A Ctrl-C while the last checkpoints and curves.png are written is held until they are (a second one
     # interrupts at once): raised at once, it left best/ empty and no line said so.
     with _Interrupt() as finishing:
-        params, note = _finish(
-            config, graph, history, primary, workdir, loggers, wait_saved, saver, checkpoints, state
-        )
+        params, note = _finish(config, graph, history, primary, workdir, loggers, saver, state)
     if note:
         notes.append(note)
         reporter.say(note)
@@ -949,9 +935,7 @@ def _finish(
     primary: bool,
     workdir: Path,
     loggers: Sequence[Any],
-    wait_saved: Callable[[], None],
-    saver: ThreadPoolExecutor,
-    checkpoints: Any,
+    saver: _Saver,
     state: Mapping[str, Any],
 ) -> tuple[Any, str | None]:
     """The end of a run: curves.png drawn while the best and the last checkpoints are written, every writer
@@ -969,14 +953,42 @@ def _finish(
     try:
         if together:
             _close_loggers(loggers)
-        wait_saved()
+        saver.wait()
     finally:
-        saver.shutdown(wait=True)
-    checkpoints.close()
+        saver.close()
     if not together:
         _close_loggers(loggers)
     params = jax.device_get(state["params"])
     return params, drawing.result() if drawing is not None else None
+
+
+class _Saver:
+    """Checkpoints written by a thread while training goes on, one at a time and in order; a failed save is the
+    run's error at the next save, or at the end (`wait`)."""
+
+    def __init__(self, checkpoints: Any):
+        self.checkpoints = checkpoints
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="specc-checkpoint")
+        self._pending: list[Any] = []
+
+    def wait(self) -> None:
+        from .checkpoint import CheckpointError
+
+        while self._pending:
+            try:
+                self._pending.pop().result()
+            except CheckpointError as e:
+                self.checkpoints.close()
+                raise _save_failed(e) from None
+
+    def save(self, step: int, host: Any, record: Mapping[str, Any]) -> None:
+        self.wait()
+        self._pending.append(self._pool.submit(self.checkpoints.save, step, host, record))
+
+    def close(self) -> None:
+        """Stop the thread once its saves are done, then close the checkpoints (call `wait` first for errors)."""
+        self._pool.shutdown(wait=True)
+        self.checkpoints.close()
 
 
 def _close_loggers(loggers: Sequence[Any]) -> None:
