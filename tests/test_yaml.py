@@ -334,3 +334,32 @@ def test_cli_renders_yaml_errors_with_the_yaml_line(tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert ":5:30: name error: unknown key 'featurs'" in r.output
     assert "      - {name: h, op: dense, featurs: 10}" in r.output
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "message"),
+    [
+        (
+            "models:\n  Mé:\n    inputs: {x: '[N, 4]'}\n    outputs: [x]\n",
+            2,
+            3,
+            "a model name must be a name, got the string 'Mé'",
+        ),
+        (
+            "models:\n  M:\n    inputs: {x: '[N, 4]'}\n    layers:\n      - {name: hé, op: dense, features: 3}\n"
+            "    outputs: [hé]\n",
+            5,
+            16,
+            "a layer name must be a name, got the string 'hé'",
+        ),
+        (
+            "let: {café: 1}\nmodels:\n  M:\n    inputs: {x: '[N, 4]'}\n    outputs: [x]\n",
+            1,
+            7,
+            "a constant's name must be a name, got the string 'café'",
+        ),
+    ],
+)
+def test_a_yaml_name_is_an_ascii_name_as_in_net(text: str, line: int, col: int, message: str) -> None:
+    # `\w` took 'é': the YAML loaded, and `convert --to net` wrote `model Mé {`, which .net cannot parse
+    assert _error(text) == ("type error", line, col, message)

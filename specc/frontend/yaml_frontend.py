@@ -312,7 +312,7 @@ def _name(node: YNode, what: str) -> str:
     if (
         not isinstance(node, YScalar)
         or not isinstance(node.value, str)
-        or not re.fullmatch(r"[A-Za-z_]\w*", node.value)
+        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", node.value)  # .net's NAME: ASCII only
     ):
         raise _fail(
             "type error",
@@ -323,7 +323,7 @@ def _name(node: YNode, what: str) -> str:
                 else _KIND_WORDS[type(node)].replace("a single", "a")
             ),
             node.span,
-            "names start with a letter or '_' and hold letters, digits and '_'",
+            "names start with an ASCII letter or '_' and hold ASCII letters, digits and '_', as in .net",
         )
     return node.value
 
