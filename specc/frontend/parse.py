@@ -490,6 +490,15 @@ def _found(tok: Token) -> str:
     return f"'{tok}'"
 
 
+_TOP_LEVEL = {
+    "MODEL": "a model",
+    "BLOCK": "a block",
+    "TRAIN": "the train section",
+    "OBJECTIVE": "an objective",
+    "IMPORT": "an import",
+}
+
+
 def _describe_opener(op: _Opener) -> str:
     tok, after = op.token, op.after
     if tok.type == "LPAR" and after is not None and after.type == "NAME":
@@ -605,6 +614,16 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
             if m
             else "the block"
         )
+        opener_line = src.line(op.token.line or 1)
+        if tok.type != "$END" and tcol - 1 > len(opener_line) - len(opener_line.lstrip()):
+            # indented under the body, the item was written inside it on purpose: a '}' added before it would
+            # leave one '}' too many
+            return SpecError.one(
+                "syntax error",
+                f"{_TOP_LEVEL[tok.type]} cannot stand inside {what}; it belongs at the top level of the file",
+                span,
+                f"move it out of {what}: above line {op.token.line}, or after the '}}' that closes it",
+            )
         return SpecError.one(
             "syntax error",
             f"missing '}}' to close {what} opened at {op.token.line}:{op.token.column}",
