@@ -52,11 +52,13 @@ class OpExample:
 
 def signature(op: OpDef) -> str:
     lo, hi = op.tensor_range
-    tensors = ["x", "y", "z"][:lo] if lo <= 3 else [f"x{i}" for i in range(lo)]
+    names = op.tensor_names
+    tensors = list(names[:lo]) if names else ["x", "y", "z"][:lo] if lo <= 3 else [f"x{i}" for i in range(lo)]
     if hi is None:
         tensors.append("...")
     elif hi > lo:
-        tensors.append("[" + ", ".join(f"x{i}" for i in range(lo, hi)) + "]")
+        more = names[lo:hi] if names else [f"x{i}" for i in range(lo, hi)]
+        tensors.append("[" + ", ".join(more) + "]")
     return f"{op.name}({', '.join([*tensors, *(_show_arg(a) for a in op.args)])})"
 
 

@@ -165,13 +165,27 @@ def _split(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
 
 
 def _recurrent(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
-    y = f"self.{key}({xs[0]})"
+    lstm = a.get("cell", n.op) == "lstm"
+    kw = ""
+    if len(xs) > 1:  # Flax keeps the carry in f32, and its LSTM carry is (c, h)
+        state = [x if n.type.dtype == "f32" else f"{x}.astype(jnp.float32)" for x in xs[1:]]
+        kw = f", initial_carry=({state[1]}, {state[0]})" if lstm else f", initial_carry={state[0]}"
+    if a["return_state"]:
+        y, call = "y", f"*self.{key}({xs[0]}, return_carry=True{kw})"
+    else:
+        y, call = f"self.{key}({xs[0]}{kw})", ""
+    cast = "" if n.type.dtype == "f32" else f".astype(jnp.{JNP_NAMES[n.type.dtype]})"
     if a["return"] == "sequence":
-        return y
-    if not a["bidirectional"]:
-        return f"{y}[:, -1]"
-    h = a["features"]
-    return f"(lambda y: jnp.concatenate([y[:, -1, :{h}], y[:, 0, {h}:]], axis=-1))({y})"
+        out = f"{y}{cast}"
+    elif not a["bidirectional"]:
+        out = f"{y}[:, -1]{cast}"
+    else:
+        h = a["features"]
+        out = f"(lambda y: jnp.concatenate([y[:, -1, :{h}], y[:, 0, {h}:]], axis=-1))({y}){cast}"
+    if not a["return_state"]:
+        return out
+    final = ["carry[1]", "carry[0]"] if lstm else ["carry"]
+    return f"(lambda carry, y: ({out}, {', '.join(f'{s}{cast}' for s in final)}))({call})"
 
 
 def _positional(a: dict[str, Any], xs: list[str], n: Node, key: str | None) -> str:
@@ -233,7 +247,8 @@ EMITTERS: dict[str, Emit] = {
     "lstm": _recurrent,
     "gru": _recurrent,
     "attention": lambda a, xs, n, k: (
-        f"self.{k}({xs[0]}, mask=" + (f"nnx.make_causal_mask({xs[0]}[..., 0]))" if a["causal"] else "None)")
+        f"self.{k}({', '.join(xs)}, mask="
+        + (f"nnx.make_causal_mask({xs[0]}[..., 0]))" if a["causal"] else "None)")
     ),
     "positional": _positional,
     "sample_normal": lambda a, xs, n, k: (

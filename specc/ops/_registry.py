@@ -95,6 +95,8 @@ class OpDef:
         name: what users write.
         family: the registry module it lives in (linear, conv, ...).
         tensors: how many tensor inputs: an int, or (min, max) with max None for "any number".
+        tensor_names: what the tensor inputs are, for the reference's signature (`attention(x, [memory], ...)`);
+            empty: x, y, z.
         args: the other arguments, positional order = declaration order.
         infer: (OpCall) → Inferred: the shape/dtype rule, parameter shapes and FLOPs.
         lowerings: JAX/Flax implementations, reference first.
@@ -107,6 +109,7 @@ class OpDef:
     tensors: int | tuple[int, int | None]
     args: tuple[Arg, ...]
     infer: Callable[[OpCall], Inferred]
+    tensor_names: tuple[str, ...] = ()
     lowerings: tuple[Lowering, ...] = ()
     label: Callable[[Mapping[str, Any]], str] | None = None
     doc: str = ""

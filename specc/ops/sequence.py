@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..ir.dims import Dim, product
+from ..ir.dims import Dim, fmt_dims, product
 from ..ir.types import TensorType
 from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, register
 from .elementwise import INT_BOUNDS
@@ -82,12 +82,64 @@ def cell_params(cell: str, fin: int, h: int) -> dict[str, tuple[int, ...]]:
     return params
 
 
+# The state a cell carries from step to step, named as PyTorch's nn.LSTM names it (h, c), in its order: a spec
+# writes `x -> lstm(h0, c0, 128)` and `y, h, c = x -> lstm(128, return_state=true)`. Flax's LSTM carry is (c, h).
+STATE = {"simple": ("h",), "lstm": ("h", "c"), "gru": ("h",)}
+
+
+def _initial_state(c: OpCall, cell: str, h: int) -> None:
+    """The state tensors after x, if any: every one of the cell's, each [N, H] in x's dtype and batch."""
+    given, names = c.inputs[1:], STATE[cell]
+    if not given:
+        return
+    call = f"{c.op.name}(cell={cell})" if c.op.name == "rnn" else c.op.name
+    want = ", ".join(f"{k}0" for k in names)
+    if len(given) != len(names):
+        raise c.fail(
+            f"{call} starts from its state ({want}): {len(names)} tensor(s) after the input, got {len(given)}",
+            f"write `x -> {c.op.name}({want}, {h})`, or give no state to start from zeros",
+            kind="argument error",
+        )
+    if c["bidirectional"]:
+        raise c.fail(
+            f"{call}(bidirectional=true) runs two directions, each from its own state; specc takes an initial "
+            "state for a one-directional layer only",
+            "drop bidirectional=true, or the initial state (each direction then starts from zeros)",
+            arg="bidirectional",
+            kind="argument error",
+        )
+    n = c.x.dims[0]
+    for k, t in zip(names, given, strict=True):
+        what = f"{call}'s initial state {k}0"
+        if t.dtype != c.x.dtype:
+            raise c.fail(
+                f"{what} is {t} but the input is {c.x}: the state must have the input's dtype {c.x.dtype}",
+                f"cast it: `-> cast({c.x.dtype})`",
+                kind="type error",
+            )
+        if t.rank != 2 or t.dims[0] != n or t.dims[1] != Dim.const(h):
+            raise c.fail(
+                f"{what} must be [N, H] = {fmt_dims((n, Dim.const(h)))} (the input's batch, {h} features), got {t}",
+                f"a layer of {h} features starts from a [N, {h}] state; an encoder's final state seeds a decoder "
+                f"of the same width: `_, h, c = x -> lstm({h}, return=last, return_state=true)`",
+            )
+
+
 def _recurrent(c: OpCall, cell: str) -> Inferred:
     c.need_rank(3, what=" [N, T, features]", hint="a recurrent layer runs over the time axis T of [N, T, F]")
     c.need_float()
     fin = c.known(c.x.dims[2], "the feature axis (the last)")
     h = c["features"]
     bi = c["bidirectional"]
+    _initial_state(c, cell, h)
+    if bi and c["return_state"]:
+        raise c.fail(
+            f"{c.op.name}(bidirectional=true) ends with two states, one per direction; specc returns the final "
+            "state of a one-directional layer only",
+            "drop return_state=true, or bidirectional=true",
+            arg="return_state",
+            kind="argument error",
+        )
     cp = cell_params(cell, fin, h)
     # paths as in nnx.RNN(cell) and nnx.Bidirectional(forward_rnn, backward_rnn)
     dirs = ("forward_rnn.", "backward_rnn.") if bi else ("",)
@@ -101,9 +153,12 @@ def _recurrent(c: OpCall, cell: str) -> Inferred:
         )
     hout = Dim.const(h * len(dirs))
     out = (n, t, hout) if c["return"] == "sequence" else (n, hout)
+    outputs: tuple[TensorType, ...] = (c.x.with_dims(out),)
+    if c["return_state"]:  # the final h (and c): [N, H] each, after the output
+        outputs += tuple(c.x.with_dims((n, Dim.const(h))) for _ in STATE[cell])
     # the input and hidden matmuls of every step, every direction; bias adds and gate nonlinearities are small
     flops = n * t * (2 * GATES[cell] * h * (fin + h) * len(dirs))
-    return Inferred((c.x.with_dims(out),), params=params, flops=flops)
+    return Inferred(outputs, params=params, flops=flops)
 
 
 CELLS = {"simple": "SimpleCell", "lstm": "OptimizedLSTMCell", "gru": "GRUCell"}
@@ -125,20 +180,35 @@ def _recurrent_lowering(cell: str | None) -> Lowering:
         return nnx.Bidirectional(rnn(), rnn()) if a["bidirectional"] else rnn()
 
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-        # Flax keeps the carry in the parameters' dtype (f32); the shape rule gives the input's dtype
-        y = m(xs[0]).astype(xs[0].dtype)
+        x = xs[0]
+        lstm = (cell or a["cell"]) == "lstm"
+        kw: dict[str, Any] = {}
+        if len(xs) > 1:  # Flax keeps the carry in the parameters' dtype (f32); its LSTM carry is (c, h)
+            state = [s.astype(ctx.jnp.float32) for s in xs[1:]]
+            kw["initial_carry"] = (state[1], state[0]) if lstm else state[0]
+        if a["return_state"]:
+            carry, y = m(x, return_carry=True, **kw)
+        else:
+            y = m(x, **kw)
+        y = y.astype(x.dtype)  # the shape rule gives the input's dtype
         if a["return"] == "sequence":
-            return y
-        if not a["bidirectional"]:
-            return y[:, -1]
-        h = a["features"]  # the backward direction ends at step 0 (Bidirectional keeps time order)
-        return ctx.jnp.concatenate([y[:, -1, :h], y[:, 0, h:]], axis=-1)
+            out = y
+        elif not a["bidirectional"]:
+            out = y[:, -1]
+        else:
+            h = a["features"]  # the backward direction ends at step 0 (Bidirectional keeps time order)
+            out = ctx.jnp.concatenate([y[:, -1, :h], y[:, 0, h:]], axis=-1)
+        if not a["return_state"]:
+            return out
+        final = (carry[1], carry[0]) if lstm else (carry,)
+        return (out, *(s.astype(x.dtype) for s in final))
 
     return Lowering("reference", apply=apply, build=build)
 
 
 def _rnn_label(cell: str, a: Mapping[str, Any]) -> str:
-    return f"{'bi' if a['bidirectional'] else ''}{cell} {a['features']}"
+    state = f" → {', '.join(STATE[cell])}" if a["return_state"] else ""
+    return f"{'bi' if a['bidirectional'] else ''}{cell} {a['features']}{state}"
 
 
 def _cell_label(cell: str) -> Callable[[Mapping[str, Any]], str]:
@@ -159,31 +229,49 @@ _RECURRENT_ARGS = (
         doc="every step [N, T, H] or the last [N, H]",
     ),
     Arg("bidirectional", "bool", False, doc="run both directions and concatenate: 2*H features"),
+    Arg(
+        "return_state",
+        "bool",
+        False,
+        doc="also return the final state after the output: h [N, H] (and c for an LSTM), "
+        "`y, h, c = x -> lstm(H, return_state=true)`",
+    ),
 )
+
+
+def _doc(name: str, state: tuple[str, ...]) -> str:
+    given = " and ".join(f"{k} [N, H]" for k in state)
+    return f"over the time axis of x [N, T, F], from zeros or from a given {given}: `x -> {name}({', '.join(state)}, H)`"
+
 
 register(
     OpDef(
         name="rnn",
         family="sequence",
-        tensors=1,
+        tensors=(1, 3),
+        tensor_names=("x", "h0", "c0"),
         args=(_RECURRENT_ARGS[0], Arg("cell", "enum", "simple", choices=tuple(GATES)), *_RECURRENT_ARGS[1:]),
         infer=lambda c: _recurrent(c, c["cell"]),
         lowerings=(_recurrent_lowering(None),),
         label=lambda a: _rnn_label(a["cell"], a),
-        doc="recurrent layer over the time axis of [N, T, F] with a simple, LSTM or GRU cell",
+        doc="recurrent layer with a simple, LSTM or GRU cell "
+        + _doc("rnn", ("h0",))
+        + " (an LSTM cell: h0, c0)",
     )
 )
 for _cell in ("lstm", "gru"):
+    _state = tuple(f"{k}0" for k in STATE[_cell])
     register(
         OpDef(
             name=_cell,
             family="sequence",
-            tensors=1,
+            tensors=(1, 1 + len(_state)),
+            tensor_names=("x", *_state),
             args=_RECURRENT_ARGS,
             infer=_cell_infer(_cell),
             lowerings=(_recurrent_lowering(_cell),),
             label=_cell_label(_cell),
-            doc=f"rnn with cell={_cell}",
+            doc=f"rnn with cell={_cell} " + _doc(_cell, _state),
         )
     )
 
@@ -191,10 +279,43 @@ for _cell in ("lstm", "gru"):
 # ---- attention -------------------------------------------------------------------------------------
 
 
+def _memory(c: OpCall) -> TensorType:
+    """attention's second input, checked against the query: [N, S, F_kv], its own length S and width F_kv."""
+    q, m = c.inputs
+    where = "attention's memory (its second input, which keys and values are computed from)"
+    if m.rank != 3:
+        raise c.fail(
+            f"{where} must be [N, S, features], got {m}",
+            "cross-attention reads a sequence: `dec -> attention(enc, heads)` with enc [N, S, F]",
+        )
+    if m.dtype != q.dtype:
+        raise c.fail(
+            f"{where} is {m.dtype} but the query is {q.dtype}: {m} against {q}",
+            f"cast one to the other's dtype: `-> cast({q.dtype})`",
+            kind="type error",
+        )
+    if m.dims[0] != q.dims[0]:
+        raise c.fail(
+            f"{where} has batch {m.dims[0]} but the query has batch {q.dims[0]}: {m} against {q}",
+            "each example's queries attend to that example's memory: both need the same batch axis",
+        )
+    f = m.dims[2].as_int()
+    if f is None or f == 0:
+        raise c.fail(
+            f"attention needs the memory's feature axis to be a known, non-zero number to size the key and value "
+            f"projections, got {m.dims[2]} in {m}",
+            "declare that axis with a number in the memory's type",
+        )
+    return m
+
+
 def _attention(c: OpCall) -> Inferred:
-    c.need_rank(3, what=" [N, T, features]", hint="self-attention mixes the time axis T of [N, T, F]")
+    hint = "attention mixes the time axis T of [N, T, F]"
+    c.need_rank(3, what=" [N, T, features]", hint=hint)
     c.need_float()
     fin = c.known(c.x.dims[2], "the feature axis (the last)")
+    mem = _memory(c) if len(c.inputs) == 2 else c.x
+    fkv = mem.dims[2].value
     heads = c["heads"]
     qkv = fin if c["features"] is None else c["features"]
     if qkv % heads:
@@ -205,18 +326,29 @@ def _attention(c: OpCall) -> Inferred:
             arg="heads",
             kind="argument error",
         )
+    n, t, _ = c.x.dims
+    s = mem.dims[1]
+    if c["causal"] and s != t:
+        raise c.fail(
+            f"attention(causal=true) lets query step i see memory steps up to i, which needs the memory's length "
+            f"to be the query's; here the query has T = {t} and the memory S = {s} ({c.x} against {mem})",
+            "a decoder's cross-attention is not causal (every step may read the whole encoding): drop causal=true; "
+            "the decoder's self-attention is the causal one",
+            arg="causal",
+            kind="argument error",
+        )
     hd = qkv // heads
-    # nnx.MultiHeadAttention: LinearGeneral projections to (heads, head_dim), out projection back to F
-    params: dict[str, tuple[int, ...]] = {}
-    for proj in ("query", "key", "value"):
-        params[f"{proj}.kernel"] = (fin, heads, hd)
+    # nnx.MultiHeadAttention: LinearGeneral projections to (heads, head_dim) — the query from the query's F,
+    # key and value from the memory's F_kv (in_kv_features) — and the out projection back to the query's F
+    params: dict[str, tuple[int, ...]] = {"query.kernel": (fin, heads, hd), "query.bias": (heads, hd)}
+    for proj in ("key", "value"):
+        params[f"{proj}.kernel"] = (fkv, heads, hd)
         params[f"{proj}.bias"] = (heads, hd)
     params["out.kernel"] = (heads, hd, fin)
     params["out.bias"] = (fin,)
-    n, t, _ = c.x.dims
-    # q, k, v and out projections (4 * F*qkv per token), then scores q·k and the weighted sum of v
-    # (T*qkv each per token); a causal mask still computes the full T×T scores, so it costs the same
-    flops = n * t * (2 * 4 * fin * qkv) + n * t * t * (2 * 2 * qkv)
+    # q and out projections per query step (2 * F*qkv), k and v per memory step (2 * F_kv*qkv), then the T×S
+    # scores q·k and the weighted sum of v (qkv each); a causal mask still computes every score: same cost
+    flops = n * t * (2 * 2 * fin * qkv) + n * s * (2 * 2 * fkv * qkv) + n * t * s * (2 * 2 * qkv)
     return Inferred((c.x,), params=params, flops=flops)
 
 
@@ -227,6 +359,7 @@ def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any)
         in_features=fin,
         qkv_features=a["features"] or fin,
         out_features=fin,
+        in_kv_features=types[-1].dims[2].value,  # the memory's width (the query's for self-attention)
         kernel_init=ctx.init(None),
         decode=False,
         rngs=ctx.rngs,
@@ -234,26 +367,28 @@ def _attention_build(a: dict[str, Any], types: tuple[TensorType, ...], ctx: Any)
 
 
 def _attention_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-    x = xs[0]
+    x, mem = xs[0], xs[-1]
     mask = ctx.nnx.make_causal_mask(x[..., 0]) if a["causal"] else None
     # computed in f32 (XLA:CPU has no f16 x f16 → f32 dot), returned in the input's dtype as the rule says
-    return m(x, mask=mask).astype(x.dtype)
+    return m(x, mem, mask=mask).astype(x.dtype)  # Flax takes the values from the keys' input
 
 
 register(
     OpDef(
         name="attention",
         family="sequence",
-        tensors=1,
+        tensors=(1, 2),
+        tensor_names=("x", "memory"),
         args=(
             Arg("heads", "int", min=1),
-            Arg("features", "int", None, min=1, doc="q/k/v width; default F"),
-            Arg("causal", "bool", False),
+            Arg("features", "int", None, min=1, doc="q/k/v width; default F (the query's)"),
+            Arg("causal", "bool", False, doc="step i attends to steps up to i only"),
         ),
         infer=_attention,
         lowerings=(Lowering("reference", apply=_attention_apply, build=_attention_build),),
         label=lambda a: f"{'causal ' if a['causal'] else ''}attention ×{a['heads']}",
-        doc="multi-head self-attention over the time axis of [N, T, F]; output [N, T, F]",
+        doc="multi-head attention over the time axis of x [N, T, F]: self-attention, or with a memory [N, S, F_kv] "
+        "cross-attention (queries from x, keys and values from the memory); output [N, T, F]",
     )
 )
 
