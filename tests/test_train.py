@@ -115,6 +115,22 @@ def test_early_stop(tmp_path) -> None:
     assert result.status == "early_stop" and len(result.history) == 3
 
 
+def test_early_stop_on_a_validation_metric_without_validation_data_says_so(tmp_path) -> None:
+    # it never fired and nothing said why: val_loss is not logged when every example trains
+    cfg = config(
+        DIGITS,
+        "epochs=2",
+        "data=digits(split=1.0)",
+        "early_stop=early_stop(val_loss, patience=1, min_delta=1.0)",
+    )
+    result = train_and_evaluate(cfg, tmp_path, verbose=False)
+    assert result.status == "done" and len(result.history) == 2
+    assert (
+        "early_stop watches val_loss, but the data has no validation examples: the run will not stop early "
+        "(give the data a split, e.g. split=0.8, or watch loss)"
+    ) in result.notes
+
+
 # ---- divergence ------------------------------------------------------------------------------------------
 
 

@@ -456,6 +456,13 @@ def train_and_evaluate(
             f"batch {batch} is larger than the {len(train_ds)} training examples; using {len(train_ds)}"
         )
         batch = len(train_ds)
+    watched = config.early_stop["metric"] if config.early_stop is not None else ""
+    if watched.startswith("val_") and val_ds is None:
+        # the metric is never logged, so the run would go all its epochs without a word
+        notes.append(
+            f"early_stop watches {watched}, but the data has no validation examples: the run will not stop early"
+            f" (give the data a split, e.g. split=0.8, or watch {watched[4:]})"
+        )
     mesh = _make_mesh(devices, batch, config)
     _check_memory(config, graph, batch // mesh.n)
     steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
