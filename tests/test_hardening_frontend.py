@@ -158,6 +158,29 @@ def test_one_key_value_per_set(text: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        (
+            "early_stop(metric=loss, patience=1)",
+            "hint: to set a call, name its key: --set early_stop=early_stop(metric=loss, patience=1)",
+        ),
+        ("optimizer..lr=1", "hint: e.g. --set optimizer.lr=0.01 or --set epochs=3"),
+    ],
+)
+def test_a_set_key_that_is_no_name_is_refused_at_the_key(text: str, hint: str) -> None:
+    # the '=' inside a call split it, and the parser reported a ',' in the rest as a syntax error
+    key = text.partition("=")[0]
+    err = _set_error(text)
+    assert err.split("\n")[:4] == [
+        f"--set:1:1: argument error: --set wants KEY=VALUE with KEY a train key, a constant or KEY.ARGUMENT; "
+        f"got the key '{key}'",
+        f" 1 | {text}",
+        "   | " + "^" * len(key),
+        hint,
+    ]
+
+
 def test_a_semicolon_inside_a_string_and_a_trailing_newline_are_fine() -> None:
     from specc.train.spec import parse_override
 
@@ -492,9 +515,13 @@ def test_train_cli_reports_set_errors_before_training() -> None:
     code, _, err = invoke("train", f, "--seed", "-1", "-o", "run")  # -o: --out's short form, as elsewhere
     assert code == 2 and err.startswith("--seed:1:8: value error: seed must be an integer of at least 0")
     # an override valid as an option but wrong for the spec is the spec's error, at its line: exit 1
-    g = write("w.net", MLP.replace("dense(100)", "dense(width)").replace("model MLP", "let width = 100\nmodel MLP"))
+    g = write(
+        "w.net", MLP.replace("dense(100)", "dense(width)").replace("model MLP", "let width = 100\nmodel MLP")
+    )
     code, _, err = invoke("train", g, "--set", "width=0", "-o", "run")
-    assert code == 1 and err.startswith("w.net:7:23: argument error: dense's 'features' must be at least 1, got 0")
+    assert code == 1 and err.startswith(
+        "w.net:7:23: argument error: dense's 'features' must be at least 1, got 0"
+    )
     assert not Path("run").exists()
 
 

@@ -7,6 +7,7 @@ did-you-mean), wrong argument names or kinds, and losses or metrics over names t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -834,6 +835,17 @@ def parse_override(text: str, index: int = 0, name: str | None = None) -> Overri
             f"--set wants KEY=VALUE, got '{text}'",
             Span.point(name, 1, 1, len(text)),
             "e.g. --set optimizer.lr=0.01 or --set epochs=3",
+        ).with_sources({name: src})
+    if not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\s*", key):
+        # `--set early_stop(metric=loss)`: the '=' split a call, and the parser's complaint about the rest misled
+        head = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", key)
+        raise SpecError.one(
+            "argument error",
+            f"--set wants KEY=VALUE with KEY a train key, a constant or KEY.ARGUMENT; got the key '{key}'",
+            Span.point(name, 1, 1, len(key)),
+            f"to set a call, name its key: --set {head.group(1)}={text.strip()}"
+            if head and "(" in key
+            else "e.g. --set optimizer.lr=0.01 or --set epochs=3",
         ).with_sources({name: src})
     path = tuple(key.strip().split("."))
     return _override(src, path, Span.point(name, 1, 1, len(key)), len(key) + 1)
