@@ -338,3 +338,13 @@ def test_curves_of_several_runs(tmp_path: Path) -> None:
         "plot", "curves", str(tmp_path / "w16"), "--metric", "accuracy", "-o", str(tmp_path / "a.png")
     )
     assert code == 1 and "no 'accuracy'" in err and "it has: val_loss" in err
+
+
+def test_curves_of_a_sweeps_folder_point_to_its_runs(tmp_path: Path) -> None:
+    # `specc sweep -o sw` then `specc plot curves sw` said "give the --out folders of `specc train`"
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "sweep.json").write_text("{}")
+    code, _, err = invoke("plot", "curves", str(tmp_path / "sw"), "-o", str(tmp_path / "c.png"))
+    assert code == 1
+    assert f"{tmp_path / 'sw'} is a sweep, not a run" in err
+    assert f"give its points' folders: specc plot curves {tmp_path / 'sw'}/*/" in err

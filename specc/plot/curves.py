@@ -44,8 +44,13 @@ def read_curves(runs: list[Path], metric: str) -> list[Curve]:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError:
+            # a sweep's folder holds one run per point: the curves are theirs
+            sweep = (Path(run) / "sweep.json").is_file()
             raise plot_error(
-                f"{run} has no readable {METRICS_FILE}", "give the --out folders of `specc train`"
+                f"{run} is a sweep, not a run" if sweep else f"{run} has no readable {METRICS_FILE}",
+                f"give its points' folders: specc plot curves {Path(run)}/*/"
+                if sweep
+                else "give the --out folders of `specc train`",
             ) from None
         rows = []
         for i, line in enumerate(lines, 1):
