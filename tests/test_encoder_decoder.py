@@ -6,6 +6,7 @@ PyTorch's, errors at their line:col, and the emitted Flax against the lowering."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jax
@@ -385,3 +386,36 @@ def test_half_precision_state_is_carried_in_f32_and_returned_in_its_dtype(tmp_pa
     out = m(x)
     assert out["y"].dtype == jnp.bfloat16 and out["h"].dtype == jnp.bfloat16
     assert_emitted_matches(g, tmp_path)
+
+
+# ---- the lecture specs train -----------------------------------------------------------------------------
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "epochs"), [("seq2seq.net", 5), ("transformer_encoder_decoder.net", 3)])
+def test_the_encoder_decoder_specs_learn_to_reverse(name: str, epochs: int, tmp_path: Path) -> None:
+    """On the embedded reversal task the decoder must use the encoder (its state, or the memory it attends to):
+    from the answer so far alone it could guess the next symbol at 1 in 9 at best."""
+    from specc.train.loop import train_and_evaluate
+    from specc.train.spec import build_config
+
+    text = re.sub(r"epochs(\s*)=\s*\d+", rf"epochs\1= {epochs}", (SPECS / name).read_text())
+    spec = specc.load(SPECS / name, text=text)
+    graph = spec.graph()
+    result = train_and_evaluate(build_config(spec, graph), tmp_path / name, verbose=False, graph=graph)
+    assert result.history[-1]["val_accuracy"] > 0.9, result.history
+
+
+def test_the_reversal_data_set_is_teacher_forced_reversal(tmp_path: Path) -> None:
+    from specc.train.data import load_data
+
+    splits = load_data("reversal", [], {"n": 50, "length": 5, "vocab": 7}, base_dir=tmp_path, seed=1)
+    d = splits.train.fields
+    assert {k: (v.dtype.name, v.shape) for k, v in d.items()} == {k: ("int32", (50, 5)) for k in d}
+    assert set(d) == {"src", "tgt_in", "tgt"}
+    np.testing.assert_array_equal(d["tgt"], d["src"][:, ::-1])
+    np.testing.assert_array_equal(d["tgt_in"][:, 0], 0)  # the start token
+    np.testing.assert_array_equal(d["tgt_in"][:, 1:], d["tgt"][:, :-1])
+    assert d["src"].min() >= 1 and d["src"].max() <= 6

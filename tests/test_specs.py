@@ -85,6 +85,13 @@ PUBLISHED = {
     "siamese.net": (64 * 128 + 128) + (128 * 32 + 32),
     "elm.net": (64 * 512 + 512) + (512 * 10 + 10),
     "distillation.net": (64 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10) + (64 * 16 + 16 + 16 * 10 + 10),
+    # encoder–decoder lecture specs: Flax's LSTM 4·(F·H + H·H + H); attention of 64 features 4·64·64 + 4·64
+    "seq2seq.net": 2 * 10 * 32 + 2 * 4 * (32 * 128 + 128 * 128 + 128) + 128 * 10 + 10,
+    "transformer_encoder_decoder.net": 2 * 640
+    + 2 * (2 * 128 + 16_640 + 16_576)  # two encoder layers
+    + 2 * (3 * 128 + 2 * 16_640 + 16_576)  # two decoder layers: self- and cross-attention
+    + 2 * 128
+    + 650,
 }
 
 

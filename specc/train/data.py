@@ -1062,6 +1062,15 @@ def _sine_windows(
     return {"x": s[:, :window, None].astype(np.float32), "t": s[:, window:].astype(np.float32)}
 
 
+def _reversal(rng: np.random.Generator, n: int, length: int, vocab: int) -> dict[str, np.ndarray]:
+    # A sequence-to-sequence toy (Sutskever et al. 2014 reversed their sources): symbols 1..vocab-1, 0 the start
+    # token; the decoder reads the answer so far (teacher forcing), so tgt_in is tgt shifted right behind a 0.
+    src = rng.integers(1, vocab, size=(n, length))
+    tgt = src[:, ::-1]
+    tgt_in = np.concatenate([np.zeros((n, 1), src.dtype), tgt[:, :-1]], axis=1)
+    return {k: v.astype(np.int32) for k, v in {"src": src, "tgt_in": tgt_in, "tgt": tgt}.items()}
+
+
 # --------------------------------------------------------------------------------------------------------------
 # File loaders
 
@@ -1737,6 +1746,19 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 ("x", "t"),
                 "next-value forecasting: x f32[n, window, 1] a stretch of a noisy sine at a random phase, "
                 "t f32[n, 1] the value that follows it",
+            ),
+            DatasetInfo(
+                "reversal",
+                _reversal,
+                (
+                    Param("n", "int", 4000, "number of sequences", low=1),
+                    Param("length", "int", 6, "symbols per sequence (T)", low=1),
+                    Param("vocab", "int", 10, "token ids: 0 the start token, 1..vocab-1 the symbols", low=2),
+                ),
+                "embedded",
+                ("src", "tgt_in", "tgt"),
+                "sequence to sequence: src i32[n, length] random symbols, tgt the same reversed, tgt_in the "
+                "decoder's input (0, then tgt without its last symbol)",
             ),
             DatasetInfo(
                 "npz",
