@@ -438,7 +438,11 @@ def train(
 @click.option("--epochs", type=click.IntRange(min=0))
 @click.option("--batch", type=click.IntRange(min=1))
 @click.option(
-    "-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<spec>-sweep."
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Default: runs/<spec>-sweep.",
 )
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out; finished runs are skipped.")
 @click.option(

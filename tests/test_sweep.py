@@ -167,21 +167,21 @@ def test_bad_values_are_located_in_the_option_before_anything_is_written(tmp_pat
     spec.write_text(TINY, encoding="utf-8")
     out = tmp_path / "out"
     code, _, err = invoke("sweep", spec, "--set", "seed=0,1", "--set", "width=4,abc", "--out", out)
-    assert code == 1
+    assert code == 2  # located in the option only: a usage error
     assert err.split("\n")[:3] == [
         "--set[2]:1:9: value error: constant 'width' is an integer (`let width = 4`); `abc` is not a literal",
         " 1 | width=4,abc",
         "   |         ^^^",
     ]
     code, _, err = invoke("sweep", spec, "--set", "widht=4,8", "--out", out)
-    assert code == 1
+    assert code == 2
     assert err.startswith(
         "--set:1:1: name error: unknown train key or constant 'widht'; did you mean 'width'?"
     )
     code, _, err = invoke("sweep", spec, "--set", "width=4,,8", "--out", out)
-    assert code == 1 and err.startswith("--set:1:9: argument error: an empty value in the list")
+    assert code == 2 and err.startswith("--set:1:9: argument error: an empty value in the list")
     code, _, err = invoke("sweep", spec, "--set", "width=4,4", "--out", out)
-    assert code == 1 and err.startswith("--set:1:9: argument error: width=4 is given twice")
+    assert code == 2 and err.startswith("--set:1:9: argument error: width=4 is given twice")
     assert not out.exists()
 
 
@@ -208,7 +208,7 @@ def test_let_overrides_on_check_compile_and_dot(tmp_path: Path) -> None:
     code, out, _ = invoke("check", spec, "--json", "--set", "width=8")
     assert code == 0 and json.loads(out)["total_params"] == params(8)
     code, _, err = invoke("compile", spec, "--emit", "ir", "--set", "epochs=3")
-    assert code == 1 and "'epochs' is a train setting; only `let` constants change the model" in err
+    assert code == 2 and "'epochs' is a train setting; only `let` constants change the model" in err
     code, out, _ = invoke("compile", spec, "--emit", "ir", "--set", "width=16")
     assert code == 0 and "kernel[64, 16]" in out
     code, out, _ = invoke("dot", spec, "--set", "width=16")
