@@ -179,7 +179,7 @@ def convert(file: Path, target: str, output: Path | None) -> None:
     """Convert FILE between the .net and YAML front ends."""
     from .frontend.convert import convert_file
 
-    guard_output(output, reads=(file,))
+    guard_output(output, reads=(file,), writes_spec=True)
     text = convert_file(file, target)
     if output is None:
         click.echo(text, nl=False)

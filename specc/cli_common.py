@@ -94,13 +94,24 @@ CHECKPOINT = click.option(
 )
 
 
-def guard_output(output: Path | None, reads: tuple[Path, ...] = (), run: Path | None = None) -> None:
-    """Refuse an -o that would replace what the command reads (the spec, the input arrays) or a file of the run
-    folder it reads (run.json, metrics.jsonl, its checkpoints, its spec copy): a usage error, nothing written.
-    Any other existing file is replaced, as -o means."""
+SPEC_SUFFIXES = (".net", ".yaml", ".yml")
+
+
+def guard_output(
+    output: Path | None, reads: tuple[Path, ...] = (), run: Path | None = None, writes_spec: bool = False
+) -> None:
+    """Refuse an -o that would replace what the command reads (the spec, the input arrays), a file of the run
+    folder it reads (run.json, metrics.jsonl, its checkpoints, its spec copy), or, for a command that does not
+    write a spec (`writes_spec`: convert does), an existing spec file (`export --to npz -o net.net`, a slip of
+    the tab key): a usage error, nothing written. Any other existing file is replaced, as -o means."""
     if output is None:
         return
     out = output.resolve()
+    if not writes_spec and output.suffix.lower() in SPEC_SUFFIXES and out.is_file():
+        raise click.UsageError(
+            f"-o {output} is an existing spec file, and this command does not write a spec: writing it would "
+            "replace it; give the output its own name (e.g. its format's suffix)"
+        )
     for r in reads:
         if out == Path(r).resolve():
             raise click.UsageError(f"-o {output} is the file this command reads: writing it would replace it")

@@ -218,13 +218,19 @@ def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path
     spec.write_text(TINY.read_text())
     arrays = tmp_path / "x.npz"
     np.savez(arrays, x=np.zeros((2, 64), np.float32))
-    before = {p: p.read_bytes() for p in (spec, arrays, out / "run.json")}
+    other = tmp_path / "other.net"
+    other.write_text(TINY.read_text())
+    before = {p: p.read_bytes() for p in (spec, arrays, out / "run.json", other)}
     cases = [
         ["predict", str(out), str(arrays), "-o", str(arrays)],
         ["export", str(out), "--to", "npz", "-o", str(out / "run.json")],
         ["export", str(out), "--to", "npz", "-o", str(out / "checkpoints" / "w.npz")],
         ["convert", str(spec), "--to", "yaml", "-o", str(spec)],
         ["dot", str(spec), "-o", str(spec)],
+        # another spec, not the one read: a command that writes no spec refuses an existing spec file
+        ["export", str(out), "--to", "npz", "-o", str(other)],
+        ["dot", str(spec), "-o", str(other)],
+        ["predict", str(out), str(arrays), "-o", str(other)],
     ]
     for args in cases:
         r = CliRunner().invoke(main, args)
@@ -234,6 +240,8 @@ def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path
     r = CliRunner().invoke(main, ["export", str(out), "--to", "npz", "-o", str(out / "weights.npz")])
     assert r.exit_code == 0, r.output  # a new file in the run folder is fine
     (out / "weights.npz").unlink()
+    r = CliRunner().invoke(main, ["convert", str(spec), "--to", "net", "-o", str(other)])
+    assert r.exit_code == 0, r.output  # convert writes a spec: another existing spec is its output to replace
 
 
 def test_a_run_with_no_checkpoint_is_not_told_to_try_the_last_one(tmp_path: Path) -> None:
