@@ -531,3 +531,15 @@ def test_a_superscript_digit_hints_at_a_power() -> None:
     lines = err.split("\n")
     assert lines[0] == "a.net:6:25: syntax error: unexpected character '\u2079'"
     assert lines[-2] == "hint: write a power with '**': 10**9"
+
+
+def test_a_whole_float_beyond_int64_is_not_an_integer_argument() -> None:
+    """`dense(1e3)` means 1000, but `dense(1e300)` is no integer: it was taken as a 301-digit size and printed
+    whole in a shape error."""
+    code, _, err = invoke("check", write("a.net", mlp_with("dense(100)", "dense(1e300)")))
+    assert code == 1
+    assert err.startswith("a.net:6:23: argument error: dense's 'features' must be an integer, got 1e+300"), err
+    code, _, err = invoke("check", write("b.net", mlp_with("dense(100)", "dense(1e2)")))
+    assert code == 0, err
+    code, _, err = invoke("check", write("c.net", mlp_with("digits(split=0.8)", "spirals(n=1e300)")))
+    assert code == 1 and "'n' must be an integer" in err and len(err) < 1000, err

@@ -13,6 +13,15 @@ from dataclasses import dataclass
 MAX_DIM = 2**31 - 1  # one tensor axis; XLA's CPU/GPU kernels index with 32-bit ints in places
 
 
+def integral(v: object) -> object:
+    """`v`, or the int a float argument means when it is a whole number within int64 (`n=1e3` is 1000); a larger
+    one (`1e300`) stays a float, which argument checks then refuse as "an integer" instead of carrying a
+    300-digit size into messages."""
+    if isinstance(v, float) and v.is_integer() and abs(v) <= 2**63 - 1:
+        return int(v)
+    return v
+
+
 class DimError(ValueError):
     """An operation on dims that has no exact integer meaning (reported by the caller with a span)."""
 

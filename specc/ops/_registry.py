@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import did_you_mean
-from ..ir.dims import Dim, DimError, fmt_dims, product
+from ..ir.dims import Dim, DimError, fmt_dims, integral, product
 from ..ir.graph import Fn
 from ..ir.types import TensorType
 
@@ -371,8 +371,7 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
     if k == "any":
         return v
     if k == "int":
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
+        v = integral(v)
         if not _intlike(v):
             raise bad("an integer")
         if a.min is not None and v < a.min:

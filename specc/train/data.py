@@ -24,6 +24,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..ir.dims import integral
+
 if TYPE_CHECKING:
     import numpy as np
 else:
@@ -399,8 +401,7 @@ def _coerce(ds: str, p: Param, v: object) -> object:
     )
     out: object
     if p.kind == "int":
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)  # `n=1e3` is written as a float but means an integer
+        v = integral(v)  # `n=1e3` is written as a float but means an integer
         if isinstance(v, bool) or not isinstance(v, int):
             raise bad
         out = v

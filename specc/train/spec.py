@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import WARNING, Diagnostic, Diagnostics, SpecError, Warnings, did_you_mean, dym_suffix
 from ..frontend import ast
 from ..frontend.parse import in_number_range, power
+from ..ir.dims import integral
 from ..source import NO_SPAN, Source, Span
 
 # ---- signatures: the one description of every callable the train section names ----------------------------
@@ -638,7 +639,7 @@ class _Checker:
                     )
                     return _BAD
             return float(v)
-        if a.kind == "int" and num and float(v).is_integer():
+        if a.kind == "int" and num and isinstance(integral(v), int):
             return int(v)
         if a.kind == "bool" and isinstance(v, bool):
             return v
