@@ -419,3 +419,17 @@ def test_the_reversal_data_set_is_teacher_forced_reversal(tmp_path: Path) -> Non
     np.testing.assert_array_equal(d["tgt_in"][:, 0], 0)  # the start token
     np.testing.assert_array_equal(d["tgt_in"][:, 1:], d["tgt"][:, :-1])
     assert d["src"].min() >= 1 and d["src"].max() <= 6
+
+
+def test_a_drawing_names_the_optional_tensors_a_call_gives() -> None:
+    """A cross-attention reads apart from a self-attention in `specc dot`, and a recurrent layer started from a
+    state says so (both were drawn as the plain op)."""
+    from specc.backend.dot import op_text
+
+    root = Path(__file__).resolve().parents[1]
+    graph = specc.load(root / "specs" / "seq2seq.net").graph()
+    texts = [op_text(n) for n in graph.nodes if n.op == "lstm"]
+    assert texts == ["lstm 128 → h, c", "lstm 128 (h0, c0)"], texts
+    graph = specc.load(root / "specs" / "transformer_encoder_decoder.net").graph()
+    texts = sorted({op_text(n) for n in graph.nodes if n.op == "attention"})
+    assert texts == ["attention ×4", "attention ×4 (memory)", "causal attention ×4"], texts

@@ -239,7 +239,7 @@ def display_name(n: Node) -> str | None:
 
 def op_text(n: Node) -> str:
     op = get_op(n.op)
-    return op.dot_label(n.attr) if op is not None else n.op
+    return op.dot_label(n.attr, len(n.inputs)) if op is not None else n.op
 
 
 def _param_text(n: Node) -> str:

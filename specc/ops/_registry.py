@@ -125,8 +125,12 @@ class OpDef:
     def arg(self, name: str) -> Arg | None:
         return self._args_by_name.get(name)
 
-    def dot_label(self, attrs: Mapping[str, Any]) -> str:
-        return self.label(attrs) if self.label else self.name
+    def dot_label(self, attrs: Mapping[str, Any], tensors: int = 1) -> str:
+        """The op's text in a drawing; the optional tensors a call gives are named after it (`attention ×4
+        (memory)`, `lstm 128 (h0, c0)`), so a cross-attention reads apart from a self-attention."""
+        text = self.label(attrs) if self.label else self.name
+        extra = self.tensor_names[1:tensors]
+        return f"{text} ({', '.join(extra)})" if extra else text
 
 
 @dataclass
