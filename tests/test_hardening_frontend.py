@@ -538,7 +538,9 @@ def test_a_whole_float_beyond_int64_is_not_an_integer_argument() -> None:
     whole in a shape error."""
     code, _, err = invoke("check", write("a.net", mlp_with("dense(100)", "dense(1e300)")))
     assert code == 1
-    assert err.startswith("a.net:6:23: argument error: dense's 'features' must be an integer, got 1e+300"), err
+    assert err.startswith("a.net:6:23: argument error: dense's 'features' must be an integer, got 1e+300"), (
+        err
+    )
     code, _, err = invoke("check", write("b.net", mlp_with("dense(100)", "dense(1e2)")))
     assert code == 0, err
     code, _, err = invoke("check", write("c.net", mlp_with("digits(split=0.8)", "spirals(n=1e300)")))
