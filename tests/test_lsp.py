@@ -278,6 +278,22 @@ def test_outline_lists_models_values_and_constants(session: Session) -> None:
     ]
 
 
+def test_requests_about_a_document_never_opened_and_not_on_disk_answer_nothing(session: Session) -> None:
+    """A request racing a close, or about a deleted file: no answer, and no 'internal error' in the editor's log
+    (pygls reads an unopened document from disk, and that read failed)."""
+    (session.folder / "latin1.net").write_bytes(b"# caf\xe9\nmodel M {\n}\n")  # not UTF-8
+    for name in ("gone.net", "latin1.net", "."):
+        doc = types.TextDocumentIdentifier(uri=session.uri(name))
+        at = types.Position(line=0, character=0)
+        c = session.client
+        assert session.run(c.text_document_hover_async(types.HoverParams(doc, at))) is None
+        assert session.run(c.text_document_definition_async(types.DefinitionParams(doc, at))) is None
+        assert session.run(c.text_document_completion_async(types.CompletionParams(doc, at))) is None
+        assert session.run(c.text_document_signature_help_async(types.SignatureHelpParams(doc, at))) is None
+        assert session.run(c.text_document_document_symbol_async(types.DocumentSymbolParams(doc))) is None
+    assert not session.logs, session.logs[0]
+
+
 def test_server_exits_cleanly_without_importing_jax(session: Session) -> None:
     """Last in the module: the session ends (shutdown, exit) and the server never needed JAX."""
     session.close()

@@ -51,6 +51,11 @@ _KINDS = {
 }
 
 
+class NotOpen(Exception):
+    """A request about a document the client never opened and that cannot be read from disk (a request racing a
+    close, a deleted file): there is nothing to answer, which is not a bug in specc."""
+
+
 class SpecServer(LanguageServer):
     """The language server, with the latest analysis of every open document.
 
@@ -74,7 +79,10 @@ class SpecServer(LanguageServer):
     def analysis(self, uri: str) -> Analysis:
         """The analysis of the document's current text (computed now if the text changed since)."""
         doc = self.workspace.get_text_document(uri)
-        text = doc.source
+        try:
+            text = doc.source  # pygls reads a document that is not open from disk
+        except (OSError, ValueError):
+            raise NotOpen(uri) from None
         a = self.analyses.get(uri)
         if a is None or a.text != text:
             a = analyse(_path(uri), text)
@@ -166,6 +174,8 @@ def make_server() -> SpecServer:
             async def run_async(params: Any) -> Any:
                 try:
                     return await f(params)
+                except NotOpen:
+                    return None
                 except Exception:
                     server.log_error(f.__name__)
                     return None
@@ -176,6 +186,8 @@ def make_server() -> SpecServer:
         def run(params: Any) -> Any:
             try:
                 return f(params)
+            except NotOpen:
+                return None
             except Exception:
                 server.log_error(f.__name__)
                 return None
