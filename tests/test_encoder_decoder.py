@@ -433,3 +433,42 @@ def test_a_drawing_names_the_optional_tensors_a_call_gives() -> None:
     graph = specc.load(root / "specs" / "transformer_encoder_decoder.net").graph()
     texts = sorted({op_text(n) for n in graph.nodes if n.op == "attention"})
     assert texts == ["attention ×4", "attention ×4 (memory)", "causal attention ×4"], texts
+
+
+# ---- a repeated decoder layer reads the memory -------------------------------------------------------
+
+DECODER_LAYER = """\
+block Dec(d) {
+  input y: [N, T, d]
+  input mem: [N, S, d]
+  c = y -> layernorm -> attention(mem, 2)
+  k = y + c
+  output k
+}
+"""
+
+
+def test_a_repeated_block_takes_the_tensors_written_in_its_call() -> None:
+    """`repeat(2, Dec(mem, 8))` is `Dec(mem, 8) -> Dec(mem, 8)`: every copy reads the memory (it was 'block Dec
+    takes 1 argument(s) (d), got 2', the memory taken for a parameter)."""
+    model = "model M {{\n  input x: f32[N, T, 8]\n  input mem: f32[N, S, 8]\n  y = x -> {}\n  output y\n}}\n"
+    repeated = specc.load("t.net", text=DECODER_LAYER + model.format("repeat(2, Dec(mem, 8))")).graph()
+    written = specc.load("t.net", text=DECODER_LAYER + model.format("Dec(mem, 8) -> Dec(mem, 8)")).graph()
+    assert sum(n.param_count for n in repeated.nodes) == sum(n.param_count for n in written.nodes) == 2 * 304
+    reads_mem = [n for n in repeated.nodes if n.op == "attention" and len(n.inputs) == 2]
+    assert [s.repeat for n in reads_mem for s in n.scope] == [(0, 2), (1, 2)]
+    x = np.random.default_rng(0).normal(size=(2, 3, 8)).astype(np.float32)
+    m = np.random.default_rng(1).normal(size=(2, 5, 8)).astype(np.float32)
+    outs = [build_module(g, rngs=nnx.Rngs(0))({"x": x, "mem": m})["y"] for g in (repeated, written)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_a_repeated_block_with_a_tensor_after_its_parameters_is_located() -> None:
+    text = DECODER_LAYER + "model M {\n  input x: f32[N, T, 8]\n  input mem: f32[N, S, 8]\n"
+    text += "  y = x -> repeat(2, Dec(8, mem))\n  output y\n}\n"
+    with pytest.raises(SpecError) as e:
+        specc.load("t.net", text=text).graph()
+    d = e.value.diagnostics[0]
+    assert d.span is not None
+    assert (d.span.line, d.span.col, d.kind) == (11, 29, "argument error")
+    assert d.message == "tensor inputs of Dec come before its other arguments"

@@ -874,7 +874,15 @@ class GraphBuilder:
             v = self._call(stage, env, attr=False, piped=v, name=stage_names[i])
         return v
 
-    def _call(self, c: ast.Call, env: _Env, attr: bool, piped: TVal | None, name: str) -> Any:
+    def _call(
+        self,
+        c: ast.Call,
+        env: _Env,
+        attr: bool,
+        piped: TVal | None,
+        name: str,
+        repeat: tuple[int, int] | None = None,
+    ) -> Any:
         if c.func == "repeat":
             return self._repeat(c, env, piped, name)
         inst = env.values.get(c.func)
@@ -919,7 +927,7 @@ class GraphBuilder:
         if any(t is POISON for t in tensors) or any(v is POISON for v in [*args, *kwargs.values()]):
             return POISON
         if block is not None:
-            return self._block_call(block, c, tensors, args, kwargs, env, name, repeat=None)
+            return self._block_call(block, c, tensors, args, kwargs, env, name, repeat=repeat)
         assert op is not None
         lo, hi = op.tensor_range
         n_in = len(tensors)  # a piped tensor is the first of them
@@ -1001,12 +1009,11 @@ class GraphBuilder:
             if i == 1 and (len(self.nodes) - before) * (n - 1) > MAX_NODES - len(self.nodes):
                 self._too_big(c, n, inner.func, len(self.nodes) - before, env)
                 return POISON
-            if block is not None:
-                args = [self._eval(a, env, attr=True) for a in inner.args]
-                kwargs = {k.name: self._eval(k.value, env, attr=True) for k in inner.kwargs}
-                v = self._block_call(block, inner, [v], args, kwargs, env, f"{base}.{i}", repeat=(i, n))
-            else:
-                v = self._call(inner, env, attr=False, piped=v, name=f"{base}.{i}")
+            # a copy takes its tensors as a single call does: the piped value, then any written first
+            # (`repeat(2, Decoder(mem, 64))`: each copy reads the same memory)
+            v = self._call(
+                inner, env, attr=False, piped=v, name=f"{base}.{i}", repeat=(i, n) if block else None
+            )
             if v is POISON:
                 return POISON  # the first copy's error is the only one worth reporting
             if not isinstance(v, TVal):
