@@ -118,6 +118,31 @@ def test_free_sizes_must_be_bound() -> None:
     assert "--bind T=" in e.value.render()
 
 
+def test_a_computed_input_size_is_bound_through_its_names() -> None:
+    """specs/siamese.net's x: f32[2*P, 64]: the export said 'the input size(s) ? are free ... --bind ?=16', and
+    no --bind could bind it; a --bind of a name no input has (a typo, n for N) was silently ignored."""
+    from specc.backend.flax import build_module
+    from specc.errors import SpecError
+    from specc.train.export import signature
+
+    sig = signature(build_module(specc.load(ROOT / "specs" / "siamese.net").graph(), seed=0))
+    assert sig.shapes({"P": 3}, "onnx") == [(6, 64)]
+    for bind, words in [
+        (
+            {},
+            "cannot export to onnx: the input size(s) P are free; an exported model has fixed sizes\n"
+            "hint: bind them, e.g. --bind P=16",
+        ),
+        (
+            {"N": 4},
+            "cannot export to onnx: --bind N: the model's inputs have no size of that name\nhint: its sizes are P",
+        ),
+    ]:
+        with pytest.raises(SpecError) as e:
+            sig.shapes(bind, "onnx")
+        assert e.value.render() == "export error: " + words, e.value.render()
+
+
 @pytest.mark.slow
 def test_resnet18_exports_and_equals_jax() -> None:
     """The whole ResNet-18 (at 64×64 to keep CI short; 224×224 measured 7.2e-07): padded overlapping max-pool as

@@ -71,6 +71,30 @@ def test_size_names_take_any_value_but_one_across_the_inputs() -> None:
     assert "2 examples" in text and "tokens has N = 3" in text
 
 
+def test_a_computed_size_takes_only_the_values_its_formula_gives() -> None:
+    """`x: f32[2*P, 64]` (specs/siamese.net): an odd batch failed inside split(x, 2) — exit 3, a ValueError."""
+    from specc.ir.dims import Dim
+
+    pairs = Dim.sym("P") * 2
+    needed = (("x", "f32", (pairs, 64)), ("y", "i32", (pairs,)))
+    ok = {"x": np.zeros((4, 64), np.float32), "y": np.zeros(4, np.int32)}
+    assert conform_inputs(needed, ok, "in.npz")["x"].shape == (4, 64)
+    assert conform_inputs(needed, {"x": np.zeros((0, 64)), "y": np.zeros(0)}, "in.npz")["y"].shape == (0,)
+    text = _error(needed, {**ok, "x": np.zeros((5, 64), np.float32)})
+    assert text == (
+        "run error: in.npz: x is f32[5, 64], but the model takes x: f32[2*P, 64]: no whole P gives 2*P = 5 "
+        "(axis 0)\nhint: give x 4 or 6 examples"
+    ), text
+    text = _error(needed, {**ok, "y": np.zeros(6, np.int32)})
+    assert (
+        "y is i32[6], but the model takes y: i32[2*P]: it has 6 examples, and with P = 2 (from x), 2*P = 4"
+        in text
+    )
+    assert _error(needed, {**ok, "x": np.zeros((1, 64))}).endswith(
+        "2*P = 1 (axis 0)\nhint: give x 2 examples"
+    )
+
+
 def test_an_unreadable_npz_is_a_run_error(tmp_path: Path) -> None:
     (tmp_path / "empty.npz").write_bytes(b"")
     (tmp_path / "text.npz").write_text("hello\n")

@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 
 from ..errors import SpecError
+from ..ir.dims import Dim
 from ..ir.types import JNP_NAMES
 from .checkpoint import _is_key, leaf_paths
 from .io import write_atomic
@@ -31,24 +32,47 @@ SUFFIX = {"onnx": ".onnx", "npz": ".npz", "safetensors": ".safetensors", "stable
 
 @dataclass(frozen=True)
 class Signature:
-    """The exported function's inputs (name, dtype, dims: ints or size names) and output names."""
+    """The exported function's inputs (name, dtype, dims: ints, size names, or the Dim of a size computed from
+    names, `2*P`) and output names; `dims` holds every input's dims as Dims, to bind."""
 
-    inputs: tuple[tuple[str, str, tuple[int | str, ...]], ...]
+    inputs: tuple[tuple[str, str, tuple[int | str | Dim, ...]], ...]
     outputs: tuple[str, ...]
+    dims: tuple[tuple[Dim, ...], ...]
 
     def shapes(self, bind: Mapping[str, int], fmt: str) -> list[tuple[int, ...]]:
-        """Every input's shape with its free sizes bound (N defaults to 1); a SpecError names the unbound."""
+        """Every input's shape with its free sizes bound (N defaults to 1); a SpecError names the unbound, a
+        bound name no input has, and a computed size that is not positive."""
+        names = sorted({s for dims in self.dims for d in dims for s in d.symbols()})
+        unknown = [k for k in bind if k not in names]
+        if unknown:
+            raise _export_error(
+                fmt,
+                f"--bind {', '.join(unknown)}: the model's inputs have no size of that name",
+                f"its sizes are {', '.join(names)}" if names else "its inputs have fixed sizes: drop --bind",
+            )
         sizes = {"N": 1, **bind}
-        free = sorted(
-            {d for _, _, dims in self.inputs for d in dims if isinstance(d, str) and d not in sizes}
-        )
+        free = [d for d in names if d not in sizes]
         if free:
             raise _export_error(
                 fmt,
                 f"the input size(s) {', '.join(free)} are free; an exported model has fixed sizes",
                 "bind them, e.g. " + " ".join(f"--bind {d}=16" for d in free),
             )
-        return [tuple(sizes[d] if isinstance(d, str) else d for d in dims) for _, _, dims in self.inputs]
+        out = []
+        for (name, _, _), dims in zip(self.inputs, self.dims, strict=True):
+            shape = []
+            for axis, d in enumerate(dims):
+                n = d.subst(sizes).as_int()
+                if n is None or n < 1:
+                    raise _export_error(
+                        fmt,
+                        f"with {', '.join(f'{k}={sizes[k]}' for k in sorted(d.symbols()))}, axis {axis} of "
+                        f"{name} is {d} = {n}",
+                        "bind sizes that give every axis at least one entry",
+                    )
+                shape.append(n)
+            out.append(tuple(shape))
+        return out
 
 
 def signature(model: Any) -> Signature:
@@ -57,16 +81,18 @@ def signature(model: Any) -> Signature:
     outs = tuple(name for name, _ in graph.outputs)
     needed = {s.id for s in model.plan.needed(graph.value_map[o].node for o in outs)}
     ins = []
+    exprs = []
     for name, nid in graph.inputs:
         if nid not in needed:
             continue
         node = graph.nodes[nid]
         dims = tuple(
-            sym if (sym := d.as_symbol()) is not None else int(d.value) if d.is_const else "?"
+            sym if (sym := d.as_symbol()) is not None else int(d.value) if d.is_const else d
             for d in node.type.dims
         )
         ins.append((name, node.type.dtype, dims))
-    return Signature(tuple(ins), outs)
+        exprs.append(tuple(node.type.dims))
+    return Signature(tuple(ins), outs, tuple(exprs))
 
 
 def pure_function(model: Any) -> tuple[Callable[..., tuple[Any, ...]], Signature]:

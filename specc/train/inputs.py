@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from ..ir.dims import Dim
 from ..ir.types import JNP_NAMES
 from .artifact import _run_error
 
-# One input of the model's signature (specc.train.export.signature): name, dtype, dims (ints or size names).
-Input = tuple[str, str, tuple[int | str, ...]]
+# One input of the model's signature (specc.train.export.signature): name, dtype, dims (ints, size names, or the
+# Dim of a size computed from names: `2*P`).
+Input = tuple[str, str, tuple[int | str | Dim, ...]]
 
 # What an array of a numpy kind that no model input takes holds, in words.
 _KIND_WORDS = {
@@ -67,6 +69,9 @@ def conform_inputs(needed: Sequence[Input], arrays: Mapping[str, Any], source: s
             "the model's outputs need " + ", ".join(input_type(inp) for inp in needed),
         )
     sizes: dict[str, tuple[int, str]] = {}  # size name → its value and the input that set it
+    computed: list[
+        tuple[Input, np.ndarray, int]
+    ] = []  # the axes of computed sizes (2*P), checked after the names
     out = {}
     for inp in needed:
         name = inp[0]
@@ -76,7 +81,10 @@ def conform_inputs(needed: Sequence[Input], arrays: Mapping[str, Any], source: s
             raise _run_error(f"{source}: {name} is not an array ({e})", "give a numpy array") from None
         _check_kind(inp, a, source)
         _check_shape(inp, a, source, sizes)
+        computed += [(inp, a, axis) for axis, d in enumerate(inp[2]) if isinstance(d, Dim)]
         out[name] = _cast(inp, a, source)
+    for inp, a, axis in computed:
+        _check_computed(inp, a, axis, source, sizes)
     return out
 
 
@@ -101,7 +109,7 @@ def _check_shape(inp: Input, a: np.ndarray, source: str, sizes: dict[str, tuple[
     for axis, (d, n) in enumerate(zip(dims, a.shape, strict=True)):
         if isinstance(d, int) and n != d:
             raise _run_error(f"{where} (axis {axis} must have {d} entries)", _rank_hint(inp, a.shape))
-        if isinstance(d, str) and d != "?":
+        if isinstance(d, str):
             size, other = sizes.setdefault(d, (n, name))
             if size != n:
                 what = "examples" if axis == 0 else f"entries on its axis {axis} ({d})"
@@ -111,11 +119,61 @@ def _check_shape(inp: Input, a: np.ndarray, source: str, sizes: dict[str, tuple[
                 )
 
 
+def _check_computed(
+    inp: Input, a: np.ndarray, axis: int, source: str, sizes: dict[str, tuple[int, str]]
+) -> None:
+    """An axis of a size computed from names (`x: f32[2*P, 64]`) must be a value the formula takes for whole
+    sizes, else the model fails inside an op (an odd batch in `split(x, 2)`). A formula of one unknown name is
+    solved for it; one of several, or one that does not grow with its name, is left to the model."""
+    name, _, dims = inp
+    d = dims[axis]
+    assert isinstance(d, Dim)
+    n = a.shape[axis]
+    known = {k: v for k, (v, _) in sizes.items()}
+    unknown = sorted(d.symbols() - known.keys())
+    if len(unknown) > 1:
+        return
+    what = "examples" if axis == 0 else f"entries on its axis {axis}"
+
+    def at(v: int) -> int:
+        value = d.subst({**known, **dict.fromkeys(unknown, v)}).as_int()
+        assert value is not None
+        return value
+
+    if not unknown:
+        if at(0) != n:
+            given = ", ".join(f"{k} = {known[k]} (from {sizes[k][1]})" for k in sorted(d.symbols()))
+            raise _run_error(
+                f"{source}: {name} is {_found(a)}, but the model takes {input_type(inp)}: it has {n} {what}, "
+                f"and with {given}, {d} = {at(0)}",
+                f"give {name} {at(0)} {what}",
+            )
+        return
+    high = 1
+    while at(high) < n and high < 2**62:
+        high *= 2
+    if at(high) < n or at(1) < at(0):
+        return
+    low = 0  # the smallest v with at(v) >= n
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if at(mid) < n else (low, mid)
+    if at(low) == n:
+        sizes[unknown[0]] = (low, name)
+        return
+    fits = sorted({v for v in (at(low - 1) if low > 0 else 0, at(low)) if v > 0})
+    raise _run_error(
+        f"{source}: {name} is {_found(a)}, but the model takes {input_type(inp)}: no whole {unknown[0]} gives "
+        f"{d} = {n} (axis {axis})",
+        f"give {name} {' or '.join(str(v) for v in fits)} {what}" if fits else f"give {name} as {d} {what}",
+    )
+
+
 def _rank_hint(inp: Input, shape: tuple[int, ...]) -> str:
     """How to give the input: a reshape when the examples hold the right number of values, else the shape."""
     name, _, dims = inp
     example = [d for d in dims[1:] if isinstance(d, int)]
-    batched = bool(dims) and isinstance(dims[0], str)
+    batched = bool(dims) and not isinstance(dims[0], int)
     if shape and batched and len(example) == len(dims) - 1 and math.prod(shape[1:]) == math.prod(example):
         return f"reshape it: {name}.reshape({', '.join(str(n) for n in (shape[0], *example))})"
     batch = f", {dims[0]} the number of examples" if batched else ""
@@ -206,11 +264,11 @@ def _read_csv(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
     inp = needed[0]
     name, _, dims = inp
     example = dims[1:]
-    free = [d for d in example if isinstance(d, str)]
+    free = [d for d in example if not isinstance(d, int)]
     if len(free) > 1:
         raise _run_error(
             f"{path}: a .csv row is one example of {input_type(inp)}, and a row cannot give the sizes "
-            + ", ".join(free),
+            + ", ".join(str(d) for d in free),
             f"give an .npz: np.savez(path, {name}=...)",
         )
     per_step = math.prod(d for d in example if isinstance(d, int))
