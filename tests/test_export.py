@@ -118,6 +118,25 @@ def test_free_sizes_must_be_bound() -> None:
     assert "--bind T=" in e.value.render()
 
 
+def test_npz_and_safetensors_hold_the_same_arrays_scalars_included() -> None:
+    """A dropout's RNG count is a 0-d leaf: safetensors stored it as shape (1,) (np.ascontiguousarray makes 0-d
+    arrays 1-d), so the two weight formats disagreed on its shape."""
+    import io
+
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import load
+
+    from specc.backend.flax import build_module
+    from specc.train.export import to_npz, to_safetensors
+
+    model = build_module(specc.load(ROOT / "specs" / "batchnorm_dropout.net").graph(), seed=0)
+    with np.load(io.BytesIO(to_npz(model))) as z:
+        npz = {k: z[k] for k in z.files}
+    st = load(to_safetensors(model))
+    assert any(a.ndim == 0 for a in npz.values())
+    assert {k: (a.dtype, a.shape) for k, a in st.items()} == {k: (a.dtype, a.shape) for k, a in npz.items()}
+
+
 def test_a_computed_input_size_is_bound_through_its_names() -> None:
     """specs/siamese.net's x: f32[2*P, 64]: the export said 'the input size(s) ? are free ... --bind ?=16', and
     no --bind could bind it; a --bind of a name no input has (a typo, n for N) was silently ignored."""

@@ -240,7 +240,8 @@ def to_safetensors(model: Any) -> bytes:
         raise _export_error(
             "safetensors", "safetensors is not installed", "pip install 'specc[export]'"
         ) from None
-    return bytes(save({k: np.ascontiguousarray(v) for k, v in named_leaves(model).items()}))
+    # np.ascontiguousarray would make a 0-d leaf (an RNG count) 1-d: the npz and safetensors would disagree
+    return bytes(save({k: np.array(v, order="C") for k, v in named_leaves(model).items()}))
 
 
 def export_model(model: Any, fmt: str, path: Path, bind: Mapping[str, int] | None = None) -> Path:
