@@ -144,6 +144,45 @@ def test_resume_mid_alternation_is_bitwise(tmp_path: Path) -> None:
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_resume_that_moves_a_stage_boundary_is_refused(tmp_path: Path) -> None:
+    """A first stage that takes the train section's epochs grows with `--epochs` on resume: epoch 2, trained as the
+    second stage, would fall in the first, which then trained again after the second (a teacher retrained after
+    its student). Refused, naming the epoch and the stages' trained lengths; a longer last stage resumes."""
+    from specc.errors import SpecError
+
+    text = STAGES.replace("  params    = h\n  epochs    = 2\n", "  params    = h\n").replace(
+        "  epochs  = 2\n", "  epochs  = 1\n"
+    )
+    path = tmp_path / "st.net"
+    path.write_text(text)
+    spec = specc.load(path)
+    first = train_and_evaluate(build_config(spec, spec.graph()), tmp_path / "r", verbose=False)
+    assert [h["stage"] for h in first.history] == [1, 2]
+    metrics = (tmp_path / "r" / "metrics.jsonl").read_bytes()
+    with pytest.raises(SpecError) as e:
+        train_and_evaluate(
+            build_config(spec, spec.graph(), ["epochs=3"]), tmp_path / "r", verbose=False, resume=True
+        )
+    d = e.value.diagnostics[0]
+    assert (d.kind, d.message) == (
+        "run error",
+        "cannot resume: epoch 2 trained in stage 2 (second), and with these epochs it falls in stage 1; "
+        "the stages' lengths moved",
+    )
+    assert d.hint.startswith("the run trained its stages for 1, 1 epoch(s): resume with the epochs")
+    assert (tmp_path / "r" / "metrics.jsonl").read_bytes() == metrics
+
+    longer_last = STAGES.replace("  after     = first\n  epochs    = 1\n", "  after     = first\n")
+    path.write_text(longer_last)
+    spec = specc.load(path)
+    done = train_and_evaluate(build_config(spec, spec.graph()), tmp_path / "s", verbose=False)
+    assert [h["stage"] for h in done.history] == [1, 1, 2, 2]
+    more = train_and_evaluate(
+        build_config(spec, spec.graph(), ["epochs=3"]), tmp_path / "s", verbose=False, resume=True
+    )
+    assert [h["stage"] for h in more.history] == [1, 1, 2, 2, 2]
+
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
 
 

@@ -437,7 +437,7 @@ def train_and_evaluate(
     workdir = Path(workdir)
     graph = graph if graph is not None else _graph_of(config)
     from . import rundir
-    from .objectives import plan_objectives, stage_at, stages, total_epochs
+    from .objectives import moved_stage, plan_objectives, stage_at, stages, total_epochs
     from .rundir import GRADIENTS_FILE
 
     plans = plan_objectives(config, graph, getattr(config, "freeze", ()))
@@ -704,6 +704,19 @@ def train_and_evaluate(
                 f"the checkpoint record in {ckpt_dir} is damaged ({type(e).__name__}: {e})",
                 "train afresh with --force, or into another --out",
             ) from None
+        if (moved := moved_stage(run_stages, history)) is not None:
+            checkpoints.close()
+            epoch_no, was, now = moved
+            names = ", ".join(config.objectives[i].name for i in run_stages[was - 1].objectives)
+            where = f"stage {now}" if now is not None else "no stage (the plan is shorter)"
+            trained = [sum(1 for h in history if h.get("stage") == k + 1) for k in range(len(run_stages))]
+            raise _run_error(
+                f"cannot resume: epoch {epoch_no} trained in stage {was} ({names}), and with these epochs it falls "
+                f"in {where}; the stages' lengths moved",
+                f"the run trained its stages for {', '.join(map(str, trained))} epoch(s): resume with the epochs "
+                "it was trained with, or train afresh with --force; to train the last stage longer, give the "
+                "earlier objectives their own `epochs`",
+            )
         notes += skipped
         notes.append(f"resumed from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
     elif resume:

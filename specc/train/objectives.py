@@ -175,3 +175,21 @@ def stage_at(plan: Sequence[Stage], epoch: int) -> tuple[int, Stage] | None:
 
 def total_epochs(plan: Sequence[Stage]) -> int:
     return sum(s.epochs for s in plan)
+
+
+def moved_stage(
+    plan: Sequence[Stage], history: Sequence[dict[str, Any]]
+) -> tuple[int, int, int | None] | None:
+    """(epoch, its stage then, its stage now; 1-based, None past the plan's end) for the first epoch of a resumed
+    run's history that `plan` puts in another stage than the one that trained it, else None. Stage lengths come
+    from the epochs (`--epochs` on resume changes those that take the train section's), so a longer first stage
+    would otherwise train the teacher again after the student."""
+    for record in history:
+        if "stage" not in record:
+            continue
+        epoch = int(record["epoch"])
+        now = stage_at(plan, epoch - 1)
+        now_index = now[0] + 1 if now is not None else None
+        if now_index != int(record["stage"]):
+            return epoch, int(record["stage"]), now_index
+    return None
