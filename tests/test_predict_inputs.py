@@ -95,6 +95,34 @@ def test_a_computed_size_takes_only_the_values_its_formula_gives() -> None:
     )
 
 
+def test_token_ids_outside_the_embedding_and_empty_sequences_are_run_errors() -> None:
+    """specs/seq2seq.net: an id ≥ vocab gave NaN logits and a negative one wrapped to the table's end (exit 0,
+    silently wrong); a sequence of T = 0 steps was exit 3 (IndexError in the LSTM's last step)."""
+    from specc.backend.flax import build_module
+    from specc.train.export import signature
+
+    sig = signature(build_module(specc.load(HERE.parent / "specs" / "seq2seq.net").graph(), seed=0))
+    assert [(name, vocab) for name, vocab, _ in sig.ids] == [("src", 10), ("tgt_in", 10)]
+    assert sig.ids[0][2].endswith("seq2seq.net:11:20")
+    src = np.arange(12, dtype=np.int32).reshape(2, 6) % 10
+    ok = {"src": src, "tgt_in": src}
+    assert conform_inputs(sig.inputs, ok, "in.npz", sig.ids)["src"].shape == (2, 6)
+    for bad, found in [(src + 5, 10), (src - 1, -1)]:
+        with pytest.raises(SpecError) as e:
+            conform_inputs(sig.inputs, {**ok, "src": bad}, "in.npz", sig.ids)
+        assert e.value.render() == (
+            f"run error: in.npz: src holds the token id {found}, but the embed at {sig.ids[0][2]} looks up "
+            "ids 0 to 9\n"
+            "hint: give ids below the vocabulary of 10 (the model was trained on those)"
+        )
+    empty = np.zeros((2, 0), np.int32)
+    assert _error(sig.inputs, {"src": empty, "tgt_in": empty}) == (
+        "run error: in.npz: src is i32[2, 0], but the model takes src: i32[N, T] (axis 1, T, has no entries)\n"
+        "hint: give src at least one entry on its axis 1; only the examples may be none"
+    )
+    assert conform_inputs(sig.inputs, {"src": src[:0], "tgt_in": src[:0]}, "in.npz")["src"].shape == (0, 6)
+
+
 def test_an_unreadable_npz_is_a_run_error(tmp_path: Path) -> None:
     (tmp_path / "empty.npz").write_bytes(b"")
     (tmp_path / "text.npz").write_text("hello\n")

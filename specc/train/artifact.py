@@ -190,7 +190,8 @@ class Run:
         from .export import signature
         from .inputs import conform_inputs
 
-        checked = conform_inputs(signature(self.model).inputs, inputs, "predict")
+        sig = signature(self.model)
+        checked = conform_inputs(sig.inputs, inputs, "predict", sig.ids)
         fed = {k: self._normalize(k, v) for k, v in checked.items()}
         gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
         from ..backend.flax import graph_compiler_options
@@ -427,4 +428,5 @@ def read_inputs(run: Run, path: Path) -> dict[str, np.ndarray]:
     from .export import signature
     from .inputs import read_input_file
 
-    return read_input_file(signature(run.model).inputs, path)
+    sig = signature(run.model)
+    return read_input_file(sig.inputs, path, sig.ids)

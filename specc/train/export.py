@@ -38,6 +38,7 @@ class Signature:
     inputs: tuple[tuple[str, str, tuple[int | str | Dim, ...]], ...]
     outputs: tuple[str, ...]
     dims: tuple[tuple[Dim, ...], ...]
+    ids: tuple[tuple[str, int, str], ...] = ()  # an input an `embed` looks up: its name, the vocab, where
 
     def shapes(self, bind: Mapping[str, int], fmt: str) -> list[tuple[int, ...]]:
         """Every input's shape with its free sizes bound (N defaults to 1); a SpecError names the unbound, a
@@ -92,7 +93,13 @@ def signature(model: Any) -> Signature:
         )
         ins.append((name, node.type.dtype, dims))
         exprs.append(tuple(node.type.dims))
-    return Signature(tuple(ins), outs, tuple(exprs))
+    names = {nid: name for name, nid in graph.inputs if nid in needed}
+    ids = tuple(
+        (names[n.inputs[0].node], int(n.attr["vocab"]), str(n.span))
+        for n in graph.nodes
+        if n.op == "embed" and n.inputs and n.inputs[0].node in names
+    )
+    return Signature(tuple(ins), outs, tuple(exprs), ids)
 
 
 def pure_function(model: Any) -> tuple[Callable[..., tuple[Any, ...]], Signature]:

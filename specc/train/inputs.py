@@ -46,22 +46,31 @@ def _found(a: np.ndarray) -> str:
     return f"{_NUMPY_NAMES.get(a.dtype.name, a.dtype.name)}[{', '.join(str(n) for n in a.shape)}]"
 
 
-def read_input_file(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
+def read_input_file(
+    needed: Sequence[Input], path: Path, ids: Sequence[tuple[str, int, str]] = ()
+) -> dict[str, np.ndarray]:
     """A predict file's arrays by model input name, checked and cast: an .npz's members, or a .csv (one row an
     example, a header row optional) for a model whose outputs need one input, reshaped to its example shape."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return conform_inputs(needed, _read_npz(needed, path), str(path))
+        return conform_inputs(needed, _read_npz(needed, path), str(path), ids)
     if suffix == ".csv":
-        return conform_inputs(needed, _read_csv(needed, path), str(path))
+        return conform_inputs(needed, _read_csv(needed, path), str(path), ids)
     raise _run_error(f"{path}: expected an .npz or a .csv file")
 
 
-def conform_inputs(needed: Sequence[Input], arrays: Mapping[str, Any], source: str) -> dict[str, np.ndarray]:
+def conform_inputs(
+    needed: Sequence[Input],
+    arrays: Mapping[str, Any],
+    source: str,
+    ids: Sequence[tuple[str, int, str]] = (),
+) -> dict[str, np.ndarray]:
     """The inputs `needed`, from `arrays` (from `source`, for messages), each checked against its declared type
-    and cast to its dtype. A batch axis of any size is fine, as is any other size name's (a sequence length `T`),
-    but one size name has one value across the inputs: JAX would fail on those mismatches deep in an op."""
+    and cast to its dtype. A batch axis of any size is fine, as is any other size name's (a sequence length `T`)
+    but 0, and one size name has one value across the inputs: JAX would fail on those mismatches deep in an op.
+    `ids`: the inputs an `embed` looks up (name, vocab, where), whose ids must lie in [0, vocab): JAX's lookup
+    gives NaN for an id past the table and wraps a negative one, silently."""
     missing = [inp[0] for inp in needed if inp[0] not in arrays]
     if missing:
         raise _run_error(
@@ -85,6 +94,15 @@ def conform_inputs(needed: Sequence[Input], arrays: Mapping[str, Any], source: s
         out[name] = _cast(inp, a, source)
     for inp, a, axis in computed:
         _check_computed(inp, a, axis, source, sizes)
+    for name, vocab, where in ids:
+        a = out[name]
+        bad = a[(a < 0) | (a >= vocab)]
+        if bad.size:
+            raise _run_error(
+                f"{source}: {name} holds the token id {bad.flat[0].item()}, but the embed at {where} looks up "
+                f"ids 0 to {vocab - 1}",
+                f"give ids below the vocabulary of {vocab} (the model was trained on those)",
+            )
     return out
 
 
@@ -109,6 +127,11 @@ def _check_shape(inp: Input, a: np.ndarray, source: str, sizes: dict[str, tuple[
     for axis, (d, n) in enumerate(zip(dims, a.shape, strict=True)):
         if isinstance(d, int) and n != d:
             raise _run_error(f"{where} (axis {axis} must have {d} entries)", _rank_hint(inp, a.shape))
+        if isinstance(d, str) and axis > 0 and n == 0:
+            raise _run_error(
+                f"{where} (axis {axis}, {d}, has no entries)",
+                f"give {name} at least one entry on its axis {axis}; only the examples may be none",
+            )
         if isinstance(d, str):
             size, other = sizes.setdefault(d, (n, name))
             if size != n:
