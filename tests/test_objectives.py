@@ -183,6 +183,47 @@ def test_resume_that_moves_a_stage_boundary_is_refused(tmp_path: Path) -> None:
     assert [h["stage"] for h in more.history] == [1, 1, 2, 2, 2]
 
 
+@pytest.mark.parametrize(
+    ("text", "freeze", "message"),
+    [
+        (MODEL, "[Two]", "the loss trains nothing: freeze holds all of its 2 layer(s) with weights still"),
+        (
+            MODEL,
+            "[h, logits]",
+            "the loss trains nothing: freeze holds all of its 2 layer(s) with weights still",
+        ),
+        (
+            ELM,
+            "[logits]",
+            "objective readout trains nothing: freeze holds all of its 1 layer(s) with weights still",
+        ),
+    ],
+)
+def test_a_freeze_that_leaves_nothing_to_train_is_located(
+    tmp_path: Path, text: str, freeze: str, message: str
+) -> None:
+    """`freeze = [Two]` (the model's name) trained nothing and reported a flat loss as a finished run; now an
+    error at the freeze line, as an objective whose params own no weights already was."""
+    from specc.errors import SpecError
+    from specc.train.objectives import plan_objectives
+
+    if text is MODEL:
+        text = text.replace("  epochs  = 2\n", "  epochs  = 2\n  loss    = cross_entropy(logits, y)\n")
+    text = text.replace("  epochs  = 2\n", f"  epochs  = 2\n  freeze  = {freeze}\n")
+    spec = specc.load(tmp_path / "f.net", text=text)
+    graph = spec.graph()
+    cfg = build_config(spec, graph)
+    with pytest.raises(SpecError) as e:
+        plan_objectives(cfg, graph, cfg.freeze)
+    d = e.value.diagnostics[0]
+    assert d.span is not None
+    assert (d.kind, d.message, d.span.line, d.span.col) == ("value error", message, 12, 3)
+    assert d.hint == "freeze only the layers to keep (`freeze = [body]`), and leave some to train"
+    with pytest.raises(SpecError):
+        train_and_evaluate(cfg, tmp_path / "run", verbose=False, graph=graph)
+    assert not (tmp_path / "run").exists()
+
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
 
 

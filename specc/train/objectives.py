@@ -125,13 +125,30 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
     if errors:
         diags = [d for e in errors for d in e.diagnostics]
         raise SpecError(diags, dict(config.sources))
-    rest = trainable - frozenset(k for _, k in claimed) - frozen
+    unclaimed = trainable - frozenset(k for _, k in claimed)
     for o in config.objectives:
-        if o.params is None:
-            plans.append(ObjectivePlan(o, rest))
-        else:
-            mine = frozenset().union(*(by_name[p] for p in o.params)) if o.params else frozenset()
-            plans.append(ObjectivePlan(o, mine - frozen))
+        mine = (
+            unclaimed
+            if o.params is None
+            else frozenset().union(*(by_name[p] for p in o.params))
+            if o.params
+            else frozenset()
+        )
+        if mine and not mine - frozen:
+            # everything it would train is frozen: its loss could never fall (`freeze = [M]`, the model's name)
+            errors.append(
+                SpecError.one(
+                    "value error",
+                    ("the loss" if o.name == "main" else f"objective {o.name}")
+                    + f" trains nothing: freeze holds all of its {len(mine)} layer(s) with weights still",
+                    config.span("freeze") or o.span,
+                    "freeze only the layers to keep (`freeze = [body]`), and leave some to train",
+                )
+            )
+        plans.append(ObjectivePlan(o, mine - frozen))
+    if errors:
+        diags = [d for e in errors for d in e.diagnostics]
+        raise SpecError(diags, dict(config.sources))
     return tuple(plans)
 
 
