@@ -408,6 +408,12 @@ class ProgramGen:
                 continue
             values = _ARG_VALUES.get(a.kind, _ARG_VALUES["int"]).split() + list(a.choices)
             args.append(f"{a.name}={self.r.choice(values)}")
+        # an op that takes more tensors than the piped one (a memory, a recurrent state, a kernel) gets some
+        # of the values defined so far, well-typed or not
+        most = op.tensors if isinstance(op.tensors, int) else (op.tensors[1] or 3)
+        if most > 1 and self.values and self.r.random() < 0.5:
+            names = sorted(self.values)
+            args[:0] = [self.r.choice(names) for _ in range(self.r.randint(1, most - 1))]
         return f"{op.name}({', '.join(args)})"
 
     def block(self, name: str) -> tuple[str, int]:
