@@ -224,6 +224,28 @@ def test_a_freeze_that_leaves_nothing_to_train_is_located(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_stage_of_zero_epochs_is_skipped(tmp_path: Path) -> None:
+    """`epochs = 0` on an `after` stage (FitNets without its hint stage) ran that stage for the train section's
+    epochs: 0 was read as 'not given'."""
+    from specc.train.objectives import stages
+
+    text = STAGES.replace("  after     = first\n  epochs    = 1\n", "  after     = first\n  epochs    = 0\n")
+    text += "objective third {\n  loss = cross_entropy(logits, y)\n  params = logits\n  after = second\n}\n"
+    path = tmp_path / "z.net"
+    path.write_text(text)
+    spec = specc.load(path)
+    graph = spec.graph()
+    cfg = build_config(spec, graph)
+    assert [(s.objectives, s.epochs) for s in stages(cfg)] == [((0,), 2), ((1,), 0), ((2,), 2)]
+    result = train_and_evaluate(cfg, tmp_path / "z", verbose=False, graph=graph)
+    assert [(h["stage"], "loss_second" in h) for h in result.history] == [
+        (1, False),
+        (1, False),
+        (3, False),
+        (3, False),
+    ]
+
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
 
 

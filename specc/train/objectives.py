@@ -175,7 +175,7 @@ def stages(config: TrainConfig) -> tuple[Stage, ...]:
     out = []
     for d in sorted(set(level.values())):
         members = tuple(i for i in range(len(objs)) if level[i] == d)
-        epochs = max((objs[i].epochs or config.epochs) for i in members)
+        epochs = max((config.epochs if objs[i].epochs is None else objs[i].epochs) for i in members)
         out.append(Stage(members, epochs))
     return tuple(out)
 
