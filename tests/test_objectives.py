@@ -246,6 +246,24 @@ def test_a_stage_of_zero_epochs_is_skipped(tmp_path: Path) -> None:
     ]
 
 
+def test_an_empty_params_list_is_named_as_written(tmp_path: Path) -> None:
+    """`params = []` said 'objective readout:  own(s) no trainable parameters' (an empty name, two spaces)."""
+    from specc.errors import SpecError
+    from specc.train.objectives import plan_objectives
+
+    spec = specc.load(tmp_path / "e.net", text=ELM.replace("  params    = logits\n", "  params    = []\n"))
+    graph = spec.graph()
+    with pytest.raises(SpecError) as e:
+        plan_objectives(build_config(spec, graph), graph)
+    d = e.value.diagnostics[0]
+    assert d.span is not None
+    assert (d.kind, d.message, d.span.line) == (
+        "value error",
+        "objective readout: params = [] names no layers to train",
+        16,
+    )
+
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
 
 

@@ -103,7 +103,9 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
             errors.append(
                 SpecError.one(
                     "value error",
-                    f"objective {o.name}: {', '.join(o.params)} own(s) no trainable parameters",
+                    f"objective {o.name}: {', '.join(o.params)} own(s) no trainable parameters"
+                    if o.params
+                    else f"objective {o.name}: params = [] names no layers to train",
                     o.span,
                     "name instances that hold layers with weights, e.g. params = D",
                 )
