@@ -260,7 +260,7 @@ def test_an_empty_params_list_is_named_as_written(tmp_path: Path) -> None:
     assert (d.kind, d.message, d.span.line) == (
         "value error",
         "objective readout: params = [] names no layers to train",
-        16,
+        15,
     )
 
 
