@@ -120,3 +120,76 @@ def test_sequence_and_augmented_specs_learn(tmp_path: Path, name: str) -> None:
     graph = spec.graph()
     result = train_and_evaluate(build_config(spec, graph, ["epochs=3"]), tmp_path, verbose=False, graph=graph)
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+
+
+AE = """\
+block Enc() {
+  input v: [N, 64]
+  z = v -> dense(32) -> relu -> dense(8)
+  output z
+}
+model AE {
+  input x: f32[N, 64]
+  enc = Enc()
+  code = x -> enc
+  recon = code -> dense(64)
+  output recon
+}
+train {
+  data = digits(split=0.8)
+  loss = mse(recon, x)
+  epochs = 1
+}
+"""
+
+PROBE = """\
+block Enc() {
+  input v: [N, 64]
+  z = v -> dense(32) -> relu -> dense(8)
+  output z
+}
+model Probe {
+  input x: f32[N, 64]
+  input y: i32[N]
+  %s = Enc() from "runs/ae"
+  logits = x -> %s -> dense(10)
+  output logits
+}
+"""
+
+
+def test_a_frozen_pretrained_encoder_is_named_by_its_run_and_found_by_its_layers(tmp_path: Path) -> None:
+    """The banner's note named the last weight copied ('enc: 2,344 parameters from layers/enc_z/bias'), not the
+    run; an instance named otherwise than the run's (E for the run's enc) is pointed at the run's instance with
+    the same layers, not only told that the whole model differs."""
+    from specc.errors import SpecError
+    from specc.train.pretrained import load_pretrained
+
+    (tmp_path / "ae.net").write_text(AE)
+    assert train_command(tmp_path / "ae.net", out_dir=tmp_path / "runs" / "ae", verbose=False) == 0
+
+    def load(name: str):
+        graph = specc.load(tmp_path / "p.net", text=PROBE % (name, name)).graph()
+        model = build_module(graph, seed=0)
+        return load_pretrained(
+            graph, tmp_path, nnx.state(model, nnx.Param), nnx.state(model, nnx.Not(nnx.Param))
+        )
+
+    params, _, notes = load("enc")
+    assert notes == ["enc: 2,344 parameters from runs/ae"]
+    run = specc.load_run(tmp_path / "runs" / "ae")
+    source = flat(nnx.state(run.model, nnx.Param))
+    assert {k: v.tobytes() for k, v in flat(params).items() if k.split("/")[1].startswith("enc_")} == {
+        k: v.tobytes() for k, v in source.items() if k.split("/")[1].startswith("enc_")
+    }
+    with pytest.raises(SpecError) as e:
+        load("E")
+    d = e.value.diagnostics[0]
+    assert (
+        d.message
+        == 'E cannot start from the run at "runs/ae": E has 2 layers with weights, the run\'s model AE has 3'
+    )
+    assert (
+        d.hint
+        == 'the run\'s instance enc has these layers: name this instance enc (`enc = ... from "runs/ae"`), as the run does'
+    )

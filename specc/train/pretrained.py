@@ -85,10 +85,18 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
                     if _weights(a) != _weights(b)
                 )
             )
+            # instances are matched by name: one of another name with the same layers is surely the one meant
+            wanted = [_weights(n) for n in mine]
+            others = sorted({n.instance for n in src_graph.nodes if n.instance and n.instance != inst})
+            alike = [a for a in others if [_weights(n) for n in _owners(src_graph, a)] == wanted]
             raise _error(
                 f'{inst} cannot start from the run at "{path}": {detail}',
                 span,
-                f"{inst} must be the same network as the run's instance {inst} (or its whole model), layer for layer",
+                f"the run's instance {alike[0]} has these layers: name this instance {alike[0]} "
+                f'(`{alike[0]} = ... from "{path}"`), as the run does'
+                if alike
+                else f"{inst} must be the same network as the run's instance {inst} (or its whole model), layer "
+                "for layer",
             )
         for a, b in zip(mine, theirs, strict=True):
             for part, names in (("params", a.params), ("rest", a.state)):
@@ -96,11 +104,11 @@ def load_pretrained(graph: Any, base_dir: Path, params: Any, rest: Any) -> tuple
                     got = saved[f"{part}/layers/{src_keys[b.id]}/{name}"]
                     if b.id in src_copy:
                         got = np.asarray(got)[src_copy[b.id]]
-                    path = f"layers/{keys[a.id]}/{name}"
+                    where = f"layers/{keys[a.id]}/{name}"
                     if a.id in copy:
-                        values.setdefault(path, {})[copy[a.id]] = got
+                        values.setdefault(where, {})[copy[a.id]] = got
                     else:
-                        values[path] = got
+                        values[where] = got
         notes.append(f"{inst}: {sum(n.param_count for n in mine):,} parameters from {path}")
     return _assign(params, values), _assign(rest, values), notes
 
