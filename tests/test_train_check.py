@@ -85,6 +85,35 @@ def test_type_errors_are_located_at_the_argument(train: str, col: int, words: li
 
 
 @pytest.mark.parametrize(
+    ("loss", "col"),
+    [("cross_entropy(k, f)", 27), ("nll(k, f)", 17), ("hinge(k, f)", 19), ("cross_entropy(k, b)", 27)],
+)
+def test_float_labels_of_the_class_indices_shape_are_a_type_error_with_the_declaration(
+    loss: str, col: int
+) -> None:
+    """`input y: f32[N]` for cross_entropy's labels was a shape error hinting to reshape, which cannot help: the
+    shape is right, the dtype is not."""
+    model = BINARY.replace(
+        "  input t: f32[N, 1]\n", "  input t: f32[N, 1]\n  input f: f32[N]\n  input b: bool[N]\n"
+    )
+    errs = _errors(model, f"train {{\n  data = moons\n  loss = {loss}\n}}")
+    name = loss.split("(")[1][3]
+    dtype = {"f": "f32", "b": "bool"}[name]
+    assert errs == [
+        (
+            "type error",
+            13,
+            col,
+            f"{loss.split('(')[0]}: labels of the shape [N] are class indices, which must be integers; got labels "
+            f"'{name}' ({dtype}[N]) | hint: declare them as integers, `input {name}: i32[N]`, or convert: "
+            f"`{name} -> cast(i32)`",
+        )
+    ]
+    # one logit per example takes float labels of its own shape: the squeeze hint stays
+    assert "squeeze" in _errors(model, "train {\n  data = moons\n  loss = hinge(z, f)\n}")[0][3]
+
+
+@pytest.mark.parametrize(
     "train",
     [
         "loss = binary_cross_entropy(z, t)\n  metrics = [accuracy(z, t), accuracy(z, 1), mse(z, t)]",

@@ -259,6 +259,17 @@ def class_scores(
                     "for one logit per example use binary_cross_entropy(z, t)",
                     kind="shape error",
                 )
+        elif index and not lab.is_int and lab.rank == s.rank - 1 and lab.dims == s.dims[:-1] and c != one:
+            # the shape of class indices, but not ints: a student's `input y: f32[N]` (reshaping cannot help)
+            name = b.names[labels]
+            raise b.fail(
+                labels,
+                f"{labels} of the shape {fmt_dims(lab.dims)} are class indices, which must be integers; got "
+                f"{b.show(labels)}",
+                f"declare them as integers, `input {name}: i32{fmt_dims(lab.dims)}`, or convert: "
+                f"`{name} -> cast(i32)`",
+                kind="type error",
+            )
         else:
             want = []
             if index:
