@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from .cli_common import CHECKPOINT, EXIT_SPEC_ERROR, RUN, SPEC, guard_output, reports_spec_errors
+from .cli_common import (
+    CHECKPOINT,
+    EXIT_SPEC_ERROR,
+    RUN,
+    SPEC,
+    guard_output,
+    reports_spec_errors,
+    write_emitted,
+)
 from .errors import SpecError
 from .lsp import lsp as lsp_command
 from .plot.cli import plot as plot_group
@@ -184,9 +192,9 @@ def convert(file: Path, target: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        from .train.io import write_atomic
+        from .train.io import write_output
 
-        write_atomic(output, text.encode())
+        write_output(output, text.encode())
 
 
 LOWERING = click.option(
@@ -239,10 +247,10 @@ def compile(
     if emit == "ir":
         from .ir.printer import format_graph
 
-        _emit(format_graph(spec.graph()), out_dir, f"{spec.graph().model}.ir")
+        write_emitted(format_graph(spec.graph()), out_dir, f"{spec.graph().model}.ir")
         return
     if emit == "dot":
-        _emit(spec.to_dot(), out_dir, f"{spec.graph().model}.dot")
+        write_emitted(spec.to_dot(), out_dir, f"{spec.graph().model}.dot")
         return
     from .train.compile_cache import enable_compile_cache
 
@@ -263,17 +271,6 @@ def compile(
     compile_command(
         spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json, bind=bind, lowering=lowering
     )
-
-
-def _emit(text: str, out_dir: Path | None, name: str) -> None:
-    if out_dir is None:
-        click.echo(text, nl=False)
-        return
-    from .train.io import write_atomic
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / name, text.encode())
-    click.echo(f"wrote {out_dir / name}")
 
 
 @main.command()
@@ -516,13 +513,13 @@ def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> No
 
     import numpy as np
 
-    from .train.io import write_atomic
+    from .train.io import write_output
 
     buf = io.BytesIO()
     # beside each output that scores named classes, `<output>_class`: the names of its argmax (unicode, no pickle)
     out = {**out, **{f"{k}_class": np.array(v) for k, v in named.items() if f"{k}_class" not in out}}
     np.savez(buf, **out)  # type: ignore[arg-type]  # numpy types **kwds oddly
-    write_atomic(output, buf.getvalue())
+    write_output(output, buf.getvalue())
     click.echo(f"wrote {output}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in out.items()), err=True)
 
 

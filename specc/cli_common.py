@@ -97,6 +97,17 @@ CHECKPOINT = click.option(
 SPEC_SUFFIXES = (".net", ".yaml", ".yml")
 
 
+def write_emitted(text: str, out_dir: Path | None, name: str) -> None:
+    """An --emit product (`specc compile --emit flax|ir|dot|stablehlo`): to stdout, or as `name` in `out_dir`."""
+    if out_dir is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    from .train.io import write_output
+
+    write_output(out_dir / name, text.encode())
+    click.echo(f"wrote {out_dir / name}")
+
+
 def guard_output(
     output: Path | None, reads: tuple[Path, ...] = (), run: Path | None = None, writes_spec: bool = False
 ) -> None:

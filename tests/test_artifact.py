@@ -256,3 +256,31 @@ def test_a_run_with_no_checkpoint_is_not_told_to_try_the_last_one(tmp_path: Path
         r = CliRunner().invoke(main, ["evaluate", str(tmp_path / "run"), *args])
         assert r.exit_code == 1 and "no checkpoint in" in r.output, r.output
         assert "hint: train the run (again)" in r.output and "--checkpoint last" not in r.output
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error(tmp_path: Path, tiny_run) -> None:
+    """-o under a file (so no folder can be made there) was exit 3, an OSError from the atomic write; now each
+    command that writes a path the user named says it cannot write it (exit 2) and writes nothing."""
+    out, _ = tiny_run
+    spec = tmp_path / "m.net"
+    spec.write_text(TINY.read_text())
+    arrays = tmp_path / "x.npz"
+    np.savez(arrays, x=np.zeros((2, 64), np.float32))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cases = [
+        ["dot", str(spec), "-o", str(blocker / "m.svg")],
+        ["convert", str(spec), "--to", "yaml", "-o", str(blocker / "m.yaml")],
+        ["compile", str(spec), "--emit", "ir", "-o", str(blocker / "emit")],
+        ["predict", str(out), str(arrays), "-o", str(blocker / "p.npz")],
+        ["export", str(out), "--to", "npz", "-o", str(blocker / "w.npz")],
+    ]
+    for args in cases:
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert f"usage error: cannot write {blocker}/" in r.output and "hint: give a path" in r.output, r.output
+    assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-file",
+        "m.net",
+        "x.npz",
+    ]

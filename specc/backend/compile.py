@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ..cli_common import write_emitted
 from ..errors import SpecError
 from ..ir.graph import Graph
 from ..ir.types import JNP_NAMES
@@ -213,7 +214,7 @@ def compile_command(
     if emit == "flax":
         from .emit_flax import emit_flax
 
-        _write(emit_flax(g), out_dir, f"{g.model.lower()}.py")
+        write_emitted(emit_flax(g), out_dir, f"{g.model.lower()}.py")
         return
     try:
         platform = "reference" if lowering == "reference" else None
@@ -223,7 +224,7 @@ def compile_command(
     except SpecError as e:
         raise e.with_sources(spec.program.sources) from None
     if emit == "hlo":
-        _write(c.lowered.as_text(), out_dir, f"{g.model}.stablehlo.mlir")
+        write_emitted(c.lowered.as_text(), out_dir, f"{g.model}.stablehlo.mlir")
         return
     if as_json:
         click.echo(json.dumps(summary_json(c), indent=2))
@@ -241,16 +242,3 @@ def compile_command(
         console.print(f"rolled: {line}", highlight=False)
     if c.measured:
         console.print(c.measured, highlight=False)
-
-
-def _write(text: str, out_dir: Path | None, name: str) -> None:
-    import click
-
-    if out_dir is None:
-        click.echo(text, nl=not text.endswith("\n"))
-        return
-    from ..train.io import write_atomic
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / name, text.encode())
-    click.echo(f"wrote {out_dir / name}")

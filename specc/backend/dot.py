@@ -903,7 +903,7 @@ def render(dot_text: str, fmt: str, dpi: int | None = None) -> bytes:
 
 def write(dot_text: str, output: Path, dpi: int | None = None) -> None:
     """Write DOT text or, by the suffix, its rendering (.svg, .png, .pdf), atomically."""
-    from ..train.io import write_atomic
+    from ..train.io import write_output
 
     suffix = output.suffix.lower()
     if suffix not in FORMATS:
@@ -914,7 +914,7 @@ def write(dot_text: str, output: Path, dpi: int | None = None) -> None:
     fmt = FORMATS[suffix]
     if dpi is not None and fmt != "png":
         raise DotError(f"--dpi sets the resolution of a PNG; -o {output} is not one")
-    write_atomic(output, dot_text.encode() if fmt is None else render(dot_text, fmt, dpi))
+    write_output(output, dot_text.encode() if fmt is None else render(dot_text, fmt, dpi))
 
 
 def dot_command(

@@ -254,10 +254,10 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
     if changed and not check_only:
         import stat
 
-        from ..train.io import write_atomic
+        from ..train.io import write_output
 
         target = path.resolve()  # through a symbolic link: the link stays, the file it names is rewritten
-        write_atomic(target, new.encode(), mode=stat.S_IMODE(target.stat().st_mode))
+        write_output(target, new.encode(), mode=stat.S_IMODE(target.stat().st_mode))
     return changed
 
 

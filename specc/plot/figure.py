@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ..train.io import write_atomic
+from ..train.io import write_output
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
@@ -45,5 +45,5 @@ def save(fig: Any, path: Path, dpi: int = 100) -> Path:
     """Write `fig` to `path` atomically, in the format its suffix names."""
     buf = io.BytesIO()
     fig.savefig(buf, format=FORMATS[path.suffix.lower()], dpi=dpi)
-    write_atomic(path, buf.getvalue())
+    write_output(path, buf.getvalue())
     return path

@@ -24,7 +24,7 @@ from ..errors import SpecError
 from ..ir.dims import Dim
 from ..ir.types import JNP_NAMES
 from .checkpoint import _is_key, leaf_paths
-from .io import write_atomic
+from .io import write_output
 
 FORMATS = ("onnx", "npz", "safetensors", "stablehlo")
 SUFFIX = {"onnx": ".onnx", "npz": ".npz", "safetensors": ".safetensors", "stablehlo": ".stablehlo"}
@@ -263,5 +263,5 @@ def export_model(model: Any, fmt: str, path: Path, bind: Mapping[str, int] | Non
         data = to_safetensors(model)
     else:
         raise _export_error(fmt, f"unknown format; expected one of {', '.join(FORMATS)}")
-    write_atomic(Path(path), data)
+    write_output(Path(path), data)
     return Path(path)

@@ -21,6 +21,20 @@ def import_module(name: str) -> ModuleType:
         return importlib.import_module(name)
 
 
+def write_output(path: Path, data: bytes, mode: int | None = None) -> None:
+    """write_atomic to a path the user named (`-o`, an --emit folder, a file `specc fmt` rewrites): one that cannot
+    be written (a folder that cannot be made, a read-only one, a device) is a usage error naming it, not a
+    crash."""
+    from ..errors import UsageError
+
+    try:
+        write_atomic(path, data, mode)
+    except OSError as e:
+        raise UsageError.of(
+            f"cannot write {path}: {e.strerror or e}", "give a path in a folder you can write to"
+        ) from None
+
+
 def _umask() -> int:
     mask = os.umask(0)  # the only way to read it; set straight back
     os.umask(mask)
