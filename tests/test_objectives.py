@@ -264,6 +264,64 @@ def test_an_empty_params_list_is_named_as_written(tmp_path: Path) -> None:
     )
 
 
+GAN = (SPECS_DIR := Path(__file__).resolve().parent.parent / "specs") and (
+    SPECS_DIR / "gan_digits.net"
+).read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            GAN.replace(
+                "loss      = binary_cross_entropy(d_fake, 1)", "loss      = binary_cross_entropy(d_real, 1)"
+            ),
+            41,
+            "objective generator's loss depends on none of the layers it trains (G): their gradient is zero and "
+            "they would never change",
+        ),
+        (
+            MODEL.replace("  epochs  = 2\n", "  epochs  = 2\n  loss    = mse(x, 0)\n"),
+            12,
+            "the loss depends on none of the layers it trains: their gradient is zero and they would never change",
+        ),
+    ],
+)
+def test_a_loss_that_reads_none_of_the_trained_layers_is_located(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    """A generator's loss on d_real (the critic on real images), or a loss of the data alone, has a zero gradient
+    for the layers it trains: they trained silently to nothing (the loss printed, flat, as a finished run)."""
+    from specc.errors import SpecError
+    from specc.train.objectives import plan_objectives
+
+    spec = specc.load(tmp_path / "g.net", text=text)
+    graph = spec.graph()
+    with pytest.raises(SpecError) as e:
+        plan_objectives(build_config(spec, graph), graph)
+    d = e.value.diagnostics[0]
+    assert d.span is not None
+    assert (d.kind, d.message, d.span.line, d.span.col) == (
+        "value error",
+        message,
+        line,
+        1 if line == 41 else 3,
+    )
+    assert d.hint.startswith("compute the loss from values those layers produce")
+
+
+def test_every_lecture_objective_reads_the_layers_it_trains() -> None:
+    """No false alarm: each spec with a train section plans (l2 terms read every layer and are not checked)."""
+    from specc.train.objectives import plan_objectives
+
+    for path in sorted(SPECS_DIR.glob("*.net")):
+        spec = specc.load(path)
+        if "train {" not in path.read_text() or 'from "runs/' in path.read_text():
+            continue
+        graph = spec.graph()
+        plan_objectives(cfg := build_config(spec, graph), graph, cfg.freeze)
+
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
 
 

@@ -147,11 +147,56 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
                     "freeze only the layers to keep (`freeze = [body]`), and leave some to train",
                 )
             )
-        plans.append(ObjectivePlan(o, mine - frozen))
+        trained = mine - frozen
+        if trained and (reached := _loss_reaches(o, graph, keys)) is not None and not reached & trained:
+            errors.append(
+                SpecError.one(
+                    "value error",
+                    ("the loss" if o.name == "main" else f"objective {o.name}'s loss")
+                    + " depends on none of the layers it trains"
+                    + (f" ({', '.join(o.params)})" if o.params else "")
+                    + ": their gradient is zero and they would never change",
+                    o.span,
+                    "compute the loss from values those layers produce (a generator's loss reads the critic's "
+                    "verdict on its fakes, d_fake), or train the layers the loss reads",
+                )
+            )
+        plans.append(ObjectivePlan(o, trained))
     if errors:
         diags = [d for e in errors for d in e.diagnostics]
         raise SpecError(diags, dict(config.sources))
     return tuple(plans)
+
+
+def _loss_reaches(objective: Objective, graph: Any, keys: dict[int, str]) -> frozenset[str] | None:
+    """The layer keys whose parameters the objective's loss is computed from; None where a term reads the
+    parameters themselves (l1, l2), so every layer counts."""
+    from .losses import LOSSES
+
+    names: list[str] = []
+    for _, call in objective.terms:
+        if call.name == "value":
+            names.append(call["name"])
+            continue
+        lf = LOSSES.get(call.name)
+        if lf is None or lf.penalty:
+            return None
+        names += [v for a in lf.tensor_args if isinstance(v := call.kw.get(a.name), str)]
+    values = graph.value_map
+    todo = [values[n].node for n in names if n in values]
+    seen: set[int] = set()
+    reached: set[str] = set()
+    while todo:
+        nid = todo.pop()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        n = graph.nodes[nid]
+        owner = n.shares if n.shares is not None else nid
+        if owner in keys:
+            reached.add(keys[owner])
+        todo += [r.node for r in n.inputs]
+    return frozenset(reached)
 
 
 def stages(config: TrainConfig) -> tuple[Stage, ...]:
