@@ -128,7 +128,7 @@ def pure_function(model: Any) -> tuple[Callable[..., tuple[Any, ...]], Signature
 
 def named_leaves(model: Any) -> dict[str, np.ndarray]:
     """The model's parameters and state by their checkpoint names (`params/layers/c1/kernel`,
-    `rest/layers/bn/mean`); RNG keys are left out (they hold no trained value)."""
+    `rest/layers/bn/mean`); RNG keys are left out (they hold no trained value), their 0-d counters kept."""
     _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
     return {p: np.asarray(x) for p, x in leaf_paths({"params": params, "rest": rest}) if not _is_key(x)}
 
@@ -169,7 +169,8 @@ def _for_export(model: Any) -> Any:
 
 
 def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) -> bytes:
-    """The model as an ONNX ModelProto's bytes (jax2onnx); free sizes become symbolic ONNX dims.
+    """The model as an ONNX ModelProto's bytes (jax2onnx), at fixed sizes: the batch 1 unless bound, every other
+    free size bound in `bind` (an unbound one is an export error).
 
     Raises SpecError listing the JAX primitives jax2onnx cannot convert.
     """
