@@ -707,12 +707,12 @@ def train_and_evaluate(
         if (moved := moved_stage(run_stages, history)) is not None:
             checkpoints.close()
             epoch_no, was, now = moved
-            names = ", ".join(config.objectives[i].name for i in run_stages[was - 1].objectives)
-            where = f"stage {now}" if now is not None else "no stage (the plan is shorter)"
+            trained_by = ", ".join(config.objectives[i].name for i in run_stages[was - 1].objectives)
+            falls_in = f"stage {now}" if now is not None else "no stage (the plan is shorter)"
             trained = [sum(1 for h in history if h.get("stage") == k + 1) for k in range(len(run_stages))]
             raise _run_error(
-                f"cannot resume: epoch {epoch_no} trained in stage {was} ({names}), and with these epochs it falls "
-                f"in {where}; the stages' lengths moved",
+                f"cannot resume: epoch {epoch_no} trained in stage {was} ({trained_by}), and with these epochs it falls "
+                f"in {falls_in}; the stages' lengths moved",
                 f"the run trained its stages for {', '.join(map(str, trained))} epoch(s): resume with the epochs "
                 "it was trained with, or train afresh with --force; to train the last stage longer, give the "
                 "earlier objectives their own `epochs`",

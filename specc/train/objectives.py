@@ -199,6 +199,11 @@ def _loss_reaches(objective: Objective, graph: Any, keys: dict[int, str]) -> fro
     return frozenset(reached)
 
 
+def _stage_epochs(own: int | None, train: int) -> int:
+    """An objective's stage length: its own `epochs` (0 skips the stage), else the train section's."""
+    return train if own is None else own
+
+
 def stages(config: TrainConfig) -> tuple[Stage, ...]:
     """The objectives in run order: the alternating ones first, then each `after` chain in order."""
     objs = config.objectives
@@ -222,7 +227,7 @@ def stages(config: TrainConfig) -> tuple[Stage, ...]:
     out = []
     for d in sorted(set(level.values())):
         members = tuple(i for i in range(len(objs)) if level[i] == d)
-        epochs = max((config.epochs if objs[i].epochs is None else objs[i].epochs) for i in members)
+        epochs = max(_stage_epochs(objs[i].epochs, config.epochs) for i in members)
         out.append(Stage(members, epochs))
     return tuple(out)
 
