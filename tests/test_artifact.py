@@ -278,7 +278,9 @@ def test_an_output_that_cannot_be_written_is_a_usage_error(tmp_path: Path, tiny_
     for args in cases:
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2, (args, r.output)
-        assert f"usage error: cannot write {blocker}/" in r.output and "hint: give a path" in r.output, r.output
+        assert f"usage error: cannot write {blocker}/" in r.output and "hint: give a path" in r.output, (
+            r.output
+        )
     assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == [
         "a-file",
         "m.net",
