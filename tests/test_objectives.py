@@ -158,7 +158,7 @@ def test_resume_that_moves_a_stage_boundary_is_refused(tmp_path: Path) -> None:
     spec = specc.load(path)
     first = train_and_evaluate(build_config(spec, spec.graph()), tmp_path / "r", verbose=False)
     assert [h["stage"] for h in first.history] == [1, 2]
-    metrics = (tmp_path / "r" / "metrics.jsonl").read_bytes()
+    record = {n: (tmp_path / "r" / n).read_bytes() for n in ("metrics.jsonl", "config.json", "run.json")}
     with pytest.raises(SpecError) as e:
         train_and_evaluate(
             build_config(spec, spec.graph(), ["epochs=3"]), tmp_path / "r", verbose=False, resume=True
@@ -170,7 +170,8 @@ def test_resume_that_moves_a_stage_boundary_is_refused(tmp_path: Path) -> None:
         "the stages' lengths moved",
     )
     assert d.hint.startswith("the run trained its stages for 1, 1 epoch(s): resume with the epochs")
-    assert (tmp_path / "r" / "metrics.jsonl").read_bytes() == metrics
+    # the refused resume leaves the run's record as it was (config.json was rewritten with the new epochs)
+    assert {n: (tmp_path / "r" / n).read_bytes() for n in record} == record
 
     longer_last = STAGES.replace("  after     = first\n  epochs    = 1\n", "  after     = first\n")
     path.write_text(longer_last)

@@ -671,7 +671,10 @@ def train_and_evaluate(
     from .checkpoint import CheckpointError, Checkpoints
     from .execution import make_chunk_step
 
-    if primary:
+    def record_run() -> None:
+        """run.json, config.json, the spec's copy, the data's statistics and class names."""
+        if not primary:
+            return
         rundir.start(workdir, config, graph, resuming=resuming)
         from .artifact import write_class_names, write_normalization
 
@@ -680,6 +683,11 @@ def train_and_evaluate(
             write_class_names(workdir, splits.class_names)
         except OSError as e:
             raise _run_error(f"cannot write the run directory {workdir}: {e.strerror or e}") from None
+
+    # A new run is recorded first (a replaced run's files, checkpoints included, go before any is made); a resumed
+    # one only once its checkpoint is read and accepted, so a refused resume leaves the run's record as it was.
+    if not resuming:
+        record_run()
     ckpt_dir = workdir / config.checkpoint_dir
     metrics_path = workdir / "metrics.jsonl"
     history: list[dict[str, float]] = []
@@ -721,6 +729,8 @@ def train_and_evaluate(
         notes.append(f"resumed from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
     elif resume:
         notes.append(f"no checkpoint in {ckpt_dir}; starting afresh")
+    if resuming:
+        record_run()
     gradients_path = workdir / GRADIENTS_FILE
     if primary:
         try:
