@@ -192,3 +192,20 @@ def test_a_sweep_says_each_warning_once_before_it_trains(tmp_path: Path) -> None
         r.stderr.count("warning: batch = 1, but batchnorm (line 3)") == 1
     )  # two points with batch 1, one text
     assert r.stderr.index("warning:") < r.stderr.index("[1/4]")
+
+
+def test_a_learning_rate_of_zero_is_a_located_warning(tmp_path: Path) -> None:
+    """lr = 0 is valid (PyTorch takes it) but trains nothing: said at the number, in the file or in --set; a
+    schedule that starts at 0 (a warm-up) is not warned about."""
+    text = AUTOENCODER.replace("binary_cross_entropy(out, x)", "mse(out, x)")
+    path = _write(tmp_path, text.replace("adam(lr=1e-3)", "adam(lr=0)"))
+    [w] = _warnings(path)
+    assert (w["line"], w["col"], w["message"]) == (
+        10,
+        text.splitlines()[9].index("1e-3") + 1,
+        "adam: lr = 0 changes no weight, so the run would train nothing",
+    )
+    path = _write(tmp_path, text, "n.net")
+    [w] = _warnings(path, "optimizer.lr=0.0")
+    assert (w["file"], w["col"]) == ("--set", 14)
+    assert _warnings(path, "optimizer.lr=cosine(1e-3, 100, warmup=5)") == []

@@ -638,6 +638,16 @@ class _Checker:
                         (f"{why}; " if why else "") + f"usage: {sig.usage()}",
                     )
                     return _BAD
+            if a.kind == "lr" and v == 0:  # valid (PyTorch takes it too), but almost surely a slip
+                self.warnings.append(
+                    Diagnostic(
+                        WARNING,
+                        f"{sig.name}: lr = 0 changes no weight, so the run would train nothing",
+                        span,
+                        "give a positive learning rate, e.g. lr=1e-3; to keep some layers fixed, list them in "
+                        "freeze = [...]",
+                    )
+                )
             return float(v)
         if a.kind == "int" and num and isinstance(integral(v), int):
             return int(v)
