@@ -340,6 +340,17 @@ def test_curves_of_several_runs(tmp_path: Path) -> None:
     assert code == 1 and "no 'accuracy'" in err and "it has: val_loss" in err
 
 
+def test_curves_of_a_run_with_no_finished_epoch_say_so(tmp_path: Path) -> None:
+    # a run stopped before its first epoch ended (or --epochs 0): the hint was "it has: no epochs yet; give
+    # --metric", which no --metric can help
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text("")
+    code, _, err = invoke("plot", "curves", str(tmp_path / "r"), "-o", str(tmp_path / "c.png"))
+    assert code == 1 and not (tmp_path / "c.png").exists()
+    assert f"{tmp_path / 'r'}: no epoch has finished yet (metrics.jsonl is empty)" in err
+    assert "give --metric" not in err and "train it for an epoch or more" in err
+
+
 def test_curves_of_a_sweeps_folder_point_to_its_runs(tmp_path: Path) -> None:
     # `specc sweep -o sw` then `specc plot curves sw` said "give the --out folders of `specc train`"
     (tmp_path / "sw").mkdir()

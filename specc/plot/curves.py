@@ -62,9 +62,13 @@ def read_curves(runs: list[Path], metric: str) -> list[Curve]:
         points = [(int(r.get("epoch", k + 1)), float(r[metric])) for k, r in enumerate(rows) if metric in r]
         if not points:
             have = sorted({k for r in rows for k in r if k not in ("epoch", "time", "stage")})
+            if not rows:  # no epoch finished: no --metric can help
+                raise plot_error(
+                    f"{run}: no epoch has finished yet ({METRICS_FILE} is empty)",
+                    f"train it for an epoch or more (specc train SPEC --resume --out {run})",
+                )
             raise plot_error(
-                f"{run}: no '{metric}' in {METRICS_FILE}",
-                f"it has: {', '.join(have) or 'no epochs yet'}; give --metric",
+                f"{run}: no '{metric}' in {METRICS_FILE}", f"it has: {', '.join(have)}; give --metric"
             )
         curves.append(Curve(run_label(Path(run)), tuple(e for e, _ in points), tuple(v for _, v in points)))
     return curves
