@@ -52,6 +52,25 @@ def test_gan_alternates_and_each_side_trains_its_own_network(tmp_path: Path) -> 
     assert graph.total_params == (16 * 128 + 128 + 128 * 64 + 64) + (64 * 128 + 128 + 128 + 1)
 
 
+def test_wgan_critic_weights_stay_clipped_and_its_distance_estimate_grows(tmp_path: Path) -> None:
+    """clip_weights=0.01 keeps every critic weight in [-0.01, 0.01] after each update (the generator's are free),
+    and training the critic raises its Wasserstein estimate -c_loss from where it started."""
+    spec = specc.load(
+        SPECS / "wgan_digits.net", text=short("wgan_digits.net").replace("epochs  = 1", "epochs  = 3")
+    )
+    graph = spec.graph()
+    result = train_and_evaluate(build_config(spec, graph), tmp_path / "w", verbose=False, graph=graph)
+    after = flat(result.params)
+    critic = {k: v for k, v in after.items() if k.split("/")[1].startswith("C_")}
+    generator = {k: v for k, v in after.items() if k.split("/")[1].startswith("G_")}
+    assert critic and generator
+    assert max(float(np.abs(v).max()) for v in critic.values()) <= 0.01 + 1e-9
+    assert max(float(np.abs(v).max()) for v in generator.values()) > 0.05  # initialised well beyond 0.01
+    history = [h["loss_critic"] for h in result.history]
+    assert history[-1] < history[0] < 0, history
+    assert graph.total_params == (16 * 128 + 128 + 128 * 64 + 64) + (64 * 128 + 128 + 128 + 1)
+
+
 def test_distillation_runs_teacher_then_student(tmp_path: Path) -> None:
     _, before, after, result = train(tmp_path, "distillation.net")
     assert [(h["stage"], "loss_teacher" in h, "loss_student" in h) for h in result.history] == [

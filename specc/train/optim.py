@@ -195,7 +195,11 @@ def check_schedule_args(call: CallSpec) -> str | None:
 
 _B1, _B2 = Arg("b1", "float", 0.9, domain="decay"), Arg("b2", "float", 0.999, domain="decay")
 # Every optimizer also takes these; optimizers with their own decoupled decay define weight_decay themselves.
-_COMMON = (Arg("clip", "float", None, domain="positive"), Arg("weight_decay", "float", 0.0, domain="nonneg"))
+_COMMON = (
+    Arg("clip", "float", None, domain="positive"),
+    Arg("weight_decay", "float", 0.0, domain="nonneg"),
+    Arg("clip_weights", "float", None, domain="positive"),
+)
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ def _sig(
     common = (
         _COMMON
         if own_decay is None
-        else (_COMMON[0], Arg("weight_decay", "float", own_decay, domain="nonneg"))
+        else (_COMMON[0], Arg("weight_decay", "float", own_decay, domain="nonneg"), _COMMON[2])
     )
     return Signature(name, (Arg("lr", "lr", lr, domain="rate"), *args, *common), doc)
 
@@ -304,13 +308,14 @@ OPTIMIZERS: Mapping[str, OptimizerFn] = MappingProxyType(
 
 
 def make_optimizer(call: CallSpec, steps_per_epoch: int) -> Any:
-    """The Optax transformation for an optimizer call: [clip by global norm] → [L2 decay] → the optimizer."""
+    """The Optax transformation for an optimizer call: [clip by global norm] → [L2 decay] → the optimizer →
+    [weights clipped to ±clip_weights]."""
     import optax
 
     of = OPTIMIZERS[call.name]
     kw = call.kw
     lr = make_schedule(kw["lr"], steps_per_epoch)
-    own = {a.name: kw[a.name] for a in of.sig.args if a.name not in ("lr", "clip", "weight_decay")}
+    own = {a.name: kw[a.name] for a in of.sig.args if a.name not in ("lr", *(c.name for c in _COMMON))}
     if of.decoupled:
         own["weight_decay"] = kw["weight_decay"]
     parts = []
@@ -319,4 +324,22 @@ def make_optimizer(call: CallSpec, steps_per_epoch: int) -> Any:
     if not of.decoupled and kw.get("weight_decay"):
         parts.append(optax.add_decayed_weights(kw["weight_decay"]))
     parts.append(of.build(lr, **own))
+    if kw.get("clip_weights") is not None:
+        parts.append(_clip_weights(kw["clip_weights"]))
     return parts[0] if len(parts) == 1 else optax.chain(*parts)
+
+
+def _clip_weights(limit: float) -> Any:
+    """After the update, every weight it trains lies in [-limit, limit]: the update becomes clip(p + u) - p. The
+    original WGAN's critic (Arjovsky et al., 2017: RMSProp, lr 5e-5, clip 0.01); Optax has projections but no
+    transformation that applies one after each update."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        if params is None:
+            raise ValueError("clip_weights needs the parameters")
+        return jax.tree.map(lambda u, p: jnp.clip(p + u, -limit, limit) - p, updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
