@@ -33,12 +33,18 @@ SUFFIX = {"onnx": ".onnx", "npz": ".npz", "safetensors": ".safetensors", "stable
 @dataclass(frozen=True)
 class Signature:
     """The exported function's inputs (name, dtype, dims: ints, size names, or the Dim of a size computed from
-    names, `2*P`) and output names; `dims` holds every input's dims as Dims, to bind."""
+    names, `2*P`) and output names."""
 
     inputs: tuple[tuple[str, str, tuple[int | str | Dim, ...]], ...]
     outputs: tuple[str, ...]
-    dims: tuple[tuple[Dim, ...], ...]
     ids: tuple[tuple[str, int, str], ...] = ()  # an input an `embed` looks up: its name, the vocab, where
+
+    @property
+    def dims(self) -> tuple[tuple[Dim, ...], ...]:
+        """Every input's dims as Dims, to bind."""
+        return tuple(
+            tuple(Dim.sym(d) if isinstance(d, str) else Dim.of(d) for d in dims) for _, _, dims in self.inputs
+        )
 
     def shapes(self, bind: Mapping[str, int], fmt: str) -> list[tuple[int, ...]]:
         """Every input's shape with its free sizes bound (N defaults to 1); a SpecError names the unbound, a
@@ -82,7 +88,6 @@ def signature(model: Any) -> Signature:
     outs = tuple(name for name, _ in graph.outputs)
     needed = {s.id for s in model.plan.needed(graph.value_map[o].node for o in outs)}
     ins = []
-    exprs = []
     for name, nid in graph.inputs:
         if nid not in needed:
             continue
@@ -92,14 +97,13 @@ def signature(model: Any) -> Signature:
             for d in node.type.dims
         )
         ins.append((name, node.type.dtype, dims))
-        exprs.append(tuple(node.type.dims))
     names = {nid: name for name, nid in graph.inputs if nid in needed}
     ids = tuple(
         (names[n.inputs[0].node], int(n.attr["vocab"]), str(n.span))
         for n in graph.nodes
         if n.op == "embed" and n.inputs and n.inputs[0].node in names
     )
-    return Signature(tuple(ins), outs, tuple(exprs), ids)
+    return Signature(tuple(ins), outs, ids)
 
 
 def pure_function(model: Any) -> tuple[Callable[..., tuple[Any, ...]], Signature]:

@@ -78,9 +78,8 @@ def conform_inputs(
             "the model's outputs need " + ", ".join(input_type(inp) for inp in needed),
         )
     sizes: dict[str, tuple[int, str]] = {}  # size name → its value and the input that set it
-    computed: list[
-        tuple[Input, np.ndarray, int]
-    ] = []  # the axes of computed sizes (2*P), checked after the names
+    # the axes of computed sizes (2*P), checked once every size name has its value
+    computed: list[tuple[Input, np.ndarray, int]] = []
     out = {}
     for inp in needed:
         name = inp[0]
