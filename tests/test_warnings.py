@@ -209,3 +209,93 @@ def test_a_learning_rate_of_zero_is_a_located_warning(tmp_path: Path) -> None:
     [w] = _warnings(path, "optimizer.lr=0.0")
     assert (w["file"], w["col"]) == ("--set", 14)
     assert _warnings(path, "optimizer.lr=cosine(1e-3, 100, warmup=5)") == []
+
+
+DISTILL = """\
+block Teacher() {
+  input v: [N, 64]
+  logits = v -> dense(64) -> relu -> dense(10)
+  output logits
+}
+model Distill {
+  input x: f32[N, 64]
+  input y: i32[N]
+  T = Teacher() from "runs/Teacher"
+  t_logits = x -> T
+  s_logits = x -> dense(16) -> relu -> dense(10)
+  t_soft = t_logits / 4 -> softmax
+  s_hot = s_logits / 4
+  output s_logits
+}
+train {
+  data = digits(split=0.8)
+  loss = 16 * kl_div(s_hot, t_soft) + cross_entropy(s_logits, y)
+}
+"""
+
+
+def test_a_loaded_teacher_the_distillation_loss_trains_is_a_located_warning(tmp_path: Path) -> None:
+    """A teacher from an earlier run that no freeze holds: the loss reads it only as kl_div's target, and its
+    gradient moves the teacher toward the student. Valid (documented), but almost never meant: said at the `from`."""
+    path = _write(tmp_path, DISTILL)
+    r = CliRunner().invoke(main, ["check", str(path)])
+    assert r.exit_code == 0, r.output
+    col = DISTILL.splitlines()[8].index('"runs/Teacher"') + 1
+    assert (
+        f"{path}:9:{col}: warning: T starts from runs/Teacher's trained weights, and the loss trains it"
+        in r.stderr
+    )
+    assert "kl_div's target t_soft (line 18) is computed by T" in r.stderr
+    assert "hint: add `freeze = [T]` to the train section" in r.stderr
+    (w,) = _warnings(path)
+    assert (w["line"], w["col"], w["end_col"]) == (9, col, col + len('"runs/Teacher"'))
+    # the fix the hint gives, and a teacher mimicked by mse (its logits the target) warns too
+    assert (
+        _warnings(
+            _write(
+                tmp_path,
+                DISTILL.replace(
+                    "cross_entropy(s_logits, y)\n", "cross_entropy(s_logits, y)\n  freeze = [T]\n"
+                ),
+                "f.net",
+            )
+        )
+        == []
+    )
+    (w,) = _warnings(
+        _write(
+            tmp_path,
+            DISTILL.replace(
+                "16 * kl_div(s_hot, t_soft) + cross_entropy(s_logits, y)", "mse(s_logits, t_logits)"
+            ),
+            "mimic.net",
+        )
+    )
+    assert "mse's target t_logits (line 18) is computed by T" in w["message"]
+
+
+def test_a_loaded_body_fine_tuned_and_loaded_teachers_of_objectives_are_not_warned_about(
+    tmp_path: Path,
+) -> None:
+    """A pretrained body on the prediction's side is fine-tuning, not a teacher; a teacher no objective trains (the
+    lecture specs' stages, with their teachers loaded instead) is frozen; one an objective's params name is not."""
+    finetune = (ROOT / "specs" / "finetune.net").read_text().replace("  freeze    = [B]\n", "")
+    assert "freeze" not in finetune and _warnings(_write(tmp_path, finetune, "finetune.net")) == []
+    for name, teacher in (
+        ("distillation", "T = Teacher()"),
+        ("mimic", "T = Deep()"),
+        ("fitnets", "TL = WideLow()"),
+    ):
+        text = (ROOT / "specs" / f"{name}.net").read_text()
+        assert teacher + "\n" in text
+        loaded = text.replace(teacher + "\n", f'{teacher} from "runs/Teacher"\n')
+        assert _warnings(_write(tmp_path, loaded, f"{name}.net")) == [], name
+    text = (
+        (ROOT / "specs" / "distillation.net")
+        .read_text()
+        .replace("T = Teacher()\n", 'T = Teacher() from "runs/T"\n')
+    )
+    (w,) = _warnings(_write(tmp_path, text.replace("params    = S\n", "params    = [S, T]\n"), "both.net"))
+    assert w["message"].startswith(
+        "T starts from runs/T's trained weights, and objective student's loss trains it"
+    )

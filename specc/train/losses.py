@@ -147,6 +147,7 @@ LOSSES: Mapping[str, Term] = MappingProxyType(
             ),
             positive("label_smoothing", class_scores("logits", "labels"), upto=1.0, zero=True),
             cross_entropy,
+            target="labels",
         ),
         "binary_cross_entropy": Term(
             Signature(
@@ -156,16 +157,19 @@ LOSSES: Mapping[str, Term] = MappingProxyType(
             ),
             same_shape("logits", "targets", "logits"),
             binary_cross_entropy,
+            target="targets",
         ),
         "mse": Term(
             Signature("mse", (_v("pred"), _v("target", number=True), _RED), "squared error"),
             same_shape("pred", "target"),
             mse,
+            target="target",
         ),
         "mae": Term(
             Signature("mae", (_v("pred"), _v("target", number=True), _RED), "absolute error"),
             same_shape("pred", "target"),
             mae,
+            target="target",
         ),
         "huber": Term(
             Signature(
@@ -175,6 +179,7 @@ LOSSES: Mapping[str, Term] = MappingProxyType(
             ),
             positive("delta", same_shape("pred", "target")),
             huber,
+            target="target",
         ),
         "hinge": Term(
             Signature(
@@ -184,16 +189,19 @@ LOSSES: Mapping[str, Term] = MappingProxyType(
             ),
             class_scores("scores", "labels", number=True, binary=True),
             hinge,
+            target="labels",
         ),
         "kl_div": Term(
             Signature("kl_div", (_v("logits"), _v("targets"), _RED), "KL(targets ‖ softmax(logits))"),
             class_scores("logits", "targets", index=False),
             kl_div,
+            target="targets",
         ),
         "nll": Term(
             Signature("nll", (_v("log_probs"), _v("labels"), _RED), "negative log-likelihood"),
             class_scores("log_probs", "labels", same=False),
             nll,
+            target="labels",
         ),
         "kl_normal": Term(
             Signature(

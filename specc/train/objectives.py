@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SpecError
-from .spec import Objective, TrainConfig
+from ..errors import WARNING, Diagnostic, SpecError
+from .spec import CallSpec, Objective, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,18 @@ def cut_copies(graph: Any, name: str, keys: dict[int, str]) -> tuple[str, int, i
             if _matches(n, name, graph.model):
                 covered[keys[n.id]] = covered.get(keys[n.id], 0) + 1
     return next(((k, c, owners[k]) for k, c in covered.items() if c < owners[k]), None)
+
+
+def _claims(
+    objectives: Sequence[Objective], by_name: dict[str, frozenset[str]], trainable: frozenset[str]
+) -> list[frozenset[str]]:
+    """The layers each objective trains before `freeze`: those its `params` name, or (no `params`) every layer
+    that no objective's `params` names."""
+    named = frozenset().union(*(by_name[p] for o in objectives for p in (o.params or ())))
+    return [
+        trainable - named if o.params is None else frozenset().union(*(by_name[p] for p in o.params))
+        for o in objectives
+    ]
 
 
 def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ()) -> tuple[ObjectivePlan, ...]:
@@ -127,15 +139,7 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
     if errors:
         diags = [d for e in errors for d in e.diagnostics]
         raise SpecError(diags, dict(config.sources))
-    unclaimed = trainable - frozenset(k for _, k in claimed)
-    for o in config.objectives:
-        mine = (
-            unclaimed
-            if o.params is None
-            else frozenset().union(*(by_name[p] for p in o.params))
-            if o.params
-            else frozenset()
-        )
+    for o, mine in zip(config.objectives, _claims(config.objectives, by_name, trainable), strict=True):
         if mine and not mine - frozen:
             # everything it would train is frozen: its loss could never fall (`freeze = [M]`, the model's name)
             errors.append(
@@ -182,6 +186,11 @@ def _loss_reaches(objective: Objective, graph: Any, keys: dict[int, str]) -> fro
         if lf is None or lf.penalty:
             return None
         names += [v for a in lf.tensor_args if isinstance(v := call.kw.get(a.name), str)]
+    return _computed_from(graph, names, keys)
+
+
+def _computed_from(graph: Any, names: Iterable[str], keys: dict[int, str]) -> frozenset[str]:
+    """The layer keys whose parameters the model values `names` are computed from."""
     values = graph.value_map
     todo = [values[n].node for n in names if n in values]
     seen: set[int] = set()
@@ -262,3 +271,57 @@ def moved_stage(
         if now_index != int(record["stage"]):
             return epoch, int(record["stage"]), now_index
     return None
+
+
+def trained_teachers(graph: Any, objectives: Sequence[Objective], freeze: Sequence[str]) -> list[Diagnostic]:
+    """A warning for each instance started from an earlier run (`T = Teacher() from "runs/Teacher"`) that an
+    objective trains while its loss reads the instance only through a target (`kl_div(s_hot, t_soft)`): the loss
+    then pulls the teacher toward the student too. Valid (docs/training.md), but a teacher is almost always meant
+    to stay as it was trained; one on the prediction's side too (a pretrained body fine-tuned) is left alone."""
+    keys = {n.id: str(n.id) for n in graph.nodes}  # node ids stand in for the layer keys, which need JAX
+    trainable = frozenset(keys[n.id] for n in graph.nodes if n.params)
+    names = [p for o in objectives for p in (o.params or ())] + list(freeze)
+    by_name = layers_of(graph, [*names, *(inst for inst, _, _ in graph.pretrained)], keys)
+    frozen = frozenset().union(*(by_name[f] for f in freeze))
+    trains = list(zip(objectives, _claims(objectives, by_name, trainable), strict=True))
+    out = []
+    for inst, run, span in graph.pretrained:
+        teacher = by_name[inst]
+        found = next(
+            (
+                (o, call, target)
+                for o, mine in trains
+                if teacher & (mine - frozen)
+                for _, call in o.terms
+                if (target := _target_only(graph, call, teacher, keys)) is not None
+            ),
+            None,
+        )
+        if found is None:
+            continue
+        o, call, target = found
+        loss = "the loss" if o.name == "main" else f"objective {o.name}'s loss"
+        out.append(
+            Diagnostic(
+                WARNING,
+                f"{inst} starts from {run}'s trained weights, and {loss} trains it too: {call.name}'s target "
+                f"{target} (line {call.span.line}) is computed by {inst}, so every step also moves {inst} "
+                "toward the prediction it is compared with",
+                span,
+                f"add `freeze = [{inst}]` to the train section to keep {inst} as it was trained",
+            )
+        )
+    return out
+
+
+def _target_only(graph: Any, call: CallSpec, layers: frozenset[str], keys: dict[int, str]) -> str | None:
+    """The target of loss `call` (`t_soft` in `kl_div(s_hot, t_soft)`) when it is computed by `layers` and the
+    prediction is not, else None."""
+    from .losses import LOSSES
+
+    lf = LOSSES.get(call.name)
+    target = call.kw.get(lf.target) if lf is not None and lf.target else None
+    if lf is None or not isinstance(target, str) or not layers & _computed_from(graph, [target], keys):
+        return None
+    preds = [v for a in lf.tensor_args if a.name != lf.target and isinstance(v := call.kw[a.name], str)]
+    return None if layers & _computed_from(graph, preds, keys) else target

@@ -1569,6 +1569,10 @@ def _check_into(
         freeze = _instance_list(seen["freeze"], "freeze", _instances(program, graph, mdef), diags)
     if diags or graph is None or not objs:
         return None, sources
+    if graph.pretrained:
+        from .objectives import trained_teachers  # it reads this module's Objective
+
+        ck.warnings.extend(trained_teachers(graph, objs, freeze))
     return TrainConfig(
         spec_path=Path(program.path),
         model=graph.model,

@@ -73,6 +73,7 @@ class Term:
     rule: Rule
     fn: Callable[..., Any]
     penalty: bool = False
+    target: str = ""  # the tensor argument the loss pulls its prediction toward (labels, targets), if any
 
     @property
     def tensor_args(self) -> tuple[Arg, ...]:
