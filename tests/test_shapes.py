@@ -224,6 +224,71 @@ def test_conv_transpose_integer_padding_is_pytorchs() -> None:
             assert y.shape == want.shape and np.allclose(y, want, atol=1e-5), (k, s, p, platform)
 
 
+def test_conv_transpose_output_padding_is_pytorchs() -> None:
+    """`output_padding=op` (PyTorch's) adds op rows after the cropped output: a conv autoencoder's 7 → 14 with
+    kernel 3, stride 2, padding 1 (13 without it). Values against a NumPy scatter of PyTorch's definition, on both
+    lowerings (8 features: the CPU rule picks the sub-pixel one)."""
+    import numpy as np
+
+    from specc.backend.flax import build_module
+
+    t = types("""
+  input z: f32[N, 7, 7, 16]
+  a = z -> conv_transpose(8, 3, stride=2, padding=1, output_padding=1)
+  b = z -> conv_transpose(8, 3, stride=(2, 3), padding=(1, 0), output_padding=(0, 2))
+  c = z -> conv_transpose(8, 3, stride=2, padding=0, output_padding=1)
+  output a
+""")
+    assert (t["a"], t["b"], t["c"]) == ("f32[N, 14, 14, 8]", "f32[N, 13, 23, 8]", "f32[N, 16, 16, 8]")
+    for k, s, p, op in [(3, 2, 1, 1), (4, 2, 1, 1), (3, 3, 1, 2), (3, 2, 0, 1), (5, 3, 2, 1)]:
+        call = f"conv_transpose(8, {k}, stride={s}, padding={p}, output_padding={op})"
+        g = specc.load(
+            "t.net", text=spec_text(f"  input z: f32[N, 5, 5, 2]\n  y = z -> {call}\n  output y")
+        ).graph()
+        for platform in ("reference", None):
+            m = build_module(g, platform=platform)
+            x = np.random.default_rng(k + op).standard_normal((2, 5, 5, 2)).astype(np.float32)
+            y = np.asarray(m({"z": x})["y"])
+            kernel, bias = np.asarray(m.layers["y"].kernel[...]), np.asarray(m.layers["y"].bias[...])
+            size = 4 * s + k + op  # the full output and op zero rows after it
+            full = np.zeros((2, size, size, 8), np.float32)
+            for i in range(5):
+                for j in range(5):
+                    for u in range(k):
+                        for v in range(k):  # PyTorch: out[i·s + u] += x[i] · w[u], w = Flax's kernel flipped
+                            full[:, i * s + u, j * s + v] += x[:, i, j] @ kernel[k - 1 - u, k - 1 - v]
+            want = full[:, p : size - p, p : size - p] + bias
+            assert y.shape == want.shape == (2, 4 * s + k - 2 * p + op, 4 * s + k - 2 * p + op, 8), call
+            assert np.allclose(y, want, atol=1e-5), (call, platform)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            "padding=1, output_padding=2",
+            "output_padding 2 must be at least 0 and smaller than the stride 2×2",
+        ),
+        (
+            "padding=same, output_padding=1",
+            "output_padding goes with an integer padding (PyTorch's), not padding=same",
+        ),
+        (
+            "padding=1, output_padding=(1, 0, 1)",
+            "'output_padding' has 3 values but the input has 2 spatial axes",
+        ),
+    ],
+)
+def test_conv_transpose_output_padding_errors(call: str, message: str) -> None:
+    d = error(f"""
+  input z: f32[N, 7, 7, 16]
+  a = z -> conv_transpose(8, 3, stride=2, {call})
+  output a
+""")
+    assert message in d.message, d.message
+    assert at(d) == (3, 43 + call.index("output_padding"))  # at `output_padding=`
+
+
 @pytest.mark.parametrize(
     ("padding", "message"),
     [

@@ -383,6 +383,7 @@ def _conv_transpose(c: OpCall) -> Inferred:
     k = per_axis(c["kernel"], n, "kernel", c, "kernel")
     s = per_axis(c["stride"], n, "stride", c, "stride")
     crop = transpose_crop(c["padding"], k, c)
+    extra = output_padding(c["output_padding"], s, crop, c)
     dims = []
     for i in range(n):
         size = c.x.dims[1 + i]
@@ -391,8 +392,8 @@ def _conv_transpose(c: OpCall) -> Inferred:
                 f"conv_transpose over axis {1 + i} of {c.x}: that axis is empty",
                 "its output would have a negative size; give it spatial axes of at least one element",
             )
-        if crop is not None:  # PyTorch's ConvTranspose: (in - 1)·s + k - 2p
-            cropped = (size - 1) * s[i] + (k[i] - 2 * crop[i])
+        if crop is not None:  # PyTorch's ConvTranspose: (in - 1)·s + k - 2p + output_padding
+            cropped = (size - 1) * s[i] + (k[i] - 2 * crop[i] + extra[i])
             if (n_out := cropped.as_int()) is not None and n_out < 1:
                 raise c.fail(
                     f"conv_transpose over axis {1 + i} of {c.x}: padding {crop[i]} crops the whole output "
@@ -409,6 +410,37 @@ def _conv_transpose(c: OpCall) -> Inferred:
     out = (c.x.dims[0], *dims, Dim.const(cout))
     macs = product(c.x.dims[:-1]) * (product(Dim.const(x) for x in k) * cin * cout)
     return Inferred((c.x.with_dims(out),), params, flops=macs * 2)
+
+
+def output_padding(
+    value: int | tuple[int, ...], s: tuple[int, ...], crop: tuple[int, ...] | None, c: OpCall | None = None
+) -> tuple[int, ...]:
+    """PyTorch's output_padding per spatial axis: rows added after the cropped output (0 ≤ op < stride, so a
+    stride-2 layer can reach either size that a stride-2 conv maps to the same input: 14 as well as 13 from 7);
+    only with an integer padding (checked when `c` is given)."""
+    extra = (value,) if isinstance(value, int) else value
+    extra = extra * len(s) if len(extra) == 1 else extra
+    if c is None or not any(extra):
+        return extra if any(extra) else (0,) * len(s)
+    if crop is None:
+        raise c.fail(
+            f"conv_transpose's output_padding goes with an integer padding (PyTorch's), not padding={c['padding']}",
+            "write the padding as PyTorch does: conv_transpose(16, 3, stride=2, padding=1, output_padding=1)"
+            + (" (or drop output_padding: same already gives in·stride)" if c["padding"] == "same" else ""),
+            arg="output_padding",
+            kind="argument error",
+        )
+    extra = per_axis(extra, len(s), "output_padding", c, "output_padding")
+    if any(not 0 <= e < st for e, st in zip(extra, s, strict=True)):
+        raise c.fail(
+            f"conv_transpose's output_padding {_window_label(c['output_padding'])} must be at least 0 and smaller "
+            f"than the stride {_window_label(c['stride'])}",
+            "output_padding picks one of the `stride` output sizes a strided conv maps back to the same input; "
+            "a larger output needs a larger kernel or stride",
+            arg="output_padding",
+            kind="argument error",
+        )
+    return extra
 
 
 def transpose_crop(padding: Any, k: tuple[int, ...], c: OpCall | None = None) -> tuple[int, ...] | None:
@@ -452,10 +484,11 @@ def transpose_geometry(a: dict[str, Any], shape: tuple[int, ...]) -> list[tuple[
     s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
     out = []
     crop = transpose_crop(a["padding"], k)
+    extra = output_padding(a["output_padding"], s, crop)
     for i in range(2):
         size = shape[1 + i]
         if crop is not None:  # the full correlation's padding k - 1, less the crop
-            lo, o = k[i] - 1 - crop[i], (size - 1) * s[i] + k[i] - 2 * crop[i]
+            lo, o = k[i] - 1 - crop[i], (size - 1) * s[i] + k[i] - 2 * crop[i] + extra[i]
         elif a["padding"] == "same":
             lo = k[i] - 1 if s[i] > k[i] - 1 else -(-(k[i] + s[i] - 2) // 2)
             o = size * s[i]
@@ -512,13 +545,15 @@ def _transpose_subpixel_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any
 
 def _transpose_padding(a: dict[str, Any], n: int) -> Any:
     """Flax's ConvTranspose padding: VALID or SAME, or for an integer p the dilated input's explicit padding
-    k - 1 - p on each side (lax.conv_transpose pads that correlation: PyTorch's output size and values up to the
-    kernel's flip, which Flax does not apply)."""
+    k - 1 - p on each side, plus output_padding at the end (lax.conv_transpose pads that correlation: PyTorch's
+    output size and values up to the kernel's flip, which Flax does not apply)."""
     k = per_axis(a["kernel"], n, "kernel", None, "kernel")  # type: ignore[arg-type]
+    s = per_axis(a["stride"], n, "stride", None, "stride")  # type: ignore[arg-type]
     crop = transpose_crop(a["padding"], k)
     if crop is None:
         return a["padding"].upper()
-    return [(kk - 1 - p, kk - 1 - p) for kk, p in zip(k, crop, strict=True)]
+    extra = output_padding(a["output_padding"], s, crop)
+    return [(kk - 1 - p, kk - 1 - p + e) for kk, p, e in zip(k, crop, extra, strict=True)]
 
 
 register(
@@ -531,6 +566,12 @@ register(
             Arg("kernel", "window"),
             Arg("stride", "window", 1),
             Arg("padding", "padding", "valid"),
+            Arg(
+                "output_padding",
+                "ints",
+                0,
+                doc="PyTorch's: added to one side of the output, below the stride (7 → 14 with k=3, s=2, p=1)",
+            ),
             Arg("bias", "bool", True),
             Arg("init", "init", None),
             Arg("bias_init", "bias_init", None),
