@@ -101,7 +101,15 @@ def test_conv_groups_must_divide_channels() -> None:
 """)
     assert d.kind == "shape error"
     assert "conv groups=2 must divide both the input channels (3) and the features (16)" in d.message
+    assert d.hint == "groups that divide both 3 and 16: 1 (a depthwise conv: groups = features = channels)"
     assert at(d) == (3, 24)  # the groups= argument
+    # ResNeXt's 32 groups on a width that is not a multiple of 32: the groups that would do
+    d = error("""
+  input x: f32[N, 7, 7, 96]
+  a = x -> conv(72, 3, groups=32)
+  output a
+""")
+    assert d.hint.startswith("groups that divide both 96 and 72: 1, 2, 3, 4, 6, 8, 12, 24 ")
 
 
 def test_a_tensor_given_as_an_option_is_described_as_a_tensor() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from ..ir.dims import Dim, product
@@ -78,8 +79,12 @@ def _conv(c: OpCall) -> Inferred:
     g = c["groups"]
     cout = c["features"]
     if cin % g or cout % g:
+        common = math.gcd(cin, cout)
+        fits = [d for d in range(1, common + 1) if common % d == 0]
+        shown = ", ".join(map(str, fits)) if len(fits) <= 10 else f"the divisors of {common}"
         raise c.fail(
             f"conv groups={g} must divide both the input channels ({cin}) and the features ({cout})",
+            f"groups that divide both {cin} and {cout}: {shown} (a depthwise conv: groups = features = channels)",
             arg="groups",
         )
     dims, k, _, _, _ = spatial(c, c["kernel"], c["stride"], c["dilation"], c["padding"])
