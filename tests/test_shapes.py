@@ -436,6 +436,39 @@ def test_broadcast_mismatch_is_an_error_at_the_expression() -> None:
     assert at(d) == (4, 7)
 
 
+@pytest.mark.parametrize(
+    ("small", "index", "shape"),
+    [
+        ("f32[N, 64]", "[:, None, None, :]", "[N, 1, 1, 64]"),  # squeeze-and-excitation's channel scale
+        ("f32[N, 32, 32]", "[:, :, :, None]", "[N, 32, 32, 1]"),  # a mask over the pixels
+    ],
+)
+def test_broadcast_of_a_lower_rank_value_hints_at_its_missing_axes(small: str, index: str, shape: str) -> None:
+    """NumPy aligns from the right, so [N, C] against [N, H, W, C] fails at H; the hint writes the axes to add."""
+    d = error(f"""
+  input x: f32[N, 32, 32, 64]
+  input s: {small}
+  y = x * s
+  output y
+""")
+    assert d.kind == "shape error" and at(d) == (4, 7)
+    assert d.hint == (
+        f"broadcasting lines axes up from the right: give the {small[3:]} value the missing axes as size 1, "
+        f"`{index}` after its name or `-> reshape({shape})`"
+    )
+    # the scale with its axes added broadcasts against the map, as jax.eval_shape of the lowering says
+    import jax
+    import numpy as np
+
+    from specc.backend.flax import build_module
+
+    fixed = spec_text(f"  input x: f32[N, 32, 32, 64]\n  input s: {small}\n  y = x * s{index}\n  output y")
+    m = build_module(specc.load("t.net", text=fixed).graph())
+    dims = [int(d) if d.isdigit() else 2 for d in small[4:-1].split(", ")]
+    x, sv = np.ones((2, 32, 32, 64), np.float32), np.ones(dims, np.float32)
+    assert jax.eval_shape(lambda a, b: m({"x": a, "s": b})["y"], x, sv).shape == (2, 32, 32, 64)
+
+
 def test_two_different_symbols_are_not_assumed_equal() -> None:
     d = error("""
   input a: f32[N, H]

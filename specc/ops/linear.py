@@ -83,7 +83,7 @@ def _matmul(c: OpCall) -> Inferred:
             f"@ contracts {a.dims[-1]} with {bd[-2]}: the inner sizes differ in {a} @ {b}",
             "the last axis of the left side must equal the second-to-last of the right side",
         )
-    batch = broadcast_dims(ad[:-2], bd[:-2], c)
+    batch = broadcast_dims(ad[:-2], bd[:-2], c, whole=False)
     out = (*batch, ad[-2], bd[-1])
     if a.rank == 1:
         out = out[:-2] + out[-1:]
