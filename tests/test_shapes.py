@@ -443,7 +443,9 @@ def test_broadcast_mismatch_is_an_error_at_the_expression() -> None:
         ("f32[N, 32, 32]", "[:, :, :, None]", "[N, 32, 32, 1]"),  # a mask over the pixels
     ],
 )
-def test_broadcast_of_a_lower_rank_value_hints_at_its_missing_axes(small: str, index: str, shape: str) -> None:
+def test_broadcast_of_a_lower_rank_value_hints_at_its_missing_axes(
+    small: str, index: str, shape: str
+) -> None:
     """NumPy aligns from the right, so [N, C] against [N, H, W, C] fails at H; the hint writes the axes to add."""
     d = error(f"""
   input x: f32[N, 32, 32, 64]
