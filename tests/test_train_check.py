@@ -453,3 +453,53 @@ def test_a_split_no_data_set_can_take_is_found_by_specc_check(tmp_path: Path, sp
     )
     r = CliRunner().invoke(main, ["check", str(spec)])
     assert r.exit_code == 1 and words in r.output and f"{spec}:8:17:" in r.output, r.output
+
+
+TWO_HEADS = """model M {
+  input x: f32[N, 64]
+  input y: i32[N]
+  h = x -> dense(32) -> relu
+  logits = h -> dense(10)
+  aux = h -> dense(10)
+  output logits, aux
+}"""
+
+
+@pytest.mark.parametrize(
+    ("metrics", "names"),
+    [
+        ("[accuracy(logits, y)]", ["accuracy"]),
+        # the same metric on two outputs: named after the value that differs (it was accuracy_logits_y, ..._aux_y)
+        ("[accuracy(logits, y), accuracy(aux, y)]", ["accuracy_logits", "accuracy_aux"]),
+        # the same values with other options: named after the option (it was top_k_accuracy_logits_y_)
+        (
+            "[top_k_accuracy(logits, y, k=1), top_k_accuracy(logits, y, k=5), accuracy(aux, y)]",
+            ["top_k_accuracy_k1", "top_k_accuracy_k5", "accuracy"],
+        ),
+        ("[mse(aux, logits), mse(aux, logits, reduction=sum)]", ["mse_mean", "mse_sum"]),
+        ("[mse(aux, logits), mse(logits, aux)]", ["mse_aux_logits", "mse_logits_aux"]),
+    ],
+)
+def test_metrics_of_one_kind_are_named_after_what_differs(metrics: str, names: list[str]) -> None:
+    spec = _spec(
+        TWO_HEADS, f"train {{\n  data = digits\n  loss = cross_entropy(logits, y)\n  metrics = {metrics}\n}}"
+    )
+    assert [m.name for m in build_config(spec, spec.graph()).metrics] == names
+    gan = specc.load(ROOT / "specs" / "gan_digits.net")
+    assert [m.name for m in build_config(gan, gan.graph()).metrics] == ["accuracy_d_real", "accuracy_d_fake"]
+
+
+def test_a_metric_listed_twice_is_a_located_error_at_the_second() -> None:
+    """accuracy, accuracy logged the same number twice as accuracy_logits_y and accuracy_logits_y_; top_k_accuracy
+    with k=5 written out is the default's twin."""
+    train = "train {\n  data = digits\n  loss = cross_entropy(logits, y)\n  metrics = [accuracy(logits, y),\n    %s]\n}"
+    [(kind, line, col, text)] = _errors(TWO_HEADS, train % "accuracy(logits, y)")
+    assert (kind, line, col) == ("value error", 13, 5)
+    assert text.startswith(
+        "metrics: accuracy(logits, y) is already listed at line 12, column 14: it would be computed and logged twice"
+    )
+    train = train.replace("accuracy(logits, y),", "top_k_accuracy(logits, y),")
+    [(kind, line, col, text)] = _errors(TWO_HEADS, train % "top_k_accuracy(logits, y, k=5)")
+    assert (line, col) == (13, 5)
+    assert "top_k_accuracy(logits, y) is already listed at line 12, column 14, with the same options" in text
+    assert _errors(TWO_HEADS, train % "top_k_accuracy(logits, y, k=3)") == []

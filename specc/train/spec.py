@@ -1505,16 +1505,25 @@ def _check_into(
         items = _unpipe(e.value)
         items_t = items.items if isinstance(items, ast.ListLit | ast.TupleLit) else (items,)
         table = {**metrics_t, **{k: v for k, v in losses.items() if k not in ("l1", "l2")}}
-        calls = [c for it in items_t if (c := ck.call_of(it, "metric", table, e.span)) is not None]
-        repeated = {n for n in (c.name for c in calls) if sum(c.name == n for c in calls) > 1}
-        for c in calls:
-            name = c.name
-            if name in repeated:  # accuracy(d_real, 1), accuracy(d_fake, 0): accuracy_d_real, accuracy_d_fake
-                name = "_".join([c.name, *(str(v) for _, v in c.args[:2] if isinstance(v, str))])
-            taken = {m.name for m in metrics}
-            while name in taken:
-                name += "_"
-            metrics.append(Metric(name, c))
+        calls: list[CallSpec] = []
+        for it in items_t:
+            c = ck.call_of(it, "metric", table, e.span)
+            first = next((d for d in calls if d == c), None)
+            if c is not None and first is not None:
+                kinds = {a.name: a.kind for a in table[c.name].args}
+                read = ", ".join(str(v) for k, v in c.args if kinds[k] == "value")
+                options = ", with the same options" if set(kinds.values()) != {"value"} else ""
+                diags.add(
+                    "value error",
+                    f"metrics: {c.name}({read}) is already listed at line {first.span.line}, column "
+                    f"{first.span.col}{options}: it would be computed and logged twice",
+                    c.span,
+                    "drop this one; the same metric of other values or with other options is one of its own, "
+                    "named after what differs (accuracy_logits, accuracy_aux; top_k_accuracy_k1, top_k_accuracy_k5)",
+                )
+            elif c is not None:
+                calls.append(c)
+        metrics = [Metric(n, c) for n, c in zip(_metric_names(calls, table), calls, strict=True)]
 
     early = None
     if "early_stop" in seen:
@@ -1612,6 +1621,38 @@ def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()
     diags.raise_if_any(sources)
     assert cfg is not None  # no problem found, so a config was built
     return cfg
+
+
+def _metric_names(calls: Sequence[CallSpec], table: Mapping[str, Signature]) -> list[str]:
+    """Each metric's name in the logs: its call's name, and where several metrics share it, what tells them apart:
+    the values they read that differ (`accuracy(d_real, 1)`, `accuracy(d_fake, 0)`: accuracy_d_real,
+    accuracy_d_fake), and where those do not, the other arguments that differ (`top_k_accuracy(z, y, k=1)`,
+    `top_k_accuracy(z, y, k=5)`: top_k_accuracy_k1, top_k_accuracy_k5; `mse(a, b, reduction=sum)`: mse_sum)."""
+    names: list[str] = []
+    for c in calls:
+        group = [d for d in calls if d.name == c.name]
+        kinds = {a.name: a.kind for a in table[c.name].args}
+        parts = _differing(c, group, kinds, reads=True)
+        if (
+            sum(_differing(d, group, kinds, reads=True) == parts for d in group) > 1
+        ):  # values alone do not tell
+            parts += _differing(c, group, kinds, reads=False)
+        base = name = "_".join([c.name, *parts])
+        k = 2
+        while name in names:  # two that join alike (mse(a_b, c), mse(a, b_c)): numbered
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def _differing(c: CallSpec, group: Sequence[CallSpec], kinds: Mapping[str, str], *, reads: bool) -> list[str]:
+    """c's arguments that another call of the group gives otherwise: the values it reads (`logits`), or the rest
+    (`k5`, `sum`)."""
+    return [
+        v if isinstance(v, str) else f"{k}{v}"
+        for i, (k, v) in enumerate(c.args)
+        if (kinds[k] == "value" and isinstance(v, str)) == reads and any(d.args[i][1] != v for d in group)
+    ]
 
 
 def _datasets() -> list[str]:
