@@ -923,6 +923,38 @@ def test_repeat_chains_copies_with_their_own_parameters() -> None:
     assert spec.check()["total_params"] == 3 * (8 * 8 + 8)
 
 
+def test_repeat_zero_times_passes_its_input_through() -> None:
+    """A stage written from a paper's table, `Unit(c, stride) -> repeat(n - 1, Unit(c))`, has one unit where the
+    table says n = 1 (MobileNetV2's first and last rows), as PyTorch's empty nn.Sequential; its name is still
+    checked, and a negative count is located."""
+    pre = """block Unit(c, stride=1) {
+  input x: [N, H, W, C]
+  y = x -> conv(c, 3, stride=stride, padding=1, bias=false) -> batchnorm -> relu6
+  output y
+}
+block Stage(c, n, stride) {
+  input x: [N, H, W, C]
+  y = x -> Unit(c, stride=stride) -> repeat(n - 1, Unit(c))
+  output y
+}
+"""
+    g = specc.load("t.net", text=spec_text(THREE_STAGES, pre)).graph()
+    assert str(g.type_of(g.value_map["y"])) == "f32[N, 8, 8, 32]"
+    unit = lambda cin, c: 9 * cin * c + 2 * c  # noqa: E731
+    assert g.total_params == unit(3, 16) + unit(16, 24) + unit(24, 24) + unit(24, 32)
+    d = error("  input x: f32[N, 8]\n  y = x -> repeat(0, Dense(8))\n  output y")
+    assert (d.kind, d.message, at(d)) == ("name error", "unknown op 'Dense'; did you mean 'dense'?", (3, 22))
+    d = error("  input x: f32[N, 8]\n  y = x -> repeat(1 - 2, dense(8))\n  output y")
+    assert d.message == "repeat's count must be a whole number (0 or more), got -1" and at(d) == (3, 19)
+
+
+THREE_STAGES = """
+  input x: f32[N, 32, 32, 3]
+  y = x -> Stage(16, 1, 2) -> Stage(24, 2, 1) -> Stage(32, 1, 2)
+  output y
+"""
+
+
 def test_equal_but_differently_typed_literals_are_not_confused() -> None:
     # 2 == 2.0 == true in Python; the checker's reuse of identical calls must still tell them apart
     t = types("""

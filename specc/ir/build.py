@@ -895,12 +895,7 @@ class GraphBuilder:
                 fn_args = tuple(self._eval(a, env, attr=True) for a in c.args)
                 fn_kwargs = tuple((k.name, self._eval(k.value, env, attr=True)) for k in c.kwargs)
                 return Fn(c.func, fn_args, fn_kwargs)
-            candidates = [*_op_names(), *self.program.blocks]
-            dym = dym_suffix(c.func, candidates)
-            what = "block" if dym and dym.split("'")[1] in self.program.blocks else "op"
-            self.diags.add(
-                "name error", f"unknown {what} '{c.func}'" + dym, c.func_span, _unknown_op_hint(c.func)
-            )
+            self._unknown_callable(c)
             return POISON
         tensors: list[Any] = [piped] if piped is not None else []
         args: list[Any] = []
@@ -986,15 +981,24 @@ class GraphBuilder:
         n = self._const(c.args[0], env)
         if n is POISON:
             return POISON
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             self.diags.add(
                 "argument error",
-                f"repeat's count must be a positive integer, got {describe(n)}",
+                f"repeat's count must be a whole number (0 or more), got {describe(n)}",
                 c.args[0].span,
-                "repeat(3, Block(...)) chains three copies; to skip it, remove the stage",
+                "repeat(3, Block(...)) chains three copies; repeat(0, ...) passes its input through",
             )
             return POISON
         inner: ast.Call = c.args[1]
+        if n == 0:
+            # no copies: the value passes through, as PyTorch's empty nn.Sequential, so a block's
+            # `repeat(n - 1, Unit(c))` serves a stage of one unit (MobileNetV2's table rows with n = 1);
+            # the name is still checked, or a misspelt block would pass silently until n grows
+            known = inner.func in self.program.blocks or get_op(inner.func) is not None
+            if not known and not isinstance(env.values.get(inner.func), _Instance):
+                self._unknown_callable(inner)
+                return POISON
+            return piped
         # The cap is checked before expanding: a count of 10⁹ must be an error, not an hour of building.
         if n > MAX_NODES - len(self.nodes):
             self._too_big(c, n, inner.func, None, env)
@@ -1026,6 +1030,13 @@ class GraphBuilder:
                 )
                 return POISON
         return v
+
+    def _unknown_callable(self, c: ast.Call) -> None:
+        dym = dym_suffix(c.func, [*_op_names(), *self.program.blocks])
+        what = "block" if dym and dym.split("'")[1] in self.program.blocks else "op"
+        self.diags.add(
+            "name error", f"unknown {what} '{c.func}'" + dym, c.func_span, _unknown_op_hint(c.func)
+        )
 
     def _too_big(self, c: ast.Call, n: int, what: str, per_copy: int | None, env: _Env) -> None:
         size = f"{n:,} copies of {what}" + (f" of {per_copy:,} nodes each" if per_copy else "")
