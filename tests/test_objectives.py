@@ -258,10 +258,35 @@ def test_an_empty_params_list_is_named_as_written(tmp_path: Path) -> None:
         plan_objectives(build_config(spec, graph), graph)
     d = e.value.diagnostics[0]
     assert d.span is not None
-    assert (d.kind, d.message, d.span.line) == (
+    assert (d.kind, d.message, d.span.line, d.span.col, d.span.end_col) == (
         "value error",
         "objective readout: params = [] names no layers to train",
+        18,  # at the value, not the objective's line 15
         15,
+        17,
+    )
+
+
+@pytest.mark.parametrize(("params", "col"), [("x", 15), ("[logits, x]", 24)])
+def test_params_naming_a_value_without_weights_is_located_at_the_name(
+    tmp_path: Path, params: str, col: int
+) -> None:
+    """`params = x` (an input) was reported at the objective's line 15; in a list it was accepted silently."""
+    from specc.errors import SpecError
+    from specc.train.objectives import plan_objectives
+
+    spec = specc.load(tmp_path / "e.net", text=ELM.replace("params    = logits\n", f"params    = {params}\n"))
+    graph = spec.graph()
+    with pytest.raises(SpecError) as e:
+        plan_objectives(build_config(spec, graph), graph)
+    [d] = e.value.diagnostics
+    assert d.span is not None
+    assert (d.kind, d.message, d.span.line, d.span.col, d.span.end_col) == (
+        "value error",
+        "objective readout: params names x, which owns no trainable parameters",
+        18,
+        col,
+        col + 1,
     )
 
 

@@ -93,7 +93,7 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
     stage_of = {i: k for k, st in enumerate(stages(config)) for i in st.objectives}
     plans = []
     errors = []
-    where = [(p, o.span) for o in config.objectives for p in (o.params or ())]
+    where = [(p, o.span_of(p)) for o in config.objectives for p in (o.params or ())]
     for name, span in [*where, *((f, config.span("freeze") or config.span("train")) for f in freeze)]:
         if (cut := cut_copies(graph, name, keys)) is not None:
             key, some, every = cut
@@ -111,17 +111,25 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
         if o.params is None:
             continue
         mine = frozenset().union(*(by_name[p] for p in o.params)) if o.params else frozenset()
-        if not mine:
+        if not o.params:
             errors.append(
                 SpecError.one(
                     "value error",
-                    f"objective {o.name}: {', '.join(o.params)} own(s) no trainable parameters"
-                    if o.params
-                    else f"objective {o.name}: params = [] names no layers to train",
-                    o.span,
+                    f"objective {o.name}: params = [] names no layers to train",
+                    o.span_of("params"),
                     "name instances that hold layers with weights, e.g. params = D",
                 )
             )
+        for p in o.params:
+            if not by_name[p]:  # an input, or a value computed without weights (`h = z -> relu`)
+                errors.append(
+                    SpecError.one(
+                        "value error",
+                        f"objective {o.name}: params names {p}, which owns no trainable parameters",
+                        o.span_of(p),
+                        "name instances that hold layers with weights, e.g. params = D",
+                    )
+                )
         for k in sorted(mine):
             slot = (stage_of[index], k)
             if slot in claimed and claimed[slot] != o.name:

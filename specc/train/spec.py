@@ -132,6 +132,7 @@ class Objective:
         steps: steps of this objective per turn when objectives alternate (`steps = 5`, a WGAN critic).
         after: the objective that runs (as a stage) before this one, or None.
         epochs: how many epochs this objective runs as a stage (None: the train section's epochs).
+        spans: where `params` is written: ("params", its value) and (NAME, each name in it).
     """
 
     name: str
@@ -142,6 +143,11 @@ class Objective:
     steps: int = 1
     after: str | None = None
     epochs: int | None = None
+    spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
+
+    def span_of(self, key: str) -> Span:
+        """Where `params` (key "params") or a name in it is written; the section's header where not known."""
+        return dict(self.spans).get(key, self.span)
 
 
 @dataclass(frozen=True)
@@ -1147,11 +1153,12 @@ def _instances(program: Any, graph: Any, mdef: ast.ModelDef | None) -> list[str]
 
 def _instance_list(
     e: ast.Entry, what: str, instances: Sequence[str] | None, diags: Diagnostics
-) -> tuple[str, ...]:
-    """`params = D`, `freeze = [enc, dec]`: names of layer instances or model values, each checked."""
+) -> tuple[tuple[str, Span], ...]:
+    """`params = D`, `freeze = [enc, dec]`: names of layer instances or model values, each checked, with where
+    each is written."""
     v = _unpipe(e.value)
     items = v.items if isinstance(v, ast.ListLit | ast.TupleLit) else (v,)
-    got: list[str] = []
+    got: list[tuple[str, Span]] = []
     for it in items:
         it = _unpipe(it)
         if isinstance(it, ast.Str):
@@ -1173,7 +1180,7 @@ def _instance_list(
                 f"{e.key} names layers of the model: {shown}",
             )
             continue
-        got.append(it.id)
+        got.append((it.id, it.span))
     return tuple(got)
 
 
@@ -1324,8 +1331,11 @@ def _objective(
         terms = _loss_terms(seen["loss"].value, ck, train_tables()[0])
     opt = _optimizer(seen, ck, od.span, default_opt)
     params: tuple[str, ...] | None = None
+    spans: tuple[tuple[str, Span], ...] = ()
     if "params" in seen:
-        params = _instance_list(seen["params"], f"objective '{od.name}': params", instances, diags)
+        named = _instance_list(seen["params"], f"objective '{od.name}': params", instances, diags)
+        params = tuple(n for n, _ in named)
+        spans = (("params", getattr(_unpipe(seen["params"].value), "span", seen["params"].span)), *named)
     after: str | None = None
     if "after" in seen:
         e = seen["after"]
@@ -1349,7 +1359,7 @@ def _objective(
     epochs = _integer(seen, "epochs", 0, ck.lets, diags) if "epochs" in seen else None
     if opt is None:
         return None
-    return Objective(od.name, tuple(terms), opt, params, od.span, steps, after, epochs)
+    return Objective(od.name, tuple(terms), opt, params, od.span, steps, after, epochs, spans)
 
 
 def _check_stage_order(
@@ -1507,10 +1517,10 @@ def _check_into(
         table = {**metrics_t, **{k: v for k, v in losses.items() if k not in ("l1", "l2")}}
         calls: list[CallSpec] = []
         for it in items_t:
-            c = ck.call_of(it, "metric", table, e.span)
+            c = _metric_call(it, ck, table, e.span)
             first = next((d for d in calls if d == c), None)
             if c is not None and first is not None:
-                kinds = {a.name: a.kind for a in table[c.name].args}
+                kinds = {a.name: a.kind for a in table[c.name].args} if c.name in table else {"name": "value"}
                 read = ", ".join(str(v) for k, v in c.args if kinds[k] == "value")
                 options = ", with the same options" if set(kinds.values()) != {"value"} else ""
                 diags.add(
@@ -1575,7 +1585,9 @@ def _check_into(
             shard = word
     freeze: tuple[str, ...] = ()
     if "freeze" in seen:
-        freeze = _instance_list(seen["freeze"], "freeze", _instances(program, graph, mdef), diags)
+        freeze = tuple(
+            n for n, _ in _instance_list(seen["freeze"], "freeze", _instances(program, graph, mdef), diags)
+        )
     if diags or graph is None or not objs:
         return None, sources
     if graph.pretrained:
@@ -1630,6 +1642,9 @@ def _metric_names(calls: Sequence[CallSpec], table: Mapping[str, Signature]) -> 
     `top_k_accuracy(z, y, k=5)`: top_k_accuracy_k1, top_k_accuracy_k5; `mse(a, b, reduction=sum)`: mse_sum)."""
     names: list[str] = []
     for c in calls:
+        if c.name == "value":  # a model value's mean: logged under the value's name
+            names.append(c["name"])
+            continue
         group = [d for d in calls if d.name == c.name]
         kinds = {a.name: a.kind for a in table[c.name].args}
         parts = _differing(c, group, kinds, reads=True)
@@ -1643,6 +1658,36 @@ def _metric_names(calls: Sequence[CallSpec], table: Mapping[str, Signature]) -> 
             name, k = f"{base}_{k}", k + 1
         names.append(name)
     return names
+
+
+# Keys of a metrics.jsonl record that a metric named after a model value must not take.
+_RECORD_KEYS = frozenset({"epoch", "loss", "stage", "time", "lr", "step"})
+
+
+def _metric_call(expr: ast.Expr, ck: _Checker, table: Mapping[str, Signature], span: Span) -> CallSpec | None:
+    """One item of `metrics = [...]`: a metric call, or a model value named alone (`metrics = [w_dist]`), whose
+    mean over the examples is logged under the value's name (a WGAN's distance estimate, a VAE's KL term)."""
+    expr = _unpipe(expr)
+    if not isinstance(expr, ast.Name) or expr.id in table or expr.id in ck.lets:
+        return ck.call_of(expr, "metric", table, span)
+    name = expr.id
+    if not ck.has_value(name):
+        ck.diags.add(
+            "name error",
+            f"'{name}' is neither a metric nor a value of the model" + dym_suffix(name, [*table, *ck.values]),
+            expr.span,
+            f"metrics: {', '.join(table)}; or a model value, logged as its mean",
+        )
+        return None
+    if name in _RECORD_KEYS or name.startswith(("val_", "loss_", "lr_")):
+        ck.diags.add(
+            "value error",
+            f"metrics: the value '{name}' would be logged as '{name}', which metrics.jsonl already uses for "
+            + ("the validation figures" if name.startswith("val_") else f"the run's own '{name}'"),
+            expr.span,
+            f"bind it to another name in the model (e.g. `{name}_value = {name}`) and list that",
+        )
+    return CallSpec("value", (("name", name),), expr.span)
 
 
 def _differing(c: CallSpec, group: Sequence[CallSpec], kinds: Mapping[str, str], *, reads: bool) -> list[str]:
