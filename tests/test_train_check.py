@@ -489,6 +489,47 @@ def test_metrics_of_one_kind_are_named_after_what_differs(metrics: str, names: l
     assert [m.name for m in build_config(gan, gan.graph()).metrics] == ["accuracy_d_real", "accuracy_d_fake"]
 
 
+def test_a_model_value_listed_alone_is_a_metric_its_mean() -> None:
+    """`metrics = [w]`: the mean of a model value, logged under its name (a WGAN's distance estimate); it said
+    'unknown metric'. Per-example values are averaged over the examples, with the batch's weights."""
+    model = TWO_HEADS.replace("  output", "  gap = logits - aux\n  score = gap -> mean\n  output")
+    spec = _spec(
+        model, "train {\n  data = digits\n  loss = cross_entropy(logits, y)\n  metrics = [gap, score]\n}"
+    )
+    cfg = build_config(spec, spec.graph())
+    assert [m.name for m in cfg.metrics] == ["gap", "score"]
+    gap = np.arange(12, dtype=np.float32).reshape(3, 4)
+    values = {"gap": jnp.asarray(gap), "score": jnp.float32(gap.mean())}
+    assert float(metric_value(cfg.metrics[0].call, values)) == pytest.approx(gap.mean())
+    assert float(metric_value(cfg.metrics[1].call, values)) == pytest.approx(gap.mean())
+    weights = jnp.asarray([1.0, 1.0, 0.0])  # the last example is padding
+    assert float(metric_value(cfg.metrics[0].call, values, weights)) == pytest.approx(gap[:2].mean())
+
+
+@pytest.mark.parametrize(
+    ("item", "kind", "words"),
+    [
+        (
+            "acuracy",
+            "name error",
+            "'acuracy' is neither a metric nor a value of the model; did you mean 'accuracy'",
+        ),
+        ("logit", "name error", "did you mean 'logits'?"),
+        ("loss", "value error", "the value 'loss' would be logged as 'loss'"),
+        ("val_h", "value error", "the value 'val_h' would be logged as 'val_h'"),
+    ],
+)
+def test_a_name_in_metrics_that_is_no_value_or_would_clash_in_the_log_is_located(
+    item: str, kind: str, words: str
+) -> None:
+    model = TWO_HEADS.replace("  output", "  loss = h -> mean\n  val_h = h\n  output")
+    errors = _errors(
+        model, f"train {{\n  data = digits\n  loss = cross_entropy(logits, y)\n  metrics = [{item}]\n}}"
+    )
+    assert [(k, line, c) for k, line, c, _ in errors] == [(kind, 14, 14)], errors
+    assert words in errors[0][3]
+
+
 def test_a_metric_listed_twice_is_a_located_error_at_the_second() -> None:
     """accuracy, accuracy logged the same number twice as accuracy_logits_y and accuracy_logits_y_; top_k_accuracy
     with k=5 written out is the default's twin."""
