@@ -258,6 +258,36 @@ def test_train_eval_switch_dropout() -> None:
     assert not np.allclose(c, d), "dropout draws a new mask per call while training"
 
 
+def test_dropout_per_channel_and_per_example_share_one_draw() -> None:
+    """per=channel drops whole feature maps (PyTorch's Dropout2d), per=example an example's whole value
+    (stochastic depth on a residual branch): every kept value is x / (1 - rate), every draw covers its axes."""
+    model = build_module(
+        load("""
+model M {
+  input x: f32[N, 6, 6, 32]
+  a = x -> dropout(0.5, per=channel)
+  b = x -> dropout(0.5, per=example)
+  c = x -> dropout(0.5)
+  output a, b, c
+}
+"""),
+        rngs=nnx.Rngs(0),
+    )
+    model.train()
+    out = model(x=np.ones((16, 6, 6, 32), np.float32))
+    for name, axes in (("a", (1, 2)), ("b", (1, 2, 3))):
+        y = np.asarray(out[name])
+        assert set(np.unique(y)) == {0.0, 2.0}
+        assert (y.min(axis=axes) == y.max(axis=axes)).all(), f"{name}: one draw per {axes}"
+    c = np.asarray(out["c"])
+    assert (c.min(axis=(1, 2)) != c.max(axis=(1, 2))).any(), "per element: values of one map differ"
+    model.eval()
+    assert all(
+        np.array_equal(v, np.ones((16, 6, 6, 32)))
+        for v in model(x=np.ones((16, 6, 6, 32), np.float32)).values()
+    )
+
+
 def test_default_init_is_glorot_uniform_and_init_is_honoured() -> None:
     g = load("""
 model M {

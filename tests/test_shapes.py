@@ -955,6 +955,18 @@ THREE_STAGES = """
 """
 
 
+@pytest.mark.parametrize(
+    ("x", "per", "message"),
+    [
+        ("f32[N, 64]", "channel", "dropout per=channel drops whole feature maps of [N, spatial..., C]; "),
+        ("f32[N]", "example", "dropout per=example drops an example's whole value; f32[N] has no axis"),
+    ],
+)
+def test_dropout_per_needs_the_axes_it_shares(x: str, per: str, message: str) -> None:
+    d = error(f"  input x: {x}\n  y = x -> dropout(0.2, per={per})\n  output y")
+    assert d.kind == "argument error" and message in d.message and at(d) == (3, 25), d.message
+
+
 def test_equal_but_differently_typed_literals_are_not_confused() -> None:
     # 2 == 2.0 == true in Python; the checker's reuse of identical calls must still tell them apart
     t = types("""

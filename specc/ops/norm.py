@@ -235,8 +235,28 @@ def _dropout(c: OpCall) -> Inferred:
             arg="rate",
             kind="argument error",
         )
+    if c["per"] == "channel" and c.x.rank < 3:
+        raise c.fail(
+            f"dropout per=channel drops whole feature maps of [N, spatial..., C]; {c.x} has no spatial axes",
+            "use per=element (the default) on a feature vector",
+            arg="per",
+            kind="argument error",
+        )
+    if c["per"] == "example" and c.x.rank < 2:
+        raise c.fail(
+            f"dropout per=example drops an example's whole value; {c.x} has no axis besides the batch",
+            "apply it to a residual branch [N, ...] before the addition",
+            arg="per",
+            kind="argument error",
+        )
     # identity at inference, where FLOPs are counted
     return Inferred((c.x,))
+
+
+def shared_axes(per: str, rank: int) -> tuple[int, ...]:
+    """The axes one random draw covers (Flax's broadcast_dims): none per element, the spatial axes per channel
+    (PyTorch's Dropout2d, Keras's SpatialDropout2D), every axis but the batch per example (stochastic depth)."""
+    return {"element": (), "channel": tuple(range(1, rank - 1)), "example": tuple(range(1, rank))}[per]
 
 
 register(
@@ -244,10 +264,29 @@ register(
         name="dropout",
         family="norm",
         tensors=1,
-        args=(Arg("rate", "float"),),
+        args=(
+            Arg("rate", "float"),
+            Arg(
+                "per",
+                "enum",
+                "element",
+                ("element", "channel", "example"),
+                doc="what one draw keeps or drops: a value, a feature map (Dropout2d) or a whole example's "
+                "value (stochastic depth on a residual branch)",
+            ),
+        ),
         infer=_dropout,
-        lowerings=_layer(lambda a, t, ctx: ctx.nnx.Dropout(a["rate"], rngs=ctx.rngs)),
-        label=lambda a: f"dropout {a['rate']:g}",
+        lowerings=_layer(
+            lambda a, t, ctx: ctx.nnx.Dropout(
+                a["rate"], **_broadcast_dims(shared_axes(a["per"], t.rank)), rngs=ctx.rngs
+            )
+        ),
+        label=lambda a: f"dropout {a['rate']:g}" + ("" if a["per"] == "element" else f" per {a['per']}"),
         doc="zeroes a fraction `rate` of values while training and rescales the rest; identity otherwise",
     )
 )
+
+
+def _broadcast_dims(axes: tuple[int, ...]) -> dict[str, Any]:
+    """Only a shared mask is passed, so the emitted Flax of a plain dropout stays `nnx.Dropout(rate, rngs=...)`."""
+    return {"broadcast_dims": axes} if axes else {}
