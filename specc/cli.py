@@ -537,7 +537,7 @@ def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> No
 def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], checkpoint: str) -> None:
     """Export a trained RUN: ONNX (Netron, onnxruntime), StableHLO, or its named weights (npz, safetensors)."""
     from .train.artifact import load_run
-    from .train.export import SUFFIX, export_model
+    from .train.export import SUFFIX, data_bound, export_model
 
     bind = {}
     for b in binds:
@@ -549,7 +549,11 @@ def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], che
         bind[name] = int(size)
     guard_output(output, run=run)
     r = load_run(run, checkpoint)
-    path = export_model(r.model, fmt, output or run / f"{r.graph.model}{SUFFIX[fmt]}", bind)
+    from_data = data_bound(r.model, r.data_sizes, bind) if fmt in ("onnx", "stablehlo") else {}
+    if from_data:  # said, since it fixes the exported shapes
+        shown = ", ".join(f"{k}={v}" for k, v in from_data.items())
+        click.echo(f"sizes from the run's training data: {shown} (--bind overrides)", err=True)
+    path = export_model(r.model, fmt, output or run / f"{r.graph.model}{SUFFIX[fmt]}", {**from_data, **bind})
     click.echo(f"wrote {path}", err=True)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,32 @@ def test_free_sizes_must_be_bound() -> None:
     with pytest.raises(SpecError) as e:
         to_stablehlo(model)
     assert "--bind T=" in e.value.render()
+
+
+@pytest.mark.slow
+def test_a_size_the_runs_data_fixed_needs_no_bind(tmp_path: Path) -> None:
+    """`input x: f32[N, T, 1]` trained on windows of 8: `specc export RUN` asked for --bind T=... though the run's
+    data fixed T. The run records T = 8 (run.json's data_sizes), the export uses it and says so; --bind wins."""
+    from jax import export as jexport
+
+    spec = tmp_path / "f.net"
+    spec.write_text(
+        (ROOT / "specs" / "lstm_forecaster.net")
+        .read_text()
+        .replace("sine_windows(n=1000, window=32, split=0.9)", "sine_windows(n=64, window=8, split=0.9)")
+    )
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(spec), "--epochs", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "run.json").read_text())["data_sizes"] == {"T": 8}
+    for binds, shape in (([], (1, 8, 1)), (["--bind", "T=5", "--bind", "N=2"], (2, 5, 1))):
+        r = CliRunner().invoke(
+            main, ["export", str(out), "--to", "stablehlo", "-o", str(tmp_path / "f"), *binds]
+        )
+        assert r.exit_code == 0, r.output
+        assert ("sizes from the run's training data: T=8 (--bind overrides)" in r.stderr) == (not binds)
+        exported = jexport.deserialize(bytearray((tmp_path / "f").read_bytes()))
+        assert [a.shape for a in exported.in_avals] == [shape]
 
 
 def test_npz_and_safetensors_hold_the_same_arrays_scalars_included() -> None:

@@ -44,6 +44,22 @@ def write_normalization(
     write_atomic(Path(workdir) / NORMALIZATION_FILE, (json.dumps(out) + "\n").encode())
 
 
+def data_sizes(graph: Any, fields: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """The size names the training data fixed (`T` of `input x: f32[N, T, 1]`, windows of 32: T = 32), recorded in
+    run.json for `specc export`. A name on an input's first axis (the batch, N) stays free, and so does a size
+    computed from names (`2*P`)."""
+    batch = {d.as_symbol() for _, nid in graph.inputs for d in graph.nodes[nid].type.dims[:1]}
+    out: dict[str, int] = {}
+    for name, nid in graph.inputs:
+        if name not in fields:  # drawn by the trainer
+            continue
+        for d, n in zip(graph.nodes[nid].type.dims[1:], fields[name].shape[1:], strict=False):
+            sym = d.as_symbol()
+            if sym is not None and sym not in batch:
+                out.setdefault(sym, int(n))
+    return out
+
+
 def write_class_names(workdir: Path, names: Sequence[str]) -> None:
     """classes.json: the data's class names in label order (a csv's text labels), for `predict` to name its
     argmax; no file where the data has none."""
@@ -154,6 +170,8 @@ class Run:
         checkpoint: which checkpoint was loaded ("best" or "last") and its global `step`.
         normalization: model input → (mean, std), applied to those inputs by `predict` (empty: none).
         class_names: the training data's class names in label order (empty: the data named none).
+        data_sizes: the size names the training data fixed (`T` = 32), from run.json (empty: none, or a run
+            recorded before specc kept them).
     """
 
     directory: Path
@@ -167,6 +185,7 @@ class Run:
     step: int
     record: dict[str, Any] = field(default_factory=dict, repr=False)
     class_names: tuple[str, ...] = ()
+    data_sizes: dict[str, int] = field(default_factory=dict)
 
     def named_classes(self, outputs: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
         """For each output that scores the data's classes, the name of its highest-scoring class per example;
@@ -319,6 +338,15 @@ def _run_record(directory: Path) -> dict[str, Any]:
     return meta
 
 
+def _recorded_sizes(meta: Mapping[str, Any]) -> dict[str, int]:
+    """run.json's `data_sizes`, the entries that are a size name and a positive integer (an edited one is not
+    trusted further)."""
+    raw = meta.get("data_sizes")
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v for k, v in raw.items() if str(k).isidentifier() and type(v) is int and 1 <= v < 2**31}
+
+
 def _config_record(path: Path) -> dict[str, Any]:
     """config.json as JSON, checked as far as load_run reads it before decoding it (its `let` overrides)."""
     plain = _read_run_json(path)
@@ -412,6 +440,7 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
         step,
         record,
         read_class_names(directory),
+        _recorded_sizes(meta),
     )
 
 

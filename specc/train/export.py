@@ -82,6 +82,13 @@ class Signature:
         return out
 
 
+def data_bound(model: Any, recorded: Mapping[str, int], bind: Mapping[str, int]) -> dict[str, int]:
+    """The sizes a run's training data fixed (`Run.data_sizes`, `T` = 32) that the exported inputs have and
+    `bind` (`--bind`, which wins) does not give."""
+    names = {s for dims in signature(model).dims for d in dims for s in d.symbols()}
+    return {k: v for k, v in sorted(recorded.items()) if k in names and k not in bind}
+
+
 def signature(model: Any) -> Signature:
     """The inputs the model's outputs depend on, and the outputs, of a SpecModule."""
     graph = model.graph

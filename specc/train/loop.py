@@ -675,8 +675,9 @@ def train_and_evaluate(
         """run.json, config.json, the spec's copy, the data's statistics and class names."""
         if not primary:
             return
-        rundir.start(workdir, config, graph, resuming=resuming)
-        from .artifact import write_class_names, write_normalization
+        from .artifact import data_sizes, write_class_names, write_normalization
+
+        rundir.start(workdir, config, graph, resuming=resuming, sizes=data_sizes(graph, splits.train.fields))
 
         try:
             write_normalization(workdir, splits.stats, dict(config.rename))

@@ -232,9 +232,12 @@ def _probe_writable(workdir: Path) -> None:
         )
 
 
-def start(workdir: Path, config: Any, graph: Any, *, resuming: bool) -> None:
+def start(
+    workdir: Path, config: Any, graph: Any, *, resuming: bool, sizes: Mapping[str, int] | None = None
+) -> None:
     """Write the run's record (run.json, config.json, spec/) once every check has passed; a replaced run's own
-    files go first. Raises SpecError when the folder cannot be written."""
+    files go first. `sizes`: the size names the training data fixed (artifact.data_sizes). Raises SpecError when
+    the folder cannot be written."""
     workdir = Path(workdir)
     existing = specc_run(workdir) if resuming else None
     sources = _spec_sources(config)  # read before a replaced run's files go, whatever lies among them
@@ -243,7 +246,7 @@ def start(workdir: Path, config: Any, graph: Any, *, resuming: bool) -> None:
         replaced = None if resuming else specc_run(workdir)
         if replaced is not None:
             remove_own(workdir, config.checkpoint_dir, replaced)
-        _write_record(workdir, config, graph, existing, sources)
+        _write_record(workdir, config, graph, existing, sources, sizes or {})
     except OSError as e:
         raise _run_error(
             f"cannot write the run directory {workdir}: {e.strerror or e}",
@@ -405,6 +408,7 @@ def _write_record(
     graph: Any,
     existing: dict[str, Any] | None,
     sources: Mapping[str, Source],
+    sizes: Mapping[str, int],
 ) -> None:
     fp = fingerprint(config, graph)
     names = _spec_copy_names(sources, Path(config.spec_path))
@@ -427,6 +431,7 @@ def _write_record(
         "started": existing.get("started") if existing else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(),
         "fingerprint": fp,
+        **({"data_sizes": dict(sizes)} if sizes else {}),
     }
     write_atomic(workdir / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode())
     write_atomic(workdir / CONFIG_FILE, (json.dumps(_plain(config), indent=2) + "\n").encode())
