@@ -162,6 +162,33 @@ def test_the_sweep_folder_is_not_overwritten_and_resume_skips_finished_runs(swep
     assert [p.name for p in stray.iterdir()] == ["notes.txt"]
 
 
+def test_resume_with_other_swept_keys_is_a_usage_error_naming_them(swept: Path, tmp_path: Path) -> None:
+    """--resume of a width × seed sweep with `--set lr=...` trained the new grid into the same folder and mixed
+    both in the summary. The keys must be the sweep's, in its order (other values of them extend the sweep); a
+    sweep.json written before the keys were recorded is judged by its points' settings."""
+    out = tmp_path / "sweep"
+    shutil.copytree(swept / "sweep", out)
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["axes"] == ["width", "seed"]
+    del record["axes"]
+    (out / "sweep.json").write_text(json.dumps(record))
+    before = {p.name for p in out.iterdir()}
+    for options, varies in [
+        (["--set", "optimizer.lr=0.1,0.01"], "this command varies optimizer.lr"),
+        (["--set", "seed=0,1"], "this command varies seed"),
+        (["--set", "seed=0,1", "--set", "width=4,8"], "in that order; this command varies seed, width"),
+    ]:
+        code, _, err = invoke("sweep", swept / "tiny.net", *options, "--out", out, "--resume")
+        assert code == 2, err
+        assert err.startswith(f"usage error: --resume: the sweep in {out} varies width, seed"), err
+        assert (
+            varies in err and "hint: resume with --set width=... --set seed=... (other values extend" in err
+        )
+        assert {p.name for p in out.iterdir()} == before and json.loads(
+            (out / "sweep.json").read_text()
+        ) == record
+
+
 def test_bad_values_are_located_in_the_option_before_anything_is_written(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY, encoding="utf-8")

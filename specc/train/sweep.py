@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..source import Source, Span
 from .io import write_atomic
 from .spec import Override, _statement_break, value_text
@@ -190,10 +190,13 @@ def read_sweep(out: Path) -> dict[str, Any] | None:
         return None
 
 
-def prepare_sweep(out: Path, spec_path: Path, *, resume: bool, force: bool) -> dict[str, Any]:
+def prepare_sweep(
+    out: Path, spec_path: Path, *, resume: bool, force: bool, axes: Sequence[str] = ()
+) -> dict[str, Any]:
     """Check that `out` can take this sweep (nothing is written); the record of the sweep it continues or
     replaces, else a new one. Same rules as a run folder: a sweep is continued with --resume or replaced with
-    --force; a folder that is not a sweep is never written into."""
+    --force; a folder that is not a sweep is never written into. `axes`: the swept keys in order; --resume must
+    sweep the keys the sweep does (other values of them extend it), else the summary would mix two grids."""
     if out.exists() and not out.is_dir():
         raise _run_error(f"the sweep folder {out} is a file", "give --out a folder")
     existing = read_sweep(out) if out.is_dir() else None
@@ -209,13 +212,36 @@ def prepare_sweep(out: Path, spec_path: Path, *, resume: bool, force: bool) -> d
             "continue it with --resume (finished runs are skipped), replace it with --force, or give another --out",
         )
     if existing is not None and resume:
-        return existing
+        before = swept_keys(existing)
+        if before is not None and axes and list(axes) != before:
+            order = sorted(before) == sorted(axes)
+            raise UsageError.of(
+                f"--resume: the sweep in {out} varies {', '.join(before)}"
+                + (", in that order; this command varies " if order else "; this command varies ")
+                + ", ".join(axes),
+                f"resume with {' '.join(f'--set {k}=...' for k in before)} (other values extend the sweep), or "
+                "give another --out (--force replaces the sweep)",
+            )
+        return {**existing, "axes": list(before if before is not None else axes)}
     return {
         "format": FORMAT,
         "spec": str(spec_path.resolve()),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "axes": list(axes),
         "points": {},
     }
+
+
+def swept_keys(record: Mapping[str, Any]) -> list[str] | None:
+    """The keys a sweep record varies, in order: its `axes`, or (a record written before specc kept them) its
+    first point's settings; None where neither says."""
+    axes = record.get("axes")
+    if isinstance(axes, list) and axes and all(isinstance(k, str) for k in axes):
+        return axes
+    points = record.get("points")
+    first = next(iter(points.values()), None) if isinstance(points, dict) else None
+    settings = first.get("settings") if isinstance(first, dict) else None
+    return list(settings) if isinstance(settings, dict) and settings else None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -345,7 +371,7 @@ def sweep_command(
     said = dict.fromkeys(c.report_warnings().render() for _, _, c in planned if c.warnings)
     for text in said:
         click.echo(text + "\n", err=True)
-    record = prepare_sweep(out, Path(file), resume=resume, force=force)
+    record = prepare_sweep(out, Path(file), resume=resume, force=force, axes=list(points[0].settings))
     done: dict[str, Any] = record.setdefault("points", {})
     todo = {p.name for p, _, c in planned if not (resume and _finished(done.get(p.name), c, out / p.name))}
     from . import rundir
