@@ -1027,3 +1027,71 @@ def test_broadcast_to_errors(call: str, message: str) -> None:
 """)
     assert d.kind == "shape error" and message in d.message, d.message
     assert at(d) == (3, 25)  # at the shape: `  a = x -> broadcast_to(` is 24 characters
+
+
+# ---- specs written from a PyTorch or Keras listing ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "message", "hint", "col"),
+    [
+        (
+            "y = x -> Linear(64, 10)",
+            "unknown op 'Linear'",
+            "Linear (PyTorch/Keras) is `dense` in specc; `specc ops` lists the ops",
+            12,
+        ),
+        (
+            "y = x -> reshape([N, 8, 8, 1]) -> Dropout2d(0.2)",
+            "unknown op 'Dropout2d'",
+            "Dropout2d (PyTorch/Keras) is `dropout(rate, per=channel)` in specc; `specc ops` lists the ops",
+            37,
+        ),
+        (
+            "y = x -> reshape([N, 8, 8, 1]) -> maxpool(kernel_size=2, window=2)",
+            "maxpool has no parameter 'kernel_size'; did you mean 'window'?",
+            "kernel_size (PyTorch/Keras) is `window` in specc; maxpool's parameters are: window, stride, padding, ceil",
+            45,
+        ),
+        (
+            "y = x -> reshape([N, 8, 8, 1]) -> conv(out_channels=4, kernel=3)",
+            "conv has no parameter 'out_channels'; did you mean 'features'?",
+            "out_channels (PyTorch/Keras) is `features` in specc; conv's parameters are: features, kernel, stride, "
+            "padding, dilation, groups, bias, init, bias_init",
+            42,
+        ),
+        (
+            "y = x -> dense(10, activation=softmax)",
+            "dense has no parameter 'activation'",
+            "write the activation as the next stage: `dense(10) -> relu`; dense's parameters are: features, bias, "
+            "init, bias_init",
+            22,
+        ),
+        (
+            "y = x -> dense(in_features=64, features=10)",
+            "dense has no parameter 'in_features'",
+            "specc reads the input's sizes from its type: leave it out; dense's parameters are: features, bias, "
+            "init, bias_init",
+            18,
+        ),
+        (
+            "y = x -> batchnorm(64)",
+            "batchnorm's 'momentum' must be between 0 and 1, got 64.0",
+            "it weights the old running statistics: 0.9 or 0.99 are usual; PyTorch's BatchNorm2d(64) is "
+            "`batchnorm`: the channels come from the input",
+            22,
+        ),
+        (
+            "y = x -> reshape([N, 8, 8, 3]) -> conv(3, 16, 3)",
+            "conv window 16 (kernel 16, dilation 1) does not fit axis 1 of size 8",
+            "conv's arguments are (features, kernel, stride) and it reads the input channels from the input: "
+            "PyTorch's Conv2d(3, 16, 3) is conv(16, 3)",
+            37,
+        ),
+    ],
+)
+def test_a_pytorch_or_keras_name_says_what_specc_calls_it(
+    line: str, message: str, hint: str, col: int
+) -> None:
+    d = error(f"  input x: f32[N, {192 if '3]' in line else 64}]\n  {line}\n  output y")
+    assert message in d.message and d.hint == hint and at(d) == (3, col), (d.message, d.hint, at(d))

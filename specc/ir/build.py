@@ -18,6 +18,7 @@ from ..errors import Diagnostics, SpecError, dym_suffix
 from ..frontend import ast
 from ..frontend.load import Program
 from ..frontend.parse import in_number_range, number_range_error, power
+from ..ops._foreign import op_hint
 from ..ops._registry import Inferred, OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
 from ..ops.elementwise import OPERATORS
 from ..source import Span
@@ -1361,7 +1362,10 @@ def _unknown_op_hint(name: str) -> str:
     lower = name.lower()
     if lower in _op_names():
         return f"op names are lower case: {lower}"
-    return "`specc ops` lists the ops (docs/ops.md); blocks must be defined or imported before use"
+    return (
+        op_hint(name)
+        or "`specc ops` lists the ops (docs/ops.md); blocks must be defined or imported before use"
+    )
 
 
 def _tensor_hint(op: OpDef) -> str:

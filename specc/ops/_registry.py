@@ -15,6 +15,7 @@ from ..errors import did_you_mean
 from ..ir.dims import Dim, DimError, fmt_dims, integral, product
 from ..ir.graph import Fn
 from ..ir.types import TensorType
+from ._foreign import arg_hint
 
 REQUIRED: Any = object()  # marks an argument without a default
 
@@ -291,12 +292,13 @@ def bind_args(
     for k, v in keyword.items():
         if op.arg(k) is None:
             valid = ", ".join(x.name for x in op.args) or "none"
-            dym = did_you_mean(k, [x.name for x in op.args])
+            ours, advice = arg_hint(op, k)
+            dym = f"did you mean '{ours}'?" if ours else did_you_mean(k, [x.name for x in op.args])
             errors.append(
                 OpError(
                     "argument error",
                     f"{op.name} has no parameter '{k}'" + (f"; {dym}" if dym else ""),
-                    f"{op.name}'s parameters are: {valid}",
+                    (f"{advice}; " if advice else "") + f"{op.name}'s parameters are: {valid}",
                     k,
                 )
             )

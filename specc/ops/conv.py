@@ -7,7 +7,18 @@ import math
 from typing import Any
 
 from ..ir.dims import Dim, product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, half_dtype, per_axis, register
+from ._registry import (
+    Arg,
+    Inferred,
+    Lowering,
+    OpCall,
+    OpDef,
+    OpError,
+    call_layer,
+    half_dtype,
+    per_axis,
+    register,
+)
 
 
 def pads(
@@ -87,7 +98,15 @@ def _conv(c: OpCall) -> Inferred:
             f"groups that divide both {cin} and {cout}: {shown} (a depthwise conv: groups = features = channels)",
             arg="groups",
         )
-    dims, k, _, _, _ = spatial(c, c["kernel"], c["stride"], c["dilation"], c["padding"])
+    try:
+        dims, k, _, _, _ = spatial(c, c["kernel"], c["stride"], c["dilation"], c["padding"])
+    except OpError as e:
+        if cout == cin and isinstance(c["kernel"], int):  # conv(3, 64, 3): PyTorch's Conv2d(in, out, k)
+            e.hint = (
+                f"conv's arguments are (features, kernel, stride) and it reads the input channels from the input: "
+                f"PyTorch's Conv2d({cin}, {c['kernel']}, {c['stride']}) is conv({c['kernel']}, {c['stride']})"
+            )
+        raise
     params = {"kernel": (*k, cin // g, cout)}
     if c["bias"]:
         params["bias"] = (cout,)

@@ -45,7 +45,12 @@ def _batchnorm(c: OpCall) -> Inferred:
     if not 0.0 <= c["momentum"] <= 1.0:
         raise c.fail(
             f"batchnorm's 'momentum' must be between 0 and 1, got {c['momentum']}",
-            "it weights the old running statistics: 0.9 or 0.99 are usual",
+            "it weights the old running statistics: 0.9 or 0.99 are usual"
+            + (
+                f"; PyTorch's BatchNorm2d({c['momentum']:g}) is `batchnorm`: the channels come from the input"
+                if c["momentum"] > 1 and float(c["momentum"]).is_integer()
+                else ""
+            ),
             arg="momentum",
             kind="argument error",
         )
