@@ -201,6 +201,37 @@ def test_an_error_in_an_imported_file_shows_on_the_import_and_closing_clears(ses
     assert list(session.diagnostics[uri][-1].diagnostics) == []
 
 
+def test_positions_count_the_line_ends_lsp_counts(session: Session) -> None:
+    """LSP ends lines at \\r\\n, \\n and \\r, and nowhere else; specc's lines end at \\n (a lone \\r is whitespace).
+    A comment holding a lone \\r put every diagnostic and hover below it a line off in the editor, and pygls's own
+    line split (splitlines) also broke at \\u2028, which LSP does not."""
+    import re
+
+    text = "# notes\rmore notes \u2028 here\r\n" + BROKEN.replace("\n", "\r\n")
+    lines = re.split(r"\r\n|\r|\n", text)  # the client's lines
+    assert lines[7].startswith("  h = x -> dense(width) -> reluu")
+    uri = session.open("crlf.net", text)
+    (d,) = session.published(uri)
+    col = lines[7].index("reluu")
+    assert (d.range.start.line, d.range.start.character, d.range.end.character) == (
+        7,
+        col,
+        col + len("reluu"),
+    )
+    session.change(uri, text.replace("reluu", "relu"))
+    assert session.published(uri) == []
+    at = types.Position(line=8, character=lines[8].index("h ->"))
+    h = session.run(
+        session.client.text_document_hover_async(types.HoverParams(types.TextDocumentIdentifier(uri), at))
+    )
+    assert isinstance(h.contents, types.MarkupContent) and "h: f32[N, 128]" in h.contents.value
+    assert h.range is not None and (h.range.start.line, h.range.start.character) == (at.line, at.character)
+    # CR only: one line to specc, so a syntax error, shown where the client shows its token
+    cr = "model M {\r  input x: f32[N, 4]\r  h = x -> dense(3)\r  output h\r}\r"
+    (d,) = session.published(session.open("cr.net", cr))
+    assert d.code == "syntax error" and (d.range.start.line, d.range.start.character) == (2, 2)
+
+
 def test_hover_shows_shapes_and_parameter_counts(session: Session) -> None:
     uri = session.open("hover.net", FIXED)
     assert session.published(uri) == []

@@ -7,11 +7,14 @@ only produces diagnostics, and a bug in specc is logged to the editor's output p
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import logging
+import re
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +22,6 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import PositionCodec, TextDocument
-from pygls.workspace.position_codec import ServerTextPosition
 
 from ..errors import WARNING, Diagnostic
 from ..frontend.load import Program
@@ -72,7 +74,10 @@ class SpecServer(LanguageServer):
             v = version("specc")
         except PackageNotFoundError:
             v = "0"
-        super().__init__("specc", v, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        # the whole text on every change: pygls applies an incremental edit at lines it splits with splitlines,
+        # which also breaks at \x85, \u2028, \v, ... where the client (LSP counts \r\n, \n and \r only) does
+        # not; a spec is small, so sending it whole costs nothing
+        super().__init__("specc", v, text_document_sync_kind=types.TextDocumentSyncKind.Full)
         self.analyses: dict[str, Analysis] = {}
         self.last_programs: dict[str, Program] = {}
 
@@ -111,36 +116,82 @@ def _path(uri: str) -> Path:
     return Path(fs) if fs else Path.cwd() / "untitled.net"  # an unsaved buffer imports relative to the cwd
 
 
-def _position(p: ServerTextPosition | types.Position) -> tuple[int, int]:
-    return p.line, p.character
+_LSP_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-def _range(lines: Sequence[str], codec: PositionCodec, span: Span) -> types.Range:
-    """A specc span (1-based, code points, end exclusive) as an LSP range in the client's units."""
-    start = ServerTextPosition(max(span.line - 1, 0), max(span.col - 1, 0))
-    end = ServerTextPosition(max(span.end_line - 1, 0), max(span.end_col - 1, 0))
-    return types.Range(
-        start=codec.position_to_client_units(lines, start), end=codec.position_to_client_units(lines, end)
-    )
+@dataclass(frozen=True)
+class Lines:
+    """One text's lines as specc counts them (ended by \n: a lone \r is whitespace in the language) and as LSP
+    does (ended by \r\n, \n or \r, nothing else), to turn a specc position into the client's and back.
+
+    Args:
+        text: the text.
+        specc: the offset where each of specc's lines starts.
+        lsp: the offset where each of the protocol's lines starts.
+        ends: the offset where each of the protocol's lines ends (before its \r\n, \n or \r).
+    """
+
+    text: str
+    specc: tuple[int, ...]
+    lsp: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    @staticmethod
+    def of(text: str) -> Lines:
+        breaks = list(_LSP_LINE_END.finditer(text))
+        return Lines(
+            text,
+            (0, *(i + 1 for i, ch in enumerate(text) if ch == "\n")),
+            (0, *(m.end() for m in breaks)),
+            (*(m.start() for m in breaks), len(text)),
+        )
+
+    def to_client(self, codec: PositionCodec, line: int, col: int) -> types.Position:
+        """specc's 1-based (line, col), in code points, as an LSP position in the client's units."""
+        line = min(max(line, 1), len(self.specc))
+        offset = min(self.specc[line - 1] + max(col - 1, 0), len(self.text))
+        at = bisect.bisect_right(self.lsp, offset) - 1
+        before = self.text[self.lsp[at] : min(offset, self.ends[at])]
+        return types.Position(line=at, character=codec.client_num_units(before))
+
+    def from_client(self, codec: PositionCodec, p: types.Position) -> tuple[int, int]:
+        """An LSP position in the client's units as specc's 0-based (line, char) in code points (analysis.py's)."""
+        if p.line >= len(self.lsp):
+            return len(self.specc) - 1, len(self.text) - self.specc[-1]
+        line = self.text[self.lsp[p.line] : self.ends[p.line]]
+        char, units = 0, 0  # code points before the client's units, at most the line's (never past its end)
+        while char < len(line) and units < p.character:
+            units += codec.client_num_units(line[char])
+            char += 1
+        offset = self.lsp[p.line] + char
+        at = bisect.bisect_right(self.specc, offset) - 1
+        return at, offset - self.specc[at]
+
+    def range(self, codec: PositionCodec, span: Span) -> types.Range:
+        """A specc span (1-based, code points, end exclusive) as an LSP range in the client's units."""
+        return types.Range(
+            start=self.to_client(codec, span.line, span.col),
+            end=self.to_client(codec, span.end_line, span.end_col),
+        )
 
 
 def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument) -> types.Diagnostic:
     message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
     related = None
-    lines = a.text.split("\n")
+    lines = Lines.of(a.text)
     if d.span is None:
         rng = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0))
     elif d.span.file == a.name:
-        rng = _range(lines, doc.position_codec, d.span)
+        rng = lines.range(doc.position_codec, d.span)
     else:  # a problem in an imported file: shown on the import, with a link to the place
-        rng = _range(lines, doc.position_codec, a.import_span(d.span.file))
+        rng = lines.range(doc.position_codec, a.import_span(d.span.file))
         message = f"in {d.span}: {message}"
         other = _file_lines(a.file_of(d.span))
         related = [
             types.DiagnosticRelatedInformation(
                 location=types.Location(
                     uri=from_fs_path(str(a.file_of(d.span))) or "",
-                    range=_range(other, doc.position_codec, d.span),
+                    range=other.range(doc.position_codec, d.span),
                 ),
                 message=d.message,
             )
@@ -155,11 +206,12 @@ def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument) -> types.Diagnostic:
     )
 
 
-def _file_lines(path: Path) -> list[str]:
+def _file_lines(path: Path) -> Lines:
+    """An imported file's lines, of its text as specc reads it (bytes decoded, \r\n and \r kept, no BOM)."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace").split("\n")
+        return Lines.of(path.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff"))
     except OSError:
-        return []
+        return Lines.of("")
 
 
 def make_server() -> SpecServer:
@@ -227,12 +279,13 @@ def make_server() -> SpecServer:
         uri = params.text_document.uri
         doc = server.workspace.get_text_document(uri)
         a = server.analysis(uri)
-        h = hover(a, *_position(doc.position_from_client_units(params.position)))
+        lines = Lines.of(a.text)
+        h = hover(a, *lines.from_client(doc.position_codec, params.position))
         if h is None:
             return None
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=h.markdown),
-            range=_range(a.text.split("\n"), doc.position_codec, h.span),
+            range=lines.range(doc.position_codec, h.span),
         )
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION)
@@ -241,7 +294,7 @@ def make_server() -> SpecServer:
         uri = params.text_document.uri
         doc = server.workspace.get_text_document(uri)
         a = server.analysis(uri)
-        line, char = _position(doc.position_from_client_units(params.position))
+        line, char = Lines.of(a.text).from_client(doc.position_codec, params.position)
         items = [
             types.CompletionItem(
                 label=c.label,
@@ -261,15 +314,16 @@ def make_server() -> SpecServer:
         uri = params.text_document.uri
         doc = server.workspace.get_text_document(uri)
         a = server.analysis(uri)
+        lines = Lines.of(a.text)
         span = definition(
-            a, *_position(doc.position_from_client_units(params.position)), server.last_programs.get(uri)
+            a, *lines.from_client(doc.position_codec, params.position), server.last_programs.get(uri)
         )
         if span is None:
             return None
         if span.file == a.name:
-            return types.Location(uri=uri, range=_range(a.text.split("\n"), doc.position_codec, span))
+            return types.Location(uri=uri, range=lines.range(doc.position_codec, span))
         target = a.file_of(span)
-        rng = _range(_file_lines(target), doc.position_codec, span)
+        rng = _file_lines(target).range(doc.position_codec, span)
         return types.Location(uri=from_fs_path(str(target)) or uri, range=rng)
 
     @server.feature(
@@ -280,7 +334,7 @@ def make_server() -> SpecServer:
         uri = params.text_document.uri
         doc = server.workspace.get_text_document(uri)
         a = server.analysis(uri)
-        line, char = _position(doc.position_from_client_units(params.position))
+        line, char = Lines.of(a.text).from_client(doc.position_codec, params.position)
         sig = signature_help(a, line, char, server.last_programs.get(uri))
         if sig is None:
             return None
@@ -297,14 +351,14 @@ def make_server() -> SpecServer:
         uri = params.text_document.uri
         doc = server.workspace.get_text_document(uri)
         a = server.analysis(uri)
-        lines = a.text.split("\n")
+        lines = Lines.of(a.text)
 
         def convert(s: Symbol) -> types.DocumentSymbol:
             return types.DocumentSymbol(
                 name=s.name,
                 kind=_SYMBOLS[s.kind],
-                range=_range(lines, doc.position_codec, s.span),
-                selection_range=_range(lines, doc.position_codec, s.name_span),
+                range=lines.range(doc.position_codec, s.span),
+                selection_range=lines.range(doc.position_codec, s.name_span),
                 detail=s.detail or None,
                 children=[convert(c) for c in s.children] or None,
             )
