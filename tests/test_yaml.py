@@ -190,6 +190,18 @@ def test_string_literals_and_lists_round_trip() -> None:
     assert _yaml(to_yaml(m)) == m
 
 
+def test_number_spellings_yaml_does_not_read_survive_the_round_trip() -> None:
+    """`let EPS = 1e-3` came back as `let EPS = 0.001`: PyYAML reads 1e-3 as a string, so it was written as the
+    float; it stays .net text (which the YAML front end reads as .net), as 0.001 and 2 stay YAML numbers."""
+    text = "let EPS = 1e-3\nlet L = [5e-4, 0.001, 2]\nmodel M {\n  input x: f32[N, 4]\n  output x\n}\n"
+    module = parse_text(text, "t.net")
+    out = to_yaml(module)
+    assert "EPS: 1e-3\n" in out and "L: [5e-4, 0.001, 2]\n" in out
+    back = parse_yaml(Source("t.yaml", out))
+    assert back == module and format_module(back) == format_module(module)
+    assert "let EPS = 1e-3\nlet L = [5e-4, 0.001, 2]\n" in format_module(back)
+
+
 def test_unquoted_call_in_a_flow_list_gets_a_hint() -> None:
     with pytest.raises(SpecError) as info:
         _yaml("train:\n  metrics: [accuracy(logits, y)]\n")

@@ -739,7 +739,9 @@ def _out(e: ast.Expr) -> Any:
     if isinstance(e, ast.Bool):
         return e.value
     if isinstance(e, ast.Num):
-        return e.value
+        # a spelling YAML does not read as this number (`1e-3`: PyYAML's floats need a dot and a signed
+        # exponent) stays .net text, so fmt's spelling survives the trip; YAML reads the string back as .net
+        return e.text if e.text and yaml.safe_load(e.text) != e.value else e.value
     if isinstance(e, ast.ListLit):
         return _FlowList(_out(x) for x in e.items)
     return format_expr(e)
