@@ -303,3 +303,62 @@ def test_convert_round_trips_a_spec_with_broken_calls(tmp_path: Path) -> None:
     assert back.exit_code == 0, back.output
     assert parse_text(back.output) == parse_text(BROKEN_CALLS)
     assert "  optimizer = adam(1e-3, b1=0.9)\n" in back.output
+
+
+# ---- comments inside grouping parentheses ------------------------------------------------------------------
+
+GROUPED = """\
+let a = 3
+let b = (a +  # note
+  4)
+let c = ((a  # before the operator
+  - 1) * 2)
+model M {
+  input x: f32[N, (64 +  # dims note
+    0)]
+  h = x -> dense((a +  # width
+     b) * 2)
+  y = (h +   # sum
+     h) * 2
+  z = (y *  # scale
+       2) -> relu
+  output z
+}
+"""
+
+GROUPED_FORMATTED = """\
+let a = 3
+let b = (a +  # note
+         4)
+let c = (a -  # before the operator
+         1) * 2
+model M {
+  input x: f32[N, 64 +  # dims note
+                  0]
+  h = x -> dense((a +  # width
+                  b) * 2)
+  y = (h +   # sum
+       h) * 2
+  z = (y *  # scale
+       2) -> relu
+  output z
+}
+"""
+
+
+def test_comments_inside_grouping_parentheses_stay_on_their_line() -> None:
+    """A break the author made between two operands (inside grouping parentheses or a bracket) is kept, after the
+    operator, so the comment after it stays there: fmt moved it to the end of the statement. Where fmt's minimal
+    parentheses would drop the group (`let b = (a + 4)`), they stay, since a line break outside brackets ends the
+    statement."""
+    out = _fmt(GROUPED)
+    assert out == GROUPED_FORMATTED
+    assert _fmt(out) == out
+    assert parse_text(out) == parse_text(GROUPED)
+    assert [c.text for c in find_comments(out)] == [c.text for c in find_comments(GROUPED)]
+    assert [c.line for c in find_comments(out)] == [c.line for c in find_comments(GROUPED)]
+    # without a break, the parentheses that group nothing go as before
+    assert _fmt("let b = (a + 4)  # note\n") == "let b = a + 4  # note\n"
+    # a slice's bounds too
+    src = "model M {\n  input x: f32[N, 8]\n  y = x[:, 0:(4 +  # c\n 2)]\n  output y\n}\n"
+    assert _fmt(src).split("\n")[2:4] == ["  y = x[:, 0:4 +  # c", "             2]"]

@@ -2,7 +2,8 @@
 
 Canonical means: two-space indentation, one statement per line, single spaces around `=` and binary operators,
 `->` stages on one line, minimal parentheses by precedence. Given the source's Layout, the line breaks its author put
-before `->` stages and between the items of brackets (arguments, list items, dimensions) are kept. Comments are not
+before `->` stages, between the items of brackets (arguments, list items, dimensions) and between the operands of an
+expression (after the operator; inside parentheses, kept where precedence would drop them) are kept. Comments are not
 kept here (the AST has none): convert.attach_comments puts them back.
 """
 
@@ -19,9 +20,10 @@ MAX_LINE = 100  # pipelines longer than this break before `->`
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
 
 
-# Where formatted text starts: its column and the indentation of its line (both 0-based), given when the author's
-# line breaks inside brackets are kept; None writes every bracket on one line.
-Pos = tuple[int, int] | None
+# Where formatted text starts: its column and the indentation of its line (both 0-based), and whether it stands
+# inside a bracket (where a line break does not end the statement), given when the author's line breaks inside
+# brackets are kept; None writes every bracket on one line.
+Pos = tuple[int, int, bool] | None
 
 
 def _after(pos: Pos, text: str) -> Pos:
@@ -29,7 +31,12 @@ def _after(pos: Pos, text: str) -> Pos:
     if pos is None:
         return None
     _, nl, last = text.rpartition("\n")
-    return (len(last), len(last) - len(last.lstrip())) if nl else (pos[0] + len(text), pos[1])
+    return (len(last), len(last) - len(last.lstrip()), pos[2]) if nl else (pos[0] + len(text), pos[1], pos[2])
+
+
+def _inside(pos: Pos) -> Pos:
+    """`pos`, inside a bracket just opened."""
+    return None if pos is None else (pos[0], pos[1], True)
 
 
 def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0, pos: Pos = None) -> str:
@@ -50,23 +57,31 @@ def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0, pos: P
         return _call(e, pos)
     if isinstance(e, ast.BinOp):
         p = _PREC[e.op]
-        opener = "(" if p < prec else ""
+        # the author broke the line between the operands (inside grouping parentheses or a bracket): keep the
+        # break, after the operator, so that a comment there stays; outside any bracket, parentheses make it legal
+        broken = pos is not None and 0 < e.left.span.end_line < e.right.span.line
+        opener = "(" if p < prec or (broken and pos is not None and not pos[2]) else ""
         # left-associative: the right operand of a same-precedence op needs parentheses; ** is right-assoc
         lp, rp = (p + 1, p) if e.op == "**" else (p, p + 1)
-        text = opener + format_expr(e.left, lp, _after(pos, opener)) + f" {e.op} "
-        text += format_expr(e.right, rp, _after(pos, text))
+        base = _inside(pos) if opener else pos
+        left = _after(base, opener)
+        text = opener + format_expr(e.left, lp, left) + f" {e.op}"
+        # the right operand's line aligned under the left operand
+        text += "\n" + " " * left[0] if broken and left is not None else " "
+        text += format_expr(e.right, rp, _after(base, text))
         return text + (")" if opener else "")
     if isinstance(e, ast.Neg):
         opener = "(" if prec > 3 else ""
-        text = opener + "-" + format_expr(e.operand, 3, _after(pos, opener + "-"))
+        text = opener + "-" + format_expr(e.operand, 3, _after(_inside(pos) if opener else pos, opener + "-"))
         return text + (")" if opener else "")
     if isinstance(e, ast.Index):
         value = format_expr(e.value, 5, pos)
         items = [(i.span, _writer(i)) for i in e.items]
         return value + _items("[", items, "]", e.value.span.end_line, e.span, _after(pos, value))
     if isinstance(e, ast.Slice):
-        s = f"{_opt(e.lo)}:{_opt(e.hi)}"
-        return s + (f":{format_expr(e.step)}" if e.step is not None else "")
+        s = _opt(e.lo, pos) + ":"
+        s += _opt(e.hi, _after(pos, s))
+        return s + (":" + format_expr(e.step, 0, _after(pos, s + ":")) if e.step is not None else "")
     if isinstance(e, ast.EllipsisLit):
         return "..."
     if isinstance(e, ast.ListLit):
@@ -76,10 +91,11 @@ def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0, pos: P
         return _items("(", items, ",)" if len(e.items) == 1 else ")", e.span.line, e.span, pos)
     if isinstance(e, ast.Pipeline):
         opener = "(" if e.stages and prec > 0 else ""
-        text = opener + format_expr(e.head, 1 if e.stages else prec, _after(pos, opener))
+        base = _inside(pos) if opener else pos
+        text = opener + format_expr(e.head, 1 if e.stages else prec, _after(base, opener))
         for st in e.stages:
             text += " -> "
-            text += _stage(st, _after(pos, text))
+            text += _stage(st, _after(base, text))
         return text + (")" if opener else "")
     raise TypeError(f"cannot format {e!r}")
 
@@ -113,15 +129,15 @@ def _items(
             text += "\n" + " " * (pos[1] + 2 if hanging else pos[0] + len(opener))
         elif k:
             text += " "
-        text += write(_after(pos, text))
+        text += write(_inside(_after(pos, text)))
         prev_line = sp.end_line
     if pos is not None and items and prev_line > 0 and span.end_line > prev_line:
         return text + ",\n" + " " * pos[1] + closer.lstrip(",")
     return text + closer
 
 
-def _opt(e: ast.Expr | None) -> str:
-    return "" if e is None else format_expr(e)
+def _opt(e: ast.Expr | None, pos: Pos = None) -> str:
+    return "" if e is None else format_expr(e, 0, pos)
 
 
 def _num(v: int | float) -> str:
@@ -163,7 +179,7 @@ def _source_breaks(p: ast.Pipeline) -> list[bool]:
 def format_stmt(s: ast.Stmt, keep_breaks: bool = False, indent: int = 2) -> str:
     """One statement, written at `indent`; with `keep_breaks`, the line breaks its source has before `->` stages
     and inside brackets are kept."""
-    pos: Pos = (indent, indent) if keep_breaks else None
+    pos: Pos = (indent, indent, False) if keep_breaks else None
     if isinstance(s, ast.InputDecl):
         text = f"input {s.name}"
         if s.type is not None:
@@ -270,7 +286,7 @@ def _body(stmts: tuple[ast.Stmt, ...], layout: Layout | None = None) -> list[str
 
 def _entries(entries: tuple[ast.Entry, ...], layout: Layout | None = None) -> list[str]:
     out = []
-    pos: Pos = (2, 2) if layout is not None else None
+    pos: Pos = (2, 2, False) if layout is not None else None
     for i, e in enumerate(entries):
         if layout is not None and i > 0 and layout.blank_between(entries[i - 1].span, e.span):
             out.append("")
@@ -306,7 +322,7 @@ def format_item(item: ast.Item, layout: Layout | None = None) -> str:
         return "\n".join([f"model {item.name} {{", *_body(item.body, layout), "}"])
     if isinstance(item, ast.BlockDef):
         params = [(p.span, _param_writer(p)) for p in item.params]
-        pos: Pos = (0, 0) if layout is not None else None
+        pos: Pos = (0, 0, False) if layout is not None else None
         # where the parameters' `)` stands is not in the tree: it stays on the last parameter's line
         close = item.params[-1].span if item.params else item.span
         header = _items(f"block {item.name}(", params, ")", item.span.line, close, pos)
