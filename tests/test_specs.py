@@ -29,6 +29,9 @@ def test_the_zoo_is_there() -> None:
         "alexnet.net",
         "googlenet.net",
         "mobilenetv2.net",
+        "densenet121.net",
+        "efficientnet_b0.net",
+        "unet.net",
         "mnist_convnet.net",
         "lenet5.net",
         "perceptron.net",
@@ -69,6 +72,17 @@ PUBLISHED = {
     "alexnet.net": 61_100_840,
     "googlenet.net": 6_624_904,  # torchvision, aux_logits=False
     "mobilenetv2.net": 3_504_872,
+    "densenet121.net": 7_978_856,
+    "efficientnet_b0.net": 5_288_548,
+    # the U-Net figure's layers as PyTorch counts them (Conv2d and ConvTranspose2d, with biases)
+    "unet.net": sum(
+        9 * cin * c + c + 9 * c * c + c for cin, c in [(1, 64), (64, 128), (128, 256), (256, 512)]
+    )
+    + (9 * 512 * 1024 + 1024 + 9 * 1024 * 1024 + 1024)  # the bottom
+    + sum(
+        4 * 2 * c * c + c + 9 * 2 * c * c + c + 9 * c * c + c for c in (512, 256, 128, 64)
+    )  # up-conv, Double
+    + (64 * 2 + 2),
     "mnist_convnet.net": 105_506,
     "lenet5.net": 61_706,
     "lenet5_padded.net": 61_706,
@@ -164,6 +178,12 @@ def test_big_models_end_in_the_published_feature_maps() -> None:
     assert str(g.type_of(g.value_map["c5"])) == "f32[N, 7, 7, 2048]"
     g = graph("googlenet.net")
     assert str(g.type_of(g.value_map["i5"])) == "f32[N, 7, 7, 1024]"
+    g = graph("densenet121.net")  # 512 + 16·32 channels after the last dense block
+    assert str(g.type_of(g.value_map["d4"])) == "f32[N, 7, 7, 1024]"
+    g = graph("unet.net")  # the figure's 572×572 tile → 388×388, the skips cropped to 392, 200, 104 and 56
+    assert str(g.type_of(g.output_map["logits"])) == "f32[N, 388, 388, 2]"
+    crops = sorted(str(n.type) for n in g if n.name.endswith("/crop"))
+    assert crops == [f"f32[N, {s}, {s}, {c}]" for s, c in ((104, 256), (200, 128), (392, 64), (56, 512))]
 
 
 def test_lstm_classifier_is_symbolic_in_the_sequence_length() -> None:
