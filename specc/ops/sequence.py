@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -186,24 +187,137 @@ def _recurrent_lowering(cell: str | None) -> Lowering:
         if len(xs) > 1:  # Flax keeps the carry in the parameters' dtype (f32); its LSTM carry is (c, h)
             state = [s.astype(ctx.jnp.float32) for s in xs[1:]]
             kw["initial_carry"] = (state[1], state[0]) if lstm else state[0]
+        carry = None
         if a["return_state"]:
             carry, y = m(x, return_carry=True, **kw)
+            carry = (carry[1], carry[0]) if lstm else (carry,)
         else:
             y = m(x, **kw)
-        y = y.astype(x.dtype)  # the shape rule gives the input's dtype
-        if a["return"] == "sequence":
-            out = y
-        elif not a["bidirectional"]:
-            out = y[:, -1]
-        else:
-            h = a["features"]  # the backward direction ends at step 0 (Bidirectional keeps time order)
-            out = ctx.jnp.concatenate([y[:, -1, :h], y[:, 0, h:]], axis=-1)
-        if not a["return_state"]:
-            return out
-        final = (carry[1], carry[0]) if lstm else (carry,)
-        return (out, *(s.astype(x.dtype) for s in final))
+        return _recurrent_result(a, x, y, carry, ctx.jnp)
 
     return Lowering("reference", apply=apply, build=build)
+
+
+def _recurrent_result(a: Mapping[str, Any], x: Any, y: Any, final: tuple[Any, ...] | None, jnp: Any) -> Any:
+    """What a recurrent op gives from its layer's outputs y [N, T, H or 2H] (time order) and, with
+    return_state, its final state (h, c for an LSTM)."""
+    y = y.astype(x.dtype)  # the shape rule gives the input's dtype
+    if a["return"] == "sequence":
+        out = y
+    elif not a["bidirectional"]:
+        out = y[:, -1]
+    else:
+        h = a["features"]  # the backward direction ends at step 0 (Bidirectional keeps time order)
+        out = jnp.concatenate([y[:, -1, :h], y[:, 0, h:]], axis=-1)
+    if final is None:
+        return out
+    return (out, *(s.astype(x.dtype) for s in final))
+
+
+@functools.cache
+def lstm_sequence(jax: Any) -> Callable[..., Any]:
+    """The LSTM over a time-major sequence, with its backward pass written out: (x [T, N, F], h0, c0 [N, H],
+    Wi [F, 4H], Wh [H, 4H], b [4H]) → (hs [T, N, H], h, c), Flax's OptimizedLSTMCell step for step (gates i, f,
+    g, o; sigmoid, tanh). Autodiff of the scan accumulates the weight gradients inside the loop, step by step (28
+    small matmuls and adds each); here the backward scan only carries dh, dc and keeps each step's gate
+    gradients, and the weight, bias and input gradients are one matmul each over all steps."""
+    jnp = jax.numpy
+
+    def cell(xw: Any, h: Any, c: Any, wh: Any, b: Any) -> tuple[Any, Any, tuple[Any, ...]]:
+        i, f, g, o = jnp.split(xw + h @ wh + b, 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+        c2 = f * c + i * g
+        tc = jnp.tanh(c2)
+        return o * tc, c2, (i, f, g, o, tc)
+
+    def run(x: Any, h0: Any, c0: Any, wi: Any, wh: Any, b: Any, keep: bool) -> Any:
+        def step(carry: Any, x_t: Any) -> Any:
+            h, c = carry
+            h2, c2, acts = cell(x_t @ wi, h, c, wh, b)
+            return (h2, c2), ((h2, h, c, acts) if keep else h2)
+
+        return jax.lax.scan(step, (h0, c0), x)
+
+    @jax.custom_vjp
+    def lstm(x: Any, h0: Any, c0: Any, wi: Any, wh: Any, b: Any) -> Any:
+        (h, c), hs = run(x, h0, c0, wi, wh, b, False)
+        return hs, h, c
+
+    def forward(x: Any, h0: Any, c0: Any, wi: Any, wh: Any, b: Any) -> Any:
+        (h, c), (hs, h_before, c_before, acts) = run(x, h0, c0, wi, wh, b, True)
+        return (hs, h, c), (x, h_before, c_before, acts, wi, wh)
+
+    def backward(res: Any, grads: Any) -> Any:
+        x, h_before, c_before, (i, f, g, o, tc), wi, wh = res
+        d_hs, d_h, d_c = grads
+
+        def step(carry: Any, t: Any) -> Any:
+            dh_next, dc_next = carry
+            dh_out, i_, f_, g_, o_, tc_, c_ = t
+            dh = dh_out + dh_next
+            dc = dc_next + dh * o_ * (1 - tc_ * tc_)
+            d_gates = jnp.concatenate(
+                [
+                    dc * g_ * i_ * (1 - i_),
+                    dc * c_ * f_ * (1 - f_),
+                    dc * i_ * (1 - g_ * g_),
+                    dh * tc_ * o_ * (1 - o_),
+                ],
+                axis=-1,
+            )
+            return (d_gates @ wh.T, dc * f_), d_gates
+
+        (dh0, dc0), d_gates = jax.lax.scan(step, (d_h, d_c), (d_hs, i, f, g, o, tc, c_before), reverse=True)
+        rows = d_gates.shape[0] * d_gates.shape[1]
+        dg = d_gates.reshape(rows, -1)
+        dx = (dg @ wi.T).reshape(x.shape)
+        dwi = x.reshape(rows, -1).T @ dg
+        dwh = h_before.reshape(rows, -1).T @ dg
+        return dx, dh0, dc0, dwi, dwh, dg.sum(axis=0)
+
+    lstm.defvjp(forward, backward)
+    return lstm
+
+
+def _lstm_vjp_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """The LSTM's `vjp` lowering: the parameters of the reference's nnx.RNN (or nnx.Bidirectional) layer, run by
+    lstm_sequence."""
+    jnp = ctx.jnp
+    x = xs[0]
+    run = lstm_sequence(ctx.jax)
+    h = a["features"]
+
+    def direction(rnn: Any, seq: Any, state: list[Any]) -> tuple[Any, Any, Any]:
+        c = rnn.cell
+        if not state:
+            state = [jnp.zeros((seq.shape[0], h), jnp.float32)] * 2
+        wi, wh, b = c.dense_i.kernel[...], c.dense_h.kernel[...], c.dense_h.bias[...]
+        hs, hn, cn = run(jnp.swapaxes(seq.astype(jnp.float32), 0, 1), *state, wi, wh, b)
+        return jnp.swapaxes(hs, 0, 1), hn, cn
+
+    state = [s.astype(jnp.float32) for s in xs[1:]]
+    if a[
+        "bidirectional"
+    ]:  # the backward direction reads the sequence reversed and gives it back in time order
+        y_f = direction(m.forward_rnn, x, state)[0]
+        y_b = direction(m.backward_rnn, jnp.flip(x, axis=1), state)[0]
+        return _recurrent_result(a, x, jnp.concatenate([y_f, jnp.flip(y_b, axis=1)], axis=-1), None, jnp)
+    y, hn, cn = direction(m, x, state)
+    return _recurrent_result(a, x, y, (hn, cn) if a["return_state"] else None, jnp)
+
+
+def _is_lstm(a: Mapping[str, Any]) -> bool:
+    return a.get("cell", "lstm") == "lstm"
+
+
+# An LSTM's backward written out: measured on the CPU (`python -m bench.step_time --models lstm`), so the rule
+# takes it there; GPUs keep the reference (cuDNN-friendly scans) unless measured faster.
+LSTM_VJP = Lowering(
+    "vjp",
+    apply=_lstm_vjp_apply,
+    when=lambda a, types, platform: platform == "cpu" and _is_lstm(a),
+    applies=lambda a, types: _is_lstm(a),
+)
 
 
 def _rnn_label(cell: str, a: Mapping[str, Any]) -> str:
@@ -252,7 +366,7 @@ register(
         tensor_names=("x", "h0", "c0"),
         args=(_RECURRENT_ARGS[0], Arg("cell", "enum", "simple", choices=tuple(GATES)), *_RECURRENT_ARGS[1:]),
         infer=lambda c: _recurrent(c, c["cell"]),
-        lowerings=(_recurrent_lowering(None),),
+        lowerings=(_recurrent_lowering(None), LSTM_VJP),
         label=lambda a: _rnn_label(a["cell"], a),
         doc="recurrent layer with a simple, LSTM or GRU cell "
         + _doc("rnn", ("h0",))
@@ -269,7 +383,7 @@ for _cell in ("lstm", "gru"):
             tensor_names=("x", *_state),
             args=_RECURRENT_ARGS,
             infer=_cell_infer(_cell),
-            lowerings=(_recurrent_lowering(_cell),),
+            lowerings=(_recurrent_lowering(_cell), *((LSTM_VJP,) if _cell == "lstm" else ())),
             label=_cell_label(_cell),
             doc=f"rnn with cell={_cell} " + _doc(_cell, _state),
         )
