@@ -286,3 +286,37 @@ def test_an_output_that_cannot_be_written_is_a_usage_error(tmp_path: Path, tiny_
         "m.net",
         "x.npz",
     ]
+
+
+def test_a_run_whose_spec_warned_loads_and_resumes(tmp_path: Path) -> None:
+    """A spec with a warning (batch = 1 before a batchnorm) trained, but config.json held the warning without
+    its span: predict, evaluate and export said 'config.json is damaged (TypeError: Diagnostic.__init__() missing
+    ... span)'. Warnings are no longer written, and a folder that holds them (as those runs wrote) still loads."""
+    from specc.train.loop import train_and_evaluate
+    from specc.train.spec import build_config
+
+    spec_file = tmp_path / "bn.net"
+    spec_file.write_text(
+        "model B {\n  input x: f32[N, 2]\n  input y: i32[N]\n"
+        "  logits = x -> dense(4) -> batchnorm -> relu -> dense(2) : [N, 2]\n  output logits\n}\n"
+        "train {\n  data = xor(n=8, split=0.5)\n  loss = cross_entropy(logits, y)\n  batch = 1\n  epochs = 1\n}\n"
+    )
+    spec = specc.load(spec_file)
+    graph = spec.graph()
+    config = build_config(spec, graph, [])
+    assert config.warnings  # the case: a run whose spec warned
+    out = tmp_path / "run"
+    train_and_evaluate(config, out, verbose=False, graph=graph)
+    plain = json.loads((out / "config.json").read_text())
+    assert "warnings" not in plain
+    assert specc.load_run(out).predict(x=np.zeros((3, 2), np.float32))["logits"].shape == (3, 2)
+    # a run folder written with the warnings in config.json (and in run.json's fingerprint)
+    old = {"kind": "warning", "message": config.warnings[0].message, "hint": ""}
+    (out / "config.json").write_text(json.dumps({**plain, "warnings": [old]}))
+    record = json.loads((out / "run.json").read_text())
+    record["fingerprint"]["train"]["warnings"] = [old]
+    (out / "run.json").write_text(json.dumps(record))
+    r = CliRunner().invoke(main, ["evaluate", str(out)])
+    assert r.exit_code == 0 and "damaged" not in r.output, r.output
+    r = CliRunner().invoke(main, ["train", str(spec_file), "--out", str(out), "--resume", "--epochs", "2"])
+    assert r.exit_code == 0, r.output

@@ -143,17 +143,19 @@ def _decode(tp: Any, v: Any) -> Any:
 
 
 def config_from_json(plain: Mapping[str, Any], base: Any = None) -> Any:
-    """A TrainConfig from config.json; spans and sources from `base` (the spec copy's own config) when given."""
+    """A TrainConfig from config.json; spans, sources and warnings from `base` (the spec copy's own config) when
+    given. Run folders written before warnings were left out of config.json hold them without their spans, so
+    they are not read back (they made such a run unloadable)."""
     from .spec import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     kw = {
         f.name: _decode(hints[f.name], plain[f.name])
         for f in dataclasses.fields(TrainConfig)
-        if f.name in plain and f.name not in ("spans", "sources")
+        if f.name in plain and f.name not in ("spans", "sources", "warnings")
     }
     if base is not None:
-        kw.update(spans=base.spans, sources=base.sources)
+        kw.update(spans=base.spans, sources=base.sources, warnings=base.warnings)
     return TrainConfig(**kw)
 
 

@@ -68,12 +68,13 @@ def _run_error(message: str, hint: str = "", span: Span | None = None) -> SpecEr
 
 
 def _plain(x: Any) -> Any:
-    """A JSON-able, span-free image of a config value (dataclasses, tuples, paths)."""
+    """A JSON-able, span-free image of a config value (dataclasses, tuples, paths). A config's warnings are not
+    part of it: they come from checking the spec, and a resume would compare their wording."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         return {
             f.name: _plain(getattr(x, f.name))
             for f in dataclasses.fields(x)
-            if f.name not in ("span", "spans", "sources")
+            if f.name not in ("span", "spans", "sources", "warnings")
         }
     if isinstance(x, (tuple, list)):
         return [_plain(v) for v in x]
