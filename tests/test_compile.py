@@ -241,3 +241,32 @@ def test_every_activation_emits_what_it_lowers_to() -> None:
     outs = "\n".join(f"  output a{i}" for i in range(len(ACTIVATIONS)))
     g = specc.load("t.net", text=f"model Acts {{\n  input x: f32[N, 7]\n{lines}\n{outs}\n}}\n").graph()
     assert_emitted_matches(g)
+
+
+SQUEEZE_EXCITE = """
+model SE {
+  input x: f32[N, 6, 5, 8]
+  s = x -> global_avgpool(keepdims=true) -> conv(2, 1) -> relu -> conv(8, 1) -> sigmoid : [N, 1, 1, 8]
+  y = x * s
+  m = x -> global_maxpool(keepdims=true) : [N, 1, 1, 8]
+  g = x -> global_avgpool : [N, 8]
+  output y, m, g
+}
+"""
+
+
+def test_global_pools_keep_their_spatial_axes_on_request() -> None:
+    """global_avgpool(keepdims=true) is [N, 1, 1, C] (a squeeze-and-excitation scale, PyTorch's
+    AdaptiveAvgPool2d(1)): it was 'no parameter keepdims'. The checker's shapes are what JAX computes, the values
+    are the mean and max with the axes kept, and the emitted Flax writes them alike."""
+    g = specc.load("se.net", text=SQUEEZE_EXCITE).graph()
+    model = build_module(g, rngs=nnx.Rngs(0))
+    x = example_inputs(g, batch=2)
+    shapes = jax.eval_shape(lambda x: model(**x), x)
+    for name in ("y", "m", "g"):
+        want = tuple(d.subst({"N": 2}).as_int() for d in g.type_of(g.value_map[name]).dims)
+        assert shapes[name].shape == want, name
+    out = model(**x)
+    np.testing.assert_allclose(out["m"], x["x"].max(axis=(1, 2), keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(out["g"], x["x"].mean(axis=(1, 2)), rtol=1e-6)
+    assert_emitted_matches(g)

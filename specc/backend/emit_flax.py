@@ -205,7 +205,10 @@ def _activation(name: str) -> Emit:
 
 def _global_pool(method: str) -> Emit:
     """global_avgpool / global_maxpool: `method` (mean, max) over every axis between the batch and channels."""
-    return lambda a, xs, n, k: f"{xs[0]}.{method}(axis=tuple(range(1, {xs[0]}.ndim - 1)))"
+    return lambda a, xs, n, k: (
+        f"{xs[0]}.{method}(axis=tuple(range(1, {xs[0]}.ndim - 1))"
+        + (", keepdims=True)" if a.get("keepdims") else ")")
+    )
 
 
 def _join(fn: str) -> Emit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..ir.dims import Dim, product
@@ -412,7 +413,8 @@ def _global(c: OpCall) -> Inferred:
                     f"global_maxpool over axis {i} of {c.x}: that axis is empty, so there is no max",
                     "pool over spatial axes that hold at least one element",
                 )
-    out = (c.x.dims[0], c.x.dims[-1])
+    ones = (Dim.const(1),) * (c.x.rank - 2) if c["keepdims"] else ()
+    out = (c.x.dims[0], *ones, c.x.dims[-1])
     return Inferred((c.x.with_dims(out),), flops=product(c.x.dims))
 
 
@@ -420,9 +422,14 @@ def _global_apply(kind: str) -> Lowering:
     def apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
         x = xs[0]
         axes = tuple(range(1, x.ndim - 1))
-        return x.mean(axis=axes) if kind == "avg" else x.max(axis=axes)
+        keep = a["keepdims"]
+        return x.mean(axis=axes, keepdims=keep) if kind == "avg" else x.max(axis=axes, keepdims=keep)
 
     return Lowering("reference", apply=apply)
+
+
+def _global_label(kind: str) -> Callable[[Mapping[str, Any]], str]:
+    return lambda a: f"global_{kind}pool" + (" keepdims" if a["keepdims"] else "")
 
 
 for _kind, _what in (("avg", "mean"), ("max", "max")):
@@ -431,10 +438,19 @@ for _kind, _what in (("avg", "mean"), ("max", "max")):
             name=f"global_{_kind}pool",
             family="pooling",
             tensors=1,
-            args=(),
+            args=(
+                Arg(
+                    "keepdims",
+                    "bool",
+                    False,
+                    doc="keep the spatial axes as size 1, [N, 1, 1, C] (squeeze-and-excitation's scale, Keras's "
+                    "keepdims=True, PyTorch's AdaptiveAvgPool2d(1))",
+                ),
+            ),
             infer=_global,
             lowerings=(_global_apply(_kind),),
-            doc=f"{_what} over all spatial axes: [N, ..., C] → [N, C]",
+            label=_global_label(_kind),
+            doc=f"{_what} over all spatial axes: [N, ..., C] → [N, C] ([N, 1, ..., 1, C] with keepdims=true)",
         )
     )
 
