@@ -52,6 +52,17 @@ def test_ints_and_bools_become_the_models_floats() -> None:
         assert got.dtype == np.float32 and got.shape == (2, 64) and np.all(got == 1)
 
 
+def test_a_bf16_input_takes_floats_and_its_own_dtype() -> None:
+    """A bf16 input's array, once cast (as `specc predict` reads the file), is checked again by `Run.predict`: it
+    was 'x holds records (bfloat16), but the model takes x: bf16[N, 64]', exit 1 for every input."""
+    bf16 = (("x", "bf16", ("N", 64)),)
+    once = conform_inputs(bf16, {"x": np.full((2, 64), 0.5, np.float32)}, "in.npz")
+    again = conform_inputs(bf16, once, "predict")["x"]
+    assert (
+        again.dtype.name == "bfloat16" and again.shape == (2, 64) and np.all(again.astype(np.float32) == 0.5)
+    )
+
+
 def test_an_integer_input_takes_whole_numbers_in_its_range_only() -> None:
     mask = np.ones((2, 7, 1), np.float32)
     got = conform_inputs(SEQUENCE, {"tokens": np.full((2, 7), 3.0), "mask": mask}, "in.npz")

@@ -106,8 +106,10 @@ def conform_inputs(
 
 
 def _check_kind(inp: Input, a: np.ndarray, source: str) -> None:
-    """Booleans, integers and floats only: text or complex numbers have no place in a model's input."""
-    if a.dtype.kind in "biuf":
+    """Booleans, integers and floats only: text or complex numbers have no place in a model's input. A bfloat16
+    array (numpy's kind "V", as ml_dtypes defines it) is one of the spec's dtypes: what `read_input_file` cast for
+    a bf16 input comes through `Run.predict`'s check again."""
+    if a.dtype.kind in "biuf" or a.dtype.name in _NUMPY_NAMES:
         return
     words = _KIND_WORDS.get(a.dtype.kind, "values that are not numbers")
     hint = "give real numbers, e.g. its real part or magnitude" if a.dtype.kind == "c" else "give numbers"
