@@ -227,3 +227,57 @@ def test_a_unet_step_exports_without_library_log_noise(
     assert [r.getMessage() for r in caplog.records if r.name.startswith("onnx_ir")] == []
     assert logging.getLogger("onnx_ir").level == logging.NOTSET  # restored
     assert _onnx_matches_jax(model, data, {"N": 2}) <= TOL
+
+
+@pytest.mark.slow
+def test_an_onnx_model_no_runtime_loads_is_an_export_error(tmp_path: Path) -> None:
+    """jax2onnx drops a bf16 or f16 model's casts of its f32 weights after the first layer, and wrote a Gemm of
+    bf16 activations and f32 weights that onnxruntime refuses to load, exit 0; ONNX's checker now runs on it."""
+    pytest.importorskip("jax2onnx")
+    from specc.backend.flax import build_module
+    from specc.errors import SpecError
+    from specc.train.export import to_onnx
+
+    spec = tmp_path / "half.net"
+    spec.write_text(
+        "model Half {\n  input x: bf16[N, 4]\n  y = x -> dense(3) -> relu -> dense(2)\n  output y\n}\n"
+    )
+    with pytest.raises(SpecError) as e:
+        to_onnx(build_module(specc.load(spec).graph(), seed=0))
+    text = e.value.render()
+    assert "export error: cannot export to onnx" in text and "checker refuses" in text, text
+    assert "half precision (x: bf16): export to stablehlo" in text, text
+
+
+def test_the_onnx_checker_refuses_mixed_types_in_one_node() -> None:
+    """The check itself, on a Gemm of a bf16 input and f32 weights as jax2onnx wrote it (building one through
+    jax2onnx takes ~14 s: the test above)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from specc.errors import SpecError
+    from specc.train.export import _check_onnx
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 2], [0.0] * 8)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w"], ["y"])],
+        "half",
+        [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [1, 2])],
+        [w],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    with pytest.raises(SpecError) as e:
+        _check_onnx(proto, [("x", "bf16", ("N", 4))])
+    assert "checker refuses" in e.value.render() and "(x: bf16)" in e.value.render()
+    w32 = helper.make_tensor("w", TensorProto.FLOAT, [4, 2], [0.0] * 8)
+    fine = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w"], ["y"])],
+        "f32",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w32],
+    )
+    _check_onnx(
+        helper.make_model(fine, opset_imports=[onnx.helper.make_opsetid("", 21)]), [("x", "f32", ("N", 4))]
+    )

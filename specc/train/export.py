@@ -10,7 +10,7 @@ other free sizes (`T`) must be bound.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,7 +230,31 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
         ) from None
     finally:
         ir_log.setLevel(level)
+    _check_onnx(proto, sig.inputs)
     return bytes(proto.SerializeToString())
+
+
+def _check_onnx(proto: Any, inputs: Sequence[tuple[str, str, Any]]) -> None:
+    """ONNX's own checker, types inferred through every node, on what jax2onnx wrote: it can write a model that no
+    runtime loads (a bf16 or f16 model's Gemm given the f32 weights whose casts it dropped), which was exit 0."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        text = str(e).strip().splitlines()
+        low = [f"{n}: {dt}" for n, dt, _ in inputs if dt in ("bf16", "f16")]
+        hint = (
+            f"jax2onnx does not convert models that compute in half precision ({', '.join(low)}): export to "
+            "stablehlo, or train with f32 inputs"
+            if low
+            else "export to stablehlo or npz instead"
+        )
+        raise _export_error(
+            "onnx",
+            f"jax2onnx wrote a model that ONNX's checker refuses: {text[0] if text else ''}"[:500],
+            hint,
+        ) from None
 
 
 _PRIM = re.compile(r"(?:primitive|Primitive|handler for|plugin for)[^'\"`]*['\"`]([\w\-\.]+)['\"`]")
