@@ -249,6 +249,30 @@ def test_missing_file_names_the_path_and_hint(tmp_path: Path) -> None:
         load("npz", "missing.npz", base_dir=tmp_path)
 
 
+def test_a_missing_path_given_by_data_is_not_said_to_start_from_the_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data 'mnist("nope")'` reads from the current folder, and the error named it there, but the hint said
+    relative paths start from the spec file's folder."""
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    (tmp_path / "spec").mkdir()
+    spec = tmp_path / "spec" / "m.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, 28, 28, 1]\n  input y: i32[N]\n  z = x -> flatten -> dense(10)\n"
+        "  output z\n}\ntrain {\n  data = digits\n  loss = cross_entropy(z, y)\n}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(
+        main, ["train", str(spec), "--data", 'mnist("nope")', "--out", str(tmp_path / "run")]
+    )
+    assert r.exit_code == 2 and f"no such file or directory: {tmp_path / 'nope'}" in r.output, r.output
+    assert "(given by --data, from the current folder)" in r.output, r.output
+    assert not (tmp_path / "run").exists()
+
+
 # ---------------------------------------------------------------------------------------------- npz and csv
 
 

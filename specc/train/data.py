@@ -1075,7 +1075,7 @@ def _reversal(rng: np.random.Generator, n: int, length: int, vocab: int) -> dict
 # --------------------------------------------------------------------------------------------------------------
 # File loaders
 
-_PATH_HINT = "relative paths are resolved against the spec file's folder"
+_PATH_HINT = "a relative path starts from the spec file's folder (given by --data, from the current folder)"
 
 
 def _need_exists(ds: str, path: Path) -> None:
