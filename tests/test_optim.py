@@ -214,6 +214,11 @@ def test_poly_reaches_zero_and_stays_there() -> None:
         ("step(0.1, 0.5, 0)", "step: every must be at least 1"),
         ("poly(0.1, 2, 10)", None),
         ("sigmoid(0.1, -1, 5)", None),
+        ("inverse_time(0.1, -1)", "inverse_time: rate must be at least 0, got -1 (1 + rate·t is 0 at t = 1)"),
+        ("inverse_time(0.1, 0)", None),
+        ("piecewise([2, 1], [0.1, 0.2, 0.3])", "piecewise: boundaries must increase, got [2, 1]"),
+        ("piecewise([1, 1], [0.1, 0.2, 0.3])", "piecewise: boundaries must increase, got [1, 1]"),
+        ("piecewise([1, 2], [0.1, 0.2, 0.3])", None),
     ],
 )
 def test_schedule_value_checks(text: str, problem: str | None) -> None:

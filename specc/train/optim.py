@@ -6,6 +6,7 @@ within an epoch, t = 0 in the first), or optimizer steps with `per=step`; see do
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -188,6 +189,13 @@ def check_schedule_args(call: CallSpec) -> str | None:
         return "poly: steps must be at least 1"
     if call.name == "poly" and call["power"] < 0:
         return "poly: power must be at least 0"
+    # 1 + rate·t reaches 0 at t = -1/rate: an infinite rate there (it trained, then diverged), then NaN
+    if call.name == "inverse_time" and call["rate"] < 0:
+        rate = call["rate"]
+        return f"inverse_time: rate must be at least 0, got {rate:g} (1 + rate·t is 0 at t = {-1 / rate:g})"
+    bounds = list(call["boundaries"]) if call.name == "piecewise" else []
+    if any(a >= b for a, b in itertools.pairwise(bounds)):
+        return f"piecewise: boundaries must increase, got {bounds}"
     return None
 
 
