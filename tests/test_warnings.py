@@ -114,11 +114,42 @@ def test_a_block_ending_in_a_sigmoid_warns_in_every_objective(tmp_path: Path) ->
 
 
 def test_the_zoo_has_no_warnings() -> None:
-    """Every lecture spec gives its losses what they take (a warning here would be a bug in a spec or a rule)."""
+    """Every lecture spec gives its losses what they take, and its ops what they mean (a warning here would be a
+    bug in a spec or a rule)."""
     for path in sorted((ROOT / "specs").glob("*.net")):
         spec = specc.load(path)
+        assert spec.graph().warnings == (), path.name
         if spec.program.trains or spec.program.objectives:
             assert build_config(spec, spec.graph()).warnings == (), path.name
+
+
+PYTORCH_ORDER = """block Stem() {
+  input x: [N, H, W, C]
+  y = x -> conv(3, 64, 3) -> relu
+  output y
+}
+model M {
+  input x: f32[N, 224, 224, 3]
+  a = x -> Stem()
+  c = x -> Stem()
+  b = x -> conv(64, 3, padding=1) -> conv(64, 3) -> conv(64, 11, stride=4)
+  output a, b, c
+}
+"""
+
+
+def test_a_conv_written_in_pytorchs_argument_order_is_a_located_warning(tmp_path: Path) -> None:
+    """`conv(3, 64, 3)` on an RGB image (PyTorch's Conv2d(in, out, kernel)) is valid, as 3 features from a 64×64
+    kernel with stride 3, and was silent; it is warned about at the kernel, once for the two copies of the block
+    that write it, and never for the convs a lecture writes (64 → 64 with 3×3, AlexNet's 11×11)."""
+    path = _write(tmp_path, PYTORCH_ORDER)
+    [w] = _warnings(path)
+    col = PYTORCH_ORDER.splitlines()[2].index("64, 3)") + 1
+    assert (w["line"], w["col"]) == (3, col), w
+    assert "conv(3, 64, 3) is 3 features from a 64×64 kernel with stride 3" in w["message"]
+    assert "PyTorch's Conv2d(3, 64, 3) is conv(64, 3)" in w["hint"]
+    r = CliRunner().invoke(main, ["check", str(path)])  # a model without a train section says it too
+    assert r.exit_code == 0 and f"{path}:3:{col}: warning: conv(3, 64, 3)" in r.stderr, r.output
 
 
 def test_a_loss_set_on_the_command_line_is_warned_about_there(tmp_path: Path) -> None:

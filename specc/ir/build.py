@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import Diagnostics, SpecError, dym_suffix
+from ..errors import WARNING, Diagnostic, Diagnostics, SpecError, dym_suffix
 from ..frontend import ast
 from ..frontend.load import Program
 from ..frontend.parse import in_number_range, number_range_error, power
@@ -98,6 +98,7 @@ class GraphBuilder:
         self.let_state: dict[str, str] = {}
         self.block_stack: list[str] = []
         self.memo: dict[Any, tuple[tuple[tuple[str, Any], ...], Inferred]] = {}
+        self.warnings: dict[tuple[Any, str], Diagnostic] = {}  # the ops' warnings, by (span, message)
         self.prefixes: set[str] = set()
         self.next_suffix: dict[str, int] = {}
         self.let_depth = 0
@@ -135,6 +136,7 @@ class GraphBuilder:
             tuple(values),
             model.span,
             tuple(self.pretrained),
+            tuple(self.warnings.values()),
         )
 
     # ---- statements ------------------------------------------------------------------------------
@@ -1183,6 +1185,11 @@ class GraphBuilder:
             attr_items, inf = checked
             if key is not None:
                 self.memo[key] = checked
+        for w in inf.warnings:  # once per place written, however many copies of a block it builds
+            d = Diagnostic(
+                WARNING, w.message, _arg_span(op, w.arg, span, arg_spans, kw_spans, len(args)), w.hint
+            )
+            self.warnings.setdefault((d.span, d.message), d)
         nid = self._node(
             name or op.name,
             op.name,

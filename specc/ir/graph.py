@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import Diagnostic
 from ..source import NO_SPAN, Span
 from .dims import Dim
 from .types import TensorType
@@ -121,6 +122,7 @@ class Graph:
         values: every named value at model level → Ref (losses and metrics may use any of them).
         pretrained: named instances that start from an earlier run's weights: (instance, run path as written,
             where it is written).
+        warnings: what the ops' rules found valid but almost surely not meant (`conv(3, 64, 3)`), located.
     """
 
     model: str
@@ -130,6 +132,7 @@ class Graph:
     values: tuple[tuple[str, Ref], ...]
     span: Span = field(default=NO_SPAN, compare=False)
     pretrained: tuple[tuple[str, str, Span], ...] = field(default=(), compare=False)
+    warnings: tuple[Diagnostic, ...] = field(default=(), compare=False)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)

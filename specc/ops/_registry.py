@@ -61,6 +61,9 @@ class Inferred:
     params: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     state: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     flops: Dim = field(default_factory=lambda: Dim.const(0))
+    # valid, but almost surely not what its author meant (`conv(3, 64, 3)`: PyTorch's argument order): reported
+    # as located warnings, each an OpError of kind "warning" whose `arg` says where
+    warnings: tuple[OpError, ...] = ()
 
 
 @dataclass(frozen=True)

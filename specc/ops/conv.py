@@ -112,7 +112,26 @@ def _conv(c: OpCall) -> Inferred:
         params["bias"] = (cout,)
     out = (c.x.dims[0], *dims, Dim.const(cout))
     macs = product(out) * (product(Dim.const(x) for x in k) * (cin // g))
-    return Inferred((c.x.with_dims(out),), params, flops=macs * 2)
+    return Inferred((c.x.with_dims(out),), params, flops=macs * 2, warnings=_torch_order(c, cin, cout))
+
+
+def _torch_order(c: OpCall, cin: int, cout: int) -> tuple[OpError, ...]:
+    """`conv(3, 64, 3)` on an RGB image: PyTorch's Conv2d(in, out, kernel) read as 3 features, a 64×64 kernel
+    and stride 3. Valid where the image is large enough, so a warning: features equal to the input channels with
+    a kernel no lecture network uses (AlexNet's 11 is the largest; ≥ 16 here)."""
+    k = c["kernel"]
+    if cout != cin or not isinstance(k, int) or k < 16:
+        return ()
+    return (
+        OpError(
+            "warning",
+            f"conv({cout}, {k}, {c['stride']}) is {cout} features from a {k}×{k} kernel with stride {c['stride']}; "
+            f"PyTorch's Conv2d({cin}, {k}, {c['stride']}) order (in, out, kernel)?",
+            f"conv's arguments are (features, kernel, stride) and the input channels come from the input: "
+            f"PyTorch's Conv2d({cin}, {k}, {c['stride']}) is conv({k}, {c['stride']})",
+            arg="kernel",
+        ),
+    )
 
 
 def _window_label(k: Any) -> str:

@@ -1443,6 +1443,8 @@ def _check_into(
         values = _bound_names(mdef) if mdef is not None else None
         types, producers = {}, {}
     ck = _Checker(program.lets, values, diags, types, producers)
+    if graph is not None:  # the model's own (`conv(3, 64, 3)`), said with the train section's
+        ck.warnings.extend(graph.warnings)
     seen = _keyed(entries, TRAIN_KEYS, "train", diags)
     spans = tuple((k, e.span) for k, e in seen.items())
     batch = _integer(seen, "batch", 32, program.lets, diags)
@@ -1828,6 +1830,8 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
         if summary is not None and cfg is not None:
             summary["train"] = _summary(cfg)
             summary["warnings"] = cfg.report_warnings()
+    elif summary is not None and graph is not None and graph.warnings:  # no train section: the ops' warnings
+        summary["warnings"] = Warnings(graph.warnings, sources)
     diags.raise_if_any(sources)
     assert summary is not None
     return summary
