@@ -137,3 +137,27 @@ def test_four_devices_replicated_or_fsdp_train_like_one(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.array(got["fsdp4"]), np.array(got["replicate1"]), rtol=1e-5)
     assert got["kernel_shard"] == [16, 32]
     assert got["scalar_shard"] == []
+
+
+@pytest.mark.slow
+def test_a_batch_beyond_the_data_is_cut_to_a_multiple_of_the_devices(tmp_path: Path) -> None:
+    """batch 5000 on 1,436 training examples over 3 devices: the batch became the 1,436, and then 'batch 1436 does
+    not split evenly over 3 devices', a batch the user never gave; it is 1,434 now, said in the banner."""
+    spec = tmp_path / "m.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, 64]\n  input y: i32[N]\n  z = x -> dense(10)\n  output z\n}\n"
+        "train {\n  data = digits(split=1436)\n  loss = cross_entropy(z, y)\n  batch = 5000\n  epochs = 1\n}\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "specc", "train", str(spec), "--devices", "3", "--out", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "using 1434 (a multiple of the 3 devices)" in out.stderr + out.stdout
+    assert "done: 1 epoch(s), step 1" in out.stderr + out.stdout

@@ -452,10 +452,14 @@ def train_and_evaluate(
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch
     if len(train_ds) < batch:
+        # with --devices n, the whole split rounded down to a multiple of n (it was "batch 1436 does not split
+        # evenly over 3 devices", a batch the user never gave); drop_last leaves out the rest, as in any epoch
+        usable = len(train_ds) - (len(train_ds) % devices if devices and len(train_ds) >= devices else 0)
         notes.append(
-            f"batch {batch} is larger than the {len(train_ds)} training examples; using {len(train_ds)}"
+            f"batch {batch} is larger than the {len(train_ds)} training examples; using {usable}"
+            + (f" (a multiple of the {devices} devices)" if usable != len(train_ds) else "")
         )
-        batch = len(train_ds)
+        batch = usable
     watched = config.early_stop["metric"] if config.early_stop is not None else ""
     if watched.startswith("val_") and val_ds is None:
         # the metric is never logged, so the run would go all its epochs without a word
