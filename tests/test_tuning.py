@@ -293,3 +293,18 @@ def test_a_model_with_dropout_and_batch_norm_is_timed_whole(monkeypatch: pytest.
     module = build_module(g, choose=chooser)
     module.eval()
     assert module(x=x)["h"].shape == (8, 100)
+
+
+def test_an_lstm_returning_its_state_is_timed_by_all_its_outputs(tmp_path: Path) -> None:
+    """An LSTM with return_state gives three outputs (the sequence, h, c); timing it crashed ('tuple' object has
+    no attribute 'shape', exit 3), reached once the data's sequence length is bound (`specc train --lowering
+    measure` of specs/seq2seq.net)."""
+    g = specc.load(
+        "t.net",
+        text="model M {\n input x: f32[N, 6, 4]\n y, h, c = x -> lstm(5, return_state=true)\n output y, h, c\n}",
+    ).graph()
+    chooser = MeasuredLowerings("cpu", {"N": 4}, tmp_path)
+    names = lowering_names(build_module(g, choose=chooser))
+    assert chooser.measured == 1 and set(names.values()) <= {"reference", "vjp"}
+    [entry] = [v for k, v in _choices(tmp_path).items() if '"lstm"' in k]
+    assert set(entry["median_ms"]) == {"reference", "vjp"}

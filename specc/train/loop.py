@@ -483,8 +483,10 @@ def train_and_evaluate(
         )
     elif lowering == "measure":
         from ..backend.tuning import measured_lowerings
+        from .artifact import data_sizes
 
-        choose = measured_lowerings(graph, batch, mesh.n)
+        # the sizes the data fixes (a sequence's T) too: an op with a free size cannot be timed
+        choose = measured_lowerings(graph, batch, mesh.n, env=data_sizes(graph, train_ds.fields))
     model = build_module(graph, seed=config.seed, platform=platform, choose=choose)
     if choose is not None:
         notes.append(choose.describe())
