@@ -227,7 +227,9 @@ def _op_outputs(
     """The op under one lowering, its module merged from (params, rest) inside the trace: each of its float
     outputs (an LSTM's with return_state: the sequence, h and c)."""
     out = lw.apply(nnx.merge(gd, params, rest) if gd is not None else None, attrs, list(xs), ctx)
-    return [v for v in (out if isinstance(out, tuple | list) else (out,)) if jnp.issubdtype(v.dtype, jnp.floating)]
+    return [
+        v for v in (out if isinstance(out, tuple | list) else (out,)) if jnp.issubdtype(v.dtype, jnp.floating)
+    ]
 
 
 def time_models(
