@@ -240,6 +240,13 @@ def test_a_learning_rate_of_zero_is_a_located_warning(tmp_path: Path) -> None:
     [w] = _warnings(path, "optimizer.lr=0.0")
     assert (w["file"], w["col"]) == ("--set", 14)
     assert _warnings(path, "optimizer.lr=cosine(1e-3, 100, warmup=5)") == []
+    # a rate float32 cannot hold is 0 where the weights are updated: the run trained nothing, silently
+    [w] = _warnings(path, "optimizer.lr=1e-300")
+    assert w["message"].startswith(
+        "adam: lr = 1e-300 is 0 in float32, the weights' precision, so it changes no"
+    )
+    assert _warnings(path, "optimizer.lr=1e-40") == []  # a float32 subnormal, small but not 0
+    assert _warnings(path, "optimizer.lr=1e300") == []  # beyond float32: not this warning's concern
 
 
 DISTILL = """\

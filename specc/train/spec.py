@@ -8,6 +8,7 @@ did-you-mean), wrong argument names or kinds, and losses or metrics over names t
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -313,6 +314,14 @@ def _terms() -> Mapping[str, Any]:
 
 
 # ---- literals ----------------------------------------------------------------------------------------------
+
+
+def _f32(v: float) -> float:
+    """v as float32 holds it (a rate of 1e-300 is 0 there); beyond float32's range, v itself."""
+    try:
+        return float(struct.unpack("f", struct.pack("f", v))[0])
+    except OverflowError:
+        return float(v)
 
 
 class _NotLiteral(Exception):
@@ -644,11 +653,12 @@ class _Checker:
                         (f"{why}; " if why else "") + f"usage: {sig.usage()}",
                     )
                     return _BAD
-            if a.kind == "lr" and v == 0:  # valid (PyTorch takes it too), but almost surely a slip
+            if a.kind == "lr" and _f32(v) == 0:  # valid (PyTorch takes it too), but almost surely a slip
+                is_zero = "lr = 0" if v == 0 else f"lr = {v:g} is 0 in float32, the weights' precision, so it"
                 self.warnings.append(
                     Diagnostic(
                         WARNING,
-                        f"{sig.name}: lr = 0 changes no weight, so the run would train nothing",
+                        f"{sig.name}: {is_zero} changes no weight, so the run would train nothing",
                         span,
                         "give a positive learning rate, e.g. lr=1e-3; to keep some layers fixed, list them in "
                         "freeze = [...]",
