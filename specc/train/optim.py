@@ -187,6 +187,12 @@ def check_schedule_args(call: CallSpec) -> str | None:
         return "step: every must be at least 1"
     if call.name == "poly" and call["steps"] < 1:
         return "poly: steps must be at least 1"
+    # steps = 0 decayed to `final` after the first step (the run trained one step); a warm-up longer than the
+    # decay ramped past lr0 and then fell to `final` at once
+    if call.name == "cosine" and call["steps"] < 1:
+        return "cosine: steps must be at least 1"
+    if call.name == "cosine" and not 0 <= call["warmup"] <= call["steps"]:
+        return f"cosine: warmup must be 0 to steps ({call['steps']}), got {call['warmup']}"
     if call.name == "poly" and call["power"] < 0:
         return "poly: power must be at least 0"
     # 1 + rate·t reaches 0 at t = -1/rate: an infinite rate there (it trained, then diverged), then NaN
