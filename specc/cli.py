@@ -493,7 +493,8 @@ def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> Non
 @CHECKPOINT
 @reports_spec_errors
 def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> None:
-    """Run a trained RUN on INPUTS (.npz with arrays named as the model's inputs, or .csv for its one input)."""
+    """Run a trained RUN on INPUTS (.npz with arrays named as the model's inputs, or .csv or .npy for its one
+    input)."""
     from .train.artifact import load_run, read_inputs
 
     guard_output(output, reads=(inputs,), run=run)

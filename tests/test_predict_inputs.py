@@ -152,6 +152,27 @@ def test_an_unreadable_npz_is_a_run_error(tmp_path: Path) -> None:
         assert words in e.value.render() and f"{name}.npz" in e.value.render()
 
 
+def test_an_npy_is_the_input_of_a_model_of_one_input(tmp_path: Path) -> None:
+    """np.save's .npy file was 'expected an .npz or a .csv file' with no hint: it is the model's input where the
+    model takes one; a model of several is told how to name them."""
+    np.save(tmp_path / "x.npy", np.ones((3, 64), np.float32))
+    got = read_input_file(IMAGE, tmp_path / "x.npy")
+    assert set(got) == {"x"} and got["x"].shape == (3, 64)
+    with pytest.raises(SpecError) as e:
+        read_input_file(SEQUENCE, tmp_path / "x.npy")
+    text = e.value.render()
+    assert "an .npy holds one unnamed array, but the model takes tokens, mask" in text
+    assert "np.savez(path, tokens=..., mask=...)" in text
+    (tmp_path / "x.txt").write_text("1 2 3\n")
+    with pytest.raises(SpecError) as e:
+        read_input_file(IMAGE, tmp_path / "x.txt")
+    assert "expected an .npz, a .csv or" in e.value.render() and "np.savez(path, x=...)" in e.value.render()
+    np.save(tmp_path / "bad.npy", np.ones((3, 63), np.float32))  # checked as an .npz's array is
+    with pytest.raises(SpecError) as e:
+        read_input_file(IMAGE, tmp_path / "bad.npy")
+    assert "x: f32[N, 64]" in e.value.render()
+
+
 @pytest.mark.parametrize(
     ("content", "words"),
     [

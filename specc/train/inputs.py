@@ -57,7 +57,28 @@ def read_input_file(
         return conform_inputs(needed, _read_npz(needed, path), str(path), ids)
     if suffix == ".csv":
         return conform_inputs(needed, _read_csv(needed, path), str(path), ids)
-    raise _run_error(f"{path}: expected an .npz or a .csv file")
+    if suffix == ".npy":
+        return conform_inputs(needed, _read_npy(needed, path), str(path), ids)
+    raise _run_error(
+        f"{path}: expected an .npz, a .csv or (for a model of one input) an .npy file",
+        "write the inputs with np.savez(path, " + ", ".join(f"{n}=..." for n, _, _ in needed) + ")",
+    )
+
+
+def _read_npy(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
+    """An .npy's one array, as the model's one input (np.save's file: the array has no name to match)."""
+    hint = "write them with np.savez(path, " + ", ".join(f"{n}=..." for n, _, _ in needed) + ")"
+    if len(needed) != 1:
+        names = ", ".join(n for n, _, _ in needed)
+        raise _run_error(f"{path}: an .npy holds one unnamed array, but the model takes {names}", hint)
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as e:
+        raise _run_error(f"{path}: not a readable .npy file ({e})", hint) from None
+    if not isinstance(a, np.ndarray):  # an .npz under another name
+        a.close()
+        raise _run_error(f"{path} is an .npz of named arrays, not an .npy", "name it .npz")
+    return {needed[0][0]: a}
 
 
 def conform_inputs(
