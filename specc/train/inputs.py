@@ -61,13 +61,18 @@ def read_input_file(
         return conform_inputs(needed, _read_npy(needed, path), str(path), ids)
     raise _run_error(
         f"{path}: expected an .npz, a .csv or (for a model of one input) an .npy file",
-        "write the inputs with np.savez(path, " + ", ".join(f"{n}=..." for n, _, _ in needed) + ")",
+        f"write the inputs with {_savez(needed)}",
     )
+
+
+def _savez(needed: Sequence[Input]) -> str:
+    """The call that writes a predict file of these inputs: `np.savez(path, x=..., mask=...)`."""
+    return "np.savez(path, " + ", ".join(f"{n}=..." for n, _, _ in needed) + ")"
 
 
 def _read_npy(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
     """An .npy's one array, as the model's one input (np.save's file: the array has no name to match)."""
-    hint = "write them with np.savez(path, " + ", ".join(f"{n}=..." for n, _, _ in needed) + ")"
+    hint = f"write them with {_savez(needed)}"
     if len(needed) != 1:
         names = ", ".join(n for n, _, _ in needed)
         raise _run_error(f"{path}: an .npy holds one unnamed array, but the model takes {names}", hint)
@@ -253,7 +258,7 @@ def _read_npz(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
     """The needed members of an .npz (others are not read: an extra object array is no matter)."""
     import zipfile
 
-    hint = "write it with np.savez(path, " + ", ".join(f"{n}=..." for n, _, _ in needed) + ")"
+    hint = f"write it with {_savez(needed)}"
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:

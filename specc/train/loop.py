@@ -35,6 +35,7 @@ from flax import nnx
 from ..errors import SpecError, UsageError
 from ..ir.types import JNP_NAMES
 from ..source import Span
+from .artifact import data_sizes
 from .data import DataError, DataSet, Splits, check_fields, load_data
 from .io import import_module, write_atomic
 from .losses import term_value, total_loss
@@ -475,6 +476,7 @@ def train_and_evaluate(
 
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
+    sizes = data_sizes(graph, train_ds.fields)  # the size names the data fixes (T = 32): run.json, measuring
     choose = None
     if lowering == "measure" and jax.process_count() > 1:
         # each process would time on its own and might choose otherwise: every process must compile one program
@@ -483,10 +485,9 @@ def train_and_evaluate(
         )
     elif lowering == "measure":
         from ..backend.tuning import measured_lowerings
-        from .artifact import data_sizes
 
         # the sizes the data fixes (a sequence's T) too: an op with a free size cannot be timed
-        choose = measured_lowerings(graph, batch, mesh.n, env=data_sizes(graph, train_ds.fields))
+        choose = measured_lowerings(graph, batch, mesh.n, env=sizes)
     model = build_module(graph, seed=config.seed, platform=platform, choose=choose)
     if choose is not None:
         notes.append(choose.describe())
@@ -681,9 +682,9 @@ def train_and_evaluate(
         """run.json, config.json, the spec's copy, the data's statistics and class names."""
         if not primary:
             return
-        from .artifact import data_sizes, write_class_names, write_normalization
+        from .artifact import write_class_names, write_normalization
 
-        rundir.start(workdir, config, graph, resuming=resuming, sizes=data_sizes(graph, splits.train.fields))
+        rundir.start(workdir, config, graph, resuming=resuming, sizes=sizes)
 
         try:
             write_normalization(workdir, splits.stats, dict(config.rename))
