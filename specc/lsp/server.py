@@ -99,7 +99,8 @@ class SpecServer(LanguageServer):
     def publish(self, uri: str) -> None:
         a = self.analysis(uri)
         doc = self.workspace.get_text_document(uri)
-        diags = [_to_lsp(a, d, doc) for d in a.diagnostics]
+        lines = Lines.of(a.text)
+        diags = [_to_lsp(a, d, doc, lines) for d in a.diagnostics]
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diags, version=doc.version)
         )
@@ -175,10 +176,10 @@ class Lines:
         )
 
 
-def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument) -> types.Diagnostic:
+def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument, lines: Lines) -> types.Diagnostic:
+    """One diagnostic for the editor; `lines`: Lines.of(a.text), made once for all of a document's."""
     message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
     related = None
-    lines = Lines.of(a.text)
     if d.span is None:
         rng = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0))
     elif d.span.file == a.name:
