@@ -12,6 +12,7 @@ import click
 from .cli_common import (
     CHECKPOINT,
     EXIT_SPEC_ERROR,
+    FORCE_OUTPUT,
     RUN,
     SPEC,
     guard_output,
@@ -490,14 +491,15 @@ def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> Non
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the outputs here (.npz)."
 )
+@FORCE_OUTPUT
 @CHECKPOINT
 @reports_spec_errors
-def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> None:
+def predict(run: Path, inputs: Path, output: Path | None, force: bool, checkpoint: str) -> None:
     """Run a trained RUN on INPUTS (.npz with arrays named as the model's inputs, or .csv or .npy for its one
     input)."""
     from .train.artifact import load_run, read_inputs
 
-    guard_output(output, reads=(inputs,), run=run)
+    guard_output(output, reads=(inputs,), run=run, force=force)
     r = load_run(run, checkpoint)
     out = r.predict(**read_inputs(r, inputs))
     named = r.named_classes(out)
@@ -533,9 +535,12 @@ def predict(run: Path, inputs: Path, output: Path | None, checkpoint: str) -> No
 @click.option(
     "--bind", "binds", multiple=True, metavar="SIZE=N", help="Fix a free size (N defaults to 1), e.g. T=100."
 )
+@FORCE_OUTPUT
 @CHECKPOINT
 @reports_spec_errors
-def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], checkpoint: str) -> None:
+def export(
+    run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], force: bool, checkpoint: str
+) -> None:
     """Export a trained RUN: ONNX (Netron, onnxruntime), StableHLO, or its named weights (npz, safetensors)."""
     from .train.artifact import load_run
     from .train.export import SUFFIX, data_bound, export_model
@@ -548,13 +553,15 @@ def export(run: Path, fmt: str, output: Path | None, binds: tuple[str, ...], che
                 f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
             )
         bind[name] = int(size)
-    guard_output(output, run=run)
+    guard_output(output, run=run, force=force)
     r = load_run(run, checkpoint)
+    path = output or run / f"{r.graph.model}{SUFFIX[fmt]}"
+    guard_output(path, run=run, force=force)  # the default name too: an earlier export, or the user's file
     from_data = data_bound(r.model, r.data_sizes, bind) if fmt in ("onnx", "stablehlo") else {}
     if from_data:  # said, since it fixes the exported shapes
         shown = ", ".join(f"{k}={v}" for k, v in from_data.items())
         click.echo(f"sizes from the run's training data: {shown} (--bind overrides)", err=True)
-    path = export_model(r.model, fmt, output or run / f"{r.graph.model}{SUFFIX[fmt]}", {**from_data, **bind})
+    export_model(r.model, fmt, path, {**from_data, **bind})
     click.echo(f"wrote {path}", err=True)
 
 

@@ -93,6 +93,8 @@ CHECKPOINT = click.option(
     help="The best epoch's checkpoint (by the early-stop metric, else val_loss) or the last one.",
 )
 
+FORCE_OUTPUT = click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+
 
 SPEC_SUFFIXES = (".net", ".yaml", ".yml")
 
@@ -109,12 +111,18 @@ def write_emitted(text: str, out_dir: Path | None, name: str) -> None:
 
 
 def guard_output(
-    output: Path | None, reads: tuple[Path, ...] = (), run: Path | None = None, writes_spec: bool = False
+    output: Path | None,
+    reads: tuple[Path, ...] = (),
+    run: Path | None = None,
+    writes_spec: bool = False,
+    force: bool | None = None,
 ) -> None:
     """Refuse an -o that would replace what the command reads (the spec, the input arrays), a file of the run
     folder it reads (run.json, metrics.jsonl, its checkpoints, its spec copy), or, for a command that does not
     write a spec (`writes_spec`: convert does), an existing spec file (`export --to npz -o net.net`, a slip of
-    the tab key): a usage error, nothing written. Any other existing file is replaced, as -o means."""
+    the tab key): a usage error, nothing written, --force or not. A command with a --force option (`force` not
+    None: predict, export) also refuses any other existing file unless it is given: specc cannot tell a file it
+    wrote from the user's; the rest replace it, as -o means."""
     if output is None:
         return
     out = output.resolve()
@@ -126,8 +134,15 @@ def guard_output(
     for r in reads:
         if out == Path(r).resolve():
             raise click.UsageError(f"-o {output} is the file this command reads: writing it would replace it")
-    if run is None:
-        return
+    if run is not None:
+        _guard_run_files(output, out, run)
+    if force is False and (output.exists() or output.is_symlink()):
+        # the wording of `specc plot`'s outputs, which refuse the same way
+        raise click.UsageError(f"{output} exists; give --force to replace it, or another -o")
+
+
+def _guard_run_files(output: Path, out: Path, run: Path) -> None:
+    """Refuse an -o (`out`: resolved) among the run folder's own files, which the command reads."""
     from .train.rundir import BEST_DIR, OWN_FILES, SPEC_DIR
 
     home = Path(run).resolve()

@@ -244,6 +244,48 @@ def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path
     assert r.exit_code == 0, r.output  # convert writes a spec: another existing spec is its output to replace
 
 
+def test_predict_and_export_replace_an_existing_file_only_with_force(tmp_path: Path, tiny_run) -> None:
+    """`predict -o` and `export -o` (and export's default RUN/<model>.<ext>) replaced an existing file silently,
+    the user's as much as specc's: now a usage error naming it and --force, nothing written; --force replaces it
+    (atomically: no temporary file is left beside it)."""
+    out, _ = tiny_run
+    arrays = tmp_path / "x.npz"
+    np.savez(arrays, x=np.zeros((2, 64), np.float32))
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(b"the user's own file")
+    for args in (
+        ["predict", str(out), str(arrays), "-o", str(mine)],
+        ["export", str(out), "--to", "npz", "-o", str(mine)],
+    ):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert f"{mine} exists; give --force to replace it, or another -o" in r.output, r.output
+        assert mine.read_bytes() == b"the user's own file"
+        r = CliRunner().invoke(main, [*args, "--force"])
+        assert r.exit_code == 0, (args, r.output)
+        with np.load(mine) as z:
+            assert z.files
+        mine.write_bytes(b"the user's own file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.npz", "x.npz"]
+
+    default = out / "TinyDrop.npz"
+    r = CliRunner().invoke(main, ["export", str(out), "--to", "npz"])
+    assert r.exit_code == 0 and default.is_file(), r.output
+    made = default.read_bytes()
+    default.write_bytes(b"edited")
+    r = CliRunner().invoke(main, ["export", str(out), "--to", "npz"])
+    assert r.exit_code == 2 and f"{default} exists; give --force" in r.output, r.output
+    assert default.read_bytes() == b"edited"
+    r = CliRunner().invoke(main, ["export", str(out), "--to", "npz", "--force"])
+    assert r.exit_code == 0 and default.read_bytes() == made, r.output
+    default.unlink()
+    # --force does not lift the other refusals: the inputs read, a run's own file
+    r = CliRunner().invoke(main, ["predict", str(out), str(arrays), "-o", str(arrays), "--force"])
+    assert r.exit_code == 2 and "is the file this command reads" in r.output, r.output
+    r = CliRunner().invoke(main, ["export", str(out), "--to", "npz", "-o", str(out / "run.json"), "--force"])
+    assert r.exit_code == 2 and "would replace the run's own run.json" in r.output, r.output
+
+
 def test_a_run_with_no_checkpoint_is_not_told_to_try_the_last_one(tmp_path: Path) -> None:
     """After `--epochs 0` there is no checkpoint at all: "give --checkpoint last" cannot help, so it is not said."""
     from specc.train.loop import train_and_evaluate

@@ -137,7 +137,7 @@ def test_a_size_the_runs_data_fixed_needs_no_bind(tmp_path: Path) -> None:
     assert json.loads((out / "run.json").read_text())["data_sizes"] == {"T": 8}
     for binds, shape in (([], (1, 8, 1)), (["--bind", "T=5", "--bind", "N=2"], (2, 5, 1))):
         r = CliRunner().invoke(
-            main, ["export", str(out), "--to", "stablehlo", "-o", str(tmp_path / "f"), *binds]
+            main, ["export", str(out), "--to", "stablehlo", "-o", str(tmp_path / "f"), "--force", *binds]
         )
         assert r.exit_code == 0, r.output
         assert ("sizes from the run's training data: T=8 (--bind overrides)" in r.stderr) == (not binds)

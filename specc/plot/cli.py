@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..cli_common import CHECKPOINT, RUN, SPEC, reports_spec_errors
+from ..cli_common import CHECKPOINT, FORCE_OUTPUT, RUN, SPEC, reports_spec_errors
 
 OUTPUT = click.option(
     "-o",
@@ -16,7 +16,6 @@ OUTPUT = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The figure: .png, .svg or .pdf (default: a PNG in the run folder, or ./<spec>-<kind>.png).",
 )
-FORCE = click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 DPI = click.option("--dpi", type=click.IntRange(min=10, max=1200), default=100, show_default=True)
 
 
@@ -58,7 +57,7 @@ plot: click.Group = click.group("plot", context_settings={"help_option_names": [
 @click.option("--resolution", type=click.IntRange(min=10, max=2000), default=200, show_default=True)
 @CHECKPOINT
 @OUTPUT
-@FORCE
+@FORCE_OUTPUT
 @DPI
 @reports_spec_errors
 def boundary(run: Path, resolution: int, checkpoint: str, output: Path | None, force: bool, dpi: int) -> None:
@@ -90,7 +89,7 @@ def boundary(run: Path, resolution: int, checkpoint: str, output: Path | None, f
     "--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Examples in the batch."
 )
 @OUTPUT
-@FORCE
+@FORCE_OUTPUT
 @DPI
 @reports_spec_errors
 def activations(
@@ -131,7 +130,7 @@ def activations(
 @plot.command()
 @click.argument("run", type=RUN)
 @OUTPUT
-@FORCE
+@FORCE_OUTPUT
 @DPI
 @reports_spec_errors
 def gradients(run: Path, output: Path | None, force: bool, dpi: int) -> None:
@@ -164,7 +163,7 @@ def gradients(run: Path, output: Path | None, force: bool, dpi: int) -> None:
     help="Draw this learning rate instead (repeatable), e.g. 'cosine(0.1, 20)'.",
 )
 @OUTPUT
-@FORCE
+@FORCE_OUTPUT
 @DPI
 @reports_spec_errors
 def schedule(
@@ -204,7 +203,7 @@ def schedule(
 )
 @CHECKPOINT
 @OUTPUT
-@FORCE
+@FORCE_OUTPUT
 @DPI
 @reports_spec_errors
 def samples(
@@ -237,7 +236,7 @@ def samples(
 @click.option("--metric", default="val_loss", show_default=True, help="The metrics.jsonl key drawn.")
 @click.option("--log", "log_scale", is_flag=True, help="A logarithmic metric axis.")
 @OUTPUT
-@FORCE
+@FORCE_OUTPUT
 @DPI
 @reports_spec_errors
 def curves(
