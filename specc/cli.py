@@ -492,16 +492,21 @@ def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> Non
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the outputs here (.npz)."
 )
 @FORCE_OUTPUT
+@click.option(
+    "--allow-nonfinite", is_flag=True, help="Run the model on inputs that hold NaN or ±inf (else an error)."
+)
 @CHECKPOINT
 @reports_spec_errors
-def predict(run: Path, inputs: Path, output: Path | None, force: bool, checkpoint: str) -> None:
+def predict(
+    run: Path, inputs: Path, output: Path | None, force: bool, allow_nonfinite: bool, checkpoint: str
+) -> None:
     """Run a trained RUN on INPUTS (.npz with arrays named as the model's inputs, or .csv or .npy for its one
     input)."""
     from .train.artifact import load_run, read_inputs
 
     guard_output(output, reads=(inputs,), run=run, force=force)
     r = load_run(run, checkpoint)
-    out = r.predict(**read_inputs(r, inputs))
+    out = r.predict(**read_inputs(r, inputs, allow_nonfinite))
     named = r.named_classes(out)
     if output is None:
         import numpy as np

@@ -207,6 +207,48 @@ def test_a_csv_of_sequences_takes_rows_of_one_length(tmp_path: Path) -> None:
             read_input_file(needed, tmp_path / "in.csv")
 
 
+def test_nan_and_inf_in_an_input_are_a_run_error_unless_allowed(tmp_path: Path) -> None:
+    """A NaN or ±inf in a predict file gave NaN outputs and exit 0: now a run error naming the input, how many
+    there are and the first (its index; a .csv's line and column); a number too large for the input's dtype
+    (1e300 for f32) is one too. allow_nonfinite (--allow-nonfinite) lets them through."""
+    x = np.ones((3, 64))
+    x[1, 5], x[2, 0], x[2, 7] = np.nan, np.inf, -np.inf
+    np.savez(tmp_path / "in.npz", x=x)
+    with pytest.raises(SpecError) as e:
+        read_input_file(IMAGE, tmp_path / "in.npz")
+    text = e.value.render()
+    assert text.startswith(f"run error: {tmp_path / 'in.npz'}: x holds 3 values that are not finite"), text
+    assert "the first is nan, at x[1, 5]" in text and "--allow-nonfinite" in text, text
+    got = read_input_file(IMAGE, tmp_path / "in.npz", allow_nonfinite=True)["x"]
+    assert np.isnan(got[1, 5]) and got[2, 0] == np.inf
+
+    np.savez(tmp_path / "big.npz", x=np.full((2, 64), 1e300))
+    with pytest.raises(
+        SpecError, match=r"holds 128 values .* the first is 1e\+300, too large for f32, at x\[0, 0\]"
+    ):
+        read_input_file(IMAGE, tmp_path / "big.npz")
+
+    rows = [",".join(["1"] * 64), ",".join(["1"] * 9 + ["-inf"] + ["1"] * 54)]
+    (tmp_path / "in.csv").write_text(",".join(f"c{i}" for i in range(64)) + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SpecError) as e:
+        read_input_file(IMAGE, tmp_path / "in.csv")
+    assert "x holds 1 value that is not finite" in e.value.render()
+    assert "the first is -inf, at x[1, 9] (line 3, column 10)" in e.value.render(), e.value.render()
+
+    # integers hold no NaN; bf16 is checked as cast
+    assert read_input_file(SEQUENCE[:1], _saved(tmp_path, tokens=np.ones((2, 3), np.int64)))[
+        "tokens"
+    ].shape == (2, 3)
+    bf16 = (("x", "bf16", ("N", 2)),)
+    with pytest.raises(SpecError, match=r"x holds 1 value that is not finite \(NaN or ±inf\) as bf16"):
+        read_input_file(bf16, _saved(tmp_path, x=np.array([[1.0, np.nan]], np.float32)))
+
+
+def _saved(tmp_path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(tmp_path / "saved.npz", **arrays)
+    return tmp_path / "saved.npz"
+
+
 # ---- through the CLI, on a trained run ------------------------------------------------------------------------
 
 
@@ -245,6 +287,22 @@ def test_predict_of_a_wrong_input_file_exits_1(tiny_run: Path, tmp_path: Path) -
     np.testing.assert_array_equal(run.predict(x=x.round().astype(np.int64))["logits"], want)
     with pytest.raises(SpecError, match=r"predict: x is f64\[5, 63\]"):
         run.predict(x=x[:, :63])
+
+
+@pytest.mark.slow
+def test_predict_of_an_input_with_nan_exits_1_unless_allowed(tiny_run: Path, tmp_path: Path) -> None:
+    x = np.ones((2, 64), np.float32)
+    x[1, 3] = np.nan
+    np.savez(tmp_path / "nan.npz", x=x)
+    r = CliRunner().invoke(main, ["predict", str(tiny_run), str(tmp_path / "nan.npz")])
+    assert r.exit_code == 1, r.output
+    assert (
+        "nan.npz: x holds 1 value that is not finite (NaN or ±inf) as f32; the first is nan, at x[1, 3]"
+        in (r.output)
+    )
+    assert "hint: the model's outputs would be NaN" in r.output and "--allow-nonfinite" in r.output
+    r = CliRunner().invoke(main, ["predict", str(tiny_run), str(tmp_path / "nan.npz"), "--allow-nonfinite"])
+    assert r.exit_code == 0 and "logits: float32[2, 10]" in r.output, r.output
 
 
 @pytest.mark.slow

@@ -453,11 +453,12 @@ def class_score_values(config: Any) -> frozenset[str]:
     return frozenset(scores for scores, _ in class_score_pairs(config))
 
 
-def read_inputs(run: Run, path: Path) -> dict[str, np.ndarray]:
+def read_inputs(run: Run, path: Path, allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
     """A predict file's arrays by model input name (an .npz's members, or a .csv's rows for a model whose outputs
-    need one input), checked against the run's model and cast to its input dtypes (specc.train.inputs)."""
+    need one input), checked against the run's model and cast to its input dtypes (specc.train.inputs); NaN or
+    ±inf only with `allow_nonfinite`."""
     from .export import signature
     from .inputs import read_input_file
 
     sig = signature(run.model)
-    return read_input_file(sig.inputs, path, sig.ids)
+    return read_input_file(sig.inputs, path, sig.ids, allow_nonfinite)

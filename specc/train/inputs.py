@@ -47,21 +47,58 @@ def _found(a: np.ndarray) -> str:
 
 
 def read_input_file(
-    needed: Sequence[Input], path: Path, ids: Sequence[tuple[str, int, str]] = ()
+    needed: Sequence[Input],
+    path: Path,
+    ids: Sequence[tuple[str, int, str]] = (),
+    allow_nonfinite: bool = False,
 ) -> dict[str, np.ndarray]:
     """A predict file's arrays by model input name, checked and cast: an .npz's members, or a .csv (one row an
-    example, a header row optional) for a model whose outputs need one input, reshaped to its example shape."""
+    example, a header row optional) for a model whose outputs need one input, reshaped to its example shape.
+    A NaN or ±inf (as read, or a number too large for the input's dtype) is a run error unless
+    `allow_nonfinite` (`specc predict --allow-nonfinite`: a mask of -inf is one an attention model may take)."""
     path = Path(path)
     suffix = path.suffix.lower()
+    lines: Sequence[int] = ()
     if suffix == ".npz":
-        return conform_inputs(needed, _read_npz(needed, path), str(path), ids)
-    if suffix == ".csv":
-        return conform_inputs(needed, _read_csv(needed, path), str(path), ids)
-    if suffix == ".npy":
-        return conform_inputs(needed, _read_npy(needed, path), str(path), ids)
+        arrays = _read_npz(needed, path)
+    elif suffix == ".csv":
+        arrays, lines = _read_csv(needed, path)
+    elif suffix == ".npy":
+        arrays = _read_npy(needed, path)
+    else:
+        raise _run_error(
+            f"{path}: expected an .npz, a .csv or (for a model of one input) an .npy file",
+            f"write the inputs with {_savez(needed)}",
+        )
+    out = conform_inputs(needed, arrays, str(path), ids)
+    if not allow_nonfinite:
+        for name, a in out.items():
+            _check_finite(name, np.asarray(arrays[name]), a, str(path), lines)
+    return out
+
+
+def _check_finite(name: str, read: np.ndarray, cast: np.ndarray, source: str, lines: Sequence[int]) -> None:
+    """Refuse NaN and ±inf in an input as cast (`read`: as the file holds it): the model's outputs would be NaN
+    with exit 0. Names how many there are and the first, by index (by line and column for a .csv's `lines`)."""
+    if cast.dtype.kind not in "fV":
+        return
+    bad = ~np.isfinite(cast)
+    n = int(np.count_nonzero(bad))
+    if not n:
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    value = read[first].item()
+    where = f"{name}[{', '.join(map(str, first))}]"
+    if lines:  # a .csv: row `first[0]` of the data, its values in order
+        column = int(np.ravel_multi_index(first[1:], cast.shape[1:])) + 1 if cast.ndim > 1 else 1
+        where += f" (line {lines[first[0]]}, column {column})"
+    dtype = _NUMPY_NAMES.get(cast.dtype.name, cast.dtype.name)
+    what = f"{value!r}, too large for {dtype}" if math.isfinite(value) else repr(value)
     raise _run_error(
-        f"{path}: expected an .npz, a .csv or (for a model of one input) an .npy file",
-        f"write the inputs with {_savez(needed)}",
+        f"{source}: {name} holds {n} value{'s' if n > 1 else ''} that {'are' if n > 1 else 'is'} not finite "
+        f"(NaN or ±inf) as {dtype}; the first is {what}, at {where}",
+        "the model's outputs would be NaN: fill or drop them (e.g. np.nan_to_num), or give --allow-nonfinite "
+        "to run the model on them as they are",
     )
 
 
@@ -303,9 +340,9 @@ def _member(z: Any, name: str, path: Path) -> np.ndarray:
         raise _run_error(f"{path}: cannot read its array {name} ({e})") from None
 
 
-def _read_csv(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
+def _read_csv(needed: Sequence[Input], path: Path) -> tuple[dict[str, np.ndarray], list[int]]:
     """One example a row, its values in the order of the input's example shape (a row of 64 for f32[N, 64], of
-    T·3 for f32[N, T, 3]); every row the same length."""
+    T·3 for f32[N, T, 3]); every row the same length. Also each row's line number."""
     if len(needed) != 1:
         raise _run_error(
             f"a .csv holds one input, but the model's outputs need {', '.join(n for n, _, _ in needed)}",
@@ -342,7 +379,7 @@ def _read_csv(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
         [[_number(c, path, line, j) for j, c in enumerate(r, 1)] for r, line in zip(rows, lines, strict=True)]
     )
     shape = tuple(d if isinstance(d, int) else -1 for d in example)
-    return {name: values.reshape((len(rows), *shape))}
+    return {name: values.reshape((len(rows), *shape))}, lines
 
 
 def _csv_rows(path: Path) -> tuple[list[list[str]], list[int]]:
