@@ -104,12 +104,38 @@ class TupleLit:
 
 
 @dataclass(frozen=True)
+class ShapeAssert:
+    """`: [N, 16, 16, 64]` after a pipeline's head or a stage: the value there must have this shape.
+
+    The span is the bracketed dims'; a statement's last assertion is kept on its Assign instead (`assert_dims`).
+    """
+
+    dims: tuple[Expr, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Pipeline:
-    """`head -> stage -> stage`; a plain expression is a pipeline with no stages."""
+    """`head -> stage : [dims] -> stage`; a plain expression is a pipeline with no stages."""
 
     head: Expr
-    stages: tuple[Call, ...] = ()
+    stages: tuple[Call | ShapeAssert, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        """The stages that compute, without the shape assertions between them."""
+        return tuple(st for st in self.stages if isinstance(st, Call))
+
+
+def split_trailing_assert(p: Pipeline) -> tuple[Pipeline, ShapeAssert | None]:
+    """`x -> relu : [N, 8]` → (`x -> relu`, `: [N, 8]`): a statement's last assertion belongs to the statement, so
+    both front ends give `h = x -> relu : [N, 8]` the same Assign however it was written."""
+    if not p.stages or not isinstance(p.stages[-1], ShapeAssert):
+        return p, None
+    rest = p.stages[:-1]
+    last = (rest[-1] if rest else p.head).span
+    return Pipeline(p.head, rest, p.span.to(last) if p.span.line else p.span), p.stages[-1]
 
 
 Expr = Num | Str | Bool | Name | Call | BinOp | Neg | Index | ListLit | TupleLit | Pipeline

@@ -94,8 +94,7 @@ def format_expr(e: ast.Expr | ast.Slice | ast.EllipsisLit, prec: int = 0, pos: P
         base = _inside(pos) if opener else pos
         text = opener + format_expr(e.head, 1 if e.stages else prec, _after(base, opener))
         for st in e.stages:
-            text += " -> "
-            text += _stage(st, _after(base, text))
+            text += _step(st, _after(base, text))
         return text + (")" if opener else "")
     raise TypeError(f"cannot format {e!r}")
 
@@ -160,6 +159,18 @@ def _stage(c: ast.Call, pos: Pos = None) -> str:
     return c.func if c.bare and not c.args and not c.kwargs else _call(c, pos)
 
 
+def _shape_assert(dims: tuple[ast.Expr, ...], span: Span, pos: Pos = None) -> str:
+    """` : [N, 10]`, written after the value it checks (a statement's last or one inside its pipeline)."""
+    return " : " + _items("[", [(d.span, _writer(d)) for d in dims], "]", span.line, span, _after(pos, " : "))
+
+
+def _step(st: ast.Call | ast.ShapeAssert, pos: Pos = None) -> str:
+    """One step of a pipeline after its head, written on the line it continues from `pos`."""
+    if isinstance(st, ast.ShapeAssert):
+        return _shape_assert(st.dims, st.span, pos)
+    return " -> " + _stage(st, _after(pos, " -> "))
+
+
 def _type(t: ast.TensorTypeExpr, pos: Pos = None) -> str:
     dtype = t.dtype or ""
     dims = [(d.span, _writer(d)) for d in t.dims]
@@ -171,7 +182,8 @@ def _source_breaks(p: ast.Pipeline) -> list[bool]:
     out: list[bool] = []
     prev_end = getattr(p.head, "span", ast.NO_SPAN).end_line
     for st in p.stages:
-        out.append(prev_end > 0 and st.span.line > prev_end)
+        # an assertion never starts a line (only `->` continues a statement), so it keeps none
+        out.append(isinstance(st, ast.Call) and prev_end > 0 and st.span.line > prev_end)
         prev_end = st.span.end_line
     return out
 
@@ -217,17 +229,26 @@ def _assign(s: ast.Assign, pos: Pos) -> str:
         # the author broke the pipeline before these stages: keep their lines (as gofmt keeps line breaks)
         text = lhs + format_expr(p.head, 1, _after(pos, lhs))
         for st, brk in zip(p.stages, breaks, strict=True):
-            # the author's indentation of the line (its `->` stands 3 columns before the stage), if deeper
-            # than the statement's
-            indent = max(st.span.col - 4, 4) if st.span.col > 0 else 2 + len(lhs)
-            text += ("\n" + " " * indent if brk else " ") + "-> "
-            text += _stage(st, _after(pos, text))
+            if brk and isinstance(st, ast.Call):
+                # the author's indentation of the line (its `->` stands 3 columns before the stage), if deeper
+                # than the statement's
+                indent = max(st.span.col - 4, 4) if st.span.col > 0 else 2 + len(lhs)
+                text += "\n" + " " * indent + "-> "
+                text += _stage(st, _after(pos, text))
+            else:
+                text += _step(st, _after(pos, text))
     else:
         text = lhs + format_expr(p, 0, _after(pos, lhs))
-        if len(text) + 2 > MAX_LINE and p.stages and "\n" not in text:
-            # a long pipeline breaks before `->`, continuation lines aligned under the value
+        if len(text) + 2 > MAX_LINE and p.calls and "\n" not in text:
+            # a long pipeline breaks before `->`, continuation lines aligned under the value; an assertion stays
+            # on the line of the stage it checks
             pad = "\n  " + " " * len(lhs)
-            parts = [format_expr(p.head, 1)] + [f"-> {_stage(st)}" for st in p.stages]
+            parts = [format_expr(p.head, 1)]
+            for st in p.stages:
+                if isinstance(st, ast.ShapeAssert):
+                    parts[-1] += _step(st)
+                else:
+                    parts.append(_step(st).lstrip())
             lines: list[str] = []
             current = parts[0]
             for part in parts[1:]:
@@ -239,9 +260,7 @@ def _assign(s: ast.Assign, pos: Pos) -> str:
             lines.append(current)
             text = lhs + pad.join(lines)
     if s.assert_dims is not None:
-        text += " : "
-        dims = [(d.span, _writer(d)) for d in s.assert_dims]
-        text += _items("[", dims, "]", s.assert_span.line, s.assert_span, _after(pos, text))
+        text += _shape_assert(s.assert_dims, s.assert_span, _after(pos, text))
     if s.run is not None:
         text += " from " + format_expr(ast.Str(s.run))
     return text

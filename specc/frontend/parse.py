@@ -260,8 +260,9 @@ class _ToAst(Transformer[Any, Any]):
 
     @v_args(meta=True)
     def assign(self, meta: Any, c: list[Any]) -> ast.Assign:
-        targets, pipe, check, source = c
-        dims, aspan = check if check is not None else (None, self._span(meta))
+        targets, pipe, source = c
+        pipe, check = ast.split_trailing_assert(pipe)
+        dims, aspan = (check.dims, check.span) if check is not None else (None, self._span(meta))
         run, rspan = source if source is not None else (None, NO_SPAN)
         return ast.Assign(targets, pipe, dims, self._span(meta), aspan, run, rspan)
 
@@ -273,8 +274,8 @@ class _ToAst(Transformer[Any, Any]):
         return tuple(str(t) for t in c)
 
     @v_args(meta=True)
-    def shape_assert(self, meta: Any, c: list[Any]) -> tuple[tuple[Any, ...], Span]:
-        return (c[0] or (), self._span(meta))
+    def shape_assert(self, meta: Any, c: list[Any]) -> ast.ShapeAssert:
+        return ast.ShapeAssert(c[0] or (), self._span(meta))
 
     @v_args(meta=True)
     def output(self, meta: Any, c: list[Token]) -> ast.Output:
@@ -653,8 +654,19 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
             "syntax error",
             "this line starts with '->', but the statement above is not an open pipeline",
             span,
-            "a line starting with '->' continues the pipeline above it; a shape assertion "
-            "`: [...]` goes after the last stage",
+            "a line starting with '->' continues the pipeline of the statement above it "
+            "(`h = x -> conv(8, 3) : [N, 26, 26, 8]`, then `-> relu`)",
+        )
+    if tok.type == "NAME" and str(tok) in _DTYPE_WORDS and code_before.endswith(":") and "LSQB" in expected:
+        # `h = x -> dense(10) : f32[N, 10]`: written like an input's type
+        rest = _code(src.line(tline))[tcol - 1 + len(tok) :]
+        close = _closer_after(rest, 1, "]") if rest.startswith("[") else None
+        dims = rest[: close + 1] if close is not None else "[N, 10]"
+        return SpecError.one(
+            "syntax error",
+            f"a shape assertion gives the dimensions only, found the dtype '{tok}'",
+            span,
+            f"drop the dtype: `: {dims}`; an assertion checks the shape, not the dtype",
         )
     if (
         tok.type not in ("EQUAL", "_NL", "$END")

@@ -643,6 +643,10 @@ class _Reader:
             _check_keys(m, ("name", "expr", "assert", "from"), "an `expr` layer")
             e = self.value(expr_node, allow_pipeline=True)
             pipe = e if isinstance(e, ast.Pipeline) else ast.Pipeline(e, (), e.span)
+            if dims is None:  # `expr: x -> relu : [N, 8]` is `{expr: x -> relu, assert: [N, 8]}`, as in .net
+                pipe, check = ast.split_trailing_assert(pipe)
+                if check is not None:
+                    dims, aspan = check.dims, check.span
             run_node = m.get(
                 "from"
             )  # `T = Teacher() from "runs/T"`: {name: T, expr: Teacher(), from: runs/T}
@@ -970,7 +974,7 @@ class _Writer:
     def structured(self, s: ast.Assign, prev: str | None) -> dict[str, Any]:
         v = s.value
         d: dict[str, Any] = {"name": _target(s.targets)}
-        if len(v.stages) == 1 and isinstance(v.head, ast.Name):
+        if len(v.stages) == 1 and isinstance(v.head, ast.Name) and isinstance(v.stages[0], ast.Call):
             c = v.stages[0]
             if c.func == "repeat":
                 if len(c.args) != 2 or c.kwargs or not isinstance(c.args[1], ast.Call):

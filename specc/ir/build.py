@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import operator
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -399,6 +399,8 @@ class GraphBuilder:
             self._bind(target, inst, st.span, env)
             return
         v = self._pipeline(st.value, env, name=target)
+        if st.assert_dims is not None and v is not POISON:
+            v = self._assert_shape(st.assert_dims, st.assert_span, v, env)
         if len(st.targets) > 1:
             if v is POISON:
                 vals: list[Any] = [POISON] * len(st.targets)
@@ -421,8 +423,6 @@ class GraphBuilder:
                 "value error", f"the right side gives {len(v)} values; name each: `a, b = ...`", st.span
             )
             v = POISON
-        if st.assert_dims is not None and v is not POISON:
-            self._assert(st, v, env)
         self._bind(st.targets[0], v, st.span, env)
 
     def _instance_def(self, st: ast.Assign, env: _Env) -> _Instance | None:
@@ -522,16 +522,23 @@ class GraphBuilder:
             self.nodes[i] = replace(self.nodes[i], instance=inst.name)
         return v
 
-    def _assert(self, st: ast.Assign, v: Any, env: _Env) -> None:
-        assert st.assert_dims is not None
+    def _assert_shape(self, dims: tuple[ast.Expr, ...], span: Span, v: Any, env: _Env) -> Any:
+        """Check a shape assertion `: [dims]` (a statement's last, or one inside its pipeline) against the value
+        before it; the value itself, to go on with, or POISON where it is no tensor."""
         if not isinstance(v, TVal):
+            many = isinstance(v, tuple)
             self.diags.add(
-                "type error", f"a shape assertion needs a tensor, got {describe(v)}", st.assert_span
+                "type error",
+                f"a shape assertion needs a tensor, got {f'{len(v)} values' if many else describe(v)}",
+                span,
+                "an assertion checks one tensor: assert each value where it is used, e.g. `h = a -> relu : [...]`"
+                if many
+                else "assert the shape of a tensor: an input, a param or a computed value",
             )
-            return
-        want = [self._dim(e, env) for e in st.assert_dims]
+            return POISON
+        want = [self._dim(e, env) for e in dims]
         if any(w is POISON for w in want):
-            return
+            return v
         if tuple(want) != v.type.dims:
             diff = ""
             if len(want) != v.type.rank:
@@ -542,9 +549,10 @@ class GraphBuilder:
             self.diags.add(
                 "shape error",
                 f"shape assertion failed: expected {fmt_dims(want)}, got {v.type}{diff}",
-                st.assert_span,
+                span,
                 f"the value computed here has shape {fmt_dims(v.type.dims)}; fix the model or the assertion",
             )
+        return v
 
     # ---- names -----------------------------------------------------------------------------------
 
@@ -860,21 +868,27 @@ class GraphBuilder:
     def _pipeline(self, p: ast.Pipeline, env: _Env, name: str) -> Any:
         if not p.stages:
             return self._eval(p.head, env, attr=False, name=name)
-        v = self._eval(p.head, env, attr=False, name=f"{name}.in" if name else "")
-        stage_names = _stage_names(name, p.stages)
-        for i, stage in enumerate(p.stages):
+        calls = p.calls
+        v = self._eval(p.head, env, attr=False, name=f"{name}.in" if name and calls else name)
+        # node names come from the calls alone: an assertion added or removed renames no layer (nor its weights)
+        stage_names = iter(_stage_names(name, calls))
+        before = p.head
+        for stage in p.stages:
             if v is POISON:
                 return POISON
+            if isinstance(stage, ast.ShapeAssert):
+                v = self._assert_shape(stage.dims, stage.span, v, env)
+                continue
             if not isinstance(v, TVal):
-                where = p.head.span if i == 0 else p.stages[i - 1].span
                 self.diags.add(
                     "type error",
                     f"a pipeline carries a tensor, but this is {describe(v)}",
-                    where,
+                    before.span,
                     "pipelines start from an input or a computed value: `h = x -> relu`",
                 )
                 return POISON
-            v = self._call(stage, env, attr=False, piped=v, name=stage_names[i])
+            v = self._call(stage, env, attr=False, piped=v, name=next(stage_names))
+            before = stage
         return v
 
     def _call(
@@ -1320,7 +1334,7 @@ def _memo_key(v: Any) -> Any:
     return v
 
 
-def _stage_names(target: str, stages: tuple[ast.Call, ...]) -> list[str]:
+def _stage_names(target: str, stages: Sequence[ast.Call]) -> list[str]:
     """Names of a pipeline's nodes: the last is the target; the others `target.op`, numbered where an op repeats."""
     if not target:
         return [""] * len(stages)
