@@ -318,6 +318,8 @@ class ProgramGen:
                 if self.inst_in.setdefault(inst, dims[-1]) == dims[-1]:  # one set of weights: one input width
                     stages.append(inst)
                     dims[-1] = self.inst_out[inst] or dims[-1]
+            if stages and r.random() < 0.1:  # a shape assertion in the middle of the pipeline, as on slides
+                stages[-1] += f" : [{', '.join(dims)}]"
         if not stages:
             stages.append("relu")
         target = self.fresh()
