@@ -121,6 +121,20 @@ def test_malformed_assertions_are_located_syntax_errors(line: str, col: int, mes
     assert d.message.startswith(message) and hint in d.hint
 
 
+def test_an_assertion_on_a_line_of_its_own_is_told_to_join_the_line_above() -> None:
+    text = (
+        "model M {\n  input x: f32[N, 4]\n  h = x -> relu\n      : [N, 4]\n      -> dense(2)\n  output h\n}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        parse_text(text, "m.net")
+    d = info.value.diagnostics[0]
+    assert d.span is not None and (d.span.line, d.span.col) == (4, 7)
+    assert d.message == "a shape assertion cannot start a line"
+    assert "`h = x -> relu : [N, 4]`" in d.hint
+    fixed = text.replace("relu\n      :", "relu :")
+    assert _errors(fixed) == []
+
+
 # ---- checking ------------------------------------------------------------------------------------------------
 
 

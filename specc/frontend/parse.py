@@ -657,6 +657,17 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
             "a line starting with '->' continues the pipeline of the statement above it "
             "(`h = x -> conv(8, 3) : [N, 26, 26, 8]`, then `-> relu`)",
         )
+    if tok.type == "COLON" and not code_before.strip() and tline > 1:
+        # a shape assertion on a line of its own, as a slide might set it under its stage: only `->` continues
+        above = _code(src.line(_last_code_line(src, tok, 1))).strip()
+        rest = _code(src.line(tline)).strip()
+        return SpecError.one(
+            "syntax error",
+            "a shape assertion cannot start a line",
+            span,
+            f"end the line above with it: `{_one_line(above)} {_one_line(rest)}`; "
+            "a line starting with '->' may follow",
+        )
     if tok.type == "NAME" and str(tok) in _DTYPE_WORDS and code_before.endswith(":") and "LSQB" in expected:
         # `h = x -> dense(10) : f32[N, 10]`: written like an input's type
         rest = _code(src.line(tline))[tcol - 1 + len(tok) :]
