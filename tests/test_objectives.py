@@ -283,7 +283,7 @@ def test_params_naming_a_value_without_weights_is_located_at_the_name(
     assert d.span is not None
     assert (d.kind, d.message, d.span.line, d.span.col, d.span.end_col) == (
         "value error",
-        "objective readout: params names x, which owns no trainable parameters",
+        "objective 'readout': params names x, which owns no trainable parameters",
         18,
         col,
         col + 1,

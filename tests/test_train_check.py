@@ -227,6 +227,60 @@ def test_objective_mistakes_are_located(edit: str, where: tuple[int, int], words
     assert d.span is not None and (d.span.line, d.span.col) == where and words in d.message, e.value.render()
 
 
+FREEZE = """\
+block Pool {
+  input x: f32[N, 32]
+  h = x -> relu
+  output h
+}
+model M {
+  input x: f32[N, 64]
+  input y: i32[N]
+  h1 = x -> dense(32)
+  a1 = h1 -> relu
+  b = a1 -> Pool()
+  logits = b -> dense(10)
+  output logits
+}
+train {
+  data = digits(split=0.8)
+  loss = cross_entropy(logits, y)
+  optimizer = sgd(lr=0.1)
+  freeze = [h1, FROZEN]
+}
+"""
+
+
+@pytest.mark.parametrize(("name", "col"), [("a1", 17), ("Pool", 17), ("b", 17), ("x", 17)])
+def test_freeze_naming_what_has_no_weights_is_a_located_error(tmp_path: Path, name: str, col: int) -> None:
+    """`freeze = [a1]` (a relu), a block of a relu or an input held nothing still and trained on silently: now a
+    located value error at the name (as `params` naming one is), listing the names that have weights."""
+    f = tmp_path / "f.net"
+    f.write_text(FREEZE.replace("FROZEN", name))
+    r = CliRunner().invoke(main, ["check", str(f)])
+    assert r.exit_code == 1, r.output
+    assert f"f.net:19:{col}: value error: freeze names {name}, which owns no trainable parameters" in r.output
+    assert f"  freeze = [h1, {name}]\n" in r.output and "^" * len(name) in r.output, r.output
+    assert (
+        f"hint: {name} has no weights to hold still" in r.output
+        and "names with weights: h1, logits" in r.output
+    )
+    f.write_text(FREEZE.replace(", FROZEN", ""))
+    assert CliRunner().invoke(main, ["check", str(f)]).exit_code == 0
+
+
+def test_params_naming_what_has_no_weights_is_found_by_check() -> None:
+    """`params = fake` on a value without weights was found only when training started."""
+    text = GAN.replace("params = fake", "params = z")
+    with pytest.raises(SpecError) as e:
+        spec = specc.load("gan.net", text=text)
+        check_spec(spec)
+    d = e.value.diagnostics[0]
+    assert d.span is not None and (d.span.line, d.span.col) == (22, 12), e.value.render()
+    assert d.message == "objective 'generator': params names z, which owns no trainable parameters"
+    assert d.hint.startswith("z has no weights to train")
+
+
 def test_a_train_loss_next_to_objectives_is_refused() -> None:
     text = GAN.replace("  batch = 64\n", "  batch = 64\n  loss = binary_cross_entropy(d_fake, 1)\n")
     with pytest.raises(SpecError) as e:

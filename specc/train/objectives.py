@@ -32,23 +32,52 @@ class ObjectivePlan:
     keys: frozenset[str]
 
 
+def _dotted_prefixes(name: str) -> list[str]:
+    """`a.b.c` → a, a.b, a.b.c: a value's name covers the nodes of its chain (`h.dense` of `h = x -> dense ->
+    relu`), an instance's label its nested ones."""
+    parts = name.split(".")
+    return [".".join(parts[:k]) for k in range(1, len(parts) + 1)]
+
+
+def _covering(node: Any, model: str) -> set[str]:
+    """The names that cover `node` in `params`/`freeze`: the model, its named instance, its value (and the
+    chain's), and each enclosing block instance and block."""
+    out = {model, *_dotted_prefixes(node.name)}
+    if node.instance:
+        out.add(node.instance)
+    for s in node.scope:
+        out.update(_dotted_prefixes(s.instance))
+        out.add(s.block)
+    return out
+
+
 def _matches(node: Any, name: str, model: str) -> bool:
     """Whether `name` (the model, a named instance, a block or block instance, a value) covers `node`."""
-    if name == model or node.instance == name or node.name == name or node.name.startswith(name + "."):
-        return True
-    return any(s.instance == name or s.instance.startswith(name + ".") or s.block == name for s in node.scope)
+    return name in _covering(node, model)
+
+
+def _weights_of(node: Any) -> int | None:
+    """The node whose parameters `node` runs: itself, the first use of its named instance, or None (none)."""
+    owner = getattr(node, "shares", None)
+    return owner if owner is not None else node.id if node.params else None
 
 
 def layers_of(graph: Any, names: Iterable[str], keys: dict[int, str]) -> dict[str, frozenset[str]]:
-    """Layer keys (that own parameters) of each named instance or value."""
-    out = {}
-    for name in names:
-        found = set()
-        for n in graph.nodes:
-            owner = getattr(n, "shares", None)
-            if _matches(n, name, graph.model) and (n.params or owner is not None):
-                found.add(keys[owner if owner is not None else n.id])
-        out[name] = frozenset(found)
+    """Layer keys (that own parameters) of each named instance or value; one walk over the graph."""
+    found: dict[str, set[str]] = {name: set() for name in names}
+    for n in graph.nodes:
+        if (owner := _weights_of(n)) is not None:
+            for name in _covering(n, graph.model) & found.keys():
+                found[name].add(keys[owner])
+    return {name: frozenset(v) for name, v in found.items()}
+
+
+def weighted_names(graph: Any) -> set[str]:
+    """Every name `params`/`freeze` may give that covers at least one layer with parameters."""
+    out: set[str] = set()
+    for n in graph.nodes:
+        if _weights_of(n) is not None:
+            out |= _covering(n, graph.model)
     return out
 
 
@@ -120,16 +149,6 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
                     "name instances that hold layers with weights, e.g. params = D",
                 )
             )
-        for p in o.params:
-            if not by_name[p]:  # an input, or a value computed without weights (`h = z -> relu`)
-                errors.append(
-                    SpecError.one(
-                        "value error",
-                        f"objective {o.name}: params names {p}, which owns no trainable parameters",
-                        o.span_of(p),
-                        "name instances that hold layers with weights, e.g. params = D",
-                    )
-                )
         for k in sorted(mine):
             slot = (stage_of[index], k)
             if slot in claimed and claimed[slot] != o.name:

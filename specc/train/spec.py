@@ -1145,27 +1145,39 @@ def _bound_names(mdef: ast.ModelDef | None) -> list[str]:
     return out
 
 
-def _instances(program: Any, graph: Any, mdef: ast.ModelDef | None) -> list[str] | None:
-    """What `params = ...` may name: the model, its values and block instances (None: unknown, not checked)."""
+@dataclass(frozen=True)
+class _Nameable:
+    """What `params` and `freeze` may name (the model, its values, block instances and blocks; None: unknown, not
+    checked), and which of those cover a layer with weights (None: the model has errors, not checked)."""
+
+    names: tuple[str, ...] | None
+    weighted: frozenset[str] | None = None
+
+
+def _instances(program: Any, graph: Any, mdef: ast.ModelDef | None) -> _Nameable:
+    """What `params = ...` and `freeze = ...` may name."""
     if mdef is None:
-        return None
+        return _Nameable(None)
     out = [mdef.name, *_bound_names(mdef)]
     if graph is None:
-        return [*out, *program.blocks]  # the model has errors: be lenient
+        return _Nameable((*out, *program.blocks))  # the model has errors: be lenient
     out += [k for k, _ in graph.values]
     for n in graph.nodes:
         if n.instance:
             out.append(n.instance)
         # a named instance's later uses (`D.2`) are the same layers as its first: not offered separately
         out += [sc.instance for sc in n.scope if "." not in sc.instance] + [sc.block for sc in n.scope]
-    return list(dict.fromkeys(out))
+    from .objectives import weighted_names  # it reads this module's Objective
+
+    return _Nameable(tuple(dict.fromkeys(out)), frozenset(weighted_names(graph)))
 
 
 def _instance_list(
-    e: ast.Entry, what: str, instances: Sequence[str] | None, diags: Diagnostics
+    e: ast.Entry, what: str, nameable: _Nameable, diags: Diagnostics
 ) -> tuple[tuple[str, Span], ...]:
-    """`params = D`, `freeze = [enc, dec]`: names of layer instances or model values, each checked, with where
-    each is written."""
+    """`params = D`, `freeze = [enc, dec]`: names of layer instances or model values, each checked (known, and
+    covering a layer with weights: naming a relu trains or freezes nothing), with where each is written."""
+    instances = nameable.names
     v = _unpipe(e.value)
     items = v.items if isinstance(v, ast.ListLit | ast.TupleLit) else (v,)
     got: list[tuple[str, Span]] = []
@@ -1188,6 +1200,21 @@ def _instance_list(
                 f"{what}: '{it.id}' is no instance or value of the model" + dym_suffix(it.id, instances),
                 it.span,
                 f"{e.key} names layers of the model: {shown}",
+            )
+            continue
+        if nameable.weighted is not None and it.id not in nameable.weighted:
+            assert instances is not None  # weights are known only with the names
+            model = instances[0]
+            have = [n for n in instances if n in nameable.weighted and n != model]
+            shown = ", ".join(have[:12]) + (", ..." if len(have) > 12 else "")
+            diags.add(
+                "value error",
+                f"{what} names {it.id}, which owns no trainable parameters"
+                + (" (no layer of the model has any)" if not have else ""),
+                it.span,
+                f"{it.id} has no weights to {'hold still' if e.key == 'freeze' else 'train'} (an input, an "
+                "activation or a pooling, or a block of only those); "
+                + (f"names with weights: {shown}" if have else f"drop {e.key}"),
             )
             continue
         got.append((it.id, it.span))
@@ -1323,7 +1350,7 @@ def _objective(
     od: ast.ObjectiveDef,
     ck: _Checker,
     default_opt: CallSpec | None,
-    instances: Sequence[str] | None,
+    instances: _Nameable,
     names: Sequence[str],
 ) -> Objective | None:
     """One `objective NAME { loss = ...; optimizer = ...; params = ... }` section, checked."""
