@@ -189,6 +189,36 @@ def test_resume_with_other_swept_keys_is_a_usage_error_naming_them(swept: Path, 
         ) == record
 
 
+def test_resume_with_another_spec_is_a_usage_error_naming_both(swept: Path, tmp_path: Path) -> None:
+    """--resume with another spec file trained its points into the sweep and skipped the finished ones as if they
+    were its own: the summary mixed two models. Now exit 2 naming the sweep's spec, nothing written; the same
+    spec moved elsewhere (sweep.json's spec_sha256) resumes."""
+    out = tmp_path / "sweep"
+    shutil.copytree(swept / "sweep", out)
+    other = tmp_path / "other.net"
+    other.write_text(TINY.replace("adam(lr=1e-2)", "sgd(lr=0.1)"), encoding="utf-8")
+    record = (out / "sweep.json").read_text()
+    before = {p.name for p in out.iterdir()}
+    code, _, err = invoke(*SWEEP, other, "--out", out, "--resume")
+    assert code == 2, err
+    assert err.startswith(
+        f"usage error: --resume: the sweep in {out} was started with {swept / 'tiny.net'}; this command gives "
+        f"{other}"
+    ), err
+    assert (
+        f"hint: resume with the spec it was started with, {swept / 'tiny.net'}; or give another --out" in err
+    )
+    assert {p.name for p in out.iterdir()} == before and (out / "sweep.json").read_text() == record
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.copy(swept / "tiny.net", moved / "tiny.net")
+    code, _, err = invoke(*SWEEP, moved / "tiny.net", "--out", out, "--resume")
+    assert code == 0, err
+    assert err.count("finished, skipped") == 3
+    assert json.loads((out / "sweep.json").read_text())["spec"] == str(moved / "tiny.net")
+
+
 def test_bad_values_are_located_in_the_option_before_anything_is_written(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY, encoding="utf-8")

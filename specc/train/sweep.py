@@ -196,7 +196,9 @@ def prepare_sweep(
     """Check that `out` can take this sweep (nothing is written); the record of the sweep it continues or
     replaces, else a new one. Same rules as a run folder: a sweep is continued with --resume or replaced with
     --force; a folder that is not a sweep is never written into. `axes`: the swept keys in order; --resume must
-    sweep the keys the sweep does (other values of them extend it), else the summary would mix two grids."""
+    sweep the keys the sweep does (other values of them extend it), else the summary would mix two grids; and
+    give the spec file it was started with (the same path, or the same content moved: sweep.json's
+    `spec_sha256`), else it would mix two models."""
     if out.exists() and not out.is_dir():
         raise _run_error(f"the sweep folder {out} is a file", "give --out a folder")
     existing = read_sweep(out) if out.is_dir() else None
@@ -211,7 +213,19 @@ def prepare_sweep(
             f"{out} already holds a sweep of {existing.get('spec', '?')} (started {existing.get('started', '?')})",
             "continue it with --resume (finished runs are skipped), replace it with --force, or give another --out",
         )
+    spec = str(spec_path.resolve())
+    digest = _spec_digest(spec_path)
     if existing is not None and resume:
+        started = existing.get("spec")
+        moved = digest is not None and existing.get("spec_sha256") == digest
+        if isinstance(started, str) and started != spec and not moved:
+            # another spec's points would be trained into this sweep's grid, its finished ones skipped as if
+            # they were this spec's: the summary would mix two models (a moved but unchanged spec is the same)
+            raise UsageError.of(
+                f"--resume: the sweep in {out} was started with {started}; this command gives {spec_path}",
+                f"resume with the spec it was started with, {started}; or give another --out (--force "
+                "replaces the sweep)",
+            )
         before = swept_keys(existing)
         if before is not None and axes and list(axes) != before:
             order = sorted(before) == sorted(axes)
@@ -222,14 +236,30 @@ def prepare_sweep(
                 f"resume with {' '.join(f'--set {k}=...' for k in before)} (other values extend the sweep), or "
                 "give another --out (--force replaces the sweep)",
             )
-        return {**existing, "axes": list(before if before is not None else axes)}
+        return {
+            **existing,
+            "spec": spec,
+            "spec_sha256": digest,
+            "axes": list(before if before is not None else axes),
+        }
     return {
         "format": FORMAT,
-        "spec": str(spec_path.resolve()),
+        "spec": spec,
+        "spec_sha256": digest,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "axes": list(axes),
         "points": {},
     }
+
+
+def _spec_digest(spec_path: Path) -> str | None:
+    """The spec file's SHA-256, which tells a moved spec from another one on --resume (None: unreadable)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(spec_path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def swept_keys(record: Mapping[str, Any]) -> list[str] | None:
