@@ -282,6 +282,61 @@ model S {
         np.testing.assert_allclose(x1[k], x2[k], rtol=RTOL, atol=ATOL)
 
 
+@st.composite
+def attention_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    heads = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(2, 5)), heads * draw(st.integers(1, 3)))
+    width = f", features={heads * draw(st.integers(1, 3))}" if draw(st.booleans()) else ""
+    causal = ", causal=true" if draw(st.booleans()) else ""
+    return shape, f"attention({heads}{width}{causal})"
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # 2 programs each
+@given(attention_cases(), KIND, st.integers(0, 2**16))
+def test_attention_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=False) == 1
+
+
+def test_the_fused_attention_reads_a_memory_as_the_reference() -> None:
+    """A decoder's cross-attention (keys and values from a memory of another length and width) beside its causal
+    self-attention: outputs and gradients w.r.t. both inputs and every weight, within the stated tolerance."""
+    g = specc.load(
+        "t.net",
+        text="""
+model D {
+  input x: f32[N, 5, 8]
+  input enc: f32[N, 7, 6]
+  h = x -> attention(2, causal=true)
+  y = h -> attention(enc, 4, features=12)
+  output y
+}""",
+    ).graph()
+    fast, ref = build_module(g, platform="cpu"), build_module(g, platform="reference")
+    assert set(lowering_names(fast).values()) == {"fused"}
+    assert set(lowering_names(ref).values()) == {"reference"}
+    rng = np.random.default_rng(0)
+    feed = {
+        "x": rng.normal(size=(3, 5, 8)).astype(np.float32),
+        "enc": rng.normal(size=(3, 7, 6)).astype(np.float32),
+    }
+    w = rng.normal(size=(3, 5, 8)).astype(np.float32)
+
+    def loss(module: Any, feed: dict[str, Any]) -> Any:
+        return jnp.sum(module(**feed)["y"] * w)
+
+    results = []
+    for module in (fast, ref):
+        value, (gm, gx) = nnx.jit(nnx.value_and_grad(loss, argnums=(0, 1)))(module, feed)
+        results.append((value, jax.tree.leaves(nnx.state(gm, nnx.Param)), gx))
+    (v1, p1, x1), (v2, p2, x2) = results
+    np.testing.assert_allclose(v1, v2, rtol=RTOL, atol=ATOL)
+    for a, b in zip(p1, p2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+    for k in feed:
+        np.testing.assert_allclose(x1[k], x2[k], rtol=RTOL, atol=ATOL)
+
+
 def test_every_alternative_is_checked() -> None:
     """A new alternative lowering needs `applies` (the form it rewrites) to be in the property tests and to be
     measured by `--lowering measure`; the export-only forms have none (tests/test_export.py checks them)."""
@@ -371,6 +426,8 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 28, 28), "rnn(128, cell=lstm)") == "vjp"
     assert chosen((100, 28, 28), "rnn(128, cell=gru)") == "reference"
     assert chosen((100, 28, 28), "lstm(128)", "gpu") == "reference"
+    assert chosen((100, 28, 64), "attention(4)") == "fused"  # the transformer block
+    assert chosen((100, 28, 64), "attention(4)", "gpu") == "reference"
 
 
 def test_a_model_runs_the_same_under_every_lowering_choice() -> None:

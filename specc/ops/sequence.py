@@ -486,6 +486,57 @@ def _attention_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     return m(x, mem, mask=mask).astype(x.dtype)  # Flax takes the values from the keys' input
 
 
+def _attention_fused_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """attention's `fused` lowering: the reference's parameters (nnx.MultiHeadAttention's query, key, value and out
+    LinearGeneral layers), the projections of one input as one matmul — q, k and v of a self-attention read x with
+    one [F, 3·qkv] kernel, k and v of a cross-attention the memory with one [F_kv, 2·qkv] — and the heads merged
+    into the output projection's contraction. Then Flax's dot_product_attention's arithmetic: q scaled by
+    1/sqrt(head width), masked scores at the dtype's minimum, softmax over the memory steps."""
+    jnp = ctx.jnp
+    x, mem = xs[0], xs[-1]
+    heads = m.num_heads
+    dtype = jnp.result_type(
+        x.dtype, m.query.kernel[...].dtype
+    )  # as Flax's promote_dtype: float16 x → float32
+    width = m.query.kernel.shape[-1]  # a head's width
+
+    def project(inp: Any, layers: tuple[Any, ...]) -> list[Any]:
+        """[N, T, F] through the layers' kernels [F, heads, width] as one matmul: per layer [N, T, heads, width]."""
+        k = jnp.concatenate([lay.kernel[...].reshape(inp.shape[-1], -1) for lay in layers], axis=1)
+        b = jnp.concatenate([lay.bias[...].reshape(-1) for lay in layers])
+        rows = inp.reshape(-1, inp.shape[-1]).astype(dtype) @ k.astype(dtype) + b.astype(dtype)
+        split = jnp.split(rows, len(layers), axis=1)
+        return [r.reshape(*inp.shape[:-1], heads, width) for r in split]
+
+    if mem is x:
+        q, k, v = project(x, (m.query, m.key, m.value))
+    else:
+        (q,) = project(x, (m.query,))
+        k, v = project(mem, (m.key, m.value))
+    q = q / jnp.sqrt(width).astype(dtype)
+    scores = jnp.einsum("nqhd,nkhd->nhqk", q, k)
+    if a["causal"]:
+        t, s = scores.shape[-2:]
+        scores = jnp.where(jnp.tril(jnp.ones((t, s), bool)), scores, jnp.finfo(dtype).min)
+    weights = ctx.jax.nn.softmax(scores).astype(dtype)
+    o = jnp.einsum("nhqk,nkhd->nqhd", weights, v)
+    out = m.out.kernel[...]
+    y = o.reshape(-1, heads * width) @ out.reshape(heads * width, -1).astype(dtype) + m.out.bias[...].astype(
+        dtype
+    )
+    return y.reshape(*x.shape[:-1], -1).astype(x.dtype)
+
+
+# The projections as one matmul: measured on the CPU (`python -m bench.step_time --models transformer`), so the
+# rule takes it there; GPUs keep the reference unless measured faster.
+ATTENTION_FUSED = Lowering(
+    "fused",
+    apply=_attention_fused_apply,
+    when=lambda a, types, platform: platform == "cpu",
+    applies=lambda a, types: True,
+)
+
+
 register(
     OpDef(
         name="attention",
@@ -498,7 +549,7 @@ register(
             Arg("causal", "bool", False, doc="step i attends to steps up to i only"),
         ),
         infer=_attention,
-        lowerings=(Lowering("reference", apply=_attention_apply, build=_attention_build),),
+        lowerings=(Lowering("reference", apply=_attention_apply, build=_attention_build), ATTENTION_FUSED),
         label=lambda a: f"{'causal ' if a['causal'] else ''}attention ×{a['heads']}",
         doc="multi-head attention over the time axis of x [N, T, F]: self-attention, or with a memory [N, S, F_kv] "
         "cross-attention (queries from x, keys and values from the memory); output [N, T, F]",
