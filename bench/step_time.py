@@ -132,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=30)
     args = ap.parse_args(argv)
     graphs, splits, (x, y) = prepare(args.models.split(","))
-    print(f"one train step, batch {BATCH}, ms: min / median of {args.calls} interleaved calls")
+    print(
+        f"one train step, batch {BATCH}, ms: min / median of {args.calls} interleaved calls "
+        "(CPU: the process's CPU time a call, median; it counts every thread, waiting ones that spin too)"
+    )
     for name, graph in graphs.items():
         split = splits[name]
         module = build_module(graph, seed=SEED)
@@ -156,14 +159,19 @@ def main(argv: list[str] | None = None) -> int:
         if torch_step is not None:
             steps["PyTorch"] = torch_step
         times: dict[str, list[float]] = {k: [] for k in steps}
+        cpu: dict[str, list[float]] = {k: [] for k in steps}
         for run in steps.values():  # compile / warm up
             run(x, y)
         for _ in range(args.calls):
             for k, run in steps.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 run(x, y)
                 times[k].append(1e3 * (time.perf_counter() - t))
-        cells = "  ".join(f"{k} {min(v):6.1f} / {statistics.median(v):6.1f}" for k, v in times.items())
+                cpu[k].append(1e3 * (time.process_time() - c))
+        cells = "  ".join(
+            f"{k} {min(v):6.1f} / {statistics.median(v):6.1f} (CPU {statistics.median(cpu[k]):6.1f})"
+            for k, v in times.items()
+        )
         print(f"{name:<12} {cells}", flush=True)
     return 0
 
