@@ -139,14 +139,77 @@ def test_nan_from_log_of_negative_names_the_node(tmp_path, capsys) -> None:
     assert code == 1
     err = capsys.readouterr().err
     assert "step 0" in err and "node 'l' (log)" in err and "nan_log.net:7:" in err
+    assert "learning rate" not in err  # a sane rate: the node is the cause
 
 
-def test_huge_learning_rate_diverges(tmp_path) -> None:
+def test_huge_learning_rate_diverges_and_is_blamed(tmp_path, capsys) -> None:
+    """lr = 1e30 blew the weights up, and the diagnosis blamed the first dense layer alone: now it names the
+    rate as the cause (the node as where it showed) and hints at a sane one."""
     result = train_and_evaluate(config(DIGITS, "optimizer.lr=1e30", "epochs=1"), tmp_path, verbose=False)
     assert result.status == "diverged" and result.exit_code == 1
     d = result.divergence
     assert d is not None and d.step >= 1 and d.node in ("h.dense", "h", "logits")
-    assert not np.isfinite(d.loss)
+    assert not np.isfinite(d.loss) and d.rate == ("", 1e30, None)
+    text = d.message()
+    assert (
+        "; the learning rate was 1e+30, which is far too large: the updates blew the weights up (the first "
+        in (text)
+    )
+    assert f"node '{d.node}'" in text and text.endswith(
+        "\nhint: lower the learning rate (adam usually takes about 1e-3, sgd 0.01 to 0.1)"
+    )
+    code = train_command(
+        DIGITS, out_dir=tmp_path / "cli", overrides=["optimizer.lr=1e30"], epochs=1, verbose=False
+    )
+    assert code == 1 and "specc: error: training diverged at step" in (err := capsys.readouterr().err)
+    assert "the learning rate was 1e+30, which is far too large" in err, err
+
+
+def test_a_schedule_that_gives_an_infinite_rate_is_blamed(tmp_path) -> None:
+    """exponential(0.1, -100) per step is inf from its second update: the weights became NaN and the first
+    layer was blamed."""
+    lr = "optimizer=sgd(lr=exponential(0.1, -100, per=step))"
+    result = train_and_evaluate(config(DIGITS, lr, "epochs=1"), tmp_path, verbose=False)
+    d = result.divergence
+    assert result.status == "diverged" and d is not None and d.step == 2, d
+    assert d.rate is not None and d.rate[0] == "" and np.isinf(d.rate[1]) and d.rate[2] == 1
+    assert "the learning rate was inf at update 1 (from its schedule), which is not finite" in d.message()
+    assert d.message().endswith(", or fix the schedule that gives it")
+
+
+def test_the_blamed_rate_is_one_an_update_used() -> None:
+    """Each objective's rates up to its own update count (its optimizer's `count`; the global step for a constant
+    rate without state): a rate no update used is never blamed, and several objectives are named."""
+    import jax.numpy as jnp
+    import optax
+
+    from specc.train.loop import Divergence, _blamed_rate
+
+    params = {"w": jnp.zeros(2)}
+    zero = {"w": jnp.zeros(2)}
+
+    def sched(count):
+        return jnp.where(count >= 3, jnp.inf, 0.1)
+
+    tx = optax.sgd(sched)
+    fresh = tx.init(params)
+    state = fresh
+    for _ in range(5):
+        _, state = tx.update(zero, state, params)
+    assert _blamed_rate([("", sched)], [state], bad_step=100) == ("", float("inf"), 3)
+    assert _blamed_rate([("", sched)], [fresh], bad_step=100) is None  # its first update never ran
+    constant = optax.sgd(1e30).init(params)
+    adam = optax.adam(1e-3).init(params)
+    assert _blamed_rate([("critic", 1e30), ("gen", 1e-3)], [constant, adam], bad_step=4) == (
+        "critic",
+        1e30,
+        None,
+    )
+    assert _blamed_rate([("critic", 1e30)], [constant], bad_step=0) is None
+    assert _blamed_rate([("critic", 5.0)], [constant], bad_step=4) is None  # large, but not absurd
+    text = Divergence(4, 0, float("nan"), "h", "dense", rate=("critic", 1e30, None)).message()
+    assert "; objective critic's learning rate was 1e+30, which is far too large" in text
+    assert "(the first non-finite value is node 'h' (dense))" in text
 
 
 # ---- the train section -----------------------------------------------------------------------------------

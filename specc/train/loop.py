@@ -10,6 +10,7 @@ devices: a 1-D mesh over the batch, everything else replicated.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import itertools
@@ -46,10 +47,17 @@ from .spec import TrainConfig, class_score_pairs, data_error
 EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
 
 
+# A learning rate above this is blamed for a divergence before any node: no optimizer specc offers trains a
+# network with it (adam takes ~1e-3, sgd ~0.01-0.1; even sgd on a linear model stays below 10).
+LR_TOO_LARGE = 10.0
+
+
 @dataclass
 class Divergence:
     """Where a non-finite loss came from: the global step (0-based), the loss value, and the first node in
-    topological order whose output was non-finite on that batch (None if the forward pass was finite)."""
+    topological order whose output was non-finite on that batch (None if the forward pass was finite).
+    `rate`: (objective, learning rate, update index or None for a constant rate) when an update before the step
+    had a non-finite rate or one above LR_TOO_LARGE: then the rate is the cause, the node where it showed."""
 
     step: int
     epoch: int
@@ -58,15 +66,28 @@ class Divergence:
     op: str | None = None
     span: Span | None = None
     term: str | None = None
+    rate: tuple[str, float, int | None] | None = None
 
     def message(self) -> str:
         head = f"training diverged at step {self.step} (epoch {self.epoch + 1}): the loss is {self.loss}"
         if self.node is not None:
             where = f" at {self.span}" if self.span is not None and self.span.line > 0 else ""
-            return f"{head}; the first non-finite value is node '{self.node}' ({self.op}){where}"
-        if self.term is not None:
-            return f"{head}; the model's values are finite, the loss term {self.term} is not"
-        return f"{head}; the forward pass is finite on that batch (the gradient or the update overflowed)"
+            found = f"the first non-finite value is node '{self.node}' ({self.op}){where}"
+        elif self.term is not None:
+            found = f"the model's values are finite, the loss term {self.term} is not"
+        else:
+            found = "the forward pass is finite on that batch (the gradient or the update overflowed)"
+        if self.rate is None:
+            return f"{head}; {found}"
+        objective, lr, update = self.rate
+        who = f"objective {objective}'s learning rate" if objective else "the learning rate"
+        when = f" at update {update} (from its schedule)" if update is not None else ""
+        size = "is not finite" if not math.isfinite(lr) else "is far too large"
+        return (
+            f"{head}; {who} was {lr:g}{when}, which {size}: the updates blew the weights up ({found})\n"
+            "hint: lower the learning rate (adam usually takes about 1e-3, sgd 0.01 to 0.1)"
+            + (", or fix the schedule that gives it" if update is not None else "")
+        )
 
 
 @dataclass
@@ -851,6 +872,10 @@ def train_and_evaluate(
                                 feed,
                                 splits.shuffle,
                                 plans[int(bad_obj)].objective,
+                                [
+                                    ("" if single else p.objective.name, f)
+                                    for p, f in zip(plans, lr_fns, strict=True)
+                                ],
                             )
                             status, stop = "diverged", True
                             break
@@ -1414,6 +1439,63 @@ def _early_stop(config: TrainConfig, record: Mapping[str, float], early: dict[st
 
 
 def _diagnose(
+    config: TrainConfig,
+    graph: Any,
+    gd: Any,
+    state: dict[str, Any],
+    ds: DataSet,
+    batch: int,
+    epoch: int,
+    bad_step: int,
+    epoch_start_step: int,
+    feed: Sequence[str],
+    shuffle: bool,
+    objective: Any = None,
+    rates: Sequence[tuple[str, Any]] = (),
+) -> Divergence:
+    """Re-run the offending batch outside jit on the state just before it; name the first non-finite node, and
+    the learning rate where one of `rates` ((objective, rate or schedule), one for each of state["opt"]) was
+    non-finite or too large for an update before it."""
+    rate = _blamed_rate(rates, state["opt"], bad_step)
+    found = _first_nonfinite(
+        config, graph, gd, state, ds, batch, epoch, bad_step, epoch_start_step, feed, shuffle, objective
+    )
+    return dataclasses.replace(found, rate=rate)
+
+
+def _blamed_rate(
+    rates: Sequence[tuple[str, Any]], opt_states: Sequence[Any], bad_step: int
+) -> tuple[str, float, int | None] | None:
+    """The first non-finite, else the largest above LR_TOO_LARGE, learning rate of the updates applied before
+    the bad step: (objective, rate, update index; None for a constant rate); None when every rate was sane.
+    An optimizer's own `count` says how many updates it applied (a scheduled one always keeps one; the global
+    step stands in for a constant rate without state)."""
+    blamed: tuple[str, float, int | None] | None = None
+    for (name, lr), opt in zip(rates, opt_states, strict=True):
+        counts = optax.tree_utils.tree_get_all_with_path(opt, "count")
+        applied = int(jax.device_get(counts[0][1])) if counts else bad_step
+        if applied <= 0:
+            continue  # no update of this objective ran: its rate cannot have done it
+        if callable(lr):
+            values = np.asarray(jax.device_get(lr(jnp.arange(applied, dtype=jnp.int32))), np.float64).ravel()
+        else:
+            values = np.array([float(lr)])
+        bad = ~np.isfinite(values)
+        k = int(np.argmax(bad)) if bad.any() else int(np.argmax(values))
+        if not bad.any() and values[k] <= LR_TOO_LARGE:
+            continue
+        here = (name, float(values[k]), k if callable(lr) else None)
+        if blamed is None or _severity(here[1]) > _severity(blamed[1]):
+            blamed = here
+    return blamed
+
+
+def _severity(lr: float) -> tuple[bool, float]:
+    """Non-finite rates first, then the larger."""
+    return (not math.isfinite(lr), lr if math.isfinite(lr) else 0.0)
+
+
+def _first_nonfinite(
     config: TrainConfig,
     graph: Any,
     gd: Any,
