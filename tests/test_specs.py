@@ -199,7 +199,9 @@ def test_autodiff_graph_is_scalar() -> None:
     g = graph("autodiff.net")
     assert [str(g.nodes[i].type) for _, i in g.inputs] == ["f32[]", "f32[]"]
     assert str(g.type_of(g.output_map["z"])) == "f32[]"
-    assert [n.op for n in g if n.op not in ("input",)] == ["sin", "mul", "add"]
+    assert [n.op for n in g if n.op not in ("input",)] == ["sin", "mul", "add", "grad"]
+    # ∂z/∂x1, checked against cos(x1) + x2 in test_grad.py
+    assert str(g.type_of(g.output_map["dz_dx1"])) == "f32[]"
 
 
 def test_vae_heads_and_sample() -> None:

@@ -22,7 +22,7 @@ from flax import nnx
 from jax import lax
 
 from ..ir.dims import Dim
-from ..ir.graph import Fn, Graph, Node, Ref
+from ..ir.graph import Fn, Graph, Node, Ref, path_between
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, get_op
 from .reroll import CARRY, INTERNAL, LOOP_SLOW_CPU_OPS, Run, graph_runs, run_index
@@ -110,18 +110,27 @@ class ApplyContext:
     """What a lowering's `apply(module, attrs, inputs, ctx)` gets: the libraries, the node, and its sizes.
 
     `node` is the IR node being run; `shape(t)` gives a TensorType's concrete shape with the model's free sizes
-    (N, T, ...) bound from the actual inputs (-1 for one size that stays unknown, as reshape accepts).
+    (N, T, ...) bound from the actual inputs (-1 for one size that stays unknown, as reshape accepts);
+    `function_of(x, y)` is value y as a function of value x (`grad`'s lowering differentiates it).
     """
 
-    __slots__ = ("env", "node")
+    __slots__ = ("env", "node", "rerun")
     jax = jax
     jnp = jnp
     lax = lax
     nnx = nnx
 
-    def __init__(self, env: dict[str, int]):
+    def __init__(self, env: dict[str, int], rerun: Callable[[Ref, Ref], Callable[[Any], Any]] | None = None):
         self.env = env
         self.node: Node | None = None
+        self.rerun = rerun
+
+    def function_of(self, x: Ref, y: Ref) -> Callable[[Any], Any]:
+        """y as a function of x: the graph's path from x to y run again from a given value of x, everything
+        else held at the values of this call (the same parameters, so outer gradients reach them)."""
+        if self.rerun is None:
+            raise NotImplementedError("this context runs one op on its own, outside a model")
+        return self.rerun(x, y)
 
     def dim(self, d: Dim) -> int | None:
         return d.subst(self.env).as_int() if not d.is_const else d.value
@@ -208,6 +217,7 @@ class Plan:
             if (sym := d.as_symbol()) is not None
         )
         self._needed: dict[tuple[int, ...], tuple[Step, ...]] = {}
+        self._paths: dict[tuple[Ref, Ref], tuple[Step, ...]] = {}
 
     def __hash__(self) -> int:
         return id(self)
@@ -217,6 +227,16 @@ class Plan:
 
     def __repr__(self) -> str:
         return f"Plan({self.graph.model}, {len(self.steps)} nodes, {self.platform})"
+
+    def path(self, x: Ref, y: Ref) -> tuple[Step, ...]:
+        """The steps that compute y from x, x's own excluded (cached); the checker proved y depends on x."""
+        got = self._paths.get((x, y))
+        if got is None:
+            ids = path_between(self.graph.nodes, x, y)
+            assert ids is not None, f"{self.graph.nodes[y.node].name} does not depend on {x}"
+            got = tuple(self.steps[i] for i in ids[1:])
+            self._paths[(x, y)] = got
+        return got
 
     def needed(self, targets: Iterable[int]) -> tuple[Step, ...]:
         """The steps the target nodes depend on, in order (one backward sweep, cached)."""
@@ -640,8 +660,9 @@ class SpecModule(nnx.Module):
         roll: bool = False,
     ) -> list[Any]:
         vals: list[Any] = [None] * len(self.plan.steps)
-        ctx = ApplyContext(self._bind(inputs))
         layers = self.layers
+        env = self._bind(inputs)
+        ctx = ApplyContext(env, partial(self._function_of, vals, layers, env, perturb))
         run_of, done = self.plan.run_of, -1
         for s in steps:
             v: Any
@@ -659,31 +680,55 @@ class SpecModule(nnx.Module):
                 assert s.input is not None  # input steps always carry their name
                 x = inputs.get(s.input)
                 v = None if x is None else jnp.asarray(x, dtype=s.dtype)
-            elif s.kind == PARAM:
-                v = (layers[s.key] if run_of[s.id] < 0 else self._copy_layer(s)).value[...]
-            else:
-                args = [
-                    vals[i] if j < 0 else (vals[i][j] if vals[i] is not None else None) for i, j in s.refs
-                ]
-                if any(a is None for a in args):
+            elif s.kind == PARAM and run_of[s.id] >= 0:
+                v = self._copy_layer(s).value[...]
+            elif s.kind == OP and run_of[s.id] >= 0 and s.key is not None:
+                # one copy of a rolled run, run on its own: its slice of the stacked layer
+                args = _args(s, vals)
+                if args is None:
                     continue
-                ctx.node = s.node
-                assert s.apply is not None  # op steps always carry their lowering
-                if s.key is None:
-                    v = s.apply(None, s.attrs, args, ctx)
-                elif run_of[s.id] < 0:
-                    v = s.apply(layers[s.key], s.attrs, args, ctx)
-                else:  # one copy of a rolled run, run on its own: its slice of the stacked layer
-                    layer = self._copy_layer(s)
-                    v = s.apply(layer, s.attrs, args, ctx)
-                    self._copy_back(s, layer)
-                if isinstance(v, list):
-                    v = tuple(v)
-            if perturb is not None and v is not None and s.name in perturb:
-                p = perturb[s.name]
-                v = tuple(a + b for a, b in zip(v, p, strict=True)) if isinstance(v, tuple) else v + p
-            vals[s.id] = v
+                layer = self._copy_layer(s)
+                v = _applied(s, layer, args, ctx)
+                self._copy_back(s, layer)
+            else:
+                v = _step_value(s, vals, layers, ctx)
+                if v is None:
+                    continue
+            vals[s.id] = _perturbed(s, v, perturb)
         return vals
+
+    def _function_of(
+        self,
+        vals: list[Any],
+        layers: Any,
+        env: dict[str, int],
+        perturb: Mapping[str, Any] | None,
+        x: Ref,
+        y: Ref,
+    ) -> Callable[[Any], Any]:
+        """ApplyContext.function_of for a run whose values so far are `vals`: y as a function of x's value. The
+        path's nodes are never in a rolled run (graph_runs leaves them out), so each runs on its own layer."""
+        path = self.plan.path(x, y)
+        graphdef, state = nnx.split(layers)
+
+        def f(v: Any) -> Any:
+            # fresh Variables at this trace level: a layer on the path that counts its RNG draws or updates batch
+            # statistics may do so here; those changes are dropped (the forward pass made its own)
+            mine = nnx.merge(graphdef, jax.tree.map(lambda a: a, state))
+            local = list(vals)
+            if isinstance(local[x.node], tuple):
+                local[x.node] = (*local[x.node][: x.index], v, *local[x.node][x.index + 1 :])
+            else:
+                local[x.node] = v
+            ctx = ApplyContext(env, partial(self._function_of, local, mine, env, perturb))
+            for s in path:
+                out = _step_value(s, local, mine, ctx)
+                assert out is not None, f"{s.name} has an input that is absent"
+                local[s.id] = _perturbed(s, out, perturb)
+            got = local[y.node]
+            return got[y.index] if isinstance(got, tuple) else got
+
+        return f
 
     def _copy_layer(self, s: Step) -> Any:
         """Step s's copy of its rolled run's stacked layer, as a layer of its own."""
@@ -748,6 +793,38 @@ class SpecModule(nnx.Module):
     def _missing(self, inputs: Mapping[str, Any], target: int) -> list[str]:
         needed = {s.id for s in self.plan.needed([target])}
         return [name for name, nid in self.plan.inputs if nid in needed and inputs.get(name) is None]
+
+
+def _args(s: Step, vals: list[Any]) -> list[Any] | None:
+    """The values an op step reads, or None when one of them is absent (an input not given)."""
+    args = [vals[i] if j < 0 else (vals[i][j] if vals[i] is not None else None) for i, j in s.refs]
+    return None if any(a is None for a in args) else args
+
+
+def _applied(s: Step, layer: Any, args: list[Any], ctx: ApplyContext) -> Any:
+    ctx.node = s.node
+    assert s.apply is not None  # op steps always carry their lowering
+    v = s.apply(layer, s.attrs, args, ctx)
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _step_value(s: Step, vals: list[Any], layers: Any, ctx: ApplyContext) -> Any:
+    """A param's or an op's value, its layer (if any) its own, not a copy's slice of a stacked one; None when an
+    input it reads is absent."""
+    if s.kind == PARAM:
+        return layers[s.key].value[...]
+    args = _args(s, vals)
+    if args is None:
+        return None
+    return _applied(s, None if s.key is None else layers[s.key], args, ctx)
+
+
+def _perturbed(s: Step, v: Any, perturb: Mapping[str, Any] | None) -> Any:
+    """`trace`'s perturbation of a node's output (zero, for gradients with respect to the node)."""
+    if perturb is None or v is None or s.name not in perturb:
+        return v
+    p = perturb[s.name]
+    return tuple(a + b for a, b in zip(v, p, strict=True)) if isinstance(v, tuple) else v + p
 
 
 def seeded_rngs(seed: int) -> nnx.Rngs:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..ir.graph import path_between
+
 if TYPE_CHECKING:
     from ..ir.graph import Graph
 
@@ -162,9 +164,10 @@ def graph_runs(graph: Graph, roll: bool | None = None) -> tuple[Run, ...]:
         for n in nodes
     ]
     shared = sorted({n.shares for n in nodes if n.shares is not None})
+    rerun = rerun_nodes(graph)
     sigs = [
         None
-        if n.op == "input" or n.shares is not None
+        if n.op == "input" or n.shares is not None or n.id in rerun
         else (n.op, _hashable(n.attrs), tuple(graph.type_of(r) for r in n.inputs), n.outputs, n.instance)
         for n in nodes
     ]
@@ -180,6 +183,21 @@ def graph_runs(graph: Graph, roll: bool | None = None) -> tuple[Run, ...]:
         _CACHE.clear()
     _CACHE[(id(graph), roll)] = (graph, runs)
     return runs
+
+
+def rerun_nodes(graph: Graph) -> frozenset[int]:
+    """The nodes an op runs again (`grad(y, x)`: the path from x to y, and the grad itself), which stay unrolled:
+    the lowering re-evaluates them one by one, and x's value must exist on its own, not inside a loop."""
+    from ..ops._registry import get_op
+
+    out: set[int] = set()
+    for n in graph.nodes:
+        op = get_op(n.op) if n.op not in ("input", "param") else None
+        if op is not None and op.reruns is not None:
+            x, y = op.reruns(n.inputs)
+            out.add(n.id)
+            out.update(path_between(graph.nodes, x, y) or ())
+    return frozenset(out)
 
 
 def find_runs(steps: Sequence[StepLike], signatures: Sequence[Any], keep: Callable[[Run], bool]) -> list[Run]:

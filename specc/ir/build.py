@@ -19,7 +19,17 @@ from ..frontend import ast
 from ..frontend.load import Program
 from ..frontend.parse import in_number_range, number_range_error, power
 from ..ops._foreign import op_hint
-from ..ops._registry import Inferred, OpCall, OpDef, OpError, bind_args, convert_init, describe, get_op
+from ..ops._registry import (
+    GraphView,
+    Inferred,
+    OpCall,
+    OpDef,
+    OpError,
+    bind_args,
+    convert_init,
+    describe,
+    get_op,
+)
 from ..ops.elementwise import OPERATORS
 from ..source import Span
 from .dims import MAX_DIM, Dim, DimError, fmt_dims
@@ -915,6 +925,7 @@ class GraphBuilder:
             self._unknown_callable(c)
             return POISON
         tensors: list[Any] = [piped] if piped is not None else []
+        tensor_spans: list[Span] = [c.span] if piped is not None else []
         args: list[Any] = []
         arg_spans: list[Span] = []
         for a in c.args:
@@ -931,6 +942,7 @@ class GraphBuilder:
                     )
                     return POISON
                 tensors.append(v)
+                tensor_spans.append(a.span)
                 continue
             args.append(v)
             arg_spans.append(a.span)
@@ -947,7 +959,7 @@ class GraphBuilder:
             c, n_in - (piped is not None), args, env
         ):
             return POISON  # the op wanted (or could take) another tensor where an undefined name stands
-        return self._apply(op.name, c, tensors, args, kwargs, env, name, arg_spans, spans)
+        return self._apply(op.name, c, tensors, args, kwargs, env, name, arg_spans, spans, tensor_spans)
 
     def _undefined_first(self, c: ast.Call, written: int, args: list[Any], env: _Env) -> bool:
         """Whether the call's first argument after its tensors is a name defined nowhere (read as a size symbol,
@@ -1166,6 +1178,7 @@ class GraphBuilder:
         name: str,
         arg_spans: list[Span] | None = None,
         kw_spans: dict[str, Span] | None = None,
+        tensor_spans: list[Span] | None = None,
     ) -> Any:
         """Bind arguments, run the op's rule, add the node; every failure becomes a located Diagnostic."""
         op = get_op(opname)
@@ -1184,25 +1197,26 @@ class GraphBuilder:
             )
             return POISON
         types = tuple(t.type for t in tensors)
+        # where the tensors come from, for an op whose rule reads the graph (grad: is y computed from x?)
+        view = GraphView(self.nodes, tuple(t.ref for t in tensors)) if op.reruns is not None else None
+        spans = _ArgSpans(span, arg_spans, kw_spans, len(args), tensor_spans)
         # The same call on the same types (every copy of a repeated block) binds and infers alike: reuse it.
         try:
             key: Any = (opname, _memo_key(args), _memo_key(kwargs), env.default_init, types)
-            hit = self.memo.get(key)
+            hit = None if view is not None else self.memo.get(key)
         except TypeError:  # an unhashable argument (a list): no memo
             key, hit = None, None
         if hit is not None:
             attr_items, inf = hit
         else:
-            checked = self._bind_and_infer(op, span, args, kwargs, env, types, arg_spans, kw_spans)
+            checked = self._bind_and_infer(op, spans, args, kwargs, env, types, view)
             if checked is None:
                 return POISON
             attr_items, inf = checked
-            if key is not None:
+            if key is not None and view is None:
                 self.memo[key] = checked
         for w in inf.warnings:  # once per place written, however many copies of a block it builds
-            d = Diagnostic(
-                WARNING, w.message, _arg_span(op, w.arg, span, arg_spans, kw_spans, len(args)), w.hint
-            )
+            d = Diagnostic(WARNING, w.message, spans.of(op, w.arg), w.hint)
             self.warnings.setdefault((d.span, d.message), d)
         nid = self._node(
             name or op.name,
@@ -1223,30 +1237,26 @@ class GraphBuilder:
     def _bind_and_infer(
         self,
         op: OpDef,
-        span: Span,
+        spans: _ArgSpans,
         args: list[Any],
         kwargs: dict[str, Any],
         env: _Env,
         types: tuple[TensorType, ...],
-        arg_spans: list[Span] | None,
-        kw_spans: dict[str, Span] | None,
+        view: GraphView | None,
     ) -> tuple[tuple[tuple[str, Any], ...], Inferred] | None:
         """Bind the arguments and run the op's rule; None (after reporting) when either fails."""
+        span = spans.call
         attrs, errors = bind_args(op, args, kwargs)
         if "init" in attrs and attrs["init"] is None and env.default_init is not None:
             attrs["init"] = env.default_init
         for err in errors:
-            self.diags.add(
-                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
-            )
+            self.diags.add(err.kind, err.message, spans.of(op, err.arg), err.hint)
         if errors:
             return None
         try:
-            inf = op.infer(OpCall(op, attrs, types))
+            inf = op.infer(OpCall(op, attrs, types, view))
         except OpError as err:
-            self.diags.add(
-                err.kind, err.message, _arg_span(op, err.arg, span, arg_spans, kw_spans, len(args)), err.hint
-            )
+            self.diags.add(err.kind, err.message, spans.of(op, err.arg), err.hint)
             return None
         except DimError as err:
             self.diags.add("shape error", str(err), span)
@@ -1355,22 +1365,35 @@ def _stage_func(st: ast.Call) -> str:
     return st.func
 
 
-def _arg_span(
-    op: OpDef,
-    arg: str | None,
-    span: Span,
-    arg_spans: list[Span] | None,
-    kw_spans: dict[str, Span] | None,
-    n_pos: int,
-) -> Span:
-    if arg is None:
-        return span
-    if kw_spans and arg in kw_spans:
-        return kw_spans[arg]
-    names = [a.name for a in op.args]
-    if arg_spans and arg in names and names.index(arg) < min(n_pos, len(arg_spans)):
-        return arg_spans[names.index(arg)]
-    return span
+@dataclass(frozen=True)
+class _ArgSpans:
+    """Where a call's parts are written, to locate what its op's rule says about one of them.
+
+    Args:
+        call: the whole call (also where a part written nowhere, a default or the piped tensor, is reported).
+        positional, keyword: the spans of the arguments given by position and by name.
+        n_pos: how many were given by position.
+        tensors: the tensor inputs' spans, in order (a piped tensor's is the call's).
+    """
+
+    call: Span
+    positional: list[Span] | None = None
+    keyword: dict[str, Span] | None = None
+    n_pos: int = 0
+    tensors: list[Span] | None = None
+
+    def of(self, op: OpDef, arg: str | None) -> Span:
+        """The span of argument `arg` (an argument's name or a tensor's, op.tensor_names), else the call's."""
+        if arg is None:
+            return self.call
+        if self.keyword and arg in self.keyword:
+            return self.keyword[arg]
+        names = [a.name for a in op.args]
+        if self.positional and arg in names and names.index(arg) < min(self.n_pos, len(self.positional)):
+            return self.positional[names.index(arg)]
+        if self.tensors and arg in op.tensor_names and op.tensor_names.index(arg) < len(self.tensors):
+            return self.tensors[op.tensor_names.index(arg)]
+        return self.call
 
 
 def _op_names() -> list[str]:

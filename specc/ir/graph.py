@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +166,28 @@ class Graph:
         for n in self.nodes:
             out = out + n.flops
         return out
+
+
+def path_between(nodes: Sequence[Node], src: Ref, dst: Ref) -> tuple[int, ...] | None:
+    """The nodes on some path from value `src` to value `dst`, in order (src's node first, dst's last), or None
+    when dst is not computed from src. `nodes` is a graph's nodes in topological order, or a prefix of them (the
+    builder's, while it builds). What `grad(y, x)` re-evaluates as a function of x."""
+    if dst == src:
+        return (src.node,)
+    if dst.node <= src.node:
+        return None
+    reach = [False] * (dst.node + 1)
+    reach[src.node] = True
+    for n in nodes[src.node + 1 : dst.node + 1]:
+        # from src's own node only its output src.index leads on (another output of a `split` is a constant)
+        reach[n.id] = any(r == src if r.node == src.node else reach[r.node] for r in n.inputs)
+    if not reach[dst.node]:
+        return None
+    back = {dst.node}
+    for n in reversed(nodes[src.node + 1 : dst.node + 1]):
+        if n.id in back:
+            back.update(r.node for r in n.inputs if reach[r.node])
+    return tuple(i for i in range(src.node, dst.node + 1) if i in back)
 
 
 def _fmt_attr(v: Any) -> str:

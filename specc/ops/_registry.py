@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import did_you_mean
 from ..ir.dims import Dim, DimError, fmt_dims, integral, product
-from ..ir.graph import Fn
+from ..ir.graph import Fn, Node, Ref
 from ..ir.types import TensorType
 from ._foreign import arg_hint
 
@@ -106,6 +106,9 @@ class OpDef:
         lowerings: JAX/Flax implementations, reference first.
         label: (attrs) → the short text a DOT node shows (`conv 32@5×5 /2`); default: the op name.
         doc: one line for `specc ops` and the docs.
+        reruns: for an op whose lowering runs part of the graph again (`grad(y, x)` differentiates the path from
+            x to y): its inputs → (x, y), the ends of that path. Its rule reads the graph (it gets OpCall.graph,
+            and two calls on the same types are not assumed alike); the path is never rolled into a scan.
     """
 
     name: str
@@ -117,6 +120,7 @@ class OpDef:
     lowerings: tuple[Lowering, ...] = ()
     label: Callable[[Mapping[str, Any]], str] | None = None
     doc: str = ""
+    reruns: Callable[[Sequence[Ref]], tuple[Ref, Ref]] | None = None
 
     @property
     def tensor_range(self) -> tuple[int, int | None]:
@@ -133,17 +137,35 @@ class OpDef:
         """The op's text in a drawing; the optional tensors a call gives are named after it (`attention ×4
         (memory)`, `lstm 128 (h0, c0)`), so a cross-attention reads apart from a self-attention."""
         text = self.label(attrs) if self.label else self.name
-        extra = self.tensor_names[1:tensors]
+        extra = self.tensor_names[self.tensor_range[0] : tensors]
         return f"{text} ({', '.join(extra)})" if extra else text
+
+
+@dataclass(frozen=True)
+class GraphView:
+    """Where a call's inputs come from, for the rules of ops that read the graph (OpDef.reruns).
+
+    Args:
+        nodes: the graph's nodes before the call, in topological order (node i at index i).
+        refs: the call's tensor inputs, one Ref each, in the order of OpCall.inputs.
+    """
+
+    nodes: Sequence[Node]
+    refs: tuple[Ref, ...]
 
 
 @dataclass
 class OpCall:
-    """The view an op's rule gets of one call: its attributes and input types, and ways to fail."""
+    """The view an op's rule gets of one call: its attributes and input types, and ways to fail.
+
+    graph: where the inputs come from, given to ops that read the graph; None where there is no graph (the
+    reference's examples), and the rule then checks types only.
+    """
 
     op: OpDef
     attrs: dict[str, Any]
     inputs: tuple[TensorType, ...]
+    graph: GraphView | None = None
 
     def __getitem__(self, name: str) -> Any:
         return self.attrs[name]

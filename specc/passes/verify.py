@@ -7,7 +7,7 @@ checks the recorded outputs, parameters and state against it.
 from __future__ import annotations
 
 from ..ir.graph import Graph
-from ..ops._registry import OpCall, get_op
+from ..ops._registry import GraphView, OpCall, OpError, get_op
 
 SOURCE_OPS = ("input", "param")
 
@@ -46,7 +46,12 @@ def verify(g: Graph) -> list[str]:
             continue
         if any(r.node >= i for r in n.inputs):
             continue
-        inf = op.infer(OpCall(op, attrs, tuple(g.type_of(r) for r in n.inputs)))
+        view = GraphView(g.nodes, n.inputs) if op.reruns is not None else None
+        try:
+            inf = op.infer(OpCall(op, attrs, tuple(g.type_of(r) for r in n.inputs), view))
+        except OpError as e:
+            problems.append(f"{n.name}: the rule of {op.name} refuses the recorded inputs: {e.message}")
+            continue
         if inf.outputs != n.outputs:
             problems.append(f"{n.name}: recorded type {n.outputs} but the rule gives {inf.outputs}")
         # a second application of a named instance owns nothing: its rule's weights are those of the node it shares
