@@ -49,7 +49,12 @@ def _onnx_matches_jax(model, data: bytes, bind) -> float:
 @pytest.mark.filterwarnings("ignore:'.value' access is now deprecated:DeprecationWarning")
 @pytest.mark.parametrize(
     ("spec", "bind"),
-    [("lenet5.net", {"N": 3}), ("lstm_classifier.net", {"N": 3, "T": 7}), ("mnist_convnet.net", {"N": 3})],
+    [
+        ("lenet5.net", {"N": 3}),
+        ("lstm_classifier.net", {"N": 3, "T": 7}),
+        ("mnist_convnet.net", {"N": 3}),
+        ("autodiff.net", {}),  # its output dz_dx1 = grad(z, x1): jax.grad traced into ONNX's elementwise ops
+    ],
 )
 def test_onnx_equals_jax_for_zoo_models(spec: str, bind: dict[str, int]) -> None:
     from specc.backend.flax import build_module

@@ -53,7 +53,7 @@ def _grad(c: OpCall) -> Inferred:
     forward = sum((n.flops for n in nodes), Dim.const(0))
     warnings: tuple[OpError, ...] = ()
     norms = [n.name for n in nodes if n.op == "batchnorm"]
-    if norms:
+    if norms and x.dims and not x.dims[0].is_const:  # x has examples (a batch axis N), not a weight's shape
         warnings = (
             OpError(
                 "warning",
@@ -77,12 +77,16 @@ def _sources(nodes: Sequence[Node], node: int, most: int = 4) -> list[str]:
 
 
 def _names(c: OpCall) -> tuple[str, str]:
-    """The two values' names as the spec writes them (a block's `h`, not `Critic_1/h`), else y and x."""
+    """The two values' names as the spec writes them (a block's `h`, not `Critic_1/h`; `b` of `a, b = split(x)`),
+    else y and x."""
     if c.graph is None:
         return "y", "x"
-    return tuple(  # type: ignore[return-value]
-        c.graph.nodes[r.node].name.rsplit("/", 1)[-1] for r in c.graph.refs
-    )
+    names = []
+    for r in c.graph.refs:
+        node = c.graph.nodes[r.node]
+        local = node.name.rsplit("/", 1)[-1].split(",")
+        names.append(local[r.index] if len(local) == len(node.outputs) else f"{local[0]}[{r.index}]")
+    return names[0], names[1]
 
 
 def _grad_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:

@@ -217,6 +217,16 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
                 output_names=list(sig.outputs),
             )
     except Exception as e:  # jax2onnx raises NotImplementedError, ValueError, TypeError... for what it lacks
+        through = _UNDIFFERENTIABLE.search(str(e))
+        grads = [n.name for n in model.graph.nodes if n.op == "grad"]
+        if through and grads:
+            raise _export_error(
+                "onnx",
+                f"grad ({', '.join(grads)}) differentiates through {through.group(1)}, which jax2onnx converts as "
+                "one ONNX operation and cannot differentiate",
+                "export to stablehlo instead (`--to stablehlo`); a grad through elementwise ops alone (the "
+                "autodiff lecture's) exports to ONNX",
+            ) from None
         ops = unsupported_primitives(e)
         if ops:
             raise _export_error(
@@ -257,6 +267,8 @@ def _check_onnx(proto: Any, inputs: Sequence[tuple[str, str, Any]]) -> None:
         ) from None
 
 
+# jax2onnx's own primitives for whole layers (nnx.linear, nnx.conv) have no differentiation rule
+_UNDIFFERENTIABLE = re.compile(r"Differentiation rule for '([\w\-\.]+)' not implemented")
 _PRIM = re.compile(r"(?:primitive|Primitive|handler for|plugin for)[^'\"`]*['\"`]([\w\-\.]+)['\"`]")
 
 
