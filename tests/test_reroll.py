@@ -108,7 +108,8 @@ def test_rolled_equals_unrolled_outputs_gradients_and_statistics() -> None:
     g = graph(UNIT % 6)
     rolled, plain = build_module(g, seed=3, roll=True), build_module(g, seed=3, roll=False)
     x = x16()
-    forward = nnx.jit(lambda m: m(x=x)["y"])  # jitted: the unrolled model's ops compiled one by one took 8 s more
+    # jitted: run eagerly, the unrolled model compiled its ops one by one (8 s more)
+    forward = nnx.jit(lambda m: m(x=x)["y"])
     for m in (rolled, plain):
         m.eval()
     np.testing.assert_allclose(forward(rolled), forward(plain), rtol=1e-5, atol=1e-6)
