@@ -33,6 +33,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _CACHE = pytest.StashKey[Path]()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compile_cache() -> None:
+    """JAX's persistent cache on in the test process as `specc train` turns it on in its own: a model trained again
+    by a later test (and its subprocesses) loads its programs from this session's folder instead of compiling them."""
+    from specc.train.compile_cache import enable_compile_cache
+
+    enable_compile_cache()
+
+
 def _ir_dumps(path: Path, text: str | None = None) -> dict[str, str] | list[str]:
     """The IR dump of every model of a spec, or its error messages when it does not check."""
     try:
