@@ -199,6 +199,7 @@ def test_conv_transpose_integer_padding_is_pytorchs() -> None:
     (in - 1)·stride + kernel - 2p (a DCGAN's 4×4 stride-2 padding-1 doubles the map). Values against a NumPy
     scatter of PyTorch's definition (its kernel is Flax's flipped)."""
     import numpy as np
+    from flax import nnx
 
     from specc.backend.flax import build_module
 
@@ -220,7 +221,7 @@ def test_conv_transpose_integer_padding_is_pytorchs() -> None:
         for platform in ("reference", None):
             m = build_module(g, platform=platform)
             x = np.random.default_rng(k).standard_normal((2, 5, 5, 2)).astype(np.float32)
-            y = np.asarray(m({"z": x})["y"])
+            y = np.asarray(nnx.jit(lambda m, x: m({"z": x}))(m, x)["y"])  # eagerly: twice as slow
             kernel, bias = np.asarray(m.layers["y"].kernel[...]), np.asarray(m.layers["y"].bias[...])
             full = np.zeros((2, 4 * s + k, 4 * s + k, 3), np.float32)
             for i in range(5):
@@ -237,6 +238,7 @@ def test_conv_transpose_output_padding_is_pytorchs() -> None:
     kernel 3, stride 2, padding 1 (13 without it). Values against a NumPy scatter of PyTorch's definition, on both
     lowerings (8 features: the CPU rule picks the sub-pixel one)."""
     import numpy as np
+    from flax import nnx
 
     from specc.backend.flax import build_module
 
@@ -256,7 +258,7 @@ def test_conv_transpose_output_padding_is_pytorchs() -> None:
         for platform in ("reference", None):
             m = build_module(g, platform=platform)
             x = np.random.default_rng(k + op).standard_normal((2, 5, 5, 2)).astype(np.float32)
-            y = np.asarray(m({"z": x})["y"])
+            y = np.asarray(nnx.jit(lambda m, x: m({"z": x}))(m, x)["y"])  # eagerly: twice as slow
             kernel, bias = np.asarray(m.layers["y"].kernel[...]), np.asarray(m.layers["y"].bias[...])
             size = 4 * s + k + op  # the full output and op zero rows after it
             full = np.zeros((2, size, size, 8), np.float32)
