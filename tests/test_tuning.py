@@ -284,7 +284,7 @@ def test_a_model_with_dropout_and_batch_norm_is_timed_whole(monkeypatch: pytest.
     g = specc.load(
         "t.net",
         text="model D {\n input x: f32[N, 12, 12, 1]\n input k: i32[N]\n"
-        " h = x -> conv(4, 3) -> batchnorm -> relu -> maxpool(2) -> dropout(0.5) -> flatten\n"
+        " h = x -> conv(4, 3) -> batchnorm -> relu -> maxpool(2) -> flatten -> dropout(0.5)\n"
         " output h\n}",
     ).graph()
     chooser = MeasuredLowerings("cpu", {"N": 8}, None)
