@@ -281,6 +281,7 @@ def test_the_forms_agreeing_with_the_rule_time_no_model(
 def test_a_model_with_dropout_and_batch_norm_is_timed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     # the real time_models: both versions built, trained-mode forward and backward jitted and timed
     monkeypatch.setattr(tuning, "time_lowerings", _last_form_fastest)
+    # dropout after flatten: a rank-4 mask's threefry took XLA:CPU seconds to compile in each timed model
     g = specc.load(
         "t.net",
         text="model D {\n input x: f32[N, 12, 12, 1]\n input k: i32[N]\n"
