@@ -861,23 +861,26 @@ def train_and_evaluate(
                             _log_step(loggers, step, stat_names, per_step, shown)
                         seen_sums, seen_count = np.asarray(sums, np.float64), int(count)
                         if bad >= 0:
-                            divergence = _diagnose(
-                                config,
-                                graph,
-                                gd_train,
-                                state,
-                                train_ds,
-                                batch,
-                                epoch,
-                                int(bad),
-                                epoch_start_step,
-                                feed,
-                                splits.shuffle,
-                                plans[int(bad_obj)].objective,
-                                [
-                                    ("" if single else p.objective.name, f)
-                                    for p, f in zip(plans, lr_fns, strict=True)
-                                ],
+                            rates = [
+                                ("" if single else p.objective.name, f)
+                                for p, f in zip(plans, lr_fns, strict=True)
+                            ]
+                            divergence = dataclasses.replace(
+                                _diagnose(
+                                    config,
+                                    graph,
+                                    gd_train,
+                                    state,
+                                    train_ds,
+                                    batch,
+                                    epoch,
+                                    int(bad),
+                                    epoch_start_step,
+                                    feed,
+                                    splits.shuffle,
+                                    plans[int(bad_obj)].objective,
+                                ),
+                                rate=_blamed_rate(rates, state["opt"], int(bad)),
                             )
                             status, stop = "diverged", True
                             break
@@ -1440,31 +1443,6 @@ def _early_stop(config: TrainConfig, record: Mapping[str, float], early: dict[st
     return bool(early["bad_epochs"] >= es["patience"])
 
 
-def _diagnose(
-    config: TrainConfig,
-    graph: Any,
-    gd: Any,
-    state: dict[str, Any],
-    ds: DataSet,
-    batch: int,
-    epoch: int,
-    bad_step: int,
-    epoch_start_step: int,
-    feed: Sequence[str],
-    shuffle: bool,
-    objective: Any = None,
-    rates: Sequence[tuple[str, Any]] = (),
-) -> Divergence:
-    """Re-run the offending batch outside jit on the state just before it; name the first non-finite node, and
-    the learning rate where one of `rates` ((objective, rate or schedule), one for each of state["opt"]) was
-    non-finite or too large for an update before it."""
-    rate = _blamed_rate(rates, state["opt"], bad_step)
-    found = _first_nonfinite(
-        config, graph, gd, state, ds, batch, epoch, bad_step, epoch_start_step, feed, shuffle, objective
-    )
-    return dataclasses.replace(found, rate=rate)
-
-
 def _blamed_rate(
     rates: Sequence[tuple[str, Any]], opt_states: Sequence[Any], bad_step: int
 ) -> tuple[str, float, int | None] | None:
@@ -1497,7 +1475,7 @@ def _severity(lr: float) -> tuple[bool, float]:
     return (not math.isfinite(lr), lr if math.isfinite(lr) else 0.0)
 
 
-def _first_nonfinite(
+def _diagnose(
     config: TrainConfig,
     graph: Any,
     gd: Any,
@@ -1511,7 +1489,8 @@ def _first_nonfinite(
     shuffle: bool,
     objective: Any = None,
 ) -> Divergence:
-    """Re-run the offending batch outside jit on the state just before it; name the first non-finite node."""
+    """Re-run the offending batch outside jit on the state just before it; name the first non-finite node (the
+    learning rate to blame, if any, is _blamed_rate's)."""
     index = bad_step - epoch_start_step
     rng = np.random.default_rng([config.seed, epoch]) if shuffle else None
     b = next(_batches(ds, batch, rng, index, feed))
