@@ -19,6 +19,12 @@ from specc.train.spec import apply_lets, build_config
 from specc.train.sweep import grid, parse_axis, top_level_commas
 
 TINY = """let width = 4
+model Linear {
+  input x: f32[N, 64]
+  input y: i32[N]
+  logits = x -> dense(10)
+  output logits
+}
 model Tiny {
   input x: f32[N, 64]
   input y: i32[N]
@@ -138,7 +144,7 @@ def test_load_run_and_resume_rebuild_the_model_with_its_let(swept: Path, tmp_pat
     check_resumable(read_run(run) or {}, build_config(spec, spec.graph(), ovs), spec.graph())
     # a changed constant is refused, located at the model's changed layer, before anything is trained
     code, _, err = invoke("train", swept / "tiny.net", "--out", run, "--resume", "--set", "width=4")
-    assert code == 1 and "changed since the run was trained" in err and "tiny.net:5:" in err
+    assert code == 1 and "changed since the run was trained" in err and "tiny.net:11:" in err
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
 
 
@@ -217,6 +223,30 @@ def test_resume_with_another_spec_is_a_usage_error_naming_both(swept: Path, tmp_
     assert code == 0, err
     assert err.count("finished, skipped") == 3
     assert json.loads((out / "sweep.json").read_text())["spec"] == str(moved / "tiny.net")
+
+
+def test_resume_with_another_model_is_a_usage_error_naming_both(swept: Path, tmp_path: Path) -> None:
+    """sweep.json did not record the model, so `--resume --model Linear` on a sweep of the file's last model, Tiny,
+    trained Linear's points into it and skipped the finished ones as if they were Linear's. Now the model is
+    recorded (the one `--model` names or the file's last) and another one is exit 2, nothing written; naming the
+    same model resumes."""
+    out = tmp_path / "sweep"
+    shutil.copytree(swept / "sweep", out)
+    assert json.loads((out / "sweep.json").read_text())["model"] == "Tiny"
+    record = (out / "sweep.json").read_text()
+    before = {p.name for p in out.iterdir()}
+    code, _, err = invoke(*SWEEP, swept / "tiny.net", "--model", "Linear", "--out", out, "--resume")
+    assert code == 2, err
+    assert err.startswith(
+        f"usage error: --resume: the sweep in {out} trained model Tiny; this command trains Linear"
+    ), err
+    assert "hint: resume with --model Tiny; or give another --out (--force replaces the sweep)" in err
+    assert {p.name for p in out.iterdir()} == before and (out / "sweep.json").read_text() == record
+
+    code, _, err = invoke(*SWEEP, swept / "tiny.net", "--model", "Tiny", "--out", out, "--resume")
+    assert code == 0, err
+    assert err.count("finished, skipped") == 3
+    assert json.loads((out / "sweep.json").read_text())["model"] == "Tiny"
 
 
 def test_bad_values_are_located_in_the_option_before_anything_is_written(tmp_path: Path) -> None:

@@ -191,14 +191,21 @@ def read_sweep(out: Path) -> dict[str, Any] | None:
 
 
 def prepare_sweep(
-    out: Path, spec_path: Path, *, resume: bool, force: bool, axes: Sequence[str] = ()
+    out: Path,
+    spec_path: Path,
+    *,
+    resume: bool,
+    force: bool,
+    axes: Sequence[str] = (),
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Check that `out` can take this sweep (nothing is written); the record of the sweep it continues or
     replaces, else a new one. Same rules as a run folder: a sweep is continued with --resume or replaced with
     --force; a folder that is not a sweep is never written into. `axes`: the swept keys in order; --resume must
     sweep the keys the sweep does (other values of them extend it), else the summary would mix two grids; and
     give the spec file it was started with (the same path, or the same content moved: sweep.json's
-    `spec_sha256`), else it would mix two models."""
+    `spec_sha256`) and the model it trained (`model`, the name `--model` picked or the file's last), else it
+    would mix two models."""
     if out.exists() and not out.is_dir():
         raise _run_error(f"the sweep folder {out} is a file", "give --out a folder")
     existing = read_sweep(out) if out.is_dir() else None
@@ -226,6 +233,14 @@ def prepare_sweep(
                 f"resume with the spec it was started with, {started}; or give another --out (--force "
                 "replaces the sweep)",
             )
+        trained = existing.get("model")
+        if isinstance(trained, str) and model is not None and trained != model:
+            # a file's other model trained into this sweep's grid: the finished points (the first model's) would
+            # be skipped and summarised with the new one's (a sweep.json from before models were recorded: no check)
+            raise UsageError.of(
+                f"--resume: the sweep in {out} trained model {trained}; this command trains {model}",
+                f"resume with --model {trained}; or give another --out (--force replaces the sweep)",
+            )
         before = swept_keys(existing)
         if before is not None and axes and list(axes) != before:
             order = sorted(before) == sorted(axes)
@@ -240,12 +255,14 @@ def prepare_sweep(
             **existing,
             "spec": spec,
             "spec_sha256": digest,
+            **({"model": model} if model is not None else {}),
             "axes": list(before if before is not None else axes),
         }
     return {
         "format": FORMAT,
         "spec": spec,
         "spec_sha256": digest,
+        **({"model": model} if model is not None else {}),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "axes": list(axes),
         "points": {},
@@ -401,7 +418,10 @@ def sweep_command(
     said = dict.fromkeys(c.report_warnings().render() for _, _, c in planned if c.warnings)
     for text in said:
         click.echo(text + "\n", err=True)
-    record = prepare_sweep(out, Path(file), resume=resume, force=force, axes=list(points[0].settings))
+    name = base.program.model(model).name
+    record = prepare_sweep(
+        out, Path(file), resume=resume, force=force, axes=list(points[0].settings), model=name
+    )
     done: dict[str, Any] = record.setdefault("points", {})
     todo = {p.name for p, _, c in planned if not (resume and _finished(done.get(p.name), c, out / p.name))}
     from . import rundir
@@ -449,7 +469,7 @@ def sweep_command(
         if result.status == "diverged":
             code = result.exit_code
     rows = _summarize(out, done)
-    print_summary(f"{base.program.model(model).name}: {out}", rows)
+    print_summary(f"{name}: {out}", rows)
     if verbose:
         click.echo(f"summary: {out / 'summary.csv'}, {out / 'summary.json'}", err=True)
     return code
