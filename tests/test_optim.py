@@ -244,3 +244,26 @@ def test_new_schedules_have_checked_signatures(text: str, message: str) -> None:
     c = _Checker({}, [], diags).call_of(parse_expr(text), "schedule", SCHED, None)
     assert c is None
     assert any(message in d.message for d in diags.items), [d.message for d in diags.items]
+
+
+def test_optimizers_take_clip_and_a_foreign_weight_decay_by_name_only() -> None:
+    """`clip`, `weight_decay` and `clip_weights`, which every optimizer takes, followed each optimizer's own
+    arguments by position: `lion(1e-4, 0.9, 0.99, 1e-3)`, lion's documented order with its weight decay last, set
+    clip=1e-3 (the gradient's norm clipped to 1e-3) and kept the default decay; `adam(1e-3, 0.9, 0.999, 1e-8,
+    1e-2)` (PyTorch's Adam order) clipped too. Now an optimizer's own decoupled decay is its last positional
+    argument, and the common ones are given by name: a value in their place is an error at that value."""
+    lion = bind("lion(1e-4, 0.9, 0.99, 0.05)", OPT).kw
+    assert (lion["weight_decay"], lion["clip"]) == (0.05, None)
+    adamw = bind("adamw(1e-3, 0.9, 0.999, 1e-8, 0.01)", OPT).kw
+    assert (adamw["weight_decay"], adamw["clip"]) == (0.01, None)
+    adam = bind("adam(1e-3, clip=1.0, weight_decay=1e-4)", OPT).kw
+    assert (adam["clip"], adam["weight_decay"]) == (1.0, 1e-4)
+    diags = Diagnostics()
+    text = "adam(1e-3, 0.9, 0.999, 1e-8, 1e-2)"
+    assert _Checker({}, [], diags).call_of(parse_expr(text), "optimizer", OPT, None) is None
+    [d] = diags.items
+    assert (d.kind, d.span.line, d.span.col, d.span.end_col) == ("argument error", 1, 30, 34)
+    assert d.message == "adam takes at most 4 positional argument(s) (lr, b1, b2, eps), got 5"
+    assert d.hint.startswith(
+        "give clip, weight_decay, clip_weights by name, e.g. adam(..., clip=...); usage: "
+    )

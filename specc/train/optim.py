@@ -208,11 +208,14 @@ def check_schedule_args(call: CallSpec) -> str | None:
 # ---- optimizers ---------------------------------------------------------------------------------------------
 
 _B1, _B2 = Arg("b1", "float", 0.9, domain="decay"), Arg("b2", "float", 0.999, domain="decay")
-# Every optimizer also takes these; optimizers with their own decoupled decay define weight_decay themselves.
+# Every optimizer also takes these, by name only: by position they followed each optimizer's own arguments, so
+# `lion(1e-4, 0.9, 0.99, 1e-3)` (lion's documented order, weight decay last) clipped the gradient's norm to 1e-3.
+# Optimizers with their own decoupled decay define weight_decay themselves, a positional argument after theirs
+# (PyTorch's AdamW(lr, betas, eps, weight_decay)).
 _COMMON = (
-    Arg("clip", "float", None, domain="positive"),
-    Arg("weight_decay", "float", 0.0, domain="nonneg"),
-    Arg("clip_weights", "float", None, domain="positive"),
+    Arg("clip", "float", None, domain="positive", keyword=True),
+    Arg("weight_decay", "float", 0.0, domain="nonneg", keyword=True),
+    Arg("clip_weights", "float", None, domain="positive", keyword=True),
 )
 
 

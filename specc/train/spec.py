@@ -70,6 +70,7 @@ class Arg:
 
     `number`: a "value" argument that may also be a number (`binary_cross_entropy(d_fake, 1)`).
     `domain`: a key of DOMAINS limiting a number's range ("" for any number).
+    `keyword`: given by name only (every optimizer's `clip=`): a value in its place by position is an error.
     """
 
     name: str
@@ -78,6 +79,7 @@ class Arg:
     choices: tuple[str, ...] = ()
     number: bool = False
     domain: str = ""
+    keyword: bool = False
 
     def show(self) -> str:
         if self.default is REQUIRED:
@@ -95,8 +97,15 @@ class Signature:
     args: tuple[Arg, ...]
     doc: str = ""
 
+    @property
+    def positional(self) -> tuple[Arg, ...]:
+        """The arguments a call may give by position, in order (the keyword-only ones left out)."""
+        return tuple(a for a in self.args if not a.keyword)
+
     def usage(self) -> str:
-        return f"{self.name}({', '.join(a.show() for a in self.args)})"
+        """`adam(lr=0.001, b1=0.9, ...)`: the positional arguments in their order, then the keyword-only ones."""
+        shown = [*self.positional, *(a for a in self.args if a.keyword)]
+        return f"{self.name}({', '.join(a.show() for a in shown)})"
 
 
 # ---- the checked configuration -------------------------------------------------------------------------
@@ -469,15 +478,20 @@ class _Checker:
     def bind(self, sig: Signature, call: ast.Call, what: str) -> CallSpec | None:
         ok = True
         given: dict[str, tuple[ast.Expr, Span]] = {}
-        if len(call.args) > len(sig.args):
+        positional = sig.positional
+        if len(call.args) > len(positional):
+            named = [a.name for a in sig.args if a.keyword]
             self.diags.add(
                 "argument error",
-                f"{sig.name} takes at most {len(sig.args)} argument(s), got {len(call.args)}",
-                call.args[len(sig.args)].span,
-                f"usage: {sig.usage()}",
+                f"{sig.name} takes at most {len(positional)} positional argument(s)"
+                + (f" ({', '.join(a.name for a in positional)})" if named else "")
+                + f", got {len(call.args)}",
+                call.args[len(positional)].span,
+                (f"give {', '.join(named)} by name, e.g. {sig.name}(..., {named[0]}=...); " if named else "")
+                + f"usage: {sig.usage()}",
             )
             ok = False
-        for a, e in zip(sig.args, call.args, strict=False):
+        for a, e in zip(positional, call.args, strict=False):
             given[a.name] = (e, e.span)
         names = [a.name for a in sig.args]
         for kw in call.kwargs:
@@ -1094,7 +1108,7 @@ def _apply_overrides(
             "checkpoint": CHECKPOINT,
         }
         sig = sigs.get(call.func)
-        pos = [a.name for a in sig.args] if sig else []
+        pos = [a.name for a in sig.positional] if sig else []
         args = list(call.args)
         if arg in pos and pos.index(arg) < len(args):
             args[pos.index(arg)] = ov.value
