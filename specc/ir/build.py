@@ -366,7 +366,7 @@ class GraphBuilder:
                     lambda want, hint="": OpError(
                         "argument error",
                         f"param {st.name}'s initializer must be {want}, got {describe(v)}",
-                        hint,
+                        hint or f"for example `param {st.name}: [...] = normal(0.1)` or `= zeros`",
                     ),
                 )
             except OpError as e:
@@ -628,7 +628,13 @@ class GraphBuilder:
             )
             return POISON
         if v is not POISON and not isinstance(v, TVal):
-            self.diags.add("type error", f"'{name}' is the constant {describe(v)}, not a tensor", span)
+            self.diags.add(
+                "type error",
+                f"'{name}' is the constant {describe(v)}, not a tensor",
+                span,
+                "a constant is an op's argument (`dense(width)`) or a number in an expression (`x * 2`); "
+                "`const(...)` makes a tensor of numbers",
+            )
             return POISON
         return v
 
@@ -790,7 +796,9 @@ class GraphBuilder:
                     "value error",
                     f"an index must be an integer or a slice like 0:2, got {describe(v)}",
                     it.span,
-                    _FREE_SIZE_HINT if isinstance(v, Dim) else "",
+                    _FREE_SIZE_HINT
+                    if isinstance(v, Dim)
+                    else "write a whole number (x[:, 0]) or a slice (x[:, 0:2], x[:, ::2])",
                 )
                 return POISON
             items.append(("i", v))
@@ -1250,16 +1258,16 @@ class GraphBuilder:
         if "init" in attrs and attrs["init"] is None and env.default_init is not None:
             attrs["init"] = env.default_init
         for err in errors:
-            self.diags.add(err.kind, err.message, spans.of(op, err.arg), err.hint)
+            self.diags.add(err.kind, err.message, spans.of(op, err.arg), err.hint or _op_hint(op))
         if errors:
             return None
         try:
             inf = op.infer(OpCall(op, attrs, types, view))
         except OpError as err:
-            self.diags.add(err.kind, err.message, spans.of(op, err.arg), err.hint)
+            self.diags.add(err.kind, err.message, spans.of(op, err.arg), err.hint or _op_hint(op))
             return None
         except DimError as err:
-            self.diags.add("shape error", str(err), span)
+            self.diags.add("shape error", str(err), span, _op_hint(op))
             return None
         for t in inf.outputs:
             for d in t.dims:
@@ -1269,6 +1277,8 @@ class GraphBuilder:
                         f"{op.name} would produce {t}: dimension {d.value} is larger than "
                         f"the largest supported size {MAX_DIM:,}",
                         span,
+                        "XLA holds at most 2³¹ − 1 elements along an axis; check the sizes given (a few zeros "
+                        "too many?)",
                     )
                     return None
         return tuple(attrs.items()), inf
@@ -1417,6 +1427,13 @@ def _tensor_hint(op: OpDef) -> str:
     if lo == 1 and hi == 1:
         return f"apply it to one value: `x -> {op.name}(...)` or `{op.name}(x, ...)`"
     return f"pass the tensors first: {op.name}(a, b, ...)"
+
+
+def _op_hint(op: OpDef) -> str:
+    """The hint of an op's error that brings none of its own: what the op takes, and where it is described."""
+    from ..reference import signature
+
+    return f"{op.name} is {signature(op)}; `specc ops {op.name}` describes it, with an example"
 
 
 def _fmt_exprs(dims: tuple[ast.Expr, ...]) -> str:

@@ -394,7 +394,10 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
         elif not hint and a.kind == "bool":
             hint = f"write {a.name}=true or {a.name}=false"
         return OpError(
-            "argument error", f"{opname}'s '{a.name}' must be {want}, got {describe(v)}", hint, a.name
+            "argument error",
+            f"{opname}'s '{a.name}' must be {want}, got {describe(v)}",
+            hint or example_hint(a, opname),
+            a.name,
         )
 
     k = a.kind
@@ -505,6 +508,34 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
             raise bad("a dtype: " + ", ".join(DTYPES), did_you_mean(w or "", DTYPES))
         return w
     raise AssertionError(f"unknown argument kind {k}")
+
+
+def example_hint(a: Arg, opname: str) -> str:
+    """The hint of an argument error that has none of its own: a valid value of the argument's kind, written out
+    (`dropout(rate=true)`: `for example rate=0.5`), and where the op's arguments are described."""
+    d = a.default
+    low = a.min if a.min is not None else 0
+    samples = {
+        "int": str(d if _intlike(d) else max(low, 16) if a.min is not None and a.min >= 1 else max(low, 1)),
+        "float": str(d if isinstance(d, float) and d > 0 else 0.5 if low <= 0.5 else low),
+        "window": f"2 or {a.name}=(2, 2), one size per spatial axis",
+        "padding": f"1 (on both sides of every spatial axis) or {a.name}=[(1, 0), (1, 0)] (low and high, per "
+        "spatial axis)",
+        "axis": "-1 (the last axis; axes count from 0, the batch, or from -1 down)",
+        "axes": "1 or axis=(1, 2)",
+        "ints": "[0, 2, 1]",
+        "init": "he_normal or init=normal(0.02)",
+        "bias_init": "zeros or bias_init=constant(0.1)",
+        "dtype": "f32",
+        "str": "a_name",
+        "dims": "[N, 7*7*64] (the batch axis included)",
+    }
+    if a.kind == "enum" and a.choices:
+        sample = str(d) if d in a.choices else a.choices[0]
+    else:
+        sample = samples.get(a.kind, "")
+    where = f"`specc ops {opname}` describes its arguments"
+    return f"for example {a.name}={sample}; {where}" if sample else where
 
 
 def _index_item(it: Any) -> bool:

@@ -24,7 +24,11 @@ def reduced_axes(c: OpCall) -> tuple[int, ...]:
     for ax in given:
         if not -r <= ax < r:
             span = f"axes {-r}..{r - 1}" if r else "no axes"
-            raise c.fail(f"axis {ax} is out of range for {c.x} (rank {r}: {span})", arg="axis")
+            raise c.fail(
+                f"axis {ax} is out of range for {c.x} (rank {r}: {span})",
+                "axes count from 0 (the batch) up, or from -1 (the last axis) down",
+                arg="axis",
+            )
         k = ax % r
         if k in seen:
             twice = f"{ax}" if seen[k] == ax else f"{seen[k]} and {ax}"

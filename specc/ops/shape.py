@@ -41,7 +41,9 @@ def _reshape(c: OpCall) -> Inferred:
     holes = [i for i, d in enumerate(target) if d == -1]
     if len(holes) > 1:
         raise c.fail(
-            f"reshape can infer at most one axis (-1), got {len(holes)} in {_fmt(target)}", arg="shape"
+            f"reshape can infer at most one axis (-1), got {len(holes)} in {_fmt(target)}",
+            "give every size but one; -1 stands for the one left over, as in reshape([N, -1])",
+            arg="shape",
         )
     total = product(c.x.dims)
     if holes:
@@ -141,7 +143,12 @@ def _transpose(c: OpCall) -> Inferred:
     perm = c["perm"]
     r = c.x.rank
     if sorted(p % r if -r <= p < r else p for p in perm) != list(range(r)):
-        raise c.fail(f"transpose perm {list(perm)} is not a permutation of the {r} axes of {c.x}", arg="perm")
+        swap = [*range(r - 2), r - 1, r - 2] if r >= 2 else list(range(r))
+        raise c.fail(
+            f"transpose perm {list(perm)} is not a permutation of the {r} axes of {c.x}",
+            f"list each of the {r} axes once, the batch axis included: transpose({swap}) swaps the last two",
+            arg="perm",
+        )
     return Inferred((c.x.with_dims(tuple(c.x.dims[p] for p in perm)),))
 
 
@@ -174,7 +181,11 @@ def _concat(c: OpCall) -> Inferred:
     r = c.x.rank
     ranks = {t.rank for t in c.inputs}
     if len(ranks) > 1:
-        raise c.fail(f"concat needs tensors of one rank, got {', '.join(str(t) for t in c.inputs)}")
+        raise c.fail(
+            f"concat needs tensors of one rank, got {', '.join(str(t) for t in c.inputs)}",
+            "give them the same axes first (`-> flatten`, or `-> reshape([...])`); all axes but the joined one "
+            "must match",
+        )
     ax = c.axis("axis")
     for t in c.inputs[1:]:
         for i in range(r):
@@ -208,7 +219,10 @@ def _stack(c: OpCall) -> Inferred:
     dtype = _same_dtype(c)
     for t in c.inputs[1:]:
         if t.dims != c.x.dims:
-            raise c.fail(f"stack needs tensors of one shape, got {c.x} and {t}")
+            raise c.fail(
+                f"stack needs tensors of one shape, got {c.x} and {t}",
+                "stack joins tensors of one shape along a new axis; concat joins them along an existing one",
+            )
     ax = c.axis("axis", rank=c.x.rank + 1)
     dims = (*c.x.dims[:ax], Dim.const(len(c.inputs)), *c.x.dims[ax:])
     return Inferred((TensorType(dtype, dims),))
@@ -288,7 +302,10 @@ def _index(c: OpCall) -> Inferred:
         raise c.fail("an index can hold at most one '...'")
     used = sum(1 for it in items if it[0] in ("i", "s"))
     if used > c.x.rank:
-        raise c.fail(f"too many indices ({used}) for {c.x} of rank {c.x.rank}")
+        raise c.fail(
+            f"too many indices ({used}) for {c.x} of rank {c.x.rank}",
+            f"give at most {c.x.rank} indices or slices, one per axis, the batch axis first",
+        )
     expanded: list[Any] = []
     for it in items:
         if it[0] == "e":
@@ -401,7 +418,11 @@ register(
 
 def _one_hot(c: OpCall) -> Inferred:
     if not c.x.is_int:
-        raise c.fail(f"one_hot expects integer class labels, got {c.x}", kind="type error")
+        raise c.fail(
+            f"one_hot expects integer class labels, got {c.x}",
+            "one_hot takes class indices; whole numbers stored as floats become them with `-> cast(i32)`",
+            kind="type error",
+        )
     return Inferred((TensorType("f32", (*c.x.dims, Dim.const(c["classes"]))),))
 
 

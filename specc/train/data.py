@@ -396,8 +396,10 @@ _KIND_WORDS: dict[str, str] = {
 def _coerce(ds: str, p: Param, v: object) -> object:
     if v is None and p.default is None:
         return None
+    info = DATASETS.get(ds)
+    usage = f"usage: {info.signature()}; `specc data {ds}` describes it" if info is not None else ""
     bad = DataError(
-        f"{ds}: argument '{p.name}' must be {_KIND_WORDS[p.kind]}, got {_describe(v)}", field=p.name
+        f"{ds}: argument '{p.name}' must be {_KIND_WORDS[p.kind]}, got {_describe(v)}", usage, field=p.name
     )
     out: object
     if p.kind == "int":
@@ -424,7 +426,7 @@ def _coerce(ds: str, p: Param, v: object) -> object:
             dym = _did_you_mean(v, p.choices)
             raise DataError(
                 f"{ds}: argument '{p.name}' must be one of {', '.join(p.choices)}, got \"{v}\"",
-                hint=dym,
+                hint=dym or usage,
                 field=p.name,
             )
         out = v
@@ -434,7 +436,7 @@ def _coerce(ds: str, p: Param, v: object) -> object:
         out = Path(v)
     if p.low is not None and isinstance(out, int | float) and not isinstance(out, bool) and out < p.low:
         low = int(p.low) if float(p.low).is_integer() and p.kind == "int" else p.low
-        raise DataError(f"{ds}: argument '{p.name}' must be at least {low}, got {out}", field=p.name)
+        raise DataError(f"{ds}: argument '{p.name}' must be at least {low}, got {out}", usage, field=p.name)
     return out
 
 

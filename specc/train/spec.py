@@ -690,7 +690,8 @@ class _Checker:
                     f"{sig.name}: argument '{a.name}' must be one of "
                     f"{', '.join(a.choices)}, got {_describe(v)}",
                     span,
-                    did_you_mean(v, a.choices),
+                    did_you_mean(v, a.choices)
+                    or f"for example {a.name}={a.choices[0]}; usage: {sig.usage()}",
                 )
                 return _BAD
             return v
