@@ -12,10 +12,12 @@ import click
 from .cli_common import (
     CHECKPOINT,
     EXIT_SPEC_ERROR,
+    EXIT_USAGE,
     FORCE_OUTPUT,
     RUN,
     SPEC,
     guard_output,
+    is_usage,
     reports_spec_errors,
     write_emitted,
 )
@@ -49,13 +51,14 @@ def check(files: tuple[Path, ...], model: str | None, as_json: bool, overrides: 
     if len(files) == 1:
         _check_one(files[0], model, as_json, overrides=overrides)
         return
-    failed = 0
+    failed = usage = 0
     results = []
     for file in files:  # every file is checked and reported; the exit code says whether any failed
         try:
             results.append(_check_one(file, model, as_json, quiet=True, overrides=overrides))
         except SpecError as e:
             failed += 1
+            usage += is_usage(e)
             if as_json:
                 results.append({"file": str(file), "errors": [d.to_json() for d in e.diagnostics]})
             else:
@@ -64,8 +67,8 @@ def check(files: tuple[Path, ...], model: str | None, as_json: bool, overrides: 
         click.echo(json.dumps(results, indent=2))
     elif failed:
         click.echo(f"\n{failed} of {len(files)} files failed", err=True)
-    if failed:
-        sys.exit(EXIT_SPEC_ERROR)
+    if failed:  # exit 2 where only the options were wrong (`--model M` that no file has)
+        sys.exit(EXIT_USAGE if usage == failed else EXIT_SPEC_ERROR)
 
 
 def _check_one(

@@ -21,18 +21,21 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
 
-def _is_usage(err: SpecError) -> bool:
+def is_usage(err: SpecError) -> bool:
     """A UsageError, or an error found only in command-line options' values (`--seed -1`, `--set epochs=abc`, a
     `--data` expression that does not parse): located in the option as typed, and a usage error as click's own
     range checks are (exit 2)."""
     if isinstance(err, UsageError):
         return True
-    spans = [d.span for d in err.diagnostics]
-    return bool(spans) and all(s is not None and s.file.startswith("--") for s in spans)
+    # a pass that gathers every problem into one report (`specc check`) keeps a UsageError's by its kind
+    return bool(err.diagnostics) and all(
+        d.kind == "usage error" or (d.span is not None and d.span.file.startswith("--"))
+        for d in err.diagnostics
+    )
 
 
 def _fail(err: SpecError, as_json: bool = False) -> None:
-    code = EXIT_USAGE if _is_usage(err) else EXIT_SPEC_ERROR
+    code = EXIT_USAGE if is_usage(err) else EXIT_SPEC_ERROR
     if as_json:
         click.echo(json.dumps({"errors": [d.to_json() for d in err.diagnostics]}, indent=2))
     else:

@@ -66,11 +66,19 @@ def test_check_reports_every_error_then_a_count() -> None:
 
 
 def test_check_picks_a_model_by_name() -> None:
+    """An unknown --model was exit 1, a spec error, though the file is fine: now a usage error (exit 2), as `dot
+    --block` of an unknown block is, from every command and with several files."""
     code, _, err = invoke("check", MLP, "--model", "MLP")
     assert code == 0, err
+    for args in (["check", MLP, "--json"], ["check", MLP, MLP], ["dot", MLP], ["compile", MLP]):
+        code, out, err = invoke(*args, "--model", "MPL")
+        assert code == 2 and "--model MPL: no model named 'MPL'" in out + err, (args, out, err)
     code, _, err = invoke("check", MLP, "--model", "MPL")
-    assert code == 1
-    assert "no model named 'MPL'" in err and "did you mean 'MLP'?" in err
+    assert code == 2  # a slip in the option, as `dot --block` of an unknown block: a usage error
+    assert err.startswith(f"usage error: --model MPL: no model named 'MPL' in {MLP}; did you mean 'MLP'?"), (
+        err
+    )
+    assert "hint: models in this file: MLP" in err
 
 
 @pytest.mark.parametrize(

@@ -44,13 +44,13 @@ class Program:
         if name is None:
             return list(self.models.values())[-1]
         if name not in self.models:
-            from ..errors import did_you_mean
+            from ..errors import UsageError, did_you_mean
 
+            # a slip in the option, not in the file: a usage error (exit 2), as `specc dot --block` says of a block
             dym = did_you_mean(name, self.models)
-            raise SpecError.one(
-                "name error",
-                f"no model named '{name}' in {self.module.file}" + (f"; {dym}" if dym else ""),
-                None,
+            raise UsageError.of(
+                f"--model {name}: no model named '{name}' in {self.module.file}"
+                + (f"; {dym}" if dym else ""),
                 "models in this file: " + ", ".join(self.models),
             )
         return self.models[name]
