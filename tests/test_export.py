@@ -64,6 +64,20 @@ def test_onnx_equals_jax_for_zoo_models(spec: str, bind: dict[str, int]) -> None
     assert _onnx_matches_jax(model, to_onnx(model, bind), bind) <= TOL
 
 
+def test_an_onnx_export_leaves_jax2onnx_s_equinox_plugins_unimported() -> None:
+    """jax2onnx's first to_onnx imports all its plugins, and its equinox ones build equinox layers as they are
+    imported (13 s of CPU compiling their initialisers); specc registers the converters for JAX and Flax itself.
+    A jax2onnx whose internals moved would import them all again: slower, and this fails to say so."""
+    import sys
+
+    from specc.backend.flax import build_module
+    from specc.train.export import to_onnx
+
+    to_onnx(build_module(specc.load(ROOT / "specs" / "autodiff.net").graph(), seed=0))
+    assert "jax2onnx.plugins.jax.lax.add" in sys.modules
+    assert [m for m in sys.modules if m.startswith(("jax2onnx.plugins.equinox", "equinox"))] == []
+
+
 @pytest.mark.slow
 def test_export_a_trained_run_in_every_format(tmp_path: Path) -> None:
     import jax

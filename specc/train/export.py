@@ -208,6 +208,7 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
             warnings.catch_warnings()
         ):  # jax2onnx's own use of deprecated flax/jax APIs is not the user's concern
             warnings.simplefilter("ignore", DeprecationWarning)
+            _register_converters()
             proto = jax2onnx.to_onnx(
                 f,
                 args,
@@ -242,6 +243,35 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
         ir_log.setLevel(level)
     _check_onnx(proto, sig.inputs)
     return bytes(proto.SerializeToString())
+
+
+# jax2onnx's plugin trees that convert nothing a specc model holds (JAX primitives and Flax layers): equinox's
+# layers, and its own examples (its test cases)
+_FOREIGN_PLUGINS = frozenset({"equinox", "examples"})
+
+
+def _register_converters() -> None:
+    """Import jax2onnx's converters for JAX and Flax before its first to_onnx would import all of its plugins.
+
+    It imports every module under jax2onnx/plugins once per process, and its equinox plugins build equinox layers
+    as they are imported, each random initialiser compiled eagerly: 13 of that import's 15 s of CPU, paid by every
+    `specc export --to onnx`. Every tree but _FOREIGN_PLUGINS is imported, as jax2onnx would, then discovery is
+    marked done; the files written are the same bytes. A jax2onnx without these internals imports all itself.
+    """
+    import importlib
+
+    from jax2onnx.plugins import plugin_system
+
+    import_tree = getattr(plugin_system, "_import_tree", None)
+    if import_tree is None or getattr(plugin_system, "_already_imported_plugins", True) is not False:
+        return
+    root = Path(plugin_system.__file__).parent
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and path.name not in _FOREIGN_PLUGINS and not path.name.startswith(("_", ".")):
+            import_tree(path, f"jax2onnx.plugins.{path.name}")
+        elif path.suffix == ".py" and path.name not in ("__init__.py", "plugin_system.py"):
+            importlib.import_module(f"jax2onnx.plugins.{path.stem}")
+    plugin_system._already_imported_plugins = True
 
 
 def _check_onnx(proto: Any, inputs: Sequence[tuple[str, str, Any]]) -> None:
