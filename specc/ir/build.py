@@ -136,7 +136,8 @@ class GraphBuilder:
                 model.span,
                 "add `output NAME` with the value(s) the model returns",
             )
-        for name in self.program.lets:  # the ones the model does not use too: `let a = a + 1` is an error anyway
+        # the constants the model does not use too: `let a = a + 1` is an error anyway
+        for name in self.program.lets:
             self._let(name)
         self.diags.raise_if_any(self.program.sources)
         values = [(k, v.ref) for k, v in env.values.items() if isinstance(v, TVal)]
