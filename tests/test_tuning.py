@@ -30,7 +30,7 @@ model Small {
 }
 """
 # batch norm and a max-pool on the 8×8 digits, trained by `specc train` twice: no conv, whose measuring the tests
-# above check in this process (a conv's candidates built eagerly compile its kernel's initialiser, 8 s of a run)
+# above check in this process
 TRAIN_SPEC = """
 model Small {
   input x: f32[N, 8, 8, 1]
