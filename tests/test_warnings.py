@@ -93,7 +93,8 @@ def test_which_losses_warn(tmp_path: Path, model_line: str, loss: str, warned: s
         f"  {model_line}\n  output p\n}}\n"
         f"train {{\n  data = digits()\n  loss = {loss}\n  optimizer = sgd(lr=0.1)\n}}\n"
     )
-    got = _warnings(_write(tmp_path, text))
+    # the loss reads y or t; the other input is read by nothing, which is a warning of its own
+    got = [w for w in _warnings(_write(tmp_path, text)) if "is read by nothing" not in w["message"]]
     assert len(got) == (1 if warned else 0) and all(w["message"].startswith(str(warned)) for w in got)
 
 
@@ -300,7 +301,7 @@ def test_a_loaded_teacher_the_distillation_loss_trains_is_a_located_warning(tmp_
         )
         == []
     )
-    (w,) = _warnings(
+    w, unread = _warnings(
         _write(
             tmp_path,
             DISTILL.replace(
@@ -310,6 +311,7 @@ def test_a_loaded_teacher_the_distillation_loss_trains_is_a_located_warning(tmp_
         )
     )
     assert "mse's target t_logits (line 18) is computed by T" in w["message"]
+    assert unread["message"].startswith("input y is read by nothing")  # mimicking needs no labels
 
 
 def test_a_loaded_body_fine_tuned_and_loaded_teachers_of_objectives_are_not_warned_about(
@@ -337,3 +339,33 @@ def test_a_loaded_body_fine_tuned_and_loaded_teachers_of_objectives_are_not_warn
     assert w["message"].startswith(
         "T starts from runs/T's trained weights, and objective student's loss trains it"
     )
+
+
+def test_an_input_nothing_reads_is_a_located_warning(tmp_path: Path) -> None:
+    """A denoising autoencoder whose layers read `x` where the declared `noisy` was meant trained as a plain
+    autoencoder, silently: an input no layer takes and no loss or metric names is now a warning at its
+    declaration (a drawn one's too, without the data clause). Labels a loss reads are used; without a train
+    section nothing is said (the zoo's ImageNet specs declare `y` for later)."""
+    text = AUTOENCODER.replace(
+        "  input x: f32[N, 64]\n",
+        "  input x: f32[N, 64]\n  input noisy: f32[N, 64]\n  input eps: f32[N, 64] = normal()\n",
+    ).replace("data = digits(split=0.8)", "data = digits(split=0.8) as {x: x, noisy: x}")
+    text = text.replace("-> sigmoid", "")
+    found = _warnings(_write(tmp_path, text))
+    assert [(w["line"], w["col"], w["message"]) for w in found] == [
+        (
+            3,
+            3,
+            "input noisy is read by nothing: no layer takes it and no loss or metric names it, yet training "
+            "asks the data for it",
+        ),
+        (4, 3, "input eps is read by nothing: no layer takes it and no loss or metric names it"),
+    ]
+    assert (
+        found[0]["hint"]
+        == "use noisy where it was meant (is another name in its place?), or remove the input"
+    )
+    used = text.replace("h = x -> dense(16)", "h = noisy + 0.1 * eps -> dense(16)")
+    assert _warnings(_write(tmp_path, used)) == []
+    no_train = text.split("train {")[0]
+    assert _warnings(_write(tmp_path, no_train)) == []

@@ -710,6 +710,30 @@ class _Checker:
 _BAD: Any = object()
 
 
+def unused_inputs(graph: Any, objectives: Sequence[Objective], metrics: Sequence[Metric]) -> list[Diagnostic]:
+    """Model inputs that nothing reads: no layer takes them and no loss or metric names them. Almost surely a slip
+    (`input noisy` declared, then `code = x -> ...` where `noisy` was meant), and training still asks the data for
+    each. Said only with a train section: without one, labels the model does not read are declared for later."""
+    read = {r.node for n in graph.nodes for r in n.inputs}
+    named = {v for o in objectives for _, t in o.terms for v in value_args(t)}
+    named |= {v for m in metrics for v in value_args(m.call)}
+    out = []
+    for name, nid in graph.inputs:
+        if nid in read or name in named:
+            continue
+        drawn = any(k == "draw" for k, _ in graph.nodes[nid].attrs)
+        out.append(
+            Diagnostic(
+                WARNING,
+                f"input {name} is read by nothing: no layer takes it and no loss or metric names it"
+                + ("" if drawn else ", yet training asks the data for it"),
+                graph.nodes[nid].span,
+                f"use {name} where it was meant (is another name in its place?), or remove the input",
+            )
+        )
+    return out
+
+
 def _batch_of_one(graph: Any, span: Span) -> list[Diagnostic]:
     """`batch = 1` with a batchnorm over [N, F]: each feature's mean over one example is the example itself, so
     x − mean is 0 and the layer outputs its bias whatever it is given (a conv's batchnorm, over N, H and W, is
@@ -1648,6 +1672,7 @@ def _check_into(
         from .objectives import trained_teachers  # it reads this module's Objective
 
         ck.warnings.extend(trained_teachers(graph, objs, freeze))
+    ck.warnings.extend(unused_inputs(graph, objs, metrics))
     return TrainConfig(
         spec_path=Path(program.path),
         model=graph.model,
