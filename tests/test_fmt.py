@@ -362,3 +362,30 @@ def test_comments_inside_grouping_parentheses_stay_on_their_line() -> None:
     # a slice's bounds too
     src = "model M {\n  input x: f32[N, 8]\n  y = x[:, 0:(4 +  # c\n 2)]\n  output y\n}\n"
     assert _fmt(src).split("\n")[2:4] == ["  y = x[:, 0:4 +  # c", "             2]"]
+
+
+def test_fmt_keeps_the_files_line_breaks_and_byte_order_mark(tmp_path: Path) -> None:
+    """A CRLF file (a Windows checkout) came back with LF line breaks, so `fmt --diff` showed every line changed
+    and `fmt --check` failed on a file that was canonical; a UTF-8 BOM (Notepad's) was dropped the same way. Now
+    fmt writes the file's own line breaks and BOM."""
+    crlf = tmp_path / "crlf.net"
+    crlf.write_bytes(
+        b"model M {\r\n  input x: f32[N, 64]  # pixels\r\n  y = x->dense(10)\r\n  output y\r\n}\r\n"
+    )
+    runner = CliRunner()
+    r = runner.invoke(main, ["fmt", "--diff", str(crlf)])
+    changed = [
+        line for line in r.stdout_bytes.split(b"\n") if line[:1] in (b"+", b"-") and line[1:3] != line[:2]
+    ]
+    assert changed == [b"-  y = x->dense(10)\r", b"+  y = x -> dense(10)\r"]
+    assert runner.invoke(main, ["fmt", str(crlf)]).exit_code == 0
+    assert crlf.read_bytes() == (
+        b"model M {\r\n  input x: f32[N, 64]  # pixels\r\n  y = x -> dense(10)\r\n  output y\r\n}\r\n"
+    )
+    assert runner.invoke(main, ["fmt", "--check", str(crlf)]).exit_code == 0
+    bom = tmp_path / "bom.net"
+    text = b"\xef\xbb\xbfmodel M {\n  input x: f32[N, 64]\n  output x\n}\n"
+    bom.write_bytes(text)
+    r = runner.invoke(main, ["fmt", "--check", str(bom)])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(main, ["fmt", str(bom)]).exit_code == 0 and bom.read_bytes() == text

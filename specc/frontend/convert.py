@@ -249,16 +249,30 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
             None,
             f"to get canonical .net text, run `specc convert {src.name} --to net`",
         )
-    new = format_source(src, force)
-    changed = new.encode() != path.read_bytes()
+    raw = path.read_bytes()
+    new = as_written(format_source(src, force), raw)
+    changed = new != raw
     if changed and not check_only:
         import stat
 
         from ..train.io import write_output
 
         target = path.resolve()  # through a symbolic link: the link stays, the file it names is rewritten
-        write_output(target, new.encode(), mode=stat.S_IMODE(target.stat().st_mode))
+        write_output(target, new, mode=stat.S_IMODE(target.stat().st_mode))
     return changed
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def as_written(text: str, raw: bytes) -> bytes:
+    """Formatted text as bytes in the file's own conventions: its line breaks (CRLF where its first line ends so:
+    a Windows checkout, whose every line would otherwise show as changed and fail `fmt --check`) and its UTF-8
+    byte-order mark, if it has one."""
+    first = raw.find(b"\n")
+    if first > 0 and raw[first - 1 : first] == b"\r":
+        text = text.replace("\n", "\r\n")
+    return (_BOM if raw.startswith(_BOM) else b"") + text.encode()
 
 
 def format_diff(path: Path | str, force: bool = False) -> str:
@@ -267,8 +281,9 @@ def format_diff(path: Path | str, force: bool = False) -> str:
 
     path = Path(path)
     src = read_source(path)
-    old = path.read_bytes().decode("utf-8", errors="replace")
-    new = format_source(src, force)
+    raw = path.read_bytes()
+    old = raw.decode("utf-8", errors="replace")
+    new = as_written(format_source(src, force), raw).decode("utf-8")
     name = str(path)
     return "".join(
         difflib.unified_diff(
