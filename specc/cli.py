@@ -480,7 +480,9 @@ def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> Non
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{r.graph.model}: {run} ({r.checkpoint} checkpoint, step {r.step})")
+    # the title on its own line: as the table's title, rich wrapped it to the two narrow columns' width
+    click.echo(f"{r.graph.model}: {run} ({r.checkpoint} checkpoint, step {r.step})")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in figures.items():

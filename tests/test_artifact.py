@@ -96,6 +96,10 @@ def test_predict_and_cli_evaluate_and_predict(tiny_run, tmp_path: Path) -> None:
     assert json.loads(r.output)["accuracy"] == history[-1]["val_accuracy"]
     r = CliRunner().invoke(main, ["evaluate", str(out)])
     assert r.exit_code == 0 and "accuracy" in r.output
+    # the title whole on one line (as the table's title it was wrapped to the narrow table: "(best checkpoint,
+    # step" and "2)" on lines of their own)
+    best = specc.load_run(out)
+    assert r.output.splitlines()[0] == f"TinyDrop: {out} (best checkpoint, step {best.step})"
 
     np.savez(tmp_path / "in.npz", x=x)
     r = CliRunner().invoke(
