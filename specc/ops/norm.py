@@ -28,13 +28,28 @@ def need_min_rank(c: OpCall, lo: int, layout: str) -> None:
 
 
 def _norm_checks(c: OpCall, lo: int, layout: str) -> None:
-    """What every normalisation needs: rank `lo` or more, a float input and a positive eps."""
+    """What every normalisation needs: rank `lo` or more, a float input and a small positive eps."""
     need_min_rank(c, lo, layout)
     c.need_float()
-    if c["eps"] <= 0:
+    eps = c["eps"]
+    if eps <= 0:
         raise c.fail(
-            f"{c.op.name}'s 'eps' must be positive, got {c['eps']}",
+            f"{c.op.name}'s 'eps' must be positive, got {eps}",
             "it keeps the division by the standard deviation finite; 1e-5 is usual",
+            arg="eps",
+            kind="argument error",
+        )
+    if eps >= 1:
+        # added to a variance near 1, it would flatten the normalisation: surely PyTorch's sizes given by position,
+        # `layernorm(64)` for LayerNorm(64) and `groupnorm(8, 64)` for GroupNorm(8, 64), which read 64 as eps
+        g = c.attrs.get("groups")
+        torch = {"layernorm": f"LayerNorm({eps:g})", "groupnorm": f"GroupNorm({g}, {eps:g})"}.get(c.op.name)
+        ours = f"groupnorm({g})" if c.op.name == "groupnorm" else c.op.name
+        raise c.fail(
+            f"{c.op.name}'s 'eps' must be below 1, got {eps:g}: it is added to the variance, 1e-5 is usual",
+            f"PyTorch's {torch} is `{ours}` here: the {'channels' if g else 'features'} come from the input"
+            if torch is not None and float(eps).is_integer()
+            else "give a small number, e.g. eps=1e-5",
             arg="eps",
             kind="argument error",
         )
@@ -282,7 +297,7 @@ register(
         ),
         infer=_dropout,
         lowerings=_layer(
-            lambda a, t, ctx: ctx.nnx.Dropout(
+            lambda a, t, ctx: ctx.draws.Dropout(
                 a["rate"], **_broadcast_dims(shared_axes(a["per"], t.rank)), rngs=ctx.rngs
             )
         ),
