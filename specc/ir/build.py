@@ -77,6 +77,11 @@ class _Instance:
     owners: list[Node] | None = None
     first_input: str = ""
 
+    def __repr__(self) -> str:  # how messages show it (`describe`): never the dataclass's fields
+        from ..frontend.fmt import format_expr
+
+        return f"the layer instance '{self.name}' (`{self.name} = {format_expr(self.call)}`)"
+
 
 @dataclass
 class _Env:
@@ -462,6 +467,10 @@ class GraphBuilder:
             return True
         if isinstance(e, ast.Call):
             return any(self._mentions_tensor(a, env) for a in e.args)
+        if isinstance(
+            e, ast.ListLit | ast.TupleLit
+        ):  # `concat([a, b])`: tensors in a list, a call all the same
+            return any(self._mentions_tensor(a, env) for a in e.items)
         return False
 
     def _apply_instance(self, inst: _Instance, c: ast.Call, env: _Env, piped: TVal | None, name: str) -> Any:
@@ -630,6 +639,18 @@ class GraphBuilder:
                 self._undefined_hint(name),
             )
             return POISON
+        if isinstance(v, _Instance):  # `L = dense(64)`, then `output L`: weights to share, not a value
+            from ..frontend.fmt import format_expr
+
+            self.diags.add(
+                "type error",
+                f"'{name}' is a layer instance (`{name} = {format_expr(v.call)}` at line {env.spans[name].line}), "
+                "not a value: it has no input",
+                span,
+                f"apply it to a value, `h = x -> {name}`, and use h; or give the call its input: "
+                f"`{name} = x -> {format_expr(v.call)}`",
+            )
+            return POISON
         if v is not POISON and not isinstance(v, TVal):
             self.diags.add(
                 "type error",
@@ -754,7 +775,12 @@ class GraphBuilder:
             if v is POISON:
                 return POISON
             if not isinstance(v, TVal):
-                self.diags.add("type error", f"only tensors can be indexed, got {describe(v)}", e.span)
+                self.diags.add(
+                    "type error",
+                    f"only tensors can be indexed, got {describe(v)}",
+                    e.span,
+                    "index a value of the model (an input or a computed value): `h[:, 0]`",
+                )
                 return POISON
             items = self._index_items(e, env)
             if items is POISON:
@@ -1200,11 +1226,15 @@ class GraphBuilder:
         lo, hi = op.tensor_range
         if not lo <= len(tensors) <= (hi if hi is not None else len(tensors)):
             want = str(lo) if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+            listed = any(isinstance(a, list | tuple) and any(isinstance(x, TVal) for x in a) for a in args)
             self.diags.add(
                 "argument error",
-                f"{op.name} takes {want} tensor input(s), got {len(tensors)}",
+                f"{op.name} takes {want} tensor input(s), got {len(tensors)}"
+                + (" (and a list of tensors)" if listed else ""),
                 span,
-                _tensor_hint(op),
+                f"give the tensors one by one, not in a list: {op.name}(a, b, ...)"
+                if listed
+                else _tensor_hint(op),
             )
             return POISON
         types = tuple(t.type for t in tensors)
