@@ -105,6 +105,26 @@ ARG_ADVICE: dict[str, str] = {
 }
 
 
+# lower-cased foreign initializer name (PyTorch's nn.init, Keras's initializers; `_` dropped) → specc's
+INIT_NAMES: dict[str, str] = {
+    **dict.fromkeys(("kaimingnormal", "henormal", "he", "kaiming", "msra"), "he_normal"),
+    **dict.fromkeys(("kaiminguniform", "heuniform"), "he_uniform"),
+    **dict.fromkeys(("xavier", "glorot", "xavieruniform", "glorotuniform"), "glorot_uniform"),
+    **dict.fromkeys(("xaviernormal", "glorotnormal"), "glorot_normal"),
+    **dict.fromkeys(("randomnormal", "normal", "gaussian"), "normal"),
+    **dict.fromkeys(("randomuniform", "uniform"), "uniform"),
+    **dict.fromkeys(("truncnormal", "truncatednormal"), "truncated_normal"),
+    **dict.fromkeys(("zero", "zeros"), "zeros"),
+    **dict.fromkeys(("one", "ones"), "ones"),
+}
+
+
+def init_hint(name: str) -> str:
+    """`kaiming_normal_` → what to write instead, or ''."""
+    target = INIT_NAMES.get(name.lower().replace("_", ""))
+    return f"{name} (PyTorch/Keras) is `{target}` in specc" if target and target != name else ""
+
+
 def op_hint(name: str) -> str:
     """`Linear` → what to write instead, or ''."""
     target = OP_NAMES.get(name.lower().replace("_", ""))

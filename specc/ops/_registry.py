@@ -15,7 +15,7 @@ from ..errors import did_you_mean
 from ..ir.dims import Dim, DimError, fmt_dims, integral, product
 from ..ir.graph import Fn, Node, Ref
 from ..ir.types import TensorType
-from ._foreign import arg_hint
+from ._foreign import arg_hint, init_hint
 
 REQUIRED: Any = object()  # marks an argument without a default
 
@@ -555,7 +555,9 @@ def convert_init(v: Any, bad: Callable[..., OpError]) -> Fn:
     fn = Fn(w) if w is not None else v
     if not isinstance(fn, Fn) or fn.name not in INITIALIZERS:
         name = fn.name if isinstance(fn, Fn) else ""
-        raise bad("an initializer: " + ", ".join(INITIALIZERS), did_you_mean(name, INITIALIZERS))
+        raise bad(
+            "an initializer: " + ", ".join(INITIALIZERS), init_hint(name) or did_you_mean(name, INITIALIZERS)
+        )
     want = INITIALIZERS[fn.name]
     if len(fn.args) + len(fn.kwargs) > len(want) or any(k not in want for k, _ in fn.kwargs):
         raise bad(f"{fn.name}({', '.join(want)})")
