@@ -78,6 +78,8 @@ class RecordingContext:
     jnp = Src("jnp")
     lax = Src("jax.lax")
     nnx = Src("nnx")
+    # draws.Dropout is nnx.Dropout drawing its mask flat, the same masks: the source names Flax's own
+    draws = Src("nnx")
     rngs = Src("rngs")
 
     @staticmethod

@@ -25,6 +25,7 @@ from ..ir.dims import Dim
 from ..ir.graph import Fn, Graph, Node, Ref, path_between
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, get_op
+from . import draws
 from .reroll import CARRY, INTERNAL, LOOP_SLOW_CPU_OPS, Run, graph_runs, run_index
 
 # ---- initialisers ----------------------------------------------------------------------------------
@@ -79,8 +80,9 @@ def initializer(fn: Fn | str | None, default: str = DEFAULT_WEIGHT_INIT) -> Call
 class BuildContext:
     """What a lowering's `build(attrs, input_types, ctx)` gets: the libraries, the RNG streams and initialisers.
 
-    `nnx`, `jax`, `jnp` are the modules themselves; `init(fn, default)` maps a spec initialiser to a JAX one;
-    `rngs` is the nnx.Rngs the model is built with ("params" for weights, "dropout", "sample"). `shapes_only`:
+    `nnx`, `jax`, `jnp` are the modules themselves, `draws` specc's random draws (draws.py: its Dropout); `init(fn,
+    default)` maps a spec initialiser to a JAX one; `rngs` is the nnx.Rngs the model is built with ("params" for
+    weights, "dropout", "sample"). `shapes_only`:
     an abstract build's context, whose `init` gives zeros of the asked shape instead of a draw (the initialiser is
     still looked up, so a bad one fails alike).
     """
@@ -89,6 +91,7 @@ class BuildContext:
     jnp = jnp
     lax = lax
     nnx = nnx
+    draws = draws
 
     def __init__(self, rngs: nnx.Rngs, shapes_only: bool = False):
         self.rngs = rngs
@@ -107,7 +110,8 @@ def _zeros_init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any
 
 
 class ApplyContext:
-    """What a lowering's `apply(module, attrs, inputs, ctx)` gets: the libraries, the node, and its sizes.
+    """What a lowering's `apply(module, attrs, inputs, ctx)` gets: the libraries (and `draws`, specc's flat random
+    draws), the node, and its sizes.
 
     `node` is the IR node being run; `shape(t)` gives a TensorType's concrete shape with the model's free sizes
     (N, T, ...) bound from the actual inputs (-1 for one size that stays unknown, as reshape accepts);
@@ -119,6 +123,7 @@ class ApplyContext:
     jnp = jnp
     lax = lax
     nnx = nnx
+    draws = draws
 
     def __init__(self, env: dict[str, int], rerun: Callable[[Ref, Ref], Callable[[Any], Any]] | None = None):
         self.env = env

@@ -36,7 +36,7 @@ def _sample_build(a: dict[str, Any], types: tuple[Any, ...], ctx: Any) -> Any:
 
 def _sample_apply(stream: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     mu, logvar = xs
-    eps = ctx.jax.random.normal(stream(), mu.shape, mu.dtype)
+    eps = ctx.draws.normal(stream(), mu.shape, mu.dtype)
     return mu + ctx.jnp.exp(logvar / 2) * eps
 
 

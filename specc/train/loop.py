@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from ..backend import draws
 from ..errors import SpecError, UsageError
 from ..ir.types import JNP_NAMES
 from ..source import Span
@@ -1108,9 +1109,9 @@ class _Sampler:
             k = jax.random.fold_in(key, i)
             dtype = jnp.dtype(JNP_NAMES[node.type.dtype])
             if fn.name == "normal":
-                out[name] = kw["mean"] + kw["std"] * jax.random.normal(k, tuple(shape), dtype)
+                out[name] = kw["mean"] + kw["std"] * draws.normal(k, shape, dtype)
             else:
-                out[name] = jax.random.uniform(k, tuple(shape), dtype, kw["low"], kw["high"])
+                out[name] = draws.uniform(k, shape, dtype, kw["low"], kw["high"])
         return out
 
 
