@@ -295,3 +295,22 @@ def test_idx_empty_and_mismatched_counts(tmp_path: Path) -> None:
     _idx_files(tmp_path, _idx_header(0x803, 2, 1, 1) + bytes(2), _idx_header(0x801, 3) + bytes(3))
     with pytest.raises(DataError, match=r"holds 2 images but t10k-labels-idx1-ubyte holds 3 labels"):
         load("mnist", tmp_path, base_dir=tmp_path)
+
+
+def test_a_data_error_without_a_hint_of_its_own_points_to_the_data_sets_reference(tmp_path: Path) -> None:
+    """`csv("<a folder>")` stopped `specc train` with a located file error and no hint; every data error now has
+    one: the loader's own, else `specc data NAME`."""
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    (tmp_path / "folder").mkdir()
+    spec = tmp_path / "m.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, 4]\n  input y: i32[N]\n  z = x -> dense(3)\n  output z\n}\n"
+        'train {\n  data = csv("folder")\n  loss = cross_entropy(z, y)\n}\n'
+    )
+    r = CliRunner().invoke(main, ["train", str(spec), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith(f"{spec}:8:3: file error: csv: {tmp_path / 'folder'} is a directory"), r.stderr
+    assert r.stderr.rstrip().endswith("hint: `specc data csv` describes what csv reads"), r.stderr

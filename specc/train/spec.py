@@ -1846,13 +1846,19 @@ def _data_literal(expr: ast.Expr, lets: Mapping[str, ast.Let]) -> Any:
 
 
 def data_error(config: TrainConfig, err: Exception) -> SpecError:
-    """A DataError (from loading or check_fields) located at the `data =` line."""
+    """A DataError (from loading or check_fields) located at the `data =` line; one without a hint of its own
+    points to the data set's reference (`specc data csv`: its arguments, fields and an example)."""
+    from .data import DATASETS
+
     kind = getattr(err, "kind", "data error")
+    name = config.data.name
+    hint = getattr(err, "hint", "") or (
+        f"`specc data {name}` describes what {name} reads"
+        if name in DATASETS
+        else "`specc data` lists the data sets"
+    )
     return SpecError.one(
-        kind,
-        getattr(err, "message", str(err)),
-        config.span("data") or config.data.span,
-        getattr(err, "hint", ""),
+        kind, getattr(err, "message", str(err)), config.span("data") or config.data.span, hint
     ).with_sources(dict(config.sources))
 
 
