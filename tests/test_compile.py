@@ -85,6 +85,11 @@ def test_free_sizes_need_a_binding(tmp_path: Path) -> None:
     assert out["total_params"] == 4 * (3 * 4 + 4 * 4 + 4)
     r = runner.invoke(main, ["compile", str(path), "--bind", "T=x"])
     assert r.exit_code == 2
+    # a name no input has (`t` for T) was ignored silently, and the report said T was free or compiled without it
+    r = runner.invoke(main, ["compile", str(path), "--bind", "T=6", "--bind", "t=6"])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("usage error: --bind t: the model's inputs have no size of that name")
+    assert "hint: its sizes are N, T" in r.stderr
 
 
 # ---- StableHLO -----------------------------------------------------------------------------------

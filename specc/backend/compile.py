@@ -53,7 +53,19 @@ class Compiled:
 
 
 def bind_sizes(g: Graph, batch: int | None = None, bind: Mapping[str, int] | None = None) -> dict[str, int]:
-    """The batch symbol(s) → `batch` (default 32), other sizes from `bind`; a size left free is a SpecError."""
+    """The batch symbol(s) → `batch` (default 32), other sizes from `bind`; a size left free is a SpecError, a
+    bound name no input has a UsageError (a typo such as `--bind t=16` for T, silently ignored before)."""
+    names = sorted({s for _, nid in g.inputs for d in g.nodes[nid].type.dims for s in d.symbols()})
+    unknown = [k for k in bind or {} if k not in names]
+    if unknown:
+        from ..errors import UsageError, did_you_mean
+
+        dym = did_you_mean(unknown[0], names)
+        raise UsageError.of(
+            f"--bind {', '.join(unknown)}: the model's inputs have no size of that name"
+            + (f"; {dym}" if dym else ""),
+            f"its sizes are {', '.join(names)}" if names else "its inputs have fixed sizes: drop --bind",
+        )
     env = {s: batch or DEFAULT_BATCH for s in batch_symbols(g)}
     env.update(bind or {})
     for name, nid in g.inputs:
