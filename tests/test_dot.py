@@ -510,6 +510,10 @@ def test_values_without_grad_and_api() -> None:
         (("--values", "x1=2,x2=three"), "NAME=NUMBER"),
         (("--values", "x1=2,x2=3", "--grad", "zz"), "did you mean 'z'"),
         (("--grad", "z"), "--grad needs --values"),
+        # float() reads these: the graph was drawn with NaN and inf on every node; a repeated name kept the last
+        (("--values", "x1=nan,x2=3"), "--values: 'x1=nan' is not a finite number"),
+        (("--values", "x1=1e999,x2=3"), "--values: 'x1=1e999' is not a finite number"),
+        (("--values", "x1=2,x2=3,x1=4"), "--values: x1 is given twice"),
     ],
 )
 def test_values_errors(args: tuple[str, ...], message: str) -> None:

@@ -804,16 +804,26 @@ def _check_collapse(g: Graph, names: Sequence[str]) -> None:
 
 
 def parse_values(text: str) -> dict[str, float]:
-    """`x1=2,x2=3` → {"x1": 2.0, "x2": 3.0}."""
+    """`x1=2,x2=3` → {"x1": 2.0, "x2": 3.0}. Each name once, each number finite: Python's float() also reads
+    `nan`, `inf` and `1e999` (inf), which drew a graph of NaNs; a name given twice kept the last silently."""
+    import math
+
     out: dict[str, float] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, eq, num = item.partition("=")
         try:
             if not eq:
                 raise ValueError
-            out[name.strip()] = float(num)
+            value = float(num)
         except ValueError:
             raise DotError(f"--values: cannot read {item!r}; write NAME=NUMBER pairs: x1=2,x2=3") from None
+        if not math.isfinite(value):
+            raise DotError(
+                f"--values: {item!r} is not a finite number; give each input a number such as 2 or -0.5"
+            )
+        if name.strip() in out:
+            raise DotError(f"--values: {name.strip()} is given twice; give each input one value")
+        out[name.strip()] = value
     return out
 
 
