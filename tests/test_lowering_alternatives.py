@@ -22,7 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import specc
-from specc.backend.flax import ApplyContext, BuildContext, build_module, choose_lowering, lowering_names
+from specc.backend.flax import (
+    ApplyContext,
+    BuildContext,
+    build_layer,
+    build_module,
+    choose_lowering,
+    lowering_names,
+)
 from specc.ops._registry import Lowering, OpDef, all_ops, get_op
 
 RTOL = ATOL = 1e-5
@@ -69,7 +76,7 @@ def value_and_grads(
     key = repr((op.name, sorted(attrs.items()), [str(t) for t in types], lw.name))
     if key not in _PROGRAMS:
         build = op.lowerings[0].build
-        module = build(attrs, types, BuildContext(nnx.Rngs(0))) if build is not None else nnx.Dict()
+        module = build_layer(build, attrs, types) if build is not None else nnx.Dict()
         gd, state = nnx.split(module)
         ctx = ApplyContext({})
 

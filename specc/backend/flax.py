@@ -841,6 +841,15 @@ def seeded_rngs(seed: int) -> nnx.Rngs:
     return rngs
 
 
+def build_layer(
+    build: Callable[..., Any], attrs: dict[str, Any], types: tuple[TensorType, ...], seed: int = 0
+) -> Any:
+    """One op's layer from a lowering's `build(attrs, types, ctx)`, initialised from `seed` as build_module's
+    layers are (None if the build declines): jitted, where built eagerly each random draw is a program of its own
+    at XLA's full optimisation (a 5×5 conv kernel's took 6 s to compile)."""
+    return LayerFactory(seeded_rngs(seed), abstract=False)(None, partial(build, attrs, types))
+
+
 def build_module(
     graph: Graph,
     *,

@@ -41,7 +41,7 @@ from flax import nnx
 from ..ir.graph import Graph, Node
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, OpDef, get_op
-from .flax import ApplyContext, LayerFactory, choose_lowering, current_platform, seeded_rngs
+from .flax import ApplyContext, build_layer, choose_lowering, current_platform
 
 CACHE_FILE = "lowerings.json"
 FORMAT = 1  # the file's layout; another number is read as empty
@@ -220,13 +220,9 @@ def time_lowerings(
 
 
 def _layer(build: Any, attrs: dict[str, Any], types: tuple[TensorType, ...]) -> tuple[Any, Any, Any]:
-    """The op's layer from `build` as (GraphDef, params, the rest), or (None, {}, {}) without one; initialised as
-    a model's layers are, jitted (built eagerly, each random draw was a program of its own, compiled at XLA's full
-    optimisation: a 5×5 conv kernel's took 6 s)."""
-    if build is None:
-        return None, {}, {}
-    layer = LayerFactory(seeded_rngs(0), abstract=False)(None, partial(build, attrs, types))
-    if layer is None:  # the build declined
+    """The op's layer from `build` as (GraphDef, params, the rest), or (None, {}, {}) without one."""
+    layer = None if build is None else build_layer(build, attrs, types)
+    if layer is None:
         return None, {}, {}
     # flax types split(node, f1, f2) as (GraphDef, State, *State)
     gd, params, rest = nnx.split(layer, nnx.Param, ...)  # type: ignore[misc]
