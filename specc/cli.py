@@ -192,7 +192,7 @@ def convert(file: Path, target: str, output: Path | None) -> None:
     from .frontend.convert import convert_file
 
     guard_output(output, reads=(file,), writes_spec=True)
-    text = convert_file(file, target)
+    text = convert_file(file, target, output)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -375,3 +375,45 @@ def test_cli_renders_yaml_errors_with_the_yaml_line(tmp_path: Path) -> None:
 def test_a_yaml_name_is_an_ascii_name_as_in_net(text: str, line: int, col: int, message: str) -> None:
     # `\w` took 'é': the YAML loaded, and `convert --to net` wrote `model Mé {`, which .net cannot parse
     assert _error(text) == ("type error", line, col, message)
+
+
+def test_convert_into_another_folder_rewrites_the_relative_paths(tmp_path: Path) -> None:
+    """`specc convert a.net --to yaml -o yaml/a.yaml` (the layout of specs/yaml/) copied `import "blocks.net"` and
+    `npz("data.npz")` as written, so the twin read them from yaml/ and failed to import; they are rewritten to be
+    read from the output's folder (a `from` run only where it lies beside the spec), both ways and .net to .net,
+    comments kept; in the same folder nothing changes."""
+    (tmp_path / "blocks.net").write_text(
+        "block Body() {\n  input x: [N, 64]\n  y = x -> dense(8)\n  output y\n}\n", encoding="utf-8"
+    )
+    (tmp_path / "runs" / "Pre").mkdir(parents=True)
+    spec = tmp_path / "a.net"
+    spec.write_text(
+        'import "blocks.net"\nmodel A {\n  input x: f32[N, 64]\n  input y: i32[N]\n'
+        '  B = Body() from "runs/Pre"\n  C = Body() from "runs/Elsewhere"\n'
+        "  h = x -> B\n  g = x -> C\n  z = concat(h, g) -> dense(10)\n  output z\n}\n"
+        'train {\n  data = npz("data.npz", split=0.5)  # beside the spec\n  loss = cross_entropy(z, y)\n}\n',
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    twin = tmp_path / "yaml" / "a.yaml"
+    r = runner.invoke(main, ["convert", str(spec), "--to", "yaml", "-o", str(twin)])
+    assert r.exit_code == 0, r.output
+    text = twin.read_text(encoding="utf-8")
+    assert "imports: [../blocks.net]" in text and 'npz("../data.npz", split=0.5)' in text
+    assert "from: ../runs/Pre}" in text and "from: runs/Elsewhere}" in text  # not beside the spec: not moved
+    assert runner.invoke(main, ["check", str(twin)]).exit_code == 0
+    back = tmp_path / "net" / "deeper" / "a.net"
+    r = runner.invoke(main, ["convert", str(twin), "--to", "net", "-o", str(back)])
+    assert r.exit_code == 0, r.output
+    text = back.read_text(encoding="utf-8")
+    assert 'import "../../blocks.net"' in text and 'npz("../../data.npz", split=0.5)' in text
+    assert runner.invoke(main, ["check", str(back)]).exit_code == 0
+    copy = tmp_path / "net" / "a.net"
+    r = runner.invoke(main, ["convert", str(spec), "--to", "net", "-o", str(copy)])
+    assert r.exit_code == 0, r.output
+    text = copy.read_text(encoding="utf-8")
+    assert 'import "../blocks.net"' in text and 'npz("../data.npz", split=0.5)  # beside the spec' in text
+    assert 'from "../runs/Pre"' in text
+    same = tmp_path / "b.yaml"
+    assert runner.invoke(main, ["convert", str(spec), "--to", "yaml", "-o", str(same)]).exit_code == 0
+    assert "imports: [blocks.net]" in same.read_text(encoding="utf-8")

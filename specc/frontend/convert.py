@@ -275,6 +275,109 @@ def as_written(text: str, raw: bytes) -> bytes:
     return (_BOM if raw.startswith(_BOM) else b"") + text.encode()
 
 
+def relocations(module: ast.Module, here: Path, there: Path) -> list[tuple[Span, str]]:
+    """The relative paths of a spec read from folder `here` that change when it is written to folder `there`:
+    (the span of each string, its path from `there`). Imports and data files are read relative to the spec's
+    folder; a `from "runs/X"` run is too where it lies beside the spec (else specc looks in the working folder,
+    which a move does not change), so only such a one moves."""
+    import os
+
+    from ..train.data import DATASETS
+
+    def moved(text: str) -> str | None:
+        if not text or Path(text).is_absolute() or text.startswith("~"):
+            return None
+        new = Path(os.path.relpath(here / text, there)).as_posix()
+        return new if new != text else None
+
+    out: list[tuple[Span, str]] = []
+    for item in module.items:
+        if isinstance(item, ast.Import):
+            new = moved(item.path)
+            if new is not None:
+                out.append((item.span, new))
+        elif isinstance(item, ast.ModelDef | ast.BlockDef):
+            for st in item.body:
+                if isinstance(st, ast.Assign) and st.run and (here / st.run).exists():
+                    new = moved(st.run)
+                    if new is not None:
+                        out.append((st.run_span, new))
+        elif isinstance(item, ast.TrainDef):
+            for e in item.entries:
+                v = e.value
+                call = v.head if isinstance(v, ast.Pipeline) and not v.stages else v
+                if e.key != "data" or not isinstance(call, ast.Call):
+                    continue
+                info = DATASETS.get(call.func)
+                if info is None or info.kind != "file":
+                    continue
+                positional = [p.name for p in info.params if p.positional]
+                given = [*zip(positional, call.args, strict=False), *((k.name, k.value) for k in call.kwargs)]
+                paths = {p.name for p in info.params if p.kind == "path"}
+                for name, value in given:
+                    if name in paths and isinstance(value, ast.Str):
+                        new = moved(value.value)
+                        if new is not None:
+                            out.append((value.span, new))
+    return out
+
+
+def _replace_spans(text: str, moves: list[tuple[Span, str]]) -> str:
+    """`text` with the first string literal inside each span replaced by the new path, quoted as .net quotes."""
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    edits = []
+    for span, new in moves:
+        a = starts[span.line - 1] + span.col - 1
+        b = starts[span.end_line - 1] + span.end_col - 1
+        m = re.compile(r'"(?:[^"\\\n]|\\.)*"').search(text, a, b)
+        if m is not None:
+            edits.append((m.start(), m.end(), '"' + new.replace("\\", "\\\\").replace('"', '\\"') + '"'))
+    for a, b, quoted in sorted(edits, reverse=True):
+        text = text[:a] + quoted + text[b:]
+    return text
+
+
+def _relocated(module: ast.Module, moves: list[tuple[Span, str]]) -> ast.Module:
+    """The module with the strings at the moves' spans replaced (a YAML spec, whose text is not edited)."""
+    from dataclasses import replace
+
+    new_at = {(s.line, s.col): p for s, p in moves}
+
+    def at(span: Span) -> str | None:
+        return new_at.get((span.line, span.col))
+
+    def expr(e: ast.Expr) -> ast.Expr:
+        if isinstance(e, ast.Str) and (path := at(e.span)) is not None:
+            return replace(e, value=path)
+        if isinstance(e, ast.Call):
+            return replace(
+                e,
+                args=tuple(expr(a) for a in e.args),
+                kwargs=tuple(replace(k, value=expr(k.value)) for k in e.kwargs),
+            )
+        if isinstance(e, ast.Pipeline):
+            return replace(e, head=expr(e.head))
+        return e
+
+    items: list[ast.Item] = []
+    for item in module.items:
+        if isinstance(item, ast.Import) and (path := at(item.span)) is not None:
+            item = replace(item, path=path)
+        elif isinstance(item, ast.ModelDef | ast.BlockDef):
+            body = tuple(
+                replace(st, run=at(st.run_span) or st.run) if isinstance(st, ast.Assign) and st.run else st
+                for st in item.body
+            )
+            item = replace(item, body=body)
+        elif isinstance(item, ast.TrainDef):
+            item = replace(item, entries=tuple(replace(e, value=expr(e.value)) for e in item.entries))
+        items.append(item)
+    return replace(module, items=tuple(items))
+
+
 def format_diff(path: Path | str, force: bool = False) -> str:
     """What `format_file` would change in a .net file, as a unified diff ("" when it is formatted)."""
     import difflib
@@ -306,18 +409,30 @@ def _yaml_comment(text: str) -> list[str]:
     ]
 
 
-def convert_file(path: Path | str, target: str) -> str:
-    """The spec at `path` (.net or YAML) as text for the other front end: target "yaml" or "net"."""
+def convert_file(path: Path | str, target: str, output: Path | str | None = None) -> str:
+    """The spec at `path` (.net or YAML) as text for the other front end: target "yaml" or "net". With `output`
+    (where the text will be written) in another folder, its relative paths are rewritten to be read from there."""
     from .yaml_frontend import to_yaml
 
     path = Path(path)
     src = read_source(path)
     is_yaml = path.suffix in YAML_SUFFIXES
+    moves: list[tuple[Span, str]] = []
+    if output is not None:
+        here, there = path.resolve().parent, Path(output).resolve().parent
+        if here != there:
+            moves = relocations(parse_any(src), here, there)
+    if moves and not is_yaml:  # edit the literals in the text, so that fmt keeps the file's comments
+        src = Source(src.name, _replace_spans(src.text, moves))
     if target == "net":
-        return format_source(src) if not is_yaml else format_module(parse_any(src))
+        if not is_yaml:
+            return format_source(src)
+        return format_module(_relocated(parse_any(src), moves) if moves else parse_any(src))
     if target != "yaml":
         raise ValueError(f"unknown conversion target {target!r}")
     module = parse_any(src)
+    if moves and is_yaml:
+        module = _relocated(module, moves)
     try:
         text = to_yaml(module)
     except SpecError as e:
