@@ -177,6 +177,7 @@ class GraphBuilder:
             )
         n_in = 0
         result: list[Any] = []
+        listed: dict[str, Span] = {}  # output name → where it was listed
         for st in body:
             try:
                 if isinstance(st, ast.InputDecl):
@@ -189,9 +190,18 @@ class GraphBuilder:
                     self._assign(st, env)
                 elif isinstance(st, ast.Output):
                     for name, sp in zip(st.names, st.name_spans or (st.span,) * len(st.names), strict=False):
+                        again = name in listed
+                        if again:  # `output a, a`: surely a slip for another value
+                            self.diags.add(
+                                "name error",
+                                f"'{name}' is already an output (at {listed[name].line}:{listed[name].col})",
+                                sp,
+                                "list each output once; is another value meant here?",
+                            )
+                        listed.setdefault(name, sp)
                         v = self._lookup_tensor(name, sp, env)
-                        result.append(v)
-                        if isinstance(v, TVal):
+                        result.append(v)  # a block still gives as many values as it lists: no errors after
+                        if isinstance(v, TVal) and not again:
                             outputs.append((name, v.ref))
                 elif isinstance(st, ast.Let):
                     self._bind(st.name, self._const(st.value, env), st.span, env)
