@@ -54,6 +54,8 @@ def _onnx_matches_jax(model, data: bytes, bind) -> float:
         ("lstm_classifier.net", {"N": 3, "T": 7}),
         ("mnist_convnet.net", {"N": 3}),
         ("autodiff.net", {}),  # its output dz_dx1 = grad(z, x1): jax.grad traced into ONNX's elementwise ops
+        # specc's flat-drawing Dropout passed rngs=None to jax2onnx's patched nnx.Dropout call: a TypeError
+        ("batchnorm_dropout.net", {"N": 3}),
     ],
 )
 def test_onnx_equals_jax_for_zoo_models(spec: str, bind: dict[str, int]) -> None:

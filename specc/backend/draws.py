@@ -50,7 +50,12 @@ class Dropout(nnx.Dropout):
             or self.rate in (0.0, 1.0)
             or stream is None
         ):
-            return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
+            # only the arguments given: jax2onnx converts nnx.Dropout by patching its __call__ with one that takes
+            # no `rngs`, so passing rngs=None made every model with a dropout fail `specc export --to onnx`
+            given: dict[str, Any] = {
+                k: v for k, v in (("deterministic", deterministic), ("rngs", rngs)) if v is not None
+            }
+            return super().__call__(inputs, **given)
         key = stream[self.rng_collection]() if isinstance(stream, nnx.Rngs) else stream()
         keep = 1.0 - self.rate
         shape = list(inputs.shape)
