@@ -120,21 +120,36 @@ def _check_one(
 @reports_spec_errors
 def fmt(files: tuple[Path, ...], check_only: bool, show_diff: bool, force: bool) -> None:
     """Rewrite FILES (.net) in canonical form, keeping comments, aligned columns and number spellings."""
+    if len(files) == 1:  # one file's errors go out as every command's do (reports_spec_errors)
+        if _fmt_one(files[0], check_only, show_diff, force) and check_only:
+            sys.exit(EXIT_SPEC_ERROR)
+        return
+    unformatted = failed = 0
+    for file in files:  # as `check` does: every file formatted or reported, the first error stopping none
+        try:
+            unformatted += _fmt_one(file, check_only, show_diff, force)
+        except SpecError as e:
+            failed += 1
+            click.echo(e.render() + "\n", err=True)
+    if failed:
+        click.echo(f"{failed} of {len(files)} files failed", err=True)
+    if failed or (check_only and unformatted):
+        sys.exit(EXIT_SPEC_ERROR)
+
+
+def _fmt_one(file: Path, check_only: bool, show_diff: bool, force: bool) -> bool:
+    """Format (or check, or diff) one file; whether it was not canonical. Raises SpecError."""
     from .frontend.convert import format_diff, format_file
 
-    unformatted = 0
-    for file in files:
-        if show_diff:
-            diff = format_diff(file, force=force)
-            click.echo(diff, nl=False)
-            changed = bool(diff)
-        else:
-            changed = format_file(file, check_only=check_only, force=force)
-        if check_only and changed:
-            click.echo(f"{file}: not canonically formatted (run `specc fmt {file}`)", err=True)
-        unformatted += changed
-    if check_only and unformatted:
-        sys.exit(1)
+    if show_diff:
+        diff = format_diff(file, force=force)
+        click.echo(diff, nl=False)
+        changed = bool(diff)
+    else:
+        changed = format_file(file, check_only=check_only, force=force)
+    if check_only and changed:
+        click.echo(f"{file}: not canonically formatted (run `specc fmt {file}`)", err=True)
+    return changed
 
 
 @main.command()

@@ -389,3 +389,17 @@ def test_fmt_keeps_the_files_line_breaks_and_byte_order_mark(tmp_path: Path) -> 
     r = runner.invoke(main, ["fmt", "--check", str(bom)])
     assert r.exit_code == 0, r.output
     assert runner.invoke(main, ["fmt", str(bom)]).exit_code == 0 and bom.read_bytes() == text
+
+
+def test_fmt_of_several_files_formats_every_one_it_can_and_reports_the_others(tmp_path: Path) -> None:
+    """`specc fmt bad.net ugly.net` stopped at bad.net's syntax error and left ugly.net unformatted and
+    unmentioned; as `check` does, every file is now formatted or reported, then exit 1."""
+    bad = tmp_path / "bad.net"
+    bad.write_text("model M {\n  input x: f32[N, 64]\n  y = x ->\n  output y\n}\n")
+    ugly = tmp_path / "ugly.net"
+    ugly.write_text("model M {\n  input x: f32[N, 64]\n  y = x->relu\n  output y\n}\n")
+    r = CliRunner().invoke(main, ["fmt", str(bad), str(ugly)])
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith(f"{bad}:3:11: syntax error: '->' must be followed by a stage")
+    assert r.stderr.rstrip().endswith("1 of 2 files failed")
+    assert "y = x -> relu" in ugly.read_text()
