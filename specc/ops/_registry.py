@@ -358,6 +358,15 @@ def bind_args(
             out[a.name] = convert_arg(a, attrs[a.name], op.name)
         except OpError as e:
             errors.append(e)
+    if out.get("bias") is False and out.get("bias_init") is not None and "bias_init" in attrs:
+        errors.append(  # one of the two is a slip, and specc cannot tell which: say so rather than drop one
+            OpError(
+                "argument error",
+                f"{op.name} has bias=false, so there is no bias for bias_init to initialise",
+                "drop bias_init, or bias=false",
+                "bias_init",
+            )
+        )
     return out, errors
 
 
