@@ -1546,7 +1546,16 @@ def _check_into(
             data = d
         rename = e.rename or ()
         inputs = [k for k, _ in graph.inputs] if graph is not None else None
-        for model_input, _field in rename:
+        renamed: dict[str, str] = {}
+        for model_input, field_name in rename:
+            if model_input in renamed:  # `as {v: x, v: y}`: the last one won, silently
+                diags.add(
+                    "name error",
+                    f"`as {{...}}` gives input {model_input} two fields: {renamed[model_input]} and {field_name}",
+                    e.span,
+                    "give each model input one field; is another input meant?",
+                )
+            renamed.setdefault(model_input, field_name)
             if inputs is not None and model_input not in inputs:
                 diags.add(
                     "name error",
