@@ -204,6 +204,16 @@ class GraphBuilder:
                         if isinstance(v, TVal) and not again:
                             outputs.append((name, v.ref))
                 elif isinstance(st, ast.Let):
+                    if st.name in _names_in(st.value) and self._lookup(st.name, env) is None:
+                        # with no outer constant of that name, `let a = a + 1` read `a` as a free size symbol
+                        self.diags.add(
+                            "name error",
+                            f"constant '{st.name}' is defined in terms of itself",
+                            st.span,
+                            "define a constant from numbers and other constants only",
+                        )
+                        self._bind(st.name, POISON, st.span, env)
+                        continue
                     self._bind(st.name, self._const(st.value, env), st.span, env)
                 elif isinstance(st, ast.Default):
                     if st.key != "init":
@@ -1470,6 +1480,17 @@ def _tensor_hint(op: OpDef) -> str:
     if lo == 1 and hi == 1:
         return f"apply it to one value: `x -> {op.name}(...)` or `{op.name}(x, ...)`"
     return f"pass the tensors first: {op.name}(a, b, ...)"
+
+
+def _names_in(e: Any) -> set[str]:
+    """Every name an expression reads (`Name` nodes at any depth)."""
+    if isinstance(e, ast.Name):
+        return {e.id}
+    if isinstance(e, tuple | list):
+        return set().union(*(_names_in(x) for x in e)) if e else set()
+    if hasattr(e, "__dataclass_fields__"):
+        return set().union(*(_names_in(getattr(e, f)) for f in e.__dataclass_fields__ if f != "span"))
+    return set()
 
 
 def _op_hint(op: OpDef) -> str:
