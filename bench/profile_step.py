@@ -25,9 +25,10 @@ from .models import BATCH, MODELS, SEED
 from .step_time import _jax_step, _spec_logits, prepare
 
 # Trace events that are the runtime's, not an XLA operation's: dispatch, argument handling, the executor's own
-# spans, host-to-device copies, Python frames ("$file:line"), waits at a rendezvous or for the thread pool.
+# spans, host-to-device copies, Python frames ("$file:line"), waits at a rendezvous or for the thread pool, and
+# the executor's "end: NAME" mark at an operation's completion (no operation; under load it can last a millisecond).
 RUNTIME = re.compile(
-    r"Execute|Pjit|Rendezvous|Wait|Await|ParseArguments|LaunchOnDevice|Dispatch|DevicePut|^\$|^\[\d+\]"
+    r"Execute|Pjit|Rendezvous|Wait|Await|ParseArguments|LaunchOnDevice|Dispatch|DevicePut|^\$|^\[\d+\]|^end: "
 )
 
 
