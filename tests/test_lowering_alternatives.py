@@ -28,6 +28,7 @@ from specc.backend.flax import (
     build_layer,
     build_module,
     choose_lowering,
+    compiler_options,
     lowering_names,
 )
 from specc.ops._registry import Lowering, OpDef, all_ops, get_op
@@ -83,12 +84,13 @@ def value_and_grads(
         def forward(state: Any, x: Any) -> Any:
             return lw.apply(nnx.merge(gd, state) if build is not None else None, attrs, [x], ctx)
 
-        @jax.jit
-        def run(state: Any, x: Any, w: Any) -> Any:
+        def program(state: Any, x: Any, w: Any) -> Any:
             y, vjp = jax.vjp(forward, state, x)
             gs, gx = vjp(jnp.broadcast_to(jnp.asarray(w, y.dtype), y.shape))
             return y, gx, gs
 
+        # compiled as a train step of a model with this op is (a conv's with XLA:CPU's older emitters)
+        run = jax.jit(program, compiler_options=compiler_options([op.name]))
         _PROGRAMS[key] = (run, forward, state)
     run, forward, state = _PROGRAMS[key]
     if isinstance(w, int):
