@@ -161,3 +161,46 @@ def test_a_batch_beyond_the_data_is_cut_to_a_multiple_of_the_devices(tmp_path: P
     assert out.returncode == 0, out.stderr[-3000:]
     assert "using 1434 (a multiple of the 3 devices)" in out.stderr + out.stdout
     assert "done: 1 epoch(s), step 1" in out.stderr + out.stdout
+
+
+DRAWN = """
+import json, re
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+import specc
+from specc.train.loop import _Sampler, drawn_inputs
+graph = specc.load("g.net", text=(
+    "model G {\\n  input x: f32[N, 4]\\n  input z: f32[N, 96] = normal()\\n"
+    "  h = z -> dense(8)\\n  output h\\n}\\n"
+)).graph()
+drawn = drawn_inputs(graph)
+mesh = Mesh(np.array(jax.devices()[:2]), ("batch",))
+x = jax.device_put(np.ones((64, 4), np.float32), NamedSharding(mesh, PartitionSpec("batch")))
+w = jnp.ones((96, 8))
+out = {}
+for label, m in (("whole", None), ("split", mesh)):
+    sampler = _Sampler(graph, drawn, ("x",), 0, m)
+    # the value the fakes' layers read, through a matmul and a mean that no fed input constrains
+    f = jax.jit(lambda key, x: jnp.mean(sampler(key, {"x": x})["z"] @ w))
+    key = sampler.train_key(jnp.int32(3), 0)
+    hlo = f.lower(key, x).compile().as_text()
+    out[label] = [sorted(set(re.findall(r"f32\\[(\\d+),96\\]", hlo))), float(f(key, x))]
+    out[label + "_z"] = np.asarray(jax.jit(lambda key, x: sampler(key, {"x": x})["z"])(key, x)).tolist()
+print(json.dumps(out))
+"""
+
+
+def test_a_drawn_input_is_split_over_the_devices_with_the_same_values(tmp_path: Path) -> None:
+    """A GAN's noise `z = normal()` drawn whole on every device ran the generator, and the discriminator on its
+    fakes, on the whole batch there: a DCGAN's epoch took 2x one device's on 2 devices and 4x on 4. Each device
+    draws its own rows now, the values the whole draw gives."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", DRAWN], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["split"][0] == ["32"], got["split"][0]  # each device's program holds its 32 rows, never all 64
+    assert got["whole"][0] == ["64"]
+    np.testing.assert_array_equal(np.array(got["split_z"]), np.array(got["whole_z"]))
+    np.testing.assert_allclose(got["split"][1], got["whole"][1], rtol=1e-6)

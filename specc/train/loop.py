@@ -533,7 +533,7 @@ def train_and_evaluate(
     lr_fns = [make_schedule(p.objective.optimizer["lr"], steps_per_epoch) for p in plans]
     selectors = [_selector(p.keys) for p in plans]
     input_names = tuple(n for n, _, _ in config.inputs if n not in drawn)
-    draw = _Sampler(graph, drawn, input_names, config.seed)
+    draw = _Sampler(graph, drawn, input_names, config.seed, mesh.mesh)
     names = config.value_names
     metric_calls = tuple(m.call for m in config.metrics)
     n_obj = len(plans)
@@ -1074,9 +1074,14 @@ class _Sampler:
     """Samples the drawn inputs inside the jitted step: shapes from the fed inputs' sizes (the batch symbol N),
     keys folded from the seed, the step and the update (training) or the batch index (evaluation)."""
 
-    def __init__(self, graph: Any, drawn: Mapping[str, Any], fed: Sequence[str], seed: int):
+    def __init__(self, graph: Any, drawn: Mapping[str, Any], fed: Sequence[str], seed: int, mesh: Any = None):
         self.drawn = dict(drawn)
         self.seed = seed % 2**32
+        # a split batch: each device draws its own rows (threefry's partitionable counting gives every row the
+        # value the whole draw would). Unconstrained, XLA drew them whole on every device, and every layer they
+        # feed ran on the whole batch there: a DCGAN's generator and its discriminator on the fakes, on 2
+        # devices 2x and on 4 devices 4x one device's epoch.
+        self.mesh = mesh
         self.binders = [
             (name, axis, sym)
             for name, nid in graph.inputs
@@ -1109,10 +1114,21 @@ class _Sampler:
             k = jax.random.fold_in(key, i)
             dtype = jnp.dtype(JNP_NAMES[node.type.dtype])
             if fn.name == "normal":
-                out[name] = kw["mean"] + kw["std"] * draws.normal(k, shape, dtype)
+                value = kw["mean"] + kw["std"] * draws.normal(k, shape, dtype)
             else:
-                out[name] = draws.uniform(k, shape, dtype, kw["low"], kw["high"])
+                value = draws.uniform(k, shape, dtype, kw["low"], kw["high"])
+            out[name] = self._split(value, node)
         return out
+
+    def _split(self, value: Any, node: Any) -> Any:
+        """A drawn value whose first axis is the batch, split over the mesh's devices as the fed inputs are."""
+        if self.mesh is None or not node.type.dims or node.type.dims[0].is_const:
+            return value
+        if value.shape[0] % self.mesh.size:
+            return value
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.lax.with_sharding_constraint(value, NamedSharding(self.mesh, PartitionSpec("batch")))
 
 
 def _banner(
