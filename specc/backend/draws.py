@@ -5,7 +5,7 @@ XLA:CPU compiles a threefry draw of a small multi-dimensional shape slowly at it
 default `jax_threefry_partitionable` (inside jit: `normal(key, (2, 7, 7, 6))` 3.7 s, `(128, 10)` 2.5 s, a
 transformer's `(2, 5, 16)` 1.3 s; the same draws flat and reshaped 0.4-0.5 s each). The draw counts its elements
 in row-major order either way, so the reshaped flat draw holds the same bits (tests/test_draws.py checks each kind
-of draw against JAX's own, for threefry and rbg keys).
+of draw against JAX's own, under either threefry counting).
 """
 
 from __future__ import annotations
