@@ -574,6 +574,14 @@ def convert_init(v: Any, bad: Callable[..., OpError]) -> Fn:
         not isinstance(x, int | float) or isinstance(x, bool) for x in (*fn.args, *(v for _, v in fn.kwargs))
     ):
         raise bad(f"{fn.name}({', '.join(want)}) with numbers")
+    # a spread below 0 is a slip (JAX would draw std·N(0, 1) with the sign flipped, or an upside-down range)
+    given = {**dict(zip(want, fn.args, strict=False)), **dict(fn.kwargs)}
+    for k in ("std", "scale"):
+        if k in given and given[k] < 0:
+            raise bad(
+                f"{fn.name}({k}) with {k} ≥ 0",
+                f"{fn.name}'s {k} is a spread, never negative: write {fn.name}({-given[k]:g})",
+            )
     return fn
 
 
