@@ -111,6 +111,7 @@ class GraphBuilder:
         self.instances: dict[str, int] = {}
         self.lets: dict[str, Any] = {}
         self.let_state: dict[str, str] = {}
+        self.let_chain: list[str] = []  # the constants being evaluated, outermost first: a cycle's path
         self.block_stack: list[str] = []
         self.memo: dict[Any, tuple[tuple[tuple[str, Any], ...], Inferred]] = {}
         self.warnings: dict[tuple[Any, str], Diagnostic] = {}  # the ops' warnings, by (span, message)
@@ -178,6 +179,7 @@ class GraphBuilder:
         n_in = 0
         result: list[Any] = []
         listed: dict[str, Span] = {}  # output name → where it was listed
+        local_lets = {s.name: s for s in body if isinstance(s, ast.Let)}
         for st in body:
             try:
                 if isinstance(st, ast.InputDecl):
@@ -212,6 +214,26 @@ class GraphBuilder:
                             st.span,
                             "define a constant from numbers and other constants only",
                         )
+                        self._bind(st.name, POISON, st.span, env)
+                        continue
+                    ahead = [
+                        n
+                        for n in sorted(_names_in(st.value))
+                        if n in local_lets
+                        and (local_lets[n].span.line, local_lets[n].span.col) > (st.span.line, st.span.col)
+                        and self._lookup(n, env) is None
+                    ]
+                    if ahead:
+                        # `let p = q` above `let q = ...` read q as a free size symbol, silently
+                        later = local_lets[ahead[0]]
+                        where = f"{later.span.line}:{later.span.col}"
+                        if st.name in _names_in(later.value):
+                            message = f"constants defined in a cycle: {st.name} → {later.name} → {st.name}"
+                            hint = "define a constant from numbers and other constants only"
+                        else:
+                            message = f"'{later.name}' is read before its `let` (at {where})"
+                            hint = f"move `let {later.name}` above this line: a body's constants are defined in order"
+                        self.diags.add("name error", message, st.span, hint)
                         self._bind(st.name, POISON, st.span, env)
                         continue
                     self._bind(st.name, self._const(st.value, env), st.span, env)
@@ -623,14 +645,20 @@ class GraphBuilder:
             return self.lets[name]
         let = self.program.lets[name]
         if self.let_state.get(name) == "busy":
+            cycle = [*self.let_chain[self.let_chain.index(name) :], name]
+            if len(cycle) == 2:
+                message = f"constant '{name}' is defined in terms of itself"
+            else:
+                message = f"constants defined in a cycle: {' → '.join(cycle)}"
             self.diags.add(
                 "name error",
-                f"constant '{name}' is defined in terms of itself",
+                message,
                 let.span,
                 "define a constant from numbers and other constants only",
             )
             return POISON
         self.let_state[name] = "busy"
+        self.let_chain.append(name)
         if self.let_depth >= MAX_LET_DEPTH:  # a chain `let a = b`, `let b = c`, ... would exhaust the stack
             self.diags.add(
                 "value error",
@@ -645,6 +673,7 @@ class GraphBuilder:
                 value = self._const(let.value, _Env())
             finally:
                 self.let_depth -= 1
+        self.let_chain.pop()
         self.lets[name] = value
         self.let_state[name] = "done"
         return value
