@@ -502,7 +502,9 @@ class GraphBuilder:
 
     def _mentions_tensor(self, e: Any, env: _Env) -> bool:
         if isinstance(e, ast.Name):
-            return isinstance(env.values.get(e.id), TVal) or e.id in (
+            # a value whose computation failed is taken for the tensor it was meant to be: read as no tensor, it
+            # made `z = sample_normal(mu, logvar)` a named instance and its uses errors of their own
+            return isinstance(env.values.get(e.id), TVal | _Poison) or e.id in (
                 s.name for s in (env.block.body if env.block else ()) if isinstance(s, ast.InputDecl)
             )
         if isinstance(e, ast.Pipeline | ast.BinOp | ast.Index | ast.Neg):
