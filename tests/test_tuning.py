@@ -16,7 +16,7 @@ import pytest
 
 import specc
 from specc.backend import tuning
-from specc.backend.flax import build_module, choose_lowering, lowering_names
+from specc.backend.flax import build_module, choose_lowering, graph_compiler_options, lowering_names
 from specc.backend.tuning import CACHE_FILE, MeasuredLowerings
 
 # a conv with one channel in (the CPU rule: im2col_t), batch norm (fused; its statistics are state the timed
@@ -67,7 +67,7 @@ def _op_names(module: Any) -> dict[str, str]:
 
 
 def _last_form_fastest(
-    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
+    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int, options: Any = None
 ) -> dict[str, float]:
     """Stands in for time_lowerings: the last form that applies is the fastest, so the choices differ from the
     CPU rule's (im2col for a conv, slices for a max-pool)."""
@@ -77,7 +77,7 @@ def _last_form_fastest(
 
 
 def _rule_fastest(
-    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int
+    op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int, options: Any = None
 ) -> dict[str, float]:
     """Stands in for time_lowerings: the CPU rule's form is the fastest."""
     times = {lw.name: 1.0 for lw in candidates}
@@ -147,7 +147,9 @@ def test_the_cached_choice_is_obeyed(tmp_path: Path, quick: None) -> None:
 def test_the_reference_stays_unless_an_alternative_is_clearly_faster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def timed(op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int) -> Any:
+    def timed(
+        op: Any, node: Any, types: Any, shapes: Any, candidates: Any, env: Any, devices: int, options: Any
+    ) -> Any:
         times = {lw.name: 1.0 for lw in candidates}
         times[candidates[-1].name] = speed
         return times
@@ -238,7 +240,9 @@ def test_the_whole_model_decides_where_the_forms_differ_from_the_rule(
     monkeypatch.setattr(tuning, "time_lowerings", _last_form_fastest)
     timed: list[str] = []
 
-    def time_models(graph: Any, choosers: Any, platform: str, env: Any, devices: int) -> dict[str, float]:
+    def time_models(
+        graph: Any, choosers: Any, platform: str, env: Any, devices: int, options: Any = None
+    ) -> dict[str, float]:
         timed.append(platform)
         return {"measured": 1.0, "rule": 1.0, faster: 0.5}
 
@@ -310,3 +314,30 @@ def test_an_lstm_returning_its_state_is_timed_by_all_its_outputs(tmp_path: Path)
     assert chooser.measured == 1 and set(names.values()) <= {"reference", "vjp"}
     [entry] = [v for k, v in _choices(tmp_path).items() if '"lstm"' in k]
     assert set(entry["median_ms"]) == {"reference", "vjp"}
+
+
+def test_the_candidates_compile_with_the_models_xla_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conv model's train step compiles with XLA:CPU's older emitters at LLVM level 1 (graph_compiler_options),
+    under which the forms' speeds are not those of XLA's defaults: the candidates compile with the model's options,
+    and choices made under other options are not reused."""
+    g = _graph()
+    monkeypatch.setenv("SPECC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tuning, "time_lowerings", _rule_fastest)
+    chooser = tuning.measured_lowerings(g, batch=8)
+    options = graph_compiler_options(g)
+    assert options and chooser.options == options  # a conv model on the CPU has options of its own
+    # the options reach XLA: one it does not know fails the candidates' compilation
+    monkeypatch.undo()
+    bogus = MeasuredLowerings("cpu", {"N": 8}, None, options={"xla_specc_no_such_option": True})
+    with pytest.raises(Exception, match="xla_specc_no_such_option"):
+        build_module(g, choose=bogus)
+    # the same op shapes under XLA's defaults are a choice of their own
+    monkeypatch.setattr(tuning, "time_lowerings", _rule_fastest)
+    defaults = MeasuredLowerings("cpu", {"N": 8}, tmp_path)
+    build_module(g, choose=defaults)
+    assert defaults.measured == 4 and defaults.reused == 0
+    again = MeasuredLowerings("cpu", {"N": 8}, tmp_path, options=options)
+    build_module(g, choose=again)
+    assert again.measured == 0 and again.reused == 4

@@ -65,12 +65,23 @@ class MeasuredLowerings:
             shapes stay symbolic keeps the rule's choice.
         cache: the folder of lowerings.json, or None (remember in this process only).
         devices: the devices the batch is split over, as the train step splits it (its first axis).
+        options: the XLA options the model's programs compile with (`graph_compiler_options`), which every
+            candidate is compiled with too: on the CPU a conv model's steps use XLA's older emitters at LLVM level
+            1, under which the forms' speeds differ from XLA's defaults'. Part of the cache's key.
     """
 
-    def __init__(self, platform: str, env: Mapping[str, int], cache: Path | None, devices: int = 1):
+    def __init__(
+        self,
+        platform: str,
+        env: Mapping[str, int],
+        cache: Path | None,
+        devices: int = 1,
+        options: Mapping[str, Any] | None = None,
+    ):
         self.platform = platform
         self.env = dict(env)
         self.devices = devices
+        self.options = dict(options) if options else None
         self.path = None if cache is None else cache / CACHE_FILE
         self.table: dict[str, Any] = _read(self.path)
         self.measured = 0  # distinct (op, shapes) timed in this process
@@ -82,6 +93,8 @@ class MeasuredLowerings:
         device = jax.local_devices()[0]
         self.machine = [platform, device.device_kind, jax.local_device_count(), devices, jax.__version__]
         self.machine.append(jaxlib.__version__)
+        if self.options:  # a key without options is the one files written before them hold: XLA's defaults
+            self.machine.append(sorted(self.options.items()))
 
     def __call__(self, node: Node, types: tuple[TensorType, ...]) -> Lowering:
         rule = choose_lowering(node, types, self.platform)
@@ -115,7 +128,7 @@ class MeasuredLowerings:
             return by_name[known["choice"]]
         t = time.perf_counter()
         with _uncached():
-            times = time_lowerings(op, node, types, shapes, candidates, self.env, self.devices)
+            times = time_lowerings(op, node, types, shapes, candidates, self.env, self.devices, self.options)
         self.seconds += time.perf_counter() - t
         self.measured += 1
         best = min(times, key=times.__getitem__)
@@ -144,7 +157,12 @@ class MeasuredLowerings:
             t = time.perf_counter()
             with _uncached():
                 times = time_models(
-                    graph, {"measured": self, "rule": None}, self.platform, self.env, self.devices
+                    graph,
+                    {"measured": self, "rule": None},
+                    self.platform,
+                    self.env,
+                    self.devices,
+                    self.options,
                 )
             self.seconds += time.perf_counter() - t
             choice = "measured" if times["measured"] < MODEL_MARGIN * times["rule"] else "rule"
@@ -181,10 +199,12 @@ def measured_lowerings(
     empty: nowhere)."""
     from ..passes.count import batch_symbols
     from ..train.compile_cache import cache_dir
+    from .flax import graph_compiler_options
 
     sizes = {s: batch for s in batch_symbols(graph)}
     sizes.update(env or {})
-    chooser = MeasuredLowerings(current_platform(), sizes, cache_dir(), devices)
+    options = graph_compiler_options(graph)
+    chooser = MeasuredLowerings(current_platform(), sizes, cache_dir(), devices, options)
     chooser.settle(graph)
     return chooser
 
@@ -197,10 +217,11 @@ def time_lowerings(
     candidates: list[Lowering],
     env: Mapping[str, int],
     devices: int = 1,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Median seconds of each candidate's jitted forward + backward (d sum(y·w) by the parameters and the inputs),
-    on the same random inputs and parameters; with `devices` > 1 the inputs' first axis is split over them and
-    the parameters replicated, as the train step runs the op."""
+    on the same random inputs and parameters, compiled with XLA `options`; with `devices` > 1 the inputs' first
+    axis is split over them and the parameters replicated, as the train step runs the op."""
     attrs = node.attr
     rng = np.random.default_rng(0)
     xs = [_draw(rng, s, JNP_NAMES[t.dtype]) for s, t in zip(shapes, types, strict=True)]
@@ -216,7 +237,7 @@ def time_lowerings(
         built[lw.name] = (partial(_op_outputs, lw, gd, attrs, ctx), params, rest)
     # by the inputs too, as in a train step; by the state: Flax mutates batch statistics only at the trace level
     # that made them (their gradients are zero)
-    return _interleaved(_steps(built, xs, rng, devices, argnums=(0, 1, 2)), "reference")
+    return _interleaved(_steps(built, xs, rng, devices, (0, 1, 2), options), "reference")
 
 
 def _layer(build: Any, attrs: dict[str, Any], types: tuple[TensorType, ...]) -> tuple[Any, Any, Any]:
@@ -241,7 +262,12 @@ def _op_outputs(
 
 
 def time_models(
-    graph: Graph, choosers: Mapping[str, Any], platform: str, env: Mapping[str, int], devices: int = 1
+    graph: Graph,
+    choosers: Mapping[str, Any],
+    platform: str,
+    env: Mapping[str, int],
+    devices: int = 1,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Median seconds of the whole model's jitted forward + backward (d Σ sum(output·w) by its parameters and
     state) in training mode under each chooser (None: the platform's rule), interleaved; inputs random (integers
@@ -259,7 +285,7 @@ def time_models(
         module.train()
         gd, params, rest = nnx.split(module, nnx.Param, ...)  # type: ignore[misc]
         built[label] = (partial(_model_outputs, gd), params, rest)
-    return _interleaved(_steps(built, xs, rng, devices, argnums=(0, 1)), "rule")
+    return _interleaved(_steps(built, xs, rng, devices, (0, 1), options), "rule")
 
 
 def _model_outputs(gd: Any, params: Any, rest: Any, xs: Any) -> list[Any]:
@@ -279,10 +305,11 @@ def _steps(
     rng: np.random.Generator,
     devices: int,
     argnums: tuple[int, ...],
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """label → a call of its compiled value-and-gradient of Σ sum(output·w) (w random, the same for every label),
-    by `argnums` of (params, rest, inputs); `built[label]` = (outputs(params, rest, xs), params, rest). With
-    `devices` > 1 the inputs' and weights' first axis is split over them and the rest replicated."""
+    """label → a call of its value-and-gradient of Σ sum(output·w) (w random, the same for every label), compiled
+    with XLA `options`, by `argnums` of (params, rest, inputs); `built[label]` = (outputs(params, rest, xs), params,
+    rest). With `devices` > 1 the inputs' and weights' first axis is split over them and the rest replicated."""
     outputs, params, rest = next(iter(built.values()))
     ws = [_draw(rng, o.shape, o.dtype) for o in jax.eval_shape(outputs, params, rest, xs)]
     if devices > 1 and all(v.shape and v.shape[0] % devices == 0 for v in [*jax.tree.leaves(xs), *ws]):
@@ -298,8 +325,9 @@ def _steps(
         def loss(params: Any, rest: Any, xs: Any, outputs: Any = outputs) -> Any:
             return sum(jnp.sum(o * w) for o, w in zip(outputs(params, rest, xs), ws, strict=True))
 
-        step = jax.jit(jax.value_and_grad(loss, argnums=argnums, allow_int=True))
-        jax.block_until_ready(step(params, rest, xs))  # compiles; not timed
+        jitted = jax.jit(jax.value_and_grad(loss, argnums=argnums, allow_int=True))
+        step = jitted.lower(params, rest, xs).compile(compiler_options=dict(options) if options else None)
+        jax.block_until_ready(step(params, rest, xs))  # not timed: its first call
         steps[label] = partial(step, params, rest, xs)
     return steps
 
