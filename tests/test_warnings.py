@@ -153,6 +153,27 @@ def test_a_conv_written_in_pytorchs_argument_order_is_a_located_warning(tmp_path
     assert r.exit_code == 0 and f"{path}:3:{col}: warning: conv(3, 64, 3)" in r.stderr, r.output
 
 
+BN_MOMENTUM = """\
+model M {
+  input x: f32[N, 64]
+  h = x -> dense(32) -> batchnorm(momentum=0.1) -> relu -> dense(8) -> batchnorm -> batchnorm(momentum=0.5)
+  output h
+}
+"""
+
+
+def test_a_batchnorm_momentum_in_pytorchs_sense_is_a_located_warning(tmp_path: Path) -> None:
+    """`batchnorm(momentum=0.1)` copied from PyTorch (whose momentum weights the new batch) kept 10% of the running
+    statistics here (Flax's momentum weights the old ones) and was silent; 0.9 (the default) and 0.5 are not
+    warned about."""
+    path = _write(tmp_path, BN_MOMENTUM)
+    [w] = _warnings(path)
+    col = BN_MOMENTUM.splitlines()[2].index("momentum=0.1") + 1
+    assert (w["line"], w["col"]) == (3, col), w
+    assert "batchnorm(momentum=0.1) keeps 10% of the running statistics" in w["message"]
+    assert "its momentum=0.1 is momentum=0.9 here" in w["hint"]
+
+
 def test_a_loss_set_on_the_command_line_is_warned_about_there(tmp_path: Path) -> None:
     path = _write(tmp_path, AUTOENCODER.replace("binary_cross_entropy(out, x)", "mse(out, x)"))
     assert _warnings(path) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.dims import product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, call_layer, half_dtype, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, OpError, call_layer, half_dtype, register
 
 # Per-element FLOP estimates, inference mode. Batch norm folds into one multiply-add per element; layer/group
 # norm compute their statistics on the fly (mean, variance, normalise, scale, shift).
@@ -76,6 +76,25 @@ def _batchnorm(c: OpCall) -> Inferred:
         params={"scale": (ch,), "bias": (ch,)},
         state={"mean": (ch,), "var": (ch,)},
         flops=product(c.x.dims) * BATCHNORM_FLOPS_PER_ELEMENT,
+        warnings=_torch_momentum(c["momentum"]),
+    )
+
+
+def _torch_momentum(m: float) -> tuple[OpError, ...]:
+    """`batchnorm(momentum=0.1)` copied from PyTorch's BatchNorm2d(C, momentum=0.1), whose momentum weights the
+    new batch: here (Flax's, Keras's) it weights the old statistics, so the running mean would be little more than
+    the last batch's and evaluation noisy. Valid, so a warning; no lecture network keeps less than half."""
+    if m >= 0.5:
+        return ()
+    return (
+        OpError(
+            "warning",
+            f"batchnorm(momentum={m:g}) keeps {m:.0%} of the running statistics at each step and takes "
+            f"{1 - m:.0%} from the batch: PyTorch's momentum={m:g}?",
+            f"momentum here weights the old running statistics (Flax, Keras: 0.9, 0.99); PyTorch's momentum "
+            f"weights the new batch, so its momentum={m:g} is momentum={1 - m:g} here",
+            arg="momentum",
+        ),
     )
 
 
