@@ -525,6 +525,50 @@ def test_train_cli_reports_set_errors_before_training() -> None:
     assert not Path("run").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "first"),
+    [
+        (
+            ["--set", "optimizer.lr=0.1", "--set", "optimizer.lr=0.2"],
+            "--set[2]:1:1: argument error: optimizer.lr is set twice: by `optimizer.lr=0.1` and here; only the "
+            "last would count",
+        ),
+        (
+            ["--set", "epochs=3", "--epochs", "1"],
+            "--epochs:1:1: argument error: epochs is set twice: by `epochs=3` and here; only the last would count",
+        ),
+        (
+            ["--set", "train.batch=8", "--set", "batch=16"],
+            "--set[2]:1:1: argument error: batch is set twice: by `train.batch=8` and here; only the last would "
+            "count",
+        ),
+        (
+            ["--set", "optimizer.lr=0.1", "--set", "optimizer=sgd(0.5)"],
+            "--set[2]:1:1: argument error: this replaces optimizer whole, so `optimizer.lr=0.1` before it would "
+            "count for nothing",
+        ),
+    ],
+)
+def test_a_key_set_twice_on_the_command_line_is_a_usage_error(args: list[str], first: str) -> None:
+    """The last of two values for one key won, silently (`--set epochs=3 --epochs 1` trained 1 epoch)."""
+    f = write("a.net", MLP)
+    code, _, err = invoke("train", f, *args, "--out", "run")
+    assert code == 2, err
+    assert err.split("\n")[0] == first
+    assert not Path("run").exists()
+    if "--epochs" not in args:  # check takes --set too
+        code, _, err = invoke("check", f, *args)
+        assert code == 2 and err.split("\n")[0] == first, err
+
+
+def test_a_call_then_its_argument_and_a_constant_beside_its_train_key_are_fine() -> None:
+    f = write("w.net", MLP.replace("model MLP", "let epochs = 2\nmodel MLP"))
+    code, out, err = invoke(
+        "check", f, "--set", "optimizer=sgd(0.5)", "--set", "optimizer.momentum=0.9", "--set", "epochs=3"
+    )
+    assert code == 0, err
+
+
 def test_a_superscript_digit_hints_at_a_power() -> None:
     code, _, err = invoke("check", write("a.net", mlp_with("dense(100)", "dense(10\u2079)")))
     assert code == 1

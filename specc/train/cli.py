@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .spec import Override, apply_lets, build_config, let_overrides, parse_flag, parse_override
+from .spec import Override, apply_lets, build_config, check_distinct, let_overrides, parse_flag, parse_override
 
 
 def recorded_lets(workdir: Path) -> list[Override]:
@@ -63,12 +63,13 @@ def train_command(
 
     spec = load(file, model)
     ovs: list[Override] = [parse_override(o, i) for i, o in enumerate(overrides)]
-    out = out_dir if out_dir is not None else Path("runs") / spec.program.model(model).name
-    if resume:  # the run's own `let` overrides first: the model it trained, unless --set says otherwise
-        ovs = recorded_lets(out) + ovs
     for flag, value in (("epochs", epochs), ("batch", batch), ("seed", seed), ("data", data)):
         if value is not None:
             ovs.append(parse_flag(flag, value))
+    check_distinct(ovs, spec.program.lets)
+    out = out_dir if out_dir is not None else Path("runs") / spec.program.model(model).name
+    if resume:  # the run's own `let` overrides first: the model it trained, unless --set says otherwise
+        ovs = recorded_lets(out) + ovs
     spec = apply_lets(spec, ovs)
     graph = spec.graph()
     config = build_config(spec, graph, ovs)

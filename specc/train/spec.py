@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -936,6 +936,39 @@ def parse_flag(key: str, value: object) -> Override:
     return _override(src, (key,), key_span, len(name) + 1)
 
 
+def check_distinct(overrides: Sequence[Override], lets: Iterable[str] = ()) -> None:
+    """Refuse a key the command line sets twice (`--set optimizer.lr=0.1 --set optimizer.lr=0.2`, `--set
+    epochs=3 --epochs 1`) or a call replaced after one of its arguments was set (`--set optimizer.lr=0.1 --set
+    optimizer=sgd(0.5)`): the last one won and the other was dropped without a word. `lets`: the spec's top-level
+    constants, which `--set NAME=` replaces instead of the train key of that name (`--epochs` is always the key)."""
+    names = set(lets)
+    seen: list[tuple[tuple[str, ...], Override]] = []
+    for ov in overrides:
+        flag = not ov.source.name.startswith("--set")
+        if not flag and len(ov.path) == 1 and ov.path[0] in names:
+            key: tuple[str, ...] = ("let", ov.path[0])
+        else:
+            key = ("train", *(ov.path[1:] if ov.path[0] == "train" and len(ov.path) > 1 else ov.path))
+        for earlier_key, earlier in seen:
+            if earlier_key[: len(key)] == key:
+                what = ".".join(key[1:])
+                said = earlier.source.text.strip()
+                message = (
+                    f"{what} is set twice: by `{said}` and here; only the last would count"
+                    if earlier_key == key
+                    else f"this replaces {what} whole, so `{said}` before it would count for nothing"
+                )
+                raise SpecError.one(
+                    "argument error",
+                    message,
+                    ov.key_span,
+                    "give each key once"
+                    if earlier_key == key
+                    else f"set {what} first, then its arguments: --set {what}=... --set {'.'.join(earlier_key[1:])}=...",
+                ).with_sources({ov.source.name: ov.source})
+        seen.append((key, ov))
+
+
 def _override(src: Source, path: tuple[str, ...], key_span: Span, start: int) -> Override:
     """The Override whose value is `src.text[start:]`, parsed where it stands in the option's text."""
     from ..frontend.parse import parse_expr
@@ -1004,6 +1037,8 @@ def apply_lets(spec: Any, overrides: Sequence[str | Override], *, only_lets: boo
 
     program = spec.program
     ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    if all(isinstance(o, str) for o in overrides):  # the command line's own (a resume adds the run's lets first)
+        check_distinct(ovs, program.lets)
     lets, sources = dict(program.lets), dict(program.sources)
     diags = Diagnostics()
     for ov in ovs:
@@ -1905,6 +1940,7 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
     checked for what needs no types (keys, names of losses, optimizers, data sets and model values).
     """
     ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
+    check_distinct(ovs, spec.program.lets)
     spec = apply_lets(spec, ovs)
     diags = Diagnostics()
     sources = dict(spec.program.sources)
