@@ -70,8 +70,20 @@ def init_call(fn: Fn | str | None, default: str = DEFAULT_WEIGHT_INIT) -> tuple[
 def initializer(fn: Fn | str | None, default: str = DEFAULT_WEIGHT_INIT) -> Callable[..., Any]:
     """A jax.nn.initializers function for `init=` (None: the op's default)."""
     name, kwargs, factory = init_call(fn, default)
+    if name == "uniform":
+        return symmetric_uniform(**kwargs)
     f = getattr(jax.nn.initializers, name)
     return f(**kwargs) if factory else f
+
+
+def symmetric_uniform(scale: float = 1e-2) -> Callable[..., Any]:
+    """`uniform(s)`: U(−s, s), the lectures' "small random weights in [−ε, ε]" (PyTorch's uniform_(−a, a),
+    Keras's RandomUniform(−0.05, 0.05)); JAX's own `uniform(s)` draws in [0, s), every weight positive."""
+
+    def init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
 
 
 # ---- contexts the op lowerings receive -------------------------------------------------------------
