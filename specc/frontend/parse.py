@@ -464,6 +464,14 @@ _LOOKALIKES = {
     "\u2018": 'strings use plain double quotes "..."',
     "\u2019": 'strings use plain double quotes "..."',
 }
+# letters of other scripts that look like ASCII ones (a name typed on a Greek or Russian keyboard, or pasted)
+_HOMOGLYPHS = dict(
+    zip(
+        "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιντυκАВЕКМНОРСТХУаеорсухіјѕԁһ",
+        "ABEZHIKMNOPTYXaoivtukABEKMHOPCTXYaeopcyxijsdh",
+        strict=True,
+    )
+)
 _SECTION = re.compile(r"\b(model|block|objective)\s+([A-Za-z_]\w*)|\b(train)\b")
 
 
@@ -529,6 +537,14 @@ KEYWORDS = (  # the grammar's reserved words (also highlighted by specc/pygments
 )
 
 
+def _ascii_letter(c: str) -> str:
+    """The ASCII letter that `c` looks like or is an accented form of ('Μ' Greek Mu → 'M', 'ĥ' → 'h'), else c."""
+    if c in _HOMOGLYPHS:
+        return _HOMOGLYPHS[c]
+    plain = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
+    return plain if len(plain) == 1 else c
+
+
 def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) -> SpecError:
     file = src.name
     if isinstance(e, UnexpectedCharacters):
@@ -552,7 +568,17 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
         elif ch.isdigit():  # a superscript: `10⁹`
             base = re.search(r"[0-9A-Za-z_.]*$", src.text[:pos])
             hint = f"write a power with '**': {base.group() if base else ''}**{unicodedata.digit(ch, 0)}"
+        elif ch.isalpha() and ch not in _LOOKALIKES:  # `Μodel` with a Greek Mu, `ĥ`: names are ASCII
+            word = re.match(r"\w+", src.text[pos:])
+            start = re.search(r"\w*$", src.text[:pos])
+            whole = (start.group() if start else "") + (word.group() if word else ch)
+            spelled = "".join(_ascii_letter(c) for c in whole)
+            hint = "names are ASCII letters, digits and '_'" + (
+                f": write {spelled}" if spelled.isascii() and spelled != whole else ""
+            )
         shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
+        if ch.isalpha() and not ch.isascii():
+            shown += f" (U+{ord(ch):04X} {unicodedata.name(ch, 'a letter').lower()})"
         return SpecError.one("syntax error", f"unexpected character {shown}", span, hint)
     tok: Token | None = e.token if isinstance(e, UnexpectedToken | UnexpectedEOF) else None
     if tok is None or tok.type == "$END" or tok.line is None or tok.column is None:
