@@ -80,7 +80,9 @@ def _piecewise(t: Any, boundaries: tuple[float, ...], values: tuple[float, ...])
     """values[i] where i = how many boundaries are ≤ t; `values` has one more entry than `boundaries`."""
     import jax.numpy as jnp
 
-    i = jnp.sum(t >= jnp.asarray(boundaries, jnp.float32)) if boundaries else 0
+    t = jnp.asarray(t)
+    # t may be an array of steps (`specc plot schedule`): each compared with every boundary
+    i = jnp.sum(t[..., None] >= jnp.asarray(boundaries, jnp.float32), axis=-1) if boundaries else 0
     return jnp.asarray(values, jnp.float32)[i]
 
 
