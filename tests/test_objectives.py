@@ -125,6 +125,37 @@ def test_stages_run_in_order_and_the_first_is_frozen_after_it(tmp_path: Path) ->
     assert [x["epoch"] for x in lines] == [1, 2, 3]
 
 
+BN_STAGES = STAGES.replace("h      = x -> dense(32) -> relu", "h      = x -> dense(32) -> batchnorm -> relu")
+
+
+def batch_stats(result) -> dict[str, np.ndarray]:
+    return flat(nnx.state(specc.load_run(result.workdir, "last").model, nnx.BatchStat))
+
+
+def test_a_batch_norm_no_objective_of_the_stage_trains_keeps_its_statistics(tmp_path: Path) -> None:
+    """A batch norm whose weights the running stage does not train (a finished teacher, a frozen body) runs in
+    inference mode: its running statistics are the ones it was trained with. In training mode they followed the
+    later stage's batches, although its weights were held bitwise still."""
+    first_only = BN_STAGES.replace(
+        "  after     = first\n  epochs    = 1", "  after     = first\n  epochs    = 0"
+    )
+    _, _, a = run(tmp_path, first_only, "first")
+    _, _, b = run(tmp_path, BN_STAGES, "both")
+    sa, sb = batch_stats(a), batch_stats(b)
+    assert sa and sa.keys() == sb.keys()
+    assert not np.array_equal(sa["layers/h_batchnorm/mean"], 0)  # the first stage trained them
+    for k in sa:
+        np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+    # frozen from the start: the initial statistics, untouched
+    frozen = BN_STAGES.split("objective first")[0].replace(
+        "  metrics", "  loss = cross_entropy(logits, y)\n  freeze = [h]\n  metrics"
+    )
+    _, _, c = run(tmp_path, frozen, "frozen")
+    sc = batch_stats(c)
+    assert np.array_equal(sc["layers/h_batchnorm/mean"], np.zeros(32))
+    assert np.array_equal(sc["layers/h_batchnorm/var"], np.ones(32))
+
+
 def test_resume_mid_alternation_is_bitwise(tmp_path: Path) -> None:
     path = tmp_path / "alt.net"
     path.write_text(ALTERNATING)

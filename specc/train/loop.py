@@ -133,6 +133,33 @@ def maybe_initialize_distributed() -> bool:
 # ---- the pieces ---------------------------------------------------------------------------------------------
 
 
+def _stage_graphdefs(model: Any, plans: Sequence[Any], run_stages: Sequence[Any], gd_train: Any) -> list[Any]:
+    """Per objective, the train-mode graphdef of its stage, in which every batch norm whose weights no objective of
+    the stage trains runs in inference mode: it normalises with its running statistics and keeps them (Keras's
+    frozen BatchNormalization; PyTorch's `.eval()` on a frozen part). In training mode a frozen body's or a
+    finished teacher's statistics followed the new data, although its weights were held bitwise still."""
+    out = [gd_train] * len(plans)
+    for stage in run_stages:
+        trained = frozenset().union(*(plans[i].keys for i in stage.objectives))
+        held = [
+            sub
+            for key, layer in model.layers.items()
+            if key not in trained
+            for _, sub in nnx.iter_graph(layer)
+            if isinstance(sub, nnx.Module) and hasattr(sub, "use_running_average")
+        ]
+        if not held:
+            continue
+        model.train()
+        for sub in held:
+            sub.use_running_average = True
+        gd = nnx.graphdef(model)
+        model.eval()
+        for i in stage.objectives:
+            out[i] = gd
+    return out
+
+
 def drawn_inputs(graph: Any) -> dict[str, Any]:
     """The inputs the trainer samples (`input z: f32[N, 16] = normal()`): name → their input node."""
     return {name: graph.nodes[nid] for name, nid in graph.inputs if "draw" in graph.nodes[nid].attr}
@@ -519,6 +546,7 @@ def train_and_evaluate(
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     model.eval()
     gd_eval = nnx.graphdef(model)
+    gd_steps = _stage_graphdefs(model, plans, run_stages, gd_train)
     if graph.pretrained and not resuming:
         from .pretrained import load_pretrained
 
@@ -566,7 +594,7 @@ def train_and_evaluate(
         mine, others = nnx.split_state(state["params"], selectors[i], ...)
 
         def loss_fn(p: Any) -> tuple[Any, tuple[Any, Any]]:
-            vals, new_rest = values_of(gd_train, nnx.merge_state(p, others), state["rest"], batch, key)
+            vals, new_rest = values_of(gd_steps[i], nnx.merge_state(p, others), state["rest"], batch, key)
             return total_loss(objective.terms, vals, p, None), (vals, new_rest)
 
         (loss, (vals, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(mine)
