@@ -77,6 +77,9 @@ NORM_CASES = [
     ("28×28×16", (28, 28, 16), "batchnorm"),
     ("14×14×32", (14, 14, 32), "batchnorm"),
     ("7×7×64", (7, 7, 64), "batchnorm"),
+    ("transformer 28×64", (28, 64), "layernorm"),
+    ("mlp 512", (512,), "layernorm"),
+    ("128×256", (128, 256), "layernorm"),
 ]
 # forms only for platform "export" (forward-only or slower rewrites that ONNX converters need)
 EXPORT_ONLY = {"channels_first", "arithmetic"}

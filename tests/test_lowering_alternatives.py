@@ -3,8 +3,8 @@
 Tolerances: max-pool (tiled and sliced) must match reduce_window exactly (values and gradients, ties included: a
 tied window's gradient goes to its first maximum, as XLA's select_and_scatter gives it); avgpool and the conv and
 conv_transpose rewrites (a matmul sums in another order than XLA's convolution) within rtol 1e-5 / atol 1e-5 in
-float32, on inputs of order one; the fused batch norm within rtol 1e-4 / atol 1e-4 of the largest value compared
-(its gradients scale with 1/std: on a constant input they are of order 1/sqrt(eps) ≈ 316). Inputs are drawn
+float32, on inputs of order one; the fused batch and layer norms within rtol 1e-4 / atol 1e-4 of the largest value
+compared (their gradients scale with 1/std: on a constant input they are of order 1/sqrt(eps) ≈ 316). Inputs are drawn
 normal, tied (small integers) or constant.
 """
 
@@ -130,7 +130,7 @@ def check_alternatives(shape: tuple[int, ...], call: str, kind: str, seed: int, 
                 if la.dtype == jax.dtypes.float0:  # an integer variable's (an RNN's step count): no gradient
                     continue
                 msg = f"{lw.name} vs reference, {what}, {call} on {shape} ({kind})"
-                close(la, lb, msg, exact, op.name == "batchnorm")
+                close(la, lb, msg, exact, op.name in ("batchnorm", "layernorm"))
     return len(forms)
 
 
@@ -228,6 +228,21 @@ def test_conv_transpose_alternatives_match_the_reference(case: Any, kind: str, s
 @PROPERTY
 @given(norm_cases(), KIND, st.integers(0, 2**16))
 def test_batchnorm_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=False) == 1
+
+
+@st.composite
+def layernorm_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    lead = draw(st.sampled_from([(2,), (3, 5), (2, 3, 2)]))
+    return (*lead, draw(st.integers(1, 8))), f"layernorm(eps={draw(st.sampled_from([1e-6, 1e-5, 1e-3]))})"
+
+
+@PROPERTY
+@given(layernorm_cases(), KIND, st.integers(0, 2**16))
+def test_layernorm_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    """The fused form's closed-form gradient against autodiff through Flax's LayerNorm; a constant input's
+    gradients are of order 1/sqrt(eps), hence the norms' tolerance."""
     shape, call = case
     assert check_alternatives(shape, call, kind, seed, exact=False) == 1
 
@@ -430,6 +445,8 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 14, 14, 32), "avgpool(3, stride=1, padding=same)") == "slices"
     assert chosen((100, 256), "batchnorm") == "fused"
     assert chosen((100, 256), "batchnorm(axis=0)") == "reference"
+    assert chosen((100, 28, 64), "layernorm") == "fused"  # the transformer block's
+    assert chosen((100, 28, 64), "layernorm", "gpu") == "reference"
     assert chosen((100, 27, 27, 64), "maxpool(3, stride=2)", "gpu") == "reference"
     assert chosen((100, 28, 28), "lstm(128, return=last)") == "vjp"  # the LSTM classifier
     assert chosen((100, 28, 28), "rnn(128, cell=lstm)") == "vjp"

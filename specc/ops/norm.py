@@ -207,6 +207,47 @@ register(
 )
 
 
+def _layernorm_fusable(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    return bool(types[0].dtype == "f32")
+
+
+def _layernorm_fused_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """On XLA:CPU the closed-form gradient takes less than autodiff through Flax's formula (docs/benchmarks.md)."""
+    return platform == "cpu" and _layernorm_fusable(a, types)
+
+
+def _layernorm_fused(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """Layer norm with Flax's statistics (one pass: E[x], E[x²]) and the closed-form gradient as a custom VJP:
+    with g = dy·scale, dx = (g - mean(g) - x̂·mean(g·x̂)) / std over the last axis, two reductions and one
+    elementwise pass, where autodiff through Flax's formula differentiates the mean and the variance apart."""
+    jax, jnp = ctx.jax, ctx.jnp
+    eps = a["eps"]
+
+    def normalized(x: Any) -> tuple[Any, Any]:
+        mean = x.mean(-1, keepdims=True)
+        var = jnp.maximum(0.0, (x * x).mean(-1, keepdims=True) - mean * mean)
+        inv = jax.lax.rsqrt(var + eps)
+        return (x - mean) * inv, inv
+
+    @jax.custom_vjp
+    def norm(x: Any, scale: Any, bias: Any) -> Any:
+        return normalized(x)[0] * scale + bias
+
+    def forward(x: Any, scale: Any, bias: Any) -> Any:
+        xhat, inv = normalized(x)
+        return xhat * scale + bias, (xhat, inv, scale)
+
+    def backward(res: Any, dy: Any) -> Any:
+        xhat, inv, scale = res
+        lead = tuple(range(dy.ndim - 1))
+        g = dy * scale
+        dx = inv * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True))
+        return dx, (dy * xhat).sum(lead), dy.sum(lead)
+
+    norm.defvjp(forward, backward)
+    return norm(xs[0], m.scale[...], m.bias[...])
+
+
 def _last_axis_norm(c: OpCall, ch: int) -> Inferred:
     """Layer and group norm: a learned scale and bias per channel of the last axis, statistics on the fly."""
     return Inferred(
@@ -226,10 +267,13 @@ register(
         tensors=1,
         args=(Arg("eps", "float", 1e-5),),
         infer=_layernorm,
-        lowerings=_layer(
-            lambda a, t, ctx: ctx.nnx.LayerNorm(
-                t.dims[-1].value, epsilon=a["eps"], **half_dtype(t, ctx), rngs=ctx.rngs
-            )
+        lowerings=(
+            *_layer(
+                lambda a, t, ctx: ctx.nnx.LayerNorm(
+                    t.dims[-1].value, epsilon=a["eps"], **half_dtype(t, ctx), rngs=ctx.rngs
+                )
+            ),
+            Lowering("fused", apply=_layernorm_fused, when=_layernorm_fused_wins, applies=_layernorm_fusable),
         ),
         label=lambda a: "layernorm",
         doc="layer normalisation over the last axis, with a learned scale and bias per feature",
