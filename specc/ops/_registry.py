@@ -370,6 +370,12 @@ def bind_args(
     return out, errors
 
 
+def _is_activation(v: Any) -> bool:
+    w = _is_word(v)
+    op = REGISTRY.get(w) if w else None
+    return op is not None and op.family == "activation"
+
+
 def _is_word(v: Any) -> str | None:
     """A bare name the evaluator could not bind is a one-symbol Dim; enum arguments read it as a word."""
     if isinstance(v, str):
@@ -400,6 +406,9 @@ def convert_arg(a: Arg, v: Any, opname: str) -> Any:
                 if v.strip()
                 else f"give {a.name} a value"
             )
+        elif not hint and _is_activation(v) and a.kind not in ("str", "enum"):
+            # Keras's Dense(10, "relu") or Conv2D(32, 3, activation="relu") written as dense(10, relu)
+            hint = f"an activation is a stage of its own: write {opname}(...) -> {_is_word(v)}"
         elif not hint and a.kind == "bool":
             hint = f"write {a.name}=true or {a.name}=false"
         return OpError(
