@@ -133,6 +133,13 @@ def op_hint(name: str) -> str:
 
 def arg_hint(op: OpDef, name: str) -> tuple[str, str]:
     """(specc's name for a foreign argument `name` of `op` or '', a hint or '')."""
+    if name not in ARG_NAMES and name not in ARG_ADVICE and op.arg(name) is None:
+        # a slip in a foreign name (`activaton=relu`): its advice all the same
+        import difflib
+
+        close = difflib.get_close_matches(name, [*ARG_NAMES, *ARG_ADVICE], n=1, cutoff=0.85)
+        if close:
+            return arg_hint(op, close[0])
     for target in ARG_NAMES.get(name, ()):
         if op.arg(target) is not None:
             return target, f"{name} (PyTorch/Keras) is `{target}` in specc"

@@ -7,6 +7,7 @@ plain functions that receive the JAX/Flax modules from the back end when it call
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -302,6 +303,7 @@ def bind_args(
     """Match values to the op's arguments, fill defaults and convert each to its kind; errors name the argument."""
     errors: list[OpError] = []
     attrs: dict[str, Any] = {}
+    meant: set[str] = set()  # the arguments that misspelt keywords stand for
     if len(positional) > len(op.args):
         names = ", ".join(a.name for a in op.args) or "no arguments besides its input"
         errors.append(
@@ -319,6 +321,8 @@ def bind_args(
             valid = ", ".join(x.name for x in op.args) or "none"
             ours, advice = arg_hint(op, k)
             dym = f"did you mean '{ours}'?" if ours else did_you_mean(k, [x.name for x in op.args])
+            if m := re.search(r"'(\w+)'", dym):
+                meant.add(m.group(1))  # `kernal_size=3` is the kernel: not missing as well
             errors.append(
                 OpError(
                     "argument error",
@@ -341,7 +345,7 @@ def bind_args(
     out: dict[str, Any] = {}
     for a in op.args:
         if a.name not in attrs:
-            if a.default is REQUIRED:
+            if a.default is REQUIRED and a.name not in meant:
                 sig = ", ".join(x.name if x.default is REQUIRED else f"{x.name}=..." for x in op.args)
                 errors.append(
                     OpError(
@@ -352,7 +356,8 @@ def bind_args(
                     )
                 )
                 continue
-            out[a.name] = a.default
+            if a.default is not REQUIRED:
+                out[a.name] = a.default
             continue
         try:
             out[a.name] = convert_arg(a, attrs[a.name], op.name)
