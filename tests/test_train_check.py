@@ -96,7 +96,7 @@ def test_float_labels_of_the_class_indices_shape_are_a_type_error_with_the_decla
     model = BINARY.replace(
         "  input t: f32[N, 1]\n", "  input t: f32[N, 1]\n  input f: f32[N]\n  input b: bool[N]\n"
     )
-    errs = _errors(model, f"train {{\n  data = moons\n  loss = {loss}\n}}")
+    errs = _errors(model, f"train {{\n  data = moons as {{f: t, b: y}}\n  loss = {loss}\n}}")
     name = loss.split("(")[1][3]
     dtype = {"f": "f32", "b": "bool"}[name]
     assert errs == [
@@ -110,7 +110,7 @@ def test_float_labels_of_the_class_indices_shape_are_a_type_error_with_the_decla
         )
     ]
     # one logit per example takes float labels of its own shape: the squeeze hint stays
-    assert "squeeze" in _errors(model, "train {\n  data = moons\n  loss = hinge(z, f)\n}")[0][3]
+    assert "squeeze" in _errors(model, "train {\n  data = moons as {f: t, b: y}\n  loss = hinge(z, f)\n}")[0][3]
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_a_number_target_is_a_constant_of_the_predictions_shape() -> None:
 
 GAN = """model GAN {
   input x: f32[N, 64]
-  input z: f32[N, 16]
+  input z: f32[N, 16] = normal()
   fake = z -> dense(64) -> sigmoid
   d_real = x -> dense(1)
   d_fake = fake -> dense(1)
@@ -450,7 +450,7 @@ def test_a_cycle_of_stages_is_refused() -> None:
 def test_optimizer_hyper_parameters_out_of_range_are_located(optimizer: str, arg: str, words: str) -> None:
     """As PyTorch's optimizers refuse theirs: a typo'd sign or a beta of 1.5 is an error at the number, not a
     run that climbs the loss or whose running averages overflow."""
-    train = f"train {{\n  data = digits()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
+    train = f"train {{\n  data = moons()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
     ((kind, line, col, text),) = _errors(BINARY, train)
     assert (kind, line) == ("argument error", 12)
     assert col == len("  optimizer = ") + optimizer.rindex(arg) + 1
@@ -471,7 +471,7 @@ def test_optimizer_hyper_parameters_out_of_range_are_located(optimizer: str, arg
     ],
 )
 def test_optimizer_hyper_parameters_at_their_limits_check(optimizer: str) -> None:
-    train = f"train {{\n  data = digits()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
+    train = f"train {{\n  data = moons()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
     assert _errors(BINARY, train) == []
 
 
@@ -598,3 +598,27 @@ def test_a_metric_listed_twice_is_a_located_error_at_the_second() -> None:
     assert (line, col) == (13, 5)
     assert "top_k_accuracy(logits, y) is already listed at line 12, column 14, with the same options" in text
     assert _errors(TWO_HEADS, train % "top_k_accuracy(logits, y, k=3)") == []
+
+
+PERCEPTRON = """model P {
+  input x: f32[N, 2]
+  input t: f32[N, 1]
+  input z: f32[N, 2] = normal()
+  s = x + z -> dense(1)
+  output s
+}"""
+
+
+def test_an_input_that_a_data_set_of_fixed_fields_lacks_is_found_by_check() -> None:
+    """blobs yields x and y: `input t` passed `specc check` and stopped `specc train` at loading. The drawn input
+    z needs no field; a rename to a field the data set has is fine; csv and npz are left to loading."""
+    train = "train {{\n  data = {data}\n  loss = binary_cross_entropy(s, t)\n}}"
+    [(kind, line, col, text)] = _errors(PERCEPTRON, train.format(data="blobs(classes=2)"))
+    assert (kind, line, col) == ("data error", 9, 3)
+    assert text == (
+        "the data has no field 't' for input t: f32[N, 1] | hint: available fields: x, y; rename with "
+        "`data = ... as {...}`"
+    )
+    assert _errors(PERCEPTRON, train.format(data="moons()")) == []
+    assert _errors(PERCEPTRON, train.format(data="blobs(classes=2) as {t: y}")) == []  # its dtype: loading
+    assert _errors(PERCEPTRON, train.format(data='csv("any.csv")')) == []

@@ -1599,6 +1599,8 @@ def _check_into(
                     e.span,
                     f"inputs: {', '.join(inputs)}",
                 )
+        if d is not None and graph is not None:
+            _check_data_fields(d.name, graph, renamed, e.span, diags)
 
     # what to minimise: the train section's loss, or one objective per `objective` section
     objs: list[Objective] = []
@@ -1827,6 +1829,30 @@ def _datasets() -> list[str]:
     from .data import DATASETS
 
     return list(DATASETS)
+
+
+def _check_data_fields(
+    name: str, graph: Any, renamed: Mapping[str, str], span: Span, diags: Diagnostics
+) -> None:
+    """A model input that a data set of fixed fields does not yield (`input t` with `blobs`, which yields x and y)
+    is the error loading the data would give, found by `specc check`: it passed check and stopped train. csv and
+    npz are left to loading (their fields depend on the file and on `dtype=`)."""
+    from .data import DATASETS, _available_hint
+
+    info = DATASETS.get(name)
+    if info is None or name in ("csv", "npz") or not info.fields:
+        return
+    for model_input, nid in graph.inputs:
+        node = graph.nodes[nid]
+        field = renamed.get(model_input, model_input)
+        if "draw" in node.attr or field in info.fields:
+            continue
+        diags.add(
+            "data error",
+            f"the data has no field '{field}' for input {model_input}: {node.type}",
+            span,
+            f"{_available_hint(field, dict.fromkeys(info.fields))}; rename with `data = ... as {{...}}`",
+        )
 
 
 def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
