@@ -156,6 +156,41 @@ def test_a_batch_norm_no_objective_of_the_stage_trains_keeps_its_statistics(tmp_
     assert np.array_equal(sc["layers/h_batchnorm/var"], np.ones(32))
 
 
+FROZEN_DROPOUT = """\
+block Teacher() {
+  input v: [N, 64]
+  z = v -> dense(32) -> relu -> dropout(0.5) -> dense(10)
+  output z
+}
+model M {
+  input x: f32[N, 64]
+  input y: i32[N]
+  T  = Teacher()
+  t1 = x -> T
+  t2 = x -> T
+  s  = x -> dense(10)
+  output s
+}
+train {
+  data    = digits(split=0.8)
+  batch   = 64
+  epochs  = 1
+  loss    = cross_entropy(s, y)
+  metrics = [mse(t1, t2)]
+  freeze  = [T]
+}
+"""
+
+
+def test_a_dropout_of_an_instance_the_stage_holds_still_keeps_every_value(tmp_path: Path) -> None:
+    """A frozen teacher's dropout dropped in training: two applications of it on the same batch differed (its soft
+    targets were noisy). It keeps every value now, as the teacher's `.eval()` in PyTorch; the student's trains."""
+    _, _, result = run(tmp_path, FROZEN_DROPOUT, "quiet")
+    assert result.history[-1]["mse"] == 0.0
+    _, _, trained = run(tmp_path, FROZEN_DROPOUT.replace("  freeze  = [T]\n", ""), "noisy")
+    assert trained.history[-1]["mse"] > 0.0
+
+
 def test_resume_mid_alternation_is_bitwise(tmp_path: Path) -> None:
     path = tmp_path / "alt.net"
     path.write_text(ALTERNATING)

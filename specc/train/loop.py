@@ -133,14 +133,26 @@ def maybe_initialize_distributed() -> bool:
 # ---- the pieces ---------------------------------------------------------------------------------------------
 
 
-def _stage_graphdefs(model: Any, plans: Sequence[Any], run_stages: Sequence[Any], gd_train: Any) -> list[Any]:
-    """Per objective, the train-mode graphdef of its stage, in which every batch norm whose weights no objective of
-    the stage trains runs in inference mode: it normalises with its running statistics and keeps them (Keras's
-    frozen BatchNormalization; PyTorch's `.eval()` on a frozen part). In training mode a frozen body's or a
-    finished teacher's statistics followed the new data, although its weights were held bitwise still."""
+def _stage_graphdefs(
+    model: Any, graph: Any, plans: Sequence[Any], run_stages: Sequence[Any], gd_train: Any
+) -> list[Any]:
+    """Per objective, the train-mode graphdef of its stage, in which what the stage holds still runs in inference
+    mode (PyTorch's `.eval()` on a frozen part): every batch norm whose weights no objective of the stage trains
+    normalises with its running statistics and keeps them (Keras's frozen BatchNormalization), and every dropout of
+    a named instance none of whose weights the stage trains keeps every value (a teacher's soft targets are its
+    prediction, not a noisy one). In training mode a frozen body's or a finished teacher's statistics followed the
+    new data, although its weights were held bitwise still."""
+    from ..backend.flax import layer_keys
+
+    keys = layer_keys(graph)
     out = [gd_train] * len(plans)
     for stage in run_stages:
         trained = frozenset().union(*(plans[i].keys for i in stage.objectives))
+        weights: dict[str, set[str]] = {}  # named instance → its layers with weights
+        for n in graph.nodes:
+            if n.instance and n.params:
+                weights.setdefault(n.instance, set()).add(keys[n.id])
+        still = {name for name, ks in weights.items() if not ks & trained}
         held = [
             sub
             for key, layer in model.layers.items()
@@ -148,11 +160,18 @@ def _stage_graphdefs(model: Any, plans: Sequence[Any], run_stages: Sequence[Any]
             for _, sub in nnx.iter_graph(layer)
             if isinstance(sub, nnx.Module) and hasattr(sub, "use_running_average")
         ]
-        if not held:
+        quiet = [
+            model.layers[keys[n.id]]
+            for n in graph.nodes
+            if n.op == "dropout" and n.instance in still and keys.get(n.id) in model.layers
+        ]
+        if not held and not quiet:
             continue
         model.train()
         for sub in held:
             sub.use_running_average = True
+        for layer in quiet:
+            layer.deterministic = True
         gd = nnx.graphdef(model)
         model.eval()
         for i in stage.objectives:
@@ -546,7 +565,7 @@ def train_and_evaluate(
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     model.eval()
     gd_eval = nnx.graphdef(model)
-    gd_steps = _stage_graphdefs(model, plans, run_stages, gd_train)
+    gd_steps = _stage_graphdefs(model, graph, plans, run_stages, gd_train)
     if graph.pretrained and not resuming:
         from .pretrained import load_pretrained
 
