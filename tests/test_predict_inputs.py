@@ -340,3 +340,39 @@ def test_evaluate_data_errors_point_at_the_data_option(tiny_run: Path) -> None:
     assert "declare" not in r.output and "the run's model takes x: f32[N, 64]" in r.output
     r = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--data", "digits(foo=1)"])
     assert r.exit_code == 2 and "--data digits(foo=1)" in r.output, r.output
+
+
+DENOISING = """\
+model DAE {
+  input x: f32[N, 64]
+  input eps: f32[N, 64] = normal(0, 0.2)
+  rec = x + eps -> dense(16) -> relu -> dense(64)
+  output rec
+}
+train {
+  data   = digits(split=0.8)
+  loss   = mse(rec, x)
+  batch  = 64
+  epochs = 1
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_drawn_input_missing_from_the_file_says_it_is_drawn_in_training(tmp_path: Path) -> None:
+    """predict asks for every input the outputs read, the noise the trainer drew included; the hint said only
+    'name the arrays as the model's inputs', as if eps were a slip of the file."""
+    from specc.train.loop import train_and_evaluate
+    from specc.train.spec import build_config
+
+    (tmp_path / "dae.net").write_text(DENOISING)
+    spec = specc.load(tmp_path / "dae.net")
+    graph = spec.graph()
+    train_and_evaluate(build_config(spec, graph), tmp_path / "run", verbose=False, graph=graph)
+    x = np.random.default_rng(0).uniform(0, 1, (3, 64)).astype(np.float32)
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(_saved(tmp_path, x=x))])
+    assert r.exit_code == 1, r.output
+    assert "has no array named eps (it has x)" in r.stderr
+    assert "eps is drawn in training (normal(mean=0.0, std=0.2)), and predict reads it like any input" in r.stderr
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(_saved(tmp_path, x=x, eps=0 * x))])
+    assert r.exit_code == 0, r.output

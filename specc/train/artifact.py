@@ -460,5 +460,14 @@ def read_inputs(run: Run, path: Path, allow_nonfinite: bool = False) -> dict[str
     from .export import signature
     from .inputs import read_input_file
 
+    from .loop import drawn_inputs
+
     sig = signature(run.model)
-    return read_input_file(sig.inputs, path, sig.ids, allow_nonfinite)
+    drawn = {name: _show_draw(node.attr["draw"]) for name, node in drawn_inputs(run.graph).items()}
+    return read_input_file(sig.inputs, path, sig.ids, allow_nonfinite, drawn)
+
+
+def _show_draw(fn: Any) -> str:
+    """`normal(mean=0.0, std=0.2)`: a drawn input's distribution as the spec reads."""
+    parts = [repr(a) for a in fn.args] + [f"{k}={v!r}" for k, v in fn.kwargs]
+    return f"{fn.name}({', '.join(parts)})"

@@ -51,6 +51,7 @@ def read_input_file(
     path: Path,
     ids: Sequence[tuple[str, int, str]] = (),
     allow_nonfinite: bool = False,
+    drawn: Mapping[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """A predict file's arrays by model input name, checked and cast: an .npz's members, or a .csv (one row an
     example, a header row optional) for a model whose outputs need one input, reshaped to its example shape.
@@ -60,7 +61,7 @@ def read_input_file(
     suffix = path.suffix.lower()
     lines: Sequence[int] = ()
     if suffix == ".npz":
-        arrays = _read_npz(needed, path)
+        arrays = _read_npz(needed, path, drawn or {})
     elif suffix == ".csv":
         arrays, lines = _read_csv(needed, path)
     elif suffix == ".npy":
@@ -291,7 +292,7 @@ def _cast(inp: Input, a: np.ndarray, source: str) -> np.ndarray:
 # ---- the files ------------------------------------------------------------------------------------------------
 
 
-def _read_npz(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
+def _read_npz(needed: Sequence[Input], path: Path, drawn: Mapping[str, str]) -> dict[str, np.ndarray]:
     """The needed members of an .npz (others are not read: an extra object array is no matter)."""
     import zipfile
 
@@ -305,9 +306,16 @@ def _read_npz(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
     with z:
         missing = [n for n, _, _ in needed if n not in z.files]
         if missing:
+            why = "name the arrays as the model's inputs: " + hint.removeprefix("write it with ")
+            sampled = [n for n in missing if n in drawn]
+            if sampled:  # the trainer drew it; predict takes every input from the file, as an export does
+                n = sampled[0]
+                why += (
+                    f"; {n} is drawn in training ({drawn[n]}), and predict reads it like any input: give the "
+                    f"values to run the model on (zeros for none, or draws of your own)"
+                )
             raise _run_error(
-                f"{path} has no array named {', '.join(missing)} (it has {', '.join(z.files) or 'none'})",
-                "name the arrays as the model's inputs: " + hint.removeprefix("write it with "),
+                f"{path} has no array named {', '.join(missing)} (it has {', '.join(z.files) or 'none'})", why
             )
         return {n: _member(z, n, path) for n, _, _ in needed}
 
