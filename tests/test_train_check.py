@@ -622,3 +622,16 @@ def test_an_input_that_a_data_set_of_fixed_fields_lacks_is_found_by_check() -> N
     assert _errors(PERCEPTRON, train.format(data="moons()")) == []
     assert _errors(PERCEPTRON, train.format(data="blobs(classes=2) as {t: y}")) == []  # its dtype: loading
     assert _errors(PERCEPTRON, train.format(data='csv("any.csv")')) == []
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "col"),
+    [("sgd(lr=0.1, nesterov=true)", 36), ("sgd(lr=0.1, momentum=0, nesterov=true)", 48)],
+)
+def test_nesterov_without_momentum_is_an_argument_error(optimizer: str, col: int) -> None:
+    """optax.sgd(lr, None, nesterov=True) is plain SGD: nesterov=true was dropped silently (PyTorch refuses it)."""
+    train = f"train {{\n  data = moons()\n  loss = cross_entropy(k, y)\n  optimizer = {optimizer}\n}}"
+    [(kind, line, c, text)] = _errors(BINARY, train)
+    assert (kind, line, c) == ("argument error", 12, col)
+    assert text.startswith("sgd: nesterov=true needs a momentum; with momentum 0 it would be plain SGD")
+    assert _errors(BINARY, train.replace("nesterov", "momentum=0.9, nesterov").replace("momentum=0, ", "")) == []

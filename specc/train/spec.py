@@ -1410,6 +1410,19 @@ def _optimizer(
             )
         elif sched is not None:
             opt = replace(opt, args=tuple((k, sched if k == "lr" else v) for k, v in opt.args))
+    if opt is not None and opt.name == "sgd" and opt.kw.get("nesterov") is True and not opt.kw.get("momentum"):
+        # optax.sgd(lr, None, nesterov=True) is plain SGD: the option was dropped without a word (PyTorch refuses)
+        call = _unpipe(seen["optimizer"].value) if "optimizer" in seen else None
+        at = next(
+            (k.value.span for k in getattr(call, "kwargs", ()) if k.name == "nesterov"),
+            getattr(call, "span", None) or opt.span,
+        )
+        ck.diags.add(
+            "argument error",
+            "sgd: nesterov=true needs a momentum; with momentum 0 it would be plain SGD",
+            at,
+            "give the momentum it accelerates, e.g. sgd(lr=0.1, momentum=0.9, nesterov=true)",
+        )
     lr = opt.kw.get("lr") if opt is not None else None
     if isinstance(lr, CallSpec):
         from .optim import check_schedule_args
