@@ -120,6 +120,9 @@ def compile_graph(
 ) -> Compiled:
     """`measure`: each op's lowering timed on this machine and remembered (`--lowering measure`, tuning.py)."""
     env = bind_sizes(g, batch, bind)
+    from ..passes.bound import check_bound_sizes
+
+    check_bound_sizes(g, {k: v for k, v in env.items() if k in (bind or {})}, "--bind")
     choose = None
     if measure:
         from .tuning import measured_lowerings

@@ -213,6 +213,12 @@ class Run:
 
         sig = signature(self.model)
         checked = conform_inputs(sig.inputs, inputs, "predict", sig.ids)
+        from ..passes.bound import check_bound_sizes
+
+        try:  # a rule that took a free T may refuse the inputs' (a learned positional table shorter than T)
+            check_bound_sizes(self.graph, data_sizes(self.graph, checked), "the inputs")
+        except SpecError as e:
+            raise e.with_sources(dict(self.config.sources)) from None
         fed = {k: self._normalize(k, v) for k, v in checked.items()}
         gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
         from ..backend.flax import graph_compiler_options

@@ -152,12 +152,26 @@ def _export_error(fmt: str, message: str, hint: str = "") -> SpecError:
     return SpecError.one("export error", f"cannot export to {fmt}: {message}", None, hint)
 
 
+def _check_bound(model: Any, bind: Mapping[str, int] | None, fmt: str) -> None:
+    """The ops' rules with `--bind`'s sizes put in (a learned positional table shorter than --bind T=8 crashed in
+    the converter, "Incompatible shapes for broadcasting"), as an export error naming the spec's line."""
+    from ..passes.bound import check_bound_sizes
+
+    try:
+        check_bound_sizes(model.graph, dict(bind or {}), "--bind")
+    except SpecError as e:
+        d = e.diagnostics[0]
+        where = f" (at {d.span.file}:{d.span.line}:{d.span.col})" if d.span else ""
+        raise _export_error(fmt, d.message + where, d.hint) from None
+
+
 def to_stablehlo(model: Any, bind: Mapping[str, int] | None = None) -> bytes:
     """The model as a serialized `jax.export.Exported` (deserialize with jax.export.deserialize)."""
     from jax import export as jexport
 
     f, sig = pure_function(model)
     shapes = sig.shapes(bind or {}, "stablehlo")
+    _check_bound(model, bind, "stablehlo")
     args = [_struct(dt, s) for (_, dt, _), s in zip(sig.inputs, shapes, strict=True)]
     try:
         exported = jexport.export(jax.jit(f))(*args)
@@ -194,6 +208,7 @@ def to_onnx(model: Any, bind: Mapping[str, int] | None = None, opset: int = 21) 
     model = _for_export(model)
     f, sig = pure_function(model)
     shapes = sig.shapes(bind or {}, "onnx")
+    _check_bound(model, bind, "onnx")
     args = [_struct(dt, s) for (_, dt, _), s in zip(sig.inputs, shapes, strict=True)]
     import logging
     import warnings

@@ -546,6 +546,12 @@ def train_and_evaluate(
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
     sizes = data_sizes(graph, train_ds.fields)  # the size names the data fixes (T = 32): run.json, measuring
+    from ..passes.bound import check_bound_sizes
+
+    try:  # a rule that took a free T may refuse the data's (a learned positional table shorter than T)
+        check_bound_sizes(graph, sizes, "the training data")
+    except SpecError as e:
+        raise e.with_sources(dict(config.sources)) from None
     choose = None
     if lowering == "measure" and jax.process_count() > 1:
         # each process would time on its own and might choose otherwise: every process must compile one program
