@@ -66,3 +66,20 @@ def test_train_predict_and_export_with_sizes_a_rule_refuses_are_located(tmp_path
         code, err = _invoke("export", str(run), "--to", fmt, "--bind", "T=8", "-o", str(tmp_path / f"x.{fmt}"))
         assert code == 1 and f"cannot export to {fmt}: positional(max_len=6) covers 6 positions" in err, err
         assert not (tmp_path / f"x.{fmt}").exists()
+
+
+def test_a_size_the_numbers_change_flows_to_the_ops_after_it(tmp_path: Path) -> None:
+    """`x[:, 0:3]` of a free T has 3 rows, but of T = 2 two (NumPy's slice stops at the end): the reshape after it
+    to 12 values was checked against 3 rows and crashed at --bind T=2. Sizes in an op's arguments are bound too
+    (reshape([N, T, 2, 2]) is right for every T)."""
+    path = tmp_path / "s.net"
+    path.write_text(
+        "model S {\n  input x: f32[N, T, 4]\n  a = x[:, 0:3, :] -> reshape([N, 12])\n"
+        "  b = x -> reshape([N, T, 2, 2]) -> mean(axis=(2, 3))\n  output a, b\n}\n"
+    )
+    code, err = _invoke("compile", str(path), "--bind", "T=2")
+    assert code == 1, err
+    assert err.startswith(
+        f"{path}:3:23: shape error: reshape to [N, 12] needs 12*N elements per tensor, but f32[N, 2, 4] has 8*N"
+    ), err
+    assert _invoke("compile", str(path), "--bind", "T=5")[0] == 0
