@@ -61,9 +61,13 @@ def test_train_predict_and_export_with_sizes_a_rule_refuses_are_located(tmp_path
     assert code == 0, err
     np.savez(tmp_path / "long.npz", src=np.zeros((2, 8), np.int32))
     code, err = _invoke("predict", str(run), str(tmp_path / "long.npz"))
-    assert code == 1 and "covers 6 positions, but the input has T = 8" in err and "from the inputs" in err, err
+    assert code == 1 and "covers 6 positions, but the input has T = 8" in err and "from the inputs" in err, (
+        err
+    )
     for fmt in ("onnx", "stablehlo"):
-        code, err = _invoke("export", str(run), "--to", fmt, "--bind", "T=8", "-o", str(tmp_path / f"x.{fmt}"))
+        code, err = _invoke(
+            "export", str(run), "--to", fmt, "--bind", "T=8", "-o", str(tmp_path / f"x.{fmt}")
+        )
         assert code == 1 and f"cannot export to {fmt}: positional(max_len=6) covers 6 positions" in err, err
         assert not (tmp_path / f"x.{fmt}").exists()
 

@@ -563,7 +563,7 @@ def test_a_key_set_twice_on_the_command_line_is_a_usage_error(args: list[str], f
 
 def test_a_call_then_its_argument_and_a_constant_beside_its_train_key_are_fine() -> None:
     f = write("w.net", MLP.replace("model MLP", "let epochs = 2\nmodel MLP"))
-    code, out, err = invoke(
+    code, _, err = invoke(
         "check", f, "--set", "optimizer=sgd(0.5)", "--set", "optimizer.momentum=0.9", "--set", "epochs=3"
     )
     assert code == 0, err

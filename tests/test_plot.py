@@ -155,7 +155,9 @@ def test_schedule_values_are_the_trainers() -> None:
 def test_a_piecewise_schedule_plots() -> None:
     """`specc plot schedule` of a piecewise rate failed with exit 3 (the schedule compared a whole array of steps
     with its boundaries: "ge got incompatible shapes")."""
-    (curve,), per_epoch = schedule.learning_rates(SPECS / "mlp.net", lrs=("piecewise([2, 4], [0.1, 0.01, 0.001])",))
+    (curve,), per_epoch = schedule.learning_rates(
+        SPECS / "mlp.net", lrs=("piecewise([2, 4], [0.1, 0.01, 0.001])",)
+    )
     rates = curve.rates
     assert rates[0] == pytest.approx(0.1) and rates[2 * per_epoch - 1] == pytest.approx(0.1)
     assert rates[2 * per_epoch] == pytest.approx(0.01) and rates[4 * per_epoch] == pytest.approx(0.001)

@@ -373,6 +373,9 @@ def test_a_drawn_input_missing_from_the_file_says_it_is_drawn_in_training(tmp_pa
     r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(_saved(tmp_path, x=x))])
     assert r.exit_code == 1, r.output
     assert "has no array named eps (it has x)" in r.stderr
-    assert "eps is drawn in training (normal(mean=0.0, std=0.2)), and predict reads it like any input" in r.stderr
+    assert (
+        "eps is drawn in training (normal(mean=0.0, std=0.2)), and predict reads it like any input"
+        in r.stderr
+    )
     r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(_saved(tmp_path, x=x, eps=0 * x))])
     assert r.exit_code == 0, r.output

@@ -110,7 +110,9 @@ def test_float_labels_of_the_class_indices_shape_are_a_type_error_with_the_decla
         )
     ]
     # one logit per example takes float labels of its own shape: the squeeze hint stays
-    assert "squeeze" in _errors(model, "train {\n  data = moons as {f: t, b: y}\n  loss = hinge(z, f)\n}")[0][3]
+    assert (
+        "squeeze" in _errors(model, "train {\n  data = moons as {f: t, b: y}\n  loss = hinge(z, f)\n}")[0][3]
+    )
 
 
 @pytest.mark.parametrize(
@@ -634,4 +636,6 @@ def test_nesterov_without_momentum_is_an_argument_error(optimizer: str, col: int
     [(kind, line, c, text)] = _errors(BINARY, train)
     assert (kind, line, c) == ("argument error", 12, col)
     assert text.startswith("sgd: nesterov=true needs a momentum; with momentum 0 it would be plain SGD")
-    assert _errors(BINARY, train.replace("nesterov", "momentum=0.9, nesterov").replace("momentum=0, ", "")) == []
+    assert (
+        _errors(BINARY, train.replace("nesterov", "momentum=0.9, nesterov").replace("momentum=0, ", "")) == []
+    )

@@ -91,7 +91,7 @@ def test_which_losses_warn(tmp_path: Path, model_line: str, loss: str, warned: s
     text = (
         "model M {\n  input x: f32[N, 64]\n  input y: i32[N]\n  input t: f32[N, 10]\n"
         f"  {model_line}\n  output p\n}}\n"
-        f"train {{\n  data = npz(\"d.npz\")\n  loss = {loss}\n  optimizer = sgd(lr=0.1)\n}}\n"
+        f'train {{\n  data = npz("d.npz")\n  loss = {loss}\n  optimizer = sgd(lr=0.1)\n}}\n'
     )
     # (npz: its fields are the file's; digits has no t) the loss reads y or t; the other input is read by nothing, which is a warning of its own
     got = [w for w in _warnings(_write(tmp_path, text)) if "is read by nothing" not in w["message"]]

@@ -69,7 +69,9 @@ def init_src(fn: Fn | str | None, default: str = DEFAULT_WEIGHT_INIT) -> Src:
     name, kwargs, factory = init_call(fn, default)
     if name == "uniform":  # U(−s, s) (backend.flax.symmetric_uniform); JAX's own draws in [0, s)
         s = kwargs.get("scale", 1e-2)
-        return Src(f"(lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, {lit(-s)}, {lit(s)}))")
+        return Src(
+            f"(lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, {lit(-s)}, {lit(s)}))"
+        )
     base = Src(f"jax.nn.initializers.{name}")
     return base(**kwargs) if factory else base
 

@@ -25,7 +25,9 @@ def check_bound_sizes(g: Graph, env: Mapping[str, int], where: str) -> None:
     for n in g.nodes:
         recorded = tuple(t.with_dims(tuple(d.subst(env) for d in t.dims)) for t in n.outputs)
         op = get_op(n.op)
-        if op is None or not n.inputs or op.reruns is not None:  # a grad's path is its own nodes, checked as they are
+        if (
+            op is None or not n.inputs or op.reruns is not None
+        ):  # a grad's path is its own nodes, checked as they are
             bound[n.id] = recorded
             continue
         types = tuple(bound[r.node][r.index] for r in n.inputs)
@@ -37,7 +39,9 @@ def check_bound_sizes(g: Graph, env: Mapping[str, int], where: str) -> None:
         try:
             bound[n.id] = tuple(op.infer(OpCall(op, attrs, types, None)).outputs)
         except OpError as e:
-            sizes = ", ".join(f"{s} = {env[s]}" for s in used) or ", ".join(f"{k} = {v}" for k, v in env.items())
+            sizes = ", ".join(f"{s} = {env[s]}" for s in used) or ", ".join(
+                f"{k} = {v}" for k, v in env.items()
+            )
             raise SpecError.one(
                 e.kind, f"{e.message} ({sizes} from {where})", n.span, e.hint or f"`specc ops {op.name}`"
             ) from None

@@ -465,7 +465,6 @@ def read_inputs(run: Run, path: Path, allow_nonfinite: bool = False) -> dict[str
     ±inf only with `allow_nonfinite`."""
     from .export import signature
     from .inputs import read_input_file
-
     from .loop import drawn_inputs
 
     sig = signature(run.model)

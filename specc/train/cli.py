@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from .spec import Override, apply_lets, build_config, check_distinct, let_overrides, parse_flag, parse_override
+from .spec import (
+    Override,
+    apply_lets,
+    build_config,
+    check_distinct,
+    let_overrides,
+    parse_flag,
+    parse_override,
+)
 
 
 def recorded_lets(workdir: Path) -> list[Override]:

@@ -1037,7 +1037,9 @@ def apply_lets(spec: Any, overrides: Sequence[str | Override], *, only_lets: boo
 
     program = spec.program
     ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
-    if all(isinstance(o, str) for o in overrides):  # the command line's own (a resume adds the run's lets first)
+    if all(
+        isinstance(o, str) for o in overrides
+    ):  # the command line's own (a resume adds the run's lets first)
         check_distinct(ovs, program.lets)
     lets, sources = dict(program.lets), dict(program.sources)
     diags = Diagnostics()
@@ -1410,7 +1412,12 @@ def _optimizer(
             )
         elif sched is not None:
             opt = replace(opt, args=tuple((k, sched if k == "lr" else v) for k, v in opt.args))
-    if opt is not None and opt.name == "sgd" and opt.kw.get("nesterov") is True and not opt.kw.get("momentum"):
+    if (
+        opt is not None
+        and opt.name == "sgd"
+        and opt.kw.get("nesterov") is True
+        and not opt.kw.get("momentum")
+    ):
         # optax.sgd(lr, None, nesterov=True) is plain SGD: the option was dropped without a word (PyTorch refuses)
         call = _unpipe(seen["optimizer"].value) if "optimizer" in seen else None
         at = next(
