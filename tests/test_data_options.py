@@ -314,3 +314,61 @@ def test_dataset_select_keeps_augment() -> None:
     sub = s.train.select(["x"])
     assert set(sub.fields) == {"x"} and sub.augment is s.train.augment
     assert DataSet({"x": np.zeros((2, 1))}).augment is None
+
+
+AUTOENCODER = """\
+model AE {
+  input x: f32[N, 64]
+  logits = x -> dense(16) -> relu -> dense(64)
+  output logits
+}
+train {
+  data   = DATA
+  loss   = binary_cross_entropy(logits, x)
+  epochs = 1
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ("digits(split=0.8, normalize=true)", "normalize=true standardised 'x'"),
+        ('npz("pixels.npz")', "scale 'x' to [0, 1] (pixels / 255)"),
+    ],
+)
+def test_binary_cross_entropy_targets_outside_0_1_are_a_data_error(
+    tmp_path: Path, data: str, words: str
+) -> None:
+    """An autoencoder's binary_cross_entropy against `normalize=true` inputs (or 0-255 pixels) trained without a
+    word: with targets outside [0, 1] the loss has no minimum. A located data error when the data is loaded."""
+    from specc.train.loop import check_label_range, load_splits
+    from specc.train.spec import build_config, check_target_range
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "pixels.npz", x=rng.integers(0, 256, (50, 64)).astype(np.float32))
+    path = tmp_path / "ae.net"
+    path.write_text(AUTOENCODER.replace("DATA", data))
+    spec = specc.load(path)
+    graph = spec.graph()
+    config = build_config(spec, graph)
+    splits = load_splits(config)
+    check_label_range(config, graph, splits)
+    with pytest.raises(SpecError) as e:
+        check_target_range(config, splits)
+    text = e.value.render()
+    assert (
+        "data error: binary_cross_entropy's targets are probabilities in [0, 1], but the training data's 'x'"
+        in text
+    )
+    assert words in text and f"{path}:7:3" in text
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    r = CliRunner().invoke(main, ["train", str(path), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1 and "binary_cross_entropy's targets are probabilities" in r.stderr, r.output
+    path.write_text(AUTOENCODER.replace("DATA", "digits(split=0.8)"))
+    spec = specc.load(path)
+    config = build_config(spec, spec.graph())
+    check_target_range(config, load_splits(config))  # pixels in [0, 1]: fine

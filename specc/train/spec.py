@@ -314,6 +314,46 @@ def class_score_pairs(config: TrainConfig) -> list[tuple[str, str | None]]:
     return pairs
 
 
+def check_target_range(config: TrainConfig, splits: Any) -> None:
+    """binary_cross_entropy's targets are probabilities: a data field given as its targets must lie in [0, 1].
+    Outside it the loss has no minimum and trains silently on nonsense: an autoencoder on `normalize=true` data
+    (the inputs it reconstructs standardised to mean 0, std 1), or pixels of 0-255 from an npz."""
+    from .data import DataError
+
+    losses, metrics, _, _ = train_tables()
+    calls = [t for o in config.objectives for _, t in o.terms] + [m.call for m in config.metrics]
+    for c in calls:
+        if c.name != "binary_cross_entropy":
+            continue
+        sig = losses.get(c.name) or metrics[c.name]
+        targets = [c.kw.get(a.name) for a in sig.args if a.kind == "value"][1:2]
+        if not targets or not isinstance(targets[0], str):
+            continue
+        name = targets[0]
+        for part, ds in (("training", splits.train), ("validation", splits.val)):
+            t = ds.fields.get(name) if ds is not None else None
+            if t is None or t.size == 0 or t.dtype.kind not in "fiub":
+                continue
+            low, high = float(t.min()), float(t.max())
+            if low >= 0.0 and high <= 1.0:
+                continue
+            hint = (
+                f"normalize=true standardised '{name}' (an input the model reads, so not kept as a target): drop "
+                "normalize=true, or use mse for a standardised reconstruction"
+                if name in (splits.stats or {})
+                else f"scale '{name}' to [0, 1] (pixels / 255), or use mse"
+            )
+            raise data_error(
+                config,
+                DataError(
+                    f"binary_cross_entropy's targets are probabilities in [0, 1], but the {part} data's '{name}' "
+                    f"lie in [{low:.4g}, {high:.4g}]",
+                    hint,
+                    field=name,
+                ),
+            )
+
+
 def _terms() -> Mapping[str, Any]:
     """Every loss and metric by name: its Term (signature, type rule, JAX definition)."""
     from .losses import LOSSES
