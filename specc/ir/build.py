@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import WARNING, Diagnostic, Diagnostics, SpecError, dym_suffix
+from ..errors import WARNING, Diagnostic, Diagnostics, SpecError, did_you_mean, dym_suffix
 from ..frontend import ast
 from ..frontend.load import Program
 from ..frontend.parse import in_number_range, number_range_error, power
@@ -1342,7 +1342,24 @@ class GraphBuilder:
         if "init" in attrs and attrs["init"] is None and env.default_init is not None:
             attrs["init"] = env.default_init
         for err in errors:
-            self.diags.add(err.kind, err.message, spans.of(op, err.arg), err.hint or _op_hint(op))
+            kind, message, hint = err.kind, err.message, err.hint or _op_hint(op)
+            # `dense(widht)` beside `let width = 64`: an unbound name is a size symbol, refused as "the name
+            # 'widht'"; where it is one slip from a name the spec binds, say that instead
+            given = kwargs.get(err.arg) if err.arg in kwargs else None
+            if given is None and err.arg is not None:
+                names = [a.name for a in op.args]
+                i = names.index(err.arg) if err.arg in names else len(args)
+                given = args[i] if i < len(args) else None
+            word = given.as_symbol() if isinstance(given, Dim) else None
+            dym = (
+                did_you_mean(word, [n for n in self._visible(env) if n != word])
+                if word and len(word) > 2
+                else ""
+            )
+            if word and dym:
+                kind, message = "name error", f"'{word}' is not defined; {dym}"
+                hint = f"{op.name}'s '{err.arg}' got a name nothing defines (`let` defines constants)"
+            self.diags.add(kind, message, spans.of(op, err.arg), hint)
         if errors:
             return None
         try:
