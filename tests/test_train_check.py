@@ -639,3 +639,20 @@ def test_nesterov_without_momentum_is_an_argument_error(optimizer: str, col: int
     assert (
         _errors(BINARY, train.replace("nesterov", "momentum=0.9, nesterov").replace("momentum=0, ", "")) == []
     )
+
+
+@pytest.mark.parametrize(
+    ("early_stop", "col", "words"),
+    [
+        ("early_stop(val_loss, patience=-1)", 46, "argument 'patience' must be at least 0, got -1"),
+        ("early_stop(val_loss, min_delta=-0.5)", 47, "argument 'min_delta' must be at least 0, got -0.5"),
+    ],
+)
+def test_a_negative_patience_or_min_delta_is_an_argument_error(early_stop: str, col: int, words: str) -> None:
+    """patience=-1 stopped after the first epoch and min_delta=-0.5 counted worse epochs as better (the run never
+    stopped), both without a word."""
+    train = f"train {{\n  data = moons()\n  loss = cross_entropy(k, y)\n  early_stop = {early_stop}\n}}"
+    [(kind, line, c, text)] = _errors(BINARY, train)
+    assert (kind, line, c) == ("argument error", 12, col), text
+    assert text.startswith(f"early_stop: {words}")
+    assert _errors(BINARY, train.replace("=-1", "=0").replace("=-0.5", "=0")) == []

@@ -61,6 +61,12 @@ DOMAINS: Mapping[str, tuple[Any, str, str]] = {
         "it is the weight of the running average's past: 0.9 and 0.999 are usual, 1 or more never forgets",
     ),
     "fraction": (lambda v: 0 <= v <= 1, "in [0, 1]", "it is the weight of the running average's past"),
+    "delta": (
+        lambda v: v >= 0,
+        "at least 0",
+        "it is how much better an epoch must be to count as better: a negative one counts a worse epoch as "
+        "better, so the run would never stop",
+    ),
 }
 
 
@@ -255,8 +261,8 @@ EARLY_STOP = Signature(
     "early_stop",
     (
         Arg("metric", "str", "val_loss"),
-        Arg("patience", "int", 5),
-        Arg("min_delta", "float", 0.0),
+        Arg("patience", "int", 5, domain="nonneg"),
+        Arg("min_delta", "float", 0.0, domain="delta"),
         Arg("mode", "str", "auto", ("auto", "min", "max")),
     ),
     "stop when `metric` has not improved for `patience` epochs",
@@ -720,6 +726,15 @@ class _Checker:
                 )
             return float(v)
         if a.kind == "int" and num and isinstance(integral(v), int):
+            if a.domain and not DOMAINS[a.domain][0](v):  # `patience=-1` stopped after the first epoch
+                _, words, why = DOMAINS[a.domain]
+                self.diags.add(
+                    "argument error",
+                    f"{sig.name}: argument '{a.name}' must be {words}, got {_describe(v)}",
+                    span,
+                    (f"{why}; " if why else "") + f"usage: {sig.usage()}",
+                )
+                return _BAD
             return int(v)
         if a.kind == "bool" and isinstance(v, bool):
             return v
