@@ -417,3 +417,30 @@ def test_convert_into_another_folder_rewrites_the_relative_paths(tmp_path: Path)
     same = tmp_path / "b.yaml"
     assert runner.invoke(main, ["convert", str(spec), "--to", "yaml", "-o", str(same)]).exit_code == 0
     assert "imports: [blocks.net]" in same.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("layer", "message", "hint"),
+    [
+        (
+            "{name: h, op: dense, features: 10, activation: relu}",
+            "unknown key 'activation' in layer 'h' (dense)",
+            "hint: write the activation as a layer of its own after this one: `{op: relu}`",
+        ),
+        (
+            "{name: h, op: dense, units: 10}",
+            "unknown key 'units' in layer 'h' (dense); did you mean 'features'?",
+            "hint: units (PyTorch/Keras) is `features` in specc",
+        ),
+    ],
+)
+def test_a_layer_key_of_pytorch_or_keras_gets_specc_s_name(
+    tmp_path: Path, layer: str, message: str, hint: str
+) -> None:
+    """`activation: relu` in a YAML layer said only "valid keys: ..."; the .net front end's table of PyTorch and
+    Keras names serves the YAML one too."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD_HEAD + f"    layers:\n      - {layer}\n")
+    r = CliRunner().invoke(main, ["check", str(bad)])
+    assert r.exit_code == 1
+    assert message in r.output and hint in r.output, r.output

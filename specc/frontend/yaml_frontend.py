@@ -278,12 +278,20 @@ _TYPE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)?\s*\[\s*\]\s*$")
 def _check_keys(m: YMap, valid: tuple[str, ...] | list[str], where: str) -> None:
     for k, _ in m.items:
         if k.value not in valid:
-            dym = did_you_mean(str(k.value), valid)
+            from ..ops._foreign import ARG_ADVICE, ARG_NAMES
+
+            word = str(k.value)
+            ours = next((t for t in ARG_NAMES.get(word, ()) if t in valid), "")
+            dym = f"did you mean '{ours}'?" if ours else did_you_mean(word, valid)
+            # a layer written from a PyTorch or Keras listing (`activation: relu`, `kernel_size: 3`), as in .net
+            advice = f"{word} (PyTorch/Keras) is `{ours}` in specc" if ours else ARG_ADVICE.get(word, "")
+            if advice and word == "activation":
+                advice = "write the activation as a layer of its own after this one: `{op: relu}`"
             raise _fail(
                 "name error",
                 f"unknown key '{k.value}' in {where}" + (f"; {dym}" if dym else ""),
                 k.span,
-                "valid keys: " + ", ".join(valid),
+                (f"{advice}; " if advice else "") + "valid keys: " + ", ".join(valid),
             )
 
 
