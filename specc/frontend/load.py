@@ -161,11 +161,19 @@ def _collect_imports(
         if target in done:
             continue
         if not target.is_file():
+            folder = target.is_dir()
             diags.add(
                 "import error",
-                f'cannot import "{item.path}": no file {Source.display_name(target)}',
+                f'cannot import "{item.path}": '
+                + (
+                    f"{Source.display_name(target)} is a folder"
+                    if folder
+                    else f"no file {Source.display_name(target)}"
+                ),
                 item.span,
-                "import paths are relative to the importing file",
+                "import a spec file (a .net or .yaml) in it"
+                if folder
+                else "import paths are relative to the importing file",
             )
             continue
         try:
