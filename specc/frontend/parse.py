@@ -41,11 +41,12 @@ def _grammar_text() -> str:
 
 
 class _Opener:
-    __slots__ = ("after", "token")
+    __slots__ = ("after", "outer", "token")
 
-    def __init__(self, token: Token, after: Token | None):
+    def __init__(self, token: Token, after: Token | None, outer: Token | None = None):
         self.token = token
         self.after = after
+        self.outer = outer  # the token before `after`: `block` in `block B(`
 
 
 class _Layout:
@@ -80,7 +81,7 @@ class _Layout:
                     yield pending
                 pending = None
             if tok.type in _OPENERS:
-                self.stack.append(_Opener(tok, prev))
+                self.stack.append(_Opener(tok, prev, self.before))
                 if len(self.stack) > MAX_NESTING:
                     self.too_deep = tok
                     raise _TooDeep(tok)
@@ -511,6 +512,8 @@ _TOP_LEVEL = {
 def _describe_opener(op: _Opener) -> str:
     tok, after = op.token, op.after
     if tok.type == "LPAR" and after is not None and after.type == "NAME":
+        if op.outer is not None and str(op.outer) == "block":
+            return f"the parameters of block {after}"
         return f"the call to {after}"
     if tok.type == "LSQB" and after is not None and (after.type == "COLON" or str(after) in _DTYPE_WORDS):
         return "the shape"
