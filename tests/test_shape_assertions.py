@@ -298,3 +298,20 @@ def test_cli_a_wrong_middle_assertion_exits_1_without_a_traceback(tmp_path: Path
     assert r.stdout == "" and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"{bad}:5:45: shape error: shape assertion failed: expected [N, 16, 16, 65]")
     assert "hint: the value computed here has shape [N, 16, 16, 64]" in r.stderr
+
+
+def test_a_floor_in_a_product_is_printed_as_the_language_reads_it() -> None:
+    """4·floor((T - 4)/2) printed as `4*T/2 - 8`, which the language (and a reader) takes for (4·T)/2 - 8 = 2·T - 8:
+    a message's size could not be pasted back as an assertion. It is `4*(T/2) - 8` now, which holds."""
+    text = (
+        "model S {\n  input x: f32[N, T, 1]\n"
+        "  a = x -> conv(4, 5) -> maxpool(2) -> flatten  : [N, 4*(T/2) - 8]\n"
+        "  b = x -> conv(4, 5) -> maxpool(2) -> flatten  : [N, 4*T/2 - 8]\n  output a, b\n}\n"
+    )
+    with pytest.raises(SpecError) as e:
+        specc.load("s.net", text=text).check()
+    [d] = e.value.diagnostics
+    assert d.span is not None and d.span.line == 4
+    assert d.message == (
+        "shape assertion failed: expected [N, 2*T - 8], got f32[N, 4*(T/2) - 8] (axis 1: 2*T - 8 vs 4*(T/2) - 8)"
+    )

@@ -238,8 +238,11 @@ class Dim:
             return "0"
         parts: list[str] = []
         for i, (m, c) in enumerate(self.terms[::-1]):  # highest-degree terms first
-            body = "*".join(str(a) for a in m)
             mag = abs(c)
+            # a floor inside a product is parenthesised: `4*(T/2)`, for `4*T/2` reads (4·T)/2 = 2·T, as the
+            # language itself parses it
+            alone = len(m) == 1 and mag == 1
+            body = "*".join(str(a) if isinstance(a, str) or alone else f"({a})" for a in m)
             text = str(mag) if not body else (body if mag == 1 else f"{mag}*{body}")
             if i == 0:
                 parts.append(text if c > 0 else f"-{text}")
