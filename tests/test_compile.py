@@ -327,3 +327,15 @@ def test_global_pools_keep_their_spatial_axes_on_request() -> None:
     np.testing.assert_allclose(out["m"], x["x"].max(axis=(1, 2), keepdims=True), rtol=1e-6)
     np.testing.assert_allclose(out["g"], x["x"].mean(axis=(1, 2)), rtol=1e-6)
     assert_emitted_matches(g)
+
+
+def test_emitted_sizes_keep_a_floor_inside_a_product() -> None:
+    """4·floor(T/2) was written `4 * (T) // 2`, which Python reads as (4·T) // 2: the emitted reshape of a pooled
+    odd-length sequence asked for 14 values where there were 12."""
+    from specc.backend.emit_flax import py_dim
+    from specc.ir.dims import Dim
+
+    t = Dim.sym("T")
+    for d in (t.floordiv(2) * 4, (t - 4).floordiv(2) * 4 + 3, t.floordiv(2) * t.floordiv(3)):
+        for value in (6, 7, 9):
+            assert eval(py_dim(d), {"T": value}) == d.subst({"T": value}).as_int(), (py_dim(d), value)

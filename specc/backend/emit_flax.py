@@ -358,7 +358,8 @@ def py_dim(d: Dim) -> str:
         return str(d.value)
     parts = []
     for mono, c in d.terms:
-        atoms = [a if isinstance(a, str) else f"({py_dim(a.num)}) // {a.den}" for a in mono]
+        # the floor in parentheses of its own: `4 * (T) // 2` is (4·T) // 2 in Python, not 4·(T // 2)
+        atoms = [a if isinstance(a, str) else f"(({py_dim(a.num)}) // {a.den})" for a in mono]
         factors = ([str(abs(c))] if abs(c) != 1 or not atoms else []) + atoms
         parts.append(("-" if c < 0 else "+", " * ".join(factors)))
     text = "".join(f" {s} {t}" for s, t in parts).strip()
