@@ -303,3 +303,51 @@ def test_more_devices_than_the_environment_fixes_is_a_usage_error(tmp_path: Path
     assert r.stderr.startswith("usage error: --devices 4 asks for more devices than the 2 available\n")
     assert "hint: use --devices 2 or fewer" in r.stderr and "JAX_NUM_CPU_DEVICES" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_a_short_run_is_planned_by_its_guessed_length() -> None:
+    common = {"batch_bytes": 8320, "steps_per_epoch": 44, "processes": 1, "platform": "cpu", "batch": 32}
+    small = choose_execution("auto", flops_per_example=19_000, devices=1, **common)  # the digits MLP's size
+    assert small.step_s is not None and small.step_s < 1e-3
+    assert small.for_run(44 * 30).short_run  # 30 epochs: a fraction of a second of steps
+    assert "compiled for a short run" in small.for_run(44 * 30).describe()
+    assert not small.for_run(int(execution.SHORT_RUN_S / small.step_s) + 1).short_run
+    assert "short run" not in small.describe()
+    big = choose_execution("auto", flops_per_example=2_700_000, devices=1, **{**common, "batch": 100})
+    assert not big.for_run(80 * 4).short_run  # ~40 ms steps: the run outweighs its compilation
+    gpu = choose_execution("auto", flops_per_example=19_000, devices=1, **{**common, "platform": "gpu"})
+    assert gpu.step_s is None and not gpu.for_run(1).short_run  # no guess off the CPU
+
+
+def test_a_short_run_compiles_with_the_quick_options_and_trains_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lecture-sized run compiles its train and evaluation steps as initialisers are (XLA:CPU's loop emitters,
+    no LLVM optimisation): XLA's compilation, not the steps, is most of such a run. The losses are the usual
+    options' within float32 rounding (the emitters' tanh, exp and sums may differ in the last bits)."""
+    from specc.backend import flax as backend
+
+    path = tmp_path / "deep.net"
+    path.write_text(DEEP_SIGMOID)
+    real = backend.graph_compiler_options
+    asked: list[bool] = []
+
+    def recorded(graph: object, short_run: bool = False) -> object:
+        asked.append(short_run)
+        return real(graph, short_run)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "graph_compiler_options", recorded)
+    quick = train_and_evaluate(config(path), tmp_path / "quick", verbose=False)
+    assert asked and all(asked), asked
+    assert backend.compiler_options(once=True) == {
+        "xla_cpu_use_fusion_emitters": False,
+        "xla_backend_optimization_level": 0,
+    }
+    monkeypatch.setattr(execution, "SHORT_RUN_S", 0.0)
+    asked.clear()
+    usual = train_and_evaluate(config(path), tmp_path / "usual", verbose=False)
+    assert asked and not any(asked), asked
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(
+            [h[key] for h in quick.history], [h[key] for h in usual.history], rtol=1e-5
+        )

@@ -344,7 +344,8 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optim
 
 def compiler_options(ops: Iterable[str] = (), once: bool = False) -> dict[str, Any] | None:
     """XLA options for a program of specc's on this backend (None: XLA's defaults): for a model with these op
-    names; `once`: a program run once (an initialiser), compiled without LLVM's optimisations too. An option this
+    names; `once`: a program run once (an initialiser) or for a short run (`execution.SHORT_RUN_S`), compiled with
+    the loop emitters and without LLVM's optimisations. An option this
     jaxlib does not know is left out (an older XLA refuses the whole compilation over it)."""
     if jax.default_backend() != "cpu":
         return None
@@ -360,9 +361,10 @@ def compiler_options(ops: Iterable[str] = (), once: bool = False) -> dict[str, A
     return {k: v for k, v in wanted.items() if _compiles_with(((k, v),))} or None
 
 
-def graph_compiler_options(graph: Graph) -> dict[str, Any] | None:
-    """compiler_options for the programs that run `graph` (its train, evaluation and prediction steps)."""
-    return compiler_options(n.op for n in graph.nodes)
+def graph_compiler_options(graph: Graph, short_run: bool = False) -> dict[str, Any] | None:
+    """compiler_options for the programs that run `graph` (its train, evaluation and prediction steps); `short_run`:
+    those of a run whose steps take less than their compilation (`execution.SHORT_RUN_S`)."""
+    return compiler_options((n.op for n in graph.nodes), once=short_run)
 
 
 @cache

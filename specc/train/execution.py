@@ -9,7 +9,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -49,6 +49,14 @@ SPLIT_MIN_STEP_S = 0.005
 # than they fill. 5 or 10 devices gave the ResNet no more than 4 (10.2-11.2 s).
 SPLIT_LONG_STEP_S = 0.1
 SPLIT_MIN_EXAMPLES = 8  # each device's share of the batch
+# A run whose steps are guessed to take this long or less in all (every epoch's) compiles its train and evaluation
+# steps as initialisers are, for a short run: XLA:CPU's loop emitters without LLVM's optimisations (`compiler_
+# options(once=True)`). For a lecture's small models XLA's compilation is most of the run: with a cold cache, the
+# train step's compilation (tracing included) default → short-run options, and the epochs after it: MLP 1.07 → 0.41 s,
+# 0.00-0.03 s both; the digits MLP (the README's, 30 epochs) 1.40 → 0.58 s, 0.01 → 0.02 s an epoch (whole process
+# 6.5 → 5.2 s); a GAN on digits 3.31 → 1.62 s, 0.02 → 0.05 s; a VAE 2.54 → 0.80 s, 0.01 → 0.03 s (2 cores, loaded).
+# The steps run 2-3× slower, so longer runs keep the usual options; the guess is FLOPs at CPU_FLOPS_PER_CORE.
+SHORT_RUN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,18 @@ class Execution:
     mode: str
     chunk: int
     why: str
+    step_s: float | None = None  # the guess of one step's length (None: unknown)
+    short_run: bool = False  # compiled for a short run (SHORT_RUN_S)
 
     def describe(self) -> str:
+        short = "; compiled for a short run (XLA's quick options)" if self.short_run else ""
         if self.mode == "scan":
-            return f"execution: scan, {self.chunk} batches a call ({self.why})"
-        return f"execution: {self.mode}, one batch a call ({self.why})"
+            return f"execution: scan, {self.chunk} batches a call ({self.why}){short}"
+        return f"execution: {self.mode}, one batch a call ({self.why}){short}"
+
+    def for_run(self, steps: int) -> Execution:
+        """This plan for a run of `steps` train steps: marked short when they are guessed at SHORT_RUN_S or less."""
+        return replace(self, short_run=self.step_s is not None and self.step_s * steps <= SHORT_RUN_S)
 
 
 def step_seconds(flops_per_example: int | None, batch: int, platform: str) -> float | None:
@@ -180,23 +195,23 @@ def choose_execution(
     by_time = steps_per_epoch if guess is None or guess <= 0 else max(1, math.ceil(CHUNK_S / guess))
     chunk = max(1, min(steps_per_epoch, by_time, by_memory))
     if requested == "step":
-        return Execution("step", 1, "--exec step")
+        return Execution("step", 1, "--exec step", guess)
     if processes > 1:
-        return Execution("step", 1, "several processes")
+        return Execution("step", 1, "several processes", guess)
     if requested == "prefetch":
-        return Execution("prefetch", 1, "--exec prefetch")
+        return Execution("prefetch", 1, "--exec prefetch", guess)
     if requested == "scan":
         if devices > 1:
-            return Execution("prefetch", 1, "--exec scan runs on one device; several are used")
-        return Execution("scan", chunk, "--exec scan")
+            return Execution("prefetch", 1, "--exec scan runs on one device; several are used", guess)
+        return Execution("scan", chunk, "--exec scan", guess)
     if devices > 1:
-        return Execution("prefetch", 1, "several devices")
+        return Execution("prefetch", 1, "several devices", guess)
     shown = f"a step of ~{guess * 1e3:.2g} ms" if guess is not None else f"on {platform}"
     if platform == "cpu" and (slow := sorted(ops & LOOP_SLOW_CPU_OPS)):
-        return Execution("prefetch", 1, f"{slow[0]} runs slower in a device loop on the CPU")
+        return Execution("prefetch", 1, f"{slow[0]} runs slower in a device loop on the CPU", guess)
     if chunk >= 2 and (guess is None or guess <= SCAN_MAX_STEP_S):
-        return Execution("scan", chunk, shown)
-    return Execution("prefetch", 1, shown)
+        return Execution("scan", chunk, shown, guess)
+    return Execution("prefetch", 1, shown, guess)
 
 
 def stack_chunk(batches: Sequence[Mapping[str, np.ndarray]], size: int) -> dict[str, np.ndarray]:

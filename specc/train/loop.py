@@ -593,7 +593,9 @@ def train_and_evaluate(
     n_obj = len(plans)
     n_stats = n_obj + len(metric_calls)
     stat_names = stat_names_of([p.objective for p in plans], config.metrics)
-    plan = _execution_plan(execution, graph, train_ds, input_names, batch, steps_per_epoch, mesh)
+    plan = _execution_plan(execution, graph, train_ds, input_names, batch, steps_per_epoch, mesh).for_run(
+        steps_per_epoch * epochs_total
+    )
     # --log-gradients: per objective, the layers it trains (their parameter leaves' layer keys, in order)
     grad_layers = [_layer_keys_of(nnx.split_state(params, sel, ...)[0]) for sel in selectors]
     if log_gradients:
@@ -698,7 +700,7 @@ def train_and_evaluate(
 
         jit_kw = {"out_shardings": NamedSharding(mesh.mesh, PartitionSpec())}
     train_jits: dict[int, Any] = {}
-    options = graph_compiler_options(graph)
+    options = graph_compiler_options(graph, short_run=plan.short_run)
 
     def train_jit_for(stage_index: int, state: Any, example: Any) -> Any:
         """The stage's train step (scan: its chunk step), compiled ahead of its first batch (so the bar never
