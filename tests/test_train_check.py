@@ -656,3 +656,11 @@ def test_a_negative_patience_or_min_delta_is_an_argument_error(early_stop: str, 
     assert (kind, line, c) == ("argument error", 12, col), text
     assert text.startswith(f"early_stop: {words}")
     assert _errors(BINARY, train.replace("=-1", "=0").replace("=-0.5", "=0")) == []
+
+
+def test_a_data_option_given_twice_is_an_argument_error() -> None:
+    """`data = moons(n=100, n=200)` took the last one silently."""
+    train = "train {\n  data = moons(n=100, n=200)\n  loss = cross_entropy(k, y)\n}"
+    [(kind, line, col, text)] = _errors(BINARY, train)
+    assert (kind, line, col) == ("argument error", 10, 23), text
+    assert text.startswith("moons: option 'n' given twice")

@@ -498,6 +498,8 @@ class GraphBuilder:
             return None
         if any(self._mentions_tensor(a, env) for a in head.args):
             return None
+        if len({k.name for k in head.kwargs}) < len(head.kwargs):
+            return None  # an argument given twice: reported where the call is evaluated
         return _Instance(st.targets[0], head, env, block)
 
     def _mentions_tensor(self, e: Any, env: _Env) -> bool:
@@ -998,8 +1000,22 @@ class GraphBuilder:
         name: str,
         repeat: tuple[int, int] | None = None,
     ) -> Any:
+        seen: dict[str, ast.Kwarg] = {}
+        for k in c.kwargs:
+            if k.name in seen:  # `dense(3, bias=true, bias=false)`: the last one won, silently
+                first = seen[k.name].span
+                self.diags.add(
+                    "argument error",
+                    f"{c.func} got '{k.name}' twice (first at {first.line}:{first.col})",
+                    k.span,
+                    "give each argument once",
+                )
+                return POISON
+            seen[k.name] = k
         if c.func == "repeat":
             return self._repeat(c, env, piped, name)
+        if env.values.get(c.func) is POISON:  # an instance whose definition failed, reported there
+            return POISON
         inst = env.values.get(c.func)
         if isinstance(inst, _Instance):
             return self._apply_instance(inst, c, env, piped, name)

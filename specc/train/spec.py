@@ -1953,6 +1953,16 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
             "data sets: " + ", ".join(DATASETS),
         )
         return None
+    names = [k.name for k in expr.kwargs]
+    twice = next((k for i, k in enumerate(expr.kwargs) if k.name in names[:i]), None)
+    if twice is not None:  # `xor(n=10, n=20)`: the last one won, silently
+        ck.diags.add(
+            "argument error",
+            f"{expr.func}: option '{twice.name}' given twice",
+            twice.span,
+            f"give it once; usage: {info.signature()}",
+        )
+        return None
     try:
         args = [_data_literal(a, ck.lets) for a in expr.args]
         kwargs = {k.name: _data_literal(k.value, ck.lets) for k in expr.kwargs}
