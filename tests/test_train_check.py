@@ -664,3 +664,18 @@ def test_a_data_option_given_twice_is_an_argument_error() -> None:
     [(kind, line, col, text)] = _errors(BINARY, train)
     assert (kind, line, col) == ("argument error", 10, 23), text
     assert text.startswith("moons: option 'n' given twice")
+
+
+def test_a_drawn_input_that_the_data_also_yields_is_a_data_error() -> None:
+    """`input x: f32[N, 64] = normal()` (a GAN's `= normal()` copied onto the images): the discriminator trained
+    on noise and the data's x was never read, silently."""
+    model = (
+        "model G {\n  input x: f32[N, 64] = normal()\n  input y: i32[N]\n  k = x -> dense(10)\n  output k\n}"
+    )
+    train = "train {\n  data = digits()\n  loss = cross_entropy(k, y)\n}"
+    [(kind, line, col, text)] = _errors(model, train)
+    assert (kind, line, col) == ("data error", 2, 3), text
+    assert text.startswith(
+        "input x is drawn by the trainer, but digits yields a field 'x', which would never be read"
+    )
+    assert _errors(model.replace("input x", "input z").replace("= x ->", "= z ->"), train) == []

@@ -1920,7 +1920,17 @@ def _check_data_fields(
     for model_input, nid in graph.inputs:
         node = graph.nodes[nid]
         field = renamed.get(model_input, model_input)
-        if "draw" in node.attr or field in info.fields:
+        if "draw" in node.attr:
+            if field in info.fields:  # `input x: ... = normal()` copied from a GAN's z: the images never read
+                diags.add(
+                    "data error",
+                    f"input {model_input} is drawn by the trainer, but {name} yields a field '{field}', which "
+                    "would never be read",
+                    node.span,
+                    f"drop the draw to train on the data's {field}, or give the drawn input a name of its own",
+                )
+            continue
+        if field in info.fields:
             continue
         diags.add(
             "data error",
