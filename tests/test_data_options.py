@@ -372,3 +372,23 @@ def test_binary_cross_entropy_targets_outside_0_1_are_a_data_error(
     spec = specc.load(path)
     config = build_config(spec, spec.graph())
     check_target_range(config, load_splits(config))  # pixels in [0, 1]: fine
+
+
+def test_a_drawn_input_the_data_file_also_holds_is_a_data_error(tmp_path: Path) -> None:
+    """`input x: ... = normal()` with an npz holding x: the file's x was never read (the model trained on
+    noise), silently; `specc check` cannot see an npz's fields, so loading says it."""
+    from specc.train.loop import load_splits
+    from specc.train.spec import build_config
+
+    np.savez(tmp_path / "gan.npz", x=np.zeros((20, 64), np.float32))
+    path = tmp_path / "g.net"
+    path.write_text(
+        "model G {\n  input x: f32[N, 64] = normal()\n  r = x -> dense(1)\n  output r\n}\n"
+        'train {\n  data = npz("gan.npz")\n  loss = r\n}\n'
+    )
+    spec = specc.load(path)
+    config = build_config(spec, spec.graph())
+    with pytest.raises(SpecError) as e:
+        load_splits(config, ("x",))
+    text = e.value.render()
+    assert f"{path}:7:3: data error: input x is drawn by the trainer, but the data has a field 'x'" in text

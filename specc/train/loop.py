@@ -200,6 +200,14 @@ def load_splits(config: TrainConfig, skip: Sequence[str] = ()) -> Splits:
             val = val.rename(mapping) if val is not None else None
         inputs = {n: (dt, dims) for n, dt, dims in config.inputs if n not in skip}
         check_fields(train, inputs)
+        for name in skip:  # `input x: ... = normal()` beside a data field x: the data's x was never read
+            if name in train.fields:
+                raise DataError(
+                    f"input {name} is drawn by the trainer, but the data has a field '{name}', which would never "
+                    "be read",
+                    hint=f"drop the draw to train on the data's {name}, or give the drawn input a name of its own",
+                    field=name,
+                )
     except DataError as e:
         raise data_error(config, e) from None
     return Splits(train, val, splits.shuffle, splits.stats, splits.class_names)
