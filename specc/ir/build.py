@@ -1087,6 +1087,19 @@ class GraphBuilder:
             # `repeat(4, Unit)` repeats a block or op that takes no arguments, like a bare pipeline stage
             b = c.args[1]
             if b.id not in self.program.blocks and get_op(b.id) is None:
+                inst = env.values.get(b.id)
+                if isinstance(
+                    inst, _Instance
+                ):  # `L = dense(8)`, `repeat(3, L)`: one set of weights, or three?
+                    self.diags.add(
+                        "type error",
+                        f"repeat makes fresh copies, each with weights of its own; '{b.id}' is a named instance, "
+                        "one set of weights",
+                        b.span,
+                        f"to apply {b.id} several times write `x -> {b.id} -> {b.id} -> ...`; for copies of its "
+                        f"layer write repeat(n, {inst.call.func}(...))",
+                    )
+                    return POISON
                 self.diags.add(
                     "name error",
                     f"repeat needs a block or op to repeat; '{b.id}' is neither"
