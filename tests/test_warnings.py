@@ -174,6 +174,19 @@ def test_a_batchnorm_momentum_in_pytorchs_sense_is_a_located_warning(tmp_path: P
     assert "its momentum=0.1 is momentum=0.9 here" in w["hint"]
 
 
+def test_a_softmax_over_the_batch_axis_is_a_located_warning(tmp_path: Path) -> None:
+    """`softmax(axis=0)` on [N, C] (PyTorch's `dim=0` slip) normalised each class over the batch, silently; the
+    default axis and a softmax over a known first axis (a parameter's [3, 4]) are not warned about."""
+    text = (
+        "model M {\n  input x: f32[N, 4]\n  param w: [3, 4] = normal(0.1)\n"
+        "  p = x -> dense(3) -> softmax(axis=0)\n  q = x -> dense(3) -> softmax\n  r = w -> softmax(axis=0)\n"
+        "  output p, q, r\n}\n"
+    )
+    [w] = _warnings(_write(tmp_path, text))
+    assert (w["line"], w["col"]) == (4, 32), w
+    assert w["message"].startswith("softmax(axis=0) normalises over axis 0, the batch (N) of f32[N, 3]")
+
+
 def test_a_loss_set_on_the_command_line_is_warned_about_there(tmp_path: Path) -> None:
     path = _write(tmp_path, AUTOENCODER.replace("binary_cross_entropy(out, x)", "mse(out, x)"))
     assert _warnings(path) == []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ir.dims import product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, OpError, register
 
 
 def _same(accepts: str, cost: int) -> Callable[[OpCall], Inferred]:
@@ -22,9 +22,22 @@ def _same(accepts: str, cost: int) -> Callable[[OpCall], Inferred]:
                 "convert the booleans with `-> cast(f32)` or `-> cast(i32)`",
                 kind="type error",
             )
+        warnings: tuple[OpError, ...] = ()
         if c.op.arg("axis") is not None:
-            c.axis("axis")
-        return Inferred((c.x,), flops=product(c.x.dims) * cost)
+            axis = c.axis("axis")
+            first = c.x.dims[0]
+            if axis == 0 and c.x.rank >= 2 and not first.is_const:
+                # `softmax(axis=0)` (or `softmax(0)`) on [N, C]: each class's scores normalised across the batch
+                warnings = (
+                    OpError(
+                        "warning",
+                        f"{c.op.name}(axis={c['axis']}) normalises over axis 0, the batch ({first}) of {c.x}: each "
+                        "example's values would depend on the others in its batch",
+                        f"the classes are the last axis: write {c.op.name} (axis=-1, the default)",
+                        arg="axis",
+                    ),
+                )
+        return Inferred((c.x,), flops=product(c.x.dims) * cost, warnings=warnings)
 
     return rule
 
