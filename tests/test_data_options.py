@@ -392,3 +392,24 @@ def test_a_drawn_input_the_data_file_also_holds_is_a_data_error(tmp_path: Path) 
         load_splits(config, ("x",))
     text = e.value.render()
     assert f"{path}:7:3: data error: input x is drawn by the trainer, but the data has a field 'x'" in text
+
+
+def test_ids_outside_an_embedding_table_are_a_data_error(tmp_path: Path) -> None:
+    """reversal's symbols 0-9 looked up in embed(5, 8): the lookup gave NaN and the run stopped as 'diverged at
+    step 0', naming the embed but not the ids. A data error at the data line, naming the embed and the vocab."""
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    path = tmp_path / "e.net"
+    path.write_text(
+        "model E {\n  input src: i32[N, T]\n  input tgt: i32[N, T]\n  logits = src -> embed(5, 8) -> dense(10)\n"
+        "  output logits\n}\ntrain {\n  data = reversal(n=100, length=4)\n  loss = cross_entropy(logits, tgt)\n}\n"
+    )
+    r = CliRunner().invoke(main, ["train", str(path), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith(
+        f"{path}:8:3: data error: the training data's 'src' holds the id 9, but the embed at 4:19 has a table of 5 "
+        "(ids 0 to 4)"
+    ), r.stderr
+    assert "hint: give the embed a vocab of at least 10" in r.stderr

@@ -43,7 +43,7 @@ from .io import import_module, write_atomic
 from .losses import term_value, total_loss
 from .metrics import metric_value
 from .optim import make_optimizer, make_schedule
-from .spec import TrainConfig, check_target_range, class_score_pairs, data_error
+from .spec import TrainConfig, check_embedding_ids, check_target_range, class_score_pairs, data_error
 
 EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -527,6 +527,7 @@ def train_and_evaluate(
     splits = splits if splits is not None else load_splits(config, tuple(drawn))
     check_label_range(config, graph, splits)
     check_target_range(config, splits)
+    check_embedding_ids(config, graph, splits)
     notes: list[str] = []
     train_ds, val_ds = splits.train, splits.val
     batch = config.batch

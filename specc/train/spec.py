@@ -320,6 +320,34 @@ def class_score_pairs(config: TrainConfig) -> list[tuple[str, str | None]]:
     return pairs
 
 
+def check_embedding_ids(config: TrainConfig, graph: Any, splits: Any) -> None:
+    """An input that an `embed` looks up must hold ids 0 … vocab − 1: an id outside the table made the lookup NaN,
+    and the run stopped as "diverged at step 0", naming the embed but not the data's ids."""
+    from .data import DataError
+
+    names = {nid: name for name, nid in graph.inputs}
+    for n in graph.nodes:
+        if n.op != "embed" or not n.inputs or n.inputs[0].node not in names:
+            continue
+        name, vocab = names[n.inputs[0].node], int(n.attr["vocab"])
+        for part, ds in (("training", splits.train), ("validation", splits.val)):
+            ids = ds.fields.get(name) if ds is not None else None
+            if ids is None or ids.size == 0 or ids.dtype.kind not in "iu":
+                continue
+            low, high = int(ids.min()), int(ids.max())
+            if low >= 0 and high < vocab:
+                continue
+            raise data_error(
+                config,
+                DataError(
+                    f"the {part} data's '{name}' holds the id {high if high >= vocab else low}, but the embed at "
+                    f"{n.span.line}:{n.span.col} has a table of {vocab} (ids 0 to {vocab - 1})",
+                    f"give the embed a vocab of at least {high + 1}" if high >= vocab else "ids count from 0",
+                    field=name,
+                ),
+            )
+
+
 def check_target_range(config: TrainConfig, splits: Any) -> None:
     """binary_cross_entropy's targets are probabilities: a data field given as its targets must lie in [0, 1].
     Outside it the loss has no minimum and trains silently on nonsense: an autoencoder on `normalize=true` data
