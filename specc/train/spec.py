@@ -725,22 +725,29 @@ class _Checker:
                 return _BAD
         return self.coerce(sig, a, v, expr.span)
 
+    def in_domain(self, sig: Signature, a: Arg, v: float, span: Span) -> bool:
+        """Whether the number v lies in the argument's domain (any without one); an argument error if not."""
+        if not a.domain:
+            return True
+        ok, words, why = DOMAINS[a.domain]
+        if ok(v):
+            return True
+        self.diags.add(
+            "argument error",
+            f"{sig.name}: argument '{a.name}' must be {words}, got {_describe(v)}",
+            span,
+            (f"{why}; " if why else "") + f"usage: {sig.usage()}",
+        )
+        return False
+
     def coerce(self, sig: Signature, a: Arg, v: Any, span: Span) -> Any:
         bad = f"{sig.name}: argument '{a.name}' must be {_KIND_WORDS[a.kind]}, got {_describe(v)}"
         if v is None and a.default is None:
             return None
         num = isinstance(v, int | float) and not isinstance(v, bool)
         if a.kind in ("float", "lr") and num:
-            if a.domain:
-                ok, words, why = DOMAINS[a.domain]
-                if not ok(v):
-                    self.diags.add(
-                        "argument error",
-                        f"{sig.name}: argument '{a.name}' must be {words}, got {_describe(v)}",
-                        span,
-                        (f"{why}; " if why else "") + f"usage: {sig.usage()}",
-                    )
-                    return _BAD
+            if not self.in_domain(sig, a, v, span):
+                return _BAD
             if a.kind == "lr" and _f32(v) == 0:  # valid (PyTorch takes it too), but almost surely a slip
                 is_zero = "lr = 0" if v == 0 else f"lr = {v:g} is 0 in float32, the weights' precision, so it"
                 self.warnings.append(
@@ -754,14 +761,7 @@ class _Checker:
                 )
             return float(v)
         if a.kind == "int" and num and isinstance(integral(v), int):
-            if a.domain and not DOMAINS[a.domain][0](v):  # `patience=-1` stopped after the first epoch
-                _, words, why = DOMAINS[a.domain]
-                self.diags.add(
-                    "argument error",
-                    f"{sig.name}: argument '{a.name}' must be {words}, got {_describe(v)}",
-                    span,
-                    (f"{why}; " if why else "") + f"usage: {sig.usage()}",
-                )
+            if not self.in_domain(sig, a, v, span):  # `patience=-1` stopped after the first epoch
                 return _BAD
             return int(v)
         if a.kind == "bool" and isinstance(v, bool):
