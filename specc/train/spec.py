@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -320,6 +320,15 @@ def class_score_pairs(config: TrainConfig) -> list[tuple[str, str | None]]:
     return pairs
 
 
+def _field_extremes(splits: Any, name: str, kinds: str, cast: Any) -> Iterator[tuple[str, Any, Any]]:
+    """("training" or "validation", min, max) of the data field `name` in each split that holds it non-empty with
+    a dtype kind among `kinds`, its extremes as `cast` makes them."""
+    for part, ds in (("training", splits.train), ("validation", splits.val)):
+        values = ds.fields.get(name) if ds is not None else None
+        if values is not None and values.size and values.dtype.kind in kinds:
+            yield part, cast(values.min()), cast(values.max())
+
+
 def check_embedding_ids(config: TrainConfig, graph: Any, splits: Any) -> None:
     """An input that an `embed` looks up must hold ids 0 … vocab − 1: an id outside the table made the lookup NaN,
     and the run stopped as "diverged at step 0", naming the embed but not the data's ids."""
@@ -330,11 +339,7 @@ def check_embedding_ids(config: TrainConfig, graph: Any, splits: Any) -> None:
         if n.op != "embed" or not n.inputs or n.inputs[0].node not in names:
             continue
         name, vocab = names[n.inputs[0].node], int(n.attr["vocab"])
-        for part, ds in (("training", splits.train), ("validation", splits.val)):
-            ids = ds.fields.get(name) if ds is not None else None
-            if ids is None or ids.size == 0 or ids.dtype.kind not in "iu":
-                continue
-            low, high = int(ids.min()), int(ids.max())
+        for part, low, high in _field_extremes(splits, name, "iu", int):
             if low >= 0 and high < vocab:
                 continue
             raise data_error(
@@ -364,11 +369,7 @@ def check_target_range(config: TrainConfig, splits: Any) -> None:
         if not targets or not isinstance(targets[0], str):
             continue
         name = targets[0]
-        for part, ds in (("training", splits.train), ("validation", splits.val)):
-            t = ds.fields.get(name) if ds is not None else None
-            if t is None or t.size == 0 or t.dtype.kind not in "fiub":
-                continue
-            low, high = float(t.min()), float(t.max())
+        for part, low, high in _field_extremes(splits, name, "fiub", float):
             if low >= 0.0 and high <= 1.0:
                 continue
             hint = (
