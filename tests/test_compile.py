@@ -82,8 +82,11 @@ def test_free_sizes_need_a_binding(tmp_path: Path) -> None:
     path.write_text("model S {\n input x: f32[N, T, 3]\n y = x -> lstm(4, return=last)\n output y\n}")
     runner = CliRunner()
     r = runner.invoke(main, ["compile", str(path)])
-    assert r.exit_code == 1
-    assert "free size(s) T" in r.output and "--bind T=16" in r.output
+    # the spec is valid (check passes it): the command line lacks T's number, a usage error located at the input
+    assert runner.invoke(main, ["check", str(path)]).exit_code == 0
+    assert r.exit_code == 2, r.output
+    assert f"{path}:2:2: usage error: input x: f32[N, T, 3] has the free size(s) T" in r.output
+    assert "hint: pass --bind T=16" in r.output
     r = runner.invoke(main, ["compile", str(path), "--bind", "T=6", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)

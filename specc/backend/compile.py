@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ..cli_common import write_emitted
-from ..errors import SpecError
+from ..errors import Diagnostic, SpecError, UsageError
 from ..ir.graph import Graph
 from ..ir.types import JNP_NAMES
 from ..passes.count import Counts, batch_symbols, count
@@ -53,12 +53,13 @@ class Compiled:
 
 
 def bind_sizes(g: Graph, batch: int | None = None, bind: Mapping[str, int] | None = None) -> dict[str, int]:
-    """The batch symbol(s) → `batch` (default 32), other sizes from `bind`; a size left free is a SpecError, a
-    bound name no input has a UsageError (a typo such as `--bind t=16` for T, silently ignored before)."""
+    """The batch symbol(s) → `batch` (default 32), other sizes from `bind`; a size left free, and a bound name no
+    input has (a typo such as `--bind t=16` for T, silently ignored before), are UsageErrors: the spec is valid
+    (`specc check` passes it), the command line lacks the size's number."""
     names = sorted({s for _, nid in g.inputs for d in g.nodes[nid].type.dims for s in d.symbols()})
     unknown = [k for k in bind or {} if k not in names]
     if unknown:
-        from ..errors import UsageError, did_you_mean
+        from ..errors import did_you_mean
 
         dym = did_you_mean(unknown[0], names)
         raise UsageError.of(
@@ -72,12 +73,19 @@ def bind_sizes(g: Graph, batch: int | None = None, bind: Mapping[str, int] | Non
         node = g.nodes[nid]
         free = sorted({s for d in node.type.dims for s in d.symbols()} - set(env))
         if free:
-            example = ", ".join(f"--bind {s}=16" for s in free)
-            raise SpecError.one(
-                "shape error",
-                f"input {name}: {node.type} has the free size(s) {', '.join(free)}; XLA compiles for concrete shapes",
-                node.span,
-                f"declare {free[0]} with a number in the input's type, or pass {example}",
+            example = " ".join(f"--bind {s}=16" for s in free)
+            # located at the input, but a usage error (exit 2): the spec is valid, the command line lacks a number
+            raise UsageError(
+                [
+                    Diagnostic(
+                        "usage error",
+                        f"input {name}: {node.type} has the free size(s) {', '.join(free)}, and XLA compiles "
+                        "for concrete shapes: give each a number",
+                        node.span,
+                        f"pass {example} (any positive number), or declare {free[0]} with a number in the "
+                        "input's type",
+                    )
+                ]
             )
     return env
 
