@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import operator
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -206,34 +206,9 @@ class GraphBuilder:
                         if isinstance(v, TVal) and not again:
                             outputs.append((name, v.ref))
                 elif isinstance(st, ast.Let):
-                    if st.name in _names_in(st.value) and self._lookup(st.name, env) is None:
-                        # with no outer constant of that name, `let a = a + 1` read `a` as a free size symbol
-                        self.diags.add(
-                            "name error",
-                            f"constant '{st.name}' is defined in terms of itself",
-                            st.span,
-                            "define a constant from numbers and other constants only",
-                        )
-                        self._bind(st.name, POISON, st.span, env)
-                        continue
-                    ahead = [
-                        n
-                        for n in sorted(_names_in(st.value))
-                        if n in local_lets
-                        and (local_lets[n].span.line, local_lets[n].span.col) > (st.span.line, st.span.col)
-                        and self._lookup(n, env) is None
-                    ]
-                    if ahead:
-                        # `let p = q` above `let q = ...` read q as a free size symbol, silently
-                        later = local_lets[ahead[0]]
-                        where = f"{later.span.line}:{later.span.col}"
-                        if st.name in _names_in(later.value):
-                            message = f"constants defined in a cycle: {st.name} → {later.name} → {st.name}"
-                            hint = "define a constant from numbers and other constants only"
-                        else:
-                            message = f"'{later.name}' is read before its `let` (at {where})"
-                            hint = f"move `let {later.name}` above this line: a body's constants are defined in order"
-                        self.diags.add("name error", message, st.span, hint)
+                    problem = self._let_problem(st, env, local_lets)
+                    if problem is not None:
+                        self.diags.add("name error", problem[0], st.span, problem[1])
                         self._bind(st.name, POISON, st.span, env)
                         continue
                     self._bind(st.name, self._const(st.value, env), st.span, env)
@@ -681,6 +656,32 @@ class GraphBuilder:
         self.lets[name] = value
         self.let_state[name] = "done"
         return value
+
+    def _let_problem(
+        self, st: ast.Let, env: _Env, local_lets: Mapping[str, ast.Let]
+    ) -> tuple[str, str] | None:
+        """What is wrong with a body's `let` that reads a constant not yet defined (message, hint), else None:
+        read as a free size symbol, `let a = a + 1` or a `let` above the one it reads would pass silently."""
+        hint = "define a constant from numbers and other constants only"
+        if st.name in _names_in(st.value) and self._lookup(st.name, env) is None:
+            return f"constant '{st.name}' is defined in terms of itself", hint
+        ahead = [
+            n
+            for n in sorted(_names_in(st.value))
+            if n in local_lets
+            and (local_lets[n].span.line, local_lets[n].span.col) > (st.span.line, st.span.col)
+            and self._lookup(n, env) is None
+        ]
+        if not ahead:
+            return None
+        later = local_lets[ahead[0]]
+        if st.name in _names_in(later.value):
+            return f"constants defined in a cycle: {st.name} → {later.name} → {st.name}", hint
+        where = f"{later.span.line}:{later.span.col}"
+        return (
+            f"'{later.name}' is read before its `let` (at {where})",
+            f"move `let {later.name}` above this line: a body's constants are defined in order",
+        )
 
     def _lookup_tensor(self, name: str, span: Span, env: _Env) -> Any:
         v = self._lookup(name, env)
