@@ -98,6 +98,42 @@ def test_classes_error_is_located_by_specc_check() -> None:
     assert (d.span.line, d.span.col) == (8, 17)  # at `classes=[0, 42]`
 
 
+def test_one_class_for_a_classifier_is_a_data_error(tmp_path: Path) -> None:
+    """digits(classes=[3]) under cross_entropy trained a one-class classifier silently (val_accuracy 1). A located
+    data error; one class is fine for a model that does not classify it (an autoencoder of the 3s)."""
+    from click.testing import CliRunner
+
+    from specc.cli import main
+    from specc.train.loop import check_label_range, load_splits
+    from specc.train.spec import build_config
+
+    model = (
+        "model M {\n  input x: f32[N, 64]\n  input y: i32[N]\n  logits = x -> dense(10)\n  output logits\n}"
+    )
+    path = tmp_path / "m.net"
+    path.write_text(
+        f"{model}\ntrain {{\n  data = digits(classes=[3])\n  loss = cross_entropy(logits, y)\n}}\n"
+    )
+    r = CliRunner().invoke(main, ["train", str(path), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    assert r.exit_code == 1, r.output
+    assert (
+        f"{path}:8:3: data error: the training labels 'y' hold one class only (classes=[3] keeps one class, "
+        "relabelled 0), so 'logits' would learn to name it" in r.stderr
+    )
+    assert "hint: keep at least two classes, e.g. classes=[3, 8]" in r.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    autoencoder = "model A {\n  input x: f32[N, 64]\n  r = x -> dense(64)\n  output r\n}"
+    for text in (
+        f"{model}\ntrain {{\n  data = digits(classes=[3, 8])\n  loss = cross_entropy(logits, y)\n}}\n",
+        f"{autoencoder}\ntrain {{\n  data = digits(classes=[3])\n  loss = mse(r, x)\n}}\n",
+    ):
+        path.write_text(text)
+        spec = specc.load(path)
+        graph = spec.graph()
+        config = build_config(spec, graph)
+        check_label_range(config, graph, load_splits(config))
+
+
 # ---------------------------------------------------------------------------------------------- labels=shuffled
 
 

@@ -247,6 +247,35 @@ def check_label_range(config: TrainConfig, graph: Any, splits: Splits) -> None:
                     field=labels,
                 ),
             )
+        _check_two_classes(config, splits, scores, labels)
+
+
+def _check_two_classes(config: TrainConfig, splits: Splits, scores: str, labels: str) -> None:
+    """A classifier needs examples of two classes: trained on one (`digits(classes=[3])`) its loss falls to 0 and
+    its accuracy is 1 by predicting that class, silently."""
+    y = splits.train.fields.get(labels)
+    if y is None or y.dtype.kind not in "iu" or y.size == 0 or int(y.min()) != int(y.max()):
+        return
+    kept = config.data.kw.get("classes")
+    one = (
+        f"classes={_show(kept)} keeps one class" if isinstance(kept, list | tuple) and len(kept) == 1 else ""
+    )
+    raise data_error(
+        config,
+        DataError(
+            f"the training labels '{labels}' hold one class only ("
+            + (f"{one}, relabelled {int(y.min())}" if one else f"every label is {int(y.min())}")
+            + f"), so '{scores}' would learn to name it whatever the input: loss 0, accuracy 1",
+            "keep at least two classes, e.g. classes=[3, 8]"
+            if one
+            else f"give the data examples of at least two classes in '{labels}'",
+            field=labels,
+        ),
+    )
+
+
+def _show(values: Sequence[object]) -> str:
+    return f"[{', '.join(map(str, values))}]"
 
 
 @dataclass
