@@ -96,6 +96,19 @@ def test_checkpoint_dir_that_is_not_a_plain_subfolder_is_refused_before_anything
     assert snapshot(tmp_path) == before
 
 
+def test_checkpoint_every_0_saves_at_the_end_only_and_a_negative_every_is_located(tmp_path: Path) -> None:
+    spec = write(tmp_path, SPEC.replace("  epochs    = 1", "  epochs    = 3\n  checkpoint(every=0)"))
+    assert train(spec, tmp_path / "run") == 0
+    # 1,437 examples in batches of 64: 22 steps an epoch; one checkpoint, the last epoch's
+    assert [p.name for p in orbax_steps(tmp_path / "run" / "checkpoints")] == ["66"]
+    spec.write_text(SPEC.replace("  epochs    = 1", "  epochs    = 3\n  checkpoint(every=-1)"))
+    res = CliRunner().invoke(main, ["check", str(spec)])
+    assert res.exit_code == 1, res.output
+    assert (
+        f"{spec}:17:20: argument error: checkpoint: argument 'every' must be at least 0, got -1" in res.output
+    )
+
+
 def test_out_dot_refuses_and_deletes_nothing(tmp_path: Path, monkeypatch) -> None:
     spec = write(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -269,8 +269,8 @@ EARLY_STOP = Signature(
 )
 CHECKPOINT = Signature(
     "checkpoint",
-    (Arg("every", "int", 1), Arg("dir", "str", "checkpoints")),
-    "save every `every` epochs (and at the end) under OUT/dir",
+    (Arg("every", "int", 1, domain="nonneg"), Arg("dir", "str", "checkpoints")),
+    "save every `every` epochs (and at the end; every=0: at the end only) under OUT/dir",
 )
 
 
@@ -1783,8 +1783,6 @@ def _check_into(
         c = ck.call_of(e.value, "checkpoint", {"checkpoint": CHECKPOINT}, e.span)
         if c is not None:
             every, cdir = c["every"], c["dir"]
-            if every < 0:
-                diags.add("value error", "checkpoint: every must be at least 0", e.span, "e.g. every=1")
             from .rundir import checkpoint_dir_problem
 
             problem = checkpoint_dir_problem(cdir)
