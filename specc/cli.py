@@ -310,7 +310,14 @@ def compile(
 @click.option("--shapes/--no-shapes", default=True)
 @click.option("--params/--no-params", default=True)
 @click.option("--legend/--no-legend", default=True)
-@click.option("--collapse", multiple=True, help="Draw this block (or 'all') as one node.")
+@click.option(
+    "--collapse",
+    multiple=True,
+    is_flag=False,
+    flag_value="all",
+    metavar="[NAME]",
+    help="Draw block NAME as one node; 'all' (also --collapse alone) every block.",
+)
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="Expand blocks to this depth only.")
 @click.option("--values", help="Computational-graph mode: input values, e.g. x1=2,x2=3 (imports JAX).")
 @click.option("--grad", help="With --values: annotate the gradient of this value.")

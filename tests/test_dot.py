@@ -194,6 +194,17 @@ def test_clusters_for_block_instances() -> None:
     assert "<b>Affine 32</b>" in dot and "<b>Residual 32</b>" in dot  # the block and its arguments
 
 
+def test_collapse_alone_is_collapse_all() -> None:
+    """LANGUAGE.md §8 writes `specc dot FILE --collapse` with no name: it collapses every block (was a usage error,
+    'requires an argument'). A name still names one block, and `--collapse` before another option takes no name."""
+    code, alone, _ = run_cli("dot", BLOCKS, "--collapse")
+    assert code == 0 and alone == run_cli("dot", BLOCKS, "--collapse", "all")[1]
+    assert "<b>Residual ×3, 32</b>" in alone and "subgraph cluster_1" not in alone
+    code, before_option, _ = run_cli("dot", BLOCKS, "--collapse", "--no-legend")
+    assert code == 0 and len(boxes(before_option)) == len(boxes(alone))
+    assert run_cli("dot", BLOCKS, "--collapse", "Residual")[0] == 0
+
+
 def test_collapse_all_draws_repeat_once_with_badge() -> None:
     full, collapsed = dot_of(BLOCKS), dot_of(BLOCKS, collapse=("all",))
     assert len(boxes(collapsed)) < len(boxes(full))
