@@ -5,6 +5,7 @@ never imports specc.cli, which imports the groups (`python -m specc.cli` would l
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -66,6 +67,9 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             _fail(err, kwargs.get("as_json", False))
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside the trainer's loop: say so, not silence
             click.echo("specc: interrupted", err=True)
+            # a checkpoint Orbax's threads are writing is abandoned (--resume skips an unfinished one); as the
+            # interpreter exits, their work fails, and absl logged each failure with its traceback
+            logging.getLogger("absl").disabled = True
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: click prints them and exits 2

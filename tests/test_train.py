@@ -326,6 +326,41 @@ def test_sigint_saves_and_exits_130(tmp_path) -> None:
     assert any((tmp_path / "checkpoints").iterdir())
 
 
+SECOND_CTRL_C_WHILE_SAVING = """
+import sys
+import specc.train.loop as loop
+save = loop._Saver.save
+def save_then_ctrl_c(self, step, host, record):
+    save(self, step, host, record)
+    if step >= 88:
+        raise KeyboardInterrupt  # a second Ctrl-C while Orbax's threads write the checkpoint
+loop._Saver.save = save_then_ctrl_c
+from specc.cli import main
+main(["train", sys.argv[1], "--out", sys.argv[2], "--epochs", "3"])
+"""
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_while_a_checkpoint_is_written_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    """The abandoned write's threads failed as the interpreter exited, and absl logged a traceback under
+    'specc: interrupted'. Now only that line; --resume continues from the last whole checkpoint."""
+    out, spec = tmp_path / "run", tmp_path / "digits.net"
+    spec.write_text(DIGITS.read_text().replace("  seed      = 0", "  seed      = 0\n  checkpoint(every=1)"))
+    proc = subprocess.run(
+        [sys.executable, "-c", SECOND_CTRL_C_WHILE_SAVING, str(spec), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert "specc: interrupted" in proc.stderr
+    assert "Traceback" not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr
+    result = train_command(spec, out_dir=out, resume=True, verbose=False, epochs=3)
+    assert result == 0
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
 # data parallelism over 4 devices (replicated and fsdp) is tested in tests/test_distributed.py
 
 
