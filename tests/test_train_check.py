@@ -626,6 +626,36 @@ def test_an_input_that_a_data_set_of_fixed_fields_lacks_is_found_by_check() -> N
     assert _errors(PERCEPTRON, train.format(data='csv("any.csv")')) == []
 
 
+IMAGES = """model M {
+  input %s: f32[N, 8, 8, 1]
+  input %s: i32[N]
+  logits = %s -> flatten -> dense(10)
+  output logits
+}"""
+
+
+def test_a_rename_of_fields_the_data_set_yields_under_other_names_says_which_order_as_takes() -> None:
+    """LANGUAGE.md's `mnist(path) as {x: image, y: label}` names fields that the image sets (x, y) do not have: the
+    hint said 'available fields: x, y; rename with as {...}', which the reader had just done. Now it says that x is
+    read without renaming; and `as {x: image}` for a model input `image` (FIELD: INPUT) is one error, at the `as`,
+    saying INPUT comes first (it was that error with 'inputs: image, label' and a data error for each input)."""
+    train = "train {\n  data = digits(image=true) as {%s}\n  loss = cross_entropy(logits, %s)\n}"
+    errors = _errors(IMAGES % ("x", "y", "x"), train % ("x: image, y: label", "y"))
+    assert [(kind, line, col) for kind, line, col, _ in errors] == [("data error", 8, 3)] * 2
+    assert errors[0][3] == (
+        "the data has no field 'image' for input x: f32[N, 8, 8, 1] | hint: digits yields 'x' itself, which input x "
+        "reads without renaming: drop `x: image` from `as {...}`, which maps INPUT: FIELD (digits yields x, y)"
+    )
+    errors = _errors(IMAGES % ("image", "label", "image"), train % ("x: image, y: label", "label"))
+    assert [text for _, _, _, text in errors] == [
+        "`as {x: ...}` names no input of the model | hint: `as {...}` maps INPUT: FIELD, the model's input first: "
+        "write `image: x`",
+        "`as {y: ...}` names no input of the model | hint: `as {...}` maps INPUT: FIELD, the model's input first: "
+        "write `label: y`",
+    ]
+    assert _errors(IMAGES % ("image", "label", "image"), train % ("image: x, label: y", "label")) == []
+
+
 @pytest.mark.parametrize(
     ("optimizer", "col"),
     [("sgd(lr=0.1, nesterov=true)", 36), ("sgd(lr=0.1, momentum=0, nesterov=true)", 48)],

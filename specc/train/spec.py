@@ -1696,12 +1696,15 @@ def _check_into(
                 )
             renamed.setdefault(model_input, field_name)
             if inputs is not None and model_input not in inputs:
+                swapped = field_name in inputs and field_name not in dict(rename)
                 diags.add(
                     "name error",
                     f"`as {{{model_input}: ...}}` names no input of the model"
-                    + dym_suffix(model_input, inputs),
+                    + ("" if swapped else dym_suffix(model_input, inputs)),
                     e.span,
-                    f"inputs: {', '.join(inputs)}",
+                    f"`as {{...}}` maps INPUT: FIELD, the model's input first: write `{field_name}: {model_input}`"
+                    if swapped
+                    else f"inputs: {', '.join(inputs)}",
                 )
         if d is not None and graph is not None:
             _check_data_fields(d.name, graph, renamed, e.span, diags)
@@ -1939,11 +1942,12 @@ def _check_data_fields(
     """A model input that a data set of fixed fields does not yield (`input t` with `blobs`, which yields x and y)
     is the error loading the data would give, found by `specc check`: it passed check and stopped train. csv and
     npz are left to loading (their fields depend on the file and on `dtype=`)."""
-    from .data import DATASETS, _available_hint
+    from .data import DATASETS
 
     info = DATASETS.get(name)
     if info is None or name in ("csv", "npz") or not info.fields:
         return
+    inputs = {k for k, _ in graph.inputs}
     for model_input, nid in graph.inputs:
         node = graph.nodes[nid]
         field = renamed.get(model_input, model_input)
@@ -1957,14 +1961,29 @@ def _check_data_fields(
                     f"drop the draw to train on the data's {field}, or give the drawn input a name of its own",
                 )
             continue
-        if field in info.fields:
-            continue
+        if field in info.fields or any(v == model_input and k not in inputs for k, v in renamed.items()):
+            continue  # present, or `as {x: image}` written FIELD: INPUT, said at the `as` (names no input)
         diags.add(
             "data error",
             f"the data has no field '{field}' for input {model_input}: {node.type}",
             span,
-            f"{_available_hint(field, dict.fromkeys(info.fields))}; rename with `data = ... as {{...}}`",
+            _rename_hint(name, model_input, field, renamed, info.fields),
         )
+
+
+def _rename_hint(
+    data: str, model_input: str, field: str, renamed: Mapping[str, str], fields: Sequence[str]
+) -> str:
+    """`as {...}` maps a model input to a field, {INPUT: FIELD}. The sketch's `mnist(path) as {x: image, y: label}`
+    names fields that mnist (yielding x, y) does not have: where the input's own name is a field, say so."""
+    from .data import _available_hint
+
+    if model_input in renamed and model_input in fields:
+        return (
+            f"{data} yields '{model_input}' itself, which input {model_input} reads without renaming: drop "
+            f"`{model_input}: {field}` from `as {{...}}`, which maps INPUT: FIELD ({data} yields {', '.join(fields)})"
+        )
+    return f"{_available_hint(field, dict.fromkeys(fields))}; rename with `data = ... as {{...}}`"
 
 
 def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
