@@ -634,6 +634,22 @@ IMAGES = """model M {
 }"""
 
 
+def test_a_metric_without_its_arguments_is_one_error() -> None:
+    """`metrics = [accuracy]` (the docs list metrics by name) lacks both tensors: one slip, reported twice at the
+    same span ('needs argument logits', 'needs argument labels'); now once, naming both."""
+    train = "train {\n  data = digits()\n  loss = cross_entropy(logits, y)\n  metrics = [%s]\n}"
+    assert _errors(IMAGES % ("x", "y", "x"), train % "accuracy") == [
+        (
+            "argument error",
+            10,
+            14,
+            "accuracy needs arguments 'logits' and 'labels' | hint: usage: accuracy(logits, labels)",
+        )
+    ]
+    [(_, _, _, text)] = _errors(IMAGES % ("x", "y", "x"), train % "top_k_accuracy(logits)")
+    assert text.startswith("top_k_accuracy needs argument 'labels' | ")
+
+
 def test_a_rename_of_fields_the_data_set_yields_under_other_names_says_which_order_as_takes() -> None:
     """LANGUAGE.md's `mnist(path) as {x: image, y: label}` names fields that the image sets (x, y) do not have: the
     hint said 'available fields: x, y; rename with as {...}', which the reader had just done. Now it says that x is

@@ -588,17 +588,19 @@ class _Checker:
                 ok = False
             else:
                 given[kw.name] = (kw.value, kw.span)
+        missing = [a.name for a in sig.args if a.name not in given and a.default is REQUIRED]
+        if missing:  # one error for the call: `metrics = [accuracy]` lacks both its tensors, one slip
+            listed = " and ".join(", ".join(f"'{m}'" for m in missing).rsplit(", ", 1))
+            self.diags.add(
+                "argument error",
+                f"{sig.name} needs argument{'s' if len(missing) > 1 else ''} {listed}",
+                call.span,
+                f"usage: {sig.usage()}",
+            )
+            ok = False
         out: list[tuple[str, Any]] = []
         for a in sig.args:
             if a.name not in given:
-                if a.default is REQUIRED:
-                    self.diags.add(
-                        "argument error",
-                        f"{sig.name} needs argument '{a.name}'",
-                        call.span,
-                        f"usage: {sig.usage()}",
-                    )
-                    ok = False
                 out.append((a.name, a.default))
                 continue
             expr, span = given[a.name]
