@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from specc.cli import main
 from specc.errors import SpecError
-from specc.frontend.parse import parse_text
+from specc.frontend.parse import KEYWORDS, parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -78,6 +78,14 @@ def test_a_fragment_parses_where_it_belongs(where: str, text: str) -> None:
         wrappers = ["{}", "model Fragment {{\n{}\n}}", "train {{\n{}\n}}"]
     errors = [_parses(w.format(text)) for w in wrappers]
     assert None in errors, f"{where}: {errors[-1]}"
+
+
+def test_the_reserved_words_listed_are_the_grammars() -> None:
+    """docs/language.md's list left out `from` (`T = Teacher() from "runs/T"`), which the parser refuses as a name."""
+    [listed] = re.findall(
+        r"\*\*Keywords are reserved\*\*: `([^`]*)`", (ROOT / "docs" / "language.md").read_text()
+    )
+    assert sorted(listed.split()) == sorted(KEYWORDS)
 
 
 # ---- command lines ------------------------------------------------------------------------------------------------
