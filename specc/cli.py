@@ -19,6 +19,7 @@ from .cli_common import (
     guard_output,
     is_usage,
     reports_spec_errors,
+    spec_and_imports,
     write_emitted,
 )
 from .errors import SpecError
@@ -206,7 +207,7 @@ def convert(file: Path, target: str, output: Path | None) -> None:
     """Convert FILE between the .net and YAML front ends."""
     from .frontend.convert import convert_file
 
-    guard_output(output, reads=(file,), writes_spec=True)
+    guard_output(output, reads=spec_and_imports(file), writes_spec=True)
     text = convert_file(file, target, output)
     if output is None:
         click.echo(text, nl=False)

@@ -117,6 +117,18 @@ def write_emitted(text: str, out_dir: Path | None, name: str) -> None:
     click.echo(f"wrote {out_dir / name}")
 
 
+def spec_and_imports(file: Path) -> tuple[Path, ...]:
+    """FILE and every file it imports, directly or not (`specc convert main.net --to net -o lib.net` replaced the
+    library main.net imports); FILE alone when its imports do not load."""
+    from .frontend.load import load_program
+
+    try:
+        sources = load_program(file).sources
+    except SpecError:
+        return (file,)
+    return (file, *(Path(name) for name in sources))
+
+
 def guard_output(
     output: Path | None,
     reads: tuple[Path, ...] = (),
@@ -138,9 +150,10 @@ def guard_output(
             f"-o {output} is an existing spec file, and this command does not write a spec: writing it would "
             "replace it; give the output its own name (e.g. its format's suffix)"
         )
-    for r in reads:
+    for i, r in enumerate(reads):
         if out == Path(r).resolve():
-            raise click.UsageError(f"-o {output} is the file this command reads: writing it would replace it")
+            what = "the file this command reads" if i == 0 else f"a file {reads[0]} imports"
+            raise click.UsageError(f"-o {output} is {what}: writing it would replace it")
     if run is not None:
         _guard_run_files(output, out, run)
     if force is False and (output.exists() or output.is_symlink()):

@@ -305,6 +305,31 @@ def test_convert_round_trips_a_spec_with_broken_calls(tmp_path: Path) -> None:
     assert "  optimizer = adam(1e-3, b1=0.9)\n" in back.output
 
 
+def test_convert_refuses_to_write_over_a_file_the_spec_imports(tmp_path: Path) -> None:
+    """`convert main.net --to net -o lib.net` replaced the library main.net imports with main.net itself (which
+    then imported itself: a cycle), silently. Now a usage error, the library untouched."""
+    lib = tmp_path / "lib" / "heads.net"
+    lib.parent.mkdir()
+    lib.write_text(
+        "# my library\nblock Head(n) {\n  input h: f32[N, 64]\n  y = h -> dense(n)\n  output y\n}\n"
+    )
+    before = lib.read_bytes()
+    net = tmp_path / "main.net"
+    net.write_text(
+        'import "lib/heads.net"\nmodel M {\n  input x: f32[N, 64]\n  y = x -> Head(10)\n  output y\n}\n'
+    )
+    runner = CliRunner()
+    for target in ("net", "yaml"):
+        r = runner.invoke(main, ["convert", str(net), "--to", target, "-o", str(lib)])
+        assert r.exit_code == 2, r.output
+        assert f"-o {lib} is a file {net} imports: writing it would replace it" in r.output
+    assert lib.read_bytes() == before
+    assert (
+        runner.invoke(main, ["convert", str(net), "--to", "yaml", "-o", str(tmp_path / "m.yaml")]).exit_code
+        == 0
+    )
+
+
 # ---- comments inside grouping parentheses ------------------------------------------------------------------
 
 GROUPED = """\
