@@ -169,8 +169,16 @@ def ops(name: str | None) -> None:
         return
     if name not in registry:
         from .errors import did_you_mean
+        from .ops._foreign import OP_NAMES
 
-        raise click.BadParameter(f"no op named {name!r}; {did_you_mean(name, list(registry))}".rstrip("; "))
+        target = OP_NAMES.get(name.lower().replace("_", ""))  # `specc ops Linear`, read off a PyTorch listing
+        if target:
+            advice = f"{name} (PyTorch/Keras) is `{target}` in specc"
+        elif name.lower() in registry:  # `specc ops LSTM`
+            advice = f"did you mean {name.lower()!r}?"
+        else:
+            advice = did_you_mean(name, list(registry))
+        raise click.BadParameter(f"no op named {name!r}; {advice}".rstrip("; "))
     click.echo(op_text(registry[name]), nl=False)
 
 

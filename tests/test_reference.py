@@ -52,6 +52,18 @@ def test_cli_ops_and_data() -> None:
     assert runner.invoke(main, ["data", "mnst"]).exit_code == 2
 
 
+def test_ops_of_a_pytorch_name_points_at_specc_s() -> None:
+    """`specc ops Linear` (the lecturer reads a PyTorch listing) said only "no op named 'Linear'", and `specc ops
+    LSTM` too; now the op to look up, exit 2 as before."""
+    for name, advice in [
+        ("Linear", "Linear (PyTorch/Keras) is `dense` in specc"),
+        ("Dropout2d", "Dropout2d (PyTorch/Keras) is `dropout(rate, per=channel)` in specc"),
+        ("LSTM", "did you mean 'lstm'?"),
+    ]:
+        r = CliRunner().invoke(main, ["ops", name])
+        assert r.exit_code == 2 and f"no op named '{name}'; {advice}" in r.output
+
+
 def test_reference_commands_do_not_import_jax() -> None:
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom specc.cli import main\n"
