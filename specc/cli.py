@@ -14,9 +14,11 @@ from .cli_common import (
     EXIT_SPEC_ERROR,
     EXIT_USAGE,
     FORCE_OUTPUT,
+    FORMAT_SUFFIXES,
     RUN,
     SPEC,
     guard_output,
+    guard_suffix,
     is_usage,
     reports_spec_errors,
     spec_and_imports,
@@ -541,6 +543,7 @@ def predict(
     from .train.artifact import load_run, read_inputs
 
     guard_output(output, reads=(inputs,), run=run, force=force)
+    guard_suffix(output, (".npz",), "predict writes an .npz (its outputs by name)")
     r = load_run(run, checkpoint)
     out = r.predict(**read_inputs(r, inputs, allow_nonfinite))
     named = r.named_classes(out)
@@ -595,6 +598,14 @@ def export(
             )
         bind[name] = int(size)
     guard_output(output, run=run, force=force)
+    named = {v: k for k, v in SUFFIX.items()} | {".mlir": "stablehlo"}
+    suffix = output.suffix.lower() if output is not None else ""
+    guard_suffix(
+        output,
+        (SUFFIX[fmt], ".mlir") if fmt == "stablehlo" else (SUFFIX[fmt],),
+        f"--to {fmt} writes {FORMAT_SUFFIXES[SUFFIX[fmt]]}",
+        f"give --to {named[suffix]}" if suffix in named else "",
+    )
     r = load_run(run, checkpoint)
     path = output or run / f"{r.graph.model}{SUFFIX[fmt]}"
     guard_output(path, run=run, force=force)  # the default name too: an earlier export, or the user's file

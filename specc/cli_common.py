@@ -117,6 +117,38 @@ def write_emitted(text: str, out_dir: Path | None, name: str) -> None:
     click.echo(f"wrote {out_dir / name}")
 
 
+# The suffixes of file formats an output could be taken for, each with the format's name.
+FORMAT_SUFFIXES = {
+    ".npz": "an .npz",
+    ".npy": "an .npy",
+    ".csv": "CSV",
+    ".json": "JSON",
+    ".onnx": "ONNX",
+    ".safetensors": "safetensors",
+    ".stablehlo": "StableHLO",
+    ".mlir": "StableHLO",
+    ".pt": "a PyTorch file",
+    ".pth": "a PyTorch file",
+    ".h5": "HDF5",
+    ".pkl": "a pickle",
+}
+
+
+def guard_suffix(output: Path | None, writes: tuple[str, ...], what: str, other: str = "") -> None:
+    """Refuse an -o whose suffix names another format than the one the command writes (`predict -o out.csv`
+    wrote an .npz named out.csv; `export --to onnx -o w.npz` ONNX named w.npz): a usage error naming the suffix
+    to give. `writes`: the suffixes the command's format goes by, the first its usual one; `other`: how to get
+    the format the suffix names instead, if the command can write it."""
+    if output is None:
+        return
+    suffix = output.suffix.lower()
+    if suffix in FORMAT_SUFFIXES and suffix not in writes:
+        raise click.UsageError(
+            f"-o {output}: {what}, not {FORMAT_SUFFIXES[suffix]}; name it {output.with_suffix(writes[0])}"
+            + (f", or {other}" if other else "")
+        )
+
+
 def spec_and_imports(file: Path) -> tuple[Path, ...]:
     """FILE and every file it imports, directly or not (`specc convert main.net --to net -o lib.net` replaced the
     library main.net imports); FILE alone when its imports do not load."""

@@ -248,6 +248,40 @@ def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path
     assert r.exit_code == 0, r.output  # convert writes a spec: another existing spec is its output to replace
 
 
+def test_an_output_named_for_another_format_is_a_usage_error(tmp_path: Path, tiny_run) -> None:
+    """`predict -o out.csv` wrote an .npz named out.csv, and `export --to onnx -o w.npz` ONNX named w.npz,
+    silently. Now a usage error naming the suffix to give, nothing written; a suffix of no format is fine."""
+    out, _ = tiny_run
+    arrays = tmp_path / "x.npz"
+    np.savez(arrays, x=np.zeros((2, 64), np.float32))
+    here = tmp_path / "outputs"
+    here.mkdir()
+    cases = [
+        (
+            ["predict", str(out), str(arrays), "-o", str(here / "p.csv")],
+            f"predict writes an .npz (its outputs by name), not CSV; name it {here / 'p.npz'}",
+        ),
+        (
+            ["export", str(out), "--to", "onnx", "-o", str(here / "w.npz")],
+            f"--to onnx writes ONNX, not an .npz; name it {here / 'w.onnx'}, or give --to npz",
+        ),
+        (["export", str(out), "--to", "npz", "-o", str(here / "w.safetensors")], "or give --to safetensors"),
+    ]
+    runner = CliRunner()
+    for args, words in cases:
+        r = runner.invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert words in r.output.replace("\n", " "), r.output
+    assert list(here.iterdir()) == []
+    for args in (
+        ["predict", str(out), str(arrays), "-o", str(here / "p")],
+        ["export", str(out), "--to", "stablehlo", "-o", str(here / "m.mlir")],
+    ):
+        r = runner.invoke(main, args)
+        assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in here.iterdir()) == ["m.mlir", "p"]
+
+
 def test_predict_and_export_replace_an_existing_file_only_with_force(tmp_path: Path, tiny_run) -> None:
     """`predict -o` and `export -o` (and export's default RUN/<model>.<ext>) replaced an existing file silently,
     the user's as much as specc's: now a usage error naming it and --force, nothing written; --force replaces it
