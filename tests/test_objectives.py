@@ -4,6 +4,7 @@ stages; layers in no objective stay bitwise frozen; resume is bitwise mid-altern
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,39 @@ def test_alternating_objectives_each_train_their_own_layers(tmp_path: Path) -> N
     rec = result.history[-1]
     assert {"loss_body", "loss_head", "lr_body", "lr_head", "val_loss_body", "val_accuracy"} <= set(rec)
     assert result.history[-1]["loss_head"] < result.history[0]["loss_head"]
+
+
+def test_specc_train_ends_with_each_objectives_figures(tmp_path: Path) -> None:
+    """The closing line named no figure with several objectives ('done: 1 epoch(s), step 22'): it showed `val_*`
+    only beside a `loss` key, which only one loss writes. Now the last epoch's validation figures, else its losses."""
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    (tmp_path / "alt.net").write_text(ALTERNATING)
+    r = CliRunner().invoke(
+        main, ["train", str(tmp_path / "alt.net"), "--epochs", "1", "--out", str(tmp_path / "r")]
+    )
+    assert r.exit_code == 0, r.output
+    [done] = [line for line in r.stderr.splitlines() if line.startswith("done: ")]
+    assert re.fullmatch(
+        r"done: 1 epoch\(s\), step 22; val_loss_body \S+  val_loss_head \S+  val_accuracy \S+", done
+    )
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(tmp_path / "alt.net"),
+            "--epochs",
+            "1",
+            "--set",
+            "data=digits()",
+            "--out",
+            str(tmp_path / "n"),
+        ],
+    )
+    [done] = [line for line in r.stderr.splitlines() if line.startswith("done: ")]
+    assert re.fullmatch(r"done: 1 epoch\(s\), step 28; loss_body \S+  loss_head \S+", done), done
 
 
 def test_stages_run_in_order_and_the_first_is_frozen_after_it(tmp_path: Path) -> None:

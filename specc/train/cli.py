@@ -110,11 +110,10 @@ def train_command(
         click.echo(f"specc: error: {result.divergence.message()}", err=True)
     elif verbose:
         last = result.history[-1] if result.history else {}
-        shown = (
-            [f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_")] or [f"loss {last['loss']:.4g}"]
-            if "loss" in last
-            else []
-        )
+        # the last epoch's validation figures, else its losses (`loss_<objective>` with several objectives)
+        shown = [f"{k} {v:.4g}" for k, v in last.items() if k.startswith("val_")] or [
+            f"{k} {v:.4g}" for k, v in last.items() if k == "loss" or k.startswith("loss_")
+        ]
         click.echo(
             f"{result.status}: {len(result.history)} epoch(s), step {result.step}"
             + ("; " + "  ".join(shown) if shown else "")
