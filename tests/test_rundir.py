@@ -282,6 +282,16 @@ def test_resume_after_changing_a_layer_names_it_at_its_line(trained, tmp_path: P
     assert "edited.net:6:" in msg
     assert "resume error" in msg and "'h.dense' changed" in msg
     assert "features=16" in msg and "features=30" in msg
+    # one edit, one error: the relu after it and the next layer's kernel changed shape only because of it (they were
+    # two more errors); a second edit is its own
+    assert msg.count("resume error") == 1 and "'h' changed" not in msg and "'logits' changed" not in msg
+    edited = write(
+        tmp_path,
+        SPEC.replace("dense(16)", "dense(30)").replace("dense(10)", "dense(10, bias=false)"),
+        "two.net",
+    )
+    msg = error_of(edited, out, resume=True, epochs=2)
+    assert msg.count("resume error") == 2 and "'logits' changed" in msg and "two.net:7:" in msg
 
 
 @pytest.mark.slow

@@ -438,6 +438,16 @@ def _write_record(
     write_atomic(workdir / CONFIG_FILE, (json.dumps(_plain(config), indent=2) + "\n").encode())
 
 
+def _follows_a_change(before: str, now: str, changed: set[str]) -> bool:
+    """A node whose call is the same (`%logits: f32[N, 10] = dense(%h, features=10, ...)  # params ...`) and whose
+    types or parameter shapes differ only because an input changed: `dense(100)` → `dense(300)` also changed the
+    relu after it and the next layer's kernel; one edit, reported once, at the layer edited."""
+    call_before, call_now = (t.partition(" = ")[2].partition("  # ")[0] for t in (before, now))
+    return call_before == call_now and any(
+        name in changed for name in re.findall(r"%([^\s,()\[\]]+)", call_now)
+    )
+
+
 def check_resumable(existing: dict[str, Any], config: Any, graph: Any) -> None:
     """Raise a located SpecError naming every difference between the run's spec and `config`/`graph` that
     resuming cannot honour (a changed layer, optimizer, loss, data, batch or seed)."""
@@ -459,10 +469,11 @@ def check_resumable(existing: dict[str, Any], config: Any, graph: Any) -> None:
         )
     old_nodes: dict[str, str] = dict(saved.get("nodes", {}))
     by_name = {n.name: n for n in graph.nodes}
+    changed = {name for name, text in now["nodes"].items() if old_nodes.get(name) != text}
     shown = 0
     for name, text in now["nodes"].items():
         before = old_nodes.get(name)
-        if before == text:
+        if before == text or (before is not None and _follows_a_change(before, text, changed)):
             continue
         shown += 1
         if shown > 5:
