@@ -20,6 +20,7 @@ from .cli_common import (
     guard_output,
     guard_suffix,
     is_usage,
+    parse_binds,
     reports_spec_errors,
     spec_and_imports,
     write_emitted,
@@ -287,17 +288,7 @@ def compile(
     enable_compile_cache()
     from .backend.compile import compile_command
 
-    bind = {}
-    for b in binds:
-        name, _, size = b.partition("=")
-        # ASCII digits, and few of them: str.isdigit() accepts '１０', and int() refuses 4,300 digits
-        if not name.isidentifier() or not (
-            size.isascii() and size.isdigit() and len(size) <= 10 and 1 <= int(size) < 2**31
-        ):
-            raise click.BadParameter(
-                f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
-            )
-        bind[name] = int(size)
+    bind = parse_binds(binds)
     compile_command(
         spec, emit=emit, out_dir=out_dir, batch=batch, as_json=as_json, bind=bind, lowering=lowering
     )
@@ -589,14 +580,7 @@ def export(
     from .train.artifact import load_run
     from .train.export import SUFFIX, data_bound, export_model
 
-    bind = {}
-    for b in binds:
-        name, _, size = b.partition("=")
-        if not name.isidentifier() or not (size.isascii() and size.isdigit() and 1 <= int(size[:10]) < 2**31):
-            raise click.BadParameter(
-                f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
-            )
-        bind[name] = int(size)
+    bind = parse_binds(binds)
     guard_output(output, run=run, force=force)
     named = {v: k for k, v in SUFFIX.items()} | {".mlir": "stablehlo"}
     suffix = output.suffix.lower() if output is not None else ""

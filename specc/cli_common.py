@@ -117,6 +117,27 @@ def write_emitted(text: str, out_dir: Path | None, name: str) -> None:
     click.echo(f"wrote {out_dir / name}")
 
 
+def parse_binds(binds: tuple[str, ...]) -> dict[str, int]:
+    """`--bind SIZE=N` options (compile, export) as sizes by name: N a positive integer, each name once (a second
+    `--bind T=4` after `--bind T=3` won silently)."""
+    bind: dict[str, int] = {}
+    for b in binds:
+        name, _, size = b.partition("=")
+        # ASCII digits, and few of them: str.isdigit() accepts '１０', and int() refuses 4,300 digits
+        if not name.isidentifier() or not (
+            size.isascii() and size.isdigit() and len(size) <= 10 and 1 <= int(size) < 2**31
+        ):
+            raise click.BadParameter(
+                f"expected SIZE=N with N a positive integer, got {b!r}", param_hint="--bind"
+            )
+        if name in bind:
+            raise click.BadParameter(
+                f"{name} is bound twice ({name}={bind[name]}, then {b}); give it once", param_hint="--bind"
+            )
+        bind[name] = int(size)
+    return bind
+
+
 # The suffixes of file formats an output could be taken for, each with the format's name.
 FORMAT_SUFFIXES = {
     ".npz": "an .npz",

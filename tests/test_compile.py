@@ -77,6 +77,18 @@ def test_mnist_convnet_flops_match_the_published_arithmetic() -> None:
     assert c.counts.nodes[-1].shape == "f32[4, 26, 26, 16]"
 
 
+def test_a_size_bound_twice_is_a_usage_error(tmp_path: Path) -> None:
+    """`--bind T=3 --bind T=4` compiled at T=4, the first binding dropped silently (export's --bind too: one
+    parser serves both)."""
+    path = tmp_path / "seq.net"
+    path.write_text("model S {\n input x: f32[N, T, 3]\n y = x -> lstm(4, return=last)\n output y\n}")
+    r = CliRunner().invoke(main, ["compile", str(path), "--bind", "T=3", "--bind", "T=4", "--json"])
+    assert r.exit_code == 2, r.output
+    assert "Invalid value for --bind: T is bound twice (T=3, then T=4); give it once" in r.output
+    r = CliRunner().invoke(main, ["export", str(tmp_path), "--to", "onnx", "--bind", "N=2", "--bind", "N=2"])
+    assert r.exit_code == 2 and "N is bound twice" in r.output, r.output
+
+
 def test_free_sizes_need_a_binding(tmp_path: Path) -> None:
     path = tmp_path / "seq.net"
     path.write_text("model S {\n input x: f32[N, T, 3]\n y = x -> lstm(4, return=last)\n output y\n}")
