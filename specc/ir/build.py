@@ -342,7 +342,8 @@ class GraphBuilder:
                 "type error",
                 f"{where}: {want_dtype}{_fmt_exprs(st.type.dims)}, got {t}",
                 st.type.span,
-                f"the caller passes {t}",
+                f"called from {_where(env)}, which passes {t}: convert it there (`-> cast({want_dtype})`), or "
+                f"declare `input {st.name}: {_fmt_exprs(st.type.dims)}` to accept any dtype",
             )
             raise _StmtError
         if len(st.type.dims) != t.rank:
