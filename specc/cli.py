@@ -48,7 +48,13 @@ def main() -> None:
 @click.argument("files", type=SPEC, nargs=-1, required=True)
 @click.option("--model", "-m", help="Which model of the file (default: the last one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the errors) as JSON.")
-@SET_LET
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Replace a `let` constant or a train key, as train does, e.g. width=256 or optimizer.lr=0.01.",
+)
 @reports_spec_errors
 def check(files: tuple[Path, ...], model: str | None, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Parse and check FILES: shapes, dtypes, names. Prints outputs and parameter count; exit 1 on errors."""
