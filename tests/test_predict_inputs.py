@@ -152,6 +152,27 @@ def test_an_unreadable_npz_is_a_run_error(tmp_path: Path) -> None:
         assert words in e.value.render() and f"{name}.npz" in e.value.render()
 
 
+def test_an_unreadable_npy_says_why_and_never_offers_to_unpickle(tmp_path: Path) -> None:
+    """A pickle named .npy showed numpy's advice ('you can load it unsafely using the allow_pickle= keyword'), and
+    an .npy of objects numpy's 'Object arrays cannot be loaded when allow_pickle=False'. Now specc's words, as
+    for an .npz."""
+    import pickle
+
+    (tmp_path / "pickle.npy").write_bytes(pickle.dumps({"x": 1}))
+    np.save(tmp_path / "objects.npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    expected = {
+        "pickle": "pickle.npy: not an .npy file (numpy would read it as a pickle, which specc does not load)",
+        "objects": "objects.npy: an array of Python objects (pickled), which specc does not load",
+        "empty": "empty.npy: not a readable .npy file (it is empty)",
+    }
+    for name, words in expected.items():
+        with pytest.raises(SpecError) as e:
+            read_input_file(IMAGE, tmp_path / f"{name}.npy")
+        text = e.value.render()
+        assert words in text and "allow_pickle" not in text, text
+
+
 def test_an_npy_is_the_input_of_a_model_of_one_input(tmp_path: Path) -> None:
     """np.save's .npy file was 'expected an .npz or a .csv file' with no hint: it is the model's input where the
     model takes one; a model of several is told how to name them."""

@@ -117,7 +117,17 @@ def _read_npy(needed: Sequence[Input], path: Path) -> dict[str, np.ndarray]:
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, EOFError, ValueError) as e:
-        raise _run_error(f"{path}: not a readable .npy file ({e})", hint) from None
+        name = needed[0][0]
+        if isinstance(e, ValueError) and "Object arrays" in str(e):
+            raise _run_error(
+                f"{path}: an array of Python objects (pickled), which specc does not load",
+                f"save numbers: np.save(path, np.asarray({name}, np.float32))",
+            ) from None
+        if isinstance(e, ValueError) and "pickled" in str(e):  # no .npy header: numpy took it for a pickle
+            raise _run_error(
+                f"{path}: not an .npy file (numpy would read it as a pickle, which specc does not load)", hint
+            ) from None
+        raise _run_error(f"{path}: not a readable .npy file ({_npz_reason(e)})", hint) from None
     if not isinstance(a, np.ndarray):  # an .npz under another name
         a.close()
         raise _run_error(f"{path} is an .npz of named arrays, not an .npy", "name it .npz")
