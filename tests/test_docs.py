@@ -3,6 +3,8 @@
 - A block fenced ```specc is a whole spec: `specc check` passes it without an error or a warning.
 - A block fenced ```specc fragment is a piece of one (statements of a model, a train section, an item): it must
   parse where it belongs (`...` lines, the "and so on" of a slide, are left out).
+- A block fenced ```specc error is a spec that is wrong on purpose, its first line a comment naming the file
+  (`# m.net`), followed by a plain ``` block: what `specc check m.net` prints, exactly (exit 1).
 - Every `--option` of a `specc ...` command shown in the docs is an option of that command, and every option of
   every command is named somewhere in the docs.
 - Every link to another page, and to a heading of one (`[..](training.md#speed)`), leads somewhere.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import click
@@ -45,8 +48,28 @@ def blocks(kind: str) -> list[tuple[str, str]]:
 SPECS, FRAGMENTS = blocks(""), blocks("fragment")
 
 
+def error_blocks() -> list[tuple[str, str, str]]:
+    """(page:line, spec, the output block after it) of every ```specc error block."""
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        fences = list(FENCE.finditer(text))
+        for m, after in pairwise(fences):
+            if m.group(2) == "specc" and m.group(3) == "error":
+                where = f"{page.name}:{text.count(chr(10), 0, m.start()) + 1}"
+                assert not text[m.end() : after.start()].strip() and not after.group(2), (
+                    f"{where}: no output after it"
+                )
+                found.append((where, m.group(4), after.group(4)))
+    return found
+
+
+ERRORS = error_blocks()
+
+
 def test_the_docs_hold_spec_blocks() -> None:
     assert len(SPECS) >= 2 and len(FRAGMENTS) >= 8  # README's MLP, the autodiff graph; language.md's pieces
+    assert ERRORS  # training.md's typed losses
 
 
 @pytest.mark.parametrize("where,text", SPECS, ids=[w for w, _ in SPECS])
@@ -56,6 +79,18 @@ def test_a_spec_block_checks_without_a_warning(where: str, text: str, tmp_path: 
     result = CliRunner().invoke(main, ["check", "--json", str(path)])
     assert result.exit_code == 0, f"{where}: {result.output}"
     assert json.loads(result.stdout)["warnings"] == [], where
+
+
+@pytest.mark.parametrize("where,text,shown", ERRORS, ids=[w for w, _, _ in ERRORS])
+def test_an_error_block_gives_the_output_shown(
+    where: str, text: str, shown: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = re.match(r"# (\S+\.net)\n", text)
+    assert name, f"{where}: an error block starts with a comment naming its file, e.g. # m.net"
+    (tmp_path / name.group(1)).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", name.group(1)])
+    assert result.exit_code == 1 and result.stderr == shown, f"{where}:\n{result.stderr}"
 
 
 def _parses(text: str) -> SpecError | None:
