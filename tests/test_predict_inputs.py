@@ -352,6 +352,16 @@ def test_evaluate_of_a_damaged_run_is_a_run_error(tiny_run: Path, tmp_path: Path
     history = specc.load_run(copy).history
     assert [h["epoch"] for h in history] == [1]
 
+    # the spec copy deleted: it was "file error: no such file: RUN/spec/tiny.net, hint: check the path"
+    copy = tmp_path / "no_spec"
+    shutil.copytree(tiny_run, copy)
+    for p in (copy / "spec").glob("*.net"):
+        p.unlink()
+    r = CliRunner().invoke(main, ["evaluate", str(copy)])
+    assert r.exit_code == 1, r.output
+    assert f"run error: {copy} has lost its copy of the spec it trained" in r.output
+    assert "hint: put the spec back there" in r.output
+
 
 @pytest.mark.slow
 def test_evaluate_data_errors_point_at_the_data_option(tiny_run: Path) -> None:

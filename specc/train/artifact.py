@@ -382,6 +382,12 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
     directory = Path(directory)
     meta = _run_record(directory)
     spec_path = directory / meta["spec"]
+    if not spec_path.is_file():  # it said "file error: no such file: RUN/spec/m.net, hint: check the path"
+        raise _run_error(
+            f"{directory} has lost its copy of the spec it trained ({spec_path} is missing)",
+            "put the spec back there (as trained: a changed one does not match the checkpoints), or train the "
+            "run again",
+        )
     plain = _config_record(directory / CONFIG_FILE)
     # the model as trained: the spec copy with the run's `--set` of its `let` constants
     lets = let_overrides([(str(k), str(v)) for k, v in plain.get("lets", [])], str(directory / CONFIG_FILE))
