@@ -9,7 +9,7 @@
   every command is named somewhere in the docs.
 - Every link to another page, and to a heading of one (`[..](training.md#speed)`), leads somewhere.
 
-No JAX: the whole file runs in about a second.
+No JAX: the whole file runs in a few seconds.
 """
 
 from __future__ import annotations
