@@ -158,6 +158,19 @@ def conv_cases(draw: Any) -> tuple[tuple[int, ...], str]:
 
 
 @st.composite
+def depthwise_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    """groups = channels = features (MobileNet's 3×3 depthwise convs), strided and padded alike."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.sampled_from(["1", "2", "(2, 1)", "3"]))
+    padding = draw(st.sampled_from(["valid", "same", "1", "((1, 0), (2, 1))"]))
+    c = draw(st.integers(2, 5))
+    h, w = draw(st.integers(kh, kh + 6)), draw(st.integers(kw, kw + 6))
+    bias = "true" if draw(st.booleans()) else "false"
+    call = f"conv({c}, ({kh}, {kw}), stride={stride}, padding={padding}, groups={c}, bias={bias})"
+    return (draw(st.integers(1, 3)), h, w, c), call
+
+
+@st.composite
 def pool_cases(draw: Any) -> tuple[tuple[int, ...], str]:
     """Half the cases tile the input (the tiled form), half overlap, pad or clip (ceil mode): the sliced form."""
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -209,6 +222,13 @@ def norm_cases(draw: Any) -> tuple[tuple[int, ...], str]:
 def test_conv_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
     shape, call = case
     assert check_alternatives(shape, call, kind, seed, exact=False) >= 1  # im2col applies to every 2-D case
+
+
+@PROPERTY
+@given(depthwise_cases(), KIND, st.integers(0, 2**16))
+def test_depthwise_conv_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=False) == 1  # the shifted form only (groups > 1)
 
 
 @PROPERTY
@@ -434,6 +454,14 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "reference") == "reference"
     assert chosen((100, 28, 28, 1), "conv(32, 5, dilation=2)") == "reference"
     assert chosen((100, 28, 28, 4), "conv(32, 5, groups=2)") == "reference"
+    assert (
+        chosen((16, 56, 56, 144), "conv(144, 3, stride=2, padding=1, groups=144)") == "depthwise"
+    )  # MobileNetV2
+    assert chosen((16, 56, 56, 144), "conv(144, 3, padding=1, groups=144)", "gpu") == "reference"
+    assert (
+        chosen((16, 56, 56, 144), "conv(288, 3, padding=1, groups=144)") == "reference"
+    )  # 2 filters a channel
+    assert chosen((16, 56, 56, 144), "conv(144, 3, padding=1, groups=144, dilation=2)") == "reference"
     assert chosen((100, 7, 7, 64), "conv_transpose(32, 4, stride=2, padding=same)") == "subpixel"
     assert (
         chosen((100, 14, 14, 32), "conv_transpose(1, 4, stride=2, padding=same)") == "reference"
