@@ -217,3 +217,17 @@ def test_links_between_pages_lead_somewhere() -> None:
             elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
                 broken.append(f"{page.name}: {link} (no heading #{anchor})")
     assert not broken, broken
+
+
+def test_files_the_docs_name_exist() -> None:
+    """`specs/vae.net`, `examples/lecture_plots.sh`, `tests/test_dot.py::test_default_fits_a_slide`: a reader opens
+    them."""
+    missing = []
+    for page in PAGES:
+        for path in re.findall(
+            r"`((?:examples|specs|bench|tests|specc|editors|grammar)/[\w./-]+(?:::\w+)?)`", page.read_text()
+        ):
+            file, _, test = path.partition("::")
+            if not (ROOT / file).exists() or (test and f"def {test}(" not in (ROOT / file).read_text()):
+                missing.append(f"{page.name}: {path}")
+    assert not missing, missing
