@@ -209,7 +209,7 @@ def test_a_computed_input_size_is_bound_through_its_names() -> None:
     ]:
         with pytest.raises(SpecError) as e:
             sig.shapes(bind, "onnx")
-        assert e.value.render() == "export error: " + words, e.value.render()
+        assert e.value.render() == "usage error: " + words, e.value.render()  # the command line's: exit 2
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..ir.dims import Dim
 from ..ir.types import JNP_NAMES
 from .checkpoint import _is_key, leaf_paths
@@ -52,7 +52,7 @@ class Signature:
         names = sorted({s for dims in self.dims for d in dims for s in d.symbols()})
         unknown = [k for k in bind if k not in names]
         if unknown:
-            raise _export_error(
+            raise _bind_error(
                 fmt,
                 f"--bind {', '.join(unknown)}: the model's inputs have no size of that name",
                 f"its sizes are {', '.join(names)}" if names else "its inputs have fixed sizes: drop --bind",
@@ -60,7 +60,7 @@ class Signature:
         sizes = {"N": 1, **bind}
         free = [d for d in names if d not in sizes]
         if free:
-            raise _export_error(
+            raise _bind_error(
                 fmt,
                 f"the input size(s) {', '.join(free)} are free; an exported model has fixed sizes",
                 "bind them, e.g. " + " ".join(f"--bind {d}=16" for d in free),
@@ -71,7 +71,7 @@ class Signature:
             for axis, d in enumerate(dims):
                 n = d.subst(sizes).as_int()
                 if n is None or n < 1:
-                    raise _export_error(
+                    raise _bind_error(
                         fmt,
                         f"with {', '.join(f'{k}={sizes[k]}' for k in sorted(d.symbols()))}, axis {axis} of "
                         f"{name} is {d} = {n}",
@@ -150,6 +150,12 @@ def _struct(dtype: str, shape: tuple[int, ...]) -> Any:
 
 def _export_error(fmt: str, message: str, hint: str = "") -> SpecError:
     return SpecError.one("export error", f"cannot export to {fmt}: {message}", None, hint)
+
+
+def _bind_error(fmt: str, message: str, hint: str = "") -> UsageError:
+    """A size the command line left free, bound to a name no input has, or bound too small: the run is fine, so a
+    usage error (exit 2), as `specc compile`'s are."""
+    return UsageError.of(f"cannot export to {fmt}: {message}", hint)
 
 
 def _check_bound(model: Any, bind: Mapping[str, int] | None, fmt: str) -> None:
