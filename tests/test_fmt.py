@@ -305,6 +305,27 @@ def test_convert_round_trips_a_spec_with_broken_calls(tmp_path: Path) -> None:
     assert "  optimizer = adam(1e-3, b1=0.9)\n" in back.output
 
 
+def test_fmt_does_not_rewrite_a_read_only_file(tmp_path: Path) -> None:
+    """fmt wrote a temporary file and renamed it over a chmod 444 file, replacing what the user had made
+    read-only (gofmt -w, black and editors refuse). Now a usage error, the file and its mode untouched; a
+    read-only file that is already canonical is fine, and --check and --diff read it."""
+    path = tmp_path / "m.net"
+    path.write_text("model M {\n\tinput x: f32[N, 4]\n  y = x -> dense(2)\n  output y\n}\n")
+    path.chmod(0o444)
+    before = path.read_bytes()
+    runner = CliRunner()
+    r = runner.invoke(main, ["fmt", str(path)])
+    assert r.exit_code == 2, r.output
+    assert f"usage error: {path} is read-only (mode 444): specc fmt does not rewrite it" in r.output
+    assert path.read_bytes() == before and path.stat().st_mode & 0o777 == 0o444
+    assert runner.invoke(main, ["fmt", "--check", str(path)]).exit_code == 1
+    assert "+  input x: f32[N, 4]" in runner.invoke(main, ["fmt", "--diff", str(path)]).output
+    canonical = tmp_path / "c.net"
+    canonical.write_text("model M {\n  input x: f32[N, 4]\n  y = x -> dense(2)\n  output y\n}\n")
+    canonical.chmod(0o444)
+    assert runner.invoke(main, ["fmt", str(canonical)]).exit_code == 0
+
+
 def test_convert_refuses_to_write_over_a_file_the_spec_imports(tmp_path: Path) -> None:
     """`convert main.net --to net -o lib.net` replaced the library main.net imports with main.net itself (which
     then imported itself: a cycle), silently. Now a usage error, the library untouched."""

@@ -258,7 +258,16 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
         from ..train.io import write_output
 
         target = path.resolve()  # through a symbolic link: the link stays, the file it names is rewritten
-        write_output(target, new, mode=stat.S_IMODE(target.stat().st_mode))
+        mode = stat.S_IMODE(target.stat().st_mode)
+        if not mode & stat.S_IWUSR:
+            # the atomic rename replaced a read-only file, which an editor, gofmt -w or black would not
+            from ..errors import UsageError
+
+            raise UsageError.of(
+                f"{src.name} is read-only (mode {mode:o}): specc fmt does not rewrite it",
+                f"make it writable (chmod u+w {src.name}) to format it, or see the change with specc fmt --diff",
+            )
+        write_output(target, new, mode=mode)
     return changed
 
 
