@@ -403,3 +403,20 @@ def test_an_input_nothing_reads_is_a_located_warning(tmp_path: Path) -> None:
     assert _warnings(_write(tmp_path, used)) == []
     no_train = text.split("train {")[0]
     assert _warnings(_write(tmp_path, no_train)) == []
+
+
+def test_an_f64_input_without_jaxs_64_bit_mode_is_a_located_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`input x: f64[N, 64]` checked, and reported f64 all through, while JAX (64-bit mode off, its default) ran the
+    model in f32, silently. An i64 input (PyTorch's LongTensor labels) fits in i32 and is left alone; with
+    JAX_ENABLE_X64=1 the model does run in f64 and nothing is said."""
+    text = "model M {\n  input x: f64[N, 64]\n  input y: i64[N]\n  p = x -> dense(3)\n  output p, y\n}\n"
+    monkeypatch.delenv("JAX_ENABLE_X64", raising=False)
+    [w] = _warnings(_write(tmp_path, text))
+    assert (w["line"], w["col"]) == (2, 12), w
+    assert w["message"].startswith(
+        "input x is declared f64, but JAX computes f64 as f32 unless its 64-bit mode"
+    )
+    monkeypatch.setenv("JAX_ENABLE_X64", "1")
+    assert _warnings(_write(tmp_path, text)) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import operator
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -259,6 +260,16 @@ class GraphBuilder:
                     self._bind(st.name, POISON, st.span, env)
                     return
                 attrs = (("draw", draw),)
+            if declared.dtype == "f64" and not _x64_enabled():  # (i64 labels or ids fit in i32: left alone)
+                d = Diagnostic(
+                    WARNING,
+                    f"input {st.name} is declared f64, but JAX computes f64 as f32 unless its 64-bit mode is on: "
+                    "the model would run in 32 bits",
+                    st.type.span if st.type is not None else st.span,
+                    "set JAX_ENABLE_X64=1 in the environment to compute in 64 bits (slower; the weights stay f32), "
+                    "or declare f32",
+                )
+                self.warnings.setdefault((d.span, d.message), d)
             nid = self._node(st.name, "input", attrs, (), (declared,), {}, {}, Dim.const(0), st.span, env)
             inputs.append((st.name, nid))
             self._bind(st.name, TVal(Ref(nid), declared), st.span, env)
@@ -1618,3 +1629,8 @@ def _known_int(v: Any) -> Any:
     if isinstance(v, Dim) and (n := v.as_int()) is not None:
         return n
     return v
+
+
+def _x64_enabled() -> bool:
+    """JAX's 64-bit mode, as JAX reads it from the environment (the checker does not import JAX)."""
+    return os.environ.get("JAX_ENABLE_X64", "").strip().lower() in ("1", "true", "t", "yes", "y", "on")
