@@ -109,6 +109,31 @@ def test_checkpoint_every_0_saves_at_the_end_only_and_a_negative_every_is_locate
     )
 
 
+def test_a_second_run_into_a_folder_being_trained_is_refused(tmp_path: Path) -> None:
+    """Two `specc train --out runs/x` at once: metrics.jsonl held epochs [1, 2, 1, 2] and both failed saving
+    checkpoints, each deleting the other's. The folder is locked while a run holds it: the second is a run error,
+    the first's files untouched; a refused run into a new folder leaves no folder behind."""
+    import fcntl
+    import os
+
+    spec = write(tmp_path)
+    out = tmp_path / "run"
+    assert train(spec, out) == 0
+    before = snapshot(out)
+    fd = os.open(out, os.O_RDONLY)  # as the other process's run holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        text = error_of(spec, out, resume=True)
+    finally:
+        os.close(fd)
+    assert f"run error: another specc train is writing {out} right now" in text
+    assert snapshot(out) == before
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "mine.txt").write_text("mine")
+    error_of(spec, tmp_path / "other" / "new" / "deeper", resume=False, data="digits(nope=1)")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["mine.txt"]
+
+
 def test_out_dot_refuses_and_deletes_nothing(tmp_path: Path, monkeypatch) -> None:
     spec = write(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -502,6 +502,24 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+_Train = TypeVar("_Train", bound=Callable[..., "TrainResult"])
+
+
+def _holding_the_run_folder(train: _Train) -> _Train:
+    """`train` with its run folder locked against a second run into it (rundir.held) from the first check to
+    the last write."""
+
+    @functools.wraps(train)
+    def run(config: TrainConfig, workdir: str | Path, **options: Any) -> TrainResult:
+        from . import rundir
+
+        with rundir.held(Path(workdir), primary=jax.process_index() == 0):
+            return train(config, workdir, **options)
+
+    return cast(_Train, run)
+
+
+@_holding_the_run_folder
 def train_and_evaluate(
     config: TrainConfig,
     workdir: str | Path,

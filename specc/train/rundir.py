@@ -10,12 +10,13 @@ folders that are Orbax's. A `run.json` that specc did not write does not make a 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -144,6 +145,49 @@ def specc_run(workdir: Path) -> dict[str, Any] | None:
         return None
     shape = {"format": int, "model": str, "spec": str, "fingerprint": dict}
     return record if all(isinstance(record.get(k), t) for k, t in shape.items()) else None
+
+
+@contextlib.contextmanager
+def held(workdir: Path, primary: bool = True) -> Iterator[None]:
+    """The run folder locked against a second `specc train` into it while this one runs: two at once
+    interleaved metrics.jsonl ([1, 2, 1, 2]), and the second deleted the first's checkpoints as a run to replace.
+    A run error naming the folder instead. The folder is made here (to lock it) and removed again, with the
+    parents made for it, if the run stops before writing anything into it; a file system without locks runs
+    unlocked, as before."""
+    import fcntl
+
+    workdir = Path(workdir)
+    made: list[Path] = []  # innermost first
+    probe = workdir
+    while primary and not probe.exists() and probe != probe.parent:
+        made.append(probe)
+        probe = probe.parent
+    fd = None
+    try:
+        if primary:
+            with contextlib.suppress(OSError):  # prepare says why the folder cannot be made or used
+                workdir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(workdir, os.O_RDONLY)
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _run_error(
+                    f"another specc train is writing {workdir} right now; two runs in one folder would mix "
+                    "their metrics and delete each other's checkpoints",
+                    "wait for it to end (then --resume or --force as usual), or give another --out",
+                ) from None
+            except OSError:
+                pass
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+        for d in made:
+            try:
+                d.rmdir()  # only while empty: nothing was written
+            except OSError:
+                break
 
 
 def prepare(
