@@ -305,6 +305,23 @@ def test_convert_round_trips_a_spec_with_broken_calls(tmp_path: Path) -> None:
     assert "  optimizer = adam(1e-3, b1=0.9)\n" in back.output
 
 
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("# only a comment", "# only a comment\n"),
+        ("# only\n", "# only\n"),
+        ("\n\n# a\n\n# b\n", "# a\n\n# b\n"),
+        ("let a = 3\n\n# tail\n", "let a = 3\n\n# tail\n"),
+    ],
+)
+def test_a_file_of_comments_only_is_formatted_once_and_for_all(text: str, canonical: str) -> None:
+    """fmt of a file holding only comments (a library stub, a TODO) put a blank line before them, one more on
+    every run: '# only' became '\\n# only', then '\\n\\n# only'."""
+    once = format_source(Source("c.net", text))
+    assert once == canonical
+    assert format_source(Source("c.net", once)) == once
+
+
 def test_fmt_does_not_rewrite_a_read_only_file(tmp_path: Path) -> None:
     """fmt wrote a temporary file and renamed it over a chmod 444 file, replacing what the user had made
     read-only (gofmt -w, black and editors refuse). Now a usage error, the file and its mode untouched; a

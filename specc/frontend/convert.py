@@ -146,7 +146,9 @@ def attach_comments(old: Source, new_text: str) -> str:
     old_anchors = _anchors(parse_source(old))
     new_anchors = _anchors(parse_source(Source(old.name, new_text)))
     assert len(old_anchors) == len(new_anchors)
-    lines = new_text.rstrip("\n").split("\n")
+    # a file of comments only has no lines of its own: "".split gave [""], a blank line put before its comments
+    # on every run of fmt
+    lines = new_text.rstrip("\n").split("\n") if new_text.strip() else []
     before: dict[int, list[str]] = {}  # new line number → lines to insert before it
     gap: set[int] = set()  # new line numbers whose comment group had a blank line before it
     after: dict[int, list[str]] = {}  # new line number → comments to append to it
@@ -193,7 +195,7 @@ def attach_comments(old: Source, new_text: str) -> str:
             text = text + "  " + "  ".join(after[n])
         out.append(text)
     if tail:
-        if tail_gap:
+        if tail_gap and out:
             out.append("")
         out.extend(tail)
     return "\n".join(out) + "\n"
