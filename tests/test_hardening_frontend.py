@@ -589,3 +589,24 @@ def test_a_whole_float_beyond_int64_is_not_an_integer_argument() -> None:
     assert code == 0, err
     code, _, err = invoke("check", write("c.net", mlp_with("digits(split=0.8)", "spirals(n=1e300)")))
     assert code == 1 and "'n' must be an integer" in err and len(err) < 1000, err
+
+
+def test_a_file_of_classic_mac_line_ends_is_a_file_error(tmp_path: Path) -> None:
+    """Lines ending in a lone \\r read as one line: a first comment swallowed the whole file ('defines no model'),
+    or statements ran together ('expected =, found the name y'). A file error saying why; a file of one line
+    ending in \\r\\n, and \\r\\n files, are fine."""
+    lines = ["# a spec", "model M {", "  input x: f32[N, 4]", "  y = x -> dense(2)", "  output y", "}"]
+    path = tmp_path / "mac.net"
+    path.write_bytes("\r".join(lines).encode() + b"\r")
+    r = CliRunner().invoke(main, ["check", str(path)])
+    assert r.exit_code == 1, r.output
+    assert (
+        "mac.net:1:1: file error: the file's lines end in a carriage return alone (\\r, classic Mac OS)"
+        in r.output
+    )
+    assert "hint: save it with \\n (or \\r\\n) line ends" in r.output
+    path.write_bytes("\r\n".join(lines).encode() + b"\r\n")
+    assert CliRunner().invoke(main, ["check", str(path)]).exit_code == 0
+    (tmp_path / "one.net").write_bytes(b"let a = 3\r\n")
+    path.write_text('import "one.net"\nmodel M {\n  input x: f32[N, 4]\n  y = x -> dense(a)\n  output y\n}\n')
+    assert CliRunner().invoke(main, ["check", str(path)]).exit_code == 0

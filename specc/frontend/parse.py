@@ -890,6 +890,19 @@ def decode(data: bytes, name: str) -> Source:
             Span.point(name, line, col),
             "spec files are UTF-8 text; is this the right file?",
         )
+    body = text.rstrip("\r\n")
+    if (
+        "\r" in body and "\n" not in body and not name.endswith((".yaml", ".yml"))
+    ):  # YAML reads \r as a line end
+        # classic Mac OS line ends: the file read as one line, and a first comment swallowed the rest of it
+        # ("defines no model"), or statements ran together
+        raise SpecError.one(
+            "file error",
+            "the file's lines end in a carriage return alone (\\r, classic Mac OS), which specc does not read "
+            "as a line end",
+            Span.point(name, 1, 1),
+            "save it with \\n (or \\r\\n) line ends, e.g. tr '\\r' '\\n' < old.net > new.net",
+        )
     return Source(name, text.lstrip("\ufeff"))
 
 
