@@ -362,6 +362,19 @@ def test_evaluate_of_a_damaged_run_is_a_run_error(tiny_run: Path, tmp_path: Path
     assert f"run error: {copy} has lost its copy of the spec it trained" in r.output
     assert "hint: put the spec back there" in r.output
 
+    # another spec copied over the run's copy: it was "usage error: --model Tiny: no model named ..." (exit 2)
+    # though no --model was given
+    import json
+
+    spec_copy = copy / json.loads((copy / "run.json").read_text())["spec"]
+    spec_copy.write_text("model Other {\n  input x: f32[N, 64]\n  y = x -> dense(3)\n  output y\n}\n")
+    r = CliRunner().invoke(main, ["evaluate", str(copy)])
+    assert r.exit_code == 1, r.output
+    assert (
+        f"run error: {spec_copy}, the run's copy of the spec it trained, defines no model TinyDrop (it has "
+        "Other): it is not the spec this run trained" in r.output
+    )
+
 
 @pytest.mark.slow
 def test_evaluate_data_errors_point_at_the_data_option(tiny_run: Path) -> None:

@@ -391,7 +391,17 @@ def load_run(directory: str | Path, checkpoint: str = "best") -> Run:
     plain = _config_record(directory / CONFIG_FILE)
     # the model as trained: the spec copy with the run's `--set` of its `let` constants
     lets = let_overrides([(str(k), str(v)) for k, v in plain.get("lets", [])], str(directory / CONFIG_FILE))
-    spec = apply_lets(load(spec_path, meta.get("model")), lets)
+    loaded = load(spec_path, meta.get("model"))
+    model = meta.get("model")
+    if (
+        model and model not in loaded.program.models
+    ):  # it said "usage error: --model M: ...", no --model given
+        raise _run_error(
+            f"{spec_path}, the run's copy of the spec it trained, defines no model {model} (it has "
+            f"{', '.join(loaded.program.models) or 'none'}): it is not the spec this run trained",
+            "put the spec the run trained back there, or train the run again",
+        )
+    spec = apply_lets(loaded, lets)
     graph = spec.graph()
     try:
         base = build_config(spec, graph, lets)
