@@ -17,6 +17,7 @@ from .cli_common import (
     FORMAT_SUFFIXES,
     RUN,
     SPEC,
+    OutPath,
     guard_output,
     guard_suffix,
     is_usage,
@@ -217,7 +218,7 @@ def data(name: str | None) -> None:
 @click.argument("file", type=SPEC)
 @click.option("--to", "target", type=click.Choice(["yaml", "net"]), required=True)
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
+    "-o", "--output", type=OutPath(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
 )
 @reports_spec_errors
 def convert(file: Path, target: str, output: Path | None) -> None:
@@ -254,7 +255,7 @@ LOWERING = click.option(
     "-o",
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutPath(file_okay=False, path_type=Path),
     help="Directory for --emit files.",
 )
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Bind the batch size (default 32).")
@@ -306,7 +307,7 @@ def compile(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutPath(dir_okay=False, path_type=Path),
     help="out.dot, .svg, .png or .pdf (default: DOT on stdout).",
 )
 @click.option("--rankdir", type=click.Choice(["TB", "LR", "BT", "RL"]), help="Default: to fit a 16:9 slide.")
@@ -389,7 +390,7 @@ def dot(
     "-o",
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutPath(file_okay=False, path_type=Path),
     default=None,
     help="Run directory (default: runs/<model>).",
 )
@@ -472,7 +473,7 @@ def train(
     "-o",
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutPath(file_okay=False, path_type=Path),
     help="Default: runs/<spec>-sweep.",
 )
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out; finished runs are skipped.")
@@ -524,7 +525,7 @@ def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> Non
 @click.argument("run", type=RUN)
 @click.argument("inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the outputs here (.npz)."
+    "-o", "--output", type=OutPath(dir_okay=False, path_type=Path), help="Write the outputs here (.npz)."
 )
 @FORCE_OUTPUT
 @click.option(
@@ -571,7 +572,7 @@ def predict(
 @click.argument("run", type=RUN)
 @click.option("--to", "fmt", type=click.Choice(["onnx", "npz", "safetensors", "stablehlo"]), required=True)
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: RUN/<model>.<ext>."
+    "-o", "--output", type=OutPath(dir_okay=False, path_type=Path), help="Default: RUN/<model>.<ext>."
 )
 @click.option(
     "--bind", "binds", multiple=True, metavar="SIZE=N", help="Fix a free size (N defaults to 1), e.g. T=100."

@@ -90,6 +90,17 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+class OutPath(click.Path):
+    """click.Path for an output (-o, --out): an empty one is a usage error. `-o "$OUT"` with OUT unset was the
+    current folder: `specc train --out ''` trained into it, `convert -o ''` said 'cannot write .: Device or
+    resource busy'."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path (an unset shell variable?); give a name", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 SPEC = click.Path(exists=True, dir_okay=False, path_type=Path)
 RUN = click.Path(exists=True, file_okay=False, path_type=Path)
 CHECKPOINT = click.option(

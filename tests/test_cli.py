@@ -152,3 +152,28 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     assert [runs[k].returncode for k in ("ok", "spec", "usage")] == [0, 1, 2]
     assert f"{bad}:3:12: name error: unknown op 'desne'" in runs["spec"].stderr
     assert "Traceback" not in runs["spec"].stderr + runs["usage"].stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "specs/digits_mlp.net", "--out"],
+        ["sweep", "specs/digits_mlp.net", "--set", "epochs=1,2", "--out"],
+        ["compile", "specs/digits_mlp.net", "--emit", "ir", "-o"],
+        ["dot", "specs/digits_mlp.net", "-o"],
+        ["convert", "specs/digits_mlp.net", "--to", "yaml", "-o"],
+        ["predict", "specs", "specs/digits_mlp.net", "-o"],
+        ["export", "specs", "--to", "npz", "-o"],
+        ["plot", "schedule", "specs/digits_mlp.net", "-o"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_an_empty_output_path_is_a_usage_error(args: list[str], tmp_path: Path, monkeypatch) -> None:
+    """`--out "$OUT"` with OUT unset was the current folder: `specc train --out ''` trained into it, `convert -o
+    ''` said 'cannot write .: Device or resource busy'. Now a usage error naming the option, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    args = [str(ROOT / a) if a.startswith("specs") else a for a in args]
+    r = CliRunner().invoke(main, [*args, ""])
+    assert r.exit_code == 2, r.output
+    assert "an empty path (an unset shell variable?); give a name" in r.output
+    assert list(tmp_path.iterdir()) == []

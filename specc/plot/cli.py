@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from ..cli_common import CHECKPOINT, FORCE_OUTPUT, RUN, SPEC, reports_spec_errors
+from ..cli_common import CHECKPOINT, FORCE_OUTPUT, RUN, SPEC, OutPath, reports_spec_errors
 
 OUTPUT = click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutPath(dir_okay=False, path_type=Path),
     help="The figure: .png, .svg or .pdf (default: a PNG in the run folder, or ./<spec>-<kind>.png).",
 )
 DPI = click.option("--dpi", type=click.IntRange(min=10, max=1200), default=100, show_default=True)
