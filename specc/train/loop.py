@@ -408,27 +408,30 @@ def _graph_of(config: TrainConfig) -> Any:
 
 
 class _Interrupt:
-    """SIGINT → a flag the loop checks after each step (a second Ctrl-C interrupts at once)."""
+    """SIGINT or SIGTERM → a flag the loop checks after each step (a second one interrupts at once). SIGTERM is
+    what `kill PID`, Slurm and Kubernetes send to stop a job: it killed the run at once, and a run that saves at
+    the end only (the default) lost every epoch; now it stops, saves and exits as Ctrl-C does."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
+            self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
             def handler(signum: int, frame: Any) -> None:
                 if self.requested:
                     raise KeyboardInterrupt
                 self.requested = True
 
-            signal.signal(signal.SIGINT, handler)
+            for s in self._old:
+                signal.signal(s, handler)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 class _Reporter:
