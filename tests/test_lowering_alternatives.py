@@ -171,6 +171,27 @@ def depthwise_cases(draw: Any) -> tuple[tuple[int, ...], str]:
 
 
 @st.composite
+def grouped_cases(draw: Any) -> tuple[tuple[int, ...], str]:
+    """groups > 1 that are not depthwise (ResNeXt's, AlexNet's two halves), 1-D and 2-D, strided, padded, dilated."""
+    g, cpg, opg = draw(st.integers(2, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    if cpg == opg == 1:
+        opg = 2  # (one channel in and out a group is the depthwise form's, in 2-D)
+    rank = draw(st.sampled_from([1, 2]))
+    ks = [draw(st.integers(1, 3)) for _ in range(rank)]
+    dilation = draw(st.integers(1, 2))
+    padding = draw(st.sampled_from(["valid", "same", "1"]))
+    stride = draw(st.integers(1, 2)) if dilation == 1 else 1
+    spatial = [draw(st.integers((k - 1) * dilation + 1, (k - 1) * dilation + 6)) for k in ks]
+    bias = "true" if draw(st.booleans()) else "false"
+    kernel = f"({ks[0]}, {ks[1]})" if rank == 2 else str(ks[0])
+    call = (
+        f"conv({g * opg}, {kernel}, stride={stride}, padding={padding}, dilation={dilation}, groups={g}, "
+        f"bias={bias})"
+    )
+    return (draw(st.integers(1, 3)), *spatial, g * cpg), call
+
+
+@st.composite
 def pool_cases(draw: Any) -> tuple[tuple[int, ...], str]:
     """Half the cases tile the input (the tiled form), half overlap, pad or clip (ceil mode): the sliced form."""
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -229,6 +250,13 @@ def test_conv_alternatives_match_the_reference(case: Any, kind: str, seed: int) 
 def test_depthwise_conv_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
     shape, call = case
     assert check_alternatives(shape, call, kind, seed, exact=False) == 1  # the shifted form only (groups > 1)
+
+
+@PROPERTY
+@given(grouped_cases(), KIND, st.integers(0, 2**16))
+def test_grouped_conv_alternatives_match_the_reference(case: Any, kind: str, seed: int) -> None:
+    shape, call = case
+    assert check_alternatives(shape, call, kind, seed, exact=False) == 1  # the groups written out
 
 
 @PROPERTY
@@ -453,7 +481,12 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "gpu") == "reference"
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "reference") == "reference"
     assert chosen((100, 28, 28, 1), "conv(32, 5, dilation=2)") == "reference"
-    assert chosen((100, 28, 28, 4), "conv(32, 5, groups=2)") == "reference"
+    assert chosen((100, 28, 28, 4), "conv(32, 5, groups=2)") == "grouped"
+    assert chosen((16, 28, 28, 128), "conv(128, 3, padding=1, groups=32)") == "grouped"  # ResNeXt
+    assert chosen((16, 28, 28, 128), "conv(128, 3, padding=1, groups=32)", "gpu") == "reference"
+    assert (
+        chosen((16, 28, 28, 256), "conv(512, 3, padding=1, groups=128)") == "reference"
+    )  # > 64 convolutions
     assert (
         chosen((16, 56, 56, 144), "conv(144, 3, stride=2, padding=1, groups=144)") == "depthwise"
     )  # MobileNetV2
