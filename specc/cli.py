@@ -88,7 +88,8 @@ def _check_one(
     from .spec import load
     from .train.spec import check_spec
 
-    spec = load(file, model)
+    # a name defined twice is reported with the file's other problems, not alone
+    spec = load(file, model, keep_going=True)
     summary = check_spec(spec, overrides)  # the model, then its train and objective sections, in one report
     keys = ("model", "outputs", "total_params", "total_state", "flops_per_example", "inputs")
     warnings = summary.get("warnings")

@@ -73,6 +73,9 @@ class Spec:
         return json.dumps(self.check(model), indent=2)
 
 
-def load(path: str | Path, model: str | None = None, text: str | None = None) -> Spec:
-    """Read and parse a .net or .yaml spec (and its imports). Raises SpecError on syntax or import errors."""
-    return Spec(load_program(path, text), model)
+def load(
+    path: str | Path, model: str | None = None, text: str | None = None, keep_going: bool = False
+) -> Spec:
+    """Read and parse a .net or .yaml spec (and its imports). Raises SpecError on syntax or import errors, and on
+    a name defined twice unless `keep_going` (then `check_spec` reports it with the rest of the file's problems)."""
+    return Spec(load_program(path, text, keep_going), model)

@@ -74,3 +74,21 @@ def test_multiple_errors_reported_in_order() -> None:
     assert len(lines) == 5
     assert lines == sorted(lines)
     assert err.rstrip().endswith("5 errors")
+
+
+def test_a_name_defined_twice_hides_no_other_error() -> None:
+    """A duplicate let and block are reported at the second definition, naming the first; the model (checked with
+    the first definitions) and the train section are still checked. It stopped at the duplicates."""
+    code, _, err = _check(ROOT / "tests" / "errors" / "duplicate_hides_nothing.net")
+    found = re.findall(
+        r"^tests/errors/duplicate_hides_nothing\.net:(\d+):(\d+): ([a-z]+ error): (.*)$", err, re.M
+    )
+    assert code == 1
+    assert [(int(line), int(col), kind) for line, col, kind, _ in found] == [
+        (3, 1, "name error"),
+        (11, 1, "name error"),
+        (19, 27, "shape error"),
+        (27, 22, "argument error"),
+    ]
+    assert "first at tests/errors/duplicate_hides_nothing.net:2:1" in found[0][3]
+    assert "first at tests/errors/duplicate_hides_nothing.net:5:1" in found[1][3]

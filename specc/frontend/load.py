@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Diagnostics, SpecError
+from ..errors import Diagnostic, Diagnostics, SpecError
 from ..source import Source, Span
 from . import ast
 
@@ -22,6 +22,9 @@ class Program:
         models: its models by name, in file order (the last is the default).
         blocks, lets: its own and every imported file's, by name.
         sources: every file read, by display name (for rendering errors).
+        problems: names defined twice (and a second train section), kept here instead of raised when loaded with
+            `keep_going`, so that `specc check` reports them before everything else it finds; the first
+            definition of each name is the one in the tables.
     """
 
     path: Path
@@ -32,6 +35,7 @@ class Program:
     trains: tuple[ast.TrainDef, ...]
     objectives: dict[str, ast.ObjectiveDef]
     sources: dict[str, Source] = field(default_factory=dict)
+    problems: tuple[Diagnostic, ...] = ()
 
     def model(self, name: str | None = None) -> ast.ModelDef:
         if not self.models:
@@ -81,8 +85,12 @@ def parse_any(src: Source) -> ast.Module:
     return parse_source(src)
 
 
-def load_program(path: Path | str, text: str | None = None) -> Program:
-    """Load a spec and everything it imports; raises SpecError with every problem found."""
+def load_program(path: Path | str, text: str | None = None, keep_going: bool = False) -> Program:
+    """Load a spec and everything it imports; raises SpecError with every problem found.
+
+    With `keep_going`, a name defined twice is not raised but kept in `Program.problems` (the first definition
+    in the tables), so that a checker can report it together with the rest of the file's problems; a syntax
+    error or an import that fails is raised all the same."""
     path = Path(path)
     src = Source(Source.display_name(path), text) if text is not None else read_source(path)
     sources: dict[str, Source] = {src.name: src}
@@ -97,6 +105,7 @@ def load_program(path: Path | str, text: str | None = None) -> Program:
     models: dict[str, ast.ModelDef] = {}
     objectives: dict[str, ast.ObjectiveDef] = {}
     trains: list[ast.TrainDef] = []
+    imported = len(diags.items)  # what follows is the file's own definitions: names defined twice
     for item in module.items:
         if isinstance(item, ast.ModelDef):
             _define(models, item.name, item, "model", diags, blocks)
@@ -115,8 +124,10 @@ def load_program(path: Path | str, text: str | None = None) -> Program:
             trains.append(item)
         elif isinstance(item, ast.ObjectiveDef):
             _define(objectives, item.name, item, "objective", diags, {})
-    diags.raise_if_any(sources)
-    return Program(path, module, models, blocks, lets, tuple(trains), objectives, sources)
+    problems = tuple(diags.items[imported:])
+    if imported or not keep_going:  # an import that fails leaves the rest unreadable as meant: it comes alone
+        diags.raise_if_any(sources)
+    return Program(path, module, models, blocks, lets, tuple(trains), objectives, sources, problems)
 
 
 def _define(table: dict, name: str, item: object, what: str, diags: Diagnostics, other: dict) -> None:
@@ -129,10 +140,16 @@ def _define(table: dict, name: str, item: object, what: str, diags: Diagnostics,
             span,
             "rename one of them",
         )
-    elif name in other:
-        diags.add("name error", f"'{name}' names both a model and a block", span, "rename one of them")
     else:
-        table[name] = item
+        if name in other:
+            first = other[name].span
+            diags.add(
+                "name error",
+                f"'{name}' names both a model and a block (first at {first.file}:{first.line}:{first.col})",
+                span,
+                "rename one of them",
+            )
+        table[name] = item  # both kept, so that what uses either is checked as meant
 
 
 def _collect_imports(

@@ -96,7 +96,7 @@ def analyse(path: Path, text: str) -> Analysis:
         diags.extend(d for d in err.diagnostics if d not in diags)
 
     try:
-        spec = load(path, text=text)
+        spec = load(path, text=text, keep_going=True)
         out.program = spec.program
         try:
             # what `specc check` runs: the default model, its train and objective sections

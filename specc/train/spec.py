@@ -2105,13 +2105,15 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
     """`specc check`: the model and its train and objective sections in one pass (no JAX).
 
     Returns the model's summary (with "train" when the spec has a train section); raises one SpecError with the
-    model's problems and the train section's, in that order. With model errors, the train section is still
+    model's problems and the train section's, in that order (after names defined twice, where the spec was loaded
+    with `keep_going`: the first definition of each is checked). With model errors, the train section is still
     checked for what needs no types (keys, names of losses, optimizers, data sets and model values).
     """
     ovs = [o if isinstance(o, Override) else parse_override(o, i) for i, o in enumerate(overrides)]
     check_distinct(ovs, spec.program.lets)
     spec = apply_lets(spec, ovs)
     diags = Diagnostics()
+    diags.items.extend(spec.program.problems)  # names defined twice (`load(keep_going=True)`) come first
     sources = dict(spec.program.sources)
     summary: dict[str, Any] | None = None
     graph = None
