@@ -160,7 +160,9 @@ def _fmt_one(file: Path, check_only: bool, show_diff: bool, force: bool) -> bool
     else:
         changed = format_file(file, check_only=check_only, force=force)
     if check_only and changed:
-        click.echo(f"{file}: not canonically formatted (run `specc fmt {file}`)", err=True)
+        # a pipe (/dev/stdin) has no file to rewrite: convert prints the formatted text
+        fix = f"specc fmt {file}" if file.is_file() else f"specc convert {file} --to net"
+        click.echo(f"{file}: not canonically formatted (run `{fix}`)", err=True)
     return changed
 
 

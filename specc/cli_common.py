@@ -183,9 +183,12 @@ def guard_suffix(output: Path | None, writes: tuple[str, ...], what: str, other:
 
 def spec_and_imports(file: Path) -> tuple[Path, ...]:
     """FILE and every file it imports, directly or not (`specc convert main.net --to net -o lib.net` replaced the
-    library main.net imports); FILE alone when its imports do not load."""
+    library main.net imports); FILE alone when its imports do not load, or when it is no regular file (/dev/stdin
+    from a pipe, which reads empty after this read, so that the command itself got nothing)."""
     from .frontend.load import load_program
 
+    if not file.is_file():
+        return (file,)
     try:
         sources = load_program(file).sources
     except SpecError:

@@ -466,3 +466,40 @@ def test_fmt_of_several_files_formats_every_one_it_can_and_reports_the_others(tm
     assert r.stderr.startswith(f"{bad}:3:11: syntax error: '->' must be followed by a stage")
     assert r.stderr.rstrip().endswith("1 of 2 files failed")
     assert "y = x -> relu" in ugly.read_text()
+
+
+def _pipe(text: str) -> str:
+    """A pipe holding `text`, as /dev/fd/N: read once, it is empty after (as /dev/stdin is in `cat m.net | ...`)."""
+    import os
+
+    r, w = os.pipe()
+    os.write(w, text.encode())
+    os.close(w)
+    return f"/dev/fd/{r}"
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_fmt_check_and_diff_read_a_pipe_once(canonical: bool) -> None:
+    """`cat m.net | specc fmt --check /dev/stdin` said every file was unformatted, and --diff showed the whole
+    file as added: the second read of the pipe was empty. Now the text is read once; fmt itself (no file to put
+    the text back into) and convert read it right too."""
+    text = "model M {\n  input x: f32[N, 4]\n  output x\n}\n"
+    given = text if canonical else text.replace("  input x: f32[N, 4]", " input x:f32[N,4]")
+    runner = CliRunner()
+    r = runner.invoke(main, ["fmt", "--check", _pipe(given)])
+    assert r.exit_code == (0 if canonical else 1), r.output
+    if not canonical:
+        assert "not canonically formatted (run `specc convert /dev/fd/" in r.stderr
+    r = runner.invoke(main, ["fmt", "--diff", _pipe(given)])
+    assert r.exit_code == 0
+    diff = r.stdout.splitlines()
+    changed = [" model M {", "- input x:f32[N,4]", "+  input x: f32[N, 4]", "   output x", " }"]
+    assert diff[3:] == ([] if canonical else changed)
+    r = runner.invoke(main, ["convert", "--to", "net", _pipe(given)])
+    assert (r.exit_code, r.stdout) == (0, text)
+    r = runner.invoke(main, ["fmt", _pipe(given)])
+    if canonical:
+        assert r.exit_code == 0
+    else:
+        assert r.exit_code == 2
+        assert "is not a file (a pipe or a device): specc fmt cannot rewrite it" in r.stderr

@@ -19,7 +19,7 @@ from ..errors import SpecError
 from ..source import Source, Span
 from . import ast
 from .fmt import Layout, align_columns, code_chars, format_module
-from .load import YAML_SUFFIXES, parse_any, read_source
+from .load import YAML_SUFFIXES, parse_any, read_source, read_source_and_bytes
 from .parse import parse_source
 
 # ---- comments ---------------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def format_source(src: Source, force: bool = False) -> str:
 def format_file(path: Path | str, check_only: bool = False, force: bool = False) -> bool:
     """Rewrite a .net file in canonical form (atomically, only when it changes); True when it was not canonical."""
     path = Path(path)
-    src = read_source(path)
+    src, raw = read_source_and_bytes(path)
     if path.suffix in YAML_SUFFIXES:
         raise SpecError.one(
             "file error",
@@ -251,20 +251,24 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
             None,
             f"to get canonical .net text, run `specc convert {src.name} --to net`",
         )
-    raw = path.read_bytes()
     new = as_written(format_source(src, force), raw)
     changed = new != raw
     if changed and not check_only:
         import stat
 
+        from ..errors import UsageError
         from ..train.io import write_output
 
         target = path.resolve()  # through a symbolic link: the link stays, the file it names is rewritten
+        if not target.is_file():  # /dev/stdin from a pipe: there is no file to put the text back into
+            raise UsageError.of(
+                f"{src.name} is not a file (a pipe or a device): specc fmt cannot rewrite it",
+                f"check it with specc fmt --check {src.name}, see the change with --diff, or print the formatted "
+                f"text with specc convert {src.name} --to net",
+            )
         mode = stat.S_IMODE(target.stat().st_mode)
         if not mode & stat.S_IWUSR:
             # the atomic rename replaced a read-only file, which an editor, gofmt -w or black would not
-            from ..errors import UsageError
-
             raise UsageError.of(
                 f"{src.name} is read-only (mode {mode:o}): specc fmt does not rewrite it",
                 f"make it writable (chmod u+w {src.name}) to format it, or see the change with specc fmt --diff",
@@ -394,8 +398,7 @@ def format_diff(path: Path | str, force: bool = False) -> str:
     import difflib
 
     path = Path(path)
-    src = read_source(path)
-    raw = path.read_bytes()
+    src, raw = read_source_and_bytes(path)
     old = raw.decode("utf-8", errors="replace")
     new = as_written(format_source(src, force), raw).decode("utf-8")
     name = str(path)

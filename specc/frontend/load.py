@@ -61,6 +61,12 @@ class Program:
 
 
 def read_source(path: Path, name: str | None = None) -> Source:
+    return read_source_and_bytes(path, name)[0]
+
+
+def read_source_and_bytes(path: Path, name: str | None = None) -> tuple[Source, bytes]:
+    """The decoded source and the bytes it was decoded from, read once: /dev/stdin from a pipe reads empty the
+    second time (`cat m.net | specc fmt --check /dev/stdin`)."""
     from .parse import decode
 
     display = name or Source.display_name(path)
@@ -72,7 +78,7 @@ def read_source(path: Path, name: str | None = None) -> Source:
         raise SpecError.one("file error", f"{display} is a directory, not a spec file", None) from None
     except OSError as e:
         raise SpecError.one("file error", f"cannot read {display}: {e.strerror}", None) from None
-    return decode(data, display)
+    return decode(data, display), data
 
 
 def parse_any(src: Source) -> ast.Module:
