@@ -281,8 +281,10 @@ def test_by_default_the_mesh_takes_the_most_devices_that_divide_the_batch() -> N
     )
     sizes, uneven, too_many = _python(script).splitlines()[-3:]
     assert sizes == "3 4 2"  # batch 6 on 4 devices: 3 of them; a given --devices is obeyed
-    assert uneven.startswith(
-        "batch 6 does not split evenly over 4 devices | use a batch that is a multiple of 4"
+    # the count asked for is the slip (a usage error): the counts that divide the batch among the 4 devices there are
+    assert uneven == (
+        "--devices 4: batch 6 does not split evenly over 4 devices | give a count that divides the batch (1, 2, 3),"
+        " or a batch that is a multiple of 4 (--batch 8)"
     )
     # JAX already runs with 4 CPU devices (a library caller): more cannot be made now, and the hint says when
     message, hint = too_many.split(" | ")
@@ -303,6 +305,26 @@ def test_more_devices_than_the_environment_fixes_is_a_usage_error(tmp_path: Path
     assert r.stderr.startswith("usage error: --devices 4 asks for more devices than the 2 available\n")
     assert "hint: use --devices 2 or fewer" in r.stderr and "JAX_NUM_CPU_DEVICES" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_devices_that_do_not_divide_the_batch_is_a_usage_error(tmp_path: Path) -> None:
+    """`specc train ... --devices 99` was exit 1, 'value error' at the spec's batch line, though the flag was the
+    slip: now exit 2 naming --devices, the counts that divide the batch (the CPU splits into any) and a batch
+    that fits, no run folder written. --devices 0 is click's range error, exit 2."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "specc", "train", str(ROOT / "specs" / "digits_mlp.net"), "--out", str(out)]
+    r = subprocess.run(
+        [*cmd, "--batch", "32", "--devices", "99"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.splitlines() == [
+        "usage error: --devices 99: batch 32 does not split evenly over 99 devices",
+        "hint: give a count that divides the batch (1, 2, 4, 8, 16, 32), or a batch that is a multiple of 99"
+        " (--batch 99)",
+    ]
+    assert not out.exists()
+    r = subprocess.run([*cmd, "--devices", "0"], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2 and "Invalid value for '--devices': 0 is not in the range x>=1." in r.stderr
 
 
 def test_a_short_run_is_planned_by_its_guessed_length() -> None:

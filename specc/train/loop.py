@@ -365,6 +365,10 @@ CPU_SPLIT_HINT = (
 
 def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
     avail = jax.devices() if jax.process_count() > 1 else jax.local_devices()
+    if devices is not None and devices < 1:  # the CLI refuses it (IntRange); a library's 0 divided by 0
+        raise UsageError.of(
+            f"--devices {devices}: a count of devices is at least 1", "use --devices 1 or more"
+        )
     n = len(avail) if devices is None else devices
     if devices is None and jax.process_count() == 1:  # by default, the most devices that divide the batch
         n = max(k for k in range(1, n + 1) if batch % k == 0)
@@ -373,7 +377,18 @@ def _make_mesh(devices: int | None, batch: int, config: TrainConfig) -> _Mesh:
             f"--devices {n} asks for more devices than the {len(avail)} available",
             f"use --devices {len(avail)} or fewer" + (CPU_SPLIT_HINT if avail[0].platform == "cpu" else ""),
         )
-    if batch % n:
+    if batch % n and devices is not None:  # the count asked for is the slip, not the spec's batch: exit 2
+        from .execution import split_made
+
+        # a CPU split for this --devices splits into any count (the next run); else JAX's devices are the limit
+        limit = batch if split_made()[1] else min(batch, len(avail))
+        fits = [str(k) for k in range(1, limit + 1) if batch % k == 0]
+        raise UsageError.of(
+            f"--devices {n}: batch {batch} does not split evenly over {n} devices",
+            f"give a count that divides the batch ({', '.join(fits)}), or a batch that is a multiple of {n}"
+            f" (--batch {batch + n - batch % n})",
+        )
+    if batch % n:  # all the hosts' devices (several processes), which do not divide the spec's batch
         raise SpecError.one(
             "value error",
             f"batch {batch} does not split evenly over {n} devices",
