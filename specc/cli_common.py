@@ -65,12 +65,12 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
                 "split deep expressions into named steps",
             )
             _fail(err, kwargs.get("as_json", False))
-        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the trainer's loop: say so, not silence
+        except KeyboardInterrupt as e:  # a second Ctrl-C, or one outside the trainer's loop: say so
             click.echo("specc: interrupted", err=True)
             # a checkpoint Orbax's threads are writing is abandoned (--resume skips an unfinished one); as the
             # interpreter exits, their work fails, and absl logged each failure with its traceback
             logging.getLogger("absl").disabled = True
-            sys.exit(130)
+            sys.exit(128 + getattr(e, "signum", 2))  # a second SIGTERM in a run (loop.Stopped): 143, else 130
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: click prints them and exits 2
         except BrokenPipeError:

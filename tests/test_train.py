@@ -363,8 +363,9 @@ def test_a_second_ctrl_c_while_a_checkpoint_is_written_exits_130_without_a_trace
 
 def test_sigterm_stops_saves_and_resumes_as_ctrl_c_does(tmp_path: Path) -> None:
     """SIGTERM (`kill PID`, Slurm's or Kubernetes' stop) killed the run at once: with checkpoints at the end only
-    (the default) every epoch was lost. Now it is taken as Ctrl-C: the run stops after the step, saves, exits 130,
-    and --resume finishes it."""
+    (the default) every epoch was lost. Now it is taken as Ctrl-C: the run stops after the step, saves, and
+    --resume finishes it. It exits 143 (128 + SIGTERM), the graceful stop schedulers expect, where it exited 130
+    as Ctrl-C does; a second SIGTERM (at once, `specc: interrupted`) is 143 too."""
     import os
 
     def term(step: int) -> None:
@@ -373,11 +374,23 @@ def test_sigterm_stops_saves_and_resumes_as_ctrl_c_does(tmp_path: Path) -> None:
 
     before = signal.getsignal(signal.SIGTERM)
     stopped = train_and_evaluate(config(DIGITS, "epochs=2"), tmp_path, verbose=False, callbacks=[term])
-    assert stopped.status == "interrupted" and stopped.exit_code == 130 and 30 <= stopped.step < 88
+    assert stopped.status == "interrupted" and stopped.exit_code == 143 and 30 <= stopped.step < 88
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [str(stopped.step)]
     assert signal.getsignal(signal.SIGTERM) == before  # the process's own handler is back
     done = train_and_evaluate(config(DIGITS, "epochs=2"), tmp_path, verbose=False, resume=True)
     assert done.status == "done" and [h["epoch"] for h in done.history] == [1, 2]
+
+    from specc.cli_common import reports_spec_errors
+    from specc.train.loop import Stopped
+
+    @reports_spec_errors
+    def stopped_twice(signum: int) -> None:
+        raise Stopped(signum)
+
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        with pytest.raises(SystemExit) as exited:
+            stopped_twice(signum)
+        assert exited.value.code == code
 
 
 # data parallelism over 4 devices (replicated and fsdp) is tested in tests/test_distributed.py

@@ -52,8 +52,8 @@ def train_command(
     execution: str = "auto",
     log_gradients: bool = False,
 ) -> int:
-    """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted. Raises SpecError, and
-    click.UsageError (exit 2) for options that contradict each other."""
+    """Train FILE's model; returns the exit code: 0 done, 1 diverged, 130 interrupted (143: by SIGTERM). Raises
+    SpecError, and click.UsageError (exit 2) for options that contradict each other."""
     if resume and force:  # before anything loads: continuing a run and replacing it exclude each other
         raise click.UsageError("give --resume (continue the run) or --force (replace it), not both")
     import atexit

@@ -45,7 +45,9 @@ from .metrics import metric_value
 from .optim import make_optimizer, make_schedule
 from .spec import TrainConfig, check_embedding_ids, check_target_range, class_score_pairs, data_error
 
-EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
+# A run stopped by a signal exits 128 + its number, as a shell reports one the signal killed: Ctrl-C (SIGINT)
+# 130, SIGTERM (`kill PID`, Slurm's or Kubernetes' stop) 143, which their schedulers read as "stopped as asked".
+EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 128 + signal.SIGINT
 
 
 # A learning rate above this is blamed for a divergence before any node: no optimizer specc offers trains a
@@ -102,10 +104,19 @@ class TrainResult:
     params: Any = None
     divergence: Divergence | None = None
     notes: list[str] = field(default_factory=list)
+    signum: int = signal.SIGINT  # the signal that interrupted the run (status "interrupted")
 
     @property
     def exit_code(self) -> int:
-        return {"interrupted": EXIT_INTERRUPTED, "diverged": EXIT_DIVERGED}.get(self.status, EXIT_OK)
+        return {"interrupted": 128 + self.signum, "diverged": EXIT_DIVERGED}.get(self.status, EXIT_OK)
+
+
+class Stopped(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM during a run: it stops at once (`specc: interrupted`), exiting 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
 
 
 # ---- multi-host -----------------------------------------------------------------------------------------------
@@ -425,10 +436,12 @@ def _graph_of(config: TrainConfig) -> Any:
 class _Interrupt:
     """SIGINT or SIGTERM → a flag the loop checks after each step (a second one interrupts at once). SIGTERM is
     what `kill PID`, Slurm and Kubernetes send to stop a job: it killed the run at once, and a run that saves at
-    the end only (the default) lost every epoch; now it stops, saves and exits as Ctrl-C does."""
+    the end only (the default) lost every epoch; now it stops and saves as Ctrl-C does, exiting 143 (128 + 15)
+    where Ctrl-C exits 130, as a shell, Slurm and Kubernetes expect of a graceful stop on SIGTERM."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int = signal.SIGINT  # the first signal taken
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
@@ -437,8 +450,8 @@ class _Interrupt:
 
             def handler(signum: int, frame: Any) -> None:
                 if self.requested:
-                    raise KeyboardInterrupt
-                self.requested = True
+                    raise Stopped(signum)
+                self.requested, self.signum = True, signum
 
             for s in self._old:
                 signal.signal(s, handler)
@@ -1123,8 +1136,10 @@ def train_and_evaluate(
         notes.append(note)
         reporter.say(note)
     if finishing.requested or (interrupt.requested and status != "interrupted"):  # after the last step
-        reporter.say(f"Ctrl-C after the last step: the run's checkpoints were finished first ({ckpt_dir})")
-    return TrainResult(status, history, step, workdir, params, divergence, notes)
+        late = finishing.signum if finishing.requested else interrupt.signum
+        what = "Ctrl-C" if late == signal.SIGINT else signal.Signals(late).name
+        reporter.say(f"{what} after the last step: the run's checkpoints were finished first ({ckpt_dir})")
+    return TrainResult(status, history, step, workdir, params, divergence, notes, interrupt.signum)
 
 
 def _finish(

@@ -395,8 +395,8 @@ def sweep_command(
     verbose: bool = True,
     lowering: str = "auto",
 ) -> int:
-    """Train every point of the grid; returns the exit code: 0 all done, 1 a run diverged, 130 interrupted (the
-    runs finished so far and the summary stay). Every point is checked before the first one trains."""
+    """Train every point of the grid; returns the exit code: 0 all done, 1 a run diverged, 130 interrupted (143:
+    by SIGTERM; the runs finished so far and the summary stay). Every point is checked before the first one trains."""
     from ..spec import load
     from .spec import apply_lets, build_config, parse_flag
 
