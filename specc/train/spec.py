@@ -308,16 +308,58 @@ CLASS_SCORING = frozenset({"cross_entropy", "nll", "hinge", "accuracy", "top_k_a
 def class_score_pairs(config: TrainConfig) -> list[tuple[str, str | None]]:
     """(scores, labels) of each class-scoring loss and metric of the train section (CLASS_SCORING), by model value
     name; labels None where a number stands for them (`accuracy(d_real, 1)`)."""
-    losses, metrics, _, _ = train_tables()
-    calls = [t for o in config.objectives for _, t in o.terms] + [m.call for m in config.metrics]
-    pairs = []
+    return [(scores, labels) for scores, labels, _ in _class_scoring(config.objectives, config.metrics)]
+
+
+def _class_scoring(
+    objectives: Sequence[Objective], metrics: Sequence[Metric]
+) -> list[tuple[str, str | None, CallSpec]]:
+    """class_score_pairs' (scores, labels), each with its call."""
+    losses, metrics_t, _, _ = train_tables()
+    calls = [t for o in objectives for _, t in o.terms] + [m.call for m in metrics]
+    found = []
     for c in calls:
-        if c.name in CLASS_SCORING:
-            sig = losses.get(c.name) or metrics[c.name]
+        if isinstance(c, CallSpec) and c.name in CLASS_SCORING:
+            sig = losses.get(c.name) or metrics_t[c.name]
             scores, labels = [c.kw.get(a.name) for a in sig.args if a.kind == "value"][:2]
             if isinstance(scores, str):
-                pairs.append((scores, labels if isinstance(labels, str) else None))
-    return pairs
+                found.append((scores, labels if isinstance(labels, str) else None, c))
+    return found
+
+
+def _one_class_for_a_classifier(
+    data: CallSpec,
+    written: ast.Call,
+    renamed: Mapping[str, str],
+    graph: Any,
+    objectives: Sequence[Objective],
+    metrics: Sequence[Metric],
+    diags: Diagnostics,
+) -> None:
+    """`digits(classes=[3])` under `cross_entropy(logits, y)`: the error loading the data gives (loop.py's
+    `_check_two_classes`), found by `specc check` where the list is written in the spec. An autoencoder of the 3s
+    (no class-scoring loss or metric on the data's labels y) is fine."""
+    # the literal as written (a `let` read): a list of classes, or spirals' and blobs' number of them
+    kept = data.kw.get("classes")
+    arg = next((k for k in written.kwargs if k.name == "classes"), None)
+    if arg is None or not isinstance(kept, list | tuple) or len(kept) != 1:
+        return
+    values = graph.value_map
+    for scores, labels, call in _class_scoring(objectives, metrics):
+        if labels is None or scores not in values or renamed.get(labels, labels) != "y":
+            continue
+        width = graph.type_of(values[scores]).dims[-1].as_int()
+        if width is None or width < 2:  # one score: a binary head, which check_label_range leaves alone too
+            continue
+        diags.add(
+            "data error",
+            f"the training labels '{labels}' would hold one class only (classes=[{kept[0]}] keeps one class), so "
+            f"'{scores}' would learn to name it whatever the input: loss 0, accuracy 1",
+            arg.span,
+            f"{call.name}({scores}, {labels}) scores classes, and needs at least two: keep at least two classes, "
+            "e.g. classes=[3, 8]",
+        )
+        return
 
 
 def _field_extremes(splits: Any, name: str, kinds: str, cast: Any) -> Iterator[tuple[str, Any, Any]]:
@@ -1673,6 +1715,7 @@ def _check_into(
     # data
     data = CallSpec("?", (), where or NO_SPAN)
     rename: tuple[tuple[str, str], ...] = ()
+    renamed: dict[str, str] = {}
     if "data" not in seen:
         diags.add(
             "value error",
@@ -1687,7 +1730,6 @@ def _check_into(
             data = d
         rename = e.rename or ()
         inputs = [k for k, _ in graph.inputs] if graph is not None else None
-        renamed: dict[str, str] = {}
         for model_input, field_name in rename:
             if model_input in renamed:  # `as {v: x, v: y}`: the last one won, silently
                 diags.add(
@@ -1819,6 +1861,8 @@ def _check_into(
         freeze = tuple(
             n for n, _ in _instance_list(seen["freeze"], "freeze", _instances(program, graph, mdef), diags)
         )
+    if graph is not None and data.name != "?" and isinstance(call := _unpipe(seen["data"].value), ast.Call):
+        _one_class_for_a_classifier(data, call, renamed, graph, objs, metrics, diags)
     if diags or graph is None or not objs:
         return None, sources
     if graph.pretrained:
