@@ -444,3 +444,49 @@ def test_a_model_too_big_for_memory_is_refused_before_anything_is_written(tmp_pa
     assert res.exit_code == 1, res.output
     assert "resource error" in res.output and "tiny.net:6:17" in res.output and "GB" in res.output
     assert not (tmp_path / "run").exists()
+
+
+KILLED_WHILE_SAVING = """
+import os, signal, sys
+import orbax.checkpoint._src.path.atomicity as atomicity
+finalize = atomicity.AtomicRenameTemporaryPath.finalize
+async def killed_before_the_rename(self, *args, **kwargs):
+    if str(self._final_path).endswith(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # the step's files written, Orbax's rename not done
+    return await finalize(self, *args, **kwargs)
+atomicity.AtomicRenameTemporaryPath.finalize = killed_before_the_rename
+from specc.cli import main
+main(["train", sys.argv[1], "--out", sys.argv[2], "--epochs", "2"])
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_saving_resumes_and_leaves_no_temporary(tmp_path: Path, caplog) -> None:
+    """SIGKILL while Orbax wrote checkpoint 44 left `44.orbax-checkpoint-tmp` beside step 22: evaluate and
+    predict read step 22, and --resume went on, but the temporary stayed until the step was saved again (Orbax
+    then warned 'Attempted to create temporary directory ... which already exists'), and one whose step is never
+    saved again (a Ctrl-C's mid-epoch save, killed) stayed for good, a model's size each. --resume removes them."""
+    import subprocess
+    import sys
+
+    from specc.train.artifact import load_run
+
+    spec = write(tmp_path, SPEC.replace("  metrics", "  checkpoint(every=1)\n  metrics"))
+    out = tmp_path / "run"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_SAVING, str(spec), str(out), "checkpoints/44"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr
+    steps = out / "checkpoints"
+    assert sorted(p.name for p in steps.iterdir()) == ["22", "44.orbax-checkpoint-tmp"]
+    assert load_run(out, "last").step == 22  # evaluate and predict read the last finished checkpoint
+    shutil.copytree(steps / "44.orbax-checkpoint-tmp", steps / "30.orbax-checkpoint-tmp")  # never saved again
+    (steps / "notes").mkdir()  # a user's folder stays
+    assert train(spec, out, resume=True, epochs=2) == 0
+    assert sorted(p.name for p in steps.iterdir()) == ["22", "44", "notes"]
+    assert [p.name for p in (out / "best").iterdir()] == ["44"]
+    assert "orbax-checkpoint-tmp" not in caplog.text
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]

@@ -289,6 +289,18 @@ def foreign_steps(directory: Path) -> list[Path]:
     return [c for c in _entries(directory) if _STEP_DIR.match(c.name) and not is_orbax_step(c)]
 
 
+def remove_unfinished(directory: Path) -> None:
+    """Remove the temporaries of saves Orbax never finished in `directory` (`88.orbax-checkpoint-tmp`): a run
+    killed while it saved (SIGKILL, the machine lost) leaves one, which Orbax skips but does not delete (a
+    model's size each, one more for every save so killed), and which it warned of when the step was saved again.
+    Call it only where no other process can be saving into `directory` (a resumed run holding its folder)."""
+    import shutil
+
+    for step in orbax_steps(directory):
+        if _TMP_MARK in step.name:
+            shutil.rmtree(step)
+
+
 def remove_steps(directory: Path) -> None:
     """Remove the step folders Orbax wrote in `directory` (and its unfinished temporaries); nothing else."""
     import shutil

@@ -291,6 +291,11 @@ def start(
         replaced = None if resuming else specc_run(workdir)
         if replaced is not None:
             remove_own(workdir, config.checkpoint_dir, replaced)
+        if resuming:  # the run is ours and this process holds its folder (`held`): no save is under way
+            from .checkpoint import remove_unfinished
+
+            remove_unfinished(workdir / config.checkpoint_dir)
+            remove_unfinished(workdir / BEST_DIR)
         _write_record(workdir, config, graph, existing, sources, sizes or {})
     except OSError as e:
         raise _run_error(
