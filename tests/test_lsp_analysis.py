@@ -142,3 +142,15 @@ def test_no_text_makes_a_query_raise(name: str) -> None:
                 definition(a, line, char)
                 signature_help(a, line, char)
         symbols(a)
+
+
+def test_a_name_defined_twice_hides_no_other_diagnostic() -> None:
+    """The editor showed only the duplicate let, as `specc check` did; now the shape and train errors too."""
+    path = ROOT / "tests/errors/duplicate_hides_nothing.net"
+    a = analyse(path, path.read_text())
+    assert [(d.span.line, d.span.col, d.kind) for d in a.diagnostics] == [
+        (3, 1, "name error"),
+        (11, 1, "name error"),
+        (19, 27, "shape error"),
+        (27, 22, "argument error"),
+    ]
