@@ -31,12 +31,22 @@ from specc.backend.flax import (
     compiler_options,
     lowering_names,
 )
+from specc.ops import conv as conv_op
 from specc.ops._registry import Lowering, OpDef, all_ops, get_op
 
 RTOL = ATOL = 1e-5
 NORM_TOL = 1e-4
 
 EXPORT_ONLY = {"channels_first", "arithmetic"}  # forward-only forms for ONNX (tests/test_export.py)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _shifted_wgrad_at_every_size() -> Any:
+    """The shifted weight gradient takes over from 2M input values (`_shifted_wgrad_apply`): here at every size,
+    so that the small generated cases test it (its threshold is tested on its own, below)."""
+    saved, conv_op.SHIFTED_WGRAD_MIN_VALUES = conv_op.SHIFTED_WGRAD_MIN_VALUES, 0
+    yield
+    conv_op.SHIFTED_WGRAD_MIN_VALUES = saved
 
 
 def one_op(shape: tuple[int, ...], call: str) -> tuple[OpDef, Any, dict[str, Any], tuple[Any, ...]]:
@@ -477,7 +487,14 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 28, 28, 5), "conv(32, 5)") == "reference"  # 5 channels, 576 positions
     assert chosen((100, 28, 28, 1), "conv(32, 2)") == "reference"  # a 2×2 kernel: slices gain nothing
     assert chosen((100, 5, 5, 16), "conv(120, 5)") == "dense"  # LeNet-5's C5
-    assert chosen((100, 14, 14, 32), "conv(32, 3, padding=1)") == "reference"  # a ResNet's 3×3 convs lose
+    assert chosen((100, 28, 28, 16), "conv(16, 3, padding=1)") == "reference"  # a ResNet's 3×3 convs lose
+    # 32 channels in and out: the shifted weight gradient, which runs the reference below 2M input values
+    assert chosen((100, 14, 14, 32), "conv(32, 3, padding=1)") == "shifted_wgrad"
+    assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)") == "shifted_wgrad"  # ResNet-18's first stage
+    assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)", "gpu") == "reference"
+    assert chosen((16, 56, 56, 64), "conv(64, 3, stride=2, padding=1)") == "reference"
+    assert chosen((16, 56, 56, 64), "conv(64, 1)") == "reference"
+    assert chosen((16, 56, 56, 16), "conv(64, 3, padding=1)") == "reference"  # 16 channels in
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "gpu") == "reference"
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "reference") == "reference"
     assert chosen((100, 28, 28, 1), "conv(32, 5, dilation=2)") == "reference"
@@ -515,6 +532,42 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 28, 28), "lstm(128)", "gpu") == "reference"
     assert chosen((100, 28, 64), "attention(4)") == "fused"  # the transformer block
     assert chosen((100, 28, 64), "attention(4)", "gpu") == "reference"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "conv(5, 3, padding=1)",
+        "conv(4, (3, 2), padding=((1, 0), (2, 1)), bias=false)",
+        "conv(3, (2, 4), padding=same)",
+        "conv(2, 5)",
+    ],
+)
+def test_the_shifted_weight_gradient_matches_the_reference(call: str) -> None:
+    """The stride-1 kernels, paddings (none, symmetric, uneven, SAME of an even kernel) the shifted weight
+    gradient rewrites, on every kind of input (the property test draws stride 1 in a third of its cases)."""
+    op, _, attrs, types = one_op((3, 9, 7, 3), call)
+    assert "shifted_wgrad" in [lw.name for lw in forms_that_apply(op, attrs, types)]
+    for kind in ("normal", "tied", "constant"):
+        assert check_alternatives((3, 9, 7, 3), call, kind, 7, exact=False) >= 1
+
+
+def test_the_shifted_weight_gradient_takes_over_from_its_size_on(monkeypatch: Any) -> None:
+    """Below SHIFTED_WGRAD_MIN_VALUES input values (a device's share) the form traces the reference convolution
+    (XLA's own gradients); from there on its custom gradient. Traced from shapes alone: nothing computed."""
+    monkeypatch.setattr(conv_op, "SHIFTED_WGRAD_MIN_VALUES", 1 << 21)
+    op, _, attrs, types = one_op((16, 56, 56, 64), "conv(64, 3, padding=1)")
+    lw = next(lw for lw in op.lowerings if lw.name == "shifted_wgrad")
+    assert op.lowerings[0].build is not None
+    module = build_layer(op.lowerings[0].build, attrs, types)
+
+    def program(batch: int) -> str:
+        x = jax.ShapeDtypeStruct((batch, 56, 56, 64), jnp.float32)
+        return str(jax.make_jaxpr(lambda x: lw.apply(module, attrs, [x], ApplyContext({})))(x))
+
+    per_device = jax.local_device_count()
+    assert "custom_vjp" in program(16 * per_device)  # 3.2M values a device
+    assert "custom_vjp" not in program(8 * per_device) and "conv_general_dilated" in program(8 * per_device)
 
 
 def test_a_model_runs_the_same_under_every_lowering_choice() -> None:

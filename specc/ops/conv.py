@@ -345,6 +345,75 @@ def _grouped_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     return y if m.bias is None else y + m.bias[...]
 
 
+# XLA:CPU's weight gradient of a stride-1 conv falls off a cliff over a large input with many channels (3×3, batch
+# 16, 56×56×64: 0.5-0.6 s against the forward's 0.05 s; docs/benchmarks.md): from these sizes on, one device's
+# share of the input, the shifted form below takes 0.15-0.55 of it. Below them it ties or loses.
+SHIFTED_WGRAD_MIN_VALUES = 1 << 21
+SHIFTED_WGRAD_MIN_CHANNELS = 32
+
+
+def _is_stride1_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    """A plain 2-D conv (`plain_2d`) with stride 1 and a kernel larger than 1×1 (whose gradient is a matmul)."""
+    f = plain_2d(a, types)
+    return f is not None and f[0] * f[1] > 1 and a["stride"] in (1, (1, 1))
+
+
+def _shifted_wgrad_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """Many channels in and out; the input's size decides at trace time (`_shifted_wgrad_apply`)."""
+    if platform != "cpu" or not _is_stride1_2d(a, types):
+        return False
+    return min(types[0].dims[-1].as_int(), a["features"]) >= SHIFTED_WGRAD_MIN_CHANNELS
+
+
+def _shifted_wgrad_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """The reference convolution, its weight gradient computed as kh·kw matmuls over shifted rows of the padded
+    input (`_shifted_wgrad_conv`) once one device's share of the input has SHIFTED_WGRAD_MIN_VALUES values; a
+    smaller input (known only when traced: the batch) runs the reference as it is."""
+    x = xs[0]
+    if x.size // ctx.jax.local_device_count() < SHIFTED_WGRAD_MIN_VALUES:
+        return call_layer(m, a, xs, ctx)
+    y = _shifted_wgrad_conv(ctx, tuple(conv_pads(a, x.shape)))(x, m.kernel[...])
+    return y if m.bias is None else y + m.bias[...]
+
+
+def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
+    """(x [N, H, W, C], kernel [kh, kw, C, cout]) → XLA's stride-1 convolution with padding `pairs`, and its input
+    gradient XLA's own; the weight gradient written out. With the input padded to [N, Hp, Wp, C] and the output
+    gradient padded with zeros to [N, Hp, Wp, cout], both flattened to rows, kernel offset (i, j) is the row shift
+    i·Wp + j: dW[i, j] = Xᵀ[shift : shift + L] · G[:L], one [C, L] · [L, cout] matmul an offset over contiguous
+    rows (a shift that wraps into the next row or image meets a zero of G). Sums in another order than XLA's."""
+    jax, jnp, lax = ctx.jax, ctx.jnp, ctx.lax
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def conv(x: Any, kernel: Any) -> Any:
+        return lax.conv_general_dilated(x, kernel, (1, 1), pairs, dimension_numbers=dims)
+
+    @jax.custom_vjp
+    def shifted(x: Any, kernel: Any) -> Any:
+        return conv(x, kernel)
+
+    def forward(x: Any, kernel: Any) -> tuple[Any, tuple[Any, Any]]:
+        return conv(x, kernel), (x, kernel)
+
+    def backward(saved: tuple[Any, Any], g: Any) -> tuple[Any, Any]:
+        x, kernel = saved
+        (dx,) = jax.vjp(lambda x: conv(x, kernel), x)[1](g)
+        kh, kw, cin, cout = kernel.shape
+        xp = jnp.pad(x, [(0, 0), *pairs, (0, 0)])
+        n, hp, wp = xp.shape[:3]
+        rows = xp.reshape(n * hp * wp, cin)
+        gp = jnp.pad(g, [(0, 0), (0, kh - 1), (0, kw - 1), (0, 0)]).reshape(n * hp * wp, cout)
+        span = n * hp * wp - (kh - 1) * wp - (kw - 1)
+        parts = [
+            lax.dot_general(rows[i * wp + j : i * wp + j + span], gp[:span], (((0,), (0,)), ((), ())))
+            for i, j in itertools.product(range(kh), range(kw))
+        ]
+        return dx, jnp.stack(parts).reshape(kh, kw, cin, cout).astype(kernel.dtype)
+
+    shifted.defvjp(forward, backward)
+    return shifted
+
+
 def _matmul(m: Any, x: Any, ctx: Any) -> Any:
     """x [..., k·k·cin] times the conv's kernel [k, k, cin, cout] flattened in the same (row, col, channel) order."""
     kernel = m.kernel[...]
@@ -482,6 +551,9 @@ register(
             Lowering("grouped", apply=_grouped_apply, when=_grouped_wins, applies=_is_grouped),
             Lowering("im2col_t", apply=_im2col_t_apply, when=_few_channels, applies=_is_plain_2d),
             Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d),
+            Lowering(
+                "shifted_wgrad", apply=_shifted_wgrad_apply, when=_shifted_wgrad_wins, applies=_is_stride1_2d
+            ),
             Lowering(
                 "channels_first",
                 apply=_channels_first_apply,
