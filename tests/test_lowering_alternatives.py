@@ -493,7 +493,12 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)") == "shifted_wgrad"  # ResNet-18's first stage
     assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)", "gpu") == "reference"
     assert chosen((16, 56, 56, 64), "conv(64, 3, stride=2, padding=1)") == "reference"
-    assert chosen((16, 56, 56, 64), "conv(64, 1)") == "reference"
+    assert chosen((16, 56, 56, 64), "conv(256, 1)") == "pointwise"  # ResNet-50's bottleneck
+    assert (
+        chosen((100, 28, 28, 16), "conv(32, 1, stride=2, bias=false)") == "pointwise"
+    )  # a projection shortcut
+    assert chosen((16, 56, 56, 64), "conv(256, 1)", "gpu") == "reference"
+    assert chosen((16, 56, 56, 64), "conv(256, 1, padding=1)") == "reference"
     assert chosen((16, 56, 56, 16), "conv(64, 3, padding=1)") == "reference"  # 16 channels in
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "gpu") == "reference"
     assert chosen((100, 28, 28, 1), "conv(32, 5)", "reference") == "reference"
@@ -535,19 +540,23 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "form"),
     [
-        "conv(5, 3, padding=1)",
-        "conv(4, (3, 2), padding=((1, 0), (2, 1)), bias=false)",
-        "conv(3, (2, 4), padding=same)",
-        "conv(2, 5)",
+        ("conv(5, 3, padding=1)", "shifted_wgrad"),
+        ("conv(4, (3, 2), padding=((1, 0), (2, 1)), bias=false)", "shifted_wgrad"),
+        ("conv(3, (2, 4), padding=same)", "shifted_wgrad"),
+        ("conv(2, 5)", "shifted_wgrad"),
+        ("conv(5, 1)", "pointwise"),
+        ("conv(4, 1, stride=2, bias=false)", "pointwise"),
+        ("conv(3, 1, stride=(2, 3), padding=same)", "pointwise"),
     ],
 )
-def test_the_shifted_weight_gradient_matches_the_reference(call: str) -> None:
-    """The stride-1 kernels, paddings (none, symmetric, uneven, SAME of an even kernel) the shifted weight
-    gradient rewrites, on every kind of input (the property test draws stride 1 in a third of its cases)."""
+def test_the_weight_gradient_forms_match_the_reference(call: str, form: str) -> None:
+    """The stride-1 kernels and paddings (none, symmetric, uneven, SAME of an even kernel) the shifted weight
+    gradient rewrites, and 1×1 convs at strides that do not divide the map, on every kind of input (the property
+    test draws these in a fraction of its cases)."""
     op, _, attrs, types = one_op((3, 9, 7, 3), call)
-    assert "shifted_wgrad" in [lw.name for lw in forms_that_apply(op, attrs, types)]
+    assert form in [lw.name for lw in forms_that_apply(op, attrs, types)]
     for kind in ("normal", "tied", "constant"):
         assert check_alternatives((3, 9, 7, 3), call, kind, 7, exact=False) >= 1
 

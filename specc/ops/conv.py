@@ -345,6 +345,28 @@ def _grouped_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     return y if m.bias is None else y + m.bias[...]
 
 
+def _is_pointwise_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    """A plain 2-D conv (`plain_2d`) with a 1×1 kernel and no padding, at any stride: a matmul over channels."""
+    f = plain_2d(a, types)
+    return f is not None and f[:2] == (1, 1) and _no_padding(a, *f[:4])
+
+
+def _pointwise_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """XLA:CPU runs a 1×1 conv's weight gradient as a convolution with the whole map as its window: 4-30× the
+    matmul's time at every size measured (ResNet-50's 56×56×64 → 256 at batch 25: 916 against 29 ms)."""
+    return platform == "cpu" and _is_pointwise_2d(a, types)
+
+
+def _pointwise_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """A 1×1 conv as the matmul it is: the input (every s-th row and column for stride s) times the kernel
+    [1, 1, cin, cout] as [cin, cout]; both gradients are matmuls too."""
+    x = xs[0]
+    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
+    if any(v != 1 for v in s):
+        x = x[:, :: s[0], :: s[1]]
+    return _matmul(m, x, ctx)
+
+
 # XLA:CPU's weight gradient of a stride-1 conv falls off a cliff over a large input with many channels (3×3, batch
 # 16, 56×56×64: 0.5-0.6 s against the forward's 0.05 s; docs/benchmarks.md): from these sizes on, one device's
 # share of the input, the shifted form below takes 0.15-0.55 of it. Below them it ties or loses.
@@ -551,6 +573,7 @@ register(
             Lowering("grouped", apply=_grouped_apply, when=_grouped_wins, applies=_is_grouped),
             Lowering("im2col_t", apply=_im2col_t_apply, when=_few_channels, applies=_is_plain_2d),
             Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d),
+            Lowering("pointwise", apply=_pointwise_apply, when=_pointwise_wins, applies=_is_pointwise_2d),
             Lowering(
                 "shifted_wgrad", apply=_shifted_wgrad_apply, when=_shifted_wgrad_wins, applies=_is_stride1_2d
             ),
