@@ -139,23 +139,22 @@ def load_program(path: Path | str, text: str | None = None, keep_going: bool = F
 def _define(table: dict, name: str, item: object, what: str, diags: Diagnostics, other: dict) -> None:
     span: Span = item.span  # type: ignore[attr-defined]
     if name in table:
-        first = table[name].span
+        first, clash = table[name].span, f"{what} '{name}' is defined twice"
+    elif name in other:
+        first, clash = other[name].span, f"'{name}' names both a model and a block"
+    else:
+        first = None
+    if first is not None:
         diags.add(
             "name error",
-            f"{what} '{name}' is defined twice (first at {first.file}:{first.line}:{first.col})",
+            f"{clash} (first at {first.file}:{first.line}:{first.col})",
             span,
             "rename one of them",
         )
-    else:
-        if name in other:
-            first = other[name].span
-            diags.add(
-                "name error",
-                f"'{name}' names both a model and a block (first at {first.file}:{first.line}:{first.col})",
-                span,
-                "rename one of them",
-            )
-        table[name] = item  # both kept, so that what uses either is checked as meant
+    if name not in table:
+        table[name] = (
+            item  # a model and a block of one name both kept, so that what uses either is checked as meant
+        )
 
 
 def _collect_imports(
