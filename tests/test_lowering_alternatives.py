@@ -561,6 +561,29 @@ def test_the_weight_gradient_forms_match_the_reference(call: str, form: str) -> 
         assert check_alternatives((3, 9, 7, 3), call, kind, 7, exact=False) >= 1
 
 
+def test_a_gradient_penalty_differentiates_through_the_shifted_weight_gradient() -> None:
+    """WGAN-GP's penalty: the parameters' gradient of a norm of the input gradient, through the custom VJP as
+    through XLA's own (the module's fixture puts the form in force at this size)."""
+    op, _, attrs, types = one_op((2, 6, 5, 3), "conv(4, 3, padding=1)")
+    assert op.lowerings[0].build is not None
+    gd, state = nnx.split(build_layer(op.lowerings[0].build, attrs, types))
+    x = jnp.asarray(inputs("normal", (2, 6, 5, 3), 0))
+
+    def penalty(state: Any, lw: Lowering) -> Any:
+        def total(x: Any) -> Any:
+            return jnp.sum(jnp.tanh(lw.apply(nnx.merge(gd, state), attrs, [x], ApplyContext({}))))
+
+        return jnp.sum(jax.grad(total)(x) ** 2)
+
+    form = next(lw for lw in op.lowerings if lw.name == "shifted_wgrad")
+    applied = jax.make_jaxpr(lambda x: form.apply(nnx.merge(gd, state), attrs, [x], ApplyContext({})))(x)
+    assert "custom_vjp" in str(applied)
+    got, ref = (jax.grad(penalty)(state, lw) for lw in (form, op.lowerings[0]))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL)
+        assert np.abs(np.asarray(b)).max() > 1  # the penalty reaches the parameters
+
+
 def test_the_shifted_weight_gradient_takes_over_from_its_size_on(monkeypatch: Any) -> None:
     """Below SHIFTED_WGRAD_MIN_VALUES input values (a device's share) the form traces the reference convolution
     (XLA's own gradients); from there on its custom gradient. Traced from shapes alone: nothing computed."""
