@@ -42,11 +42,12 @@ EXPORT_ONLY = {"channels_first", "arithmetic"}  # forward-only forms for ONNX (t
 
 @pytest.fixture(autouse=True, scope="module")
 def _shifted_wgrad_at_every_size() -> Any:
-    """The shifted weight gradient takes over from 2M input values (`_shifted_wgrad_apply`): here at every size,
+    """The shifted weight gradient takes over from 2M or 1M input values (`_shifted_wgrad_apply`): here at every size,
     so that the small generated cases test it (its threshold is tested on its own, below)."""
-    saved, conv_op.SHIFTED_WGRAD_MIN_VALUES = conv_op.SHIFTED_WGRAD_MIN_VALUES, 0
+    saved = conv_op.SHIFTED_WGRAD_MIN_VALUES, conv_op.SHIFTED_WGRAD_STRIDED_MIN_VALUES
+    conv_op.SHIFTED_WGRAD_MIN_VALUES = conv_op.SHIFTED_WGRAD_STRIDED_MIN_VALUES = 0
     yield
-    conv_op.SHIFTED_WGRAD_MIN_VALUES = saved
+    conv_op.SHIFTED_WGRAD_MIN_VALUES, conv_op.SHIFTED_WGRAD_STRIDED_MIN_VALUES = saved
 
 
 def one_op(shape: tuple[int, ...], call: str) -> tuple[OpDef, Any, dict[str, Any], tuple[Any, ...]]:
@@ -492,7 +493,10 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 14, 14, 32), "conv(32, 3, padding=1)") == "shifted_wgrad"
     assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)") == "shifted_wgrad"  # ResNet-18's first stage
     assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)", "gpu") == "reference"
-    assert chosen((16, 56, 56, 64), "conv(64, 3, stride=2, padding=1)") == "reference"
+    assert chosen((16, 56, 56, 64), "conv(128, 3, stride=2, padding=1)") == "shifted_wgrad"  # at any size
+    assert (
+        chosen((100, 28, 28, 16), "conv(32, 3, stride=2, padding=1)") == "shifted_wgrad"
+    )  # the small ResNet's
     assert chosen((16, 56, 56, 64), "conv(256, 1)") == "pointwise"  # ResNet-50's bottleneck
     assert (
         chosen((100, 28, 28, 16), "conv(32, 1, stride=2, bias=false)") == "pointwise"
@@ -546,15 +550,20 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
         ("conv(4, (3, 2), padding=((1, 0), (2, 1)), bias=false)", "shifted_wgrad"),
         ("conv(3, (2, 4), padding=same)", "shifted_wgrad"),
         ("conv(2, 5)", "shifted_wgrad"),
+        ("conv(4, 3, stride=2, padding=1)", "shifted_wgrad"),  # a ResNet's downsampling conv
+        ("conv(3, (3, 2), stride=(2, 3), padding=((1, 0), (2, 1)), bias=false)", "shifted_wgrad"),
+        ("conv(2, 5, stride=3)", "shifted_wgrad"),
+        ("conv(3, 2, stride=2)", "shifted_wgrad"),  # stride = kernel: one offset a phase
+        ("conv(2, (2, 3), stride=(3, 1), padding=same)", "shifted_wgrad"),  # stride > kernel: a phase unread
         ("conv(5, 1)", "pointwise"),
         ("conv(4, 1, stride=2, bias=false)", "pointwise"),
         ("conv(3, 1, stride=(2, 3), padding=same)", "pointwise"),
     ],
 )
 def test_the_weight_gradient_forms_match_the_reference(call: str, form: str) -> None:
-    """The stride-1 kernels and paddings (none, symmetric, uneven, SAME of an even kernel) the shifted weight
-    gradient rewrites, and 1×1 convs at strides that do not divide the map, on every kind of input (the property
-    test draws these in a fraction of its cases)."""
+    """The kernels, paddings (none, symmetric, uneven, SAME of an even kernel) and strides (below, at and above
+    the kernel's size, per axis) the shifted weight gradient rewrites, and 1×1 convs at strides that do not divide
+    the map, on every kind of input (the property test draws these in a fraction of its cases)."""
     op, _, attrs, types = one_op((3, 9, 7, 3), call)
     assert form in [lw.name for lw in forms_that_apply(op, attrs, types)]
     for kind in ("normal", "tied", "constant"):

@@ -369,46 +369,60 @@ def _pointwise_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
 
 # XLA:CPU's weight gradient of a stride-1 conv falls off a cliff over a large input with many channels (3×3, batch
 # 16, 56×56×64: 0.5-0.6 s against the forward's 0.05 s; docs/benchmarks.md): from these sizes on, one device's
-# share of the input, the shifted form below takes 0.15-0.55 of it. Below them it ties or loses.
+# share of the input, the shifted form below takes 0.15-0.55 of it. Below them it ties or loses. A strided conv's
+# (3×3, stride 2) took 0.3-0.7 of XLA's alone from 1.5M input values on, but tied or lost in the small ResNet's
+# whole step at 0.3M a device: strided ones take the form from 1M values a device.
 SHIFTED_WGRAD_MIN_VALUES = 1 << 21
+SHIFTED_WGRAD_STRIDED_MIN_VALUES = 1 << 20
 SHIFTED_WGRAD_MIN_CHANNELS = 32
 
 
-def _is_stride1_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
-    """A plain 2-D conv (`plain_2d`) with stride 1 and a kernel larger than 1×1 (whose gradient is a matmul)."""
+def _strides(a: dict[str, Any]) -> tuple[int, int]:
+    return per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type,return-value]
+
+
+def _is_shiftable_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    """A plain 2-D conv (`plain_2d`) with a kernel larger than 1×1 (a 1×1 conv's gradient is a matmul)."""
     f = plain_2d(a, types)
-    return f is not None and f[0] * f[1] > 1 and a["stride"] in (1, (1, 1))
+    return f is not None and f[0] * f[1] > 1
 
 
 def _shifted_wgrad_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
-    """Many channels in and out; the input's size decides at trace time (`_shifted_wgrad_apply`)."""
-    if platform != "cpu" or not _is_stride1_2d(a, types):
+    """A strided conv; a stride-1 one with many channels in and out. The input's size decides when traced
+    (`_shifted_wgrad_apply`)."""
+    if platform != "cpu" or not _is_shiftable_2d(a, types):
         return False
+    if _strides(a) != (1, 1):
+        return True
     return min(types[0].dims[-1].as_int(), a["features"]) >= SHIFTED_WGRAD_MIN_CHANNELS
 
 
 def _shifted_wgrad_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
-    """The reference convolution, its weight gradient computed as kh·kw matmuls over shifted rows of the padded
-    input (`_shifted_wgrad_conv`) once one device's share of the input has SHIFTED_WGRAD_MIN_VALUES values; a
-    smaller input (known only when traced: the batch) runs the reference as it is."""
-    x = xs[0]
-    if x.size // ctx.jax.local_device_count() < SHIFTED_WGRAD_MIN_VALUES:
+    """The reference convolution, its weight gradient computed as matmuls over shifted rows of the padded input
+    (`_shifted_wgrad_conv`) once one device's share of the input has SHIFTED_WGRAD_MIN_VALUES values (stride 1)
+    or SHIFTED_WGRAD_STRIDED_MIN_VALUES (strided); a smaller input (known only when traced: the batch) runs the
+    reference as it is."""
+    x, strides = xs[0], _strides(a)
+    least = SHIFTED_WGRAD_MIN_VALUES if strides == (1, 1) else SHIFTED_WGRAD_STRIDED_MIN_VALUES
+    if x.size // ctx.jax.local_device_count() < least:
         return call_layer(m, a, xs, ctx)
-    y = _shifted_wgrad_conv(ctx, tuple(conv_pads(a, x.shape)))(x, m.kernel[...])
+    y = _shifted_wgrad_conv(ctx, tuple(conv_pads(a, x.shape)), strides)(x, m.kernel[...])
     return y if m.bias is None else y + m.bias[...]
 
 
-def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
-    """(x [N, H, W, C], kernel [kh, kw, C, cout]) → XLA's stride-1 convolution with padding `pairs`, and its input
-    gradient XLA's own; the weight gradient written out. With the input padded to [N, Hp, Wp, C] and the output
-    gradient padded with zeros to [N, Hp, Wp, cout], both flattened to rows, kernel offset (i, j) is the row shift
-    i·Wp + j: dW[i, j] = Xᵀ[shift : shift + L] · G[:L], one [C, L] · [L, cout] matmul an offset over contiguous
-    rows (a shift that wraps into the next row or image meets a zero of G). Sums in another order than XLA's."""
+def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...], strides: tuple[int, int]) -> Any:
+    """(x [N, H, W, C], kernel [kh, kw, C, cout]) → XLA's convolution with padding `pairs` and `strides`, and its
+    input gradient XLA's own; the weight gradient written out. Kernel row i = s·u + p reads phase p of the padded
+    input's rows (every s-th from p) shifted by u, and alike for columns. Each phase [N, Hq, Wq, C] (Hq = out h +
+    the largest u) and the output gradient padded with zeros to [N, Hq, Wq, cout], both flattened to rows, make
+    offset (u, v) the row shift u·Wq + v: dW[i, j] = phaseᵀ[shift : shift + L] · G[:L], one [C, L] · [L, cout]
+    matmul an offset over contiguous rows (a shift that wraps into the next row or image meets a zero of G). For
+    stride 1 the one phase is the padded input. Sums in another order than XLA's."""
     jax, jnp, lax = ctx.jax, ctx.jnp, ctx.lax
     dims = ("NHWC", "HWIO", "NHWC")
 
     def conv(x: Any, kernel: Any) -> Any:
-        return lax.conv_general_dilated(x, kernel, (1, 1), pairs, dimension_numbers=dims)
+        return lax.conv_general_dilated(x, kernel, strides, pairs, dimension_numbers=dims)
 
     @jax.custom_vjp
     def shifted(x: Any, kernel: Any) -> Any:
@@ -421,16 +435,26 @@ def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
         x, kernel = saved
         (dx,) = jax.vjp(lambda x: conv(x, kernel), x)[1](g)
         kh, kw, cin, cout = kernel.shape
-        xp = jnp.pad(x, [(0, 0), *pairs, (0, 0)])
-        n, hp, wp = xp.shape[:3]
-        rows = xp.reshape(n * hp * wp, cin)
-        gp = jnp.pad(g, [(0, 0), (0, kh - 1), (0, kw - 1), (0, 0)]).reshape(n * hp * wp, cout)
-        span = n * hp * wp - (kh - 1) * wp - (kw - 1)
-        parts = [
-            lax.dot_general(rows[i * wp + j : i * wp + j + span], gp[:span], (((0,), (0,)), ((), ())))
-            for i, j in itertools.product(range(kh), range(kw))
-        ]
-        return dx, jnp.stack(parts).reshape(kh, kw, cin, cout).astype(kernel.dtype)
+        (sh, sw), (n, oh, ow) = strides, g.shape[:3]
+        uh, uw = (kh - 1) // sh, (kw - 1) // sw  # the largest shift a phase takes
+        hq, wq = oh + uh, ow + uw
+        xp = jnp.pad(x, [(0, 0), *pairs, (0, 0)])  # then cut or zero-filled to exactly sh·hq × sw·wq
+        xp = jnp.pad(
+            xp, [(0, 0), (0, max(0, sh * hq - xp.shape[1])), (0, max(0, sw * wq - xp.shape[2])), (0, 0)]
+        )
+        xp = xp[:, : sh * hq, : sw * wq]
+        gp = jnp.pad(g, [(0, 0), (0, uh), (0, uw), (0, 0)]).reshape(n * hq * wq, cout)
+        span = n * hq * wq - uh * wq - uw
+        parts = {}
+        for p, q in itertools.product(range(min(sh, kh)), range(min(sw, kw))):
+            rows = xp[:, p::sh, q::sw].reshape(n * hq * wq, cin)
+            for u, v in itertools.product(range((kh - 1 - p) // sh + 1), range((kw - 1 - q) // sw + 1)):
+                shift = u * wq + v
+                parts[sh * u + p, sw * v + q] = lax.dot_general(
+                    rows[shift : shift + span], gp[:span], (((0,), (0,)), ((), ()))
+                )
+        dk = jnp.stack([parts[i, j] for i, j in itertools.product(range(kh), range(kw))])
+        return dx, dk.reshape(kh, kw, cin, cout).astype(kernel.dtype)
 
     shifted.defvjp(forward, backward)
     return shifted
@@ -575,7 +599,10 @@ register(
             Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d),
             Lowering("pointwise", apply=_pointwise_apply, when=_pointwise_wins, applies=_is_pointwise_2d),
             Lowering(
-                "shifted_wgrad", apply=_shifted_wgrad_apply, when=_shifted_wgrad_wins, applies=_is_stride1_2d
+                "shifted_wgrad",
+                apply=_shifted_wgrad_apply,
+                when=_shifted_wgrad_wins,
+                applies=_is_shiftable_2d,
             ),
             Lowering(
                 "channels_first",
