@@ -593,11 +593,19 @@ def test_a_gradient_penalty_differentiates_through_the_shifted_weight_gradient()
         assert np.abs(np.asarray(b)).max() > 1  # the penalty reaches the parameters
 
 
-def test_the_shifted_weight_gradient_takes_over_from_its_size_on(monkeypatch: Any) -> None:
-    """Below SHIFTED_WGRAD_MIN_VALUES input values (a device's share) the form traces the reference convolution
-    (XLA's own gradients); from there on its custom gradient. Traced from shapes alone: nothing computed."""
+@pytest.mark.parametrize(
+    ("call", "small", "large"),
+    [("conv(64, 3, padding=1)", 8, 16), ("conv(128, 3, stride=2, padding=1)", 4, 8)],
+)
+def test_the_shifted_weight_gradient_takes_over_from_its_size_on(
+    monkeypatch: Any, call: str, small: int, large: int
+) -> None:
+    """Below SHIFTED_WGRAD_MIN_VALUES input values a device (stride 1; SHIFTED_WGRAD_STRIDED_MIN_VALUES strided)
+    the form traces the reference convolution (XLA's own gradients); from there on its custom gradient. Traced
+    from shapes alone: nothing computed. 56×56×64 is 0.2M values an example."""
     monkeypatch.setattr(conv_op, "SHIFTED_WGRAD_MIN_VALUES", 1 << 21)
-    op, _, attrs, types = one_op((16, 56, 56, 64), "conv(64, 3, padding=1)")
+    monkeypatch.setattr(conv_op, "SHIFTED_WGRAD_STRIDED_MIN_VALUES", 1 << 20)
+    op, _, attrs, types = one_op((16, 56, 56, 64), call)
     lw = next(lw for lw in op.lowerings if lw.name == "shifted_wgrad")
     assert op.lowerings[0].build is not None
     module = build_layer(op.lowerings[0].build, attrs, types)
@@ -607,8 +615,10 @@ def test_the_shifted_weight_gradient_takes_over_from_its_size_on(monkeypatch: An
         return str(jax.make_jaxpr(lambda x: lw.apply(module, attrs, [x], ApplyContext({})))(x))
 
     per_device = jax.local_device_count()
-    assert "custom_vjp" in program(16 * per_device)  # 3.2M values a device
-    assert "custom_vjp" not in program(8 * per_device) and "conv_general_dilated" in program(8 * per_device)
+    assert "custom_vjp" in program(large * per_device)
+    assert "custom_vjp" not in program(small * per_device) and "conv_general_dilated" in program(
+        small * per_device
+    )
 
 
 def test_a_model_runs_the_same_under_every_lowering_choice() -> None:
