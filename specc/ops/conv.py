@@ -345,6 +345,10 @@ def _grouped_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     return y if m.bias is None else y + m.bias[...]
 
 
+def _strides(a: dict[str, Any]) -> tuple[int, int]:
+    return per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type,return-value]
+
+
 def _is_pointwise_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
     """A plain 2-D conv (`plain_2d`) with a 1×1 kernel and no padding, at any stride: a matmul over channels."""
     f = plain_2d(a, types)
@@ -360,11 +364,8 @@ def _pointwise_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) ->
 def _pointwise_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
     """A 1×1 conv as the matmul it is: the input (every s-th row and column for stride s) times the kernel
     [1, 1, cin, cout] as [cin, cout]; both gradients are matmuls too."""
-    x = xs[0]
-    s = per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type]
-    if any(v != 1 for v in s):
-        x = x[:, :: s[0], :: s[1]]
-    return _matmul(m, x, ctx)
+    x, (sh, sw) = xs[0], _strides(a)
+    return _matmul(m, x[:, ::sh, ::sw] if (sh, sw) != (1, 1) else x, ctx)
 
 
 # XLA:CPU's weight gradient of a stride-1 conv falls off a cliff over a large input with many channels (3×3, batch
@@ -375,10 +376,6 @@ def _pointwise_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
 SHIFTED_WGRAD_MIN_VALUES = 1 << 21
 SHIFTED_WGRAD_STRIDED_MIN_VALUES = 1 << 20
 SHIFTED_WGRAD_MIN_CHANNELS = 32
-
-
-def _strides(a: dict[str, Any]) -> tuple[int, int]:
-    return per_axis(a["stride"], 2, "stride", None, "stride")  # type: ignore[arg-type,return-value]
 
 
 def _is_shiftable_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
@@ -438,11 +435,10 @@ def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...], strides: t
         (sh, sw), (n, oh, ow) = strides, g.shape[:3]
         uh, uw = (kh - 1) // sh, (kw - 1) // sw  # the largest shift a phase takes
         hq, wq = oh + uh, ow + uw
-        xp = jnp.pad(x, [(0, 0), *pairs, (0, 0)])  # then cut or zero-filled to exactly sh·hq × sw·wq
-        xp = jnp.pad(
-            xp, [(0, 0), (0, max(0, sh * hq - xp.shape[1])), (0, max(0, sw * wq - xp.shape[2])), (0, 0)]
-        )
-        xp = xp[:, : sh * hq, : sw * wq]
+        # padded as the conv pads it, then cut or zero-filled at the end to exactly sh·hq × sw·wq (a negative pad cuts)
+        (th, _), (tw, _) = pairs
+        ends = [(th, sh * hq - x.shape[1] - th, 0), (tw, sw * wq - x.shape[2] - tw, 0)]
+        xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *ends, (0, 0, 0)])
         gp = jnp.pad(g, [(0, 0), (0, uh), (0, uw), (0, 0)]).reshape(n * hq * wq, cout)
         span = n * hq * wq - uh * wq - uw
         parts = {}
