@@ -25,7 +25,7 @@ import numpy as np
 from flax import nnx
 
 import specc
-from specc.backend.flax import ApplyContext, BuildContext
+from specc.backend.flax import ApplyContext, BuildContext, compiler_options
 from specc.ops._registry import get_op
 
 BATCH = 100
@@ -81,8 +81,6 @@ NORM_CASES = [
     ("mlp 512", (512,), "layernorm"),
     ("128×256", (128, 256), "layernorm"),
 ]
-# forms only for platform "export" (forward-only or slower rewrites that ONNX converters need)
-EXPORT_ONLY = {"channels_first", "arithmetic"}
 
 
 def one_op(shape: tuple[int, ...], call: str) -> tuple[Any, Any, tuple[Any, ...]]:
@@ -95,8 +93,11 @@ def one_op(shape: tuple[int, ...], call: str) -> tuple[Any, Any, tuple[Any, ...]
     return get_op(node.op), node.attr, tuple(g.type_of(r) for r in node.inputs)
 
 
-def step(op: Any, attrs: Any, types: tuple[Any, ...], apply: Callable[..., Any], x: Any) -> Callable[[], Any]:
-    """A jitted forward + backward of one lowering, ready to call."""
+def step(
+    op: Any, attrs: Any, types: tuple[Any, ...], apply: Callable[..., Any], x: Any, forward_only: bool = False
+) -> tuple[Callable[[], Any], float]:
+    """A compiled forward + backward of one lowering (`forward_only`: its forward), ready to call, and the seconds
+    its compilation took."""
     build = op.lowerings[0].build
     module = build(attrs, types, BuildContext(nnx.Rngs(0))) if build is not None else nnx.Dict()
     gd, state = nnx.split(module)
@@ -113,8 +114,12 @@ def step(op: Any, attrs: Any, types: tuple[Any, ...], apply: Callable[..., Any],
     if y_shape != want:  # a form for other shapes (tiled pooling computes other windows where they overlap)
         raise TypeError(f"{y_shape}, not {want}")
     w = jnp.asarray(np.random.default_rng(1).normal(size=y_shape), jnp.float32)
-    f = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return lambda: jax.block_until_ready(f(state, x, w))
+    fn = forward if forward_only else jax.grad(loss, argnums=(0, 1))
+    args = (state, x) if forward_only else (state, x, w)
+    t = time.perf_counter()
+    f = jax.jit(fn).lower(*args).compile(compiler_options=compiler_options([op.name]))
+    took = time.perf_counter() - t
+    return lambda: jax.block_until_ready(f(*args)), took
 
 
 def split_ties_max(m: Any, a: Any, xs: list[Any], ctx: Any) -> Any:
@@ -128,7 +133,11 @@ def split_ties_max(m: Any, a: Any, xs: list[Any], ctx: Any) -> Any:
 
 
 def run(
-    cases: list[tuple[str, tuple[int, ...], str]], rounds: int, extra: dict[str, Any], only: str | None
+    cases: list[tuple[str, tuple[int, ...], str]],
+    rounds: int,
+    extra: dict[str, Any],
+    only: str | None,
+    forward_only: bool = False,
 ) -> None:
     rng = np.random.default_rng(0)
     for case, shape, call in cases:
@@ -136,13 +145,17 @@ def run(
             continue
         op, attrs, types = one_op(shape, call)
         x = jnp.asarray(rng.normal(size=(BATCH, *shape)), jnp.float32)
-        forms = {lw.name: lw.apply for lw in op.lowerings if lw.name not in EXPORT_ONLY}
+        forms = {  # the reference and every form that computes the op here
+            lw.name: lw.apply
+            for i, lw in enumerate(op.lowerings)
+            if i == 0 or (lw.applies is not None and lw.applies(attrs, types))
+        }
         if op.name in extra:
             forms.update(extra[op.name])
-        steps = {}
+        steps, compiled = {}, {}
         for name, apply in forms.items():
             with contextlib.suppress(TypeError):  # a form for other shapes (dense: a kernel covering the map)
-                steps[name] = step(op, attrs, types, apply, x)
+                steps[name], compiled[name] = step(op, attrs, types, apply, x, forward_only)
         for f in steps.values():  # compile and warm
             f()
         times: dict[str, list[float]] = {name: [] for name in steps}
@@ -155,7 +168,8 @@ def run(
         cells = []
         for name, ts in times.items():
             med = statistics.median(ts)
-            cells.append(f"{name} {med * 1e3:7.2f} ms ({med / ref:4.2f})")
+            took = f", compiled in {compiled[name]:.2f} s" if forward_only else ""
+            cells.append(f"{name} {med * 1e3:7.2f} ms ({med / ref:4.2f}{took})")
         print(f"{case:26s} {call:32s} " + "   ".join(cells), flush=True)
 
 
@@ -164,18 +178,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--only", choices=("conv", "pool", "transpose", "norm"))
     ap.add_argument("--cases", help="only the cases whose name contains this")
+    ap.add_argument("--forward", action="store_true", help="time the forward alone (evaluation, prediction)")
     args = ap.parse_args()
-    print(
-        f"batch {BATCH}; jitted forward + backward; median of {args.rounds} interleaved rounds (ratio to reference)"
-    )
+    what = "forward" if args.forward else "forward + backward"
+    print(f"batch {BATCH}; jitted {what}; median of {args.rounds} interleaved rounds (ratio to reference)")
     if args.only in (None, "conv"):
-        run(CONV_CASES, args.rounds, {}, args.cases)
+        run(CONV_CASES, args.rounds, {}, args.cases, args.forward)
     if args.only in (None, "pool"):
-        run(POOL_CASES, args.rounds, {"maxpool": {"tiled, split ties (old)": split_ties_max}}, args.cases)
+        old = {} if args.forward else {"maxpool": {"tiled, split ties (old)": split_ties_max}}  # same forward
+        run(POOL_CASES, args.rounds, old, args.cases, args.forward)
     if args.only in (None, "transpose"):
-        run(TRANSPOSE_CASES, args.rounds, {}, args.cases)
+        run(TRANSPOSE_CASES, args.rounds, {}, args.cases, args.forward)
     if args.only in (None, "norm"):
-        run(NORM_CASES, args.rounds, {}, args.cases)
+        run(NORM_CASES, args.rounds, {}, args.cases, args.forward)
 
 
 if __name__ == "__main__":

@@ -621,6 +621,51 @@ def test_the_shifted_weight_gradient_takes_over_from_its_size_on(
     )
 
 
+def test_forward_only_programs_have_their_own_rule() -> None:
+    """Validation and prediction run the model forward only: forms chosen for their gradients give way there."""
+
+    def chosen(shape: tuple[int, ...], call: str, platform: str = "cpu") -> tuple[str, str]:
+        _, node, _, types = one_op(shape, call)
+        return tuple(choose_lowering(node, types, platform, forward=f).name for f in (False, True))  # type: ignore[return-value]
+
+    assert chosen((100, 28, 28, 1), "conv(32, 5)") == ("im2col_t", "reference")  # the lecture convnet's C1
+    assert chosen((100, 8, 8, 32), "conv(64, 5)") == ("im2col", "reference")  # and its C2
+    assert chosen((100, 28, 28, 1), "conv(6, 5, padding=2)") == ("im2col_t", "im2col_t")  # LeNet-5's C1
+    assert chosen((100, 28, 28, 1), "conv(16, 3, padding=1)") == ("im2col_t", "im2col_t")  # a ResNet stem
+    assert chosen((100, 5, 5, 16), "conv(120, 5)") == ("dense", "dense")  # LeNet-5's C5
+    assert chosen((16, 56, 56, 64), "conv(256, 1)") == ("pointwise", "pointwise")
+    assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)") == ("shifted_wgrad", "reference")
+    assert chosen((100, 24, 24, 32), "maxpool(3)") == ("tiled", "reference")  # tiling windows
+    assert chosen((100, 27, 27, 64), "maxpool(3, stride=2)") == ("slices", "slices")  # overlapping ones
+    assert chosen((100, 28, 28, 6), "avgpool(2)") == ("tiled", "tiled")
+    assert chosen((100, 24, 24, 32), "maxpool(3)", "export") == ("slices", "slices")  # ONNX runs slices
+    assert chosen((100, 28, 28, 1), "conv(32, 5)", "gpu") == ("reference", "reference")
+
+
+def test_the_forward_graphdef_runs_the_forward_forms_on_the_same_parameters() -> None:
+    from specc.backend.flax import forward_graphdef
+
+    g = specc.load("specs/mnist_convnet.net").graph()
+    model = build_module(g, platform="cpu")
+    model.eval()
+    trained = lowering_names(model)
+    gd = forward_graphdef(model)
+    assert lowering_names(model) == trained  # the module itself keeps its training forms
+    assert not model.forward_only
+    forward = nnx.merge(gd, nnx.state(model))
+    assert forward.forward_only
+    assert {k: v for k, v in trained.items() if v != "reference"} == {
+        "c1": "im2col_t",
+        "p1.maxpool": "tiled",
+        "c2": "im2col",
+        "p2.maxpool": "tiled",
+    }
+    assert set(lowering_names(forward).values()) == {"reference"}
+    for kind in ("tied", "constant", "normal"):
+        x = inputs(kind, (3, 28, 28, 1), 0)
+        np.testing.assert_allclose(forward(x=x)["logits"], model(x=x)["logits"], rtol=RTOL, atol=ATOL)
+
+
 def test_a_model_runs_the_same_under_every_lowering_choice() -> None:
     g = specc.load(
         "t.net",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any
 
@@ -176,8 +176,11 @@ def current_platform() -> str:
 Chooser = Callable[[Node, tuple[TensorType, ...]], Lowering]
 
 
-def choose_lowering(node: Node, types: tuple[TensorType, ...], platform: str) -> Lowering:
-    """The first specialised lowering whose precondition holds on `platform`, else the reference one (first).
+def choose_lowering(
+    node: Node, types: tuple[TensorType, ...], platform: str, forward: bool = False
+) -> Lowering:
+    """The first specialised lowering whose precondition holds on `platform`, else the reference one (first);
+    `forward`: for a program that runs the model forward only (`Lowering.forward`'s precondition where it has one).
 
     platform "reference" (or any name no precondition accepts) always picks the reference lowerings.
     """
@@ -186,7 +189,8 @@ def choose_lowering(node: Node, types: tuple[TensorType, ...], platform: str) ->
         raise NotImplementedError(f"op {node.op} has no JAX lowering")
     attrs = node.attr
     for lw in op.lowerings[1:]:
-        if lw.when is not None and lw.when(attrs, types, platform):
+        rule = lw.forward if forward and lw.forward is not None else lw.when
+        if rule is not None and rule(attrs, types, platform):
             return lw
     return op.lowerings[0]
 
@@ -539,6 +543,9 @@ class SpecModule(nnx.Module):
         choose: Chooser | None = None,
     ):
         pick: Chooser = choose or (lambda n, types: choose_lowering(n, types, platform))
+        # forward-only programs (`forward_only`): the platform's forward rule; a chooser given picks for both
+        pick_forward: Chooser = choose or (lambda n, types: choose_lowering(n, types, platform, forward=True))
+        forward_forms: dict[int, Lowering] = {}  # op nodes whose forward-only form is another than `pick`'s
         keys = layer_keys(graph, roll)
         runs = graph_runs(graph, roll)
         run_at = {run.start: run for run in runs}
@@ -608,10 +615,32 @@ class SpecModule(nnx.Module):
                 steps.append(Step(n.id, n.name, PARAM, key, None, attrs, refs, n, "param"))
             else:
                 steps.append(Step(n.id, n.name, OP, key, lw.apply, attrs, refs, n, lw.name))
+                fw = pick_forward(n, tuple(graph.type_of(r) for r in n.inputs))
+                if fw is not lw:  # every form builds the reference's layer, so the layer serves both
+                    forward_forms[n.id] = fw
+        for s in steps:  # a later application of a named instance runs its owner's form
+            if s.kind == OP and s.node.shares in forward_forms:
+                forward_forms[s.id] = forward_forms[s.node.shares]
         made = make.finish()
         layers = {k: made[v.index] if isinstance(v, Pending) else v for k, v in layers.items()}
-        self.plan = Plan(graph, tuple(steps), platform, runs)
+        self.train_plan = Plan(graph, tuple(steps), platform, runs)
+        self.forward_plan = self.train_plan
+        if forward_forms:
+            forward_steps = tuple(
+                replace(s, apply=forward_forms[s.id].apply, lowering=forward_forms[s.id].name)
+                if s.id in forward_forms
+                else s
+                for s in steps
+            )
+            self.forward_plan = Plan(graph, forward_steps, platform, runs)
+        # True in the programs that only run the model forward (forward_graphdef): each op in its forward form
+        self.forward_only = False
         self.layers = nnx.Dict(layers)
+
+    @property
+    def plan(self) -> Plan:
+        """The steps this module runs: the forward-only forms' (`forward_only`) or the training ones'."""
+        return self.forward_plan if self.forward_only else self.train_plan
 
     # ---- the public calls
 
@@ -890,8 +919,18 @@ def build_module(
 
 
 def lowering_names(module: SpecModule) -> dict[str, str]:
-    """Which lowering each op node runs (node name → lowering name)."""
+    """Which lowering each op node runs (node name → lowering name), in the module's mode (`forward_only`)."""
     return {s.name: s.lowering for s in module.plan.steps if s.kind == OP}
+
+
+def forward_graphdef(module: SpecModule) -> Any:
+    """`module`'s graphdef for a program that runs it forward only (validation, evaluation, prediction): each op
+    in its forward form (`Lowering.forward`), the same parameters and state; the module itself is unchanged."""
+    module.forward_only = True
+    try:
+        return nnx.graphdef(module)
+    finally:
+        module.forward_only = False
 
 
 __all__ = ["ApplyContext", "BuildContext", "SpecModule", "build_module", "initializer"]

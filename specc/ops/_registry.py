@@ -83,6 +83,9 @@ class Lowering:
         applies: (attrs, input types) → bool: the lowering computes the op for these on any platform, whatever
             the rule (`when`) would choose; `--lowering measure` times the reference against every alternative
             that applies (backend/tuning.py). None: never measured (export-only forms).
+        forward: the precondition in a program that runs the model forward only (validation, `specc evaluate`,
+            `predict`), like `when`; None: `when`'s. A form chosen for its gradients (im2col, whose patches its
+            weight gradient reuses) can lose to the reference there, and costs its compilation in that program too.
     """
 
     name: str
@@ -90,6 +93,7 @@ class Lowering:
     build: Callable[..., Any] | None = None
     when: Callable[..., bool] | None = None
     applies: Callable[..., bool] | None = None
+    forward: Callable[..., bool] | None = None
 
 
 @dataclass(frozen=True)

@@ -271,6 +271,18 @@ def _few_channels(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> b
     return _im2col_wins(a, types, platform) and types[0].dims[-1].as_int() <= 4
 
 
+def _few_features(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """`_few_channels` in a forward-only program: where XLA's forward is slow for few output features too (LeNet-5's
+    C1, 6 features: 0.65 of its time; a ResNet stem's 16: 0.55). With more (the lecture convnet's C1, 32: 0.95) the
+    reference's forward is as fast and compiles in a quarter of the time (its 25 patch slices: 0.44 s against 0.11 s)
+    (`bench/lowering_rules.py --forward`)."""
+    return _few_channels(a, types, platform) and a["features"] <= 16
+
+
+def _never(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    return False
+
+
 def _is_depthwise_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
     """A 2-D f32 depthwise conv: groups = input channels = features (> 1: one filter per channel), dilation 1."""
     x = types[0]
@@ -591,14 +603,23 @@ register(
             Lowering("dense", apply=_dense_apply, when=_covers_map, applies=_is_dense),
             Lowering("depthwise", apply=_depthwise_apply, when=_depthwise_wins, applies=_is_depthwise_2d),
             Lowering("grouped", apply=_grouped_apply, when=_grouped_wins, applies=_is_grouped),
-            Lowering("im2col_t", apply=_im2col_t_apply, when=_few_channels, applies=_is_plain_2d),
-            Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d),
+            Lowering(
+                "im2col_t",
+                apply=_im2col_t_apply,
+                when=_few_channels,
+                applies=_is_plain_2d,
+                forward=_few_features,
+            ),
+            # its wins are in the gradients; forward only, the lecture convnet's C2 alone is 0.77 of the reference
+            # but the whole forward ran faster without it (bench/lowering_rules.py --forward; docs/benchmarks.md)
+            Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d, forward=_never),
             Lowering("pointwise", apply=_pointwise_apply, when=_pointwise_wins, applies=_is_pointwise_2d),
             Lowering(
                 "shifted_wgrad",
                 apply=_shifted_wgrad_apply,
                 when=_shifted_wgrad_wins,
                 applies=_is_shiftable_2d,
+                forward=_never,  # its forward is the reference's
             ),
             Lowering(
                 "channels_first",

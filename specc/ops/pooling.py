@@ -242,6 +242,13 @@ def _slices_win(kind: str) -> Any:
     return when
 
 
+def _max_slices_forward(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """The max-pool's slices in a forward-only program where they win there too: overlapping windows (AlexNet's 3×3
+    stride 2: 0.53 of reduce_window's forward), and for export. Where the windows tile, the lecture convnet's whole
+    forward ran faster on reduce_window (bench/lowering_rules.py --forward; docs/benchmarks.md)."""
+    return _slices_win("max")(a, types, platform) and (platform == "export" or not _tiling(a, types))
+
+
 def _pool_tiled(kind: str) -> Lowering:
     """On XLA:CPU reduce_window is slow, its gradient more so. Measured (2-core CPU, jitted, median of 15):
     maxpool(2) on [32, 112, 112, 64]: forward 151 → 104 ms, gradient 701 → 277 ms; on [64, 28, 28, 32]: forward
@@ -264,7 +271,9 @@ def _pool_tiled(kind: str) -> Lowering:
         form = _tiled_max if ctx.jax.local_device_count() > 1 else _tiled_max_gather
         return form(ctx.jax, ctx.jnp, tuple(shape), axes)(x)
 
-    return Lowering("tiled", apply=apply, when=_tiles, applies=_tiling)
+    # forward only, a tiled max takes 1.2-1.3× reduce_window's time (2 devices; its gain is the gradient's)
+    forward = _tiles if kind == "avg" else lambda a, types, platform: False
+    return Lowering("tiled", apply=apply, when=_tiles, applies=_tiling, forward=forward)
 
 
 def _tiled_max(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
@@ -362,7 +371,7 @@ def window_slices(x: Any, a: dict[str, Any], fill: Any, jnp: Any) -> Any:
         yield x[(slice(None), *window, slice(None))]
 
 
-def _pool_slices(kind: str, when: Any) -> Lowering:
+def _pool_slices(kind: str, when: Any, forward: Any = None) -> Lowering:
     """The window's strided slices of the padded input, folded. For max, in window order, an element replaces the
     running maximum only when strictly greater (or NaN): the gradient, through `where`, reaches the first maximum of
     a tied window only, as reduce_window's (select_and_scatter's) does. Also the export form: ONNX runtimes refuse
@@ -383,7 +392,9 @@ def _pool_slices(kind: str, when: Any) -> Lowering:
             out = v if out is None else jnp.where((v > out) | (v != v) if floating else v > out, v, out)
         return out
 
-    return Lowering("slices", apply=apply, when=when, applies=lambda a, types: types[0].rank == 4)
+    return Lowering(
+        "slices", apply=apply, when=when, applies=lambda a, types: types[0].rank == 4, forward=forward
+    )
 
 
 for _kind, _what in (("max", "max"), ("avg", "mean")):
@@ -398,7 +409,7 @@ for _kind, _what in (("max", "max"), ("avg", "mean")):
             lowerings=(
                 _pool_reference(_kind),
                 _pool_tiled(_kind),
-                _pool_slices(_kind, _slices_win(_kind)),
+                _pool_slices(_kind, _slices_win(_kind), _max_slices_forward if _kind == "max" else None),
             ),
             doc=f"{_what} over sliding windows (stride defaults to the window)",
         )

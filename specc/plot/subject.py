@@ -112,7 +112,10 @@ def model_values(
     import jax
     from flax import nnx
 
-    gd, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
+    from ..backend.flax import forward_graphdef
+
+    _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
+    gd = forward_graphdef(model)  # run once, forward only
     out = jax.jit(lambda p, r, x, g: nnx.merge(gd, p, r).values(x, names, g))(
         params, rest, inputs, given or {}
     )

@@ -220,8 +220,10 @@ class Run:
         except SpecError as e:
             raise e.with_sources(dict(self.config.sources)) from None
         fed = {k: self._normalize(k, v) for k, v in checked.items()}
-        gd, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
-        from ..backend.flax import graph_compiler_options
+        _, params, rest = nnx.split(self.model, nnx.Param, ...)  # type: ignore[misc]
+        from ..backend.flax import forward_graphdef, graph_compiler_options
+
+        gd = forward_graphdef(self.model)
 
         options = graph_compiler_options(self.model.graph)
         run = jax.jit(lambda p, r, x: nnx.merge(gd, p, r)(x), compiler_options=options)

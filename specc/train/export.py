@@ -119,9 +119,11 @@ def pure_function(model: Any) -> tuple[Callable[..., tuple[Any, ...]], Signature
     PRNG keys in the state (dropout, recurrent carries) are held as their raw key data and re-wrapped inside,
     because converters cannot hold key-typed constants.
     """
+    from ..backend.flax import forward_graphdef
+
     model.eval()
     sig = signature(model)
-    gd, state = nnx.split(model)
+    gd, state = forward_graphdef(model), nnx.state(model)
     is_key = jax.tree.map(_is_key, state)
     raw = jax.tree.map(lambda a, k: np.asarray(jax.random.key_data(a)) if k else a, state, is_key)
     impls = jax.tree.map(lambda a, k: str(jax.random.key_impl(a)) if k else None, state, is_key)

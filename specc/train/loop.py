@@ -629,7 +629,7 @@ def train_and_evaluate(
     _check_memory(config, graph, batch // mesh.n)
     steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
 
-    from ..backend.flax import build_module, compiler_options, graph_compiler_options
+    from ..backend.flax import build_module, compiler_options, forward_graphdef, graph_compiler_options
 
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
@@ -658,7 +658,7 @@ def train_and_evaluate(
     # flax types split(node, f1, f2) as (GraphDef, State, *State), which mypy cannot unpack into three names
     gd_train, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     model.eval()
-    gd_eval = nnx.graphdef(model)
+    gd_eval = forward_graphdef(model)  # validation runs forward only: each op in its forward form
     gd_steps = _stage_graphdefs(model, graph, plans, run_stages, gd_train)
     if graph.pretrained and not resuming:
         from .pretrained import load_pretrained
@@ -1533,14 +1533,15 @@ def evaluate_model(model: Any, config: TrainConfig, graph: Any, ds: DataSet, bat
     drawn = drawn_inputs(graph)
     input_names = tuple(n for n, _, _ in config.inputs if n not in drawn)
     draw = _Sampler(graph, drawn, input_names, config.seed)
+    from ..backend.flax import forward_graphdef, graph_compiler_options
+
     model.eval()
-    gd, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
+    _, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax's variadic return type
+    gd = forward_graphdef(model)  # as the trainer's validation
     metric_calls = tuple(m.call for m in config.metrics)
     step = make_eval_step(gd, objectives, metric_calls, input_names, config.value_names, draw)
     names = stat_names_of(objectives, config.metrics)
     state = {"params": params, "rest": rest}
-    from ..backend.flax import graph_compiler_options
-
     options = graph_compiler_options(graph)
     jitted = jax.jit(step, donate_argnums=2, compiler_options=options)
     vals = _evaluate(jitted, state, ds, batch, input_names, _Mesh(1), len(names))
