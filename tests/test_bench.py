@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ lives next to specc/, outside the installed package
     sys.path.insert(0, str(ROOT))
 
-from bench.report import BEGIN, END, markdown, rows, write_docs  # noqa: E402
+from bench.report import BEGIN, END, markdown, rows, targets, write_docs  # noqa: E402
 from bench.suite import run_suite  # noqa: E402
 
 
@@ -23,6 +23,17 @@ def results():  # type: ignore[no-untyped-def]
         ["mlp"], ["specc", "flax"], rounds=1, epochs=2, data="digits", say=lines.append, in_process=True
     )
     return out, lines
+
+
+def test_a_target_missed_by_less_than_the_rounding_shows_the_digits_that_miss_it() -> None:
+    from types import SimpleNamespace
+
+    ratios = {"flax": 1.003, "torch": 0.6949}
+    r = SimpleNamespace(model="transformer", ratio=ratios.get, contenders={})
+    assert targets([r]) == [  # type: ignore[list-item]
+        "met: transformer specc / PyTorch 0.69 (≤ 1.0)",
+        "**not met**: transformer specc / Flax 1.0030 (≤ 1.0)",
+    ]
 
 
 def test_the_suite_reports_each_contender_on_the_same_model(results) -> None:  # type: ignore[no-untyped-def]
