@@ -38,6 +38,7 @@ from ..errors import SpecError, UsageError
 from ..ir.types import JNP_NAMES
 from ..source import Span
 from .artifact import data_sizes
+from .curves import MISSING, CurvesDrawer, render_curves
 from .data import DataError, DataSet, Splits, check_fields, load_data
 from .io import import_module, write_atomic
 from .losses import term_value, total_loss
@@ -935,6 +936,7 @@ def train_and_evaluate(
 
     loggers = epoch_loggers(workdir, config, history, primary=primary, histograms=log_histograms, graph=graph)
     reporter = _Reporter(verbose, epochs_total, steps_per_epoch)
+    drawer = _curves_drawer(primary and plan.short_run)
     reporter.say(_banner(config, graph, plans, train_ds, val_ds, batch, steps_per_epoch, mesh, plan))
     for n in notes:
         reporter.say(n)
@@ -1131,7 +1133,7 @@ def train_and_evaluate(
     # A Ctrl-C while the last checkpoints and curves.png are written is held until they are (a second one
     # interrupts at once): raised at once, it left best/ empty and no line said so.
     with _Interrupt() as finishing:
-        params, note = _finish(config, graph, history, primary, workdir, loggers, saver, state)
+        params, note = _finish(config, graph, history, primary, workdir, loggers, saver, state, drawer)
     if note:
         notes.append(note)
         reporter.say(note)
@@ -1151,15 +1153,19 @@ def _finish(
     loggers: Sequence[Any],
     saver: _Saver,
     state: Mapping[str, Any],
+    drawer: CurvesDrawer | None = None,
 ) -> tuple[Any, str | None]:
-    """The end of a run: curves.png drawn while the best and the last checkpoints are written, every writer
-    closed. Returns the parameters on the host and the drawing's note (None: drawn)."""
+    """The end of a run: curves.png drawn (by `drawer`'s helper process where there is one) while the best and the
+    last checkpoints are written, every writer closed. Returns the parameters on the host and the drawing's note
+    (None: drawn)."""
     drawing = None
     if history and primary:  # matplotlib's drawing overlaps the last checkpoint's writing
         pool = ThreadPoolExecutor(1, thread_name_prefix="specc-curves")
         title = f"{graph.model}: {config.spec_path.name}"
-        drawing = pool.submit(write_curves, list(history), workdir / "curves.png", title)
+        drawing = pool.submit(write_curves, list(history), workdir / "curves.png", title, drawer)
         pool.shutdown(wait=False)
+    elif drawer is not None:
+        drawer.close()
     # The best checkpoint is written when the loggers close, once. In one process that happens while the saver
     # thread writes the last (two Orbax saves of ~0.4 s each, mostly waiting on files); with several processes in
     # turn, as each must (Orbax's saves are collective).
@@ -1174,6 +1180,19 @@ def _finish(
         _close_loggers(loggers)
     params = jax.device_get(state["params"])
     return params, drawing.result() if drawing is not None else None
+
+
+def _curves_drawer(short_run: bool) -> CurvesDrawer | None:
+    """For a short run (`execution.SHORT_RUN_S`), curves.png's helper process, started now: it imports matplotlib
+    (≈ 0.9 s) on the other core while the run compiles and trains, where the run's end waited for it before
+    (`specc train specs/digits_mlp.net`, whole process, warm cache: see docs/benchmarks.md). A longer run draws in
+    its own process at the end, as before: its compilation needs both cores. None where no helper could start."""
+    if not short_run:
+        return None
+    try:
+        return CurvesDrawer()
+    except OSError:
+        return None
 
 
 class _Saver:
@@ -1688,48 +1707,17 @@ def _diagnose(
     return Divergence(bad_step, epoch, loss)
 
 
-def write_curves(history: Sequence[Mapping[str, float]], path: Path, title: str = "") -> str | None:
-    """Plot loss and metrics per epoch to `path` (atomically); a note instead when matplotlib is missing."""
-    try:
-        import_module("matplotlib").use("Agg")
-        plt = import_module("matplotlib.pyplot")
-    except ImportError:
-        return "matplotlib is not installed; skipping curves.png (pip install 'specc[plot]')"
-    import io
-
-    MaxNLocator = import_module("matplotlib.ticker").MaxNLocator
-
-    keys = list(
-        dict.fromkeys(
-            k
-            for h in history
-            for k in h
-            if k not in ("epoch", "time", "stage") and not k.startswith(("val_", "lr"))
-        )
-    )
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
-    epochs = [h["epoch"] for h in history]
-    for ax, k in zip(axes[0], keys, strict=True):
-        # markers: a one-epoch run is a point, not an empty plot
-        ax.plot(epochs, [h.get(k, math.nan) for h in history], marker="o", markersize=3, label=k)
-        if any(f"val_{k}" in h for h in history):
-            ax.plot(
-                epochs,
-                [h.get(f"val_{k}", math.nan) for h in history],
-                marker="o",
-                markersize=3,
-                label=f"val_{k}",
-            )
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_title(k)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
+def write_curves(
+    history: Sequence[Mapping[str, float]], path: Path, title: str = "", drawer: CurvesDrawer | None = None
+) -> str | None:
+    """Plot loss and metrics per epoch to `path` (atomically); a note instead when matplotlib is missing.
+    `drawer`: the helper process started with a short run, which has matplotlib imported already; where it
+    fails, this process draws."""
+    png = drawer.render(history, title) if drawer is not None else None
+    if png is None:
+        try:
+            png = render_curves(history, title, import_module)
+        except ImportError:
+            return MISSING
+    write_atomic(path, png)
     return None
