@@ -18,6 +18,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -1187,7 +1188,7 @@ def _curves_drawer(short_run: bool) -> CurvesDrawer | None:
     (≈ 0.9 s) on the other core while the run compiles and trains, where the run's end waited for it before
     (`specc train specs/digits_mlp.net`, whole process, warm cache: see docs/benchmarks.md). A longer run draws in
     its own process at the end, as before: its compilation needs both cores. None where no helper could start."""
-    if not short_run:
+    if not short_run or not sys.executable:  # an embedding interpreter may have no executable to start
         return None
     try:
         return CurvesDrawer()
