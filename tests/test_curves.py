@@ -22,9 +22,13 @@ HISTORY = [
 ]
 
 
-def short_run(tmp_path: Path) -> None:
-    """The README's digits MLP for two epochs: a short run (its steps take less than their compilation)."""
+def short_run(tmp_path: Path, first: bool = True) -> None:
+    """The README's digits MLP for two epochs: a short run (its steps take less than their compilation); `first`:
+    as the process's first run (the only one a helper draws for)."""
     import specc
+
+    if first:
+        loop._HELPED.clear()
 
     spec = specc.load(str(ROOT / "specs" / "digits_mlp.net"))
     config = build_config(spec, spec.graph(), ["epochs=2"])
@@ -42,6 +46,15 @@ def test_a_short_run_has_its_curves_drawn_by_the_helper(
     monkeypatch.setattr(loop, "render_curves", in_the_trainer)
     short_run(tmp_path)
     assert (tmp_path / "run" / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_process_starts_one_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[CurvesDrawer] = []
+    monkeypatch.setattr(loop, "CurvesDrawer", lambda: started.append(CurvesDrawer()) or started[-1])
+    short_run(tmp_path / "a")
+    short_run(tmp_path / "b", first=False)  # a sweep's second point: drawn in the process
+    assert len(started) == 1
+    assert (tmp_path / "b" / "run" / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_where_the_helper_fails_the_trainer_draws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1183,13 +1183,19 @@ def _finish(
     return params, drawing.result() if drawing is not None else None
 
 
+_HELPED: list[bool] = []  # a curves helper was started in this process
+
+
 def _curves_drawer(short_run: bool) -> CurvesDrawer | None:
     """For a short run (`execution.SHORT_RUN_S`), curves.png's helper process, started now: it imports matplotlib
     (≈ 0.9 s) on the other core while the run compiles and trains, where the run's end waited for it before
-    (`specc train specs/digits_mlp.net`, whole process, warm cache: see docs/benchmarks.md). A longer run draws in
-    its own process at the end, as before: its compilation needs both cores. None where no helper could start."""
-    if not short_run or not sys.executable:  # an embedding interpreter may have no executable to start
+    (`specc train specs/digits_mlp.net`, whole process, warm cache: see docs/benchmarks.md). Once a process: one
+    that trains again (a sweep, a notebook, the tests) imports matplotlib itself, once, rather than in a new helper
+    every run. A longer run draws in its own process at the end, as before: its compilation needs both cores.
+    None where no helper could start."""
+    if not short_run or _HELPED or not sys.executable:  # an embedding interpreter may have no executable
         return None
+    _HELPED.append(True)
     try:
         return CurvesDrawer()
     except OSError:
