@@ -551,17 +551,20 @@ class SpecModule(nnx.Module):
         run_at = {run.start: run for run in runs}
         make = LayerFactory(rngs, abstract, together=not runs and len(graph.nodes) <= TOGETHER_MAX_NODES)
 
-        def builder(n: Node) -> tuple[Lowering | None, Any, Callable[[BuildContext], Any] | None]:
-            """The node's lowering (None for a param), its cache key and its layer's build (None: no layer)."""
+        def builder(
+            n: Node,
+        ) -> tuple[Lowering | None, tuple[TensorType, ...], Any, Callable[[BuildContext], Any] | None]:
+            """The node's lowering (None for a param), its input types, its cache key and its layer's build (None:
+            no layer)."""
             attrs = n.attr
             if n.op == "param":
-                return None, (_param_value, n.attrs), partial(_param_value, attrs)
+                return None, (), (_param_value, n.attrs), partial(_param_value, attrs)
             types = tuple(graph.type_of(r) for r in n.inputs)
             lw = pick(n, types)
             op = get_op(n.op)
             assert op is not None
             build = lw.build if lw.build is not None else op.lowerings[0].build
-            return lw, (build, n.attrs, types), None if build is None else partial(build, attrs, types)
+            return lw, types, (build, n.attrs, types), None if build is None else partial(build, attrs, types)
 
         steps: list[Step] = []
         layers: dict[str, Any] = {}
@@ -597,12 +600,12 @@ class SpecModule(nnx.Module):
             if n.id in run_at:  # a rolled run: every copy's layers at once, one stacked layer per position
                 run = run_at[n.id]
                 segment = graph.nodes[run.start : run.start + run.length]
-                made = make.stacked([builder(m)[2] for m in segment], run.copies)
+                made = make.stacked([builder(m)[3] for m in segment], run.copies)
                 for m, layer in zip(segment, made, strict=True):
                     if layer is not None:
                         layers[keys[m.id]] = layer
                         rolled.update(range(m.id, run.end, run.length))
-            lw, cache_key, build = builder(n)
+            lw, types, cache_key, build = builder(n)
             key = None
             if run_of[n.id] >= 0:
                 key = keys[n.id] if n.id in rolled else None
@@ -615,7 +618,7 @@ class SpecModule(nnx.Module):
                 steps.append(Step(n.id, n.name, PARAM, key, None, attrs, refs, n, "param"))
             else:
                 steps.append(Step(n.id, n.name, OP, key, lw.apply, attrs, refs, n, lw.name))
-                fw = pick_forward(n, tuple(graph.type_of(r) for r in n.inputs))
+                fw = pick_forward(n, types)
                 if fw is not lw:  # every form builds the reference's layer, so the layer serves both
                     forward_forms[n.id] = fw
         for s in steps:  # a later application of a named instance runs its owner's form

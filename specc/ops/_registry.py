@@ -96,6 +96,11 @@ class Lowering:
     forward: Callable[..., bool] | None = None
 
 
+def never(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """A precondition that holds nowhere: e.g. `Lowering.forward` for a form chosen only for its gradients."""
+    return False
+
+
 @dataclass(frozen=True)
 class OpDef:
     """One op.

@@ -16,6 +16,7 @@ from ._registry import (
     OpError,
     call_layer,
     half_dtype,
+    never,
     per_axis,
     register,
 )
@@ -277,10 +278,6 @@ def _few_features(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> b
     reference's forward is as fast and compiles in a quarter of the time (its 25 patch slices: 0.44 s against 0.11 s)
     (`bench/lowering_rules.py --forward`)."""
     return _few_channels(a, types, platform) and a["features"] <= 16
-
-
-def _never(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
-    return False
 
 
 def _is_depthwise_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
@@ -612,14 +609,14 @@ register(
             ),
             # its wins are in the gradients; forward only, the lecture convnet's C2 alone is 0.77 of the reference
             # but the whole forward ran faster without it (bench/lowering_rules.py --forward; docs/benchmarks.md)
-            Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d, forward=_never),
+            Lowering("im2col", apply=_im2col_apply, when=_im2col_wins, applies=_is_plain_2d, forward=never),
             Lowering("pointwise", apply=_pointwise_apply, when=_pointwise_wins, applies=_is_pointwise_2d),
             Lowering(
                 "shifted_wgrad",
                 apply=_shifted_wgrad_apply,
                 when=_shifted_wgrad_wins,
                 applies=_is_shiftable_2d,
-                forward=_never,  # its forward is the reference's
+                forward=never,  # its forward is the reference's
             ),
             Lowering(
                 "channels_first",

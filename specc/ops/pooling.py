@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..ir.dims import Dim, product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, per_axis, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, never, per_axis, register
 from .conv import _window_label, lax_padding, pads, spatial
 
 
@@ -272,7 +272,7 @@ def _pool_tiled(kind: str) -> Lowering:
         return form(ctx.jax, ctx.jnp, tuple(shape), axes)(x)
 
     # forward only, a tiled max takes 1.2-1.3× reduce_window's time (2 devices; its gain is the gradient's)
-    forward = _tiles if kind == "avg" else lambda a, types, platform: False
+    forward = _tiles if kind == "avg" else never
     return Lowering("tiled", apply=apply, when=_tiles, applies=_tiling, forward=forward)
 
 
