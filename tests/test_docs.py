@@ -231,10 +231,3 @@ def test_files_the_docs_name_exist() -> None:
             if not (ROOT / file).exists() or (test and f"def {test}(" not in (ROOT / file).read_text()):
                 missing.append(f"{page.name}: {path}")
     assert not missing, missing
-
-
-def test_the_suites_longest_files_exist() -> None:
-    """conftest's LONGEST_FIRST names files that are there (a renamed one would silently run last again)."""
-    from conftest import LONGEST_FIRST
-
-    assert [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()] == []
