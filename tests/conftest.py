@@ -17,11 +17,24 @@ from specc.ir.printer import format_graph
 IrDumps = Callable[..., "dict[str, str] | list[str]"]
 
 
+# XLA:CPU's LLVM loop emitters, which specc itself compiles conv models and initialisers with, unless XLA_FLAGS
+# says otherwise: the suite is mostly compiling small programs, and these compile them in about half the time of
+# the fusion emitters, at about the same step times (docs/benchmarks.md). Measured on 2 cores: test_lower.py and
+# test_reroll.py 145-151 s of CPU -> 127 s; the lowering, encoder-decoder, lecture and objective files 329 -> 279 s
+# (190 -> 162 s wall); the files that mostly run `specc train` in subprocesses, unchanged.
+# specc's own per-model choices (backend/flax.py's compiler_options) still apply over it.
+SUITE_XLA_FLAG = "--xla_cpu_use_fusion_emitters=false"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Compiled programs go to a folder of this session's (inherited by subprocesses), never to ~/.cache."""
+    """Compiled programs go to a folder of this session's (inherited by subprocesses), never to ~/.cache; XLA
+    compiles with SUITE_XLA_FLAG (set before any test starts JAX's CPU client, also inherited)."""
     folder = Path(tempfile.mkdtemp(prefix="specc-test-jax-cache-"))
     config.stash[_CACHE] = folder
     os.environ["SPECC_CACHE_DIR"] = str(folder)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_use_fusion_emitters" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {SUITE_XLA_FLAG}".strip()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
