@@ -94,6 +94,44 @@ class SmallResNet(nn.Module):
         return self.logits(x.mean(dim=(2, 3)))
 
 
+class _Basic(nn.Module):
+    """ResNet's basic block as torchvision writes it: two 3×3 convs, the shortcut a strided 1×1 conv + batch norm
+    where the shape changes."""
+
+    def __init__(self, cin: int, c: int, stride: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = _conv3(cin, c, stride), _bn(c)
+        self.conv2, self.bn2 = _conv3(c, c), _bn(c)
+        self.down = None
+        if stride != 1 or cin != c:
+            self.down = nn.Sequential(nn.Conv2d(cin, c, 1, stride=stride, bias=False), _bn(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(h + (x if self.down is None else self.down(x)))
+
+
+class ResNet18(nn.Module):
+    """torchvision's resnet18 (11,689,512 parameters, as specs/resnet18.net), NHWC in; for timing, not loaded from
+    specc's parameters (bench/resnet18_step.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), _bn(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
+        blocks: list[nn.Module] = []
+        cin = 64
+        for c, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks += [_Basic(cin, c, stride), _Basic(c, c, 1)]
+            cin = c
+        self.blocks = nn.Sequential(*blocks)
+        self.logits = nn.Linear(512, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.blocks(self.stem(_nchw(x))).mean(dim=(2, 3)))
+
+
 class RowLSTM(nn.Module):
     def __init__(self) -> None:
         super().__init__()
