@@ -120,8 +120,13 @@ def _check_one(
     return {}
 
 
+# `-` is standard input (as black and gofmt read it): the formatted text goes to standard output
+FMT_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+STDIN_NAME = "<stdin>"
+
+
 @main.command()
-@click.argument("files", type=SPEC, nargs=-1, required=True)
+@click.argument("files", type=FMT_FILE, nargs=-1, required=True)
 @click.option(
     "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted."
 )
@@ -131,7 +136,14 @@ def _check_one(
 @click.option("--force", is_flag=True, help="Rewrite even if comments would be lost.")
 @reports_spec_errors
 def fmt(files: tuple[Path, ...], check_only: bool, show_diff: bool, force: bool) -> None:
-    """Rewrite FILES (.net) in canonical form, keeping comments, aligned columns and number spellings."""
+    """Rewrite FILES (.net) in canonical form, keeping comments, aligned columns and number spellings. `specc
+    fmt -` formats standard input to standard output (an editor's format on save)."""
+    if Path("-") in files:
+        if len(files) > 1:
+            raise click.UsageError("- (standard input) is formatted alone: give it without other files")
+        if _fmt_stdin(check_only, show_diff, force) and check_only:
+            sys.exit(EXIT_SPEC_ERROR)
+        return
     if len(files) == 1:  # one file's errors go out as every command's do (reports_spec_errors)
         if _fmt_one(files[0], check_only, show_diff, force) and check_only:
             sys.exit(EXIT_SPEC_ERROR)
@@ -147,6 +159,24 @@ def fmt(files: tuple[Path, ...], check_only: bool, show_diff: bool, force: bool)
         click.echo(f"{failed} of {len(files)} files failed", err=True)
     if failed or (check_only and unformatted):
         sys.exit(EXIT_SPEC_ERROR)
+
+
+def _fmt_stdin(check_only: bool, show_diff: bool, force: bool) -> bool:
+    """`specc fmt -`: standard input formatted to standard output (or checked, or diffed); whether it was not
+    canonical. Raises SpecError, located in <stdin>."""
+    from .frontend.convert import format_bytes, unified_diff
+
+    raw = sys.stdin.buffer.read()
+    new = format_bytes(raw, STDIN_NAME, force)
+    if show_diff:
+        click.echo(unified_diff(raw, new, STDIN_NAME), nl=False)
+    elif check_only:
+        if new != raw:
+            click.echo(f"{STDIN_NAME}: not canonically formatted (run `specc fmt -`)", err=True)
+    else:
+        sys.stdout.buffer.write(new)
+        sys.stdout.flush()
+    return new != raw
 
 
 def _fmt_one(file: Path, check_only: bool, show_diff: bool, force: bool) -> bool:

@@ -503,3 +503,48 @@ def test_fmt_check_and_diff_read_a_pipe_once(canonical: bool) -> None:
     else:
         assert r.exit_code == 2
         assert "is not a file (a pipe or a device): specc fmt cannot rewrite it" in r.stderr
+
+
+UGLY = "model M {\n input x:f32[N,4]   # the image\n  y = x->dense(2)\n  output y\n}\n"
+
+
+def test_fmt_dash_formats_standard_input_to_standard_output(tmp_path: Path) -> None:
+    """An editor's format on save: the text through a real pipe, out exactly as `specc fmt FILE` rewrites the
+    file (comments kept, a Windows file's CRLF line breaks kept), nothing written anywhere."""
+    import subprocess
+    import sys
+
+    for ugly in (UGLY, UGLY.replace("\n", "\r\n")):
+        file = tmp_path / "m.net"
+        file.write_bytes(ugly.encode())
+        format_file(file)
+        r = subprocess.run(
+            [sys.executable, "-m", "specc", "fmt", "-"],
+            input=ugly.encode(),
+            capture_output=True,
+            cwd=tmp_path,
+        )
+        assert (r.returncode, r.stderr) == (0, b"")
+        assert r.stdout == file.read_bytes() and b"# the image" in r.stdout
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.net"]
+
+
+def test_fmt_dash_check_diff_and_errors_name_standard_input() -> None:
+    runner = CliRunner()
+    canonical = format_source(Source("m.net", UGLY))
+    r = runner.invoke(main, ["fmt", "--check", "-"], input=UGLY)
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == "<stdin>: not canonically formatted (run `specc fmt -`)\n"
+    r = runner.invoke(main, ["fmt", "--check", "-"], input=canonical)
+    assert (r.exit_code, r.output) == (0, "")
+    r = runner.invoke(main, ["fmt", "--diff", "-"], input=UGLY)
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[:2] == ["--- <stdin> (before)", "+++ <stdin> (formatted)"]
+    assert "+  input x: f32[N, 4]  # the image" in r.stdout.splitlines()
+    # a spec error: located in <stdin>, exit 1, nothing on standard output
+    r = runner.invoke(main, ["fmt", "-"], input="model M {\n  input x: f32[N, 4]\n  y = x -> dense(\n}\n")
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.startswith("<stdin>:3:17: syntax error:"), r.stderr
+    # standard input is formatted alone: with a file beside it, a usage error
+    r = runner.invoke(main, ["fmt", "-", str(ROOT / "specs" / "mlp.net")])
+    assert r.exit_code == 2 and "formatted alone" in r.stderr

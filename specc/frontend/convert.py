@@ -263,8 +263,8 @@ def format_file(path: Path | str, check_only: bool = False, force: bool = False)
         if not target.is_file():  # /dev/stdin from a pipe: there is no file to put the text back into
             raise UsageError.of(
                 f"{src.name} is not a file (a pipe or a device): specc fmt cannot rewrite it",
-                f"check it with specc fmt --check {src.name}, see the change with --diff, or print the formatted "
-                f"text with specc convert {src.name} --to net",
+                f"check it with specc fmt --check {src.name}, see the change with --diff, or give it to `specc fmt -`"
+                " on standard input, which prints the formatted text",
             )
         mode = stat.S_IMODE(target.stat().st_mode)
         if not mode & stat.S_IWUSR:
@@ -395,16 +395,30 @@ def _relocated(module: ast.Module, moves: list[tuple[Span, str]]) -> ast.Module:
 
 def format_diff(path: Path | str, force: bool = False) -> str:
     """What `format_file` would change in a .net file, as a unified diff ("" when it is formatted)."""
-    import difflib
-
     path = Path(path)
     src, raw = read_source_and_bytes(path)
+    return unified_diff(raw, as_written(format_source(src, force), raw), str(path))
+
+
+def format_bytes(raw: bytes, name: str, force: bool = False) -> bytes:
+    """The canonical bytes of .net text that is not in a file (`specc fmt -` reads standard input); `name` is what
+    its errors are located in."""
+    from .parse import decode
+
+    return as_written(format_source(decode(raw, name), force), raw)
+
+
+def unified_diff(raw: bytes, new: bytes, name: str) -> str:
+    """A unified diff from `raw` to `new` ("" when they are the same)."""
+    import difflib
+
     old = raw.decode("utf-8", errors="replace")
-    new = as_written(format_source(src, force), raw).decode("utf-8")
-    name = str(path)
     return "".join(
         difflib.unified_diff(
-            old.splitlines(True), new.splitlines(True), f"{name} (before)", f"{name} (formatted)"
+            old.splitlines(True),
+            new.decode("utf-8").splitlines(True),
+            f"{name} (before)",
+            f"{name} (formatted)",
         )
     )
 
