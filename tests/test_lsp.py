@@ -309,6 +309,38 @@ def test_outline_lists_models_values_and_constants(session: Session) -> None:
     ]
 
 
+def test_formatting_replaces_the_document_with_specc_fmts_text(session: Session) -> None:
+    """Format document: one edit, the whole text, exactly `specc fmt`'s (comments and CRLF line breaks kept, the
+    end position in the client's UTF-16 units); a canonical text gets no edit, one that does not parse none."""
+    from specc.frontend.convert import format_source
+    from specc.source import Source
+
+    ugly = 'model M {\n input x:f32[N,4]   # é, "ü"\n  y = x->dense(2)\n  output y\n}  # end: 😀'
+    for text in (ugly, ugly.replace("\n", "\r\n")):
+        uri = session.open("ugly.net", text)
+        doc = types.TextDocumentIdentifier(uri=uri)
+        options = types.FormattingOptions(tab_size=2, insert_spaces=True)
+        edits = session.run(
+            session.client.text_document_formatting_async(types.DocumentFormattingParams(doc, options))
+        )
+        assert edits is not None and len(edits) == 1
+        (edit,) = edits
+        last = text.split("\n")[-1]
+        assert (edit.range.start.line, edit.range.start.character) == (0, 0)
+        assert (edit.range.end.line, edit.range.end.character) == (4, len(last.encode("utf-16-le")) // 2)
+        want = format_source(Source("ugly.net", text.replace("\r\n", "\n")))
+        assert edit.new_text == (want.replace("\n", "\r\n") if "\r\n" in text else want)
+        session.change(uri, edit.new_text)
+        again = session.client.text_document_formatting_async(types.DocumentFormattingParams(doc, options))
+        unchanged = session.run(again)
+        assert unchanged is not None and len(unchanged) == 0  # no edit (the client reads [] as ())
+        session.change(uri, "model M {\n  y = x ->\n}\n")
+        again = session.client.text_document_formatting_async(types.DocumentFormattingParams(doc, options))
+        assert session.run(again) is None
+        session.client.text_document_did_close(types.DidCloseTextDocumentParams(doc))
+    assert not session.logs, session.logs
+
+
 def test_requests_about_a_document_never_opened_and_not_on_disk_answer_nothing(session: Session) -> None:
     """A request racing a close, or about a deleted file: no answer, and no 'internal error' in the editor's log
     (pygls reads an unopened document from disk, and that read failed)."""

@@ -207,6 +207,19 @@ def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument, lines: Lines) -> type
     )
 
 
+def formatted_text(name: str, text: str) -> str | None:
+    """`specc fmt`'s canonical form of an editor's text (its CRLF line breaks kept), or None where fmt refuses it (a
+    text that does not parse, comments fmt could not keep in place)."""
+    from ..errors import SpecError
+    from ..frontend.convert import as_written, format_source
+    from ..source import Source
+
+    try:
+        return as_written(format_source(Source(name, text)), text.encode()).decode()
+    except SpecError:
+        return None
+
+
 def _file_lines(path: Path) -> Lines:
     """An imported file's lines, of its text as specc reads it (bytes decoded, \r\n and \r kept, no BOM)."""
     try:
@@ -345,6 +358,25 @@ def make_server() -> SpecServer:
             parameters=[types.ParameterInformation(label=p) for p in sig.params],
         )
         return types.SignatureHelp(signatures=[info], active_signature=0, active_parameter=sig.active)
+
+    @server.feature(types.TEXT_DOCUMENT_FORMATTING)
+    @safe
+    def on_formatting(params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
+        """`specc fmt`'s canonical text as one edit of the whole document; none while the text does not parse or
+        fmt could not keep its comments (its diagnostics, or `specc fmt`, say why)."""
+        uri = params.text_document.uri
+        doc = server.workspace.get_text_document(uri)
+        a = server.analysis(uri)
+        new = formatted_text(a.name, a.text)
+        if new is None or new == a.text:
+            return None if new is None else []
+        lines = re.split(r"\r\n|\r|\n", a.text)  # the protocol's line ends (`Lines`), not only specc's
+        end = types.Position(line=len(lines) - 1, character=doc.position_codec.client_num_units(lines[-1]))
+        return [
+            types.TextEdit(
+                range=types.Range(start=types.Position(line=0, character=0), end=end), new_text=new
+            )
+        ]
 
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @safe
