@@ -338,6 +338,12 @@ def test_formatting_replaces_the_document_with_specc_fmts_text(session: Session)
         again = session.client.text_document_formatting_async(types.DocumentFormattingParams(doc, options))
         assert session.run(again) is None
         session.client.text_document_did_close(types.DidCloseTextDocumentParams(doc))
+    # a YAML spec is not fmt's to lay out, even one whose text would parse as .net
+    uri = session.open("m.yaml", "model M {\n input x:f32[N,4]\n  output x\n}\n")
+    doc = types.TextDocumentIdentifier(uri=uri)
+    params = types.DocumentFormattingParams(doc, types.FormattingOptions(tab_size=2, insert_spaces=True))
+    assert session.run(session.client.text_document_formatting_async(params)) is None
+    session.client.text_document_did_close(types.DidCloseTextDocumentParams(doc))
     assert not session.logs, session.logs
 
 

@@ -209,11 +209,14 @@ def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument, lines: Lines) -> type
 
 def formatted_text(name: str, text: str) -> str | None:
     """`specc fmt`'s canonical form of an editor's text (its CRLF line breaks kept), or None where fmt refuses it (a
-    text that does not parse, comments fmt could not keep in place)."""
+    YAML spec, a text that does not parse, comments fmt could not keep in place)."""
     from ..errors import SpecError
     from ..frontend.convert import as_written, format_source
+    from ..frontend.load import YAML_SUFFIXES
     from ..source import Source
 
+    if name.endswith(YAML_SUFFIXES):  # fmt formats .net text; a YAML spec is the user's own layout
+        return None
     try:
         return as_written(format_source(Source(name, text)), text.encode()).decode()
     except SpecError:
