@@ -155,6 +155,11 @@ class Lines:
         before = self.text[self.lsp[at] : min(offset, self.ends[at])]
         return types.Position(line=at, character=codec.client_num_units(before))
 
+    def end(self, codec: PositionCodec) -> types.Position:
+        """The position after the text's last character, in the client's units (a whole-document edit's end)."""
+        last = len(self.lsp) - 1
+        return types.Position(line=last, character=codec.client_num_units(self.text[self.lsp[last] :]))
+
     def from_client(self, codec: PositionCodec, p: types.Position) -> tuple[int, int]:
         """An LSP position in the client's units as specc's 0-based (line, char) in code points (analysis.py's)."""
         if p.line >= len(self.lsp):
@@ -371,15 +376,14 @@ def make_server() -> SpecServer:
         doc = server.workspace.get_text_document(uri)
         a = server.analysis(uri)
         new = formatted_text(a.name, a.text)
-        if new is None or new == a.text:
-            return None if new is None else []
-        lines = re.split(r"\r\n|\r|\n", a.text)  # the protocol's line ends (`Lines`), not only specc's
-        end = types.Position(line=len(lines) - 1, character=doc.position_codec.client_num_units(lines[-1]))
-        return [
-            types.TextEdit(
-                range=types.Range(start=types.Position(line=0, character=0), end=end), new_text=new
-            )
-        ]
+        if new is None:
+            return None
+        if new == a.text:
+            return []
+        whole = types.Range(
+            start=types.Position(line=0, character=0), end=Lines.of(a.text).end(doc.position_codec)
+        )
+        return [types.TextEdit(range=whole, new_text=new)]
 
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @safe
