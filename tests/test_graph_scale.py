@@ -71,13 +71,14 @@ def test_abstract_build_traces_each_distinct_layer_once(copies: int, monkeypatch
     [
         (
             2,
-            5,
-        ),  # 10 nodes: the seed's streams (one program), each distinct layer traced for its structure, then one
-        # program initialises them all
+            2,
+        ),  # 10 nodes: the seed's streams (one program), each distinct layer traced for its structure and draws
+        # (no program), then one program draws for and initialises them all
         (
             70,
-            4,
-        ),  # 282 nodes: the streams, then one small program per distinct layer, called per layer (linear)
+            5,
+        ),  # 282 nodes: the streams, the 71 kernels' draws (one program), then one small program per distinct
+        # layer (the two denses, the dropout), called per layer (linear)
     ],
 )
 def test_parameters_equal_one_build_of_the_whole_model(copies: int, jits: int) -> None:
@@ -132,6 +133,7 @@ def test_abstract_build_of_distinct_layers_draws_nothing(monkeypatch: pytest.Mon
 
     draws = Spy(jax_random.uniform)
     monkeypatch.setattr(jax_random, "uniform", draws)
+    monkeypatch.setattr(jax.random, "uniform", draws)  # what backend/init_draws.py's shared draws call
     model = build_module(g, abstract=True)
     assert draws.calls == 0
     kernels = [

@@ -8,6 +8,7 @@ calling the model walks it once, in topological order, touching only the nodes t
 
 from __future__ import annotations
 
+import collections
 import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +26,8 @@ from ..ir.dims import Dim
 from ..ir.graph import Fn, Graph, Node, Ref, path_between
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, get_op
-from . import draws
+from . import draws, init_draws
+from .init_draws import Record, Replay
 from .reroll import CARRY, INTERNAL, LOOP_SLOW_CPU_OPS, Run, graph_runs, run_index
 
 # ---- initialisers ----------------------------------------------------------------------------------
@@ -96,7 +98,8 @@ class BuildContext:
     default)` maps a spec initialiser to a JAX one; `rngs` is the nnx.Rngs the model is built with ("params" for
     weights, "dropout", "sample"). `shapes_only`:
     an abstract build's context, whose `init` gives zeros of the asked shape instead of a draw (the initialiser is
-    still looked up, so a bad one fails alike).
+    still looked up, so a bad one fails alike). `feed`: an init_draws.Record or Replay the initialisers go
+    through (LayerFactory's shared draws).
     """
 
     jax = jax
@@ -105,15 +108,21 @@ class BuildContext:
     nnx = nnx
     draws = draws
 
-    def __init__(self, rngs: nnx.Rngs, shapes_only: bool = False):
+    def __init__(self, rngs: nnx.Rngs, shapes_only: bool = False, feed: Record | Replay | None = None):
         self.rngs = rngs
         self.shapes_only = shapes_only
+        self.feed = feed
 
     def init(self, fn: Fn | None, default: str = DEFAULT_WEIGHT_INIT) -> Callable[..., Any]:
         made = initializer(fn, default)
         # an abstract build needs only the variables' shapes: tracing each distinct shape's random draw cost
         # ~20 ms a layer (a 1,000-node chain of distinct dense layers: 8.7 of its 15.8 s of build)
-        return _zeros_init if self.shapes_only else made
+        if self.shapes_only:
+            return _zeros_init
+        if self.feed is not None:
+            name, kwargs, _ = init_call(fn, default)
+            return self.feed.wrap(name, kwargs, made)
+        return made
 
 
 def _zeros_init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
@@ -400,64 +409,139 @@ class _Once:
 class LayerFactory:
     """Creates each layer of a SpecModule from one trace per distinct (build, attributes, input types).
 
-    A layer's parameters are what its build draws from the shared streams: `init(rng_state)` → (layer state, rng
-    state after it) is jitted once per distinct layer and called per layer, threading the streams through, so every
-    layer gets the values one build of the whole model would give it. Tracing or compiling the whole model's
-    initialisation at once is superlinear in its layers (JAX renders a tracer's origin for every Flax sharding
-    lookup; XLA compiles thousands of threefry initialisers slowly), so a deep chain of identical layers costs one
-    small trace and compile plus a dispatch per layer. abstract: each layer's state as jax.ShapeDtypeStruct, from
-    the same trace, nothing run.
+    A layer's parameters are what its build draws from the shared streams, so every layer gets the values one
+    build of the whole model, layer after layer, would give it. Each distinct layer's build is traced once to
+    record its initialiser calls (init_draws.Record); the layers asked for are then made together at the next
+    `flush` (before a rolled run's layers, and at `finish`): the draws the records allow are drawn together
+    (init_draws.shared_draws: a few vmapped draws instead of one threefry per parameter), and each layer is built
+    again with its values (init_draws.Replay), threading the streams through. `together` (a small model): the
+    draws and every layer's build in one program; otherwise each distinct layer's build is one small program,
+    called per layer, and the draws programs of at most SHARED_DRAWS_MAX draws each, one per distinct list of
+    draws (a deep chain of identical layers compiles a few small programs, not one per layer or one whole-model
+    initialisation: tracing and compiling that is superlinear in its layers). abstract: each layer's state as
+    jax.ShapeDtypeStruct, from the same trace, nothing run.
     """
 
     def __init__(self, rngs: nnx.Rngs, abstract: bool, together: bool = False):
         self.rngs = rngs
         self.rngs_def, self.rng_state = nnx.split(rngs)
         self.abstract = abstract
-        # together: every layer's initialiser in one program at finish(), for a small model (one trace, lowering
-        # and compilation instead of one per distinct layer); __call__ then returns a Pending for each layer
         self.together = together and not abstract
-        self.pending: list[tuple[Callable[..., Any], list[Any]]] = []
-        self.made: dict[Any, tuple[Callable[..., Any], list[Any], Any, Callable[..., Any]]] = {}
+        self.share = init_draws.enabled()
+        self.made: dict[Any, _Recorded] = {}
+        self.pending: list[_Recorded] = []  # the layers asked for since the last flush, in order
+        self.done: list[Any] = []  # the layers made: Pending(i) is done[i]
+        self.draw_programs: dict[tuple[tuple[str, int, init_draws.Draw], ...], Any] = {}
 
     def __call__(self, key: Any, build: Callable[[BuildContext], Any]) -> Any:
-        """A new layer from `build` (None if it declines); `key` identifies what it builds (hashable, or not cached)."""
+        """A new layer from `build` (None if it declines): its shapes (abstract) or a Pending made at the next
+        flush; `key` identifies what it builds (hashable, or not cached)."""
         try:
             entry = self.made.get(key)
         except TypeError:  # an attribute value without a hash: built on its own
             key, entry = object(), None
         if entry is None:
-            graphdef: list[Any] = []  # what the trace leaves: the layer's static structure, or None
-
-            def init(rng_state: Any) -> tuple[Any, Any]:
-                rngs = nnx.merge(self.rngs_def, rng_state)
-                layer = build(BuildContext(rngs, shapes_only=self.abstract))
-                if layer is None:
-                    graphdef.append(None)
-                    return None, nnx.state(rngs)
-                gd, state = nnx.split(layer)
-                graphdef.append(gd)
-                return state, nnx.state(rngs)
-
-            jitted: Callable[..., Any] = jax.jit(init)
-            traced = self.abstract or self.together
-            shapes = jax.eval_shape(jitted, self.rng_state)[0] if traced else None
-            entry = self.made[key] = (_Once(jitted), graphdef, shapes, init)
-        fn, graphdef, shapes, init = entry
+            entry = self.made[key] = self._record(build)
+        if entry.graphdef is None:
+            return None
         if self.abstract:  # every copy of a layer gets its own variables (shared ones would be one layer)
-            return None if graphdef[-1] is None else nnx.merge(graphdef[-1], shapes, copy=True)
+            return nnx.merge(entry.graphdef, entry.shapes, copy=True)
+        self.pending.append(entry)
+        return Pending(len(self.done) + len(self.pending) - 1)
+
+    def _record(self, build: Callable[[BuildContext], Any]) -> _Recorded:
+        """Trace `build` once, abstractly: the layer's structure, its state's shapes and its initialiser calls."""
+        out: list[Any] = []
+
+        def init(rng_state: Any) -> Any:
+            rngs = nnx.merge(self.rngs_def, rng_state)
+            record = init_draws.Record(rngs, share=self.share)
+            with record.numbered():
+                layer = build(BuildContext(rngs, shapes_only=self.abstract, feed=record))
+            gd, state = (None, None) if layer is None else nnx.split(layer)
+            out[:] = [gd, record]
+            return state
+
+        shapes = jax.eval_shape(init, self.rng_state)
+        gd, record = out
+        return _Recorded(build, gd, shapes, tuple(record.calls), dict(record.keys))
+
+    def _replay(self, entry: _Recorded) -> Callable[[Any, Sequence[Any]], tuple[Any, Any]]:
+        """(rng state, the values of its shared draws) → (the layer's state, rng state after it)."""
+
+        def init(rng_state: Any, values: Sequence[Any]) -> tuple[Any, Any]:
+            rngs = nnx.merge(self.rngs_def, rng_state)
+            replay = init_draws.Replay(entry.calls, values)
+            layer = entry.build(BuildContext(rngs, feed=replay))
+            replay.done()
+            return nnx.split(layer)[1], nnx.state(rngs)
+
+        return init
+
+    def flush(self) -> None:
+        """Make the layers asked for since the last flush, in order, leaving the streams past them."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        # each shared draw: its stream and how many keys that stream hands out before it, from the flush's start
+        draws: list[tuple[str, int, init_draws.Draw]] = []
+        mine: list[list[int]] = []  # per layer, its draws' places in `draws`
+        taken: collections.Counter[str] = collections.Counter()
+        for entry in pending:
+            mine.append([])
+            for call in entry.calls:
+                if call.draw is not None:
+                    mine[-1].append(len(draws))
+                    draws.append((call.stream, taken[call.stream] + call.ordinal, call.draw))
+            taken.update(entry.keys)
+        replays = [self._replay(entry) for entry in pending]
         if self.together:
-            if graphdef[-1] is None:
-                return None
-            self.pending.append((init, graphdef))
-            return Pending(len(self.pending) - 1)
-        state, self.rng_state = fn(self.rng_state)
-        return None if graphdef[-1] is None else nnx.merge(graphdef[-1], state)
+
+            def all_layers(rng_state: Any) -> tuple[list[Any], Any]:
+                values = init_draws.shared_draws(nnx.merge(self.rngs_def, rng_state), draws) if draws else []
+                states = []
+                for replay, places in zip(replays, mine, strict=True):
+                    state, rng_state = replay(rng_state, [values[i] for i in places])
+                    states.append(state)
+                return states, rng_state
+
+            states, self.rng_state = _Once(jax.jit(all_layers))(self.rng_state)
+        else:
+            values = self._draw(draws)
+            states = []
+            for entry, places in zip(pending, mine, strict=True):
+                if entry.program is None:
+                    entry.program = _Once(jax.jit(self._replay(entry)))
+                state, self.rng_state = entry.program(self.rng_state, [values[i] for i in places])
+                states.append(state)
+        self.done += [nnx.merge(entry.graphdef, st) for entry, st in zip(pending, states, strict=True)]
+
+    def _draw(self, draws: Sequence[tuple[str, int, init_draws.Draw]]) -> list[Any]:
+        """The values of `draws` (as `flush` lists them), drawn by programs of at most SHARED_DRAWS_MAX draws: each
+        chunk's places relative to its first draw's in each stream, so identical chunks share one program."""
+        values: list[Any] = []
+        for start in range(0, len(draws), SHARED_DRAWS_MAX):
+            chunk = draws[start : start + SHARED_DRAWS_MAX]
+            first: dict[str, int] = {}
+            for stream, at, _ in chunk:
+                first.setdefault(stream, at)
+            spec = tuple((stream, at - first[stream], draw) for stream, at, draw in chunk)
+            program = self.draw_programs.get(spec)
+            if program is None:
+
+                def drawn(rng_state: Any, skip: dict[str, Any], spec: Any = spec) -> list[Any]:
+                    return init_draws.shared_draws(nnx.merge(self.rngs_def, rng_state), spec, skip)
+
+                program = self.draw_programs[spec] = _Once(jax.jit(drawn))
+            values += program(self.rng_state, {s: np.uint32(at) for s, at in first.items()})
+        return values
 
     def stacked(self, builds: Sequence[Callable[[BuildContext], Any] | None], copies: int) -> list[Any]:
         """The layers of `copies` copies of a segment (builds[j]: position j's, None for no layer), one layer per
         position whose variables carry a leading axis of length `copies`: a lax.scan over the copies builds each
         position in turn, threading the streams, so copy c's values are those building copy after copy gives.
-        None for a position without a layer."""
+        None for a position without a layer. The layers asked for before are made first (`flush`)."""
+        self.flush()
         graphdefs: list[Any] = [None] * len(builds)
 
         def one_copy(rng_state: Any, _: Any) -> tuple[Any, list[Any]]:
@@ -485,24 +569,30 @@ class LayerFactory:
         return [None if gd is None else nnx.merge(gd, st) for gd, st in zip(graphdefs, states, strict=True)]
 
     def finish(self) -> list[Any]:
-        """Leave the caller's streams advanced past every layer, as building the layers one by one would; returns
-        the layers made together (Pending(i) is the i-th), in one program that runs their initialisers in turn."""
-        made: list[Any] = []
-        if self.pending:
-            inits = [init for init, _ in self.pending]
-
-            def all_layers(rng_state: Any) -> tuple[list[Any], Any]:
-                states = []
-                for init in inits:
-                    state, rng_state = init(rng_state)
-                    states.append(state)
-                return states, rng_state
-
-            states, self.rng_state = _Once(jax.jit(all_layers))(self.rng_state)
-            made = [nnx.merge(gd[-1], st) for (_, gd), st in zip(self.pending, states, strict=True)]
+        """Make the layers still asked for and leave the caller's streams advanced past every layer, as building
+        the layers one by one would; returns every layer made (Pending(i) is the i-th)."""
+        self.flush()
         if not self.abstract:
             nnx.update(self.rngs, self.rng_state)
-        return made
+        return self.done
+
+
+@dataclass
+class _Recorded:
+    """A distinct layer's build as LayerFactory traced it: its structure (None: the build declines), its state's
+    shapes, its initialiser calls and how many keys it takes from each stream; `program`, its build as a program
+    of (rng state, its shared draws' values), once made."""
+
+    build: Callable[[BuildContext], Any]
+    graphdef: Any
+    shapes: Any
+    calls: tuple[init_draws.Call, ...]
+    keys: dict[str, int]
+    program: Any = None
+
+
+# At most this many shared draws in one program of a model's layers made one program each (LayerFactory._draw).
+SHARED_DRAWS_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -893,7 +983,9 @@ def build_layer(
     """One op's layer from a lowering's `build(attrs, types, ctx)`, initialised from `seed` as build_module's
     layers are (None if the build declines): jitted, where built eagerly each random draw is a program of its own
     at XLA's full optimisation (a 5×5 conv kernel's took 6 s to compile)."""
-    return LayerFactory(seeded_rngs(seed), abstract=False)(None, partial(build, attrs, types))
+    make = LayerFactory(seeded_rngs(seed), abstract=False)
+    layer = make(None, partial(build, attrs, types))
+    return None if layer is None else make.finish()[layer.index]
 
 
 def build_module(
