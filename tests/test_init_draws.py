@@ -15,18 +15,21 @@ from flax import nnx
 
 import specc
 from specc.backend import init_draws
-from specc.backend.flax import INITIALIZERS, build_module, init_call, initializer
+from specc.backend.flax import INITIALIZERS, build_module, compiler_options, init_call, initializer
 from specc.ir.graph import Fn
 
 # a dense kernel, a conv's, attention's [F, heads, width], one smaller than the smallest bucket, one just over a
-# power of two, a 1-D shape (JAX's variance scaling refuses it: drawn on its own)
-SHAPES = [(300, 200), (3, 3, 16, 32), (64, 4, 16), (3, 2), (33, 32), (7,)]
+# power of two, one over the largest bucket (drawn at its own size), a 1-D shape (JAX's variance scaling refuses
+# it: drawn on its own); distributions share buckets across initialisers and shapes, and some draw alone
+SHAPES = [(300, 200), (3, 3, 16, 32), (64, 4, 16), (3, 2), (33, 32), (1025, 1024), (7,)]
 DRAWN = ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform"]
 WITH_ARGS = [("normal", {"stddev": 0.5}), ("truncated_normal", {"stddev": 0.2}), ("uniform", {"scale": 0.1})]
 
 
 def _cases() -> list[tuple[str, dict[str, Any], tuple[int, ...]]]:
-    return [(n, {}, s) for n in DRAWN for s in SHAPES] + [(n, kw, s) for n, kw in WITH_ARGS for s in SHAPES]
+    """Each initialiser with three of the shapes, in turn: every shape meets several initialisers."""
+    inits = [(n, {}) for n in DRAWN] + WITH_ARGS
+    return [(n, kw, SHAPES[(i + j) % len(SHAPES)]) for i, (n, kw) in enumerate(inits) for j in range(3)]
 
 
 def _same(got: Any, want: Any, normal: bool) -> None:
@@ -61,12 +64,20 @@ def test_every_shared_draw_is_the_initialisers_own() -> None:
         draws.append(("default", 3 * place, draw))
         wanted.append((_reference(name, kwargs), 5 + 3 * place, shape, "normal" in name))
     graphdef, state = nnx.split(rngs)
-    got = jax.jit(lambda state: init_draws.shared_draws(nnx.merge(graphdef, state), draws))(state)
-    key = rngs.default.key[...]
-    for value, (init, count, shape, normal) in zip(got, wanted, strict=True):
-        own = jax.jit(lambda k, init=init, shape=shape: init(k, shape, jnp.float32))
-        _same(value, own(jax.random.fold_in(key, count)), normal)
+    got = _once(lambda state: init_draws.shared_draws(nnx.merge(graphdef, state), draws), state)
+
+    def each_on_its_own(key: Any) -> list[Any]:
+        return [init(jax.random.fold_in(key, count), shape, jnp.float32) for init, count, shape, _ in wanted]
+
+    own = _once(each_on_its_own, rngs.default.key[...])
+    for value, mine, (_, _, _, normal) in zip(got, own, wanted, strict=True):
+        _same(value, mine, normal)
     assert int(rngs.default.count[...]) == 5
+
+
+def _once(f: Any, *args: Any) -> Any:
+    """f(*args) compiled as specc compiles its initialisers (XLA's quick options on the CPU)."""
+    return jax.jit(f).lower(*args).compile(compiler_options=compiler_options(once=True))(*args)
 
 
 def test_what_is_not_drawn_together() -> None:

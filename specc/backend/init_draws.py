@@ -41,6 +41,9 @@ VARIANCE_SCALING: dict[str, tuple[float, str, str]] = {
 }
 TRUNCATED_STD = 0.87962566103423978  # the standard deviation of a unit normal truncated to (-2, 2), as JAX's
 SMALLEST_BUCKET = 256  # the shortest flat draw: smaller tensors share it
+# Larger tensors draw at their own size: their draw's run outweighs its compilation, and a bucket's spare elements
+# and the cut would only add to it (VGG-16's 103M-element kernel)
+LARGEST_BUCKET = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -230,15 +233,25 @@ def shared_draws(
         groups.setdefault((draw.base, draw.args, bucket), []).append(i)
     values: list[Any] = [None] * len(draws)
     for (base, args, bucket), idx in groups.items():
+        # nothing to share, or the drawing outweighs its compilation: each at its own size
+        if len(idx) == 1 or bucket > LARGEST_BUCKET:
+            for i in idx:
+                draw = draws[i][2]
+                values[i] = _scaled(draw, _flat(base, args, keys[i], draw.size))
+            continue
         flat = jax.vmap(lambda key, base=base, args=args, n=bucket: _flat(base, args, key, n))(
             jnp.stack([keys[i] for i in idx])
         )
         for row, i in enumerate(idx):
-            draw = draws[i][2]
-            v = flat[row, : draw.size].reshape(draw.shape)
-            factor = draw.factor(jnp.float32)
-            values[i] = v if factor is None else v * factor
+            values[i] = _scaled(draws[i][2], flat[row, : draws[i][2].size])
     return values
+
+
+def _scaled(draw: Draw, flat: Any) -> Any:
+    """A flat draw as the initialiser returns it: reshaped, times its factor."""
+    v = flat.reshape(draw.shape)
+    factor = draw.factor(jnp.float32)
+    return v if factor is None else v * factor
 
 
 def _flat(base: str, args: tuple[float, ...], key: Any, n: int) -> Any:
