@@ -8,7 +8,8 @@ elements of a longer flat draw are the n-element draw; and each jax.nn.initializ
 an elementwise function of such a draw times a factor of the shape. So the keys of all the draws are one vmapped
 `fold_in` over the streams' counters, and the draws of one distribution one vmapped flat draw per size bucket (a
 power of two), cut, reshaped and scaled as jax.nn.initializers scales them (tests/test_init_draws.py checks every
-initialiser bit for bit against JAX's own).
+initialiser against JAX's own: bit for bit, but for the last bits of a normal draw's erf_inv, which may round
+otherwise in another program, as between XLA's optimisation levels).
 
 How a layer takes part (backend/flax.py's LayerFactory): its build is traced once to `Record` its initialiser
 calls — which stream each key came from and its place in that stream, numbered while Flax's `RngStream` hands the
