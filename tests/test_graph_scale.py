@@ -71,9 +71,9 @@ def test_abstract_build_traces_each_distinct_layer_once(copies: int, monkeypatch
     [
         (
             2,
-            2,
-        ),  # 10 nodes: the seed's streams (one program), each distinct layer traced for its structure and draws
-        # (no program), then one program draws for and initialises them all
+            5,
+        ),  # 10 nodes: the seed's streams (one program), a jit per distinct layer (the two denses, the dropout:
+        # each traced once, inside the next), then one program draws for and initialises them all
         (
             70,
             5,
