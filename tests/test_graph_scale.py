@@ -67,22 +67,24 @@ def test_abstract_build_traces_each_distinct_layer_once(copies: int, monkeypatch
 
 
 @pytest.mark.parametrize(
-    ("copies", "jits"),
+    ("copies", "jits", "together"),
     [
-        (
-            2,
-            5,
-        ),  # 10 nodes: the seed's streams (one program), a jit per distinct layer (the two denses, the dropout:
-        # each traced once, inside the next), then one program draws for and initialises them all
-        (
-            70,
-            5,
-        ),  # 282 nodes: the streams, the 71 kernels' draws (one program), then one small program per distinct
-        # layer (the two denses, the dropout), called per layer (linear)
+        # 10 nodes: the seed's streams (one program), a jit per distinct layer (the two denses, the dropout: each
+        # traced once, inside the next), then one program draws for and initialises them all
+        (2, 5, True),
+        # 282 nodes, built as a model over TOGETHER_MAX_NODES is: the streams, the 71 kernels' draws (one
+        # program), then one small program per distinct layer (the two denses, the dropout), called per layer
+        (70, 5, False),
     ],
 )
-def test_parameters_equal_one_build_of_the_whole_model(copies: int, jits: int) -> None:
+def test_parameters_equal_one_build_of_the_whole_model(
+    copies: int, jits: int, together: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from specc.backend import flax as backend
+
     g = specc.load("deep.net", text=DEEP % copies).graph()
+    if not together:
+        monkeypatch.setattr(backend, "TOGETHER_MAX_NODES", len(g.nodes) - 1)
     compiler_options(once=True)  # its once-per-process probe of XLA's options is no layer's program
     jitted = Spy(jax.jit)
     jax_jit = jax.jit

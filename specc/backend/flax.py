@@ -618,8 +618,12 @@ class Pending:
 
 
 # A model of at most this many nodes initialises its layers in one program (LayerFactory's `together`): the
-# lecture convnet's four layers took 4 × ~0.3 s to trace, lower and compile one by one with a cold cache.
-TOGETHER_MAX_NODES = 256
+# lecture convnet's four layers took 4 × ~0.3 s to trace, lower and compile one by one with a cold cache. Cold
+# builds, one program against a program per distinct layer: EfficientNet-B0 (266 nodes) 4.1-5.2 against 6.9-7.7 s,
+# DenseNet-121 (428) 5.5-6.1 against 11.4-11.5 s, a chain of 1,002 nodes of ≈ 400 distinct dense layers 10.7
+# against 27.0 s, of 1,002 identical ones 4.4 against 5.3 s; but 4,002 identical ones 35.0 against 4.2 s (XLA's
+# compilation of one long program is superlinear).
+TOGETHER_MAX_NODES = 1024
 
 
 class SpecModule(nnx.Module):
