@@ -430,7 +430,7 @@ class LayerFactory:
     draws and every layer's build in one program; otherwise each distinct layer's build is one small program,
     called per layer, and the draws programs of at most SHARED_DRAWS_MAX draws each, one per distinct list of
     draws (a deep chain of identical layers compiles a few small programs, not one per layer or one whole-model
-    initialisation: tracing and compiling that is superlinear in its layers). abstract: each layer's state as
+    initialisation: XLA's compilation of that is superlinear in its layers). abstract: each layer's state as
     jax.ShapeDtypeStruct, from the same trace, nothing run.
     """
 
