@@ -9,6 +9,7 @@ calling the model walks it once, in topological order, touching only the nodes t
 from __future__ import annotations
 
 import collections
+import contextlib
 import keyword
 import math
 import re
@@ -439,7 +440,7 @@ class LayerFactory:
         self.rngs_def, self.rng_state = nnx.split(rngs)
         self.abstract = abstract
         self.together = together and not abstract
-        self.share = init_draws.enabled()
+        self.share = not abstract and init_draws.enabled()
         self.made: dict[Any, _Recorded] = {}
         self.pending: list[_Recorded] = []  # the layers asked for since the last flush, in order
         self.done: list[Any] = []  # the layers made: Pending(i) is done[i]
@@ -468,7 +469,8 @@ class LayerFactory:
         def init(rng_state: Any) -> Any:
             rngs = nnx.merge(self.rngs_def, rng_state)
             record = init_draws.Record(rngs, share=self.share)
-            with record.numbered():
+            # keys are numbered only where draws are shared (an abstract build draws nothing)
+            with record.numbered() if self.share else contextlib.nullcontext():
                 layer = build(BuildContext(rngs, shapes_only=self.abstract, feed=record))
             gd, state = (None, None) if layer is None else nnx.split(layer)
             out[:] = [gd, record]
