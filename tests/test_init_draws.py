@@ -126,12 +126,33 @@ def test_a_model_built_with_shared_draws_has_the_parameters_it_had(
     assert int(shared_rngs.default.count[...]) == int(own_rngs.default.count[...]) > 10
 
 
+def test_small_buckets_are_drawn_in_a_larger_one() -> None:
+    """The lecture convnet's kernels (800, 51,200, 51,200, 2,000 values) draw as one bucket of 65,536; a bucket
+    whose move would add more than MERGE_SPARE values, or past LARGEST_BUCKET, and another distribution stay apart."""
+
+    def draws(*sizes: int, name: str = "he_uniform") -> list[init_draws.Draw]:
+        made = [init_draws.plan(name, {}, (n // 8, 8), jnp.float32) for n in sizes]
+        assert all(d is not None for d in made)
+        return made  # type: ignore[return-value]
+
+    assert list(init_draws._buckets(draws(800, 51200, 51200, 2000)).values()) == [[0, 1, 2, 3]]
+    apart = init_draws._buckets(draws(*[2048] * 9, 1 << 18))  # 9 × (2^18 - 2^11) > MERGE_SPARE
+    assert sorted(len(v) for v in apart.values()) == [1, 9]
+    huge = init_draws.LARGEST_BUCKET * 2
+    assert len(init_draws._buckets(draws(800, huge))) == 2
+    mixed = draws(800) + draws(51200, name="he_normal")
+    assert len(init_draws._buckets(mixed)) == 2
+
+
 def test_a_replay_that_strays_from_its_record_is_an_error() -> None:
     call = init_draws.Call((3, 4), jnp.dtype(jnp.float32))
     replay = init_draws.Replay([call], [])
     init = replay.wrap("zeros", {}, jax.nn.initializers.zeros)
     with pytest.raises(RuntimeError, match="otherwise than when recorded"):
         init(jax.random.key(0), (4, 3), jnp.float32)
+    init = init_draws.Replay([call], []).wrap("zeros", {}, jax.nn.initializers.zeros)
+    with pytest.raises(RuntimeError, match=r"asks for bfloat16\[3, 4\], recorded \['float32\[3, 4\]'\]"):
+        init(jax.random.key(0), (3, 4), jnp.bfloat16)
     with pytest.raises(RuntimeError, match="made 0 of its 1"):
         init_draws.Replay([call], []).done()
 

@@ -7,7 +7,7 @@ JAX's partitionable threefry (its default) element i of a draw depends only on t
 elements of a longer flat draw are the n-element draw; and each jax.nn.initializers distribution specc offers is
 an elementwise function of such a draw times a factor of the shape. So the keys of all the draws are one vmapped
 `fold_in` over the streams' counters, and the draws of one distribution one vmapped flat draw per size bucket (a
-power of two), cut, reshaped and scaled as jax.nn.initializers scales them (tests/test_init_draws.py checks every
+power of two; a few small draws go in a larger bucket rather than compile a draw of their own), cut, reshaped and scaled as jax.nn.initializers scales them (tests/test_init_draws.py checks every
 initialiser against JAX's own: bit for bit, but for the last bits of a normal draw's erf_inv, which may round
 otherwise in another program, as between XLA's optimisation levels).
 
@@ -21,6 +21,7 @@ dtype other than float32, threefry without partitionable counting) is drawn as b
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +46,11 @@ SMALLEST_BUCKET = 256  # the shortest flat draw: smaller tensors share it
 # Larger tensors draw at their own size: their draw's run outweighs its compilation, and a bucket's spare elements
 # and the cut would only add to it (VGG-16's 103M-element kernel)
 LARGEST_BUCKET = 1 << 20
+# A bucket is drawn at the next larger one's length when that adds at most this many values: one flat draw fewer
+# for XLA to compile (50-80 ms) for at most ~35 ms of threefry at LLVM level 0. Cold build_module, cache off, 2
+# cores, 4 runs: lecture convnet 0.51-0.71 → 0.36-0.44 s, LeNet-5 0.55-0.68 → 0.40-0.57 s, the bench's small
+# ResNet 0.64-0.79 → 0.42-0.66 s (their few kernels had each drawn in a bucket of its own).
+MERGE_SPARE = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -187,11 +193,15 @@ class Replay:
 
     def wrap(self, name: str, kwargs: dict[str, Any], made: Callable[..., Any]) -> Callable[..., Any]:
         def init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
-            shape = tuple(int(d) for d in shape)
-            if self.at >= len(self.calls) or self.calls[self.at].shape != shape:
+            shape, dtype = tuple(int(d) for d in shape), jnp.dtype(dtype)
+            if self.at >= len(self.calls) or (self.calls[self.at].shape, self.calls[self.at].dtype) != (
+                shape,
+                dtype,
+            ):
+                recorded = [f"{c.dtype}{list(c.shape)}" for c in self.calls]
                 raise RuntimeError(
                     f"a layer's build called its initialisers otherwise than when recorded: call {self.at} asks "
-                    f"for {shape}, recorded {[c.shape for c in self.calls]}"
+                    f"for {dtype}{list(shape)}, recorded {recorded}"
                 )
             call = self.calls[self.at]
             self.at += 1
@@ -228,10 +238,7 @@ def shared_draws(
         made = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(stream.key[...], counts)
         for row, i in enumerate(idx):
             keys[i] = made[row]
-    groups: dict[tuple[str, tuple[float, ...], int], list[int]] = {}
-    for i, (_, _, draw) in enumerate(draws):
-        bucket = max(SMALLEST_BUCKET, 1 << (draw.size - 1).bit_length())
-        groups.setdefault((draw.base, draw.args, bucket), []).append(i)
+    groups = _buckets([d for _, _, d in draws])
     values: list[Any] = [None] * len(draws)
     for (base, args, bucket), idx in groups.items():
         # nothing to share, or the drawing outweighs its compilation: each at its own size
@@ -246,6 +253,25 @@ def shared_draws(
         for row, i in enumerate(idx):
             values[i] = _scaled(draws[i][2], flat[row, : draws[i][2].size])
     return values
+
+
+def _buckets(draws: Sequence[Draw]) -> dict[tuple[str, tuple[float, ...], int], list[int]]:
+    """The draws' indices by (distribution, flat length): each draw in the power-of-two bucket of its size, then,
+    per distribution, each bucket merged into the next larger one while the values that adds to the draws stay
+    within MERGE_SPARE (one flat draw fewer to compile)."""
+    by_dist: dict[tuple[str, tuple[float, ...]], dict[int, list[int]]] = {}
+    for i, draw in enumerate(draws):
+        bucket = max(SMALLEST_BUCKET, 1 << (draw.size - 1).bit_length())
+        by_dist.setdefault((draw.base, draw.args), {}).setdefault(bucket, []).append(i)
+    groups: dict[tuple[str, tuple[float, ...], int], list[int]] = {}
+    for (base, args), buckets in by_dist.items():
+        sizes = sorted(buckets)
+        for small, big in itertools.pairwise(sizes):
+            if big <= LARGEST_BUCKET and len(buckets[small]) * (big - small) <= MERGE_SPARE:
+                buckets[big] = buckets.pop(small) + buckets[big]
+        for bucket, idx in buckets.items():
+            groups[(base, args, bucket)] = sorted(idx)
+    return groups
 
 
 def _scaled(draw: Draw, flat: Any) -> Any:
