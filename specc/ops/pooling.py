@@ -267,9 +267,7 @@ def _pool_tiled(kind: str) -> Lowering:
             return x.reshape(shape).mean(axis=axes)
         if not ctx.jnp.issubdtype(x.dtype, ctx.jnp.floating):
             return x.reshape(shape).max(axis=axes)
-        # split: each CPU device runs its ops on one core (specc/train/execution.py); one device spreads them
-        form = _tiled_max if ctx.jax.local_device_count() > 1 else _tiled_max_gather
-        return form(ctx.jax, ctx.jnp, tuple(shape), axes)(x)
+        return _tiled_max(ctx.jax, ctx.jnp, tuple(shape), axes)(x)
 
     # forward only, a tiled max takes 1.2-1.3× reduce_window's time (2 devices; its gain is the gradient's)
     forward = _tiles if kind == "avg" else never
@@ -283,8 +281,7 @@ def _tiled_max(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]
     pool's windows tie on MNIST: the blank background makes a conv output equal its bias). A NaN counts as the
     maximum, as in max.
 
-    The form for a CPU split into devices (one device: `_tiled_max_gather`, same values and gradients). One
-    variadic reduce over the window axes of the input as it lies gives the maximum and its window position;
+    One variadic reduce over the window axes of the input as it lies gives the maximum and its window position;
     the gradient is `where(position == first, g, 0)` broadcast over the window, in the input's own layout, with no
     transpose, gather or scatter. XLA would fuse the incoming gradient's producer (the next conv's col2im: 25
     padded slices summed) into that broadcast and recompute it for every window element; dividing g by a 1 that
@@ -297,7 +294,11 @@ def _tiled_max(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]
     over 2 devices, interleaved in one process) 23.0-27.2 → 19.0-21.3 ms. The form before (window moved last,
     argmax, take_along_axis) gathered and scattered through a 6-D transpose. The 1 was once 1 + fmin(|g₀|, 0),
     whose read of g's first element made XLA all-reduce a scalar twice in every step of a split CPU; the barrier's
-    1 is each device's own (the convnet's step 14.4 → 13.7 ms median, 150 interleaved calls, 2 devices)."""
+    1 is each device's own (the convnet's step 14.4 → 13.7 ms median, 150 interleaved calls, 2 devices). One
+    CPU device takes this form too: an argmax and take_along_axis form (a gather, its gradient a scatter) once
+    served it, and lost 4-20× on the pool's gradient alone at every shape measured (1 or 2 devices; [100, 24, 24,
+    32] maxpool(3) 5.3 against 0.64 ms, [32, 112, 112, 64] maxpool(2) 287 against 75 ms) and 1.7× on the lecture
+    convnet's step on one device (14.8-16.3 against 8.7-9.3 ms)."""
     lax = jax.lax
     size = [shape[0], *(shape[i] * shape[i + 1] for i in range(1, len(shape) - 1, 2)), shape[-1]]
 
@@ -333,26 +334,6 @@ def _tiled_max(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]
         return (dx / one,)
 
     pool.defvjp(value_and_first, backward)
-    return pool
-
-
-def _tiled_max_gather(jax: Any, jnp: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
-    """`_tiled_max`'s values and gradients another way, for a CPU that is one device: the window moved to the last
-    axis, argmax (the first maximum; a NaN counts as the maximum) and take_along_axis, whose gradient is a scatter.
-    XLA spreads its gather, scatter and transposes over the cores; the reduce form's variadic reduce runs on one
-    thread. Lecture convnet, jitted step on one CPU device of 2 cores (whole module, loop emitters): 40-42 ms with
-    this form against 53-55 ms with the reduce; split into 2 devices, the reduce form wins (23.0-27.2 → 19.0-21.3
-    ms)."""
-    outer = [i for i in range(1, len(shape) - 1) if i not in axes]
-    perm = (0, *outer, len(shape) - 1, *axes)
-
-    def pool(x: Any) -> Any:
-        xt = x.reshape(shape).transpose(perm)
-        xt = xt.reshape(*xt.shape[: 2 + len(outer)], -1)
-        first = jax.lax.stop_gradient(jnp.argmax(xt, axis=-1))
-        picked = jnp.take_along_axis(xt, first[..., None], axis=-1)[..., 0]
-        return jnp.moveaxis(picked, 1 + len(outer), -1)  # channels back last
-
     return pool
 
 
