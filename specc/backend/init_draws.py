@@ -7,9 +7,10 @@ JAX's partitionable threefry (its default) element i of a draw depends only on t
 elements of a longer flat draw are the n-element draw; and each jax.nn.initializers distribution specc offers is
 an elementwise function of such a draw times a factor of the shape. So the keys of all the draws are one vmapped
 `fold_in` over the streams' counters, and the draws of one distribution one vmapped flat draw per size bucket (a
-power of two; a few small draws go in a larger bucket rather than compile a draw of their own), cut, reshaped and scaled as jax.nn.initializers scales them (tests/test_init_draws.py checks every
-initialiser against JAX's own: bit for bit, but for the last bits of a normal draw's erf_inv, which may round
-otherwise in another program, as between XLA's optimisation levels).
+power of two; a few small draws go in a larger bucket rather than compile a draw of their own), cut, reshaped and
+scaled as jax.nn.initializers scales them (tests/test_init_draws.py checks every initialiser against JAX's own:
+bit for bit, but for the last bits of a normal draw's erf_inv, which may round otherwise in another program, as
+between XLA's optimisation levels).
 
 How a layer takes part (backend/flax.py's LayerFactory): its build is traced once to `Record` its initialiser
 calls — which stream each key came from and its place in that stream, numbered while Flax's `RngStream` hands the
@@ -194,10 +195,8 @@ class Replay:
     def wrap(self, name: str, kwargs: dict[str, Any], made: Callable[..., Any]) -> Callable[..., Any]:
         def init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
             shape, dtype = tuple(int(d) for d in shape), jnp.dtype(dtype)
-            if self.at >= len(self.calls) or (self.calls[self.at].shape, self.calls[self.at].dtype) != (
-                shape,
-                dtype,
-            ):
+            recorded_call = self.calls[self.at] if self.at < len(self.calls) else None
+            if recorded_call is None or (recorded_call.shape, recorded_call.dtype) != (shape, dtype):
                 recorded = [f"{c.dtype}{list(c.shape)}" for c in self.calls]
                 raise RuntimeError(
                     f"a layer's build called its initialisers otherwise than when recorded: call {self.at} asks "
