@@ -56,6 +56,12 @@ BUDGET = (
 HOPELESS = 3.0  # a candidate whose first timed call takes this many times the baseline's is not called again
 
 
+# The revision of specc's lowerings' code, in every cached timing's key: bumped when a form's code changes what it
+# runs, so that a choice timed with the old code is timed again rather than obeyed (2: the tiled max-pool's one
+# form on every device count; before, one device ran an argmax/gather form 4-20× slower on the pool's gradient).
+FORMS_REVISION = 2
+
+
 class MeasuredLowerings:
     """A `choose(node, input types) → Lowering` for SpecModule that times the candidates (see the module's doc).
 
@@ -93,6 +99,7 @@ class MeasuredLowerings:
         device = jax.local_devices()[0]
         self.machine = [platform, device.device_kind, jax.local_device_count(), devices, jax.__version__]
         self.machine.append(jaxlib.__version__)
+        self.machine.append(f"forms {FORMS_REVISION}")
         if self.options:  # a key without options is the one files written before them hold: XLA's defaults
             self.machine.append(sorted(self.options.items()))
 
