@@ -36,7 +36,9 @@ CHUNK_BYTES = 64 << 20
 # step, batch 100, 2 cores, median ms, one device → the CPU split in 2: lecture convnet 38 → 30, LeNet-5 22.5 →
 # 18.9, small ResNet 460 → 164; the MLP (3.2 → 3.2) and the LSTM (28 → 36) gain nothing or lose, the transformer
 # ties (17.6 → 15.5). So only models with a convolution or windowed pooling split, when a step is long enough to
-# pay for the gradients' all-reduce. More than 2 cores was not measured: the split stops at SPLIT_MAX devices (two a
+# pay for the gradients' all-reduce. (The convnet's one-device figure was taken with a max-pool form since deleted;
+# with today's, `specc train --devices 1` ties with the split: 0.85-1.09 against 0.77-1.08 s an epoch. LeNet-5,
+# which has no max-pool, still gains: 1.01-1.43 → 0.81-1.23 s. 2026-12-02.) More than 2 cores was not measured: the split stops at SPLIT_MAX devices (two a
 # core, ≤ 2 · SPLIT_MAX, for long steps: SPLIT_LONG_STEP_S).
 SPLIT_MAX = 4
 SPLIT_MIN_STEP_S = 0.005
