@@ -515,22 +515,14 @@ class LayerFactory:
 
             def all_layers(rng_state: Any) -> tuple[list[Any], Any]:
                 values = init_draws.shared_draws(nnx.merge(self.rngs_def, rng_state), draws) if draws else []
-                states = []
                 # each layer's build a jit of its own inside this one: traced once per distinct layer, in a trace
                 # of its own (Flax's updates of a stream's counter ask each tracer for its sharding, and JAX's
                 # answer walks the whole trace so far: GoogLeNet's 174 keys took 2.1 s to trace inline)
-                for entry, places in zip(pending, mine, strict=True):
-                    state, rng_state = entry.program(rng_state, [values[i] for i in places])
-                    states.append(state)
-                return states, rng_state
+                return _built(pending, mine, rng_state, values)
 
             states, self.rng_state = _Once(jax.jit(all_layers))(self.rng_state)
         else:
-            values = self._draw(draws)
-            states = []
-            for entry, places in zip(pending, mine, strict=True):
-                state, self.rng_state = entry.program(self.rng_state, [values[i] for i in places])
-                states.append(state)
+            states, self.rng_state = _built(pending, mine, self.rng_state, self._draw(draws))
         self.done += [nnx.merge(entry.graphdef, st) for entry, st in zip(pending, states, strict=True)]
 
     def _draw(self, draws: Sequence[tuple[str, int, init_draws.Draw]]) -> list[Any]:
@@ -592,6 +584,18 @@ class LayerFactory:
         if not self.abstract:
             nnx.update(self.rngs, self.rng_state)
         return self.done
+
+
+def _built(
+    pending: Sequence[_Recorded], places: Sequence[Sequence[int]], rng_state: Any, values: Sequence[Any]
+) -> tuple[list[Any], Any]:
+    """Each pending layer's state from its program, in order, the streams threaded through; `places[i]`: layer
+    i's shared draws' places in `values`."""
+    states = []
+    for entry, mine in zip(pending, places, strict=True):
+        state, rng_state = entry.program(rng_state, [values[i] for i in mine])
+        states.append(state)
+    return states, rng_state
 
 
 @dataclass

@@ -195,14 +195,13 @@ class Replay:
     def wrap(self, name: str, kwargs: dict[str, Any], made: Callable[..., Any]) -> Callable[..., Any]:
         def init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
             shape, dtype = tuple(int(d) for d in shape), jnp.dtype(dtype)
-            recorded_call = self.calls[self.at] if self.at < len(self.calls) else None
-            if recorded_call is None or (recorded_call.shape, recorded_call.dtype) != (shape, dtype):
+            call = self.calls[self.at] if self.at < len(self.calls) else None
+            if call is None or (call.shape, call.dtype) != (shape, dtype):
                 recorded = [f"{c.dtype}{list(c.shape)}" for c in self.calls]
                 raise RuntimeError(
                     f"a layer's build called its initialisers otherwise than when recorded: call {self.at} asks "
                     f"for {dtype}{list(shape)}, recorded {recorded}"
                 )
-            call = self.calls[self.at]
             self.at += 1
             if call.draw is None:
                 return made(key, shape, dtype)
