@@ -59,13 +59,17 @@ def _jax_step(
     jitted = jax.jit(step, donate_argnums=0, compiler_options=options, **kw)
     box = [state]
 
+    from specc.backend.flax import data_shards
+
     def run(x: Any, y: Any) -> None:
-        box[0], loss = jitted(box[0], place(x), place(y))
+        with data_shards(split):  # its first call traces it, as the train loop traces its step
+            box[0], loss = jitted(box[0], place(x), place(y))
         loss.block_until_ready()
 
     def hlo(x: Any, y: Any) -> str:
         """The optimized HLO of the program `run` calls (compiled again: the names match its profile's)."""
-        return str(jitted.lower(box[0], place(x), place(y)).compile().as_text())
+        with data_shards(split):
+            return str(jitted.lower(box[0], place(x), place(y)).compile().as_text())
 
     run.hlo = hlo  # type: ignore[attr-defined]
     return run

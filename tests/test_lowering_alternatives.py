@@ -29,6 +29,7 @@ from specc.backend.flax import (
     build_module,
     choose_lowering,
     compiler_options,
+    data_shards,
     lowering_names,
 )
 from specc.ops import conv as conv_op
@@ -614,11 +615,17 @@ def test_the_shifted_weight_gradient_takes_over_from_its_size_on(
         x = jax.ShapeDtypeStruct((batch, 56, 56, 64), jnp.float32)
         return str(jax.make_jaxpr(lambda x: lw.apply(module, attrs, [x], ApplyContext({})))(x))
 
-    per_device = jax.local_device_count()
+    per_device = jax.local_device_count()  # outside a train step: the process's devices share the batch
     assert "custom_vjp" in program(large * per_device)
     assert "custom_vjp" not in program(small * per_device) and "conv_general_dilated" in program(
         small * per_device
     )
+    # the train loop traces its step inside data_shards(its mesh's devices): one device's share is batch / that
+    with data_shards(3):
+        assert "custom_vjp" in program(large * 3)
+        assert "custom_vjp" not in program(small * 3)
+    with data_shards(1):
+        assert "custom_vjp" in program(large)
 
 
 def test_forward_only_programs_have_their_own_rule() -> None:

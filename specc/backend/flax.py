@@ -13,7 +13,8 @@ import contextlib
 import keyword
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any
@@ -132,6 +133,21 @@ def _zeros_init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any
     return jnp.zeros(shape, dtype)
 
 
+# the devices the batch of the program being traced is split over (`data_shards`), None outside one
+_SHARDS: ContextVar[int | None] = ContextVar("specc_data_shards", default=None)
+
+
+@contextlib.contextmanager
+def data_shards(n: int) -> Iterator[None]:
+    """While a program is traced inside it, its batch is split over `n` devices (the train loop's mesh): a
+    lowering that sizes its work by one device's share reads `ApplyContext.shards`."""
+    token = _SHARDS.set(n)
+    try:
+        yield
+    finally:
+        _SHARDS.reset(token)
+
+
 class ApplyContext:
     """What a lowering's `apply(module, attrs, inputs, ctx)` gets: the libraries (and `draws`, specc's flat random
     draws), the node, and its sizes.
@@ -159,6 +175,13 @@ class ApplyContext:
         if self.rerun is None:
             raise NotImplementedError("this context runs one op on its own, outside a model")
         return self.rerun(x, y)
+
+    @property
+    def shards(self) -> int:
+        """The devices the traced batch is split over: the train loop's (`data_shards`), else the process's
+        devices (what `specc train` would split it over by default)."""
+        n = _SHARDS.get()
+        return jax.local_device_count() if n is None else n
 
     def dim(self, d: Dim) -> int | None:
         return d.subst(self.env).as_int() if not d.is_const else d.value
@@ -1053,4 +1076,4 @@ def forward_graphdef(module: SpecModule) -> Any:
         module.forward_only = False
 
 
-__all__ = ["ApplyContext", "BuildContext", "SpecModule", "build_module", "initializer"]
+__all__ = ["ApplyContext", "BuildContext", "SpecModule", "build_module", "data_shards", "initializer"]

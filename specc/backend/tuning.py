@@ -41,7 +41,7 @@ from flax import nnx
 from ..ir.graph import Graph, Node
 from ..ir.types import JNP_NAMES, TensorType
 from ..ops._registry import Lowering, OpDef, get_op
-from .flax import ApplyContext, build_layer, choose_lowering, current_platform
+from .flax import ApplyContext, build_layer, choose_lowering, current_platform, data_shards
 
 CACHE_FILE = "lowerings.json"
 FORMAT = 1  # the file's layout; another number is read as empty
@@ -319,6 +319,7 @@ def _steps(
     rest). With `devices` > 1 the inputs' and weights' first axis is split over them and the rest replicated."""
     outputs, params, rest = next(iter(built.values()))
     ws = [_draw(rng, o.shape, o.dtype) for o in jax.eval_shape(outputs, params, rest, xs)]
+    shards = 1
     if devices > 1 and all(v.shape and v.shape[0] % devices == 0 for v in [*jax.tree.leaves(xs), *ws]):
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -326,6 +327,7 @@ def _steps(
         split, whole = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
         xs, ws = jax.device_put(xs, split), jax.device_put(ws, split)
         built = {k: (f, jax.device_put(p, whole), jax.device_put(r, whole)) for k, (f, p, r) in built.items()}
+        shards = devices
     steps = {}
     for label, (outputs, params, rest) in built.items():
 
@@ -333,7 +335,9 @@ def _steps(
             return sum(jnp.sum(o * w) for o, w in zip(outputs(params, rest, xs), ws, strict=True))
 
         jitted = jax.jit(jax.value_and_grad(loss, argnums=argnums, allow_int=True))
-        step = jitted.lower(params, rest, xs).compile(compiler_options=dict(options) if options else None)
+        with data_shards(shards):
+            lowered = jitted.lower(params, rest, xs)
+        step = lowered.compile(compiler_options=dict(options) if options else None)
         jax.block_until_ready(step(params, rest, xs))  # not timed: its first call
         steps[label] = partial(step, params, rest, xs)
     return steps

@@ -410,7 +410,7 @@ def _shifted_wgrad_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> 
     reference as it is."""
     x, strides = xs[0], _strides(a)
     least = SHIFTED_WGRAD_MIN_VALUES if strides == (1, 1) else SHIFTED_WGRAD_STRIDED_MIN_VALUES
-    if x.size // ctx.jax.local_device_count() < least:
+    if x.size // ctx.shards < least:
         return call_layer(m, a, xs, ctx)
     y = _shifted_wgrad_conv(ctx, tuple(conv_pads(a, x.shape)), strides)(x, m.kernel[...])
     return y if m.bias is None else y + m.bias[...]

@@ -631,7 +631,13 @@ def train_and_evaluate(
     _check_memory(config, graph, batch // mesh.n)
     steps_per_epoch = train_ds.num_batches(batch, drop_last=True)
 
-    from ..backend.flax import build_module, compiler_options, forward_graphdef, graph_compiler_options
+    from ..backend.flax import (
+        build_module,
+        compiler_options,
+        data_shards,
+        forward_graphdef,
+        graph_compiler_options,
+    )
 
     # build_module initialises each distinct layer in one jit (linear in the graph; see LayerFactory)
     platform = "reference" if lowering == "reference" else None
@@ -800,13 +806,14 @@ def train_and_evaluate(
             kw = jit_kw
             if mesh.fsdp:  # the new state keeps each leaf's sharding (parameters stay split)
                 kw = {"out_shardings": jax.tree.map(lambda x: x.sharding, state)}
-            if plan.mode == "scan":
-                fn = make_chunk_step(make_train_step(members, with_row=True), n_stats)
-                jitted = jax.jit(fn, donate_argnums=() if callbacks else (0,), **kw)
-                traced = jitted.trace(state, *example)
-            else:
-                jitted = jax.jit(make_train_step(members), donate_argnums=0, **kw)
-                traced = jitted.trace(state, example)
+            with data_shards(mesh.n):  # lowerings sized by one device's share of the batch read it
+                if plan.mode == "scan":
+                    fn = make_chunk_step(make_train_step(members, with_row=True), n_stats)
+                    jitted = jax.jit(fn, donate_argnums=() if callbacks else (0,), **kw)
+                    traced = jitted.trace(state, *example)
+                else:
+                    jitted = jax.jit(make_train_step(members), donate_argnums=0, **kw)
+                    traced = jitted.trace(state, example)
             t_trace = time.perf_counter()
             lowered = traced.lower()
             t_lower = time.perf_counter()
