@@ -490,6 +490,12 @@ def test_the_cpu_rule_table_picks_per_shape() -> None:
     assert chosen((100, 28, 28, 1), "conv(32, 2)") == "reference"  # a 2×2 kernel: slices gain nothing
     assert chosen((100, 5, 5, 16), "conv(120, 5)") == "dense"  # LeNet-5's C5
     assert chosen((100, 28, 28, 16), "conv(16, 3, padding=1)") == "reference"  # a ResNet's 3×3 convs lose
+    # few channels in and features: the input gradient written out (below 512 KiB of padded input a device)
+    assert chosen((100, 14, 14, 6), "conv(16, 5)") == "col2im_igrad"  # LeNet-5's C3
+    assert chosen((100, 14, 14, 6), "conv(16, 5)", "gpu") == "reference"
+    assert chosen((100, 14, 14, 16), "conv(16, 5)") == "reference"  # 16 channels in
+    assert chosen((100, 14, 14, 6), "conv(32, 5)") == "reference"  # 32 features: XLA's YNNPACK path
+    assert chosen((100, 14, 14, 6), "conv(16, 5, stride=2)") == "shifted_wgrad"  # strided: not this form
     # 32 channels in and out: the shifted weight gradient, which runs the reference below 2M input values
     assert chosen((100, 14, 14, 32), "conv(32, 3, padding=1)") == "shifted_wgrad"
     assert chosen((16, 56, 56, 64), "conv(64, 3, padding=1)") == "shifted_wgrad"  # ResNet-18's first stage
@@ -628,6 +634,48 @@ def test_the_shifted_weight_gradient_takes_over_from_its_size_on(
         assert "custom_vjp" in program(large)
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        "conv(16, 5)",  # LeNet-5's C3
+        "conv(5, 3, padding=1)",
+        "conv(4, (3, 2), padding=((1, 0), (2, 1)), bias=false)",  # uneven
+        "conv(3, (2, 4), padding=same)",  # SAME of an even kernel
+        "conv(2, 1)",
+        "conv(3, 5, padding=2)",  # LeNet-5's C1 as padded
+    ],
+)
+def test_the_input_gradient_form_matches_the_reference(call: str) -> None:
+    """The kernels and paddings the written-out input gradient (col2im) covers, on every kind of input (the
+    property test draws it too, in the conv cases it applies to)."""
+    op, _, attrs, types = one_op((3, 9, 7, 3), call)
+    assert "col2im_igrad" in [lw.name for lw in forms_that_apply(op, attrs, types)]
+    for kind in ("normal", "tied", "constant"):
+        assert check_alternatives((3, 9, 7, 3), call, kind, 11, exact=False) >= 1
+
+
+def test_the_input_gradient_form_gives_way_over_its_size() -> None:
+    """Over COL2IM_MAX_BYTES of padded input a device the form traces the reference convolution (XLA's own
+    gradients); one device's share is the batch over the train step's devices (`data_shards`)."""
+    op, _, attrs, types = one_op((100, 14, 14, 6), "conv(16, 5)")
+    lw = next(lw for lw in op.lowerings if lw.name == "col2im_igrad")
+    assert op.lowerings[0].build is not None
+    module = build_layer(op.lowerings[0].build, attrs, types)
+
+    def program(batch: int) -> str:
+        x = jax.ShapeDtypeStruct((batch, 14, 14, 6), jnp.float32)
+        return str(jax.make_jaxpr(lambda x: lw.apply(module, attrs, [x], ApplyContext({})))(x))
+
+    per_example = 14 * 14 * 6 * 4  # bytes of padded input (no padding here)
+    fits = conv_op.COL2IM_MAX_BYTES // per_example
+    with data_shards(1):
+        assert "custom_vjp" in program(fits)
+        assert "custom_vjp" not in program(fits + 1) and "conv_general_dilated" in program(fits + 1)
+    with data_shards(2):
+        assert "custom_vjp" in program(2 * fits)
+        assert "custom_vjp" not in program(2 * fits + 2)
+
+
 def test_forward_only_programs_have_their_own_rule() -> None:
     """Validation and prediction run the model forward only: forms chosen for their gradients give way there."""
 
@@ -719,7 +767,7 @@ def test_lowering_reference_on_the_command_line(tmp_path: Any) -> None:
     assert chosen["reference"] == {"input": None, "conv": "reference", "maxpool": "reference"}
     if jax.default_backend() == "cpu":  # the CPU's rule
         assert chosen["auto"] == {"input": None, "conv": "im2col_t", "maxpool": "tiled"}
-    assert chosen["measure"]["conv"] in ("reference", "dense", "im2col_t", "im2col")
+    assert chosen["measure"]["conv"] in ("reference", "dense", "im2col_t", "im2col", "col2im_igrad")
     r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", "fast"])
     assert r.exit_code == 2 and "'auto', 'measure', 'reference'" in r.output
     assert "--lowering" in CliRunner().invoke(main, ["train", "--help"]).output

@@ -59,6 +59,7 @@ HOPELESS = 3.0  # a candidate whose first timed call takes this many times the b
 # The revision of specc's lowerings' code, in every cached timing's key: bumped when a form's code changes what it
 # runs, so that a choice timed with the old code is timed again rather than obeyed (2: the tiled max-pool's one
 # form on every device count; before, one device ran an argmax/gather form 4-20× slower on the pool's gradient).
+# A form added is in the key by name (the candidates timed), with no bump.
 FORMS_REVISION = 2
 
 
@@ -123,6 +124,7 @@ class MeasuredLowerings:
                 op.name,
                 _attrs_key(attrs),
                 [[s, t.dtype] for s, t in zip(shapes, types, strict=True)],
+                [lw.name for lw in candidates],  # a form added since is timed, not passed over
             ]
         )
         by_name = {lw.name: lw for lw in candidates}

@@ -465,6 +465,85 @@ def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...], strides: t
     return shifted
 
 
+# XLA:CPU runs a stride-1 conv's input gradient as a convolution of the output gradient with the flipped kernel,
+# which its Eigen path does slowly when that convolution has few output features (the conv's input channels):
+# LeNet-5's C3 (6 → 16, 5×5 on 14×14) 2.07 ms on one core, written out (`_col2im_igrad_conv`) 0.63 ms. Written out,
+# the gradient is summed into place over the padded input once a kernel offset, which pays while that stays in a
+# core's cache: over 512 KiB a device (a 3×3 8 → 16 conv on 28×28 at 50 a device, 1.4 MiB) or with 16 input channels
+# it ties or loses (docs/benchmarks.md). With more than 16 features either side XLA uses YNNPACK.
+COL2IM_MAX_CHANNELS = 12
+COL2IM_MAX_FEATURES = 16
+COL2IM_MAX_BYTES = 512 << 10
+
+
+def _is_stride1_2d(a: dict[str, Any], types: tuple[Any, ...]) -> bool:
+    """A plain 2-D conv (`plain_2d`) of stride 1."""
+    return plain_2d(a, types) is not None and _strides(a) == (1, 1)
+
+
+def _col2im_igrad_wins(a: dict[str, Any], types: tuple[Any, ...], platform: str) -> bool:
+    """A stride-1 conv with few input channels and features; the padded input's size a device decides when traced
+    (`_col2im_igrad_apply`)."""
+    if platform != "cpu" or not _is_stride1_2d(a, types):
+        return False
+    return types[0].dims[-1].as_int() <= COL2IM_MAX_CHANNELS and a["features"] <= COL2IM_MAX_FEATURES
+
+
+def _col2im_igrad_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> Any:
+    """The reference convolution with its input gradient written out (`_col2im_igrad_conv`) while one device's
+    share of the padded input takes at most COL2IM_MAX_BYTES; a larger one (known only when traced: the batch) runs
+    the reference as it is."""
+    x = xs[0]
+    pairs = tuple(conv_pads(a, x.shape))
+    padded = (x.shape[0] // ctx.shards) * x.shape[-1] * x.dtype.itemsize
+    for size, (lo, hi) in zip(x.shape[1:3], pairs, strict=True):
+        padded *= size + lo + hi
+    if padded > COL2IM_MAX_BYTES:
+        return call_layer(m, a, xs, ctx)
+    y = _col2im_igrad_conv(ctx, pairs)(x, m.kernel[...])
+    return y if m.bias is None else y + m.bias[...]
+
+
+def _col2im_igrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
+    """(x [N, H, W, C], kernel [kh, kw, C, cout]) → XLA's stride-1 convolution with padding `pairs`, its weight
+    gradient XLA's own; the input gradient written out: one matmul, the output gradient times the kernel's transpose
+    (each output position's share [kh, kw, C] of the padded input's gradient), then each kernel offset's shares
+    added into place (col2im) and the padding cut off. The adds update one buffer in place: as a sum of padded
+    copies XLA fused them into the gradient's users, and a pooling's gradient there computed each sum four times."""
+    jax, jnp, lax = ctx.jax, ctx.jnp, ctx.lax
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def conv(x: Any, kernel: Any) -> Any:
+        return lax.conv_general_dilated(x, kernel, (1, 1), pairs, dimension_numbers=dims)
+
+    @jax.custom_vjp
+    def col2im(x: Any, kernel: Any) -> Any:
+        return conv(x, kernel)
+
+    def forward(x: Any, kernel: Any) -> tuple[Any, tuple[Any, Any]]:
+        return conv(x, kernel), (x, kernel)
+
+    def backward(saved: tuple[Any, Any], g: Any) -> tuple[Any, Any]:
+        x, kernel = saved
+        (dk,) = jax.vjp(lambda k: conv(x, k), kernel)[1](g)
+        kh, kw = kernel.shape[:2]
+        shares = jnp.einsum("nhwo,ijco->nhwijc", g, kernel)
+        n, oh, ow = g.shape[:3]
+        dxp = jnp.zeros((n, oh + kh - 1, ow + kw - 1, kernel.shape[2]), g.dtype)
+        for i, j in itertools.product(
+            range(kh), range(kw)
+        ):  # in place: XLA fuses a sum of pads into its users
+            dxp = dxp.at[:, i : i + oh, j : j + ow].add(shares[:, :, :, i, j])
+        (t, b), (left, right) = (
+            pairs  # the padded input's gradient, cut (or zero-filled: negative pads) to x's
+        )
+        dx = lax.pad(dxp, jnp.zeros((), g.dtype), [(0, 0, 0), (-t, -b, 0), (-left, -right, 0), (0, 0, 0)])
+        return dx.astype(x.dtype), dk
+
+    col2im.defvjp(forward, backward)
+    return col2im
+
+
 def _matmul(m: Any, x: Any, ctx: Any) -> Any:
     """x [..., k·k·cin] times the conv's kernel [k, k, cin, cout] flattened in the same (row, col, channel) order."""
     kernel = m.kernel[...]
@@ -616,6 +695,13 @@ register(
                 apply=_shifted_wgrad_apply,
                 when=_shifted_wgrad_wins,
                 applies=_is_shiftable_2d,
+                forward=never,  # its forward is the reference's
+            ),
+            Lowering(
+                "col2im_igrad",
+                apply=_col2im_igrad_apply,
+                when=_col2im_igrad_wins,
+                applies=_is_stride1_2d,
                 forward=never,  # its forward is the reference's
             ),
             Lowering(
