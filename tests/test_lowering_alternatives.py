@@ -577,9 +577,10 @@ def test_the_weight_gradient_forms_match_the_reference(call: str, form: str) -> 
         assert check_alternatives((3, 9, 7, 3), call, kind, 7, exact=False) >= 1
 
 
-def test_a_gradient_penalty_differentiates_through_the_shifted_weight_gradient() -> None:
+@pytest.mark.parametrize("name", ["shifted_wgrad", "col2im_igrad"])
+def test_a_gradient_penalty_differentiates_through_the_written_out_gradients(name: str) -> None:
     """WGAN-GP's penalty: the parameters' gradient of a norm of the input gradient, through the custom VJP as
-    through XLA's own (the module's fixture puts the form in force at this size)."""
+    through XLA's own (the module's fixture puts the shifted form in force at this size)."""
     op, _, attrs, types = one_op((2, 6, 5, 3), "conv(4, 3, padding=1)")
     assert op.lowerings[0].build is not None
     gd, state = nnx.split(build_layer(op.lowerings[0].build, attrs, types))
@@ -591,7 +592,7 @@ def test_a_gradient_penalty_differentiates_through_the_shifted_weight_gradient()
 
         return jnp.sum(jax.grad(total)(x) ** 2)
 
-    form = next(lw for lw in op.lowerings if lw.name == "shifted_wgrad")
+    form = next(lw for lw in op.lowerings if lw.name == name)
     applied = jax.make_jaxpr(lambda x: form.apply(nnx.merge(gd, state), attrs, [x], ApplyContext({})))(x)
     assert "custom_vjp" in str(applied)
     got, ref = (jax.grad(penalty)(state, lw) for lw in (form, op.lowerings[0]))
