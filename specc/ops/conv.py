@@ -469,7 +469,7 @@ def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...], strides: t
 # which its Eigen path does slowly when that convolution has few output features (the conv's input channels):
 # LeNet-5's C3 (6 → 16, 5×5 on 14×14) 2.07 ms on one core, written out (`_col2im_igrad_conv`) 0.63 ms. Written out,
 # the gradient is summed into place over the padded input once a kernel offset, which pays while that stays in a
-# core's cache: over 512 KiB a device (a 3×3 8 → 16 conv on 28×28 at 50 a device, 1.4 MiB) or with 16 input channels
+# core's cache: over 512 KiB a device (a 3×3 8 → 16 conv on 28×28 at 50 a device, ≈ 1.3 MiB) or with 16 input channels
 # it ties or loses (docs/benchmarks.md). With more than 16 features either side XLA uses YNNPACK.
 COL2IM_MAX_CHANNELS = 12
 COL2IM_MAX_FEATURES = 16
@@ -530,13 +530,11 @@ def _col2im_igrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
         shares = jnp.einsum("nhwo,ijco->nhwijc", g, kernel)
         n, oh, ow = g.shape[:3]
         dxp = jnp.zeros((n, oh + kh - 1, ow + kw - 1, kernel.shape[2]), g.dtype)
-        for i, j in itertools.product(
-            range(kh), range(kw)
-        ):  # in place: XLA fuses a sum of pads into its users
+        # in place: a sum of padded copies would be fused into the gradient's users
+        for i, j in itertools.product(range(kh), range(kw)):
             dxp = dxp.at[:, i : i + oh, j : j + ow].add(shares[:, :, :, i, j])
-        (t, b), (left, right) = (
-            pairs  # the padded input's gradient, cut (or zero-filled: negative pads) to x's
-        )
+        # the padded input's gradient, cut (or zero-filled: negative pads) to x's
+        (t, b), (left, right) = pairs
         dx = lax.pad(dxp, jnp.zeros((), g.dtype), [(0, 0, 0), (-t, -b, 0), (-left, -right, 0), (0, 0, 0)])
         return dx.astype(x.dtype), dk
 
