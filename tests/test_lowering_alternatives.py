@@ -11,6 +11,7 @@ normal, tied (small integers) or constant.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -601,6 +602,21 @@ def test_a_gradient_penalty_differentiates_through_the_written_out_gradients(nam
         assert np.abs(np.asarray(b)).max() > 1  # the penalty reaches the parameters
 
 
+def traced_at_batch(example: tuple[int, ...], call: str, form: str) -> Callable[[int], str]:
+    """batch → the jaxpr of `form`'s apply of `call` over [batch, *example] f32 inputs: traced from shapes alone,
+    under the data_shards in force."""
+    op, _, attrs, types = one_op((16, *example), call)
+    lw = next(lw for lw in op.lowerings if lw.name == form)
+    assert op.lowerings[0].build is not None
+    module = build_layer(op.lowerings[0].build, attrs, types)
+
+    def program(batch: int) -> str:
+        x = jax.ShapeDtypeStruct((batch, *example), jnp.float32)
+        return str(jax.make_jaxpr(lambda x: lw.apply(module, attrs, [x], ApplyContext({})))(x))
+
+    return program
+
+
 @pytest.mark.parametrize(
     ("call", "small", "large"),
     [("conv(64, 3, padding=1)", 8, 16), ("conv(128, 3, stride=2, padding=1)", 4, 8)],
@@ -613,15 +629,7 @@ def test_the_shifted_weight_gradient_takes_over_from_its_size_on(
     from shapes alone: nothing computed. 56×56×64 is 0.2M values an example."""
     monkeypatch.setattr(conv_op, "SHIFTED_WGRAD_MIN_VALUES", 1 << 21)
     monkeypatch.setattr(conv_op, "SHIFTED_WGRAD_STRIDED_MIN_VALUES", 1 << 20)
-    op, _, attrs, types = one_op((16, 56, 56, 64), call)
-    lw = next(lw for lw in op.lowerings if lw.name == "shifted_wgrad")
-    assert op.lowerings[0].build is not None
-    module = build_layer(op.lowerings[0].build, attrs, types)
-
-    def program(batch: int) -> str:
-        x = jax.ShapeDtypeStruct((batch, 56, 56, 64), jnp.float32)
-        return str(jax.make_jaxpr(lambda x: lw.apply(module, attrs, [x], ApplyContext({})))(x))
-
+    program = traced_at_batch((56, 56, 64), call, "shifted_wgrad")
     per_device = jax.local_device_count()  # outside a train step: the process's devices share the batch
     assert "custom_vjp" in program(large * per_device)
     assert "custom_vjp" not in program(small * per_device) and "conv_general_dilated" in program(
@@ -658,15 +666,7 @@ def test_the_input_gradient_form_matches_the_reference(call: str) -> None:
 def test_the_input_gradient_form_gives_way_over_its_size() -> None:
     """Over COL2IM_MAX_BYTES of padded input a device the form traces the reference convolution (XLA's own
     gradients); one device's share is the batch over the train step's devices (`data_shards`)."""
-    op, _, attrs, types = one_op((100, 14, 14, 6), "conv(16, 5)")
-    lw = next(lw for lw in op.lowerings if lw.name == "col2im_igrad")
-    assert op.lowerings[0].build is not None
-    module = build_layer(op.lowerings[0].build, attrs, types)
-
-    def program(batch: int) -> str:
-        x = jax.ShapeDtypeStruct((batch, 14, 14, 6), jnp.float32)
-        return str(jax.make_jaxpr(lambda x: lw.apply(module, attrs, [x], ApplyContext({})))(x))
-
+    program = traced_at_batch((14, 14, 6), "conv(16, 5)", "col2im_igrad")
     per_example = 14 * 14 * 6 * 4  # bytes of padded input (no padding here)
     fits = conv_op.COL2IM_MAX_BYTES // per_example
     with data_shards(1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ..ir.dims import Dim, product
@@ -425,20 +426,8 @@ def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...], strides: t
     matmul an offset over contiguous rows (a shift that wraps into the next row or image meets a zero of G). For
     stride 1 the one phase is the padded input. Sums in another order than XLA's."""
     jax, jnp, lax = ctx.jax, ctx.jnp, ctx.lax
-    dims = ("NHWC", "HWIO", "NHWC")
 
-    def conv(x: Any, kernel: Any) -> Any:
-        return lax.conv_general_dilated(x, kernel, strides, pairs, dimension_numbers=dims)
-
-    @jax.custom_vjp
-    def shifted(x: Any, kernel: Any) -> Any:
-        return conv(x, kernel)
-
-    def forward(x: Any, kernel: Any) -> tuple[Any, tuple[Any, Any]]:
-        return conv(x, kernel), (x, kernel)
-
-    def backward(saved: tuple[Any, Any], g: Any) -> tuple[Any, Any]:
-        x, kernel = saved
+    def grads(conv: Callable[[Any, Any], Any], x: Any, kernel: Any, g: Any) -> tuple[Any, Any]:
         (dx,) = jax.vjp(lambda x: conv(x, kernel), x)[1](g)
         kh, kw, cin, cout = kernel.shape
         (sh, sw), (n, oh, ow) = strides, g.shape[:3]
@@ -461,8 +450,36 @@ def _shifted_wgrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...], strides: t
         dk = jnp.stack([parts[i, j] for i, j in itertools.product(range(kh), range(kw))])
         return dx, dk.reshape(kh, kw, cin, cout).astype(kernel.dtype)
 
-    shifted.defvjp(forward, backward)
-    return shifted
+    return _conv_with_grads(ctx, pairs, strides, grads)
+
+
+def _conv_with_grads(
+    ctx: Any,
+    pairs: tuple[tuple[int, int], ...],
+    strides: tuple[int, int],
+    grads: Callable[[Callable[[Any, Any], Any], Any, Any, Any], tuple[Any, Any]],
+) -> Any:
+    """(x [N, H, W, C], kernel [kh, kw, C, cout]) → XLA's convolution with padding `pairs` and `strides`, its
+    gradients `grads(conv, x, kernel, output gradient)` → (dx, dkernel): one written out, the other XLA's own
+    through `conv`."""
+    jax, lax = ctx.jax, ctx.lax
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def conv(x: Any, kernel: Any) -> Any:
+        return lax.conv_general_dilated(x, kernel, strides, pairs, dimension_numbers=dims)
+
+    @jax.custom_vjp
+    def written_out(x: Any, kernel: Any) -> Any:
+        return conv(x, kernel)
+
+    def forward(x: Any, kernel: Any) -> tuple[Any, tuple[Any, Any]]:
+        return conv(x, kernel), (x, kernel)
+
+    def backward(saved: tuple[Any, Any], g: Any) -> tuple[Any, Any]:
+        return grads(conv, *saved, g)
+
+    written_out.defvjp(forward, backward)
+    return written_out
 
 
 # XLA:CPU runs a stride-1 conv's input gradient as a convolution of the output gradient with the flipped kernel,
@@ -511,20 +528,8 @@ def _col2im_igrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
     added into place (col2im) and the padding cut off. The adds update one buffer in place: as a sum of padded
     copies XLA fused them into the gradient's users, and a pooling's gradient there computed each sum four times."""
     jax, jnp, lax = ctx.jax, ctx.jnp, ctx.lax
-    dims = ("NHWC", "HWIO", "NHWC")
 
-    def conv(x: Any, kernel: Any) -> Any:
-        return lax.conv_general_dilated(x, kernel, (1, 1), pairs, dimension_numbers=dims)
-
-    @jax.custom_vjp
-    def col2im(x: Any, kernel: Any) -> Any:
-        return conv(x, kernel)
-
-    def forward(x: Any, kernel: Any) -> tuple[Any, tuple[Any, Any]]:
-        return conv(x, kernel), (x, kernel)
-
-    def backward(saved: tuple[Any, Any], g: Any) -> tuple[Any, Any]:
-        x, kernel = saved
+    def grads(conv: Callable[[Any, Any], Any], x: Any, kernel: Any, g: Any) -> tuple[Any, Any]:
         (dk,) = jax.vjp(lambda k: conv(x, k), kernel)[1](g)
         kh, kw = kernel.shape[:2]
         shares = jnp.einsum("nhwo,ijco->nhwijc", g, kernel)
@@ -538,8 +543,7 @@ def _col2im_igrad_conv(ctx: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
         dx = lax.pad(dxp, jnp.zeros((), g.dtype), [(0, 0, 0), (-t, -b, 0), (-left, -right, 0), (0, 0, 0)])
         return dx.astype(x.dtype), dk
 
-    col2im.defvjp(forward, backward)
-    return col2im
+    return _conv_with_grads(ctx, pairs, (1, 1), grads)
 
 
 def _matmul(m: Any, x: Any, ctx: Any) -> Any:
