@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -772,6 +773,29 @@ def test_lowering_reference_on_the_command_line(tmp_path: Any) -> None:
     r = CliRunner().invoke(main, ["compile", str(spec), "--lowering", "fast"])
     assert r.exit_code == 2 and "'auto', 'measure', 'reference'" in r.output
     assert "--lowering" in CliRunner().invoke(main, ["train", "--help"]).output
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_compile_json_names_the_form_the_batch_runs(monkeypatch: Any, cores: int) -> None:
+    """A size-gated form is named where the bound batch's share a device runs it, and "reference" where that share
+    is over its gate: LeNet-5's C3 pads nothing, 4.6 KiB an example, so 32 examples are under COL2IM_MAX_BYTES and
+    400 over it on one device or the two `specc train` would split the CPU into."""
+    from click.testing import CliRunner
+
+    import specc.train.execution as execution
+    from specc.cli import main
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the CPU's rule table")
+    monkeypatch.setattr(execution, "cores", lambda: cores)
+    spec = str(Path(__file__).parent.parent / "specs" / "lenet5.net")
+    forms = {}
+    for batch in (32, 400):
+        r = CliRunner().invoke(main, ["compile", spec, "--batch", str(batch), "--json"])
+        assert r.exit_code == 0, r.output
+        forms[batch] = {n["name"]: n["lowering"] for n in json.loads(r.output)["nodes"]}
+    assert forms[32]["c3.conv"] == "col2im_igrad" and forms[400]["c3.conv"] == "reference"
+    assert forms[32]["c1.conv"] == forms[400]["c1.conv"] == "im2col_t"  # not size-gated
 
 
 @pytest.mark.parametrize("kind", ["tied", "constant", "normal"])

@@ -23,7 +23,7 @@ from ..errors import Diagnostic, SpecError, UsageError
 from ..ir.graph import Graph
 from ..ir.types import JNP_NAMES
 from ..passes.count import Counts, batch_symbols, count
-from .flax import SpecModule, build_module, graph_compiler_options, lowering_names
+from .flax import SpecModule, build_module, data_shards, fallbacks, graph_compiler_options, lowering_names
 from .reroll import describe_runs, graph_runs
 
 DEFAULT_BATCH = 32
@@ -114,8 +114,22 @@ def lower_graph(
 
     ins = abstract_inputs(g, env)
     needed = {s.input for s in model.plan.needed(r.node for _, r in g.outputs) if s.input is not None}
-    lowered = jax.jit(forward).lower(state, {k: v for k, v in ins.items() if k in needed})
-    return lowered, lowering_names(model)
+    # the size-gated forms decide by one device's share of the batch, as `specc train` would split it here
+    with data_shards(_train_shards(g, env)), fallbacks() as fell_back:
+        lowered = jax.jit(forward).lower(state, {k: v for k, v in ins.items() if k in needed})
+    return lowered, lowering_names(model, fell_back)
+
+
+def _train_shards(g: Graph, env: Mapping[str, int]) -> int:
+    """The devices `specc train` splits this machine's CPU into for `g` at the bound batch (execution.cpu_split's
+    rule; 1 on a GPU or TPU)."""
+    symbols = batch_symbols(g)
+    if jax.default_backend() != "cpu" or not symbols:
+        return 1
+    from ..train.execution import cores, cpu_split, flops_per_example
+
+    batch = env[next(iter(symbols))]
+    return cpu_split(frozenset(n.op for n in g.nodes), flops_per_example(g, batch), batch, cores())
 
 
 def compile_graph(

@@ -13,7 +13,7 @@ import contextlib
 import keyword
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cache, partial
@@ -148,6 +148,22 @@ def data_shards(n: int) -> Iterator[None]:
         _SHARDS.reset(token)
 
 
+# the op nodes whose size-gated form ran the reference at the traced shapes (`fallbacks`), None outside one
+_FELL_BACK: ContextVar[set[str] | None] = ContextVar("specc_fell_back", default=None)
+
+
+@contextlib.contextmanager
+def fallbacks() -> Iterator[set[str]]:
+    """While a program is traced inside it, the yielded set collects the op nodes whose chosen form ran the
+    reference instead, their traced shapes outside its size gate (`ApplyContext.reference_instead`)."""
+    seen: set[str] = set()
+    token = _FELL_BACK.set(seen)
+    try:
+        yield seen
+    finally:
+        _FELL_BACK.reset(token)
+
+
 class ApplyContext:
     """What a lowering's `apply(module, attrs, inputs, ctx)` gets: the libraries (and `draws`, specc's flat random
     draws), the node, and its sizes.
@@ -175,6 +191,12 @@ class ApplyContext:
         if self.rerun is None:
             raise NotImplementedError("this context runs one op on its own, outside a model")
         return self.rerun(x, y)
+
+    def reference_instead(self) -> None:
+        """A size-gated form runs the reference at these shapes: told to `fallbacks` (`specc compile --json`)."""
+        seen = _FELL_BACK.get()
+        if seen is not None and self.node is not None:
+            seen.add(self.node.name)
 
     @property
     def shards(self) -> int:
@@ -1061,9 +1083,21 @@ def build_module(
     )
 
 
-def lowering_names(module: SpecModule) -> dict[str, str]:
-    """Which lowering each op node runs (node name → lowering name), in the module's mode (`forward_only`)."""
-    return {s.name: s.lowering for s in module.plan.steps if s.kind == OP}
+def lowering_names(module: SpecModule, fell_back: Set[str] = frozenset()) -> dict[str, str]:
+    """Which lowering each op node runs (node name → lowering name), in the module's mode (`forward_only`); the
+    nodes in `fell_back` (`fallbacks`) ran the reference at the traced shapes."""
+    plan = module.plan
+    fell = {i for i, s in enumerate(plan.steps) if s.name in fell_back}
+    for run in plan.runs:  # a rolled run traces its first copy only; every copy runs what it ran
+        fell |= {
+            i + k * run.length
+            for i in fell
+            if run.start <= i < run.start + run.length
+            for k in range(run.copies)
+        }
+    return {
+        s.name: "reference" if i in fell else s.lowering for i, s in enumerate(plan.steps) if s.kind == OP
+    }
 
 
 def forward_graphdef(module: SpecModule) -> Any:
@@ -1076,4 +1110,12 @@ def forward_graphdef(module: SpecModule) -> Any:
         module.forward_only = False
 
 
-__all__ = ["ApplyContext", "BuildContext", "SpecModule", "build_module", "data_shards", "initializer"]
+__all__ = [
+    "ApplyContext",
+    "BuildContext",
+    "SpecModule",
+    "build_module",
+    "data_shards",
+    "fallbacks",
+    "initializer",
+]

@@ -412,6 +412,7 @@ def _shifted_wgrad_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> 
     x, strides = xs[0], _strides(a)
     least = SHIFTED_WGRAD_MIN_VALUES if strides == (1, 1) else SHIFTED_WGRAD_STRIDED_MIN_VALUES
     if x.size // ctx.shards < least:
+        ctx.reference_instead()
         return call_layer(m, a, xs, ctx)
     y = _shifted_wgrad_conv(ctx, tuple(conv_pads(a, x.shape)), strides)(x, m.kernel[...])
     return y if m.bias is None else y + m.bias[...]
@@ -516,6 +517,7 @@ def _col2im_igrad_apply(m: Any, a: dict[str, Any], xs: list[Any], ctx: Any) -> A
     for size, (lo, hi) in zip(x.shape[1:3], pairs, strict=True):
         padded *= size + lo + hi
     if padded > COL2IM_MAX_BYTES:
+        ctx.reference_instead()
         return call_layer(m, a, xs, ctx)
     y = _col2im_igrad_conv(ctx, pairs)(x, m.kernel[...])
     return y if m.bias is None else y + m.bias[...]
