@@ -111,22 +111,43 @@ class _Basic(nn.Module):
         return torch.relu(h + (x if self.down is None else self.down(x)))
 
 
-class ResNet18(nn.Module):
-    """torchvision's resnet18 (11,689,512 parameters, as specs/resnet18.net), NHWC in; for timing, not loaded from
-    specc's parameters (bench/resnet18_step.py)."""
+class _Bottleneck(nn.Module):
+    """ResNet-50's bottleneck as torchvision (v1.5) writes it: 1×1 to c, 3×3 (the stride) to c, 1×1 to 4c; the
+    shortcut a strided 1×1 conv + batch norm where the shape changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, cin: int, c: int, stride: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, c, 1, bias=False), _bn(c)
+        self.conv2, self.bn2 = _conv3(c, c, stride), _bn(c)
+        self.conv3, self.bn3 = nn.Conv2d(c, 4 * c, 1, bias=False), _bn(4 * c)
+        self.down = None
+        if stride != 1 or cin != 4 * c:
+            self.down = nn.Sequential(nn.Conv2d(cin, 4 * c, 1, stride=stride, bias=False), _bn(4 * c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+        return torch.relu(self.bn3(self.conv3(h)) + (x if self.down is None else self.down(x)))
+
+
+class ResNet(nn.Module):
+    """torchvision's resnet18 (basic blocks [2, 2, 2, 2]: 11,689,512 parameters, as specs/resnet18.net) or
+    resnet50 (bottlenecks [3, 4, 6, 3]: 25,557,032, as specs/resnet50.net), NHWC in; for timing, not loaded from
+    specc's parameters (bench/zoo_step.py)."""
+
+    def __init__(self, bottleneck: bool, depths: tuple[int, ...]) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), _bn(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
         )
+        block, widen = (_Bottleneck, 4) if bottleneck else (_Basic, 1)
         blocks: list[nn.Module] = []
         cin = 64
-        for c, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [_Basic(cin, c, stride), _Basic(c, c, 1)]
-            cin = c
+        for c, stride, n in zip((64, 128, 256, 512), (1, 2, 2, 2), depths, strict=True):
+            for i in range(n):
+                blocks.append(block(cin, c, stride if i == 0 else 1))
+                cin = c * widen
         self.blocks = nn.Sequential(*blocks)
-        self.logits = nn.Linear(512, 1000)
+        self.logits = nn.Linear(cin, 1000)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(self.blocks(self.stem(_nchw(x))).mean(dim=(2, 3)))

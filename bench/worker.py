@@ -61,6 +61,7 @@ def run_init(model: str, out: Path, data: str) -> dict[str, Any]:
 def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, Any]:
     """`specc train`'s trainer in-process, quiet: the compilation cache, the config checked from the spec with the
     suite's settings as `--set` overrides, `train_and_evaluate` with its own batches, run folder and evaluation."""
+    from specc.malloc import huge_pages_on
     from specc.train.compile_cache import enable_compile_cache
     from specc.train.execution import split_for
     from specc.train.loop import frozen_heap, train_and_evaluate
@@ -97,6 +98,7 @@ def run_specc(model: str, epochs: int, data: str, workdir: Path) -> dict[str, An
         "val_accuracy": result.history[-1].get("val_accuracy"),
         "threads": _xla_threads()
         + (f", the CPU split into {split} devices (data-parallel)" if split > 1 else "")
+        + (", malloc in huge pages (glibc.malloc.hugetlb=1)" if huge_pages_on() else "")
         + f"; compilation cache {'on' if cache else 'off'}",
     }
 

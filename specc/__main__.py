@@ -1,5 +1,5 @@
 """`python -m specc …`: the `specc` command."""
 
-from .cli import main
+from .cli import run
 
-main(prog_name="specc")
+run()

@@ -1364,8 +1364,12 @@ def _cpu_threads() -> str:
     `--xla_cpu_multi_thread_eigen=false` in XLA_FLAGS makes its Eigen ops single-threaded)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     eigen = "false" not in os.environ.get("XLA_FLAGS", "").partition("xla_cpu_multi_thread_eigen=")[2][:5]
-    return f"{cores} CPU cores, XLA:CPU {cores} intra-op threads" + (
-        "" if eigen else ", Eigen single-threaded"
+    from ..malloc import huge_pages_on
+
+    return (
+        f"{cores} CPU cores, XLA:CPU {cores} intra-op threads"
+        + ("" if eigen else ", Eigen single-threaded")
+        + (", malloc in huge pages" if huge_pages_on() else "")
     )
 
 

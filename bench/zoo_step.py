@@ -1,9 +1,10 @@
-"""ResNet-18 (specs/resnet18.net, 224×224×3 → 1,000 classes) against PyTorch: one SGD-momentum train step of
-specc's lowered module, run as `specc train` runs it (on the CPU devices its rule splits the CPU into), and of
-torchvision's resnet18 written by hand (bench/torch_models.py), in one process, interleaved, on random images.
-The suite (`python -m bench`) trains MNIST-sized models; this is the lecture zoo's ImageNet-sized one.
+"""The lecture zoo's ImageNet-sized ResNets (specs/resnet18.net, specs/resnet50.net: 224×224×3 → 1,000 classes)
+against PyTorch: one SGD-momentum train step of specc's lowered module, run as `specc train` runs it (on the CPU
+devices its rule splits the CPU into), and of torchvision's resnet18 or resnet50 written by hand
+(bench/torch_models.py), in one process, interleaved, on random images. The suite (`python -m bench`) trains
+MNIST-sized models; these are the zoo's.
 
-    .venv/bin/python -m bench.resnet18_step [--batch 16] [--calls 8]
+    .venv/bin/python -m bench.zoo_step [--model resnet18|resnet50] [--batch 16] [--calls 8]
 """
 
 from __future__ import annotations
@@ -17,14 +18,21 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's threads must not spin while specc's step runs
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "resnet18.net"
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+# the torch_models.ResNet arguments of each spec: bottleneck blocks, blocks a stage
+TORCH = {"resnet18": (False, (2, 2, 2, 2)), "resnet50": (True, (3, 4, 6, 3))}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.resnet18_step", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.zoo_step", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", choices=sorted(TORCH), default="resnet18")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--calls", type=int, default=8)
     args = ap.parse_args(argv)
+    if argv is None:  # the process `specc train` would be: glibc's huge-page tunable (specc/malloc.py)
+        from specc.malloc import reexec_tuned
+
+        reexec_tuned(always=True)
     try:
         import torch
     except ImportError:
@@ -35,17 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     import specc
     from specc.train.execution import cores, cpu_split, flops_per_example, split_cpu
 
-    graph = specc.load(SPEC).graph()
+    graph = specc.load(SPECS / f"{args.model}.net").graph()
     ops = frozenset(n.op for n in graph.nodes)
     wanted = cpu_split(ops, flops_per_example(graph, args.batch), args.batch, cores())
     devices = min(wanted, split_cpu(wanted))  # before JAX starts, as `specc train` splits the CPU
     from specc.backend.flax import build_module, graph_compiler_options
 
     from .step_time import _jax_step, _spec_logits
-    from .torch_models import ResNet18
+    from .torch_models import ResNet
 
     torch.set_num_threads(os.cpu_count() or 1)
-    net = ResNet18()
+    net = ResNet(*TORCH[args.model])
     assert sum(p.numel() for p in net.parameters()) == graph.total_params
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     specc_step = _jax_step(build_module(graph, seed=0), logits, graph_compiler_options(graph), devices)
     specc_step(x, y)
     print(
-        f"ResNet-18, batch {args.batch}: specc built and compiled its step in {time.perf_counter() - start:.1f} s "
+        f"{graph.model}, batch {args.batch}: specc built and compiled its step in {time.perf_counter() - start:.1f} s "
         f"({devices} CPU device(s)); {graph.total_params:,} parameters in both"
     )
     torch_step(x, y)
