@@ -80,12 +80,13 @@ def train_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]
     return dict(environ) if tuned is None else tuned
 
 
-def huge_pages_on(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether this process's malloc asks for huge pages (the tunable given as 1 or 2), for the start banner."""
+def huge_pages_on(environ: Mapping[str, str] = os.environ, thp: str | None = None) -> bool:
+    """Whether this process's malloc gets huge pages, for the start banner: the tunable 2 (hugetlbfs pages), or 1
+    where the kernel's transparent huge pages (`thp`, default: read) are not off."""
     for item in environ.get("GLIBC_TUNABLES", "").split(":"):
         name, _, value = item.partition("=")
         if name == TUNABLE:
-            return value in ("1", "2")
+            return value == "2" or (value == "1" and (thp or thp_mode()) in ("always", "madvise"))
     return False
 
 

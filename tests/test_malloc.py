@@ -70,9 +70,11 @@ def test_the_hosts_settings_are_read(tmp_path: Path) -> None:
     assert thp_mode(tmp_path / "absent") is None
     version = glibc_version()
     assert version is None or (len(version) >= 2 and version >= (2, 0))
-    assert huge_pages_on({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"})
-    assert not huge_pages_on({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
-    assert not huge_pages_on({})
+    on = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
+    assert huge_pages_on(on, "madvise") and huge_pages_on(on, "always") and not huge_pages_on(on, "never")
+    assert huge_pages_on({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=2"}, "never")
+    assert not huge_pages_on({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, "madvise")
+    assert not huge_pages_on({}, "madvise")
 
 
 @pytest.mark.parametrize("keep", [False, True])
@@ -83,9 +85,9 @@ def test_specc_train_runs_with_malloc_in_huge_pages_where_the_host_allows(tmp_pa
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "SPECC_MALLOC")}
     if keep:
         env["SPECC_MALLOC"] = "keep"
+    spec, out = str(ROOT / "specs" / "xor_mlp.net"), str(tmp_path / "run")
     done = subprocess.run(
-        [sys.executable, "-m", "specc", "train", str(ROOT / "specs" / "xor_mlp.net"), "--epochs", "2"]
-        + ["--out", str(tmp_path / "run")],
+        [sys.executable, "-m", "specc", "train", spec, "--epochs", "2", "--out", out],
         env=env,
         capture_output=True,
         text=True,
