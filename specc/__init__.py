@@ -3,18 +3,35 @@
 The public API; importing it does not import JAX (lowering and training import it when used).
 """
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .errors import Diagnostic as Diagnostic
-from .errors import SpecError as SpecError
-from .ir.dims import Dim as Dim
-from .ir.graph import Graph as Graph
-from .ir.graph import Node as Node
-from .ir.types import TensorType as TensorType
-from .spec import Spec as Spec
-from .spec import load as load
+if TYPE_CHECKING:
+    from .errors import Diagnostic as Diagnostic
+    from .errors import SpecError as SpecError
+    from .ir.dims import Dim as Dim
+    from .ir.graph import Graph as Graph
+    from .ir.graph import Node as Node
+    from .ir.types import TensorType as TensorType
+    from .spec import Spec as Spec
+    from .spec import load as load
+    from .train.artifact import Run as Run
 
 __version__ = "0.1.0"
+
+# each public name's module, imported on first use: `import specc` loads neither the front end (~0.1 s) nor NumPy
+# and JAX, so the `specc` command can re-execute itself before paying for them (launch.py)
+_PUBLIC = {
+    "Diagnostic": ".errors",
+    "SpecError": ".errors",
+    "Dim": ".ir.dims",
+    "Graph": ".ir.graph",
+    "Node": ".ir.graph",
+    "TensorType": ".ir.types",
+    "Spec": ".spec",
+    "load": ".spec",
+    "Run": ".train.artifact",
+}
 
 
 def load_run(directory: str, checkpoint: str = "best") -> Any:
@@ -26,13 +43,20 @@ def load_run(directory: str, checkpoint: str = "best") -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Run":  # the class, imported on first use so `import specc` stays free of NumPy and JAX
-        from .train.artifact import Run
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'specc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
-        return Run
-    raise AttributeError(f"module 'specc' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
 
 
 def check(path: str, model: str | None = None) -> dict[str, object]:
     """Parse and check a spec file; the summary `specc check --json` prints. Raises SpecError."""
+    from .spec import load
+
     return load(path, model).check()

@@ -1,5 +1,5 @@
 """`python -m specc …`: the `specc` command."""
 
-from .cli import run
+from .launch import run
 
 run()

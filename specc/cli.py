@@ -39,15 +39,6 @@ SET_LET = click.option(
 )
 
 
-def run() -> None:
-    """The `specc` command (its console script and `python -m specc`): `main`, in a process re-executed with
-    glibc's huge-page tunable where that makes XLA:CPU's large buffers cheaper (malloc.py)."""
-    from .malloc import reexec_tuned
-
-    reexec_tuned()
-    main(prog_name="specc")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="specc")
 def main() -> None:
