@@ -55,6 +55,10 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_PUBLIC})
 
 
+# `Run` is left out: a star import stays free of JAX, as `import specc` is
+__all__ = [*(name for name in _PUBLIC if name != "Run"), "check", "load_run"]
+
+
 def check(path: str, model: str | None = None) -> dict[str, object]:
     """Parse and check a spec file; the summary `specc check --json` prints. Raises SpecError."""
     from .spec import load
