@@ -108,13 +108,10 @@ def prepare(models: list[str]) -> tuple[dict[str, Any], dict[str, int], tuple[An
     import numpy as np
 
     import specc
-    from specc.train.execution import cores, cpu_split, flops_per_example, split_cpu
+    from specc.train.execution import split_cpu, wanted_split
 
     graphs = {name: specc.load(MODELS[name].spec).graph() for name in models}
-    wanted = {
-        name: cpu_split(frozenset(n.op for n in g.nodes), flops_per_example(g, BATCH), BATCH, cores())
-        for name, g in graphs.items()
-    }
+    wanted = {name: wanted_split(g, BATCH) for name, g in graphs.items()}
     made = split_cpu(max(wanted.values()))
     data = load_splits("mnist" if mnist_present() else "digits")
     b = next(iter(epoch_batches(data.train, 0)))

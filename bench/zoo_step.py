@@ -41,11 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     import specc
-    from specc.train.execution import cores, cpu_split, flops_per_example, split_cpu
+    from specc.train.execution import split_cpu, wanted_split
 
     graph = specc.load(SPECS / f"{args.model}.net").graph()
-    ops = frozenset(n.op for n in graph.nodes)
-    wanted = cpu_split(ops, flops_per_example(graph, args.batch), args.batch, cores())
+    wanted = wanted_split(graph, args.batch)
     devices = min(wanted, split_cpu(wanted))  # before JAX starts, as `specc train` splits the CPU
     from specc.backend.flax import build_module, graph_compiler_options
 

@@ -126,10 +126,9 @@ def _train_shards(g: Graph, env: Mapping[str, int]) -> int:
     symbols = batch_symbols(g)
     if jax.default_backend() != "cpu" or not symbols:
         return 1
-    from ..train.execution import cores, cpu_split, flops_per_example
+    from ..train.execution import wanted_split
 
-    batch = env[next(iter(symbols))]
-    return cpu_split(frozenset(n.op for n in g.nodes), flops_per_example(g, batch), batch, cores())
+    return wanted_split(g, env[next(iter(symbols))])
 
 
 def compile_graph(

@@ -141,8 +141,12 @@ def split_for(graph: Any, batch: int, devices: int | None = None) -> int:
     JAX's first operation. Returns the CPU devices made (1: none)."""
     if devices is not None:
         return split_cpu(devices, asked=True)
-    ops = frozenset(n.op for n in graph.nodes)
-    return split_cpu(cpu_split(ops, flops_per_example(graph, batch), batch, cores()))
+    return split_cpu(wanted_split(graph, batch))
+
+
+def wanted_split(graph: Any, batch: int) -> int:
+    """The CPU devices cpu_split's rule wants for training `graph` at `batch` on this machine's cores."""
+    return cpu_split(frozenset(n.op for n in graph.nodes), flops_per_example(graph, batch), batch, cores())
 
 
 _split: list[tuple[int, bool]] = []  # the split this process made (split_cpu) and if asked, for the banner
