@@ -82,6 +82,16 @@ def check(files: tuple[Path, ...], model: str | None, as_json: bool, overrides: 
         sys.exit(EXIT_USAGE if usage == failed else EXIT_SPEC_ERROR)
 
 
+def _echo_model_summary(file: Path, summary: dict[str, Any]) -> None:
+    click.echo(f"{file}: model {summary['model']}: ok")
+    click.echo("  inputs:  " + ", ".join(f"{k}: {t}" for k, t in summary["inputs"].items()))
+    click.echo("  outputs: " + ", ".join(f"{k}: {t}" for k, t in summary["outputs"].items()))
+    state = f" (+{summary['total_state']:,} state)" if summary["total_state"] else ""
+    click.echo(f"  params:  {summary['total_params']:,}{state}")
+    if summary["flops_per_example"] is not None:
+        click.echo(f"  flops:   {summary['flops_per_example']:,} per example")
+
+
 def _check_one(
     file: Path, model: str | None, as_json: bool, quiet: bool = False, overrides: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -93,20 +103,18 @@ def _check_one(
     summary = check_spec(spec, overrides)  # the model, then its train and objective sections, in one report
     keys = ("model", "outputs", "total_params", "total_state", "flops_per_example", "inputs")
     warnings = summary.get("warnings")
+    others = summary.get("other_models", [])  # a file of several models, checked whole: the default comes last
     if as_json:
         report = {k: summary[k] for k in keys}
+        if others:
+            report["other_models"] = [{k: o[k] for k in keys} for o in others]
         report["warnings"] = warnings.to_json() if warnings else []
         if quiet:  # one of several files: the caller prints them all as one JSON list
             return {"file": str(file), **report}
         click.echo(json.dumps(report, indent=2))
         return report
-    click.echo(f"{file}: model {summary['model']}: ok")
-    click.echo("  inputs:  " + ", ".join(f"{k}: {t}" for k, t in summary["inputs"].items()))
-    click.echo("  outputs: " + ", ".join(f"{k}: {t}" for k, t in summary["outputs"].items()))
-    state = f" (+{summary['total_state']:,} state)" if summary["total_state"] else ""
-    click.echo(f"  params:  {summary['total_params']:,}{state}")
-    if summary["flops_per_example"] is not None:
-        click.echo(f"  flops:   {summary['flops_per_example']:,} per example")
+    for one in [*others, summary]:
+        _echo_model_summary(file, one)
     if "train" in summary:
         for o in summary["train"]["objectives"]:
             params = f" over {', '.join(o['params'])}" if o["params"] is not None else ""

@@ -81,6 +81,47 @@ def test_check_picks_a_model_by_name() -> None:
     assert "hint: models in this file: MLP" in err
 
 
+TWO_MODELS = """model Big {
+  input x: f32[N, 32, 32, 3]
+  logits = x -> global_avgpool -> dense(5, 5)
+  output logits
+}
+model Small {
+  input x: f32[N, 64]
+  input y: i32[N]
+  logits = x -> dense(10)
+  output logits
+}
+train {
+  data = digits(split=0.8)
+  loss = cross_entropy(logits, y)
+}
+"""
+
+
+def test_check_of_a_file_checks_every_model(tmp_path: Path) -> None:
+    """A file holding a paper-sized model and a small trainable one read `model Small: ok`, exit 0, while Big had
+    an error that only `--model Big` showed. A file checked whole now checks every model (the train section against
+    the default one, which it trains), as the language server does."""
+    spec = tmp_path / "two.net"
+    spec.write_text(TWO_MODELS)
+    code, out, err = invoke("check", str(spec))
+    assert code == 1 and out == "", out
+    assert err.startswith(f"{spec}:3:44: argument error: dense's 'bias' must be true or false, got 5"), err
+    code, _, err = invoke("check", str(spec), "--model", "Small")  # the model asked for alone
+    assert code == 0, err
+    spec.write_text(TWO_MODELS.replace("dense(5, 5)", "dense(5)"))
+    code, out, err = invoke("check", str(spec))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{spec}: model Big: ok" and "params:  20" in lines[3]
+    assert f"{spec}: model Small: ok" in lines and out.rstrip().endswith("train:   main: cross_entropy by adam")
+    code, out, _ = invoke("check", str(spec), "--json")
+    report = json.loads(out)
+    assert report["model"] == "Small" and [o["model"] for o in report["other_models"]] == ["Big"]
+    assert report["other_models"][0]["total_params"] == 20
+
+
 def test_check_help_says_set_takes_train_keys_too() -> None:
     """`specc check --set` checks a train key as train would (`optimizer.lr=-1` is located in the option); its help
     said it replaced a `let` constant only, which is what dot and compile take."""

@@ -99,7 +99,7 @@ def analyse(path: Path, text: str) -> Analysis:
         spec = load(path, text=text, keep_going=True)
         out.program = spec.program
         try:
-            # what `specc check` runs: the default model, its train and objective sections
+            # what `specc check` runs: every model, the default's train and objective sections
             summary = check_spec(spec)
         except SpecError as e:
             collect(e)

@@ -2145,10 +2145,28 @@ def _summary(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def _check_other_models(spec: Any, diags: Diagnostics, sources: dict[str, Any]) -> list[dict[str, Any]]:
+    """A file checked whole (no `--model`): every model but the default, in file order, as the editor shows them.
+    Their summaries are returned, their problems added to `diags` (the train section is not checked against them:
+    it trains the default model)."""
+    if spec.model is not None:
+        return []
+    names = list(spec.program.models)[:-1]
+    out = []
+    for name in names:
+        try:
+            out.append(spec.check(name))
+        except SpecError as e:
+            diags.extend(e)
+            sources.update(e.sources)
+    return out
+
+
 def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str, Any]:
     """`specc check`: the model and its train and objective sections in one pass (no JAX).
 
-    Returns the model's summary (with "train" when the spec has a train section); raises one SpecError with the
+    Returns the model's summary (with "train" when the spec has a train section, and "other_models" when the spec
+    was loaded without a model and its file holds several: each is checked too); raises one SpecError with the
     model's problems and the train section's, in that order (after names defined twice, where the spec was loaded
     with `keep_going`: the first definition of each is checked). With model errors, the train section is still
     checked for what needs no types (keys, names of losses, optimizers, data sets and model values).
@@ -2161,12 +2179,15 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
     sources = dict(spec.program.sources)
     summary: dict[str, Any] | None = None
     graph = None
+    others = _check_other_models(spec, diags, sources)
     try:
         summary = spec.check()
         graph = spec.graph()
     except SpecError as e:
         diags.extend(e)
         sources.update(e.sources)
+    if summary is not None and others:
+        summary["other_models"] = others
     if spec.program.trains or spec.program.objectives or any(not sets_let(o, spec.program.lets) for o in ovs):
         cfg, train_sources = _check_section(spec, graph, ovs, diags)
         sources.update(train_sources)
