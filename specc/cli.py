@@ -266,7 +266,11 @@ def convert(file: Path, target: str, output: Path | None) -> None:
     """Convert FILE between the .net and YAML front ends."""
     from .frontend.convert import convert_file
 
+    # `--to yaml -o keep.net` replaced a hand-written .net spec with YAML that no longer loaded as one
+    writes = (".yaml", ".yml") if target == "yaml" else (".net",)
+    other = "net" if target == "yaml" else "yaml"
     guard_output(output, reads=spec_and_imports(file), writes_spec=True)
+    guard_suffix(output, writes, f"--to {target} writes {FORMAT_SUFFIXES[writes[0]]}", f"give --to {other}")
     text = convert_file(file, target, output)
     if output is None:
         click.echo(text, nl=False)

@@ -163,6 +163,9 @@ FORMAT_SUFFIXES = {
     ".pth": "a PyTorch file",
     ".h5": "HDF5",
     ".pkl": "a pickle",
+    ".net": "a .net spec",
+    ".yaml": "a YAML spec",
+    ".yml": "a YAML spec",
 }
 
 

@@ -248,6 +248,23 @@ def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path
     assert r.exit_code == 0, r.output  # convert writes a spec: another existing spec is its output to replace
 
 
+def test_convert_refuses_an_output_named_for_the_other_front_end(tmp_path: Path) -> None:
+    """`convert a.net --to yaml -o keep.net` replaced a hand-written .net spec with YAML (and `--to net -o
+    keep.yaml` a YAML one with .net text): neither loaded again. Now a usage error naming the suffix to give."""
+    keep_net, keep_yaml = tmp_path / "keep.net", tmp_path / "keep.yaml"
+    keep_net.write_text(TINY.read_text())
+    keep_yaml.write_text("hi: 1\n")
+    new_yml = tmp_path / "new.yml"
+    for target, out, suffix in (("yaml", keep_net, ".yaml"), ("net", keep_yaml, ".net"), ("net", new_yml, ".net")):
+        r = CliRunner().invoke(main, ["convert", str(TINY), "--to", target, "-o", str(out)])
+        assert r.exit_code == 2, r.output
+        assert f"name it {out.with_suffix(suffix)}" in r.output, r.output
+    assert keep_net.read_text() == TINY.read_text() and keep_yaml.read_text() == "hi: 1\n"
+    assert not new_yml.exists()
+    r = CliRunner().invoke(main, ["convert", str(TINY), "--to", "yaml", "-o", str(new_yml)])
+    assert r.exit_code == 0 and CliRunner().invoke(main, ["check", str(new_yml)]).exit_code == 0
+
+
 def test_an_output_named_for_another_format_is_a_usage_error(tmp_path: Path, tiny_run) -> None:
     """`predict -o out.csv` wrote an .npz named out.csv, and `export --to onnx -o w.npz` ONNX named w.npz,
     silently. Now a usage error naming the suffix to give, nothing written; a suffix of no format is fine."""
