@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from flax import nnx
 
 import specc
@@ -287,16 +288,20 @@ def test_resume_that_moves_a_stage_boundary_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "freeze", "message"),
     [
-        (MODEL, "[Two]", "the loss trains nothing: freeze holds all of its 2 layer(s) with weights still"),
+        (
+            MODEL,
+            "[Two]",
+            "the loss trains nothing: freeze holds every one of the 2 layer(s) with weights it would train",
+        ),
         (
             MODEL,
             "[h, logits]",
-            "the loss trains nothing: freeze holds all of its 2 layer(s) with weights still",
+            "the loss trains nothing: freeze holds every one of the 2 layer(s) with weights it would train",
         ),
         (
             ELM,
             "[logits]",
-            "objective readout trains nothing: freeze holds all of its 1 layer(s) with weights still",
+            "objective readout trains nothing: freeze holds every one of the 1 layer(s) with weights it would train",
         ),
     ],
 )
@@ -304,24 +309,28 @@ def test_a_freeze_that_leaves_nothing_to_train_is_located(
     tmp_path: Path, text: str, freeze: str, message: str
 ) -> None:
     """`freeze = [Two]` (the model's name) trained nothing and reported a flat loss as a finished run; now an
-    error at the freeze line, as an objective whose params own no weights already was."""
+    error at the freeze line, as an objective whose params own no weights already was — from `specc check` too,
+    which said ok (exit 0) where `specc train` stopped at once."""
+    from specc.cli import main
     from specc.errors import SpecError
-    from specc.train.objectives import plan_objectives
 
     if text is MODEL:
         text = text.replace("  epochs  = 2\n", "  epochs  = 2\n  loss    = cross_entropy(logits, y)\n")
     text = text.replace("  epochs  = 2\n", f"  epochs  = 2\n  freeze  = {freeze}\n")
-    spec = specc.load(tmp_path / "f.net", text=text)
-    graph = spec.graph()
-    cfg = build_config(spec, graph)
+    path = tmp_path / "f.net"
+    path.write_text(text)
+    spec = specc.load(path)
     with pytest.raises(SpecError) as e:
-        plan_objectives(cfg, graph, cfg.freeze)
+        build_config(spec, spec.graph())
     d = e.value.diagnostics[0]
     assert d.span is not None
     assert (d.kind, d.message, d.span.line, d.span.col) == ("value error", message, 12, 3)
     assert d.hint == "freeze only the layers to keep (`freeze = [body]`), and leave some to train"
-    with pytest.raises(SpecError):
-        train_and_evaluate(cfg, tmp_path / "run", verbose=False, graph=graph)
+    for command in ("check", "train"):
+        r = CliRunner().invoke(
+            main, [command, str(path), "-o", str(tmp_path / "run")][: 2 if command == "check" else 4]
+        )
+        assert r.exit_code == 1 and f"{path}:12:3: value error: {message}" in r.output, r.output
     assert not (tmp_path / "run").exists()
 
 
@@ -472,3 +481,35 @@ def test_a_conv_gan_split_over_two_cpu_devices_finishes_its_evaluation(tmp_path:
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "val_loss_discriminator" in r.stdout + r.stderr and "rendezvous" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        (
+            "params    = D",
+            "params    = []",
+            "38:15",
+            "objective discriminator: params = [] names no layers to train",
+        ),
+        (
+            "params    = D",
+            "params    = G",
+            "41:1",
+            "objectives discriminator and generator both train layer G_fake_dense1 in the same stage",
+        ),
+    ],
+)
+def test_check_reports_what_each_objective_trains(
+    tmp_path: Path, old: str, new: str, where: str, message: str
+) -> None:
+    """`specc check` said ok (exit 0) for a GAN whose objectives trained nothing or the same layers; `specc train`
+    then stopped at once with a located error. check now plans the objectives as train does, without JAX."""
+    from specc.cli import main
+
+    text = (Path(__file__).resolve().parents[1] / "specs" / "gan_digits.net").read_text()
+    assert old in text
+    path = tmp_path / "gan.net"
+    path.write_text(text.replace(old, new, 1))
+    r = CliRunner().invoke(main, ["check", str(path)])
+    assert r.exit_code == 1 and r.output.startswith(f"{path}:{where}: value error: {message}"), r.output

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import keyword
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -32,6 +30,7 @@ from ..ops._registry import Lowering, get_op
 from . import draws, init_draws
 from .init_draws import Record, Replay
 from .reroll import CARRY, INTERNAL, LOOP_SLOW_CPU_OPS, Run, graph_runs, run_index
+from .reroll import layer_keys as reroll_layer_keys
 
 # ---- initialisers ----------------------------------------------------------------------------------
 
@@ -332,45 +331,10 @@ class Plan:
         return got
 
 
-_IDENT = re.compile(r"\W")
-
-
 def layer_keys(graph: Graph, roll: bool | None = None) -> dict[int, str]:
-    """A Python identifier per node with parameters, state or RNG (`stage1.0/conv` → `stage1_0_conv`), unique.
-
-    The copies of a rolled run (reroll.py; `roll` as for build_module) share one key per segment position, their
-    stacked layer's: the first copy's with the number of copies (`y_Unit_0_h_dense_x500`).
-    """
-    first: dict[int, int] = {}  # a rolled node → the first copy's node at its position
-    copies: dict[int, int] = {}  # a first copy's node → the run's copies
-    for run in graph_runs(graph, roll):
-        for nid in range(run.start, run.end):
-            first[nid] = run.start + (nid - run.start) % run.length
-        for nid in range(run.start, run.start + run.length):
-            copies[nid] = run.copies
-    out: dict[int, str] = {}
-    used: set[str] = set()
-    # not Dict's own attributes, Python keywords, nor the names emitted Flax source uses (emit_flax.py)
-    reserved = (
-        set(dir(nnx.Dict))
-        | set(keyword.kwlist)
-        | {"jax", "jnp", "nnx", "self", "rngs", "sinusoids", "adaptive_avgpool"}
-    )
-    for n in graph.nodes:
-        if first.get(n.id, n.id) != n.id:
-            out[n.id] = out[first[n.id]]
-            continue
-        base = _IDENT.sub("_", n.name)
-        if not base or base[0].isdigit() or base.startswith("_") or base in reserved:
-            base = f"n_{base}"
-        if n.id in copies:
-            base = f"{base}_x{copies[n.id]}"
-        key, k = base, 2
-        while key in used:
-            key, k = f"{base}_{k}", k + 1
-        used.add(key)
-        out[n.id] = key
-    return out
+    """A Python identifier per node with parameters, state or RNG (`stage1.0/conv` → `stage1_0_conv`), unique:
+    reroll.layer_keys, which also keeps clear of nnx.Dict's own attributes."""
+    return reroll_layer_keys(graph, roll, frozenset(dir(nnx.Dict)))
 
 
 class ParamValue(nnx.Module):

@@ -14,6 +14,8 @@ which run slower inside a device loop.
 
 from __future__ import annotations
 
+import keyword
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -309,3 +311,46 @@ def _wires_alike(
             if not ok:
                 return False
     return True
+
+
+_IDENT = re.compile(r"\W")
+
+
+def layer_keys(graph: Graph, roll: bool | None = None, avoid: frozenset[str] = frozenset()) -> dict[int, str]:
+    """A Python identifier per node with parameters, state or RNG (`stage1.0/conv` → `stage1_0_conv`), unique,
+    none of `avoid` (the Flax module's own attribute names: backend.flax.layer_keys; `specc check`, which imports
+    no JAX, checks the train section with keys that may differ from those in a name nnx.Dict has).
+
+    The copies of a rolled run (`roll` as for build_module) share one key per segment position, their stacked
+    layer's: the first copy's with the number of copies (`y_Unit_0_h_dense_x500`).
+    """
+    first: dict[int, int] = {}  # a rolled node → the first copy's node at its position
+    copies: dict[int, int] = {}  # a first copy's node → the run's copies
+    for run in graph_runs(graph, roll):
+        for nid in range(run.start, run.end):
+            first[nid] = run.start + (nid - run.start) % run.length
+        for nid in range(run.start, run.start + run.length):
+            copies[nid] = run.copies
+    out: dict[int, str] = {}
+    used: set[str] = set()
+    # not Python keywords, the names emitted Flax source uses (emit_flax.py), nor the module's own (`avoid`)
+    reserved = (
+        set(avoid)
+        | set(keyword.kwlist)
+        | {"jax", "jnp", "nnx", "self", "rngs", "sinusoids", "adaptive_avgpool"}
+    )
+    for n in graph.nodes:
+        if first.get(n.id, n.id) != n.id:
+            out[n.id] = out[first[n.id]]
+            continue
+        base = _IDENT.sub("_", n.name)
+        if not base or base[0].isdigit() or base.startswith("_") or base in reserved:
+            base = f"n_{base}"
+        if n.id in copies:
+            base = f"{base}_x{copies[n.id]}"
+        key, k = base, 2
+        while key in used:
+            key, k = f"{base}_{k}", k + 1
+        used.add(key)
+        out[n.id] = key
+    return out

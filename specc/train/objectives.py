@@ -106,12 +106,16 @@ def _claims(
     ]
 
 
-def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ()) -> tuple[ObjectivePlan, ...]:
+def plan_objectives(
+    config: TrainConfig, graph: Any, freeze: Sequence[str] = (), keys: dict[int, str] | None = None
+) -> tuple[ObjectivePlan, ...]:
     """Each objective's trained layers; a located SpecError when one trains nothing or two train the same, or
-    names some copies of a rolled repeat but not all."""
-    from ..backend.flax import layer_keys
+    names some copies of a rolled repeat but not all. `keys`: the layers' keys (default: the Flax module's, which
+    imports JAX; `specc check` gives reroll.layer_keys')."""
+    if keys is None:
+        from ..backend.flax import layer_keys
 
-    keys = layer_keys(graph)
+        keys = layer_keys(graph)
     trainable = frozenset(keys[n.id] for n in graph.nodes if n.params)
     named = [p for o in config.objectives for p in (o.params or ())] + list(freeze)
     by_name = layers_of(graph, named, keys)
@@ -173,7 +177,7 @@ def plan_objectives(config: TrainConfig, graph: Any, freeze: Sequence[str] = ())
                 SpecError.one(
                     "value error",
                     ("the loss" if o.name == "main" else f"objective {o.name}")
-                    + f" trains nothing: freeze holds all of its {len(mine)} layer(s) with weights still",
+                    + f" trains nothing: freeze holds every one of the {len(mine)} layer(s) with weights it would train",
                     config.span("freeze") or o.span,
                     "freeze only the layers to keep (`freeze = [body]`), and leave some to train",
                 )

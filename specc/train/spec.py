@@ -1870,7 +1870,7 @@ def _check_into(
 
         ck.warnings.extend(trained_teachers(graph, objs, freeze))
     ck.warnings.extend(unused_inputs(graph, objs, metrics))
-    return TrainConfig(
+    config = TrainConfig(
         spec_path=Path(program.path),
         model=graph.model,
         inputs=_graph_inputs(graph),
@@ -1890,7 +1890,18 @@ def _check_into(
         spans=spans,
         sources=tuple(sources.items()),
         warnings=tuple(ck.warnings),
-    ), sources
+    )
+    # what each objective trains (`params = []`, two objectives training one layer, a `freeze` that leaves one
+    # nothing): `specc check` said ok where `specc train` stopped at once
+    from ..backend.reroll import layer_keys
+    from .objectives import plan_objectives
+
+    try:
+        plan_objectives(config, graph, freeze, layer_keys(graph))
+    except SpecError as e:
+        diags.extend(e)
+        return None, sources
+    return config, sources
 
 
 def build_config(spec: Any, graph: Any, overrides: Sequence[str | Override] = ()) -> TrainConfig:
