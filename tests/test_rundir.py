@@ -490,3 +490,18 @@ def test_a_run_killed_while_saving_resumes_and_leaves_no_temporary(tmp_path: Pat
     assert [p.name for p in (out / "best").iterdir()] == ["44"]
     assert "orbax-checkpoint-tmp" not in caplog.text
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_a_changed_checkpoint_folder_is_neither_resumed_nor_left_behind(tmp_path: Path) -> None:
+    """A run saving to `checkpoint(dir="ck")`, replaced with --force by one saving to checkpoints/, kept ck/'s
+    steps; a later --resume naming ck again restored the replaced run's weights and history. Now --force deletes
+    the steps of the folder the replaced run saved to, and a resume whose folder differs is a located error."""
+    ck = SPEC.replace("  epochs    = 1\n", '  epochs    = 1\n  checkpoint = checkpoint(every=1, dir="ck")\n')
+    spec_ck, spec = write(tmp_path, ck, "ck.net"), write(tmp_path, SPEC)
+    out = tmp_path / "run"
+    assert train(spec_ck, out) == 0 and orbax_steps(out / "ck")
+    assert train(spec, out, force=True) == 0
+    assert orbax_steps(out / "ck") == [] and orbax_steps(out / "checkpoints")
+    err = error_of(spec_ck, out, resume=True)
+    assert 'resume error: the run saved its checkpoints in "checkpoints", this spec saves them in "ck"' in err
+    assert f"{spec_ck}:17:3" in err and 'hint: resume with checkpoint(dir="checkpoints")' in err

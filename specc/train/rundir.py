@@ -228,7 +228,7 @@ def prepare(
                 )
             resuming = False
         else:
-            check_resumable(existing, config, graph)
+            check_resumable(existing, config, graph, recorded_checkpoint_dir(workdir))
             resuming = True
     elif occupied:
         if existing is None:
@@ -361,11 +361,14 @@ def own_paths(workdir: Path, checkpoint_dir: str, record: Mapping[str, Any]) -> 
     from .checkpoint import orbax_steps
 
     named = [p for p in (workdir / n for n in OWN_FILES) if p.is_file() and not p.is_symlink()]
+    # the steps in the folder the replaced run saved to as well (its config.json's), where the new run saves
+    # elsewhere: left, a later --resume with the old folder restored the replaced run's weights
+    folders = {checkpoint_dir, recorded_checkpoint_dir(workdir) or checkpoint_dir}
     found = [
         *named,
         *event_files(workdir),
         *spec_copies(workdir, record),
-        *orbax_steps(workdir / checkpoint_dir),
+        *(step for folder in sorted(folders) for step in orbax_steps(workdir / folder)),
         *orbax_steps(workdir / BEST_DIR),
     ]
     # each once: a file named twice (`spec/a.net`, `spec/x/../a.net`) must not fail its second delete
@@ -497,9 +500,26 @@ def _follows_a_change(before: str, now: str, changed: set[str]) -> bool:
     )
 
 
-def check_resumable(existing: dict[str, Any], config: Any, graph: Any) -> None:
+def recorded_checkpoint_dir(workdir: Path) -> str | None:
+    """The checkpoint folder the run in `workdir` saved to, as its config.json records it (None: no record, or a
+    value that is no plain subfolder of it, which nothing then reads or deletes)."""
+    try:
+        value = json.loads((Path(workdir) / CONFIG_FILE).read_text(encoding="utf-8")).get("checkpoint_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(value, str) or checkpoint_dir_problem(value) is not None:
+        return None
+    # a folder reached through a symbolic link is not the run's own: nothing in it is read or deleted
+    return None if any(p.is_symlink() for p in _walk_up(Path(workdir) / value, Path(workdir))) else value
+
+
+def check_resumable(
+    existing: dict[str, Any], config: Any, graph: Any, checkpoint_dir: str | None = None
+) -> None:
     """Raise a located SpecError naming every difference between the run's spec and `config`/`graph` that
-    resuming cannot honour (a changed layer, optimizer, loss, data, batch or seed)."""
+    resuming cannot honour (a changed layer, optimizer, loss, data, batch or seed, or the checkpoint folder the
+    run saved to: `checkpoint_dir`, whose steps a resume with another folder would not find, or would take from
+    elsewhere)."""
     saved = existing.get("fingerprint")
     if not isinstance(saved, dict):
         raise _run_error(
@@ -547,6 +567,14 @@ def check_resumable(existing: dict[str, Any], config: Any, graph: Any) -> None:
             + ", which this spec no longer has",
             graph.span,
             hint,
+        )
+    if checkpoint_dir is not None and checkpoint_dir != config.checkpoint_dir:
+        diags.add(
+            "resume error",
+            f'the run saved its checkpoints in "{checkpoint_dir}", this spec saves them in '
+            f'"{config.checkpoint_dir}": the resume would not continue from them',
+            config.span("checkpoint") or graph.span,
+            f'resume with checkpoint(dir="{checkpoint_dir}"); or --force to start afresh',
         )
     old_train: dict[str, Any] = dict(saved.get("train", {}))
     for key, value in now["train"].items():
