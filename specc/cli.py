@@ -103,7 +103,9 @@ def _check_one(
     summary = check_spec(spec, overrides)  # the model, then its train and objective sections, in one report
     keys = ("model", "outputs", "total_params", "total_state", "flops_per_example", "inputs")
     warnings = summary.get("warnings")
-    others = summary.get("other_models", [])  # a file of several models, checked whole: the default comes last
+    others = summary.get(
+        "other_models", []
+    )  # a file of several models, checked whole: the default comes last
     if as_json:
         report = {k: summary[k] for k in keys}
         if others:

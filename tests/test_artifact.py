@@ -255,7 +255,11 @@ def test_convert_refuses_an_output_named_for_the_other_front_end(tmp_path: Path)
     keep_net.write_text(TINY.read_text())
     keep_yaml.write_text("hi: 1\n")
     new_yml = tmp_path / "new.yml"
-    for target, out, suffix in (("yaml", keep_net, ".yaml"), ("net", keep_yaml, ".net"), ("net", new_yml, ".net")):
+    for target, out, suffix in (
+        ("yaml", keep_net, ".yaml"),
+        ("net", keep_yaml, ".net"),
+        ("net", new_yml, ".net"),
+    ):
         r = CliRunner().invoke(main, ["convert", str(TINY), "--to", target, "-o", str(out)])
         assert r.exit_code == 2, r.output
         assert f"name it {out.with_suffix(suffix)}" in r.output, r.output

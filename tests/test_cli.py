@@ -115,7 +115,9 @@ def test_check_of_a_file_checks_every_model(tmp_path: Path) -> None:
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"{spec}: model Big: ok" and "params:  20" in lines[3]
-    assert f"{spec}: model Small: ok" in lines and out.rstrip().endswith("train:   main: cross_entropy by adam")
+    assert f"{spec}: model Small: ok" in lines and out.rstrip().endswith(
+        "train:   main: cross_entropy by adam"
+    )
     code, out, _ = invoke("check", str(spec), "--json")
     report = json.loads(out)
     assert report["model"] == "Small" and [o["model"] for o in report["other_models"]] == ["Big"]

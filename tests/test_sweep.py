@@ -314,3 +314,29 @@ def test_a_constant_wins_over_the_train_key_of_its_name() -> None:
     with pytest.raises(SpecError) as e:
         build_config(spec, spec.graph(), ["epochs=2.5"])
     assert "constant 'epochs' is an integer (`let epochs = 5`), got 2.5" in e.value.render()
+
+
+def test_force_removes_the_replaced_points_and_resume_takes_no_stray_run(tmp_path: Path) -> None:
+    """`sweep --set width=4,8 --force` over a sweep of width=4,8,16 left width=16/ with its run: `plot curves
+    out/*/` drew it, and a later --resume naming width=16 again continued that old run as this sweep's point.
+    Now --force removes the replaced points' runs (a user's file keeps its folder), and --resume refuses a point
+    folder holding a run the sweep never started."""
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY, encoding="utf-8")
+    out = tmp_path / "sweep"
+    code, _, err = invoke("sweep", spec, "--set", "width=4,8,16", "--out", out)
+    assert code == 0, err
+    (out / "width=8" / "notes.txt").write_text("mine")
+    code, _, err = invoke("sweep", spec, "--set", "width=4", "--out", out, "--force")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "summary.csv",
+        "summary.json",
+        "sweep.json",
+        "width=4",
+        "width=8",
+    ]
+    assert [p.name for p in (out / "width=8").iterdir()] == ["notes.txt"]
+    shutil.copytree(out / "width=4", out / "width=16")  # a run no sweep of this folder started
+    code, _, err = invoke("sweep", spec, "--set", "width=4,16", "--out", out, "--resume")
+    assert code == 1 and "width=16 holds a run that this sweep never started" in err, err

@@ -419,6 +419,7 @@ def sweep_command(
     for text in said:
         click.echo(text + "\n", err=True)
     name = base.program.model(model).name
+    replaced = read_sweep(out) if force and out.is_dir() else None
     record = prepare_sweep(
         out, Path(file), resume=resume, force=force, axes=list(points[0].settings), model=name
     )
@@ -426,9 +427,13 @@ def sweep_command(
     todo = {p.name for p, _, c in planned if not (resume and _finished(done.get(p.name), c, out / p.name))}
     from . import rundir
 
+    if resume:
+        _refuse_unrecorded_points(out, done, todo)
     for p, graph, config in planned:  # a clash with a folder's run shows now, not after hours of the sweep
         if p.name in todo:
             rundir.prepare(out / p.name, config, graph, resume=resume, force=force)
+    if replaced is not None:
+        _remove_points(out, replaced, keep={p.name for p in points})
 
     from .compile_cache import enable_compile_cache
     from .loop import frozen_heap, train_and_evaluate
@@ -473,6 +478,45 @@ def sweep_command(
     if verbose:
         click.echo(f"summary: {out / 'summary.csv'}, {out / 'summary.json'}", err=True)
     return code
+
+
+def _point_folders(out: Path, names: Any) -> list[Path]:
+    """The point folders of `out` that `names` (a sweep record's, read from disk) name: plain folder names only,
+    never a path out of the sweep."""
+    if not isinstance(names, Mapping):
+        return []
+    return [out / n for n in names if isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n]
+
+
+def _remove_points(out: Path, replaced: Mapping[str, Any], keep: set[str]) -> None:
+    """--force: the replaced sweep's points that this grid does not train lose what their runs wrote (each
+    folder goes when nothing else is left in it). Left, they stayed among the points: `specc plot curves
+    out/*/` drew them, and a later --resume of a grid naming one again continued its old run as this sweep's."""
+    from .rundir import BEST_DIR, recorded_checkpoint_dir, remove_own, specc_run
+
+    for folder in _point_folders(out, replaced.get("points")):
+        run = specc_run(folder) if folder.is_dir() and not folder.is_symlink() else None
+        if folder.name in keep or run is None:
+            continue
+        checkpoints = recorded_checkpoint_dir(folder) or "checkpoints"
+        remove_own(folder, checkpoints, run)
+        for sub in (folder / checkpoints, folder / BEST_DIR, folder):  # the folders the run made, if now empty
+            if sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
+                sub.rmdir()
+
+
+def _refuse_unrecorded_points(out: Path, recorded: Mapping[str, Any], todo: set[str]) -> None:
+    """--resume: a point this sweep never started whose folder holds a run is another sweep's or another
+    command's (an earlier grid of the folder, replaced before --force removed such points): continuing it as
+    this sweep's would mix two runs in one."""
+    from .rundir import specc_run
+
+    for name in sorted(todo - set(recorded)):
+        if specc_run(out / name) is not None:
+            raise _run_error(
+                f"{out / name} holds a run that this sweep never started (sweep.json does not list {name})",
+                "move it away, or replace the sweep with --force",
+            )
 
 
 def _described(p: Point, graph: Any, config: Any) -> dict[str, Any]:
