@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .source import Source, Span
 
@@ -35,12 +35,15 @@ class Diagnostic:
         message: what was expected and what was found, in one sentence.
         span: where it is; None only for problems with no place in a file (e.g. an unreadable file).
         hint: how to fix it, or "".
+        note: where the place was reached from (the block calls that led there, innermost first), or "". Not
+            part of equality: a mistake inside a block called twice is reported once, for the first call.
     """
 
     kind: str
     message: str
     span: Span | None
     hint: str = ""
+    note: str = field(default="", compare=False)
 
     def render(self, sources: Mapping[str, Source] | None = None) -> str:
         head = f"{self.span}: {self.kind}: {self.message}" if self.span else f"{self.kind}: {self.message}"
@@ -48,12 +51,16 @@ class Diagnostic:
         src = sources.get(self.span.file) if (sources and self.span) else None
         if src is not None and self.span is not None and self.span.line >= 1:
             out.extend(_excerpt(src, self.span))
+        if self.note:
+            out.append(f"note: {self.note}")
         if self.hint:
             out.append(f"hint: {self.hint}")
         return "\n".join(out)
 
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {"kind": self.kind, "message": self.message, "hint": self.hint}
+        if self.note:
+            d["note"] = self.note
         if self.span:
             d.update(
                 file=self.span.file,

@@ -610,3 +610,151 @@ def test_a_file_of_classic_mac_line_ends_is_a_file_error(tmp_path: Path) -> None
     (tmp_path / "one.net").write_bytes(b"let a = 3\r\n")
     path.write_text('import "one.net"\nmodel M {\n  input x: f32[N, 4]\n  y = x -> dense(a)\n  output y\n}\n')
     assert CliRunner().invoke(main, ["check", str(path)]).exit_code == 0
+
+
+# ---- block calls and headers ----------------------------------------------------------------------------
+
+UNIT = "block Unit(c, stride=1) {\n  input x: [N, F]\n  h = x -> dense(c) -> dense(stride)\n  output h\n}\n"
+
+
+@pytest.mark.parametrize("call", ["x -> Unit(32, c=2, stride=3)", "Unit(x, 32, c=2)"])
+def test_a_block_argument_given_by_position_and_by_name_is_refused_at_the_name(call: str) -> None:
+    """The keyword replaced the positional value silently (features=2), where an op says it was given twice."""
+    f = write("a.net", UNIT + f"model M {{\n  input x: f32[N, 64]\n  h = {call}\n  output h\n}}\n")
+    code, _, err = invoke("check", f)
+    assert code == 1
+    col = 7 + call.index("c=")
+    assert err.startswith(f"a.net:8:{col}: argument error: block Unit: argument 'c' given twice"), err
+    assert "hint: give it once, by position or by name: Unit(c, stride)" in err
+
+
+def test_a_named_instance_given_an_argument_twice_is_refused_at_the_name() -> None:
+    f = write(
+        "a.net", UNIT + "model M {\n  input x: f32[N, 64]\n  T = Unit(32, c=2)\n  h = x -> T\n  output h\n}\n"
+    )
+    code, _, err = invoke("check", f)
+    assert code == 1
+    assert err.startswith("a.net:8:16: argument error: block Unit: argument 'c' given twice"), err
+
+
+BLOCK_TWO = "block Two(c, c) {\n  input x: [N, F]\n  h = x -> dense(c)\n  output h\n}\n"
+YAML_TWO = (
+    "blocks:\n  Two:\n    args: [c, c]\n    inputs: {x: '[N, F]'}\n"
+    "    layers:\n      - {name: h, op: dense, features: c}\n    outputs: [h]\n"
+    "models:\n  M:\n    inputs: {x: 'f32[N, 64]'}\n    layers:\n      - {name: h, expr: 'x -> Two(5, 7)'}\n"
+    "    outputs: [h]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "at", "first"),
+    [
+        (
+            "a.net",
+            BLOCK_TWO + "model M {\n  input x: f32[N, 64]\n  h = x -> Two(5, 7)\n  output h\n}\n",
+            "1:14",
+            "1:11",
+        ),
+        ("a.yaml", YAML_TWO, "3:15", "3:12"),
+    ],
+)
+def test_a_block_parameter_listed_twice_is_an_error_at_the_second(
+    name: str, text: str, at: str, first: str
+) -> None:
+    """`block Two(c, c)` took the last value given for c (`Two(5, 7)` made 7 features)."""
+    code, _, err = invoke("check", write(name, text))
+    assert code == 1
+    assert err.startswith(
+        f"{name}:{at}: name error: block Two has the parameter 'c' twice (first at {name}:{first})"
+    ), err
+    assert "hint: give each parameter its own name" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "at", "what", "hint"),
+    [
+        (
+            "a.net",
+            "block dense(c) {\n  input x\n  h = x -> relu\n  output h\n}\n"
+            "model M {\n  input x: f32[N, 64]\n  h = x -> dense(5)\n  output h\n}\n",
+            "1:7",
+            "the op dense",
+            "`Dense` or `my_dense`",
+        ),
+        (
+            "a.net",
+            "block repeat(n, b) {\n  input x\n  output x\n}\nmodel M {\n  input x: f32[N, 64]\n  output x\n}\n",
+            "1:7",
+            "the built-in repeat",
+            "`Repeat` or `my_repeat`",
+        ),
+        (
+            "a.yaml",
+            "blocks:\n  relu:\n    inputs: [x]\n    outputs: [x]\n"
+            "models:\n  M:\n    inputs: {x: 'f32[N, 4]'}\n    layers:\n      - {name: h, op: relu}\n"
+            "    outputs: [h]\n",
+            "2:3",
+            "the op relu",
+            "`Relu` or `my_relu`",
+        ),
+    ],
+)
+def test_a_block_named_like_an_op_is_an_error_at_its_name(
+    name: str, text: str, at: str, what: str, hint: str
+) -> None:
+    """Such a block replaced the op in every call of the file, silently; the op stays reachable after the error."""
+    code, _, err = invoke("check", write(name, text))
+    assert code == 1
+    block = what.split()[-1]
+    assert err.startswith(
+        f"{name}:{at}: name error: block '{block}' takes the name of {what}, which it would replace in every call"
+    ), err
+    assert f"hint: rename the block, e.g. {hint}" in err
+    assert err.count(" error: ") == 1, err  # `x -> dense(5)` is the op's call again, and fine
+
+
+U_OF_C = "block U(c) {\n  input x: [N, F]\n  h = x -> dense(c)\n  output h\n}\n"
+
+
+def test_an_error_inside_a_block_names_the_call_that_caused_it() -> None:
+    """Located in the body every call shares, an error said nothing of which call went wrong."""
+    f = write(
+        "a.net",
+        U_OF_C + "model M {\n  input x: f32[N, 64]\n  a = x -> U(8)\n  b = x -> U(-2)\n  output a, b\n}\n",
+    )
+    code, _, err = invoke("check", f)
+    assert code == 1
+    assert err.split("\n") == [
+        "a.net:3:18: argument error: dense's 'features' must be at least 1, got -2",
+        " 3 |   h = x -> dense(c)",
+        "   |                  ^",
+        "note: in U(-2), called at a.net:9:12",
+        "hint: for example features=16; `specc ops dense` describes its arguments",
+        "",
+    ]
+
+
+def test_an_error_inside_nested_blocks_names_each_call_once() -> None:
+    """Innermost call first; the same mistake made by two calls is reported once, for the first, and the JSON
+    report carries the note too."""
+    f = write(
+        "a.net",
+        U_OF_C
+        + "block V(k) {\n  input x: [N, 64]\n  h = x -> U(k)\n  output h\n}\n"
+        + "model M {\n  input x: f32[N, 64]\n  input y: f32[N, 32]\n  a = x -> V(-1)\n  b = x -> U(-1)\n"
+        + "  c = y -> V(4)\n  output a, b, c\n}\n",
+    )
+    code, _, err = invoke("check", f)
+    assert code == 1
+    assert err.count("must be at least 1, got -1") == 1
+    assert "\nnote: in U(k), called at a.net:8:12; in V(-1), called at a.net:14:12\n" in err
+    assert err.split("\n\n")[1].split("\n")[0] == (
+        "a.net:7:16: shape error: block V expects input x with axis 1 = 64, got f32[N, 32]"
+    )
+    assert "\nnote: in V(4), called at a.net:16:12\n" in err
+    code, out, _ = invoke("check", "--json", f)
+    errors = json.loads(out)["errors"]
+    assert [(e["line"], e["col"], e.get("note")) for e in errors] == [
+        (3, 18, "in U(k), called at a.net:8:12; in V(-1), called at a.net:14:12"),
+        (7, 16, "in V(4), called at a.net:16:12"),
+    ]

@@ -198,7 +198,7 @@ model M {
     with pytest.raises(SpecError) as e:
         specc.load("t.net", text=text).graph()
     d = e.value.diagnostics[0]
-    assert at(d) == (4, 19) and "in block B called from t.net:9:12" in d.message
+    assert at(d) == (4, 19) and d.note == "in B(1000000000), called at t.net:9:12"
 
 
 def test_nested_repeats_over_the_cap_are_refused_after_one_copy() -> None:

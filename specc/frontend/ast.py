@@ -228,6 +228,7 @@ class BlockDef:
     params: tuple[BlockParam, ...]
     body: tuple[Stmt, ...]
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    name_span: Span = field(default=NO_SPAN, compare=False, repr=False)  # the name in its header
 
 
 @dataclass(frozen=True)

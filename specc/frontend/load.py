@@ -138,6 +138,8 @@ def load_program(path: Path | str, text: str | None = None, keep_going: bool = F
 
 def _define(table: dict, name: str, item: object, what: str, diags: Diagnostics, other: dict) -> None:
     span: Span = item.span  # type: ignore[attr-defined]
+    if isinstance(item, ast.BlockDef) and not _block_header_ok(item, diags):
+        return  # calls of the op's name keep reaching the op
     if name in table:
         first, clash = table[name].span, f"{what} '{name}' is defined twice"
     elif name in other:
@@ -155,6 +157,34 @@ def _define(table: dict, name: str, item: object, what: str, diags: Diagnostics,
         table[name] = (
             item  # a model and a block of one name both kept, so that what uses either is checked as meant
         )
+
+
+def _block_header_ok(block: ast.BlockDef, diags: Diagnostics) -> bool:
+    """Report a block header's mistakes; False when the block cannot be defined at all. A block named like an op
+    (or `repeat`) would replace it in every call of the file, and of a parameter listed twice only the last value
+    given would be kept: both silently."""
+    from ..ops._registry import get_op
+
+    for i, p in enumerate(block.params):
+        first = next((q.span for q in block.params[:i] if q.name == p.name), None)
+        if first is not None:
+            diags.add(
+                "name error",
+                f"block {block.name} has the parameter '{p.name}' twice (first at {first.file}:{first.line}:"
+                f"{first.col})",
+                p.span,
+                "give each parameter its own name",
+            )
+    if get_op(block.name) is None and block.name != "repeat":
+        return True
+    what = "the built-in repeat" if block.name == "repeat" else f"the op {block.name}"
+    diags.add(
+        "name error",
+        f"block '{block.name}' takes the name of {what}, which it would replace in every call",
+        block.name_span if block.name_span.line else block.span,
+        f"rename the block, e.g. `{block.name[:1].upper()}{block.name[1:]}` or `my_{block.name}`",
+    )
+    return False
 
 
 def _collect_imports(

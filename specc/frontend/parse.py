@@ -195,7 +195,7 @@ class _ToAst(Transformer[Any, Any]):
 
     @v_args(meta=True)
     def block(self, meta: Any, c: list[Any]) -> ast.BlockDef:
-        return ast.BlockDef(str(c[0]), c[1] or (), c[2], self._span(meta))
+        return ast.BlockDef(str(c[0]), c[1] or (), c[2], self._span(meta), self._t(c[0]))
 
     def block_params(self, c: list[Any]) -> tuple[ast.BlockParam, ...]:
         return tuple(c)

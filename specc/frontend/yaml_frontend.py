@@ -546,7 +546,9 @@ class _Reader:
                 for entry in _want(v, YSeq, "layers").items:
                     body.append(self.layer_or_stmt(entry, prev, n_layer))
         if what == "block":
-            return ast.BlockDef(str(name.value), tuple(params), tuple(body), name.span.to(node.span))
+            return ast.BlockDef(
+                str(name.value), tuple(params), tuple(body), name.span.to(node.span), name.span
+            )
         return ast.ModelDef(str(name.value), tuple(body), name.span.to(node.span))
 
     def input_decl(self, name: str, key_span: Span, v: YNode) -> ast.InputDecl:

@@ -353,7 +353,7 @@ class GraphBuilder:
                 "type error",
                 f"{where}: {want_dtype}{_fmt_exprs(st.type.dims)}, got {t}",
                 st.type.span,
-                f"called from {_where(env)}, which passes {t}: convert it there (`-> cast({want_dtype})`), or "
+                f"the call passes {t}: convert it there (`-> cast({want_dtype})`), or "
                 f"declare `input {st.name}: {_fmt_exprs(st.type.dims)}` to accept any dtype",
             )
             raise _StmtError
@@ -362,7 +362,7 @@ class GraphBuilder:
                 "shape error",
                 f"{where} of rank {len(st.type.dims)} {_fmt_exprs(st.type.dims)}, got {t}",
                 st.type.span,
-                "called from " + _where(env),
+                f"pass a tensor of rank {len(st.type.dims)}, or declare `input {st.name}` to accept any tensor",
             )
             raise _StmtError
         for i, (e, d) in enumerate(zip(st.type.dims, t.dims, strict=True)):
@@ -375,7 +375,7 @@ class GraphBuilder:
                     "shape error",
                     f"{where} with axis {i} = {want}, got {t}",
                     e.span,
-                    "called from " + _where(env),
+                    f"pass a tensor whose axis {i} is {want}, or write a fresh size name there to accept any size",
                 )
                 raise _StmtError
 
@@ -1160,7 +1160,7 @@ class GraphBuilder:
             return piped
         # The cap is checked before expanding: a count of 10⁹ must be an error, not an hour of building.
         if n > MAX_NODES - len(self.nodes):
-            self._too_big(c, n, inner.func, None, env)
+            self._too_big(c, n, inner.func, None)
             return POISON
         block = self.program.blocks.get(inner.func)
         v: Any = piped
@@ -1170,7 +1170,7 @@ class GraphBuilder:
             if v is POISON:
                 return POISON
             if i == 1 and (len(self.nodes) - before) * (n - 1) > MAX_NODES - len(self.nodes):
-                self._too_big(c, n, inner.func, len(self.nodes) - before, env)
+                self._too_big(c, n, inner.func, len(self.nodes) - before)
                 return POISON
             # a copy takes its tensors as a single call does: the piped value, then any written first
             # (`repeat(2, Decoder(mem, 64))`: each copy reads the same memory)
@@ -1197,12 +1197,11 @@ class GraphBuilder:
             "name error", f"unknown {what} '{c.func}'" + dym, c.func_span, _unknown_op_hint(c.func)
         )
 
-    def _too_big(self, c: ast.Call, n: int, what: str, per_copy: int | None, env: _Env) -> None:
+    def _too_big(self, c: ast.Call, n: int, what: str, per_copy: int | None) -> None:
         size = f"{n:,} copies of {what}" + (f" of {per_copy:,} nodes each" if per_copy else "")
-        where = f" (in block {env.scope[-1].block} called from {_where(env)})" if env.scope else ""
         self.diags.add(
             "value error",
-            f"repeat makes {size}: more than the {MAX_NODES:,} nodes a model may have{where}",
+            f"repeat makes {size}: more than the {MAX_NODES:,} nodes a model may have",
             c.args[0].span,
             f"specc refuses graphs over {MAX_NODES:,} nodes before building them; lower the repeat count",
         )
@@ -1256,7 +1255,16 @@ class GraphBuilder:
                     f"{block.name}'s parameters are: {', '.join(params) or 'none'}",
                 )
                 return POISON
+            if k in bound:  # `Unit(32, c=2)`: the keyword would replace the position silently
+                self.diags.add(
+                    "argument error",
+                    f"block {block.name}: argument '{k}' given twice (by position and by name)",
+                    next(kw.span for kw in c.kwargs if kw.name == k),
+                    f"give it once, by position or by name: {block.name}({', '.join(params)})",
+                )
+                return POISON
             bound[k] = v
+        first_error = len(self.diags.items)  # from here on, what goes wrong is this call's (see _note_call)
         for p in block.params:
             if p.name not in bound:
                 if p.default is None:
@@ -1287,6 +1295,7 @@ class GraphBuilder:
             return POISON
         finally:
             self.block_stack.pop()
+            self._note_call(first_error, block, c)
         if not outs:
             self.diags.add(
                 "name error",
@@ -1296,6 +1305,22 @@ class GraphBuilder:
             )
             return POISON
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _note_call(self, first: int, block: ast.BlockDef, c: ast.Call) -> None:
+        """Name the call in the errors it caused inside the block (those reported from `first` on): the block's
+        body is shared by every call, so its place alone does not say which call went wrong. An error from a
+        call nested in this one is noted by both, innermost first."""
+        from ..frontend.fmt import format_expr
+
+        items = self.diags.items
+        if len(items) == first:  # the common case, and a call of a 10,000-copy repeat: nothing to format
+            return
+        written = format_expr(c)
+        note = f"in {written if len(written) <= 60 else c.func + '(...)'}, called at {c.span}"
+        for i in range(first, len(items)):
+            d = items[i]
+            if d.note or _inside(d.span, block.span):
+                items[i] = replace(d, note=f"{d.note}; {note}" if d.note else note)
 
     def _apply(
         self,
@@ -1596,9 +1621,13 @@ def _fmt_exprs(dims: tuple[ast.Expr, ...]) -> str:
     return "[" + ", ".join(format_expr(d) for d in dims) + "]"
 
 
-def _where(env: _Env) -> str:
-    s = env.scope[-1].span if env.scope else None
-    return f"{s.file}:{s.line}:{s.col}" if s else "the model"
+def _inside(span: Span | None, outer: Span) -> bool:
+    return (
+        span is not None
+        and span.file == outer.file
+        and (outer.line, outer.col) <= (span.line, span.col)
+        and (span.end_line, span.end_col) <= (outer.end_line, outer.end_col)
+    )
 
 
 def build_graph(program: Program, model: str | None = None) -> Graph:

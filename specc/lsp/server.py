@@ -183,7 +183,7 @@ class Lines:
 
 def _to_lsp(a: Analysis, d: Diagnostic, doc: TextDocument, lines: Lines) -> types.Diagnostic:
     """One diagnostic for the editor; `lines`: Lines.of(a.text), made once for all of a document's."""
-    message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
+    message = d.message + (f"\nnote: {d.note}" if d.note else "") + (f"\nhint: {d.hint}" if d.hint else "")
     related = None
     if d.span is None:
         rng = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0))
