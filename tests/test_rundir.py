@@ -505,3 +505,13 @@ def test_a_changed_checkpoint_folder_is_neither_resumed_nor_left_behind(tmp_path
     err = error_of(spec_ck, out, resume=True)
     assert 'resume error: the run saved its checkpoints in "checkpoints", this spec saves them in "ck"' in err
     assert f"{spec_ck}:17:3" in err and 'hint: resume with checkpoint(dir="checkpoints")' in err
+
+
+def test_a_resume_without_the_runs_set_says_to_give_it_again(tmp_path: Path) -> None:
+    """`train --set optimizer=adam(...)`, then `--resume` without it: the hint said to resume only with the spec
+    that was trained, though the spec was unchanged; it now names the --set too."""
+    spec, out = write(tmp_path), tmp_path / "run"
+    assert train(spec, out, overrides=["optimizer=adam(lr=0.01)"]) == 0
+    err = error_of(spec, out, resume=True)
+    assert f"{spec}:14:3: resume error: train key 'optimizer' changed since the run was trained: was adam(" in err
+    assert "or give the value it trained with again (--set optimizer=...)" in err

@@ -580,12 +580,19 @@ def check_resumable(
     for key, value in now["train"].items():
         if old_train.get(key) != value:
             span = config.span(_span_key(key))
+            # the spec may be unchanged: the run was started with a --set (or --batch, --seed, --data)
+            option = (
+                ""
+                if key.startswith("objective ")
+                else f", or give the value it trained with again (--set {key}=...)"
+            )
             diags.add(
                 "resume error",
                 f"train key '{key}' changed since the run was trained: was {_show(old_train.get(key))}, "
                 f"now {_show(value)}",
                 span,
-                hint,
+                f"resume with the spec that was trained (a copy is in the run's spec/ folder){option}; or --force "
+                "to start afresh",
             )
     diags.raise_if_any(dict(config.sources))
 
