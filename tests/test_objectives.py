@@ -513,3 +513,28 @@ def test_check_reports_what_each_objective_trains(
     path.write_text(text.replace(old, new, 1))
     r = CliRunner().invoke(main, ["check", str(path)])
     assert r.exit_code == 1 and r.output.startswith(f"{path}:{where}: value error: {message}"), r.output
+
+
+def test_an_objectives_keys_are_set_by_its_name_and_epochs_that_changes_nothing_is_said(
+    tmp_path: Path,
+) -> None:
+    """`specc train distillation.net --epochs 2` trained 40 epochs without a word (each stage sets its own 20), and
+    `--set teacher.epochs=2` was an unknown train key: no option could shorten a stage."""
+    from specc.cli import main
+
+    spec = Path(__file__).resolve().parents[1] / "specs" / "distillation.net"
+    loaded = specc.load(spec)
+    cfg = build_config(loaded, loaded.graph(), ["teacher.epochs=1", "student.optimizer.lr=0.01"])
+    assert [(o.name, o.epochs) for o in cfg.objectives] == [("teacher", 1), ("student", 20)]
+    assert dict(cfg.objectives[1].optimizer.args)["lr"] == 0.01
+    r = CliRunner().invoke(main, ["check", str(spec), "--set", "epochs=2"])
+    assert r.stderr.count("warning:") == 1
+    assert (
+        r.exit_code == 0
+        and "--set:1:1: warning: this sets the train section's epochs, which no objective" in (r.stderr)
+    )
+    assert "hint: set an objective's with --set teacher.epochs=N" in r.stderr
+    r = CliRunner().invoke(main, ["check", str(spec), "--set", "teacher.epoch=2"])
+    assert r.exit_code == 2 and r.stderr.startswith(
+        "--set:1:1: name error: unknown key 'epoch' of objective teacher; did you mean 'epochs'?"
+    )

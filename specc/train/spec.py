@@ -14,7 +14,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import WARNING, Diagnostic, Diagnostics, SpecError, Warnings, did_you_mean, dym_suffix
+from ..errors import (
+    WARNING,
+    Diagnostic,
+    Diagnostics,
+    SpecError,
+    Warnings,
+    did_you_mean,
+    dym_suffix,
+    takes_positional,
+)
 from ..frontend import ast
 from ..frontend.parse import in_number_range, power
 from ..ir.dims import integral
@@ -459,12 +468,12 @@ class _OutOfRange(_NotLiteral):
     """Literal arithmetic whose result leaves int64/float64 (`lr = 10**400`): reported as such, not as 'not a
     number'."""
 
-    def __init__(self, expr: ast.Expr):
+    def __init__(self, expr: ast.Expr, value: object = None):
         from ..frontend.fmt import format_expr
-        from ..frontend.parse import number_range_error
+        from ..frontend.parse import value_range_error
 
         super().__init__(expr.span)
-        self.error = number_range_error(format_expr(expr), expr.span, "the value of")
+        self.error = value_range_error(format_expr(expr), expr.span, value)
 
 
 def _report_literal(err: _NotLiteral, diags: Diagnostics) -> bool:
@@ -515,7 +524,7 @@ def literal(expr: ast.Expr, lets: Mapping[str, ast.Let], _depth: int = 0) -> Any
         except OverflowError:
             raise _OutOfRange(expr) from None
         if not in_number_range(v):  # 2**63, 1e308 * 10, (-8.0)**0.5
-            raise _OutOfRange(expr)
+            raise _OutOfRange(expr, v)
         return v
     raise _NotLiteral(expr.span)
 
@@ -593,6 +602,8 @@ class _Checker:
         return self.bind(sig, expr, what)
 
     def bind(self, sig: Signature, call: ast.Call, what: str) -> CallSpec | None:
+        if _decimal_comma(call, self.diags):
+            return None
         ok = True
         given: dict[str, tuple[ast.Expr, Span]] = {}
         positional = sig.positional
@@ -600,9 +611,7 @@ class _Checker:
             named = [a.name for a in sig.args if a.keyword]
             self.diags.add(
                 "argument error",
-                f"{sig.name} takes at most {len(positional)} positional argument(s)"
-                + (f" ({', '.join(a.name for a in positional)})" if named else "")
-                + f", got {len(call.args)}",
+                takes_positional(sig.name, [a.name for a in positional], len(call.args)),
                 call.args[len(positional)].span,
                 (f"give {', '.join(named)} by name, e.g. {sig.name}(..., {named[0]}=...); " if named else "")
                 + f"usage: {sig.usage()}",
@@ -1247,25 +1256,41 @@ def _apply_overrides(
     overrides: Sequence[Override],
     diags: Diagnostics,
     lets: Mapping[str, ast.Let],
+    objectives: Sequence[str] = (),
+    section: str = "",
 ) -> tuple[ast.Entry, ...]:
+    """`entries` (the train section's; an objective's where `section` names it, with the override's first key
+    already its own) with the overrides applied; each override that fits nothing is a located error."""
     from .losses import LOSSES
     from .optim import OPTIMIZERS
 
+    keys = OBJECTIVE_KEYS if section else TRAIN_KEYS
     out = list(entries)
     for ov in overrides:
         if sets_let(ov, lets):
             continue  # the program's constant (apply_lets)
-        if ov.path[0] == "train" and len(ov.path) > 1:
+        if ov.path[0] == "train" and len(ov.path) > 1 and not section:
             ov = replace(ov, path=ov.path[1:])
         top = ov.path[0]
-        if top not in TRAIN_KEYS:
+        if top not in keys:
             if top in lets:
                 message = f"'{'.'.join(ov.path)}': '{top}' is a `let` constant; set it whole"
                 hint = f"e.g. --set {top}=..."
+            elif section:
+                message = f"unknown key '{top}' of {section}" + dym_suffix(top, keys)
+                hint = f"an objective's keys: {', '.join(keys)}"
             else:
-                message = f"unknown train key or constant '{top}'" + dym_suffix(top, [*TRAIN_KEYS, *lets])
-                hint = f"train keys: {', '.join(TRAIN_KEYS)}" + (
-                    f"; constants: {', '.join(lets)}" if lets else ""
+                message = f"unknown train key or constant '{top}'" + dym_suffix(
+                    top, [*keys, *lets, *objectives]
+                )
+                hint = (
+                    f"train keys: {', '.join(keys)}"
+                    + (f"; constants: {', '.join(lets)}" if lets else "")
+                    + (
+                        f"; an objective's keys as {objectives[0]}.KEY (e.g. {objectives[0]}.epochs)"
+                        if objectives
+                        else ""
+                    )
                 )
             diags.add("name error", message, ov.key_span, hint)
             continue
@@ -1281,9 +1306,10 @@ def _apply_overrides(
         if len(ov.path) != 2 or idx is None or not isinstance(_unpipe(out[idx].value), ast.Call | ast.Name):
             diags.add(
                 "argument error",
-                f"cannot set '{'.'.join(ov.path)}': the train section's `{top}` is not a call with arguments",
+                f"cannot set '{'.'.join(ov.path)}': {section or 'the train section'}'s `{top}` is not a call "
+                "with arguments",
                 ov.key_span,
-                f"set the whole key, e.g. --set {top}=...",
+                f"set the whole key, e.g. --set {section.partition(' ')[2] + '.' if section else ''}{top}=...",
             )
             continue
         call = _unpipe(out[idx].value)
@@ -1314,6 +1340,25 @@ def _apply_overrides(
 
 
 # ---- the section --------------------------------------------------------------------------------------------
+
+
+def _set_objective(
+    od: ast.ObjectiveDef, overrides: Sequence[Override], diags: Diagnostics
+) -> ast.ObjectiveDef:
+    """The objective section with the overrides aimed at it (`--set teacher.epochs=2`) applied."""
+    mine = [o for o in overrides if o.path[0] == od.name]
+    for o in mine:
+        if len(o.path) == 1:
+            diags.add(
+                "argument error",
+                f"'{od.name}' is an objective section; set one of its keys",
+                o.key_span,
+                f"e.g. --set {od.name}.epochs=2 or --set {od.name}.optimizer.lr=0.01",
+            )
+    mine = [replace(o, path=o.path[1:]) for o in mine if len(o.path) > 1]
+    if not mine:
+        return od
+    return replace(od, entries=_apply_overrides(od.entries, mine, diags, {}, section=f"objective {od.name}"))
 
 
 def _graph_inputs(graph: Any) -> tuple[tuple[str, str, tuple[int | None, ...]], ...]:
@@ -1678,8 +1723,14 @@ def _check_into(
         sources[o.source.name] = o.source
     mdef = _model_def(program, graph, getattr(spec, "model", None))
     train = program.trains[0] if program.trains else None
-    entries = _apply_overrides(train.entries if train else (), ovs, diags, program.lets)
-    objectives = list(program.objectives.values())
+    # `--set teacher.epochs=2`: a key of the objective section of that name (a train key of the name wins)
+    names = list(program.objectives)
+    aimed = [
+        o for o in ovs if o.path[0] in names and o.path[0] not in TRAIN_KEYS and not sets_let(o, program.lets)
+    ]
+    ovs = [o for o in ovs if all(o is not a for a in aimed)]
+    entries = _apply_overrides(train.entries if train else (), ovs, diags, program.lets, names)
+    objectives = [_set_objective(od, aimed, diags) for od in program.objectives.values()]
     header = mdef.span if mdef is not None else None
     where = train.span if train else objectives[0].span if objectives else header
     set_keys = {
@@ -1782,6 +1833,18 @@ def _check_into(
     else:
         if opt is not None:
             objs.append(Objective("main", tuple(terms), opt, None, seen["loss"].span))
+
+    epochs_set = next((o for o in reversed(ovs) if o.path in (("epochs",), ("train", "epochs"))), None)
+    if epochs_set is not None and objs and all(o.epochs is not None for o in objs):
+        own = ", ".join(f"{o.name} {o.epochs}" for o in objs)
+        ck.warnings.append(
+            Diagnostic(
+                WARNING,
+                f"this sets the train section's epochs, which no objective runs for: each sets its own ({own})",
+                epochs_set.key_span,
+                f"set an objective's with --set {objs[0].name}.epochs=N",
+            )
+        )
 
     # metrics
     metrics: list[Metric] = []
@@ -2089,13 +2152,33 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
             f"usage: {info.signature()}",
         )
         return None
+    if _decimal_comma(expr, ck.diags):
+        return None
     try:
         _bind(info, args, kwargs)
     except DataError as err:
-        span = next((k.span for k in expr.kwargs if k.name == err.field), expr.span)
+        n_positional = sum(p.positional for p in info.params)
+        extra = expr.args[n_positional].span if len(expr.args) > n_positional else expr.span
+        span = next((k.span for k in expr.kwargs if k.name == err.field), extra)
         ck.diags.add("argument error", err.message, span, err.hint)
         return None
     return CallSpec(expr.func, (("*", tuple(args)), *kwargs.items()), expr.span)
+
+
+def _decimal_comma(call: ast.Call, diags: Diagnostics) -> bool:
+    """Report `split=0,8` (a decimal written with a comma, read as two arguments); whether there was one."""
+    found = ast.decimal_comma(call)
+    if found is None:
+        return False
+    kw, whole, frac = found
+    diags.add(
+        "argument error",
+        f"{call.func}: `{kw.name}={whole.text},{frac.text}` reads as {kw.name}={whole.text} and a second "
+        f"argument {frac.text}",
+        Span(whole.span.file, whole.span.line, whole.span.col, frac.span.end_line, frac.span.end_col),
+        f"write a decimal with a '.': {kw.name}={whole.text}.{frac.text}",
+    )
+    return True
 
 
 def _data_literal(expr: ast.Expr, lets: Mapping[str, ast.Let]) -> Any:
