@@ -54,7 +54,8 @@ def main() -> None:
     "overrides",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Replace a `let` constant or a train key, as train does, e.g. width=256 or optimizer.lr=0.01.",
+    help="Replace a `let` constant, a train key or an objective's key, as train does, e.g. width=256,"
+    " optimizer.lr=0.01 or teacher.epochs=2.",
 )
 @reports_spec_errors
 def check(files: tuple[Path, ...], model: str | None, as_json: bool, overrides: tuple[str, ...]) -> None:
@@ -427,7 +428,8 @@ def dot(
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a train key or a `let` constant, e.g. optimizer.lr=0.01 or width=256.",
+    help="Override a train key, an objective's key or a `let` constant, e.g. optimizer.lr=0.01, teacher.epochs=2"
+    " or width=256.",
 )
 @click.option("--epochs", type=click.IntRange(min=0))
 @click.option("--batch", type=click.IntRange(min=1))
