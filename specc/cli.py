@@ -552,16 +552,23 @@ def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> Non
 
     r = load_run(run, checkpoint)
     figures = r.evaluate(data)
+    on = r.evaluated_on
     if as_json:
-        click.echo(
-            json.dumps({"run": str(run), "checkpoint": r.checkpoint, "step": r.step, **figures}, indent=2)
-        )
+        record = {"run": str(run), "checkpoint": r.checkpoint, "step": r.step, "data": on, **figures}
+        click.echo(json.dumps(record, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
     # the title on its own line: as the table's title, rich wrapped it to the two narrow columns' width
     click.echo(f"{r.graph.model}: {run} ({r.checkpoint} checkpoint, step {r.step})")
+    # the figures of a run without a validation split are training figures: said, lest they pass for held-out ones
+    where = {
+        "validation": "the validation split",
+        "training": "the TRAINING data (the run has no validation split; --data evaluates on other data)",
+        "data": f"--data {data}",
+    }[on["split"]]
+    click.echo(f"on {where}: {on['examples']:,} examples")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -421,3 +421,18 @@ def test_a_run_whose_spec_warned_loads_and_resumes(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "damaged" not in r.output, r.output
     r = CliRunner().invoke(main, ["train", str(spec_file), "--out", str(out), "--resume", "--epochs", "2"])
     assert r.exit_code == 0, r.output
+
+
+def test_evaluate_says_which_data_it_ran_on(tmp_path: Path) -> None:
+    """A run without a validation split was evaluated on its training data under the same unlabelled table as a
+    held-out one; a lecturer would have shown the figures as test error. Now the text and --json say which."""
+    spec = tmp_path / "nv.net"
+    spec.write_text(TINY.read_text().replace("digits(split=0.8)", "digits(split=1.0)"))
+    out = tmp_path / "nv"
+    r = CliRunner().invoke(main, ["train", str(spec), "-o", str(out), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["evaluate", str(out)])
+    assert r.exit_code == 0 and "on the TRAINING data (the run has no validation split" in r.stdout
+    assert "1,797 examples" in r.stdout
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--json"])
+    assert json.loads(r.stdout)["data"] == {"split": "training", "examples": 1797}

@@ -188,6 +188,8 @@ class Run:
     record: dict[str, Any] = field(default_factory=dict, repr=False)
     class_names: tuple[str, ...] = ()
     data_sizes: dict[str, int] = field(default_factory=dict)
+    # what the last `evaluate` ran on: {"split": "validation" | "training" | "data", "examples": n}
+    evaluated_on: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def named_classes(self, outputs: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
         """For each output that scores the data's classes, the name of its highest-scoring class per example;
@@ -241,7 +243,8 @@ class Run:
         """The spec's losses and metrics (`loss`, `accuracy`, …) on the run's validation split (its training
         data when it has none), or on `data` (a data call as `--data` takes it: 'csv("test.csv")', relative to
         the current folder; raw values, the run's normalisation is applied). Same code as the trainer's
-        validation: the run's last `val_*` figures are reproduced exactly from the `last` checkpoint."""
+        validation: the run's last `val_*` figures are reproduced exactly from the `last` checkpoint. Which of
+        the three it ran on, and how many examples, is left in `evaluated_on`."""
         from .loop import evaluate_model, load_splits
 
         config = self.config
@@ -260,6 +263,8 @@ class Run:
                 raise
             raise _for_fixed_model(e, config, drawn) from None
         ds = splits.val if splits.val is not None else splits.train
+        split = "data" if data is not None else "validation" if splits.val is not None else "training"
+        self.evaluated_on = {"split": split, "examples": len(ds)}
         if stats:
             from .data import DataSet
 
