@@ -326,6 +326,10 @@ def compile(
     overrides: tuple[str, ...],
 ) -> None:
     """Check FILE, lower it to Flax and jit-compile it with XLA; print node, op, shape, params, FLOPs."""
+    if emit is not None and as_json:  # --json was ignored without a word
+        raise click.UsageError(
+            f"--json prints the table as JSON and --emit {emit} writes the {emit} form: give one"
+        )
     from .spec import load
     from .train.spec import apply_lets
 

@@ -220,3 +220,9 @@ def test_an_empty_output_path_is_a_usage_error(args: list[str], tmp_path: Path, 
     assert r.exit_code == 2, r.output
     assert "an empty path (an unset shell variable?); give a name" in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compile_refuses_json_with_emit() -> None:
+    """`compile --emit ir --json` printed the IR and ignored --json without a word."""
+    code, _, err = invoke("compile", MLP, "--emit", "ir", "--json")
+    assert code == 2 and "--json prints the table as JSON and --emit ir writes the ir form: give one" in err
