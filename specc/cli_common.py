@@ -238,7 +238,11 @@ def _guard_run_files(output: Path, out: Path, run: Path) -> None:
     home = Path(run).resolve()
     inside = [p for p in (out, *out.parents) if p.parent == home]
     if inside and (inside[0].name in OWN_FILES or inside[0].name in (BEST_DIR, SPEC_DIR, "checkpoints")):
+        what = (
+            f"would write into the run's own {inside[0].name}/ folder"
+            if inside[0] != out and inside[0].name not in OWN_FILES
+            else f"would replace the run's own {inside[0].name}"
+        )
         raise click.UsageError(
-            f"-o {output} would replace the run's own {inside[0].name}; write the file elsewhere, "
-            f"or under another name in {run}"
+            f"-o {output} {what}; write the file elsewhere, or under another name in {run}"
         )

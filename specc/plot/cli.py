@@ -14,7 +14,8 @@ OUTPUT = click.option(
     "-o",
     "--output",
     type=OutPath(dir_okay=False, path_type=Path),
-    help="The figure: .png, .svg or .pdf (default: a PNG in the run folder, or ./<spec>-<kind>.png).",
+    help="The figure: .png, .svg or .pdf (default: a PNG in the run folder, or ./<spec>-<kind>.png;"
+    " curves: ./curves-<metric>.png).",
 )
 DPI = click.option("--dpi", type=click.IntRange(min=10, max=1200), default=100, show_default=True)
 
