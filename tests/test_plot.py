@@ -280,6 +280,46 @@ def test_gan_samples_default_to_the_drawn_noise_and_the_output_made_from_it() ->
         samples.generate(gan, 9, manifold=True)
 
 
+CGAN = """model CGAN {
+  input x: f32[N, 64]
+  input y: i32[N]
+  input z: f32[N, 16] = normal()
+  c = y -> one_hot(10)
+  fake = concat(z, c, axis=-1) -> dense(32) -> relu -> dense(64) -> sigmoid
+  d = concat(x, c, axis=-1) -> dense(1)
+  output fake
+}
+"""
+
+
+def test_conditional_gan_samples_take_their_labels_from_input(tmp_path: Path) -> None:
+    """A conditional GAN could not be drawn ("fake needs the input(s) y", and a hint to name another value, which
+    cannot help): `--input y=0..9` now gives each example its label, the values in equal runs, one row each."""
+    from specc.plot.subject import model_values
+
+    path = tmp_path / "cgan.net"
+    path.write_text(CGAN)
+    s = open_spec(path, seed=0)
+    with pytest.raises(SpecError) as e:
+        samples.generate(s, 20, seed=1)
+    d = e.value.diagnostics[0]
+    assert "fake needs the input(s) y" in d.message and d.hint.startswith(
+        "give a conditional generator's other"
+    )
+    out = samples.generate(s, 20, seed=1, fixed={"y": tuple(range(10))})
+    assert out.cols == 2 and out.images.shape == (20, 8, 8)
+    z = np.random.default_rng(1).standard_normal((20, 16)).astype(np.float32)
+    labels = np.repeat(np.arange(10, dtype=np.int32), 2)
+    want = model_values(s.model, {"z": z, "y": labels}, ["fake"], {})["fake"]
+    np.testing.assert_allclose(out.images.reshape(20, 64), np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert samples.parse_values("0..3, 7") == (0, 1, 2, 3, 7.0)
+    for bad, message in (({"x": (1.0,)}, "x is f32[N, 64]"), ({"y": (0.5,)}, "its values whole numbers")):
+        with pytest.raises(SpecError, match=re.escape(message)):
+            samples.generate(s, 4, fixed=bad)
+    with pytest.raises(SpecError, match="no input 'q' to give"):
+        samples.generate(s, 4, fixed={"q": (1.0,)})
+
+
 # ---- gradients: the trainer's gradients.jsonl --------------------------------------------------------------
 
 

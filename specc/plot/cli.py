@@ -202,6 +202,13 @@ def schedule(
 @click.option(
     "--manifold", is_flag=True, help="A 2-D latent on a grid of N(0, 1) quantiles (the VAE's plane)."
 )
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUES",
+    help="A conditional generator's other input, one number an example: e.g. y=0..9 with --n 100, a row a class.",
+)
 @CHECKPOINT
 @OUTPUT
 @FORCE_OUTPUT
@@ -214,18 +221,34 @@ def samples(
     latent: str | None,
     seed: int,
     manifold: bool,
+    inputs: tuple[str, ...],
     checkpoint: str,
     output: Path | None,
     force: bool,
     dpi: int,
 ) -> None:
-    """A grid of images from a trained generative RUN (a GAN's generator, a VAE's decoder from the prior)."""
+    """A grid of images from a trained generative RUN (a GAN's generator, a VAE's decoder from the prior; a
+    conditional one's labels by --input)."""
     from . import samples as sm
     from .subject import open_run
 
+    fixed: dict[str, tuple[float, ...]] = {}
+    for item in inputs:
+        name, eq, values = item.partition("=")
+        if not eq or not name.strip().isidentifier() or name.strip() in fixed:
+            raise click.BadParameter(
+                f"expected NAME=VALUES, each NAME once, got {item!r}; e.g. --input y=0..9",
+                param_hint="--input",
+            )
+        try:
+            fixed[name.strip()] = sm.parse_values(values)
+        except ValueError as e:
+            raise click.BadParameter(
+                f"{item!r}: '{e}' is not a number or a range A..B", param_hint="--input"
+            ) from None
     _check_output(output, _default(run, "samples"), force)
     subject = open_run(run, checkpoint)
-    s = sm.generate(subject, count, output=value, latent=latent, seed=seed, manifold=manifold)
+    s = sm.generate(subject, count, output=value, latent=latent, seed=seed, manifold=manifold, fixed=fixed)
     click.echo(
         f"{subject.graph.model}: {len(s.images)} × {s.output} {list(s.images.shape[1:])} from {', '.join(s.latent)}"
     )

@@ -21,6 +21,7 @@ class Samples:
     output: str
     latent: tuple[str, ...]
     images: np.ndarray
+    cols: int | None = None  # the grid's width where each row shows one value of an input (`--input y=0..9`)
 
 
 def _depends_on(graph: Graph, target: int, sources: set[int]) -> bool:
@@ -78,10 +79,14 @@ def generate(
     latent: str | None = None,
     seed: int = 0,
     manifold: bool = False,
+    fixed: dict[str, tuple[float, ...]] | None = None,
 ) -> Samples:
     """`n` images from the subject's generator: the latents drawn (seeded), the `output` value (default: the first
-    model output that depends on them) computed from them alone. `manifold`: a 2-D latent walked on a regular grid
-    of N(0, 1) quantiles instead (Kingma & Welling's figure; `n` rounded down to a square)."""
+    model output that depends on them) computed from them and from `fixed`: the other inputs of a conditional
+    generator (a class label), each example's value given by name (`{"y": (0, 1, ..., 9)}`: the values in equal
+    consecutive runs, so that with `n` a multiple of their count each row of the grid shows one). `manifold`: a
+    2-D latent walked on a regular grid of N(0, 1) quantiles instead (Kingma & Welling's figure; `n` rounded down
+    to a square)."""
     graph = subject.graph
     drawn = latents(graph, latent)
     if manifold:
@@ -116,7 +121,7 @@ def generate(
             subject,
         )
     rng = np.random.default_rng(seed)
-    inputs: dict[str, Any] = {}
+    inputs: dict[str, Any] = _fixed_inputs(graph, fixed or {}, n, {d.id for d in drawn})
     given: dict[str, Any] = {}
     for d in drawn:
         example = tuple(int(x.value) if x.is_const else 1 for x in d.type.dims[1:])
@@ -129,9 +134,74 @@ def generate(
         out = model_values(subject.model, inputs, [name], given)[name]
     except ValueError as e:  # the value needs a fed input too (a conditional generator)
         raise plot_error(
-            str(e), "samples are made from the latent alone: name another value with --image"
+            str(e),
+            "give a conditional generator's other inputs with --input NAME=VALUES (--input y=0..9 --n 100: a row "
+            "for each class), or name a value made from the latent alone with --image",
         ) from None
-    return Samples(name, tuple(d.name for d in drawn), np.asarray(out, np.float32).reshape((n, *shape)))
+    counts = {len(v) for v in (fixed or {}).values()}
+    k = next(iter(counts)) if len(counts) == 1 else 0
+    cols = n // k if k and n % k == 0 else None
+    images = np.asarray(out, np.float32).reshape((n, *shape))
+    return Samples(name, tuple(d.name for d in drawn), images, cols)
+
+
+def parse_values(text: str) -> tuple[float, ...]:
+    """`--input`'s VALUES: numbers and inclusive integer ranges, comma-separated (`0..9`, `0,3,7`, `-1.5,1.5`);
+    ValueError with the part that is neither."""
+    out: list[float] = []
+    for part in text.split(","):
+        lo, dots, hi = part.strip().partition("..")
+        try:
+            if dots:
+                a, b = int(lo), int(hi)
+                if b < a or b - a >= 1024:
+                    raise ValueError
+                out += range(a, b + 1)
+            else:
+                v = float(part)
+                if not math.isfinite(v):
+                    raise ValueError
+                out.append(v)
+        except ValueError:
+            raise ValueError(part.strip() or "an empty value") from None
+    return tuple(out)
+
+
+def _fixed_inputs(
+    graph: Graph, fixed: dict[str, tuple[float, ...]], n: int, drawn: set[int]
+) -> dict[str, np.ndarray]:
+    """The `fixed` inputs as arrays of `n` examples: each a model input, not drawn, of one number an example."""
+    inputs = dict(graph.inputs)
+    out = {}
+    for name, values in fixed.items():
+        nid = inputs.get(name)
+        if nid is None or nid in drawn:
+            given = [k for k, i in graph.inputs if i not in drawn and len(graph.nodes[i].type.dims) == 1]
+            raise plot_error(
+                f"--input {name}: model {graph.model} has no input '{name}' to give"
+                + (" (it is drawn)" if nid is not None else ""),
+                f"inputs to give: {', '.join(given)}"
+                if given
+                else "the model has no input besides its latents",
+            )
+        t = graph.nodes[nid].type
+        if len(t.dims) != 1:
+            raise plot_error(
+                f"--input {name}: {name} is {t}, and --input gives one number an example",
+                f"feed a label input (i32[N]) and compute the rest in the model, e.g. {name} -> one_hot(10)",
+            )
+        if not values or len(values) > n:
+            raise plot_error(
+                f"--input {name}: {len(values)} values for {n} samples", "give at most --n values"
+            )
+        integral = t.dtype.startswith(("i", "u"))
+        if integral and any(v != int(v) for v in values):
+            raise plot_error(
+                f"--input {name}: {name} is {t}, its values whole numbers", "e.g. --input y=0..9"
+            )
+        column = [values[(i * len(values)) // n] for i in range(n)]
+        out[name] = np.asarray(column, np.int32 if integral else np.float32)
+    return out
 
 
 def manifold_grid(side: int) -> np.ndarray:
@@ -159,7 +229,7 @@ def draw(s: Samples, title: str) -> Any:
     from .figure import new_figure
 
     n = len(s.images)
-    cols = math.ceil(math.sqrt(n))
+    cols = s.cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     images = s.images
     lo, hi = float(images.min()), float(images.max())
