@@ -1884,7 +1884,7 @@ def _check_into(
                 diags.add(
                     "name error",
                     f"early_stop: no metric '{early['metric']}'" + dym_suffix(early["metric"], known),
-                    e.span,
+                    _arg_span(e.value, EARLY_STOP, "metric", e.span),
                     f"metrics logged: {', '.join(known)}",
                 )
     every, cdir = 0, "checkpoints"
@@ -1900,8 +1900,10 @@ def _check_into(
                 diags.add(
                     "value error",
                     f'checkpoint: dir "{cdir}" {problem}; it must be a plain subfolder of the run directory',
-                    e.span,
-                    "give a relative path without '..', e.g. dir=\"checkpoints\"",
+                    _arg_span(e.value, CHECKPOINT, "dir", e.span),
+                    f'pick a name of your own, e.g. dir="checkpoints" (the run itself writes {problem.split()[-1]})'
+                    if problem.startswith("collides")
+                    else "give a relative path without '..', e.g. dir=\"checkpoints\"",
                 )
     shard = "replicate"
     if "shard" in seen:
@@ -2165,6 +2167,19 @@ def _data_call(e: ast.Entry, ck: _Checker) -> CallSpec | None:
     return CallSpec(expr.func, (("*", tuple(args)), *kwargs.items()), expr.span)
 
 
+def _arg_span(value: ast.Expr, sig: Signature, name: str, default: Span) -> Span:
+    """Where the call `value` gives the argument `name` (by keyword or by place); `default` when it does not."""
+    call = _unpipe(value)
+    if isinstance(call, ast.Call):
+        for kw in call.kwargs:
+            if kw.name == name:
+                return kw.span
+        places = [a.name for a in sig.positional]
+        if name in places and places.index(name) < len(call.args):
+            return call.args[places.index(name)].span
+    return default
+
+
 def _decimal_comma(call: ast.Call, diags: Diagnostics) -> bool:
     """Report `split=0,8` (a decimal written with a comma, read as two arguments); whether there was one."""
     found = ast.decimal_comma(call)
@@ -2256,6 +2271,20 @@ def _check_other_models(spec: Any, diags: Diagnostics, sources: dict[str, Any]) 
     return out
 
 
+def _note_other_model(spec: Any, diags: Diagnostics, first: int) -> None:
+    """The train section's problems (from `first` on) when `--model` picked a model other than the one it trains
+    by default: they may be that choice's, not the section's (a file of a paper-sized model and a small one to
+    train)."""
+    models = list(spec.program.models)
+    if spec.model is None or not models or spec.model == models[-1]:
+        return
+    note = f"the train section is checked against model {spec.model} (--model); without --model it trains {models[-1]}"
+    for i in range(first, len(diags.items)):
+        d = diags.items[i]
+        if d.kind != WARNING and not d.note:
+            diags.items[i] = replace(d, note=note)
+
+
 def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str, Any]:
     """`specc check`: the model and its train and objective sections in one pass (no JAX).
 
@@ -2283,8 +2312,10 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
     if summary is not None and others:
         summary["other_models"] = others
     if spec.program.trains or spec.program.objectives or any(not sets_let(o, spec.program.lets) for o in ovs):
+        before = len(diags.items)
         cfg, train_sources = _check_section(spec, graph, ovs, diags)
         sources.update(train_sources)
+        _note_other_model(spec, diags, before)
         if summary is not None and cfg is not None:
             summary["train"] = _summary(cfg)
             summary["warnings"] = cfg.report_warnings()
