@@ -168,3 +168,20 @@ def dym_suffix(word: str, candidates: Iterable[str]) -> str:
     """`; did you mean 'x'?` to append to a message, or ''."""
     d = did_you_mean(word, candidates)
     return f"; {d}" if d else ""
+
+
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """`1 value`, `2 values`, `1 spatial axis`, `0 spatial axes`: a count with its noun agreeing."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def takes_positional(name: str, params: Iterable[str], given: int, besides: str = "") -> str:
+    """`conv takes at most 2 positional arguments (features, kernel), got 3`; for a callee with none,
+    `relu takes no arguments besides its input, got 1` (`besides`: what it takes apart from arguments)."""
+    names = list(params)
+    if not names:
+        what = f"no arguments besides {besides}" if besides else "no positional arguments"
+        return f"{name} takes {what}, got {given}"
+    return (
+        f"{name} takes at most {counted(len(names), 'positional argument')} ({', '.join(names)}), got {given}"
+    )

@@ -239,7 +239,9 @@ def test_an_output_that_would_replace_what_the_command_reads_is_refused(tmp_path
     for args in cases:
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2, (args, r.output)
-        assert "would replace" in r.output or "would write into the run's own checkpoints/" in r.output, r.output
+        assert "would replace" in r.output or "would write into the run's own checkpoints/" in r.output, (
+            r.output
+        )
     assert {p: p.read_bytes() for p in before} == before
     r = CliRunner().invoke(main, ["export", str(out), "--to", "npz", "-o", str(out / "weights.npz")])
     assert r.exit_code == 0, r.output  # a new file in the run folder is fine

@@ -125,7 +125,10 @@ def test_check_of_a_file_checks_every_model(tmp_path: Path) -> None:
     # the paper-sized model alone: the train section, written for the default one, is checked against it
     code, _, err = invoke("check", str(spec), "--model", "Big")
     assert code == 1 and "'y' is not a value of the model" in err
-    assert "note: the train section is checked against model Big (--model); without --model it trains Small" in err
+    assert (
+        "note: the train section is checked against model Big (--model); without --model it trains Small"
+        in err
+    )
 
 
 def test_check_help_says_set_takes_train_keys_too() -> None:

@@ -226,7 +226,7 @@ def test_argument_errors() -> None:
         load("moons", n="ten")
     with pytest.raises(DataError, match="argument 'normalize' must be true or false"):
         load("moons", normalize=1)
-    with pytest.raises(DataError, match="takes 0 positional"):
+    with pytest.raises(DataError, match="digits takes no positional arguments, got 1"):
         load("digits", 3)
     with pytest.raises(DataError, match="needs argument 'path'"):
         load("npz")

@@ -92,3 +92,111 @@ def test_a_name_defined_twice_hides_no_other_error() -> None:
     ]
     assert "first at tests/errors/duplicate_hides_nothing.net:2:1" in found[0][3]
     assert "first at tests/errors/duplicate_hides_nothing.net:5:1" in found[1][3]
+
+
+@pytest.mark.parametrize(
+    ("call", "col", "message", "hint"),
+    [
+        (
+            "conv(16, 5, padding=(4, 0))",
+            24,
+            "conv's 'padding' has 2 values but the input has 1 spatial axis (f32[N, 32, 1])",
+            "to pad the two sides of an axis differently, give a (lo, hi) pair per axis: padding=[(4, 0)]",
+        ),
+        (
+            "maxpool(2, padding=(4, 0))",
+            23,
+            "maxpool's 'padding' has 2 values but the input has 1 spatial axis (f32[N, 32, 1])",
+            "to pad the two sides of an axis differently, give a (lo, hi) pair per axis: padding=[(4, 0)]",
+        ),
+        (
+            "maxpool((2, 2))",
+            20,
+            "maxpool's 'window' has 2 values but the input has 1 spatial axis (f32[N, 32, 1])",
+            "give one value: window=2",
+        ),
+        (
+            "maxpool(2, stride=(1, 1))",
+            23,
+            "maxpool's 'stride' has 2 values but the input has 1 spatial axis (f32[N, 32, 1])",
+            "give one value: stride=1",
+        ),
+        (
+            "adaptive_avgpool((2, 2))",
+            29,
+            "adaptive_avgpool's 'size' has 2 values but the input has 1 spatial axis (f32[N, 32, 1])",
+            "give one value: size=2",
+        ),
+    ],
+)
+def test_per_axis_counts_are_grammatical_and_a_padding_of_pairs_is_shown(
+    call: str, col: int, message: str, hint: str
+) -> None:
+    import specc
+    from specc.errors import SpecError
+
+    text = f"model C {{\n  input x: f32[N, 32, 1]\n  h = x -> {call}\n  output h\n}}\n"
+    with pytest.raises(SpecError) as e:
+        specc.load("c.net", text=text).graph()
+    [d] = e.value.diagnostics
+    assert d.span is not None and (d.span.line, d.span.col) == (3, col)
+    assert (d.kind, d.message, d.hint) == ("shape error", message, hint)
+
+
+@pytest.mark.parametrize(
+    ("stage", "col", "message", "hint"),
+    [
+        (
+            "repeat(2, 16)",
+            22,
+            "repeat's second argument must be a block or op call, got 16",
+            "write `x -> repeat(n, Block(args...))`: the count, then the call to repeat, e.g. repeat(2, Unit(16))",
+        ),
+        (
+            "repeat(Unit(16), 2)",
+            12,
+            "repeat's arguments are the other way around: the count comes first",
+            "write repeat(2, Unit(16))",
+        ),
+        (
+            "repeat(2)",
+            12,
+            "repeat takes 2 arguments, the count and a block or op call, got 1",
+            "write `x -> repeat(n, Block(args...))`: the count, then the call to repeat",
+        ),
+    ],
+)
+def test_a_misused_repeat_stage_says_what_is_wrong(stage: str, col: int, message: str, hint: str) -> None:
+    import specc
+    from specc.errors import SpecError
+
+    text = (
+        "block Unit(c) {\n  input x\n  h = x -> dense(c)\n  output h\n}\n"
+        f"model M {{\n  input x: f32[N, 16]\n  a = x -> {stage}\n  output a\n}}\n"
+    )
+    with pytest.raises(SpecError) as e:
+        specc.load("r.net", text=text).graph()
+    [d] = e.value.diagnostics
+    assert d.span is not None and (d.span.line, d.span.col) == (8, col)
+    assert (d.kind, d.message, d.hint) == ("argument error", message, hint)
+
+
+def test_a_syntax_error_in_an_imported_file_names_the_import(tmp_path: Path) -> None:
+    (tmp_path / "blocks.net").write_text("block B(c) {\n  input x\n  h = x -> dense(c\n  output h\n}\n")
+    main_net = tmp_path / "main.net"
+    main_net.write_text(
+        'import "blocks.net"\nmodel M {\n  input x: f32[N, 4]\n  h = x -> B(3)\n  output h\n}\n'
+    )
+    import specc
+    from specc.errors import SpecError
+
+    with pytest.raises(SpecError) as e:
+        specc.load(main_net).graph()
+    [d] = e.value.diagnostics
+    assert d.span is not None and (d.span.file.endswith("blocks.net"), d.span.line, d.span.col) == (
+        True,
+        3,
+        17,
+    )
+    assert d.message.startswith("missing ')' to close the call to dense")
+    assert d.note.startswith("imported from ") and d.note.endswith("main.net:1:1")

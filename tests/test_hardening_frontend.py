@@ -758,3 +758,147 @@ def test_an_error_inside_nested_blocks_names_each_call_once() -> None:
         (3, 18, "in U(k), called at a.net:8:12; in V(-1), called at a.net:14:12"),
         (7, 16, "in V(4), called at a.net:16:12"),
     ]
+
+
+# ---- malformed numbers, argument counts, arithmetic out of range (issue: misleading messages) ----------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message", "hint"),
+    [
+        ("lr=0.1", "lr=1e-", "14:22", "malformed number '1e-': the exponent after 'e' has no digits", "1e-3"),
+        ("lr=0.1", "lr=1e", "14:22", "malformed number '1e': the exponent after 'e' has no digits", "1e-3"),
+        (
+            "dense(100)",
+            "dense(1__0)",
+            "6:23",
+            "malformed number '1__0': a number cannot contain '_'",
+            "write 10",
+        ),
+        (
+            "dense(100)",
+            "dense(0x10)",
+            "6:23",
+            "malformed number '0x10': specc reads decimal numbers only",
+            "write 16",
+        ),
+        (
+            "dense(100)",
+            "dense(1.2.3)",
+            "6:23",
+            "malformed number '1.2.3': a number has at most one '.'",
+            "1.2",
+        ),
+        ("dense(100)", "dense(3x)", "6:23", "malformed number '3x': a name cannot follow", "`3 * x`"),
+        # U+2212 (a word processor's minus) inside the number: said at the minus, not at the 'e'
+        (
+            "lr=0.1",
+            "lr=1e\u22123",
+            "14:24",
+            "unexpected character '\u2212' in the number 1e\u22123",
+            "write minus as '-': 1e-3",
+        ),
+    ],
+)
+def test_a_malformed_number_is_named_at_the_number(
+    old: str, new: str, where: str, message: str, hint: str
+) -> None:
+    code, _, err = invoke("check", write("a.net", mlp_with(old, new)))
+    assert code == 1
+    assert err.startswith(f"a.net:{where}: syntax error: {message}"), err
+    assert hint in err.split("hint: ")[1], err
+
+
+def test_a_yaml_octal_number_is_a_malformed_number_at_its_column() -> None:
+    text = 'models:\n  M:\n    inputs: {x: "f32[N, 64]"}\n    layers:\n      - {name: h, op: dense, features: 0o17}\n    outputs: h\n'
+    code, _, err = invoke("check", write("a.yaml", text))
+    assert code == 1
+    assert err.startswith(
+        "a.yaml:5:40: syntax error: malformed number '0o17': specc reads decimal numbers only"
+    )
+    assert err.rstrip().endswith("hint: write 15")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message", "hint"),
+    [
+        (
+            "-> relu",
+            "-> relu(3)",
+            "6:31",
+            "argument error: relu takes no arguments besides its input, got 1",
+            "write relu: `x -> relu` or `relu(x)`",
+        ),
+        (
+            "split=0.8",
+            "split=0,8",
+            "12:28",
+            "argument error: digits: `split=0,8` reads as split=0 and a second argument 8",
+            "write a decimal with a '.': split=0.8",
+        ),
+        (
+            "lr=0.1",
+            "lr=0,1",
+            "14:22",
+            "argument error: sgd: `lr=0,1` reads as lr=0 and a second argument 1",
+            "write a decimal with a '.': lr=0.1",
+        ),
+        (
+            "digits(split=0.8)",
+            "digits(0, 1)",
+            "12:22",
+            "argument error: digits takes no positional arguments, got 2",
+            "usage: digits(",
+        ),
+    ],
+)
+def test_argument_counts_are_worded_once_and_grammatically(
+    old: str, new: str, where: str, message: str, hint: str
+) -> None:
+    code, _, err = invoke("check", write("a.net", mlp_with(old, new)))
+    assert code == 1
+    assert err.startswith(f"a.net:{where}: {message}\n"), err
+    assert err.split("hint: ")[1].startswith(hint), err
+
+
+@pytest.mark.parametrize(
+    ("line", "where", "message", "hint"),
+    [
+        (
+            "let a = (-8) ** 0.5",
+            "1:9",
+            "the value of (-8) ** 0.5 is not a real number",
+            "a negative number to a fractional power is complex",
+        ),
+        (
+            "let a = 1e308 ** 10",
+            "1:9",
+            "the value of 1e308 ** 10 overflows the float range",
+            "specc's numbers are finite 64-bit floats",
+        ),
+        ("let a = 2 ** 70", "1:9", "the value of 2 ** 70 is out of range", "specc's integers lie between"),
+        ("let a = 0 ** -1", "1:9", "the value of 0 ** -1 divides by zero", "0 to a negative power"),
+    ],
+)
+def test_arithmetic_out_of_range_says_why_as_written(line: str, where: str, message: str, hint: str) -> None:
+    code, _, err = invoke("check", write("a.net", f"{line}\n{MLP}"))
+    assert code == 1
+    assert err.startswith(f"a.net:{where}: value error: {message}\n"), err
+    assert err.split("hint: ")[1].startswith(hint), err
+
+
+def test_a_float_power_beyond_int64_is_fine() -> None:
+    code, _, err = invoke("check", write("a.net", f"let a = 2.0 ** 70\n{MLP}"))
+    assert code == 0, err
+
+
+def test_a_nul_byte_is_shown_with_its_line_and_a_caret() -> None:
+    Path("a.net").write_bytes(b"model M {\n  input x: f32[N, 4]\x00\n}\n")
+    code, _, err = invoke("check", "a.net")
+    assert code == 1
+    assert err.split("\n")[:3] == [
+        "a.net:2:21: file error: the file contains a NUL byte; it looks binary",
+        " 2 |   input x: f32[N, 4]\u2400",
+        "   |                     ^",
+    ]
+    assert "hint: " in err

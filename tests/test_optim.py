@@ -270,7 +270,7 @@ def test_optimizers_take_clip_and_a_foreign_weight_decay_by_name_only() -> None:
     assert _Checker({}, [], diags).call_of(parse_expr(text), "optimizer", OPT, None) is None
     [d] = diags.items
     assert (d.kind, d.span.line, d.span.col, d.span.end_col) == ("argument error", 1, 30, 34)
-    assert d.message == "adam takes at most 4 positional argument(s) (lr, b1, b2, eps), got 5"
+    assert d.message == "adam takes at most 4 positional arguments (lr, b1, b2, eps), got 5"
     assert d.hint.startswith(
         "give clip, weight_decay, clip_weights by name, e.g. adam(..., clip=...); usage: "
     )

@@ -89,7 +89,7 @@ def test_checkpoint_dir_that_is_not_a_plain_subfolder_is_refused_before_anything
     runner = CliRunner()
     res = runner.invoke(main, ["check", str(spec)])
     assert res.exit_code == 1, res.output
-    assert f"{spec}:17:3: value error" in res.output
+    assert f"{spec}:17:14: value error" in res.output  # at the dir, not the key
     for out in (tmp_path / "run", tmp_path):
         with pytest.raises(SpecError):
             train(spec, out, force=True)
@@ -513,5 +513,8 @@ def test_a_resume_without_the_runs_set_says_to_give_it_again(tmp_path: Path) -> 
     spec, out = write(tmp_path), tmp_path / "run"
     assert train(spec, out, overrides=["optimizer=adam(lr=0.01)"]) == 0
     err = error_of(spec, out, resume=True)
-    assert f"{spec}:14:3: resume error: train key 'optimizer' changed since the run was trained: was adam(" in err
+    assert (
+        f"{spec}:14:3: resume error: train key 'optimizer' changed since the run was trained: was adam("
+        in err
+    )
     assert "or give the value it trained with again (--set optimizer=...)" in err

@@ -725,3 +725,64 @@ def test_a_drawn_input_that_the_data_also_yields_is_a_data_error() -> None:
         "input x is drawn by the trainer, but digits yields a field 'x', which would never be read"
     )
     assert _errors(model.replace("input x", "input z").replace("= x ->", "= z ->"), train) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "col", "words"),
+    [
+        (
+            'checkpoint = checkpoint(dir="../escape")',
+            27,
+            'value error: checkpoint: dir "../escape" leaves the run',
+        ),
+        (
+            'checkpoint = checkpoint(dir="/tmp/x")',
+            27,
+            'value error: checkpoint: dir "/tmp/x" is not inside the run',
+        ),
+        (
+            'checkpoint = checkpoint(2, "best")',
+            30,
+            'value error: checkpoint: dir "best" collides with the run\'s own',
+        ),
+        (
+            'checkpoint = checkpoint(dir="spec")',
+            27,
+            'value error: checkpoint: dir "spec" collides with the run\'s own',
+        ),
+        ("early_stop = early_stop(val_acc, 3)", 27, "name error: early_stop: no metric 'val_acc'"),
+        (
+            "early_stop = early_stop(patience=3, metric=val_acc)",
+            39,
+            "name error: early_stop: no metric 'val_acc'",
+        ),
+    ],
+)
+def test_a_wrong_checkpoint_dir_or_early_stop_metric_is_located_at_the_argument(
+    entry: str, col: int, words: str
+) -> None:
+    train = f"train {{\n  data = moons()\n  loss = cross_entropy(k, y)\n  {entry}\n}}"
+    [(kind, line, c, text)] = _errors(BINARY, train)
+    assert (line, c) == (12, col), text
+    assert f"{kind}: {text}".startswith(words)
+
+
+def test_a_field_renamed_by_as_is_named_as_the_datas_field_with_the_mapping_in_the_hint(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "a.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, 64]\n  input y: i32[N]\n  logits = x -> dense(10)\n  output logits\n}\n"
+        "train {\n  data = digits(split=0.8) as {x: y, y: x}\n  loss = cross_entropy(logits, y)\n}\n"
+    )
+    r = CliRunner().invoke(main, ["train", str(spec), "--epochs", "1", "-o", str(tmp_path / "run")])
+    assert r.exit_code == 1, r.output
+    lines = r.stderr.split("\n")
+    assert lines[0] == (
+        f"{spec}:8:3: data error: the data's field 'y', fed to x by `as {{...}}`, is i32 (int) but input x is "
+        "f32[N, 64] (float)"
+    )
+    assert lines[3] == (
+        "hint: check the mapping: `as {x: y}` feeds the data's 'y' to input x (it maps INPUT: FIELD); or declare "
+        "`input x: i32[N]` to match the data"
+    )

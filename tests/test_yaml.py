@@ -444,3 +444,62 @@ def test_a_layer_key_of_pytorch_or_keras_gets_specc_s_name(
     r = CliRunner().invoke(main, ["check", str(bad)])
     assert r.exit_code == 1
     assert message in r.output and hint in r.output, r.output
+
+
+def _hinted(text: str) -> tuple[str, str]:
+    """(`line:col: kind: message`, hint) of the first problem in a YAML spec."""
+    with pytest.raises(SpecError) as info:
+        specc.load("t.yaml", text=text).graph()
+    d = info.value.diagnostics[0]
+    assert d.span is not None
+    return f"{d.span.line}:{d.span.col}: {d.kind}: {d.message}", d.hint
+
+
+_M = 'models:\n  M:\n    inputs: {x: "f32[N, 64]"}\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        (
+            "models:\n  M:\n    inputs: {x: [N, 64]}\n",
+            '3:17: type error: input x\'s type must be a tensor type like "f32[N, 64]"',
+            'a type is one quoted string, its dtype first (f32, i32, ...): "f32[N, 64]"',
+        ),
+        (
+            'models:\n  M:\n    inputs: {? [x] : "f32[N, 64]"}\n',
+            "3:16: type error: a mapping key must be a plain name",
+            "write the name alone before the ':'",
+        ),
+        (
+            "models: []\n",
+            "1:9: type error: the models must be a mapping, got a list",
+            "write it like `models: {MLP: ",
+        ),
+        (
+            _M + "    layers: {}\n",
+            "4:13: type error: layers must be a list, got a mapping",
+            "write it like `layers: [",
+        ),
+        (
+            _M + "    layers: 3\n",
+            "4:13: type error: layers must be a list, got the number 3",
+            "write it like `layers: [",
+        ),
+        (
+            _M + "    layers:\n      - {name: h, op: dense, features: 10}\n    outputs: h\ntrain: [1, 2]\n",
+            "7:8: type error: train must be a mapping, got a list",
+            "write it like `train: {data: digits, ",
+        ),
+        (
+            _M
+            + "    layers:\n      - {name: h, op: dense, features: 10}\n    outputs: h\n---\nlet: {a: 1}\n",
+            "7:1: syntax error: a second YAML document ('---'); a spec is one document",
+            "merge the two into one mapping",
+        ),
+    ],
+)
+def test_schema_mistakes_get_a_hint(text: str, where: str, hint: str) -> None:
+    got, got_hint = _hinted(text)
+    assert got == where
+    assert got_hint.startswith(hint), got_hint

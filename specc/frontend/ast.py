@@ -270,3 +270,21 @@ class Module:
 
     items: tuple[Item, ...]
     file: str = field(default="", compare=False)
+
+
+def decimal_comma(call: Call) -> tuple[Kwarg, Num, Num] | None:
+    """`split=0,8`: a keyword's whole number, then a comma with no space and a positional whole number: a
+    decimal written with a comma (0,8 for 0.8), which reads as two arguments. The keyword and both numbers, or
+    None."""
+    for kw in call.kwargs:
+        v = kw.value
+        if not (isinstance(v, Num) and v.text.isdigit()):
+            continue
+        for a in call.args:
+            if (
+                isinstance(a, Num)
+                and a.text.isdigit()
+                and (a.span.line, a.span.col) == (v.span.end_line, v.span.end_col + 1)
+            ):
+                return kw, v, a
+    return None

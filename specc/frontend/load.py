@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import Diagnostic, Diagnostics, SpecError
@@ -233,8 +233,10 @@ def _collect_imports(
             sources[src.name] = src
             sub = parse_any(src)
         except SpecError as e:
+            # the error is in the imported file; name the import that brought it in, as a block call is named
+            via = f"imported from {item.span}"
             for d in e.diagnostics:
-                diags.items.append(d)
+                diags.items.append(replace(d, note=f"{d.note}; {via}" if d.note else via))
             sources.update(e.sources)
             continue
         done.add(target)

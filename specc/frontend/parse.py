@@ -400,10 +400,35 @@ def in_number_range(v: object) -> bool:
 
 def power(a: int | float, b: int | float) -> int | float | complex:
     """`a ** b`, refusing (OverflowError) before computing an integer that cannot fit: `2**10**10` would take
-    minutes and gigabytes only to be refused afterwards."""
+    minutes and gigabytes only to be refused afterwards. A float that overflows is inf (as `1e308 * 10` is),
+    which `in_number_range` refuses; a negative base to a fractional power is complex."""
     if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 64:
         raise OverflowError(f"the value of {a} ** {b} is out of range")
-    return a**b  # type: ignore[no-any-return]
+    try:
+        return a**b  # type: ignore[no-any-return]
+    except OverflowError:  # float ** float: (34, 'Numerical result out of range')
+        return math.inf
+
+
+def value_range_error(shown: str, span: Span, value: object = None) -> SpecError:
+    """The error for arithmetic on numbers whose result `value` is no specc number: a complex one (`(-8) ** 0.5`),
+    a float beyond float64 (`1e308 ** 10`), or (value None or an int) an integer beyond int64 (`2 ** 64`)."""
+    if isinstance(value, complex):
+        return SpecError.one(
+            "value error",
+            f"the value of {shown} is not a real number",
+            span,
+            "a negative number to a fractional power is complex, and specc's numbers are real; "
+            "check the sign of the base",
+        )
+    if isinstance(value, float):
+        return SpecError.one(
+            "value error",
+            f"the value of {shown} overflows the float range",
+            span,
+            "specc's numbers are finite 64-bit floats, at most about 1.8e308; check the exponent",
+        )
+    return number_range_error(shown, span, "the value of")
 
 
 def number_range_error(text: str, span: Span, what: str = "the number") -> SpecError:
@@ -595,6 +620,10 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
     if tok.type == "_NL" and str(tok) != ";":
         # point just past the last character of the line rather than at the invisible newline
         span = Span.point(file, tline, tcol)
+    if tok.type in ("NAME", "NUMBER"):
+        malformed = _malformed_number(src, tline, tcol)
+        if malformed is not None:
+            return malformed
 
     # `input = x`: a keyword used as a value's name
     kw = layout.before
@@ -736,6 +765,76 @@ def _syntax_error(e: UnexpectedInput, src: Source, lark: Lark, layout: _Layout) 
     exp = " or ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " or " + words[-1]
     hint = _hint_for(tok, expected)
     return SpecError.one("syntax error", f"expected {exp}, found {_found(tok)}", span, hint)
+
+
+# the text before a token that ends in a number touching it: `1` of `1e-`, `0` of `0x10`, `1.2` of `1.2.3`
+_NUMBER_BEFORE = re.compile(r"(?<![\w.])(?:\d[\w.]*|\.\d[\w.]*)$")
+# a number's text as the user meant it, run on past what the lexer took: `1e-`, `1e−3` (U+2212), `1__0`
+_NUMBER_RUN = re.compile(r"[\w.]*(?:(?<=[eE])[+\-\u2212][\w.]*)?")
+_DECIMAL = re.compile(r"([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _malformed_number(src: Source, line: int, col: int) -> SpecError | None:
+    """The error for a name or number that touches the number before it (`1e-`, `1e`, `1__0`, `0x10`, `1e−3`):
+    the lexer read a number and then a name, which the parser refuses; said of the number as written. None when
+    no number touches the token."""
+    text = src.line(line)
+    before = _NUMBER_BEFORE.search(text[: col - 1])
+    if before is None:
+        return None
+    start = before.start()
+    run = _NUMBER_RUN.match(text, start)
+    written = run.group() if run else text[start : col - 1]
+    span = Span(src.name, line, start + 1, line, start + 1 + len(written))
+    if "\u2212" in written:  # a word processor's minus: point at it, as at any other
+        at = start + written.index("\u2212") + 1
+        return SpecError.one(
+            "syntax error",
+            f"unexpected character '\u2212' in the number {written}",
+            Span.point(src.name, line, at),
+            f"{_LOOKALIKES[chr(0x2212)]}: {written.replace(chr(0x2212), '-')}",
+        )
+    if re.match(r"0[xXoObB]", written):
+        try:
+            hint = f"write {int(written, 0)}"
+        except ValueError:
+            hint = "write it with the decimal digits 0-9"
+        return SpecError.one(
+            "syntax error", f"malformed number '{written}': specc reads decimal numbers only", span, hint
+        )
+    if "_" in written and _DECIMAL.fullmatch(written.replace("_", "")):
+        return SpecError.one(
+            "syntax error",
+            f"malformed number '{written}': a number cannot contain '_'",
+            span,
+            f"write {written.replace('_', '')}",
+        )
+    exponent = re.fullmatch(r"([0-9]+\.?[0-9]*|\.[0-9]+)[eE]([+-]?)", written)
+    if exponent:
+        mantissa, sign = exponent.groups()
+        return SpecError.one(
+            "syntax error",
+            f"malformed number '{written}': the exponent after 'e' has no digits",
+            span,
+            f"write the power of ten after the 'e', e.g. {mantissa}e{sign or '-'}3, or drop the 'e': {mantissa}",
+        )
+    if written.count(".") > 1 and re.fullmatch(r"[0-9.]+", written):
+        return SpecError.one(
+            "syntax error",
+            f"malformed number '{written}': a number has at most one '.'",
+            span,
+            f"write a decimal number like {written[: written.index('.', written.index('.') + 1)]}",
+        )
+    digits = _DECIMAL.match(written)
+    if digits and written[digits.end() :][:1].isalpha():
+        rest = written[digits.end() :]
+        return SpecError.one(
+            "syntax error",
+            f"malformed number '{written}': a name cannot follow a number directly",
+            span,
+            f"names start with a letter or '_'; for a product write `{digits.group()} * {rest}`",
+        )
+    return None
 
 
 # a string, a comment, or one character: a line's code read without seeing brackets in strings and comments
@@ -884,12 +983,13 @@ def decode(data: bytes, name: str) -> Source:
         pos = text.index("\x00")
         line = text.count("\n", 0, pos) + 1
         col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        # shown as U+2400 (a visible NUL sign, one column as the NUL is) so the line and its caret print
         raise SpecError.one(
             "file error",
             "the file contains a NUL byte; it looks binary",
             Span.point(name, line, col),
-            "spec files are UTF-8 text; is this the right file?",
-        )
+            "spec files are UTF-8 text; is this the right file? (or remove the NUL, shown as \u2400)",
+        ).with_sources({name: Source(name, text.replace("\x00", "\u2400"))})
     body = text.rstrip("\r\n")
     if (
         "\r" in body and "\n" not in body and not name.endswith((".yaml", ".yml"))
@@ -923,10 +1023,15 @@ def parse_tree(src: Source, start: str = "start") -> Tree[Token]:
         raise _syntax_error(e, src, lark, layout).with_sources({src.name: src}) from None
 
 
+_CHAIN_RULES = frozenset({"add", "sub", "mul", "div", "matmul", "pow"})
+
+
 def _check_depth(tree: Tree[Token], src: Source) -> None:
-    stack: list[tuple[Tree[Token], int, Tree[Token]]] = [(tree, 1, tree)]
+    # (node, depth, its statement, how many binary operators in a row lead to it: `x + x + ... + x` nests only
+    # because each '+' holds the ones before it)
+    stack: list[tuple[Tree[Token], int, Tree[Token], int]] = [(tree, 1, tree, 0)]
     while stack:
-        node, depth, stmt = stack.pop()
+        node, depth, stmt, chain = stack.pop()
         if depth > MAX_DEPTH:
             meta = stmt.meta  # point at the statement: the deepest node is only one of its many operands
             span = (
@@ -934,15 +1039,25 @@ def _check_depth(tree: Tree[Token], src: Source) -> None:
                 if getattr(meta, "empty", True)
                 else Span(src.name, meta.line, meta.column, meta.end_line, meta.end_column)
             )
+            flat = chain > MAX_DEPTH // 2
+            # each operator of a chain is one level: count them all, as the user wrote them
+            ops = sum(1 for t in stmt.iter_subtrees() if t.data in _CHAIN_RULES) if flat else 0
             raise SpecError.one(
                 "syntax error",
-                f"an expression nested more than {MAX_DEPTH} levels deep",
+                f"an expression of {ops:,} operators in a row; specc reads expressions at most {MAX_DEPTH} levels "
+                "deep, each operator one level"
+                if flat
+                else f"an expression nested more than {MAX_DEPTH} levels deep",
                 span,
-                "split it into named steps: `a = ...`, then `b = a + ...`",
+                "split it into named steps of fewer terms: `a = x + x + ...`, then `b = a + ...`"
+                if flat
+                else "split it into named steps: `a = ...`, then `b = a + ...`",
             ).with_sources({src.name: src})
         for c in node.children:
             if isinstance(c, Tree):
-                stack.append((c, depth + 1, c if depth < 4 or stmt is tree else stmt))
+                # an operand of a chain (the `x` of `... + x`) lies as deep as the chain: it counts the chain
+                run = chain + 1 if c.data in _CHAIN_RULES else chain if node.data in _CHAIN_RULES else 0
+                stack.append((c, depth + 1, c if depth < 4 or stmt is tree else stmt, run))
 
 
 def parse_source(src: Source) -> ast.Module:

@@ -154,7 +154,12 @@ class _Composer:
             for k, v in node.value:
                 key = self.walk(k)
                 if not isinstance(key, YScalar) or not isinstance(k, yaml.ScalarNode) or k.value == "":
-                    raise _fail("type error", "a mapping key must be a plain name", key.span)
+                    raise _fail(
+                        "type error",
+                        "a mapping key must be a plain name",
+                        key.span,
+                        "write the name alone before the ':' (`x: ...`), not a list, a mapping or `? `",
+                    )
                 # keys are names: take the text, so `on:` or `1:` do not become a boolean or a number
                 key = YScalar(k.value, key.span, key.text_at)
                 if k.value in out.keys:
@@ -213,6 +218,12 @@ _QUOTE_HINT = "quote a value that contains ': ', ' #', '{' or '[' (e.g. expr: \"
 
 def _yaml_problem(problem: str) -> tuple[str, str]:
     """PyYAML's parser wording → a sentence and a hint a spec author can act on."""
+    if "found another document" in problem:
+        return (
+            "a second YAML document ('---'); a spec is one document",
+            "merge the two into one mapping (each key once), or put the second in a file of its own and list it "
+            "under `imports:`",
+        )
     if problem.startswith("expected <block end>") or "expected <block mapping start>" in problem:
         return "this line's indentation does not fit the lines above it", _INDENT_HINT
     if problem.startswith("mapping values are not allowed"):
@@ -262,7 +273,7 @@ def compose(src: Source) -> YNode | None:
             )
         raise _fail("syntax error", message, Span.point(src.name, line, col), hint) from None
     except yaml.YAMLError as e:
-        raise _fail("syntax error", f"YAML: {e}", Span.point(src.name, 1, 1)) from None
+        raise _fail("syntax error", f"YAML: {e}", Span.point(src.name, 1, 1), _INDENT_HINT) from None
     return None if node is None else _Composer(src).walk(node)
 
 
@@ -298,11 +309,36 @@ def _check_keys(m: YMap, valid: tuple[str, ...] | list[str], where: str) -> None
 def _want(node: YNode, kind: type, what: str) -> Any:
     if not isinstance(node, kind):
         found = {YMap: "a mapping", YSeq: "a list"}.get(type(node)) or _describe_scalar(node)
-        raise _fail("type error", f"{what} must be {_KIND_WORDS[kind]}, got {found}", node.span)
+        example = _EXAMPLES.get(what) or _EXAMPLES.get(what.split()[0], "")
+        raise _fail(
+            "type error",
+            f"{what} must be {_KIND_WORDS[kind]}, got {found}",
+            node.span,
+            (f"write it like `{example}`; " if example else "") + "docs/yaml.md describes the schema",
+        )
     return node
 
 
 _KIND_WORDS = {YMap: "a mapping", YSeq: "a list", YScalar: "a single value"}
+# what each part of a document looks like, for the hint of a part of the wrong kind (keyed by `_want`'s `what`,
+# or its first word: `model MLP`)
+_EXAMPLES = {
+    "the models": 'models: {MLP: {inputs: {x: "f32[N, 64]"}, layers: [...], outputs: logits}}',
+    "the blocks": "blocks: {Unit: {args: [c], inputs: [x], layers: [...], outputs: h}}",
+    "the objectives": 'objectives: {G: {loss: "mse(fake, x)", optimizer: adam}}',
+    "model": 'MLP: {inputs: {x: "f32[N, 64]"}, layers: [...], outputs: logits}',
+    "block": "Unit: {args: [c], inputs: [x], layers: [...], outputs: h}",
+    "objective": 'G: {loss: "mse(fake, x)", optimizer: adam}',
+    "train": 'train: {data: digits, loss: "cross_entropy(logits, y)", optimizer: adam}',
+    "let": "let: {width: 64}",
+    "as": "data: {value: digits, as: {x: image}}",
+    "args": "args: {c: null, stride: 1}",
+    "inputs": 'inputs: {x: "f32[N, 64]", y: "i32[N]"}',
+    "params": 'params: {w: "[2, 3]"}',
+    "default": "default: {init: he_normal}",
+    "layers": "layers: [{name: h, op: dense, features: 100}]",
+    "a layer": "- {name: h, op: dense, features: 100}",
+}
 
 
 def _describe_scalar(node: YNode) -> str:
@@ -402,7 +438,24 @@ class _Reader:
 
     def type_expr(self, node: YNode, what: str) -> ast.TensorTypeExpr:
         if not isinstance(node, YScalar) or not isinstance(node.value, str):
-            raise _fail("type error", f'{what} must be a tensor type like "f32[N, 64]"', node.span)
+            param = what.startswith("param")
+            example = "[2, 3]" if param else "f32[N, 64]"
+            items = (
+                [i.value for i in node.items if isinstance(i, YScalar)] if isinstance(node, YSeq) else None
+            )
+            if isinstance(node, YSeq) and items is not None and len(items) == len(node.items):
+                # `x: [N, 64]`: YAML read a list; a type is one string, and an input's names its dtype
+                dims = "[" + ", ".join(str(v) for v in items) + "]"
+                example = dims if param else f"f32{dims}"
+                why = "a type is one quoted string" + ("" if param else ", its dtype first (f32, i32, ...)")
+            else:
+                why = "a type is one quoted string"
+            raise _fail(
+                "type error",
+                f'{what} must be a tensor type like "{example}"',
+                node.span,
+                f'{why}: "{example}"',
+            )
         m = _TYPE_RE.match(node.value)
         if m:  # `f32[]` (a scalar) is a type but not an expression
             return ast.TensorTypeExpr(m.group(1), (), node.span, node.span)
@@ -415,12 +468,22 @@ class _Reader:
             return ast.TensorTypeExpr(e.value.id, tuple(e.items), e.span, e.value.span)  # type: ignore[arg-type]
         if isinstance(e, ast.ListLit):
             return ast.TensorTypeExpr(None, e.items, e.span, e.span)
-        raise _fail("type error", f'{what} must be a tensor type like "f32[N, 64]" or "[2, 3]"', node.span)
+        raise _fail(
+            "type error",
+            f'{what} must be a tensor type like "f32[N, 64]" or "[2, 3]"',
+            node.span,
+            "a type is a dtype (f32, i32, ...) then its dimensions in brackets; a param's may leave the dtype out",
+        )
 
     def dims(self, node: YNode) -> tuple[ast.Expr, ...]:
         e = self.value(node)
         if not isinstance(e, ast.ListLit):
-            raise _fail("type error", 'assert must be a shape like "[N, 10]"', node.span)
+            raise _fail(
+                "type error",
+                'assert must be a shape like "[N, 10]"',
+                node.span,
+                'give the dimensions in brackets, without a dtype: assert: "[N, 10]"',
+            )
         return e.items
 
     # module
@@ -443,7 +506,12 @@ class _Reader:
             if key.value == "imports":
                 for n in node.items if isinstance(node, YSeq) else [node]:
                     if not isinstance(n, YScalar) or not isinstance(n.value, str):
-                        raise _fail("type error", "an import is a file path like blocks.net", n.span)
+                        raise _fail(
+                            "type error",
+                            "an import is a file path like blocks.net",
+                            n.span,
+                            "imports: blocks.net, or a list: imports: [blocks.net, layers.yaml]",
+                        )
                     items.append(ast.Import(n.value, n.span))
             elif key.value == "let":
                 items.extend(self.lets(node))
@@ -485,7 +553,12 @@ class _Reader:
                 _check_keys(v, ("value", "as"), f"{where} key '{key}'")
                 val, ren = v.get("value"), v.get("as")
                 if val is None:
-                    raise _fail("name error", f"{where} key '{key}' needs a `value`", v.span)
+                    raise _fail(
+                        "name error",
+                        f"{where} key '{key}' needs a `value`",
+                        v.span,
+                        f'write it as {key}: {{value: "...", as: {{...}}}}, e.g. data: {{value: digits, as: {{x: image}}}}',
+                    )
                 if ren is not None:
                     rm = _want(ren, YMap, "as")
                     rename = tuple((_name(a, "a data field"), _name(b, "a model input")) for a, b in rm.items)
@@ -557,7 +630,12 @@ class _Reader:
             _check_keys(v, ("type", "draw"), f"input {name}")
             t, draw = v.get("type"), v.get("draw")
             if t is None:
-                raise _fail("name error", f'input {name} needs a `type`, like type: "f32[N, 16]"', v.span)
+                raise _fail(
+                    "name error",
+                    f'input {name} needs a `type`, like type: "f32[N, 16]"',
+                    v.span,
+                    f'{name}: {{type: "f32[N, 16]", draw: "normal()"}}, or just {name}: "f32[N, 16]"',
+                )
             return ast.InputDecl(
                 name,
                 self.type_expr(t, f"input {name}'s type"),
@@ -574,7 +652,12 @@ class _Reader:
             _check_keys(v, ("type", "init"), f"param {name}")
             t, init = v.get("type"), v.get("init")
             if t is None:
-                raise _fail("name error", f'param {name} needs a `type`, like type: "[2, 3]"', v.span)
+                raise _fail(
+                    "name error",
+                    f'param {name} needs a `type`, like type: "[2, 3]"',
+                    v.span,
+                    f'{name}: {{type: "[2, 3]", init: zeros}}, or just {name}: "[2, 3]"',
+                )
             return ast.ParamDecl(
                 name,
                 self.type_expr(t, f"param {name}'s type"),
@@ -615,7 +698,14 @@ class _Reader:
         _check_keys(m, (kind, "value"), f"a {kind} entry")
         val = m.get("value")
         if val is None:
-            raise _fail("name error", f"a {kind} entry needs a `value`", m.span)
+            raise _fail(
+                "name error",
+                f"a {kind} entry needs a `value`",
+                m.span,
+                f"e.g. {{{kind}: k, value: 3}}"
+                if kind == "let"
+                else f"e.g. {{{kind}: init, value: he_normal}}",
+            )
         key = _name(head, f"a {kind} name")
         return (ast.Let if kind == "let" else ast.Default)(key, self.value(val), m.span)
 
@@ -663,12 +753,22 @@ class _Reader:
             if run_node is None:
                 return ast.Assign(targets, pipe, dims, m.span, aspan)
             if not isinstance(run_node, YScalar) or not isinstance(run_node.value, str):
-                raise _fail("type error", "`from` names a run folder, like from: runs/Teacher", run_node.span)
+                raise _fail(
+                    "type error",
+                    "`from` names a run folder, like from: runs/Teacher",
+                    run_node.span,
+                    "give the folder of an earlier `specc train` run as one string",
+                )
             return ast.Assign(targets, pipe, dims, m.span, aspan, run_node.value, run_node.span)
         assert op_node is not None
         func = _name(op_node, "op")
         if func == "repeat":
-            raise _fail("name error", "write `repeat: n` beside `op: Block`, not `op: repeat`", op_node.span)
+            raise _fail(
+                "name error",
+                "write `repeat: n` beside `op: Block`, not `op: repeat`",
+                op_node.span,
+                "e.g. {name: c2, op: Unit, repeat: 2, c: 64}, which is c2 = c1 -> repeat(2, Unit(64))",
+            )
         sig = self.callee_params(func)
         if sig is not None:
             _check_keys(m, [*_LAYER_KEYS, *sig[0]], f"layer '{targets[0]}' ({func})")
@@ -691,7 +791,10 @@ class _Reader:
         if isinstance(input_node, YSeq):  # call form: op(a, b, options...)
             if repeat_node is not None:
                 raise _fail(
-                    "argument error", "repeat takes one input: give `input` a single name", input_node.span
+                    "argument error",
+                    "repeat takes one input: give `input` a single name",
+                    input_node.span,
+                    "input: h, not input: [h] (a list is the call form, which repeat has not)",
                 )
             ins = tuple(ast.Name(n, s) for n, s in _names(input_node, "an input"))
             call = ast.Call(func, (*ins, *args), tuple(kwargs), False, span, op_node.span)
@@ -833,7 +936,12 @@ class _Writer:
                     "move the definitions of one kind next to each other, then convert",
                 )
             if key == "train" and key in doc:
-                raise _fail("value error", "cannot convert to YAML: a second `train` section", item.span)
+                raise _fail(
+                    "value error",
+                    "cannot convert to YAML: a second `train` section",
+                    item.span,
+                    "a spec has one train section; merge the two, or make the second an `objective`",
+                )
             last = key
             if isinstance(item, ast.Import):
                 doc.setdefault(key, _FlowList()).append(item.path)
@@ -866,7 +974,12 @@ class _Writer:
         d: dict[str, Any] = {}
         for e in entries:
             if e.key in d:
-                raise _fail("value error", f"cannot convert to YAML: '{e.key}' is set twice", e.span)
+                raise _fail(
+                    "value error",
+                    f"cannot convert to YAML: '{e.key}' is set twice",
+                    e.span,
+                    "a YAML mapping holds each key once; remove one of them",
+                )
             v = _out(e.value)
             if e.rename is None:
                 d[e.key] = v

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import WARNING, Diagnostic, Diagnostics, SpecError, did_you_mean, dym_suffix
 from ..frontend import ast
 from ..frontend.load import Program
-from ..frontend.parse import in_number_range, number_range_error, power
+from ..frontend.parse import in_number_range, power, value_range_error
 from ..ops._foreign import op_hint
 from ..ops._registry import (
     GraphView,
@@ -825,7 +825,7 @@ class GraphBuilder:
             v = self._eval(e.operand, env, attr)
             if isinstance(v, TVal):
                 return self._apply("neg", e, [v], [], {}, env, name)
-            return self._arith("-", 0, v, e.span)
+            return self._arith("-", 0, v, e)
         if isinstance(e, ast.BinOp):
             a = self._eval(e.left, env, attr)
             b = self._eval(e.right, env, attr)
@@ -833,7 +833,7 @@ class GraphBuilder:
                 return POISON
             if isinstance(a, TVal) or isinstance(b, TVal):
                 return self._tensor_binop(e, a, b, env, name)
-            return self._arith(e.op, a, b, e.span)
+            return self._arith(e.op, a, b, e)
         if isinstance(e, ast.Call):
             return self._call(e, env, attr, piped=None, name=name)
         if isinstance(e, ast.Index):
@@ -899,7 +899,10 @@ class GraphBuilder:
             items.append(("i", v))
         return tuple(items)
 
-    def _arith(self, op: str, a: Any, b: Any, span: Span) -> Any:
+    def _arith(self, op: str, a: Any, b: Any, e: ast.Neg | ast.BinOp) -> Any:
+        from ..frontend.fmt import format_expr
+
+        span = e.span
         if a is POISON or b is POISON:
             return POISON
         nums = (int, float, Dim)
@@ -936,15 +939,24 @@ class GraphBuilder:
                 # integers divide exactly or become a fraction, as a user reading `64/2` expects
                 v = a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
             else:
-                if isinstance(b, int) and b > 64:
-                    raise DimError("exponent too large")
                 v = power(a, b)
             if in_number_range(v):
                 return v
             # `x * 2**64` would reach JAX as an integer it cannot hold (exit 3 in compile); `(-8.0)**0.5` is complex
-            self.diags.extend(number_range_error(f"{describe(a)} {op} {describe(b)}", span, "the value of"))
+            self.diags.extend(value_range_error(format_expr(e), span, v))
             return POISON
-        except (DimError, OverflowError, ZeroDivisionError) as err:
+        except OverflowError:  # an integer power that cannot fit, refused before it is computed
+            self.diags.extend(value_range_error(format_expr(e), span))
+            return POISON
+        except ZeroDivisionError:  # `0 ** -1`
+            self.diags.add(
+                "value error",
+                f"the value of {format_expr(e)} divides by zero",
+                span,
+                "0 to a negative power has no value; check the constants it uses",
+            )
+            return POISON
+        except DimError as err:
             hint = (
                 "the divisor is 0 here; check the constants it uses"
                 if "division by zero" in str(err)
@@ -1130,12 +1142,7 @@ class GraphBuilder:
                 c.func_span,
             )
         if piped is None or len(c.args) != 2 or c.kwargs or not isinstance(c.args[1], ast.Call):
-            self.diags.add(
-                "argument error",
-                "repeat is a pipeline stage: `x -> repeat(n, Block(args...))`",
-                c.span,
-                "its first argument is the count, its second a block or op call",
-            )
+            self._repeat_usage(c, piped is not None)
             return POISON
         n = self._const(c.args[0], env)
         if n is POISON:
@@ -1305,6 +1312,35 @@ class GraphBuilder:
             )
             return POISON
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _repeat_usage(self, c: ast.Call, piped: bool) -> None:
+        """Say what is wrong with a `repeat(...)` that is not `x -> repeat(n, Block(args...))`."""
+        from ..frontend.fmt import format_expr
+
+        usage = "`x -> repeat(n, Block(args...))`: the count, then the call to repeat"
+        args = c.args
+        if not piped:
+            message, span = "repeat is a pipeline stage: `x -> repeat(n, Block(args...))`", c.span
+            hint = "its first argument is the count, its second a block or op call"
+        elif c.kwargs:
+            message, span = "repeat takes no named arguments", c.kwargs[0].span
+            hint = f"write {usage}"
+        elif len(args) != 2:
+            message, span = (
+                f"repeat takes 2 arguments, the count and a block or op call, got {len(args)}",
+                c.span,
+            )
+            hint = f"write {usage}"
+        elif isinstance(args[0], ast.Call) or (  # `repeat(Unit(16), 2)`, `repeat(Unit, 2)`
+            isinstance(args[0], ast.Name)
+            and (args[0].id in self.program.blocks or get_op(args[0].id) is not None)
+        ):
+            message, span = "repeat's arguments are the other way around: the count comes first", c.span
+            hint = f"write repeat({format_expr(args[1])}, {format_expr(args[0])})"
+        else:  # `repeat(2, 16)`
+            message = f"repeat's second argument must be a block or op call, got {format_expr(args[1])}"
+            span, hint = args[1].span, f"write {usage}, e.g. repeat(2, Unit(16))"
+        self.diags.add("argument error", message, span, hint)
 
     def _note_call(self, first: int, block: ast.BlockDef, c: ast.Call) -> None:
         """Name the call in the errors it caused inside the block (those reported from `first` on): the block's

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import did_you_mean
+from ..errors import counted, did_you_mean, takes_positional
 from ..ir.dims import Dim, DimError, fmt_dims, integral, product
 from ..ir.graph import Fn, Node, Ref
 from ..ir.types import TensorType
@@ -314,12 +314,19 @@ def bind_args(
     attrs: dict[str, Any] = {}
     meant: set[str] = set()  # the arguments that misspelt keywords stand for
     if len(positional) > len(op.args):
-        names = ", ".join(a.name for a in op.args) or "no arguments besides its input"
+        lo, hi = op.tensor_range
+        inputs = "its input" if lo == hi == 1 else "its tensor inputs"
+        if op.args:
+            hint = ""  # the op's signature (the builder's hint for an error that brings none)
+        elif lo == hi == 1:
+            hint = f"write {op.name}: `x -> {op.name}` or `{op.name}(x)`"
+        else:
+            hint = f"give only the tensors: `{op.name}(a, b)`"
         errors.append(
             OpError(
                 "argument error",
-                f"{op.name} takes at most {len(op.args)} positional argument(s) ({names}), got {len(positional)}",
-                "pass the extra values by name",
+                takes_positional(op.name, [a.name for a in op.args], len(positional), besides=inputs),
+                hint,
                 None,
             )
         )
@@ -649,11 +656,22 @@ def per_axis(v: int | tuple[int, ...], n: int, what: str, call: OpCall, arg: str
         return (v,) * n
     if len(v) != n:
         raise call.fail(
-            f"{call.op.name}'s '{arg}' has {len(v)} values but the input has {n} spatial axes ({call.x})",
-            f"give {n} values, or one to use for every axis",
+            f"{call.op.name}'s '{arg}' has {counted(len(v), 'value')} but the input has "
+            f"{counted(n, 'spatial axis', 'spatial axes')} ({call.x})",
+            per_axis_hint(arg, v, n),
             arg=arg,
         )
     return v
+
+
+def per_axis_hint(arg: str, values: Sequence[Any], n: int) -> str:
+    """How to give `arg` for n spatial axes; a padding of 2n values reads as (lo, hi) per axis, written as pairs."""
+    if arg == "padding" and len(values) == 2 * n and all(isinstance(v, int) for v in values):
+        pairs = ", ".join(f"({values[2 * i]}, {values[2 * i + 1]})" for i in range(n))
+        return f"to pad the two sides of an axis differently, give a (lo, hi) pair per axis: {arg}=[{pairs}]"
+    if n == 1:
+        return f"give one value: {arg}={values[0]}"
+    return f"give {n} values, one per spatial axis, or one value to use for every axis"
 
 
 def numel(dims: Sequence[Dim]) -> Dim:

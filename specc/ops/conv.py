@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import counted
 from ..ir.dims import Dim, product
 from ._registry import (
     Arg,
@@ -40,8 +41,9 @@ def pads(
         return tuple((p, p) for p in per_axis(tuple(padding), n, "padding", call, "padding"))
     if len(padding) != n:
         raise call.fail(
-            f"{call.op.name}'s padding has {len(padding)} (lo, hi) pairs but the input has {n} spatial axes ({call.x})",
-            f"give {n} pairs",
+            f"{call.op.name}'s padding has {counted(len(padding), '(lo, hi) pair')} but the input has "
+            f"{counted(n, 'spatial axis', 'spatial axes')} ({call.x})",
+            f"give {counted(n, '(lo, hi) pair')}, one per spatial axis",
             arg="padding",
         )
     return tuple(padding)

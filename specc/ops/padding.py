@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import counted
 from ..ir.dims import Dim
 from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, register
 
@@ -18,7 +19,7 @@ def widths(pad: Any, n: int, c: OpCall | None = None) -> tuple[tuple[int, int], 
         return ((pad, pad),) * n
     if len(pad) != n and c is not None:
         raise c.fail(
-            f"pad has {len(pad)} values but {c.x} has {n} spatial axes",
+            f"pad has {counted(len(pad), 'value')} but {c.x} has {counted(n, 'spatial axis', 'spatial axes')}",
             f"give one value or (lo, hi) pair per spatial axis ({n}), or one int for all",
             arg="pad",
             kind="argument error",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import counted
 from ..ir.dims import Dim, product
-from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, never, per_axis, register
+from ._registry import Arg, Inferred, Lowering, OpCall, OpDef, never, per_axis, per_axis_hint, register
 from .conv import _window_label, lax_padding, pads, spatial
 
 
@@ -456,7 +457,12 @@ def _per_spatial_axis(c: OpCall, arg: str) -> tuple[int, ...]:
     v = c[arg]
     values = (v,) * n if isinstance(v, int) else v
     if len(values) != n:
-        raise c.fail(f"{c.op.name} {arg} has {len(values)} values but {c.x} has {n} spatial axes", arg=arg)
+        raise c.fail(
+            f"{c.op.name}'s '{arg}' has {counted(len(values), 'value')} but the input has "
+            f"{counted(n, 'spatial axis', 'spatial axes')} ({c.x})",
+            per_axis_hint(arg, values, n),
+            arg=arg,
+        )
     return values
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..errors import takes_positional
 from ..ir.dims import integral
 
 if TYPE_CHECKING:
@@ -118,6 +119,9 @@ class DataSet:
 
     fields: Mapping[str, np.ndarray]
     augment: Augmentation | None = _dc_field(default=None, compare=False)
+    # field -> the data's own name for it, for fields `rename` gave another name: check_fields words its
+    # errors with both (`as {x: y}` feeds y to x)
+    renamed: Mapping[str, str] = _dc_field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not self.fields:
@@ -214,7 +218,7 @@ class DataSet:
         for name, arr in self.fields.items():
             if name not in used and name not in out:
                 out[name] = arr
-        return DataSet(out, self.augment)
+        return DataSet(out, self.augment, {new: old for new, old in mapping.items() if new != old})
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -446,10 +450,7 @@ def _bind(
     usage = f"usage: {info.signature()} with options {', '.join(p.show() for p in COMMON_OPTIONS)}"
     positional = [p for p in info.params if p.positional]
     if len(args) > len(positional):
-        takes = f"({', '.join(p.name for p in positional)})" if positional else "no positional arguments"
-        raise DataError(
-            f"{info.name} takes {len(positional)} positional argument(s) {takes}, got {len(args)}", hint=usage
-        )
+        raise DataError(takes_positional(info.name, [p.name for p in positional], len(args)), hint=usage)
     given: dict[str, object] = {p.name: a for p, a in zip(positional, args, strict=False)}
     known = {p.name: p for p in info.params}
     common = {p.name: p for p in COMMON_OPTIONS}
@@ -1874,11 +1875,24 @@ def check_fields(ds: DataSet, inputs: Mapping[str, tuple[str, tuple[int | str | 
         if kind is None:
             raise DataError(f"input {name} has unknown dtype '{dtype}'", field=name)
         suggest = f"`input {name}: {_dtype_name(arr.dtype)}[{', '.join(['N', *map(str, arr.shape[1:])])}]`"
+        # a field renamed by `as {x: y}` is the data's y: say so, as the mapping may be what is wrong
+        source = ds.renamed.get(name)
+        field = (
+            f"field '{name}'"
+            if source is None
+            else f"the data's field '{source}', fed to {name} by `as {{...}}`,"
+        )
+        mapping = (
+            ""
+            if source is None
+            else f"check the mapping: `as {{{name}: {source}}}` feeds the data's '{source}' to input {name} "
+            "(it maps INPUT: FIELD); or "
+        )
         if _value_kind(arr.dtype) != kind:
             raise DataError(
-                f"field '{name}' is {_dtype_name(arr.dtype)} ({_value_kind(arr.dtype)}) but input "
+                f"{field} is {_dtype_name(arr.dtype)} ({_value_kind(arr.dtype)}) but input "
                 f"{name} is {want} ({kind})",
-                hint=f"declare {suggest} to match the data",
+                hint=f"{mapping}declare {suggest} to match the data",
                 field=name,
             )
         rest = tuple(dims)[1:]
@@ -1891,7 +1905,7 @@ def check_fields(ds: DataSet, inputs: Mapping[str, tuple[str, tuple[int | str | 
             if rest and len(fixed) == len(rest) and math.prod(fixed) == per_example:
                 hint += f", or reshape in the model: the sizes agree ({per_example} values per example)"
             raise DataError(
-                f"field '{name}' has shape {list(arr.shape)} but input {name} is {want}",
-                hint=hint,
+                f"{field} has shape {list(arr.shape)} but input {name} is {want}",
+                hint=mapping + hint,
                 field=name,
             )

@@ -500,7 +500,11 @@ def _remove_points(out: Path, replaced: Mapping[str, Any], keep: set[str]) -> No
             continue
         checkpoints = recorded_checkpoint_dir(folder) or "checkpoints"
         remove_own(folder, checkpoints, run)
-        for sub in (folder / checkpoints, folder / BEST_DIR, folder):  # the folders the run made, if now empty
+        for sub in (
+            folder / checkpoints,
+            folder / BEST_DIR,
+            folder,
+        ):  # the folders the run made, if now empty
             if sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
                 sub.rmdir()
 
