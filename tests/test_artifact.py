@@ -438,3 +438,36 @@ def test_evaluate_says_which_data_it_ran_on(tmp_path: Path) -> None:
     assert "1,797 examples" in r.stdout
     r = CliRunner().invoke(main, ["evaluate", str(out), "--json"])
     assert json.loads(r.stdout)["data"] == {"split": "training", "examples": 1797}
+
+
+def test_evaluate_on_other_data_numbers_text_labels_as_the_run_did(tmp_path: Path) -> None:
+    """A csv numbers its text labels in sorted order of those it holds: evaluating on a file of "dog" rows only
+    made "dog" class 0, and a run that learnt it as class 1 scored inverted, silently. Labels are now matched to
+    the run's classes.json by name; one the run never saw is a data error."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    labels = np.where(x[:, 0] + x[:, 1] > 0, "dog", "cat")
+    rows = [",".join(f"{v:.4f}" for v in r) + f",{lab}" for r, lab in zip(x, labels, strict=True)]
+    (tmp_path / "text.csv").write_text("a,b,c,d,y\n" + "\n".join(rows) + "\n")
+    dogs = [r for r in rows if r.endswith(",dog")]
+    (tmp_path / "dogs.csv").write_text("a,b,c,d,y\n" + "\n".join(dogs) + "\n")
+    (tmp_path / "dogs_num.csv").write_text("a,b,c,d,y\n" + "\n".join(r[:-3] + "1" for r in dogs) + "\n")
+    (tmp_path / "odd.csv").write_text("a,b,c,d,y\n" + "\n".join(r[:-3] + "Dog" for r in dogs) + "\n")
+    spec = tmp_path / "m.net"
+    spec.write_text(
+        "model M {\n  input x: f32[N, 4]\n  input y: i32[N]\n  logits = x -> dense(8) -> relu -> dense(2)\n"
+        '  output logits\n}\ntrain {\n  data = csv("text.csv", split=0.8)\n  loss = cross_entropy(logits, y)\n'
+        "  metrics = [accuracy(logits, y)]\n  epochs = 3\n}\n"
+    )
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(spec), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    run = specc.load_run(out)
+    assert run.class_names == ("cat", "dog")
+    by_name = run.evaluate(f'csv("{tmp_path / "dogs.csv"}")')
+    by_number = run.evaluate(f'csv("{tmp_path / "dogs_num.csv"}")')
+    assert by_name == by_number and by_name["accuracy"] != 1 - by_number["accuracy"]
+    with pytest.raises(
+        specc.SpecError, match="--data's label 'Dog' is not a class of the run \\(cat, dog\\)"
+    ):
+        run.evaluate(f'csv("{tmp_path / "odd.csv"}")')

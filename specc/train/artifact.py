@@ -263,6 +263,8 @@ class Run:
                 raise
             raise _for_fixed_model(e, config, drawn) from None
         ds = splits.val if splits.val is not None else splits.train
+        if data is not None:
+            ds = _by_run_classes(ds, splits.class_names, self.class_names, config)
         split = "data" if data is not None else "validation" if splits.val is not None else "training"
         self.evaluated_on = {"split": split, "examples": len(ds)}
         if stats:
@@ -293,6 +295,38 @@ class Run:
             spans=spans,
             sources=(*self.config.sources, *new.sources),
         )
+
+
+def _by_run_classes(ds: Any, theirs: Sequence[str], ours: Sequence[str], config: Any) -> Any:
+    """`--data`'s examples with its text labels numbered as the run's classes: a csv numbers its text labels in
+    sorted order of the labels it holds, so one holding only "dog" rows made "dog" class 0, and the accuracy of a
+    run that learnt it as class 1 came out inverted, silently. A label the run never saw is a data error."""
+    from .data import DataSet
+
+    if not theirs or list(theirs) == list(ours) or "y" not in ds.fields:
+        return ds
+    where = config.span("data") or config.data.span
+    sources = dict(config.sources)
+    if not ours:
+        raise SpecError.one(
+            "data error",
+            f"--data names its classes ({', '.join(theirs[:5])}{', ...' if len(theirs) > 5 else ''}), and the run "
+            "was trained on numbered ones: which number each name is, it cannot tell",
+            where,
+            "give the labels as the class numbers the run was trained on",
+        ).with_sources(sources)
+    index = {name: i for i, name in enumerate(ours)}
+    unknown = [name for name in theirs if name not in index]
+    if unknown:
+        raise SpecError.one(
+            "data error",
+            f"--data's label '{unknown[0]}' is not a class of the run ({', '.join(ours[:10])}"
+            f"{', ...' if len(ours) > 10 else ''})",
+            where,
+            "give only labels the run was trained on (they are matched by name, case included)",
+        ).with_sources(sources)
+    relabel = np.array([index[name] for name in theirs], np.int32)
+    return DataSet({**ds.fields, "y": relabel[np.asarray(ds.fields["y"])]})
 
 
 def _for_fixed_model(err: SpecError, config: Any, drawn: Sequence[str]) -> SpecError:
