@@ -324,6 +324,29 @@ def test_csv_errors(tmp_path: Path) -> None:
         load("csv", p)
 
 
+def test_csv_cells_and_separators_a_csv_writer_would_not_make_are_refused(tmp_path: Path) -> None:
+    """Three ways a csv went wrong silently or with a crash: `delimiter=";;"` (or "\\t" as written in a spec)
+    reached Python's csv module, a TypeError and exit 3; 1e300 became inf in f32 and was reported as "inf in
+    example 9" with no line; `1_000` (Python's spelling, no CSV writer's) was read as 1000."""
+    p = tmp_path / "t.tsv"
+    p.write_text("a\tb\ty\n1\t2\t0\n3\t4\t1\n5\t6\t0\n")
+    splits = load("csv", p, delimiter="\\t", split=1.0)
+    np.testing.assert_array_equal(splits.train.fields["y"], [0, 1, 0])
+    for bad in (";;", "", '"'):
+        with pytest.raises(DataError, match="the cell separator is one character") as e:
+            load("csv", p, delimiter=bad)
+        assert e.value.field == "delimiter"
+    c = tmp_path / "t.csv"
+    c.write_text("a,b,y\n1,2,0\n1e300,2,1\n")
+    with pytest.raises(DataError, match=r"column 'a' holds 1e300 at line 3, too large for f32"):
+        load("csv", c)
+    c.write_text("a,b,y\n1,2,0\n1_000,2,1\n")
+    with pytest.raises(
+        DataError, match=r"column 'a' mixes numbers and text: line 2 holds 1, line 3 holds '1_000'"
+    ):
+        load("csv", c)
+
+
 # ---------------------------------------------------------------------------------------------- IDX (MNIST)
 
 

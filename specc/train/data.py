@@ -491,7 +491,24 @@ def _bind(
     _check_classes_statically(info, opts["classes"])
     if opts["split"] is not None:
         _check_split_statically(info.name, opts["split"])
+    if isinstance(values.get("delimiter"), str):
+        values["delimiter"] = _delimiter(info.name, str(values["delimiter"]))
     return values, opts
+
+
+def _delimiter(ds: str, text: str) -> str:
+    """A csv's cell separator: one character; `"\\t"` as written in a spec (a backslash and a t: strings have no
+    escapes) is a tab. Python's csv module raised a TypeError at training on anything else."""
+    if text in ("\\t", "tab"):
+        return "\t"
+    if len(text) != 1 or text in ('"', "\n", "\r"):
+        shown = "an empty string" if not text else repr(text)
+        raise DataError(
+            f"{ds}: delimiter={shown}: the cell separator is one character (not a quote or a line break)",
+            hint='e.g. delimiter=";" or delimiter="\\t" for a tab',
+            field="delimiter",
+        )
+    return text
 
 
 def _check_split_statically(ds: str, split: object) -> None:
@@ -1260,6 +1277,9 @@ def _npz_members(ds: str, name: str, archive: zipfile.ZipFile, hint: str) -> dic
 
 
 def _parse_float(s: str) -> float | None:
+    """A cell's number as a CSV writer spells it; None for text, and for Python's own spellings (`1_000`)."""
+    if "_" in s:
+        return None
     try:
         return float(s)
     except ValueError:
@@ -1267,11 +1287,16 @@ def _parse_float(s: str) -> float | None:
 
 
 def _is_int(s: str) -> bool:
+    if "_" in s:
+        return False
     try:
         int(s)
     except ValueError:
         return False
     return True
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _csv(
@@ -1337,6 +1362,13 @@ def _csv(
                 raise DataError(
                     f"{where} holds {cells[bad]} at line {lines[bad]}; every number must be finite",
                     hint=missing_hint,
+                )
+            # read as f32, a larger number is inf (and the finite check on the examples named no line)
+            big = next((i for i, v in enumerate(parsed) if abs(v or 0.0) > _F32_MAX), None)
+            if big is not None and not (col_name == target and all(_is_int(c) for c in cells)):
+                raise DataError(
+                    f"{where} holds {cells[big]} at line {lines[big]}, too large for f32 (|x| ≤ 3.4e38)",
+                    hint="rescale the column (e.g. to its logarithm, or to other units)",
                 )
             if col_name == target:
                 ints = [int(c) for c in cells] if all(_is_int(c) for c in cells) else None
@@ -1778,7 +1810,13 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 (
                     Param("path", "path", doc="a CSV file with a header row"),
                     Param("target", "str", "y", "the label column"),
-                    Param("delimiter", "str", ",", "cell separator", positional=False),
+                    Param(
+                        "delimiter",
+                        "str",
+                        ",",
+                        'cell separator, one character ("\\t": a tab)',
+                        positional=False,
+                    ),
                     Param(
                         "dtype",
                         "str",
