@@ -559,3 +559,13 @@ def test_text_labels_keep_their_names_in_label_order(tmp_path: Path) -> None:
     p.write_text("a,label\n1,0\n2,1\n")
     assert load("csv", p, target="label").class_names == ()  # integer labels: no names
     assert load("digits").class_names == ()
+
+
+def test_a_data_error_is_a_spec_error_for_code_that_loads_data_itself(tmp_path: Path) -> None:
+    """examples/use_in_flax.py calls load_data: its DataError was no SpecError, so `except specc.SpecError`, the
+    library's one exception for a user's mistake, let a missing file through."""
+    import specc
+
+    with pytest.raises(specc.SpecError) as e:
+        load("npz", tmp_path / "nope.npz")
+    assert isinstance(e.value, DataError) and e.value.render().startswith("file error: npz: no such file")

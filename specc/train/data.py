@@ -24,11 +24,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import takes_positional
+from ..errors import Diagnostic, SpecError, takes_positional
 from ..ir.dims import integral
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from ..source import Source
 else:
 
     class _DeferredNumpy:
@@ -60,8 +62,10 @@ __all__ = [
 _DATA_DIR = Path(__file__).resolve().with_name("_data")
 
 
-class DataError(Exception):
-    """A data-set problem a user can fix: missing file, wrong format, bad option or argument, field mismatch.
+class DataError(SpecError):
+    """A data-set problem a user can fix: missing file, wrong format, bad option or argument, field mismatch. A
+    SpecError (with no place in a spec: the trainer locates it at the `data =` line, `data_error`), so that code
+    calling `load_data` itself (examples/use_in_flax.py) catches it as the library's every other mistake.
 
     Attributes:
         message: what was expected and what was found, in one sentence (also `str(err)`).
@@ -73,11 +77,14 @@ class DataError(Exception):
     def __init__(
         self, message: str, hint: str = "", field: str | None = None, kind: str = "data error"
     ) -> None:
-        super().__init__(message)
+        super().__init__([Diagnostic(kind, message, None, hint)])
         self.message = message
         self.hint = hint
         self.field = field
         self.kind = kind
+
+    def with_sources(self, sources: Mapping[str, Source]) -> SpecError:
+        return SpecError(self.diagnostics, {**sources, **self.sources})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1296,7 +1303,7 @@ def _is_int(s: str) -> bool:
     return True
 
 
-_F32_MAX = float(np.finfo(np.float32).max)
+_F32_MAX = 3.4028234663852886e38  # np.finfo(np.float32).max, without importing NumPy here
 
 
 def _csv(
