@@ -64,9 +64,15 @@ class Spec:
         return out.stdout.decode() if out.returncode == 0 else None
 
     def build(self, rngs: Any = None, model: str | None = None, **kwargs: Any) -> Any:
-        """The model as an ordinary flax.nnx.Module (imports JAX)."""
+        """The model as an ordinary flax.nnx.Module (imports JAX); `rngs` an nnx.Rngs, or an int seed."""
+        from flax import nnx
+
         from .backend.flax import build_module
 
+        if isinstance(rngs, int) and not isinstance(rngs, bool):
+            rngs, kwargs = None, {**kwargs, "seed": rngs}
+        elif rngs is not None and not isinstance(rngs, nnx.Rngs):
+            raise TypeError(f"build(rngs=...) takes an nnx.Rngs or an int seed, got {type(rngs).__name__}")
         return build_module(self.graph(model), rngs=rngs, **kwargs)
 
     def dumps(self, model: str | None = None) -> str:

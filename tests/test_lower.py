@@ -246,8 +246,32 @@ def test_call_values_trace_and_unused_inputs() -> None:
     assert vals["h"].shape == (5, 8) and float(vals["h"].min()) >= 0
     tr = model.trace({"x": x, "y": np.zeros(5, np.int32)})
     assert set(tr) == {n.name for n in g.nodes}
-    with pytest.raises(KeyError, match="no value named"):
+    with pytest.raises(SpecError, match="no value named"):
         model.values({"x": x}, ["nope"])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"x": np.ones((5, 3), np.float32)}, "x has the shape [5, 3], but model MLP takes x: f32[N, 4]"),
+        ({"x": np.ones((4,), np.float32)}, "x has the shape [4], but model MLP takes x: f32[N, 4]"),
+        (
+            {"x": np.ones((2, 5, 4), np.float32)},
+            "x has the shape [2, 5, 4], but model MLP takes x: f32[N, 4]",
+        ),
+        ({"x": "abc"}, "x is not an array of numbers (str)"),
+        ({"q": np.ones((5, 4), np.float32)}, "model MLP has no input 'q'"),
+    ],
+)
+def test_a_call_with_inputs_the_model_does_not_take_is_a_spec_error(call: dict, message: str) -> None:
+    """A built module called with a wrong width failed inside dot_general, and with a wrong rank it broadcast
+    silently (logits [2, 5, 3] from x [2, 5, 4]); a positional array failed on its truth value."""
+    model = build_module(load(MLP), rngs=nnx.Rngs(0))
+    with pytest.raises(SpecError) as e:
+        model(**call)
+    assert e.value.diagnostics[0].message == message
+    with pytest.raises(SpecError, match="takes its inputs by name, got a positional ndarray"):
+        model(np.ones((5, 4), np.float32))
 
 
 def test_train_eval_switch_dropout() -> None:

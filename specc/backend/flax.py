@@ -23,6 +23,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
+from ..errors import SpecError, dym_suffix
 from ..ir.dims import Dim
 from ..ir.graph import Fn, Graph, Node, Ref, path_between
 from ..ir.types import JNP_NAMES, TensorType
@@ -641,6 +642,41 @@ class Pending:
 TOGETHER_MAX_NODES = 1024
 
 
+def check_call_inputs(graph: Graph, given: Mapping[str, Any]) -> None:
+    """A call's inputs against the model's: known names, and each array's rank and fixed sizes (static shapes,
+    so traced values are checked as they are traced, once)."""
+    declared = {name: graph.nodes[nid].type for name, nid in graph.inputs}
+    for name, v in given.items():
+        if name not in declared:
+            raise SpecError.one(
+                "value error",
+                f"model {graph.model} has no input '{name}'{dym_suffix(name, list(declared))}",
+                None,
+                f"its inputs: {', '.join(f'{k}: {t}' for k, t in declared.items())}",
+            )
+        t = declared[name]
+        shape = getattr(v, "shape", None)
+        if shape is None and (isinstance(v, str | bytes) or np.asarray(v).dtype.kind not in "biuf"):
+            raise SpecError.one(
+                "value error",
+                f"{name} is not an array of numbers ({type(v).__name__})",
+                None,
+                f"give {name}: {t}",
+            )
+        shape = tuple(np.shape(v)) if shape is None else tuple(shape)
+        wrong = len(shape) != len(t.dims) or any(
+            d.is_const and int(n) != d.value for d, n in zip(t.dims, shape, strict=True)
+        )
+        if wrong:
+            raise SpecError.one(
+                "value error",
+                f"{name} has the shape {list(shape)}, but model {graph.model} takes {name}: {t}",
+                None,
+                f"give {name} {len(t.dims)} axes: {t.dims[0]} examples first"
+                + ("" if len(t.dims) < 2 else ", then " + ", ".join(str(d) for d in t.dims[1:])),
+            )
+
+
 class SpecModule(nnx.Module):
     """A spec's model as a flax.nnx.Module.
 
@@ -776,8 +812,21 @@ class SpecModule(nnx.Module):
         return self.plan.graph
 
     def __call__(self, inputs: Mapping[str, Any] | None = None, /, **kw: Any) -> dict[str, Any]:
-        """The model's outputs, by name."""
-        return self.values({**(inputs or {}), **kw}, [name for name, _ in self.plan.graph.outputs])
+        """The model's outputs, by name; the inputs by name (`model(x=...)` or `model({"x": ...})`), each of its
+        declared rank and fixed sizes (a SpecError naming the input, as `Run.predict` gives, where JAX failed
+        deep in an op or broadcast a wrong rank silently)."""
+        graph = self.plan.graph
+        if inputs is not None and not isinstance(inputs, Mapping):
+            first = graph.inputs[0][0] if graph.inputs else "x"
+            raise SpecError.one(
+                "value error",
+                f"model {graph.model} takes its inputs by name, got a positional {type(inputs).__name__}",
+                None,
+                f"call it as model({first}=...) or model({{'{first}': ...}})",
+            )
+        given = {**(inputs or {}), **kw}
+        check_call_inputs(graph, given)
+        return self.values(given, [name for name, _ in graph.outputs])
 
     def values(
         self, inputs: Mapping[str, Any], names: Iterable[str], given: Mapping[str, Any] | None = None
@@ -792,8 +841,12 @@ class SpecModule(nnx.Module):
             elif name in self.plan.by_name:
                 refs[name] = Ref(self.plan.by_name[name].id)
             else:
-                known = ", ".join(vmap)
-                raise KeyError(f"model {self.plan.graph.model} has no value named {name!r}; it has: {known}")
+                raise SpecError.one(
+                    "value error",
+                    f"model {self.plan.graph.model} has no value named {name!r}{dym_suffix(name, list(vmap))}",
+                    None,
+                    f"its values: {', '.join(list(vmap)[:30])}{', ...' if len(vmap) > 30 else ''}",
+                )
         targets = [r.node for r in refs.values()]
         plan = self.plan
         # a run folds its copies into one loop: only its last copy's carried values exist afterwards
