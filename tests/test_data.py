@@ -569,3 +569,13 @@ def test_a_data_error_is_a_spec_error_for_code_that_loads_data_itself(tmp_path: 
     with pytest.raises(specc.SpecError) as e:
         load("npz", tmp_path / "nope.npz")
     assert isinstance(e.value, DataError) and e.value.render().startswith("file error: npz: no such file")
+
+
+def test_a_csv_split_by_another_separator_is_named_in_the_hint(tmp_path: Path) -> None:
+    """`csv("semi.csv")` of a;b;y said the file had no column 'y' and hinted at target=, not at delimiter=."""
+    for sep, spelled in ((";", '";"'), ("\t", '"\\t"')):
+        p = tmp_path / "s.csv"
+        p.write_text(sep.join("aby") + "\n" + sep.join("120") + "\n" + sep.join("341") + "\n")
+        with pytest.raises(DataError, match="has no column 'y'") as e:
+            load("csv", p)
+        assert e.value.hint == f"the header reads as one column: give delimiter={spelled}"

@@ -207,6 +207,8 @@ def test_an_npy_is_the_input_of_a_model_of_one_input(tmp_path: Path) -> None:
             [":2: 10 values in this row", "x: f32[N, 64] takes 64", "give each row 64 numbers"],
         ),
         (b",".join([b"1"] * 64) + b"\n\n" + b",".join([b"1"] * 63) + b"\n", [":3: 63 values in this row"]),
+        # the training csv, its label column kept: one value too many
+        (b",".join([b"1"] * 65) + b"\n", [":1: 65 values in this row", "its label column kept? drop it"]),
         (b",".join([b"1"] * 64) + b"\n" + b"1," * 5 + b"a" + b",1" * 58 + b"\n", [":2: column 6 holds 'a'"]),
         (b"caf\xe9," + b",".join([b"a"] * 63) + b"\n", [":1: not a UTF-8 text file", "0xe9"]),
         (b"a,b\n\n", ["has no data rows"]),

@@ -1348,9 +1348,14 @@ def _csv(
         raise DataError(f"csv: {name}: duplicate column name(s) {', '.join(dupes)}")
     if target not in header:
         dym = _did_you_mean(target, header)
+        # a header of one column holding another separator: the file's cells are not split by `delimiter`
+        spelled = {";": '";"', "\t": '"\\t"', "|": '"|"'}
+        other = next((d for d in spelled if d != delimiter and len(header) == 1 and d in header[0]), None)
         raise DataError(
             f"csv: {name} has no column '{target}'; columns: {', '.join(header)}",
-            hint=dym or 'choose the label column with target="..."',
+            hint=f"the header reads as one column: give delimiter={spelled[other]}"
+            if other
+            else dym or 'choose the label column with target="..."',
             field="target",
         )
     if not rows:

@@ -386,6 +386,8 @@ def _read_csv(needed: Sequence[Input], path: Path) -> tuple[dict[str, np.ndarray
                 f"{path}:{line}: {len(row)} values in this row, but a row is one example, and {ruled}",
                 "give every row as many values, or an .npz"
                 if free
+                else "one value more than the input takes: is it the training csv, its label column kept? drop it"
+                if len(row) == width + 1
                 else f"give each row {width} numbers separated by commas; a header row is optional",
             )
     if free and width % per_step:
