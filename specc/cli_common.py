@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -66,10 +67,16 @@ def reports_spec_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             )
             _fail(err, kwargs.get("as_json", False))
         except KeyboardInterrupt as e:  # a second Ctrl-C, or one outside the trainer's loop: say so
-            click.echo("specc: interrupted", err=True)
+            note = getattr(e, "note", "")  # what a second Ctrl-C in a run left undone (loop.Stopped)
+            click.echo("specc: interrupted" + (f" {note}" if note else ""), err=True)
             # a checkpoint Orbax's threads are writing is abandoned (--resume skips an unfinished one); as the
             # interpreter exits, their work fails, and absl logged each failure with its traceback
             logging.getLogger("absl").disabled = True
+            # a timer the interrupt left running kept the process from exiting until it fired: JAX's 60 s one
+            # that warns of a slow TPU start, when the Ctrl-C came between its start and the try that cancels it
+            for thread in threading.enumerate():
+                if isinstance(thread, threading.Timer):
+                    thread.cancel()
             sys.exit(128 + getattr(e, "signum", 2))  # a second SIGTERM in a run (loop.Stopped): 143, else 130
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: click prints them and exits 2

@@ -114,11 +114,13 @@ class TrainResult:
 
 
 class Stopped(KeyboardInterrupt):
-    """A second SIGINT or SIGTERM during a run: it stops at once (`specc: interrupted`), exiting 128 + signum."""
+    """A second SIGINT or SIGTERM during a run: it stops at once (`specc: interrupted`, then `note`: what it left
+    undone), exiting 128 + signum."""
 
     def __init__(self, signum: int) -> None:
         super().__init__()
         self.signum = signum
+        self.note = ""
 
 
 # ---- multi-host -----------------------------------------------------------------------------------------------
@@ -441,9 +443,13 @@ class _Interrupt:
     the end only (the default) lost every epoch; now it stops and saves as Ctrl-C does, exiting 143 (128 + 15)
     where Ctrl-C exits 130, as a shell, Slurm and Kubernetes expect of a graceful stop on SIGTERM."""
 
-    def __init__(self) -> None:
+    def __init__(self, after: _Interrupt | None = None) -> None:
         self.requested = False
         self.signum: int = signal.SIGINT  # the first signal taken
+        # after: the run loop's; once it took a signal, any one here is a second. A stopped run's checkpoints are
+        # written under this one, and a second Ctrl-C was held until they were, then called "Ctrl-C after the
+        # last step" (at step 146 of 1,437)
+        self._taken = after is not None and after.requested
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
@@ -451,7 +457,7 @@ class _Interrupt:
             self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
             def handler(signum: int, frame: Any) -> None:
-                if self.requested:
+                if self.requested or self._taken:
                     raise Stopped(signum)
                 self.requested, self.signum = True, signum
 
@@ -570,7 +576,8 @@ def train_and_evaluate(
     execution: str = "auto",
     log_gradients: bool = False,
 ) -> TrainResult:
-    """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there).
+    """Train `config`'s model, writing metrics.jsonl, checkpoints and curves.png under `workdir` (only there, but
+    for JAX's compilation cache, in the user's cache folder: compile_cache.py).
 
     Args:
         config: the checked train section (`specc.train.spec.build_config`).
@@ -1055,9 +1062,6 @@ def train_and_evaluate(
                 reporter.end_epoch("")
                 if status == "interrupted":
                     save(epoch, bi + 1)
-                    reporter.say(
-                        f"interrupted at step {step}; checkpoint saved in {ckpt_dir} (continue with --resume)"
-                    )
                 break
             sums, count = jax.device_get((state["sums"], state["n"]))
             seconds = time.perf_counter() - t0
@@ -1125,9 +1129,6 @@ def train_and_evaluate(
             ):
                 save(epoch, 0)
             if status == "interrupted":
-                reporter.say(
-                    f"interrupted at step {step}; checkpoint saved in {ckpt_dir} (continue with --resume)"
-                )
                 break
             if stopped:
                 reporter.say(
@@ -1140,8 +1141,17 @@ def train_and_evaluate(
                     break
     # A Ctrl-C while the last checkpoints and curves.png are written is held until they are (a second one
     # interrupts at once): raised at once, it left best/ empty and no line said so.
-    with _Interrupt() as finishing:
-        params, note = _finish(config, graph, history, primary, workdir, loggers, saver, state, drawer)
+    with _Interrupt(after=interrupt) as finishing:
+        try:
+            params, note = _finish(config, graph, history, primary, workdir, loggers, saver, state, drawer)
+        except Stopped as e:
+            e.note = (
+                f"at step {step}, without waiting for its checkpoints to be written; --resume continues from the "
+                f"last whole one in {ckpt_dir}"
+            )
+            raise
+    if status == "interrupted":  # said once the checkpoint is written: a second Ctrl-C may abandon it
+        reporter.say(f"interrupted at step {step}; checkpoint saved in {ckpt_dir} (continue with --resume)")
     if note:
         notes.append(note)
         reporter.say(note)
