@@ -579,3 +579,14 @@ def test_a_csv_split_by_another_separator_is_named_in_the_hint(tmp_path: Path) -
         with pytest.raises(DataError, match="has no column 'y'") as e:
             load("csv", p)
         assert e.value.hint == f"the header reads as one column: give delimiter={spelled}"
+
+
+def test_an_idx_label_beyond_9_is_named_in_the_label_file(tmp_path: Path) -> None:
+    """A label of 42 was caught only by the class check, whose hint asked for a model of 43 scores."""
+    images = np.zeros((3, 28, 28), np.uint8)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", images, 0x803, compress=False)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([3, 42, 4]), 0x801, compress=False)
+    with pytest.raises(
+        DataError, match=r"train-labels-idx1-ubyte holds the label 42 \(label 1\); mnist has classes"
+    ):
+        load("mnist", tmp_path)
