@@ -386,6 +386,19 @@ def test_block_alone() -> None:
     assert code == 2 and "did you mean 'Basic'" in err and "Identity" in err
 
 
+def test_block_alone_whose_call_passes_a_quote_or_a_backslash(tmp_path: Path) -> None:
+    """`--block B` rebuilt the first call's arguments as text without escaping a string's `"` or `\\`: a valid
+    spec failed with a syntax error in `<block B>`."""
+    f = tmp_path / "q.net"
+    f.write_text(
+        "block B(tag) {\n  input x: [N, F]\n  y = x -> dense(4)\n  output y\n}\n"
+        'model M {\n  input x: f32[N, 8]\n  y = x -> B("say \\"hi\\" \\\\")\n  output y\n}\n'
+    )
+    code, dot, err = run_cli("dot", f, "--block", "B")
+    assert code == 0, err
+    assert "dense 4" in dot
+
+
 def test_block_with_defaults_is_drawn_without_a_model(tmp_path: Path) -> None:
     f = tmp_path / "b.net"
     f.write_text(

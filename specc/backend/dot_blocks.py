@@ -290,6 +290,11 @@ def block_graph(spec: Any, name: str, model: str | None = None) -> Graph:
 
 
 def _source(v: Any) -> str:
+    """An argument of the block's first call as .net text: a string escaped as the formatter writes it (a `"`
+    in it ended the string, and `--block` failed on a valid spec)."""
     if isinstance(v, str):
-        return '"' + v + '"'
+        from ..frontend import ast
+        from ..frontend.fmt import format_expr
+
+        return format_expr(ast.Str(v))
     return fmt_attr(v)
