@@ -585,3 +585,15 @@ def test_connectors_name_one_value_each_in_reading_order(tmp_path: Path) -> None
 
     leaves = [(row(m, "o"), row(m, "i")) for m in order]
     assert leaves == sorted(leaves), leaves
+
+
+def test_a_growth_rate_named_k_is_not_drawn_as_a_window() -> None:
+    """DenseNet's `DenseLayer(k)` (the growth rate, 32) was labelled `DenseLayer ×6, 32×32`, a 32×32 conv on a
+    slide; EfficientNet's `k` is its kernel and stays a window."""
+    by_stem = {p.stem: p for p in SPECS}
+    code, dot, err = run_cli("dot", by_stem["densenet121"], "--collapse")
+    assert code == 0, err
+    assert "DenseLayer ×6, 32<" in dot and "32×32" not in dot
+    code, dot, err = run_cli("dot", by_stem["efficientnet_b0"], "--collapse")
+    assert code == 0, err
+    assert "MBConv 3×3, 6, 24 /2" in dot and "MBConv 5×5" in dot

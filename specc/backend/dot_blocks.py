@@ -19,6 +19,19 @@ from ..ir.graph import Graph, Node, Scope, fmt_attr
 # argument names read as a window (`3×3`) and as a stride (`/2`) in a block's label
 KERNEL_ARGS = ("k", "kernel", "kernel_size", "ksize", "window", "size")
 STRIDE_ARGS = ("stride", "strides", "s")
+# `k` and `size` name other things too (DenseNet's growth rate k = 32 read as a 32×32 window on a slide): as a
+# window, they are at most AlexNet's 11
+AMBIGUOUS_KERNEL_ARGS = ("k", "size")
+LARGEST_WINDOW = 11
+
+
+def _is_window(name: str, v: object) -> bool:
+    if name not in KERNEL_ARGS or not isinstance(v, int | tuple):
+        return False
+    if name not in AMBIGUOUS_KERNEL_ARGS:
+        return True
+    sizes = v if isinstance(v, tuple) else (v,)
+    return all(isinstance(x, int) and 1 <= x <= LARGEST_WINDOW for x in sizes)
 
 
 def block_label(s: Scope, copies: int = 1) -> str:
@@ -27,7 +40,7 @@ def block_label(s: Scope, copies: int = 1) -> str:
     others: list[str] = []
     stride = ""
     for k, v in s.args:
-        if k in KERNEL_ARGS and isinstance(v, (int, tuple)):
+        if _is_window(k, v):
             kernel.append("×".join(map(str, v)) if isinstance(v, tuple) else f"{v}×{v}")
         elif k in STRIDE_ARGS:
             stride = (
