@@ -369,3 +369,39 @@ def test_server_exits_cleanly_without_importing_jax(session: Session) -> None:
     assert session.client._server is not None and session.client._server.returncode == 0
     assert session.modules.read_text() == "none"
     assert not session.logs, session.logs  # no internal error was logged during the session
+
+
+def test_a_request_before_initialize_is_answered_server_not_initialized(tmp_path: Path) -> None:
+    """A hover sent before `initialize` got `null` and a log line calling it an internal error, a bug in specc;
+    it is the client's mistake, which the protocol answers with -32002 (ServerNotInitialized)."""
+    import json
+    import subprocess
+
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "textDocument/hover",
+            "params": {"textDocument": {"uri": "file:///x.net"}, "position": {"line": 0, "character": 0}},
+        }
+    ).encode()
+    with subprocess.Popen(
+        [sys.executable, "-m", "specc", "lsp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        proc.stdin.flush()
+        length = 0
+        while (line := proc.stdout.readline().strip()) != b"":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        reply = json.loads(proc.stdout.read(length))
+        proc.stdin.close()  # end of input: the server exits
+        proc.wait(timeout=60)
+        err = proc.stderr.read()
+    assert reply["id"] == 1 and reply["error"]["code"] == -32002, reply
+    assert b"internal error" not in err, err

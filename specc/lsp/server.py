@@ -240,12 +240,23 @@ def make_server() -> SpecServer:
     """A server with the specc features registered (not yet started)."""
     server = SpecServer()
 
+    def initialized() -> None:
+        """A request before `initialize` is the client's mistake, answered as the protocol says (-32002), not
+        logged as a bug in specc."""
+        from pygls.exceptions import JsonRpcServerNotInitialized
+
+        try:
+            server.workspace  # noqa: B018  # pygls raises RuntimeError until the client initialised the server
+        except RuntimeError:
+            raise JsonRpcServerNotInitialized() from None
+
     def safe(f: F) -> F:
         """Log what a handler raises instead of failing the request: an editor must never see a crash."""
         if asyncio.iscoroutinefunction(f):
 
             @functools.wraps(f)
             async def run_async(params: Any) -> Any:
+                initialized()
                 try:
                     return await f(params)
                 except NotOpen:
@@ -258,6 +269,7 @@ def make_server() -> SpecServer:
 
         @functools.wraps(f)
         def run(params: Any) -> Any:
+            initialized()
             try:
                 return f(params)
             except NotOpen:
