@@ -154,3 +154,11 @@ def test_a_name_defined_twice_hides_no_other_diagnostic() -> None:
         (19, 27, "shape error"),
         (27, 22, "argument error"),
     ]
+
+
+def test_hover_on_a_block_call_shows_what_it_is_passed() -> None:
+    """A block call's hover read "`c3.Basic`: → `f32[N, 28, 28, 128]`", the arrow with nothing before it."""
+    path = ROOT / "specs/resnet18.net"
+    a = analyse(path, path.read_text())
+    h = hover(a, *_at(a, "Basic(128"))
+    assert h is not None and "`f32[N, 56, 56, 64]` → `f32[N, 28, 28, 128]`; params 230,144" in h.markdown

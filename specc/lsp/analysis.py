@@ -342,7 +342,13 @@ def _block_hover(a: Analysis, b: ast.BlockDef, L: int, C: int) -> str:
             if shared
             else f"params {params:,}" + (f" (+{state:,} state)" if state else "")
         )
-        lines.append(f"- `{path}`: → `{outs}`; {what}")
+        # what the call passes in: the values from outside the instance its nodes read, in order (an op's hover
+        # shows its input type before the arrow; a block's showed the arrow alone)
+        g = _graph_of(a, nodes[0])
+        inside = {n.id for n in nodes}
+        passed = list(dict.fromkeys(r for n in nodes for r in n.inputs if r.node not in inside))
+        ins = ", ".join(str(g.type_of(r)) for r in passed) if g is not None else ""
+        lines.append(f"- `{path}`: `{ins}` → `{outs}`; {what}" if ins else f"- `{path}`: → `{outs}`; {what}")
     if len(instances) > _MAX_SHOWN:
         lines.append(f"- and {len(instances) - _MAX_SHOWN} more instances")
     return "\n\n".join(out) + ("\n\n" + "\n".join(lines) if lines else "")
