@@ -32,6 +32,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
     return out, result.history
 
 
+def trained_from(spec: Path, text: str) -> Path:
+    """`text` written to `spec` and trained by `specc train` into `run/` beside it; the run folder."""
+    spec.write_text(text)
+    out = spec.parent / "run"
+    r = CliRunner().invoke(main, ["train", str(spec), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
 @pytest.mark.slow
 def test_load_run_reproduces_the_runs_own_validation_figures(tiny_run) -> None:
     out, history = tiny_run
@@ -162,15 +171,12 @@ def test_a_run_on_text_labels_predicts_them_by_name(tmp_path: Path) -> None:
         for name, (a, b) in centres.items()
     ]
     (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
-    spec = tmp_path / "iris.net"
-    spec.write_text(
+    out = trained_from(
+        tmp_path / "iris.net",
         "model Iris {\n  input x: f32[N, 2]\n  input y: i32[N]\n  logits = x -> dense(3)\n  output logits\n}\n"
         'train {\n  data = csv("iris.csv", target="species", split=0.8, normalize=true)\n'
-        "  loss = cross_entropy(logits, y)\n  optimizer = adam(lr=0.1)\n  epochs = 30\n  batch = 16\n}\n"
+        "  loss = cross_entropy(logits, y)\n  optimizer = adam(lr=0.1)\n  epochs = 30\n  batch = 16\n}\n",
     )
-    out = tmp_path / "run"
-    r = CliRunner().invoke(main, ["train", str(spec), "--out", str(out)])
-    assert r.exit_code == 0, r.output
     assert json.loads((out / "classes.json").read_text()) == {"y": ["setosa", "versicolor", "virginica"]}
     (tmp_path / "q.csv").write_text("sepal,petal\n5.0,1.4\n6.6,5.5\n5.9,4.2\n")
     r = CliRunner().invoke(main, ["predict", str(out), str(tmp_path / "q.csv")])
@@ -453,15 +459,12 @@ def test_evaluate_on_other_data_numbers_text_labels_as_the_run_did(tmp_path: Pat
     (tmp_path / "dogs.csv").write_text("a,b,c,d,y\n" + "\n".join(dogs) + "\n")
     (tmp_path / "dogs_num.csv").write_text("a,b,c,d,y\n" + "\n".join(r[:-3] + "1" for r in dogs) + "\n")
     (tmp_path / "odd.csv").write_text("a,b,c,d,y\n" + "\n".join(r[:-3] + "Dog" for r in dogs) + "\n")
-    spec = tmp_path / "m.net"
-    spec.write_text(
+    out = trained_from(
+        tmp_path / "m.net",
         "model M {\n  input x: f32[N, 4]\n  input y: i32[N]\n  logits = x -> dense(8) -> relu -> dense(2)\n"
         '  output logits\n}\ntrain {\n  data = csv("text.csv", split=0.8)\n  loss = cross_entropy(logits, y)\n'
-        "  metrics = [accuracy(logits, y)]\n  epochs = 3\n}\n"
+        "  metrics = [accuracy(logits, y)]\n  epochs = 3\n}\n",
     )
-    out = tmp_path / "run"
-    r = CliRunner().invoke(main, ["train", str(spec), "-o", str(out)])
-    assert r.exit_code == 0, r.output
     run = specc.load_run(out)
     assert run.class_names == ("cat", "dog")
     by_name = run.evaluate(f'csv("{tmp_path / "dogs.csv"}")')
