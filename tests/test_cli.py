@@ -233,3 +233,14 @@ def test_compile_refuses_json_with_emit() -> None:
     """`compile --emit ir --json` printed the IR and ignored --json without a word."""
     code, _, err = invoke("compile", MLP, "--emit", "ir", "--json")
     assert code == 2 and "--json prints the table as JSON and --emit ir writes the ir form: give one" in err
+
+
+def test_check_of_a_file_shows_every_models_warnings(tmp_path: Path) -> None:
+    """A file checked whole reported its first model's `softmax(axis=0)` only with `--model A`."""
+    spec = tmp_path / "w.net"
+    spec.write_text(
+        "model A {\n  input x: f32[N, 64]\n  h = x -> softmax(axis=0)\n  output h\n}\n"
+        "model B {\n  input x: f32[N, 64]\n  h = x -> dense(3)\n  output h\n}\n"
+    )
+    code, _, err = invoke("check", str(spec))
+    assert code == 0 and f"{spec}:3:20: warning: softmax(axis=0) normalises over axis 0" in err, err

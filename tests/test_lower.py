@@ -757,3 +757,15 @@ def _compiles(text: str) -> None:
         outs = got[n.name] if isinstance(got[n.name], tuple) else (got[n.name],)
         for t, o in zip(n.outputs, outs, strict=True):
             assert (tuple(o.shape), o.dtype) == concrete(t, env), f"{n.name} ({n.op}): {t} vs {o}\n{text}"
+
+
+def test_a_call_missing_an_input_or_mixing_sizes_is_a_spec_error() -> None:
+    """`model()` raised ValueError, and inputs of two batch sizes failed deep in JAX (or passed where one was
+    unused): both SpecErrors naming the inputs now."""
+    model = build_module(load(MLP), rngs=nnx.Rngs(0))
+    with pytest.raises(SpecError) as e:
+        model()
+    assert e.value.diagnostics[0].message == "logits needs the input(s) x"
+    with pytest.raises(SpecError) as e:
+        model(x=np.ones((5, 4), np.float32), y=np.zeros((4,), np.int32))
+    assert e.value.diagnostics[0].message == "y has N = 4, and x has N = 5"

@@ -538,3 +538,24 @@ def test_an_objectives_keys_are_set_by_its_name_and_epochs_that_changes_nothing_
     assert r.exit_code == 2 and r.stderr.startswith(
         "--set:1:1: name error: unknown key 'epoch' of objective teacher; did you mean 'epochs'?"
     )
+
+
+def test_a_stage_cycle_made_by_set_is_located_in_the_option(tmp_path: Path) -> None:
+    """`--set teacher.after=student` crashed (StopIteration, exit 3): the cycle check looked up the `after` line
+    in the file's section, which has none."""
+    from specc.cli import main
+
+    spec = Path(__file__).resolve().parents[1] / "specs" / "distillation.net"
+    r = CliRunner().invoke(main, ["check", str(spec), "--set", "teacher.after=student"])
+    assert r.exit_code == 1 and "--set:1:15: value error: objective 'teacher' runs after itself" in r.stderr
+    # an objective named like a train key the train section does not write is set by its name
+    text = (
+        spec.read_text()
+        .replace("objective teacher", "objective optimizer")
+        .replace("after     = teacher", "after     = optimizer")
+    )
+    (tmp_path / "o.net").write_text(text)
+    cfg = build_config(
+        specc.load(tmp_path / "o.net"), specc.load(tmp_path / "o.net").graph(), ["optimizer.epochs=1"]
+    )
+    assert [(o.name, o.epochs) for o in cfg.objectives] == [("optimizer", 1), ("student", 20)]

@@ -320,7 +320,7 @@ def test_force_removes_the_replaced_points_and_resume_takes_no_stray_run(tmp_pat
     """`sweep --set width=4,8 --force` over a sweep of width=4,8,16 left width=16/ with its run: `plot curves
     out/*/` drew it, and a later --resume naming width=16 again continued that old run as this sweep's point.
     Now --force removes the replaced points' runs (a user's file keeps its folder), and --resume refuses a point
-    folder holding a run the sweep never started."""
+    folder holding a run the sweep never started, or another run than the one it finished."""
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY, encoding="utf-8")
     out = tmp_path / "sweep"
@@ -340,3 +340,8 @@ def test_force_removes_the_replaced_points_and_resume_takes_no_stray_run(tmp_pat
     shutil.copytree(out / "width=4", out / "width=16")  # a run no sweep of this folder started
     code, _, err = invoke("sweep", spec, "--set", "width=4,16", "--out", out, "--resume")
     assert code == 1 and "width=16 holds a run that this sweep never started" in err, err
+    # a finished point whose folder now holds another run is not skipped as this sweep's
+    code, _, err = invoke("train", spec, "--model", "Linear", "--out", out / "width=4", "--force")
+    assert code == 0, err
+    code, _, err = invoke("sweep", spec, "--set", "width=4", "--out", out, "--resume")
+    assert code == 1 and "resume error: the run trained model Linear, this spec gives Tiny" in err, err

@@ -646,6 +646,7 @@ def check_call_inputs(graph: Graph, given: Mapping[str, Any]) -> None:
     """A call's inputs against the model's: known names, and each array's rank and fixed sizes (static shapes,
     so traced values are checked as they are traced, once)."""
     declared = {name: graph.nodes[nid].type for name, nid in graph.inputs}
+    sizes: dict[str, tuple[int, str]] = {}  # a size name (N, T) → its value and the input that gave it
     for name, v in given.items():
         if name not in declared:
             raise SpecError.one(
@@ -675,6 +676,18 @@ def check_call_inputs(graph: Graph, given: Mapping[str, Any]) -> None:
                 f"give {name} {len(t.dims)} axes: {t.dims[0]} examples first"
                 + ("" if len(t.dims) < 2 else ", then " + ", ".join(str(d) for d in t.dims[1:])),
             )
+        for d, n in zip(t.dims, shape, strict=True):
+            size = str(d)
+            if d.is_const or not size.isidentifier() or not isinstance(n, int):
+                continue
+            first, other = sizes.setdefault(size, (n, name))
+            if first != n:
+                raise SpecError.one(
+                    "value error",
+                    f"{name} has {size} = {n}, and {other} has {size} = {first}",
+                    None,
+                    f"the inputs share the size {size}: give them the same {size}",
+                )
 
 
 class SpecModule(nnx.Module):
@@ -858,7 +871,13 @@ class SpecModule(nnx.Module):
         for name, r in refs.items():
             v = vals[r.node]
             if v is None:
-                raise ValueError(f"{name} needs the input(s) {', '.join(self._missing(inputs, r.node))}")
+                missing = self._missing(inputs, r.node)
+                raise SpecError.one(
+                    "value error",
+                    f"{name} needs the input(s) {', '.join(missing)}",
+                    None,
+                    f"give them by name: model({', '.join(f'{k}=...' for k in missing)})",
+                )
             out[name] = v[r.index] if isinstance(v, tuple) else v
         return out
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SpecError
 from ..ir.graph import Graph, Node
 from .subject import Subject, located, model_values, plot_error
 
@@ -132,9 +133,9 @@ def generate(
             given[d.name] = z
     try:
         out = model_values(subject.model, inputs, [name], given)[name]
-    except ValueError as e:  # the value needs a fed input too (a conditional generator)
+    except SpecError as e:  # the value needs a fed input too (a conditional generator)
         raise plot_error(
-            str(e),
+            e.diagnostics[0].message,
             "give a conditional generator's other inputs with --input NAME=VALUES (--input y=0..9 --n 100: a row "
             "for each class), or name a value made from the latent alone with --image",
         ) from None

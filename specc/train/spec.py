@@ -1678,11 +1678,11 @@ def _check_stage_order(
             chain.append(cur)
             cur = after.get(cur)
         if cur == name:
-            e = next(e for e in defs[name].entries if e.key == "after")
+            e = next((e for e in defs[name].entries if e.key == "after"), None)
             diags.add(
                 "value error",
                 f"objective '{name}' runs after itself: {' after '.join([*chain, name])}",
-                _unpipe(e.value).span,
+                _unpipe(e.value).span if e is not None else defs[name].span,
                 "let one objective of the chain start first (drop its `after`)",
             )
 
@@ -1723,10 +1723,12 @@ def _check_into(
         sources[o.source.name] = o.source
     mdef = _model_def(program, graph, getattr(spec, "model", None))
     train = program.trains[0] if program.trains else None
-    # `--set teacher.epochs=2`: a key of the objective section of that name (a train key of the name wins)
+    # `--set teacher.epochs=2`: a key of the objective section of that name (a train key of the name that the
+    # train section writes wins: `objective optimizer {...}` beside a train section without an optimizer)
     names = list(program.objectives)
+    written = {e.key for e in train.entries} if train else set()
     aimed = [
-        o for o in ovs if o.path[0] in names and o.path[0] not in TRAIN_KEYS and not sets_let(o, program.lets)
+        o for o in ovs if o.path[0] in names and o.path[0] not in written and not sets_let(o, program.lets)
     ]
     ovs = [o for o in ovs if all(o is not a for a in aimed)]
     entries = _apply_overrides(train.entries if train else (), ovs, diags, program.lets, names)
@@ -1822,7 +1824,7 @@ def _check_into(
             ob = _objective(od, ck, opt if "optimizer" in seen else None, instances, names)
             if ob is not None:
                 objs.append(ob)
-        _check_stage_order(objs, program.objectives, diags)
+        _check_stage_order(objs, {od.name: od for od in objectives}, diags)  # as --set left them
     elif "loss" not in seen:
         diags.add(
             "value error",
@@ -2323,4 +2325,9 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
         summary["warnings"] = Warnings(graph.warnings, sources)
     diags.raise_if_any(sources)
     assert summary is not None
+    # the other models' own warnings (`softmax(axis=0)` in a file's first model), before the default's
+    theirs = tuple(w for name in list(spec.program.models)[: len(others)] for w in spec.graph(name).warnings)
+    if theirs:
+        mine = summary.get("warnings") or Warnings()
+        summary["warnings"] = Warnings(theirs + mine.diagnostics, {**sources, **(mine.sources or {})})
     return summary

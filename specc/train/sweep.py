@@ -429,6 +429,11 @@ def sweep_command(
 
     if resume:
         _refuse_unrecorded_points(out, done, todo)
+        from .rundir import check_resumable, specc_run
+
+        for p, graph, config in planned:  # a point skipped as finished must still hold this sweep's run
+            if p.name not in todo and (run := specc_run(out / p.name)) is not None:
+                check_resumable(run, config, graph)
     for p, graph, config in planned:  # a clash with a folder's run shows now, not after hours of the sweep
         if p.name in todo:
             rundir.prepare(out / p.name, config, graph, resume=resume, force=force)
