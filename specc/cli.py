@@ -570,7 +570,7 @@ def evaluate(run: Path, data: str | None, checkpoint: str, as_json: bool) -> Non
     where = {
         "validation": "the validation split",
         "training": "the TRAINING data (the run has no validation split; --data evaluates on other data)",
-        "data": f"--data {data}",
+        "data": f"--data {data}" + (" (its validation split)" if on.get("part") == "validation" else ""),
     }[on["split"]]
     click.echo(f"on {where}: {on['examples']:,} examples")
     table = Table()

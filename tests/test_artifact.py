@@ -468,6 +468,12 @@ def test_evaluate_on_other_data_numbers_text_labels_as_the_run_did(tmp_path: Pat
     run = specc.load_run(out)
     assert run.class_names == ("cat", "dog")
     by_name = run.evaluate(f'csv("{tmp_path / "dogs.csv"}")')
+    assert run.evaluated_on == {
+        "split": "data",
+        "examples": 107,
+        "data": f'csv("{tmp_path / "dogs.csv"}")',
+        "part": "all",
+    }
     by_number = run.evaluate(f'csv("{tmp_path / "dogs_num.csv"}")')
     assert by_name == by_number and by_name["accuracy"] != 1 - by_number["accuracy"]
     with pytest.raises(

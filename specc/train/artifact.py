@@ -188,7 +188,8 @@ class Run:
     record: dict[str, Any] = field(default_factory=dict, repr=False)
     class_names: tuple[str, ...] = ()
     data_sizes: dict[str, int] = field(default_factory=dict)
-    # what the last `evaluate` ran on: {"split": "validation" | "training" | "data", "examples": n}
+    # what the last `evaluate` ran on: {"split": "validation" | "training" | "data", "examples": n}; for "data",
+    # also the --data expression and the part of its examples ("validation" where it splits them, else "all")
     evaluated_on: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def named_classes(self, outputs: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
@@ -267,6 +268,8 @@ class Run:
             ds = _by_run_classes(ds, splits.class_names, self.class_names, config)
         split = "data" if data is not None else "validation" if splits.val is not None else "training"
         self.evaluated_on = {"split": split, "examples": len(ds)}
+        if data is not None:  # which part of --data's examples: its validation split where it makes one
+            self.evaluated_on.update(data=data, part="validation" if splits.val is not None else "all")
         if stats:
             from .data import DataSet
 
