@@ -290,7 +290,11 @@ def start(
         workdir.mkdir(parents=True, exist_ok=True)
         replaced = None if resuming else specc_run(workdir)
         if replaced is not None:
+            before = recorded_checkpoint_dir(workdir)  # read before remove_own deletes config.json
             remove_own(workdir, config.checkpoint_dir, replaced)
+            old = workdir / before if before is not None and before != config.checkpoint_dir else None
+            if old is not None and old.is_dir() and not any(old.iterdir()):  # the replaced run's, now empty
+                old.rmdir()
         if resuming:  # the run is ours and this process holds its folder (`held`): no save is under way
             from .checkpoint import remove_unfinished
 
