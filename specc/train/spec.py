@@ -2326,7 +2326,7 @@ def check_spec(spec: Any, overrides: Sequence[str | Override] = ()) -> dict[str,
     diags.raise_if_any(sources)
     assert summary is not None
     # the other models' own warnings (`softmax(axis=0)` in a file's first model), before the default's
-    theirs = tuple(w for name in list(spec.program.models)[: len(others)] for w in spec.graph(name).warnings)
+    theirs = tuple(w for o in others for w in spec.graph(o["model"]).warnings)
     if theirs:
         mine = summary.get("warnings") or Warnings()
         summary["warnings"] = Warnings(theirs + mine.diagnostics, {**sources, **(mine.sources or {})})
